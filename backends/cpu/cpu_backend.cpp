@@ -1,0 +1,445 @@
+#include "backends/cpu/cpu_backend.h"
+
+#include <Eigen/Core>
+#include <algorithm>
+#include <cstring>
+#include <optional>
+
+#include "core/errors.h"
+#include "core/numerics/digest.h"
+#include "core/numerics/gdn_step.h"
+#include "core/numerics/inputs.h"
+
+namespace specstate {
+namespace {
+
+using num::bf16_bits;
+using Bf16Array = Eigen::Array<bf16_bits, Eigen::Dynamic, 1>;
+using F32Array = Eigen::Array<float, Eigen::Dynamic, 1>;
+
+// Parameters of one layer, decoded from bf16 once.
+struct LayerParams {
+  F32Array conv_taps;  // [conv_dim, W]
+  F32Array a_log;      // [HV]
+  F32Array dt_bias;    // [HV]
+};
+
+// Where a sequence's token inputs come from.
+struct InputSource {
+  std::optional<TokenSpan> generated;  // regenerate from (seed, request, position, layer)
+  int32_t payload_slot = kNoRow;       // else read tokens 0..count-1 of this payload slot
+  int32_t count = 0;
+};
+
+// One sequence of tokens run from one state, with everything the primitives may ask for.
+struct SequenceJob {
+  bool from_zero = false;
+  StateLoc from;
+  PendingReplay pending;        // replayed first, rounded to the pool dtype, committed
+  InputSource inputs;
+  std::vector<StateWrite> writes;  // full state (SSM + conv window) after k tokens
+  const int32_t* ssm_only_rows = nullptr;  // window mode: SSM after token j -> rows[j]
+  bool rewrite_wide_conv = false;          // window mode: conv buffer of from.conv_row
+  int32_t payload_out_slot = kNoRow;       // payload mode
+  bf16_bits* outputs = nullptr;            // [tokens, layers, HV, V] or null
+};
+
+class CpuBackend final : public StateBackend {
+ public:
+  CpuBackend(const PoolShape& shape, uint64_t seed);
+
+  std::string name() const override { return "cpu"; }
+  bool supports(Capability) const override { return true; }
+  AllocationReport allocations() const override;
+
+ private:
+  void do_prefill(std::span<const PrefillTask> tasks) override;
+  void do_verify(VerifyMode mode, std::span<const VerifyTask> tasks) override;
+  void do_replay(std::span<const ReplayTask> tasks) override;
+  void do_copy_rows(std::span<const RowCopy> copies) override;
+  void do_fill_row(int32_t row, uint8_t byte) override;
+  RowBytes do_read(const StateLoc& loc, int32_t first_col, int32_t cols) const override;
+  uint64_t do_digest(const StateLoc& loc, int32_t first_col, int32_t cols) const override;
+  VerifyOutputs do_read_outputs() const override { return outputs_; }
+  std::vector<bf16_bits> do_read_payload(int32_t slot) const override;
+
+  void run(const SequenceJob& job);
+  void run_layer(const SequenceJob& job, int layer);
+
+  // Row-major element offsets.
+  int64_t conv_index(int32_t row, int32_t channel, int32_t col) const {
+    return (int64_t{row} * geo().conv_dim() + channel) * shape().conv_cols + col;
+  }
+  int64_t ssm_index(int32_t row) const { return int64_t{row} * geo().ssm_elements_per_layer(); }
+  int64_t payload_index(int32_t slot, int32_t token) const {
+    return (int64_t{slot} * shape().payload_tokens + token) * shape().payload_token_elements();
+  }
+  const ModelGeometry& geo() const { return shape().geometry; }
+  bool ssm_f32() const { return shape().ssm_dtype == SsmDtype::kF32; }
+
+  void load_ssm(int layer, int32_t row, float* dst) const;
+  void store_ssm(int layer, int32_t row, const float* src);
+
+  std::vector<LayerParams> params_;
+  std::vector<Bf16Array> conv_;      // per layer [state_rows, conv_dim, conv_cols]
+  std::vector<F32Array> ssm_f32_;    // per layer [state_rows, HV, K, V] (f32 pools)
+  std::vector<Bf16Array> ssm_bf16_;  // per layer [state_rows, HV, K, V] (bf16 pools)
+  std::vector<Bf16Array> payload_;   // per layer [slots, tokens, conv_dim + 2*HV]
+  VerifyOutputs outputs_;
+};
+
+CpuBackend::CpuBackend(const PoolShape& shape, uint64_t seed) : StateBackend(shape, seed) {
+  const ModelGeometry& g = geo();
+  const int64_t rows = shape.state_rows;
+  for (int l = 0; l < g.layers; ++l) {
+    LayerParams p;
+    p.conv_taps.resize(int64_t{g.conv_dim()} * g.conv_width);
+    for (int c = 0; c < g.conv_dim(); ++c) {
+      for (int t = 0; t < g.conv_width; ++t) {
+        p.conv_taps[int64_t{c} * g.conv_width + t] = num::bf16_to_float(num::gen_conv_weight(seed, l, c, t));
+      }
+    }
+    p.a_log.resize(g.num_v_heads);
+    p.dt_bias.resize(g.num_v_heads);
+    for (int h = 0; h < g.num_v_heads; ++h) {
+      p.a_log[h] = num::bf16_to_float(num::gen_a_log(seed, l, h));
+      p.dt_bias[h] = num::bf16_to_float(num::gen_dt_bias(seed, l, h));
+    }
+    params_.push_back(std::move(p));
+    conv_.push_back(Bf16Array::Zero(rows * g.conv_dim() * shape.conv_cols));
+    if (ssm_f32()) {
+      ssm_f32_.push_back(F32Array::Zero(rows * g.ssm_elements_per_layer()));
+    } else {
+      ssm_bf16_.push_back(Bf16Array::Zero(rows * g.ssm_elements_per_layer()));
+    }
+    payload_.push_back(Bf16Array::Zero(int64_t{shape.payload_slots} * shape.payload_tokens *
+                                       shape.payload_token_elements()));
+  }
+}
+
+AllocationReport CpuBackend::allocations() const {
+  AllocationReport r;
+  for (const auto& a : conv_) r.conv_bytes += a.size() * int64_t(sizeof(bf16_bits));
+  for (const auto& a : ssm_f32_) r.ssm_bytes += a.size() * int64_t(sizeof(float));
+  for (const auto& a : ssm_bf16_) r.ssm_bytes += a.size() * int64_t(sizeof(bf16_bits));
+  for (const auto& a : payload_) r.payload_bytes += a.size() * int64_t(sizeof(bf16_bits));
+  return r;
+}
+
+void CpuBackend::load_ssm(int layer, int32_t row, float* dst) const {
+  const int64_t n = geo().ssm_elements_per_layer();
+  if (ssm_f32()) {
+    std::memcpy(dst, ssm_f32_[layer].data() + ssm_index(row), n * sizeof(float));
+  } else {
+    const bf16_bits* src = ssm_bf16_[layer].data() + ssm_index(row);
+    for (int64_t i = 0; i < n; ++i) dst[i] = num::bf16_to_float(src[i]);
+  }
+}
+
+void CpuBackend::store_ssm(int layer, int32_t row, const float* src) {
+  const int64_t n = geo().ssm_elements_per_layer();
+  if (ssm_f32()) {
+    std::memcpy(ssm_f32_[layer].data() + ssm_index(row), src, n * sizeof(float));
+  } else {
+    bf16_bits* dst = ssm_bf16_[layer].data() + ssm_index(row);
+    for (int64_t i = 0; i < n; ++i) dst[i] = num::bf16_from_float(src[i]);
+  }
+}
+
+void CpuBackend::run(const SequenceJob& job) {
+  for (int l = 0; l < geo().layers; ++l) run_layer(job, l);
+}
+
+// The step for one layer of one sequence. The conv history holds, per channel, the W-1 window
+// values followed by every token's raw input; the window after token j is hist[j+1 .. j+W-1].
+void CpuBackend::run_layer(const SequenceJob& job, int layer) {
+  const ModelGeometry& g = geo();
+  const int C = g.conv_dim(), W = g.conv_width, wc = g.conv_state_cols();
+  const int H = g.num_k_heads, HV = g.num_v_heads, K = g.head_k_dim, V = g.head_v_dim;
+  const int ratio = g.v_heads_per_k_head();
+  const float q_scale = g.query_scale();
+  const LayerParams& p = params_[layer];
+  const int pending = job.pending.count;
+  const int n_new = job.inputs.count;
+  const int n_total = pending + n_new;
+  const int hist_cols = wc + n_total;
+
+  // Working state: SSM fp32 [HV, K, V], conv history [C, hist_cols] bf16.
+  std::vector<float> S(g.ssm_elements_per_layer(), 0.0f);
+  std::vector<bf16_bits> hist(int64_t{C} * hist_cols, 0);
+  if (!job.from_zero) {
+    load_ssm(layer, job.from.ssm_row, S.data());
+    for (int c = 0; c < C; ++c) {
+      for (int t = 0; t < wc; ++t) {
+        hist[int64_t{c} * hist_cols + t] = conv_[layer][conv_index(job.from.conv_row, c, job.from.conv_offset + t)];
+      }
+    }
+  }
+
+  std::vector<bf16_bits> x(C), a(HV), b(HV);
+  std::vector<float> conv_out(C), q_hat(int64_t{H} * K), k_hat(int64_t{H} * K);
+  std::vector<float> m(V), delta(V), o(V), in(W);
+
+  auto write_full_state = [&](int32_t row, int after) {
+    store_ssm(layer, row, S.data());
+    for (int c = 0; c < C; ++c) {
+      for (int t = 0; t < wc; ++t) {
+        conv_[layer][conv_index(row, c, t)] = hist[int64_t{c} * hist_cols + after + t];
+      }
+    }
+  };
+
+  for (int j = 0; j < n_total; ++j) {
+    const bool is_pending = j < pending;
+    const int jn = j - pending;  // index among the new tokens
+    // 1. Inputs.
+    const bf16_bits* from_payload = nullptr;
+    if (is_pending) {
+      from_payload = payload_[layer].data() + payload_index(job.pending.payload_slot, j);
+    } else if (!job.inputs.generated) {
+      from_payload = payload_[layer].data() + payload_index(job.inputs.payload_slot, jn);
+    }
+    if (from_payload) {
+      std::copy(from_payload, from_payload + C, x.begin());
+      std::copy(from_payload + C, from_payload + C + HV, a.begin());
+      std::copy(from_payload + C + HV, from_payload + C + 2 * HV, b.begin());
+    } else {
+      const TokenSpan& span = *job.inputs.generated;
+      const num::TokenCoord coord{seed(), span.request_id, uint64_t(span.first_position + jn), uint32_t(layer)};
+      for (int c = 0; c < C; ++c) x[c] = num::gen_conv_input(coord, c);
+      for (int h = 0; h < HV; ++h) {
+        a[h] = num::gen_gate_a(coord, h);
+        b[h] = num::gen_gate_b(coord, h);
+      }
+    }
+    if (!is_pending && job.payload_out_slot != kNoRow) {
+      bf16_bits* dst = payload_[layer].data() + payload_index(job.payload_out_slot, jn);
+      std::copy(x.begin(), x.end(), dst);
+      std::copy(a.begin(), a.end(), dst + C);
+      std::copy(b.begin(), b.end(), dst + C + HV);
+    }
+
+    // 2. Conv: append x to the history, convolve the last W values of each channel.
+    for (int c = 0; c < C; ++c) {
+      bf16_bits* hc = hist.data() + int64_t{c} * hist_cols;
+      hc[wc + j] = x[c];
+      for (int t = 0; t < W; ++t) in[t] = num::bf16_to_float(hc[j + t]);  // x_j is hc[wc + j]
+      conv_out[c] = num::conv_channel(in.data(), p.conv_taps.data() + int64_t{c} * W, W);
+    }
+
+    // 3. Normalised q and k per key head.
+    for (int h = 0; h < H; ++h) {
+      const float* q = conv_out.data() + int64_t{h} * K;
+      const float* k = conv_out.data() + g.key_dim() + int64_t{h} * K;
+      const float dq = num::l2_norm_denominator(q, K);
+      const float dk = num::l2_norm_denominator(k, K);
+      for (int i = 0; i < K; ++i) {
+        q_hat[int64_t{h} * K + i] = num::normalize_query(q[i], dq, q_scale);
+        k_hat[int64_t{h} * K + i] = num::normalize_key(k[i], dk);
+      }
+    }
+
+    // 4. Recurrence per value head; lanes are the V columns (gdn_column, vectorised).
+    for (int hv = 0; hv < HV; ++hv) {
+      const num::Gates gates = num::gdn_gates(num::bf16_to_float(a[hv]), num::bf16_to_float(b[hv]),
+                                              p.a_log[hv], p.dt_bias[hv]);
+      const float* kh = k_hat.data() + int64_t{hv / ratio} * K;
+      const float* qh = q_hat.data() + int64_t{hv / ratio} * K;
+      const float* v = conv_out.data() + 2 * g.key_dim() + int64_t{hv} * V;
+      float* s = S.data() + int64_t{hv} * K * V;
+      std::fill(m.begin(), m.end(), 0.0f);
+      for (int i = 0; i < K; ++i) {
+        float* row = s + int64_t{i} * V;
+        const float ki = kh[i];
+        for (int col = 0; col < V; ++col) {
+          row[col] = gates.alpha * row[col];
+          m[col] = std::fma(row[col], ki, m[col]);
+        }
+      }
+      for (int col = 0; col < V; ++col) delta[col] = gates.beta * (v[col] - m[col]);
+      std::fill(o.begin(), o.end(), 0.0f);
+      for (int i = 0; i < K; ++i) {
+        float* row = s + int64_t{i} * V;
+        const float ki = kh[i], qi = qh[i];
+        for (int col = 0; col < V; ++col) {
+          row[col] = std::fma(ki, delta[col], row[col]);
+          o[col] = std::fma(row[col], qi, o[col]);
+        }
+      }
+      if (!is_pending && job.outputs) {
+        bf16_bits* dst = job.outputs + ((int64_t{jn} * g.layers + layer) * HV + hv) * V;
+        for (int col = 0; col < V; ++col) dst[col] = num::bf16_from_float(o[col]);
+      }
+    }
+
+    // 5. Writes after this token.
+    if (is_pending) {
+      if (j == pending - 1) {
+        // Continue from the committed value exactly as stored in the pool dtype.
+        if (!ssm_f32()) {
+          for (float& e : S) e = num::round_to_bf16(e);
+        }
+        write_full_state(job.pending.commit_row, j + 1);
+      }
+      continue;
+    }
+    for (const StateWrite& w : job.writes) {
+      if (w.after_tokens == jn + 1) write_full_state(w.row, j + 1);
+    }
+    if (job.ssm_only_rows && job.ssm_only_rows[jn] != kNoRow) {
+      store_ssm(layer, job.ssm_only_rows[jn], S.data());
+    }
+  }
+
+  if (job.rewrite_wide_conv) {
+    // [window[1..W-2], x_0 .. x_{n-1}]: the window after new token j starts at column j.
+    const int first = pending + 1;
+    const int cols = wc - 1 + n_new;
+    for (int c = 0; c < C; ++c) {
+      for (int t = 0; t < cols; ++t) {
+        conv_[layer][conv_index(job.from.conv_row, c, t)] = hist[int64_t{c} * hist_cols + first + t];
+      }
+    }
+  }
+}
+
+void CpuBackend::do_prefill(std::span<const PrefillTask> tasks) {
+  for (const PrefillTask& t : tasks) {
+    SequenceJob job;
+    job.from_zero = t.from_zero;
+    job.from = t.from;
+    job.inputs.generated = t.tokens;
+    job.inputs.count = t.tokens.count;
+    job.writes = t.writes;
+    run(job);
+  }
+}
+
+void CpuBackend::do_verify(VerifyMode mode, std::span<const VerifyTask> tasks) {
+  const ModelGeometry& g = geo();
+  int32_t tokens = 0;
+  for (const VerifyTask& t : tasks) tokens = std::max(tokens, t.tokens.count);
+  const int64_t per_token = int64_t{g.layers} * g.num_v_heads * g.head_v_dim;
+  outputs_.tasks = int32_t(tasks.size());
+  outputs_.tokens = tokens;
+  outputs_.values.assign(tasks.size() * tokens * per_token, 0);
+  for (size_t i = 0; i < tasks.size(); ++i) {
+    const VerifyTask& t = tasks[i];
+    if (t.from.is_none()) continue;
+    SequenceJob job;
+    job.from = t.from;
+    job.pending = t.pending;
+    job.inputs.generated = t.tokens;
+    job.inputs.count = t.tokens.count;
+    job.outputs = outputs_.values.data() + i * tokens * per_token;
+    switch (mode) {
+      case VerifyMode::kStateRows:
+        for (int j = 0; j < t.tokens.count; ++j) {
+          if (t.out_rows[j] != kNoRow) job.writes.push_back({j + 1, t.out_rows[j]});
+        }
+        break;
+      case VerifyMode::kWindow:
+        job.ssm_only_rows = t.out_rows.data();
+        job.rewrite_wide_conv = true;
+        break;
+      case VerifyMode::kPayload:
+        job.payload_out_slot = t.payload_slot;
+        break;
+    }
+    run(job);
+  }
+}
+
+void CpuBackend::do_replay(std::span<const ReplayTask> tasks) {
+  for (const ReplayTask& t : tasks) {
+    if (t.from.is_none()) continue;
+    SequenceJob job;
+    job.from = t.from;
+    job.inputs.payload_slot = t.payload_slot;
+    job.inputs.count = t.count;
+    job.writes.push_back({t.count, t.dst_row});
+    run(job);
+  }
+}
+
+void CpuBackend::do_copy_rows(std::span<const RowCopy> copies) {
+  // Read every source first: a copy may shift a window inside its own row.
+  std::vector<RowBytes> sources;
+  for (const RowCopy& c : copies) {
+    sources.push_back(c.src.is_none() || c.dst_row == kNoRow
+                          ? RowBytes{}
+                          : do_read(c.src, c.src.conv_offset, geo().conv_state_cols()));
+  }
+  const ModelGeometry& g = geo();
+  const int wc = g.conv_state_cols();
+  for (size_t i = 0; i < copies.size(); ++i) {
+    const RowCopy& c = copies[i];
+    if (c.src.is_none() || c.dst_row == kNoRow) continue;
+    const RowBytes& src = sources[i];
+    const int64_t ssm_bytes = shape().ssm_row_bytes();
+    for (int l = 0; l < g.layers; ++l) {
+      for (int ch = 0; ch < g.conv_dim(); ++ch) {
+        for (int t = 0; t < wc; ++t) {
+          conv_[l][conv_index(c.dst_row, ch, t)] = src.conv[(int64_t{l} * g.conv_dim() + ch) * wc + t];
+        }
+      }
+      uint8_t* dst = ssm_f32() ? reinterpret_cast<uint8_t*>(ssm_f32_[l].data() + ssm_index(c.dst_row))
+                               : reinterpret_cast<uint8_t*>(ssm_bf16_[l].data() + ssm_index(c.dst_row));
+      std::memcpy(dst, src.ssm.data() + l * ssm_bytes, ssm_bytes);
+    }
+  }
+}
+
+void CpuBackend::do_fill_row(int32_t row, uint8_t byte) {
+  const ModelGeometry& g = geo();
+  for (int l = 0; l < g.layers; ++l) {
+    std::memset(conv_[l].data() + conv_index(row, 0, 0), byte, shape().conv_row_bytes());
+    uint8_t* dst = ssm_f32() ? reinterpret_cast<uint8_t*>(ssm_f32_[l].data() + ssm_index(row))
+                             : reinterpret_cast<uint8_t*>(ssm_bf16_[l].data() + ssm_index(row));
+    std::memset(dst, byte, shape().ssm_row_bytes());
+  }
+}
+
+RowBytes CpuBackend::do_read(const StateLoc& loc, int32_t first_col, int32_t cols) const {
+  const ModelGeometry& g = geo();
+  RowBytes out;
+  out.conv.resize(int64_t{g.layers} * g.conv_dim() * cols);
+  out.ssm.resize(shape().ssm_row_bytes() * g.layers);
+  for (int l = 0; l < g.layers; ++l) {
+    for (int ch = 0; ch < g.conv_dim(); ++ch) {
+      for (int t = 0; t < cols; ++t) {
+        out.conv[(int64_t{l} * g.conv_dim() + ch) * cols + t] = conv_[l][conv_index(loc.conv_row, ch, first_col + t)];
+      }
+    }
+    const uint8_t* src =
+        ssm_f32() ? reinterpret_cast<const uint8_t*>(ssm_f32_[l].data() + ssm_index(loc.ssm_row))
+                  : reinterpret_cast<const uint8_t*>(ssm_bf16_[l].data() + ssm_index(loc.ssm_row));
+    std::memcpy(out.ssm.data() + l * shape().ssm_row_bytes(), src, shape().ssm_row_bytes());
+  }
+  return out;
+}
+
+uint64_t CpuBackend::do_digest(const StateLoc& loc, int32_t first_col, int32_t cols) const {
+  return digest_of(do_read(loc, first_col, cols), shape(), cols);
+}
+
+std::vector<bf16_bits> CpuBackend::do_read_payload(int32_t slot) const {
+  const ModelGeometry& g = geo();
+  const int64_t per_token = shape().payload_token_elements();
+  std::vector<bf16_bits> out(int64_t{shape().payload_tokens} * g.layers * per_token);
+  for (int t = 0; t < shape().payload_tokens; ++t) {
+    for (int l = 0; l < g.layers; ++l) {
+      const bf16_bits* src = payload_[l].data() + payload_index(slot, t);
+      std::copy(src, src + per_token, out.begin() + (int64_t{t} * g.layers + l) * per_token);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+std::unique_ptr<StateBackend> make_cpu_backend(const PoolShape& shape, uint64_t seed) {
+  return std::make_unique<CpuBackend>(shape, seed);
+}
+
+}  // namespace specstate

@@ -1,0 +1,251 @@
+#include "backends/state_backend.h"
+
+#include <set>
+#include <stdexcept>
+#include <string>
+
+#include "core/numerics/digest.h"
+
+namespace specstate {
+namespace {
+
+[[noreturn]] void bad_call(const std::string& message) {
+  throw std::invalid_argument("StateBackend: " + message);
+}
+
+// Rows a call reads and writes, to refuse tasks that would race with each other.
+class RowAccess {
+ public:
+  explicit RowAccess(const char* call) : call_(call) {}
+  void begin_task() {
+    task_reads_.clear();
+    task_writes_.clear();
+  }
+  void read(int32_t row) {
+    if (row != kNoRow) task_reads_.insert(row);
+  }
+  void write(int32_t row) {
+    if (row != kNoRow) task_writes_.insert(row);
+  }
+  void end_task() {
+    for (int32_t row : task_writes_) {
+      if (writes_.count(row) || reads_.count(row)) {
+        bad_call(std::string(call_) + ": row " + std::to_string(row) +
+                 " is written by one task and read or written by another of the same call");
+      }
+    }
+    for (int32_t row : task_reads_) {
+      if (writes_.count(row)) {
+        bad_call(std::string(call_) + ": row " + std::to_string(row) +
+                 " is read by one task and written by another of the same call");
+      }
+    }
+    reads_.insert(task_reads_.begin(), task_reads_.end());
+    writes_.insert(task_writes_.begin(), task_writes_.end());
+  }
+
+ private:
+  const char* call_;
+  std::set<int32_t> reads_, writes_, task_reads_, task_writes_;
+};
+
+}  // namespace
+
+StateBackend::StateBackend(PoolShape shape, uint64_t seed) : shape_(std::move(shape)), seed_(seed) {
+  const ModelGeometry& g = shape_.geometry;
+  if (g.layers < 1 || g.num_k_heads < 1 || g.num_v_heads % g.num_k_heads != 0 ||
+      g.head_k_dim < 1 || g.head_v_dim < 1 || g.conv_width < 2) {
+    bad_call("invalid geometry for preset '" + g.preset + "'");
+  }
+  if (shape_.state_rows < 1) bad_call("state_rows must be >= 1");
+  if (shape_.conv_cols < g.conv_state_cols()) bad_call("conv_cols must be >= W-1");
+  if (shape_.payload_slots < 0 || shape_.payload_tokens < 0 ||
+      shape_.payload_tokens > kMaxVerifyTokens) {
+    bad_call("invalid payload shape");
+  }
+}
+
+StateBackend::~StateBackend() = default;
+
+void StateBackend::check_row(int32_t row, const char* what) const {
+  if (row < 0 || row >= shape_.state_rows) {
+    bad_call(std::string(what) + ": row " + std::to_string(row) + " outside 0.." +
+             std::to_string(shape_.state_rows - 1));
+  }
+}
+
+void StateBackend::check_loc(const StateLoc& loc, const char* what) const {
+  check_row(loc.ssm_row, what);
+  check_row(loc.conv_row, what);
+  const int32_t max_offset = shape_.conv_cols - shape_.geometry.conv_state_cols();
+  if (loc.conv_offset < 0 || loc.conv_offset > max_offset) {
+    bad_call(std::string(what) + ": conv offset " + std::to_string(loc.conv_offset) +
+             " outside 0.." + std::to_string(max_offset));
+  }
+}
+
+void StateBackend::check_slot(int32_t slot, int32_t tokens, const char* what) const {
+  if (slot < 0 || slot >= shape_.payload_slots) {
+    bad_call(std::string(what) + ": payload slot " + std::to_string(slot) + " outside 0.." +
+             std::to_string(shape_.payload_slots - 1));
+  }
+  if (tokens < 1 || tokens > shape_.payload_tokens) {
+    bad_call(std::string(what) + ": " + std::to_string(tokens) +
+             " payload tokens, a slot holds 1.." + std::to_string(shape_.payload_tokens));
+  }
+}
+
+void StateBackend::prefill(std::span<const PrefillTask> tasks) {
+  RowAccess access("prefill");
+  for (const PrefillTask& t : tasks) {
+    access.begin_task();
+    if (t.tokens.count < 1) bad_call("prefill: token count must be >= 1");
+    if (!t.from_zero) {
+      check_loc(t.from, "prefill source");
+      access.read(t.from.ssm_row);
+      access.read(t.from.conv_row);
+    }
+    for (const StateWrite& w : t.writes) {
+      check_row(w.row, "prefill write");
+      if (w.after_tokens < 1 || w.after_tokens > t.tokens.count) {
+        bad_call("prefill: write after " + std::to_string(w.after_tokens) + " of " +
+                 std::to_string(t.tokens.count) + " tokens");
+      }
+      access.write(w.row);
+    }
+    access.end_task();
+  }
+  do_prefill(tasks);
+}
+
+void StateBackend::verify(VerifyMode mode, std::span<const VerifyTask> tasks) {
+  if (mode == VerifyMode::kWindow && !supports(Capability::kWindowMode)) bad_call("window mode not supported");
+  if (mode == VerifyMode::kPayload && !supports(Capability::kPayloadMode)) bad_call("payload mode not supported");
+  RowAccess access("verify");
+  const int32_t w = shape_.geometry.conv_state_cols();
+  for (const VerifyTask& t : tasks) {
+    if (t.from.is_none()) continue;  // padding
+    access.begin_task();
+    const int32_t n = t.tokens.count;
+    if (n < 1 || n > kMaxVerifyTokens) bad_call("verify: token count " + std::to_string(n));
+    check_loc(t.from, "verify source");
+    access.read(t.from.ssm_row);
+    access.read(t.from.conv_row);
+    if (t.pending.count > 0) {
+      check_slot(t.pending.payload_slot, t.pending.count, "verify pending replay");
+      check_row(t.pending.commit_row, "verify pending commit");
+      access.write(t.pending.commit_row);
+    }
+    for (int j = n; j < kMaxVerifyTokens; ++j) {
+      if (t.out_rows[j] != kNoRow) bad_call("verify: out_rows set past the token count");
+    }
+    switch (mode) {
+      case VerifyMode::kStateRows:
+        for (int j = 0; j < n; ++j) {
+          if (t.out_rows[j] == kNoRow) continue;
+          check_row(t.out_rows[j], "verify out row");
+          access.write(t.out_rows[j]);
+        }
+        break;
+      case VerifyMode::kWindow:
+        if (w - 1 + n > shape_.conv_cols) {
+          bad_call("verify: window mode needs conv_cols >= W-2 + T");
+        }
+        for (int j = 0; j < n; ++j) {
+          if (t.out_rows[j] == kNoRow) continue;
+          check_row(t.out_rows[j], "verify out row");
+          access.write(t.out_rows[j]);
+        }
+        access.write(t.from.conv_row);
+        break;
+      case VerifyMode::kPayload:
+        check_slot(t.payload_slot, n, "verify payload");
+        if (t.pending.count > 0 && t.pending.payload_slot == t.payload_slot) {
+          bad_call("verify: pending replay and new payload share a slot");
+        }
+        break;
+    }
+    access.end_task();
+  }
+  do_verify(mode, tasks);
+}
+
+void StateBackend::replay(std::span<const ReplayTask> tasks) {
+  RowAccess access("replay");
+  for (const ReplayTask& t : tasks) {
+    if (t.from.is_none()) continue;
+    access.begin_task();
+    check_loc(t.from, "replay source");
+    check_slot(t.payload_slot, t.count, "replay payload");
+    check_row(t.dst_row, "replay destination");
+    access.read(t.from.ssm_row);
+    access.read(t.from.conv_row);
+    access.write(t.dst_row);
+    access.end_task();
+  }
+  do_replay(tasks);
+}
+
+void StateBackend::copy_rows(std::span<const RowCopy> copies) {
+  RowAccess access("copy_rows");
+  for (const RowCopy& c : copies) {
+    if (c.src.is_none() || c.dst_row == kNoRow) continue;
+    access.begin_task();
+    check_loc(c.src, "copy source");
+    check_row(c.dst_row, "copy destination");
+    access.read(c.src.ssm_row);
+    access.read(c.src.conv_row);
+    access.write(c.dst_row);
+    access.end_task();
+  }
+  do_copy_rows(copies);
+}
+
+void StateBackend::fill_row(int32_t row, uint8_t byte) {
+  check_row(row, "fill_row");
+  do_fill_row(row, byte);
+}
+
+RowBytes StateBackend::read_row(int32_t row) const {
+  check_row(row, "read_row");
+  return do_read(StateLoc::at(row), 0, shape_.conv_cols);
+}
+
+RowBytes StateBackend::read_state(const StateLoc& loc) const {
+  check_loc(loc, "read_state");
+  return do_read(loc, loc.conv_offset, shape_.geometry.conv_state_cols());
+}
+
+uint64_t StateBackend::digest_row(int32_t row) const {
+  check_row(row, "digest_row");
+  return do_digest(StateLoc::at(row), 0, shape_.conv_cols);
+}
+
+uint64_t StateBackend::digest_state(const StateLoc& loc) const {
+  check_loc(loc, "digest_state");
+  return do_digest(loc, loc.conv_offset, shape_.geometry.conv_state_cols());
+}
+
+VerifyOutputs StateBackend::read_outputs() const { return do_read_outputs(); }
+
+std::vector<num::bf16_bits> StateBackend::read_payload(int32_t slot) const {
+  if (slot < 0 || slot >= shape_.payload_slots) bad_call("read_payload: slot out of range");
+  return do_read_payload(slot);
+}
+
+uint64_t digest_of(const RowBytes& bytes, const PoolShape& shape, int32_t cols) {
+  const ModelGeometry& g = shape.geometry;
+  const size_t conv_words = size_t(g.layers) * g.conv_dim() * cols;
+  if (bytes.conv.size() != conv_words || bytes.ssm.size() != size_t(shape.ssm_row_bytes()) * g.layers) {
+    bad_call("digest_of: RowBytes do not match the pool shape");
+  }
+  uint64_t sum = 0;
+  uint64_t index = 0;
+  for (num::bf16_bits w : bytes.conv) sum += num::digest_term(index++, w);
+  for (size_t i = 0; i + 1 < bytes.ssm.size(); i += 2) {
+    sum += num::digest_term(index++, uint16_t(bytes.ssm[i] | (bytes.ssm[i + 1] << 8)));
+  }
+  return sum;
+}
+
+}  // namespace specstate

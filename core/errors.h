@@ -1,0 +1,29 @@
+// Two error mechanisms, never mixed:
+//  - InputError: the user's input is wrong (trace line, flag, preset, size). The CLI prints
+//    what() — "FILE:LINE: message" when a location is known — and exits with code 2.
+//  - SPECSTATE_ASSERT: an internal invariant is broken (a bug in specstate). It prints the
+//    invariant, the file and the line, and aborts.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+
+namespace specstate {
+
+class InputError : public std::runtime_error {
+ public:
+  explicit InputError(const std::string& message) : std::runtime_error(message) {}
+  // "FILE:LINE: message"
+  InputError(const std::string& file, long line, const std::string& message)
+      : std::runtime_error(file + ":" + std::to_string(line) + ": " + message) {}
+};
+
+[[noreturn]] void assert_fail(const char* expression, const char* message, const char* file,
+                              int line);
+
+}  // namespace specstate
+
+#define SPECSTATE_ASSERT(cond, message) \
+  do {                                  \
+    if (!(cond)) ::specstate::assert_fail(#cond, (message), __FILE__, __LINE__); \
+  } while (0)

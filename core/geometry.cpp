@@ -1,0 +1,53 @@
+#include "core/geometry.h"
+
+#include <cmath>
+
+#include "core/errors.h"
+
+namespace specstate {
+
+const std::vector<PresetInfo>& presets() {
+  static const std::vector<PresetInfo> table = {
+      {"qwen3-next-80b-a3b", "Qwen3-Next-80B-A3B", 36, 48, 16, 32, false},
+      {"qwen3.5-397b-a17b", "Qwen3.5-397B-A17B", 45, 60, 16, 64, false},
+      {"qwen3.5-122b-a10b", "Qwen3.5-122B-A10B", 36, 48, 16, 64, true},
+      {"qwen3.5-35b-a3b", "Qwen3.5-35B-A3B", 30, 40, 16, 32, false},
+      {"qwen3.5-27b", "Qwen3.5-27B", 48, 64, 16, 48, false},
+      {"qwen3.5-9b", "Qwen3.5-9B", 24, 32, 16, 32, true},
+      {"qwen3.5-2b", "Qwen3.5-2B", 18, 24, 16, 16, true},
+      {"tiny", "test geometry: 2 layers, H=2, HV=4, K=V=16", 2, 2, 2, 4, false},
+  };
+  return table;
+}
+
+float ModelGeometry::query_scale() const {
+  return static_cast<float>(1.0 / std::sqrt(static_cast<double>(head_k_dim)));
+}
+
+ModelGeometry make_geometry(std::string_view preset, int32_t tp) {
+  for (const PresetInfo& p : presets()) {
+    if (p.name != preset) continue;
+    if (tp < 1) throw InputError("tensor-parallel degree must be >= 1, got " + std::to_string(tp));
+    if (p.num_k_heads % tp != 0 || p.num_v_heads % tp != 0) {
+      throw InputError("tensor-parallel degree " + std::to_string(tp) + " does not divide the " +
+                       std::string(p.name) + " head counts (H=" + std::to_string(p.num_k_heads) +
+                       ", HV=" + std::to_string(p.num_v_heads) + ")");
+    }
+    const bool tiny = p.name == "tiny";
+    ModelGeometry g;
+    g.preset = std::string(p.name);
+    g.tp = tp;
+    g.layers = p.gdn_layers;
+    g.num_k_heads = p.num_k_heads / tp;
+    g.num_v_heads = p.num_v_heads / tp;
+    g.head_k_dim = tiny ? 16 : 128;
+    g.head_v_dim = tiny ? 16 : 128;
+    g.conv_width = 4;
+    return g;
+  }
+  std::string known;
+  for (const PresetInfo& p : presets()) known += (known.empty() ? "" : ", ") + std::string(p.name);
+  throw InputError("unknown preset '" + std::string(preset) + "' (known: " + known + ")");
+}
+
+}  // namespace specstate

@@ -1,0 +1,48 @@
+// Model geometry of the Gated DeltaNet layers and the presets of design section 8.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace specstate {
+
+struct ModelGeometry {
+  std::string preset;        // e.g. "qwen3-next-80b-a3b"
+  int32_t tp = 1;            // tensor-parallel degree the head counts below are divided by
+  int32_t layers = 0;        // GDN layers (full-attention layers hold no recurrent state)
+  int32_t num_k_heads = 0;   // H: query/key heads on this rank
+  int32_t num_v_heads = 0;   // HV: value heads on this rank
+  int32_t head_k_dim = 0;    // K
+  int32_t head_v_dim = 0;    // V
+  int32_t conv_width = 0;    // W: the conv state keeps the last W-1 inputs
+
+  int32_t key_dim() const { return num_k_heads * head_k_dim; }
+  int32_t value_dim() const { return num_v_heads * head_v_dim; }
+  // Conv channels [q | k | v].
+  int32_t conv_dim() const { return 2 * key_dim() + value_dim(); }
+  int32_t conv_state_cols() const { return conv_width - 1; }
+  // Value heads sharing one query/key head (value head h uses key head h / ratio).
+  int32_t v_heads_per_k_head() const { return num_v_heads / num_k_heads; }
+  // K^-0.5, rounded once from float64 (0x1.6a09e6p-4f for K = 128).
+  float query_scale() const;
+  int64_t ssm_elements_per_layer() const {
+    return int64_t{num_v_heads} * head_k_dim * head_v_dim;
+  }
+};
+
+struct PresetInfo {
+  std::string_view name;
+  std::string_view description;
+  int32_t gdn_layers, total_layers, num_k_heads, num_v_heads;
+  bool provisional;  // geometry from third-party tables
+};
+
+const std::vector<PresetInfo>& presets();
+
+// The geometry of `preset` on one rank of a TP-way split. Throws InputError for an unknown
+// preset or a TP degree that does not divide the head counts.
+ModelGeometry make_geometry(std::string_view preset, int32_t tp = 1);
+
+}  // namespace specstate

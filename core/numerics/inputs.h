@@ -1,0 +1,78 @@
+// Deterministic token inputs and model parameters (design section 6). Every value is a pure
+// function of (seed, stream, coordinates): an integer counter-based hash (SplitMix64's
+// finaliser, chained over the coordinates) gives 24 random bits, which are scaled into a
+// realistic range with exact float operations and rounded to bf16 with the integer formula.
+// Host and device produce the same bits, so any backend regenerates any token's inputs.
+#pragma once
+
+#include "core/numerics/bf16.h"
+
+namespace specstate::num {
+
+// Independent streams: one per kind of value.
+enum class InputStream : uint32_t {
+  kConvInput = 1,   // raw conv input x    [request, position, layer, conv channel]
+  kGateA = 2,       // a (decay input)      [request, position, layer, value head]
+  kGateB = 3,       // b (beta input)       [request, position, layer, value head]
+  kConvWeight = 4,  // conv weight          [layer, conv channel, tap]
+  kALog = 5,        // A_log                [layer, value head]
+  kDtBias = 6,      // dt_bias              [layer, value head]
+};
+
+SPECSTATE_HD inline uint64_t mix64(uint64_t z) {
+  z += 0x9E3779B97F4A7C15ull;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+SPECSTATE_HD inline uint64_t input_hash(uint64_t seed, InputStream stream, uint64_t c0, uint64_t c1,
+                                        uint64_t c2, uint64_t c3) {
+  uint64_t h = mix64(seed ^ (static_cast<uint64_t>(stream) << 56));
+  h = mix64(h ^ c0);
+  h = mix64(h ^ c1);
+  h = mix64(h ^ c2);
+  return mix64(h ^ c3);
+}
+
+// Uniform in [lo, lo + width) from the top 24 bits of h; width must be a power of two so the
+// scaling is exact, then one float add and the bf16 rounding.
+SPECSTATE_HD inline bf16_bits uniform_bf16(uint64_t h, float lo, float width) {
+  const float unit = fmul(static_cast<float>(static_cast<uint32_t>(h >> 40)), 0x1p-24f);  // exact
+  return bf16_from_float(fadd(lo, fmul(unit, width)));
+}
+
+// Ranges, chosen to look like trained Qwen3-Next activations and parameters:
+// x in [-2, 2); a in [-4, 4) and b in [-4, 4) (beta from 0.018 to 0.98);
+// conv weights in [-0.5, 0.5); A_log in [0, 2) (A from 1 to 7.4); dt_bias in [-6, -2).
+struct TokenCoord {
+  uint64_t seed;
+  uint64_t request;
+  uint64_t position;
+  uint32_t layer;
+};
+
+SPECSTATE_HD inline bf16_bits gen_conv_input(const TokenCoord& t, uint32_t channel) {
+  return uniform_bf16(input_hash(t.seed, InputStream::kConvInput, t.request, t.position, t.layer, channel),
+                      -2.0f, 4.0f);
+}
+SPECSTATE_HD inline bf16_bits gen_gate_a(const TokenCoord& t, uint32_t head) {
+  return uniform_bf16(input_hash(t.seed, InputStream::kGateA, t.request, t.position, t.layer, head),
+                      -4.0f, 8.0f);
+}
+SPECSTATE_HD inline bf16_bits gen_gate_b(const TokenCoord& t, uint32_t head) {
+  return uniform_bf16(input_hash(t.seed, InputStream::kGateB, t.request, t.position, t.layer, head),
+                      -4.0f, 8.0f);
+}
+SPECSTATE_HD inline bf16_bits gen_conv_weight(uint64_t seed, uint32_t layer, uint32_t channel,
+                                              uint32_t tap) {
+  return uniform_bf16(input_hash(seed, InputStream::kConvWeight, layer, channel, tap, 0), -0.5f, 1.0f);
+}
+SPECSTATE_HD inline bf16_bits gen_a_log(uint64_t seed, uint32_t layer, uint32_t head) {
+  return uniform_bf16(input_hash(seed, InputStream::kALog, layer, head, 0, 0), 0.0f, 2.0f);
+}
+SPECSTATE_HD inline bf16_bits gen_dt_bias(uint64_t seed, uint32_t layer, uint32_t head) {
+  return uniform_bf16(input_hash(seed, InputStream::kDtBias, layer, head, 0, 0), -6.0f, 4.0f);
+}
+
+}  // namespace specstate::num

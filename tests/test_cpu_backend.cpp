@@ -1,0 +1,217 @@
+// Properties of the primitives on the CPU reference backend, for fp32 and bf16 SSM pools:
+//  - verify of T tokens writes at output j exactly what a prefill of j+1 more tokens writes;
+//  - replay of a tokens writes exactly verify's output a-1;
+//  - all verify modes (state rows, window, payload, deferred) agree on outputs and states;
+//  - rows not named by a call are byte-for-byte unchanged (poisoned first), -1 rows skipped.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <stdexcept>
+
+#include "backends/cpu/cpu_backend.h"
+#include "tests/backend_test_util.h"
+
+namespace specstate::test {
+namespace {
+
+constexpr uint64_t kSeed = 1234;
+constexpr int32_t kT = 4;
+constexpr uint8_t kPoison = 0xA5;
+
+class CpuBackendProperties : public ::testing::TestWithParam<SsmDtype> {
+ protected:
+  std::unique_ptr<StateBackend> make(int32_t rows, bool wide_conv = false) {
+    return make_cpu_backend(make_shape("tiny", GetParam(), rows, kT, wide_conv), kSeed);
+  }
+  // Prefill request 7 with 5 tokens into `row`.
+  static void start(StateBackend& b, int32_t row) {
+    const PrefillTask t = prefill_task(7, 0, 5, row);
+    b.prefill({&t, 1});
+  }
+};
+
+TEST_P(CpuBackendProperties, VerifyOutputJEqualsPrefillOfJPlusOneTokens) {
+  auto b = make(16);
+  start(*b, 0);
+  const VerifyTask v = verify_task(7, 5, kT, StateLoc::at(0), {1, 2, 3, 4});
+  b->verify(VerifyMode::kStateRows, {&v, 1});
+  for (int j = 0; j < kT; ++j) {
+    const PrefillTask p = prefill_task(7, 5, j + 1, 10, false, StateLoc::at(0));
+    b->prefill({&p, 1});
+    EXPECT_EQ(b->read_row(10), b->read_row(1 + j)) << "token " << j;
+  }
+}
+
+// fp32 only: on a bf16 pool the state between two chunks is stored, hence rounded, to bf16
+// (as in an engine), while one prefill carries fp32 across all its tokens.
+TEST(CpuBackendF32, ChunkedPrefillEqualsOnePrefill) {
+  auto b = make_cpu_backend(make_shape("tiny", SsmDtype::kF32, 8, kT), kSeed);
+  const PrefillTask whole = prefill_task(3, 0, 9, 0);
+  b->prefill({&whole, 1});
+  const PrefillTask first = prefill_task(3, 0, 4, 1);
+  b->prefill({&first, 1});
+  const PrefillTask second = prefill_task(3, 4, 5, 1, false, StateLoc::at(1));
+  b->prefill({&second, 1});
+  EXPECT_EQ(b->read_row(0), b->read_row(1));
+}
+
+TEST_P(CpuBackendProperties, PrefillSnapshotsEqualShorterPrefills) {
+  auto b = make(8);
+  PrefillTask t = prefill_task(3, 0, 9, 0);
+  t.writes.push_back({4, 1});
+  t.writes.push_back({1, 2});
+  b->prefill({&t, 1});
+  const PrefillTask four = prefill_task(3, 0, 4, 3);
+  const PrefillTask one = prefill_task(3, 0, 1, 4);
+  b->prefill({&four, 1});
+  b->prefill({&one, 1});
+  EXPECT_EQ(b->read_row(1), b->read_row(3));
+  EXPECT_EQ(b->read_row(2), b->read_row(4));
+}
+
+TEST_P(CpuBackendProperties, ReplayOfATokensEqualsVerifyOutputAMinusOne) {
+  auto b = make(16);
+  start(*b, 0);
+  const VerifyTask inline_v = verify_task(7, 5, kT, StateLoc::at(0), {1, 2, 3, 4});
+  b->verify(VerifyMode::kStateRows, {&inline_v, 1});
+  const auto inline_outputs = b->read_outputs();
+  VerifyTask payload_v = verify_task(7, 5, kT, StateLoc::at(0));
+  payload_v.payload_slot = 2;
+  b->verify(VerifyMode::kPayload, {&payload_v, 1});
+  EXPECT_EQ(b->read_outputs().values, inline_outputs.values);
+  for (int a = 1; a <= kT; ++a) {
+    const ReplayTask r{StateLoc::at(0), 2, a, 11};
+    b->replay({&r, 1});
+    EXPECT_EQ(b->read_row(11), b->read_row(a)) << "a = " << a;
+  }
+}
+
+TEST_P(CpuBackendProperties, WindowModeKeepsEveryTokensStateAtItsOffset) {
+  auto inline_b = make(16);
+  auto window_b = make(16, /*wide_conv=*/true);
+  start(*inline_b, 0);
+  start(*window_b, 0);
+  const VerifyTask iv = verify_task(7, 5, kT, StateLoc::at(0), {1, 2, 3, 4});
+  inline_b->verify(VerifyMode::kStateRows, {&iv, 1});
+  const VerifyTask wv = verify_task(7, 5, kT, StateLoc::at(0), {0, 5, 6, 7});
+  window_b->verify(VerifyMode::kWindow, {&wv, 1});
+  EXPECT_EQ(inline_b->read_outputs().values, window_b->read_outputs().values);
+  for (int j = 0; j < kT; ++j) {
+    const StateLoc w{wv.out_rows[j], 0, j};
+    EXPECT_EQ(window_b->read_state(w), inline_b->read_state(StateLoc::at(1 + j))) << "token " << j;
+  }
+  // Continue from accepted a = 3 (SSM in row 6, window at offset 2): same as inline from row 3.
+  const VerifyTask iv2 = verify_task(7, 8, kT, StateLoc::at(3), {3, 8, 9, 10});
+  inline_b->verify(VerifyMode::kStateRows, {&iv2, 1});
+  const VerifyTask wv2 = verify_task(7, 8, kT, StateLoc{6, 0, 2}, {0, 5, 6, 7});
+  window_b->verify(VerifyMode::kWindow, {&wv2, 1});
+  EXPECT_EQ(inline_b->read_outputs().values, window_b->read_outputs().values);
+  EXPECT_EQ(window_b->read_state({7, 0, 3}), inline_b->read_state(StateLoc::at(10)));
+  // Flush: copy the window state at offset 1 down to offset 0 of its own row.
+  const RowCopy flush{{5, 0, 1}, 0};
+  window_b->copy_rows({&flush, 1});
+  EXPECT_EQ(window_b->read_state(StateLoc::at(0)), inline_b->read_state(StateLoc::at(8)));
+}
+
+TEST_P(CpuBackendProperties, DeferredReplayThenVerifyEqualsInline) {
+  auto inline_b = make(16);
+  auto deferred_b = make(16);
+  start(*inline_b, 0);
+  start(*deferred_b, 0);
+  // Step 1: verify 4 tokens, accept a = 3.
+  const VerifyTask iv = verify_task(7, 5, kT, StateLoc::at(0), {0, 1, 2, 3});
+  inline_b->verify(VerifyMode::kStateRows, {&iv, 1});
+  VerifyTask dv = verify_task(7, 5, kT, StateLoc::at(0));
+  dv.payload_slot = 0;
+  deferred_b->verify(VerifyMode::kPayload, {&dv, 1});
+  // Step 2: verify from the accepted state (inline: row 2) / replay 3 pending tokens first.
+  const VerifyTask iv2 = verify_task(7, 8, kT, StateLoc::at(2), {0, 1, 2, 3});
+  inline_b->verify(VerifyMode::kStateRows, {&iv2, 1});
+  VerifyTask dv2 = verify_task(7, 8, kT, StateLoc::at(0));
+  dv2.payload_slot = 1;
+  dv2.pending = {0, 3, 0};
+  deferred_b->verify(VerifyMode::kPayload, {&dv2, 1});
+  EXPECT_EQ(inline_b->read_outputs().values, deferred_b->read_outputs().values);
+  // The committed row holds the state after the 3 accepted tokens (as rounded in the pool).
+  auto reference = make(16);
+  start(*reference, 0);
+  const PrefillTask accepted = prefill_task(7, 5, 3, 1, false, StateLoc::at(0));
+  reference->prefill({&accepted, 1});
+  EXPECT_EQ(deferred_b->read_row(0), reference->read_row(1));
+  // Replaying the step-2 payload for a = 2 equals inline's output 1.
+  const ReplayTask r{StateLoc::at(0), 1, 2, 5};
+  deferred_b->replay({&r, 1});
+  EXPECT_EQ(deferred_b->read_row(5), inline_b->read_row(1));
+}
+
+TEST_P(CpuBackendProperties, UnnamedRowsUnchangedAndPaddingSkipped) {
+  const int32_t rows = 24;
+  auto b = make(rows);
+  for (int32_t r = 0; r < rows; ++r) b->fill_row(r, kPoison);
+  std::vector<uint64_t> before(rows);
+  for (int32_t r = 0; r < rows; ++r) before[r] = b->digest_row(r);
+  const PrefillTask p1 = prefill_task(1, 0, 3, 2);
+  const PrefillTask p2 = prefill_task(2, 0, 6, 9);
+  const PrefillTask ps[] = {p1, p2};
+  b->prefill(ps);
+  VerifyTask padding;  // from = none
+  const VerifyTask tasks[] = {verify_task(1, 3, kT, StateLoc::at(2), {2, 4, 5, -1}), padding,
+                              verify_task(2, 6, kT, StateLoc::at(9), {12, 13, 14, 15})};
+  b->verify(VerifyMode::kStateRows, tasks);
+  const auto out = b->read_outputs();
+  EXPECT_EQ(out.tasks, 3);
+  const size_t per_task = out.values.size() / 3;
+  for (size_t i = per_task; i < 2 * per_task; ++i) ASSERT_EQ(out.values[i], 0) << "padding output";
+  const RowCopy copies[] = {{StateLoc::at(14), 9}, {StateLoc{}, 20}};
+  b->copy_rows(copies);
+  const std::vector<int32_t> touched = {2, 4, 5, 9, 12, 13, 14, 15};
+  for (int32_t r = 0; r < rows; ++r) {
+    const bool named = std::find(touched.begin(), touched.end(), r) != touched.end();
+    if (named) {
+      EXPECT_NE(b->digest_row(r), before[r]) << "row " << r;
+    } else {
+      EXPECT_EQ(b->digest_row(r), before[r]) << "row " << r << " was not named but changed";
+    }
+  }
+  EXPECT_EQ(b->read_row(9), b->read_row(14));
+}
+
+TEST_P(CpuBackendProperties, DigestMatchesBytes) {
+  auto b = make(4);
+  start(*b, 1);
+  EXPECT_EQ(b->digest_row(1), digest_of(b->read_row(1), b->shape(), b->shape().conv_cols));
+  EXPECT_NE(b->digest_row(1), b->digest_row(0));
+}
+
+TEST_P(CpuBackendProperties, RefusesMalformedCalls) {
+  auto b = make(8);
+  const PrefillTask out_of_range = prefill_task(1, 0, 3, 8);
+  EXPECT_THROW(b->prefill({&out_of_range, 1}), std::invalid_argument);
+  const VerifyTask racing[] = {verify_task(1, 0, kT, StateLoc::at(0), {1, 2, 3, 4}),
+                               verify_task(2, 0, kT, StateLoc::at(4), {5, 6, 7, -1})};
+  EXPECT_THROW(b->verify(VerifyMode::kStateRows, racing), std::invalid_argument);
+  const ReplayTask too_long{StateLoc::at(0), 0, kT + 1, 1};
+  EXPECT_THROW(b->replay({&too_long, 1}), std::invalid_argument);
+  const VerifyTask bad_offset = verify_task(1, 0, kT, StateLoc{0, 0, 1}, {1});
+  EXPECT_THROW(b->verify(VerifyMode::kStateRows, {&bad_offset, 1}), std::invalid_argument);
+}
+
+INSTANTIATE_TEST_SUITE_P(Dtypes, CpuBackendProperties, ::testing::Values(SsmDtype::kF32, SsmDtype::kBF16),
+                         [](const auto& info) { return std::string(dtype_name(info.param)); });
+
+// The same property on one real layer (K = V = 128, HV = 32): vectorised loops over 128 columns.
+TEST(CpuBackendRealLayer, VerifyOutputJEqualsPrefill) {
+  for (SsmDtype dtype : {SsmDtype::kF32, SsmDtype::kBF16}) {
+    auto b = make_cpu_backend(real_layer_shape(dtype, 8, kT), kSeed);
+    const PrefillTask p = prefill_task(4, 0, 3, 0);
+    b->prefill({&p, 1});
+    const VerifyTask v = verify_task(4, 3, kT, StateLoc::at(0), {1, 2, 3, 4});
+    b->verify(VerifyMode::kStateRows, {&v, 1});
+    const PrefillTask p3 = prefill_task(4, 3, 3, 5, false, StateLoc::at(0));
+    b->prefill({&p3, 1});
+    EXPECT_EQ(b->read_row(5), b->read_row(3)) << dtype_name(dtype);
+  }
+}
+
+}  // namespace
+}  // namespace specstate::test

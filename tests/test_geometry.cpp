@@ -1,0 +1,67 @@
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "core/errors.h"
+#include "core/geometry.h"
+#include "core/pool_shape.h"
+
+namespace specstate {
+namespace {
+
+double state_mib_per_request(const char* preset) {
+  PoolShape s;
+  s.geometry = make_geometry(preset, 1);
+  s.conv_cols = s.geometry.conv_state_cols();
+  s.state_rows = 1;
+  return double(s.state_row_bytes()) / (1024.0 * 1024.0);
+}
+
+// Design section 8: state per request at TP1 (SSM fp32 + conv bf16), as printed there to two
+// decimals (49.125 MiB prints as 49.12).
+TEST(Geometry, PresetStateSizesMatchTheDesignTable) {
+  EXPECT_NEAR(state_mib_per_request("qwen3-next-80b-a3b"), 73.69, 0.0051);
+  EXPECT_NEAR(state_mib_per_request("qwen3.5-397b-a17b"), 183.16, 0.0051);
+  EXPECT_NEAR(state_mib_per_request("qwen3.5-122b-a10b"), 146.53, 0.0051);
+  EXPECT_NEAR(state_mib_per_request("qwen3.5-35b-a3b"), 61.41, 0.0051);
+  EXPECT_NEAR(state_mib_per_request("qwen3.5-27b"), 146.81, 0.0051);
+  EXPECT_NEAR(state_mib_per_request("qwen3.5-9b"), 49.12, 0.0051);
+  EXPECT_NEAR(state_mib_per_request("qwen3.5-2b"), 18.63, 0.0051);
+}
+
+TEST(Geometry, ConvDimAndTensorParallel) {
+  const ModelGeometry g = make_geometry("qwen3-next-80b-a3b", 1);
+  EXPECT_EQ(g.conv_dim(), 8192);
+  EXPECT_EQ(g.v_heads_per_k_head(), 2);
+  const ModelGeometry g4 = make_geometry("qwen3-next-80b-a3b", 4);
+  EXPECT_EQ(g4.num_k_heads, 4);
+  EXPECT_EQ(g4.num_v_heads, 8);
+  EXPECT_EQ(g4.conv_dim(), 2048);
+  EXPECT_EQ(make_geometry("qwen3.5-397b-a17b", 16).num_k_heads, 1);
+}
+
+TEST(Geometry, RefusesBadInput) {
+  EXPECT_THROW(make_geometry("qwen3-next-80b-a3b", 3), InputError);
+  EXPECT_THROW(make_geometry("qwen3-next-80b-a3b", 32), InputError);  // H = 16
+  EXPECT_THROW(make_geometry("qwen3-next-80b-a3b", 0), InputError);
+  try {
+    make_geometry("qwen4", 1);
+    FAIL();
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("unknown preset 'qwen4'"), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("tiny"), std::string::npos);
+  }
+}
+
+TEST(Geometry, Tiny) {
+  const ModelGeometry g = make_geometry("tiny");
+  EXPECT_EQ(g.layers, 2);
+  EXPECT_EQ(g.num_k_heads, 2);
+  EXPECT_EQ(g.num_v_heads, 4);
+  EXPECT_EQ(g.head_k_dim, 16);
+  EXPECT_EQ(g.conv_dim(), 2 * 2 * 16 + 4 * 16);
+  EXPECT_EQ(g.query_scale(), 0.25f);
+}
+
+}  // namespace
+}  // namespace specstate

@@ -1,0 +1,151 @@
+// The canonical conv and GDN steps against a plain float64 implementation written here.
+//
+// Tolerance (written once, with its reason): the float32 step rounds every operation, and the
+// reductions over K = 128 are sequential fma chains, so the error grows like K * 2^-24 in the
+// worst case and like sqrt(K) * 2^-24 typically. Over 8 tokens the state error relative to the
+// largest state magnitude, and the output error relative to the largest output, must stay
+// below kRelBound = 2^-14 (about 60 float ulps; measured values are printed).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <vector>
+
+#include "core/geometry.h"
+#include "core/numerics/gdn_step.h"
+#include "core/numerics/inputs.h"
+#include "tests/ulp.h"
+
+namespace specstate::test {
+namespace {
+
+constexpr double kRelBound = 0x1p-14;
+
+double softplus64(double x) { return x > 20.0 ? x : std::log1p(std::exp(x)); }
+
+TEST(Step, ConvChannelMatchesFloat64ToOneBf16Ulp) {
+  const uint64_t seed = 7;
+  int worst = 0;
+  for (uint32_t c = 0; c < 4096; ++c) {
+    float taps[4], in[4];
+    double exact = 0;
+    for (int t = 0; t < 4; ++t) {
+      taps[t] = num::bf16_to_float(num::gen_conv_weight(seed, 0, c, t));
+      in[t] = num::bf16_to_float(num::gen_conv_input({seed, 1, uint64_t(t), 0}, c));
+      exact += double(taps[t]) * double(in[t]);
+    }
+    exact = exact / (1.0 + std::exp(-exact));
+    const float got = num::conv_channel(in, taps, 4);
+    // got is a bf16 value; it must be a bf16 neighbour of the exact result.
+    const int d = std::abs(int(num::bf16_from_float(got) & 0x7FFF) - int(num::bf16_from_float(float(exact)) & 0x7FFF));
+    worst = std::max(worst, d);
+  }
+  std::printf("conv: worst distance from the exact result rounded to bf16: %d bf16 ulp\n", worst);
+  EXPECT_LE(worst, 1);
+}
+
+struct HeadInputs {
+  std::vector<float> q, k, v;  // [K], [K], [V]: bf16 conv outputs
+  float a, b;
+};
+
+TEST(Step, GdnHeadMatchesFloat64Recurrence) {
+  const int K = 128, V = 128, tokens = 8;
+  const uint64_t seed = 11;
+  const float scale = make_geometry("qwen3-next-80b-a3b").query_scale();
+  EXPECT_EQ(scale, 0x1.6a09e6p-4f);
+  const float a_log = num::bf16_to_float(num::gen_a_log(seed, 0, 3));
+  const float dt_bias = num::bf16_to_float(num::gen_dt_bias(seed, 0, 3));
+
+  std::vector<float> S(K * V, 0.0f);
+  std::vector<double> S64(K * V, 0.0);
+  double worst_state = 0, worst_out = 0;
+  for (int t = 0; t < tokens; ++t) {
+    const num::TokenCoord coord{seed, 5, uint64_t(t), 0};
+    HeadInputs in;
+    // Conv outputs look like SiLU of conv sums: reuse the generator, rounded to bf16.
+    for (int i = 0; i < K; ++i) {
+      in.q.push_back(num::round_to_bf16(num::silu_f32(num::bf16_to_float(num::gen_conv_input(coord, i)))));
+      in.k.push_back(num::round_to_bf16(num::silu_f32(num::bf16_to_float(num::gen_conv_input(coord, K + i)))));
+    }
+    for (int j = 0; j < V; ++j) {
+      in.v.push_back(num::round_to_bf16(num::silu_f32(num::bf16_to_float(num::gen_conv_input(coord, 2 * K + j)))));
+    }
+    in.a = num::bf16_to_float(num::gen_gate_a(coord, 3));
+    in.b = num::bf16_to_float(num::gen_gate_b(coord, 3));
+
+    // float32, the canonical sequence.
+    const float dq = num::l2_norm_denominator(in.q.data(), K);
+    const float dk = num::l2_norm_denominator(in.k.data(), K);
+    std::vector<float> qh(K), kh(K), o(V);
+    for (int i = 0; i < K; ++i) {
+      qh[i] = num::normalize_query(in.q[i], dq, scale);
+      kh[i] = num::normalize_key(in.k[i], dk);
+    }
+    const num::Gates gates = num::gdn_gates(in.a, in.b, a_log, dt_bias);
+    for (int j = 0; j < V; ++j) o[j] = num::gdn_column(S.data() + j, V, K, kh.data(), qh.data(), in.v[j], gates);
+
+    // float64.
+    double sq = 0, sk = 0;
+    for (int i = 0; i < K; ++i) {
+      sq += double(in.q[i]) * in.q[i];
+      sk += double(in.k[i]) * in.k[i];
+    }
+    std::vector<double> qh64(K), kh64(K);
+    for (int i = 0; i < K; ++i) {
+      qh64[i] = in.q[i] / std::sqrt(sq + 1e-6) / std::sqrt(double(K));
+      kh64[i] = in.k[i] / std::sqrt(sk + 1e-6);
+    }
+    const double alpha = std::exp(-std::exp(double(a_log)) * softplus64(double(in.a) + dt_bias));
+    const double beta = 1.0 / (1.0 + std::exp(-double(in.b)));
+    double max_s = 0, max_o = 0, err_s = 0, err_o = 0;
+    for (int j = 0; j < V; ++j) {
+      double m = 0;
+      for (int i = 0; i < K; ++i) {
+        S64[i * V + j] *= alpha;
+        m += S64[i * V + j] * kh64[i];
+      }
+      const double delta = beta * (in.v[j] - m);
+      double o64 = 0;
+      for (int i = 0; i < K; ++i) {
+        S64[i * V + j] += kh64[i] * delta;
+        o64 += S64[i * V + j] * qh64[i];
+      }
+      max_o = std::max(max_o, std::fabs(o64));
+      err_o = std::max(err_o, std::fabs(o64 - o[j]));
+    }
+    for (int e = 0; e < K * V; ++e) {
+      max_s = std::max(max_s, std::fabs(S64[e]));
+      err_s = std::max(err_s, std::fabs(S64[e] - S[e]));
+    }
+    worst_state = std::max(worst_state, err_s / max_s);
+    worst_out = std::max(worst_out, err_o / max_o);
+  }
+  std::printf("gdn: worst relative error over %d tokens: state %.3g (%.1f ulp of the max), output %.3g\n",
+              tokens, worst_state, worst_state / 0x1p-24, worst_out);
+  EXPECT_LT(worst_state, kRelBound);
+  EXPECT_LT(worst_out, kRelBound);
+}
+
+// The conv outputs of the generator's input ranges stay finite and non-trivial.
+TEST(Step, GatesInRealisticRange) {
+  float min_alpha = 1, max_alpha = 0;
+  for (uint32_t h = 0; h < 64; ++h) {
+    for (uint64_t pos = 0; pos < 64; ++pos) {
+      const num::TokenCoord coord{3, 1, pos, 0};
+      const num::Gates g = num::gdn_gates(num::bf16_to_float(num::gen_gate_a(coord, h)),
+                                          num::bf16_to_float(num::gen_gate_b(coord, h)),
+                                          num::bf16_to_float(num::gen_a_log(3, 0, h)),
+                                          num::bf16_to_float(num::gen_dt_bias(3, 0, h)));
+      EXPECT_GT(g.beta, 0.0f);
+      EXPECT_LT(g.beta, 1.0f);
+      min_alpha = std::min(min_alpha, g.alpha);
+      max_alpha = std::max(max_alpha, g.alpha);
+    }
+  }
+  EXPECT_GT(max_alpha, 0.9f);
+  EXPECT_LT(min_alpha, 0.5f);
+}
+
+}  // namespace
+}  // namespace specstate::test
