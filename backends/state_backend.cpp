@@ -201,6 +201,16 @@ void StateBackend::copy_rows(std::span<const RowCopy> copies) {
   do_copy_rows(copies);
 }
 
+void StateBackend::write_state(int32_t row, const RowBytes& state) {
+  check_row(row, "write_state");
+  const ModelGeometry& g = shape_.geometry;
+  if (state.conv.size() != size_t(g.layers) * g.conv_dim() * g.conv_state_cols() ||
+      state.ssm.size() != size_t(shape_.ssm_row_bytes()) * g.layers) {
+    bad_call("write_state: the bytes are not one state of this pool's shape");
+  }
+  do_write_state(row, state);
+}
+
 void StateBackend::fill_row(int32_t row, uint8_t byte) {
   check_row(row, "fill_row");
   do_fill_row(row, byte);

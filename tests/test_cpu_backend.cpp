@@ -176,6 +176,19 @@ TEST_P(CpuBackendProperties, UnnamedRowsUnchangedAndPaddingSkipped) {
   EXPECT_EQ(b->read_row(9), b->read_row(14));
 }
 
+TEST_P(CpuBackendProperties, SwapOutAndInRestoresTheState) {
+  auto b = make(8, /*wide_conv=*/true);
+  start(*b, 1);
+  const VerifyTask wv = verify_task(7, 5, kT, StateLoc::at(1), {1, 2, 3, 4});
+  b->verify(VerifyMode::kWindow, {&wv, 1});
+  const StateLoc live{3, 1, 2};
+  const RowBytes saved = b->read_state(live);
+  b->fill_row(6, kPoison);
+  b->write_state(6, saved);
+  EXPECT_EQ(b->read_state(StateLoc::at(6)), saved);
+  EXPECT_EQ(b->digest_state(StateLoc::at(6)), b->digest_state(live));
+}
+
 TEST_P(CpuBackendProperties, DigestMatchesBytes) {
   auto b = make(4);
   start(*b, 1);

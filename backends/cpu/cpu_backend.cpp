@@ -57,6 +57,7 @@ class CpuBackend final : public StateBackend {
   void do_verify(VerifyMode mode, std::span<const VerifyTask> tasks) override;
   void do_replay(std::span<const ReplayTask> tasks) override;
   void do_copy_rows(std::span<const RowCopy> copies) override;
+  void do_write_state(int32_t row, const RowBytes& state) override;
   void do_fill_row(int32_t row, uint8_t byte) override;
   RowBytes do_read(const StateLoc& loc, int32_t first_col, int32_t cols) const override;
   uint64_t do_digest(const StateLoc& loc, int32_t first_col, int32_t cols) const override;
@@ -366,27 +367,28 @@ void CpuBackend::do_copy_rows(std::span<const RowCopy> copies) {
   // Read every source first: a copy may shift a window inside its own row.
   std::vector<RowBytes> sources;
   for (const RowCopy& c : copies) {
-    sources.push_back(c.src.is_none() || c.dst_row == kNoRow
-                          ? RowBytes{}
-                          : do_read(c.src, c.src.conv_offset, geo().conv_state_cols()));
+    const bool skip = c.src.is_none() || c.dst_row == kNoRow;
+    sources.push_back(skip ? RowBytes{} : do_read(c.src, c.src.conv_offset, geo().conv_state_cols()));
   }
+  for (size_t i = 0; i < copies.size(); ++i) {
+    if (copies[i].src.is_none() || copies[i].dst_row == kNoRow) continue;
+    do_write_state(copies[i].dst_row, sources[i]);
+  }
+}
+
+void CpuBackend::do_write_state(int32_t row, const RowBytes& state) {
   const ModelGeometry& g = geo();
   const int wc = g.conv_state_cols();
-  for (size_t i = 0; i < copies.size(); ++i) {
-    const RowCopy& c = copies[i];
-    if (c.src.is_none() || c.dst_row == kNoRow) continue;
-    const RowBytes& src = sources[i];
-    const int64_t ssm_bytes = shape().ssm_row_bytes();
-    for (int l = 0; l < g.layers; ++l) {
-      for (int ch = 0; ch < g.conv_dim(); ++ch) {
-        for (int t = 0; t < wc; ++t) {
-          conv_[l][conv_index(c.dst_row, ch, t)] = src.conv[(int64_t{l} * g.conv_dim() + ch) * wc + t];
-        }
+  const int64_t ssm_bytes = shape().ssm_row_bytes();
+  for (int l = 0; l < g.layers; ++l) {
+    for (int ch = 0; ch < g.conv_dim(); ++ch) {
+      for (int t = 0; t < wc; ++t) {
+        conv_[l][conv_index(row, ch, t)] = state.conv[(int64_t{l} * g.conv_dim() + ch) * wc + t];
       }
-      uint8_t* dst = ssm_f32() ? reinterpret_cast<uint8_t*>(ssm_f32_[l].data() + ssm_index(c.dst_row))
-                               : reinterpret_cast<uint8_t*>(ssm_bf16_[l].data() + ssm_index(c.dst_row));
-      std::memcpy(dst, src.ssm.data() + l * ssm_bytes, ssm_bytes);
     }
+    uint8_t* dst = ssm_f32() ? reinterpret_cast<uint8_t*>(ssm_f32_[l].data() + ssm_index(row))
+                             : reinterpret_cast<uint8_t*>(ssm_bf16_[l].data() + ssm_index(row));
+    std::memcpy(dst, state.ssm.data() + l * ssm_bytes, ssm_bytes);
   }
 }
 

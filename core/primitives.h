@@ -1,0 +1,107 @@
+// The vocabulary of backend primitives: plain data describing which rows a call reads and
+// writes. Policy in core/ (the strategies) produces these; backends/ execute them. See
+// backends/state_backend.h for what each primitive does with them.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <vector>
+
+#include "core/numerics/bf16.h"
+
+namespace specstate {
+
+inline constexpr int32_t kNoRow = -1;
+inline constexpr int kMaxVerifyTokens = 16;  // T <= 16
+
+// Where a state lives: SSM in one row, the conv window at a column offset of a (possibly
+// different) row. The window strategy keeps these apart; everything else uses at(row).
+struct StateLoc {
+  int32_t ssm_row = kNoRow;
+  int32_t conv_row = kNoRow;
+  int32_t conv_offset = 0;
+
+  static StateLoc at(int32_t row) { return {row, row, 0}; }
+  bool is_none() const { return ssm_row == kNoRow; }
+  friend bool operator==(const StateLoc&, const StateLoc&) = default;
+};
+
+// Tokens whose inputs are generated: positions first_position .. first_position+count-1.
+struct TokenSpan {
+  uint64_t request_id = 0;
+  int64_t first_position = 0;
+  int32_t count = 0;
+};
+
+// Write the state after the first `after_tokens` tokens of a task (SSM and the W-1 column conv
+// window at offset 0) into `row`.
+struct StateWrite {
+  int32_t after_tokens = 0;
+  int32_t row = kNoRow;
+};
+
+// prefill: run `tokens` from `from` (or from the zero state) and write the requested states:
+// the final state and any snapshots. Reads `from`; writes each StateWrite's row.
+struct PrefillTask {
+  TokenSpan tokens;
+  bool from_zero = true;  // true: start from zeros and ignore `from`
+  StateLoc from;
+  std::vector<StateWrite> writes;
+};
+
+// How a verify keeps the state after each token.
+enum class VerifyMode : uint8_t {
+  kStateRows,  // state after token j (SSM + conv window) -> out_rows[j]; -1: not kept
+  kWindow,     // SSM after token j -> out_rows[j]; the conv buffer of from.conv_row is rewritten
+               // in place as [window[1..W-2], x_0 .. x_{n-1}] so that the window after token j
+               // sits at column offset j (needs conv_cols >= W-2+n)
+  kPayload,    // no state is written; token j's inputs -> payload slot `payload_slot`, token j
+};
+
+// Deferred replay run before a verify's own tokens: replay `count` tokens from payload slot
+// `payload_slot` starting at the task's `from`, round the state to the pool dtype exactly as a
+// write and read-back would, write it to `commit_row`, and continue the verify from it.
+struct PendingReplay {
+  int32_t payload_slot = kNoRow;
+  int32_t count = 0;  // 0: nothing pending
+  int32_t commit_row = kNoRow;
+};
+
+struct VerifyTask {
+  TokenSpan tokens;  // the T verified tokens (1 for a decode step without drafts)
+  StateLoc from;     // from.ssm_row == -1: padding task, nothing read or written, outputs zero
+  std::array<int32_t, kMaxVerifyTokens> out_rows = filled_rows();
+  int32_t payload_slot = kNoRow;  // kPayload only
+  PendingReplay pending;
+
+  static std::array<int32_t, kMaxVerifyTokens> filled_rows() {
+    std::array<int32_t, kMaxVerifyTokens> rows{};
+    rows.fill(kNoRow);
+    return rows;
+  }
+};
+
+// replay: run `count` tokens whose inputs are read from payload slot `payload_slot` (tokens
+// 0..count-1) from `from`, and write the final state (SSM + conv window at offset 0) to dst_row.
+struct ReplayTask {
+  StateLoc from;
+  int32_t payload_slot = kNoRow;
+  int32_t count = 0;
+  int32_t dst_row = kNoRow;
+};
+
+// copy_rows: the state at `src` (SSM row, W-1 conv columns at the offset) -> dst_row (offset 0).
+// All copies of a call read before any writes, so src and dst may overlap (in-place shift).
+struct RowCopy {
+  StateLoc src;
+  int32_t dst_row = kNoRow;
+};
+
+// A row's bytes on the host, all layers.
+struct RowBytes {
+  std::vector<num::bf16_bits> conv;  // [layers, conv_dim, cols] (cols as requested)
+  std::vector<uint8_t> ssm;          // [layers, HV, K, V] in the pool dtype, little-endian
+  friend bool operator==(const RowBytes&, const RowBytes&) = default;
+};
+
+}  // namespace specstate

@@ -1,0 +1,113 @@
+// The trace model: what a scheduler decided, step by step (design section 7). Traces carry no
+// activations (inputs are regenerated from the seed) and never name a strategy's own rows
+// (draft region, scratch, payload): those are the pool's business.
+//
+// Rows named here are scheduler rows, 0 .. pool_rows-1. A request's "request row"
+// (req_pool_idx) is 0 .. max_requests-1 and addresses per-request side tables (draft region,
+// payload slots). The on-disk format (JSON Lines) is docs/trace-format.md.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "core/pool_shape.h"
+
+namespace specstate::trace {
+
+inline constexpr int kFormatVersion = 1;
+
+struct Header {
+  int version = kFormatVersion;
+  std::string preset;             // e.g. "qwen3-next-80b-a3b"
+  int32_t tp = 1;
+  SsmDtype ssm_dtype = SsmDtype::kF32;
+  int32_t draft_tokens = 3;       // T - 1 (T = tokens per verify, bonus included)
+  int32_t pool_rows = 0;          // scheduler-owned rows
+  int32_t max_requests = 0;       // request rows
+  int32_t page_size = 0;          // prefix-cache page, tokens; 0 = no snapshots
+  uint64_t seed = 0;              // deterministic inputs and parameters
+
+  int32_t tokens_per_verify() const { return draft_tokens + 1; }
+};
+
+// Fill `row` with the state after the request's first `length` tokens (a page boundary).
+struct TrackWrite {
+  int64_t length = 0;
+  int32_t row = -1;
+};
+
+// Prefill of `tokens` new tokens. A new request (first extend) starts from zeros, or on a
+// prefix hit from `cow_src_row`, which holds the state after `prefix_len` tokens; a running
+// request continues (chunked prefill) from its live state.
+struct Extend {
+  uint64_t request = 0;
+  int32_t req_row = -1;       // first extend only (ignored / must match afterwards)
+  int32_t working_row = -1;   // first extend only (must match afterwards)
+  int32_t tokens = 0;
+  int64_t prefix_len = 0;     // first extend on a prefix hit
+  int32_t cow_src_row = -1;   // with prefix_len > 0
+  std::vector<TrackWrite> track;
+};
+
+// One request of a verify batch: `accepted` of the T tokens were accepted (1..T, bonus
+// included). `track` names the row that gets the snapshot of a page boundary crossed inside
+// the accepted tokens.
+struct VerifyEntry {
+  uint64_t request = 0;
+  int32_t accepted = 0;
+  std::optional<TrackWrite> track;
+};
+
+// A verify step: T tokens per request; `padding` CUDA-graph padding rows (-1) in the batch.
+struct Verify {
+  std::vector<VerifyEntry> batch;
+  int32_t padding = 0;
+};
+
+// A decode step without drafts (T = 1, the token is always accepted).
+struct DecodeEntry {
+  uint64_t request = 0;
+  std::optional<TrackWrite> track;
+};
+struct Decode {
+  std::vector<DecodeEntry> batch;
+  int32_t padding = 0;
+};
+
+// The request leaves the running batch; its live state is saved (made real, then swapped out)
+// and its working row is freed.
+struct Retract {
+  uint64_t request = 0;
+};
+
+// The retracted request comes back into `working_row` (any free row), its state swapped in.
+struct Resume {
+  uint64_t request = 0;
+  int32_t working_row = -1;
+};
+
+// The request ends; its working row and request row are freed and reusable at once.
+struct Finish {
+  uint64_t request = 0;
+};
+
+// Compare all lanes now (the simulator can also compare after every event).
+struct Check {};
+
+using Event = std::variant<Extend, Verify, Decode, Retract, Resume, Finish, Check>;
+
+struct Line {
+  long line = 0;  // 1-based line in the trace file
+  Event event;
+};
+
+struct Trace {
+  std::string file;  // for messages
+  Header header;
+  std::vector<Line> events;
+};
+
+}  // namespace specstate::trace
