@@ -77,15 +77,17 @@ struct Decode {
   int32_t padding = 0;
 };
 
-// The request leaves the running batch; its live state is saved (made real, then swapped out)
-// and its working row is freed.
+// The request leaves the running batch; its live state is saved (made real, then swapped out
+// to host memory) and its working row and request row are freed.
 struct Retract {
   uint64_t request = 0;
 };
 
-// The retracted request comes back into `working_row` (any free row), its state swapped in.
+// The retracted request comes back into `working_row` and `req_row` (any free ones), its saved
+// state swapped in.
 struct Resume {
   uint64_t request = 0;
+  int32_t req_row = -1;
   int32_t working_row = -1;
 };
 
