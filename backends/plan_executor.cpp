@@ -1,0 +1,35 @@
+#include "backends/plan_executor.h"
+
+#include <type_traits>
+
+#include "core/errors.h"
+
+namespace specstate {
+
+void execute(const Plan& plan, StateBackend& backend, SwapSpace& swap) {
+  for (const PlanCall& call : plan) {
+    std::visit(
+        [&](const auto& c) {
+          using C = std::decay_t<decltype(c)>;
+          if constexpr (std::is_same_v<C, PrefillCall>) {
+            backend.prefill(c.tasks);
+          } else if constexpr (std::is_same_v<C, VerifyCall>) {
+            backend.verify(c.mode, c.tasks);
+          } else if constexpr (std::is_same_v<C, ReplayCall>) {
+            backend.replay(c.tasks);
+          } else if constexpr (std::is_same_v<C, CopyCall>) {
+            backend.copy_rows(c.copies);
+          } else if constexpr (std::is_same_v<C, SwapOutCall>) {
+            swap.saved[c.request] = backend.read_state(c.loc);
+          } else if constexpr (std::is_same_v<C, SwapInCall>) {
+            auto it = swap.saved.find(c.request);
+            SPECSTATE_ASSERT(it != swap.saved.end(), "swap-in of a request that was swapped out");
+            backend.write_state(c.row, it->second);
+            swap.saved.erase(it);
+          }
+        },
+        call);
+  }
+}
+
+}  // namespace specstate

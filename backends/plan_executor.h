@@ -1,0 +1,19 @@
+// Runs a Plan (core/strategy/plan.h) on a backend. Swapped-out states live in a SwapSpace on the
+// host, one per lane, keyed by request.
+#pragma once
+
+#include <cstdint>
+#include <map>
+
+#include "backends/state_backend.h"
+#include "core/strategy/plan.h"
+
+namespace specstate {
+
+struct SwapSpace {
+  std::map<uint64_t, RowBytes> saved;  // request -> state (W-1 conv columns + SSM), all layers
+};
+
+void execute(const Plan& plan, StateBackend& backend, SwapSpace& swap);
+
+}  // namespace specstate

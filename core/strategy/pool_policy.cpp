@@ -1,0 +1,274 @@
+#include "core/strategy/pool_policy.h"
+
+#include <string>
+
+#include "core/errors.h"
+
+namespace specstate {
+namespace {
+
+std::string req_name(uint64_t request) {
+  return "request " + std::to_string(request);
+}
+
+// Token index (0-based, inside a step starting at `length`) after which a snapshot is taken.
+int32_t snapshot_token(const Snapshot& snap, int64_t length, int32_t accepted, uint64_t request) {
+  const int64_t index = snap.length - length - 1;
+  if (index < 0 || index >= accepted) {
+    throw InputError(req_name(request) + ": snapshot of length " + std::to_string(snap.length) +
+                     " is not inside the " + std::to_string(accepted) +
+                     " accepted tokens after length " + std::to_string(length));
+  }
+  return int32_t(index);
+}
+
+}  // namespace
+
+PoolPolicy::PoolPolicy(StrategyKind kind, const PoolConfig& config)
+    : layout_(make_layout(kind, config)) {}
+
+const LiveState& PoolPolicy::live(uint64_t request) const {
+  auto it = table_.find(request);
+  if (it == table_.end()) throw InputError(req_name(request) + " does not exist");
+  return it->second;
+}
+
+LiveState& PoolPolicy::running(uint64_t request, const char* op) {
+  auto it = table_.find(request);
+  if (it == table_.end())
+    throw InputError(std::string(op) + ": " + req_name(request) + " does not exist");
+  if (it->second.retracted)
+    throw InputError(std::string(op) + ": " + req_name(request) + " is retracted");
+  return it->second;
+}
+
+void PoolPolicy::make_real(uint64_t request, LiveState& s, Plan& plan) {
+  const StateLoc working = StateLoc::at(s.working_row);
+  if (s.pending > 0) {
+    plan.push_back(ReplayCall{{{working, s.pending_slot, s.pending, s.working_row}}, {request}});
+    s.pending = 0;
+    s.pending_slot = kNoRow;
+  } else if (s.loc != working) {
+    plan.push_back(CopyCall{{{s.loc, s.working_row}}, {request}});
+  }
+  s.loc = working;
+}
+
+Plan PoolPolicy::extend(const ExtendOp& op) {
+  Plan plan;
+  PrefillTask task;
+  task.tokens.request_id = op.request;
+  task.tokens.count = op.tokens;
+  if (op.tokens < 1) throw InputError("extend: " + req_name(op.request) + ": tokens must be >= 1");
+  auto it = table_.find(op.request);
+  if (it == table_.end()) {
+    LiveState s;
+    s.req_row = op.req_row;
+    s.working_row = op.working_row;
+    s.length = op.prefix_len;
+    task.from_zero = op.prefix_len == 0;
+    if (op.prefix_len > 0) task.from = StateLoc::at(op.cow_src_row);
+    it = table_.emplace(op.request, s).first;
+  } else {
+    LiveState& s = running(op.request, "extend");
+    if (s.pending > 0) make_real(op.request, s, plan);
+    task.from_zero = false;
+    task.from = s.loc;
+  }
+  LiveState& s = it->second;
+  task.tokens.first_position = s.length;
+  task.writes.push_back({op.tokens, s.working_row});
+  for (const Snapshot& snap : op.snapshots) {
+    const int64_t after = snap.length - s.length;
+    if (after < 1 || after > op.tokens) {
+      throw InputError("extend: " + req_name(op.request) + ": snapshot length " +
+                       std::to_string(snap.length) + " is not inside this extend");
+    }
+    task.writes.push_back({int32_t(after), snap.row});
+  }
+  plan.push_back(PrefillCall{{task}, {op.request}});
+  s.length += op.tokens;
+  s.loc = StateLoc::at(s.working_row);
+  return plan;
+}
+
+Plan PoolPolicy::verify(std::span<const VerifyOp> batch, int32_t padding) {
+  return step(batch, padding, layout_.config.tokens_per_verify);
+}
+
+Plan PoolPolicy::decode(std::span<const VerifyOp> batch, int32_t padding) {
+  return step(batch, padding, 1);
+}
+
+// One batched step of `tokens` tokens per request (T for a verify, 1 for a decode).
+Plan PoolPolicy::step(std::span<const VerifyOp> batch, int32_t padding, int32_t tokens) {
+  const StrategyKind kind = layout_.kind;
+  const bool decode = tokens == 1;
+  VerifyCall verify;
+  verify.mode = VerifyMode::kStateRows;
+  if (kind == StrategyKind::kWindow) verify.mode = VerifyMode::kWindow;
+  if (!decode && (kind == StrategyKind::kReplay || kind == StrategyKind::kDeferred)) {
+    verify.mode = VerifyMode::kPayload;
+  }
+  CopyCall copies;       // commits and snapshots that copy rows
+  ReplayCall snapshots;  // snapshots recomputed from a payload (before any commit replay)
+  ReplayCall commits;    // replay strategy: commit
+
+  for (const VerifyOp& op : batch) {
+    LiveState& s = running(op.request, decode ? "decode" : "verify");
+    const int32_t a = op.accepted;
+    if (a < 1 || a > tokens) {
+      throw InputError((decode ? "decode: " : "verify: ") + req_name(op.request) +
+                       ": accepted length " + std::to_string(a) + " outside 1.." +
+                       std::to_string(tokens));
+    }
+    const int32_t snap = op.snapshot ? snapshot_token(*op.snapshot, s.length, a, op.request) : -1;
+    const StateLoc working = StateLoc::at(s.working_row);
+    VerifyTask t;
+    t.tokens = {op.request, s.length, tokens};
+    t.from = s.loc;
+
+    if (decode) {
+      // A step without drafts updates the live state in place into the working row.
+      if (s.pending > 0) t.pending = {s.pending_slot, s.pending, s.working_row};
+      t.out_rows[0] = s.working_row;
+      if (kind == StrategyKind::kWindow) t.from.conv_row = s.working_row;
+      s.pending = 0;
+      s.pending_slot = kNoRow;
+      s.loc = working;
+      if (op.snapshot) {
+        copies.copies.push_back({working, op.snapshot->row});
+        copies.requests.push_back(op.request);
+      }
+    } else {
+      switch (kind) {
+        case StrategyKind::kScatter: {
+          for (int j = 0; j < tokens; ++j)
+            t.out_rows[j] = layout_.scratch_row(s.working_row, j);
+          copies.copies.push_back({StateLoc::at(t.out_rows[a - 1]), s.working_row});
+          copies.requests.push_back(op.request);
+          if (snap >= 0) {
+            copies.copies.push_back({StateLoc::at(t.out_rows[snap]), op.snapshot->row});
+            copies.requests.push_back(op.request);
+          }
+          s.loc = working;
+          break;
+        }
+        case StrategyKind::kInline: {
+          t.out_rows[0] = s.working_row;
+          for (int j = 1; j < tokens; ++j)
+            t.out_rows[j] = layout_.draft_row(s.req_row, j - 1);
+          if (snap >= 0) {
+            copies.copies.push_back({StateLoc::at(t.out_rows[snap]), op.snapshot->row});
+            copies.requests.push_back(op.request);
+          }
+          s.loc = StateLoc::at(t.out_rows[a - 1]);  // the current-input row of the next step
+          break;
+        }
+        case StrategyKind::kWindow: {
+          t.out_rows[0] = s.working_row;
+          for (int j = 1; j < tokens; ++j)
+            t.out_rows[j] = layout_.draft_row(s.req_row, j - 1);
+          t.from.conv_row = s.working_row;
+          if (snap >= 0) {
+            copies.copies.push_back({{t.out_rows[snap], s.working_row, snap}, op.snapshot->row});
+            copies.requests.push_back(op.request);
+          }
+          s.loc = {t.out_rows[a - 1], s.working_row, a - 1};
+          break;
+        }
+        case StrategyKind::kReplay: {
+          t.payload_slot = layout_.payload_slot(s.req_row, 0);
+          if (snap >= 0) {
+            snapshots.tasks.push_back({working, t.payload_slot, snap + 1, op.snapshot->row});
+            snapshots.requests.push_back(op.request);
+          }
+          commits.tasks.push_back({working, t.payload_slot, a, s.working_row});
+          commits.requests.push_back(op.request);
+          break;
+        }
+        case StrategyKind::kDeferred: {
+          // Replay the previous step's accepted tokens first (committing them to the working
+          // row), then write only this step's payload, into the other buffer.
+          const int32_t buffer = s.pending_slot == layout_.payload_slot(s.req_row, 0) ? 1 : 0;
+          if (s.pending > 0) t.pending = {s.pending_slot, s.pending, s.working_row};
+          t.payload_slot = layout_.payload_slot(s.req_row, buffer);
+          if (snap >= 0) {
+            snapshots.tasks.push_back({working, t.payload_slot, snap + 1, op.snapshot->row});
+            snapshots.requests.push_back(op.request);
+          }
+          s.pending = a;
+          s.pending_slot = t.payload_slot;
+          s.loc = working;
+          break;
+        }
+      }
+    }
+    s.length += a;
+    verify.tasks.push_back(t);
+    verify.requests.push_back(op.request);
+  }
+  for (int32_t i = 0; i < padding; ++i) {
+    verify.tasks.push_back(VerifyTask{});  // from = none: reads and writes nothing
+    verify.requests.push_back(kPaddingRequest);
+  }
+
+  Plan plan;
+  plan.push_back(std::move(verify));
+  if (!snapshots.tasks.empty()) plan.push_back(std::move(snapshots));
+  if (!copies.copies.empty()) plan.push_back(std::move(copies));
+  if (!commits.tasks.empty()) plan.push_back(std::move(commits));
+  return plan;
+}
+
+Plan PoolPolicy::retract(uint64_t request) {
+  LiveState& s = running(request, "retract");
+  Plan plan;
+  make_real(request, s, plan);
+  plan.push_back(SwapOutCall{request, s.loc});
+  s.retracted = true;
+  s.working_row = kNoRow;
+  s.req_row = kNoRow;
+  s.loc = StateLoc{};
+  return plan;
+}
+
+Plan PoolPolicy::resume(uint64_t request, int32_t req_row, int32_t working_row) {
+  auto it = table_.find(request);
+  if (it == table_.end() || !it->second.retracted) {
+    throw InputError("resume: " + req_name(request) + " is not retracted");
+  }
+  LiveState& s = it->second;
+  s.retracted = false;
+  s.req_row = req_row;
+  s.working_row = working_row;
+  s.loc = StateLoc::at(working_row);
+  return {SwapInCall{request, working_row}};
+}
+
+Plan PoolPolicy::finish(uint64_t request) {
+  auto it = table_.find(request);
+  if (it == table_.end()) throw InputError("finish: " + req_name(request) + " does not exist");
+  Plan plan;
+  if (!it->second.retracted) make_real(request, it->second, plan);
+  table_.erase(it);
+  return plan;
+}
+
+PoolPolicy::Readable PoolPolicy::readable(uint64_t request) const {
+  const LiveState& s = live(request);
+  if (s.retracted)
+    throw InputError("read: " + req_name(request) + " is retracted (its state is swapped out)");
+  Readable r;
+  if (s.pending > 0) {
+    const int32_t probe = layout_.inspect_row();
+    r.plan.push_back(
+        ReplayCall{{{StateLoc::at(s.working_row), s.pending_slot, s.pending, probe}}, {request}});
+    r.loc = StateLoc::at(probe);
+  } else {
+    r.loc = s.loc;
+  }
+  return r;
+}
+
+}  // namespace specstate

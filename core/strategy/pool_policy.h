@@ -1,0 +1,95 @@
+// PoolPolicy: one strategy's bookkeeping for one pool. It owns the live-state table (for each
+// request: where its live state really is — row, conv offset, pending replay) and turns each
+// scheduler operation into a Plan of backend calls. It never touches state bytes itself, so the
+// same policy drives every backend; a difference between backends is a kernel bug, a
+// difference between strategies a protocol bug.
+//
+// Operations that need a real row make the live state real first (deferred: replay the pending
+// tokens; inline/window: flush the live row / window into the working row): retract, finish,
+// and a chunked extend. A snapshot at a page boundary crossed inside a verify is taken from the
+// state after the boundary token, never from the post-accept state.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <span>
+#include <vector>
+
+#include "core/strategy/plan.h"
+#include "core/strategy/strategy.h"
+
+namespace specstate {
+
+// Fill `row` with the state after the request's first `length` tokens.
+struct Snapshot {
+  int64_t length = 0;
+  int32_t row = kNoRow;
+};
+
+struct ExtendOp {
+  uint64_t request = 0;
+  int32_t req_row = kNoRow;  // a new request's rows; ignored when it is running
+  int32_t working_row = kNoRow;
+  int32_t tokens = 0;
+  int64_t prefix_len = 0;  // new request on a prefix hit: start from cow_src_row
+  int32_t cow_src_row = kNoRow;
+  std::vector<Snapshot> snapshots;
+};
+
+struct VerifyOp {
+  uint64_t request = 0;
+  int32_t accepted = 0;  // 1..T (1 for decode)
+  std::optional<Snapshot> snapshot;
+};
+
+// One request's entry in the live-state table.
+struct LiveState {
+  int32_t req_row = kNoRow;
+  int32_t working_row = kNoRow;   // kNoRow while retracted
+  int64_t length = 0;             // tokens in the logical live state (pending ones included)
+  StateLoc loc;                   // where the state after length - pending tokens is
+  int32_t pending = 0;            // deferred: accepted tokens not yet replayed into loc
+  int32_t pending_slot = kNoRow;  // deferred: the payload slot holding them
+  bool retracted = false;
+};
+
+class PoolPolicy {
+ public:
+  PoolPolicy(StrategyKind kind, const PoolConfig& config);
+
+  StrategyKind kind() const { return layout_.kind; }
+  const StrategyLayout& layout() const { return layout_; }
+
+  // InputError for a request that does not exist or is not running, an accepted length outside
+  // 1..T, a snapshot length that is not crossed by the accepted tokens.
+  Plan extend(const ExtendOp& op);
+  Plan verify(std::span<const VerifyOp> batch, int32_t padding);
+  Plan decode(std::span<const VerifyOp> batch, int32_t padding);  // T = 1, accepted = 1
+  Plan retract(uint64_t request);
+  Plan resume(uint64_t request, int32_t req_row, int32_t working_row);
+  Plan finish(uint64_t request);
+
+  // Where to read a running request's live state, and the plan that makes it readable without
+  // changing the table (deferred with pending tokens: replay them into the inspection row).
+  struct Readable {
+    Plan plan;
+    StateLoc loc;
+  };
+  Readable readable(uint64_t request) const;
+
+  const LiveState& live(uint64_t request) const;
+  bool has(uint64_t request) const { return table_.count(request) != 0; }
+  const std::map<uint64_t, LiveState>& table() const { return table_; }
+
+ private:
+  LiveState& running(uint64_t request, const char* op);
+  Plan step(std::span<const VerifyOp> batch, int32_t padding, int32_t tokens);
+  // Appends the calls that make `request`'s live state real in its working row.
+  void make_real(uint64_t request, LiveState& s, Plan& plan);
+
+  StrategyLayout layout_;
+  std::map<uint64_t, LiveState> table_;
+};
+
+}  // namespace specstate

@@ -1,0 +1,82 @@
+// The five state-handling strategies (design section 4) and their memory layouts.
+//
+// Every layout starts with the scheduler's rows 0 .. pool_rows-1; what follows belongs to the
+// strategy and never appears in a trace:
+//   scatter   scratch rows [pool_rows, T]: verify writes token j of working row w to
+//             pool_rows + w*T + j; commit copies step a-1 into the working row.
+//   inline    draft region [(max_requests+1), T-1]: output rows of request row r are
+//             [working, pool_rows + r*(T-1) + 0 .. T-2]; the +1 request row is the padding
+//             request's (tokenspeed #159), allocated and never written (padding tasks are -1).
+//   window    T-1 extra SSM blocks per request row, the working row being block 0, and every
+//             row's conv widened to W-1+T-1 columns; the live block and conv offset are a-1.
+//   replay    one payload slot (T tokens of inputs) per request row; commit replays a tokens.
+//   deferred  two payload slots per request row (double buffer) and one inspection row where a
+//             virtual state is materialised for reading without changing the live-state table.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/geometry.h"
+#include "core/pool_shape.h"
+
+namespace specstate {
+
+enum class StrategyKind : uint8_t { kScatter, kInline, kWindow, kReplay, kDeferred };
+
+std::string_view to_string(StrategyKind kind);
+// One name, or "all"; InputError for anything else.
+std::vector<StrategyKind> parse_strategies(std::string_view text);
+const std::vector<StrategyKind>& all_strategies();
+
+// What the scheduler fixes: the model, the pool, the verify width.
+struct PoolConfig {
+  ModelGeometry geometry;
+  SsmDtype ssm_dtype = SsmDtype::kF32;
+  int32_t tokens_per_verify = 4;  // T
+  int32_t pool_rows = 0;          // scheduler rows
+  int32_t max_requests = 0;       // request rows
+};
+
+// Rows and bytes a strategy allocates, all layers. `shape` is exactly what the backend
+// allocates; the category bytes add up to shape.total_bytes().
+struct StrategyLayout {
+  StrategyKind kind = StrategyKind::kScatter;
+  PoolConfig config;
+  PoolShape shape;
+  int32_t draft_rows = 0;    // inline draft region / window extra blocks
+  int32_t scratch_rows = 0;  // scatter intermediates
+  int32_t inspect_rows = 0;  // deferred inspection row
+  int64_t pool_bytes = 0;    // scheduler rows (conv at this layout's width)
+  int64_t draft_bytes = 0;
+  int64_t scratch_bytes = 0;
+  int64_t inspect_bytes = 0;
+  int64_t payload_bytes = 0;
+  int64_t total_bytes() const {
+    return pool_bytes + draft_bytes + scratch_bytes + inspect_bytes + payload_bytes;
+  }
+
+  // Rows owned by the strategy on behalf of a request (see the file comment).
+  int32_t scratch_row(int32_t working_row, int32_t token) const;
+  int32_t draft_row(int32_t req_row, int32_t token) const;  // inline / window, token 0..T-2
+  int32_t payload_slot(int32_t req_row, int32_t buffer) const;
+  int32_t inspect_row() const;
+};
+
+StrategyLayout make_layout(StrategyKind kind, const PoolConfig& config);
+
+// Bytes one verify step moves for one request, all layers, with `accepted` tokens accepted.
+struct StepBytes {
+  int64_t state_read = 0;
+  int64_t state_write = 0;
+  int64_t payload_read = 0;
+  int64_t payload_write = 0;
+  int64_t state_total() const { return state_read + state_write; }
+  int64_t total() const { return state_total() + payload_read + payload_write; }
+};
+
+StepBytes verify_step_bytes(const StrategyLayout& layout, int32_t accepted);
+
+}  // namespace specstate

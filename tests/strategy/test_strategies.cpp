@@ -1,0 +1,292 @@
+// The five strategies in lockstep on the CPU backend: for random schedules every strategy
+// yields bit-identical live states, per-token outputs, swapped-out states and snapshot rows for
+// every request at every step; rows a step may not touch stay byte-for-byte unchanged; each
+// strategy's memory equals its formula.
+#include <gtest/gtest.h>
+
+#include <set>
+
+#include "backends/cpu/cpu_backend.h"
+#include "backends/plan_executor.h"
+#include "core/errors.h"
+#include "core/strategy/pool_policy.h"
+#include "tests/strategy/random_schedule.h"
+
+namespace specstate::test {
+namespace {
+
+constexpr uint8_t kPoison = 0x5A;
+
+struct Lane {
+  PoolPolicy policy;
+  std::unique_ptr<StateBackend> backend;
+  SwapSpace swap;
+
+  Lane(StrategyKind kind, const PoolConfig& config, uint64_t seed)
+      : policy(kind, config), backend(make_cpu_backend(policy.layout().shape, seed)) {
+    for (int32_t r = 0; r < policy.layout().shape.state_rows; ++r)
+      backend->fill_row(r, kPoison);
+  }
+  void run(const Plan& plan) { execute(plan, *backend, swap); }
+};
+
+PoolConfig tiny_config(SsmDtype dtype, const ScheduleConfig& sc) {
+  PoolConfig c;
+  c.geometry = make_geometry("tiny");
+  c.ssm_dtype = dtype;
+  c.tokens_per_verify = sc.T;
+  c.pool_rows = sc.pool_rows;
+  c.max_requests = sc.max_requests;
+  return c;
+}
+
+// Applies one operation to a lane; returns the snapshot rows it wrote.
+std::vector<int32_t> apply(Lane& lane, const Op& op) {
+  std::vector<int32_t> snapshot_rows;
+  std::visit(
+      [&](const auto& o) {
+        using O = std::decay_t<decltype(o)>;
+        if constexpr (std::is_same_v<O, OpExtend>) {
+          lane.run(lane.policy.extend(o.op));
+          for (const Snapshot& s : o.op.snapshots)
+            snapshot_rows.push_back(s.row);
+        } else if constexpr (std::is_same_v<O, OpVerify> || std::is_same_v<O, OpDecode>) {
+          const bool decode = std::is_same_v<O, OpDecode>;
+          lane.run(decode ? lane.policy.decode(o.batch, o.padding)
+                          : lane.policy.verify(o.batch, o.padding));
+          for (const VerifyOp& v : o.batch) {
+            if (v.snapshot) snapshot_rows.push_back(v.snapshot->row);
+          }
+        } else if constexpr (std::is_same_v<O, OpRetract>) {
+          lane.run(lane.policy.retract(o.request));
+        } else if constexpr (std::is_same_v<O, OpResume>) {
+          lane.run(lane.policy.resume(o.request, o.req_row, o.working_row));
+        } else if constexpr (std::is_same_v<O, OpFinish>) {
+          lane.run(lane.policy.finish(o.request));
+        }
+      },
+      op);
+  return snapshot_rows;
+}
+
+// Compares every lane with lane 0 after an operation; returns a description of the first
+// difference, or "".
+std::string compare(std::vector<Lane>& lanes, const Op& op,
+                    const std::vector<int32_t>& snapshot_rows) {
+  const Lane& ref = lanes[0];
+  const bool stepped = std::holds_alternative<OpVerify>(op) || std::holds_alternative<OpDecode>(op);
+  const VerifyOutputs ref_out = stepped ? ref.backend->read_outputs() : VerifyOutputs{};
+  for (size_t i = 1; i < lanes.size(); ++i) {
+    Lane& lane = lanes[i];
+    const std::string who = std::string(to_string(lane.policy.kind())) + " vs " +
+                            std::string(to_string(ref.policy.kind()));
+    if (stepped && lane.backend->read_outputs().values != ref_out.values)
+      return who + ": outputs differ";
+    for (int32_t row : snapshot_rows) {
+      if (lane.backend->read_state(StateLoc::at(row)) !=
+          ref.backend->read_state(StateLoc::at(row))) {
+        return who + ": snapshot row " + std::to_string(row) + " differs";
+      }
+    }
+    for (const auto& [request, live] : ref.policy.table()) {
+      if (live.retracted) {
+        if (lane.swap.saved.at(request) != ref.swap.saved.at(request)) {
+          return who + ": swapped-out state of request " + std::to_string(request) + " differs";
+        }
+        continue;
+      }
+      auto a = lanes[0].policy.readable(request);
+      lanes[0].run(a.plan);
+      auto b = lane.policy.readable(request);
+      lane.run(b.plan);
+      if (lane.backend->read_state(b.loc) != lanes[0].backend->read_state(a.loc)) {
+        return who + ": live state of request " + std::to_string(request) + " differs";
+      }
+    }
+  }
+  return "";
+}
+
+void run_equivalence(uint64_t seed, SsmDtype dtype, const ScheduleConfig& sc) {
+  const PoolConfig config = tiny_config(dtype, sc);
+  std::vector<Lane> lanes;
+  for (StrategyKind k : all_strategies())
+    lanes.emplace_back(k, config, seed);
+  int step = 0;
+  RandomSchedule(seed, sc).run([&](const Op& op) {
+    std::vector<int32_t> snaps;
+    for (Lane& lane : lanes)
+      snaps = apply(lane, op);
+    const std::string diff = compare(lanes, op, snaps);
+    ASSERT_EQ(diff, "") << "seed " << seed << " " << (dtype == SsmDtype::kF32 ? "f32" : "bf16")
+                        << " step " << step;
+    ++step;
+  });
+}
+
+class StrategyEquivalence : public ::testing::TestWithParam<SsmDtype> {};
+
+TEST_P(StrategyEquivalence, TwoHundredRandomSchedulesAgreeBitForBit) {
+  for (uint64_t seed = 1; seed <= 200; ++seed) {
+    ScheduleConfig sc;
+    sc.T = 2 + int32_t(seed % 4);  // T = 2..5
+    run_equivalence(seed, GetParam(), sc);
+    if (HasFatalFailure()) return;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Dtypes, StrategyEquivalence,
+                         ::testing::Values(SsmDtype::kF32, SsmDtype::kBF16), [](const auto& info) {
+                           return info.param == SsmDtype::kF32 ? "f32" : "bf16";
+                         });
+
+// Rows a step may touch, stated from the layout, independently of the policy's plans.
+std::set<int32_t> allowed_rows(const Lane& lane, const Op& op,
+                               const std::map<uint64_t, LiveState>& before) {
+  const StrategyLayout& l = lane.policy.layout();
+  const int32_t T = l.config.tokens_per_verify;
+  std::set<int32_t> rows;
+  auto strategy_rows = [&](const LiveState& s) {
+    rows.insert(s.working_row);
+    if (l.kind == StrategyKind::kScatter) {
+      for (int j = 0; j < T; ++j)
+        rows.insert(l.scratch_row(s.working_row, j));
+    }
+    if (l.kind == StrategyKind::kInline || l.kind == StrategyKind::kWindow) {
+      for (int j = 0; j + 1 < T; ++j)
+        rows.insert(l.draft_row(s.req_row, j));
+    }
+  };
+  std::visit(
+      [&](const auto& o) {
+        using O = std::decay_t<decltype(o)>;
+        if constexpr (std::is_same_v<O, OpExtend>) {
+          rows.insert(before.count(o.op.request) ? before.at(o.op.request).working_row
+                                                 : o.op.working_row);
+          for (const Snapshot& s : o.op.snapshots)
+            rows.insert(s.row);
+        } else if constexpr (std::is_same_v<O, OpVerify> || std::is_same_v<O, OpDecode>) {
+          for (const VerifyOp& v : o.batch) {
+            strategy_rows(before.at(v.request));
+            if (v.snapshot) rows.insert(v.snapshot->row);
+          }
+        } else if constexpr (std::is_same_v<O, OpResume>) {
+          rows.insert(o.working_row);
+        } else {
+          rows.insert(before.at(o.request).working_row);  // retract / finish flush
+        }
+      },
+      op);
+  if (l.inspect_rows) rows.insert(l.inspect_row());  // materialised reads
+  return rows;
+}
+
+TEST(StrategyRows, RowsOutsideAStepAreUnchanged) {
+  for (SsmDtype dtype : {SsmDtype::kF32, SsmDtype::kBF16}) {
+    for (uint64_t seed = 1; seed <= 8; ++seed) {
+      ScheduleConfig sc;
+      const PoolConfig config = tiny_config(dtype, sc);
+      for (StrategyKind kind : all_strategies()) {
+        Lane lane(kind, config, seed);
+        const int32_t rows = lane.policy.layout().shape.state_rows;
+        std::vector<uint64_t> digest(rows);
+        for (int32_t r = 0; r < rows; ++r)
+          digest[r] = lane.backend->digest_row(r);
+        int step = 0;
+        RandomSchedule(seed, sc).run([&](const Op& op) {
+          const auto before = lane.policy.table();
+          apply(lane, op);
+          for (const auto& [request, live] : lane.policy.table()) {
+            if (!live.retracted) lane.run(lane.policy.readable(request).plan);
+          }
+          const std::set<int32_t> allowed = allowed_rows(lane, op, before);
+          for (int32_t r = 0; r < rows; ++r) {
+            const uint64_t now = lane.backend->digest_row(r);
+            if (!allowed.count(r)) {
+              ASSERT_EQ(now, digest[r])
+                  << to_string(kind) << " seed " << seed << " step " << step << ": row " << r
+                  << " changed but the step may not touch it";
+            }
+            digest[r] = now;
+          }
+          ++step;
+        });
+      }
+    }
+  }
+}
+
+TEST(StrategyLayouts, ExtraMemoryEqualsTheFormulas) {
+  for (const char* preset : {"tiny", "qwen3-next-80b-a3b", "qwen3.5-397b-a17b"}) {
+    PoolConfig c;
+    c.geometry = make_geometry(preset);
+    c.tokens_per_verify = 4;
+    c.pool_rows = 128;
+    c.max_requests = 64;
+    const int64_t T = 4, layers = c.geometry.layers;
+    const int64_t ssm = c.geometry.ssm_elements_per_layer() * 4 * layers;
+    const int64_t conv_col = int64_t{c.geometry.conv_dim()} * 2 * layers;
+    const int64_t state = ssm + 3 * conv_col;
+    const int64_t token_payload = (c.geometry.conv_dim() + 2 * c.geometry.num_v_heads) * 2 * layers;
+
+    const StrategyLayout scatter = make_layout(StrategyKind::kScatter, c);
+    EXPECT_EQ(scatter.scratch_rows, 128 * T);
+    EXPECT_EQ(scatter.total_bytes(), (128 + 128 * T) * state);
+    const StrategyLayout inl = make_layout(StrategyKind::kInline, c);
+    EXPECT_EQ(inl.draft_rows, (64 + 1) * (T - 1));
+    EXPECT_EQ(inl.total_bytes(), (128 + 65 * 3) * state);
+    const StrategyLayout window = make_layout(StrategyKind::kWindow, c);
+    EXPECT_EQ(window.draft_rows, 64 * (T - 1));
+    EXPECT_EQ(window.total_bytes(), (128 + 64 * 3) * (ssm + (3 + T - 1) * conv_col));
+    const StrategyLayout replay = make_layout(StrategyKind::kReplay, c);
+    EXPECT_EQ(replay.total_bytes(), 128 * state + 64 * T * token_payload);
+    const StrategyLayout deferred = make_layout(StrategyKind::kDeferred, c);
+    EXPECT_EQ(deferred.total_bytes(), 129 * state + 2 * 64 * T * token_payload);
+
+    // The allocator really allocates these bytes (tiny only: the others are GiB).
+    if (std::string(preset) == "tiny") {
+      for (StrategyKind k : all_strategies()) {
+        const StrategyLayout l = make_layout(k, c);
+        EXPECT_EQ(make_cpu_backend(l.shape, 1)->allocations().total(), l.total_bytes())
+            << to_string(k);
+      }
+    }
+  }
+}
+
+TEST(StrategyLayouts, DesignAnchorMemoryAtBatch64) {
+  // Design section 9: 4 layers of Qwen3-Next geometry, batch 64, pool = 2 x batch rows, fp32:
+  // before (scatter) 5.16 GiB, after (inline) 2.59 GiB.
+  PoolConfig c;
+  c.geometry = make_geometry("qwen3-next-80b-a3b");
+  c.geometry.layers = 4;
+  c.tokens_per_verify = 4;
+  c.pool_rows = 128;
+  c.max_requests = 64;
+  const double gib = 1024.0 * 1024 * 1024;
+  EXPECT_NEAR(make_layout(StrategyKind::kInline, c).total_bytes() / gib, 2.59, 0.01);
+  EXPECT_NEAR(make_layout(StrategyKind::kScatter, c).total_bytes() / gib, 5.16, 0.05);
+}
+
+TEST(StrategyPolicy, RefusesImpossibleAcceptedLengths) {
+  ScheduleConfig sc;
+  const PoolConfig config = tiny_config(SsmDtype::kF32, sc);
+  for (StrategyKind kind : all_strategies()) {
+    PoolPolicy p(kind, config);
+    ExtendOp e;
+    e.request = 1;
+    e.req_row = 0;
+    e.working_row = 0;
+    e.tokens = 5;
+    p.extend(e);
+    for (int32_t a : {0, -1, 5}) {
+      const VerifyOp v{1, a, std::nullopt};
+      EXPECT_THROW(p.verify({&v, 1}, 0), InputError) << to_string(kind) << " a = " << a;
+    }
+    const VerifyOp unknown{2, 1, std::nullopt};
+    EXPECT_THROW(p.verify({&unknown, 1}, 0), InputError);
+  }
+}
+
+}  // namespace
+}  // namespace specstate::test
