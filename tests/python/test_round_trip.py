@@ -1,0 +1,166 @@
+"""Traces written through the writer: well-formed JSON Lines, header first, read back by the
+Python checker, and (with SPECSTATE_BIN) accepted by `specstate validate`."""
+
+import io
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from schedules import write_random_schedule
+from specstate_trace import TraceWriter, read_trace
+
+SEEDS = range(40)
+HEADER_KEYS = ["specstate_trace", "preset", "tp", "ssm_dtype", "draft_tokens", "pool_rows",
+               "max_requests", "page_size", "seed"]
+EVENTS = {"extend", "verify", "decode", "retract", "resume", "finish", "check"}
+REPO = os.path.join(os.path.dirname(__file__), "..", "..")
+
+
+def _json_lines(path):
+    lines = [l for l in path.read_text().split("\n")]
+    assert lines[-1] == "", "the trace ends with a newline"
+    return [l for l in lines[:-1] if l and not l.startswith("#")]
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_random_schedule_is_well_formed(tmp_path, seed):
+    path = tmp_path / f"random{seed}.trace"
+    hdr = write_random_schedule(path, seed)
+    first = path.read_text().split("\n", 1)[0]
+    header = json.loads(first)
+    assert list(header) == HEADER_KEYS
+    assert header["specstate_trace"] == 1
+    assert {k: header[k] for k in hdr} == hdr
+    events = [json.loads(l) for l in _json_lines(path)[1:]]
+    assert events, "a schedule has events"
+    for e in events:
+        assert isinstance(e, dict) and e["event"] in EVENTS
+        assert "specstate_trace" not in e
+    assert events[-1] == {"event": "check"}
+    # The Python checker reads back exactly what was written.
+    header_back, events_back = read_trace(path)
+    assert header_back == header
+    assert [e for _, e in events_back] == events
+
+
+def test_random_schedules_cover_every_event(tmp_path):
+    seen = set()
+    prefix_hits = tracks = 0
+    for seed in SEEDS:
+        path = tmp_path / f"r{seed}.trace"
+        write_random_schedule(path, seed)
+        for l in _json_lines(path)[1:]:
+            e = json.loads(l)
+            seen.add(e["event"])
+            prefix_hits += e.get("prefix_len", 0) > 0
+            tracks += bool(e.get("track")) + sum("track" in b for b in e.get("batch", []))
+    assert seen == EVENTS
+    assert prefix_hits >= 5 and tracks >= 20, (prefix_hits, tracks)
+
+
+def test_golden_lines():
+    buf = io.StringIO()
+    with TraceWriter(buf, preset="tiny", draft_tokens=3, pool_rows=64, max_requests=32,
+                     page_size=16, seed=1) as w:
+        w.extend(4, 45, req_row=1, working_row=6, track=[(32, 12)])
+        w.extend(5, 37, req_row=2, working_row=7, prefix_len=32, cow_src_row=12,
+                 track=[{"length": 64, "row": 13}])
+        w.verify([{"request": 5, "accepted": 3}, (4, 4, {"length": 48, "row": 20})],
+                 padding=2)
+        w.decode([5])
+        w.retract(5)
+        w.resume(5, req_row=3, working_row=9)
+        w.finish(5)
+        w.check()
+    assert buf.getvalue().splitlines() == [
+        '{"specstate_trace": 1, "preset": "tiny", "tp": 1, "ssm_dtype": "f32", "draft_tokens": 3, '
+        '"pool_rows": 64, "max_requests": 32, "page_size": 16, "seed": 1}',
+        '{"event": "extend", "request": 4, "req_row": 1, "working_row": 6, "tokens": 45, '
+        '"track": [{"length": 32, "row": 12}]}',
+        '{"event": "extend", "request": 5, "req_row": 2, "working_row": 7, "tokens": 37, '
+        '"prefix_len": 32, "cow_src_row": 12, "track": [{"length": 64, "row": 13}]}',
+        '{"event": "verify", "batch": [{"request": 5, "accepted": 3}, {"request": 4, "accepted": 4, '
+        '"track": {"length": 48, "row": 20}}], "padding": 2}',
+        '{"event": "decode", "batch": [{"request": 5}], "padding": 0}',
+        '{"event": "retract", "request": 5}',
+        '{"event": "resume", "request": 5, "req_row": 3, "working_row": 9}',
+        '{"event": "finish", "request": 5}',
+        '{"event": "check"}',
+    ]
+
+
+def test_flushes_per_event(tmp_path):
+    path = tmp_path / "live.trace"
+    w = TraceWriter(path, preset="tiny", draft_tokens=1, pool_rows=4, max_requests=2)
+    assert len(path.read_text().splitlines()) == 1
+    w.extend(1, 3, req_row=0, working_row=0)
+    assert len(path.read_text().splitlines()) == 2  # visible before close
+    w.close()
+
+
+def test_demo_command(tmp_path):
+    path = tmp_path / "demo.trace"
+    env = dict(os.environ, PYTHONPATH=os.path.abspath(os.path.join(REPO, "python")))
+    out = subprocess.run([sys.executable, "-m", "specstate_trace", "demo", "-o", str(path)],
+                         capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == 0, out.stderr
+    header, events = read_trace(path)
+    kinds = {e["event"] for _, e in events}
+    assert kinds == EVENTS
+    assert any(e.get("prefix_len") for _, e in events)
+    check = subprocess.run([sys.executable, "-m", "specstate_trace", "check", str(path)],
+                           capture_output=True, text=True, env=env, timeout=60)
+    assert check.returncode == 0 and "OK" in check.stdout, check.stderr
+
+
+def test_check_command_reports_file_and_line(tmp_path):
+    path = tmp_path / "bad.trace"
+    path.write_text('{"specstate_trace": 1, "preset": "tiny", "tp": 1, "ssm_dtype": "f32", '
+                    '"draft_tokens": 3, "pool_rows": 8, "max_requests": 4, "page_size": 16, '
+                    '"seed": 1}\n# comment\n'
+                    '{"event": "extend", "request": 5, "req_row": 0, "working_row": 1, '
+                    '"tokens": 4}\n'
+                    '{"event": "verify", "batch": [{"request": 5, "accepted": 0}]}\n')
+    env = dict(os.environ, PYTHONPATH=os.path.abspath(os.path.join(REPO, "python")))
+    out = subprocess.run([sys.executable, "-m", "specstate_trace", "check", str(path)],
+                         capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == 2
+    assert f"{path}:4: verify: request 5: accepted 0 outside 1..4" in out.stderr
+
+
+# ---- against the C++ CLI -------------------------------------------------------------------
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_random_schedule_validates(tmp_path, seed, specstate_validate):
+    path = tmp_path / f"random{seed}.trace"
+    write_random_schedule(path, seed)
+    out = specstate_validate(path)
+    assert out.returncode == 0, (f"specstate validate rejected a trace the writer accepted "
+                                 f"(seed {seed}):\n{out.stdout}{out.stderr}")
+
+
+def test_demo_validates(tmp_path, specstate_validate):
+    path = tmp_path / "demo.trace"
+    env = dict(os.environ, PYTHONPATH=os.path.abspath(os.path.join(REPO, "python")))
+    subprocess.run([sys.executable, "-m", "specstate_trace", "demo", "-o", str(path)],
+                   check=True, env=env, timeout=60)
+    out = specstate_validate(path)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_validate_rejects_a_broken_trace(tmp_path, specstate_validate):
+    """The round trip means something only if validate does reject: a trace the writer would
+    refuse (accepted 0) must fail with file:line."""
+    path = tmp_path / "bad.trace"
+    path.write_text('{"specstate_trace": 1, "preset": "tiny", "tp": 1, "ssm_dtype": "f32", '
+                    '"draft_tokens": 3, "pool_rows": 8, "max_requests": 4, "page_size": 16, '
+                    '"seed": 1}\n'
+                    '{"event": "extend", "request": 5, "req_row": 0, "working_row": 1, '
+                    '"tokens": 4}\n'
+                    '{"event": "verify", "batch": [{"request": 5, "accepted": 0}]}\n')
+    out = specstate_validate(path)
+    assert out.returncode != 0
+    assert ":3:" in out.stdout + out.stderr
