@@ -13,6 +13,10 @@ import operator
 FORMAT_VERSION = 1
 MAX_TOKENS_PER_VERIFY = 16  # T = draft_tokens + 1 in 1..16
 UINT64_LIMIT = 1 << 64
+# Mirror core/trace/format.h: sizes a reader refuses up front (kept one below the C++ limits).
+MAX_ROWS = (1 << 24) - 1     # pool_rows, max_requests, page_size
+MAX_TOKENS = (1 << 24) - 1   # tokens of one extend, padding
+MAX_LENGTH = (1 << 48) - 1   # tokens of one request
 
 # Mirrors core/geometry.cpp presets(): name -> (H, HV), the head counts a TP degree must divide.
 PRESET_HEADS = {
@@ -58,14 +62,15 @@ def make_header(preset, draft_tokens, pool_rows, max_requests, page_size=0, tp=1
         raise ValueError(f"{w}draft_tokens {draft_tokens} outside 0..{MAX_TOKENS_PER_VERIFY - 1} "
                          f"(T = draft_tokens + 1 tokens per verify, 1..{MAX_TOKENS_PER_VERIFY})")
     pool_rows = as_int(pool_rows, w, "pool_rows")
-    if not 1 <= pool_rows < 1 << 31:
-        raise ValueError(f"{w}pool_rows {pool_rows} must be >= 1")
+    if not 1 <= pool_rows <= MAX_ROWS:
+        raise ValueError(f"{w}pool_rows {pool_rows} outside 1..{MAX_ROWS}")
     max_requests = as_int(max_requests, w, "max_requests")
-    if not 1 <= max_requests < 1 << 31:
-        raise ValueError(f"{w}max_requests {max_requests} must be >= 1")
+    if not 1 <= max_requests <= MAX_ROWS:
+        raise ValueError(f"{w}max_requests {max_requests} outside 1..{MAX_ROWS}")
     page_size = as_int(page_size, w, "page_size")
-    if not 0 <= page_size < 1 << 31:
-        raise ValueError(f"{w}page_size {page_size} must be >= 0 (0 = no prefix-cache snapshots)")
+    if not 0 <= page_size <= MAX_ROWS:
+        raise ValueError(f"{w}page_size {page_size} outside 0..{MAX_ROWS} "
+                         f"(0 = no prefix-cache snapshots)")
     seed = as_int(seed, w, "seed")
     if not 0 <= seed < UINT64_LIMIT:
         raise ValueError(f"{w}seed {seed} outside 0..2^64-1")
@@ -224,13 +229,13 @@ class TraceState:
         if r is not None:
             self._existing(request, w, (RUNNING,))
         tokens = as_int(tokens, w, "tokens")
-        if not 1 <= tokens < 1 << 31:
-            raise ValueError(f"{w}tokens {tokens} outside 1..2^31-1")
+        if not 1 <= tokens <= MAX_TOKENS:
+            raise ValueError(f"{w}tokens {tokens} outside 1..{MAX_TOKENS}")
         prefix_len = as_int(0 if prefix_len is None else prefix_len, w, "prefix_len")
         if r is None:
             req_row, working_row = self._check_new_rows(req_row, working_row, w)
-            if prefix_len < 0:
-                raise ValueError(f"{w}prefix_len {prefix_len} must be >= 0")
+            if not 0 <= prefix_len <= MAX_LENGTH:
+                raise ValueError(f"{w}prefix_len {prefix_len} outside 0..{MAX_LENGTH}")
             if prefix_len > 0:
                 if cow_src_row is None:
                     raise ValueError(f"{w}cow_src_row is required with prefix_len {prefix_len}")
@@ -259,6 +264,8 @@ class TraceState:
                                  f"request (it is running, length {r.length})")
             req_row, working_row = r.req_row, r.working_row
             old = r.length
+        if old + tokens > MAX_LENGTH:
+            raise ValueError(f"{w}tokens {tokens} take the request past {MAX_LENGTH} tokens")
         busy = dict(self._row_owner)
         busy[working_row] = request
         used = set()
@@ -294,8 +301,8 @@ class TraceState:
     def _step(self, name, entries, padding):
         """Shared check of a verify / decode batch; entries are (request, accepted, track)."""
         padding = as_int(0 if padding is None else padding, f"{name}: ", "padding")
-        if not 0 <= padding < 1 << 31:
-            raise ValueError(f"{name}: padding {padding} outside 0..2^31-1")
+        if not 0 <= padding <= MAX_TOKENS:
+            raise ValueError(f"{name}: padding {padding} outside 0..{MAX_TOKENS}")
         if not entries:
             raise ValueError(f"{name}: batch is empty")
         seen = set()

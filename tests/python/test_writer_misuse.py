@@ -216,10 +216,11 @@ def test_track_row_is_cow_source():
     ("tp", 3, "header: tp 3 must be >= 1 and divide the tiny head counts"),
     ("preset", "gpt-2", "header: preset 'gpt-2' unknown"),
     ("ssm_dtype", "f16", "header: ssm_dtype 'f16' unknown"),
-    ("pool_rows", 0, "header: pool_rows 0 must be >= 1"),
-    ("max_requests", 0, "header: max_requests 0 must be >= 1"),
-    ("page_size", -16, "header: page_size -16 must be >= 0"),
+    ("pool_rows", 0, "header: pool_rows 0 outside 1.."),
+    ("max_requests", 0, "header: max_requests 0 outside 1.."),
+    ("page_size", -16, "header: page_size -16 outside 0.."),
     ("seed", -1, "header: seed -1 outside"),
+    ("pool_rows", 1 << 24, "header: pool_rows 16777216 outside 1..16777215"),
 ])
 def test_header_misuse(field, value, text):
     buf = io.StringIO()
