@@ -209,9 +209,8 @@ class TraceState:
             raise ValueError(f"{where}track.length {length} is not a multiple of page_size "
                              f"{self.page_size}")
         if not lo <= length <= hi:
-            span = f"{lo}" if lo == hi else f"{lo}..{hi}"
             raise ValueError(f"{where}track.length {length} is not crossed by this event "
-                             f"(length {old} before it; a snapshot length must be in {span})")
+                             f"(request length {old} -> {hi})")
         owner = busy_rows.get(row)
         if owner is not None:
             raise ValueError(f"{where}track.row {row} is the working row of request {owner}")
