@@ -53,8 +53,8 @@ class RowAccess {
 
 StateBackend::StateBackend(PoolShape shape, uint64_t seed) : shape_(std::move(shape)), seed_(seed) {
   const ModelGeometry& g = shape_.geometry;
-  if (g.layers < 1 || g.num_k_heads < 1 || g.num_v_heads % g.num_k_heads != 0 ||
-      g.head_k_dim < 1 || g.head_v_dim < 1 || g.conv_width < 2) {
+  if (g.layers < 1 || g.num_k_heads < 1 || g.num_v_heads % g.num_k_heads != 0 || g.head_k_dim < 1 ||
+      g.head_v_dim < 1 || g.conv_width < 2) {
     bad_call("invalid geometry for preset '" + g.preset + "'");
   }
   if (shape_.state_rows < 1) bad_call("state_rows must be >= 1");
@@ -119,8 +119,10 @@ void StateBackend::prefill(std::span<const PrefillTask> tasks) {
 }
 
 void StateBackend::verify(VerifyMode mode, std::span<const VerifyTask> tasks) {
-  if (mode == VerifyMode::kWindow && !supports(Capability::kWindowMode)) bad_call("window mode not supported");
-  if (mode == VerifyMode::kPayload && !supports(Capability::kPayloadMode)) bad_call("payload mode not supported");
+  if (mode == VerifyMode::kWindow && !supports(Capability::kWindowMode))
+    bad_call("window mode not supported");
+  if (mode == VerifyMode::kPayload && !supports(Capability::kPayloadMode))
+    bad_call("payload mode not supported");
   RowAccess access("verify");
   const int32_t w = shape_.geometry.conv_state_cols();
   for (const VerifyTask& t : tasks) {
@@ -236,7 +238,9 @@ uint64_t StateBackend::digest_state(const StateLoc& loc) const {
   return do_digest(loc, loc.conv_offset, shape_.geometry.conv_state_cols());
 }
 
-VerifyOutputs StateBackend::read_outputs() const { return do_read_outputs(); }
+VerifyOutputs StateBackend::read_outputs() const {
+  return do_read_outputs();
+}
 
 std::vector<num::bf16_bits> StateBackend::read_payload(int32_t slot) const {
   if (slot < 0 || slot >= shape_.payload_slots) bad_call("read_payload: slot out of range");
@@ -246,12 +250,14 @@ std::vector<num::bf16_bits> StateBackend::read_payload(int32_t slot) const {
 uint64_t digest_of(const RowBytes& bytes, const PoolShape& shape, int32_t cols) {
   const ModelGeometry& g = shape.geometry;
   const size_t conv_words = size_t(g.layers) * g.conv_dim() * cols;
-  if (bytes.conv.size() != conv_words || bytes.ssm.size() != size_t(shape.ssm_row_bytes()) * g.layers) {
+  if (bytes.conv.size() != conv_words ||
+      bytes.ssm.size() != size_t(shape.ssm_row_bytes()) * g.layers) {
     bad_call("digest_of: RowBytes do not match the pool shape");
   }
   uint64_t sum = 0;
   uint64_t index = 0;
-  for (num::bf16_bits w : bytes.conv) sum += num::digest_term(index++, w);
+  for (num::bf16_bits w : bytes.conv)
+    sum += num::digest_term(index++, w);
   for (size_t i = 0; i + 1 < bytes.ssm.size(); i += 2) {
     sum += num::digest_term(index++, uint16_t(bytes.ssm[i] | (bytes.ssm[i + 1] << 8)));
   }

@@ -45,8 +45,8 @@ struct AllocationReport {
 // task's count are zero.
 struct VerifyOutputs {
   int32_t tasks = 0;
-  int32_t tokens = 0;                   // the largest token count of the call
-  std::vector<num::bf16_bits> values;   // [tasks, tokens, layers, HV, V]
+  int32_t tokens = 0;                  // the largest token count of the call
+  std::vector<num::bf16_bits> values;  // [tasks, tokens, layers, HV, V]
 };
 
 enum class Capability : uint8_t { kBf16Ssm, kWindowMode, kPayloadMode, kDeviceDigest };

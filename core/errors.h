@@ -23,7 +23,7 @@ class InputError : public std::runtime_error {
 
 }  // namespace specstate
 
-#define SPECSTATE_ASSERT(cond, message) \
-  do {                                  \
+#define SPECSTATE_ASSERT(cond, message)                                          \
+  do {                                                                           \
     if (!(cond)) ::specstate::assert_fail(#cond, (message), __FILE__, __LINE__); \
   } while (0)

@@ -46,7 +46,8 @@ ModelGeometry make_geometry(std::string_view preset, int32_t tp) {
     return g;
   }
   std::string known;
-  for (const PresetInfo& p : presets()) known += (known.empty() ? "" : ", ") + std::string(p.name);
+  for (const PresetInfo& p : presets())
+    known += (known.empty() ? "" : ", ") + std::string(p.name);
   throw InputError("unknown preset '" + std::string(preset) + "' (known: " + known + ")");
 }
 

@@ -9,14 +9,14 @@
 namespace specstate {
 
 struct ModelGeometry {
-  std::string preset;        // e.g. "qwen3-next-80b-a3b"
-  int32_t tp = 1;            // tensor-parallel degree the head counts below are divided by
-  int32_t layers = 0;        // GDN layers (full-attention layers hold no recurrent state)
-  int32_t num_k_heads = 0;   // H: query/key heads on this rank
-  int32_t num_v_heads = 0;   // HV: value heads on this rank
-  int32_t head_k_dim = 0;    // K
-  int32_t head_v_dim = 0;    // V
-  int32_t conv_width = 0;    // W: the conv state keeps the last W-1 inputs
+  std::string preset;       // e.g. "qwen3-next-80b-a3b"
+  int32_t tp = 1;           // tensor-parallel degree the head counts below are divided by
+  int32_t layers = 0;       // GDN layers (full-attention layers hold no recurrent state)
+  int32_t num_k_heads = 0;  // H: query/key heads on this rank
+  int32_t num_v_heads = 0;  // HV: value heads on this rank
+  int32_t head_k_dim = 0;   // K
+  int32_t head_v_dim = 0;   // V
+  int32_t conv_width = 0;   // W: the conv state keeps the last W-1 inputs
 
   int32_t key_dim() const { return num_k_heads * head_k_dim; }
   int32_t value_dim() const { return num_v_heads * head_v_dim; }
@@ -27,9 +27,7 @@ struct ModelGeometry {
   int32_t v_heads_per_k_head() const { return num_v_heads / num_k_heads; }
   // K^-0.5, rounded once from float64 (0x1.6a09e6p-4f for K = 128).
   float query_scale() const;
-  int64_t ssm_elements_per_layer() const {
-    return int64_t{num_v_heads} * head_k_dim * head_v_dim;
-  }
+  int64_t ssm_elements_per_layer() const { return int64_t{num_v_heads} * head_k_dim * head_v_dim; }
 };
 
 struct PresetInfo {

@@ -6,7 +6,9 @@
 
 namespace specstate {
 
-std::string_view to_string(SsmDtype dtype) { return dtype == SsmDtype::kF32 ? "f32" : "bf16"; }
+std::string_view to_string(SsmDtype dtype) {
+  return dtype == SsmDtype::kF32 ? "f32" : "bf16";
+}
 
 SsmDtype parse_ssm_dtype(std::string_view text) {
   if (text == "f32" || text == "fp32" || text == "float32") return SsmDtype::kF32;

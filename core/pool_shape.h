@@ -14,7 +14,9 @@ enum class SsmDtype : uint8_t { kF32, kBF16 };
 
 std::string_view to_string(SsmDtype dtype);
 SsmDtype parse_ssm_dtype(std::string_view text);  // "f32" | "bf16"; InputError otherwise
-inline int32_t ssm_element_bytes(SsmDtype d) { return d == SsmDtype::kF32 ? 4 : 2; }
+inline int32_t ssm_element_bytes(SsmDtype d) {
+  return d == SsmDtype::kF32 ? 4 : 2;
+}
 
 struct PoolShape {
   ModelGeometry geometry;
@@ -32,9 +34,7 @@ struct PoolShape {
     return geometry.ssm_elements_per_layer() * ssm_element_bytes(ssm_dtype);
   }
   // Inputs of one token: raw conv input x [conv_dim], a [HV], b [HV], all bf16.
-  int32_t payload_token_elements() const {
-    return geometry.conv_dim() + 2 * geometry.num_v_heads;
-  }
+  int32_t payload_token_elements() const { return geometry.conv_dim() + 2 * geometry.num_v_heads; }
   int64_t payload_slot_bytes() const {  // [payload_tokens, payload_token_elements] bf16
     return int64_t{payload_tokens} * payload_token_elements() * 2;
   }

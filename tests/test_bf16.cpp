@@ -31,11 +31,14 @@ TEST(Bf16, MatchesRoundToNearestEven) {
     ++checked;
   };
   if (std::getenv("SPECSTATE_EXHAUSTIVE")) {
-    for (uint64_t u = 0; u <= 0xFFFFFFFFull; ++u) check(uint32_t(u));
+    for (uint64_t u = 0; u <= 0xFFFFFFFFull; ++u)
+      check(uint32_t(u));
   } else {
-    const uint32_t lows[] = {0x0000, 0x0001, 0x1234, 0x7FFE, 0x7FFF, 0x8000, 0x8001, 0xC000, 0xFFFF};
+    const uint32_t lows[] = {0x0000, 0x0001, 0x1234, 0x7FFE, 0x7FFF,
+                             0x8000, 0x8001, 0xC000, 0xFFFF};
     for (uint32_t hi = 0; hi <= 0xFFFF; ++hi) {
-      for (uint32_t lo : lows) check((hi << 16) | lo);
+      for (uint32_t lo : lows)
+        check((hi << 16) | lo);
     }
   }
   EXPECT_EQ(mismatches, 0u) << "of " << checked;

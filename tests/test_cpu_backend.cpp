@@ -147,9 +147,11 @@ TEST_P(CpuBackendProperties, DeferredReplayThenVerifyEqualsInline) {
 TEST_P(CpuBackendProperties, UnnamedRowsUnchangedAndPaddingSkipped) {
   const int32_t rows = 24;
   auto b = make(rows);
-  for (int32_t r = 0; r < rows; ++r) b->fill_row(r, kPoison);
+  for (int32_t r = 0; r < rows; ++r)
+    b->fill_row(r, kPoison);
   std::vector<uint64_t> before(rows);
-  for (int32_t r = 0; r < rows; ++r) before[r] = b->digest_row(r);
+  for (int32_t r = 0; r < rows; ++r)
+    before[r] = b->digest_row(r);
   const PrefillTask p1 = prefill_task(1, 0, 3, 2);
   const PrefillTask p2 = prefill_task(2, 0, 6, 9);
   const PrefillTask ps[] = {p1, p2};
@@ -161,7 +163,8 @@ TEST_P(CpuBackendProperties, UnnamedRowsUnchangedAndPaddingSkipped) {
   const auto out = b->read_outputs();
   EXPECT_EQ(out.tasks, 3);
   const size_t per_task = out.values.size() / 3;
-  for (size_t i = per_task; i < 2 * per_task; ++i) ASSERT_EQ(out.values[i], 0) << "padding output";
+  for (size_t i = per_task; i < 2 * per_task; ++i)
+    ASSERT_EQ(out.values[i], 0) << "padding output";
   const RowCopy copies[] = {{StateLoc::at(14), 9}, {StateLoc{}, 20}};
   b->copy_rows(copies);
   const std::vector<int32_t> touched = {2, 4, 5, 9, 12, 13, 14, 15};
@@ -209,7 +212,8 @@ TEST_P(CpuBackendProperties, RefusesMalformedCalls) {
   EXPECT_THROW(b->verify(VerifyMode::kStateRows, {&bad_offset, 1}), std::invalid_argument);
 }
 
-INSTANTIATE_TEST_SUITE_P(Dtypes, CpuBackendProperties, ::testing::Values(SsmDtype::kF32, SsmDtype::kBF16),
+INSTANTIATE_TEST_SUITE_P(Dtypes, CpuBackendProperties,
+                         ::testing::Values(SsmDtype::kF32, SsmDtype::kBF16),
                          [](const auto& info) { return std::string(dtype_name(info.param)); });
 
 // The same property on one real layer (K = V = 128, HV = 32): vectorised loops over 128 columns.

@@ -37,9 +37,11 @@ std::vector<uint64_t> golden_sequence(SsmDtype dtype) {
   const RowCopy c{{11, 6, 2}, 13};
   b->copy_rows({&c, 1});
   std::vector<uint64_t> digests;
-  for (int32_t row = 0; row < 16; ++row) digests.push_back(b->digest_row(row));
+  for (int32_t row = 0; row < 16; ++row)
+    digests.push_back(b->digest_row(row));
   uint64_t outputs = 0;
-  for (auto o : b->read_outputs().values) outputs = outputs * 1099511628211ull + o;
+  for (auto o : b->read_outputs().values)
+    outputs = outputs * 1099511628211ull + o;
   digests.push_back(outputs);
   return digests;
 }
@@ -47,54 +49,56 @@ std::vector<uint64_t> golden_sequence(SsmDtype dtype) {
 void check(SsmDtype dtype, const std::vector<uint64_t>& expected) {
   const std::vector<uint64_t> got = golden_sequence(dtype);
   if (got != expected) {
-    std::printf("golden digests for %s changed; if intended, replace the table with:\n", dtype_name(dtype));
-    for (uint64_t d : got) std::printf("      0x%016llxull,\n", (unsigned long long)d);
+    std::printf("golden digests for %s changed; if intended, replace the table with:\n",
+                dtype_name(dtype));
+    for (uint64_t d : got)
+      std::printf("      0x%016llxull,\n", (unsigned long long)d);
   }
   EXPECT_EQ(got, expected);
 }
 
 TEST(Golden, TinyF32) {
   check(SsmDtype::kF32, {
-      0x1b2b270adaa5bb2full,
-      0xe130daba60076f93ull,
-      0xb17bd54b6fbc4daaull,
-      0xa7faff11b45f23a6ull,
-      0xc1026bc0f2f3e608ull,
-      0x337ddc5f93445ba0ull,
-      0xdb2062f31b554df3ull,
-      0x0cda10fd590b8bb6ull,
-      0x156ab911b57953dfull,
-      0xdbe4b74bce46b130ull,
-      0xc56cd41c8342d933ull,
-      0x661eb68773710556ull,
-      0xfc0f4182e68d9a91ull,
-      0x8a5cdd1fd52f536bull,
-      0x52c42454e88c6742ull,
-      0x49fdcef374a779d5ull,
-      0xeaefe2c080cfe12cull,
-  });
+                            0x1b2b270adaa5bb2full,
+                            0xe130daba60076f93ull,
+                            0xb17bd54b6fbc4daaull,
+                            0xa7faff11b45f23a6ull,
+                            0xc1026bc0f2f3e608ull,
+                            0x337ddc5f93445ba0ull,
+                            0xdb2062f31b554df3ull,
+                            0x0cda10fd590b8bb6ull,
+                            0x156ab911b57953dfull,
+                            0xdbe4b74bce46b130ull,
+                            0xc56cd41c8342d933ull,
+                            0x661eb68773710556ull,
+                            0xfc0f4182e68d9a91ull,
+                            0x8a5cdd1fd52f536bull,
+                            0x52c42454e88c6742ull,
+                            0x49fdcef374a779d5ull,
+                            0xeaefe2c080cfe12cull,
+                        });
 }
 
 TEST(Golden, TinyBf16) {
   check(SsmDtype::kBF16, {
-      0x1ea99fde98eb3db8ull,
-      0x2182e5f8426210f8ull,
-      0x7ddd85a2f2669df7ull,
-      0x08097d2228ee9611ull,
-      0x2953a0d68f6ef6a2ull,
-      0x6faf9353a3c2869eull,
-      0xabeafcd400db5227ull,
-      0xb5d0edf3d5b40a2eull,
-      0x1c1dfac3c1b888bcull,
-      0x5d204df95000def6ull,
-      0x80bbc67c255bd4faull,
-      0x3fba174a6ddfeba1ull,
-      0x5869137e1b70e84dull,
-      0x63f83de2cf9e39b6ull,
-      0x7bdd85d7b9d13db8ull,
-      0xeae5174af3372e4dull,
-      0x0eb11504c8ba12f0ull,
-  });
+                             0x1ea99fde98eb3db8ull,
+                             0x2182e5f8426210f8ull,
+                             0x7ddd85a2f2669df7ull,
+                             0x08097d2228ee9611ull,
+                             0x2953a0d68f6ef6a2ull,
+                             0x6faf9353a3c2869eull,
+                             0xabeafcd400db5227ull,
+                             0xb5d0edf3d5b40a2eull,
+                             0x1c1dfac3c1b888bcull,
+                             0x5d204df95000def6ull,
+                             0x80bbc67c255bd4faull,
+                             0x3fba174a6ddfeba1ull,
+                             0x5869137e1b70e84dull,
+                             0x63f83de2cf9e39b6ull,
+                             0x7bdd85d7b9d13db8ull,
+                             0xeae5174af3372e4dull,
+                             0x0eb11504c8ba12f0ull,
+                         });
 }
 
 }  // namespace

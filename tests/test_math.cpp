@@ -15,13 +15,15 @@ namespace specstate::test {
 namespace {
 
 struct SweepResult {
-  double worst_ulp_error = 0;    // against the exact value
+  double worst_ulp_error = 0;     // against the exact value
   int64_t worst_cr_distance = 0;  // representable floats from the correctly rounded result
   float worst_input = 0;
   uint64_t count = 0;
 };
 
-uint32_t sweep_stride() { return std::getenv("SPECSTATE_EXHAUSTIVE") ? 1u : 61u; }
+uint32_t sweep_stride() {
+  return std::getenv("SPECSTATE_EXHAUSTIVE") ? 1u : 61u;
+}
 
 // Visits floats in [lo, hi] of one sign by bit pattern.
 SweepResult sweep(float lo, float hi, const std::function<float(float)>& f,
@@ -43,27 +45,31 @@ SweepResult sweep(float lo, float hi, const std::function<float(float)>& f,
   // Negative part, then non-negative part.
   if (lo < 0) {
     const uint32_t from = bits_of(std::min(hi, -0.0f)), to = bits_of(lo);
-    for (uint64_t u = from; u <= to; u += stride) visit(float_of(uint32_t(u)));
+    for (uint64_t u = from; u <= to; u += stride)
+      visit(float_of(uint32_t(u)));
     visit(lo);
   }
   if (hi >= 0) {
     const uint32_t from = bits_of(std::max(lo, 0.0f)), to = bits_of(hi);
-    for (uint64_t u = from; u <= to; u += stride) visit(float_of(uint32_t(u)));
+    for (uint64_t u = from; u <= to; u += stride)
+      visit(float_of(uint32_t(u)));
     visit(hi);
   }
   return r;
 }
 
 void report(const char* name, const SweepResult& r) {
-  std::printf("%-8s %12llu inputs  worst error %.3f ulp  worst distance from correctly rounded %lld (x = %a)\n",
-              name, (unsigned long long)r.count, r.worst_ulp_error, (long long)r.worst_cr_distance,
-              r.worst_input);
+  std::printf(
+      "%-8s %12llu inputs  worst error %.3f ulp  worst distance from correctly rounded %lld (x = "
+      "%a)\n",
+      name, (unsigned long long)r.count, r.worst_ulp_error, (long long)r.worst_cr_distance,
+      r.worst_input);
 }
 
 TEST(Math, ExpWithinTwoUlpOnWholeFiniteRange) {
   // Finite results: from the largest input rounding to 0 up to the last input below overflow.
-  const SweepResult r = sweep(-0x1.9fe368p+6f, 0x1.62e42ep+6f, num::exp_f32,
-                              [](double x) { return std::exp(x); });
+  const SweepResult r =
+      sweep(-0x1.9fe368p+6f, 0x1.62e42ep+6f, num::exp_f32, [](double x) { return std::exp(x); });
   report("exp", r);
   EXPECT_LE(r.worst_cr_distance, 2);
   EXPECT_LT(r.worst_ulp_error, 2.0);
@@ -81,8 +87,8 @@ TEST(Math, ExpSpecialValues) {
 }
 
 TEST(Math, Log1pAccurate) {
-  const SweepResult r = sweep(-0x1.fffffep-1f, 0x1p+60f, num::log1p_f32,
-                              [](double x) { return std::log1p(x); });
+  const SweepResult r =
+      sweep(-0x1.fffffep-1f, 0x1p+60f, num::log1p_f32, [](double x) { return std::log1p(x); });
   report("log1p", r);
   EXPECT_LE(r.worst_cr_distance, 3);
   EXPECT_EQ(num::log1p_f32(0.0f), 0.0f);
@@ -102,8 +108,8 @@ TEST(Math, SigmoidAccurate) {
 // subnormal and exp's own subnormal rounding dominates: there the bound is 4 float ulps of the
 // result plus an absolute 2^-140.
 TEST(Math, SiluAccurate) {
-  const SweepResult r = sweep(-80.0f, 0x1.9p+6f, num::silu_f32,
-                              [](double x) { return x / (1.0 + std::exp(-x)); });
+  const SweepResult r =
+      sweep(-80.0f, 0x1.9p+6f, num::silu_f32, [](double x) { return x / (1.0 + std::exp(-x)); });
   report("silu", r);
   EXPECT_LE(r.worst_cr_distance, 3);
   for (float x = -80.0f; x > -110.0f; x -= 0.0625f) {
@@ -114,8 +120,8 @@ TEST(Math, SiluAccurate) {
 
 TEST(Math, SoftplusAccurateAndThresholded) {
   // The model feeds it a + dt_bias; the range covers it with a wide margin.
-  const SweepResult r = sweep(-0x1.9p+6f, 20.0f, num::softplus_f32,
-                              [](double x) { return std::log1p(std::exp(x)); });
+  const SweepResult r =
+      sweep(-0x1.9p+6f, 20.0f, num::softplus_f32, [](double x) { return std::log1p(std::exp(x)); });
   report("softplus", r);
   EXPECT_LE(r.worst_cr_distance, 4);
   EXPECT_EQ(num::softplus_f32(20.5f), 20.5f);

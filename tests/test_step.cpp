@@ -21,7 +21,9 @@ namespace {
 
 constexpr double kRelBound = 0x1p-14;
 
-double softplus64(double x) { return x > 20.0 ? x : std::log1p(std::exp(x)); }
+double softplus64(double x) {
+  return x > 20.0 ? x : std::log1p(std::exp(x));
+}
 
 TEST(Step, ConvChannelMatchesFloat64ToOneBf16Ulp) {
   const uint64_t seed = 7;
@@ -37,7 +39,8 @@ TEST(Step, ConvChannelMatchesFloat64ToOneBf16Ulp) {
     exact = exact / (1.0 + std::exp(-exact));
     const float got = num::conv_channel(in, taps, 4);
     // got is a bf16 value; it must be a bf16 neighbour of the exact result.
-    const int d = std::abs(int(num::bf16_from_float(got) & 0x7FFF) - int(num::bf16_from_float(float(exact)) & 0x7FFF));
+    const int d = std::abs(int(num::bf16_from_float(got) & 0x7FFF) -
+                           int(num::bf16_from_float(float(exact)) & 0x7FFF));
     worst = std::max(worst, d);
   }
   std::printf("conv: worst distance from the exact result rounded to bf16: %d bf16 ulp\n", worst);
@@ -65,11 +68,14 @@ TEST(Step, GdnHeadMatchesFloat64Recurrence) {
     HeadInputs in;
     // Conv outputs look like SiLU of conv sums: reuse the generator, rounded to bf16.
     for (int i = 0; i < K; ++i) {
-      in.q.push_back(num::round_to_bf16(num::silu_f32(num::bf16_to_float(num::gen_conv_input(coord, i)))));
-      in.k.push_back(num::round_to_bf16(num::silu_f32(num::bf16_to_float(num::gen_conv_input(coord, K + i)))));
+      in.q.push_back(
+          num::round_to_bf16(num::silu_f32(num::bf16_to_float(num::gen_conv_input(coord, i)))));
+      in.k.push_back(
+          num::round_to_bf16(num::silu_f32(num::bf16_to_float(num::gen_conv_input(coord, K + i)))));
     }
     for (int j = 0; j < V; ++j) {
-      in.v.push_back(num::round_to_bf16(num::silu_f32(num::bf16_to_float(num::gen_conv_input(coord, 2 * K + j)))));
+      in.v.push_back(num::round_to_bf16(
+          num::silu_f32(num::bf16_to_float(num::gen_conv_input(coord, 2 * K + j)))));
     }
     in.a = num::bf16_to_float(num::gen_gate_a(coord, 3));
     in.b = num::bf16_to_float(num::gen_gate_b(coord, 3));
@@ -83,7 +89,8 @@ TEST(Step, GdnHeadMatchesFloat64Recurrence) {
       kh[i] = num::normalize_key(in.k[i], dk);
     }
     const num::Gates gates = num::gdn_gates(in.a, in.b, a_log, dt_bias);
-    for (int j = 0; j < V; ++j) o[j] = num::gdn_column(S.data() + j, V, K, kh.data(), qh.data(), in.v[j], gates);
+    for (int j = 0; j < V; ++j)
+      o[j] = num::gdn_column(S.data() + j, V, K, kh.data(), qh.data(), in.v[j], gates);
 
     // float64.
     double sq = 0, sk = 0;
@@ -121,8 +128,9 @@ TEST(Step, GdnHeadMatchesFloat64Recurrence) {
     worst_state = std::max(worst_state, err_s / max_s);
     worst_out = std::max(worst_out, err_o / max_o);
   }
-  std::printf("gdn: worst relative error over %d tokens: state %.3g (%.1f ulp of the max), output %.3g\n",
-              tokens, worst_state, worst_state / 0x1p-24, worst_out);
+  std::printf(
+      "gdn: worst relative error over %d tokens: state %.3g (%.1f ulp of the max), output %.3g\n",
+      tokens, worst_state, worst_state / 0x1p-24, worst_out);
   EXPECT_LT(worst_state, kRelBound);
   EXPECT_LT(worst_out, kRelBound);
 }

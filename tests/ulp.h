@@ -32,7 +32,8 @@ inline int64_t ulp_distance(float a, float b) {
 
 // |got - exact| in units of the float ulp at `exact` (2^-149 at the least).
 inline double ulp_error(float got, double exact) {
-  if (std::isinf(exact) || std::isinf(got)) return got == exact ? 0.0 : std::numeric_limits<double>::infinity();
+  if (std::isinf(exact) || std::isinf(got))
+    return got == exact ? 0.0 : std::numeric_limits<double>::infinity();
   const double mag = std::fabs(exact);
   int e = 0;
   std::frexp(mag, &e);  // mag in [2^(e-1), 2^e)

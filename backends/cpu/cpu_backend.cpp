@@ -35,9 +35,9 @@ struct InputSource {
 struct SequenceJob {
   bool from_zero = false;
   StateLoc from;
-  PendingReplay pending;        // replayed first, rounded to the pool dtype, committed
+  PendingReplay pending;  // replayed first, rounded to the pool dtype, committed
   InputSource inputs;
-  std::vector<StateWrite> writes;  // full state (SSM + conv window) after k tokens
+  std::vector<StateWrite> writes;          // full state (SSM + conv window) after k tokens
   const int32_t* ssm_only_rows = nullptr;  // window mode: SSM after token j -> rows[j]
   bool rewrite_wide_conv = false;          // window mode: conv buffer of from.conv_row
   int32_t payload_out_slot = kNoRow;       // payload mode
@@ -97,7 +97,8 @@ CpuBackend::CpuBackend(const PoolShape& shape, uint64_t seed) : StateBackend(sha
     p.conv_taps.resize(int64_t{g.conv_dim()} * g.conv_width);
     for (int c = 0; c < g.conv_dim(); ++c) {
       for (int t = 0; t < g.conv_width; ++t) {
-        p.conv_taps[int64_t{c} * g.conv_width + t] = num::bf16_to_float(num::gen_conv_weight(seed, l, c, t));
+        p.conv_taps[int64_t{c} * g.conv_width + t] =
+            num::bf16_to_float(num::gen_conv_weight(seed, l, c, t));
       }
     }
     p.a_log.resize(g.num_v_heads);
@@ -120,10 +121,14 @@ CpuBackend::CpuBackend(const PoolShape& shape, uint64_t seed) : StateBackend(sha
 
 AllocationReport CpuBackend::allocations() const {
   AllocationReport r;
-  for (const auto& a : conv_) r.conv_bytes += a.size() * int64_t(sizeof(bf16_bits));
-  for (const auto& a : ssm_f32_) r.ssm_bytes += a.size() * int64_t(sizeof(float));
-  for (const auto& a : ssm_bf16_) r.ssm_bytes += a.size() * int64_t(sizeof(bf16_bits));
-  for (const auto& a : payload_) r.payload_bytes += a.size() * int64_t(sizeof(bf16_bits));
+  for (const auto& a : conv_)
+    r.conv_bytes += a.size() * int64_t(sizeof(bf16_bits));
+  for (const auto& a : ssm_f32_)
+    r.ssm_bytes += a.size() * int64_t(sizeof(float));
+  for (const auto& a : ssm_bf16_)
+    r.ssm_bytes += a.size() * int64_t(sizeof(bf16_bits));
+  for (const auto& a : payload_)
+    r.payload_bytes += a.size() * int64_t(sizeof(bf16_bits));
   return r;
 }
 
@@ -133,7 +138,8 @@ void CpuBackend::load_ssm(int layer, int32_t row, float* dst) const {
     std::memcpy(dst, ssm_f32_[layer].data() + ssm_index(row), n * sizeof(float));
   } else {
     const bf16_bits* src = ssm_bf16_[layer].data() + ssm_index(row);
-    for (int64_t i = 0; i < n; ++i) dst[i] = num::bf16_to_float(src[i]);
+    for (int64_t i = 0; i < n; ++i)
+      dst[i] = num::bf16_to_float(src[i]);
   }
 }
 
@@ -143,12 +149,14 @@ void CpuBackend::store_ssm(int layer, int32_t row, const float* src) {
     std::memcpy(ssm_f32_[layer].data() + ssm_index(row), src, n * sizeof(float));
   } else {
     bf16_bits* dst = ssm_bf16_[layer].data() + ssm_index(row);
-    for (int64_t i = 0; i < n; ++i) dst[i] = num::bf16_from_float(src[i]);
+    for (int64_t i = 0; i < n; ++i)
+      dst[i] = num::bf16_from_float(src[i]);
   }
 }
 
 void CpuBackend::run(const SequenceJob& job) {
-  for (int l = 0; l < geo().layers; ++l) run_layer(job, l);
+  for (int l = 0; l < geo().layers; ++l)
+    run_layer(job, l);
 }
 
 // The step for one layer of one sequence. The conv history holds, per channel, the W-1 window
@@ -172,7 +180,8 @@ void CpuBackend::run_layer(const SequenceJob& job, int layer) {
     load_ssm(layer, job.from.ssm_row, S.data());
     for (int c = 0; c < C; ++c) {
       for (int t = 0; t < wc; ++t) {
-        hist[int64_t{c} * hist_cols + t] = conv_[layer][conv_index(job.from.conv_row, c, job.from.conv_offset + t)];
+        hist[int64_t{c} * hist_cols + t] =
+            conv_[layer][conv_index(job.from.conv_row, c, job.from.conv_offset + t)];
       }
     }
   }
@@ -206,8 +215,10 @@ void CpuBackend::run_layer(const SequenceJob& job, int layer) {
       std::copy(from_payload + C + HV, from_payload + C + 2 * HV, b.begin());
     } else {
       const TokenSpan& span = *job.inputs.generated;
-      const num::TokenCoord coord{seed(), span.request_id, uint64_t(span.first_position + jn), uint32_t(layer)};
-      for (int c = 0; c < C; ++c) x[c] = num::gen_conv_input(coord, c);
+      const num::TokenCoord coord{seed(), span.request_id, uint64_t(span.first_position + jn),
+                                  uint32_t(layer)};
+      for (int c = 0; c < C; ++c)
+        x[c] = num::gen_conv_input(coord, c);
       for (int h = 0; h < HV; ++h) {
         a[h] = num::gen_gate_a(coord, h);
         b[h] = num::gen_gate_b(coord, h);
@@ -224,7 +235,8 @@ void CpuBackend::run_layer(const SequenceJob& job, int layer) {
     for (int c = 0; c < C; ++c) {
       bf16_bits* hc = hist.data() + int64_t{c} * hist_cols;
       hc[wc + j] = x[c];
-      for (int t = 0; t < W; ++t) in[t] = num::bf16_to_float(hc[j + t]);  // x_j is hc[wc + j]
+      for (int t = 0; t < W; ++t)
+        in[t] = num::bf16_to_float(hc[j + t]);  // x_j is hc[wc + j]
       conv_out[c] = num::conv_channel(in.data(), p.conv_taps.data() + int64_t{c} * W, W);
     }
 
@@ -257,7 +269,8 @@ void CpuBackend::run_layer(const SequenceJob& job, int layer) {
           m[col] = std::fma(row[col], ki, m[col]);
         }
       }
-      for (int col = 0; col < V; ++col) delta[col] = gates.beta * (v[col] - m[col]);
+      for (int col = 0; col < V; ++col)
+        delta[col] = gates.beta * (v[col] - m[col]);
       std::fill(o.begin(), o.end(), 0.0f);
       for (int i = 0; i < K; ++i) {
         float* row = s + int64_t{i} * V;
@@ -269,7 +282,8 @@ void CpuBackend::run_layer(const SequenceJob& job, int layer) {
       }
       if (!is_pending && job.outputs) {
         bf16_bits* dst = job.outputs + ((int64_t{jn} * g.layers + layer) * HV + hv) * V;
-        for (int col = 0; col < V; ++col) dst[col] = num::bf16_from_float(o[col]);
+        for (int col = 0; col < V; ++col)
+          dst[col] = num::bf16_from_float(o[col]);
       }
     }
 
@@ -278,7 +292,8 @@ void CpuBackend::run_layer(const SequenceJob& job, int layer) {
       if (j == pending - 1) {
         // Continue from the committed value exactly as stored in the pool dtype.
         if (!ssm_f32()) {
-          for (float& e : S) e = num::round_to_bf16(e);
+          for (float& e : S)
+            e = num::round_to_bf16(e);
         }
         write_full_state(job.pending.commit_row, j + 1);
       }
@@ -298,7 +313,8 @@ void CpuBackend::run_layer(const SequenceJob& job, int layer) {
     const int cols = wc - 1 + n_new;
     for (int c = 0; c < C; ++c) {
       for (int t = 0; t < cols; ++t) {
-        conv_[layer][conv_index(job.from.conv_row, c, t)] = hist[int64_t{c} * hist_cols + first + t];
+        conv_[layer][conv_index(job.from.conv_row, c, t)] =
+            hist[int64_t{c} * hist_cols + first + t];
       }
     }
   }
@@ -319,7 +335,8 @@ void CpuBackend::do_prefill(std::span<const PrefillTask> tasks) {
 void CpuBackend::do_verify(VerifyMode mode, std::span<const VerifyTask> tasks) {
   const ModelGeometry& g = geo();
   int32_t tokens = 0;
-  for (const VerifyTask& t : tasks) tokens = std::max(tokens, t.tokens.count);
+  for (const VerifyTask& t : tasks)
+    tokens = std::max(tokens, t.tokens.count);
   const int64_t per_token = int64_t{g.layers} * g.num_v_heads * g.head_v_dim;
   outputs_.tasks = int32_t(tasks.size());
   outputs_.tokens = tokens;
@@ -368,7 +385,8 @@ void CpuBackend::do_copy_rows(std::span<const RowCopy> copies) {
   std::vector<RowBytes> sources;
   for (const RowCopy& c : copies) {
     const bool skip = c.src.is_none() || c.dst_row == kNoRow;
-    sources.push_back(skip ? RowBytes{} : do_read(c.src, c.src.conv_offset, geo().conv_state_cols()));
+    sources.push_back(skip ? RowBytes{}
+                           : do_read(c.src, c.src.conv_offset, geo().conv_state_cols()));
   }
   for (size_t i = 0; i < copies.size(); ++i) {
     if (copies[i].src.is_none() || copies[i].dst_row == kNoRow) continue;
@@ -410,7 +428,8 @@ RowBytes CpuBackend::do_read(const StateLoc& loc, int32_t first_col, int32_t col
   for (int l = 0; l < g.layers; ++l) {
     for (int ch = 0; ch < g.conv_dim(); ++ch) {
       for (int t = 0; t < cols; ++t) {
-        out.conv[(int64_t{l} * g.conv_dim() + ch) * cols + t] = conv_[l][conv_index(loc.conv_row, ch, first_col + t)];
+        out.conv[(int64_t{l} * g.conv_dim() + ch) * cols + t] =
+            conv_[l][conv_index(loc.conv_row, ch, first_col + t)];
       }
     }
     const uint8_t* src =

@@ -25,6 +25,8 @@ SPECSTATE_HD inline float bf16_to_float(bf16_bits b) {
 }
 
 // The value a float takes after a round trip through bf16 storage.
-SPECSTATE_HD inline float round_to_bf16(float f) { return bf16_to_float(bf16_from_float(f)); }
+SPECSTATE_HD inline float round_to_bf16(float f) {
+  return bf16_to_float(bf16_from_float(f));
+}
 
 }  // namespace specstate::num

@@ -15,19 +15,23 @@ inline constexpr float kNormEps = 0x1.0c6f7ap-20f;  // 1e-6
 // fma, in[] oldest first (in[W-1] is the new token), then SiLU, then rounded to bf16.
 SPECSTATE_HD inline float conv_channel(const float* in, const float* taps, int width) {
   float acc = 0.0f;
-  for (int t = 0; t < width; ++t) acc = ffma(taps[t], in[t], acc);
+  for (int t = 0; t < width; ++t)
+    acc = ffma(taps[t], in[t], acc);
   return round_to_bf16(silu_f32(acc));
 }
 
 // sqrt(sum x_i^2 + eps) with the sum as an ascending fma chain over i.
 SPECSTATE_HD inline float l2_norm_denominator(const float* x, int n) {
   float acc = 0.0f;
-  for (int i = 0; i < n; ++i) acc = ffma(x[i], x[i], acc);
+  for (int i = 0; i < n; ++i)
+    acc = ffma(x[i], x[i], acc);
   return fsqrt(fadd(acc, kNormEps));
 }
 
 // k_hat = k / denominator; q_hat = (q / denominator) * scale with scale = K^-0.5.
-SPECSTATE_HD inline float normalize_key(float k, float denominator) { return fdiv(k, denominator); }
+SPECSTATE_HD inline float normalize_key(float k, float denominator) {
+  return fdiv(k, denominator);
+}
 SPECSTATE_HD inline float normalize_query(float q, float denominator, float scale) {
   return fmul(fdiv(q, denominator), scale);
 }

@@ -53,8 +53,9 @@ struct TokenCoord {
 };
 
 SPECSTATE_HD inline bf16_bits gen_conv_input(const TokenCoord& t, uint32_t channel) {
-  return uniform_bf16(input_hash(t.seed, InputStream::kConvInput, t.request, t.position, t.layer, channel),
-                      -2.0f, 4.0f);
+  return uniform_bf16(
+      input_hash(t.seed, InputStream::kConvInput, t.request, t.position, t.layer, channel), -2.0f,
+      4.0f);
 }
 SPECSTATE_HD inline bf16_bits gen_gate_a(const TokenCoord& t, uint32_t head) {
   return uniform_bf16(input_hash(t.seed, InputStream::kGateA, t.request, t.position, t.layer, head),
@@ -66,7 +67,8 @@ SPECSTATE_HD inline bf16_bits gen_gate_b(const TokenCoord& t, uint32_t head) {
 }
 SPECSTATE_HD inline bf16_bits gen_conv_weight(uint64_t seed, uint32_t layer, uint32_t channel,
                                               uint32_t tap) {
-  return uniform_bf16(input_hash(seed, InputStream::kConvWeight, layer, channel, tap, 0), -0.5f, 1.0f);
+  return uniform_bf16(input_hash(seed, InputStream::kConvWeight, layer, channel, tap, 0), -0.5f,
+                      1.0f);
 }
 SPECSTATE_HD inline bf16_bits gen_a_log(uint64_t seed, uint32_t layer, uint32_t head) {
   return uniform_bf16(input_hash(seed, InputStream::kALog, layer, head, 0, 0), 0.0f, 2.0f);

@@ -9,15 +9,17 @@
 namespace specstate::num {
 
 inline constexpr float kLog2e = 0x1.715476p+0f;
-inline constexpr float kLn2Hi = 0x1.62e430p-1f;   // ln 2 rounded to float
-inline constexpr float kLn2Lo = -0x1.05c610p-29f; // ln 2 - kLn2Hi
-inline constexpr float kRoundMagic = 0x1.8p23f;   // adding it rounds |t| < 2^22 to an integer
+inline constexpr float kLn2Hi = 0x1.62e430p-1f;        // ln 2 rounded to float
+inline constexpr float kLn2Lo = -0x1.05c610p-29f;      // ln 2 - kLn2Hi
+inline constexpr float kRoundMagic = 0x1.8p23f;        // adding it rounds |t| < 2^22 to an integer
 inline constexpr float kExpOverflow = 0x1.62e430p+6f;  // above: exp(x) > FLT_MAX
-inline constexpr float kExpUnderflow = -0x1.9fe368p+6f; // below: exp(x) < 2^-150, rounds to 0
+inline constexpr float kExpUnderflow = -0x1.9fe368p+6f;  // below: exp(x) < 2^-150, rounds to 0
 inline constexpr float kInf = __builtin_huge_valf();
 
 // 2^n as a float for -126 <= n <= 127, built from exponent bits.
-SPECSTATE_HD inline float pow2i(int n) { return bits_float(static_cast<uint32_t>(n + 127) << 23); }
+SPECSTATE_HD inline float pow2i(int n) {
+  return bits_float(static_cast<uint32_t>(n + 127) << 23);
+}
 
 // exp(x). Cody-Waite reduction x = n ln2 + r, |r| <= ln2/2, then
 // exp(r) = 1 + r + r^2 (c2 + r (c3 + r (c4 + r (c5 + r c6)))) in Horner form with fma, then
