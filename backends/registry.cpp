@@ -9,7 +9,9 @@
 
 namespace specstate {
 
-bool cuda_compiled() { return SPECSTATE_WITH_CUDA != 0; }
+bool cuda_compiled() {
+  return SPECSTATE_WITH_CUDA != 0;
+}
 
 bool cuda_available() {
 #if SPECSTATE_WITH_CUDA

@@ -34,7 +34,8 @@ inline VerifyTask verify_task(uint64_t request, int64_t position, int32_t T, Sta
   VerifyTask t;
   t.tokens = {request, position, T};
   t.from = from;
-  for (size_t j = 0; j < out_rows.size(); ++j) t.out_rows[j] = out_rows[j];
+  for (size_t j = 0; j < out_rows.size(); ++j)
+    t.out_rows[j] = out_rows[j];
   return t;
 }
 
@@ -48,6 +49,8 @@ inline PrefillTask prefill_task(uint64_t request, int64_t position, int32_t n, i
   return t;
 }
 
-inline const char* dtype_name(SsmDtype d) { return d == SsmDtype::kF32 ? "f32" : "bf16"; }
+inline const char* dtype_name(SsmDtype d) {
+  return d == SsmDtype::kF32 ? "f32" : "bf16";
+}
 
 }  // namespace specstate::test
