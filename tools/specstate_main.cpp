@@ -1,103 +1,36 @@
-// The specstate command line.
+// The specstate command line. Exit codes: 0 ok, 1 a check failed (e.g. a divergence), 2 bad
+// input (a flag, a trace: "FILE:LINE: message" on stderr), 3 an internal error.
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <exception>
+#include <vector>
 
-#include "backends/registry.h"
 #include "core/errors.h"
-
-namespace specstate {
-namespace {
-
-// Built-in scenario: four requests on the tiny preset; each step verifies T = 4 tokens in two
-// ways (inline output rows, and payload + replay of the accepted tokens) and checks that both
-// leave bit-identical states and outputs.
-int run_demo(const std::string& preset, const std::string& dtype) {
-  const int32_t T = 4, requests = 4, steps = 6;
-  PoolShape shape;
-  shape.geometry = make_geometry(preset, 1);
-  shape.ssm_dtype = parse_ssm_dtype(dtype);
-  shape.conv_cols = shape.geometry.conv_state_cols();
-  shape.state_rows = requests * (T + 1);  // working row + T output rows per request
-  shape.payload_slots = requests;
-  shape.payload_tokens = T;
-  auto backend = make_backend("cpu", shape, 2026);
-  std::printf("specstate demo: preset %s, SSM %s, %d requests, T = %d, %d verify steps\n",
-              preset.c_str(), dtype.c_str(), requests, T, steps);
-
-  std::vector<int64_t> position(requests);
-  std::vector<PrefillTask> prefills;
-  for (int r = 0; r < requests; ++r) {
-    PrefillTask p;
-    p.tokens = {uint64_t(r), 0, 8 + 5 * r};
-    p.writes = {{p.tokens.count, r * (T + 1)}};
-    position[r] = p.tokens.count;
-    prefills.push_back(p);
-  }
-  backend->prefill(prefills);
-
-  int mismatches = 0;
-  for (int step = 0; step < steps; ++step) {
-    std::vector<VerifyTask> inline_tasks, payload_tasks;
-    for (int r = 0; r < requests; ++r) {
-      const int32_t working = r * (T + 1);
-      VerifyTask v;
-      v.tokens = {uint64_t(r), position[r], T};
-      v.from = StateLoc::at(working);
-      for (int j = 0; j < T; ++j) v.out_rows[j] = working + 1 + j;
-      inline_tasks.push_back(v);
-      VerifyTask pv = v;
-      pv.out_rows = VerifyTask::filled_rows();
-      pv.payload_slot = r;
-      payload_tasks.push_back(pv);
-    }
-    backend->verify(VerifyMode::kStateRows, inline_tasks);
-    const VerifyOutputs inline_out = backend->read_outputs();
-    backend->verify(VerifyMode::kPayload, payload_tasks);
-    if (backend->read_outputs().values != inline_out.values) ++mismatches;
-
-    std::printf("step %d  accepted", step);
-    std::vector<ReplayTask> replays;
-    std::vector<int32_t> accepted(requests);
-    for (int r = 0; r < requests; ++r) {
-      accepted[r] = 1 + (step * 7 + r * 3) % T;
-      replays.push_back({StateLoc::at(r * (T + 1)), r, accepted[r], r * (T + 1)});
-      std::printf(" %d", accepted[r]);
-    }
-    backend->replay(replays);  // commit: working row := state after the accepted tokens
-    std::printf("  working-row digests");
-    for (int r = 0; r < requests; ++r) {
-      const int32_t working = r * (T + 1);
-      const bool same = backend->digest_row(working) == backend->digest_row(working + accepted[r]);
-      mismatches += !same;
-      position[r] += accepted[r];
-      std::printf(" %016llx%s", (unsigned long long)backend->digest_row(working), same ? "" : "(!)");
-    }
-    std::printf("\n");
-  }
-  std::printf("%s: replay of the accepted tokens equals the inline output row for every request and step\n",
-              mismatches == 0 ? "AGREE" : "DIVERGE");
-  return mismatches == 0 ? 0 : 1;
-}
-
-}  // namespace
-}  // namespace specstate
+#include "tools/commands.h"
 
 int main(int argc, char** argv) {
-  CLI::App app{"specstate: bit-exact reference of GDN recurrent-state handling under MTP speculative decoding"};
+  CLI::App app{
+      "specstate: bit-exact reference of GDN recurrent-state handling under MTP speculative "
+      "decoding"};
   app.require_subcommand(1);
-  std::string preset = "tiny", dtype = "f32";
-  CLI::App* demo = app.add_subcommand("demo", "Run a built-in scenario through the CPU backend and check it agrees with itself");
-  demo->add_option("--preset", preset, "Model preset (tiny, qwen3-next-80b-a3b, ...)");
-  demo->add_option("--ssm-dtype", dtype, "SSM pool dtype: f32 or bf16");
+  const std::vector<specstate::cli::Command> commands = {
+      specstate::cli::add_demo(app),
+      specstate::cli::add_generate(app),
+      specstate::cli::add_validate(app),
+  };
   try {
     app.parse(argc, argv);
-    if (*demo) return specstate::run_demo(preset, dtype);
+    for (const auto& command : commands) {
+      if (*command.app) return command.run();
+    }
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;
   } catch (const specstate::InputError& e) {
-    std::fprintf(stderr, "specstate: %s\n", e.what());
+    std::fprintf(stderr, "%s\n", e.what());
     return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "specstate: internal error: %s\n", e.what());
+    return 3;
   }
   return 0;
 }

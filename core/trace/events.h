@@ -21,22 +21,26 @@ inline constexpr int kFormatVersion = 1;
 
 struct Header {
   int version = kFormatVersion;
-  std::string preset;             // e.g. "qwen3-next-80b-a3b"
+  std::string preset;  // e.g. "qwen3-next-80b-a3b"
   int32_t tp = 1;
   SsmDtype ssm_dtype = SsmDtype::kF32;
-  int32_t draft_tokens = 3;       // T - 1 (T = tokens per verify, bonus included)
-  int32_t pool_rows = 0;          // scheduler-owned rows
-  int32_t max_requests = 0;       // request rows
-  int32_t page_size = 0;          // prefix-cache page, tokens; 0 = no snapshots
-  uint64_t seed = 0;              // deterministic inputs and parameters
+  int32_t draft_tokens = 3;  // T - 1 (T = tokens per verify, bonus included)
+  int32_t pool_rows = 0;     // scheduler-owned rows
+  int32_t max_requests = 0;  // request rows
+  int32_t page_size = 0;     // prefix-cache page, tokens; 0 = no snapshots
+  uint64_t seed = 0;         // deterministic inputs and parameters
 
   int32_t tokens_per_verify() const { return draft_tokens + 1; }
+
+  bool operator==(const Header&) const = default;
 };
 
 // Fill `row` with the state after the request's first `length` tokens (a page boundary).
 struct TrackWrite {
   int64_t length = 0;
   int32_t row = -1;
+
+  bool operator==(const TrackWrite&) const = default;
 };
 
 // Prefill of `tokens` new tokens. A new request (first extend) starts from zeros, or on a
@@ -44,12 +48,14 @@ struct TrackWrite {
 // request continues (chunked prefill) from its live state.
 struct Extend {
   uint64_t request = 0;
-  int32_t req_row = -1;       // first extend only (ignored / must match afterwards)
-  int32_t working_row = -1;   // first extend only (must match afterwards)
-  int32_t tokens = 0;
-  int64_t prefix_len = 0;     // first extend on a prefix hit
-  int32_t cow_src_row = -1;   // with prefix_len > 0
-  std::vector<TrackWrite> track;
+  int32_t req_row = -1;           // required on the first extend; -1 (absent) or equal afterwards
+  int32_t working_row = -1;       // required on the first extend; -1 (absent) or equal afterwards
+  int32_t tokens = 0;             // >= 1
+  int64_t prefix_len = 0;         // first extend on a prefix hit
+  int32_t cow_src_row = -1;       // with prefix_len > 0; a cache row other than working_row
+  std::vector<TrackWrite> track;  // page boundaries in (old length, old length + tokens]
+
+  bool operator==(const Extend&) const = default;
 };
 
 // One request of a verify batch: `accepted` of the T tokens were accepted (1..T, bonus
@@ -59,28 +65,38 @@ struct VerifyEntry {
   uint64_t request = 0;
   int32_t accepted = 0;
   std::optional<TrackWrite> track;
+
+  bool operator==(const VerifyEntry&) const = default;
 };
 
 // A verify step: T tokens per request; `padding` CUDA-graph padding rows (-1) in the batch.
 struct Verify {
   std::vector<VerifyEntry> batch;
   int32_t padding = 0;
+
+  bool operator==(const Verify&) const = default;
 };
 
 // A decode step without drafts (T = 1, the token is always accepted).
 struct DecodeEntry {
   uint64_t request = 0;
   std::optional<TrackWrite> track;
+
+  bool operator==(const DecodeEntry&) const = default;
 };
 struct Decode {
   std::vector<DecodeEntry> batch;
   int32_t padding = 0;
+
+  bool operator==(const Decode&) const = default;
 };
 
 // The request leaves the running batch; its live state is saved (made real, then swapped out
 // to host memory) and its working row and request row are freed.
 struct Retract {
   uint64_t request = 0;
+
+  bool operator==(const Retract&) const = default;
 };
 
 // The retracted request comes back into `working_row` and `req_row` (any free ones), its saved
@@ -89,27 +105,39 @@ struct Resume {
   uint64_t request = 0;
   int32_t req_row = -1;
   int32_t working_row = -1;
+
+  bool operator==(const Resume&) const = default;
 };
 
-// The request ends; its working row and request row are freed and reusable at once.
+// The request ends; its working row and request row are freed and reusable at once. A
+// retracted request may finish too (aborted while swapped out): its saved state is dropped.
 struct Finish {
   uint64_t request = 0;
+
+  bool operator==(const Finish&) const = default;
 };
 
 // Compare all lanes now (the simulator can also compare after every event).
-struct Check {};
+struct Check {
+  bool operator==(const Check&) const = default;
+};
 
 using Event = std::variant<Extend, Verify, Decode, Retract, Resume, Finish, Check>;
 
 struct Line {
   long line = 0;  // 1-based line in the trace file
   Event event;
+
+  bool operator==(const Line&) const = default;
 };
 
 struct Trace {
-  std::string file;  // for messages
+  std::string file;      // for messages
+  long header_line = 1;  // the header's line (comment lines may precede it)
   Header header;
   std::vector<Line> events;
+
+  bool operator==(const Trace&) const = default;
 };
 
 }  // namespace specstate::trace

@@ -1,0 +1,46 @@
+// Reading and writing traces in the on-disk format, JSON Lines (docs/trace-format.md).
+//
+// The reader checks syntax and field types and the header (version, preset, TP, sizes); it
+// does not check the schedule (who owns which row, lengths, page boundaries): that is
+// validate_trace() in core/trace/validate.h, which runs a ScheduleTracker over the events.
+// Every error is an InputError "FILE:LINE: message"; no other exception escapes.
+#pragma once
+
+#include <iosfwd>
+#include <string>
+#include <string_view>
+
+#include "core/trace/events.h"
+
+namespace specstate::trace {
+
+// Absurd sizes are refused up front so that a hostile file cannot make a reader or a
+// simulator allocate without bound.
+inline constexpr int64_t kMaxRows = int64_t{1} << 24;    // pool_rows, max_requests, page_size
+inline constexpr int64_t kMaxTokens = int64_t{1} << 24;  // tokens of one extend, padding
+inline constexpr int64_t kMaxLength = int64_t{1} << 48;  // tokens of one request
+inline constexpr int32_t kMaxTokensPerVerify = 16;       // T = draft_tokens + 1
+
+// Checks the header fields (version, preset and TP through make_geometry, sizes). Throws
+// InputError without a location; callers add it.
+void check_header(const Header& header);
+
+Trace read_trace(const std::string& path);
+// `name` is the file name used in messages.
+Trace read_trace(std::istream& in, const std::string& name);
+
+// One event per line, the header first; read_trace(write_trace(t)) == t up to line numbers,
+// which the writer does not keep (events go on lines 2, 3, ...).
+void write_trace(std::ostream& out, const Trace& trace);
+// Writes to a temporary file next to `path` and renames it on success, so `path` never
+// holds half a trace. Throws InputError when the file cannot be written.
+void write_trace_file(const std::string& path, const Trace& trace);
+
+// The JSON text of one line, without the newline.
+std::string header_to_json(const Header& header);
+std::string event_to_json(const Event& event);
+
+// "extend", "verify", ...
+std::string_view event_name(const Event& event);
+
+}  // namespace specstate::trace

@@ -1,0 +1,129 @@
+#include "core/trace/validate.h"
+
+#include <cstdio>
+#include <variant>
+
+#include "core/trace/tracker.h"
+
+namespace specstate::trace {
+namespace {
+
+// Adds one event's counts to the summary; the tracker has already accepted it.
+struct Counter {
+  TraceSummary& s;
+
+  void operator()(const Extend& e) {
+    ++s.extends;
+    s.prefill_tokens += e.tokens;
+    s.snapshots += int64_t(e.track.size());
+    if (e.prefix_len > 0) {
+      ++s.prefix_hits;
+      s.prefix_hit_tokens += e.prefix_len;
+    }
+  }
+  void operator()(const Verify& v) {
+    ++s.verifies;
+    step(int64_t(v.batch.size()), v.padding);
+    for (const VerifyEntry& e : v.batch) {
+      s.verified_tokens += s.header.tokens_per_verify();
+      s.accepted_tokens += e.accepted;
+      ++s.acceptance[size_t(e.accepted - 1)];
+      s.snapshots += e.track.has_value();
+    }
+  }
+  void operator()(const Decode& d) {
+    ++s.decodes;
+    step(int64_t(d.batch.size()), d.padding);
+    s.decode_tokens += int64_t(d.batch.size());
+    for (const DecodeEntry& e : d.batch)
+      s.snapshots += e.track.has_value();
+  }
+  void operator()(const Retract&) { ++s.retracts; }
+  void operator()(const Resume&) { ++s.resumes; }
+  void operator()(const Finish&) { ++s.finishes; }
+  void operator()(const Check&) { ++s.checks; }
+
+  void step(int64_t batch, int32_t padding) {
+    s.padding_rows += padding;
+    s.max_batch = std::max(s.max_batch, batch);
+  }
+};
+
+std::string percent(int64_t part, int64_t whole) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.1f%%",
+                whole > 0 ? 100.0 * double(part) / double(whole) : 0.0);
+  return text;
+}
+
+}  // namespace
+
+TraceSummary validate_trace(const Trace& trace) {
+  ScheduleTracker tracker(trace.header, trace.file, trace.header_line);
+  TraceSummary s;
+  s.header = trace.header;
+  s.acceptance.assign(size_t(trace.header.tokens_per_verify()), 0);
+  for (const Line& line : trace.events) {
+    tracker.apply(line);
+    ++s.events;
+    std::visit(Counter{s}, line.event);
+    s.peak_rows_in_use = std::max(s.peak_rows_in_use, tracker.rows_in_use());
+    s.peak_running = std::max(s.peak_running, tracker.running_requests());
+  }
+  s.requests = int64_t(tracker.requests().size());
+  for (const auto& [id, info] : tracker.requests()) {
+    s.running_at_end += info.status == RequestStatus::kRunning;
+    s.retracted_at_end += info.status == RequestStatus::kRetracted;
+  }
+  return s;
+}
+
+std::string format_summary(const TraceSummary& s) {
+  const Header& h = s.header;
+  const int32_t T = h.tokens_per_verify();
+  std::string out;
+  auto line = [&](const char* label, const std::string& text) {
+    char head[16];
+    std::snprintf(head, sizeof head, "  %-11s", label);
+    out += head + text + "\n";
+  };
+  auto n = [](int64_t v) { return std::to_string(v); };
+  line("model", h.preset + ", TP " + n(h.tp) + ", SSM " + std::string(to_string(h.ssm_dtype)) +
+                    ", T = " + n(T) + " (" + n(h.draft_tokens) + " draft tokens), seed " +
+                    std::to_string(h.seed));
+  line("pool",
+       n(h.pool_rows) + " rows, " + n(h.max_requests) + " request rows, page " +
+           (h.page_size > 0 ? n(h.page_size) + " tokens" : std::string("0 (no snapshots)")));
+  line("events", n(s.events) + ": " + n(s.extends) + " extend, " + n(s.verifies) + " verify, " +
+                     n(s.decodes) + " decode, " + n(s.retracts) + " retract, " + n(s.resumes) +
+                     " resume, " + n(s.finishes) + " finish, " + n(s.checks) + " check");
+  line("requests", n(s.requests) + " (" + n(s.finishes) + " finished, " + n(s.running_at_end) +
+                       " running and " + n(s.retracted_at_end) + " retracted at the end)");
+  line("steps", n(s.steps()) + " (" + n(s.verifies) + " verify + " + n(s.decodes) +
+                    " decode), largest batch " + n(s.max_batch) + ", " + n(s.padding_rows) +
+                    " padding rows");
+  line("tokens", "prefill " + n(s.prefill_tokens) + ", prefix hits " + n(s.prefix_hit_tokens) +
+                     " (" + n(s.prefix_hits) + " COW), verified " + n(s.verified_tokens) +
+                     ", accepted " + n(s.accepted_tokens) + " (" +
+                     percent(s.accepted_tokens, s.verified_tokens) + "), decoded " +
+                     n(s.decode_tokens));
+  const int64_t entries = [&] {
+    int64_t total = 0;
+    for (int64_t c : s.acceptance)
+      total += c;
+    return total;
+  }();
+  std::string histogram;
+  for (int32_t a = 1; a <= T; ++a) {
+    const int64_t count = s.acceptance[size_t(a - 1)];
+    histogram += (a > 1 ? "  " : "") + std::string("a=") + n(a) + ": " + n(count) + " (" +
+                 percent(count, entries) + ")";
+  }
+  line("accepted", histogram);
+  line("rows", "peak " + n(s.peak_rows_in_use) + " of " + n(h.pool_rows) +
+                   " in use (working + snapshot), peak " + n(s.peak_running) + " running requests");
+  line("snapshots", n(s.snapshots) + " track writes");
+  return out;
+}
+
+}  // namespace specstate::trace

@@ -1,0 +1,67 @@
+// A synthetic continuous-batching scheduler that writes traces (docs/trace-format.md).
+//
+// From a seed, reproducibly: requests arrive over the first half of the run with random
+// prompt lengths; prompts are prefilled in chunks, sometimes starting from a prefix-cache row
+// (copy-on-write); running requests verify T tokens per step with an accepted length drawn
+// from a configurable distribution, with occasional decode steps without drafts; page
+// boundaries crossed are snapshotted into track rows; a request that waits too long for a
+// row preempts (retracts) the longest-running one, which resumes later; finished requests
+// free their rows, and freed rows are handed out again first (LIFO). Batches are padded up
+// to a CUDA-graph bucket, and a check event follows every `check_every` steps.
+//
+// Every event is applied to a ScheduleTracker as it is written, so the output always
+// validates.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/pool_shape.h"
+#include "core/trace/events.h"
+
+namespace specstate::sim {
+
+struct GeneratorOptions {
+  // Header.
+  std::string preset = "tiny";
+  int32_t tp = 1;
+  SsmDtype ssm_dtype = SsmDtype::kF32;
+  int32_t draft_tokens = 3;  // T = draft_tokens + 1
+  // Fewer pool rows than request rows, so rows run out and requests get retracted.
+  int32_t pool_rows = 12;     // working rows + snapshot rows
+  int32_t max_requests = 16;  // request rows: at most this many requests run at once
+  int32_t page_size = 16;     // 0 = no snapshots and no prefix hits
+  uint64_t seed = 1;
+
+  // Workload.
+  int32_t requests = 64;   // requests arriving over the first half of the run
+  int32_t steps = 2000;    // forward steps (verify + decode); fewer if all finish early
+  int32_t prompt_min = 8;  // prompt tokens after any prefix hit, uniform in [min, max]
+  int32_t prompt_max = 160;
+  int32_t output_min = 0;        // generated tokens, uniform in [min, max]; 0 and 0 = chosen
+  int32_t output_max = 0;        // from steps and rows so that the run stays busy
+  int32_t chunk_size = 64;       // prefill tokens per request per step
+  double prefix_hit_prob = 0.3;  // a new request starts from a snapshot row, when one exists
+  double snapshot_prob = 0.5;    // a crossed page boundary is snapshotted into a track row
+
+  // Speculative decoding.
+  double accept_prob = 0.7;            // each draft token accepted with this probability, until the
+                                       // first rejection: a = 1 + leading accepted drafts
+  std::vector<double> accept_weights;  // T weights for a = 1..T; replaces accept_prob
+  double decode_prob = 0.1;            // a step is a decode without drafts
+
+  // Scheduling.
+  int32_t preempt_after = 32;  // steps a waiting request waits for a row before it retracts
+                               // a running one; also the least time between two retracts
+  std::vector<int32_t> graph_buckets = {1, 2, 4, 8, 16, 24, 32, 48, 64, 96, 128, 192, 256};
+  int32_t check_every = 50;  // steps between check events; 0 = none
+};
+
+// Throws InputError naming the option for a value out of range.
+void check_options(const GeneratorOptions& options);
+
+// The trace, events numbered as write_trace() lays them out (header on line 1).
+trace::Trace generate_trace(const GeneratorOptions& options);
+
+}  // namespace specstate::sim

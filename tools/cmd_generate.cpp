@@ -1,0 +1,118 @@
+// specstate generate: a synthetic scheduler trace from a seed.
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <string>
+
+#include "core/errors.h"
+#include "core/trace/format.h"
+#include "core/trace/validate.h"
+#include "sim/generator.h"
+#include "tools/commands.h"
+
+namespace specstate::cli {
+namespace {
+
+struct GenerateOptions {
+  sim::GeneratorOptions generator;
+  std::string ssm_dtype = "f32";
+  bool no_padding = false;
+  std::string output;
+};
+
+double ms_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+      .count();
+}
+
+int run_generate(GenerateOptions& options) {
+  sim::GeneratorOptions& g = options.generator;
+  g.ssm_dtype = parse_ssm_dtype(options.ssm_dtype);
+  if (options.no_padding) g.graph_buckets.clear();
+  const auto start = std::chrono::steady_clock::now();
+  const trace::Trace trace = sim::generate_trace(g);
+  const double generate_ms = ms_since(start);
+  const auto write_start = std::chrono::steady_clock::now();
+  trace::write_trace_file(options.output, trace);
+  const double write_ms = ms_since(write_start);
+  const trace::TraceSummary summary = trace::validate_trace(trace);
+  std::printf("wrote %s: %lld events (generated in %.1f ms, written in %.1f ms)\n%s",
+              options.output.c_str(), (long long)trace.events.size(), generate_ms, write_ms,
+              trace::format_summary(summary).c_str());
+  return 0;
+}
+
+}  // namespace
+
+Command add_generate(CLI::App& parent) {
+  auto options = std::make_shared<GenerateOptions>();
+  sim::GeneratorOptions& g = options->generator;
+  CLI::App* cmd = parent.add_subcommand(
+      "generate",
+      "Write a synthetic scheduler trace (JSON Lines, docs/trace-format.md) from a seed.\n"
+      "A continuous-batching scheduler: requests arrive, are prefilled in chunks (sometimes\n"
+      "from a prefix-cache row), verify T = draft tokens + 1 tokens per step with a random\n"
+      "accepted length, get retracted when rows run out and resume later, and finish. The\n"
+      "same options and seed always give the same trace; the trace always validates.");
+  cmd->add_option("--preset", g.preset, "Model preset (tiny, qwen3-next-80b-a3b, ...)")->required();
+  cmd->add_option("--tp", g.tp, "Tensor-parallel degree (must divide the head counts)")
+      ->capture_default_str();
+  cmd->add_option("--requests", g.requests, "Requests arriving over the first half of the run")
+      ->required();
+  cmd->add_option("--steps", g.steps,
+                  "Forward steps (verify + decode events); fewer if every request finishes")
+      ->required();
+  cmd->add_option("--seed", g.seed, "Seed of the schedule; also the trace's input seed")
+      ->required();
+  cmd->add_option("-o,--output", options->output, "Trace file to write (replaced atomically)")
+      ->required();
+  cmd->add_option("--ssm-dtype", options->ssm_dtype, "SSM pool dtype: f32 or bf16")
+      ->capture_default_str();
+  cmd->add_option("--draft-tokens", g.draft_tokens, "Draft tokens per verify (T = this + 1)")
+      ->capture_default_str();
+  cmd->add_option("--accept-prob", g.accept_prob,
+                  "Probability each draft token is accepted, until the first rejection")
+      ->capture_default_str();
+  cmd->add_option("--accept-weights", g.accept_weights,
+                  "Weights of the accepted length a = 1..T, comma separated (replaces "
+                  "--accept-prob), e.g. 1,2,3,4")
+      ->delimiter(',');
+  cmd->add_option("--decode-prob", g.decode_prob, "Probability a step decodes without drafts")
+      ->capture_default_str();
+  cmd->add_option("--pool-rows", g.pool_rows,
+                  "Scheduler rows (working + snapshot); fewer than --max-requests makes rows "
+                  "run out, which retracts requests")
+      ->capture_default_str();
+  cmd->add_option("--max-requests", g.max_requests, "Request rows: most requests running at once")
+      ->capture_default_str();
+  cmd->add_option("--page-size", g.page_size,
+                  "Prefix-cache page in tokens; 0 = no snapshots and no prefix hits")
+      ->capture_default_str();
+  cmd->add_option("--chunk-size", g.chunk_size, "Prefill tokens per request per step")
+      ->capture_default_str();
+  cmd->add_option("--prompt-min", g.prompt_min, "Shortest prompt (tokens)")->capture_default_str();
+  cmd->add_option("--prompt-max", g.prompt_max, "Longest prompt (tokens)")->capture_default_str();
+  cmd->add_option("--output-min", g.output_min,
+                  "Fewest generated tokens per request (0 with --output-max 0 = from --steps)")
+      ->capture_default_str();
+  cmd->add_option("--output-max", g.output_max, "Most generated tokens per request")
+      ->capture_default_str();
+  cmd->add_option("--prefix-hit-prob", g.prefix_hit_prob,
+                  "Probability a new request starts from a snapshot row (copy-on-write)")
+      ->capture_default_str();
+  cmd->add_option("--snapshot-prob", g.snapshot_prob,
+                  "Probability a crossed page boundary is snapshotted into a track row")
+      ->capture_default_str();
+  cmd->add_option("--preempt-after", g.preempt_after,
+                  "Steps a waiting request waits for a row before it retracts a running one")
+      ->capture_default_str();
+  cmd->add_option("--graph-buckets", g.graph_buckets,
+                  "CUDA-graph batch sizes, comma separated; batches are padded up to one")
+      ->delimiter(',');
+  cmd->add_flag("--no-padding", options->no_padding, "No CUDA-graph padding");
+  cmd->add_option("--check-every", g.check_every, "Steps between check events; 0 = none")
+      ->capture_default_str();
+  return {cmd, [options] { return run_generate(*options); }};
+}
+
+}  // namespace specstate::cli
