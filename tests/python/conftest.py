@@ -1,4 +1,5 @@
 import os
+import re
 import subprocess
 import sys
 
@@ -19,8 +20,9 @@ def _subcommands(binary):
         if line.strip().upper().startswith("SUBCOMMANDS"):
             in_section = True
             continue
-        if in_section and line.startswith(" ") and line.strip():
-            names.add(line.split()[0])
+        match = re.match(r"^  (\S+)", line)  # a name; wrapped descriptions indent further
+        if in_section and match:
+            names.add(match.group(1))
     return names
 
 
@@ -44,5 +46,18 @@ def specstate_validate(specstate_bin):
     def run(path):
         return subprocess.run([specstate_bin, "validate", str(path)], capture_output=True,
                               text=True, timeout=120)
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def specstate_generate(specstate_bin):
+    """Runs `specstate generate ... -o FILE`; skips when the binary has no `generate`."""
+    if "generate" not in _subcommands(specstate_bin):
+        pytest.skip(f"{specstate_bin} has no `generate` subcommand (specstate --help)")
+
+    def run(path, *args):
+        return subprocess.run([specstate_bin, "generate", *map(str, args), "-o", str(path)],
+                              capture_output=True, text=True, timeout=120)
 
     return run

@@ -164,3 +164,15 @@ def test_validate_rejects_a_broken_trace(tmp_path, specstate_validate):
     out = specstate_validate(path)
     assert out.returncode != 0
     assert ":3:" in out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_cpp_generated_trace_passes_the_python_checker(tmp_path, seed, specstate_generate):
+    """The other direction: the two rule sets agree on what the C++ generator writes
+    (prefix hits, snapshots, retracts when rows run out, padding)."""
+    path = tmp_path / f"gen{seed}.trace"
+    out = specstate_generate(path, "--preset", "tiny", "--requests", 10, "--steps", 60,
+                             "--seed", seed, "--draft-tokens", seed % 6,
+                             "--page-size", [0, 4, 16][seed % 3], "--pool-rows", 8 + seed)
+    assert out.returncode == 0, out.stdout + out.stderr
+    read_trace(path)
