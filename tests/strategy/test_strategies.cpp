@@ -290,3 +290,48 @@ TEST(StrategyPolicy, RefusesImpossibleAcceptedLengths) {
 
 }  // namespace
 }  // namespace specstate::test
+
+namespace specstate::test {
+namespace {
+
+// docs/strategies.md's worked example: rows and live locations as the doc states them.
+TEST(StrategyDocs, WorkedExampleRows) {
+  PoolConfig c;
+  c.geometry = make_geometry("tiny");
+  c.tokens_per_verify = 4;
+  c.pool_rows = 8;
+  c.max_requests = 4;
+  const std::map<StrategyKind, StateLoc> live_after_verify = {
+      {StrategyKind::kScatter, StateLoc::at(3)},
+      {StrategyKind::kInline, StateLoc::at(12)},
+      {StrategyKind::kWindow, StateLoc{12, 3, 2}},
+      {StrategyKind::kReplay, StateLoc::at(3)},
+      {StrategyKind::kDeferred, StateLoc::at(3)}};
+  for (StrategyKind kind : all_strategies()) {
+    PoolPolicy p(kind, c);
+    p.extend({7, 1, 3, 20, 0, kNoRow, {}});
+    const VerifyOp v{7, 3, std::nullopt};
+    const Plan plan = p.verify({&v, 1}, 0);
+    const auto& verify = std::get<VerifyCall>(plan.front());
+    const auto& out = verify.tasks.front().out_rows;
+    if (kind == StrategyKind::kScatter)
+      EXPECT_EQ((std::vector<int32_t>(out.begin(), out.begin() + 4)),
+                (std::vector<int32_t>{20, 21, 22, 23}));
+    if (kind == StrategyKind::kInline || kind == StrategyKind::kWindow) {
+      EXPECT_EQ((std::vector<int32_t>(out.begin(), out.begin() + 4)),
+                (std::vector<int32_t>{3, 11, 12, 13}));
+    }
+    if (kind == StrategyKind::kReplay) EXPECT_EQ(verify.tasks.front().payload_slot, 1);
+    if (kind == StrategyKind::kDeferred) EXPECT_EQ(verify.tasks.front().payload_slot, 2);
+    EXPECT_EQ(p.live(7).loc, live_after_verify.at(kind)) << to_string(kind);
+    EXPECT_EQ(p.live(7).length, 23);
+    EXPECT_EQ(p.live(7).pending, kind == StrategyKind::kDeferred ? 3 : 0);
+    p.retract(7);
+    p.resume(7, 0, 5);
+    EXPECT_EQ(p.live(7).loc, StateLoc::at(5));
+    if (kind == StrategyKind::kInline) EXPECT_EQ(p.layout().draft_row(0, 0), 8);
+  }
+}
+
+}  // namespace
+}  // namespace specstate::test

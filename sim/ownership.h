@@ -1,0 +1,41 @@
+// Row ownership as the trace and the strategy layout give it, stated independently of the
+// policy's plans: which rows a task acting for a request may write during one event.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+
+#include "core/strategy/plan.h"
+#include "core/strategy/strategy.h"
+#include "core/trace/events.h"
+
+namespace specstate::sim {
+
+class OwnershipChecker {
+ public:
+  explicit OwnershipChecker(const StrategyLayout& layout) : layout_(layout) {}
+
+  // Call before running the event's plan: learns the rows the event hands out.
+  void begin_event(const trace::Event& event);
+  // The first write in `plan` to a row the acting request does not own, as a message; or none.
+  std::optional<std::string> check(const Plan& plan) const;
+  // Call after the plan ran: releases what the event frees.
+  void end_event(const trace::Event& event);
+
+ private:
+  struct Rows {
+    int32_t req_row = -1;
+    int32_t working_row = -1;
+  };
+  std::set<int32_t> allowed(uint64_t request) const;
+  std::optional<std::string> check_write(uint64_t request, int32_t row, const char* what) const;
+
+  const StrategyLayout& layout_;
+  std::map<uint64_t, Rows> rows_;                 // running requests
+  std::map<uint64_t, std::set<int32_t>> tracks_;  // track rows the current event names
+};
+
+}  // namespace specstate::sim

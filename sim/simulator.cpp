@@ -1,0 +1,419 @@
+#include "sim/simulator.h"
+
+#include <cinttypes>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <sstream>
+#include <type_traits>
+
+#include "backends/plan_executor.h"
+#include "backends/registry.h"
+#include "core/errors.h"
+#include "core/strategy/pool_policy.h"
+#include "sim/ownership.h"
+
+namespace specstate::sim {
+namespace {
+
+constexpr size_t kMaxElementDiffs = 4;
+
+struct Lane {
+  LaneSpec spec;
+  PoolPolicy policy;
+  std::unique_ptr<StateBackend> backend;
+  SwapSpace swap;
+  OwnershipChecker ownership;
+  double seconds = 0;
+
+  Lane(const LaneSpec& s, const PoolConfig& config, uint64_t seed)
+      : spec(s),
+        policy(s.strategy, config),
+        backend(make_backend(s.backend, policy.layout().shape, seed)),
+        ownership(policy.layout()) {}
+
+  void run(const Plan& plan) {
+    const auto start = std::chrono::steady_clock::now();
+    execute(plan, *backend, swap);
+    seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  }
+};
+
+std::string hex_and_value(uint32_t bits, int bytes) {
+  char buf[64];
+  float f;
+  const uint32_t widened = bytes == 2 ? bits << 16 : bits;
+  std::memcpy(&f, &widened, 4);
+  std::snprintf(buf, sizeof buf, bytes == 2 ? "0x%04x (%.9g)" : "0x%08x (%.9g)", bits, f);
+  return buf;
+}
+
+// The first differing elements of two states of the same shape (W-1 conv columns, or all).
+std::vector<ElementDiff> diff_states(const RowBytes& a, const RowBytes& b, const PoolShape& shape) {
+  std::vector<ElementDiff> out;
+  const ModelGeometry& g = shape.geometry;
+  const size_t per_layer_conv = a.conv.size() / g.layers;
+  const int32_t cols = int32_t(per_layer_conv / g.conv_dim());
+  for (size_t i = 0; i < a.conv.size() && out.size() < kMaxElementDiffs; ++i) {
+    if (a.conv[i] == b.conv[i]) continue;
+    const size_t in_layer = i % per_layer_conv;
+    out.push_back({"conv", int32_t(i / per_layer_conv),
+                   "[channel " + std::to_string(in_layer / cols) + ", col " +
+                       std::to_string(in_layer % cols) + "]",
+                   hex_and_value(a.conv[i], 2), hex_and_value(b.conv[i], 2)});
+  }
+  const int es = ssm_element_bytes(shape.ssm_dtype);
+  const int64_t per_layer = g.ssm_elements_per_layer();
+  const int64_t elements = int64_t(a.ssm.size()) / es;
+  for (int64_t e = 0; e < elements && out.size() < kMaxElementDiffs; ++e) {
+    uint32_t va = 0, vb = 0;
+    std::memcpy(&va, a.ssm.data() + e * es, es);
+    std::memcpy(&vb, b.ssm.data() + e * es, es);
+    if (va == vb) continue;
+    const int64_t in_layer = e % per_layer;
+    const int64_t kv = int64_t{g.head_k_dim} * g.head_v_dim;
+    out.push_back({"ssm", int32_t(e / per_layer),
+                   "[head " + std::to_string(in_layer / kv) + ", k " +
+                       std::to_string(in_layer % kv / g.head_v_dim) + ", v " +
+                       std::to_string(in_layer % g.head_v_dim) + "]",
+                   hex_and_value(va, es), hex_and_value(vb, es)});
+  }
+  return out;
+}
+
+std::string describe(const trace::Event& event) {
+  std::ostringstream os;
+  std::visit(
+      [&](const auto& e) {
+        using E = std::decay_t<decltype(e)>;
+        if constexpr (std::is_same_v<E, trace::Extend>) {
+          os << "extend request " << e.request << " (" << e.tokens << " tokens)";
+        } else if constexpr (std::is_same_v<E, trace::Verify>) {
+          os << "verify [";
+          for (size_t i = 0; i < e.batch.size(); ++i) {
+            os << (i ? ", " : "") << "request " << e.batch[i].request
+               << " a=" << e.batch[i].accepted;
+          }
+          os << "]";
+          if (e.padding) os << " + " << e.padding << " padding";
+        } else if constexpr (std::is_same_v<E, trace::Decode>) {
+          os << "decode [";
+          for (size_t i = 0; i < e.batch.size(); ++i)
+            os << (i ? ", " : "") << "request " << e.batch[i].request;
+          os << "]";
+        } else if constexpr (std::is_same_v<E, trace::Retract>) {
+          os << "retract request " << e.request;
+        } else if constexpr (std::is_same_v<E, trace::Resume>) {
+          os << "resume request " << e.request << " into row " << e.working_row;
+        } else if constexpr (std::is_same_v<E, trace::Finish>) {
+          os << "finish request " << e.request;
+        } else {
+          os << "check";
+        }
+      },
+      event);
+  return os.str();
+}
+
+std::optional<Snapshot> to_snapshot(const std::optional<trace::TrackWrite>& t) {
+  if (!t) return std::nullopt;
+  return Snapshot{t->length, t->row};
+}
+
+// The policy's plan for one event.
+Plan plan_for(PoolPolicy& policy, const trace::Event& event) {
+  return std::visit(
+      [&](const auto& e) -> Plan {
+        using E = std::decay_t<decltype(e)>;
+        if constexpr (std::is_same_v<E, trace::Extend>) {
+          ExtendOp op{e.request,     e.req_row, e.working_row, e.tokens, e.prefix_len,
+                      e.cow_src_row, {}};
+          for (const trace::TrackWrite& t : e.track)
+            op.snapshots.push_back({t.length, t.row});
+          return policy.extend(op);
+        } else if constexpr (std::is_same_v<E, trace::Verify>) {
+          std::vector<VerifyOp> batch;
+          for (const auto& v : e.batch)
+            batch.push_back({v.request, v.accepted, to_snapshot(v.track)});
+          return policy.verify(batch, e.padding);
+        } else if constexpr (std::is_same_v<E, trace::Decode>) {
+          std::vector<VerifyOp> batch;
+          for (const auto& d : e.batch)
+            batch.push_back({d.request, 1, to_snapshot(d.track)});
+          return policy.decode(batch, e.padding);
+        } else if constexpr (std::is_same_v<E, trace::Retract>) {
+          return policy.retract(e.request);
+        } else if constexpr (std::is_same_v<E, trace::Resume>) {
+          return policy.resume(e.request, e.req_row, e.working_row);
+        } else if constexpr (std::is_same_v<E, trace::Finish>) {
+          return policy.finish(e.request);
+        } else {
+          return {};
+        }
+      },
+      event);
+}
+
+std::vector<int32_t> snapshot_rows(const trace::Event& event) {
+  std::vector<int32_t> rows;
+  if (const auto* e = std::get_if<trace::Extend>(&event)) {
+    for (const auto& t : e->track)
+      rows.push_back(t.row);
+  } else if (const auto* v = std::get_if<trace::Verify>(&event)) {
+    for (const auto& entry : v->batch) {
+      if (entry.track) rows.push_back(entry.track->row);
+    }
+  } else if (const auto* d = std::get_if<trace::Decode>(&event)) {
+    for (const auto& entry : d->batch) {
+      if (entry.track) rows.push_back(entry.track->row);
+    }
+  }
+  return rows;
+}
+
+std::vector<uint64_t> batch_requests(const trace::Event& event) {
+  std::vector<uint64_t> out;
+  if (const auto* v = std::get_if<trace::Verify>(&event)) {
+    for (const auto& e : v->batch)
+      out.push_back(e.request);
+  } else if (const auto* d = std::get_if<trace::Decode>(&event)) {
+    for (const auto& e : d->batch)
+      out.push_back(e.request);
+  }
+  return out;
+}
+
+class Replayer {
+ public:
+  Replayer(const trace::Trace& trace, const SimOptions& options)
+      : trace_(trace), options_(options) {
+    const PoolConfig config = pool_config(trace.header);
+    for (const LaneSpec& spec : options.lanes)
+      lanes_.push_back(std::make_unique<Lane>(spec, config, trace.header.seed));
+  }
+
+  ReplayReport run() {
+    for (const trace::Line& line : trace_.events) {
+      line_ = &line;
+      step(line);
+      ++report_.events;
+      if (report_.divergence) break;
+      if (options_.progress) options_.progress(report_.events, trace_.events.size());
+    }
+    if (!report_.divergence) final_digests();
+    report_.agree = !report_.divergence;
+    for (const auto& lane : lanes_)
+      report_.lanes.push_back({lane->spec.name(), lane->seconds});
+    return std::move(report_);
+  }
+
+ private:
+  void step(const trace::Line& line) {
+    for (auto& lane : lanes_) {
+      Plan plan;
+      try {
+        plan = plan_for(lane->policy, line.event);
+      } catch (const InputError& e) {
+        throw InputError(trace_.file, line.line, e.what());
+      }
+      if (options_.check_ownership) {
+        lane->ownership.begin_event(line.event);
+        if (auto bad = lane->ownership.check(plan)) {
+          diverge("ownership", lane->spec.name(), "", *bad);
+          return;
+        }
+        lane->ownership.end_event(line.event);
+      }
+      lane->run(plan);
+      if (options_.after_event) options_.after_event(&lane - lanes_.data(), line, *lane->backend);
+    }
+    if (compare_outputs(line.event) || compare_snapshots(line.event)) return;
+    const bool at_check = std::holds_alternative<trace::Check>(line.event);
+    if (options_.compare_at == CompareAt::kEveryEvent || at_check) compare_all();
+  }
+
+  Divergence& diverge(const std::string& what, const std::string& a, const std::string& b,
+                      const std::string& detail = "") {
+    Divergence d;
+    d.line = line_->line;
+    d.event = describe(line_->event);
+    d.what = what + (detail.empty() ? "" : ": " + detail);
+    d.lane_a = a;
+    d.lane_b = b;
+    report_.divergence = d;
+    return *report_.divergence;
+  }
+
+  bool compare_outputs(const trace::Event& event) {
+    if (!std::holds_alternative<trace::Verify>(event) &&
+        !std::holds_alternative<trace::Decode>(event))
+      return false;
+    const VerifyOutputs ref = lanes_[0]->backend->read_outputs();
+    const std::vector<uint64_t> requests = batch_requests(event);
+    const ModelGeometry& g = lanes_[0]->policy.layout().shape.geometry;
+    for (size_t i = 1; i < lanes_.size(); ++i) {
+      const VerifyOutputs got = lanes_[i]->backend->read_outputs();
+      if (got.values == ref.values) continue;
+      Divergence& d = diverge("per-token outputs", lanes_[0]->spec.name(), lanes_[i]->spec.name());
+      const int64_t per_token = int64_t{g.layers} * g.num_v_heads * g.head_v_dim;
+      for (size_t e = 0; e < ref.values.size() && d.elements.size() < kMaxElementDiffs; ++e) {
+        if (e >= got.values.size() || ref.values[e] == got.values[e]) continue;
+        const int64_t task = e / (per_token * ref.tokens), token = e / per_token % ref.tokens;
+        const int64_t in_token = e % per_token, per_layer = int64_t{g.num_v_heads} * g.head_v_dim;
+        if (!d.has_request && task < int64_t(requests.size())) {
+          d.request = requests[task];
+          d.has_request = true;
+        }
+        d.elements.push_back({"outputs", int32_t(in_token / per_layer),
+                              "[batch " + std::to_string(task) + ", token " +
+                                  std::to_string(token) + ", head " +
+                                  std::to_string(in_token % per_layer / g.head_v_dim) + ", v " +
+                                  std::to_string(in_token % g.head_v_dim) + "]",
+                              hex_and_value(ref.values[e], 2), hex_and_value(got.values[e], 2)});
+      }
+      return true;
+    }
+    return false;
+  }
+
+  bool compare_snapshots(const trace::Event& event) {
+    for (int32_t row : snapshot_rows(event)) {
+      const StateLoc loc = StateLoc::at(row);
+      if (compare_states(lanes_[0]->backend->read_state(loc), loc, "snapshot row", std::nullopt))
+        return true;
+    }
+    return false;
+  }
+
+  // Compares lane 0's state `ref` at `ref_loc` with every other lane's state at the same logical
+  // place; returns true (and records the divergence) at the first difference.
+  bool compare_states(const RowBytes& ref, const StateLoc& ref_loc, const std::string& what,
+                      std::optional<uint64_t> request) {
+    for (size_t i = 1; i < lanes_.size(); ++i) {
+      Lane& lane = *lanes_[i];
+      StateLoc loc = ref_loc;
+      if (request) {
+        auto r = lane.policy.readable(*request);
+        lane.run(r.plan);
+        loc = r.loc;
+      }
+      const RowBytes got = lane.backend->read_state(loc);
+      if (got == ref) continue;
+      Divergence& d = diverge(what, lanes_[0]->spec.name(), lane.spec.name());
+      if (request) {
+        d.request = *request;
+        d.has_request = true;
+      }
+      d.row_a = ref_loc.ssm_row;
+      d.row_b = loc.ssm_row;
+      d.elements = diff_states(ref, got, lanes_[0]->policy.layout().shape);
+      return true;
+    }
+    return false;
+  }
+
+  void compare_all() {
+    ++report_.compares;
+    Lane& ref = *lanes_[0];
+    for (const auto& [request, live] : ref.policy.table()) {
+      if (live.retracted) {
+        const RowBytes& saved = ref.swap.saved.at(request);
+        for (size_t i = 1; i < lanes_.size(); ++i) {
+          if (lanes_[i]->swap.saved.at(request) == saved) continue;
+          Divergence& d = diverge("swapped-out state", ref.spec.name(), lanes_[i]->spec.name());
+          d.request = request;
+          d.has_request = true;
+          d.elements =
+              diff_states(saved, lanes_[i]->swap.saved.at(request), ref.policy.layout().shape);
+          return;
+        }
+        continue;
+      }
+      auto r = ref.policy.readable(request);
+      ref.run(r.plan);
+      if (compare_states(ref.backend->read_state(r.loc), r.loc, "live state", request)) return;
+    }
+    compare_physical_rows();
+  }
+
+  // Lanes running the same strategy on different backends must agree on every row's bytes.
+  void compare_physical_rows() {
+    for (size_t i = 0; i < lanes_.size(); ++i) {
+      for (size_t j = i + 1; j < lanes_.size(); ++j) {
+        Lane& a = *lanes_[i];
+        Lane& b = *lanes_[j];
+        if (a.spec.strategy != b.spec.strategy || a.spec.backend == b.spec.backend) continue;
+        const int32_t rows = a.policy.layout().shape.state_rows;
+        for (int32_t row = 0; row < rows; ++row) {
+          if (a.backend->digest_row(row) == b.backend->digest_row(row)) continue;
+          Divergence& d = diverge("physical row", a.spec.name(), b.spec.name());
+          d.row_a = d.row_b = row;
+          d.elements = diff_states(a.backend->read_row(row), b.backend->read_row(row),
+                                   a.policy.layout().shape);
+          return;
+        }
+      }
+    }
+  }
+
+  void final_digests() {
+    Lane& ref = *lanes_[0];
+    for (const auto& [request, live] : ref.policy.table()) {
+      if (live.retracted) continue;
+      auto r = ref.policy.readable(request);
+      ref.run(r.plan);
+      report_.final_digests.push_back({request, ref.backend->digest_state(r.loc)});
+    }
+  }
+
+  const trace::Trace& trace_;
+  const SimOptions& options_;
+  std::vector<std::unique_ptr<Lane>> lanes_;
+  const trace::Line* line_ = nullptr;
+  ReplayReport report_;
+};
+
+}  // namespace
+
+std::string LaneSpec::name() const {
+  return backend + "/" + std::string(to_string(strategy));
+}
+
+std::string Divergence::message() const {
+  std::ostringstream os;
+  os << "line " << line << ": " << event << "\n";
+  os << "  " << what;
+  if (has_request) os << " of request " << request;
+  os << "\n";
+  if (!lane_b.empty()) {
+    os << "  lanes: " << lane_a;
+    if (row_a >= 0) os << " (row " << row_a << ")";
+    os << " vs " << lane_b;
+    if (row_b >= 0) os << " (row " << row_b << ")";
+    os << "\n";
+  } else {
+    os << "  lane: " << lane_a << "\n";
+  }
+  for (const ElementDiff& e : elements) {
+    os << "  layer " << e.layer << " " << e.tensor << " " << e.index << ": " << e.value_a << " vs "
+       << e.value_b << "\n";
+  }
+  return os.str();
+}
+
+PoolConfig pool_config(const trace::Header& header) {
+  PoolConfig c;
+  c.geometry = make_geometry(header.preset, header.tp);
+  c.ssm_dtype = header.ssm_dtype;
+  c.tokens_per_verify = header.tokens_per_verify();
+  c.pool_rows = header.pool_rows;
+  c.max_requests = header.max_requests;
+  return c;
+}
+
+ReplayReport replay(const trace::Trace& trace, const SimOptions& options) {
+  if (options.lanes.empty()) throw InputError("replay needs at least one lane");
+  return Replayer(trace, options).run();
+}
+
+}  // namespace specstate::sim
