@@ -16,5 +16,7 @@ struct Command {
 Command add_demo(CLI::App& parent);
 Command add_generate(CLI::App& parent);
 Command add_validate(CLI::App& parent);
+Command add_replay(CLI::App& parent);
+Command add_footprint(CLI::App& parent);
 
 }  // namespace specstate::cli

@@ -17,6 +17,8 @@ int main(int argc, char** argv) {
       specstate::cli::add_demo(app),
       specstate::cli::add_generate(app),
       specstate::cli::add_validate(app),
+      specstate::cli::add_replay(app),
+      specstate::cli::add_footprint(app),
   };
   try {
     app.parse(argc, argv);
