@@ -55,6 +55,15 @@ std::string describe_type(const json& value) {
   }
 }
 
+// `text` with control and non-ASCII bytes shown as '?', so a message quoting a hostile file
+// stays one printable line.
+std::string printable(std::string text) {
+  for (char& c : text) {
+    if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) >= 0x7f) c = '?';
+  }
+  return text;
+}
+
 // One JSON object of the trace, read field by field. `what_` names it in messages
 // ("extend event", "batch[2] of the verify event").
 class Fields {
@@ -69,7 +78,8 @@ class Fields {
       bool known = false;
       for (const char* name : allowed)
         known = known || item.key() == name;
-      if (!known) fail(where_, "unknown field '" + item.key() + "' in " + what_ + list(allowed));
+      if (!known)
+        fail(where_, "unknown field '" + printable(item.key()) + "' in " + what_ + list(allowed));
     }
   }
 
@@ -139,7 +149,7 @@ class Fields {
     std::string shown;
     if (value.is_number_unsigned()) {
       const uint64_t v = value.get<uint64_t>();
-      if (v <= uint64_t(max)) return int64_t(v);
+      if (v <= uint64_t(max) && int64_t(v) >= min) return int64_t(v);
       shown = std::to_string(v);
     } else if (value.is_number_integer()) {
       const int64_t v = value.get<int64_t>();
@@ -260,7 +270,7 @@ Event parse_event(const json& object, const Where& where) {
     Fields f(object, "check event", where, {"event"});
     return Check{};
   }
-  fail(where, "unknown event '" + name +
+  fail(where, "unknown event '" + printable(name) +
                   "' (expected extend, verify, decode, retract, resume, finish or check)");
 }
 
@@ -286,7 +296,7 @@ Header parse_header(const json& object, const Where& where) {
   h.tp = int32_t(f.integer("tp", 1, 1024));
   const std::string dtype = f.string("ssm_dtype");
   if (dtype != "f32" && dtype != "bf16") {
-    fail(where, "field 'ssm_dtype' in header is '" + dtype + "', expected f32 or bf16");
+    fail(where, "field 'ssm_dtype' in header is '" + printable(dtype) + "', expected f32 or bf16");
   }
   h.ssm_dtype = parse_ssm_dtype(dtype);
   h.draft_tokens = int32_t(f.integer("draft_tokens", 0, kMaxTokensPerVerify - 1));
@@ -297,7 +307,7 @@ Header parse_header(const json& object, const Where& where) {
   try {
     check_header(h);
   } catch (const InputError& e) {
-    fail(where, e.what());
+    fail(where, printable(e.what()));
   }
   return h;
 }
@@ -316,10 +326,10 @@ json parse_json(const std::string& text, bool complete, const Where& where) {
     return json::parse(text);
   } catch (const json::exception& e) {
     // "[json.exception.parse_error.101] parse error at line 1, column 5: syntax error ..."
-    std::string detail = e.what();
+    std::string detail = printable(e.what());
     const size_t bracket = detail.find("] ");
     if (bracket != std::string::npos) detail = detail.substr(bracket + 2);
-    const std::string at_line = "at line 1, ";
+    const std::string at_line = "parse error at line 1, ";
     const size_t pos = detail.find(at_line);
     if (pos != std::string::npos) detail.erase(pos, at_line.size());
     if (!complete)

@@ -150,11 +150,10 @@ void ScheduleTracker::check_track(const TrackWrite& t, int64_t old_len, int64_t 
             " is not a page boundary crossed by this event (the request goes from " +
             std::to_string(old_len) + " to " + std::to_string(new_len) + " tokens)");
   }
+  if (t.row == own_row) at.fail(what + " is the request's own working row");
   const RowUse use = row(t.row);
-  if (t.row == own_row || use.kind == RowUse::Kind::kWorking) {
-    const uint64_t owner = use.kind == RowUse::Kind::kWorking ? use.request : 0;
-    at.fail(what + " is the working row of live " +
-            (t.row == own_row ? std::string("request (its own)") : req(owner)));
+  if (use.kind == RowUse::Kind::kWorking) {
+    at.fail(what + " is the working row of live " + req(use.request));
   }
   if (std::find(written.begin(), written.end(), t.row) != written.end()) {
     at.fail(what + " is written twice in this event");

@@ -1,0 +1,198 @@
+// Syntax, types and header errors: each asserts the line and the whole message.
+#include <gtest/gtest.h>
+
+#include "trace_test_util.h"
+
+namespace specstate::trace::testing {
+namespace {
+
+TEST(TraceReader, EmptyFileAndMissingHeader) {
+  EXPECT_EQ(first_error(""),
+            "t.jsonl:1: empty trace: no header line {\"specstate_trace\": 1, ...}");
+  EXPECT_EQ(first_error("# only\n\n# comments\n"),
+            "t.jsonl:3: empty trace: no header line {\"specstate_trace\": 1, ...}");
+  EXPECT_EQ(
+      first_error("# a comment\n{\"event\": \"check\"}\n"),
+      "t.jsonl:2: missing header: a trace starts with {\"specstate_trace\": 1, \"preset\": ...}");
+}
+
+TEST(TraceReader, CommentsAndBlankLinesKeepLineNumbers) {
+  EXPECT_EQ(
+      first_error("# c\n\n" + kHeader + "\n  # indented comment\n\t\n{\"event\": \"nope\"}\n"),
+      "t.jsonl:6: unknown event 'nope' (expected extend, verify, decode, retract, resume, "
+      "finish or check)");
+}
+
+TEST(TraceReader, BadVersion) {
+  EXPECT_EQ(first_error("{\"specstate_trace\": 2, \"future\": 1}\n"),
+            "t.jsonl:1: unsupported trace format version 2 (this build reads version 1)");
+  EXPECT_EQ(first_error("{\"specstate_trace\": \"1\"}\n"),
+            "t.jsonl:1: field 'specstate_trace' in header must be an integer, got a string");
+}
+
+TEST(TraceReader, HeaderFields) {
+  const std::string rest =
+      R"("draft_tokens": 3, "pool_rows": 8, "max_requests": 4, "page_size": 16, "seed": 1})";
+  EXPECT_EQ(
+      first_error(R"({"specstate_trace": 1, "preset": "huge", "tp": 1, "ssm_dtype": "f32", )" +
+                  rest + "\n"),
+      "t.jsonl:1: unknown preset 'huge' (known: qwen3-next-80b-a3b, qwen3.5-397b-a17b, "
+      "qwen3.5-122b-a10b, qwen3.5-35b-a3b, qwen3.5-27b, qwen3.5-9b, qwen3.5-2b, tiny)");
+  EXPECT_EQ(
+      first_error(R"({"specstate_trace": 1, "preset": "tiny", "tp": 3, "ssm_dtype": "f32", )" +
+                  rest + "\n"),
+      "t.jsonl:1: tensor-parallel degree 3 does not divide the tiny head counts (H=2, HV=4)");
+  EXPECT_EQ(
+      first_error(R"({"specstate_trace": 1, "preset": "tiny", "tp": 1, "ssm_dtype": "f16", )" +
+                  rest + "\n"),
+      "t.jsonl:1: field 'ssm_dtype' in header is 'f16', expected f32 or bf16");
+  EXPECT_EQ(
+      first_error(
+          R"({"specstate_trace": 1, "preset": "tiny", "tp": 1, "ssm_dtype": "f32", "draft_tokens": 16, "pool_rows": 8, "max_requests": 4, "page_size": 16, "seed": 1})"
+          "\n"),
+      "t.jsonl:1: field 'draft_tokens' in header is 16, outside 0..15");
+  EXPECT_EQ(
+      first_error(
+          R"({"specstate_trace": 1, "preset": "tiny", "tp": 1, "ssm_dtype": "f32", "draft_tokens": 3, "pool_rows": 16777217, "max_requests": 4, "page_size": 16, "seed": 1})"
+          "\n"),
+      "t.jsonl:1: field 'pool_rows' in header is 16777217, outside 1..16777216");
+  EXPECT_EQ(
+      first_error(
+          R"({"specstate_trace": 1, "preset": "tiny", "tp": 1, "ssm_dtype": "f32", "draft_tokens": 3, "pool_rows": 8, "max_requests": 4, "page_size": 16})"
+          "\n"),
+      "t.jsonl:1: missing field 'seed' in header");
+  EXPECT_EQ(
+      first_error(
+          R"({"specstate_trace": 1, "preset": "tiny", "tp": 1, "ssm_dtype": "f32", "draft_tokens": 3, "pool_rows": 8, "max_requests": 4, "page_size": 16, "seed": -1})"
+          "\n"),
+      "t.jsonl:1: field 'seed' in header is -1, outside 0..18446744073709551615");
+  EXPECT_EQ(
+      first_error(
+          R"({"specstate_trace": 1, "preset": "tiny", "tp": 1, "ssm_dtype": "f32", "draft_tokens": 3, "pool_rows": 8, "max_requests": 4, "page_size": 16, "seed": 1, "colour": "red"})"
+          "\n"),
+      "t.jsonl:1: unknown field 'colour' in header (expected specstate_trace, preset, tp, "
+      "ssm_dtype, draft_tokens, pool_rows, max_requests, page_size, seed)");
+}
+
+TEST(TraceReader, SecondHeader) {
+  EXPECT_EQ(event_error({kHeader}),
+            "t.jsonl:2: a second header; a trace has one, on its first line");
+}
+
+TEST(TraceReader, UnknownField) {
+  EXPECT_EQ(event_error({R"({"event": "finish", "request": 5, "why": "done"})"}),
+            "t.jsonl:2: unknown field 'why' in finish event (expected event, request)");
+  EXPECT_EQ(
+      event_error({R"({"event": "verify", "batch": [{"request": 5, "accepted": 1, "a": 1}]})"}),
+      "t.jsonl:2: unknown field 'a' in batch[0] of the verify event (expected request, "
+      "accepted, track)");
+  EXPECT_EQ(
+      event_error(
+          {R"({"event": "decode", "batch": [{"request": 5, "track": {"length": 16, "row": 1, "x": 0}}]})"}),
+      "t.jsonl:2: unknown field 'x' in track of batch[0] of the decode event (expected "
+      "length, row)");
+}
+
+TEST(TraceReader, WrongType) {
+  EXPECT_EQ(
+      event_error(
+          {R"({"event": "extend", "request": "5", "req_row": 0, "working_row": 2, "tokens": 24})"}),
+      "t.jsonl:2: field 'request' in extend event must be an integer, got a string");
+  EXPECT_EQ(
+      event_error(
+          {R"({"event": "extend", "request": 5, "req_row": 0, "working_row": 2, "tokens": 2.5})"}),
+      "t.jsonl:2: field 'tokens' in extend event must be an integer, got a non-integer number");
+  EXPECT_EQ(event_error({R"({"event": "verify", "batch": {"request": 5}})"}),
+            "t.jsonl:2: field 'batch' in verify event must be an array, got an object");
+  EXPECT_EQ(
+      event_error(
+          {R"({"event": "extend", "request": 5, "req_row": 0, "working_row": 2, "tokens": 24, "track": {"length": 16, "row": 3}})"}),
+      "t.jsonl:2: field 'track' in extend event must be an array, got an object");
+  EXPECT_EQ(event_error({R"({"event": "verify", "batch": [5]})"}),
+            "t.jsonl:2: batch[0] of the verify event must be a JSON object, got an integer");
+  EXPECT_EQ(event_error({R"(["event", "check"])"}),
+            "t.jsonl:2: an event must be a JSON object, got an array");
+  EXPECT_EQ(event_error({R"({"event": 3})"}),
+            "t.jsonl:2: field 'event' must be a string, got an integer");
+  EXPECT_EQ(event_error({R"({"event": "retract", "request": true})"}),
+            "t.jsonl:2: field 'request' in retract event must be an integer, got a boolean");
+}
+
+TEST(TraceReader, MissingField) {
+  EXPECT_EQ(event_error({R"({"request": 5})"}), "t.jsonl:2: missing field 'event'");
+  EXPECT_EQ(event_error({R"({"event": "extend", "request": 5, "req_row": 0, "working_row": 2})"}),
+            "t.jsonl:2: missing field 'tokens' in extend event");
+  EXPECT_EQ(event_error({kStart5, R"({"event": "verify", "batch": [{"request": 5}]})"}),
+            "t.jsonl:3: missing field 'accepted' in batch[0] of the verify event");
+  EXPECT_EQ(event_error({R"({"event": "resume", "request": 5, "req_row": 1})"}),
+            "t.jsonl:2: missing field 'working_row' in resume event");
+}
+
+TEST(TraceReader, AbsurdSizes) {
+  EXPECT_EQ(
+      event_error(
+          {R"({"event": "extend", "request": 5, "req_row": 0, "working_row": 2, "tokens": 16777217})"}),
+      "t.jsonl:2: field 'tokens' in extend event is 16777217, outside 1..16777216");
+  EXPECT_EQ(
+      event_error(
+          {R"({"event": "extend", "request": 5, "req_row": 0, "working_row": 2, "tokens": 0})"}),
+      "t.jsonl:2: field 'tokens' in extend event is 0, outside 1..16777216");
+  EXPECT_EQ(
+      event_error(
+          {R"({"event": "extend", "request": 5, "req_row": 0, "working_row": 99999999999, "tokens": 1})"}),
+      "t.jsonl:2: field 'working_row' in extend event is 99999999999, outside 0..2147483647");
+  EXPECT_EQ(
+      event_error(
+          {R"({"event": "extend", "request": 5, "req_row": -1, "working_row": 2, "tokens": 1})"}),
+      "t.jsonl:2: field 'req_row' in extend event is -1, outside 0..2147483647");
+}
+
+TEST(TraceReader, InvalidJsonAndTruncatedLastLine) {
+  EXPECT_EQ(event_error({R"({"event": "check",})"}),
+            "t.jsonl:2: invalid JSON: column 19: syntax error while parsing object key - "
+            "unexpected '}'; expected string literal");
+  EXPECT_EQ(event_error({"{\"event\": \"check\", \"x\": \"\xff\"}"}),
+            "t.jsonl:2: invalid JSON: column 26: syntax error while parsing value - invalid "
+            "string: ill-formed UTF-8 byte; last read: '\"?'");
+  // The last line lost its end: no newline, and not valid JSON.
+  EXPECT_EQ(first_error(lines({kHeader, kStart5}) + R"({"event": "verify", "batch": [{"requ)"),
+            "t.jsonl:3: truncated last line: no newline at the end and not valid JSON (column 37: "
+            "syntax error while parsing object key - invalid string: missing closing quote; last "
+            "read: '\"requ'; expected string literal)");
+  // A complete last line without a newline is fine.
+  EXPECT_EQ(first_error(lines({kHeader, kStart5}) + R"({"event": "check"})"), "ok");
+}
+
+TEST(TraceReader, ReadsEveryEventKind) {
+  std::istringstream in(lines(
+      {"# comment", kHeader, kStart5, R"({"event": "extend", "request": 5, "tokens": 7})",
+       R"({"event": "verify", "batch": [{"request": 5, "accepted": 2, "track": {"length": 32, "row": 4}}], "padding": 3})",
+       R"({"event": "decode", "batch": [{"request": 5}]})", R"({"event": "retract", "request": 5})",
+       R"({"event": "resume", "request": 5, "req_row": 1, "working_row": 6})",
+       R"({"event": "check"})", R"({"event": "finish", "request": 5})"}));
+  const Trace t = read_trace(in, "t.jsonl");
+  EXPECT_EQ(t.header_line, 2);
+  EXPECT_EQ(t.header.pool_rows, 8);
+  ASSERT_EQ(t.events.size(), 8u);
+  EXPECT_EQ(t.events[0].line, 3);
+  const auto& e = std::get<Extend>(t.events[0].event);
+  EXPECT_EQ(e.request, 5u);
+  EXPECT_EQ(e.working_row, 2);
+  ASSERT_EQ(e.track.size(), 1u);
+  EXPECT_EQ(e.track[0].length, 16);
+  EXPECT_EQ(std::get<Extend>(t.events[1].event).working_row, -1);
+  const auto& v = std::get<Verify>(t.events[2].event);
+  EXPECT_EQ(v.padding, 3);
+  EXPECT_EQ(v.batch[0].track->row, 4);
+  EXPECT_EQ(std::get<Decode>(t.events[3].event).padding, 0);
+  EXPECT_EQ(std::get<Resume>(t.events[5].event).working_row, 6);
+  EXPECT_EQ(t.events[7].line, 10);
+  EXPECT_NO_THROW(validate_trace(t));
+}
+
+TEST(TraceReader, MissingFile) {
+  EXPECT_THROW(read_trace("/nonexistent/trace.jsonl"), InputError);
+}
+
+}  // namespace
+}  // namespace specstate::trace::testing

@@ -1,0 +1,261 @@
+// Generator → writer → reader → validator, the writer's exactness, the examples, and a cheap
+// mutation fuzz of the reader.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+
+#include "core/trace/tracker.h"
+#include "sim/generator.h"
+#include "trace_test_util.h"
+
+namespace specstate::trace::testing {
+namespace {
+
+std::string to_text(const Trace& trace) {
+  std::ostringstream out;
+  write_trace(out, trace);
+  return out.str();
+}
+
+Trace from_text(const std::string& text, const std::string& name = "t.jsonl") {
+  std::istringstream in(text);
+  return read_trace(in, name);
+}
+
+// A spread of scheduler shapes: T, pages, pool pressure, decode mix, padding.
+sim::GeneratorOptions options_for_seed(uint64_t seed) {
+  sim::GeneratorOptions o;
+  o.seed = seed;
+  o.requests = 8 + int32_t(seed % 24);
+  o.steps = 150 + int32_t(seed % 7) * 40;
+  o.draft_tokens = int32_t(seed % 5);  // T = 1..5
+  o.page_size = std::vector<int32_t>{0, 16, 8, 32}[seed % 4];
+  o.pool_rows = 3 + int32_t(seed % 10);
+  o.max_requests = 2 + int32_t(seed % 9);
+  o.chunk_size = 8 + int32_t(seed % 3) * 40;
+  o.prefix_hit_prob = 0.5;
+  o.decode_prob = 0.05 * double(seed % 5);
+  o.preempt_after = 4 + int32_t(seed % 8);
+  if (seed % 3 == 0) o.graph_buckets.clear();
+  if (seed % 5 == 0) o.ssm_dtype = SsmDtype::kBF16;
+  return o;
+}
+
+TEST(TraceRoundTrip, GeneratedTracesValidateAndRoundTripExactly) {
+  for (uint64_t seed = 1; seed <= 60; ++seed) {
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    const Trace generated = sim::generate_trace(options_for_seed(seed));
+    ASSERT_NO_THROW(validate_trace(generated));
+    const std::string text = to_text(generated);
+    Trace read = from_text(text, generated.file);
+    EXPECT_EQ(read.header, generated.header);
+    EXPECT_EQ(read.events, generated.events);  // line numbers included
+    EXPECT_EQ(to_text(read), text);
+    EXPECT_NO_THROW(validate_trace(read));
+  }
+}
+
+TEST(TraceRoundTrip, WriterIsExactForEveryField) {
+  Trace t;
+  t.file = "t.jsonl";
+  t.header.preset = "qwen3-next-80b-a3b";
+  t.header.tp = 4;
+  t.header.ssm_dtype = SsmDtype::kBF16;
+  t.header.draft_tokens = 15;
+  t.header.pool_rows = 1 << 24;
+  t.header.max_requests = 3;
+  t.header.page_size = 64;
+  t.header.seed = std::numeric_limits<uint64_t>::max();
+  const uint64_t big = std::numeric_limits<uint64_t>::max();
+  t.events = {
+      {2, Extend{big,
+                 2,
+                 7,
+                 1 << 24,
+                 int64_t{1} << 40,
+                 9,
+                 {{(int64_t{1} << 40) + 64, 11}, {(int64_t{1} << 40) + 128, 12}}}},
+      {3, Extend{big, -1, -1, 1, 0, -1, {}}},
+      {4, Verify{{{big, 16, TrackWrite{640, 5}}, {0, 1, std::nullopt}}, 123}},
+      {5, Decode{{{big, std::nullopt}, {3, TrackWrite{64, 0}}}, 0}},
+      {6, Retract{big}},
+      {7, Resume{big, 0, 1}},
+      {8, Finish{big}},
+      {9, Check{}},
+  };
+  const std::string text = to_text(t);
+  const Trace read = from_text(text);
+  EXPECT_EQ(read, t);
+  EXPECT_EQ(to_text(read), text);
+  EXPECT_EQ(
+      text.substr(0, text.find('\n')),
+      R"({"specstate_trace":1,"preset":"qwen3-next-80b-a3b","tp":4,"ssm_dtype":"bf16","draft_tokens":15,"pool_rows":16777216,"max_requests":3,"page_size":64,"seed":18446744073709551615})");
+}
+
+TEST(TraceGenerator, ReproducibleFromTheSeed) {
+  sim::GeneratorOptions o;
+  const std::string a = to_text(sim::generate_trace(o));
+  EXPECT_EQ(to_text(sim::generate_trace(o)), a);
+  o.seed = 2;
+  EXPECT_NE(to_text(sim::generate_trace(o)), a);
+}
+
+TEST(TraceGenerator, DefaultsExerciseEverything) {
+  sim::GeneratorOptions o;  // tiny, 64 requests, 2000 steps
+  const auto start = std::chrono::steady_clock::now();
+  const Trace t = sim::generate_trace(o);
+  const double ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_LT(ms, 1000.0);
+  const TraceSummary s = validate_trace(t);
+  EXPECT_EQ(s.requests, 64);
+  EXPECT_GE(s.events, 2000);
+  EXPECT_GT(s.verifies, 0);
+  EXPECT_GT(s.decodes, 0);
+  EXPECT_GT(s.retracts, 0);
+  EXPECT_GT(s.resumes, 0);
+  EXPECT_GT(s.prefix_hits, 0);
+  EXPECT_GT(s.snapshots, 0);
+  EXPECT_GT(s.padding_rows, 0);
+  EXPECT_GT(s.checks, 0);
+  EXPECT_GT(s.extends, s.requests);  // chunked prefill
+  for (int64_t count : s.acceptance)
+    EXPECT_GT(count, 0);
+  EXPECT_EQ(s.running_at_end + s.retracted_at_end, 0);
+}
+
+// Without snapshots every free row comes from a finish or a retract (or the initial pool), and
+// the most recently freed one is handed out first.
+TEST(TraceGenerator, FreedRowsAreReusedFirst) {
+  sim::GeneratorOptions o;
+  o.page_size = 0;
+  o.requests = 40;
+  o.steps = 800;
+  const Trace t = sim::generate_trace(o);
+  ScheduleTracker tracker(t.header, t.file);
+  std::vector<int32_t> free_rows;
+  for (int32_t row = o.pool_rows - 1; row >= 0; --row)
+    free_rows.push_back(row);
+  int reused = 0;
+  for (const Line& line : t.events) {
+    int32_t taken = -1;
+    if (const auto* e = std::get_if<Extend>(&line.event);
+        e && e->working_row >= 0 && !tracker.request(e->request)) {
+      taken = e->working_row;
+    }
+    if (const auto* r = std::get_if<Resume>(&line.event)) taken = r->working_row;
+    if (taken >= 0) {
+      ASSERT_FALSE(free_rows.empty());
+      EXPECT_EQ(taken, free_rows.back()) << "line " << line.line;
+      reused += taken != o.pool_rows - 1 - int32_t(free_rows.size()) + 1;
+      free_rows.pop_back();
+    }
+    uint64_t leaving = 0;
+    bool frees = false;
+    if (const auto* f = std::get_if<Finish>(&line.event)) leaving = f->request, frees = true;
+    if (const auto* r = std::get_if<Retract>(&line.event)) leaving = r->request, frees = true;
+    if (frees && tracker.request(leaving)->status == RequestStatus::kRunning) {
+      free_rows.push_back(tracker.request(leaving)->working_row);
+    }
+    tracker.apply(line);
+  }
+  EXPECT_GT(reused, 0);
+}
+
+TEST(TraceGenerator, OptionErrors) {
+  sim::GeneratorOptions o;
+  o.accept_weights = {1, 2};
+  try {
+    sim::generate_trace(o);
+    FAIL() << "no error";
+  } catch (const InputError& e) {
+    EXPECT_STREQ(e.what(), "accept weights: 2 given, expected T = 4 (one per a = 1..T)");
+  }
+  o = {};
+  o.accept_prob = 1.5;
+  EXPECT_THROW(sim::generate_trace(o), InputError);
+  o = {};
+  o.preset = "nope";
+  EXPECT_THROW(sim::generate_trace(o), InputError);
+  o = {};
+  o.accept_weights = {0, 0, 0, 1};  // every draft accepted
+  const TraceSummary s = validate_trace(sim::generate_trace(o));
+  EXPECT_EQ(s.acceptance[3], s.verifies > 0 ? s.acceptance[3] : 0);
+  EXPECT_EQ(s.acceptance[0] + s.acceptance[1] + s.acceptance[2], 0);
+}
+
+TEST(TraceFiles, WriteIsAtomicAndReadsBack) {
+  namespace fs = std::filesystem;
+  const fs::path dir =
+      fs::temp_directory_path() / ("specstate_trace_test_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const Trace t = sim::generate_trace(options_for_seed(3));
+  const std::string path = (dir / "t.jsonl").string();
+  write_trace_file(path, t);
+  const Trace read = read_trace(path);
+  EXPECT_EQ(read.events, t.events);
+  EXPECT_EQ(std::distance(fs::directory_iterator(dir), fs::directory_iterator()),
+            1);  // no temp left
+  EXPECT_THROW(write_trace_file((dir / "missing" / "t.jsonl").string(), t), InputError);
+  EXPECT_THROW(read_trace(dir.string()), InputError);  // a directory
+  fs::remove_all(dir);
+}
+
+TEST(TraceExamples, EveryExampleValidates) {
+  namespace fs = std::filesystem;
+  int examples = 0;
+  for (const auto& entry : fs::directory_iterator(fs::path(SPECSTATE_SOURCE_DIR) / "examples")) {
+    if (entry.path().extension() != ".jsonl") continue;
+    SCOPED_TRACE(entry.path().string());
+    ++examples;
+    const Trace t = read_trace(entry.path().string());
+    const TraceSummary s = validate_trace(t);
+    EXPECT_GT(s.steps(), 0);
+    EXPECT_EQ(s.running_at_end, 0);
+  }
+  EXPECT_GE(examples, 2);
+}
+
+// Random byte edits of a valid trace: the reader and validator either accept the result or
+// throw InputError; nothing else escapes (libFuzzer will do this at scale).
+TEST(TraceFuzz, MutatedTracesFailCleanly) {
+  const std::string text = to_text(sim::generate_trace(options_for_seed(7)));
+  uint64_t state = 12345;
+  auto next = [&] {
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    return state >> 33;
+  };
+  const char alphabet[] = "{}[]\",:0123456789-.e# \nabcdefghijklmnoprstuvwxyz\\\x80\xff";
+  int rejected = 0;
+  for (int i = 0; i < 3000; ++i) {
+    std::string mutated = text;
+    const int edits = 1 + int(next() % 4);
+    for (int k = 0; k < edits; ++k) {
+      const size_t pos = next() % mutated.size();
+      switch (next() % 3) {
+        case 0:
+          mutated[pos] = alphabet[next() % (sizeof alphabet - 1)];
+          break;
+        case 1:
+          mutated.erase(pos, 1 + next() % 8);
+          break;
+        default:
+          mutated.resize(pos);
+          break;
+      }
+      if (mutated.empty()) mutated = "{";
+    }
+    try {
+      validate_trace(from_text(mutated));
+    } catch (const InputError&) {
+      ++rejected;
+    }
+  }
+  EXPECT_GT(rejected, 1000);
+}
+
+}  // namespace
+}  // namespace specstate::trace::testing
