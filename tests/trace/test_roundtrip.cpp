@@ -46,7 +46,7 @@ sim::GeneratorOptions options_for_seed(uint64_t seed) {
 
 TEST(TraceRoundTrip, GeneratedTracesValidateAndRoundTripExactly) {
   for (uint64_t seed = 1; seed <= 60; ++seed) {
-    SCOPED_TRACE("seed " + std::to_string(seed));
+    SCOPED_TRACE(::testing::Message() << "seed " << seed);
     const Trace generated = sim::generate_trace(options_for_seed(seed));
     ASSERT_NO_THROW(validate_trace(generated));
     const std::string text = to_text(generated);
@@ -190,7 +190,7 @@ TEST(TraceGenerator, OptionErrors) {
 TEST(TraceFiles, WriteIsAtomicAndReadsBack) {
   namespace fs = std::filesystem;
   const fs::path dir =
-      fs::temp_directory_path() / ("specstate_trace_test_" + std::to_string(::getpid()));
+      fs::temp_directory_path() / "specstate_trace_test" / std::to_string(::getpid());
   fs::create_directories(dir);
   const Trace t = sim::generate_trace(options_for_seed(3));
   const std::string path = (dir / "t.jsonl").string();
@@ -202,6 +202,8 @@ TEST(TraceFiles, WriteIsAtomicAndReadsBack) {
   EXPECT_THROW(write_trace_file((dir / "missing" / "t.jsonl").string(), t), InputError);
   EXPECT_THROW(read_trace(dir.string()), InputError);  // a directory
   fs::remove_all(dir);
+  std::error_code ignored;
+  fs::remove(dir.parent_path(), ignored);  // only when empty
 }
 
 TEST(TraceExamples, EveryExampleValidates) {
@@ -246,7 +248,7 @@ TEST(TraceFuzz, MutatedTracesFailCleanly) {
           mutated.resize(pos);
           break;
       }
-      if (mutated.empty()) mutated = "{";
+      if (mutated.empty()) mutated.push_back('{');
     }
     try {
       validate_trace(from_text(mutated));
