@@ -1,0 +1,359 @@
+#include "backends/cuda/cuda_backend.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "backends/cuda/cuda_check.h"
+#include "backends/cuda/cuda_state_backend.h"
+#include "core/errors.h"
+
+namespace specstate {
+
+int cuda_device_count() {
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess) {
+    (void)cudaGetLastError();  // no driver or no device: not an error here
+    return 0;
+  }
+  return count;
+}
+
+std::unique_ptr<StateBackend> make_cuda_backend(const PoolShape& shape, uint64_t seed) {
+  return std::make_unique<cuda::CudaBackend>(shape, seed);
+}
+
+void cuda_synchronize_checked() {
+  CUDA_CHECK(cudaDeviceSynchronize());
+  CUDA_CHECK(cudaGetLastError());
+}
+
+namespace cuda {
+
+void* device_alloc(size_t bytes) {
+  void* ptr = nullptr;
+  if (bytes > 0) CUDA_CHECK(cudaMalloc(&ptr, bytes));
+  return ptr;
+}
+
+void device_free(void* ptr) {
+  if (ptr) CUDA_CHECK(cudaFree(ptr));
+}
+
+namespace {
+
+SeqJob blank_job() {
+  SeqJob job;
+  std::fill(std::begin(job.ssm_only_rows), std::end(job.ssm_only_rows), kNoRow);
+  return job;
+}
+
+void set_from(SeqJob& job, const StateLoc& from) {
+  job.from_ssm_row = from.ssm_row;
+  job.from_conv_row = from.conv_row;
+  job.from_conv_offset = from.conv_offset;
+}
+
+}  // namespace
+
+CudaBackend::CudaBackend(const PoolShape& shape, uint64_t seed) : StateBackend(shape, seed) {
+  const ModelGeometry& g = shape.geometry;
+  if (!sequence_kernel_supports(g.head_k_dim, g.head_v_dim, g.conv_width) ||
+      shape.ssm_row_bytes() % 16 != 0) {
+    throw InputError("backend 'cuda': unsupported geometry (needs K = V = 16 or 128 and W = 4)");
+  }
+  CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+  pool_.layers = g.layers;
+  pool_.rows = shape.state_rows;
+  pool_.conv_cols = shape.conv_cols;
+  pool_.slots = shape.payload_slots;
+  pool_.payload_tokens = shape.payload_tokens;
+  pool_.H = g.num_k_heads;
+  pool_.HV = g.num_v_heads;
+  pool_.K = g.head_k_dim;
+  pool_.V = g.head_v_dim;
+  pool_.W = g.conv_width;
+  pool_.ssm_bf16 = shape.ssm_dtype == SsmDtype::kBF16;
+  pool_.q_scale = g.query_scale();
+  pool_.seed = seed;
+
+  conv_.resize_discard(shape.conv_bytes() / 2);
+  ssm_.resize_discard(shape.ssm_bytes());
+  payload_.resize_discard(shape.payload_bytes() / 2);
+  conv_taps_.resize_discard(size_t(g.layers) * g.conv_dim() * g.conv_width);
+  a_log_.resize_discard(size_t(g.layers) * g.num_v_heads);
+  dt_bias_.resize_discard(size_t(g.layers) * g.num_v_heads);
+  digest_.resize_discard(1);
+  pool_.conv = conv_.data();
+  pool_.ssm = ssm_.data();
+  pool_.payload = payload_.data();
+  pool_.conv_taps = conv_taps_.data();
+  pool_.a_log = a_log_.data();
+  pool_.dt_bias = dt_bias_.data();
+
+  // The CPU backend starts from zeros; so does this one.
+  CUDA_CHECK(cudaMemsetAsync(conv_.data(), 0, conv_.bytes(), stream_));
+  CUDA_CHECK(cudaMemsetAsync(ssm_.data(), 0, ssm_.bytes(), stream_));
+  if (payload_.bytes()) CUDA_CHECK(cudaMemsetAsync(payload_.data(), 0, payload_.bytes(), stream_));
+  launch_generate_params(pool_, conv_taps_.data(), a_log_.data(), dt_bias_.data(), stream_);
+  CUDA_CHECK(cudaStreamSynchronize(stream_));
+}
+
+CudaBackend::~CudaBackend() {
+  CUDA_CHECK(cudaStreamSynchronize(stream_));
+  CUDA_CHECK(cudaStreamDestroy(stream_));
+}
+
+AllocationReport CudaBackend::allocations() const {
+  return {int64_t(conv_.bytes()), int64_t(ssm_.bytes()), int64_t(payload_.bytes())};
+}
+
+uint16_t* CudaBackend::conv_row(int layer, int32_t row) const {
+  return conv_.data() +
+         (int64_t{layer} * pool_.rows + row) * shape().geometry.conv_dim() * pool_.conv_cols;
+}
+
+char* CudaBackend::ssm_row(int layer, int32_t row) const {
+  return ssm_.data() + (int64_t{layer} * pool_.rows + row) * shape().ssm_row_bytes();
+}
+
+int64_t CudaBackend::output_elements(int32_t tasks, int32_t tokens) const {
+  const ModelGeometry& g = shape().geometry;
+  return int64_t{tasks} * tokens * g.layers * g.num_v_heads * g.head_v_dim;
+}
+
+void CudaBackend::upload(PreparedSequence& out, const std::vector<SeqJob>& jobs,
+                         const std::vector<SeqWrite>& writes) {
+  out.job_count = int32_t(jobs.size());
+  out.max_tokens = 0;
+  for (const SeqJob& j : jobs) {
+    if (j.active) out.max_tokens = std::max(out.max_tokens, j.pending_count + j.new_count);
+  }
+  out.jobs.resize_discard(std::max<size_t>(jobs.size(), 1));
+  out.writes.resize_discard(std::max<size_t>(writes.size(), 1));
+  if (!jobs.empty()) {
+    CUDA_CHECK(cudaMemcpyAsync(out.jobs.data(), jobs.data(), jobs.size() * sizeof(SeqJob),
+                               cudaMemcpyHostToDevice, stream_));
+  }
+  if (!writes.empty()) {
+    CUDA_CHECK(cudaMemcpyAsync(out.writes.data(), writes.data(), writes.size() * sizeof(SeqWrite),
+                               cudaMemcpyHostToDevice, stream_));
+  }
+  const size_t counters = size_t(jobs.size()) * pool_.layers * pool_.H;
+  if (counters > qk_counters_.size()) {
+    qk_counters_.resize_discard(counters);
+    CUDA_CHECK(cudaMemsetAsync(qk_counters_.data(), 0, qk_counters_.bytes(), stream_));
+  }
+  if (out.output_tokens > 0) {
+    outputs_.resize_discard(size_t(output_elements(out.job_count, out.output_tokens)));
+  }
+}
+
+void CudaBackend::prepare_prefill(std::span<const PrefillTask> tasks, PreparedSequence& out) {
+  std::vector<SeqJob> jobs;
+  std::vector<SeqWrite> writes;
+  for (const PrefillTask& t : tasks) {
+    SeqJob job = blank_job();
+    job.active = 1;
+    job.from_zero = t.from_zero ? 1 : 0;
+    if (!t.from_zero) set_from(job, t.from);
+    job.new_count = t.tokens.count;
+    job.request_id = t.tokens.request_id;
+    job.first_position = t.tokens.first_position;
+    job.first_write = int32_t(writes.size());
+    for (const StateWrite& w : t.writes)
+      writes.push_back({w.after_tokens, w.row});
+    job.write_count = int32_t(writes.size()) - job.first_write;
+    jobs.push_back(job);
+  }
+  out.output_tokens = 0;
+  upload(out, jobs, writes);
+}
+
+void CudaBackend::prepare_verify(VerifyMode mode, std::span<const VerifyTask> tasks,
+                                 PreparedSequence& out) {
+  std::vector<SeqJob> jobs;
+  std::vector<SeqWrite> writes;
+  int32_t output_tokens = 0;  // as the CPU backend: the largest count, padding tasks included
+  for (const VerifyTask& t : tasks) {
+    output_tokens = std::max(output_tokens, t.tokens.count);
+    SeqJob job = blank_job();
+    job.active = t.from.is_none() ? 0 : 1;
+    set_from(job, t.from);
+    job.new_count = t.tokens.count;
+    job.request_id = t.tokens.request_id;
+    job.first_position = t.tokens.first_position;
+    if (t.pending.count > 0) {
+      job.pending_slot = t.pending.payload_slot;
+      job.pending_count = t.pending.count;
+      job.pending_commit_row = t.pending.commit_row;
+    }
+    job.first_write = int32_t(writes.size());
+    switch (mode) {
+      case VerifyMode::kStateRows:
+        for (int j = 0; j < t.tokens.count; ++j) {
+          if (t.out_rows[j] != kNoRow) writes.push_back({j + 1, t.out_rows[j]});
+        }
+        break;
+      case VerifyMode::kWindow:
+        std::copy(t.out_rows.begin(), t.out_rows.end(), job.ssm_only_rows);
+        job.rewrite_wide_conv = 1;
+        break;
+      case VerifyMode::kPayload:
+        job.payload_out_slot = t.payload_slot;
+        break;
+    }
+    job.write_count = int32_t(writes.size()) - job.first_write;
+    jobs.push_back(job);
+  }
+  out.output_tokens = output_tokens;
+  upload(out, jobs, writes);
+}
+
+void CudaBackend::prepare_replay(std::span<const ReplayTask> tasks, PreparedSequence& out) {
+  std::vector<SeqJob> jobs;
+  std::vector<SeqWrite> writes;
+  for (const ReplayTask& t : tasks) {
+    SeqJob job = blank_job();
+    job.active = t.from.is_none() ? 0 : 1;
+    set_from(job, t.from);
+    job.new_count = t.count;
+    job.in_payload_slot = t.payload_slot;
+    job.first_write = int32_t(writes.size());
+    if (job.active) writes.push_back({t.count, t.dst_row});
+    job.write_count = int32_t(writes.size()) - job.first_write;
+    jobs.push_back(job);
+  }
+  out.output_tokens = 0;
+  upload(out, jobs, writes);
+}
+
+void CudaBackend::prepare_copy(std::span<const RowCopy> copies, PreparedCopy& out) {
+  std::vector<CopyJob> jobs;
+  for (const RowCopy& c : copies) {
+    const bool skip = c.src.is_none() || c.dst_row == kNoRow;
+    jobs.push_back(skip ? CopyJob{kNoRow, kNoRow, 0, kNoRow}
+                        : CopyJob{c.src.ssm_row, c.src.conv_row, c.src.conv_offset, c.dst_row});
+  }
+  out.job_count = int32_t(jobs.size());
+  out.jobs.resize_discard(std::max<size_t>(jobs.size(), 1));
+  if (!jobs.empty()) {
+    CUDA_CHECK(cudaMemcpyAsync(out.jobs.data(), jobs.data(), jobs.size() * sizeof(CopyJob),
+                               cudaMemcpyHostToDevice, stream_));
+  }
+}
+
+void CudaBackend::launch(const PreparedSequence& prepared) {
+  SequenceLaunch L;
+  L.jobs = prepared.jobs.data();
+  L.writes = prepared.writes.data();
+  L.job_count = prepared.job_count;
+  L.max_tokens = prepared.max_tokens;
+  L.outputs = prepared.output_tokens > 0 ? outputs_.data() : nullptr;
+  L.output_tokens = prepared.output_tokens;
+  L.qk_counters = qk_counters_.data();
+  launch_sequence(pool_, L, stream_);
+}
+
+void CudaBackend::launch(const PreparedCopy& prepared) {
+  launch_copy_rows(pool_, prepared.jobs.data(), prepared.job_count, stream_);
+}
+
+void CudaBackend::do_prefill(std::span<const PrefillTask> tasks) {
+  prepare_prefill(tasks, call_);
+  launch(call_);
+}
+
+void CudaBackend::do_verify(VerifyMode mode, std::span<const VerifyTask> tasks) {
+  prepare_verify(mode, tasks, call_);
+  launch(call_);
+  output_tasks_ = call_.job_count;
+  output_tokens_ = call_.output_tokens;
+}
+
+void CudaBackend::do_replay(std::span<const ReplayTask> tasks) {
+  prepare_replay(tasks, call_);
+  launch(call_);
+}
+
+void CudaBackend::do_copy_rows(std::span<const RowCopy> copies) {
+  prepare_copy(copies, copy_call_);
+  launch(copy_call_);
+}
+
+void CudaBackend::do_write_state(int32_t row, const RowBytes& state) {
+  const ModelGeometry& g = shape().geometry;
+  const size_t wc = g.conv_state_cols();
+  const int64_t ssm_bytes = shape().ssm_row_bytes();
+  for (int l = 0; l < g.layers; ++l) {
+    const uint16_t* src = state.conv.data() + size_t(l) * g.conv_dim() * wc;
+    CUDA_CHECK(cudaMemcpy2DAsync(conv_row(l, row), pool_.conv_cols * 2, src, wc * 2, wc * 2,
+                                 g.conv_dim(), cudaMemcpyHostToDevice, stream_));
+    CUDA_CHECK(cudaMemcpyAsync(ssm_row(l, row), state.ssm.data() + l * ssm_bytes, ssm_bytes,
+                               cudaMemcpyHostToDevice, stream_));
+  }
+  CUDA_CHECK(cudaStreamSynchronize(stream_));
+}
+
+void CudaBackend::do_fill_row(int32_t row, uint8_t byte) {
+  for (int l = 0; l < shape().geometry.layers; ++l) {
+    CUDA_CHECK(cudaMemsetAsync(conv_row(l, row), byte, shape().conv_row_bytes(), stream_));
+    CUDA_CHECK(cudaMemsetAsync(ssm_row(l, row), byte, shape().ssm_row_bytes(), stream_));
+  }
+}
+
+RowBytes CudaBackend::do_read(const StateLoc& loc, int32_t first_col, int32_t cols) const {
+  const ModelGeometry& g = shape().geometry;
+  const int64_t ssm_bytes = shape().ssm_row_bytes();
+  RowBytes out;
+  out.conv.resize(size_t(g.layers) * g.conv_dim() * cols);
+  out.ssm.resize(size_t(ssm_bytes) * g.layers);
+  for (int l = 0; l < g.layers; ++l) {
+    CUDA_CHECK(cudaMemcpy2DAsync(out.conv.data() + size_t(l) * g.conv_dim() * cols,
+                                 size_t(cols) * 2, conv_row(l, loc.conv_row) + first_col,
+                                 pool_.conv_cols * 2, size_t(cols) * 2, g.conv_dim(),
+                                 cudaMemcpyDeviceToHost, stream_));
+    CUDA_CHECK(cudaMemcpyAsync(out.ssm.data() + l * ssm_bytes, ssm_row(l, loc.ssm_row), ssm_bytes,
+                               cudaMemcpyDeviceToHost, stream_));
+  }
+  CUDA_CHECK(cudaStreamSynchronize(stream_));
+  return out;
+}
+
+uint64_t CudaBackend::do_digest(const StateLoc& loc, int32_t first_col, int32_t cols) const {
+  launch_digest(pool_, loc, first_col, cols, digest_.data(), stream_);
+  unsigned long long sum = 0;
+  CUDA_CHECK(cudaMemcpyAsync(&sum, digest_.data(), sizeof sum, cudaMemcpyDeviceToHost, stream_));
+  CUDA_CHECK(cudaStreamSynchronize(stream_));
+  return sum;
+}
+
+VerifyOutputs CudaBackend::do_read_outputs() const {
+  VerifyOutputs out;
+  out.tasks = output_tasks_;
+  out.tokens = output_tokens_;
+  out.values.resize(size_t(output_elements(output_tasks_, output_tokens_)));
+  if (!out.values.empty()) {
+    CUDA_CHECK(cudaMemcpyAsync(out.values.data(), outputs_.data(), out.values.size() * 2,
+                               cudaMemcpyDeviceToHost, stream_));
+  }
+  CUDA_CHECK(cudaStreamSynchronize(stream_));
+  return out;
+}
+
+std::vector<num::bf16_bits> CudaBackend::do_read_payload(int32_t slot) const {
+  const int layers = shape().geometry.layers;
+  const size_t per_token = shape().payload_token_elements();
+  const int tokens = shape().payload_tokens;
+  std::vector<num::bf16_bits> out(size_t(tokens) * layers * per_token);
+  for (int l = 0; l < layers && tokens > 0; ++l) {
+    const uint16_t* src = payload_.data() + (size_t(l) * pool_.slots + slot) * tokens * per_token;
+    CUDA_CHECK(cudaMemcpy2DAsync(out.data() + l * per_token, layers * per_token * 2, src,
+                                 per_token * 2, per_token * 2, tokens, cudaMemcpyDeviceToHost,
+                                 stream_));
+  }
+  CUDA_CHECK(cudaStreamSynchronize(stream_));
+  return out;
+}
+
+}  // namespace cuda
+}  // namespace specstate

@@ -1,0 +1,24 @@
+// The CUDA backend's public face: a plain C++ header (no CUDA header), so that the registry and
+// programs built without nvcc can name it. backends/cuda/cuda_state_backend.h declares the class
+// itself for code that also talks to the CUDA runtime (benchmarks, device tests).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "backends/state_backend.h"
+
+namespace specstate {
+
+// Number of visible CUDA devices; 0 when there is no device or no driver (never an error).
+int cuda_device_count();
+
+// A CUDA backend on the current device. Throws InputError for a geometry the kernels do not
+// support (see cuda_state_backend.h).
+std::unique_ptr<StateBackend> make_cuda_backend(const PoolShape& shape, uint64_t seed);
+
+// Waits for all device work and aborts with a message if any CUDA error is pending (tests call
+// it in TearDown so that an asynchronous kernel fault is attributed to the test that caused it).
+void cuda_synchronize_checked();
+
+}  // namespace specstate

@@ -1,0 +1,95 @@
+// The CUDA backend class, for code that also talks to the CUDA runtime (the backend itself,
+// benchmarks, device tests). Everything else reaches it through make_cuda_backend.
+//
+// Device tensors (one allocation per kind, layer outermost, each layer laid out as the CPU
+// backend's):
+//   conv    [layers, state_rows, conv_dim, conv_cols]                bf16
+//   ssm     [layers, state_rows, HV, K, V]                           fp32 or bf16
+//   payload [layers, payload_slots, payload_tokens, conv_dim + 2*HV]  bf16
+//   outputs [tasks, tokens, layers, HV, V]                           bf16 (last verify)
+// All work is enqueued on one stream owned by the backend; reads synchronise with it.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <span>
+#include <vector>
+
+#include "backends/cuda/cuda_backend.h"
+#include "backends/cuda/device_buffer.h"
+#include "backends/cuda/kernels.h"
+
+namespace specstate::cuda {
+
+// A sequence-kernel launch whose job tables are already on the device.
+struct PreparedSequence {
+  DeviceBuffer<SeqJob> jobs;      // [job_count]
+  DeviceBuffer<SeqWrite> writes;  // full-state writes, indexed by the jobs
+  int32_t job_count = 0;
+  int32_t max_tokens = 0;     // pending + new tokens of the longest job
+  int32_t output_tokens = 0;  // verify: tokens per task in the outputs; 0: no outputs
+};
+
+struct PreparedCopy {
+  DeviceBuffer<CopyJob> jobs;  // [job_count]
+  int32_t job_count = 0;
+};
+
+class CudaBackend final : public StateBackend {
+ public:
+  CudaBackend(const PoolShape& shape, uint64_t seed);
+  ~CudaBackend() override;
+
+  std::string name() const override { return "cuda"; }
+  bool supports(Capability) const override { return true; }
+  AllocationReport allocations() const override;
+
+  // The launches the primitives make, split into building the job tables (uploaded to `out`)
+  // and enqueueing the kernels on stream(), so a benchmark can time exactly the kernels the
+  // primitives run. The prepare_* functions do not check their arguments: check them through
+  // the public primitives first.
+  void prepare_prefill(std::span<const PrefillTask> tasks, PreparedSequence& out);
+  void prepare_verify(VerifyMode mode, std::span<const VerifyTask> tasks, PreparedSequence& out);
+  void prepare_replay(std::span<const ReplayTask> tasks, PreparedSequence& out);
+  void prepare_copy(std::span<const RowCopy> copies, PreparedCopy& out);
+  void launch(const PreparedSequence& prepared);
+  void launch(const PreparedCopy& prepared);
+
+  cudaStream_t stream() const { return stream_; }
+  const DevicePool& device_pool() const { return pool_; }
+
+ private:
+  void do_prefill(std::span<const PrefillTask> tasks) override;
+  void do_verify(VerifyMode mode, std::span<const VerifyTask> tasks) override;
+  void do_replay(std::span<const ReplayTask> tasks) override;
+  void do_copy_rows(std::span<const RowCopy> copies) override;
+  void do_write_state(int32_t row, const RowBytes& state) override;
+  void do_fill_row(int32_t row, uint8_t byte) override;
+  RowBytes do_read(const StateLoc& loc, int32_t first_col, int32_t cols) const override;
+  uint64_t do_digest(const StateLoc& loc, int32_t first_col, int32_t cols) const override;
+  VerifyOutputs do_read_outputs() const override;
+  std::vector<num::bf16_bits> do_read_payload(int32_t slot) const override;
+
+  void upload(PreparedSequence& out, const std::vector<SeqJob>& jobs,
+              const std::vector<SeqWrite>& writes);
+  int64_t output_elements(int32_t tasks, int32_t tokens) const;
+  uint16_t* conv_row(int layer, int32_t row) const;  // [conv_dim, conv_cols] bf16
+  char* ssm_row(int layer, int32_t row) const;       // [HV, K, V] pool dtype
+
+  cudaStream_t stream_ = nullptr;
+  DevicePool pool_;
+  DeviceBuffer<uint16_t> conv_;         // [layers, rows, conv_dim, conv_cols] bf16
+  DeviceBuffer<char> ssm_;              // [layers, rows, HV, K, V] fp32 or bf16
+  DeviceBuffer<uint16_t> payload_;      // [layers, slots, tokens, conv_dim + 2*HV] bf16
+  DeviceBuffer<float> conv_taps_;       // [layers, conv_dim, W] fp32
+  DeviceBuffer<float> a_log_;           // [layers, HV] fp32
+  DeviceBuffer<float> dt_bias_;         // [layers, HV] fp32
+  DeviceBuffer<uint16_t> outputs_;      // [tasks, tokens, layers, HV, V] bf16
+  DeviceBuffer<uint32_t> qk_counters_;  // [jobs, layers, H], zero between launches
+  mutable DeviceBuffer<unsigned long long> digest_;  // [1]
+  PreparedSequence call_;                            // job tables of the primitive being run
+  PreparedCopy copy_call_;
+  int32_t output_tasks_ = 0, output_tokens_ = 0;
+};
+
+}  // namespace specstate::cuda

@@ -1,0 +1,98 @@
+// Descriptors and launchers of the CUDA backend's kernels. Plain C++ (over the CUDA runtime API
+// types only), so host code in .cpp files can build descriptors and launch the exact kernels the
+// backend runs; the kernels themselves live in the .cu files.
+//
+// One kernel, the sequence kernel, runs every primitive that computes (prefill, verify in every
+// mode, replay, deferred replay-then-verify): a job is "a sequence of tokens run from one state"
+// with the writes the primitive asks for, exactly like the CPU backend's SequenceJob. Its grid is
+// [HV, layers, jobs]; a block holds one value head of one layer of one job, one thread per V
+// column, the K state values of that column in registers.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+#include "core/numerics/hd.h"
+#include "core/primitives.h"
+
+namespace specstate::cuda {
+
+// Write the full state (SSM + W-1 conv window) after `after_tokens` new tokens into `row`.
+struct SeqWrite {
+  int32_t after_tokens;
+  int32_t row;
+};
+
+struct SeqJob {
+  int32_t active = 0;     // 0: padding: only zero outputs are written
+  int32_t from_zero = 0;  // 1: start from the zero state, `from_*` unused
+  int32_t from_ssm_row = kNoRow;
+  int32_t from_conv_row = kNoRow;
+  int32_t from_conv_offset = 0;
+  int32_t new_count = 0;  // tokens after the pending ones
+  uint64_t request_id = 0;
+  int64_t first_position = 0;
+  int32_t in_payload_slot = kNoRow;     // new tokens' inputs from this slot; -1: generate them
+  int32_t pending_slot = kNoRow;        // deferred replay: pending_count tokens from this slot,
+  int32_t pending_count = 0;            // then the state rounded to the pool dtype and written
+  int32_t pending_commit_row = kNoRow;  // to this row before the new tokens run
+  int32_t first_write = 0;              // writes[first_write .. first_write + write_count)
+  int32_t write_count = 0;
+  int32_t payload_out_slot = kNoRow;  // payload mode: new tokens' inputs -> this slot
+  int32_t rewrite_wide_conv = 0;      // window mode: conv row rewritten as [w1..w_{W-2}, x...]
+  int32_t ssm_only_rows[kMaxVerifyTokens];  // window mode: SSM after new token j; -1: none
+};
+
+// The pool and parameters on the device, all layers.
+struct DevicePool {
+  uint16_t* conv = nullptr;          // [layers, rows, conv_dim, conv_cols] bf16
+  void* ssm = nullptr;               // [layers, rows, HV, K, V] fp32 or bf16
+  uint16_t* payload = nullptr;       // [layers, slots, payload_tokens, conv_dim + 2*HV] bf16
+  const float* conv_taps = nullptr;  // [layers, conv_dim, W] fp32 (bf16 values)
+  const float* a_log = nullptr;      // [layers, HV] fp32 (bf16 values)
+  const float* dt_bias = nullptr;    // [layers, HV] fp32 (bf16 values)
+  int32_t layers = 0, rows = 0, conv_cols = 0, slots = 0, payload_tokens = 0;
+  int32_t H = 0, HV = 0, K = 0, V = 0, W = 0;
+  bool ssm_bf16 = false;
+  float q_scale = 0.0f;
+  uint64_t seed = 0;
+
+  SPECSTATE_HD int32_t conv_dim() const { return 2 * H * K + HV * V; }
+  SPECSTATE_HD int32_t payload_token_elements() const { return conv_dim() + 2 * HV; }
+  SPECSTATE_HD int64_t ssm_row_elements() const { return int64_t{HV} * K * V; }
+};
+
+struct SequenceLaunch {
+  const SeqJob* jobs = nullptr;      // [job_count] device
+  const SeqWrite* writes = nullptr;  // device
+  int32_t job_count = 0;
+  int32_t max_tokens = 0;       // largest pending + new count of any job
+  uint16_t* outputs = nullptr;  // [jobs, output_tokens, layers, HV, V] bf16, or null
+  int32_t output_tokens = 0;
+  uint32_t* qk_counters = nullptr;  // [jobs, layers, H], zero between launches
+};
+
+// K = V = 16 or 128, W = 4 (the kernel keeps K state values per thread in registers and
+// unrolls over K and W, so they are template constants); other geometries are refused at
+// construction.
+bool sequence_kernel_supports(int32_t K, int32_t V, int32_t W);
+void launch_sequence(const DevicePool& pool, const SequenceLaunch& launch, cudaStream_t stream);
+
+struct CopyJob {
+  int32_t src_ssm_row, src_conv_row, src_conv_offset, dst_row;
+};
+// State (SSM + W-1 window columns) src -> dst_row (offset 0) for every layer. Each conv channel
+// is read whole before it is written, so a window may shift inside its own row.
+void launch_copy_rows(const DevicePool& pool, const CopyJob* jobs, int32_t job_count,
+                      cudaStream_t stream);
+
+// Sum of digest_term over a row's 16-bit words (core/numerics/digest.h), added into *result.
+void launch_digest(const DevicePool& pool, const StateLoc& loc, int32_t first_col, int32_t cols,
+                   unsigned long long* result, cudaStream_t stream);
+
+// Model parameters generated on the device from the seed (core/numerics/inputs.h).
+void launch_generate_params(const DevicePool& pool, float* conv_taps, float* a_log, float* dt_bias,
+                            cudaStream_t stream);
+
+}  // namespace specstate::cuda

@@ -1,0 +1,152 @@
+// Data-movement kernels of the CUDA backend: row copies, device digests, parameter generation.
+#include <algorithm>
+
+#include "backends/cuda/cuda_check.h"
+#include "backends/cuda/kernels.h"
+#include "core/numerics/digest.h"
+#include "core/numerics/inputs.h"
+
+namespace specstate::cuda {
+namespace {
+
+using num::bf16_bits;
+
+constexpr int kCopyThreads = 256;
+constexpr int kCopyUnroll = 4;  // 16-byte loads in flight per thread before the stores
+constexpr int kDigestThreads = 256;
+
+// Block x of a row's copy takes an equal slice of its SSM 16-byte vectors and conv channels.
+__global__ void __launch_bounds__(kCopyThreads)
+    copy_rows_kernel(const __grid_constant__ DevicePool p, const CopyJob* jobs) {
+  const CopyJob job = jobs[blockIdx.z];
+  if (job.src_ssm_row == kNoRow || job.dst_row == kNoRow) return;
+  const int layer = blockIdx.y, slices = gridDim.x, slice = blockIdx.x;
+
+  if (job.src_ssm_row != job.dst_row) {
+    const int64_t row_bytes = p.ssm_row_elements() * (p.ssm_bf16 ? 2 : 4);
+    const int64_t vectors = row_bytes / 16;
+    const int64_t per_slice = (vectors + slices - 1) / slices;
+    const int64_t begin = slice * per_slice, end = min(vectors, begin + per_slice);
+    const char* ssm = static_cast<const char*>(p.ssm);
+    const uint4* src = reinterpret_cast<const uint4*>(
+        ssm + (int64_t{layer} * p.rows + job.src_ssm_row) * row_bytes);
+    uint4* dst = reinterpret_cast<uint4*>(static_cast<char*>(p.ssm) +
+                                          (int64_t{layer} * p.rows + job.dst_row) * row_bytes);
+    const int64_t stride = int64_t{blockDim.x} * kCopyUnroll;
+    for (int64_t v = begin + threadIdx.x; v < end; v += stride) {
+      uint4 buf[kCopyUnroll];
+#pragma unroll
+      for (int u = 0; u < kCopyUnroll; ++u) {
+        const int64_t i = v + int64_t{u} * blockDim.x;
+        if (i < end) buf[u] = src[i];
+      }
+#pragma unroll
+      for (int u = 0; u < kCopyUnroll; ++u) {
+        const int64_t i = v + int64_t{u} * blockDim.x;
+        if (i < end) dst[i] = buf[u];
+      }
+    }
+  }
+
+  const int C = p.conv_dim(), wc = p.W - 1;
+  const int per_slice = (C + slices - 1) / slices;
+  const int end = min(C, (slice + 1) * per_slice);
+  for (int ch = slice * per_slice + threadIdx.x; ch < end; ch += blockDim.x) {
+    const bf16_bits* src = p.conv +
+                           ((int64_t{layer} * p.rows + job.src_conv_row) * C + ch) * p.conv_cols +
+                           job.src_conv_offset;
+    bf16_bits* dst = p.conv + ((int64_t{layer} * p.rows + job.dst_row) * C + ch) * p.conv_cols;
+    bf16_bits window[8];  // W - 1 <= 7; the whole window is read before any of it is written
+    for (int t = 0; t < wc; ++t)
+      window[t] = src[t];
+    for (int t = 0; t < wc; ++t)
+      dst[t] = window[t];
+  }
+}
+
+// Words: conv [layers, conv_dim, cols] of the conv row, then the SSM row of every layer as
+// little-endian 16-bit halves; the sum of digest_term over them wraps mod 2^64.
+__global__ void __launch_bounds__(kDigestThreads)
+    digest_kernel(const __grid_constant__ DevicePool p, StateLoc loc, int first_col, int cols,
+                  unsigned long long* result) {
+  const int C = p.conv_dim();
+  const int64_t conv_words = int64_t{p.layers} * C * cols;
+  const int64_t ssm_words = p.ssm_row_elements() * (p.ssm_bf16 ? 1 : 2);  // per layer
+  const int64_t total = conv_words + p.layers * ssm_words;
+  const uint16_t* ssm16 = static_cast<const uint16_t*>(p.ssm);
+  uint64_t sum = 0;
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < total;
+       i += int64_t{gridDim.x} * blockDim.x) {
+    uint16_t word;
+    if (i < conv_words) {
+      const int64_t layer = i / (int64_t{C} * cols), rest = i % (int64_t{C} * cols);
+      const int64_t ch = rest / cols, t = rest % cols;
+      word = p.conv[((layer * p.rows + loc.conv_row) * C + ch) * p.conv_cols + first_col + t];
+    } else {
+      const int64_t k = i - conv_words, layer = k / ssm_words;
+      word = ssm16[(layer * p.rows + loc.ssm_row) * ssm_words + k % ssm_words];
+    }
+    sum += num::digest_term(uint64_t(i), word);
+  }
+  __shared__ uint64_t partial[kDigestThreads];
+  partial[threadIdx.x] = sum;
+  __syncthreads();
+  for (int half = blockDim.x / 2; half > 0; half /= 2) {
+    if (threadIdx.x < half) partial[threadIdx.x] += partial[threadIdx.x + half];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) atomicAdd(result, static_cast<unsigned long long>(partial[0]));
+}
+
+__global__ void generate_params_kernel(const __grid_constant__ DevicePool p, float* conv_taps,
+                                       float* a_log, float* dt_bias) {
+  const int C = p.conv_dim();
+  const int64_t taps = int64_t{p.layers} * C * p.W;
+  const int64_t heads = int64_t{p.layers} * p.HV;
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < taps + heads;
+       i += int64_t{gridDim.x} * blockDim.x) {
+    if (i < taps) {
+      const uint32_t layer = uint32_t(i / (int64_t{C} * p.W));
+      const uint32_t ch = uint32_t(i / p.W % C), tap = uint32_t(i % p.W);
+      conv_taps[i] = num::bf16_to_float(num::gen_conv_weight(p.seed, layer, ch, tap));
+    } else {
+      const int64_t k = i - taps;
+      const uint32_t layer = uint32_t(k / p.HV), head = uint32_t(k % p.HV);
+      a_log[k] = num::bf16_to_float(num::gen_a_log(p.seed, layer, head));
+      dt_bias[k] = num::bf16_to_float(num::gen_dt_bias(p.seed, layer, head));
+    }
+  }
+}
+
+}  // namespace
+
+void launch_copy_rows(const DevicePool& p, const CopyJob* jobs, int32_t job_count,
+                      cudaStream_t stream) {
+  if (job_count == 0) return;
+  // Enough 256-thread slices per row that each thread moves about kCopyUnroll vectors.
+  const int64_t vectors = p.ssm_row_elements() * (p.ssm_bf16 ? 2 : 4) / 16;
+  const int slices = int(std::clamp<int64_t>(vectors / (kCopyThreads * kCopyUnroll), 1, 1024));
+  const dim3 grid(slices, p.layers, job_count);
+  copy_rows_kernel<<<grid, kCopyThreads, 0, stream>>>(p, jobs);
+  CUDA_CHECK_LAUNCH();
+}
+
+void launch_digest(const DevicePool& p, const StateLoc& loc, int32_t first_col, int32_t cols,
+                   unsigned long long* result, cudaStream_t stream) {
+  const int64_t words = int64_t{p.layers} * p.conv_dim() * cols +
+                        p.layers * p.ssm_row_elements() * (p.ssm_bf16 ? 1 : 2);
+  const int blocks = int(std::clamp<int64_t>(words / (kDigestThreads * 16), 1, 1024));
+  CUDA_CHECK(cudaMemsetAsync(result, 0, sizeof(unsigned long long), stream));
+  digest_kernel<<<blocks, kDigestThreads, 0, stream>>>(p, loc, first_col, cols, result);
+  CUDA_CHECK_LAUNCH();
+}
+
+void launch_generate_params(const DevicePool& p, float* conv_taps, float* a_log, float* dt_bias,
+                            cudaStream_t stream) {
+  const int64_t n = int64_t{p.layers} * (int64_t{p.conv_dim()} * p.W + p.HV);
+  const int blocks = int(std::clamp<int64_t>((n + 255) / 256, 1, 1024));
+  generate_params_kernel<<<blocks, 256, 0, stream>>>(p, conv_taps, a_log, dt_bias);
+  CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace specstate::cuda

@@ -1,0 +1,310 @@
+// CPU vs CUDA, byte for byte: every primitive and verify mode, fp32 and bf16 pools, the tiny
+// preset and one real layer (HV=32, H=16, K=V=128, conv_dim 8192), batches of 1, 7 and 64
+// requests on shuffled, non-contiguous rows, with -1 padding tasks between the real ones, every
+// row poisoned first and unnamed (guard) rows checked unchanged at the end.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <numeric>
+#include <random>
+
+#include "backends/cuda/cuda_backend.h"
+#include "backends/registry.h"
+#include "tests/backend_test_util.h"
+#include "tests/cuda/backend_pair.h"
+
+namespace specstate::test {
+namespace {
+
+constexpr uint64_t kSeed = 20261124;
+constexpr uint8_t kPoison = 0xA5;
+
+struct Case {
+  bool real;  // real layer geometry, else tiny
+  SsmDtype dtype;
+  int32_t batch;
+  int32_t T;
+};
+
+void PrintTo(const Case& c, std::ostream* os) {
+  *os << (c.real ? "real" : "tiny") << " " << dtype_name(c.dtype) << " batch " << c.batch << " T "
+      << c.T;
+}
+
+std::string case_name(const ::testing::TestParamInfo<Case>& info) {
+  const Case& c = info.param;
+  return std::string(c.real ? "real" : "tiny") + "_" + dtype_name(c.dtype) + "_b" +
+         std::to_string(c.batch) + "_t" + std::to_string(c.T);
+}
+
+// Per request r: a working row, T-1 draft rows and T scratch rows, scattered over the pool by a
+// fixed permutation; the rows left over are guards no call names.
+class Layout {
+ public:
+  Layout(int32_t batch, int32_t T) : batch_(batch), T_(T) {
+    perm_.resize(size_t(batch) * 2 * T + 3 + batch / 4);
+    std::iota(perm_.begin(), perm_.end(), 0);
+    std::shuffle(perm_.begin(), perm_.end(), std::mt19937(batch * 31 + T));
+  }
+  int32_t rows() const { return int32_t(perm_.size()); }
+  int32_t working(int r) const { return perm_[size_t(r) * 2 * T_]; }
+  int32_t draft(int r, int j) const { return perm_[size_t(r) * 2 * T_ + j]; }  // j = 1..T-1
+  int32_t scratch(int r, int j) const { return perm_[size_t(r) * 2 * T_ + T_ + j]; }
+  std::vector<int32_t> guards() const {
+    return {perm_.begin() + size_t(batch_) * 2 * T_, perm_.end()};
+  }
+  std::vector<int32_t> rows_of(int r) const {
+    return {perm_.begin() + size_t(r) * 2 * T_, perm_.begin() + size_t(r + 1) * 2 * T_};
+  }
+
+ private:
+  int32_t batch_, T_;
+  std::vector<int32_t> perm_;
+};
+
+// Inserts a padding task (from = none) before the first task and after every third.
+template <class Task>
+std::vector<Task> with_padding(const std::vector<Task>& tasks) {
+  std::vector<Task> out{Task{}};
+  for (size_t i = 0; i < tasks.size(); ++i) {
+    out.push_back(tasks[i]);
+    if (i % 3 == 2) out.push_back(Task{});
+  }
+  return out;
+}
+
+PoolShape case_shape(const Case& c, int32_t rows, bool wide_conv) {
+  PoolShape s = c.real ? real_layer_shape(c.dtype, rows, c.T, wide_conv)
+                       : make_shape("tiny", c.dtype, rows, c.T, wide_conv);
+  s.payload_slots = 2 * c.batch;
+  return s;
+}
+
+class CudaDifferential : public ::testing::TestWithParam<Case> {
+ protected:
+  void SetUp() override {
+    if (!cuda_available()) GTEST_SKIP() << "no CUDA device";
+  }
+  void TearDown() override {
+    if (cuda_available()) cuda_synchronize_checked();
+  }
+
+  const Case& c() const { return GetParam(); }
+  int accepted(int r) const { return 1 + (r * 5 + 2) % c().T; }  // a in 1..T
+  int tokens(int r) const { return 1 + r % c().T; }              // verify count in 1..T
+
+  void poison(BackendPair& p, const Layout& layout) {
+    for (int32_t row = 0; row < layout.rows(); ++row)
+      p.fill_row(row, kPoison);
+  }
+
+  // Prefill every request from zero into its working row (lengths 1..23 cross the kernel's
+  // 16-token chunks), some with a snapshot into scratch 0.
+  void prefill_all(BackendPair& p, const Layout& layout, std::vector<int64_t>& pos) {
+    std::vector<PrefillTask> tasks;
+    for (int r = 0; r < c().batch; ++r) {
+      const int n = 1 + (r * 7 + 3) % 23;
+      PrefillTask t = prefill_task(r, 0, n, layout.working(r));
+      if (r % 3 == 0) t.writes.push_back({std::max(1, n / 2), layout.scratch(r, 0)});
+      tasks.push_back(t);
+      pos[r] = n;
+    }
+    p.prefill(tasks);
+  }
+
+  void check_requests(const BackendPair& p, const Layout& layout, const char* step) {
+    for (int r = 0; r < c().batch; ++r) {
+      ASSERT_TRUE(p.rows_equal(layout.rows_of(r))) << step << ", request " << r;
+    }
+  }
+
+  // Guard rows still hold the poison on both backends.
+  void check_guards(const BackendPair& p, const Layout& layout) {
+    const RowBytes guard = p.ref().read_row(layout.guards().front());
+    for (uint16_t w : guard.conv)
+      ASSERT_EQ(w, 0xA5A5) << "guard row changed";
+    for (uint8_t b : guard.ssm)
+      ASSERT_EQ(b, kPoison) << "guard row changed";
+    const uint64_t poison_digest = digest_of(guard, p.shape(), p.shape().conv_cols);
+    for (int32_t g : layout.guards()) {
+      EXPECT_EQ(p.ref().digest_row(g), poison_digest) << "guard " << g;
+      EXPECT_EQ(p.cand().digest_row(g), poison_digest) << "guard " << g;
+    }
+  }
+};
+
+TEST_P(CudaDifferential, PrefillVerifyCopyReplayDeferred) {
+  const Layout layout(c().batch, c().T);
+  BackendPair p(case_shape(c(), layout.rows(), false), kSeed);
+  poison(p, layout);
+  std::vector<int64_t> pos(c().batch);
+  prefill_all(p, layout, pos);
+  check_requests(p, layout, "prefill");
+
+  // Chunked prefill in place (reads and writes the working row) and a COW prefill.
+  std::vector<PrefillTask> more;
+  for (int r = 0; r < c().batch; ++r) {
+    if (r % 2 == 1) {
+      more.push_back(
+          prefill_task(r, pos[r], 3, layout.working(r), false, StateLoc::at(layout.working(r))));
+      pos[r] += 3;
+    } else if (r % 5 == 2) {
+      more.push_back(
+          prefill_task(r, pos[r], 2, layout.scratch(r, 1), false, StateLoc::at(layout.working(r))));
+    }
+  }
+  p.prefill(more);
+  check_requests(p, layout, "second prefill");
+
+  // Inline verify: out = [working, drafts], some -1, varying token counts; commit by copy.
+  std::vector<VerifyTask> inline_v;
+  std::vector<RowCopy> commit;
+  for (int r = 0; r < c().batch; ++r) {
+    const int n = tokens(r);
+    std::vector<int32_t> out{layout.working(r)};
+    for (int j = 1; j < n; ++j)
+      out.push_back(layout.draft(r, j));
+    if (r % 4 == 3 && n > 2) out[1] = kNoRow;
+    inline_v.push_back(verify_task(r, pos[r], n, StateLoc::at(layout.working(r)), out));
+    const int a = 1 + (r * 3) % n;
+    if (out[a - 1] != kNoRow && a > 1)
+      commit.push_back({StateLoc::at(out[a - 1]), layout.working(r)});
+    pos[r] += (out[a - 1] != kNoRow && a > 1) ? a : 1;
+  }
+  p.verify(VerifyMode::kStateRows, with_padding(inline_v));
+  ASSERT_TRUE(p.outputs_equal()) << "inline verify";
+  check_requests(p, layout, "inline verify");
+  p.copy_rows(with_padding(commit));
+  check_requests(p, layout, "inline commit");
+
+  // Scatter: verify T tokens into scratch rows, copy scratch a-1 to the working row.
+  std::vector<VerifyTask> scatter_v;
+  commit.clear();
+  for (int r = 0; r < c().batch; ++r) {
+    std::vector<int32_t> out;
+    for (int j = 0; j < c().T; ++j)
+      out.push_back(layout.scratch(r, j));
+    scatter_v.push_back(verify_task(r, pos[r], c().T, StateLoc::at(layout.working(r)), out));
+    commit.push_back({StateLoc::at(layout.scratch(r, accepted(r) - 1)), layout.working(r)});
+    pos[r] += accepted(r);
+  }
+  p.verify(VerifyMode::kStateRows, with_padding(scatter_v));
+  ASSERT_TRUE(p.outputs_equal()) << "scatter verify";
+  p.copy_rows(with_padding(commit));
+  check_requests(p, layout, "scatter");
+
+  // Payload verify into slot r; then deferred: replay slot r's a tokens (committed to the
+  // working row, or to scratch 0 for r % 3 == 1) and verify new tokens into slot B + r.
+  std::vector<VerifyTask> payload_v, deferred_v;
+  for (int r = 0; r < c().batch; ++r) {
+    VerifyTask t = verify_task(r, pos[r], c().T, StateLoc::at(layout.working(r)));
+    t.payload_slot = r;
+    payload_v.push_back(t);
+    pos[r] += accepted(r);
+    VerifyTask d = verify_task(r, pos[r], c().T, StateLoc::at(layout.working(r)));
+    d.payload_slot = c().batch + r;
+    d.pending = {r, accepted(r), r % 3 == 1 ? layout.scratch(r, 0) : layout.working(r)};
+    deferred_v.push_back(d);
+  }
+  p.verify(VerifyMode::kPayload, with_padding(payload_v));
+  ASSERT_TRUE(p.outputs_equal()) << "payload verify";
+  ASSERT_TRUE(p.payloads_equal()) << "payload verify";
+  p.verify(VerifyMode::kPayload, with_padding(deferred_v));
+  ASSERT_TRUE(p.outputs_equal()) << "deferred verify";
+  ASSERT_TRUE(p.payloads_equal()) << "deferred verify";
+  check_requests(p, layout, "deferred verify");
+
+  // Replay commit of the deferred step's payload: from the committed row into scratch 2 (or
+  // in place for r % 2 == 0).
+  std::vector<ReplayTask> replays;
+  for (int r = 0; r < c().batch; ++r) {
+    const int32_t from = r % 3 == 1 ? layout.scratch(r, 0) : layout.working(r);
+    const int32_t dst = r % 2 == 0 ? from : layout.scratch(r, c().T - 1);
+    if (dst == from && r % 3 == 1) continue;  // keep scratch 0 for the swap-in below
+    replays.push_back({StateLoc::at(from), c().batch + r, accepted(r), dst});
+  }
+  p.replay(with_padding(replays));
+  check_requests(p, layout, "replay");
+
+  // Swap-out / swap-in through the host.
+  const RowBytes saved = p.ref().read_state(StateLoc::at(layout.working(0)));
+  p.write_state(layout.draft(0, c().T - 1), saved);
+  ASSERT_TRUE(p.rows_equal({layout.draft(0, c().T - 1)}));
+  ASSERT_TRUE(p.state_equal(StateLoc::at(layout.working(0))));
+
+  ASSERT_TRUE(p.all_rows_equal());
+  check_guards(p, layout);
+}
+
+TEST_P(CudaDifferential, WindowModeAndFlush) {
+  const Layout layout(c().batch, c().T);
+  BackendPair p(case_shape(c(), layout.rows(), /*wide_conv=*/true), kSeed);
+  poison(p, layout);
+  std::vector<int64_t> pos(c().batch);
+  prefill_all(p, layout, pos);
+
+  // Two window verifies: the second starts from accepted a (SSM in out[a-1], window at a-1).
+  std::vector<StateLoc> live(c().batch);
+  for (int step = 0; step < 2; ++step) {
+    std::vector<VerifyTask> tasks;
+    for (int r = 0; r < c().batch; ++r) {
+      const StateLoc from = step == 0 ? StateLoc::at(layout.working(r)) : live[r];
+      std::vector<int32_t> out{layout.working(r)};
+      for (int j = 1; j < c().T; ++j)
+        out.push_back(layout.draft(r, j));
+      if (r % 4 == 3) out[c().T - 1] = kNoRow;
+      tasks.push_back(verify_task(r, pos[r], c().T, from, out));
+      const int a = out[accepted(r) - 1] == kNoRow ? 1 : accepted(r);
+      live[r] = StateLoc{out[a - 1], layout.working(r), a - 1};
+      pos[r] += a;
+    }
+    p.verify(VerifyMode::kWindow, with_padding(tasks));
+    ASSERT_TRUE(p.outputs_equal()) << "window verify " << step;
+    check_requests(p, layout, "window verify");
+    for (int r = 0; r < c().batch; ++r)
+      ASSERT_TRUE(p.state_equal(live[r])) << "request " << r;
+  }
+  // Flush: the live state (window at its offset) down to offset 0 of the working row.
+  std::vector<RowCopy> flush;
+  for (int r = 0; r < c().batch; ++r)
+    flush.push_back({live[r], layout.working(r)});
+  p.copy_rows(with_padding(flush));
+  check_requests(p, layout, "flush");
+  ASSERT_TRUE(p.all_rows_equal());
+  check_guards(p, layout);
+}
+
+TEST_P(CudaDifferential, AllocationsMatchTheShape) {
+  const Layout layout(c().batch, c().T);
+  const PoolShape shape = case_shape(c(), layout.rows(), false);
+  auto cuda = make_backend("cuda", shape, kSeed);
+  const AllocationReport r = cuda->allocations();
+  EXPECT_EQ(r.conv_bytes, shape.conv_bytes());
+  EXPECT_EQ(r.ssm_bytes, shape.ssm_bytes());
+  EXPECT_EQ(r.payload_bytes, shape.payload_bytes());
+}
+
+std::vector<Case> all_cases() {
+  std::vector<Case> cases;
+  for (bool real : {false, true}) {
+    for (SsmDtype d : {SsmDtype::kF32, SsmDtype::kBF16}) {
+      for (int32_t b : {1, 7, 64})
+        cases.push_back({real, d, b, 4});
+      if (!real) cases.push_back({real, d, 7, 16});  // 16 pending + 16 new: two chunks
+    }
+  }
+  return cases;
+}
+
+INSTANTIATE_TEST_SUITE_P(Cases, CudaDifferential, ::testing::ValuesIn(all_cases()), case_name);
+
+TEST(CudaBackendRegistry, ReportsTheDevice) {
+  if (!cuda_available()) GTEST_SKIP() << "no CUDA device";
+  EXPECT_GT(cuda_device_count(), 0);
+  const auto names = available_backends();
+  EXPECT_NE(std::find(names.begin(), names.end(), "cuda"), names.end());
+  cuda_synchronize_checked();
+}
+
+}  // namespace
+}  // namespace specstate::test
