@@ -51,6 +51,17 @@ def specstate_validate(specstate_bin):
 
 
 @pytest.fixture(scope="session")
+def specstate_replay(specstate_bin):
+    """Runs `specstate replay FILE` through all five strategies on the CPU backend."""
+
+    def run(path):
+        return subprocess.run([specstate_bin, "replay", str(path), "--strategy", "all"],
+                              capture_output=True, text=True, timeout=300)
+
+    return run
+
+
+@pytest.fixture(scope="session")
 def specstate_generate(specstate_bin):
     """Runs `specstate generate ... -o FILE`; skips when the binary has no `generate`."""
     if "generate" not in _subcommands(specstate_bin):

@@ -11,8 +11,8 @@ import random
 from specstate_trace import TraceWriter
 
 
-def random_header(rng):
-    return dict(preset=rng.choice(["tiny", "qwen3-next-80b-a3b", "qwen3.5-2b"]),
+def random_header(rng, preset=None):
+    return dict(preset=preset or rng.choice(["tiny", "qwen3-next-80b-a3b", "qwen3.5-2b"]),
                 draft_tokens=rng.choice([0, 1, 3, 3, 5, 15]),
                 pool_rows=rng.randint(6, 24),
                 max_requests=rng.randint(2, 8),
@@ -30,10 +30,10 @@ def _boundaries(page, old, new):
     return list(range(first, new + 1, page))
 
 
-def write_random_schedule(file, seed, steps=60):
-    """Write one random schedule to `file`; returns the header dict."""
+def write_random_schedule(file, seed, steps=60, preset=None):
+    """Write one random schedule to `file` (a random preset unless given); returns the header."""
     rng = random.Random(seed)
-    hdr = random_header(rng)
+    hdr = random_header(rng, preset)
     page = hdr["page_size"]
     with TraceWriter(file, **hdr) as w:
         s = w.state

@@ -151,6 +151,27 @@ def test_demo_validates(tmp_path, specstate_validate):
     assert out.returncode == 0, out.stdout + out.stderr
 
 
+@pytest.mark.parametrize("seed", range(0, 40, 4))
+def test_random_schedule_replays_clean(tmp_path, seed, specstate_replay):
+    """Recorded through the writer, replayed through every strategy: all lanes agree (on the
+    tiny preset: a CPU replay of 36 real layers per token would take minutes)."""
+    path = tmp_path / f"random{seed}.trace"
+    write_random_schedule(path, seed, preset="tiny")
+    out = specstate_replay(path)
+    assert out.returncode == 0, f"seed {seed}:\n{out.stdout}{out.stderr}"
+    assert "AGREE" in out.stdout
+
+
+def test_demo_replays_clean(tmp_path, specstate_replay):
+    path = tmp_path / "demo.trace"
+    env = dict(os.environ, PYTHONPATH=os.path.abspath(os.path.join(REPO, "python")))
+    subprocess.run([sys.executable, "-m", "specstate_trace", "demo", "-o", str(path)],
+                   check=True, env=env, timeout=60)
+    out = specstate_replay(path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "AGREE" in out.stdout
+
+
 def test_validate_rejects_a_broken_trace(tmp_path, specstate_validate):
     """The round trip means something only if validate does reject: a trace the writer would
     refuse (accepted 0) must fail with file:line."""
