@@ -120,7 +120,8 @@ std::optional<Snapshot> to_snapshot(const std::optional<trace::TrackWrite>& t) {
   return Snapshot{t->length, t->row};
 }
 
-// The policy's plan for one event.
+}  // namespace
+
 Plan plan_for(PoolPolicy& policy, const trace::Event& event) {
   return std::visit(
       [&](const auto& e) -> Plan {
@@ -153,6 +154,8 @@ Plan plan_for(PoolPolicy& policy, const trace::Event& event) {
       },
       event);
 }
+
+namespace {
 
 std::vector<int32_t> snapshot_rows(const trace::Event& event) {
   std::vector<int32_t> rows;

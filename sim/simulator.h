@@ -19,8 +19,13 @@
 #include <vector>
 
 #include "backends/state_backend.h"
+#include "core/strategy/plan.h"
 #include "core/strategy/strategy.h"
 #include "core/trace/events.h"
+
+namespace specstate {
+class PoolPolicy;
+}
 
 namespace specstate::sim {
 
@@ -81,5 +86,10 @@ struct ReplayReport {
 ReplayReport replay(const trace::Trace& trace, const SimOptions& options);
 
 PoolConfig pool_config(const trace::Header& header);
+
+// The policy's plan for one trace event: the single mapping from trace events to scheduler
+// operations, shared by replay() and the dump (sim/dump.h) so that both drive a lane alike.
+// Throws InputError (without a location) for an operation the policy refuses.
+Plan plan_for(PoolPolicy& policy, const trace::Event& event);
 
 }  // namespace specstate::sim

@@ -18,5 +18,6 @@ Command add_generate(CLI::App& parent);
 Command add_validate(CLI::App& parent);
 Command add_replay(CLI::App& parent);
 Command add_footprint(CLI::App& parent);
+Command add_dump(CLI::App& parent);
 
 }  // namespace specstate::cli

@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
       specstate::cli::add_validate(app),
       specstate::cli::add_replay(app),
       specstate::cli::add_footprint(app),
+      specstate::cli::add_dump(app),
   };
   try {
     app.parse(argc, argv);

@@ -1,0 +1,56 @@
+// specstate dump: one request's inputs, outputs and states, token by token, as NumPy files
+// for external references (layout and a NumPy check in docs/interop.md).
+//
+// The trace is replayed through one lane (backend x strategy) exactly as `specstate replay`
+// drives it: the same plans (plan_for), the same executor, the same row-ownership check.
+// Beside the lane, a recorder (two small pools of the lane's backend kind) follows the chosen
+// request and computes, with the same primitives, the state after every token it processed:
+//  - prefill tokens: a prefill from the request's start state that writes the state after
+//    each token into recording rows (re-run from the start for each block of rows, so every
+//    value is the one a single prefill over the whole extend computes);
+//  - verified tokens, accepted or not, and decode tokens: a state-rows verify from the live
+//    state that writes all T states (the inline strategy's verify) and produces o;
+//  - o of prefill tokens (the prefill primitive produces none): verifies of at most 16 tokens
+//    on an fp32 pool, chained through fp32 rows so they continue from the fp32 working state
+//    exactly as the prefill does, on bf16 pools too.
+// After every event the lane is checked against the recorder: the request's live state (or
+// its swapped-out copy), the lane's verify outputs for the request, the per-token states the
+// lane's verify wrote (scatter, inline, window) and the snapshot rows it filled. A difference
+// is a strategy or backend bug: the dump reports it and writes nothing.
+//
+// Token inputs, parameters and conv outputs are regenerated on the host by core/numerics (a
+// pure function of the seed and the recorded conv window); only states and o come from the
+// backend. So dumps through different strategies are byte-identical, and a CPU and a CUDA
+// dump are byte-identical exactly when the backends are.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "core/trace/events.h"
+#include "sim/simulator.h"
+
+namespace specstate::sim {
+
+struct DumpOptions {
+  uint64_t request = 0;
+  std::string out_dir;  // must not exist, or be an empty directory
+  LaneSpec lane{"cpu", StrategyKind::kInline};
+};
+
+struct DumpReport {
+  bool agree = true;     // the lane matched the recorder at every event of the request
+  std::string mismatch;  // the first difference, "LINE: what" (nothing was written)
+  int64_t tokens = 0;    // tokens dumped
+  int64_t files = 0;     // files written, meta.json included
+  int64_t bytes = 0;
+};
+
+// Writes the dump of `options.request` into `options.out_dir`: first into a temporary sibling
+// directory, renamed at the end, so a failed dump leaves nothing behind. The trace must have
+// passed trace::validate_trace. Throws InputError for a request that processes no token in
+// the trace, an unknown backend, an out dir that exists and is not empty or cannot be
+// created, and ("FILE:LINE: message") for an event the policy refuses.
+DumpReport dump_request(const trace::Trace& trace, const DumpOptions& options);
+
+}  // namespace specstate::sim

@@ -1,0 +1,60 @@
+// NumPy .npy files, format version 1.0, float32 little-endian in C order: what the dump
+// (sim/dump.h) writes so that external references load the exact numbers with np.load.
+//
+// Layout: the magic "\x93NUMPY", the version bytes 1 0, a little-endian uint16 header length,
+// then the header, a Python dict literal
+//   {'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }
+// padded with spaces and ended by '\n' so that the data starts at a multiple of 64 bytes,
+// then the values. Written by the project; no Python is needed to write or read them.
+#pragma once
+
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace specstate::sim {
+
+// The 10-byte preamble plus the padded header for a float32 array of `shape`.
+std::string npy_header(const std::vector<int64_t>& shape);
+
+// Streams one float32 array into a file: the header (with the final shape) first, then the
+// values in C order over any number of append() calls. close() checks that exactly
+// product(shape) values arrived. Throws InputError when the file cannot be written.
+class NpyWriter {
+ public:
+  NpyWriter(const std::filesystem::path& path, std::vector<int64_t> shape);
+  ~NpyWriter();
+  NpyWriter(const NpyWriter&) = delete;
+  NpyWriter& operator=(const NpyWriter&) = delete;
+
+  void append(std::span<const float> values);
+  void close();
+
+  const std::vector<int64_t>& shape() const { return shape_; }
+  int64_t bytes() const { return bytes_; }  // header included, once closed
+
+ private:
+  std::filesystem::path path_;
+  std::vector<int64_t> shape_;
+  std::FILE* file_ = nullptr;
+  int64_t expected_ = 0;
+  int64_t written_ = 0;
+  int64_t bytes_ = 0;
+};
+
+// A whole array at once.
+void write_npy(const std::filesystem::path& path, const std::vector<int64_t>& shape,
+               std::span<const float> values);
+
+// A float32 array read back (tests). Throws InputError for anything but a version 1.0,
+// C-order '<f4' file whose size matches its shape.
+struct NpyArray {
+  std::vector<int64_t> shape;
+  std::vector<float> values;
+};
+NpyArray read_npy(const std::filesystem::path& path);
+
+}  // namespace specstate::sim
