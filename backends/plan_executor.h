@@ -11,7 +11,8 @@
 namespace specstate {
 
 struct SwapSpace {
-  std::map<uint64_t, RowBytes> saved;  // request -> state (W-1 conv columns + SSM), all layers
+  std::map<uint64_t, RowBytes> saved;      // request -> state (W-1 conv columns + SSM), all layers
+  std::map<uint64_t, int32_t> saved_from;  // request -> the SSM row it was read from (reports)
 };
 
 void execute(const Plan& plan, StateBackend& backend, SwapSpace& swap);

@@ -1,9 +1,13 @@
 #include "backends/registry.h"
 
+#include <unistd.h>
+
 #include "backends/cpu/cpu_backend.h"
 #include "core/errors.h"
 
 #if SPECSTATE_WITH_CUDA
+#include <cuda_runtime_api.h>
+
 #include "backends/cuda/cuda_backend.h"
 #endif
 
@@ -33,6 +37,21 @@ std::unique_ptr<StateBackend> make_backend(std::string_view name, const PoolShap
 #endif
   }
   throw InputError("unknown backend '" + std::string(name) + "' (known: cpu, cuda)");
+}
+
+int64_t backend_memory_bytes(std::string_view name) {
+  if (name == "cpu") {
+    const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+    return pages > 0 && page > 0 ? int64_t{pages} * page : -1;
+  }
+#if SPECSTATE_WITH_CUDA
+  size_t free_bytes = 0, total_bytes = 0;
+  if (name == "cuda" && cuda_device_count() > 0 &&
+      cudaMemGetInfo(&free_bytes, &total_bytes) == cudaSuccess) {
+    return int64_t(free_bytes);
+  }
+#endif
+  return -1;
 }
 
 std::vector<std::string> available_backends() {

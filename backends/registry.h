@@ -22,4 +22,8 @@ bool cuda_available();
 // Names of the backends this build can run now ("cpu", plus "cuda" when available).
 std::vector<std::string> available_backends();
 
+// Bytes a backend's pools may take at most: physical memory for "cpu", free device memory
+// (cudaMemGetInfo) for "cuda"; -1 when unknown (no device, or not built with CUDA).
+int64_t backend_memory_bytes(std::string_view name);
+
 }  // namespace specstate

@@ -57,11 +57,19 @@ std::set<int32_t> OwnershipChecker::allowed(uint64_t request) const {
   return rows;
 }
 
+std::string OwnershipChecker::owner_of(int32_t row) const {
+  for (const auto& [request, rows] : rows_) {
+    if (rows.working_row == row) return ", the working row of request " + std::to_string(request);
+  }
+  return "";
+}
+
 std::optional<std::string> OwnershipChecker::check_write(uint64_t request, int32_t row,
                                                          const char* what) const {
   if (row == kNoRow) return std::nullopt;
   if (request == kPaddingRequest) {
-    return std::string("a padding task writes row ") + std::to_string(row) + " (" + what + ")";
+    return std::string("a padding task writes row ") + std::to_string(row) + " (" + what + ")" +
+           owner_of(row);
   }
   if (allowed(request).count(row)) return std::nullopt;
   return "request " + std::to_string(request) + " writes row " + std::to_string(row) + " (" + what +
@@ -84,7 +92,8 @@ std::optional<std::string> OwnershipChecker::check(const Plan& plan) const {
         const VerifyTask& t = c->tasks[i];
         const uint64_t req = c->requests[i];
         if (req == kPaddingRequest && !t.from.is_none()) {
-          first(std::string("a padding task reads row ") + std::to_string(t.from.ssm_row));
+          first(std::string("a padding task reads row ") + std::to_string(t.from.ssm_row) +
+                owner_of(t.from.ssm_row));
         }
         for (int32_t row : t.out_rows)
           first(check_write(req, row, "verify output"));
@@ -99,6 +108,9 @@ std::optional<std::string> OwnershipChecker::check(const Plan& plan) const {
         first(check_write(c->requests[i], c->copies[i].dst_row, "copy"));
     } else if (const auto* c = std::get_if<SwapInCall>(&call)) {
       first(check_write(c->request, c->row, "swap-in"));
+    } else if (const auto* c = std::get_if<FillCall>(&call)) {
+      for (size_t i = 0; i < c->rows.size(); ++i)
+        first(check_write(c->requests[i], c->rows[i], "fill"));
     }
     if (bad) return bad;
   }

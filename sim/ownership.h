@@ -32,6 +32,8 @@ class OwnershipChecker {
   };
   std::set<int32_t> allowed(uint64_t request) const;
   std::optional<std::string> check_write(uint64_t request, int32_t row, const char* what) const;
+  // ", the working row of request N" when a running request owns `row`, else "".
+  std::string owner_of(int32_t row) const;
 
   const StrategyLayout& layout_;
   std::map<uint64_t, Rows> rows_;                 // running requests

@@ -28,7 +28,7 @@ struct Lane {
 
   Lane(const LaneSpec& s, const PoolConfig& config, uint64_t seed)
       : spec(s),
-        policy(s.strategy, config),
+        policy(s.strategy, config, s.fault),
         backend(make_backend(s.backend, policy.layout().shape, seed)),
         ownership(policy.layout()) {}
 
@@ -157,18 +157,19 @@ Plan plan_for(PoolPolicy& policy, const trace::Event& event) {
 
 namespace {
 
-std::vector<int32_t> snapshot_rows(const trace::Event& event) {
-  std::vector<int32_t> rows;
+// (request, track row) of every snapshot the event writes.
+std::vector<std::pair<uint64_t, int32_t>> snapshot_rows(const trace::Event& event) {
+  std::vector<std::pair<uint64_t, int32_t>> rows;
   if (const auto* e = std::get_if<trace::Extend>(&event)) {
     for (const auto& t : e->track)
-      rows.push_back(t.row);
+      rows.push_back({e->request, t.row});
   } else if (const auto* v = std::get_if<trace::Verify>(&event)) {
     for (const auto& entry : v->batch) {
-      if (entry.track) rows.push_back(entry.track->row);
+      if (entry.track) rows.push_back({entry.request, entry.track->row});
     }
   } else if (const auto* d = std::get_if<trace::Decode>(&event)) {
     for (const auto& entry : d->batch) {
-      if (entry.track) rows.push_back(entry.track->row);
+      if (entry.track) rows.push_back({entry.request, entry.track->row});
     }
   }
   return rows;
@@ -266,6 +267,8 @@ class Replayer {
         if (!d.has_request && task < int64_t(requests.size())) {
           d.request = requests[task];
           d.has_request = true;
+          d.row_a = live_row(*lanes_[0], d.request);
+          d.row_b = live_row(*lanes_[i], d.request);
         }
         d.elements.push_back({"outputs", int32_t(in_token / per_layer),
                               "[batch " + std::to_string(task) + ", token " +
@@ -279,11 +282,19 @@ class Replayer {
     return false;
   }
 
+  // The SSM row of `request`'s live state in `lane` after the event (for reports).
+  static int32_t live_row(const Lane& lane, uint64_t request) {
+    return lane.policy.has(request) ? lane.policy.live(request).loc.ssm_row : -1;
+  }
+
   bool compare_snapshots(const trace::Event& event) {
-    for (int32_t row : snapshot_rows(event)) {
+    for (const auto& [request, row] : snapshot_rows(event)) {
       const StateLoc loc = StateLoc::at(row);
-      if (compare_states(lanes_[0]->backend->read_state(loc), loc, "snapshot row", std::nullopt))
+      if (compare_states(lanes_[0]->backend->read_state(loc), loc, "snapshot row", std::nullopt)) {
+        report_.divergence->request = request;
+        report_.divergence->has_request = true;
         return true;
+      }
     }
     return false;
   }
@@ -320,16 +331,7 @@ class Replayer {
     Lane& ref = *lanes_[0];
     for (const auto& [request, live] : ref.policy.table()) {
       if (live.retracted) {
-        const RowBytes& saved = ref.swap.saved.at(request);
-        for (size_t i = 1; i < lanes_.size(); ++i) {
-          if (lanes_[i]->swap.saved.at(request) == saved) continue;
-          Divergence& d = diverge("swapped-out state", ref.spec.name(), lanes_[i]->spec.name());
-          d.request = request;
-          d.has_request = true;
-          d.elements =
-              diff_states(saved, lanes_[i]->swap.saved.at(request), ref.policy.layout().shape);
-          return;
-        }
+        if (compare_swapped_out(request)) return;
         continue;
       }
       auto r = ref.policy.readable(request);
@@ -337,6 +339,35 @@ class Replayer {
       if (compare_states(ref.backend->read_state(r.loc), r.loc, "live state", request)) return;
     }
     compare_physical_rows();
+  }
+
+  // A retracted request's saved state must be identical in every lane (and saved at all).
+  bool compare_swapped_out(uint64_t request) {
+    const Lane& ref = *lanes_[0];
+    const auto saved = ref.swap.saved.find(request);
+    const bool ref_saved = saved != ref.swap.saved.end();
+    for (size_t i = 1; i < lanes_.size(); ++i) {
+      const Lane& lane = *lanes_[i];
+      const auto got = lane.swap.saved.find(request);
+      const bool lane_saved = got != lane.swap.saved.end();
+      if (ref_saved == lane_saved && (!ref_saved || got->second == saved->second)) continue;
+      Divergence& d =
+          diverge(ref_saved == lane_saved ? "swapped-out state" : "missing swapped-out state",
+                  ref.spec.name(), lane.spec.name());
+      d.request = request;
+      d.has_request = true;
+      d.row_a = saved_row(ref, request);
+      d.row_b = saved_row(lane, request);
+      if (ref_saved && lane_saved)
+        d.elements = diff_states(saved->second, got->second, ref.policy.layout().shape);
+      return true;
+    }
+    return false;
+  }
+
+  static int32_t saved_row(const Lane& lane, uint64_t request) {
+    const auto it = lane.swap.saved_from.find(request);
+    return it == lane.swap.saved_from.end() ? -1 : it->second;
   }
 
   // Lanes running the same strategy on different backends must agree on every row's bytes.
@@ -379,7 +410,9 @@ class Replayer {
 }  // namespace
 
 std::string LaneSpec::name() const {
-  return backend + "/" + std::string(to_string(strategy));
+  std::string name = backend + "/" + std::string(to_string(strategy));
+  if (fault != Fault::kNone) name += "+" + std::string(fault_info(fault).name);
+  return name;
 }
 
 std::string Divergence::message() const {

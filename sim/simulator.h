@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "backends/state_backend.h"
+#include "core/strategy/fault.h"
 #include "core/strategy/plan.h"
 #include "core/strategy/strategy.h"
 #include "core/trace/events.h"
@@ -32,7 +33,8 @@ namespace specstate::sim {
 struct LaneSpec {
   std::string backend;  // "cpu" | "cuda"
   StrategyKind strategy = StrategyKind::kInline;
-  std::string name() const;  // "cpu/inline"
+  Fault fault = Fault::kNone;  // injected into this lane's policy (core/strategy/fault.h)
+  std::string name() const;    // "cpu/inline", "cpu/inline+no-flush-on-retract"
 };
 
 enum class CompareAt : uint8_t { kEveryEvent, kChecks };

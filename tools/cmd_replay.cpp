@@ -1,13 +1,16 @@
 // specstate replay: run a trace through lanes (backend x strategy) in lockstep and compare.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 
 #include "backends/registry.h"
 #include "core/errors.h"
+#include "core/strategy/fault.h"
 #include "core/trace/format.h"
 #include "core/trace/validate.h"
 #include "sim/simulator.h"
@@ -21,6 +24,7 @@ struct ReplayArgs {
   std::string backends = "cpu";
   std::string strategies = "all";
   std::string compare = "every-event";
+  std::string inject;
   bool json = false;
   bool no_ownership = false;
 };
@@ -49,6 +53,77 @@ std::function<void(size_t, size_t)> progress_bar(size_t total) {
                  total);
     if (done == total) std::fprintf(stderr, "\r%*s\r", 80, "");
   };
+}
+
+// The lanes to run. With a fault, every lane whose strategy it concerns runs it, and a clean
+// copy of the first lane goes first when that one is faulty, so that there is always a correct
+// reference to compare against.
+std::vector<sim::LaneSpec> make_lanes(const ReplayArgs& args) {
+  const Fault fault = args.inject.empty() ? Fault::kNone : parse_fault(args.inject);
+  std::vector<sim::LaneSpec> lanes;
+  bool injected = false;
+  for (const std::string& backend : split(args.backends)) {
+    if (backend != "cpu" && backend != "cuda")
+      throw InputError("unknown backend '" + backend + "' (known: cpu, cuda)");
+    for (StrategyKind s : parse_strategies(args.strategies)) {
+      const Fault f = fault_concerns(fault, s) ? fault : Fault::kNone;
+      injected = injected || f != Fault::kNone;
+      lanes.push_back({backend, s, f});
+    }
+  }
+  if (fault == Fault::kNone) return lanes;
+  if (!injected) {
+    std::string kinds;
+    for (StrategyKind s : fault_info(fault).strategies)
+      kinds += (kinds.empty() ? "" : ", ") + std::string(to_string(s));
+    throw InputError("--inject " + args.inject + " concerns only " + kinds +
+                     ", which --strategy does not select");
+  }
+  if (lanes.front().fault != Fault::kNone) {
+    lanes.insert(lanes.begin(), {lanes.front().backend, lanes.front().strategy, Fault::kNone});
+  }
+  return lanes;
+}
+
+void print_injection(const std::vector<sim::LaneSpec>& lanes) {
+  std::string names;
+  Fault fault = Fault::kNone;
+  for (const sim::LaneSpec& lane : lanes) {
+    if (lane.fault == Fault::kNone) continue;
+    fault = lane.fault;
+    names += (names.empty() ? "" : ", ") + std::string(to_string(lane.strategy));
+  }
+  const FaultInfo& f = fault_info(fault);
+  std::printf("injected fault %s into %s\n  models: %s\n  wrong decision: %s\n",
+              std::string(f.name).c_str(), names.c_str(), std::string(f.bug).c_str(),
+              std::string(f.what).c_str());
+}
+
+std::string gib(int64_t bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2f GiB", double(bytes) / double(int64_t{1} << 30));
+  return buf;
+}
+
+// Refuses, before anything is allocated, a trace whose pools (one per lane) would not fit in
+// the memory of their backend; the error points at the header, which sets the sizes.
+void check_memory(const trace::Trace& trace, const std::vector<sim::LaneSpec>& lanes) {
+  const PoolConfig config = sim::pool_config(trace.header);
+  std::map<std::string, std::pair<int64_t, int>> need;  // backend -> (bytes, lanes)
+  for (const sim::LaneSpec& lane : lanes) {
+    auto& [bytes, count] = need[lane.backend];
+    bytes += make_layout(lane.strategy, config).total_bytes();
+    ++count;
+  }
+  for (const auto& [backend, use] : need) {
+    const int64_t have = backend_memory_bytes(backend);
+    if (have < 0 || use.first <= have) continue;
+    throw InputError(trace.file, trace.header_line,
+                     "the pools need " + gib(use.first) + " for " + std::to_string(use.second) +
+                         " lane(s) on the " + backend + " backend, more than its " + gib(have) +
+                         (backend == "cpu" ? " of physical memory" : " of free device memory") +
+                         " (reduce pool_rows, max_requests or the lanes)");
+  }
 }
 
 nlohmann::json to_json(const trace::Trace& trace, const sim::ReplayReport& r) {
@@ -94,12 +169,8 @@ int run_replay(const ReplayArgs& args) {
     throw InputError("--compare must be every-event or checks, got '" + args.compare + "'");
   }
   options.check_ownership = !args.no_ownership;
-  for (const std::string& backend : split(args.backends)) {
-    if (backend != "cpu" && backend != "cuda")
-      throw InputError("unknown backend '" + backend + "' (known: cpu, cuda)");
-    for (StrategyKind s : parse_strategies(args.strategies))
-      options.lanes.push_back({backend, s});
-  }
+  options.lanes = make_lanes(args);
+  check_memory(trace, options.lanes);
   options.progress = args.json ? nullptr : progress_bar(trace.events.size());
 
   const trace::Header& h = trace.header;
@@ -108,6 +179,7 @@ int run_replay(const ReplayArgs& args) {
                 args.file.c_str(), h.preset.c_str(), h.tp,
                 std::string(to_string(h.ssm_dtype)).c_str(), h.tokens_per_verify(), h.pool_rows,
                 h.max_requests, trace.events.size());
+    if (!args.inject.empty()) print_injection(options.lanes);
   }
   const sim::ReplayReport report = sim::replay(trace, options);
   if (args.json) {
@@ -121,8 +193,11 @@ int run_replay(const ReplayArgs& args) {
   } else {
     std::printf("DIVERGENCE at %s:%s", args.file.c_str(), report.divergence->message().c_str());
   }
+  size_t width = 16;
   for (const auto& lane : report.lanes)
-    std::printf("  %-16s %8.3f s\n", lane.name.c_str(), lane.seconds);
+    width = std::max(width, lane.name.size());
+  for (const auto& lane : report.lanes)
+    std::printf("  %-*s %8.3f s\n", int(width), lane.name.c_str(), lane.seconds);
   return report.agree ? 0 : 1;
 }
 
@@ -147,6 +222,13 @@ Command add_replay(CLI::App& parent) {
   cmd->add_flag("--json", args->json,
                 "Write a machine-readable report (lanes, events, digests, timings) to stdout");
   cmd->add_flag("--no-ownership", args->no_ownership, "Do not check which rows each task writes");
+  std::string faults;
+  for (const FaultInfo& f : all_faults())
+    faults += "\n  " + std::string(f.name) + ": " + std::string(f.bug);
+  cmd->add_option("--inject", args->inject,
+                  "Inject a known protocol bug into every lane whose strategy it concerns (a clean "
+                  "reference lane is kept); docs/failure-classes.md. One of:" +
+                      faults);
   return {cmd, [args] { return run_replay(*args); }};
 }
 

@@ -46,8 +46,16 @@ struct SwapInCall {
   int32_t row = kNoRow;
 };
 
+// Set every byte of each row (all layers, conv and SSM) to `byte`: byte 0 is the zero state.
+// Only fault injection (verify-as-extend) emits it.
+struct FillCall {
+  std::vector<int32_t> rows;
+  std::vector<uint64_t> requests;  // per row
+  uint8_t byte = 0;
+};
+
 using PlanCall =
-    std::variant<PrefillCall, VerifyCall, ReplayCall, CopyCall, SwapOutCall, SwapInCall>;
+    std::variant<PrefillCall, VerifyCall, ReplayCall, CopyCall, SwapOutCall, SwapInCall, FillCall>;
 using Plan = std::vector<PlanCall>;
 
 }  // namespace specstate

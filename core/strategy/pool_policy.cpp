@@ -1,6 +1,7 @@
 #include "core/strategy/pool_policy.h"
 
 #include <string>
+#include <utility>
 
 #include "core/errors.h"
 
@@ -24,8 +25,13 @@ int32_t snapshot_token(const Snapshot& snap, int64_t length, int32_t accepted, u
 
 }  // namespace
 
-PoolPolicy::PoolPolicy(StrategyKind kind, const PoolConfig& config)
-    : layout_(make_layout(kind, config)) {}
+PoolPolicy::PoolPolicy(StrategyKind kind, const PoolConfig& config, Fault fault)
+    : layout_(make_layout(kind, config)), fault_(fault) {
+  if (fault != Fault::kNone && !fault_concerns(fault, kind)) {
+    throw InputError("fault '" + std::string(fault_info(fault).name) + "' does not concern the " +
+                     std::string(to_string(kind)) + " strategy");
+  }
+}
 
 const LiveState& PoolPolicy::live(uint64_t request) const {
   auto it = table_.find(request);
@@ -49,9 +55,29 @@ void PoolPolicy::make_real(uint64_t request, LiveState& s, Plan& plan) {
     s.pending = 0;
     s.pending_slot = kNoRow;
   } else if (s.loc != working) {
-    plan.push_back(CopyCall{{{s.loc, s.working_row}}, {request}});
+    CopyCall flush{{{s.loc, s.working_row}}, {request}};
+    if (fault_ == Fault::kStaleFlushAfterReuse) {
+      // FAULT stale-flush-after-reuse (tokenspeed #159 review): the draft->working flush is
+      // left for the next step, which runs it with these rows after they may have been freed
+      // and handed to another request.
+      deferred_flush_.copies.push_back(flush.copies[0]);
+      deferred_flush_.requests.push_back(request);
+    } else {
+      plan.push_back(std::move(flush));
+    }
   }
   s.loc = working;
+}
+
+int32_t PoolPolicy::snapshot_index(const VerifyOp& op, int64_t length) const {
+  if (!op.snapshot) return -1;
+  const int32_t index = snapshot_token(*op.snapshot, length, op.accepted, op.request);
+  // FAULT snapshot-pre-accept (SGLang #37817): the boundary test uses the pre-accept length,
+  // which only sees a boundary reached by the step's first token; later ones are missed.
+  if (fault_ == Fault::kSnapshotPreAccept && index > 0) return -1;
+  // FAULT snapshot-post-accept (vLLM #43559): the snapshot is taken from the post-accept state.
+  if (fault_ == Fault::kSnapshotPostAccept) return op.accepted - 1;
+  return index;
 }
 
 Plan PoolPolicy::extend(const ExtendOp& op) {
@@ -66,6 +92,14 @@ Plan PoolPolicy::extend(const ExtendOp& op) {
     s.req_row = op.req_row;
     s.working_row = op.working_row;
     s.length = op.prefix_len;
+    if (fault_ == Fault::kStaleReplayControl) {
+      // FAULT stale-replay-control (TRT-LLM #14509): the request row's replay control (pending
+      // count, payload slot) is not reset when a new request takes the row.
+      if (auto old = stale_control_.find(op.req_row); old != stale_control_.end()) {
+        s.pending = old->second.pending;
+        s.pending_slot = old->second.slot;
+      }
+    }
     task.from_zero = op.prefix_len == 0;
     if (op.prefix_len > 0) task.from = StateLoc::at(op.cow_src_row);
     it = table_.emplace(op.request, s).first;
@@ -110,6 +144,7 @@ Plan PoolPolicy::step(std::span<const VerifyOp> batch, int32_t padding, int32_t 
   if (!decode && (kind == StrategyKind::kReplay || kind == StrategyKind::kDeferred)) {
     verify.mode = VerifyMode::kPayload;
   }
+  FillCall resets;       // fault verify-as-extend only
   CopyCall copies;       // commits and snapshots that copy rows
   ReplayCall snapshots;  // snapshots recomputed from a payload (before any commit replay)
   ReplayCall commits;    // replay strategy: commit
@@ -122,7 +157,7 @@ Plan PoolPolicy::step(std::span<const VerifyOp> batch, int32_t padding, int32_t 
                        ": accepted length " + std::to_string(a) + " outside 1.." +
                        std::to_string(tokens));
     }
-    const int32_t snap = op.snapshot ? snapshot_token(*op.snapshot, s.length, a, op.request) : -1;
+    const int32_t snap = snapshot_index(op, s.length);
     const StateLoc working = StateLoc::at(s.working_row);
     VerifyTask t;
     t.tokens = {op.request, s.length, tokens};
@@ -133,6 +168,13 @@ Plan PoolPolicy::step(std::span<const VerifyOp> batch, int32_t padding, int32_t 
       if (s.pending > 0) t.pending = {s.pending_slot, s.pending, s.working_row};
       t.out_rows[0] = s.working_row;
       if (kind == StrategyKind::kWindow) t.from.conv_row = s.working_row;
+      if (fault_ == Fault::kDecodeReadsOldRow) {
+        // FAULT decode-reads-old-row (vLLM #40875): the step without drafts ignores the last
+        // verify's accepted length and reads its index 0: inline's working row, window's conv
+        // column 0.
+        t.from =
+            kind == StrategyKind::kWindow ? StateLoc{s.loc.ssm_row, s.working_row, 0} : working;
+      }
       s.pending = 0;
       s.pending_slot = kNoRow;
       s.loc = working;
@@ -141,11 +183,25 @@ Plan PoolPolicy::step(std::span<const VerifyOp> batch, int32_t padding, int32_t 
         copies.requests.push_back(op.request);
       }
     } else {
+      if (fault_ == Fault::kVerifyAsExtend) {
+        // FAULT verify-as-extend (tokenspeed #506): the target verify runs as a fresh extend,
+        // from the zero state, in the middle of the sequence.
+        resets.rows.push_back(t.from.ssm_row);
+        resets.requests.push_back(op.request);
+        if (t.from.conv_row != t.from.ssm_row) {
+          resets.rows.push_back(t.from.conv_row);
+          resets.requests.push_back(op.request);
+        }
+      }
       switch (kind) {
         case StrategyKind::kScatter: {
           for (int j = 0; j < tokens; ++j)
             t.out_rows[j] = layout_.scratch_row(s.working_row, j);
-          copies.copies.push_back({StateLoc::at(t.out_rows[a - 1]), s.working_row});
+          StateLoc commit = StateLoc::at(t.out_rows[a - 1]);
+          // FAULT conv-ssm-split-commit: the SSM is rolled back to token a-1, the conv window
+          // is not (it stays at the last verified token).
+          if (fault_ == Fault::kConvSsmSplitCommit) commit.conv_row = t.out_rows[tokens - 1];
+          copies.copies.push_back({commit, s.working_row});
           copies.requests.push_back(op.request);
           if (snap >= 0) {
             copies.copies.push_back({StateLoc::at(t.out_rows[snap]), op.snapshot->row});
@@ -209,11 +265,23 @@ Plan PoolPolicy::step(std::span<const VerifyOp> batch, int32_t padding, int32_t 
     verify.requests.push_back(op.request);
   }
   for (int32_t i = 0; i < padding; ++i) {
-    verify.tasks.push_back(VerifyTask{});  // from = none: reads and writes nothing
+    VerifyTask pad;  // from = none: reads and writes nothing
+    if (fault_ == Fault::kPaddingWritesRow) {
+      // FAULT padding-writes-row (SGLang #17404): padding entries run on dummy inputs with
+      // index 0 for every row and slot, and row 0 is a real, allocatable row.
+      pad.tokens = {kPaddingRequest, 0, tokens};
+      pad.from = StateLoc::at(0);
+      pad.out_rows[0] = 0;
+      if (verify.mode == VerifyMode::kPayload) pad.payload_slot = 0;
+    }
+    verify.tasks.push_back(pad);
     verify.requests.push_back(kPaddingRequest);
   }
 
   Plan plan;
+  // FAULT stale-flush-after-reuse: the flushes left by finish/retract run now, stale.
+  if (!deferred_flush_.copies.empty()) plan.push_back(std::exchange(deferred_flush_, {}));
+  if (!resets.rows.empty()) plan.push_back(std::move(resets));
   plan.push_back(std::move(verify));
   if (!snapshots.tasks.empty()) plan.push_back(std::move(snapshots));
   if (!copies.copies.empty()) plan.push_back(std::move(copies));
@@ -224,8 +292,12 @@ Plan PoolPolicy::step(std::span<const VerifyOp> batch, int32_t padding, int32_t 
 Plan PoolPolicy::retract(uint64_t request) {
   LiveState& s = running(request, "retract");
   Plan plan;
+  // FAULT no-flush-on-retract: the working row is taken to hold the live state as it is, so
+  // the draft->working flush is skipped and the swap-out saves a stale state.
+  if (fault_ == Fault::kNoFlushOnRetract) s.loc = StateLoc::at(s.working_row);
   make_real(request, s, plan);
-  plan.push_back(SwapOutCall{request, s.loc});
+  // FAULT retract-no-save (SGLang #35957): the rows are freed and nothing is saved.
+  if (fault_ != Fault::kRetractNoSave) plan.push_back(SwapOutCall{request, s.loc});
   s.retracted = true;
   s.working_row = kNoRow;
   s.req_row = kNoRow;
@@ -243,12 +315,21 @@ Plan PoolPolicy::resume(uint64_t request, int32_t req_row, int32_t working_row) 
   s.req_row = req_row;
   s.working_row = working_row;
   s.loc = StateLoc::at(working_row);
+  // FAULT retract-no-save (SGLang #35957): nothing was saved; the request continues from
+  // whatever its new working row holds.
+  if (fault_ == Fault::kRetractNoSave) return {};
   return {SwapInCall{request, working_row}};
 }
 
 Plan PoolPolicy::finish(uint64_t request) {
   auto it = table_.find(request);
   if (it == table_.end()) throw InputError("finish: " + req_name(request) + " does not exist");
+  const LiveState& s = it->second;
+  if (fault_ == Fault::kStaleReplayControl && !s.retracted) {
+    // FAULT stale-replay-control (TRT-LLM #14509): the request row keeps this request's
+    // replay control for its next occupant.
+    stale_control_[s.req_row] = {s.pending_slot, s.pending};
+  }
   Plan plan;
   if (!it->second.retracted) make_real(request, it->second, plan);
   table_.erase(it);

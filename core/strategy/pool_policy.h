@@ -8,6 +8,9 @@
 // tokens; inline/window: flush the live row / window into the working row): retract, finish,
 // and a chunked extend. A snapshot at a page boundary crossed inside a verify is taken from the
 // state after the boundary token, never from the post-accept state.
+//
+// A policy built with a Fault (core/strategy/fault.h) makes one known wrong decision instead;
+// each deviation is marked "FAULT name" in pool_policy.cpp. Without one, nothing changes.
 #pragma once
 
 #include <cstdint>
@@ -16,6 +19,7 @@
 #include <span>
 #include <vector>
 
+#include "core/strategy/fault.h"
 #include "core/strategy/plan.h"
 #include "core/strategy/strategy.h"
 
@@ -56,9 +60,11 @@ struct LiveState {
 
 class PoolPolicy {
  public:
-  PoolPolicy(StrategyKind kind, const PoolConfig& config);
+  // InputError for a fault that does not concern `kind` (fault_concerns()).
+  PoolPolicy(StrategyKind kind, const PoolConfig& config, Fault fault = Fault::kNone);
 
   StrategyKind kind() const { return layout_.kind; }
+  Fault fault() const { return fault_; }
   const StrategyLayout& layout() const { return layout_; }
 
   // InputError for a request that does not exist or is not running, an accepted length outside
@@ -87,9 +93,20 @@ class PoolPolicy {
   Plan step(std::span<const VerifyOp> batch, int32_t padding, int32_t tokens);
   // Appends the calls that make `request`'s live state real in its working row.
   void make_real(uint64_t request, LiveState& s, Plan& plan);
+  // Token index inside a step starting at `length` whose state `op`'s snapshot takes; -1: none.
+  int32_t snapshot_index(const VerifyOp& op, int64_t length) const;
 
   StrategyLayout layout_;
   std::map<uint64_t, LiveState> table_;
+
+  // Fault injection only (always empty without a fault).
+  Fault fault_ = Fault::kNone;
+  CopyCall deferred_flush_;  // stale-flush-after-reuse: flushes left for the next step
+  struct ReplayControl {
+    int32_t slot = kNoRow;
+    int32_t pending = 0;
+  };
+  std::map<int32_t, ReplayControl> stale_control_;  // stale-replay-control: req_row -> control
 };
 
 }  // namespace specstate

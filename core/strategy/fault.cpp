@@ -1,0 +1,95 @@
+#include "core/strategy/fault.h"
+
+#include <algorithm>
+#include <string>
+
+#include "core/errors.h"
+
+namespace specstate {
+namespace {
+
+using K = StrategyKind;
+
+std::vector<FaultInfo> make_faults() {
+  const std::vector<K> all = all_strategies();
+  return {
+      {Fault::kNoFlushOnRetract,
+       "no-flush-on-retract",
+       "inline retract without the draft->working flush (tokenspeed #159)",
+       "retract swaps out the working row while the live state sits in a draft row",
+       {K::kInline}},
+      {Fault::kStaleFlushAfterReuse,
+       "stale-flush-after-reuse",
+       "draft->working flush on a later step with the previous batch (tokenspeed #159 review)",
+       "the flush at finish/retract is deferred to the next step and then copies into a row "
+       "that was freed and handed to another request",
+       {K::kInline}},
+      {Fault::kDecodeReadsOldRow,
+       "decode-reads-old-row",
+       "step without drafts after verify(a >= 2) reads the old conv column (vLLM #40875)",
+       "a decode step reads index 0 of the last verify (inline: the working row; window: conv "
+       "offset 0) instead of the live index a-1",
+       {K::kInline, K::kWindow}},
+      {Fault::kSnapshotPreAccept, "snapshot-pre-accept",
+       "snapshot boundary decided from the pre-accept length (SGLang #37817)",
+       "a verify only sees a page boundary reached by its first token; later boundaries are "
+       "missed and the track row keeps what it held",
+       all},
+      {Fault::kSnapshotPostAccept, "snapshot-post-accept",
+       "prefix snapshot taken after accept, not at the boundary (vLLM #43559, SGLang #37817)",
+       "the track row gets the state after the last accepted token instead of the boundary "
+       "token's",
+       all},
+      {Fault::kRetractNoSave, "retract-no-save",
+       "retract frees the slot without saving the state (SGLang #35957)",
+       "retract saves nothing; resume continues from whatever the new working row holds", all},
+      {Fault::kVerifyAsExtend, "verify-as-extend",
+       "target-verify mistaken for an extend (tokenspeed #506)",
+       "a verify resets its input state to zeros before running", all},
+      {Fault::kPaddingWritesRow, "padding-writes-row",
+       "CUDA-graph padding rows write a real row (SGLang #17404)",
+       "padding tasks read and write scheduler row 0 instead of no row", all},
+      {Fault::kStaleReplayControl,
+       "stale-replay-control",
+       "slot reuse without resetting per-slot replay control (TRT-LLM #14509)",
+       "a new request inherits the pending-replay count and payload slot its request row's "
+       "last occupant left",
+       {K::kDeferred}},
+      {Fault::kConvSsmSplitCommit,
+       "conv-ssm-split-commit",
+       "conv and SSM committed for different a (partial-accept rollback of SSM only)",
+       "the scatter commit copies the SSM of token a-1 but the conv window of token T-1",
+       {K::kScatter}},
+  };
+}
+
+}  // namespace
+
+const std::vector<FaultInfo>& all_faults() {
+  static const std::vector<FaultInfo> faults = make_faults();
+  return faults;
+}
+
+const FaultInfo& fault_info(Fault fault) {
+  for (const FaultInfo& info : all_faults()) {
+    if (info.fault == fault) return info;
+  }
+  SPECSTATE_ASSERT(false, "fault_info(kNone) or an unlisted Fault");
+}
+
+Fault parse_fault(std::string_view name) {
+  std::string known;
+  for (const FaultInfo& info : all_faults()) {
+    if (info.name == name) return info.fault;
+    known += (known.empty() ? "" : ", ") + std::string(info.name);
+  }
+  throw InputError("unknown fault '" + std::string(name) + "' (known: " + known + ")");
+}
+
+bool fault_concerns(Fault fault, StrategyKind kind) {
+  if (fault == Fault::kNone) return false;
+  const std::vector<StrategyKind>& kinds = fault_info(fault).strategies;
+  return std::find(kinds.begin(), kinds.end(), kind) != kinds.end();
+}
+
+}  // namespace specstate

@@ -1,0 +1,45 @@
+// Fault injection: known engine bugs, each modelled as one wrong protocol decision in the pool
+// policy (core/strategy/pool_policy.h), never as a random corruption. `specstate replay
+// --inject NAME` runs a fault in every lane whose strategy it concerns; the simulator must
+// then report a divergence or an ownership violation where the bug first shows
+// (docs/failure-classes.md has each class, the public bug, a trace and the diagnostic).
+#pragma once
+
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include "core/strategy/strategy.h"
+
+namespace specstate {
+
+enum class Fault : uint8_t {
+  kNone,
+  kNoFlushOnRetract,      // inline: retract saves the working row, not the live draft row
+  kStaleFlushAfterReuse,  // inline: the finish/retract flush runs at the next step, stale
+  kDecodeReadsOldRow,     // inline, window: decode after verify(a >= 2) reads index 0
+  kSnapshotPreAccept,     // all: boundary checked with the pre-accept length (missed)
+  kSnapshotPostAccept,    // all: snapshot of the post-accept state, not the boundary token
+  kRetractNoSave,         // all: retract frees the row unsaved, resume takes the row as is
+  kVerifyAsExtend,        // all: a verify starts from the zero state
+  kPaddingWritesRow,      // all: padding tasks read and write row 0
+  kStaleReplayControl,    // deferred: a reused request row keeps its pending-replay control
+  kConvSsmSplitCommit,    // scatter: SSM committed for a, conv for all T tokens
+};
+
+struct FaultInfo {
+  Fault fault = Fault::kNone;
+  std::string_view name;  // as on the command line
+  std::string_view bug;   // the public bug it models
+  std::string_view what;  // the wrong decision, one line
+  std::vector<StrategyKind> strategies;
+};
+
+// Every fault but kNone, in declaration order.
+const std::vector<FaultInfo>& all_faults();
+const FaultInfo& fault_info(Fault fault);
+// InputError for an unknown name (the message lists the known ones).
+Fault parse_fault(std::string_view name);
+bool fault_concerns(Fault fault, StrategyKind kind);
+
+}  // namespace specstate
