@@ -276,7 +276,7 @@ class Dumper {
   Dumper(const trace::Trace& trace, const DumpOptions& options)
       : trace_(trace),
         request_(options.request),
-        policy_(options.lane.strategy, pool_config(trace.header)),
+        policy_(options.lane.strategy, pool_config(trace.header), options.lane.fault),
         shape_(policy_.layout().shape),
         g_(shape_.geometry),
         lane_(make_backend(options.lane.backend, shape_, trace.header.seed)),
@@ -410,7 +410,9 @@ class Dumper {
     }
     const LiveState& live = policy_.live(request_);
     if (live.retracted) {
-      same_state(swap_.saved.at(request_), current_, "swapped-out state");
+      const auto saved = swap_.saved.find(request_);
+      if (saved == swap_.saved.end()) return mismatch("the lane saved no state at the retract");
+      same_state(saved->second, current_, "swapped-out state");
       return;
     }
     const PoolPolicy::Readable r = policy_.readable(request_);

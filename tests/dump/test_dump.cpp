@@ -374,6 +374,20 @@ TEST(Dump, CudaDumpEqualsCpuDumpByteForByte) {
   }
 }
 
+// A lane with an injected protocol bug disagrees with the recorder: the dump names the event
+// and writes nothing.
+TEST(Dump, AFaultyLaneIsReportedAndNothingIsWritten) {
+  const trace::Trace t = busy_trace(SsmDtype::kF32);
+  const uint64_t request = interesting_request(t);
+  TempDir dir;
+  for (Fault fault : {Fault::kVerifyAsExtend, Fault::kRetractNoSave}) {
+    const DumpReport r = dump(t, request, dir.path() / "d", {"cpu", StrategyKind::kInline, fault});
+    EXPECT_FALSE(r.agree) << fault_info(fault).name;
+    EXPECT_NE(r.mismatch.find(t.file + ":"), std::string::npos) << r.mismatch;
+    EXPECT_TRUE(fs::is_empty(dir.path())) << r.mismatch;
+  }
+}
+
 TEST(Dump, ErrorsAreInputErrorsAndLeaveNothingBehind) {
   const trace::Trace t = busy_trace(SsmDtype::kF32);
   TempDir dir;
