@@ -8,6 +8,7 @@
 #include "core/geometry.h"
 #include "core/strategy/strategy.h"
 #include "tools/commands.h"
+#include "tools/footprint_table.h"
 
 namespace specstate::cli {
 namespace {
@@ -26,64 +27,75 @@ double gib(int64_t bytes) {
   return double(bytes) / (1024.0 * 1024.0 * 1024.0);
 }
 
-int run_footprint(const FootprintArgs& a) {
+PoolConfig footprint_config(const FootprintArgs& a) {
+  if (a.batch < 1) throw InputError("--batch must be >= 1");
   PoolConfig config;
   config.geometry = make_geometry(a.preset, a.tp);
   config.ssm_dtype = parse_ssm_dtype(a.ssm_dtype);
   config.tokens_per_verify = a.draft_tokens + 1;
   config.max_requests = a.batch;
   config.pool_rows = a.pool_rows > 0 ? a.pool_rows : 2 * a.batch;
-  if (a.batch < 1) throw InputError("--batch must be >= 1");
+  return config;
+}
 
-  nlohmann::json j;
-  if (!a.json) {
-    std::printf("%s TP%d, SSM %s, T=%d (draft tokens %d), batch %d, pool %d rows, %d GDN layers\n",
-                a.preset.c_str(), a.tp, a.ssm_dtype.c_str(), config.tokens_per_verify,
-                a.draft_tokens, a.batch, config.pool_rows, config.geometry.layers);
-    std::printf("%-9s %10s %12s %10s %10s   %16s %14s\n", "strategy", "pool GiB", "draft/scr GiB",
-                "payload", "total GiB", "state GiB/step", "states/req");
-  }
+nlohmann::json footprint_json(const PoolConfig& config) {
+  nlohmann::json j = {{"preset", config.geometry.preset},
+                      {"tp", config.geometry.tp},
+                      {"ssm_dtype", to_string(config.ssm_dtype)},
+                      {"tokens_per_verify", config.tokens_per_verify},
+                      {"batch", config.max_requests},
+                      {"pool_rows", config.pool_rows}};
   for (StrategyKind kind : all_strategies()) {
     const StrategyLayout l = make_layout(kind, config);
     const StepBytes step = verify_step_bytes(l, config.tokens_per_verify);
-    const double per_request_states =
-        double(step.state_total()) / double(l.shape.state_row_bytes());
-    const int64_t extra = l.draft_bytes + l.scratch_bytes + l.inspect_bytes;
-    if (a.json) {
-      j["strategies"].push_back(
-          {{"strategy", to_string(kind)},
-           {"pool_bytes", l.pool_bytes},
-           {"draft_bytes", l.draft_bytes},
-           {"scratch_bytes", l.scratch_bytes},
-           {"inspect_bytes", l.inspect_bytes},
-           {"payload_bytes", l.payload_bytes},
-           {"total_bytes", l.total_bytes()},
-           {"state_bytes_per_step", step.state_total() * a.batch},
-           {"payload_bytes_per_step", (step.payload_read + step.payload_write) * a.batch}});
-    } else {
-      std::printf("%-9s %10.3f %12.3f %10.3f %10.3f   %16.3f %14.2f\n",
-                  std::string(to_string(kind)).c_str(), gib(l.pool_bytes), gib(extra),
-                  gib(l.payload_bytes), gib(l.total_bytes()), gib(step.state_total() * a.batch),
-                  per_request_states);
-    }
+    j["strategies"].push_back({{"strategy", to_string(kind)},
+                               {"pool_bytes", l.pool_bytes},
+                               {"draft_bytes", l.draft_bytes},
+                               {"scratch_bytes", l.scratch_bytes},
+                               {"inspect_bytes", l.inspect_bytes},
+                               {"payload_bytes", l.payload_bytes},
+                               {"total_bytes", l.total_bytes()},
+                               {"state_bytes_per_step", step.state_total() * config.max_requests},
+                               {"payload_bytes_per_step",
+                                (step.payload_read + step.payload_write) * config.max_requests}});
   }
+  return j;
+}
+
+int run_footprint(const FootprintArgs& a) {
+  const PoolConfig config = footprint_config(a);
   if (a.json) {
-    j["preset"] = a.preset;
-    j["tp"] = a.tp;
-    j["ssm_dtype"] = a.ssm_dtype;
-    j["tokens_per_verify"] = config.tokens_per_verify;
-    j["batch"] = a.batch;
-    j["pool_rows"] = config.pool_rows;
-    std::printf("%s\n", j.dump(2).c_str());
+    std::printf("%s\n", footprint_json(config).dump(2).c_str());
   } else {
-    std::printf(
-        "state GiB/step: SSM + conv bytes read and written by one verify step of the whole batch\n"
-        "(all accepted); states/req: the same per request, in units of one full state.\n");
+    print_footprint_table(config);
   }
   return 0;
 }
 
 }  // namespace
+
+void print_footprint_table(const PoolConfig& config) {
+  const int32_t batch = config.max_requests;
+  std::printf("%s TP%d, SSM %s, T=%d, batch %d, pool %d rows, %d GDN layers\n",
+              config.geometry.preset.c_str(), config.geometry.tp,
+              std::string(to_string(config.ssm_dtype)).c_str(), config.tokens_per_verify, batch,
+              config.pool_rows, config.geometry.layers);
+  std::printf("%-9s %10s %14s %10s %10s   %15s %11s\n", "strategy", "pool GiB", "draft/scr GiB",
+              "payload", "total GiB", "state GiB/step", "states/req");
+  for (StrategyKind kind : all_strategies()) {
+    const StrategyLayout l = make_layout(kind, config);
+    const StepBytes step = verify_step_bytes(l, config.tokens_per_verify);
+    const double states = double(step.state_total()) / double(l.shape.state_row_bytes());
+    const int64_t extra = l.draft_bytes + l.scratch_bytes + l.inspect_bytes;
+    std::printf("%-9s %10.3f %14.3f %10.3f %10.3f   %15.3f %11.2f\n",
+                std::string(to_string(kind)).c_str(), gib(l.pool_bytes), gib(extra),
+                gib(l.payload_bytes), gib(l.total_bytes()), gib(step.state_total() * batch),
+                states);
+  }
+  std::printf(
+      "state GiB/step: SSM + conv bytes one verify step of the whole batch reads and writes (all\n"
+      "tokens accepted); states/req: the same per request, in units of one full state.\n");
+}
 
 Command add_footprint(CLI::App& parent) {
   auto args = std::make_shared<FootprintArgs>();
