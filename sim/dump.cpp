@@ -1,5 +1,6 @@
 #include "sim/dump.h"
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstdlib>

@@ -13,6 +13,8 @@
 //  - o of prefill tokens (the prefill primitive produces none): verifies of at most 16 tokens
 //    on an fp32 pool, chained through fp32 rows so they continue from the fp32 working state
 //    exactly as the prefill does, on bf16 pools too.
+// Costs: the recorder holds 1 + 16 state rows (pool dtype) and 2 fp32 rows; a prefill of n
+// tokens is recomputed about n / 32 times over (once per block of 16 recording rows).
 // After every event the lane is checked against the recorder: the request's live state (or
 // its swapped-out copy), the lane's verify outputs for the request, the per-token states the
 // lane's verify wrote (scatter, inline, window) and the snapshot rows it filled. A difference
