@@ -17,7 +17,8 @@ for what in "$@"; do
     tests)
       for t in "$BIN"/specstate_*tests; do
         "$t" > "$OUT/$(basename "$t").log" 2>&1
-        echo "$(basename "$t") rc=$? $(grep -E '^\[  (PASSED|FAILED|SKIPPED) ' "$OUT/$(basename "$t").log" | tr '\n' ' ')"
+        rc=$?
+        echo "$(basename "$t") rc=$rc $(grep -E '^\[  (PASSED|FAILED|SKIPPED) ' "$OUT/$(basename "$t").log" | head -3 | tr '\n' ' ')"
       done ;;
     sanitize)
       for tool in memcheck racecheck; do

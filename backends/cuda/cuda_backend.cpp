@@ -146,6 +146,13 @@ void CudaBackend::upload(PreparedSequence& out, const std::vector<SeqJob>& jobs,
   if (out.output_tokens > 0) {
     outputs_.resize_discard(size_t(output_elements(out.job_count, out.output_tokens)));
   }
+  if (out.max_tokens <= kStepMaxTokens) {
+    const ModelGeometry& g = shape().geometry;
+    const size_t tokens = size_t(out.job_count) * g.layers * std::max(out.max_tokens, 1);
+    step_qk_.resize_discard(tokens * g.num_k_heads * 2 * g.head_k_dim);
+    step_v_.resize_discard(tokens * g.value_dim());
+    step_gates_.resize_discard(tokens * g.num_v_heads * 2);
+  }
 }
 
 void CudaBackend::prepare_prefill(std::span<const PrefillTask> tasks, PreparedSequence& out) {
@@ -251,7 +258,15 @@ void CudaBackend::launch(const PreparedSequence& prepared) {
   L.outputs = prepared.output_tokens > 0 ? outputs_.data() : nullptr;
   L.output_tokens = prepared.output_tokens;
   L.qk_counters = qk_counters_.data();
-  launch_sequence(pool_, L, stream_);
+  if (path_ == KernelPath::kFused || prepared.max_tokens > kStepMaxTokens) {
+    launch_sequence(pool_, L, stream_);
+    return;
+  }
+  L.step_qk = step_qk_.data();
+  L.step_v = step_v_.data();
+  L.step_gates = step_gates_.data();
+  L.step_tokens = std::max(prepared.max_tokens, 1);
+  launch_step(pool_, L, stream_);
 }
 
 void CudaBackend::launch(const PreparedCopy& prepared) {

@@ -35,6 +35,11 @@ struct PreparedCopy {
   int32_t job_count = 0;
 };
 
+// Which kernels run prefill / verify / replay jobs. kAuto: the step path (prep + recurrence
+// kernels) when every job has at most kStepMaxTokens tokens, else the fused sequence kernel.
+// kFused: always the fused kernel (tests run both paths against the CPU).
+enum class KernelPath : uint8_t { kAuto, kFused };
+
 class CudaBackend final : public StateBackend {
  public:
   CudaBackend(const PoolShape& shape, uint64_t seed);
@@ -55,6 +60,7 @@ class CudaBackend final : public StateBackend {
   void launch(const PreparedSequence& prepared);
   void launch(const PreparedCopy& prepared);
 
+  void set_kernel_path(KernelPath path) { path_ = path; }
   cudaStream_t stream() const { return stream_; }
   const DevicePool& device_pool() const { return pool_; }
 
@@ -86,6 +92,10 @@ class CudaBackend final : public StateBackend {
   DeviceBuffer<float> dt_bias_;         // [layers, HV] fp32
   DeviceBuffer<uint16_t> outputs_;      // [tasks, tokens, layers, HV, V] bf16
   DeviceBuffer<uint32_t> qk_counters_;  // [jobs, layers, H], zero between launches
+  DeviceBuffer<float> step_qk_;         // [jobs, layers, tokens, H, 2, K] fp32
+  DeviceBuffer<uint16_t> step_v_;       // [jobs, layers, tokens, HV, V] bf16
+  DeviceBuffer<float> step_gates_;      // [jobs, layers, tokens, HV, 2] fp32
+  KernelPath path_ = KernelPath::kAuto;
   mutable DeviceBuffer<unsigned long long> digest_;  // [1]
   PreparedSequence call_;                            // job tables of the primitive being run
   PreparedCopy copy_call_;

@@ -70,8 +70,22 @@ struct SequenceLaunch {
   int32_t max_tokens = 0;       // largest pending + new count of any job
   uint16_t* outputs = nullptr;  // [jobs, output_tokens, layers, HV, V] bf16, or null
   int32_t output_tokens = 0;
-  uint32_t* qk_counters = nullptr;  // [jobs, layers, H], zero between launches
+  uint32_t* qk_counters = nullptr;  // [jobs, layers, H], zero between launches (fused kernel)
+  // Per-token vectors the prep kernel hands to the recurrence kernel (step path), for tokens
+  // 0 .. step_tokens-1 of every job and layer:
+  float* step_qk = nullptr;     // [jobs, layers, step_tokens, H, 2, K] fp32: q_hat | k_hat
+  uint16_t* step_v = nullptr;   // [jobs, layers, step_tokens, HV, V] bf16: conv output v
+  float* step_gates = nullptr;  // [jobs, layers, step_tokens, HV, 2] fp32: alpha, beta
+  int32_t step_tokens = 0;
 };
+
+// Two ways to run the same jobs, bit-identical:
+//  - the fused sequence kernel: one launch, any token count (conv recomputed per value head);
+//  - the step path, for jobs of at most kStepMaxTokens tokens (verify, replay, deferred): a prep
+//    kernel per key head (conv, norms, gates, conv windows, payload) then a recurrence kernel per
+//    value head that only holds the state, so it needs fewer registers and runs more blocks.
+inline constexpr int32_t kStepMaxTokens = 2 * kMaxVerifyTokens;
+void launch_step(const DevicePool& pool, const SequenceLaunch& launch, cudaStream_t stream);
 
 // K = V = 16 or 128, W = 4 (the kernel keeps K state values per thread in registers and
 // unrolls over K and W, so they are template constants); other geometries are refused at

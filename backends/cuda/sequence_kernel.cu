@@ -12,6 +12,7 @@
 // source window, but only one may write the new windows (the destination may be the source row):
 // after reading, each block increments a per-(job, layer, key head) counter, and the last to
 // arrive is the only one that writes q/k conv windows and q/k payload channels.
+#include "backends/cuda/column_math.cuh"
 #include "backends/cuda/cuda_check.h"
 #include "backends/cuda/kernels.h"
 #include "core/numerics/gdn_step.h"
@@ -28,8 +29,10 @@ constexpr int kBlockThreads = 128;  // V <= 128: one thread per column
 
 // Dynamic shared memory of one block; nch = 2K + V channels, C = chunk tokens.
 struct SharedLayout {
-  int nch, hist_cols, chunk;
-  __host__ __device__ size_t act_floats() const { return size_t(chunk) * nch; }  // [C, nch]
+  int nch, hist_cols, chunk, k;
+  // [C, nch + K]: conv outputs, then a second copy of k_hat (see column_step)
+  __host__ __device__ size_t act_stride() const { return size_t(nch) + k; }
+  __host__ __device__ size_t act_floats() const { return size_t(chunk) * act_stride(); }
   __host__ __device__ size_t bytes() const {
     return (act_floats() + 4 * size_t(chunk)) * sizeof(float) +                // act, denom, gates
            (size_t(nch) * hist_cols + 2 * size_t(chunk)) * sizeof(bf16_bits);  // hist, ab
@@ -69,6 +72,7 @@ struct Block {
     return 2 * p.H * K + hv * V + (c - 2 * K);
   }
   __device__ bool owns(int c) const { return c >= 2 * K || qk_writer; }
+  __device__ int act_stride() const { return nch + K; }
   __device__ bf16_bits* conv_at(int row, int ch, int col) const {
     return p.conv + ((int64_t{layer} * p.rows + row) * p.conv_dim() + ch) * p.conv_cols + col;
   }
@@ -92,7 +96,6 @@ struct Block {
   }
 };
 
-// V = K, so the column's K addresses are one base plus compile-time offsets.
 template <int K, bool kBf16>
 __device__ void load_state(const Block& b, int col, float (&s)[K]) {
   if (b.job.from_zero) {
@@ -101,38 +104,21 @@ __device__ void load_state(const Block& b, int col, float (&s)[K]) {
       s[i] = 0.0f;
     return;
   }
-  const int64_t base = b.ssm_head(b.job.from_ssm_row) + col;
-  if constexpr (kBf16) {
-    const bf16_bits* src = static_cast<const bf16_bits*>(b.p.ssm) + base;
-#pragma unroll
-    for (int i = 0; i < K; ++i)
-      s[i] = num::bf16_to_float(src[i * K]);
-  } else {
-    const float* src = static_cast<const float*>(b.p.ssm) + base;
-#pragma unroll
-    for (int i = 0; i < K; ++i)
-      s[i] = src[i * K];
-  }
+  const size_t elem = kBf16 ? 2 : 4;
+  load_column<K, kBf16>(static_cast<const char*>(b.p.ssm) + b.ssm_head(b.job.from_ssm_row) * elem,
+                        col, s);
 }
 
 template <int K, bool kBf16>
 __device__ void store_ssm(const Block& b, int row, int col, const float (&s)[K]) {
-  const int64_t base = b.ssm_head(row) + col;
-  if constexpr (kBf16) {
-    bf16_bits* dst = static_cast<bf16_bits*>(b.p.ssm) + base;
-#pragma unroll
-    for (int i = 0; i < K; ++i)
-      dst[i * K] = num::bf16_from_float(s[i]);
-  } else {
-    float* dst = static_cast<float*>(b.p.ssm) + base;
-#pragma unroll
-    for (int i = 0; i < K; ++i)
-      dst[i * K] = s[i];
-  }
+  const size_t elem = kBf16 ? 2 : 4;
+  store_column<K, kBf16>(static_cast<char*>(b.p.ssm) + b.ssm_head(row) * elem, col, s);
 }
 
-// The window after chunk token jl is hist columns jl+1 .. jl+W-1.
+// The window after chunk token jl is hist columns jl+1 .. jl+W-1. In window mode the rewrite of
+// the source conv row covers columns 0..W-2 last, as on the CPU, so writes there are skipped.
 __device__ void store_window(const Block& b, const Shared& sh, int hist_cols, int row, int jl) {
+  if (b.job.rewrite_wide_conv && row == b.job.from_conv_row) return;
   for (int c = threadIdx.x; c < b.nch; c += blockDim.x) {
     if (!b.owns(c)) continue;
     bf16_bits* dst = b.conv_at(row, b.channel(c), 0);
@@ -174,6 +160,7 @@ __device__ void stage_inputs(const Block& b, const Shared& sh, int hist_cols, in
   const int pending = b.job.pending_count;
   const bool to_payload = b.job.payload_out_slot != kNoRow;
   const int C = b.p.conv_dim();
+#pragma unroll 4
   for (int idx = threadIdx.x; idx < b.nch * n; idx += blockDim.x) {
     const int c = idx % b.nch, jl = idx / b.nch, j = c0 + jl, ch = b.channel(c);
     const bf16_bits* src = b.payload_token(j);
@@ -214,6 +201,7 @@ __device__ void rewrite_wide_conv(const Block& b, const Shared& sh, int hist_col
 }
 
 __device__ void conv_chunk(const Block& b, const Shared& sh, int hist_cols, int n) {
+#pragma unroll 4
   for (int idx = threadIdx.x; idx < b.nch * n; idx += blockDim.x) {
     const int c = idx % b.nch, jl = idx / b.nch;
     float in[kConvWidth];
@@ -225,17 +213,17 @@ __device__ void conv_chunk(const Block& b, const Shared& sh, int hist_cols, int 
       in[t] = num::bf16_to_float(sh.hist[c * hist_cols + jl + t]);
       taps[t] = taps_src[t];
     }
-    sh.act[jl * b.nch + c] = num::conv_channel(in, taps, kConvWidth);
+    sh.act[jl * b.act_stride() + c] = num::conv_channel(in, taps, kConvWidth);
   }
 }
 
 // Norm denominators and gates per token, then q and k normalised in place.
+template <int K>
 __device__ void norms_and_gates(const Block& b, const Shared& sh, int n) {
-  const int K = b.K;
   for (int idx = threadIdx.x; idx < 3 * n; idx += blockDim.x) {
     if (idx < 2 * n) {
       const int jl = idx >> 1, which = idx & 1;  // 0: q, 1: k
-      sh.denom[idx] = num::l2_norm_denominator(sh.act + jl * b.nch + which * K, K);
+      sh.denom[idx] = norm_denominator<K>(sh.act + jl * b.act_stride() + which * K);
     } else {
       const int jl = idx - 2 * n;
       const int pi = b.layer * b.p.HV + b.hv;
@@ -249,53 +237,11 @@ __device__ void norms_and_gates(const Block& b, const Shared& sh, int n) {
   __syncthreads();
   for (int idx = threadIdx.x; idx < 2 * K * n; idx += blockDim.x) {
     const int jl = idx / (2 * K), c = idx % (2 * K);
-    float& x = sh.act[jl * b.nch + c];
-    x = c < K ? num::normalize_query(x, sh.denom[2 * jl], b.p.q_scale)
-              : num::normalize_key(x, sh.denom[2 * jl + 1]);
+    float* row = sh.act + jl * b.act_stride();
+    row[c] = c < K ? num::normalize_query(row[c], sh.denom[2 * jl], b.p.q_scale)
+                   : num::normalize_key(row[c], sh.denom[2 * jl + 1]);
+    if (c >= K) row[b.nch + c - K] = row[c];  // the second copy of k_hat
   }
-}
-
-// gdn_column's sequence for this thread's column (state in registers). Returns o. q_hat and
-// k_hat are read from shared memory in groups of 16 (four 16-byte loads); the empty asm with a
-// memory clobber between groups stops the compiler from hoisting all 2K shared loads ahead of
-// the arithmetic, which would need 2K more registers than the state leaves.
-template <int K>
-__device__ float column_step(float (&s)[K], const float* act, int col, float alpha, float beta) {
-  constexpr int kGroup = K < 16 ? K : 16;
-  const float4* q_hat = reinterpret_cast<const float4*>(act);
-  const float4* k_hat = reinterpret_cast<const float4*>(act + K);
-  float m = 0.0f;
-#pragma unroll
-  for (int g = 0; g < K; g += kGroup) {
-    float k[kGroup];
-#pragma unroll
-    for (int u = 0; u < kGroup; u += 4)
-      *reinterpret_cast<float4*>(k + u) = k_hat[(g + u) / 4];
-#pragma unroll
-    for (int u = 0; u < kGroup; ++u) {
-      s[g + u] = num::fmul(alpha, s[g + u]);
-      m = num::ffma(s[g + u], k[u], m);
-    }
-    asm volatile("" ::: "memory");
-  }
-  const float delta = num::fmul(beta, num::fsub(act[2 * K + col], m));
-  float o = 0.0f;
-#pragma unroll
-  for (int g = 0; g < K; g += kGroup) {
-    float k[kGroup], q[kGroup];
-#pragma unroll
-    for (int u = 0; u < kGroup; u += 4) {
-      *reinterpret_cast<float4*>(k + u) = k_hat[(g + u) / 4];
-      *reinterpret_cast<float4*>(q + u) = q_hat[(g + u) / 4];
-    }
-#pragma unroll
-    for (int u = 0; u < kGroup; ++u) {
-      s[g + u] = num::ffma(k[u], delta, s[g + u]);
-      o = num::ffma(s[g + u], q[u], o);
-    }
-    asm volatile("" ::: "memory");
-  }
-  return o;
 }
 
 __device__ void store_output(const Block& b, const SequenceLaunch& L, int jn, int col,
@@ -314,8 +260,9 @@ __device__ void recur_chunk(const Block& b, const SequenceLaunch& L, const Share
   const int pending = b.job.pending_count;
   for (int jl = 0; jl < n; ++jl) {
     const int j = c0 + jl;
-    const float o =
-        column_step<K>(s, sh.act + jl * b.nch, col, sh.gates[2 * jl], sh.gates[2 * jl + 1]);
+    const float* act = sh.act + jl * b.act_stride();  // [q_hat K | k_hat K | v V | k_hat K]
+    const float o = column_step<K>(s, act, act + K, act + b.nch, act[2 * K + col], sh.gates[2 * jl],
+                                   sh.gates[2 * jl + 1]);
     if (j < pending) {
       if (j == pending - 1) {
         if constexpr (kBf16) {  // continue from the committed value as the pool stores it
@@ -377,7 +324,7 @@ __global__ void __launch_bounds__(kBlockThreads, 2)
     if (job.rewrite_wide_conv) rewrite_wide_conv(b, sh, lay.hist_cols, c0, n);
     conv_chunk(b, sh, lay.hist_cols, n);
     __syncthreads();
-    norms_and_gates(b, sh, n);
+    norms_and_gates<K>(b, sh, n);
     __syncthreads();
     recur_chunk<K, kBf16>(b, L, sh, lay.hist_cols, c0, n, s);
     __syncthreads();
@@ -390,6 +337,7 @@ template <int K, bool kBf16>
 void launch_typed(const DevicePool& p, const SequenceLaunch& L, cudaStream_t stream) {
   SharedLayout lay;
   lay.nch = 2 * K + p.V;
+  lay.k = K;
   lay.chunk = std::max(1, std::min(kMaxChunk, L.max_tokens));
   lay.hist_cols = (kConvWidth - 1) + lay.chunk;
   const size_t smem = lay.bytes();

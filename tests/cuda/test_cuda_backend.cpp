@@ -9,6 +9,7 @@
 #include <random>
 
 #include "backends/cuda/cuda_backend.h"
+#include "backends/cuda/cuda_state_backend.h"
 #include "backends/registry.h"
 #include "tests/backend_test_util.h"
 #include "tests/cuda/backend_pair.h"
@@ -24,6 +25,7 @@ struct Case {
   SsmDtype dtype;
   int32_t batch;
   int32_t T;
+  cuda::KernelPath path;  // kAuto: the step kernels where they apply; kFused: fused kernel only
 };
 
 void PrintTo(const Case& c, std::ostream* os) {
@@ -34,7 +36,8 @@ void PrintTo(const Case& c, std::ostream* os) {
 std::string case_name(const ::testing::TestParamInfo<Case>& info) {
   const Case& c = info.param;
   return std::string(c.real ? "real" : "tiny") + "_" + dtype_name(c.dtype) + "_b" +
-         std::to_string(c.batch) + "_t" + std::to_string(c.T);
+         std::to_string(c.batch) + "_t" + std::to_string(c.T) +
+         (c.path == cuda::KernelPath::kFused ? "_fused" : "");
 }
 
 // Per request r: a working row, T-1 draft rows and T scratch rows, scattered over the pool by a
@@ -90,6 +93,12 @@ class CudaDifferential : public ::testing::TestWithParam<Case> {
   }
 
   const Case& c() const { return GetParam(); }
+  // A CPU/CUDA pair whose CUDA backend runs the case's kernel path.
+  std::unique_ptr<BackendPair> make_pair(const Layout& layout, bool wide_conv) {
+    auto pair = std::make_unique<BackendPair>(case_shape(c(), layout.rows(), wide_conv), kSeed);
+    dynamic_cast<cuda::CudaBackend&>(pair->cand()).set_kernel_path(c().path);
+    return pair;
+  }
   int accepted(int r) const { return 1 + (r * 5 + 2) % c().T; }  // a in 1..T
   int tokens(int r) const { return 1 + r % c().T; }              // verify count in 1..T
 
@@ -98,18 +107,20 @@ class CudaDifferential : public ::testing::TestWithParam<Case> {
       p.fill_row(row, kPoison);
   }
 
-  // Prefill every request from zero into its working row (lengths 1..23 cross the kernel's
-  // 16-token chunks), some with a snapshot into scratch 0.
+  // Prefill every request from zero into its working row (lengths 1..23 cross the kernels'
+  // 16-token chunks), some with a snapshot into scratch 0; request 0 has 40 tokens, more than the
+  // step kernels take, in a call of its own that runs on the fused kernel.
   void prefill_all(BackendPair& p, const Layout& layout, std::vector<int64_t>& pos) {
-    std::vector<PrefillTask> tasks;
+    std::vector<PrefillTask> tasks, long_tasks;
     for (int r = 0; r < c().batch; ++r) {
-      const int n = 1 + (r * 7 + 3) % 23;
+      const int n = r == 0 ? 40 : 1 + (r * 7 + 3) % 23;
       PrefillTask t = prefill_task(r, 0, n, layout.working(r));
       if (r % 3 == 0) t.writes.push_back({std::max(1, n / 2), layout.scratch(r, 0)});
-      tasks.push_back(t);
+      (r == 0 ? long_tasks : tasks).push_back(t);
       pos[r] = n;
     }
     p.prefill(tasks);
+    p.prefill(long_tasks);
   }
 
   void check_requests(const BackendPair& p, const Layout& layout, const char* step) {
@@ -135,7 +146,8 @@ class CudaDifferential : public ::testing::TestWithParam<Case> {
 
 TEST_P(CudaDifferential, PrefillVerifyCopyReplayDeferred) {
   const Layout layout(c().batch, c().T);
-  BackendPair p(case_shape(c(), layout.rows(), false), kSeed);
+  const auto pair = make_pair(layout, /*wide_conv=*/false);
+  BackendPair& p = *pair;
   poison(p, layout);
   std::vector<int64_t> pos(c().batch);
   prefill_all(p, layout, pos);
@@ -238,7 +250,8 @@ TEST_P(CudaDifferential, PrefillVerifyCopyReplayDeferred) {
 
 TEST_P(CudaDifferential, WindowModeAndFlush) {
   const Layout layout(c().batch, c().T);
-  BackendPair p(case_shape(c(), layout.rows(), /*wide_conv=*/true), kSeed);
+  const auto pair = make_pair(layout, /*wide_conv=*/true);
+  BackendPair& p = *pair;
   poison(p, layout);
   std::vector<int64_t> pos(c().batch);
   prefill_all(p, layout, pos);
@@ -286,11 +299,13 @@ TEST_P(CudaDifferential, AllocationsMatchTheShape) {
 
 std::vector<Case> all_cases() {
   std::vector<Case> cases;
-  for (bool real : {false, true}) {
-    for (SsmDtype d : {SsmDtype::kF32, SsmDtype::kBF16}) {
-      for (int32_t b : {1, 7, 64})
-        cases.push_back({real, d, b, 4});
-      if (!real) cases.push_back({real, d, 7, 16});  // 16 pending + 16 new: two chunks
+  for (cuda::KernelPath path : {cuda::KernelPath::kAuto, cuda::KernelPath::kFused}) {
+    for (bool real : {false, true}) {
+      for (SsmDtype d : {SsmDtype::kF32, SsmDtype::kBF16}) {
+        for (int32_t b : {1, 7, 64})
+          cases.push_back({real, d, b, 4, path});
+        if (!real) cases.push_back({real, d, 7, 16, path});  // 16 pending + 16 new: two chunks
+      }
     }
   }
   return cases;
