@@ -1,8 +1,13 @@
-// specstate footprint: memory per strategy and state bytes moved per verify step.
+// specstate footprint: memory per strategy and state bytes moved per verify step, as a table,
+// CSV, JSON, a before/after comparison, or an SVG chart against batch size.
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
+#include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "core/errors.h"
 #include "core/geometry.h"
@@ -13,29 +18,52 @@
 namespace specstate::cli {
 namespace {
 
+constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
+
 struct FootprintArgs {
   std::string preset;
   int32_t tp = 1;
-  int32_t batch = 0;
+  std::vector<int32_t> batches = {64};
   int32_t draft_tokens = 3;
   std::string ssm_dtype = "f32";
   int32_t pool_rows = 0;  // 0: 2 x batch
   bool json = false;
+  bool csv = false;
+  std::string compare;  // "before,after"
+  std::string svg;      // output file
+  int32_t max_batch = 256;
 };
 
 double gib(int64_t bytes) {
-  return double(bytes) / (1024.0 * 1024.0 * 1024.0);
+  return double(bytes) / kGiB;
 }
 
-PoolConfig footprint_config(const FootprintArgs& a) {
-  if (a.batch < 1) throw InputError("--batch must be >= 1");
+std::string format(const char* fmt, auto... values) {
+  std::string out(size_t(std::snprintf(nullptr, 0, fmt, values...)), '\0');
+  std::snprintf(out.data(), out.size() + 1, fmt, values...);
+  return out;
+}
+
+PoolConfig footprint_config(const FootprintArgs& a, int32_t batch) {
+  if (batch < 1) throw InputError("--batch must be >= 1");
+  if (a.draft_tokens < 0) throw InputError("--draft-tokens must be >= 0");
   PoolConfig config;
   config.geometry = make_geometry(a.preset, a.tp);
   config.ssm_dtype = parse_ssm_dtype(a.ssm_dtype);
   config.tokens_per_verify = a.draft_tokens + 1;
-  config.max_requests = a.batch;
-  config.pool_rows = a.pool_rows > 0 ? a.pool_rows : 2 * a.batch;
+  config.max_requests = batch;
+  config.pool_rows = a.pool_rows > 0 ? a.pool_rows : 2 * batch;
   return config;
+}
+
+// State bytes one verify step of the whole batch moves (all tokens accepted).
+int64_t step_state_bytes(const StrategyLayout& l) {
+  return verify_step_bytes(l, l.config.tokens_per_verify).state_total() * l.config.max_requests;
+}
+
+int64_t step_payload_bytes(const StrategyLayout& l) {
+  const StepBytes b = verify_step_bytes(l, l.config.tokens_per_verify);
+  return (b.payload_read + b.payload_write) * l.config.max_requests;
 }
 
 nlohmann::json footprint_json(const PoolConfig& config) {
@@ -47,7 +75,6 @@ nlohmann::json footprint_json(const PoolConfig& config) {
                       {"pool_rows", config.pool_rows}};
   for (StrategyKind kind : all_strategies()) {
     const StrategyLayout l = make_layout(kind, config);
-    const StepBytes step = verify_step_bytes(l, config.tokens_per_verify);
     j["strategies"].push_back({{"strategy", to_string(kind)},
                                {"pool_bytes", l.pool_bytes},
                                {"draft_bytes", l.draft_bytes},
@@ -55,21 +82,92 @@ nlohmann::json footprint_json(const PoolConfig& config) {
                                {"inspect_bytes", l.inspect_bytes},
                                {"payload_bytes", l.payload_bytes},
                                {"total_bytes", l.total_bytes()},
-                               {"state_bytes_per_step", step.state_total() * config.max_requests},
-                               {"payload_bytes_per_step",
-                                (step.payload_read + step.payload_write) * config.max_requests}});
+                               {"state_bytes_per_step", step_state_bytes(l)},
+                               {"payload_bytes_per_step", step_payload_bytes(l)}});
   }
   return j;
 }
 
-int run_footprint(const FootprintArgs& a) {
-  const PoolConfig config = footprint_config(a);
-  if (a.json) {
-    std::printf("%s\n", footprint_json(config).dump(2).c_str());
-  } else {
-    print_footprint_table(config);
+// The display name of a preset ("Qwen3-Next-80B-A3B").
+std::string preset_title(const std::string& preset) {
+  for (const PresetInfo& p : presets()) {
+    if (p.name == preset) return std::string(p.name == "tiny" ? p.name : p.description);
   }
-  return 0;
+  return preset;
+}
+
+// ---- SVG chart.
+
+// A round tick step giving about `target` intervals over [0, max].
+double tick_step(double max, int target) {
+  const double raw = max / target;
+  const double base = std::pow(10.0, std::floor(std::log10(raw)));
+  for (double m : {1.0, 2.0, 2.5, 5.0, 10.0}) {
+    if (m * base >= raw) return m * base;
+  }
+  return 10 * base;
+}
+
+std::string tick_label(double v) {
+  return std::fabs(v - std::round(v)) < 1e-9 ? format("%.0f", v) : format("%g", v);
+}
+
+struct Series {
+  StrategyKind kind;
+  std::vector<double> gib;  // per batch 1..max_batch
+};
+
+// Colour-blind-safe (Okabe-Ito) colours and dash patterns, so lines that nearly coincide
+// (inline / window, replay / deferred) stay apart.
+const char* series_colour(StrategyKind k) {
+  switch (k) {
+    case StrategyKind::kScatter:
+      return "#D55E00";
+    case StrategyKind::kInline:
+      return "#0072B2";
+    case StrategyKind::kWindow:
+      return "#56B4E9";
+    case StrategyKind::kReplay:
+      return "#009E73";
+    case StrategyKind::kDeferred:
+      return "#CC79A7";
+  }
+  return "#000000";
+}
+
+const char* series_dash(StrategyKind k) {
+  return k == StrategyKind::kWindow || k == StrategyKind::kDeferred ? "8 5" : "none";
+}
+
+const char* series_note(StrategyKind k) {
+  switch (k) {
+    case StrategyKind::kScatter:
+      return "scratch + copy (before #159)";
+    case StrategyKind::kInline:
+      return "output rows (tokenspeed #159)";
+    case StrategyKind::kWindow:
+      return "block window (vLLM)";
+    case StrategyKind::kReplay:
+      return "payload + replay";
+    case StrategyKind::kDeferred:
+      return "deferred replay";
+  }
+  return "";
+}
+
+std::string svg_escape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '&')
+      out += "&amp;";
+    else if (c == '<')
+      out += "&lt;";
+    else if (c == '>')
+      out += "&gt;";
+    else
+      out += c;
+  }
+  return out;
 }
 
 }  // namespace
@@ -97,6 +195,217 @@ void print_footprint_table(const PoolConfig& config) {
       "tokens accepted); states/req: the same per request, in units of one full state.\n");
 }
 
+std::string footprint_csv_header() {
+  return "preset,tp,ssm_dtype,tokens_per_verify,batch,pool_rows,gdn_layers,strategy,pool_bytes,"
+         "draft_bytes,scratch_bytes,inspect_bytes,payload_bytes,total_bytes,"
+         "state_bytes_per_step,payload_bytes_per_step\n";
+}
+
+std::string footprint_csv_rows(const PoolConfig& config) {
+  std::string out;
+  for (StrategyKind kind : all_strategies()) {
+    const StrategyLayout l = make_layout(kind, config);
+    out += format("%s,%d,%s,%d,%d,%d,%d,%s,%lld,%lld,%lld,%lld,%lld,%lld,%lld,%lld\n",
+                  config.geometry.preset.c_str(), config.geometry.tp,
+                  std::string(to_string(config.ssm_dtype)).c_str(), config.tokens_per_verify,
+                  config.max_requests, config.pool_rows, config.geometry.layers,
+                  std::string(to_string(kind)).c_str(), (long long)l.pool_bytes,
+                  (long long)l.draft_bytes, (long long)l.scratch_bytes, (long long)l.inspect_bytes,
+                  (long long)l.payload_bytes, (long long)l.total_bytes(),
+                  (long long)step_state_bytes(l), (long long)step_payload_bytes(l));
+  }
+  return out;
+}
+
+std::string footprint_compare(const PoolConfig& config, StrategyKind before, StrategyKind after) {
+  const StrategyLayout b = make_layout(before, config), a = make_layout(after, config);
+  const std::string bn(to_string(before)), an(to_string(after));
+  std::string out =
+      format("%s TP%d, SSM %s, T=%d, batch %d, pool %d rows, %d GDN layers\n",
+             config.geometry.preset.c_str(), config.geometry.tp,
+             std::string(to_string(config.ssm_dtype)).c_str(), config.tokens_per_verify,
+             config.max_requests, config.pool_rows, config.geometry.layers);
+  out += format("%-28s %16s %16s %16s %9s\n", "", ("before: " + bn).c_str(),
+                ("after: " + an).c_str(), "saved", "saved");
+  auto line = [&](const char* what, double vb, double va, const char* unit) {
+    const double pct = vb != 0 ? 100.0 * (vb - va) / vb : 0.0;
+    out += format("%-28s %12.3f %-3s %12.3f %-3s %12.3f %-3s %8.1f%%\n", what, vb, unit, va, unit,
+                  vb - va, unit, pct);
+  };
+  line("memory, total", gib(b.total_bytes()), gib(a.total_bytes()), "GiB");
+  line("  scheduler pool", gib(b.pool_bytes), gib(a.pool_bytes), "GiB");
+  line("  draft / scratch / inspect", gib(b.draft_bytes + b.scratch_bytes + b.inspect_bytes),
+       gib(a.draft_bytes + a.scratch_bytes + a.inspect_bytes), "GiB");
+  line("  payload", gib(b.payload_bytes), gib(a.payload_bytes), "GiB");
+  line("state bytes / verify step", gib(step_state_bytes(b)), gib(step_state_bytes(a)), "GiB");
+  line("payload bytes / verify step", gib(step_payload_bytes(b)), gib(step_payload_bytes(a)),
+       "GiB");
+  const double row = double(b.shape.state_row_bytes());
+  line("states moved / request", double(step_state_bytes(b)) / config.max_requests / row,
+       double(step_state_bytes(a)) / config.max_requests / row, "");
+  out += format(
+      "Memory: everything the strategy allocates (all GDN layers, one rank). Step bytes: SSM +\n"
+      "conv state read and written by one verify step of the whole batch, all %d tokens "
+      "accepted.\nA negative saving means '%s' costs more than '%s'.\n",
+      config.tokens_per_verify, an.c_str(), bn.c_str());
+  return out;
+}
+
+std::string footprint_svg(const PoolConfig& config, int32_t max_batch,
+                          int32_t pool_rows_per_request) {
+  if (max_batch < 2) throw InputError("--max-batch must be >= 2");
+  std::vector<Series> series;
+  double ymax_data = 0;
+  for (StrategyKind kind : all_strategies()) {
+    Series s{kind, {}};
+    for (int32_t batch = 1; batch <= max_batch; ++batch) {
+      PoolConfig c = config;
+      c.max_requests = batch;
+      c.pool_rows = pool_rows_per_request * batch;
+      s.gib.push_back(gib(make_layout(kind, c).total_bytes()));
+    }
+    ymax_data = std::max(ymax_data, s.gib.back());
+    series.push_back(std::move(s));
+  }
+  // Legend top to bottom in the order the lines end, highest first.
+  std::sort(series.begin(), series.end(),
+            [](const Series& x, const Series& y) { return x.gib.back() > y.gib.back(); });
+
+  const double W = 900, H = 520, left = 80, right = 300, top = 70, bottom = 70;
+  const double pw = W - left - right, ph = H - top - bottom;
+  const double ystep = tick_step(ymax_data, 6);
+  const double ymax = std::ceil(ymax_data / ystep) * ystep;
+  // Batch ticks at powers of two apart (32, 64, ...) when the range allows.
+  const bool pow2 = max_batch >= 8 && (max_batch & (max_batch - 1)) == 0;
+  const double xstep = pow2 ? max_batch / 8.0 : tick_step(max_batch, 8);
+  auto px = [&](double batch) { return left + pw * (batch - 0) / double(max_batch); };
+  auto py = [&](double v) { return top + ph * (1.0 - v / ymax); };
+
+  std::string o = format(
+      "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
+      "viewBox=\"0 0 %.0f %.0f\" font-family=\"DejaVu Sans, Helvetica, Arial, sans-serif\">\n",
+      W, H, W, H);
+  o += format("<rect x=\"0\" y=\"0\" width=\"%.0f\" height=\"%.0f\" fill=\"#ffffff\"/>\n", W, H);
+  const std::string title =
+      preset_title(config.geometry.preset) +
+      format(", TP%d, T=%d (%d draft tokens), SSM %s", config.geometry.tp, config.tokens_per_verify,
+             config.tokens_per_verify - 1, config.ssm_dtype == SsmDtype::kF32 ? "fp32" : "bf16");
+  o += format("<text x=\"%.0f\" y=\"28\" font-size=\"18\" font-weight=\"bold\">%s</text>\n", left,
+              svg_escape(title).c_str());
+  o += format(
+      "<text x=\"%.0f\" y=\"50\" font-size=\"13\" fill=\"#444444\">GDN recurrent-state memory "
+      "per GPU by strategy: %d GDN layers, scheduler pool = %d x batch rows</text>\n",
+      left, config.geometry.layers, pool_rows_per_request);
+  // Grid and y ticks.
+  for (double v = 0; v <= ymax + 1e-9; v += ystep) {
+    o += format("<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#dddddd\"/>\n",
+                left, py(v), left + pw, py(v));
+    o += format("<text x=\"%.1f\" y=\"%.1f\" font-size=\"12\" text-anchor=\"end\">%s</text>\n",
+                left - 8, py(v) + 4, tick_label(v).c_str());
+  }
+  for (double b = 0; b <= max_batch + 1e-9; b += xstep) {
+    o += format("<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#eeeeee\"/>\n",
+                px(b), top, px(b), top + ph);
+    o += format("<text x=\"%.1f\" y=\"%.1f\" font-size=\"12\" text-anchor=\"middle\">%s</text>\n",
+                px(b), top + ph + 18, tick_label(b).c_str());
+  }
+  // Axes and their labels.
+  o += format("<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#000000\"/>\n", left,
+              top + ph, left + pw, top + ph);
+  o += format("<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#000000\"/>\n", left,
+              top, left, top + ph);
+  o += format(
+      "<text x=\"%.1f\" y=\"%.1f\" font-size=\"13\" text-anchor=\"middle\">batch size (running "
+      "requests)</text>\n",
+      left + pw / 2, H - 22);
+  o += format(
+      "<text x=\"20\" y=\"%.1f\" font-size=\"13\" text-anchor=\"middle\" "
+      "transform=\"rotate(-90 20 %.1f)\">total state memory (GiB)</text>\n",
+      top + ph / 2, top + ph / 2);
+  // Lines, dashed ones last so that they stay visible over the solid line they run along.
+  std::vector<const Series*> drawing;
+  for (const Series& s : series)
+    if (std::string(series_dash(s.kind)) == "none") drawing.push_back(&s);
+  for (const Series& s : series)
+    if (std::string(series_dash(s.kind)) != "none") drawing.push_back(&s);
+  for (const Series* sp : drawing) {
+    const Series& s = *sp;
+    std::string points;
+    for (size_t i = 0; i < s.gib.size(); ++i)
+      points += format("%.1f,%.1f ", px(double(i + 1)), py(s.gib[i]));
+    o += format(
+        "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2.5\" stroke-dasharray=\"%s\" "
+        "points=\"%s\"/>\n",
+        series_colour(s.kind), series_dash(s.kind), points.c_str());
+  }
+  // Legend: name, what it is, memory at the largest batch.
+  const double lx = left + pw + 20;
+  o += format("<text x=\"%.1f\" y=\"%.1f\" font-size=\"12\" fill=\"#444444\">at batch %d:</text>\n",
+              lx, top + 4, max_batch);
+  for (size_t i = 0; i < series.size(); ++i) {
+    const Series& s = series[i];
+    const double y = top + 28 + 42 * double(i);
+    o += format(
+        "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"3\" "
+        "stroke-dasharray=\"%s\"/>\n",
+        lx, y, lx + 30, y, series_colour(s.kind), series_dash(s.kind));
+    o += format(
+        "<text x=\"%.1f\" y=\"%.1f\" font-size=\"13\"><tspan font-weight=\"bold\">%s</tspan> "
+        "%.1f GiB</text>\n",
+        lx + 38, y + 4, std::string(to_string(s.kind)).c_str(), s.gib.back());
+    o += format("<text x=\"%.1f\" y=\"%.1f\" font-size=\"11\" fill=\"#555555\">%s</text>\n",
+                lx + 38, y + 19, series_note(s.kind));
+  }
+  o += "</svg>\n";
+  return o;
+}
+
+namespace {
+
+void write_file(const std::string& path, const std::string& text) {
+  std::ofstream f(path, std::ios::binary);
+  if (!f) throw InputError("cannot write '" + path + "'");
+  f << text;
+  if (!f.flush()) throw InputError("cannot write '" + path + "'");
+}
+
+std::vector<StrategyKind> compare_pair(const std::string& text) {
+  const std::vector<StrategyKind> kinds = parse_strategies(text);
+  if (kinds.size() != 2 || text == "all") {
+    throw InputError("--compare takes two strategies, before and after (e.g. scatter,inline)");
+  }
+  return kinds;
+}
+
+int run_footprint(const FootprintArgs& a) {
+  if (!a.svg.empty()) {
+    if (a.pool_rows > 0) throw InputError("--svg charts pool = 2 x batch rows; drop --pool-rows");
+    write_file(a.svg, footprint_svg(footprint_config(a, 1), a.max_batch, 2));
+    std::fprintf(stderr, "wrote %s\n", a.svg.c_str());
+    return 0;
+  }
+  if (a.csv) std::printf("%s", footprint_csv_header().c_str());
+  nlohmann::json all = nlohmann::json::array();
+  for (size_t i = 0; i < a.batches.size(); ++i) {
+    const PoolConfig config = footprint_config(a, a.batches[i]);
+    if (a.csv) {
+      std::printf("%s", footprint_csv_rows(config).c_str());
+    } else if (a.json) {
+      all.push_back(footprint_json(config));
+    } else if (!a.compare.empty()) {
+      const std::vector<StrategyKind> pair = compare_pair(a.compare);
+      std::printf("%s%s", i ? "\n" : "", footprint_compare(config, pair[0], pair[1]).c_str());
+    } else {
+      if (i) std::printf("\n");
+      print_footprint_table(config);
+    }
+  }
+  if (a.json) std::printf("%s\n", (all.size() == 1 ? all[0] : all).dump(2).c_str());
+  return 0;
+}
+
+}  // namespace
+
 Command add_footprint(CLI::App& parent) {
   auto args = std::make_shared<FootprintArgs>();
   CLI::App* cmd = parent.add_subcommand(
@@ -107,13 +416,25 @@ Command add_footprint(CLI::App& parent) {
   cmd->add_option("--preset", args->preset, "Model preset (e.g. qwen3-next-80b-a3b, tiny)")
       ->required();
   cmd->add_option("--tp", args->tp, "Tensor-parallel degree (heads divided by it)");
-  cmd->add_option("--batch", args->batch, "Running requests (request rows)")->required();
+  cmd->add_option("--batch", args->batches,
+                  "Running requests (request rows); a comma-separated list gives one report each")
+      ->delimiter(',');
   cmd->add_option("--draft-tokens", args->draft_tokens,
-                  "Draft tokens per verify (T = draft tokens + 1)")
-      ->required();
+                  "Draft tokens per verify (T = draft tokens + 1, default 3)");
   cmd->add_option("--ssm-dtype", args->ssm_dtype, "SSM pool dtype: f32 (default) or bf16");
   cmd->add_option("--pool-rows", args->pool_rows, "Scheduler rows (default 2 x batch)");
-  cmd->add_flag("--json", args->json, "Write JSON instead of the table");
+  auto* json = cmd->add_flag("--json", args->json, "Write JSON instead of the table");
+  auto* csv = cmd->add_flag("--csv", args->csv, "Write CSV (bytes) instead of the table");
+  auto* compare = cmd->add_option(
+      "--compare", args->compare,
+      "BEFORE,AFTER: memory and state bytes per verify step saved by AFTER (e.g. scatter,inline)");
+  auto* svg = cmd->add_option("--svg", args->svg,
+                              "Write an SVG chart of total memory against batch size 1..max-batch, "
+                              "one line per strategy, to this file");
+  cmd->add_option("--max-batch", args->max_batch, "Largest batch of the --svg chart (default 256)");
+  json->excludes(csv)->excludes(compare)->excludes(svg);
+  csv->excludes(compare)->excludes(svg);
+  compare->excludes(svg);
   return {cmd, [args] { return run_footprint(*args); }};
 }
 

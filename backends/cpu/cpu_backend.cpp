@@ -2,7 +2,9 @@
 
 #include <Eigen/Core>
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
+#include <new>
 #include <optional>
 
 #include "core/errors.h"
@@ -14,8 +16,33 @@ namespace specstate {
 namespace {
 
 using num::bf16_bits;
-using Bf16Array = Eigen::Array<bf16_bits, Eigen::Dynamic, 1>;
 using F32Array = Eigen::Array<float, Eigen::Dynamic, 1>;
+
+// Zero-initialised storage from calloc. glibc serves large blocks by mmap, whose pages read as
+// zero and take physical memory only when first written, so a pool far larger than the machine
+// can be allocated (bench_footprint measures real model configurations this way) and costs
+// only the rows that are used.
+template <class T>
+class ZeroedArray {
+ public:
+  explicit ZeroedArray(int64_t size)
+      : size_(size),
+        data_(size > 0 ? static_cast<T*>(std::calloc(size_t(size), sizeof(T))) : nullptr) {
+    if (size > 0 && data_ == nullptr) throw std::bad_alloc();
+  }
+  T* data() { return data_.get(); }
+  const T* data() const { return data_.get(); }
+  int64_t size() const { return size_; }
+  T& operator[](int64_t i) { return data_.get()[i]; }
+  const T& operator[](int64_t i) const { return data_.get()[i]; }
+
+ private:
+  struct Free {
+    void operator()(T* p) const { std::free(p); }
+  };
+  int64_t size_;
+  std::unique_ptr<T, Free> data_;
+};
 
 // Parameters of one layer, decoded from bf16 once.
 struct LayerParams {
@@ -82,10 +109,10 @@ class CpuBackend final : public StateBackend {
   void store_ssm(int layer, int32_t row, const float* src);
 
   std::vector<LayerParams> params_;
-  std::vector<Bf16Array> conv_;      // per layer [state_rows, conv_dim, conv_cols]
-  std::vector<F32Array> ssm_f32_;    // per layer [state_rows, HV, K, V] (f32 pools)
-  std::vector<Bf16Array> ssm_bf16_;  // per layer [state_rows, HV, K, V] (bf16 pools)
-  std::vector<Bf16Array> payload_;   // per layer [slots, tokens, conv_dim + 2*HV]
+  std::vector<ZeroedArray<bf16_bits>> conv_;      // per layer [state_rows, conv_dim, conv_cols]
+  std::vector<ZeroedArray<float>> ssm_f32_;       // per layer [state_rows, HV, K, V] (f32 pools)
+  std::vector<ZeroedArray<bf16_bits>> ssm_bf16_;  // per layer [state_rows, HV, K, V] (bf16 pools)
+  std::vector<ZeroedArray<bf16_bits>> payload_;   // per layer [slots, tokens, conv_dim + 2*HV]
   VerifyOutputs outputs_;
 };
 
@@ -108,14 +135,14 @@ CpuBackend::CpuBackend(const PoolShape& shape, uint64_t seed) : StateBackend(sha
       p.dt_bias[h] = num::bf16_to_float(num::gen_dt_bias(seed, l, h));
     }
     params_.push_back(std::move(p));
-    conv_.push_back(Bf16Array::Zero(rows * g.conv_dim() * shape.conv_cols));
+    conv_.emplace_back(rows * g.conv_dim() * shape.conv_cols);
     if (ssm_f32()) {
-      ssm_f32_.push_back(F32Array::Zero(rows * g.ssm_elements_per_layer()));
+      ssm_f32_.emplace_back(rows * g.ssm_elements_per_layer());
     } else {
-      ssm_bf16_.push_back(Bf16Array::Zero(rows * g.ssm_elements_per_layer()));
+      ssm_bf16_.emplace_back(rows * g.ssm_elements_per_layer());
     }
-    payload_.push_back(Bf16Array::Zero(int64_t{shape.payload_slots} * shape.payload_tokens *
-                                       shape.payload_token_elements()));
+    payload_.emplace_back(int64_t{shape.payload_slots} * shape.payload_tokens *
+                          shape.payload_token_elements());
   }
 }
 

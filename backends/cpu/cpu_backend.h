@@ -1,4 +1,5 @@
-// The CPU reference backend: Eigen arrays for storage, the canonical step of
+// The CPU reference backend: zero-initialised calloc storage (pages cost memory only once
+// written), Eigen for parameters, the canonical step of
 // core/numerics/gdn_step.h vectorised across the V columns of each head (each SIMD lane is one
 // column accumulating over K in ascending order, exactly gdn_column's sequence).
 #pragma once
