@@ -106,6 +106,12 @@ class CpuBackend final : public StateBackend {
   bool ssm_f32() const { return shape().ssm_dtype == SsmDtype::kF32; }
 
   void load_ssm(int layer, int32_t row, float* dst) const;
+  // The state at `src` -> `dst_row` (offset 0), all layers; dst_row must not be a row of src.
+  void copy_state(const StateLoc& src, int32_t dst_row);
+  uint8_t* ssm_bytes_at(int layer, int32_t row) {
+    return ssm_f32() ? reinterpret_cast<uint8_t*>(ssm_f32_[layer].data() + ssm_index(row))
+                     : reinterpret_cast<uint8_t*>(ssm_bf16_[layer].data() + ssm_index(row));
+  }
   void store_ssm(int layer, int32_t row, const float* src);
 
   std::vector<LayerParams> params_;
@@ -408,6 +414,21 @@ void CpuBackend::do_replay(std::span<const ReplayTask> tasks) {
 }
 
 void CpuBackend::do_copy_rows(std::span<const RowCopy> copies) {
+  // A call's copies read every source before any write. When no destination is a source row,
+  // copying one by one is the same, without staging each state in a host buffer.
+  bool overlap = false;
+  for (const RowCopy& d : copies) {
+    for (const RowCopy& s : copies) {
+      if (d.dst_row != kNoRow && (d.dst_row == s.src.ssm_row || d.dst_row == s.src.conv_row))
+        overlap = true;
+    }
+  }
+  if (!overlap) {
+    for (const RowCopy& c : copies) {
+      if (!c.src.is_none() && c.dst_row != kNoRow) copy_state(c.src, c.dst_row);
+    }
+    return;
+  }
   // Read every source first: a copy may shift a window inside its own row.
   std::vector<RowBytes> sources;
   for (const RowCopy& c : copies) {
@@ -418,6 +439,19 @@ void CpuBackend::do_copy_rows(std::span<const RowCopy> copies) {
   for (size_t i = 0; i < copies.size(); ++i) {
     if (copies[i].src.is_none() || copies[i].dst_row == kNoRow) continue;
     do_write_state(copies[i].dst_row, sources[i]);
+  }
+}
+
+void CpuBackend::copy_state(const StateLoc& src, int32_t dst_row) {
+  const ModelGeometry& g = geo();
+  const int wc = g.conv_state_cols();
+  const int64_t ssm_bytes = shape().ssm_row_bytes();
+  for (int l = 0; l < g.layers; ++l) {
+    for (int ch = 0; ch < g.conv_dim(); ++ch) {
+      const bf16_bits* from = conv_[l].data() + conv_index(src.conv_row, ch, src.conv_offset);
+      std::copy(from, from + wc, conv_[l].data() + conv_index(dst_row, ch, 0));
+    }
+    std::memcpy(ssm_bytes_at(l, dst_row), ssm_bytes_at(l, src.ssm_row), ssm_bytes);
   }
 }
 
