@@ -56,52 +56,108 @@ __device__ __forceinline__ float norm_denominator(const float* x) {
   return num::fsqrt(num::fadd(acc, num::kNormEps));
 }
 
-// gdn_column's sequence for one column whose K state values are in registers; returns o before
-// rounding. q_hat and k_hat are 16-byte aligned vectors in shared memory, read in groups of 16.
-// The second pass reads k_hat from a second copy (`k_hat_again`, same values): reading the same
-// address twice lets ptxas keep all K values of the first pass live for the second, K registers
-// the state does not leave (it spilled the state). The empty asm between groups keeps the
-// front end from hoisting loads across groups for the same reason.
+// gdn_column's sequence for one column whose K state values are in registers, split into its
+// two passes so that a kernel can overlap token t's second pass with token t+1's first (their
+// chains are independent). q_hat and k_hat are 16-byte aligned vectors in shared memory, read in
+// groups. The second pass reads k_hat from a second copy (same values): reading one address
+// twice lets ptxas keep all K values of the first pass live for the second, K registers the
+// state does not leave. The empty asm between groups keeps the front end from hoisting loads
+// across groups for the same reason.
 template <int K>
-__device__ __forceinline__ float column_step(float (&s)[K], const float* q_hat, const float* k_hat,
-                                             const float* k_hat_again, float v, float alpha,
-                                             float beta) {
-  constexpr int kGroup = K < 16 ? K : 16;
-  const float4* q4 = reinterpret_cast<const float4*>(q_hat);
-  const float4* k4 = reinterpret_cast<const float4*>(k_hat);
-  const float4* k4_again = reinterpret_cast<const float4*>(k_hat_again);
+inline constexpr int kGroup = K < 8 ? K : 8;
+
+template <int K>
+__device__ __forceinline__ void load_group(const float* src, int g, float (&dst)[kGroup<K>]) {
+#pragma unroll
+  for (int u = 0; u < kGroup<K>; u += 4) {
+    *reinterpret_cast<float4*>(dst + u) = reinterpret_cast<const float4*>(src + g)[u / 4];
+  }
+}
+
+// First pass: s_i = alpha * s_i; returns m = sum_i s_i * k_i (ascending fma).
+template <int K>
+__device__ __forceinline__ float decay_and_project(float (&s)[K], const float* k_hat, float alpha) {
   float m = 0.0f;
 #pragma unroll
-  for (int g = 0; g < K; g += kGroup) {
-    float k[kGroup];
+  for (int g = 0; g < K; g += kGroup<K>) {
+    float k[kGroup<K>];
+    load_group<K>(k_hat, g, k);
 #pragma unroll
-    for (int u = 0; u < kGroup; u += 4)
-      *reinterpret_cast<float4*>(k + u) = k4[(g + u) / 4];
-#pragma unroll
-    for (int u = 0; u < kGroup; ++u) {
+    for (int u = 0; u < kGroup<K>; ++u) {
       s[g + u] = num::fmul(alpha, s[g + u]);
       m = num::ffma(s[g + u], k[u], m);
     }
     asm volatile("" ::: "memory");
   }
-  const float delta = num::fmul(beta, num::fsub(v, m));
+  return m;
+}
+
+// Second pass: s_i = fma(k_i, delta, s_i); returns o = sum_i s_i * q_i (ascending fma).
+template <int K>
+__device__ __forceinline__ float update_and_output(float (&s)[K], const float* k_hat_again,
+                                                   const float* q_hat, float delta) {
   float o = 0.0f;
 #pragma unroll
-  for (int g = 0; g < K; g += kGroup) {
-    float k[kGroup], q[kGroup];
+  for (int g = 0; g < K; g += kGroup<K>) {
+    float k[kGroup<K>], q[kGroup<K>];
+    load_group<K>(k_hat_again, g, k);
+    load_group<K>(q_hat, g, q);
 #pragma unroll
-    for (int u = 0; u < kGroup; u += 4) {
-      *reinterpret_cast<float4*>(k + u) = k4_again[(g + u) / 4];
-      *reinterpret_cast<float4*>(q + u) = q4[(g + u) / 4];
-    }
-#pragma unroll
-    for (int u = 0; u < kGroup; ++u) {
+    for (int u = 0; u < kGroup<K>; ++u) {
       s[g + u] = num::ffma(k[u], delta, s[g + u]);
       o = num::ffma(s[g + u], q[u], o);
     }
     asm volatile("" ::: "memory");
   }
   return o;
+}
+
+// Token t's second pass and token t+1's first pass in one sweep over i: per element, exactly the
+// operations of update_and_output(t) then decay_and_project(t+1), so every chain sees the same
+// operands in the same order; only independent chains are interleaved. With kStore, the state
+// after token t (before t+1's decay) is stored to `head` (a [K, K] head in the pool dtype).
+// Returns o_t; m_next receives token t+1's m.
+template <int K, bool kBf16, bool kStore>
+__device__ __forceinline__ float update_output_then_project(float (&s)[K], const float* k_hat_again,
+                                                            const float* q_hat, float delta,
+                                                            const float* k_hat_next,
+                                                            float alpha_next, void* head, int col,
+                                                            float& m_next) {
+  float o = 0.0f, m = 0.0f;
+#pragma unroll
+  for (int g = 0; g < K; g += kGroup<K>) {
+    float k[kGroup<K>], q[kGroup<K>], kn[kGroup<K>];
+    load_group<K>(k_hat_again, g, k);
+    load_group<K>(q_hat, g, q);
+    load_group<K>(k_hat_next, g, kn);
+#pragma unroll
+    for (int u = 0; u < kGroup<K>; ++u) {
+      const float updated = num::ffma(k[u], delta, s[g + u]);
+      o = num::ffma(updated, q[u], o);
+      if constexpr (kStore) {
+        if constexpr (kBf16) {
+          static_cast<uint16_t*>(head)[(g + u) * K + col] = num::bf16_from_float(updated);
+        } else {
+          static_cast<float*>(head)[(g + u) * K + col] = updated;
+        }
+      }
+      s[g + u] = num::fmul(alpha_next, updated);
+      m = num::ffma(s[g + u], kn[u], m);
+    }
+    asm volatile("" ::: "memory");
+  }
+  m_next = m;
+  return o;
+}
+
+// The whole column step (both passes) for one token; returns o before rounding.
+template <int K>
+__device__ __forceinline__ float column_step(float (&s)[K], const float* q_hat, const float* k_hat,
+                                             const float* k_hat_again, float v, float alpha,
+                                             float beta) {
+  const float m = decay_and_project<K>(s, k_hat, alpha);
+  const float delta = num::fmul(beta, num::fsub(v, m));
+  return update_and_output<K>(s, k_hat_again, q_hat, delta);
 }
 
 }  // namespace specstate::cuda

@@ -38,15 +38,17 @@ struct PrepLayout {
   int ratio;      // value heads per key head
   __host__ __device__ size_t bytes(int K) const {
     return (size_t(tokens) * 2 * K + 2 * size_t(tokens)) * sizeof(float) +
+           size_t(tokens) * sizeof(uint64_t) +
            (size_t(nch) * hist_cols + 2 * size_t(tokens) * ratio) * sizeof(bf16_bits);
   }
 };
 
 struct PrepShared {
-  float* qk;        // [tokens, 2K] fp32: conv outputs of q, k; normalised in place
-  float* denom;     // [tokens, 2] fp32
-  bf16_bits* hist;  // [nch, hist_cols] bf16: source window, then every token's input
-  bf16_bits* ab;    // [tokens, ratio, 2] bf16: gate inputs a, b
+  float* qk;           // [tokens, 2K] fp32: conv outputs of q, k; normalised in place
+  float* denom;        // [tokens, 2] fp32
+  uint64_t* x_prefix;  // [tokens]: conv-input hash state before the channel (generated tokens)
+  bf16_bits* hist;     // [nch, hist_cols] bf16: source window, then every token's input
+  bf16_bits* ab;       // [tokens, ratio, 2] bf16: gate inputs a, b
 };
 
 struct PrepBlock {
@@ -87,7 +89,8 @@ __device__ PrepShared carve_prep(const PrepLayout& lay, int K) {
   PrepShared s;
   s.qk = reinterpret_cast<float*>(prep_raw);
   s.denom = s.qk + size_t(lay.tokens) * 2 * K;
-  s.hist = reinterpret_cast<bf16_bits*>(s.denom + 2 * lay.tokens);
+  s.x_prefix = reinterpret_cast<uint64_t*>(s.denom + 2 * lay.tokens);  // 8-byte aligned: even
+  s.hist = reinterpret_cast<bf16_bits*>(s.x_prefix + lay.tokens);
   s.ab = s.hist + size_t(lay.nch) * lay.hist_cols;
   return s;
 }
@@ -102,18 +105,39 @@ __device__ void prep_load_window(const PrepBlock& b, const PrepShared& sh) {
   }
 }
 
+// gen_conv_input(coord, channel) is input_hash(seed, kConvInput, request, position, layer,
+// channel) scaled into [-2, 2): four of its five mix64 rounds do not depend on the channel. They
+// are computed once per token here and the last round per channel in prep_stage; the values are
+// those of gen_conv_input (the differential tests compare every input the CPU generates).
+__device__ uint64_t conv_input_prefix(const num::TokenCoord& t) {
+  uint64_t h = num::mix64(t.seed ^ (uint64_t(num::InputStream::kConvInput) << 56));
+  h = num::mix64(h ^ t.request);
+  h = num::mix64(h ^ t.position);
+  return num::mix64(h ^ t.layer);
+}
+__device__ bf16_bits conv_input_from_prefix(uint64_t prefix, uint32_t channel) {
+  return num::uniform_bf16(num::mix64(prefix ^ channel), -2.0f, 4.0f);
+}
+
 // Every token's inputs -> hist columns W-1.. and ab; payload-mode copies of the new tokens.
 __device__ void prep_stage(const PrepBlock& b, const PrepShared& sh, int total) {
   const int pending = b.job.pending_count;
   const bool to_payload = b.job.payload_out_slot != kNoRow;
   const int C = b.p.conv_dim();
-#pragma unroll 4
-  for (int idx = threadIdx.x; idx < b.nch * total; idx += blockDim.x) {
-    const int c = idx % b.nch, j = idx / b.nch, ch = b.channel(c);
+  for (int j = threadIdx.x; j < total; j += blockDim.x) {
+    if (!b.payload_token(j)) sh.x_prefix[j] = conv_input_prefix(b.coord(j));
+  }
+  __syncthreads();
+  for (int j = 0; j < total; ++j) {  // nested loops: no run-time division in the index math
     const bf16_bits* src = b.payload_token(j);
-    const bf16_bits x = src ? src[ch] : num::gen_conv_input(b.coord(j), ch);
-    sh.hist[c * b.hist_cols + kWc + j] = x;
-    if (to_payload && j >= pending) b.payload_at(b.job.payload_out_slot, j - pending)[ch] = x;
+    bf16_bits* out =
+        to_payload && j >= pending ? b.payload_at(b.job.payload_out_slot, j - pending) : nullptr;
+    for (int c = threadIdx.x; c < b.nch; c += blockDim.x) {
+      const int ch = b.channel(c);
+      const bf16_bits x = src ? src[ch] : conv_input_from_prefix(sh.x_prefix[j], ch);
+      sh.hist[c * b.hist_cols + kWc + j] = x;
+      if (out) out[ch] = x;
+    }
   }
   for (int idx = threadIdx.x; idx < b.ratio * total; idx += blockDim.x) {
     const int r = idx % b.ratio, j = idx / b.ratio, hv = b.h * b.ratio + r;
@@ -164,22 +188,27 @@ __device__ void prep_windows(const PrepBlock& b, const PrepShared& sh, int total
 template <int K>
 __device__ void prep_conv(const PrepBlock& b, const PrepShared& sh, int total) {
   const int HV = b.p.HV;
-#pragma unroll 4
-  for (int idx = threadIdx.x; idx < b.nch * total; idx += blockDim.x) {
-    const int c = idx % b.nch, j = idx / b.nch, ch = b.channel(c);
-    float in[kConvWidth], taps[kConvWidth];
+  for (int c = threadIdx.x; c < b.nch; c += blockDim.x) {  // taps once per channel
+    const int ch = b.channel(c);
+    float taps[kConvWidth];
     const float* taps_src = b.p.conv_taps + (int64_t{b.layer} * b.p.conv_dim() + ch) * kConvWidth;
 #pragma unroll
-    for (int t = 0; t < kConvWidth; ++t) {
-      in[t] = num::bf16_to_float(sh.hist[c * b.hist_cols + j + t]);
+    for (int t = 0; t < kConvWidth; ++t)
       taps[t] = taps_src[t];
-    }
-    const float out = num::conv_channel(in, taps, kConvWidth);
-    if (c < 2 * K) {
-      sh.qk[j * 2 * K + c] = out;
-    } else {  // v: a bf16 value already, stored exactly
-      const int64_t v_index = b.token_index(j) * HV * K + int64_t{b.h} * b.ratio * K + (c - 2 * K);
-      b.L.step_v[v_index] = num::bf16_from_float(out);
+    for (int j = 0; j < total; ++j) {
+      float in[kConvWidth];
+#pragma unroll
+      for (int t = 0; t < kConvWidth; ++t) {
+        in[t] = num::bf16_to_float(sh.hist[c * b.hist_cols + j + t]);
+      }
+      const float out = num::conv_channel(in, taps, kConvWidth);
+      if (c < 2 * K) {
+        sh.qk[j * 2 * K + c] = out;
+      } else {  // v: a bf16 value already, stored exactly
+        const int64_t v_index =
+            b.token_index(j) * HV * K + int64_t{b.h} * b.ratio * K + (c - 2 * K);
+        b.L.step_v[v_index] = num::bf16_from_float(out);
+      }
     }
   }
 }
@@ -215,6 +244,9 @@ template <int K>
 __global__ void __launch_bounds__(kPrepThreads)
     prep_kernel(const __grid_constant__ DevicePool p, const __grid_constant__ SequenceLaunch L,
                 const __grid_constant__ PrepLayout lay) {
+  // Let the recurrence grid start loading states as soon as every prep block runs (it waits
+  // for this grid's completion before it reads the step scratch).
+  asm volatile("griddepcontrol.launch_dependents;");
   const int task = blockIdx.z, layer = blockIdx.y, h = blockIdx.x;
   const SeqJob& job = L.jobs[task];
   if (!job.active) return;
@@ -278,6 +310,74 @@ __device__ void* ssm_head(const DevicePool& p, int layer, int row, int hv) {
   return static_cast<char*>(p.ssm) + e * (kBf16 ? 2 : 4);
 }
 
+// The SSM stores the job asks for after new token jn: how many, and the head of the last one.
+template <int K, bool kBf16>
+__device__ int state_stores(const DevicePool& p, const SequenceLaunch& L, const SeqJob& job,
+                            int layer, int hv, int jn, void** head) {
+  int stores = 0;
+  for (int w = 0; w < job.write_count; ++w) {
+    const SeqWrite wr = L.writes[job.first_write + w];
+    if (wr.after_tokens == jn + 1) {
+      ++stores;
+      *head = ssm_head<K, kBf16>(p, layer, wr.row, hv);
+    }
+  }
+  if (jn < kMaxVerifyTokens && job.ssm_only_rows[jn] != kNoRow) {
+    ++stores;
+    *head = ssm_head<K, kBf16>(p, layer, job.ssm_only_rows[jn], hv);
+  }
+  return stores;
+}
+
+// Chunk tokens c0 .. c0+n-1 (vectors in `tok`). Where token t needs at most one state store and
+// token t+1 is in the chunk, t's second pass runs fused with t+1's first (two independent chains
+// per thread instead of one); otherwise the passes run one after the other.
+template <int K, bool kBf16>
+__device__ void recur_chunk(const DevicePool& p, const SequenceLaunch& L, const SeqJob& job,
+                            int task, int layer, int hv, int c0, int n, const float* tok,
+                            float (&s)[K]) {
+  const int col = threadIdx.x, pending = job.pending_count;
+  float m = decay_and_project<K>(s, tok + K, tok[3 * K]);
+  for (int jl = 0; jl < n; ++jl) {
+    const int j = c0 + jl, jn = j - pending;
+    const float* t = tok + jl * kTokenFloats<K>;
+    const float* next = t + kTokenFloats<K>;
+    const float delta = num::fmul(t[3 * K + 1], num::fsub(t[2 * K + col], m));
+    const bool commit = j == pending - 1;
+    void* head = nullptr;
+    const int stores = j >= pending ? state_stores<K, kBf16>(p, L, job, layer, hv, jn, &head) : 0;
+    float o;
+    if (jl + 1 < n && !commit && stores <= 1) {
+      o = stores == 1 ? update_output_then_project<K, kBf16, true>(
+                            s, t + kKAgain<K>, t, delta, next + K, next[3 * K], head, col, m)
+                      : update_output_then_project<K, kBf16, false>(
+                            s, t + kKAgain<K>, t, delta, next + K, next[3 * K], nullptr, col, m);
+    } else {
+      o = update_and_output<K>(s, t + kKAgain<K>, t, delta);
+      if (commit) {
+        if constexpr (kBf16) {  // continue from the committed value as the pool stores it
+#pragma unroll
+          for (int i = 0; i < K; ++i)
+            s[i] = num::round_to_bf16(s[i]);
+        }
+        store_column<K, kBf16>(ssm_head<K, kBf16>(p, layer, job.pending_commit_row, hv), col, s);
+      } else if (j >= pending) {
+        for (int w = 0; w < job.write_count; ++w) {
+          const SeqWrite wr = L.writes[job.first_write + w];
+          if (wr.after_tokens == jn + 1) {
+            store_column<K, kBf16>(ssm_head<K, kBf16>(p, layer, wr.row, hv), col, s);
+          }
+        }
+        if (jn < kMaxVerifyTokens && job.ssm_only_rows[jn] != kNoRow) {
+          store_column<K, kBf16>(ssm_head<K, kBf16>(p, layer, job.ssm_only_rows[jn], hv), col, s);
+        }
+      }
+      if (jl + 1 < n) m = decay_and_project<K>(s, next + K, next[3 * K]);
+    }
+    if (j >= pending) store_output(p, L, task, layer, hv, jn, col, num::bf16_from_float(o));
+  }
+}
+
 template <int K, bool kBf16>
 __global__ void __launch_bounds__(K, K == 128 ? 3 : 8)
     recur_kernel(const __grid_constant__ DevicePool p, const __grid_constant__ SequenceLaunch L) {
@@ -298,6 +398,10 @@ __global__ void __launch_bounds__(K, K == 128 ? 3 : 8)
   } else {
     load_column<K, kBf16>(ssm_head<K, kBf16>(p, layer, job.from_ssm_row, hv), col, s);
   }
+  // Launched dependent on the prep grid (programmatic dependent launch): the state loads above
+  // overlap the end of prep; its writes are visible after this wait. Nothing before the wait
+  // touches what prep writes (conv windows, payload, step scratch).
+  asm volatile("griddepcontrol.wait;" ::: "memory");
   extern __shared__ float4 recur_raw[];
   float* tok = reinterpret_cast<float*>(recur_raw);  // [kRecurChunk, kTokenFloats] fp32
   const int64_t token0 = (int64_t{task} * p.layers + layer) * L.step_tokens;
@@ -306,42 +410,24 @@ __global__ void __launch_bounds__(K, K == 128 ? 3 : 8)
     const int n = min(kRecurChunk, total - c0);
     recur_stage<K>(p, L, token0 + c0, h, hv, n, tok);
     __syncthreads();
-    for (int jl = 0; jl < n; ++jl) {
-      const int j = c0 + jl;
-      const float* t = tok + jl * kTokenFloats<K>;
-      const float o =
-          column_step<K>(s, t, t + K, t + kKAgain<K>, t[2 * K + col], t[3 * K], t[3 * K + 1]);
-      if (j < pending) {
-        if (j == pending - 1) {
-          if constexpr (kBf16) {  // continue from the committed value as the pool stores it
-#pragma unroll
-            for (int i = 0; i < K; ++i)
-              s[i] = num::round_to_bf16(s[i]);
-          }
-          store_column<K, kBf16>(ssm_head<K, kBf16>(p, layer, job.pending_commit_row, hv), col, s);
-        }
-        continue;
-      }
-      const int jn = j - pending;
-      store_output(p, L, task, layer, hv, jn, col, num::bf16_from_float(o));
-      for (int w = 0; w < job.write_count; ++w) {
-        const SeqWrite wr = L.writes[job.first_write + w];
-        if (wr.after_tokens == jn + 1) {
-          store_column<K, kBf16>(ssm_head<K, kBf16>(p, layer, wr.row, hv), col, s);
-        }
-      }
-      if (jn < kMaxVerifyTokens && job.ssm_only_rows[jn] != kNoRow) {
-        store_column<K, kBf16>(ssm_head<K, kBf16>(p, layer, job.ssm_only_rows[jn], hv), col, s);
-      }
-    }
+    recur_chunk<K, kBf16>(p, L, job, task, layer, hv, c0, n, tok, s);
     __syncthreads();
   }
 }
 
 template <int K, bool kBf16>
 void launch_recur(const DevicePool& p, const SequenceLaunch& L, cudaStream_t stream) {
-  const size_t smem = size_t(kRecurChunk) * kTokenFloats<K> * sizeof(float);
-  recur_kernel<K, kBf16><<<dim3(p.HV, p.layers, L.job_count), K, smem, stream>>>(p, L);
+  cudaLaunchAttribute dependent;
+  dependent.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  dependent.val.programmaticStreamSerializationAllowed = 1;
+  cudaLaunchConfig_t config = {};
+  config.gridDim = dim3(p.HV, p.layers, L.job_count);
+  config.blockDim = dim3(K);
+  config.dynamicSmemBytes = size_t(kRecurChunk) * kTokenFloats<K> * sizeof(float);
+  config.stream = stream;
+  config.attrs = &dependent;
+  config.numAttrs = 1;
+  CUDA_CHECK(cudaLaunchKernelEx(&config, recur_kernel<K, kBf16>, p, L));
   CUDA_CHECK_LAUNCH();
 }
 
