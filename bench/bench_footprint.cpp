@@ -9,14 +9,14 @@
 //
 // Per case, counters (bytes, kIs1024):
 //   layer_alloc    what the backend allocated for one layer (StateBackend::allocations())
-//   malloc_delta   what glibc handed out while the backend was built (mallinfo2: mmapped + heap
+//   taken          what glibc handed out while the backend was built (mallinfo2: mmapped + heap
 //                  bytes), a witness that includes the layer's parameters and page rounding
 //   pool, draft, scratch, inspect, payload, total
 //                  the model's bytes per category = layer_alloc's rows x row bytes x layers
 // and the case aborts (SkipWithError, non-zero exit) when layer_alloc differs from the formula
-// by one byte, or malloc_delta falls outside [formula, formula + slack].
-// With a CUDA device, cuda/... cases measure the device memory taken (cudaMemGetInfo before and
-// after), which cudaMalloc rounds up to 2 MiB pages per tensor.
+// by one byte, or `taken` falls outside [formula, formula + slack].
+// With a CUDA device, cuda/... cases report as `taken` the device memory really taken
+// (cudaMemGetInfo before and after), which cudaMalloc rounds up to 2 MiB pages per tensor.
 //
 // Default: a short sweep (every preset at TP1 and TP8, batch 1 and 256, T=4), for CI.
 // SPECSTATE_BENCH_FULL=1: every preset x TP 1,2,4,8 x batch 1,2,4..256 x T 2..8.
@@ -130,7 +130,7 @@ void bm_footprint(benchmark::State& state, Case c) {
   const int64_t row = (report.conv_bytes + report.ssm_bytes) / layer.shape.state_rows;
   const int64_t L = config.geometry.layers;
   set_bytes(state, "layer_alloc", report.total());
-  set_bytes(state, "malloc_delta", witness);
+  set_bytes(state, "taken", witness);
   set_bytes(state, "pool", row * config.pool_rows * L);
   set_bytes(state, "draft", row * model.draft_rows * L);
   set_bytes(state, "scratch", row * model.scratch_rows * L);

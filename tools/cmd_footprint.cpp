@@ -228,9 +228,10 @@ std::string footprint_compare(const PoolConfig& config, StrategyKind before, Str
   out += format("%-28s %16s %16s %16s %9s\n", "", ("before: " + bn).c_str(),
                 ("after: " + an).c_str(), "saved", "saved");
   auto line = [&](const char* what, double vb, double va, const char* unit) {
-    const double pct = vb != 0 ? 100.0 * (vb - va) / vb : 0.0;
-    out += format("%-28s %12.3f %-3s %12.3f %-3s %12.3f %-3s %8.1f%%\n", what, vb, unit, va, unit,
-                  vb - va, unit, pct);
+    // Relative to nothing is meaningless: "n/a" when `before` has none of it.
+    const std::string pct = vb != 0 ? format("%.1f%%", 100.0 * (vb - va) / vb) : "n/a";
+    out += format("%-28s %12.3f %-3s %12.3f %-3s %12.3f %-3s %9s\n", what, vb, unit, va, unit,
+                  vb - va, unit, pct.c_str());
   };
   line("memory, total", gib(b.total_bytes()), gib(a.total_bytes()), "GiB");
   line("  scheduler pool", gib(b.pool_bytes), gib(a.pool_bytes), "GiB");
