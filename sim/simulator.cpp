@@ -437,6 +437,11 @@ std::string Divergence::message() const {
   return os.str();
 }
 
+std::string Divergence::report(const std::string& file) const {
+  const std::string m = message();
+  return file + ":" + m.substr(std::string("line ").size());
+}
+
 PoolConfig pool_config(const trace::Header& header) {
   PoolConfig c;
   c.geometry = make_geometry(header.preset, header.tp);

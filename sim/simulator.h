@@ -67,6 +67,8 @@ struct Divergence {
   int32_t row_a = -1, row_b = -1;
   std::vector<ElementDiff> elements;  // first few
   std::string message() const;        // the multi-line human report
+  // The same, located as \"FILE:LINE: event\" on its first line (compiler style).
+  std::string report(const std::string& file) const;
 };
 
 struct LaneResult {

@@ -53,8 +53,7 @@ int run_demo(const DemoOptions& o) {
         "   lanes after each of %zu events; no task wrote a row its request does not own.\n",
         report.events);
   } else {
-    std::printf("   DIVERGENCE at %s:%s", o.trace_out.c_str(),
-                report.divergence->message().c_str());
+    std::printf("   DIVERGENCE at %s", report.divergence->report(o.trace_out).c_str());
   }
   for (const auto& lane : report.lanes)
     std::printf("     %-16s %7.3f s\n", lane.name.c_str(), lane.seconds);

@@ -191,7 +191,7 @@ int run_replay(const ReplayArgs& args) {
                 report.lanes.size(), report.events, report.compares,
                 options.check_ownership ? ", row ownership checked" : "");
   } else {
-    std::printf("DIVERGENCE at %s:%s", args.file.c_str(), report.divergence->message().c_str());
+    std::printf("DIVERGENCE at %s", report.divergence->report(args.file).c_str());
   }
   size_t width = 16;
   for (const auto& lane : report.lanes)
