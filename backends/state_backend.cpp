@@ -13,10 +13,11 @@ namespace {
   throw std::invalid_argument("StateBackend: " + message);
 }
 
-// Rows a call reads and writes, to refuse tasks that would race with each other.
+// Rows (or payload slots) a call reads and writes, to refuse tasks that would race with each
+// other: on a device the tasks of one call run concurrently.
 class RowAccess {
  public:
-  explicit RowAccess(const char* call) : call_(call) {}
+  explicit RowAccess(const char* call, const char* unit = "row") : call_(call), unit_(unit) {}
   void begin_task() {
     task_reads_.clear();
     task_writes_.clear();
@@ -30,13 +31,13 @@ class RowAccess {
   void end_task() {
     for (int32_t row : task_writes_) {
       if (writes_.count(row) || reads_.count(row)) {
-        bad_call(std::string(call_) + ": row " + std::to_string(row) +
+        bad_call(std::string(call_) + ": " + unit_ + " " + std::to_string(row) +
                  " is written by one task and read or written by another of the same call");
       }
     }
     for (int32_t row : task_reads_) {
       if (writes_.count(row)) {
-        bad_call(std::string(call_) + ": row " + std::to_string(row) +
+        bad_call(std::string(call_) + ": " + unit_ + " " + std::to_string(row) +
                  " is read by one task and written by another of the same call");
       }
     }
@@ -46,6 +47,7 @@ class RowAccess {
 
  private:
   const char* call_;
+  const char* unit_;
   std::set<int32_t> reads_, writes_, task_reads_, task_writes_;
 };
 
@@ -124,10 +126,12 @@ void StateBackend::verify(VerifyMode mode, std::span<const VerifyTask> tasks) {
   if (mode == VerifyMode::kPayload && !supports(Capability::kPayloadMode))
     bad_call("payload mode not supported");
   RowAccess access("verify");
+  RowAccess slots("verify", "payload slot");
   const int32_t w = shape_.geometry.conv_state_cols();
   for (const VerifyTask& t : tasks) {
     if (t.from.is_none()) continue;  // padding
     access.begin_task();
+    slots.begin_task();
     const int32_t n = t.tokens.count;
     if (n < 1 || n > kMaxVerifyTokens) bad_call("verify: token count " + std::to_string(n));
     check_loc(t.from, "verify source");
@@ -137,6 +141,7 @@ void StateBackend::verify(VerifyMode mode, std::span<const VerifyTask> tasks) {
       check_slot(t.pending.payload_slot, t.pending.count, "verify pending replay");
       check_row(t.pending.commit_row, "verify pending commit");
       access.write(t.pending.commit_row);
+      slots.read(t.pending.payload_slot);
     }
     for (int j = n; j < kMaxVerifyTokens; ++j) {
       if (t.out_rows[j] != kNoRow) bad_call("verify: out_rows set past the token count");
@@ -165,9 +170,11 @@ void StateBackend::verify(VerifyMode mode, std::span<const VerifyTask> tasks) {
         if (t.pending.count > 0 && t.pending.payload_slot == t.payload_slot) {
           bad_call("verify: pending replay and new payload share a slot");
         }
+        slots.write(t.payload_slot);
         break;
     }
     access.end_task();
+    slots.end_task();
   }
   do_verify(mode, tasks);
 }

@@ -76,6 +76,23 @@ std::optional<std::string> OwnershipChecker::check_write(uint64_t request, int32
          "), which the protocol does not give it";
 }
 
+std::optional<std::string> OwnershipChecker::check_slot_write(uint64_t request,
+                                                              int32_t slot) const {
+  if (slot == kNoRow) return std::nullopt;
+  if (request == kPaddingRequest) {
+    return "a padding task writes payload slot " + std::to_string(slot);
+  }
+  auto it = rows_.find(request);
+  const int32_t buffers = layout_.kind == StrategyKind::kDeferred ? 2
+                          : layout_.kind == StrategyKind::kReplay ? 1
+                                                                  : 0;
+  for (int32_t b = 0; it != rows_.end() && b < buffers; ++b) {
+    if (layout_.payload_slot(it->second.req_row, b) == slot) return std::nullopt;
+  }
+  return "request " + std::to_string(request) + " writes payload slot " + std::to_string(slot) +
+         ", which the protocol does not give it";
+}
+
 std::optional<std::string> OwnershipChecker::check(const Plan& plan) const {
   for (const PlanCall& call : plan) {
     std::optional<std::string> bad;
@@ -99,6 +116,7 @@ std::optional<std::string> OwnershipChecker::check(const Plan& plan) const {
           first(check_write(req, row, "verify output"));
         if (t.pending.count > 0) first(check_write(req, t.pending.commit_row, "pending commit"));
         if (c->mode == VerifyMode::kWindow) first(check_write(req, t.from.conv_row, "conv window"));
+        if (c->mode == VerifyMode::kPayload) first(check_slot_write(req, t.payload_slot));
       }
     } else if (const auto* c = std::get_if<ReplayCall>(&call)) {
       for (size_t i = 0; i < c->tasks.size(); ++i)

@@ -22,7 +22,7 @@ class OwnershipChecker {
   void begin_event(const trace::Event& event);
   // The first write in `plan` to a row the acting request does not own, as a message; or none.
   std::optional<std::string> check(const Plan& plan) const;
-  // Call after the plan ran: releases what the event frees.
+  // Call once the event's plan has been checked: releases what the event frees.
   void end_event(const trace::Event& event);
 
  private:
@@ -32,6 +32,8 @@ class OwnershipChecker {
   };
   std::set<int32_t> allowed(uint64_t request) const;
   std::optional<std::string> check_write(uint64_t request, int32_t row, const char* what) const;
+  // Payload slots belong to a request through its request row (replay: 1, deferred: 2).
+  std::optional<std::string> check_slot_write(uint64_t request, int32_t slot) const;
   // ", the working row of request N" when a running request owns `row`, else "".
   std::string owner_of(int32_t row) const;
 

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <map>
 #include <sstream>
+#include <stdexcept>
 #include <type_traits>
 
 #include "backends/plan_executor.h"
@@ -101,6 +102,7 @@ std::string describe(const trace::Event& event) {
           for (size_t i = 0; i < e.batch.size(); ++i)
             os << (i ? ", " : "") << "request " << e.batch[i].request;
           os << "]";
+          if (e.padding) os << " + " << e.padding << " padding";
         } else if constexpr (std::is_same_v<E, trace::Retract>) {
           os << "retract request " << e.request;
         } else if constexpr (std::is_same_v<E, trace::Resume>) {
@@ -228,7 +230,19 @@ class Replayer {
         }
         lane->ownership.end_event(line.event);
       }
-      lane->run(plan);
+      try {
+        lane->run(plan);
+      } catch (const std::invalid_argument& e) {
+        // The backend refused a malformed call (tasks racing on a row or slot, a row out of
+        // range). From a lane with an injected fault that is the bug showing; from a clean lane
+        // it is a bug in specstate, reported with its place in the trace.
+        if (lane->spec.fault != Fault::kNone) {
+          diverge("backend refused the plan", lane->spec.name(), "", e.what());
+          return;
+        }
+        throw std::logic_error(trace_.file + ":" + std::to_string(line.line) + ": lane " +
+                               lane->spec.name() + ": " + e.what());
+      }
       if (options_.after_event) options_.after_event(&lane - lanes_.data(), line, *lane->backend);
     }
     if (compare_outputs(line.event) || compare_snapshots(line.event)) return;
@@ -259,6 +273,10 @@ class Replayer {
       const VerifyOutputs got = lanes_[i]->backend->read_outputs();
       if (got.values == ref.values) continue;
       Divergence& d = diverge("per-token outputs", lanes_[0]->spec.name(), lanes_[i]->spec.name());
+      if (got.values.size() != ref.values.size()) {
+        d.what += ": " + std::to_string(ref.values.size()) + " vs " +
+                  std::to_string(got.values.size()) + " values";
+      }
       const int64_t per_token = int64_t{g.layers} * g.num_v_heads * g.head_v_dim;
       for (size_t e = 0; e < ref.values.size() && d.elements.size() < kMaxElementDiffs; ++e) {
         if (e >= got.values.size() || ref.values[e] == got.values[e]) continue;

@@ -208,6 +208,10 @@ TEST_P(CpuBackendProperties, RefusesMalformedCalls) {
   EXPECT_THROW(b->verify(VerifyMode::kStateRows, racing), std::invalid_argument);
   const ReplayTask too_long{StateLoc::at(0), 0, kT + 1, 1};
   EXPECT_THROW(b->replay({&too_long, 1}), std::invalid_argument);
+  VerifyTask same_slot[] = {verify_task(1, 0, kT, StateLoc::at(0)),
+                            verify_task(2, 0, kT, StateLoc::at(1))};
+  same_slot[0].payload_slot = same_slot[1].payload_slot = 2;  // two tasks writing one slot race
+  EXPECT_THROW(b->verify(VerifyMode::kPayload, same_slot), std::invalid_argument);
   const VerifyTask bad_offset = verify_task(1, 0, kT, StateLoc{0, 0, 1}, {1});
   EXPECT_THROW(b->verify(VerifyMode::kStateRows, {&bad_offset, 1}), std::invalid_argument);
 }

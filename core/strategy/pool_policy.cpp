@@ -1,5 +1,6 @@
 #include "core/strategy/pool_policy.h"
 
+#include <set>
 #include <string>
 #include <utility>
 
@@ -87,6 +88,15 @@ Plan PoolPolicy::extend(const ExtendOp& op) {
   task.tokens.count = op.tokens;
   if (op.tokens < 1) throw InputError("extend: " + req_name(op.request) + ": tokens must be >= 1");
   auto it = table_.find(op.request);
+  // Check everything before the table changes: a refused operation leaves it as it was.
+  if (it != table_.end()) running(op.request, "extend");
+  const int64_t start = it == table_.end() ? op.prefix_len : it->second.length;
+  for (const Snapshot& snap : op.snapshots) {
+    if (snap.length - start < 1 || snap.length - start > op.tokens) {
+      throw InputError("extend: " + req_name(op.request) + ": snapshot length " +
+                       std::to_string(snap.length) + " is not inside this extend");
+    }
+  }
   if (it == table_.end()) {
     LiveState s;
     s.req_row = op.req_row;
@@ -113,12 +123,7 @@ Plan PoolPolicy::extend(const ExtendOp& op) {
   task.tokens.first_position = s.length;
   task.writes.push_back({op.tokens, s.working_row});
   for (const Snapshot& snap : op.snapshots) {
-    const int64_t after = snap.length - s.length;
-    if (after < 1 || after > op.tokens) {
-      throw InputError("extend: " + req_name(op.request) + ": snapshot length " +
-                       std::to_string(snap.length) + " is not inside this extend");
-    }
-    task.writes.push_back({int32_t(after), snap.row});
+    task.writes.push_back({int32_t(snap.length - s.length), snap.row});
   }
   plan.push_back(PrefillCall{{task}, {op.request}});
   s.length += op.tokens;
@@ -127,17 +132,36 @@ Plan PoolPolicy::extend(const ExtendOp& op) {
 }
 
 Plan PoolPolicy::verify(std::span<const VerifyOp> batch, int32_t padding) {
-  return step(batch, padding, layout_.config.tokens_per_verify);
+  return step(batch, padding, layout_.config.tokens_per_verify, /*decode=*/false);
 }
 
 Plan PoolPolicy::decode(std::span<const VerifyOp> batch, int32_t padding) {
-  return step(batch, padding, 1);
+  return step(batch, padding, 1, /*decode=*/true);
+}
+
+// Refuses a step before anything changes: unknown or retracted requests, a request twice in
+// the batch, accepted lengths outside 1..tokens, snapshots outside the accepted tokens.
+void PoolPolicy::check_step(std::span<const VerifyOp> batch, int32_t tokens, bool decode) {
+  const char* op_name = decode ? "decode" : "verify";
+  std::set<uint64_t> seen;
+  for (const VerifyOp& op : batch) {
+    const LiveState& s = running(op.request, op_name);
+    if (!seen.insert(op.request).second) {
+      throw InputError(std::string(op_name) + ": " + req_name(op.request) +
+                       " is twice in the batch");
+    }
+    if (op.accepted < 1 || op.accepted > tokens) {
+      throw InputError(std::string(op_name) + ": " + req_name(op.request) + ": accepted length " +
+                       std::to_string(op.accepted) + " outside 1.." + std::to_string(tokens));
+    }
+    if (op.snapshot) snapshot_token(*op.snapshot, s.length, op.accepted, op.request);
+  }
 }
 
 // One batched step of `tokens` tokens per request (T for a verify, 1 for a decode).
-Plan PoolPolicy::step(std::span<const VerifyOp> batch, int32_t padding, int32_t tokens) {
+Plan PoolPolicy::step(std::span<const VerifyOp> batch, int32_t padding, int32_t tokens,
+                      bool decode) {
   const StrategyKind kind = layout_.kind;
-  const bool decode = tokens == 1;
   VerifyCall verify;
   verify.mode = VerifyMode::kStateRows;
   if (kind == StrategyKind::kWindow) verify.mode = VerifyMode::kWindow;
@@ -149,14 +173,10 @@ Plan PoolPolicy::step(std::span<const VerifyOp> batch, int32_t padding, int32_t 
   ReplayCall snapshots;  // snapshots recomputed from a payload (before any commit replay)
   ReplayCall commits;    // replay strategy: commit
 
+  check_step(batch, tokens, decode);
   for (const VerifyOp& op : batch) {
-    LiveState& s = running(op.request, decode ? "decode" : "verify");
+    LiveState& s = table_.at(op.request);
     const int32_t a = op.accepted;
-    if (a < 1 || a > tokens) {
-      throw InputError((decode ? "decode: " : "verify: ") + req_name(op.request) +
-                       ": accepted length " + std::to_string(a) + " outside 1.." +
-                       std::to_string(tokens));
-    }
     const int32_t snap = snapshot_index(op, s.length);
     const StateLoc working = StateLoc::at(s.working_row);
     VerifyTask t;

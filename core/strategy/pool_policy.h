@@ -90,7 +90,9 @@ class PoolPolicy {
 
  private:
   LiveState& running(uint64_t request, const char* op);
-  Plan step(std::span<const VerifyOp> batch, int32_t padding, int32_t tokens);
+  void check_step(std::span<const VerifyOp> batch, int32_t tokens, bool decode);
+  // A verify (T tokens, even when T = 1) or a decode step without drafts (1 token, in place).
+  Plan step(std::span<const VerifyOp> batch, int32_t padding, int32_t tokens, bool decode);
   // Appends the calls that make `request`'s live state real in its working row.
   void make_real(uint64_t request, LiveState& s, Plan& plan);
   // Token index inside a step starting at `length` whose state `op`'s snapshot takes; -1: none.

@@ -7,6 +7,7 @@
 #include "core/trace/format.h"
 #include "core/trace/validate.h"
 #include "sim/generator.h"
+#include "sim/ownership.h"
 #include "sim/simulator.h"
 
 namespace specstate::sim {
@@ -107,6 +108,55 @@ TEST(Simulator, FlippedBitIsReportedAtTheRightEventRowAndElement) {
   EXPECT_EQ(d.elements.front().layer, 1);
   EXPECT_EQ(d.elements.front().index, "[head 3, k 5, v 9]");
   EXPECT_NE(d.message().find("line " + std::to_string(target->line)), std::string::npos);
+}
+
+// A faulty lane whose plan the backend refuses (padding tasks racing on row 0) is reported as
+// a divergence of that lane even with the ownership checker off, never as a crash.
+TEST(Simulator, BackendRefusalOfAFaultyLaneIsADivergence) {
+  GeneratorOptions g;
+  g.seed = 1;
+  g.requests = 16;
+  g.steps = 200;
+  SimOptions o;
+  o.lanes = {{"cpu", StrategyKind::kScatter},
+             {"cpu", StrategyKind::kScatter, Fault::kPaddingWritesRow}};
+  o.check_ownership = false;
+  const ReplayReport r = replay(generate_trace(g), o);
+  ASSERT_FALSE(r.agree);
+  EXPECT_NE(r.divergence->what.find("backend refused the plan"), std::string::npos)
+      << r.divergence->message();
+  EXPECT_EQ(r.divergence->lane_a, "cpu/scatter+padding-writes-row");
+}
+
+// Payload slots are owned through the request row: a request writing another's slot is flagged.
+TEST(Ownership, PayloadSlotOfAnotherRequestIsFlagged) {
+  PoolConfig c;
+  c.geometry = make_geometry("tiny");
+  c.tokens_per_verify = 4;
+  c.pool_rows = 4;
+  c.max_requests = 2;
+  const StrategyLayout layout = make_layout(StrategyKind::kReplay, c);
+  OwnershipChecker checker(layout);
+  trace::Verify v;
+  v.batch = {{1, 2, std::nullopt}};
+  checker.begin_event(trace::Extend{1, 0, 0, 5, 0, -1, {}});
+  checker.end_event(trace::Extend{1, 0, 0, 5, 0, -1, {}});
+  checker.begin_event(trace::Extend{2, 1, 1, 5, 0, -1, {}});
+  checker.end_event(trace::Extend{2, 1, 1, 5, 0, -1, {}});
+  checker.begin_event(v);
+  VerifyCall call;
+  call.mode = VerifyMode::kPayload;
+  VerifyTask t;
+  t.tokens = {1, 5, 4};
+  t.from = StateLoc::at(0);
+  t.payload_slot = layout.payload_slot(1, 0);  // request 2's slot
+  call.tasks = {t};
+  call.requests = {1};
+  const auto bad = checker.check({call});
+  ASSERT_TRUE(bad.has_value());
+  EXPECT_NE(bad->find("payload slot 1"), std::string::npos) << *bad;
+  call.tasks[0].payload_slot = layout.payload_slot(0, 0);
+  EXPECT_FALSE(checker.check({call}).has_value());
 }
 
 }  // namespace

@@ -335,3 +335,55 @@ TEST(StrategyDocs, WorkedExampleRows) {
 
 }  // namespace
 }  // namespace specstate::test
+
+namespace specstate::test {
+namespace {
+
+// A verify with T = 1 (no draft tokens) still takes each strategy's verify path, not the
+// in-place decode path: scatter writes its scratch row, replay and deferred write payload.
+TEST(StrategyPolicy, VerifyWithOneTokenUsesTheVerifyPath) {
+  PoolConfig c;
+  c.geometry = make_geometry("tiny");
+  c.tokens_per_verify = 1;
+  c.pool_rows = 4;
+  c.max_requests = 2;
+  const VerifyOp v{7, 1, std::nullopt};
+  for (StrategyKind kind :
+       {StrategyKind::kScatter, StrategyKind::kReplay, StrategyKind::kDeferred}) {
+    PoolPolicy p(kind, c);
+    p.extend({7, 1, 3, 5, 0, kNoRow, {}});
+    const Plan plan = p.verify({&v, 1}, 0);
+    const auto& call = std::get<VerifyCall>(plan.front());
+    if (kind == StrategyKind::kScatter) {
+      EXPECT_EQ(call.tasks.front().out_rows[0], p.layout().scratch_row(3, 0));
+    } else {
+      EXPECT_EQ(call.mode, VerifyMode::kPayload) << to_string(kind);
+    }
+  }
+}
+
+// A refused step leaves the live-state table as it was, even when an earlier request of the
+// batch was fine.
+TEST(StrategyPolicy, RefusedBatchChangesNothing) {
+  PoolConfig c;
+  c.geometry = make_geometry("tiny");
+  c.tokens_per_verify = 4;
+  c.pool_rows = 4;
+  c.max_requests = 2;
+  for (StrategyKind kind : all_strategies()) {
+    PoolPolicy p(kind, c);
+    p.extend({1, 0, 0, 5, 0, kNoRow, {}});
+    p.extend({2, 1, 1, 5, 0, kNoRow, {}});
+    const VerifyOp batch[] = {{1, 2, std::nullopt}, {2, 9, std::nullopt}};
+    EXPECT_THROW(p.verify(batch, 0), InputError);
+    EXPECT_EQ(p.live(1).length, 5) << to_string(kind);
+    EXPECT_EQ(p.live(1).loc, StateLoc::at(0)) << to_string(kind);
+    const VerifyOp twice[] = {{1, 1, std::nullopt}, {1, 1, std::nullopt}};
+    EXPECT_THROW(p.verify(twice, 0), InputError);
+    EXPECT_THROW(p.extend({1, 0, 0, 3, 0, kNoRow, {{20, 2}}}), InputError);  // snapshot outside
+    EXPECT_EQ(p.live(1).length, 5) << to_string(kind);
+  }
+}
+
+}  // namespace
+}  // namespace specstate::test
