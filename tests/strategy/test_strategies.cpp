@@ -30,14 +30,19 @@ struct Lane {
   void run(const Plan& plan) { execute(plan, *backend, swap); }
 };
 
-PoolConfig tiny_config(SsmDtype dtype, const ScheduleConfig& sc) {
+PoolConfig tiny_pool(int32_t T, int32_t pool_rows, int32_t max_requests,
+                     SsmDtype dtype = SsmDtype::kF32) {
   PoolConfig c;
   c.geometry = make_geometry("tiny");
   c.ssm_dtype = dtype;
-  c.tokens_per_verify = sc.T;
-  c.pool_rows = sc.pool_rows;
-  c.max_requests = sc.max_requests;
+  c.tokens_per_verify = T;
+  c.pool_rows = pool_rows;
+  c.max_requests = max_requests;
   return c;
+}
+
+PoolConfig tiny_config(SsmDtype dtype, const ScheduleConfig& sc) {
+  return tiny_pool(sc.T, sc.pool_rows, sc.max_requests, dtype);
 }
 
 // Applies one operation to a lane; returns the snapshot rows it wrote.
@@ -288,19 +293,9 @@ TEST(StrategyPolicy, RefusesImpossibleAcceptedLengths) {
   }
 }
 
-}  // namespace
-}  // namespace specstate::test
-
-namespace specstate::test {
-namespace {
-
 // docs/strategies.md's worked example: rows and live locations as the doc states them.
 TEST(StrategyDocs, WorkedExampleRows) {
-  PoolConfig c;
-  c.geometry = make_geometry("tiny");
-  c.tokens_per_verify = 4;
-  c.pool_rows = 8;
-  c.max_requests = 4;
+  const PoolConfig c = tiny_pool(4, 8, 4);
   const std::map<StrategyKind, StateLoc> live_after_verify = {
       {StrategyKind::kScatter, StateLoc::at(3)},
       {StrategyKind::kInline, StateLoc::at(12)},
@@ -333,20 +328,10 @@ TEST(StrategyDocs, WorkedExampleRows) {
   }
 }
 
-}  // namespace
-}  // namespace specstate::test
-
-namespace specstate::test {
-namespace {
-
 // A verify with T = 1 (no draft tokens) still takes each strategy's verify path, not the
 // in-place decode path: scatter writes its scratch row, replay and deferred write payload.
 TEST(StrategyPolicy, VerifyWithOneTokenUsesTheVerifyPath) {
-  PoolConfig c;
-  c.geometry = make_geometry("tiny");
-  c.tokens_per_verify = 1;
-  c.pool_rows = 4;
-  c.max_requests = 2;
+  const PoolConfig c = tiny_pool(1, 4, 2);
   const VerifyOp v{7, 1, std::nullopt};
   for (StrategyKind kind :
        {StrategyKind::kScatter, StrategyKind::kReplay, StrategyKind::kDeferred}) {
@@ -365,11 +350,7 @@ TEST(StrategyPolicy, VerifyWithOneTokenUsesTheVerifyPath) {
 // A refused step leaves the live-state table as it was, even when an earlier request of the
 // batch was fine.
 TEST(StrategyPolicy, RefusedBatchChangesNothing) {
-  PoolConfig c;
-  c.geometry = make_geometry("tiny");
-  c.tokens_per_verify = 4;
-  c.pool_rows = 4;
-  c.max_requests = 2;
+  const PoolConfig c = tiny_pool(4, 4, 2);
   for (StrategyKind kind : all_strategies()) {
     PoolPolicy p(kind, c);
     p.extend({1, 0, 0, 5, 0, kNoRow, {}});
