@@ -1,10 +1,11 @@
 // The canonical conv and GDN steps against a plain float64 implementation written here.
 //
-// Tolerance (written once, with its reason): the float32 step rounds every operation, and the
-// reductions over K = 128 are sequential fma chains, so the error grows like K * 2^-24 in the
-// worst case and like sqrt(K) * 2^-24 typically. Over 8 tokens the state error relative to the
-// largest state magnitude, and the output error relative to the largest output, must stay
-// below kRelBound = 2^-14 (about 60 float ulps; measured values are printed).
+// Tolerance (written once, with its reason): the float32 step rounds every operation, and each
+// reduction over K = 128 is 8 fma chains of 16 combined by a tree of 7 additions, so the error
+// grows like (K/8 + 3) * 2^-24 in the worst case and like its square root typically. Over 8 tokens
+// the state error relative to the largest state magnitude, and the output error relative to the
+// largest output, must stay below kRelBound = 2^-14 (about 60 float ulps; measured values are
+// printed).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -89,8 +90,14 @@ TEST(Step, GdnHeadMatchesFloat64Recurrence) {
       kh[i] = num::normalize_key(in.k[i], dk);
     }
     const num::Gates gates = num::gdn_gates(in.a, in.b, a_log, dt_bias);
-    for (int j = 0; j < V; ++j)
-      o[j] = num::gdn_column(S.data() + j, V, K, kh.data(), qh.data(), in.v[j], gates);
+    for (int j = 0; j < V; ++j) {
+      std::vector<float> column(K);
+      for (int i = 0; i < K; ++i)
+        column[i] = S[i * V + j];
+      o[j] = num::gdn_column(column.data(), K, kh.data(), qh.data(), in.v[j], gates);
+      for (int i = 0; i < K; ++i)
+        S[i * V + j] = column[i];
+    }
 
     // float64.
     double sq = 0, sk = 0;
@@ -133,6 +140,50 @@ TEST(Step, GdnHeadMatchesFloat64Recurrence) {
       tokens, worst_state, worst_state / 0x1p-24, worst_out);
   EXPECT_LT(worst_state, kRelBound);
   EXPECT_LT(worst_out, kRelBound);
+}
+
+// Lane l of gdn_column over Lanes<8> is gdn_column over column l alone, bit for bit: the CPU
+// backend's SIMD groups compute the scalar definition.
+TEST(Step, LaneGroupsEqualSingleColumns) {
+  constexpr int K = 128, N = 8;
+  std::vector<float> kh(K), qh(K);
+  std::vector<num::Lanes<N>> group(K);
+  std::vector<std::vector<float>> single(N, std::vector<float>(K));
+  num::Lanes<N> v;
+  for (int i = 0; i < K; ++i) {
+    const num::TokenCoord coord{13, 2, uint64_t(i), 0};
+    kh[i] = num::bf16_to_float(num::gen_conv_input(coord, 0)) * 0.125f;
+    qh[i] = num::bf16_to_float(num::gen_conv_input(coord, 1)) * 0.125f;
+    for (int l = 0; l < N; ++l) {
+      group[i].v[l] = num::bf16_to_float(num::gen_conv_input(coord, 2 + l));
+      single[l][i] = group[i].v[l];
+    }
+  }
+  for (int l = 0; l < N; ++l)
+    v.v[l] = num::bf16_to_float(num::gen_gate_a({13, 3, uint64_t(l), 0}, 0));
+  const num::Gates gates{0.75f, 0.5f};
+  for (int t = 0; t < 3; ++t) {
+    const num::Lanes<N> o = num::gdn_column(group.data(), K, kh.data(), qh.data(), v, gates);
+    for (int l = 0; l < N; ++l) {
+      const float ol = num::gdn_column(single[l].data(), K, kh.data(), qh.data(), v.v[l], gates);
+      ASSERT_EQ(num::float_bits(o.v[l]), num::float_bits(ol)) << "token " << t << " lane " << l;
+      for (int i = 0; i < K; ++i)
+        ASSERT_EQ(num::float_bits(group[i].v[l]), num::float_bits(single[l][i]));
+    }
+  }
+}
+
+// combine_chains is the balanced tree over adjacent chains, not any other association.
+TEST(Step, ChainsCombineByTheDocumentedTree) {
+  const float x[num::kChains] = {1.0f, 0x1p-24f, 0x1p-24f, 0x1p-24f, -1.0f, 0x1p-24f, 0.0f, 0.0f};
+  // ((1 + 2^-24) + (2^-24 + 2^-24)) + ((-1 + 2^-24) + (0 + 0)): 1 + 2^-24 rounds to 1 (ties to
+  // even), then 1 + 2^-23 and -1 + 2^-24 are exact, and their sum is 1.5 * 2^-23. Adding the
+  // chains one after another gives 2^-24 instead.
+  EXPECT_EQ(num::combine_chains(x), 0x1.8p-23f);
+  float ascending = 0.0f;
+  for (float e : x)
+    ascending = ascending + e;
+  EXPECT_NE(ascending, num::combine_chains(x));  // a sequential sum differs here
 }
 
 // The conv outputs of the generator's input ranges stay finite and non-trivial.

@@ -91,8 +91,23 @@ class CpuBackend final : public StateBackend {
   VerifyOutputs do_read_outputs() const override { return outputs_; }
   std::vector<bf16_bits> do_read_payload(int32_t slot) const override;
 
+  struct LayerWork;
+  static constexpr int kCpuLanes = 8;  // V columns per gdn_column call: one AVX2 vector
+
   void run(const SequenceJob& job);
   void run_layer(const SequenceJob& job, int layer);
+  void load_window(const SequenceJob& job, int layer, LayerWork& w) const;
+  void stage_inputs(const SequenceJob& job, int layer, LayerWork& w);
+  void store_windows(const SequenceJob& job, int layer, const LayerWork& w);
+  void conv(int layer, LayerWork& w) const;
+  void norms_and_gates(int layer, LayerWork& w) const;
+  void recur_head(const SequenceJob& job, int layer, int hv, const LayerWork& w);
+  template <class L>
+  void recur_columns(const SequenceJob& job, int layer, int hv, int col0, const LayerWork& w);
+  template <class L>
+  void load_columns(int layer, int32_t row, int hv, int col0, int n, L* s) const;
+  template <class L>
+  void store_columns(int layer, int32_t row, int hv, int col0, int n, const L* s);
 
   // Row-major element offsets.
   int64_t conv_index(int32_t row, int32_t channel, int32_t col) const {
@@ -105,14 +120,12 @@ class CpuBackend final : public StateBackend {
   const ModelGeometry& geo() const { return shape().geometry; }
   bool ssm_f32() const { return shape().ssm_dtype == SsmDtype::kF32; }
 
-  void load_ssm(int layer, int32_t row, float* dst) const;
   // The state at `src` -> `dst_row` (offset 0), all layers; dst_row must not be a row of src.
   void copy_state(const StateLoc& src, int32_t dst_row);
   uint8_t* ssm_bytes_at(int layer, int32_t row) {
     return ssm_f32() ? reinterpret_cast<uint8_t*>(ssm_f32_[layer].data() + ssm_index(row))
                      : reinterpret_cast<uint8_t*>(ssm_bf16_[layer].data() + ssm_index(row));
   }
-  void store_ssm(int layer, int32_t row, const float* src);
 
   std::vector<LayerParams> params_;
   std::vector<ZeroedArray<bf16_bits>> conv_;      // per layer [state_rows, conv_dim, conv_cols]
@@ -165,190 +178,242 @@ AllocationReport CpuBackend::allocations() const {
   return r;
 }
 
-void CpuBackend::load_ssm(int layer, int32_t row, float* dst) const {
-  const int64_t n = geo().ssm_elements_per_layer();
-  if (ssm_f32()) {
-    std::memcpy(dst, ssm_f32_[layer].data() + ssm_index(row), n * sizeof(float));
-  } else {
-    const bf16_bits* src = ssm_bf16_[layer].data() + ssm_index(row);
-    for (int64_t i = 0; i < n; ++i)
-      dst[i] = num::bf16_to_float(src[i]);
-  }
-}
-
-void CpuBackend::store_ssm(int layer, int32_t row, const float* src) {
-  const int64_t n = geo().ssm_elements_per_layer();
-  if (ssm_f32()) {
-    std::memcpy(ssm_f32_[layer].data() + ssm_index(row), src, n * sizeof(float));
-  } else {
-    bf16_bits* dst = ssm_bf16_[layer].data() + ssm_index(row);
-    for (int64_t i = 0; i < n; ++i)
-      dst[i] = num::bf16_from_float(src[i]);
-  }
-}
-
 void CpuBackend::run(const SequenceJob& job) {
   for (int l = 0; l < geo().layers; ++l)
     run_layer(job, l);
 }
 
-// The step for one layer of one sequence. The conv history holds, per channel, the W-1 window
-// values followed by every token's raw input; the window after token j is hist[j+1 .. j+W-1].
+// Working buffers of one layer of one sequence, filled stage by stage.
+struct CpuBackend::LayerWork {
+  int pending = 0, total = 0, hist_cols = 0;
+  // Per channel: the W-1 source window columns, then every token's raw input; the window after
+  // sequence token j is columns j+1 .. j+W-1.
+  std::vector<bf16_bits> hist;    // [conv_dim, hist_cols] bf16
+  std::vector<bf16_bits> ab;      // [tokens, HV, 2] bf16: gate inputs a, b
+  std::vector<float> conv_out;    // [tokens, conv_dim] fp32 (bf16 values)
+  std::vector<float> qk_hat;      // [tokens, H, 2, K] fp32: q_hat | k_hat
+  std::vector<num::Gates> gates;  // [tokens, HV]
+};
+
+// The step for one layer of one sequence, in the stages the CUDA kernels run: the prep kernel's
+// (inputs, conv windows, conv, norms and gates), then the recurrence kernel's per value head.
 void CpuBackend::run_layer(const SequenceJob& job, int layer) {
   const ModelGeometry& g = geo();
-  const int C = g.conv_dim(), W = g.conv_width, wc = g.conv_state_cols();
-  const int H = g.num_k_heads, HV = g.num_v_heads, K = g.head_k_dim, V = g.head_v_dim;
-  const int ratio = g.v_heads_per_k_head();
-  const float q_scale = g.query_scale();
-  const LayerParams& p = params_[layer];
-  const int pending = job.pending.count;
-  const int n_new = job.inputs.count;
-  const int n_total = pending + n_new;
-  const int hist_cols = wc + n_total;
+  LayerWork w;
+  w.pending = job.pending.count;
+  w.total = w.pending + job.inputs.count;
+  w.hist_cols = g.conv_state_cols() + w.total;
+  load_window(job, layer, w);
+  stage_inputs(job, layer, w);
+  store_windows(job, layer, w);
+  conv(layer, w);
+  norms_and_gates(layer, w);
+  for (int hv = 0; hv < g.num_v_heads; ++hv)
+    recur_head(job, layer, hv, w);
+}
 
-  // Working state: SSM fp32 [HV, K, V], conv history [C, hist_cols] bf16.
-  std::vector<float> S(g.ssm_elements_per_layer(), 0.0f);
-  std::vector<bf16_bits> hist(int64_t{C} * hist_cols, 0);
-  if (!job.from_zero) {
-    load_ssm(layer, job.from.ssm_row, S.data());
-    for (int c = 0; c < C; ++c) {
-      for (int t = 0; t < wc; ++t) {
-        hist[int64_t{c} * hist_cols + t] =
-            conv_[layer][conv_index(job.from.conv_row, c, job.from.conv_offset + t)];
-      }
-    }
+void CpuBackend::load_window(const SequenceJob& job, int layer, LayerWork& w) const {
+  const int C = geo().conv_dim(), wc = geo().conv_state_cols();
+  w.hist.assign(int64_t{C} * w.hist_cols, 0);
+  if (job.from_zero) return;
+  for (int c = 0; c < C; ++c) {
+    const bf16_bits* src =
+        conv_[layer].data() + conv_index(job.from.conv_row, c, job.from.conv_offset);
+    std::copy(src, src + wc, w.hist.begin() + int64_t{c} * w.hist_cols);
   }
+}
 
-  std::vector<bf16_bits> x(C), a(HV), b(HV);
-  std::vector<float> conv_out(C), q_hat(int64_t{H} * K), k_hat(int64_t{H} * K);
-  std::vector<float> m(V), delta(V), o(V), in(W);
-
-  auto write_full_state = [&](int32_t row, int after) {
-    store_ssm(layer, row, S.data());
-    for (int c = 0; c < C; ++c) {
-      for (int t = 0; t < wc; ++t) {
-        conv_[layer][conv_index(row, c, t)] = hist[int64_t{c} * hist_cols + after + t];
-      }
-    }
-  };
-
-  for (int j = 0; j < n_total; ++j) {
-    const bool is_pending = j < pending;
-    const int jn = j - pending;  // index among the new tokens
-    // 1. Inputs.
-    const bf16_bits* from_payload = nullptr;
-    if (is_pending) {
-      from_payload = payload_[layer].data() + payload_index(job.pending.payload_slot, j);
+// Every token's inputs (payload slot or generator) -> hist and ab; payload-mode copies.
+void CpuBackend::stage_inputs(const SequenceJob& job, int layer, LayerWork& w) {
+  const ModelGeometry& g = geo();
+  const int C = g.conv_dim(), HV = g.num_v_heads, wc = g.conv_state_cols();
+  w.ab.resize(size_t(w.total) * HV * 2);
+  std::vector<bf16_bits> token(shape().payload_token_elements());  // [x C | a HV | b HV]
+  for (int j = 0; j < w.total; ++j) {
+    const int jn = j - w.pending;  // index among the new tokens
+    const bf16_bits* src = nullptr;
+    if (j < w.pending) {
+      src = payload_[layer].data() + payload_index(job.pending.payload_slot, j);
     } else if (!job.inputs.generated) {
-      from_payload = payload_[layer].data() + payload_index(job.inputs.payload_slot, jn);
+      src = payload_[layer].data() + payload_index(job.inputs.payload_slot, jn);
     }
-    if (from_payload) {
-      std::copy(from_payload, from_payload + C, x.begin());
-      std::copy(from_payload + C, from_payload + C + HV, a.begin());
-      std::copy(from_payload + C + HV, from_payload + C + 2 * HV, b.begin());
+    if (src) {
+      std::copy(src, src + token.size(), token.begin());
     } else {
       const TokenSpan& span = *job.inputs.generated;
       const num::TokenCoord coord{seed(), span.request_id, uint64_t(span.first_position + jn),
                                   uint32_t(layer)};
       for (int c = 0; c < C; ++c)
-        x[c] = num::gen_conv_input(coord, c);
+        token[c] = num::gen_conv_input(coord, c);
       for (int h = 0; h < HV; ++h) {
-        a[h] = num::gen_gate_a(coord, h);
-        b[h] = num::gen_gate_b(coord, h);
+        token[C + h] = num::gen_gate_a(coord, h);
+        token[C + HV + h] = num::gen_gate_b(coord, h);
       }
     }
-    if (!is_pending && job.payload_out_slot != kNoRow) {
-      bf16_bits* dst = payload_[layer].data() + payload_index(job.payload_out_slot, jn);
-      std::copy(x.begin(), x.end(), dst);
-      std::copy(a.begin(), a.end(), dst + C);
-      std::copy(b.begin(), b.end(), dst + C + HV);
+    if (j >= w.pending && job.payload_out_slot != kNoRow) {
+      std::copy(token.begin(), token.end(),
+                payload_[layer].data() + payload_index(job.payload_out_slot, jn));
     }
+    for (int c = 0; c < C; ++c)
+      w.hist[int64_t{c} * w.hist_cols + wc + j] = token[c];
+    for (int h = 0; h < HV; ++h) {
+      w.ab[(size_t(j) * HV + h) * 2] = token[C + h];
+      w.ab[(size_t(j) * HV + h) * 2 + 1] = token[C + HV + h];
+    }
+  }
+}
 
-    // 2. Conv: append x to the history, convolve the last W values of each channel.
+// Conv windows of every full-state write, token by token (a later token's write wins), then, in
+// window mode, the source conv row rewritten as [w1 .. w_{W-2}, x_0 .. x_{n-1}] (the window after
+// new token j starts at column j).
+void CpuBackend::store_windows(const SequenceJob& job, int layer, const LayerWork& w) {
+  const int C = geo().conv_dim(), wc = geo().conv_state_cols();
+  auto store = [&](int32_t row, int after) {
     for (int c = 0; c < C; ++c) {
-      bf16_bits* hc = hist.data() + int64_t{c} * hist_cols;
-      hc[wc + j] = x[c];
-      for (int t = 0; t < W; ++t)
-        in[t] = num::bf16_to_float(hc[j + t]);  // x_j is hc[wc + j]
-      conv_out[c] = num::conv_channel(in.data(), p.conv_taps.data() + int64_t{c} * W, W);
+      const bf16_bits* src = w.hist.data() + int64_t{c} * w.hist_cols + after;
+      std::copy(src, src + wc, conv_[layer].data() + conv_index(row, c, 0));
     }
+  };
+  for (int j = 0; j < w.total; ++j) {
+    if (j == w.pending - 1) store(job.pending.commit_row, j + 1);
+    for (const StateWrite& wr : job.writes) {
+      if (w.pending + wr.after_tokens - 1 == j) store(wr.row, j + 1);
+    }
+  }
+  if (job.rewrite_wide_conv) {
+    const int first = w.pending + 1, cols = wc - 1 + job.inputs.count;
+    for (int c = 0; c < C; ++c) {
+      const bf16_bits* src = w.hist.data() + int64_t{c} * w.hist_cols + first;
+      std::copy(src, src + cols, conv_[layer].data() + conv_index(job.from.conv_row, c, 0));
+    }
+  }
+}
 
-    // 3. Normalised q and k per key head.
+void CpuBackend::conv(int layer, LayerWork& w) const {
+  const int C = geo().conv_dim(), W = geo().conv_width;
+  const float* taps = params_[layer].conv_taps.data();
+  w.conv_out.resize(size_t(w.total) * C);
+  std::vector<float> in(W);
+  for (int c = 0; c < C; ++c) {
+    const bf16_bits* hc = w.hist.data() + int64_t{c} * w.hist_cols;
+    for (int j = 0; j < w.total; ++j) {
+      for (int t = 0; t < W; ++t)
+        in[t] = num::bf16_to_float(hc[j + t]);
+      w.conv_out[size_t(j) * C + c] = num::conv_channel(in.data(), taps + int64_t{c} * W, W);
+    }
+  }
+}
+
+void CpuBackend::norms_and_gates(int layer, LayerWork& w) const {
+  const ModelGeometry& g = geo();
+  const int C = g.conv_dim(), H = g.num_k_heads, HV = g.num_v_heads, K = g.head_k_dim;
+  const LayerParams& p = params_[layer];
+  w.qk_hat.resize(size_t(w.total) * H * 2 * K);
+  w.gates.resize(size_t(w.total) * HV);
+  for (int j = 0; j < w.total; ++j) {
+    const float* out = w.conv_out.data() + size_t(j) * C;
     for (int h = 0; h < H; ++h) {
-      const float* q = conv_out.data() + int64_t{h} * K;
-      const float* k = conv_out.data() + g.key_dim() + int64_t{h} * K;
+      const float* q = out + int64_t{h} * K;
+      const float* k = out + g.key_dim() + int64_t{h} * K;
       const float dq = num::l2_norm_denominator(q, K);
       const float dk = num::l2_norm_denominator(k, K);
+      float* dst = w.qk_hat.data() + (size_t(j) * H + h) * 2 * K;
       for (int i = 0; i < K; ++i) {
-        q_hat[int64_t{h} * K + i] = num::normalize_query(q[i], dq, q_scale);
-        k_hat[int64_t{h} * K + i] = num::normalize_key(k[i], dk);
+        dst[i] = num::normalize_query(q[i], dq, g.query_scale());
+        dst[K + i] = num::normalize_key(k[i], dk);
       }
     }
-
-    // 4. Recurrence per value head; lanes are the V columns (gdn_column, vectorised).
     for (int hv = 0; hv < HV; ++hv) {
-      const num::Gates gates = num::gdn_gates(num::bf16_to_float(a[hv]), num::bf16_to_float(b[hv]),
-                                              p.a_log[hv], p.dt_bias[hv]);
-      const float* kh = k_hat.data() + int64_t{hv / ratio} * K;
-      const float* qh = q_hat.data() + int64_t{hv / ratio} * K;
-      const float* v = conv_out.data() + 2 * g.key_dim() + int64_t{hv} * V;
-      float* s = S.data() + int64_t{hv} * K * V;
-      std::fill(m.begin(), m.end(), 0.0f);
-      for (int i = 0; i < K; ++i) {
-        float* row = s + int64_t{i} * V;
-        const float ki = kh[i];
-        for (int col = 0; col < V; ++col) {
-          row[col] = gates.alpha * row[col];
-          m[col] = std::fma(row[col], ki, m[col]);
-        }
-      }
-      for (int col = 0; col < V; ++col)
-        delta[col] = gates.beta * (v[col] - m[col]);
-      std::fill(o.begin(), o.end(), 0.0f);
-      for (int i = 0; i < K; ++i) {
-        float* row = s + int64_t{i} * V;
-        const float ki = kh[i], qi = qh[i];
-        for (int col = 0; col < V; ++col) {
-          row[col] = std::fma(ki, delta[col], row[col]);
-          o[col] = std::fma(row[col], qi, o[col]);
-        }
-      }
-      if (!is_pending && job.outputs) {
-        bf16_bits* dst = job.outputs + ((int64_t{jn} * g.layers + layer) * HV + hv) * V;
-        for (int col = 0; col < V; ++col)
-          dst[col] = num::bf16_from_float(o[col]);
-      }
+      const bf16_bits* ab = w.ab.data() + (size_t(j) * HV + hv) * 2;
+      w.gates[size_t(j) * HV + hv] = num::gdn_gates(
+          num::bf16_to_float(ab[0]), num::bf16_to_float(ab[1]), p.a_log[hv], p.dt_bias[hv]);
     }
+  }
+}
 
-    // 5. Writes after this token.
-    if (is_pending) {
-      if (j == pending - 1) {
+// The recurrence of value head hv over every token, one group of L::columns V columns at a time
+// (gdn_column over Lanes<8>, a tail group of single columns): the group's K state rows stay in a
+// local buffer from token to token, and each state the job asks for is stored after its token.
+void CpuBackend::recur_head(const SequenceJob& job, int layer, int hv, const LayerWork& w) {
+  const int V = geo().head_v_dim;
+  int col = 0;
+  for (; col + kCpuLanes <= V; col += kCpuLanes)
+    recur_columns<num::Lanes<kCpuLanes>>(job, layer, hv, col, w);
+  for (; col < V; ++col)
+    recur_columns<num::Lanes<1>>(job, layer, hv, col, w);
+}
+
+template <class L>
+void CpuBackend::recur_columns(const SequenceJob& job, int layer, int hv, int col0,
+                               const LayerWork& w) {
+  const ModelGeometry& g = geo();
+  const int K = g.head_k_dim, H = g.num_k_heads, HV = g.num_v_heads;
+  const int C = g.conv_dim(), h = hv / g.v_heads_per_k_head();
+  constexpr int N = sizeof(L) / sizeof(float);
+  std::vector<L> s(K);  // rows 0..K-1 of the group's columns, fp32
+  if (!job.from_zero) load_columns(layer, job.from.ssm_row, hv, col0, N, s.data());
+  auto store = [&](int32_t row) { store_columns(layer, row, hv, col0, N, s.data()); };
+  for (int j = 0; j < w.total; ++j) {
+    const float* qk = w.qk_hat.data() + (size_t(j) * H + h) * 2 * K;
+    const float* v_src =
+        w.conv_out.data() + size_t(j) * C + 2 * g.key_dim() + int64_t{hv} * g.head_v_dim + col0;
+    L v;
+    std::copy(v_src, v_src + N, v.v);
+    const L o = num::gdn_column(s.data(), K, qk + K, qk, v, w.gates[size_t(j) * HV + hv]);
+    if (j < w.pending) {
+      if (j == w.pending - 1) {
         // Continue from the committed value exactly as stored in the pool dtype.
         if (!ssm_f32()) {
-          for (float& e : S)
-            e = num::round_to_bf16(e);
+          for (L& row : s)
+            for (float& e : row.v)
+              e = num::round_to_bf16(e);
         }
-        write_full_state(job.pending.commit_row, j + 1);
+        store(job.pending.commit_row);
       }
       continue;
     }
-    for (const StateWrite& w : job.writes) {
-      if (w.after_tokens == jn + 1) write_full_state(w.row, j + 1);
+    const int jn = j - w.pending;
+    if (job.outputs) {
+      bf16_bits* dst =
+          job.outputs + ((int64_t{jn} * g.layers + layer) * HV + hv) * g.head_v_dim + col0;
+      for (int l = 0; l < N; ++l)
+        dst[l] = num::bf16_from_float(o.v[l]);
     }
-    if (job.ssm_only_rows && job.ssm_only_rows[jn] != kNoRow) {
-      store_ssm(layer, job.ssm_only_rows[jn], S.data());
+    for (const StateWrite& wr : job.writes) {
+      if (wr.after_tokens == jn + 1) store(wr.row);
+    }
+    if (job.ssm_only_rows && job.ssm_only_rows[jn] != kNoRow) store(job.ssm_only_rows[jn]);
+  }
+}
+
+// Columns col0 .. col0+n-1 of head hv of `row`, widened to fp32, into s[i].v[0..n) for every row i.
+template <class L>
+void CpuBackend::load_columns(int layer, int32_t row, int hv, int col0, int n, L* s) const {
+  const int K = geo().head_k_dim, V = geo().head_v_dim;
+  const int64_t head = ssm_index(row) + int64_t{hv} * K * V + col0;
+  for (int i = 0; i < K; ++i) {
+    if (ssm_f32()) {
+      std::copy_n(ssm_f32_[layer].data() + head + int64_t{i} * V, n, s[i].v);
+    } else {
+      const bf16_bits* src = ssm_bf16_[layer].data() + head + int64_t{i} * V;
+      for (int l = 0; l < n; ++l)
+        s[i].v[l] = num::bf16_to_float(src[l]);
     }
   }
+}
 
-  if (job.rewrite_wide_conv) {
-    // [window[1..W-2], x_0 .. x_{n-1}]: the window after new token j starts at column j.
-    const int first = pending + 1;
-    const int cols = wc - 1 + n_new;
-    for (int c = 0; c < C; ++c) {
-      for (int t = 0; t < cols; ++t) {
-        conv_[layer][conv_index(job.from.conv_row, c, t)] =
-            hist[int64_t{c} * hist_cols + first + t];
-      }
+// The inverse of load_columns, storing in the pool dtype (bf16: round to nearest even).
+template <class L>
+void CpuBackend::store_columns(int layer, int32_t row, int hv, int col0, int n, const L* s) {
+  const int K = geo().head_k_dim, V = geo().head_v_dim;
+  const int64_t head = ssm_index(row) + int64_t{hv} * K * V + col0;
+  for (int i = 0; i < K; ++i) {
+    if (ssm_f32()) {
+      std::copy_n(s[i].v, n, ssm_f32_[layer].data() + head + int64_t{i} * V);
+    } else {
+      bf16_bits* dst = ssm_bf16_[layer].data() + head + int64_t{i} * V;
+      for (int l = 0; l < n; ++l)
+        dst[l] = num::bf16_from_float(s[i].v[l]);
     }
   }
 }

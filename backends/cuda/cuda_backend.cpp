@@ -57,7 +57,7 @@ void set_from(SeqJob& job, const StateLoc& from) {
 
 CudaBackend::CudaBackend(const PoolShape& shape, uint64_t seed) : StateBackend(shape, seed) {
   const ModelGeometry& g = shape.geometry;
-  if (!sequence_kernel_supports(g.head_k_dim, g.head_v_dim, g.conv_width) ||
+  if (!step_kernels_support(g.head_k_dim, g.head_v_dim, g.conv_width) ||
       shape.ssm_row_bytes() % 16 != 0) {
     throw InputError("backend 'cuda': unsupported geometry (needs K = V = 16 or 128 and W = 4)");
   }
@@ -121,38 +121,90 @@ int64_t CudaBackend::output_elements(int32_t tasks, int32_t tokens) const {
   return int64_t{tasks} * tokens * g.layers * g.num_v_heads * g.head_v_dim;
 }
 
-void CudaBackend::upload(PreparedSequence& out, const std::vector<SeqJob>& jobs,
-                         const std::vector<SeqWrite>& writes) {
-  out.job_count = int32_t(jobs.size());
-  out.max_tokens = 0;
+namespace {
+
+int32_t max_tokens_of(std::span<const SeqJob> jobs) {
+  int32_t n = 0;
   for (const SeqJob& j : jobs) {
-    if (j.active) out.max_tokens = std::max(out.max_tokens, j.pending_count + j.new_count);
+    if (j.active) n = std::max(n, j.pending_count + j.new_count);
   }
-  out.jobs.resize_discard(std::max<size_t>(jobs.size(), 1));
-  out.writes.resize_discard(std::max<size_t>(writes.size(), 1));
+  return n;
+}
+
+// Launch `chunk` of a call whose jobs are longer than one launch takes: new tokens
+// [chunk * kStepMaxTokens, +kStepMaxTokens) of every job, the state carried from the launch
+// before and to the one after, the writes that fall inside, renumbered.
+void chunk_jobs(std::span<const SeqJob> jobs, std::span<const SeqWrite> writes, int32_t chunk,
+                std::vector<SeqJob>& out_jobs, std::vector<SeqWrite>& out_writes) {
+  const int32_t first = chunk * kStepMaxTokens;
+  for (SeqJob job : jobs) {
+    SPECSTATE_ASSERT(job.pending_count == 0 && job.in_payload_slot == kNoRow &&
+                         job.payload_out_slot == kNoRow && !job.rewrite_wide_conv,
+                     "only prefills run longer than one step launch");
+    const int32_t n = std::clamp(job.new_count - first, 0, kStepMaxTokens);
+    const SeqJob whole = job;
+    job.active = whole.active && n > 0;
+    job.new_count = n;
+    job.first_position = whole.first_position + first;
+    job.from_carry = chunk > 0;
+    job.to_carry = first + n < whole.new_count;
+    job.first_write = int32_t(out_writes.size());
+    for (int w = 0; w < whole.write_count; ++w) {
+      const SeqWrite wr = writes[whole.first_write + w];
+      if (wr.after_tokens > first && wr.after_tokens <= first + n)
+        out_writes.push_back({wr.after_tokens - first, wr.row});
+    }
+    job.write_count = int32_t(out_writes.size()) - job.first_write;
+    out_jobs.push_back(job);
+  }
+}
+
+}  // namespace
+
+void CudaBackend::upload_call(StepCall& call, const std::vector<SeqJob>& jobs,
+                              const std::vector<SeqWrite>& writes) {
+  call.job_count = int32_t(jobs.size());
+  call.max_tokens = max_tokens_of(jobs);
+  call.jobs.resize_discard(std::max<size_t>(jobs.size(), 1));
+  call.writes.resize_discard(std::max<size_t>(writes.size(), 1));
   if (!jobs.empty()) {
-    CUDA_CHECK(cudaMemcpyAsync(out.jobs.data(), jobs.data(), jobs.size() * sizeof(SeqJob),
+    CUDA_CHECK(cudaMemcpyAsync(call.jobs.data(), jobs.data(), jobs.size() * sizeof(SeqJob),
                                cudaMemcpyHostToDevice, stream_));
   }
   if (!writes.empty()) {
-    CUDA_CHECK(cudaMemcpyAsync(out.writes.data(), writes.data(), writes.size() * sizeof(SeqWrite),
+    CUDA_CHECK(cudaMemcpyAsync(call.writes.data(), writes.data(), writes.size() * sizeof(SeqWrite),
                                cudaMemcpyHostToDevice, stream_));
   }
-  const size_t counters = size_t(jobs.size()) * pool_.layers * pool_.H;
-  if (counters > qk_counters_.size()) {
-    qk_counters_.resize_discard(counters);
-    CUDA_CHECK(cudaMemsetAsync(qk_counters_.data(), 0, qk_counters_.bytes(), stream_));
+}
+
+void CudaBackend::upload(PreparedSequence& out, const std::vector<SeqJob>& jobs,
+                         const std::vector<SeqWrite>& writes) {
+  const ModelGeometry& g = shape().geometry;
+  out.job_count = int32_t(jobs.size());
+  const int32_t max_tokens = max_tokens_of(jobs);
+  const int32_t chunks = std::max(1, (max_tokens + kStepMaxTokens - 1) / kStepMaxTokens);
+  out.calls.resize(size_t(chunks));
+  if (chunks == 1) {
+    upload_call(out.calls[0], jobs, writes);
+  } else {
+    for (int32_t c = 0; c < chunks; ++c) {
+      std::vector<SeqJob> chunk_job_table;
+      std::vector<SeqWrite> chunk_writes;
+      chunk_jobs(jobs, writes, c, chunk_job_table, chunk_writes);
+      upload_call(out.calls[size_t(c)], chunk_job_table, chunk_writes);
+    }
+    carry_ssm_.resize_discard(jobs.size() * g.layers * size_t(g.ssm_elements_per_layer()));
+    carry_conv_.resize_discard(jobs.size() * g.layers * size_t(g.conv_dim()) * g.conv_state_cols());
   }
+  out.carries = chunks > 1;
   if (out.output_tokens > 0) {
     outputs_.resize_discard(size_t(output_elements(out.job_count, out.output_tokens)));
   }
-  if (out.max_tokens <= kStepMaxTokens) {
-    const ModelGeometry& g = shape().geometry;
-    const size_t tokens = size_t(out.job_count) * g.layers * std::max(out.max_tokens, 1);
-    step_qk_.resize_discard(tokens * g.num_k_heads * 2 * g.head_k_dim);
-    step_v_.resize_discard(tokens * g.value_dim());
-    step_gates_.resize_discard(tokens * g.num_v_heads * 2);
-  }
+  const size_t tokens =
+      size_t(out.job_count) * g.layers * std::clamp(max_tokens, 1, kStepMaxTokens);
+  step_qk_.resize_discard(tokens * g.num_k_heads * 2 * g.head_k_dim);
+  step_v_.resize_discard(tokens * g.value_dim());
+  step_gates_.resize_discard(tokens * g.num_v_heads * 2);
 }
 
 void CudaBackend::prepare_prefill(std::span<const PrefillTask> tasks, PreparedSequence& out) {
@@ -250,23 +302,22 @@ void CudaBackend::prepare_copy(std::span<const RowCopy> copies, PreparedCopy& ou
 }
 
 void CudaBackend::launch(const PreparedSequence& prepared) {
-  SequenceLaunch L;
-  L.jobs = prepared.jobs.data();
-  L.writes = prepared.writes.data();
-  L.job_count = prepared.job_count;
-  L.max_tokens = prepared.max_tokens;
-  L.outputs = prepared.output_tokens > 0 ? outputs_.data() : nullptr;
-  L.output_tokens = prepared.output_tokens;
-  L.qk_counters = qk_counters_.data();
-  if (path_ == KernelPath::kFused || prepared.max_tokens > kStepMaxTokens) {
-    launch_sequence(pool_, L, stream_);
-    return;
+  for (const StepCall& call : prepared.calls) {
+    SequenceLaunch L;
+    L.jobs = call.jobs.data();
+    L.writes = call.writes.data();
+    L.job_count = call.job_count;
+    L.max_tokens = call.max_tokens;
+    L.outputs = prepared.output_tokens > 0 ? outputs_.data() : nullptr;
+    L.output_tokens = prepared.output_tokens;
+    L.carry_ssm = prepared.carries ? carry_ssm_.data() : nullptr;
+    L.carry_conv = prepared.carries ? carry_conv_.data() : nullptr;
+    L.step_qk = step_qk_.data();
+    L.step_v = step_v_.data();
+    L.step_gates = step_gates_.data();
+    L.step_tokens = std::max(call.max_tokens, 1);
+    launch_step(pool_, L, stream_);
   }
-  L.step_qk = step_qk_.data();
-  L.step_v = step_v_.data();
-  L.step_gates = step_gates_.data();
-  L.step_tokens = std::max(prepared.max_tokens, 1);
-  launch_step(pool_, L, stream_);
 }
 
 void CudaBackend::launch(const PreparedCopy& prepared) {

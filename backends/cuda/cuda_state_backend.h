@@ -21,24 +21,27 @@
 
 namespace specstate::cuda {
 
-// A sequence-kernel launch whose job tables are already on the device.
-struct PreparedSequence {
+// One step launch (launch_step) whose job tables are already on the device.
+struct StepCall {
   DeviceBuffer<SeqJob> jobs;      // [job_count]
   DeviceBuffer<SeqWrite> writes;  // full-state writes, indexed by the jobs
   int32_t job_count = 0;
-  int32_t max_tokens = 0;     // pending + new tokens of the longest job
+  int32_t max_tokens = 0;  // pending + new tokens of the longest job, <= kStepMaxTokens
+};
+
+// The launches of one primitive call: one, or for prefills longer than kStepMaxTokens one per
+// kStepMaxTokens tokens, the state carried between them.
+struct PreparedSequence {
+  std::vector<StepCall> calls;
+  int32_t job_count = 0;
   int32_t output_tokens = 0;  // verify: tokens per task in the outputs; 0: no outputs
+  bool carries = false;       // the calls pass state through the backend's carry buffers
 };
 
 struct PreparedCopy {
   DeviceBuffer<CopyJob> jobs;  // [job_count]
   int32_t job_count = 0;
 };
-
-// Which kernels run prefill / verify / replay jobs. kAuto: the step path (prep + recurrence
-// kernels) when every job has at most kStepMaxTokens tokens, else the fused sequence kernel.
-// kFused: always the fused kernel (tests run both paths against the CPU).
-enum class KernelPath : uint8_t { kAuto, kFused };
 
 class CudaBackend final : public StateBackend {
  public:
@@ -60,7 +63,6 @@ class CudaBackend final : public StateBackend {
   void launch(const PreparedSequence& prepared);
   void launch(const PreparedCopy& prepared);
 
-  void set_kernel_path(KernelPath path) { path_ = path; }
   cudaStream_t stream() const { return stream_; }
   const DevicePool& device_pool() const { return pool_; }
 
@@ -78,24 +80,26 @@ class CudaBackend final : public StateBackend {
 
   void upload(PreparedSequence& out, const std::vector<SeqJob>& jobs,
               const std::vector<SeqWrite>& writes);
+  void upload_call(StepCall& call, const std::vector<SeqJob>& jobs,
+                   const std::vector<SeqWrite>& writes);
   int64_t output_elements(int32_t tasks, int32_t tokens) const;
   uint16_t* conv_row(int layer, int32_t row) const;  // [conv_dim, conv_cols] bf16
   char* ssm_row(int layer, int32_t row) const;       // [HV, K, V] pool dtype
 
   cudaStream_t stream_ = nullptr;
   DevicePool pool_;
-  DeviceBuffer<uint16_t> conv_;         // [layers, rows, conv_dim, conv_cols] bf16
-  DeviceBuffer<char> ssm_;              // [layers, rows, HV, K, V] fp32 or bf16
-  DeviceBuffer<uint16_t> payload_;      // [layers, slots, tokens, conv_dim + 2*HV] bf16
-  DeviceBuffer<float> conv_taps_;       // [layers, conv_dim, W] fp32
-  DeviceBuffer<float> a_log_;           // [layers, HV] fp32
-  DeviceBuffer<float> dt_bias_;         // [layers, HV] fp32
-  DeviceBuffer<uint16_t> outputs_;      // [tasks, tokens, layers, HV, V] bf16
-  DeviceBuffer<uint32_t> qk_counters_;  // [jobs, layers, H], zero between launches
-  DeviceBuffer<float> step_qk_;         // [jobs, layers, tokens, H, 2, K] fp32
-  DeviceBuffer<uint16_t> step_v_;       // [jobs, layers, tokens, HV, V] bf16
-  DeviceBuffer<float> step_gates_;      // [jobs, layers, tokens, HV, 2] fp32
-  KernelPath path_ = KernelPath::kAuto;
+  DeviceBuffer<uint16_t> conv_;        // [layers, rows, conv_dim, conv_cols] bf16
+  DeviceBuffer<char> ssm_;             // [layers, rows, HV, K, V] fp32 or bf16
+  DeviceBuffer<uint16_t> payload_;     // [layers, slots, tokens, conv_dim + 2*HV] bf16
+  DeviceBuffer<float> conv_taps_;      // [layers, conv_dim, W] fp32
+  DeviceBuffer<float> a_log_;          // [layers, HV] fp32
+  DeviceBuffer<float> dt_bias_;        // [layers, HV] fp32
+  DeviceBuffer<uint16_t> outputs_;     // [tasks, tokens, layers, HV, V] bf16
+  DeviceBuffer<float> carry_ssm_;      // [jobs, layers, HV, K, V] fp32: long prefills
+  DeviceBuffer<uint16_t> carry_conv_;  // [jobs, layers, conv_dim, W-1] bf16: long prefills
+  DeviceBuffer<float> step_qk_;        // [jobs, layers, tokens, H, 2, K] fp32
+  DeviceBuffer<uint16_t> step_v_;      // [jobs, layers, tokens, HV, V] bf16
+  DeviceBuffer<float> step_gates_;     // [jobs, layers, tokens, HV, 2] fp32
   mutable DeviceBuffer<unsigned long long> digest_;  // [1]
   PreparedSequence call_;                            // job tables of the primitive being run
   PreparedCopy copy_call_;

@@ -2,11 +2,10 @@
 // types only), so host code in .cpp files can build descriptors and launch the exact kernels the
 // backend runs; the kernels themselves live in the .cu files.
 //
-// One kernel, the sequence kernel, runs every primitive that computes (prefill, verify in every
-// mode, replay, deferred replay-then-verify): a job is "a sequence of tokens run from one state"
-// with the writes the primitive asks for, exactly like the CPU backend's SequenceJob. Its grid is
-// [HV, layers, jobs]; a block holds one value head of one layer of one job, one thread per V
-// column, the K state values of that column in registers.
+// One step path runs every primitive that computes (prefill, verify in every mode, replay,
+// deferred replay-then-verify): a job is "a sequence of tokens run from one state" with the
+// writes the primitive asks for, exactly like the CPU backend's SequenceJob. A launch is two
+// kernels (step_kernels.cu): prep, per key head, and the recurrence, per value head.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -42,6 +41,10 @@ struct SeqJob {
   int32_t payload_out_slot = kNoRow;  // payload mode: new tokens' inputs -> this slot
   int32_t rewrite_wide_conv = 0;      // window mode: conv row rewritten as [w1..w_{W-2}, x...]
   int32_t ssm_only_rows[kMaxVerifyTokens];  // window mode: SSM after new token j; -1: none
+  // A prefill longer than kStepMaxTokens runs as consecutive launches of at most that many
+  // tokens; between them the fp32 state and the conv window wait in the job's carry.
+  int32_t from_carry = 0;  // 1: start from the carry instead of `from_*` / zeros
+  int32_t to_carry = 0;    // 1: after the last token, state and window go to the carry
 };
 
 // The pool and parameters on the device, all layers.
@@ -70,7 +73,8 @@ struct SequenceLaunch {
   int32_t max_tokens = 0;       // largest pending + new count of any job
   uint16_t* outputs = nullptr;  // [jobs, output_tokens, layers, HV, V] bf16, or null
   int32_t output_tokens = 0;
-  uint32_t* qk_counters = nullptr;  // [jobs, layers, H], zero between launches (fused kernel)
+  float* carry_ssm = nullptr;      // [jobs, layers, HV, K, V] fp32, or null (no job carries)
+  uint16_t* carry_conv = nullptr;  // [jobs, layers, conv_dim, W-1] bf16, or null
   // Per-token vectors the prep kernel hands to the recurrence kernel (step path), for tokens
   // 0 .. step_tokens-1 of every job and layer:
   float* step_qk = nullptr;     // [jobs, layers, step_tokens, H, 2, K] fp32: q_hat | k_hat
@@ -79,19 +83,15 @@ struct SequenceLaunch {
   int32_t step_tokens = 0;
 };
 
-// Two ways to run the same jobs, bit-identical:
-//  - the fused sequence kernel: one launch, any token count (conv recomputed per value head);
-//  - the step path, for jobs of at most kStepMaxTokens tokens (verify, replay, deferred): a prep
-//    kernel per key head (conv, norms, gates, conv windows, payload) then a recurrence kernel per
-//    value head that only holds the state, so it needs fewer registers and runs more blocks.
+// Runs the jobs of one launch, each of at most kStepMaxTokens tokens (pending + new): the prep
+// kernel (conv, norms, gates, conv windows, payload per key head) then the recurrence kernel
+// (per value head, launched dependent on prep so that its state loads overlap prep's end).
 inline constexpr int32_t kStepMaxTokens = 2 * kMaxVerifyTokens;
 void launch_step(const DevicePool& pool, const SequenceLaunch& launch, cudaStream_t stream);
 
-// K = V = 16 or 128, W = 4 (the kernel keeps K state values per thread in registers and
-// unrolls over K and W, so they are template constants); other geometries are refused at
-// construction.
-bool sequence_kernel_supports(int32_t K, int32_t V, int32_t W);
-void launch_sequence(const DevicePool& pool, const SequenceLaunch& launch, cudaStream_t stream);
+// The geometries the step kernels are compiled for: K = V = 16 or 128, W = 4 (K and W are
+// template constants, so that state and taps stay in registers).
+bool step_kernels_support(int32_t K, int32_t V, int32_t W);
 
 struct CopyJob {
   int32_t src_ssm_row, src_conv_row, src_conv_offset, dst_row;

@@ -1,15 +1,23 @@
-// The canonical per-token step of one Gated DeltaNet layer (design section 5), as scalar pieces
-// that a backend composes. The operation sequence is documented in docs/numerics.md; the CPU
-// backend vectorises the column step across V and the CUDA backend gives each thread a column,
-// both executing exactly the sequence written here.
+// The canonical per-token step of one Gated DeltaNet layer, version 2, as pieces that a backend
+// composes. docs/numerics.md lists the operation sequence; this header is its only definition.
+//
+// Every reduction over K (the q/k norm sums, m = S^T k_hat, o = S^T q_hat) is kChains independent
+// partial chains, chain c an ascending fma chain over the contiguous rows
+// [c K/kChains, (c+1) K/kChains), combined by the fixed pairwise tree of combine_chains. The CPU
+// backend runs gdn_column per SIMD group of V columns (all chains in one call); a CUDA thread
+// runs one chain of two columns with the same chain functions and combines the chains of its
+// warp by an xor butterfly, which computes exactly combine_chains' tree in every lane
+// (backends/cuda/recurrence.cuh).
 #pragma once
 
 #include "core/numerics/bf16.h"
+#include "core/numerics/lanes.h"
 #include "core/numerics/math.h"
 
 namespace specstate::num {
 
 inline constexpr float kNormEps = 0x1.0c6f7ap-20f;  // 1e-6
+inline constexpr int kChains = 8;                   // partial chains per reduction over K
 
 // Depthwise causal conv of one channel: taps[t] * in[t] summed for t = 0..W-1 ascending with
 // fma, in[] oldest first (in[W-1] is the new token), then SiLU, then rounded to bf16.
@@ -20,12 +28,27 @@ SPECSTATE_HD inline float conv_channel(const float* in, const float* taps, int w
   return round_to_bf16(silu_f32(acc));
 }
 
-// sqrt(sum x_i^2 + eps) with the sum as an ascending fma chain over i.
+// ((x0 + x1) + (x2 + x3)) + ((x4 + x5) + (x6 + x7)): level k adds the partials whose chain
+// indices differ in bit k-1. fadd is commutative, so a lane that adds its partner's partial to
+// its own gets the same bits as its partner: a butterfly over the chain index is this tree.
+template <class L>
+SPECSTATE_HD inline L combine_chains(const L (&x)[kChains]) {
+  static_assert(kChains == 8, "the tree below is written for 8 chains");
+  return fadd(fadd(fadd(x[0], x[1]), fadd(x[2], x[3])), fadd(fadd(x[4], x[5]), fadd(x[6], x[7])));
+}
+
+// sqrt(sum x_i^2 + eps) over n values (n a multiple of kChains), the sum as kChains chains.
 SPECSTATE_HD inline float l2_norm_denominator(const float* x, int n) {
-  float acc = 0.0f;
-  for (int i = 0; i < n; ++i)
-    acc = ffma(x[i], x[i], acc);
-  return fsqrt(fadd(acc, kNormEps));
+  const int len = n / kChains;
+  float part[kChains];
+  SPECSTATE_UNROLL
+  for (int c = 0; c < kChains; ++c) {
+    float acc = 0.0f;
+    for (int i = c * len; i < (c + 1) * len; ++i)
+      acc = ffma(x[i], x[i], acc);
+    part[c] = acc;
+  }
+  return fsqrt(fadd(combine_chains(part), kNormEps));
 }
 
 // k_hat = k / denominator; q_hat = (q / denominator) * scale with scale = K^-0.5.
@@ -46,27 +69,60 @@ SPECSTATE_HD inline Gates gdn_gates(float a, float b, float a_log, float dt_bias
   return {exp_f32(g), sigmoid_f32(b)};
 }
 
-// One V column of one value head over one token; s[i * stride], i = 0..K-1, is the fp32
-// working state. Returns o_j (before bf16 rounding).
-//   decay:  s_i = alpha * s_i                  m = sum_i s_i * k_i  (ascending fma)
-//   delta:  d = beta * (v - m)
-//   update: s_i = fma(k_i, d, s_i)             o = sum_i s_i * q_i  (ascending fma)
-SPECSTATE_HD inline float gdn_column(float* s, int stride, int k_dim, const float* k_hat,
-                                     const float* q_hat, float v, Gates gates) {
-  float m = 0.0f;
-  for (int i = 0; i < k_dim; ++i) {
-    const float decayed = fmul(gates.alpha, s[i * stride]);
-    s[i * stride] = decayed;
-    m = ffma(decayed, k_hat[i], m);
-  }
-  const float delta = fmul(gates.beta, fsub(v, m));
-  float o = 0.0f;
-  for (int i = 0; i < k_dim; ++i) {
-    const float updated = ffma(k_hat[i], delta, s[i * stride]);
-    s[i * stride] = updated;
-    o = ffma(updated, q_hat[i], o);
-  }
+// One row of a chain's first pass: s = alpha * s, then the chain's m = fma(s, k, m).
+template <class L>
+SPECSTATE_HD inline L decay_project_row(L& s, float k, float alpha, L m) {
+  s = fmul(alpha, s);
+  return ffma(s, k, m);
+}
+
+// One row of a chain's second pass: s = fma(k, delta, s), then the chain's o = fma(s, q, o).
+template <class L>
+SPECSTATE_HD inline L update_output_row(L& s, float k, float q, L delta, L o) {
+  s = ffma(k, delta, s);
+  return ffma(s, q, o);
+}
+
+// One chain of the first pass over its `rows` state rows s[0..rows) (k[] the chain's k_hat),
+// r ascending, m starting at 0.
+template <class L>
+SPECSTATE_HD inline L decay_and_project(L* s, int rows, const float* k, float alpha) {
+  L m{};
+  for (int r = 0; r < rows; ++r)
+    m = decay_project_row(s[r], k[r], alpha, m);
+  return m;
+}
+
+// delta = beta * (v - m), m the combined first-pass chains.
+template <class L>
+SPECSTATE_HD inline L gdn_delta(L v, L m, float beta) {
+  return fmul(beta, fsub(v, m));
+}
+
+// One chain of the second pass, r ascending, o starting at 0.
+template <class L>
+SPECSTATE_HD inline L update_and_output(L* s, int rows, const float* k, const float* q, L delta) {
+  L o{};
+  for (int r = 0; r < rows; ++r)
+    o = update_output_row(s[r], k[r], q[r], delta, o);
   return o;
+}
+
+// The whole step of one token for a group of columns whose K state rows are s[0..K) (row i of
+// every column of the group in s[i]). Returns o before bf16 rounding.
+template <class L>
+SPECSTATE_HD inline L gdn_column(L* s, int k_dim, const float* k_hat, const float* q_hat, L v,
+                                 Gates gates) {
+  const int rows = k_dim / kChains;
+  L part[kChains];
+  SPECSTATE_UNROLL
+  for (int c = 0; c < kChains; ++c)
+    part[c] = decay_and_project(s + c * rows, rows, k_hat + c * rows, gates.alpha);
+  const L delta = gdn_delta(v, combine_chains(part), gates.beta);
+  SPECSTATE_UNROLL
+  for (int c = 0; c < kChains; ++c)
+    part[c] = update_and_output(s + c * rows, rows, k_hat + c * rows, q_hat + c * rows, delta);
+  return combine_chains(part);
 }
 
 }  // namespace specstate::num

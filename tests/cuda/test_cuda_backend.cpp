@@ -1,10 +1,11 @@
-// CPU vs CUDA, byte for byte: every primitive and verify mode, fp32 and bf16 pools, the tiny
-// preset and one real layer (HV=32, H=16, K=V=128, conv_dim 8192), batches of 1, 7 and 64
-// requests on shuffled, non-contiguous rows, with -1 padding tasks between the real ones, every
-// row poisoned first and unnamed (guard) rows checked unchanged at the end.
+// CPU vs CUDA, byte for byte: every primitive and verify mode, one test each, fp32 and bf16
+// pools, the tiny preset and one real layer (HV=32, H=16, K=V=128, conv_dim 8192), batches of 1,
+// 7 and 64 requests on shuffled, non-contiguous rows, with -1 padding tasks between the real
+// ones, every row poisoned first and unnamed (guard) rows checked unchanged at the end.
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstring>
 #include <numeric>
 #include <random>
 
@@ -25,7 +26,6 @@ struct Case {
   SsmDtype dtype;
   int32_t batch;
   int32_t T;
-  cuda::KernelPath path;  // kAuto: the step kernels where they apply; kFused: fused kernel only
 };
 
 void PrintTo(const Case& c, std::ostream* os) {
@@ -36,8 +36,7 @@ void PrintTo(const Case& c, std::ostream* os) {
 std::string case_name(const ::testing::TestParamInfo<Case>& info) {
   const Case& c = info.param;
   return std::string(c.real ? "real" : "tiny") + "_" + dtype_name(c.dtype) + "_b" +
-         std::to_string(c.batch) + "_t" + std::to_string(c.T) +
-         (c.path == cuda::KernelPath::kFused ? "_fused" : "");
+         std::to_string(c.batch) + "_t" + std::to_string(c.T);
 }
 
 // Per request r: a working row, T-1 draft rows and T scratch rows, scattered over the pool by a
@@ -93,10 +92,13 @@ class CudaDifferential : public ::testing::TestWithParam<Case> {
   }
 
   const Case& c() const { return GetParam(); }
-  // A CPU/CUDA pair whose CUDA backend runs the case's kernel path.
-  std::unique_ptr<BackendPair> make_pair(const Layout& layout, bool wide_conv) {
+  // A poisoned CPU/CUDA pair whose requests are prefilled (pos: each request's next position).
+  std::unique_ptr<BackendPair> make_pair(const Layout& layout, bool wide_conv,
+                                         std::vector<int64_t>& pos) {
     auto pair = std::make_unique<BackendPair>(case_shape(c(), layout.rows(), wide_conv), kSeed);
-    dynamic_cast<cuda::CudaBackend&>(pair->cand()).set_kernel_path(c().path);
+    poison(*pair, layout);
+    pos.assign(size_t(c().batch), 0);
+    prefill_all(*pair, layout, pos);
     return pair;
   }
   int accepted(int r) const { return 1 + (r * 5 + 2) % c().T; }  // a in 1..T
@@ -107,9 +109,10 @@ class CudaDifferential : public ::testing::TestWithParam<Case> {
       p.fill_row(row, kPoison);
   }
 
-  // Prefill every request from zero into its working row (lengths 1..23 cross the kernels'
-  // 16-token chunks), some with a snapshot into scratch 0; request 0 has 40 tokens, more than the
-  // step kernels take, in a call of its own that runs on the fused kernel.
+  // Prefill every request from zero into its working row (lengths 1..23 cross the recurrence
+  // kernel's 16-token chunks), some with a snapshot into scratch 0; request 0 has 40 tokens, more
+  // than one step launch takes, in a call of its own: two launches, the state carried between
+  // them, its snapshot (after 20 tokens) in the first.
   void prefill_all(BackendPair& p, const Layout& layout, std::vector<int64_t>& pos) {
     std::vector<PrefillTask> tasks, long_tasks;
     for (int r = 0; r < c().batch; ++r) {
@@ -144,13 +147,11 @@ class CudaDifferential : public ::testing::TestWithParam<Case> {
   }
 };
 
-TEST_P(CudaDifferential, PrefillVerifyCopyReplayDeferred) {
+TEST_P(CudaDifferential, Prefill) {
   const Layout layout(c().batch, c().T);
-  const auto pair = make_pair(layout, /*wide_conv=*/false);
+  std::vector<int64_t> pos;
+  const auto pair = make_pair(layout, /*wide_conv=*/false, pos);
   BackendPair& p = *pair;
-  poison(p, layout);
-  std::vector<int64_t> pos(c().batch);
-  prefill_all(p, layout, pos);
   check_requests(p, layout, "prefill");
 
   // Chunked prefill in place (reads and writes the working row) and a COW prefill.
@@ -159,7 +160,6 @@ TEST_P(CudaDifferential, PrefillVerifyCopyReplayDeferred) {
     if (r % 2 == 1) {
       more.push_back(
           prefill_task(r, pos[r], 3, layout.working(r), false, StateLoc::at(layout.working(r))));
-      pos[r] += 3;
     } else if (r % 5 == 2) {
       more.push_back(
           prefill_task(r, pos[r], 2, layout.scratch(r, 1), false, StateLoc::at(layout.working(r))));
@@ -167,8 +167,16 @@ TEST_P(CudaDifferential, PrefillVerifyCopyReplayDeferred) {
   }
   p.prefill(more);
   check_requests(p, layout, "second prefill");
+  ASSERT_TRUE(p.all_rows_equal());
+  check_guards(p, layout);
+}
 
-  // Inline verify: out = [working, drafts], some -1, varying token counts; commit by copy.
+// Inline verify: out = [working, drafts], some -1, varying token counts; commit by copy.
+TEST_P(CudaDifferential, InlineVerifyAndCommit) {
+  const Layout layout(c().batch, c().T);
+  std::vector<int64_t> pos;
+  const auto pair = make_pair(layout, /*wide_conv=*/false, pos);
+  BackendPair& p = *pair;
   std::vector<VerifyTask> inline_v;
   std::vector<RowCopy> commit;
   for (int r = 0; r < c().batch; ++r) {
@@ -181,32 +189,48 @@ TEST_P(CudaDifferential, PrefillVerifyCopyReplayDeferred) {
     const int a = 1 + (r * 3) % n;
     if (out[a - 1] != kNoRow && a > 1)
       commit.push_back({StateLoc::at(out[a - 1]), layout.working(r)});
-    pos[r] += (out[a - 1] != kNoRow && a > 1) ? a : 1;
   }
   p.verify(VerifyMode::kStateRows, with_padding(inline_v));
   ASSERT_TRUE(p.outputs_equal()) << "inline verify";
   check_requests(p, layout, "inline verify");
   p.copy_rows(with_padding(commit));
   check_requests(p, layout, "inline commit");
+  ASSERT_TRUE(p.all_rows_equal());
+  check_guards(p, layout);
+}
 
-  // Scatter: verify T tokens into scratch rows, copy scratch a-1 to the working row.
+// Scatter: verify T tokens into scratch rows, copy scratch a-1 to the working row.
+TEST_P(CudaDifferential, ScatterVerifyAndCommit) {
+  const Layout layout(c().batch, c().T);
+  std::vector<int64_t> pos;
+  const auto pair = make_pair(layout, /*wide_conv=*/false, pos);
+  BackendPair& p = *pair;
   std::vector<VerifyTask> scatter_v;
-  commit.clear();
+  std::vector<RowCopy> commit;
   for (int r = 0; r < c().batch; ++r) {
     std::vector<int32_t> out;
     for (int j = 0; j < c().T; ++j)
       out.push_back(layout.scratch(r, j));
     scatter_v.push_back(verify_task(r, pos[r], c().T, StateLoc::at(layout.working(r)), out));
     commit.push_back({StateLoc::at(layout.scratch(r, accepted(r) - 1)), layout.working(r)});
-    pos[r] += accepted(r);
   }
   p.verify(VerifyMode::kStateRows, with_padding(scatter_v));
   ASSERT_TRUE(p.outputs_equal()) << "scatter verify";
   p.copy_rows(with_padding(commit));
   check_requests(p, layout, "scatter");
+  ASSERT_TRUE(p.all_rows_equal());
+  check_guards(p, layout);
+}
 
-  // Payload verify into slot r; then deferred: replay slot r's a tokens (committed to the
-  // working row, or to scratch 0 for r % 3 == 1) and verify new tokens into slot B + r.
+// Payload verify into slot r, then deferred: replay slot r's a tokens (committed to the working
+// row, or to scratch 0 for r % 3 == 1) and verify new tokens into slot B + r; then the replay
+// commit of the deferred step's payload, from the committed row into scratch T-1 (or in place for
+// r % 2 == 0).
+TEST_P(CudaDifferential, PayloadDeferredAndReplay) {
+  const Layout layout(c().batch, c().T);
+  std::vector<int64_t> pos;
+  const auto pair = make_pair(layout, /*wide_conv=*/false, pos);
+  BackendPair& p = *pair;
   std::vector<VerifyTask> payload_v, deferred_v;
   for (int r = 0; r < c().batch; ++r) {
     VerifyTask t = verify_task(r, pos[r], c().T, StateLoc::at(layout.working(r)));
@@ -226,35 +250,37 @@ TEST_P(CudaDifferential, PrefillVerifyCopyReplayDeferred) {
   ASSERT_TRUE(p.payloads_equal()) << "deferred verify";
   check_requests(p, layout, "deferred verify");
 
-  // Replay commit of the deferred step's payload: from the committed row into scratch 2 (or
-  // in place for r % 2 == 0).
   std::vector<ReplayTask> replays;
   for (int r = 0; r < c().batch; ++r) {
     const int32_t from = r % 3 == 1 ? layout.scratch(r, 0) : layout.working(r);
     const int32_t dst = r % 2 == 0 ? from : layout.scratch(r, c().T - 1);
-    if (dst == from && r % 3 == 1) continue;  // keep scratch 0 for the swap-in below
     replays.push_back({StateLoc::at(from), c().batch + r, accepted(r), dst});
   }
   p.replay(with_padding(replays));
   check_requests(p, layout, "replay");
+  ASSERT_TRUE(p.all_rows_equal());
+  check_guards(p, layout);
+}
 
-  // Swap-out / swap-in through the host.
+// Swap-out / swap-in through the host.
+TEST_P(CudaDifferential, SwapThroughTheHost) {
+  const Layout layout(c().batch, c().T);
+  std::vector<int64_t> pos;
+  const auto pair = make_pair(layout, /*wide_conv=*/false, pos);
+  BackendPair& p = *pair;
   const RowBytes saved = p.ref().read_state(StateLoc::at(layout.working(0)));
   p.write_state(layout.draft(0, c().T - 1), saved);
   ASSERT_TRUE(p.rows_equal({layout.draft(0, c().T - 1)}));
   ASSERT_TRUE(p.state_equal(StateLoc::at(layout.working(0))));
-
   ASSERT_TRUE(p.all_rows_equal());
   check_guards(p, layout);
 }
 
 TEST_P(CudaDifferential, WindowModeAndFlush) {
   const Layout layout(c().batch, c().T);
-  const auto pair = make_pair(layout, /*wide_conv=*/true);
+  std::vector<int64_t> pos;
+  const auto pair = make_pair(layout, /*wide_conv=*/true, pos);
   BackendPair& p = *pair;
-  poison(p, layout);
-  std::vector<int64_t> pos(c().batch);
-  prefill_all(p, layout, pos);
 
   // Two window verifies: the second starts from accepted a (SSM in out[a-1], window at a-1).
   std::vector<StateLoc> live(c().batch);
@@ -299,19 +325,60 @@ TEST_P(CudaDifferential, AllocationsMatchTheShape) {
 
 std::vector<Case> all_cases() {
   std::vector<Case> cases;
-  for (cuda::KernelPath path : {cuda::KernelPath::kAuto, cuda::KernelPath::kFused}) {
-    for (bool real : {false, true}) {
-      for (SsmDtype d : {SsmDtype::kF32, SsmDtype::kBF16}) {
-        for (int32_t b : {1, 7, 64})
-          cases.push_back({real, d, b, 4, path});
-        if (!real) cases.push_back({real, d, 7, 16, path});  // 16 pending + 16 new: two chunks
-      }
+  for (bool real : {false, true}) {
+    for (SsmDtype d : {SsmDtype::kF32, SsmDtype::kBF16}) {
+      for (int32_t b : {1, 7, 64})
+        cases.push_back({real, d, b, 4});
+      if (!real) cases.push_back({real, d, 7, 16});  // 16 pending + 16 new: two chunks
     }
   }
   return cases;
 }
 
 INSTANTIATE_TEST_SUITE_P(Cases, CudaDifferential, ::testing::ValuesIn(all_cases()), case_name);
+
+// Host and device combine the partial chains of the canonical step identically: 256 requests x
+// 32 value heads x 128 columns = 1,048,576 columns of one real layer start from random states
+// (uniform in [-1, 1), not states a prefill reaches) and run a verify of 4 tokens; every state
+// written and every output is compared byte for byte. Both pool dtypes.
+class ChainCombine : public ::testing::TestWithParam<SsmDtype> {};
+
+TEST_P(ChainCombine, MillionRandomColumnsAgree) {
+  if (!cuda_available()) GTEST_SKIP() << "no CUDA device";
+  const int32_t batch = 256, T = 4;
+  const PoolShape shape = real_layer_shape(GetParam(), batch * T, T);
+  BackendPair p(shape, kSeed);
+  std::mt19937 rng(GetParam() == SsmDtype::kF32 ? 1 : 2);
+  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+  const bool f32 = GetParam() == SsmDtype::kF32;
+  const int64_t elements = shape.geometry.ssm_elements_per_layer();
+  std::vector<VerifyTask> tasks;
+  for (int32_t r = 0; r < batch; ++r) {
+    RowBytes state;
+    state.conv.resize(size_t(shape.geometry.conv_dim()) * shape.geometry.conv_state_cols());
+    for (auto& w : state.conv)
+      w = num::bf16_from_float(2.0f * uniform(rng));
+    state.ssm.resize(size_t(shape.ssm_row_bytes()));
+    for (int64_t e = 0; e < elements; ++e) {
+      const float x = uniform(rng);
+      if (f32) {
+        std::memcpy(state.ssm.data() + 4 * e, &x, 4);
+      } else {
+        const num::bf16_bits b = num::bf16_from_float(x);
+        std::memcpy(state.ssm.data() + 2 * e, &b, 2);
+      }
+    }
+    p.write_state(r * T, state);
+    tasks.push_back(
+        verify_task(r, 0, T, StateLoc::at(r * T), {r * T, r * T + 1, r * T + 2, r * T + 3}));
+  }
+  p.verify(VerifyMode::kStateRows, tasks);
+  ASSERT_TRUE(p.outputs_equal());
+  ASSERT_TRUE(p.all_rows_equal());
+}
+
+INSTANTIATE_TEST_SUITE_P(Dtypes, ChainCombine, ::testing::Values(SsmDtype::kF32, SsmDtype::kBF16),
+                         [](const auto& info) { return std::string(dtype_name(info.param)); });
 
 TEST(CudaBackendRegistry, ReportsTheDevice) {
   if (!cuda_available()) GTEST_SKIP() << "no CUDA device";

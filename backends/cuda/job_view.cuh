@@ -1,0 +1,54 @@
+// Addressing of one job of a step launch, seen from one layer: every tensor a kernel touches for
+// the job (pool conv and SSM rows, payload slots, carry, step scratch) and where each sequence
+// token's inputs come from. The only definition of these offsets on the device.
+#pragma once
+
+#include "backends/cuda/kernels.h"
+#include "core/numerics/inputs.h"
+
+namespace specstate::cuda {
+
+struct JobView {
+  const DevicePool& p;
+  const SequenceLaunch& L;
+  const SeqJob& job;
+  int task, layer;
+
+  __device__ uint16_t* conv_at(int row, int ch, int col) const {
+    return p.conv + ((int64_t{layer} * p.rows + row) * p.conv_dim() + ch) * p.conv_cols + col;
+  }
+  // [W-1] window of channel ch in the job's carry.
+  __device__ uint16_t* carry_conv_at(int ch) const {
+    return L.carry_conv + ((int64_t{task} * p.layers + layer) * p.conv_dim() + ch) * (p.W - 1);
+  }
+  __device__ uint16_t* payload_at(int slot, int token) const {
+    return p.payload + ((int64_t{layer} * p.slots + slot) * p.payload_tokens + token) *
+                           p.payload_token_elements();
+  }
+  // Element offset of head hv of `row` in the pool's SSM tensor.
+  __device__ int64_t ssm_head(int row, int hv) const {
+    return (int64_t{layer} * p.rows + row) * p.ssm_row_elements() + int64_t{hv} * p.K * p.V;
+  }
+  __device__ float* carry_ssm_head(int hv) const {
+    return L.carry_ssm + (int64_t{task} * p.layers + layer) * p.ssm_row_elements() +
+           int64_t{hv} * p.K * p.V;
+  }
+  // Sequence token j's inputs (pending tokens first) in a payload slot, or null: generated.
+  __device__ const uint16_t* payload_token(int j) const {
+    if (j < job.pending_count) return payload_at(job.pending_slot, j);
+    if (job.in_payload_slot != kNoRow)
+      return payload_at(job.in_payload_slot, j - job.pending_count);
+    return nullptr;
+  }
+  __device__ num::TokenCoord coord(int j) const {
+    return {p.seed, job.request_id, uint64_t(job.first_position + (j - job.pending_count)),
+            uint32_t(layer)};
+  }
+  // (job, layer, token j) in the step scratch.
+  __device__ int64_t token_index(int j) const {
+    return (int64_t{task} * p.layers + layer) * L.step_tokens + j;
+  }
+  __device__ int total_tokens() const { return job.pending_count + job.new_count; }
+};
+
+}  // namespace specstate::cuda
