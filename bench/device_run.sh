@@ -47,7 +47,7 @@ for what in "$@"; do
       if [ -s "$anchors" ] && grep -q '"us"' "$anchors"; then
         export SPECSTATE_ANCHORS="$anchors"
       else
-        echo "bench_step: anchors missing ($anchors has no anchor case; run the anchors verb first)"
+        echo "bench_step: anchors missing ($anchors has no anchor case: see $OUT/anchors.log, or run the anchors verb first)"
         unset SPECSTATE_ANCHORS
       fi
       "$BIN/bench_step" --benchmark_filter="${BENCH_FILTER:-.}" \
