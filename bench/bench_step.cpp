@@ -15,19 +15,47 @@
 //   scatter    verify into T scratch rows + copy_rows commit          1 + T + 2
 //   replay     payload verify (no state write) + replay commit        1 + 2
 //   deferred   payload verify with the previous step's replay first   2
+//
+// Tokens whose recurrence a step computes per request and layer (the FP32 work of the roof).
+// In this benchmark every replay, and every pending replay of a deferred step, covers a = T
+// tokens (a payload slot holds T); kAccepted only picks the scratch row the scatter commits:
+//   inline, scatter, scatter.verify, replay.verify   T       verify of T tokens
+//   scatter.copy                                     0       copy_rows only
+//   replay                                           T + a   payload verify of T, replay of a
+//   replay.commit                                    a       replay of a
+//   deferred                                         a + T   pending replay of a, verify of T
+//
+// Roof of a step (design section 9) = max(memory time, FP32 work time):
+//   memory time = bytes counted above / copy bandwidth of this run;
+//   FP32 work   = kFmaPerElementToken (4: decay, k.h, rank-1 update, q.h) fma-class operations
+//                 per SSM state element [HV, K, V] per token computed, x batch x layers, at
+//                 SMs x FP32 lanes per SM x SM clock (read from the device at run time, clock =
+//                 cudaDevAttrClockRate, the boost clock). Conv, norms and gates are not counted
+//                 (about 2 % of the operations). A replayed token's output is not needed, so
+//                 3 operations would do for it; it is counted with 4, as design section 9 counts.
+//
+// Anchors (issue 12): tokenspeed's kernels timed by ../shared/anchors/anchor_bench.py in the
+// same device call, read from the JSON lines it printed: SPECSTATE_ANCHORS=path or
+// --anchors=path. Which anchor each step is compared with: bench/step_anchors.h.
 #include <benchmark/benchmark.h>
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "backends/cuda/cuda_check.h"
 #include "backends/cuda/cuda_state_backend.h"
 #include "core/geometry.h"
+#include "step_anchors.h"
 
 namespace specstate::bench {
 namespace {
@@ -40,6 +68,7 @@ constexpr int32_t kLayers = 4;
 constexpr int32_t kT = 4;
 constexpr int32_t kAccepted = 2;  // a of the scatter commit
 constexpr int64_t kRotationBytes = int64_t{1} << 30;
+constexpr int kFmaPerElementToken = 4;  // roof's FP32 work per SSM state element and token
 
 enum class Kind {
   kInline,
@@ -90,6 +119,26 @@ int states_moved(Kind k) {
       return 3;
     case Kind::kPayloadVerify:
       return 1;
+  }
+  return 0;
+}
+
+// Tokens whose recurrence the step computes per request and layer (file comment): every replay
+// here, and every pending replay of a deferred step, covers a = kT tokens.
+int tokens_computed(Kind k) {
+  switch (k) {
+    case Kind::kInline:
+    case Kind::kScatter:
+    case Kind::kScatterVerify:
+    case Kind::kPayloadVerify:
+      return kT;
+    case Kind::kCommitCopy:
+      return 0;
+    case Kind::kReplay:
+    case Kind::kDeferred:
+      return kT + kT;
+    case Kind::kReplayOnly:
+      return kT;
   }
   return 0;
 }
@@ -178,6 +227,28 @@ double measure_copy_bandwidth() {
   return cached;
 }
 
+// FP32 peak of the current device, from its attributes (SM count, compute capability, clock).
+const Fp32Peak& fp32_peak() {
+  static const Fp32Peak peak = [] {
+    int dev = 0, sms = 0, major = 0, minor = 0, khz = 0;
+    CUDA_CHECK(cudaGetDevice(&dev));
+    CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+    CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
+    CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev));
+    CUDA_CHECK(cudaDeviceGetAttribute(&khz, cudaDevAttrClockRate, dev));
+    return Fp32Peak{sms, fp32_lanes_per_sm(major, minor), khz * 1e3};
+  }();
+  return peak;
+}
+
+std::string device_name() {
+  int dev = 0;
+  CUDA_CHECK(cudaGetDevice(&dev));
+  cudaDeviceProp prop{};
+  CUDA_CHECK(cudaGetDeviceProperties(&prop, dev));
+  return prop.name;
+}
+
 // One benchmark case: a backend whose rows hold real states, and per rotation set the
 // prepared launches of one step.
 class StepCase {
@@ -220,6 +291,10 @@ class StepCase {
   cudaStream_t stream() const { return backend_->stream(); }
   int64_t step_bytes() const {
     return int64_t{batch_} * kLayers * states_moved(kind_) * state_bytes(backend_->shape());
+  }
+  double step_fma_ops() const {
+    return double(batch_) * kLayers * tokens_computed(kind_) *
+           double(backend_->shape().geometry.ssm_elements_per_layer()) * kFmaPerElementToken;
   }
 
  private:
@@ -312,17 +387,16 @@ class StepCase {
 };
 
 struct Summary {
-  double seconds = 0, bytes = 0;
+  double seconds = 0, bytes = 0, fma_ops = 0;
 };
-std::map<std::string, Summary>& summaries() {
-  static std::map<std::string, Summary> s;
+// By (kind, dtype, batch): printed in Kind order, fp32 before bf16, batch ascending.
+using SummaryKey = std::tuple<Kind, SsmDtype, int32_t>;
+std::map<SummaryKey, Summary>& summaries() {
+  static std::map<SummaryKey, Summary> s;
   return s;
 }
 
-std::string case_key(Kind kind, SsmDtype dtype, int32_t batch) {
-  return std::string(kind_name(kind)) + "/" + (dtype == SsmDtype::kF32 ? "fp32" : "bf16") + "/" +
-         std::to_string(batch);
-}
+const char* dtype_name(SsmDtype dtype) { return dtype == SsmDtype::kF32 ? "fp32" : "bf16"; }
 
 void BM_Step(benchmark::State& state, Kind kind, SsmDtype dtype) {
   const int32_t batch = int32_t(state.range(0));
@@ -343,13 +417,16 @@ void BM_Step(benchmark::State& state, Kind kind, SsmDtype dtype) {
   const double copy_bw = measure_copy_bandwidth();
   const double t = median(times);
   const double bytes = double(step.step_bytes());
+  const Roof roof = step_roof(bytes, copy_bw, step.step_fma_ops(), fp32_peak());
   state.SetBytesProcessed(int64_t(bytes) * state.iterations());
   state.counters["step_us"] = benchmark::Counter(t * 1e6);
   state.counters["state_GBps"] = benchmark::Counter(bytes / t / 1e9);
   state.counters["pct_of_copy"] = benchmark::Counter(100.0 * bytes / t / copy_bw);
   state.counters["state_MiB"] = benchmark::Counter(bytes / 1048576.0, benchmark::Counter::kDefaults,
                                                    benchmark::Counter::kIs1024);
-  summaries()[case_key(kind, dtype, batch)] = {t, bytes};
+  state.counters["roof_us"] = benchmark::Counter(roof.seconds() * 1e6);
+  state.counters["pct_of_roof"] = benchmark::Counter(100.0 * roof.seconds() / t);
+  summaries()[{kind, dtype, batch}] = {t, bytes, step.step_fma_ops()};
 }
 
 void BM_Copy(benchmark::State& state) {
@@ -370,31 +447,118 @@ void BM_Copy(benchmark::State& state) {
   state.counters["copy_GBps_median"] = benchmark::Counter(bw / 1e9);
 }
 
-// tokenspeed "after" (PR #159, inline) anchor times in microseconds, design section 9.
-double anchor_after_us(SsmDtype dtype, int32_t batch) {
-  static const std::map<int32_t, double> f32{{1, 66}, {8, 174}, {64, 1147}, {128, 2225}};
-  static const std::map<int32_t, double> b16{{1, 56}, {8, 110}, {64, 733}, {128, 1414}};
-  const auto& m = dtype == SsmDtype::kF32 ? f32 : b16;
-  const auto it = m.find(batch);
-  return it == m.end() ? 0.0 : it->second;
+// The anchor file named by --anchors= or SPECSTATE_ANCHORS, read once; `note` says what happened.
+struct Anchors {
+  std::string path;
+  std::optional<AnchorRun> run;  // set when the file was read and held at least one case
+  std::string note;
+};
+
+Anchors load_anchors(const std::string& path) {
+  Anchors a;
+  a.path = path;
+  if (path.empty()) {
+    a.note = "anchors: none (neither SPECSTATE_ANCHORS nor --anchors given); no anchor columns";
+    return a;
+  }
+  std::ifstream in(path);
+  if (!in) {
+    a.note = "anchors: cannot read " + path + "; no anchor columns";
+    return a;
+  }
+  AnchorRun run = parse_anchor_stream(in);
+  if (run.cases.empty()) {
+    a.note = "anchors: " + path + " holds no anchor case (did anchor_bench.py fail?); no anchor columns";
+    for (const auto& p : run.problems)
+      a.note += "\n  " + p;
+    return a;
+  }
+  a.run = std::move(run);
+  return a;
 }
 
-void print_summary() {
-  const double copy_bw = measure_copy_bandwidth();
-  std::printf("\ncopy ceiling: %.0f GB/s (read + write)\n", copy_bw / 1e9);
-  std::printf("%-16s %-5s %6s %10s %10s %8s %12s %10s\n", "step", "dtype", "batch", "time_us",
-              "GB/s", "%copy", "anchor_us", "x_anchor");
-  for (const auto& [key, s] : summaries()) {
-    const auto a = key.find('/'), b = key.rfind('/');
-    const std::string kind = key.substr(0, a), dtype = key.substr(a + 1, b - a - 1);
-    const int32_t batch = std::stoi(key.substr(b + 1));
-    const double anchor =
-        anchor_after_us(dtype == "fp32" ? SsmDtype::kF32 : SsmDtype::kBF16, batch);
-    std::printf("%-16s %-5s %6d %10.1f %10.0f %7.1f%% %12.0f %10.2f\n", kind.c_str(), dtype.c_str(),
-                batch, s.seconds * 1e6, s.bytes / s.seconds / 1e9,
-                100.0 * s.bytes / s.seconds / copy_bw, anchor,
-                anchor > 0 ? s.seconds * 1e6 / anchor : 0.0);
+// The row's goal of issue 12 and whether this run meets it ("met" / "UNMET"), or "" when the row
+// has none. A goal against an anchor also gives the time it allows: max_ratio x anchor time.
+std::string goal_text(const char* kind, int32_t batch, double pct_copy, const AnchorRef* ref,
+                      double step_us, double anchor_us) {
+  char buf[80];
+  const double pct_goal = pct_copy_goal(kind, batch);
+  if (pct_goal > 0) {
+    std::snprintf(buf, sizeof buf, ">=%.0f%%copy %s", pct_goal, pct_copy >= pct_goal ? "met" : "UNMET");
+    return buf;
   }
+  if (ref != nullptr && ref->max_ratio > 0 && batch == ref->goal_batch && anchor_us > 0) {
+    const double allowed_us = ref->max_ratio * anchor_us;
+    std::snprintf(buf, sizeof buf, "<=%.2fx = %.1fus %s", ref->max_ratio, allowed_us,
+                  step_us <= allowed_us ? "met" : "UNMET");
+    return buf;
+  }
+  return "";
+}
+
+// The summary table, against this run's copy bandwidth (bytes / s), FP32 peak and device name.
+void print_summary(const Anchors& anchors, double copy_bw, const Fp32Peak& peak,
+                   const std::string& gpu) {
+  std::printf("\ncopy ceiling: %.0f GB/s (read + write), %s\n", copy_bw / 1e9, gpu.c_str());
+  std::printf("FP32 peak: %d SMs x %d lanes x %.0f MHz = %.1f T fma-class ops/s; roof = max(bytes / "
+              "copy ceiling, %d ops x state elements x tokens / peak)\n",
+              peak.sms, peak.lanes_per_sm, peak.clock_hz / 1e6, peak.ops_per_second() / 1e12,
+              kFmaPerElementToken);
+  const AnchorRun* run = anchors.run ? &*anchors.run : nullptr;
+  if (run == nullptr) {
+    std::printf("%s\n", anchors.note.c_str());
+  } else {
+    std::printf("anchors: %s (%s; copy ceiling of the anchor process %.0f GB/s before, %.0f GB/s "
+                "after); x_anchor = time / anchor time; anchor %%copy against the anchor's ceiling\n",
+                anchors.path.c_str(), run->gpu.c_str(), run->copy_GBps, run->copy_GBps_end);
+    if (!run->gpu.empty() && run->gpu != gpu)
+      std::printf("WARNING: anchors ran on \"%s\", bench_step on \"%s\"\n", run->gpu.c_str(),
+                  gpu.c_str());
+  }
+  std::printf("%-15s %-5s %5s %9s %6s %7s %9s %5s %6s", "step", "dtype", "batch", "time_us", "GB/s",
+              "%copy", "roof_us", "bound", "%roof");
+  if (run != nullptr)
+    std::printf("  %-12s %9s %7s %8s", "anchor", "anchor_us", "a%copy", "x_anchor");
+  std::printf("  %s\n", "goal");
+  std::vector<std::string> anchor_errors;
+  for (const auto& [key, s] : summaries()) {
+    const auto& [kind_enum, dtype_enum, batch] = key;
+    const char* kind = kind_name(kind_enum);
+    const char* dtype = dtype_name(dtype_enum);
+    const double pct_copy = 100.0 * s.bytes / s.seconds / copy_bw;
+    const Roof roof = step_roof(s.bytes, copy_bw, s.fma_ops, peak);
+    char own[160];
+    std::snprintf(own, sizeof own, "%-15s %-5s %5d %9.1f %6.0f %6.1f%% %9.1f %5s %5.1f%%", kind,
+                  dtype, batch, s.seconds * 1e6, s.bytes / s.seconds / 1e9, pct_copy,
+                  roof.seconds() * 1e6, roof.bound(), 100.0 * roof.seconds() / s.seconds);
+    const std::vector<AnchorRef> refs = run != nullptr ? anchors_of(kind) : std::vector<AnchorRef>{};
+    if (refs.empty()) {
+      std::printf("%s", own);
+      if (run != nullptr) std::printf("  %-12s %9s %7s %8s", "-", "-", "-", "-");
+      std::printf("  %s\n", goal_text(kind, batch, pct_copy, nullptr, 0, 0).c_str());
+      continue;
+    }
+    for (const AnchorRef& ref : refs) {  // one line per anchor, each complete
+      const AnchorCase* c = run->find(ref.variant, dtype, batch);
+      std::printf("%s  %-12s ", own, ref.variant);
+      double anchor_us = 0;
+      if (c == nullptr) {
+        std::printf("%9s %7s %8s", "missing", "-", "-");
+      } else if (!c->error.empty()) {
+        std::printf("%9s %7s %8s", "error", "-", "-");
+        anchor_errors.push_back(anchor_key(ref.variant, dtype, batch) + ": " + c->error);
+      } else {
+        anchor_us = c->us;
+        std::printf("%9.1f %6.1f%% %8.2f", c->us, c->pct_copy, s.seconds * 1e6 / c->us);
+      }
+      std::printf("  %s\n", goal_text(kind, batch, pct_copy, &ref, s.seconds * 1e6, anchor_us).c_str());
+    }
+  }
+  for (const auto& e : anchor_errors)
+    std::printf("anchor error %s\n", e.c_str());
+  if (run != nullptr)
+    for (const auto& p : run->problems)
+      std::printf("anchor file: %s\n", p.c_str());
 }
 
 void register_all() {
@@ -420,15 +584,35 @@ void register_all() {
 }  // namespace
 }  // namespace specstate::bench
 
+// --anchors=PATH (taken out of argv before Google Benchmark sees it) or SPECSTATE_ANCHORS=PATH.
+std::string anchors_path(int& argc, char** argv) {
+  std::string path;
+  if (const char* env = std::getenv("SPECSTATE_ANCHORS")) path = env;
+  int out = 1;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strncmp(argv[i], "--anchors=", 10) == 0)
+      path = argv[i] + 10;
+    else
+      argv[out++] = argv[i];
+  }
+  argc = out;
+  argv[argc] = nullptr;
+  return path;
+}
+
 int main(int argc, char** argv) {
   if (specstate::cuda_device_count() == 0) {
     std::fprintf(stderr, "bench_step: no CUDA device\n");
     return 1;
   }
+  const specstate::bench::Anchors anchors =
+      specstate::bench::load_anchors(anchors_path(argc, argv));
   benchmark::Initialize(&argc, argv);
+  benchmark::AddCustomContext("anchors", anchors.run ? anchors.path : anchors.note);
   specstate::bench::register_all();
   benchmark::RunSpecifiedBenchmarks();
-  specstate::bench::print_summary();
+  specstate::bench::print_summary(anchors, specstate::bench::measure_copy_bandwidth(),
+                                  specstate::bench::fp32_peak(), specstate::bench::device_name());
   benchmark::Shutdown();
   return 0;
 }

@@ -3,11 +3,18 @@
 # .device/: specstate_tests, specstate_cuda_tests, bench_step and libbenchmark.so.1*):
 #   bench/device_run.sh tests       all test executables
 #   bench/device_run.sh sanitize    compute-sanitizer memcheck + racecheck on the tiny cases
-#   bench/device_run.sh bench [regex]
+#   bench/device_run.sh anchors     tokenspeed's kernels: python3 $ANCHOR_DIR/anchor_bench.py
+#                                   (ANCHOR_DIR default .anchor, see ../shared/anchors/README.md)
+#                                   > $OUT/anchors.jsonl, stderr in $OUT/anchors.log
+#   bench/device_run.sh bench       bench_step (BENCH_FILTER=regex), with the anchors of this call
+#                                   (SPECSTATE_ANCHORS, default $OUT/anchors.jsonl) when present
+# Run both in one call, anchors first, so both see the same GPU and clocks:
+#   bench/device_run.sh anchors bench
 # Logs go to $OUT (the device tool's output folder) or /tmp/specstate-out.
 set -u
 BIN=${BIN:-.device}
 OUT=${OUT:-/tmp/specstate-out}
+export ANCHOR_DIR=${ANCHOR_DIR:-.anchor}
 mkdir -p "$OUT"
 export LD_LIBRARY_PATH="$BIN:${LD_LIBRARY_PATH:-}"
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu --format=csv \
@@ -26,9 +33,25 @@ for what in "$@"; do
           --gtest_filter='*tiny*:*Registry*' > "$OUT/sanitize_$tool.log" 2>&1
         echo "compute-sanitizer $tool rc=$? $(tail -1 "$OUT/sanitize_$tool.log")"
       done ;;
+    anchors)
+      # A failure here (no torch/triton, no .anchor, a Triton error) leaves bench to run without.
+      python3 -c 'import torch, triton; print("torch", torch.__version__, "triton", triton.__version__)' \
+        > "$OUT/anchors.log" 2>&1
+      timeout "${ANCHOR_TIMEOUT:-300}" python3 "$ANCHOR_DIR/anchor_bench.py" \
+        > "$OUT/anchors.jsonl" 2>> "$OUT/anchors.log"
+      rc=$?
+      echo "anchor_bench rc=$rc cases=$(grep -c '"us"' "$OUT/anchors.jsonl") errors=$(grep -c '"error"' "$OUT/anchors.jsonl") $(head -1 "$OUT/anchors.jsonl")"
+      [ "$rc" = 0 ] || tail -3 "$OUT/anchors.log" ;;
     bench)
+      anchors=${SPECSTATE_ANCHORS:-$OUT/anchors.jsonl}
+      if [ -s "$anchors" ] && grep -q '"us"' "$anchors"; then
+        export SPECSTATE_ANCHORS="$anchors"
+      else
+        echo "bench_step: anchors missing ($anchors has no anchor case: see $OUT/anchors.log, or run the anchors verb first)"
+        unset SPECSTATE_ANCHORS
+      fi
       "$BIN/bench_step" --benchmark_filter="${BENCH_FILTER:-.}" \
         --benchmark_out="$OUT/bench.json" > "$OUT/bench.log" 2>&1
-      echo "bench_step rc=$?"; sed -n '/copy ceiling/,$p' "$OUT/bench.log" ;;
+      echo "bench_step rc=$?"; sed -n '/^copy ceiling/,$p' "$OUT/bench.log" ;;
   esac
 done
