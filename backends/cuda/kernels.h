@@ -109,4 +109,8 @@ void launch_digest(const DevicePool& pool, const StateLoc& loc, int32_t first_co
 void launch_generate_params(const DevicePool& pool, float* conv_taps, float* a_log, float* dt_bias,
                             cudaStream_t stream);
 
+// Floats whose device pair conversion (bf16_pair.cuh) differs from core/numerics/bf16.h, over
+// all 2^32 bit patterns (each in a pair beside another float). Synchronous.
+uint64_t count_bf16_pair_mismatches();
+
 }  // namespace specstate::cuda

@@ -1,7 +1,9 @@
 // Data-movement kernels of the CUDA backend: row copies, device digests, parameter generation.
 #include <algorithm>
 
+#include "backends/cuda/bf16_pair.cuh"
 #include "backends/cuda/cuda_check.h"
+#include "backends/cuda/device_buffer.h"
 #include "backends/cuda/kernels.h"
 #include "core/numerics/digest.h"
 #include "core/numerics/inputs.h"
@@ -147,6 +149,39 @@ void launch_generate_params(const DevicePool& p, float* conv_taps, float* a_log,
   const int blocks = int(std::clamp<int64_t>((n + 255) / 256, 1, 1024));
   generate_params_kernel<<<blocks, 256, 0, stream>>>(p, conv_taps, a_log, dt_bias);
   CUDA_CHECK_LAUNCH();
+}
+
+namespace {
+
+// Every float u (as bits) in both halves of a pair: against bf16_from_float, and the widening
+// back against bf16_to_float.
+__global__ void bf16_pair_check_kernel(unsigned long long* mismatches) {
+  unsigned long long bad = 0;
+  const uint64_t stride = uint64_t{gridDim.x} * blockDim.x;
+  for (uint64_t u = uint64_t{blockIdx.x} * blockDim.x + threadIdx.x; u < (uint64_t{1} << 32);
+       u += stride) {
+    const float f = num::bits_float(uint32_t(u));
+    const float g = num::bits_float(uint32_t(u) ^ 0x80000001u);  // another float beside it
+    const uint32_t w = bf16_pair_bits(f, g);
+    const bool ok =
+        (w & 0xFFFFu) == num::bf16_from_float(f) && (w >> 16) == num::bf16_from_float(g) &&
+        num::float_bits(bf16_lo(w)) == num::float_bits(num::bf16_to_float(uint16_t(w))) &&
+        num::float_bits(bf16_hi(w)) == num::float_bits(num::bf16_to_float(uint16_t(w >> 16)));
+    bad += ok ? 0 : 1;
+  }
+  if (bad) atomicAdd(mismatches, bad);
+}
+
+}  // namespace
+
+uint64_t count_bf16_pair_mismatches() {
+  DeviceBuffer<unsigned long long> count(1);
+  CUDA_CHECK(cudaMemset(count.data(), 0, sizeof(unsigned long long)));
+  bf16_pair_check_kernel<<<4096, 256>>>(count.data());
+  CUDA_CHECK_LAUNCH();
+  unsigned long long host = 0;
+  CUDA_CHECK(cudaMemcpy(&host, count.data(), sizeof host, cudaMemcpyDeviceToHost));
+  return host;
 }
 
 }  // namespace specstate::cuda

@@ -8,15 +8,18 @@
 //
 // recur_kernel, one block per (value head, layer, job): the canonical step of
 // core/numerics/gdn_step.h with its reductions split the way the canonical sequence splits them.
-// Warp w owns V columns [8w, 8w+8); lane 4c + p owns columns 8w+2p, 8w+2p+1 and the K/8 state
-// rows of chain c, in registers (32 fp32 values for K = 128), so a head is 512 threads of about
-// 64 registers and a multiprocessor holds two heads (32 warps) while their state streams in.
-// Each lane runs its chain with the header's row functions; an xor butterfly over the lane bits
-// of the chain index combines the 8 chains in combine_chains' tree, every lane getting the same
-// bits. Outputs and every requested state are written after their token.
+// Thread t owns two columns (pair t % (V/2)) and the K/8 state rows of one chain (t / (V/2)), in
+// registers (32 fp32 values for K = 128): a head is 512 threads of at most 64 registers, and a
+// multiprocessor holds two heads (32 warps) while their state streams in. A warp's lanes are
+// consecutive column pairs of one chain, so every state load and store of a warp is a contiguous
+// run of a row (256 bytes fp32, 128 bf16), whole sectors. Each thread runs its chain with the
+// header's row functions; the chains' partials meet in shared memory, where every thread combines
+// them with combine_chains itself (two block barriers per token). Outputs and every requested
+// state are written after their token.
 #include <algorithm>
 #include <type_traits>
 
+#include "backends/cuda/bf16_pair.cuh"
 #include "backends/cuda/cuda_check.h"
 #include "backends/cuda/job_view.cuh"
 #include "backends/cuda/kernels.h"
@@ -211,22 +214,40 @@ __device__ void prep_conv(const PrepBlock& b, const PrepShared& sh, int total) {
   }
 }
 
+// The q and k norm denominators of every token, 8 threads per norm: thread c of a group of 8
+// consecutive lanes sums chain c, and an xor butterfly over the lane's low 3 bits adds the
+// chains in combine_chains' tree (chain bit k is lane bit k), as l2_norm_denominator does.
+template <int K>
+__device__ void prep_norms(const PrepBlock& b, const PrepShared& sh, int total) {
+  constexpr int kLen = K / num::kChains;
+  const int count = 2 * total * num::kChains;
+  for (int base = 0; base < count; base += blockDim.x) {  // every lane of a warp shuffles
+    const int idx = base + int(threadIdx.x), norm = idx / num::kChains, c = idx % num::kChains;
+    const bool active = idx < count;
+    float sum =
+        active ? num::sum_of_squares(sh.qk + (norm >> 1) * 2 * K + (norm & 1) * K + c * kLen, kLen)
+               : 0.0f;
+#pragma unroll
+    for (int bit = 1; bit < num::kChains; bit <<= 1)
+      sum = num::fadd(sum, __shfl_xor_sync(0xFFFFFFFFu, sum, bit));
+    if (active && c == 0) sh.denom[norm] = num::norm_from_sum(sum);
+  }
+}
+
 template <int K>
 __device__ void prep_norms_and_gates(const PrepBlock& b, const PrepShared& sh, int total) {
+  static_assert(kPrepThreads % 32 == 0 && num::kChains == 8, "norm groups fill warps");
   const DevicePool& p = b.j.p;
-  for (int idx = threadIdx.x; idx < (2 + b.ratio) * total; idx += blockDim.x) {
-    if (idx < 2 * total) {
-      sh.denom[idx] = num::l2_norm_denominator(sh.qk + (idx >> 1) * 2 * K + (idx & 1) * K, K);
-    } else {
-      const int g = idx - 2 * total, r = g % b.ratio, j = g / b.ratio, hv = b.h * b.ratio + r;
-      const int pi = b.j.layer * p.HV + hv;
-      const num::Gates gates =
-          num::gdn_gates(num::bf16_to_float(sh.ab[2 * g]), num::bf16_to_float(sh.ab[2 * g + 1]),
-                         p.a_log[pi], p.dt_bias[pi]);
-      float* dst = b.j.L.step_gates + (b.j.token_index(j) * p.HV + hv) * 2;
-      dst[0] = gates.alpha;
-      dst[1] = gates.beta;
-    }
+  prep_norms<K>(b, sh, total);
+  for (int g = threadIdx.x; g < b.ratio * total; g += blockDim.x) {
+    const int r = g % b.ratio, j = g / b.ratio, hv = b.h * b.ratio + r;
+    const int pi = b.j.layer * p.HV + hv;
+    const num::Gates gates =
+        num::gdn_gates(num::bf16_to_float(sh.ab[2 * g]), num::bf16_to_float(sh.ab[2 * g + 1]),
+                       p.a_log[pi], p.dt_bias[pi]);
+    float* dst = b.j.L.step_gates + (b.j.token_index(j) * p.HV + hv) * 2;
+    dst[0] = gates.alpha;
+    dst[1] = gates.beta;
   }
   __syncthreads();
   for (int idx = threadIdx.x; idx < 2 * K * total; idx += blockDim.x) {
@@ -268,41 +289,65 @@ using Pair = num::Lanes<2>;  // the two V columns of a thread
 
 template <int K>
 struct Recur {
-  static constexpr int kRows = K / num::kChains;         // state rows of a thread (one chain)
-  static constexpr int kThreads = K / 2 * num::kChains;  // V = K columns, two per thread
-  static constexpr int kGroup = kRows < 4 ? kRows : 4;   // k_hat/q_hat values per shared load
-  // Per token in shared memory, fp32: q_hat and k_hat chain by chain, each chain padded to
-  // kStride floats so that the 8 chains of a warp's 16-byte loads fall in distinct banks; then v
-  // [V]; then alpha, beta, 2 pad.
-  static constexpr int kStride = kRows % 4 == 0 ? kRows + 4 : kRows;
-  static constexpr int kQ = 0;
-  static constexpr int kK = num::kChains * kStride;
-  static constexpr int kV = 2 * kK;
-  static constexpr int kGates = kV + K;
-  static constexpr int kTokenFloats = kGates + 4;
-  static_assert(num::kChains == 8 && K % 16 == 0, "lane layout: 8 chains x 4 column pairs");
+  static constexpr int kRows = K / num::kChains;          // state rows of a thread (one chain)
+  static constexpr int kPairs = K / 2;                    // column pairs of a head (V = K)
+  static constexpr int kThreads = kPairs * num::kChains;  // 512 for K = 128
+  static constexpr int kGroup = kRows < 4 ? kRows : 4;    // k_hat/q_hat values per shared load
+  // Per token in shared memory, fp32: q_hat [K], k_hat [K], v [V], alpha, beta, 2 pad.
+  static constexpr int kQ = 0, kK = K, kV = 2 * K, kGates = 3 * K;
+  static constexpr int kTokenFloats = 3 * K + 4;
+  static constexpr int kRedFloats = num::kChains * K;  // one partial per chain and column
+  // Threads that share columns (all chains of a set of column pairs) synchronise on their own
+  // barrier: two groups of 8 warps for K = 128, the whole block for small K.
+  static constexpr int kGroups = kPairs >= 64 ? kPairs / 32 : 1;
+  static constexpr int kGroupThreads = kThreads / kGroups;
+  static_assert(num::kChains == 8 && K % 16 == 0, "8 chains of at least 2 rows");
 };
 
+// Thread t owns column pair t % kPairs (columns 2p, 2p+1) and chain t / kPairs: a warp's lanes
+// are consecutive column pairs of one chain, so each of its state loads and stores is one
+// contiguous run of 256 (fp32) or 128 (bf16) bytes of a row.
 struct Lane {
   int chain, col0;  // chain index; first of the thread's two columns
+  int group;        // column group: the threads it synchronises with
 };
 
 template <int K>
 __device__ Lane lane_of_thread() {
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  return {lane >> 2, 8 * warp + 2 * (lane & 3)};
+  using R = Recur<K>;
+  const int pair = int(threadIdx.x) % R::kPairs;
+  return {int(threadIdx.x) / R::kPairs, 2 * pair, pair / (R::kPairs / R::kGroups)};
 }
 
-// combine_chains' tree across the warp: chain bit k is lane bit k+2, and level k adds the
-// partner whose chain differs in bit k.
-__device__ __forceinline__ Pair sum_over_chains(Pair x) {
-#pragma unroll
-  for (int bit = 0; bit < 3; ++bit) {
-#pragma unroll
-    for (int l = 0; l < 2; ++l)
-      x.v[l] = num::fadd(x.v[l], __shfl_xor_sync(0xFFFFFFFFu, x.v[l], 4 << bit));
+// Barrier of the thread's column group (named barriers 1..kGroups; 0 is __syncthreads). It
+// orders the group's shared-memory stores before its loads.
+// Immediate barrier ids, so that ptxas reserves only these.
+template <int K>
+__device__ __forceinline__ void sync_group(Lane ln) {
+  static_assert(Recur<K>::kGroups <= 2, "two named barriers");
+  constexpr int kCount = Recur<K>::kGroupThreads;
+  if (ln.group == 0) {
+    asm volatile("bar.sync 1, %0;" ::"n"(kCount) : "memory");
+  } else {
+    asm volatile("bar.sync 2, %0;" ::"n"(kCount) : "memory");
   }
-  return x;
+}
+
+// The 8 chains' partials of columns col0, col0+1 in `red` ([kChains, K] fp32, shared),
+// combined by combine_chains.
+template <int K>
+__device__ __forceinline__ Pair combine_partials(const float* red, int col0) {
+  Pair x[num::kChains];
+#pragma unroll
+  for (int c = 0; c < num::kChains; ++c) {
+    const float2 f = *reinterpret_cast<const float2*>(red + c * K + col0);
+    x[c] = {{f.x, f.y}};
+  }
+  return num::combine_chains(x);
+}
+
+__device__ __forceinline__ void store_partial(float* red, int K, Lane ln, Pair part) {
+  *reinterpret_cast<float2*>(red + ln.chain * K + ln.col0) = make_float2(part.v[0], part.v[1]);
 }
 
 template <int N>
@@ -325,13 +370,13 @@ __device__ __forceinline__ Pair load_pair(const float* src) {
 }
 __device__ __forceinline__ Pair load_pair(const bf16_bits* src) {
   const uint32_t w = *reinterpret_cast<const uint32_t*>(src);
-  return {{num::bf16_to_float(bf16_bits(w)), num::bf16_to_float(bf16_bits(w >> 16))}};
+  return {{bf16_lo(w), bf16_hi(w)}};
 }
 __device__ __forceinline__ void store_pair(float* dst, Pair x) {
   *reinterpret_cast<float2*>(dst) = make_float2(x.v[0], x.v[1]);
 }
 __device__ __forceinline__ uint32_t bf16_pair(Pair x) {
-  return uint32_t(num::bf16_from_float(x.v[0])) | uint32_t(num::bf16_from_float(x.v[1])) << 16;
+  return bf16_pair_bits(x.v[0], x.v[1]);
 }
 __device__ __forceinline__ void store_pair(bf16_bits* dst, Pair x) {
   *reinterpret_cast<uint32_t*>(dst) = bf16_pair(x);
@@ -363,12 +408,17 @@ __device__ PoolElem<kBf16>* pool_head(const JobView& jv, int row, int hv) {
 }
 
 // One token of the canonical step for the thread's chain and columns (t: the token's vectors in
-// shared memory). Returns o, combined over the chains, before rounding.
+// shared memory). m's partials meet in red_m ([kChains, K] fp32, one of two buffers that
+// alternate by token, so a thread already storing token t+1's partials cannot overwrite what a
+// slower thread of its group still reads for token t: one barrier per token suffices). o's
+// partials go to red_o ([kChains, K], this token's slot), combined after the chunk.
 template <int K>
-__device__ __forceinline__ Pair recur_token(const float* t, Lane ln, Pair (&s)[Recur<K>::kRows]) {
+__device__ __forceinline__ void recur_token(const float* t, Lane ln, Pair (&s)[Recur<K>::kRows],
+                                            float* red_m, float* red_o) {
   using R = Recur<K>;
-  const float* q = t + R::kQ + ln.chain * R::kStride;
-  const float* k = t + R::kK + ln.chain * R::kStride;
+  const int row0 = ln.chain * R::kRows;
+  const float* q = t + R::kQ + row0;
+  const float* k = t + R::kK + row0;
   const float alpha = t[R::kGates], beta = t[R::kGates + 1];
   Pair m{};
 #pragma unroll
@@ -379,8 +429,10 @@ __device__ __forceinline__ Pair recur_token(const float* t, Lane ln, Pair (&s)[R
     for (int u = 0; u < R::kGroup; ++u)
       m = num::decay_project_row(s[g + u], kg[u], alpha, m);
   }
+  store_partial(red_m, K, ln, m);
+  sync_group<K>(ln);
   const Pair v{{t[R::kV + ln.col0], t[R::kV + ln.col0 + 1]}};
-  const Pair delta = num::gdn_delta(v, sum_over_chains(m), beta);
+  const Pair delta = num::gdn_delta(v, combine_partials<K>(red_m, ln.col0), beta);
   Pair o{};
 #pragma unroll
   for (int g = 0; g < R::kRows; g += R::kGroup) {
@@ -391,16 +443,29 @@ __device__ __forceinline__ Pair recur_token(const float* t, Lane ln, Pair (&s)[R
     for (int u = 0; u < R::kGroup; ++u)
       o = num::update_output_row(s[g + u], kg[u], qg[u], delta, o);
   }
-  return sum_over_chains(o);
+  store_partial(red_o, K, ln, o);
 }
 
-// Output o of new token jn for the thread's two columns (one lane per column pair writes).
-__device__ void store_output(const JobView& jv, int hv, int jn, Lane ln, Pair o) {
-  if (!jv.L.outputs || ln.chain != 0) return;
+// Output o of new token jn for columns col0, col0+1 of head hv.
+__device__ void store_output(const JobView& jv, int hv, int jn, int col0, Pair o) {
+  if (!jv.L.outputs) return;
   const DevicePool& p = jv.p;
   const int64_t idx =
       (((int64_t{jv.task} * jv.L.output_tokens + jn) * p.layers + jv.layer) * p.HV + hv) * p.V;
-  *reinterpret_cast<uint32_t*>(jv.L.outputs + idx + ln.col0) = bf16_pair(o);
+  *reinterpret_cast<uint32_t*>(jv.L.outputs + idx + col0) = bf16_pair(o);
+}
+
+// After a chunk (and a block barrier): the outputs of its new tokens from their o partials,
+// one (token, column pair) per thread.
+template <int K>
+__device__ void chunk_outputs(const JobView& jv, int hv, int c0, int n, const float* red_o) {
+  using R = Recur<K>;
+  for (int idx = threadIdx.x; idx < n * R::kPairs; idx += blockDim.x) {
+    const int jl = idx / R::kPairs, col0 = 2 * (idx % R::kPairs);
+    const int jn = c0 + jl - jv.job.pending_count;
+    if (jn >= 0)
+      store_output(jv, hv, jn, col0, combine_partials<K>(red_o + jl * R::kRedFloats, col0));
+  }
 }
 
 // Tokens c0 .. c0+n-1 of head (h, hv): step scratch -> shared, in Recur<K>'s token layout.
@@ -411,8 +476,7 @@ __device__ void recur_stage(const JobView& jv, int h, int hv, int c0, int n, flo
   for (int idx = threadIdx.x; idx < n * 2 * K; idx += blockDim.x) {
     const int j = idx / (2 * K), e = idx % (2 * K), which = e / K, i = e % K;
     const float x = jv.L.step_qk[(jv.token_index(c0 + j) * p.H + h) * 2 * K + e];
-    tok[j * R::kTokenFloats + (which ? R::kK : R::kQ) + (i / R::kRows) * R::kStride +
-        i % R::kRows] = x;
+    tok[j * R::kTokenFloats + (which ? R::kK : R::kQ) + i] = x;
   }
   for (int idx = threadIdx.x; idx < n * K; idx += blockDim.x) {
     const int j = idx / K, c = idx % K;
@@ -438,8 +502,10 @@ __device__ void store_states(const JobView& jv, int hv, int j, Lane ln,
   if constexpr (kBf16) {
     if (jn == -1) {
 #pragma unroll
-      for (int r = 0; r < Recur<K>::kRows; ++r)
-        s[r] = {{num::round_to_bf16(s[r].v[0]), num::round_to_bf16(s[r].v[1])}};
+      for (int r = 0; r < Recur<K>::kRows; ++r) {
+        const uint32_t w = bf16_pair(s[r]);
+        s[r] = {{bf16_lo(w), bf16_hi(w)}};
+      }
     }
   }
   for (int d = -2; d < job.write_count; ++d) {
@@ -465,8 +531,10 @@ __global__ void __launch_bounds__(Recur<K>::kThreads, K == 128 ? 2 : 8)
   const SeqJob& job = L.jobs[task];
   const JobView jv{p, L, job, task, int(blockIdx.y)};
   const Lane ln = lane_of_thread<K>();
-  for (int jn = job.active ? job.new_count : 0; jn < L.output_tokens; ++jn)
-    store_output(jv, hv, jn, ln, Pair{});
+  if (ln.chain == 0) {
+    for (int jn = job.active ? job.new_count : 0; jn < L.output_tokens; ++jn)
+      store_output(jv, hv, jn, ln.col0, Pair{});
+  }
   if (!job.active) return;
 
   Pair s[R::kRows];  // the thread's rows of its two columns, fp32
@@ -484,19 +552,21 @@ __global__ void __launch_bounds__(Recur<K>::kThreads, K == 128 ? 2 : 8)
   // touches what prep writes (conv windows, payload, step scratch).
   asm volatile("griddepcontrol.wait;" ::: "memory");
   extern __shared__ float4 recur_raw[];
-  float* tok = reinterpret_cast<float*>(recur_raw);  // [kRecurChunk, kTokenFloats] fp32
+  float* tok = reinterpret_cast<float*>(recur_raw);    // [kRecurChunk, kTokenFloats] fp32
+  float* red_m = tok + kRecurChunk * R::kTokenFloats;  // [2, kChains, K] fp32
+  float* red_o = red_m + 2 * R::kRedFloats;            // [kRecurChunk, kChains, K] fp32
   const int h = hv / (p.HV / p.H), total = jv.total_tokens();
   for (int c0 = 0; c0 < total; c0 += kRecurChunk) {
     const int n = min(kRecurChunk, total - c0);
     recur_stage<K>(jv, h, hv, c0, n, tok);
     __syncthreads();
     for (int jl = 0; jl < n; ++jl) {
-      const int j = c0 + jl;
-      const Pair o = recur_token<K>(tok + jl * R::kTokenFloats, ln, s);
-      store_states<K, kBf16>(jv, hv, j, ln, s);
-      if (j >= job.pending_count) store_output(jv, hv, j - job.pending_count, ln, o);
+      recur_token<K>(tok + jl * R::kTokenFloats, ln, s, red_m + (jl & 1) * R::kRedFloats,
+                     red_o + jl * R::kRedFloats);
+      store_states<K, kBf16>(jv, hv, c0 + jl, ln, s);
     }
     __syncthreads();
+    chunk_outputs<K>(jv, hv, c0, n, red_o);
   }
 }
 
@@ -508,7 +578,12 @@ void launch_recur(const DevicePool& p, const SequenceLaunch& L, cudaStream_t str
   cudaLaunchConfig_t config = {};
   config.gridDim = dim3(p.HV, p.layers, L.job_count);
   config.blockDim = dim3(Recur<K>::kThreads);
-  config.dynamicSmemBytes = size_t(kRecurChunk) * Recur<K>::kTokenFloats * sizeof(float);
+  const size_t smem = (size_t(kRecurChunk) * (Recur<K>::kTokenFloats + Recur<K>::kRedFloats) +
+                       2 * Recur<K>::kRedFloats) *
+                      sizeof(float);
+  CUDA_CHECK(cudaFuncSetAttribute(recur_kernel<K, kBf16>,
+                                  cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+  config.dynamicSmemBytes = smem;
   config.stream = stream;
   config.attrs = &dependent;
   config.numAttrs = 1;

@@ -37,18 +37,27 @@ SPECSTATE_HD inline L combine_chains(const L (&x)[kChains]) {
   return fadd(fadd(fadd(x[0], x[1]), fadd(x[2], x[3])), fadd(fadd(x[4], x[5]), fadd(x[6], x[7])));
 }
 
+// One chain of a norm sum: sum of x_i^2 for i = 0..n-1 ascending, an fma chain from 0.
+SPECSTATE_HD inline float sum_of_squares(const float* x, int n) {
+  float acc = 0.0f;
+  for (int i = 0; i < n; ++i)
+    acc = ffma(x[i], x[i], acc);
+  return acc;
+}
+
+// The norm denominator from the combined sum: sqrt(sum + eps).
+SPECSTATE_HD inline float norm_from_sum(float sum) {
+  return fsqrt(fadd(sum, kNormEps));
+}
+
 // sqrt(sum x_i^2 + eps) over n values (n a multiple of kChains), the sum as kChains chains.
 SPECSTATE_HD inline float l2_norm_denominator(const float* x, int n) {
   const int len = n / kChains;
   float part[kChains];
   SPECSTATE_UNROLL
-  for (int c = 0; c < kChains; ++c) {
-    float acc = 0.0f;
-    for (int i = c * len; i < (c + 1) * len; ++i)
-      acc = ffma(x[i], x[i], acc);
-    part[c] = acc;
-  }
-  return fsqrt(fadd(combine_chains(part), kNormEps));
+  for (int c = 0; c < kChains; ++c)
+    part[c] = sum_of_squares(x + c * len, len);
+  return norm_from_sum(combine_chains(part));
 }
 
 // k_hat = k / denominator; q_hat = (q / denominator) * scale with scale = K^-0.5.

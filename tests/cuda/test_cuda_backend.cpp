@@ -11,6 +11,7 @@
 
 #include "backends/cuda/cuda_backend.h"
 #include "backends/cuda/cuda_state_backend.h"
+#include "backends/cuda/kernels.h"
 #include "backends/registry.h"
 #include "tests/backend_test_util.h"
 #include "tests/cuda/backend_pair.h"
@@ -379,6 +380,13 @@ TEST_P(ChainCombine, MillionRandomColumnsAgree) {
 
 INSTANTIATE_TEST_SUITE_P(Dtypes, ChainCombine, ::testing::Values(SsmDtype::kF32, SsmDtype::kBF16),
                          [](const auto& info) { return std::string(dtype_name(info.param)); });
+
+// The recurrence kernel stores bf16 pairs through the conversion instruction: the same bits as
+// the integer formula for every float, NaNs included.
+TEST(CudaBf16, PairConversionMatchesTheFormulaOnEveryFloat) {
+  if (!cuda_available()) GTEST_SKIP() << "no CUDA device";
+  EXPECT_EQ(cuda::count_bf16_pair_mismatches(), 0u);
+}
 
 TEST(CudaBackendRegistry, ReportsTheDevice) {
   if (!cuda_available()) GTEST_SKIP() << "no CUDA device";
