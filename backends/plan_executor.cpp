@@ -28,6 +28,9 @@ void execute(const Plan& plan, StateBackend& backend, SwapSpace& swap) {
             backend.write_state(c.row, it->second);
             swap.saved.erase(it);
             swap.saved_from.erase(c.request);
+          } else if constexpr (std::is_same_v<C, DropSavedCall>) {
+            swap.saved.erase(c.request);
+            swap.saved_from.erase(c.request);
           } else if constexpr (std::is_same_v<C, FillCall>) {
             for (int32_t row : c.rows)
               backend.fill_row(row, c.byte);

@@ -13,10 +13,14 @@ namespace specstate {
 class InputError : public std::runtime_error {
  public:
   explicit InputError(const std::string& message) : std::runtime_error(message) {}
-  // "FILE:LINE: message"
-  InputError(const std::string& file, long line, const std::string& message)
-      : std::runtime_error(file + ":" + std::to_string(line) + ": " + message) {}
+  // "FILE:LINE: message", FILE as quote_file_name() writes it.
+  InputError(const std::string& file, long line, const std::string& message);
 };
+
+// `file` as it goes in front of ":LINE:" in a message: as it is when it holds only letters,
+// digits and ._-/+@%,=~, else in double quotes with C escapes (\n, \", \xNN), so that no file
+// name (a newline, a colon, a control byte in it) can fake a location or split the line.
+std::string quote_file_name(const std::string& file);
 
 [[noreturn]] void assert_fail(const char* expression, const char* message, const char* file,
                               int line);

@@ -30,31 +30,31 @@ void OwnershipChecker::end_event(const trace::Event& event) {
   if (const auto* f = std::get_if<trace::Finish>(&event)) rows_.erase(f->request);
 }
 
-std::set<int32_t> OwnershipChecker::allowed(uint64_t request) const {
-  std::set<int32_t> rows;
-  if (auto it = tracks_.find(request); it != tracks_.end()) rows = it->second;
+bool OwnershipChecker::may_write(uint64_t request, int32_t row) const {
+  if (auto it = tracks_.find(request); it != tracks_.end() && it->second.count(row)) return true;
   auto it = rows_.find(request);
-  if (it == rows_.end()) return rows;
+  if (it == rows_.end()) return false;
   const Rows& r = it->second;
+  if (row == r.working_row) return true;
   const int32_t T = layout_.config.tokens_per_verify;
-  rows.insert(r.working_row);
   switch (layout_.kind) {
     case StrategyKind::kScatter:
-      for (int j = 0; j < T; ++j)
-        rows.insert(layout_.scratch_row(r.working_row, j));
-      break;
+      for (int j = 0; j < T; ++j) {
+        if (row == layout_.scratch_row(r.working_row, j)) return true;
+      }
+      return false;
     case StrategyKind::kInline:
     case StrategyKind::kWindow:
-      for (int j = 0; j + 1 < T; ++j)
-        rows.insert(layout_.draft_row(r.req_row, j));
-      break;
+      for (int j = 0; j + 1 < T; ++j) {
+        if (row == layout_.draft_row(r.req_row, j)) return true;
+      }
+      return false;
     case StrategyKind::kDeferred:
-      rows.insert(layout_.inspect_row());
-      break;
+      return row == layout_.inspect_row();
     case StrategyKind::kReplay:
-      break;
+      return false;
   }
-  return rows;
+  return false;
 }
 
 std::string OwnershipChecker::owner_of(int32_t row) const {
@@ -71,7 +71,7 @@ std::optional<std::string> OwnershipChecker::check_write(uint64_t request, int32
     return std::string("a padding task writes row ") + std::to_string(row) + " (" + what + ")" +
            owner_of(row);
   }
-  if (allowed(request).count(row)) return std::nullopt;
+  if (may_write(request, row)) return std::nullopt;
   return "request " + std::to_string(request) + " writes row " + std::to_string(row) + " (" + what +
          "), which the protocol does not give it";
 }

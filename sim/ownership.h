@@ -5,8 +5,8 @@
 #include <cstdint>
 #include <map>
 #include <optional>
-#include <set>
 #include <string>
+#include <unordered_set>
 
 #include "core/strategy/plan.h"
 #include "core/strategy/strategy.h"
@@ -30,7 +30,10 @@ class OwnershipChecker {
     int32_t req_row = -1;
     int32_t working_row = -1;
   };
-  std::set<int32_t> allowed(uint64_t request) const;
+  // Whether the protocol gives `row` to `request` in this event: its working row, the
+  // strategy's rows of its request row, the track rows the event names for it. Costs O(T),
+  // whatever the number of track rows.
+  bool may_write(uint64_t request, int32_t row) const;
   std::optional<std::string> check_write(uint64_t request, int32_t row, const char* what) const;
   // Payload slots belong to a request through its request row (replay: 1, deferred: 2).
   std::optional<std::string> check_slot_write(uint64_t request, int32_t slot) const;
@@ -38,8 +41,8 @@ class OwnershipChecker {
   std::string owner_of(int32_t row) const;
 
   const StrategyLayout& layout_;
-  std::map<uint64_t, Rows> rows_;                 // running requests
-  std::map<uint64_t, std::set<int32_t>> tracks_;  // track rows the current event names
+  std::map<uint64_t, Rows> rows_;                           // running requests
+  std::map<uint64_t, std::unordered_set<int32_t>> tracks_;  // track rows the event names
 };
 
 }  // namespace specstate::sim

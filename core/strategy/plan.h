@@ -18,10 +18,14 @@ struct PrefillCall {
   std::vector<uint64_t> requests;  // per task
 };
 
+// A step's CUDA-graph padding is a count: `tasks` holds one padding task standing for all of
+// them (every padding row runs the same task), so a step costs memory by its batch, never by
+// its padding (a trace may carry 2^24 padding rows).
 struct VerifyCall {
   VerifyMode mode = VerifyMode::kStateRows;
-  std::vector<VerifyTask> tasks;   // batch order, padding tasks last
+  std::vector<VerifyTask> tasks;   // batch order, then one padding task when padding_rows > 0
   std::vector<uint64_t> requests;  // per task (kPaddingRequest for padding)
+  int32_t padding_rows = 0;        // padding rows of the step, all run as the one padding task
 };
 
 struct ReplayCall {
@@ -46,6 +50,11 @@ struct SwapInCall {
   int32_t row = kNoRow;
 };
 
+// Drop the request's saved state (finish of a retracted request: it is never swapped in).
+struct DropSavedCall {
+  uint64_t request = 0;
+};
+
 // Set every byte of each row (all layers, conv and SSM) to `byte`: byte 0 is the zero state.
 // Only fault injection (verify-as-extend) emits it.
 struct FillCall {
@@ -54,8 +63,8 @@ struct FillCall {
   uint8_t byte = 0;
 };
 
-using PlanCall =
-    std::variant<PrefillCall, VerifyCall, ReplayCall, CopyCall, SwapOutCall, SwapInCall, FillCall>;
+using PlanCall = std::variant<PrefillCall, VerifyCall, ReplayCall, CopyCall, SwapOutCall,
+                              SwapInCall, FillCall, DropSavedCall>;
 using Plan = std::vector<PlanCall>;
 
 }  // namespace specstate

@@ -284,7 +284,8 @@ Plan PoolPolicy::step(std::span<const VerifyOp> batch, int32_t padding, int32_t 
     verify.tasks.push_back(t);
     verify.requests.push_back(op.request);
   }
-  for (int32_t i = 0; i < padding; ++i) {
+  verify.padding_rows = padding;
+  if (padding > 0) {
     VerifyTask pad;  // from = none: reads and writes nothing
     if (fault_ == Fault::kPaddingWritesRow) {
       // FAULT padding-writes-row (SGLang #17404): padding entries run on dummy inputs with
@@ -351,7 +352,11 @@ Plan PoolPolicy::finish(uint64_t request) {
     stale_control_[s.req_row] = {s.pending_slot, s.pending};
   }
   Plan plan;
-  if (!it->second.retracted) make_real(request, it->second, plan);
+  if (it->second.retracted) {
+    plan.push_back(DropSavedCall{request});
+  } else {
+    make_real(request, it->second, plan);
+  }
   table_.erase(it);
   return plan;
 }

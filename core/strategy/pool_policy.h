@@ -74,6 +74,7 @@ class PoolPolicy {
   Plan decode(std::span<const VerifyOp> batch, int32_t padding);  // T = 1, accepted = 1
   Plan retract(uint64_t request);
   Plan resume(uint64_t request, int32_t req_row, int32_t working_row);
+  // Frees a running request's rows; drops a retracted one's saved state (DropSavedCall).
   Plan finish(uint64_t request);
 
   // Where to read a running request's live state, and the plan that makes it readable without

@@ -11,6 +11,9 @@
 #include <ostream>
 #include <sstream>
 #include <system_error>
+#include <type_traits>
+#include <unordered_set>
+#include <vector>
 
 #include "core/errors.h"
 #include "core/geometry.h"
@@ -55,13 +58,17 @@ std::string describe_type(const json& value) {
   }
 }
 
-// `text` with control and non-ASCII bytes shown as '?', so a message quoting a hostile file
-// stays one printable line.
-std::string printable(std::string text) {
-  for (char& c : text) {
+// `text` with control and non-ASCII bytes shown as '?' and cut to kMaxEchoed characters
+// ("..." marks a cut), so that a message quoting a hostile file stays one short printable line.
+constexpr size_t kMaxEchoed = 64;
+
+std::string printable(std::string_view text) {
+  std::string out(text.substr(0, kMaxEchoed));
+  for (char& c : out) {
     if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) >= 0x7f) c = '?';
   }
-  return text;
+  if (text.size() > kMaxEchoed) out += "...";
+  return out;
 }
 
 // One JSON object of the trace, read field by field. `what_` names it in messages
@@ -107,6 +114,7 @@ class Fields {
   uint64_t unsigned_integer(const char* key) const {
     const json& value = require(key);
     if (value.is_number_unsigned()) return value.get<uint64_t>();
+    refuse_negative_zero(key, value);
     if (value.is_number_integer()) {
       fail(where_, field(key) + " is " + std::to_string(value.get<int64_t>()) +
                        ", outside 0..18446744073709551615");
@@ -145,7 +153,15 @@ class Fields {
     return text + ")";
   }
 
+  // The reader gives "-0" the signed integer type and "0" the unsigned one: a signed zero was
+  // written with a minus sign.
+  void refuse_negative_zero(const char* key, const json& value) const {
+    if (value.is_number_integer() && !value.is_number_unsigned() && value.get<int64_t>() == 0)
+      fail(where_, field(key) + " is -0, a negative zero; write 0");
+  }
+
   int64_t to_integer(const char* key, const json& value, int64_t min, int64_t max) const {
+    refuse_negative_zero(key, value);
     std::string shown;
     if (value.is_number_unsigned()) {
       const uint64_t v = value.get<uint64_t>();
@@ -284,8 +300,10 @@ Header parse_header(const json& object, const Where& where) {
     fail(where,
          "field 'specstate_trace' in header must be an integer, got " + describe_type(version));
   }
+  if (version.is_number_integer() && !version.is_number_unsigned() && version.get<int64_t>() == 0)
+    fail(where, "field 'specstate_trace' in header is -0, a negative zero; write 1");
   if (!version.is_number_unsigned() || version.get<uint64_t>() != uint64_t(kFormatVersion)) {
-    fail(where, "unsupported trace format version " + version.dump() +
+    fail(where, "unsupported trace format version " + printable(version.dump()) +
                     " (this build reads version " + std::to_string(kFormatVersion) + ")");
   }
   Fields f(object, "header", where,
@@ -305,9 +323,12 @@ Header parse_header(const json& object, const Where& where) {
   h.page_size = int32_t(f.integer("page_size", 0, kMaxRows));
   h.seed = f.unsigned_integer("seed");
   try {
+    // A preset name with bytes no preset has, or longer than any, is checked in its printable,
+    // cut form: the message must neither end at an embedded NUL nor echo megabytes.
+    if (printable(h.preset) != h.preset) make_geometry(printable(h.preset), h.tp);
     check_header(h);
   } catch (const InputError& e) {
-    fail(where, printable(e.what()));
+    fail(where, e.what());
   }
   return h;
 }
@@ -320,21 +341,161 @@ bool is_blank_or_comment(const std::string& line) {
   return true;
 }
 
+// What the reader refuses in a line that nlohmann::json would accept or misread.
+struct Refused {
+  std::string message;
+};
+
+// A SAX handler building the same value as json::parse, which also refuses duplicate keys
+// (json::parse keeps the last one silently), integers beyond 64 bits (json::parse turns them
+// into floating-point numbers) and nesting deeper than any trace has.
+class CheckedDom {
+ public:
+  static constexpr int kMaxDepth = 64;
+
+  explicit CheckedDom(json& result) : dom_(result, /*allow_exceptions=*/true) {}
+
+  bool null() { return dom_.null(); }
+  bool boolean(bool value) { return dom_.boolean(value); }
+  bool number_integer(json::number_integer_t value) { return dom_.number_integer(value); }
+  bool number_unsigned(json::number_unsigned_t value) { return dom_.number_unsigned(value); }
+  bool number_float(json::number_float_t value, const std::string& text) {
+    if (text.find_first_of(".eE") == std::string::npos) throw Refused{too_large(text)};
+    return dom_.number_float(value, text);
+  }
+  bool string(std::string& value) { return dom_.string(value); }
+  bool binary(json::binary_t& value) { return dom_.binary(value); }
+  bool start_object(std::size_t elements) {
+    enter();
+    keys_.emplace_back();
+    return dom_.start_object(elements);
+  }
+  bool key(std::string& key) {
+    if (!keys_.back().insert(key).second)
+      throw Refused{"duplicate key '" + printable(key) + "' in an object"};
+    last_key_ = key;
+    return dom_.key(key);
+  }
+  bool end_object() {
+    keys_.pop_back();
+    --depth_;
+    return dom_.end_object();
+  }
+  bool start_array(std::size_t elements) {
+    enter();
+    return dom_.start_array(elements);
+  }
+  bool end_array() {
+    --depth_;
+    return dom_.end_array();
+  }
+  template <typename Exception>
+  bool parse_error(std::size_t position, const std::string& last_token, const Exception& e) {
+    if constexpr (std::is_same_v<Exception, json::out_of_range>) {
+      // 406: a number beyond double's range, which json::parse echoes whole.
+      if (e.id == 406) throw Refused{too_large(last_token)};
+    }
+    return dom_.parse_error(position, last_token, e);  // throws e
+  }
+  bool is_errored() const { return dom_.is_errored(); }
+
+ private:
+  void enter() {
+    if (++depth_ > kMaxDepth)
+      throw Refused{"nested deeper than " + std::to_string(kMaxDepth) + " arrays and objects"};
+  }
+  std::string too_large(const std::string& text) const {
+    if (text.find_first_of(".eE") != std::string::npos)
+      return where() + "number " + printable(text) + " is out of range";
+    return where() + "integer " + printable(text) +
+           " does not fit in 64 bits (integers are -9223372036854775808..18446744073709551615)";
+  }
+  std::string where() const {
+    return last_key_.empty() ? std::string() : "field '" + printable(last_key_) + "': ";
+  }
+
+  nlohmann::detail::json_sax_dom_parser<json> dom_;
+  std::vector<std::unordered_set<std::string>> keys_;  // keys of each open object
+  std::string last_key_;
+  int depth_ = 0;
+};
+
+// nlohmann's message without its prefix, the echoed token cut:
+// "[json.exception.parse_error.101] parse error at line 1, column 5: syntax error while parsing
+// value - invalid literal; last read: '1x'" -> "column 5: syntax error ... last read: '1x'".
+std::string parse_error_detail(const std::string& what) {
+  std::string detail = what;
+  const size_t bracket = detail.find("] ");
+  if (bracket != std::string::npos) detail = detail.substr(bracket + 2);
+  const std::string at_line = "parse error at line 1, ";
+  const size_t pos = detail.find(at_line);
+  if (pos != std::string::npos) detail.erase(pos, at_line.size());
+  const std::string last_read = "last read: '";
+  const size_t token = detail.find(last_read);
+  if (token != std::string::npos) {
+    const size_t begin = token + last_read.size();
+    const size_t end = detail.rfind('\'');
+    if (end != std::string::npos && end >= begin) {
+      detail = detail.substr(0, begin) + printable(detail.substr(begin, end - begin)) +
+               detail.substr(end);
+    }
+  }
+  for (char& c : detail) {
+    if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) >= 0x7f) c = '?';
+  }
+  return detail;
+}
+
+// The bytes no JSON line of a trace holds, which json::parse would not see: a NUL ends its
+// input, and a carriage return inside a line means the file has CR line endings.
+void check_line_bytes(const std::string& text, const Where& where) {
+  const size_t nul = text.find('\0');
+  if (nul != std::string::npos) {
+    fail(where, "invalid JSON: column " + std::to_string(nul + 1) +
+                    ": NUL byte (a trace holds none; a string writes it as \\u0000)");
+  }
+  const size_t cr = text.find('\r');
+  if (cr != std::string::npos && cr + 1 < text.size()) {
+    fail(where, "CR line endings: carriage return at column " + std::to_string(cr + 1) +
+                    " not followed by a newline (lines end with \\n or \\r\\n)");
+  }
+}
+
 // The JSON of one line; `complete` is false for a last line without its newline.
 json parse_json(const std::string& text, bool complete, const Where& where) {
+  json result;
   try {
-    return json::parse(text);
+    CheckedDom dom(result);
+    json::sax_parse(text, &dom);
+  } catch (const Refused& r) {
+    fail(where, "invalid JSON: " + r.message);
   } catch (const json::exception& e) {
-    // "[json.exception.parse_error.101] parse error at line 1, column 5: syntax error ..."
-    std::string detail = printable(e.what());
-    const size_t bracket = detail.find("] ");
-    if (bracket != std::string::npos) detail = detail.substr(bracket + 2);
-    const std::string at_line = "parse error at line 1, ";
-    const size_t pos = detail.find(at_line);
-    if (pos != std::string::npos) detail.erase(pos, at_line.size());
+    const std::string detail = parse_error_detail(e.what());
     if (!complete)
       fail(where, "truncated last line: no newline at the end and not valid JSON (" + detail + ")");
     fail(where, "invalid JSON: " + detail);
+  }
+  return result;
+}
+
+// How one physical line ended.
+enum class LineEnd : uint8_t { kNewline, kEndOfFile, kTooLong };
+
+// Reads up to and without the next '\n' into `text`, at most kMaxLineBytes bytes. `text` is
+// empty and the result kEndOfFile once the input is exhausted.
+LineEnd read_line(std::istream& in, std::string& text) {
+  text.clear();
+  std::streambuf* buf = in.rdbuf();
+  using traits = std::char_traits<char>;
+  for (;;) {
+    const traits::int_type c = buf->sbumpc();
+    if (traits::eq_int_type(c, traits::eof())) {
+      in.setstate(std::ios::eofbit);
+      return LineEnd::kEndOfFile;
+    }
+    if (traits::to_char_type(c) == '\n') return LineEnd::kNewline;
+    if (text.size() == size_t(kMaxLineBytes)) return LineEnd::kTooLong;
+    text.push_back(traits::to_char_type(c));
   }
 }
 
@@ -446,11 +607,32 @@ Trace read_trace(std::istream& in, const std::string& name) {
   std::string text;
   long line = 0;
   bool have_header = false;
-  while (std::getline(in, text)) {
+  for (;;) {
+    LineEnd end;
+    try {
+      end = read_line(in, text);
+    } catch (const std::exception&) {  // a streambuf that throws (std::bad_alloc, I/O)
+      throw InputError(name, line + 1, "read error");
+    }
+    if (end == LineEnd::kEndOfFile && text.empty()) break;
     ++line;
-    if (is_blank_or_comment(text)) continue;
-    const bool complete = !in.eof();  // getline stopped at a newline, not at the end
     const Where where{trace.file, line};
+    if (end == LineEnd::kTooLong) {
+      fail(where, "line longer than " + std::to_string(kMaxLineBytes) +
+                      " bytes (a trace line is one event; see docs/trace-format.md)");
+    }
+    constexpr std::string_view kBom = "\xEF\xBB\xBF";
+    if (std::string_view(text).substr(0, kBom.size()) == kBom) {
+      if (line != 1) {
+        fail(where,
+             "byte order mark (U+FEFF) at the start of a line; only the file's first "
+             "line may begin with one");
+      }
+      text.erase(0, kBom.size());
+    }
+    check_line_bytes(text, where);
+    if (is_blank_or_comment(text)) continue;
+    const bool complete = end == LineEnd::kNewline;
     const json object = parse_json(text, complete, where);
     if (!have_header) {
       trace.header = parse_header(object, where);
@@ -460,7 +642,7 @@ Trace read_trace(std::istream& in, const std::string& name) {
     }
     trace.events.push_back(Line{line, parse_event(object, where)});
   }
-  if (in.bad()) throw InputError(name + ": read error");
+  if (in.bad()) throw InputError(name, line + 1, "read error");
   if (!have_header) {
     throw InputError(name, line == 0 ? 1 : line,
                      "empty trace: no header line {\"specstate_trace\": 1, ...}");
@@ -470,9 +652,10 @@ Trace read_trace(std::istream& in, const std::string& name) {
 
 Trace read_trace(const std::string& path) {
   std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) throw InputError(path + ": is a directory");
+  if (std::filesystem::is_directory(path, ec))
+    throw InputError(quote_file_name(path) + ": is a directory");
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw InputError(path + ": cannot open for reading");
+  if (!in) throw InputError(quote_file_name(path) + ": cannot open for reading");
   return read_trace(in, path);
 }
 

@@ -20,6 +20,9 @@ inline constexpr int64_t kMaxRows = int64_t{1} << 24;    // pool_rows, max_reque
 inline constexpr int64_t kMaxTokens = int64_t{1} << 24;  // tokens of one extend, padding
 inline constexpr int64_t kMaxLength = int64_t{1} << 48;  // tokens of one request
 inline constexpr int32_t kMaxTokensPerVerify = 16;       // T = draft_tokens + 1
+// Bytes of one line without its newline: 16 MiB, some 500 times a verify of a 1024-request
+// batch with a track write per entry, so only a hostile or broken file reaches it.
+inline constexpr int64_t kMaxLineBytes = int64_t{1} << 24;
 
 // Checks the header fields (version, preset and TP through make_geometry, sizes). Throws
 // InputError without a location; callers add it.

@@ -1,6 +1,5 @@
 #include "core/trace/tracker.h"
 
-#include <algorithm>
 #include <unordered_set>
 
 #include "core/errors.h"
@@ -136,7 +135,7 @@ void ScheduleTracker::check_new_rows(int32_t req_row, int32_t working_row,
 // `new_len` tokens in this event. `own_row` is the request's working row; `written` collects
 // the rows this event writes so far.
 void ScheduleTracker::check_track(const TrackWrite& t, int64_t old_len, int64_t new_len,
-                                  int32_t own_row, std::vector<int32_t>& written,
+                                  int32_t own_row, std::unordered_set<int32_t>& written,
                                   const Context& at) const {
   const std::string what = "track row " + std::to_string(t.row);
   check_row_range("track row", t.row, at);
@@ -155,10 +154,7 @@ void ScheduleTracker::check_track(const TrackWrite& t, int64_t old_len, int64_t 
   if (use.kind == RowUse::Kind::kWorking) {
     at.fail(what + " is the working row of live " + req(use.request));
   }
-  if (std::find(written.begin(), written.end(), t.row) != written.end()) {
-    at.fail(what + " is written twice in this event");
-  }
-  written.push_back(t.row);
+  if (!written.insert(t.row).second) at.fail(what + " is written twice in this event");
 }
 
 // ---- events -------------------------------------------------------------------------------
@@ -222,17 +218,16 @@ void ScheduleTracker::apply_extend(const Extend& e, const Context& at) {
   const int64_t new_len = old_len + e.tokens;
   if (new_len > kMaxLength)
     at.fail(req(e.request) + " would exceed " + std::to_string(kMaxLength) + " tokens");
-  std::vector<int32_t> written;
-  std::vector<int64_t> lengths;
+  std::unordered_set<int32_t> written;
+  std::unordered_set<int64_t> lengths;
   for (const TrackWrite& t : e.track) {
     check_track(t, old_len, new_len, working_row, written, at);
     if (t.row == e.cow_src_row) {
       at.fail("track row " + std::to_string(t.row) + " is this extend's cow_src_row");
     }
-    if (std::find(lengths.begin(), lengths.end(), t.length) != lengths.end()) {
+    if (!lengths.insert(t.length).second) {
       at.fail("track length " + std::to_string(t.length) + " is written twice in this event");
     }
-    lengths.push_back(t.length);
   }
 
   // Apply.
@@ -255,7 +250,7 @@ void ScheduleTracker::apply_step(const std::vector<StepEntry>& batch, int32_t pa
   }
   const int32_t T = tokens_per_verify();
   std::unordered_set<uint64_t> seen;
-  std::vector<int32_t> written;
+  std::unordered_set<int32_t> written;
   for (const StepEntry& entry : batch) {
     if (!seen.insert(entry.request).second) {
       at.fail(req(entry.request) + " appears twice in the batch");

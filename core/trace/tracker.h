@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "core/trace/events.h"
@@ -73,7 +74,7 @@ class ScheduleTracker {
   void check_new_rows(int32_t req_row, int32_t working_row, const Context& at) const;
   void check_row_range(const char* field, int32_t row, const Context& at) const;
   void check_track(const TrackWrite& t, int64_t old_len, int64_t new_len, int32_t own_row,
-                   std::vector<int32_t>& written, const Context& at) const;
+                   std::unordered_set<int32_t>& written, const Context& at) const;
   void take_rows(uint64_t id, RequestInfo& info, int32_t req_row, int32_t working_row);
   void release_rows(RequestInfo& info);
   void store_snapshot(const TrackWrite& t);

@@ -34,6 +34,15 @@ SSM_DTYPES = {"f32": "f32", "fp32": "f32", "float32": "f32", "bf16": "bf16", "bf
 RUNNING, RETRACTED, FINISHED = "running", "retracted", "finished"
 
 
+MAX_ECHOED = 64  # characters of a value quoted in a message, as the C++ reader
+
+
+def cut(text):
+    """`text` cut to MAX_ECHOED characters ("..." marks a cut)."""
+    text = str(text)
+    return text if len(text) <= MAX_ECHOED else text[:MAX_ECHOED] + "..."
+
+
 def as_int(value, where, field):
     """`value` as a Python int (bools refused; numpy / torch integer scalars accepted)."""
     if isinstance(value, bool):
@@ -41,7 +50,7 @@ def as_int(value, where, field):
     try:
         return operator.index(value)
     except TypeError:
-        raise ValueError(f"{where}{field} must be an integer, got {value!r}") from None
+        raise ValueError(f"{where}{field} must be an integer, got {cut(repr(value))}") from None
 
 
 def make_header(preset, draft_tokens, pool_rows, max_requests, page_size=0, tp=1,
@@ -49,14 +58,14 @@ def make_header(preset, draft_tokens, pool_rows, max_requests, page_size=0, tp=1
     """The header object, checked; raises ValueError naming the field."""
     w = "header: "
     if not isinstance(preset, str) or preset not in PRESET_HEADS:
-        raise ValueError(f"{w}preset {preset!r} unknown (known: {', '.join(PRESET_HEADS)})")
+        raise ValueError(f"{w}preset {cut(repr(preset))} unknown (known: {', '.join(PRESET_HEADS)})")
     tp = as_int(tp, w, "tp")
     heads = PRESET_HEADS[preset]
     if tp < 1 or heads[0] % tp or heads[1] % tp:
         raise ValueError(f"{w}tp {tp} must be >= 1 and divide the {preset} head counts "
                          f"(H={heads[0]}, HV={heads[1]})")
     if not isinstance(ssm_dtype, str) or ssm_dtype not in SSM_DTYPES:
-        raise ValueError(f"{w}ssm_dtype {ssm_dtype!r} unknown (expected f32 or bf16)")
+        raise ValueError(f"{w}ssm_dtype {cut(repr(ssm_dtype))} unknown (expected f32 or bf16)")
     draft_tokens = as_int(draft_tokens, w, "draft_tokens")
     if not 0 <= draft_tokens <= MAX_TOKENS_PER_VERIFY - 1:
         raise ValueError(f"{w}draft_tokens {draft_tokens} outside 0..{MAX_TOKENS_PER_VERIFY - 1} "
@@ -96,13 +105,13 @@ def _track_pair(track, where):
         extra = set(track) - {"length", "row"}
         if extra or "length" not in track or "row" not in track:
             raise ValueError(f"{where}track must have exactly the keys length and row, got "
-                             f"{sorted(track)}")
+                             f"{cut(sorted(track))}")
         return track["length"], track["row"]
     try:
         length, row = track
     except (TypeError, ValueError):
         raise ValueError(f"{where}track must be a (length, row) pair or "
-                         f"{{'length': ..., 'row': ...}}, got {track!r}") from None
+                         f"{{'length': ..., 'row': ...}}, got {cut(repr(track))}") from None
     return length, row
 
 
@@ -119,6 +128,31 @@ class TraceState:
         self._row_owner = {}     # working row -> running request id
         self._req_row_owner = {}  # request row -> running request id
         self._cache = {}         # row -> tokens of the prefix snapshot it holds
+        self._held = None        # prepare(): the checked event's state changes, not yet applied
+
+    def prepare(self, method, *args, **kwargs):
+        """(event, commit) for `method` ("extend", "verify", ...) called with the arguments:
+        the event checked completely, and a function that applies it. Nothing changes until
+        `commit()` runs, so a writer can put the whole line on disk first."""
+        self._held = []
+        try:
+            event = getattr(self, method)(*args, **kwargs)
+            changes = self._held
+        finally:
+            self._held = None
+
+        def commit():
+            for change in changes:
+                change()
+        return event, commit
+
+    def _done(self, event, change):
+        """Applies `change` (or holds it for prepare()) and returns `event`."""
+        if self._held is not None:
+            self._held.append(change)
+        else:
+            change()
+        return event
 
     # ---- queries ---------------------------------------------------------------------------
     def status(self, request):
@@ -279,15 +313,6 @@ class TraceState:
                 raise ValueError(f"{w}track.length {tw['length']} is written twice in this event")
             lengths.add(tw["length"])
             written.append(tw)
-        # Apply.
-        if r is None:
-            r = self._requests[request] = _Request(req_row, working_row, old)
-            self._row_owner[working_row] = request
-            self._req_row_owner[req_row] = request
-            self._cache.pop(working_row, None)
-        r.length = old + tokens
-        for tw in written:
-            self._cache[tw["row"]] = tw["length"]
         event = {"event": "extend", "request": request, "req_row": req_row,
                  "working_row": working_row, "tokens": tokens}
         if prefix_len > 0:
@@ -295,7 +320,18 @@ class TraceState:
             event["cow_src_row"] = cow_src_row
         if written:
             event["track"] = written
-        return event
+
+        def change():
+            req = r
+            if req is None:
+                req = self._requests[request] = _Request(req_row, working_row, old)
+                self._row_owner[working_row] = request
+                self._req_row_owner[req_row] = request
+                self._cache.pop(working_row, None)
+            req.length = old + tokens
+            for tw in written:
+                self._cache[tw["row"]] = tw["length"]
+        return self._done(event, change)
 
     def _step(self, name, entries, padding):
         """Shared check of a verify / decode batch; entries are (request, accepted, track)."""
@@ -323,11 +359,13 @@ class TraceState:
                 tw = self._check_track(track, r.length, (lo, r.length + accepted), w, used,
                                        self._row_owner)
             out.append((request, accepted, tw))
+        return out, padding
+
+    def _apply_step(self, out):
         for request, accepted, tw in out:
             self._requests[request].length += accepted
             if tw:
                 self._cache[tw["row"]] = tw["length"]
-        return out, padding
 
     def verify(self, entries, padding=0):
         """entries: iterable of (request, accepted, track-or-None)."""
@@ -338,7 +376,8 @@ class TraceState:
             if tw:
                 e["track"] = tw
             batch.append(e)
-        return {"event": "verify", "batch": batch, "padding": padding}
+        return self._done({"event": "verify", "batch": batch, "padding": padding},
+                          lambda: self._apply_step(out))
 
     def decode(self, entries, padding=0):
         """entries: iterable of (request, track-or-None)."""
@@ -349,36 +388,43 @@ class TraceState:
             if tw:
                 e["track"] = tw
             batch.append(e)
-        return {"event": "decode", "batch": batch, "padding": padding}
+        return self._done({"event": "decode", "batch": batch, "padding": padding},
+                          lambda: self._apply_step(out))
 
     def retract(self, request):
         request = self._request_id(request, "retract")
         r = self._existing(request, f"retract: request {request}: ", (RUNNING,))
-        del self._row_owner[r.working_row]
-        del self._req_row_owner[r.req_row]
-        r.status, r.req_row, r.working_row = RETRACTED, None, None
-        return {"event": "retract", "request": request}
+
+        def change():
+            del self._row_owner[r.working_row]
+            del self._req_row_owner[r.req_row]
+            r.status, r.req_row, r.working_row = RETRACTED, None, None
+        return self._done({"event": "retract", "request": request}, change)
 
     def resume(self, request, req_row=None, working_row=None):
         request = self._request_id(request, "resume")
         w = f"resume: request {request}: "
         r = self._existing(request, w, (RETRACTED,))
         req_row, working_row = self._check_new_rows(req_row, working_row, w)
-        r.status, r.req_row, r.working_row = RUNNING, req_row, working_row
-        self._row_owner[working_row] = request
-        self._req_row_owner[req_row] = request
-        self._cache.pop(working_row, None)
-        return {"event": "resume", "request": request, "req_row": req_row,
-                "working_row": working_row}
+
+        def change():
+            r.status, r.req_row, r.working_row = RUNNING, req_row, working_row
+            self._row_owner[working_row] = request
+            self._req_row_owner[req_row] = request
+            self._cache.pop(working_row, None)
+        return self._done({"event": "resume", "request": request, "req_row": req_row,
+                           "working_row": working_row}, change)
 
     def finish(self, request):
         request = self._request_id(request, "finish")
         r = self._existing(request, f"finish: request {request}: ", (RUNNING, RETRACTED))
-        if r.status == RUNNING:
-            del self._row_owner[r.working_row]
-            del self._req_row_owner[r.req_row]
-        r.status, r.req_row, r.working_row = FINISHED, None, None
-        return {"event": "finish", "request": request}
+
+        def change():
+            if r.status == RUNNING:
+                del self._row_owner[r.working_row]
+                del self._req_row_owner[r.req_row]
+            r.status, r.req_row, r.working_row = FINISHED, None, None
+        return self._done({"event": "finish", "request": request}, change)
 
     def check(self):
-        return {"event": "check"}
+        return self._done({"event": "check"}, lambda: None)

@@ -41,7 +41,10 @@ class TraceWriter:
     to, flushed, and left open). The header is written at once. Every method checks its event
     against the events so far and raises ValueError, naming the event, the request and the
     field, before anything is written; the writer stays usable after such an error and the
-    file holds only valid events. Each event is one line, flushed when written.
+    file holds only valid events. Each event is one line, flushed when written. A write that
+    fails (disk full) raises OSError and records nothing: the state changes only once the whole
+    line is written, and the part of the line that got out is cut off again where the file
+    allows it.
 
     Rows: `working_row`, `cow_src_row` and track rows are scheduler rows 0..pool_rows-1;
     `req_row` (req_pool_idx) is 0..max_requests-1. A track write is (length, row) or
@@ -56,7 +59,9 @@ class TraceWriter:
                                   ssm_dtype=ssm_dtype, seed=seed)
         self.state = TraceState(self.header)
         if isinstance(file, (str, bytes, os.PathLike)):
-            self._file = open(file, "w", encoding="utf-8", newline="\n")
+            # Unbuffered bytes: a line reaches the file in os-level writes this writer sees
+            # fail, so that it can cut a half-written line off again.
+            self._file = open(file, "wb", buffering=0)
             self._owns_file = True
             self.path = os.fspath(file)
         elif isinstance(file, io.TextIOBase) or hasattr(file, "write"):
@@ -90,9 +95,8 @@ class TraceWriter:
         boundaries crossed by these tokens.
         """
         self._ensure_open()
-        self._write(self.state.extend(request, tokens, req_row=req_row, working_row=working_row,
-                                      prefix_len=prefix_len, cow_src_row=cow_src_row,
-                                      track=track))
+        self._record("extend", request, tokens, req_row=req_row, working_row=working_row,
+                     prefix_len=prefix_len, cow_src_row=cow_src_row, track=track)
 
     def verify(self, batch, *, padding=0):
         """A verify step of T tokens per request.
@@ -102,8 +106,8 @@ class TraceWriter:
         CUDA-graph padding rows in the batch.
         """
         self._ensure_open()
-        self._write(self.state.verify([_verify_entry(e) for e in self._listed(batch, "verify")],
-                                      padding=padding))
+        self._record("verify", [_verify_entry(e) for e in self._listed(batch, "verify")],
+                     padding=padding)
 
     def decode(self, batch, *, padding=0):
         """A decode step without drafts (one token per request, always accepted).
@@ -111,28 +115,28 @@ class TraceWriter:
         `batch`: entries request, (request, track) or {"request", "track"?}.
         """
         self._ensure_open()
-        self._write(self.state.decode([_decode_entry(e) for e in self._listed(batch, "decode")],
-                                      padding=padding))
+        self._record("decode", [_decode_entry(e) for e in self._listed(batch, "decode")],
+                     padding=padding)
 
     def retract(self, request):
         """`request` leaves the running batch; its state is saved, its rows freed."""
         self._ensure_open()
-        self._write(self.state.retract(request))
+        self._record("retract", request)
 
     def resume(self, request, *, req_row, working_row):
         """A retracted `request` comes back into free rows `req_row` and `working_row`."""
         self._ensure_open()
-        self._write(self.state.resume(request, req_row=req_row, working_row=working_row))
+        self._record("resume", request, req_row=req_row, working_row=working_row)
 
     def finish(self, request):
         """`request` ends; its rows are free at once. No event may name it afterwards."""
         self._ensure_open()
-        self._write(self.state.finish(request))
+        self._record("finish", request)
 
     def check(self):
         """Ask the replay to compare all lanes here."""
         self._ensure_open()
-        self._write(self.state.check())
+        self._record("check")
 
     def comment(self, text):
         """A `# text` line (ignored by readers), e.g. the engine's step number."""
@@ -140,17 +144,17 @@ class TraceWriter:
         text = str(text)
         if "\n" in text or "\r" in text:
             raise ValueError("comment: text must be one line")
-        self._file.write(f"# {text}\n")
-        self._file.flush()
+        self._write_line(f"# {text}\n")
 
     def close(self):
         """Flush, and close the file if the writer opened it. Idempotent."""
         if self._closed:
             return
         self._closed = True
-        self._file.flush()
         if self._owns_file:
             self._file.close()
+        else:
+            self._file.flush()
 
     def __enter__(self):
         return self
@@ -173,6 +177,54 @@ class TraceWriter:
         except TypeError:
             raise ValueError(f"{event}: batch must be a list of entries, got {batch!r}") from None
 
+    def _record(self, method, *args, **kwargs):
+        """Checks the event, writes its whole line, and only then records it in the state."""
+        event, commit = self.state.prepare(method, *args, **kwargs)
+        self._write(event)
+        commit()
+
     def _write(self, obj):
-        self._file.write(json.dumps(obj) + "\n")
-        self._file.flush()
+        self._write_line(json.dumps(obj) + "\n")
+
+    def _write_line(self, line):
+        """Writes `line` whole and flushes it. On an error (disk full, closed pipe) the bytes
+        of the line that got out are cut off again where the file allows it (a regular file
+        this writer opened, or a seekable one it was given), then the error propagates."""
+        if self._owns_file:
+            data = line.encode("utf-8")
+            fd = self._file.fileno()
+            try:
+                start = os.lseek(fd, 0, os.SEEK_CUR)
+            except OSError:
+                start = None  # a pipe or a character device: nothing to cut
+            done = 0
+            try:
+                while done < len(data):
+                    done += os.write(fd, data[done:])
+            except BaseException:
+                if start is not None:
+                    try:
+                        os.ftruncate(fd, start)
+                        os.lseek(fd, start, os.SEEK_SET)
+                    except OSError:
+                        pass
+                raise
+            return
+        start = None
+        try:
+            if self._file.seekable():
+                self._file.flush()
+                start = self._file.tell()
+        except (OSError, ValueError, AttributeError):
+            start = None
+        try:
+            self._file.write(line)
+            self._file.flush()
+        except BaseException:
+            if start is not None:
+                try:
+                    self._file.seek(start)
+                    self._file.truncate(start)
+                except (OSError, ValueError):
+                    pass
+            raise

@@ -2,13 +2,19 @@
 // "Fuzzing"): every trace the validator accepts must be accepted by the policy of every
 // strategy, event by event, and every plan must pass the row-ownership checker. A refusal or a
 // violation on a valid trace means the validator and the policy disagree on what a trace
-// means. Nothing is allocated: plans are built and checked, never run.
+// means. When the pool is small (tiny sizes, kMaxExecutedBytes), the plans also run on the CPU
+// backend, so that memory a plan should not cost (padding rows materialised, saved states of
+// finished requests kept) shows as a finding or as libFuzzer's -rss_limit_mb / -malloc_limit_mb.
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 
+#include "backends/cpu/cpu_backend.h"
+#include "backends/plan_executor.h"
 #include "core/errors.h"
 #include "core/strategy/pool_policy.h"
 #include "core/trace/format.h"
@@ -28,9 +34,37 @@ namespace trace = specstate::trace;
   std::abort();
 }
 
+// Pools up to this size run on the CPU backend (tiny preset, a few dozen rows).
+constexpr int64_t kMaxExecutedBytes = int64_t{4} << 20;
+
+// Memory a plan must not keep: a saved state of a request that is not retracted, outputs for
+// more tasks than the batch and one padding task.
+void check_memory(const trace::Line& line, specstate::StrategyKind kind,
+                  const specstate::PoolPolicy& policy, const specstate::SwapSpace& swap,
+                  const specstate::StateBackend& backend) {
+  for (const auto& [request, state] : swap.saved) {
+    if (!policy.has(request) || !policy.live(request).retracted) {
+      finding(line, kind,
+              "the saved state of request " + std::to_string(request) + " outlives its retract");
+    }
+  }
+  size_t batch = 0;
+  if (const auto* v = std::get_if<trace::Verify>(&line.event)) batch = v->batch.size();
+  if (const auto* d = std::get_if<trace::Decode>(&line.event)) batch = d->batch.size();
+  if (batch > 0 && size_t(backend.read_outputs().tasks) > batch + 1) {
+    finding(line, kind,
+            "outputs for " + std::to_string(backend.read_outputs().tasks) + " tasks, batch " +
+                std::to_string(batch) + " (padding must cost one task)");
+  }
+}
+
 void run_policy(const trace::Trace& t, specstate::StrategyKind kind) {
   specstate::PoolPolicy policy(kind, specstate::sim::pool_config(t.header));
   specstate::sim::OwnershipChecker ownership(policy.layout());
+  std::unique_ptr<specstate::StateBackend> backend;
+  specstate::SwapSpace swap;
+  if (policy.layout().shape.total_bytes() <= kMaxExecutedBytes)
+    backend = specstate::make_cpu_backend(policy.layout().shape, t.header.seed);
   for (const trace::Line& line : t.events) {
     specstate::Plan plan;
     try {
@@ -41,6 +75,13 @@ void run_policy(const trace::Trace& t, specstate::StrategyKind kind) {
     ownership.begin_event(line.event);
     if (auto bad = ownership.check(plan)) finding(line, kind, *bad);
     ownership.end_event(line.event);
+    if (!backend) continue;
+    try {
+      specstate::execute(plan, *backend, swap);
+    } catch (const std::invalid_argument& e) {
+      finding(line, kind, std::string("the backend refuses the plan: ") + e.what());
+    }
+    check_memory(line, kind, policy, swap, *backend);
   }
 }
 

@@ -9,6 +9,7 @@
 #include "sim/generator.h"
 #include "sim/ownership.h"
 #include "sim/simulator.h"
+#include "tests/scaling.h"
 
 namespace specstate::sim {
 namespace {
@@ -157,6 +158,32 @@ TEST(Ownership, PayloadSlotOfAnotherRequestIsFlagged) {
   EXPECT_NE(bad->find("payload slot 1"), std::string::npos) << *bad;
   call.tasks[0].payload_slot = layout.payload_slot(0, 0);
   EXPECT_FALSE(checker.check({call}).has_value());
+}
+
+// Issue 19 defect 8: checking the plan of one extend with n track writes costs time linear in n
+// (each write used to copy the set of the event's track rows: 45 s for a replay at n = 10k).
+TEST(Ownership, TrackWritesCostLinearTime) {
+  PoolConfig c;
+  c.geometry = make_geometry("tiny");
+  c.tokens_per_verify = 1;
+  c.max_requests = 1;
+  auto check_tracks = [&](int n) {
+    c.pool_rows = n + 1;
+    const StrategyLayout layout = make_layout(StrategyKind::kInline, c);
+    OwnershipChecker checker(layout);
+    trace::Extend e{1, 0, 0, n, 0, -1, {}};
+    PrefillTask task;
+    task.tokens = {1, 0, n};
+    task.writes.push_back({n, 0});
+    for (int i = 1; i <= n; ++i) {
+      e.track.push_back({i, i});
+      task.writes.push_back({i, i});
+    }
+    checker.begin_event(e);
+    ASSERT_FALSE(checker.check({PrefillCall{{task}, {1}}}).has_value());
+  };
+  const double growth = specstate::test::growth_of_four_times_the_size(check_tracks, 5'000);
+  EXPECT_LT(growth, specstate::test::kLinearGrowthBound);
 }
 
 }  // namespace

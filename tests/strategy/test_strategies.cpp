@@ -366,5 +366,54 @@ TEST(StrategyPolicy, RefusedBatchChangesNothing) {
   }
 }
 
+// Issue 19 defect 3: padding is a count. A step carrying many padding rows plans one padding
+// task, whatever the strategy, and runs on the CPU backend with outputs for batch + 1 tasks.
+// (tests/hostile_inputs replays 2^24 padding rows under a memory bound.)
+TEST(StrategyPolicy, PaddingCostsOneTaskWhateverItsCount) {
+  constexpr int32_t kPadding = 1000;
+  const PoolConfig c = tiny_pool(4, 4, 2);
+  const VerifyOp v{7, 2, std::nullopt};
+  for (StrategyKind kind : all_strategies()) {
+    Lane lane(kind, c, 3);
+    lane.run(lane.policy.extend({7, 1, 3, 5, 0, kNoRow, {}}));
+    for (const bool decode : {false, true}) {
+      const VerifyOp op{7, decode ? 1 : 2, std::nullopt};
+      const Plan plan =
+          decode ? lane.policy.decode({&op, 1}, kPadding) : lane.policy.verify({&v, 1}, kPadding);
+      const VerifyCall* call = nullptr;
+      for (const PlanCall& pc : plan) {
+        if (const auto* vc = std::get_if<VerifyCall>(&pc)) call = vc;
+      }
+      ASSERT_NE(call, nullptr) << to_string(kind);
+      EXPECT_EQ(call->tasks.size(), 2u) << to_string(kind);
+      EXPECT_EQ(call->requests.back(), kPaddingRequest) << to_string(kind);
+      EXPECT_TRUE(call->tasks.back().from.is_none()) << to_string(kind);
+      EXPECT_EQ(call->padding_rows, kPadding) << to_string(kind);
+      lane.run(plan);
+      EXPECT_EQ(lane.backend->read_outputs().tasks, 2) << to_string(kind);
+    }
+  }
+}
+
+// Issue 19 defect 4: finishing a retracted request drops its saved state.
+TEST(StrategyPolicy, FinishOfARetractedRequestDropsItsSavedState) {
+  const PoolConfig c = tiny_pool(4, 4, 2);
+  for (StrategyKind kind : all_strategies()) {
+    Lane lane(kind, c, 3);
+    lane.run(lane.policy.extend({7, 1, 3, 5, 0, kNoRow, {}}));
+    const VerifyOp v{7, 2, std::nullopt};
+    lane.run(lane.policy.verify({&v, 1}, 0));
+    lane.run(lane.policy.retract(7));
+    ASSERT_EQ(lane.swap.saved.count(7), 1u) << to_string(kind);
+    const Plan plan = lane.policy.finish(7);
+    ASSERT_EQ(plan.size(), 1u) << to_string(kind);
+    EXPECT_TRUE(std::holds_alternative<DropSavedCall>(plan.front())) << to_string(kind);
+    lane.run(plan);
+    EXPECT_TRUE(lane.swap.saved.empty()) << to_string(kind);
+    EXPECT_TRUE(lane.swap.saved_from.empty()) << to_string(kind);
+    EXPECT_FALSE(lane.policy.has(7)) << to_string(kind);
+  }
+}
+
 }  // namespace
 }  // namespace specstate::test

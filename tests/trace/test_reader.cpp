@@ -194,5 +194,162 @@ TEST(TraceReader, MissingFile) {
   EXPECT_THROW(read_trace("/nonexistent/trace.jsonl"), InputError);
 }
 
+// ---- issue 19: hostile bytes and echoed values ----------------------------------------------
+
+// An endless stream of NUL bytes without a newline, like /dev/zero.
+class ZeroStream : public std::streambuf {
+ protected:
+  int_type underflow() override {
+    setg(block_, block_, block_ + sizeof block_);
+    return traits_type::to_int_type(block_[0]);
+  }
+
+ private:
+  char block_[4096] = {};
+};
+
+TEST(TraceReader, LineLengthIsBounded) {
+  ZeroStream zeros;
+  std::istream in(&zeros);
+  try {
+    read_trace(in, "/dev/zero");
+    FAIL() << "read an endless line";
+  } catch (const InputError& e) {
+    EXPECT_STREQ(e.what(),
+                 "/dev/zero:1: line longer than 16777216 bytes (a trace line is one event; see "
+                 "docs/trace-format.md)");
+  }
+  // A line of exactly the limit is read (and then judged as JSON).
+  const std::string longest(size_t(kMaxLineBytes), ' ');
+  EXPECT_EQ(first_error(kHeader + "\n" + longest + "\n"), "ok");
+  EXPECT_EQ(first_error(kHeader + "\n" + longest + " \n"),
+            "t.jsonl:2: line longer than 16777216 bytes (a trace line is one event; see "
+            "docs/trace-format.md)");
+}
+
+TEST(TraceReader, NulByteIsRefusedWhereItStands) {
+  const std::string text =
+      kHeader + "\n" + std::string("{\"event\":\"check\"}\0{\"event\":\"finish\"}\n", 37);
+  EXPECT_EQ(first_error(text),
+            "t.jsonl:2: invalid JSON: column 18: NUL byte (a trace holds none; a string writes it "
+            "as \\u0000)");
+  EXPECT_EQ(first_error(kHeader + "\n" + std::string("# a\0b\n", 6)),
+            "t.jsonl:2: invalid JSON: column 4: NUL byte (a trace holds none; a string writes it "
+            "as \\u0000)");
+}
+
+TEST(TraceReader, CrLineEndingsAreNamed) {
+  EXPECT_EQ(first_error(kHeader + "\r" + kStart5 + "\r"),
+            "t.jsonl:1: CR line endings: carriage return at column 152 not followed by a newline "
+            "(lines end with \\n or \\r\\n)");
+  EXPECT_EQ(first_error(kHeader + "\r\n" + kStart5 + "\r\n# done\r\n"), "ok");
+  EXPECT_EQ(first_error(kHeader + "\r\n# a\rb\n"),
+            "t.jsonl:2: CR line endings: carriage return at column 4 not followed by a newline "
+            "(lines end with \\n or \\r\\n)");
+}
+
+TEST(TraceReader, ByteOrderMarkOnlyAtTheStart) {
+  const std::string bom = "\xEF\xBB\xBF";
+  EXPECT_EQ(first_error(bom + kHeader + "\n" + kStart5 + "\n"), "ok");
+  EXPECT_EQ(first_error(bom + "# recorded by an engine\n" + kHeader + "\n"), "ok");
+  EXPECT_EQ(first_error(kHeader + "\n" + bom + kStart5 + "\n"),
+            "t.jsonl:2: byte order mark (U+FEFF) at the start of a line; only the file's first "
+            "line may begin with one");
+  EXPECT_EQ(first_error("# c\n" + bom + kHeader + "\n"),
+            "t.jsonl:2: byte order mark (U+FEFF) at the start of a line; only the file's first "
+            "line may begin with one");
+}
+
+TEST(TraceReader, DuplicateKeysAreRefused) {
+  EXPECT_EQ(event_error({R"({"event": "extend", "event": "check"})"}),
+            "t.jsonl:2: invalid JSON: duplicate key 'event' in an object");
+  EXPECT_EQ(event_error({R"({"event": "verify", "batch": [{"request": 5, "accepted": 1, )"
+                         R"("accepted": 2}]})"}),
+            "t.jsonl:2: invalid JSON: duplicate key 'accepted' in an object");
+  // The same key in two objects is fine.
+  EXPECT_EQ(
+      event_error({kStart5, R"({"event": "verify", "batch": [{"request": 5, "accepted": 1}]})"}),
+      "ok");
+}
+
+TEST(TraceReader, NegativeZeroAndHugeIntegersSayWhatIsWrong) {
+  EXPECT_EQ(event_error({R"({"event": "retract", "request": -0})"}),
+            "t.jsonl:2: field 'request' in retract event is -0, a negative zero; write 0");
+  EXPECT_EQ(
+      event_error(
+          {R"({"event": "extend", "request": 5, "req_row": -0, "working_row": 2, "tokens": 1})"}),
+      "t.jsonl:2: field 'req_row' in extend event is -0, a negative zero; write 0");
+  EXPECT_EQ(first_error(R"({"specstate_trace": 1, "preset": "tiny", "tp": 1, "ssm_dtype": "f32", )"
+                        R"("draft_tokens": 3, "pool_rows": 8, "max_requests": 4, "page_size": 16, )"
+                        R"("seed": -0})"
+                        "\n"),
+            "t.jsonl:1: field 'seed' in header is -0, a negative zero; write 0");
+  EXPECT_EQ(event_error({R"({"event": "retract", "request": 18446744073709551616})"}),
+            "t.jsonl:2: invalid JSON: field 'request': integer 18446744073709551616 does not fit "
+            "in 64 bits (integers are -9223372036854775808..18446744073709551615)");
+  EXPECT_EQ(event_error({R"({"event": "retract", "request": 18446744073709551615})"}),
+            "t.jsonl:2: request 18446744073709551615 does not exist (no extend has started it)");
+  EXPECT_EQ(first_error("{\"specstate_trace\": 1.0}\n"),
+            "t.jsonl:1: field 'specstate_trace' in header must be an integer, got a non-integer "
+            "number");
+}
+
+TEST(TraceReader, EchoedValuesAreCut) {
+  const std::string digits(10'000'000, '7');
+  const std::string big = event_error({R"({"event": "retract", "request": )" + digits + "}"});
+  EXPECT_EQ(big, "t.jsonl:2: invalid JSON: field 'request': integer " + digits.substr(0, 64) +
+                     "... does not fit in 64 bits (integers are "
+                     "-9223372036854775808..18446744073709551615)");
+  const std::string huge = event_error({R"({"event": "retract", "request": 1)" + digits + "e5}"});
+  EXPECT_EQ(huge, "t.jsonl:2: invalid JSON: field 'request': number 1" + digits.substr(0, 63) +
+                      "... is out of range");
+  const std::string letters(10'000'000, 'a');
+  const std::string bad = event_error({R"({"event": "retract", "request": ")" + letters + "}"});
+  EXPECT_LT(bad.size(), 300u) << bad.substr(0, 300);
+  EXPECT_NE(bad.find("last read: '\"" + letters.substr(0, 63) + "...'"), std::string::npos)
+      << bad.substr(0, 300);
+  const std::string key(100'000, 'k');
+  const std::string unknown = event_error({R"({"event": "check", ")" + key + R"(": 1})"});
+  EXPECT_EQ(unknown, "t.jsonl:2: unknown field '" + key.substr(0, 64) + "...' in check event " +
+                         "(expected event)");
+  const std::string name(100'000, 'e');
+  EXPECT_LT(event_error({R"({"event": ")" + name + R"("})"}).size(), 200u);
+}
+
+TEST(TraceReader, MessagesAreNotCutAtAnEmbeddedNul) {
+  EXPECT_EQ(
+      first_error(
+          R"({"specstate_trace": 1, "preset": "tiny\u0000x", "tp": 1, "ssm_dtype": "f32", )"
+          R"("draft_tokens": 3, "pool_rows": 8, "max_requests": 4, "page_size": 16, "seed": 1})"
+          "\n"),
+      "t.jsonl:1: unknown preset 'tiny?x' (known: qwen3-next-80b-a3b, qwen3.5-397b-a17b, "
+      "qwen3.5-122b-a10b, qwen3.5-35b-a3b, qwen3.5-27b, qwen3.5-9b, qwen3.5-2b, tiny)");
+  EXPECT_EQ(event_error({R"({"event": "check", "a\u0000b": 1})"}),
+            "t.jsonl:2: unknown field 'a?b' in check event (expected event)");
+}
+
+TEST(TraceReader, DeepNestingIsRefused) {
+  const std::string deep = std::string(100'000, '[') + std::string(100'000, ']');
+  EXPECT_EQ(event_error({deep}),
+            "t.jsonl:2: invalid JSON: nested deeper than 64 arrays and objects");
+}
+
+TEST(TraceReader, FileNamesAreQuotedWhenTheyCouldFakeALocation) {
+  EXPECT_STREQ(InputError("a/b-1.jsonl", 3, "m").what(), "a/b-1.jsonl:3: m");
+  EXPECT_STREQ(InputError("x\nfake.jsonl:9: forged", 3, "m").what(),
+               "\"x\\nfake.jsonl:9: forged\":3: m");
+  EXPECT_STREQ(InputError("my \"trace\".jsonl", 1, "m").what(), "\"my \\\"trace\\\".jsonl\":1: m");
+  EXPECT_STREQ(InputError(std::string("a\x01", 2), 1, "m").what(), "\"a\\x01\":1: m");
+  std::istringstream in("");
+  try {
+    read_trace(in, "new\nline.jsonl");
+    FAIL();
+  } catch (const InputError& e) {
+    EXPECT_STREQ(e.what(),
+                 "\"new\\nline.jsonl\":1: empty trace: no header line {\"specstate_trace\": 1, "
+                 "...}");
+  }
+}
+
 }  // namespace
 }  // namespace specstate::trace::testing

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include "core/trace/tracker.h"
+#include "tests/scaling.h"
 #include "trace_test_util.h"
 
 namespace specstate::trace::testing {
@@ -343,6 +344,28 @@ TEST(TraceValidator, Summary) {
   EXPECT_EQ(s.peak_rows_in_use, 4);  // working 2 and 5, snapshots 3 and 4
   EXPECT_EQ(s.peak_running, 2);
   EXPECT_NE(format_summary(s).find("a=4: 2 (66.7%)"), std::string::npos);
+}
+
+// Issue 19 defect 8: one extend carrying n track writes validates in time linear in n (it took
+// 70 s at n = 330k when duplicate rows and lengths were looked up in vectors).
+TEST(TraceValidator, TrackWritesCostLinearTime) {
+  auto validate_tracks = [](int n) {
+    Trace t;
+    t.file = "t.jsonl";
+    t.header.preset = "tiny";
+    t.header.draft_tokens = 0;
+    t.header.pool_rows = n + 1;
+    t.header.max_requests = 1;
+    t.header.page_size = 1;
+    Extend e{1, 0, 0, n, 0, -1, {}};
+    for (int i = 1; i <= n; ++i)
+      e.track.push_back({i, i});
+    t.events.push_back(Line{2, e});
+    const TraceSummary s = validate_trace(t);
+    ASSERT_EQ(s.snapshots, n);
+  };
+  const double growth = specstate::test::growth_of_four_times_the_size(validate_tracks, 50'000);
+  EXPECT_LT(growth, specstate::test::kLinearGrowthBound);
 }
 
 }  // namespace
