@@ -75,6 +75,17 @@ class FdBuffer : public std::streambuf {
   char buffer_[1 << 16];
 };
 
+// The kernel's fs.protected_symlinks rule, which following links by hand would bypass: a link
+// in a sticky world-writable directory (/tmp) is followed only when it belongs to this user or
+// to the directory's owner, so nobody can plant /tmp/out -> /etc/passwd for root to replace.
+bool may_follow(const fs::path& link, const struct stat& link_st) {
+  struct stat dir;
+  const fs::path parent = link.has_parent_path() ? link.parent_path() : fs::path(".");
+  if (stat(parent.c_str(), &dir) != 0) return false;
+  const bool shared = (dir.st_mode & S_ISVTX) && (dir.st_mode & S_IWOTH);
+  return !shared || link_st.st_uid == geteuid() || link_st.st_uid == dir.st_uid;
+}
+
 }  // namespace
 
 std::string resolve_links(const std::string& path) {
@@ -83,9 +94,14 @@ std::string resolve_links(const std::string& path) {
     struct stat st;
     if (lstat(p.c_str(), &st) != 0 || !S_ISLNK(st.st_mode)) return p.string();
     if (links == kMaxLinks) throw InputError(path + ": too many levels of symbolic links");
+    if (!may_follow(p, st)) {
+      throw InputError(path + ": will not follow " + p.string() +
+                       ", a symbolic link of another user in a sticky world-writable directory");
+    }
     std::string target(4096, '\0');
     const ssize_t n = readlink(p.c_str(), target.data(), target.size());
     if (n < 0) fail(path, "cannot read the symbolic link " + p.string(), errno);
+    if (size_t(n) == target.size()) fail(path, "cannot read the symbolic link", ENAMETOOLONG);
     target.resize(size_t(n));
     p = fs::path(target).is_absolute() ? fs::path(target) : p.parent_path() / target;
   }

@@ -23,7 +23,9 @@
 namespace specstate::io {
 
 // `path` with its symbolic links followed, as far as they lead (a dangling link gives the path
-// it points to, which is then created). InputError after 40 links (a loop).
+// it points to, which is then created). InputError after 40 links (a loop), and for a link of
+// another user in a sticky world-writable directory such as /tmp (the kernel's
+// protected_symlinks rule, which reading links by hand would otherwise bypass).
 std::string resolve_links(const std::string& path);
 
 class OutputFile {

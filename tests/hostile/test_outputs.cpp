@@ -136,6 +136,24 @@ TEST(OutputFile, ASymlinkLoopIsAnInputError) {
             std::string::npos);
 }
 
+// As the kernel's protected_symlinks: root must not follow /tmp/out -> /etc/passwd planted by
+// another user.
+TEST(OutputFile, RefusesAnotherUsersLinkInAStickyWorldWritableDirectory) {
+  TempDir dir;
+  ASSERT_EQ(chmod((dir / "").c_str(), 01777), 0);
+  write(dir / "victim", "precious");
+  ASSERT_EQ(symlink("victim", (dir / "link").c_str()), 0);
+  if (lchown((dir / "link").c_str(), 65534, 65534) != 0) {
+    GTEST_SKIP() << "cannot give a link to another user here: " << std::strerror(errno);
+  }
+  EXPECT_NE(input_error([&] {
+              io::write_file_atomically(dir / "link", "x", "link");
+            }).find("will not follow"),
+            std::string::npos);
+  EXPECT_EQ(read(dir / "victim"), "precious");
+  EXPECT_TRUE(S_ISLNK(mode_of(dir / "link")));
+}
+
 TEST(OutputFile, WritesADeviceNodeInPlace) {
   TempDir dir;
   if (mknod((dir / "null").c_str(), S_IFCHR | 0666, makedev(1, 3)) != 0) {
