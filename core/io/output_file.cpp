@@ -107,6 +107,7 @@ std::string resolve_links(const std::string& path) {
   }
 }
 
+// Its destructor cleans up, so that a constructor that throws half-way leaves no temporary file.
 struct OutputFile::State {
   std::string target, label, temp;  // temp empty: written in place
   int fd = -1;
@@ -115,6 +116,12 @@ struct OutputFile::State {
   bool committed = false;
   std::unique_ptr<FdBuffer> buffer;
   std::ostream stream{nullptr};
+
+  ~State() {
+    if (fd >= 0) close(fd);
+    if (!temp.empty() && !committed) unlink(temp.c_str());
+    release_on_signal(slot);
+  }
 };
 
 OutputFile::OutputFile(const std::string& path, std::string label)
@@ -132,9 +139,10 @@ OutputFile::OutputFile(const std::string& path, std::string label)
     if (s.fd < 0) fail(s.label, "cannot open " + s.target + " for writing", errno);
   } else {
     std::string pattern = temp_pattern(s.target);
-    s.fd = mkostemp(pattern.data(), O_CLOEXEC);
-    if (s.fd < 0) fail(s.label, "cannot create a temporary file like " + pattern, errno);
-    s.temp = pattern;
+    const int fd = mkostemp(pattern.data(), O_CLOEXEC);
+    if (fd < 0) fail(s.label, "cannot create a temporary file like " + pattern, errno);
+    s.temp = std::move(pattern);  // cannot throw: State owns the file from here on
+    s.fd = fd;
     s.slot = remove_on_signal(s.temp, PathKind::kFile);
     s.mode = exists ? st.st_mode & 07777 : default_mode(0666);
   }
@@ -142,12 +150,7 @@ OutputFile::OutputFile(const std::string& path, std::string label)
   s.stream.rdbuf(s.buffer.get());
 }
 
-OutputFile::~OutputFile() {
-  State& s = *state_;
-  if (s.fd >= 0) close(s.fd);
-  if (!s.temp.empty() && !s.committed) unlink(s.temp.c_str());
-  release_on_signal(s.slot);
-}
+OutputFile::~OutputFile() = default;
 
 std::ostream& OutputFile::stream() {
   return state_->stream;
