@@ -1,6 +1,10 @@
 #include "backends/registry.h"
 
+#include <sys/resource.h>
 #include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
 
 #include "backends/cpu/cpu_backend.h"
 #include "core/errors.h"
@@ -39,19 +43,44 @@ std::unique_ptr<StateBackend> make_backend(std::string_view name, const PoolShap
   throw InputError("unknown backend '" + std::string(name) + "' (known: cpu, cuda)");
 }
 
-int64_t backend_memory_bytes(std::string_view name) {
-  if (name == "cpu") {
-    const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
-    return pages > 0 && page > 0 ? int64_t{pages} * page : -1;
-  }
+namespace {
+
+// Bytes the process maps now (the first field of /proc/self/statm, in pages); -1 if unknown.
+int64_t mapped_bytes() {
+  std::FILE* f = std::fopen("/proc/self/statm", "r");
+  if (!f) return -1;
+  long long pages = -1;
+  const bool read = std::fscanf(f, "%lld", &pages) == 1;
+  std::fclose(f);
+  return read ? pages * sysconf(_SC_PAGE_SIZE) : -1;
+}
+
+MemoryLimit cpu_memory_limit() {
+  MemoryLimit limit;
+  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+  if (pages > 0 && page > 0) limit = {int64_t{pages} * page, "physical memory"};
+  // Under `ulimit -v` an allocation fails long before physical memory runs out.
+  rlimit as{};
+  const int64_t mapped = mapped_bytes();
+  if (getrlimit(RLIMIT_AS, &as) != 0 || as.rlim_cur == RLIM_INFINITY || mapped < 0) return limit;
+  const int64_t left = std::max<int64_t>(0, int64_t(as.rlim_cur) - mapped);
+  if (limit.bytes < 0 || left < limit.bytes)
+    limit = {left, "address space left under the process's limit (ulimit -v)"};
+  return limit;
+}
+
+}  // namespace
+
+MemoryLimit backend_memory_limit(std::string_view name) {
+  if (name == "cpu") return cpu_memory_limit();
 #if SPECSTATE_WITH_CUDA
   size_t free_bytes = 0, total_bytes = 0;
   if (name == "cuda" && cuda_device_count() > 0 &&
       cudaMemGetInfo(&free_bytes, &total_bytes) == cudaSuccess) {
-    return int64_t(free_bytes);
+    return {int64_t(free_bytes), "free device memory"};
   }
 #endif
-  return -1;
+  return {};
 }
 
 std::vector<std::string> available_backends() {

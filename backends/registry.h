@@ -22,8 +22,15 @@ bool cuda_available();
 // Names of the backends this build can run now ("cpu", plus "cuda" when available).
 std::vector<std::string> available_backends();
 
-// Bytes a backend's pools may take at most: physical memory for "cpu", free device memory
-// (cudaMemGetInfo) for "cuda"; -1 when unknown (no device, or not built with CUDA).
-int64_t backend_memory_bytes(std::string_view name);
+// Bytes a backend's pools may take at most, and what bounds them (for messages):
+//  - "cpu": physical memory, or less when the process's address-space limit (RLIMIT_AS,
+//    `ulimit -v`) leaves less above what the process already maps;
+//  - "cuda": free device memory (cudaMemGetInfo).
+// bytes is -1 when unknown (no device, or not built with CUDA).
+struct MemoryLimit {
+  int64_t bytes = -1;
+  std::string what;  // "physical memory", "address space left under ulimit -v", ...
+};
+MemoryLimit backend_memory_limit(std::string_view name);
 
 }  // namespace specstate

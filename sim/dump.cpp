@@ -2,11 +2,8 @@
 
 #include <algorithm>
 #include <array>
-#include <cerrno>
-#include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -15,6 +12,7 @@
 #include "backends/plan_executor.h"
 #include "backends/registry.h"
 #include "core/errors.h"
+#include "core/io/output_file.h"
 #include "core/numerics/gdn_step.h"
 #include "core/numerics/inputs.h"
 #include "core/strategy/pool_policy.h"
@@ -161,48 +159,19 @@ int64_t count_tokens(const trace::Trace& trace, uint64_t request) {
   return tokens;
 }
 
-// The out dir is created as a temporary sibling and renamed into place by commit(); until
-// then the destructor removes it, so an error leaves nothing half-written.
-class StagingDir {
- public:
-  explicit StagingDir(const std::string& out) : target_(fs::path(out).lexically_normal()) {
-    if (target_.filename().empty()) target_ = target_.parent_path();
-    std::error_code ec;
-    if (fs::exists(target_, ec) && (!fs::is_directory(target_, ec) || !fs::is_empty(target_, ec))) {
-      throw InputError("--out " + out + ": exists and is not an empty directory");
-    }
-    const fs::path parent = target_.has_parent_path() ? target_.parent_path() : fs::path(".");
-    std::string name = target_.filename().string();
-    name.insert(name.begin(), '.');  // hidden while it is being written
-    std::string pattern = (parent / (name + ".tmp-XXXXXX")).string();
-    if (!mkdtemp(pattern.data())) {
-      throw InputError("--out " + out + ": cannot create a directory in " + parent.string() + ": " +
-                       std::strerror(errno));
-    }
-    path_ = pattern;
-    fs::permissions(path_, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
-                               fs::perms::others_read | fs::perms::others_exec);
-  }
-  ~StagingDir() {
-    std::error_code ec;
-    if (!committed_) fs::remove_all(path_, ec);
-  }
-  StagingDir(const StagingDir&) = delete;
-  StagingDir& operator=(const StagingDir&) = delete;
-
-  const fs::path& path() const { return path_; }
-  void commit() {
-    std::error_code ec;
-    fs::rename(path_, target_, ec);
-    if (ec)
-      throw InputError("--out " + target_.string() + ": cannot rename into place: " + ec.message());
-    committed_ = true;
-  }
-
- private:
-  fs::path target_, path_;
-  bool committed_ = false;
-};
+// The recorder's two pools for a lane of `lane` shape: 1 + kRecordRows rows of the pool dtype
+// (per-token states) and 2 fp32 rows (o of prefill tokens), at the plain conv width.
+std::pair<PoolShape, PoolShape> recorder_shapes(const PoolShape& lane) {
+  PoolShape rec = lane;
+  rec.state_rows = 1 + kRecordRows;
+  rec.conv_cols = lane.geometry.conv_state_cols();
+  rec.payload_slots = 0;
+  rec.payload_tokens = 0;
+  PoolShape rec32 = rec;
+  rec32.ssm_dtype = SsmDtype::kF32;
+  rec32.state_rows = 2;
+  return {rec, rec32};
+}
 
 // The files of a dump and their list for meta.json.
 class DumpFiles {
@@ -282,22 +251,16 @@ class Dumper {
         g_(shape_.geometry),
         lane_(make_backend(options.lane.backend, shape_, trace.header.seed)),
         ownership_(policy_.layout()) {
-    PoolShape rec = shape_;
-    rec.state_rows = 1 + kRecordRows;
-    rec.conv_cols = g_.conv_state_cols();
-    rec.payload_slots = 0;
-    rec.payload_tokens = 0;
+    const auto [rec, rec32] = recorder_shapes(shape_);
     rec_ = make_backend(options.lane.backend, rec, trace.header.seed);
-    rec.ssm_dtype = SsmDtype::kF32;
-    rec.state_rows = 2;
-    rec32_ = make_backend(options.lane.backend, rec, trace.header.seed);
+    rec32_ = make_backend(options.lane.backend, rec32, trace.header.seed);
     for (int l = 0; l < g_.layers; ++l)
       taps_.push_back(conv_taps(l));
   }
 
   DumpReport run(const std::string& out_dir) {
     const int64_t total = count_tokens(trace_, request_);
-    StagingDir staging(out_dir);
+    io::OutputDirectory staging(out_dir, "--out " + out_dir);
     files_ = std::make_unique<DumpFiles>(staging.path(), g_, total);
     write_parameters();
     for (const trace::Line& line : trace_.events) {
@@ -311,8 +274,7 @@ class Dumper {
     Json files = files_->close();
     files.push_back({{"path", "meta.json"}, {"source", "host"}, {"what", "this description"}});
     const std::string text = meta_text(meta, files);
-    std::ofstream meta_file(staging.path() / "meta.json");
-    if (!(meta_file << text).flush()) throw InputError(out_dir + "/meta.json: write failed");
+    io::write_file_atomically(staging.path() + "/meta.json", text, out_dir + "/meta.json");
     report_.tokens = total;
     report_.files = files_->files() + 1;
     for (const auto& entry : fs::recursive_directory_iterator(staging.path()))
@@ -694,6 +656,11 @@ class Dumper {
 };
 
 }  // namespace
+
+int64_t recorder_bytes(const trace::Header& header, const LaneSpec& lane) {
+  const auto [rec, rec32] = recorder_shapes(make_layout(lane.strategy, pool_config(header)).shape);
+  return rec.total_bytes() + rec32.total_bytes();
+}
 
 DumpReport dump_request(const trace::Trace& trace, const DumpOptions& options) {
   if (count_tokens(trace, options.request) == 0) {

@@ -55,4 +55,8 @@ struct DumpReport {
 // created, and ("FILE:LINE: message") for an event the policy refuses.
 DumpReport dump_request(const trace::Trace& trace, const DumpOptions& options);
 
+// Bytes dump_request allocates on the lane's backend beside the lane's pools (its recorder),
+// for the memory check before it runs (tools/memory_check.h).
+int64_t recorder_bytes(const trace::Header& header, const LaneSpec& lane);
+
 }  // namespace specstate::sim

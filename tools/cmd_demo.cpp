@@ -7,12 +7,14 @@
 #include <string>
 
 #include "backends/registry.h"
+#include "core/io/output_file.h"
 #include "core/trace/format.h"
 #include "core/trace/validate.h"
 #include "sim/generator.h"
 #include "sim/simulator.h"
 #include "tools/commands.h"
 #include "tools/footprint_table.h"
+#include "tools/integer_option.h"
 
 namespace specstate::cli {
 namespace {
@@ -31,7 +33,11 @@ int run_demo(const DemoOptions& o) {
   g.requests = 64;
   g.steps = 2000;
   const trace::Trace generated = sim::generate_trace(g);
-  trace::write_trace_file(o.trace_out, generated);
+  {
+    io::OutputFile out(o.trace_out, o.trace_out);
+    trace::write_trace(out.stream(), generated);
+    out.commit();
+  }
   const trace::Trace trace = trace::read_trace(o.trace_out);
   const trace::TraceSummary summary = trace::validate_trace(trace);
   std::printf("1. Generated a continuous-batching trace (tiny preset, seed %llu): %s\n%s\n",
@@ -81,7 +87,7 @@ Command add_demo(CLI::App& parent) {
       "padding), replay it through all five strategies on every available backend, and print\n"
       "the agreement and the memory footprint of Qwen3-Next-80B-A3B.");
   demo->add_option("--ssm-dtype", options->dtype, "SSM pool dtype: f32 (default) or bf16");
-  demo->add_option("--seed", options->seed, "Seed of the generated trace");
+  add_integer(demo, "--seed", options->seed, "Seed of the generated trace");
   demo->add_option("-o,--trace-out", options->trace_out, "Where to write the generated trace");
   return {demo, [options] { return run_demo(*options); }};
 }

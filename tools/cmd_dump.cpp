@@ -8,6 +8,8 @@
 #include "core/trace/validate.h"
 #include "sim/dump.h"
 #include "tools/commands.h"
+#include "tools/integer_option.h"
+#include "tools/memory_check.h"
 
 namespace specstate::cli {
 namespace {
@@ -32,6 +34,7 @@ int run_dump(const DumpArgs& args) {
   const std::vector<StrategyKind> strategies = parse_strategies(args.strategy);
   if (strategies.size() != 1) throw InputError("--strategy takes one strategy, not 'all'");
   options.lane = {args.backend, strategies.front()};
+  check_pool_memory(trace, {options.lane}, sim::recorder_bytes(trace.header, options.lane));
 
   const sim::DumpReport report = sim::dump_request(trace, options);
   if (!report.agree) {
@@ -58,7 +61,7 @@ Command add_dump(CLI::App& parent) {
       "when written, 1 when the lane disagreed with the recording (nothing written), 2 for\n"
       "input errors.");
   cmd->add_option("FILE", args->file, "Trace file (JSON Lines, docs/trace-format.md)")->required();
-  cmd->add_option("--request", args->request, "The request id to dump")->required();
+  add_integer(cmd, "--request", args->request, "The request id to dump")->required();
   cmd->add_option("--out", args->out, "Output directory (must not exist, or be empty)")->required();
   cmd->add_option("--strategy", args->strategy,
                   "The lane's strategy: scatter, inline (default), window, replay, deferred");

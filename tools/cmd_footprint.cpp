@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
+#include <limits>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -11,9 +11,11 @@
 
 #include "core/errors.h"
 #include "core/geometry.h"
+#include "core/io/output_file.h"
 #include "core/strategy/strategy.h"
 #include "tools/commands.h"
 #include "tools/footprint_table.h"
+#include "tools/integer_option.h"
 
 namespace specstate::cli {
 namespace {
@@ -44,15 +46,45 @@ std::string format(const char* fmt, auto... values) {
   return out;
 }
 
+// The largest --max-batch: the chart has one point per batch size.
+constexpr int32_t kMaxChartBatch = 65536;
+
+// x * y, or an InputError: every size here comes from flags.
+int64_t checked_mul(int64_t x, int64_t y, const std::string& what) {
+  int64_t product;
+  if (__builtin_mul_overflow(x, y, &product)) throw InputError(what + " overflows 64-bit bytes");
+  return product;
+}
+
+// The layout of every strategy for `batch`, checked before anything is printed, so that a size
+// whose rows or bytes do not fit is a flag error and never a negative figure or an abort.
 PoolConfig footprint_config(const FootprintArgs& a, int32_t batch) {
-  if (batch < 1) throw InputError("--batch must be >= 1");
-  if (a.draft_tokens < 0) throw InputError("--draft-tokens must be >= 0");
+  const std::string flag = "--batch " + std::to_string(batch);
+  if (batch < 1) throw InputError(flag + ": must be >= 1");
+  if (a.draft_tokens < 0 || a.draft_tokens > 15)
+    throw InputError("--draft-tokens " + std::to_string(a.draft_tokens) +
+                     ": must be in 0..15 (T = draft tokens + 1 <= 16)");
+  if (a.pool_rows < 0) throw InputError("--pool-rows must be >= 1 (absent: 2 x batch)");
   PoolConfig config;
   config.geometry = make_geometry(a.preset, a.tp);
   config.ssm_dtype = parse_ssm_dtype(a.ssm_dtype);
   config.tokens_per_verify = a.draft_tokens + 1;
   config.max_requests = batch;
-  config.pool_rows = a.pool_rows > 0 ? a.pool_rows : 2 * batch;
+  config.pool_rows = a.pool_rows;
+  if (a.pool_rows == 0 && __builtin_mul_overflow(batch, 2, &config.pool_rows)) {
+    throw InputError(flag + ": the default pool of 2 x batch rows exceeds " +
+                     std::to_string(std::numeric_limits<int32_t>::max()) +
+                     " rows (give --pool-rows)");
+  }
+  try {
+    for (StrategyKind kind : all_strategies()) {
+      const StrategyLayout l = make_layout(kind, config);
+      checked_mul(verify_step_bytes(l, config.tokens_per_verify).total(), batch,
+                  std::string(to_string(kind)) + ": bytes per verify step");
+    }
+  } catch (const InputError& e) {
+    throw InputError(flag + ": " + e.what());
+  }
   return config;
 }
 
@@ -187,8 +219,7 @@ void print_footprint_table(const PoolConfig& config) {
     const int64_t extra = l.draft_bytes + l.scratch_bytes + l.inspect_bytes;
     std::printf("%-9s %10.3f %14.3f %10.3f %10.3f   %15.3f %11.2f\n",
                 std::string(to_string(kind)).c_str(), gib(l.pool_bytes), gib(extra),
-                gib(l.payload_bytes), gib(l.total_bytes()), gib(step.state_total() * batch),
-                states);
+                gib(l.payload_bytes), gib(l.total_bytes()), gib(step_state_bytes(l)), states);
   }
   std::printf(
       "state GiB/step: SSM + conv bytes one verify step of the whole batch reads and writes (all\n"
@@ -254,7 +285,9 @@ std::string footprint_compare(const PoolConfig& config, StrategyKind before, Str
 
 std::string footprint_svg(const PoolConfig& config, int32_t max_batch,
                           int32_t pool_rows_per_request) {
-  if (max_batch < 2) throw InputError("--max-batch must be >= 2");
+  if (max_batch < 2 || max_batch > kMaxChartBatch)
+    throw InputError("--max-batch " + std::to_string(max_batch) + ": must be in 2.." +
+                     std::to_string(kMaxChartBatch) + " (one point per batch size)");
   std::vector<Series> series;
   double ymax_data = 0;
   for (StrategyKind kind : all_strategies()) {
@@ -363,13 +396,6 @@ std::string footprint_svg(const PoolConfig& config, int32_t max_batch,
 
 namespace {
 
-void write_file(const std::string& path, const std::string& text) {
-  std::ofstream f(path, std::ios::binary);
-  if (!f) throw InputError("cannot write '" + path + "'");
-  f << text;
-  if (!f.flush()) throw InputError("cannot write '" + path + "'");
-}
-
 std::vector<StrategyKind> compare_pair(const std::string& text) {
   const std::vector<StrategyKind> kinds = parse_strategies(text);
   if (kinds.size() != 2 || text == "all") {
@@ -381,14 +407,18 @@ std::vector<StrategyKind> compare_pair(const std::string& text) {
 int run_footprint(const FootprintArgs& a) {
   if (!a.svg.empty()) {
     if (a.pool_rows > 0) throw InputError("--svg charts pool = 2 x batch rows; drop --pool-rows");
-    write_file(a.svg, footprint_svg(footprint_config(a, 1), a.max_batch, 2));
+    io::write_file_atomically(a.svg, footprint_svg(footprint_config(a, 1), a.max_batch, 2),
+                              "--svg " + a.svg);
     std::fprintf(stderr, "wrote %s\n", a.svg.c_str());
     return 0;
   }
+  std::vector<PoolConfig> configs;  // all checked before the first line is printed
+  for (int32_t batch : a.batches)
+    configs.push_back(footprint_config(a, batch));
   if (a.csv) std::printf("%s", footprint_csv_header().c_str());
   nlohmann::json all = nlohmann::json::array();
-  for (size_t i = 0; i < a.batches.size(); ++i) {
-    const PoolConfig config = footprint_config(a, a.batches[i]);
+  for (size_t i = 0; i < configs.size(); ++i) {
+    const PoolConfig& config = configs[i];
     if (a.csv) {
       std::printf("%s", footprint_csv_rows(config).c_str());
     } else if (a.json) {
@@ -416,14 +446,14 @@ Command add_footprint(CLI::App& parent) {
       "same layout the backends allocate.");
   cmd->add_option("--preset", args->preset, "Model preset (e.g. qwen3-next-80b-a3b, tiny)")
       ->required();
-  cmd->add_option("--tp", args->tp, "Tensor-parallel degree (heads divided by it)");
-  cmd->add_option("--batch", args->batches,
-                  "Running requests (request rows); a comma-separated list gives one report each")
+  add_integer(cmd, "--tp", args->tp, "Tensor-parallel degree (heads divided by it)");
+  add_integer(cmd, "--batch", args->batches,
+              "Running requests (request rows); a comma-separated list gives one report each")
       ->delimiter(',');
-  cmd->add_option("--draft-tokens", args->draft_tokens,
-                  "Draft tokens per verify (T = draft tokens + 1, default 3)");
+  add_integer(cmd, "--draft-tokens", args->draft_tokens,
+              "Draft tokens per verify (T = draft tokens + 1, default 3)");
   cmd->add_option("--ssm-dtype", args->ssm_dtype, "SSM pool dtype: f32 (default) or bf16");
-  cmd->add_option("--pool-rows", args->pool_rows, "Scheduler rows (default 2 x batch)");
+  add_integer(cmd, "--pool-rows", args->pool_rows, "Scheduler rows (default 2 x batch)");
   auto* json = cmd->add_flag("--json", args->json, "Write JSON instead of the table");
   auto* csv = cmd->add_flag("--csv", args->csv, "Write CSV (bytes) instead of the table");
   auto* compare = cmd->add_option(
@@ -432,7 +462,8 @@ Command add_footprint(CLI::App& parent) {
   auto* svg = cmd->add_option("--svg", args->svg,
                               "Write an SVG chart of total memory against batch size 1..max-batch, "
                               "one line per strategy, to this file");
-  cmd->add_option("--max-batch", args->max_batch, "Largest batch of the --svg chart (default 256)");
+  add_integer(cmd, "--max-batch", args->max_batch,
+              "Largest batch of the --svg chart (default 256)");
   json->excludes(csv)->excludes(compare)->excludes(svg);
   csv->excludes(compare)->excludes(svg);
   compare->excludes(svg);

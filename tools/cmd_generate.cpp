@@ -5,10 +5,12 @@
 #include <string>
 
 #include "core/errors.h"
+#include "core/io/output_file.h"
 #include "core/trace/format.h"
 #include "core/trace/validate.h"
 #include "sim/generator.h"
 #include "tools/commands.h"
+#include "tools/integer_option.h"
 
 namespace specstate::cli {
 namespace {
@@ -33,7 +35,9 @@ int run_generate(GenerateOptions& options) {
   const trace::Trace trace = sim::generate_trace(g);
   const double generate_ms = ms_since(start);
   const auto write_start = std::chrono::steady_clock::now();
-  trace::write_trace_file(options.output, trace);
+  io::OutputFile out(options.output, options.output);
+  trace::write_trace(out.stream(), trace);
+  out.commit();
   const double write_ms = ms_since(write_start);
   const trace::TraceSummary summary = trace::validate_trace(trace);
   std::printf("wrote %s: %lld events (generated in %.1f ms, written in %.1f ms)\n%s",
@@ -55,20 +59,22 @@ Command add_generate(CLI::App& parent) {
       "accepted length, get retracted when rows run out and resume later, and finish. The\n"
       "same options and seed always give the same trace; the trace always validates.");
   cmd->add_option("--preset", g.preset, "Model preset (tiny, qwen3-next-80b-a3b, ...)")->required();
-  cmd->add_option("--tp", g.tp, "Tensor-parallel degree (must divide the head counts)")
+  add_integer(cmd, "--tp", g.tp, "Tensor-parallel degree (must divide the head counts)")
       ->capture_default_str();
-  cmd->add_option("--requests", g.requests, "Requests arriving over the first half of the run")
+  add_integer(cmd, "--requests", g.requests, "Requests arriving over the first half of the run")
       ->required();
-  cmd->add_option("--steps", g.steps,
-                  "Forward steps (verify + decode events); fewer if every request finishes")
+  add_integer(cmd, "--steps", g.steps,
+              "Forward steps (verify + decode events); fewer if every request finishes")
       ->required();
-  cmd->add_option("--seed", g.seed, "Seed of the schedule; also the trace's input seed")
+  add_integer(cmd, "--seed", g.seed, "Seed of the schedule; also the trace's input seed")
       ->required();
-  cmd->add_option("-o,--output", options->output, "Trace file to write (replaced atomically)")
+  cmd->add_option("-o,--output", options->output,
+                  "Trace file to write (a regular file is replaced atomically; a device or FIFO is "
+                  "written in place; links are followed)")
       ->required();
   cmd->add_option("--ssm-dtype", options->ssm_dtype, "SSM pool dtype: f32 or bf16")
       ->capture_default_str();
-  cmd->add_option("--draft-tokens", g.draft_tokens, "Draft tokens per verify (T = this + 1)")
+  add_integer(cmd, "--draft-tokens", g.draft_tokens, "Draft tokens per verify (T = this + 1)")
       ->capture_default_str();
   cmd->add_option("--accept-prob", g.accept_prob,
                   "Probability each draft token is accepted, until the first rejection")
@@ -79,23 +85,23 @@ Command add_generate(CLI::App& parent) {
       ->delimiter(',');
   cmd->add_option("--decode-prob", g.decode_prob, "Probability a step decodes without drafts")
       ->capture_default_str();
-  cmd->add_option("--pool-rows", g.pool_rows,
-                  "Scheduler rows (working + snapshot); fewer than --max-requests makes rows "
-                  "run out, which retracts requests")
+  add_integer(cmd, "--pool-rows", g.pool_rows,
+              "Scheduler rows (working + snapshot); fewer than --max-requests makes rows "
+              "run out, which retracts requests")
       ->capture_default_str();
-  cmd->add_option("--max-requests", g.max_requests, "Request rows: most requests running at once")
+  add_integer(cmd, "--max-requests", g.max_requests, "Request rows: most requests running at once")
       ->capture_default_str();
-  cmd->add_option("--page-size", g.page_size,
-                  "Prefix-cache page in tokens; 0 = no snapshots and no prefix hits")
+  add_integer(cmd, "--page-size", g.page_size,
+              "Prefix-cache page in tokens; 0 = no snapshots and no prefix hits")
       ->capture_default_str();
-  cmd->add_option("--chunk-size", g.chunk_size, "Prefill tokens per request per step")
+  add_integer(cmd, "--chunk-size", g.chunk_size, "Prefill tokens per request per step")
       ->capture_default_str();
-  cmd->add_option("--prompt-min", g.prompt_min, "Shortest prompt (tokens)")->capture_default_str();
-  cmd->add_option("--prompt-max", g.prompt_max, "Longest prompt (tokens)")->capture_default_str();
-  cmd->add_option("--output-min", g.output_min,
-                  "Fewest generated tokens per request (0 with --output-max 0 = from --steps)")
+  add_integer(cmd, "--prompt-min", g.prompt_min, "Shortest prompt (tokens)")->capture_default_str();
+  add_integer(cmd, "--prompt-max", g.prompt_max, "Longest prompt (tokens)")->capture_default_str();
+  add_integer(cmd, "--output-min", g.output_min,
+              "Fewest generated tokens per request (0 with --output-max 0 = from --steps)")
       ->capture_default_str();
-  cmd->add_option("--output-max", g.output_max, "Most generated tokens per request")
+  add_integer(cmd, "--output-max", g.output_max, "Most generated tokens per request")
       ->capture_default_str();
   cmd->add_option("--prefix-hit-prob", g.prefix_hit_prob,
                   "Probability a new request starts from a snapshot row (copy-on-write)")
@@ -103,14 +109,14 @@ Command add_generate(CLI::App& parent) {
   cmd->add_option("--snapshot-prob", g.snapshot_prob,
                   "Probability a crossed page boundary is snapshotted into a track row")
       ->capture_default_str();
-  cmd->add_option("--preempt-after", g.preempt_after,
-                  "Steps a waiting request waits for a row before it retracts a running one")
+  add_integer(cmd, "--preempt-after", g.preempt_after,
+              "Steps a waiting request waits for a row before it retracts a running one")
       ->capture_default_str();
-  cmd->add_option("--graph-buckets", g.graph_buckets,
-                  "CUDA-graph batch sizes, comma separated; batches are padded up to one")
+  add_integer(cmd, "--graph-buckets", g.graph_buckets,
+              "CUDA-graph batch sizes, comma separated; batches are padded up to one")
       ->delimiter(',');
   cmd->add_flag("--no-padding", options->no_padding, "No CUDA-graph padding");
-  cmd->add_option("--check-every", g.check_every, "Steps between check events; 0 = none")
+  add_integer(cmd, "--check-every", g.check_every, "Steps between check events; 0 = none")
       ->capture_default_str();
   return {cmd, [options] { return run_generate(*options); }};
 }

@@ -3,18 +3,17 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "backends/registry.h"
 #include "core/errors.h"
 #include "core/strategy/fault.h"
 #include "core/trace/format.h"
 #include "core/trace/validate.h"
 #include "sim/simulator.h"
 #include "tools/commands.h"
+#include "tools/memory_check.h"
 
 namespace specstate::cli {
 namespace {
@@ -99,33 +98,6 @@ void print_injection(const std::vector<sim::LaneSpec>& lanes) {
               std::string(f.what).c_str());
 }
 
-std::string gib(int64_t bytes) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.2f GiB", double(bytes) / double(int64_t{1} << 30));
-  return buf;
-}
-
-// Refuses, before anything is allocated, a trace whose pools (one per lane) would not fit in
-// the memory of their backend; the error points at the header, which sets the sizes.
-void check_memory(const trace::Trace& trace, const std::vector<sim::LaneSpec>& lanes) {
-  const PoolConfig config = sim::pool_config(trace.header);
-  std::map<std::string, std::pair<int64_t, int>> need;  // backend -> (bytes, lanes)
-  for (const sim::LaneSpec& lane : lanes) {
-    auto& [bytes, count] = need[lane.backend];
-    bytes += make_layout(lane.strategy, config).total_bytes();
-    ++count;
-  }
-  for (const auto& [backend, use] : need) {
-    const int64_t have = backend_memory_bytes(backend);
-    if (have < 0 || use.first <= have) continue;
-    throw InputError(trace.file, trace.header_line,
-                     "the pools need " + gib(use.first) + " for " + std::to_string(use.second) +
-                         " lane(s) on the " + backend + " backend, more than its " + gib(have) +
-                         (backend == "cpu" ? " of physical memory" : " of free device memory") +
-                         " (reduce pool_rows, max_requests or the lanes)");
-  }
-}
-
 nlohmann::json to_json(const trace::Trace& trace, const sim::ReplayReport& r) {
   nlohmann::json j;
   j["file"] = trace.file;
@@ -170,7 +142,7 @@ int run_replay(const ReplayArgs& args) {
   }
   options.check_ownership = !args.no_ownership;
   options.lanes = make_lanes(args);
-  check_memory(trace, options.lanes);
+  check_pool_memory(trace, options.lanes);
   options.progress = args.json ? nullptr : progress_bar(trace.events.size());
 
   const trace::Header& h = trace.header;

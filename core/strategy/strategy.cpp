@@ -1,8 +1,28 @@
 #include "core/strategy/strategy.h"
 
+#include <limits>
+
 #include "core/errors.h"
 
 namespace specstate {
+namespace {
+
+// x * y + z in T, or an InputError naming `what`: pool sizes come from the user (footprint
+// flags, trace headers), so an overflow is bad input, not a broken invariant.
+template <typename T>
+T checked(T x, T y, T z, const StrategyLayout& l, const char* what) {
+  T product, sum;
+  if (__builtin_mul_overflow(x, y, &product) || __builtin_add_overflow(product, z, &sum)) {
+    throw InputError(std::string(to_string(l.kind)) + ": " + what + " exceed " +
+                     std::to_string(std::numeric_limits<T>::max()) + " for pool_rows " +
+                     std::to_string(l.config.pool_rows) + ", max_requests " +
+                     std::to_string(l.config.max_requests) +
+                     " and T = " + std::to_string(l.config.tokens_per_verify));
+  }
+  return sum;
+}
+
+}  // namespace
 
 const std::vector<StrategyKind>& all_strategies() {
   static const std::vector<StrategyKind> kinds = {StrategyKind::kScatter, StrategyKind::kInline,
@@ -64,15 +84,16 @@ StrategyLayout make_layout(StrategyKind kind, const PoolConfig& config) {
   s.geometry = config.geometry;
   s.ssm_dtype = config.ssm_dtype;
   s.conv_cols = config.geometry.conv_state_cols();
+  const char* rows = "state rows";
   switch (kind) {
     case StrategyKind::kScatter:
-      l.scratch_rows = config.pool_rows * T;
+      l.scratch_rows = checked(config.pool_rows, T, 0, l, rows);
       break;
     case StrategyKind::kInline:
-      l.draft_rows = (config.max_requests + 1) * (T - 1);
+      l.draft_rows = checked(config.max_requests, T - 1, T - 1, l, rows);
       break;
     case StrategyKind::kWindow:
-      l.draft_rows = config.max_requests * (T - 1);
+      l.draft_rows = checked(config.max_requests, T - 1, 0, l, rows);
       s.conv_cols += T - 1;
       break;
     case StrategyKind::kReplay:
@@ -80,12 +101,16 @@ StrategyLayout make_layout(StrategyKind kind, const PoolConfig& config) {
       s.payload_tokens = T;
       break;
     case StrategyKind::kDeferred:
-      s.payload_slots = 2 * config.max_requests;
+      s.payload_slots = checked(config.max_requests, 2, 0, l, "payload slots");
       s.payload_tokens = T;
       l.inspect_rows = 1;
       break;
   }
-  s.state_rows = config.pool_rows + l.draft_rows + l.scratch_rows + l.inspect_rows;
+  // pool + draft + scratch + inspect, as 1 * x + sum.
+  int32_t state_rows = checked(1, l.draft_rows, config.pool_rows, l, rows);
+  state_rows = checked(1, l.scratch_rows, state_rows, l, rows);
+  s.state_rows = checked(1, l.inspect_rows, state_rows, l, rows);
+  // Bytes cannot overflow int64 once rows fit int32: a row of the largest preset is < 2^32 bytes.
   const int64_t row_bytes = s.state_row_bytes();
   l.pool_bytes = row_bytes * config.pool_rows;
   l.draft_bytes = row_bytes * l.draft_rows;

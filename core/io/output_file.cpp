@@ -1,0 +1,218 @@
+#include "core/io/output_file.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <streambuf>
+
+#include "core/errors.h"
+#include "core/io/remove_on_signal.h"
+
+namespace specstate::io {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr int kMaxLinks = 40;  // as the kernel's ELOOP
+
+[[noreturn]] void fail(const std::string& label, const std::string& what, int error) {
+  throw InputError(label + ": " + what + ": " + std::strerror(error));
+}
+
+// The permission bits a new file or directory gets from open/mkdir: `bits` less the umask.
+mode_t default_mode(mode_t bits) {
+  const mode_t mask = umask(0);  // umask cannot be read without setting it
+  umask(mask);
+  return bits & ~mask;
+}
+
+// "DIR/.NAME.tmp-XXXXXX" for mkstemp / mkdtemp: hidden, and beside the target so that the final
+// rename stays on one file system.
+std::string temp_pattern(const std::string& target) {
+  const fs::path path(target);
+  const fs::path dir = path.has_parent_path() ? path.parent_path() : fs::path(".");
+  std::string name = path.filename().string();
+  name.insert(0, 1, '.');  // not "." + name: GCC 12 warns falsely (-Wrestrict)
+  return (dir / (name + ".tmp-XXXXXX")).string();
+}
+
+// A streambuf over a file descriptor that keeps the first write error's errno.
+class FdBuffer : public std::streambuf {
+ public:
+  explicit FdBuffer(int fd) : fd_(fd) { setp(buffer_, buffer_ + sizeof buffer_); }
+  int error() const { return error_; }
+
+ protected:
+  int_type overflow(int_type c) override {
+    if (!drain()) return traits_type::eof();
+    if (!traits_type::eq_int_type(c, traits_type::eof())) {
+      *pptr() = traits_type::to_char_type(c);
+      pbump(1);
+    }
+    return traits_type::not_eof(c);
+  }
+  int sync() override { return drain() ? 0 : -1; }
+
+ private:
+  bool drain() {
+    for (char* p = pbase(); p < pptr() && error_ == 0;) {
+      const ssize_t n = ::write(fd_, p, size_t(pptr() - p));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) error_ = n < 0 ? errno : EIO;
+      p += n > 0 ? n : 0;
+    }
+    setp(buffer_, buffer_ + sizeof buffer_);
+    return error_ == 0;
+  }
+
+  int fd_;
+  int error_ = 0;
+  char buffer_[1 << 16];
+};
+
+// The kernel's fs.protected_symlinks rule, which following links by hand would bypass: a link
+// in a sticky world-writable directory (/tmp) is followed only when it belongs to this user or
+// to the directory's owner, so nobody can plant /tmp/out -> /etc/passwd for root to replace.
+bool may_follow(const fs::path& link, const struct stat& link_st) {
+  struct stat dir;
+  const fs::path parent = link.has_parent_path() ? link.parent_path() : fs::path(".");
+  if (stat(parent.c_str(), &dir) != 0) return false;
+  const bool shared = (dir.st_mode & S_ISVTX) && (dir.st_mode & S_IWOTH);
+  return !shared || link_st.st_uid == geteuid() || link_st.st_uid == dir.st_uid;
+}
+
+}  // namespace
+
+std::string resolve_links(const std::string& path) {
+  fs::path p(path);
+  for (int links = 0;; ++links) {
+    struct stat st;
+    if (lstat(p.c_str(), &st) != 0 || !S_ISLNK(st.st_mode)) return p.string();
+    if (links == kMaxLinks) throw InputError(path + ": too many levels of symbolic links");
+    if (!may_follow(p, st)) {
+      throw InputError(path + ": will not follow " + p.string() +
+                       ", a symbolic link of another user in a sticky world-writable directory");
+    }
+    std::string target(4096, '\0');
+    const ssize_t n = readlink(p.c_str(), target.data(), target.size());
+    if (n < 0) fail(path, "cannot read the symbolic link " + p.string(), errno);
+    if (size_t(n) == target.size()) fail(path, "cannot read the symbolic link", ENAMETOOLONG);
+    target.resize(size_t(n));
+    p = fs::path(target).is_absolute() ? fs::path(target) : p.parent_path() / target;
+  }
+}
+
+// Its destructor cleans up, so that a constructor that throws half-way leaves no temporary file.
+struct OutputFile::State {
+  std::string target, label, temp;  // temp empty: written in place
+  int fd = -1;
+  int slot = -1;
+  mode_t mode = 0;
+  bool committed = false;
+  std::unique_ptr<FdBuffer> buffer;
+  std::ostream stream{nullptr};
+
+  ~State() {
+    if (fd >= 0) close(fd);
+    if (!temp.empty() && !committed) unlink(temp.c_str());
+    release_on_signal(slot);
+  }
+};
+
+OutputFile::OutputFile(const std::string& path, std::string label)
+    : state_(std::make_unique<State>()) {
+  State& s = *state_;
+  s.label = std::move(label);
+  s.target = resolve_links(path);
+  struct stat st;
+  const bool exists = stat(s.target.c_str(), &st) == 0;
+  if (!exists && errno != ENOENT) fail(s.label, "cannot inspect " + s.target, errno);
+  if (exists && S_ISDIR(st.st_mode)) throw InputError(s.label + ": is a directory");
+  if (exists && !S_ISREG(st.st_mode)) {
+    // A device or FIFO is written in place: renaming over it would replace it by a file.
+    s.fd = open(s.target.c_str(), O_WRONLY | O_NOCTTY | O_CLOEXEC);
+    if (s.fd < 0) fail(s.label, "cannot open " + s.target + " for writing", errno);
+  } else {
+    std::string pattern = temp_pattern(s.target);
+    const int fd = mkostemp(pattern.data(), O_CLOEXEC);
+    if (fd < 0) fail(s.label, "cannot create a temporary file like " + pattern, errno);
+    s.temp = std::move(pattern);  // cannot throw: State owns the file from here on
+    s.fd = fd;
+    s.slot = remove_on_signal(s.temp, PathKind::kFile);
+    s.mode = exists ? st.st_mode & 07777 : default_mode(0666);
+  }
+  s.buffer = std::make_unique<FdBuffer>(s.fd);
+  s.stream.rdbuf(s.buffer.get());
+}
+
+OutputFile::~OutputFile() = default;
+
+std::ostream& OutputFile::stream() {
+  return state_->stream;
+}
+
+void OutputFile::commit() {
+  State& s = *state_;
+  s.stream.flush();
+  if (s.buffer->error() != 0) fail(s.label, "write failed", s.buffer->error());
+  if (!s.temp.empty()) {
+    if (fchmod(s.fd, s.mode) != 0) fail(s.label, "cannot set the mode of " + s.temp, errno);
+    // Space is sometimes only claimed at writeback: sync before the old file is replaced.
+    if (fsync(s.fd) != 0) fail(s.label, "write failed", errno);
+  }
+  const int fd = s.fd;
+  s.fd = -1;
+  if (close(fd) != 0) fail(s.label, "write failed", errno);
+  if (!s.temp.empty()) {
+    if (rename(s.temp.c_str(), s.target.c_str()) != 0)
+      fail(s.label, "cannot rename " + s.temp + " to " + s.target, errno);
+    release_on_signal(s.slot);
+    s.slot = -1;
+  }
+  s.committed = true;
+}
+
+void write_file_atomically(const std::string& path, std::string_view text,
+                           const std::string& label) {
+  OutputFile file(path, label);
+  file.stream().write(text.data(), std::streamsize(text.size()));
+  file.commit();
+}
+
+OutputDirectory::OutputDirectory(const std::string& path, std::string label)
+    : label_(std::move(label)) {
+  fs::path normal = fs::path(path).lexically_normal();
+  if (normal.filename().empty()) normal = normal.parent_path();  // "out/" names "out"
+  target_ = resolve_links(normal.string());
+  std::error_code ec;
+  struct stat st;
+  const bool exists = stat(target_.c_str(), &st) == 0;
+  if (exists && (!S_ISDIR(st.st_mode) || !fs::is_empty(target_, ec) || ec))
+    throw InputError(label_ + ": exists and is not an empty directory");
+  std::string pattern = temp_pattern(target_);
+  if (!mkdtemp(pattern.data())) fail(label_, "cannot create a directory like " + pattern, errno);
+  temp_ = pattern;
+  slot_ = remove_on_signal(temp_, PathKind::kDirectory);
+  chmod(temp_.c_str(), exists ? st.st_mode & 07777 : default_mode(0777));  // mkdtemp gives 0700
+}
+
+OutputDirectory::~OutputDirectory() {
+  std::error_code ec;
+  if (!committed_) fs::remove_all(temp_, ec);
+  release_on_signal(slot_);
+}
+
+void OutputDirectory::commit() {
+  if (rename(temp_.c_str(), target_.c_str()) != 0)
+    fail(label_, "cannot rename " + temp_ + " into place", errno);
+  release_on_signal(slot_);
+  slot_ = -1;
+  committed_ = true;
+}
+
+}  // namespace specstate::io
