@@ -78,9 +78,9 @@ int64_t cpu_slack(const PoolShape& shape) {
 
 // Bytes the device really took to build `shape`'s backend; -1 without a device.
 int64_t cuda_taken(const PoolShape& shape, AllocationReport* report) {
-  const int64_t before = backend_memory_bytes("cuda");
+  const int64_t before = backend_memory_limit("cuda").bytes;
   auto backend = make_backend("cuda", shape, 1);
-  const int64_t after = backend_memory_bytes("cuda");
+  const int64_t after = backend_memory_limit("cuda").bytes;
   *report = backend->allocations();
   return before - after;
 }

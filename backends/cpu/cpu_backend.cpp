@@ -64,7 +64,8 @@ struct SequenceJob {
   StateLoc from;
   PendingReplay pending;  // replayed first, rounded to the pool dtype, committed
   InputSource inputs;
-  std::vector<StateWrite> writes;          // full state (SSM + conv window) after k tokens
+  std::vector<StateWrite> writes;          // full state (SSM + conv window) after k tokens,
+                                           // ascending k (a later write of a row wins)
   const int32_t* ssm_only_rows = nullptr;  // window mode: SSM after token j -> rows[j]
   bool rewrite_wide_conv = false;          // window mode: conv buffer of from.conv_row
   int32_t payload_out_slot = kNoRow;       // payload mode
@@ -274,11 +275,11 @@ void CpuBackend::store_windows(const SequenceJob& job, int layer, const LayerWor
       std::copy(src, src + wc, conv_[layer].data() + conv_index(row, c, 0));
     }
   };
+  size_t next = 0;  // job.writes ascend: one pass over them, however many there are
   for (int j = 0; j < w.total; ++j) {
     if (j == w.pending - 1) store(job.pending.commit_row, j + 1);
-    for (const StateWrite& wr : job.writes) {
-      if (w.pending + wr.after_tokens - 1 == j) store(wr.row, j + 1);
-    }
+    for (; next < job.writes.size() && w.pending + job.writes[next].after_tokens - 1 <= j; ++next)
+      store(job.writes[next].row, j + 1);
   }
   if (job.rewrite_wide_conv) {
     const int first = w.pending + 1, cols = wc - 1 + job.inputs.count;
@@ -353,6 +354,7 @@ void CpuBackend::recur_columns(const SequenceJob& job, int layer, int hv, int co
   std::vector<L> s(K);  // rows 0..K-1 of the group's columns, fp32
   if (!job.from_zero) load_columns(layer, job.from.ssm_row, hv, col0, N, s.data());
   auto store = [&](int32_t row) { store_columns(layer, row, hv, col0, N, s.data()); };
+  size_t next = 0;  // job.writes ascend
   for (int j = 0; j < w.total; ++j) {
     const float* qk = w.qk_hat.data() + (size_t(j) * H + h) * 2 * K;
     const float* v_src =
@@ -379,9 +381,8 @@ void CpuBackend::recur_columns(const SequenceJob& job, int layer, int hv, int co
       for (int l = 0; l < N; ++l)
         dst[l] = num::bf16_from_float(o.v[l]);
     }
-    for (const StateWrite& wr : job.writes) {
-      if (wr.after_tokens == jn + 1) store(wr.row);
-    }
+    for (; next < job.writes.size() && job.writes[next].after_tokens <= jn + 1; ++next)
+      store(job.writes[next].row);
     if (job.ssm_only_rows && job.ssm_only_rows[jn] != kNoRow) store(job.ssm_only_rows[jn]);
   }
 }
@@ -426,6 +427,9 @@ void CpuBackend::do_prefill(std::span<const PrefillTask> tasks) {
     job.inputs.generated = t.tokens;
     job.inputs.count = t.tokens.count;
     job.writes = t.writes;
+    std::stable_sort(
+        job.writes.begin(), job.writes.end(),
+        [](const StateWrite& a, const StateWrite& b) { return a.after_tokens < b.after_tokens; });
     run(job);
   }
 }
