@@ -90,14 +90,8 @@ TEST(Step, GdnHeadMatchesFloat64Recurrence) {
       kh[i] = num::normalize_key(in.k[i], dk);
     }
     const num::Gates gates = num::gdn_gates(in.a, in.b, a_log, dt_bias);
-    for (int j = 0; j < V; ++j) {
-      std::vector<float> column(K);
-      for (int i = 0; i < K; ++i)
-        column[i] = S[i * V + j];
-      o[j] = num::gdn_column(column.data(), K, kh.data(), qh.data(), in.v[j], gates);
-      for (int i = 0; i < K; ++i)
-        S[i * V + j] = column[i];
-    }
+    for (int j = 0; j < V; ++j)
+      o[j] = num::gdn_column(S.data() + j, V, K, kh.data(), qh.data(), in.v[j], gates);
 
     // float64.
     double sq = 0, sk = 0;
@@ -163,9 +157,9 @@ TEST(Step, LaneGroupsEqualSingleColumns) {
     v.v[l] = num::bf16_to_float(num::gen_gate_a({13, 3, uint64_t(l), 0}, 0));
   const num::Gates gates{0.75f, 0.5f};
   for (int t = 0; t < 3; ++t) {
-    const num::Lanes<N> o = num::gdn_column(group.data(), K, kh.data(), qh.data(), v, gates);
+    const num::Lanes<N> o = num::gdn_column(group.data(), 1, K, kh.data(), qh.data(), v, gates);
     for (int l = 0; l < N; ++l) {
-      const float ol = num::gdn_column(single[l].data(), K, kh.data(), qh.data(), v.v[l], gates);
+      const float ol = num::gdn_column(single[l].data(), 1, K, kh.data(), qh.data(), v.v[l], gates);
       ASSERT_EQ(num::float_bits(o.v[l]), num::float_bits(ol)) << "token " << t << " lane " << l;
       for (int i = 0; i < K; ++i)
         ASSERT_EQ(num::float_bits(group[i].v[l]), num::float_bits(single[l][i]));

@@ -103,12 +103,8 @@ class CpuBackend final : public StateBackend {
   void conv(int layer, LayerWork& w) const;
   void norms_and_gates(int layer, LayerWork& w) const;
   void recur_head(const SequenceJob& job, int layer, int hv, const LayerWork& w);
-  template <class L>
-  void recur_columns(const SequenceJob& job, int layer, int hv, int col0, const LayerWork& w);
-  template <class L>
-  void load_columns(int layer, int32_t row, int hv, int col0, int n, L* s) const;
-  template <class L>
-  void store_columns(int layer, int32_t row, int hv, int col0, int n, const L* s);
+  void load_head(int layer, int32_t row, int hv, num::Lanes<kCpuLanes>* s) const;
+  void store_head(int layer, int32_t row, int hv, const num::Lanes<kCpuLanes>* s);
 
   // Row-major element offsets.
   int64_t conv_index(int32_t row, int32_t channel, int32_t col) const {
@@ -138,6 +134,9 @@ class CpuBackend final : public StateBackend {
 
 CpuBackend::CpuBackend(const PoolShape& shape, uint64_t seed) : StateBackend(shape, seed) {
   const ModelGeometry& g = geo();
+  if (g.head_k_dim % num::kChains != 0 || g.head_v_dim % kCpuLanes != 0) {
+    throw InputError("backend 'cpu': unsupported geometry (needs K and V multiples of 8)");
+  }
   const int64_t rows = shape.state_rows;
   for (int l = 0; l < g.layers; ++l) {
     LayerParams p;
@@ -332,54 +331,47 @@ void CpuBackend::norms_and_gates(int layer, LayerWork& w) const {
   }
 }
 
-// The recurrence of value head hv over every token, one group of L::columns V columns at a time
-// (gdn_column over Lanes<8>, a tail group of single columns): the group's K state rows stay in a
-// local buffer from token to token, and each state the job asks for is stored after its token.
+// The recurrence of value head hv over every token. The head's state stays in a local fp32
+// buffer from token to token, row-major as in the pool ([K, V]: row i is V/8 groups of 8
+// columns, one Lanes<8> each); per token, gdn_column runs once per group (stride V/8 between a
+// group's rows), and each state the job asks for is stored after its token, whole.
 void CpuBackend::recur_head(const SequenceJob& job, int layer, int hv, const LayerWork& w) {
-  const int V = geo().head_v_dim;
-  int col = 0;
-  for (; col + kCpuLanes <= V; col += kCpuLanes)
-    recur_columns<num::Lanes<kCpuLanes>>(job, layer, hv, col, w);
-  for (; col < V; ++col)
-    recur_columns<num::Lanes<1>>(job, layer, hv, col, w);
-}
-
-template <class L>
-void CpuBackend::recur_columns(const SequenceJob& job, int layer, int hv, int col0,
-                               const LayerWork& w) {
+  using L = num::Lanes<kCpuLanes>;
   const ModelGeometry& g = geo();
-  const int K = g.head_k_dim, H = g.num_k_heads, HV = g.num_v_heads;
-  const int C = g.conv_dim(), h = hv / g.v_heads_per_k_head();
-  constexpr int N = sizeof(L) / sizeof(float);
-  std::vector<L> s(K);  // rows 0..K-1 of the group's columns, fp32
-  if (!job.from_zero) load_columns(layer, job.from.ssm_row, hv, col0, N, s.data());
-  auto store = [&](int32_t row) { store_columns(layer, row, hv, col0, N, s.data()); };
+  const int K = g.head_k_dim, V = g.head_v_dim, H = g.num_k_heads, HV = g.num_v_heads;
+  const int C = g.conv_dim(), h = hv / g.v_heads_per_k_head(), groups = V / kCpuLanes;
+  std::vector<L> s(size_t(K) * groups);  // [K, V] fp32
+  if (!job.from_zero) load_head(layer, job.from.ssm_row, hv, s.data());
+  auto store = [&](int32_t row) { store_head(layer, row, hv, s.data()); };
   size_t next = 0;  // job.writes ascend
   for (int j = 0; j < w.total; ++j) {
     const float* qk = w.qk_hat.data() + (size_t(j) * H + h) * 2 * K;
-    const float* v_src =
-        w.conv_out.data() + size_t(j) * C + 2 * g.key_dim() + int64_t{hv} * g.head_v_dim + col0;
-    L v;
-    std::copy(v_src, v_src + N, v.v);
-    const L o = num::gdn_column(s.data(), K, qk + K, qk, v, w.gates[size_t(j) * HV + hv]);
-    if (j < w.pending) {
-      if (j == w.pending - 1) {
+    const float* v = w.conv_out.data() + size_t(j) * C + 2 * g.key_dim() + int64_t{hv} * V;
+    const num::Gates gates = w.gates[size_t(j) * HV + hv];
+    const int jn = j - w.pending;
+    bf16_bits* out = jn >= 0 && job.outputs
+                         ? job.outputs + ((int64_t{jn} * g.layers + layer) * HV + hv) * V
+                         : nullptr;
+    for (int grp = 0; grp < groups; ++grp) {
+      L vg;
+      std::copy_n(v + grp * kCpuLanes, kCpuLanes, vg.v);
+      const L o = num::gdn_column(s.data() + grp, groups, K, qk + K, qk, vg, gates);
+      if (out) {
+        for (int l = 0; l < kCpuLanes; ++l)
+          out[grp * kCpuLanes + l] = num::bf16_from_float(o.v[l]);
+      }
+    }
+    if (jn < 0) {
+      if (jn == -1) {
         // Continue from the committed value exactly as stored in the pool dtype.
         if (!ssm_f32()) {
-          for (L& row : s)
-            for (float& e : row.v)
+          for (L& group : s)
+            for (float& e : group.v)
               e = num::round_to_bf16(e);
         }
         store(job.pending.commit_row);
       }
       continue;
-    }
-    const int jn = j - w.pending;
-    if (job.outputs) {
-      bf16_bits* dst =
-          job.outputs + ((int64_t{jn} * g.layers + layer) * HV + hv) * g.head_v_dim + col0;
-      for (int l = 0; l < N; ++l)
-        dst[l] = num::bf16_from_float(o.v[l]);
     }
     for (; next < job.writes.size() && job.writes[next].after_tokens <= jn + 1; ++next)
       store(job.writes[next].row);
@@ -387,35 +379,32 @@ void CpuBackend::recur_columns(const SequenceJob& job, int layer, int hv, int co
   }
 }
 
-// Columns col0 .. col0+n-1 of head hv of `row`, widened to fp32, into s[i].v[0..n) for every row i.
-template <class L>
-void CpuBackend::load_columns(int layer, int32_t row, int hv, int col0, int n, L* s) const {
-  const int K = geo().head_k_dim, V = geo().head_v_dim;
-  const int64_t head = ssm_index(row) + int64_t{hv} * K * V + col0;
-  for (int i = 0; i < K; ++i) {
-    if (ssm_f32()) {
-      std::copy_n(ssm_f32_[layer].data() + head + int64_t{i} * V, n, s[i].v);
-    } else {
-      const bf16_bits* src = ssm_bf16_[layer].data() + head + int64_t{i} * V;
-      for (int l = 0; l < n; ++l)
-        s[i].v[l] = num::bf16_to_float(src[l]);
-    }
+// Head hv of `row`, widened to fp32, into s ([K, V] as Lanes<8>), and back in the pool dtype
+// (bf16: round to nearest even).
+void CpuBackend::load_head(int layer, int32_t row, int hv, num::Lanes<kCpuLanes>* s) const {
+  const int64_t n = int64_t{geo().head_k_dim} * geo().head_v_dim;
+  const int64_t head = ssm_index(row) + hv * n;
+  static_assert(sizeof(num::Lanes<kCpuLanes>) == kCpuLanes * sizeof(float), "no padding");
+  if (ssm_f32()) {
+    std::memcpy(s, ssm_f32_[layer].data() + head, size_t(n) * sizeof(float));
+  } else {
+    const bf16_bits* src = ssm_bf16_[layer].data() + head;
+    float* dst = reinterpret_cast<float*>(s);  // Lanes<8> is its float[8]: one array of floats
+    for (int64_t e = 0; e < n; ++e)
+      dst[e] = num::bf16_to_float(src[e]);
   }
 }
 
-// The inverse of load_columns, storing in the pool dtype (bf16: round to nearest even).
-template <class L>
-void CpuBackend::store_columns(int layer, int32_t row, int hv, int col0, int n, const L* s) {
-  const int K = geo().head_k_dim, V = geo().head_v_dim;
-  const int64_t head = ssm_index(row) + int64_t{hv} * K * V + col0;
-  for (int i = 0; i < K; ++i) {
-    if (ssm_f32()) {
-      std::copy_n(s[i].v, n, ssm_f32_[layer].data() + head + int64_t{i} * V);
-    } else {
-      bf16_bits* dst = ssm_bf16_[layer].data() + head + int64_t{i} * V;
-      for (int l = 0; l < n; ++l)
-        dst[l] = num::bf16_from_float(s[i].v[l]);
-    }
+void CpuBackend::store_head(int layer, int32_t row, int hv, const num::Lanes<kCpuLanes>* s) {
+  const int64_t n = int64_t{geo().head_k_dim} * geo().head_v_dim;
+  const int64_t head = ssm_index(row) + hv * n;
+  if (ssm_f32()) {
+    std::memcpy(ssm_f32_[layer].data() + head, s, size_t(n) * sizeof(float));
+  } else {
+    bf16_bits* dst = ssm_bf16_[layer].data() + head;
+    const float* src = reinterpret_cast<const float*>(s);
+    for (int64_t e = 0; e < n; ++e)
+      dst[e] = num::bf16_from_float(src[e]);
   }
 }
 

@@ -92,13 +92,13 @@ SPECSTATE_HD inline L update_output_row(L& s, float k, float q, L delta, L o) {
   return ffma(s, q, o);
 }
 
-// One chain of the first pass over its `rows` state rows s[0..rows) (k[] the chain's k_hat),
-// r ascending, m starting at 0.
+// One chain of the first pass over its `rows` state rows s[r * stride], r = 0..rows-1 (k[] the
+// chain's k_hat), r ascending, m starting at 0.
 template <class L>
-SPECSTATE_HD inline L decay_and_project(L* s, int rows, const float* k, float alpha) {
+SPECSTATE_HD inline L decay_and_project(L* s, int stride, int rows, const float* k, float alpha) {
   L m{};
   for (int r = 0; r < rows; ++r)
-    m = decay_project_row(s[r], k[r], alpha, m);
+    m = decay_project_row(s[r * stride], k[r], alpha, m);
   return m;
 }
 
@@ -110,27 +110,31 @@ SPECSTATE_HD inline L gdn_delta(L v, L m, float beta) {
 
 // One chain of the second pass, r ascending, o starting at 0.
 template <class L>
-SPECSTATE_HD inline L update_and_output(L* s, int rows, const float* k, const float* q, L delta) {
+SPECSTATE_HD inline L update_and_output(L* s, int stride, int rows, const float* k, const float* q,
+                                        L delta) {
   L o{};
   for (int r = 0; r < rows; ++r)
-    o = update_output_row(s[r], k[r], q[r], delta, o);
+    o = update_output_row(s[r * stride], k[r], q[r], delta, o);
   return o;
 }
 
-// The whole step of one token for a group of columns whose K state rows are s[0..K) (row i of
-// every column of the group in s[i]). Returns o before bf16 rounding.
+// The whole step of one token for one group of columns whose state row i is s[i * stride],
+// i = 0..K-1 (row i of every column of the group). Returns o before bf16 rounding.
 template <class L>
-SPECSTATE_HD inline L gdn_column(L* s, int k_dim, const float* k_hat, const float* q_hat, L v,
-                                 Gates gates) {
+SPECSTATE_HD inline L gdn_column(L* s, int stride, int k_dim, const float* k_hat,
+                                 const float* q_hat, L v, Gates gates) {
   const int rows = k_dim / kChains;
   L part[kChains];
   SPECSTATE_UNROLL
-  for (int c = 0; c < kChains; ++c)
-    part[c] = decay_and_project(s + c * rows, rows, k_hat + c * rows, gates.alpha);
+  for (int c = 0; c < kChains; ++c) {
+    part[c] = decay_and_project(s + c * rows * stride, stride, rows, k_hat + c * rows, gates.alpha);
+  }
   const L delta = gdn_delta(v, combine_chains(part), gates.beta);
   SPECSTATE_UNROLL
-  for (int c = 0; c < kChains; ++c)
-    part[c] = update_and_output(s + c * rows, rows, k_hat + c * rows, q_hat + c * rows, delta);
+  for (int c = 0; c < kChains; ++c) {
+    part[c] = update_and_output(s + c * rows * stride, stride, rows, k_hat + c * rows,
+                                q_hat + c * rows, delta);
+  }
   return combine_chains(part);
 }
 
