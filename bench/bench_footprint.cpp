@@ -1,5 +1,5 @@
 // Memory each strategy allocates, measured from a real backend and checked against the
-// accounting formula (make_layout, docs/strategies.md), for the presets of design section 8.
+// accounting formula (make_layout, docs/strategies.md), for every model preset.
 //
 // Real configurations are far larger than a test machine (Qwen3.5-397B at TP1, batch 256, T=8,
 // scatter: 855 GiB), so each case allocates ONE GDN layer of the configuration: every tensor a

@@ -1,4 +1,4 @@
-// Target-verify step bandwidth of the CUDA backend on the shapes of design section 9:
+// Target-verify step bandwidth of the CUDA backend on the shapes the tokenspeed anchors are timed at:
 // 4 GDN layers of Qwen3-Next (HV=32, H=16, K=V=128, conv_dim 8192, W=4), T=4 tokens per request,
 // batch 1/8/64/128, fp32 and bf16 SSM pools.
 //
@@ -9,7 +9,7 @@
 // at least 1 GiB of state) so no step finds its state in L2. A device-to-device copy of 1 GiB
 // measured in the same run is the ceiling; "% of copy" = state bytes / time / copy bandwidth.
 //
-// Bytes counted (design section 9): state bytes read + written per request and layer, one
+// Bytes counted: state bytes read + written per request and layer, one
 // state = SSM [HV, K, V] + conv window [conv_dim, W-1] bf16 (payload traffic is not counted):
 //   inline     verify, T states written to [working, drafts]          1 + T
 //   scatter    verify into T scratch rows + copy_rows commit          1 + T + 2
@@ -25,14 +25,14 @@
 //   replay.commit                                    a       replay of a
 //   deferred                                         a + T   pending replay of a, verify of T
 //
-// Roof of a step (design section 9) = max(memory time, FP32 work time):
+// Roof of a step = max(memory time, FP32 work time):
 //   memory time = bytes counted above / copy bandwidth of this run;
 //   FP32 work   = kFmaPerElementToken (4: decay, k.h, rank-1 update, q.h) fma-class operations
 //                 per SSM state element [HV, K, V] per token computed, x batch x layers, at
 //                 SMs x FP32 lanes per SM x SM clock (read from the device at run time, clock =
 //                 cudaDevAttrClockRate, the boost clock). Conv, norms and gates are not counted
 //                 (about 2 % of the operations). A replayed token's output is not needed, so
-//                 3 operations would do for it; it is counted with 4, as design section 9 counts.
+//                 3 operations would do for it; it is counted with 4, as the roof counts every token computed.
 //
 // Anchors (issue 12): tokenspeed's kernels timed by ../shared/anchors/anchor_bench.py in the
 // same device call, read from the JSON lines it printed: SPECSTATE_ANCHORS=path or

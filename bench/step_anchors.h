@@ -3,7 +3,7 @@
 //  - the anchors: the JSON lines that ../shared/anchors/anchor_bench.py prints (tokenspeed's
 //    Triton kernels on the same shapes, timed in the same device call), and which anchor each
 //    specstate step is compared with;
-//  - the roof of a step (design section 9): the larger of its memory time and its FP32 work time.
+//  - the roof of a step: the larger of its memory time and its FP32 work time.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -150,7 +150,7 @@ inline int fp32_lanes_per_sm(int major, int minor) {
   return (major < 8 || (major == 8 && minor == 0)) ? 64 : 128;
 }
 
-// Roof of a step (design section 9): memory time = bytes moved / copy bandwidth of the same run
+// Roof of a step: memory time = bytes moved / copy bandwidth of the same run
 // (100 % of copy); FP32 work time = fma-class operations / FP32 peak. The roof is the larger.
 struct Roof {
   double memory_s = 0;

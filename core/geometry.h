@@ -1,4 +1,4 @@
-// Model geometry of the Gated DeltaNet layers and the presets of design section 8.
+// Model geometry of the Gated DeltaNet layers and the model presets (docs/performance.md lists their footprints).
 #pragma once
 
 #include <cstdint>

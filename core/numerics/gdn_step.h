@@ -4,10 +4,10 @@
 // Every reduction over K (the q/k norm sums, m = S^T k_hat, o = S^T q_hat) is kChains independent
 // partial chains, chain c an ascending fma chain over the contiguous rows
 // [c K/kChains, (c+1) K/kChains), combined by the fixed pairwise tree of combine_chains. The CPU
-// backend runs gdn_column per SIMD group of V columns (all chains in one call); a CUDA thread
-// runs one chain of two columns with the same chain functions and combines the chains of its
-// warp by an xor butterfly, which computes exactly combine_chains' tree in every lane
-// (backends/cuda/recurrence.cuh).
+// backend runs gdn_column per SIMD group of 8 V columns (all chains in one call); a CUDA thread
+// runs one chain of two columns with the row functions below, and the chains' partials are
+// combined by combine_chains itself (backends/cuda/step_kernels.cu: in shared memory for the
+// recurrence, by an xor butterfly, which is the same tree, for the prep kernel's norms).
 #pragma once
 
 #include "core/numerics/bf16.h"

@@ -1,4 +1,4 @@
-// Deterministic token inputs and model parameters (design section 6). Every value is a pure
+// Deterministic token inputs and model parameters. Every value is a pure
 // function of (seed, stream, coordinates): an integer counter-based hash (SplitMix64's
 // finaliser, chained over the coordinates) gives 24 random bits, which are scaled into a
 // realistic range with exact float operations and rounded to bf16 with the integer formula.

@@ -1,4 +1,4 @@
-// The five state-handling strategies (design section 4) and their memory layouts.
+// The five state-handling strategies (docs/strategies.md) and their memory layouts.
 //
 // Every layout starts with the scheduler's rows 0 .. pool_rows-1; what follows belongs to the
 // strategy and never appears in a trace:

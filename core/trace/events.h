@@ -1,4 +1,4 @@
-// The trace model: what a scheduler decided, step by step (design section 7). Traces carry no
+// The trace model: what a scheduler decided, step by step. Traces carry no
 // activations (inputs are regenerated from the seed) and never name a strategy's own rows
 // (draft region, scratch, payload): those are the pool's business.
 //
