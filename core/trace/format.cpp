@@ -1,6 +1,5 @@
 #include "core/trace/format.h"
 
-#include <unistd.h>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -17,6 +16,7 @@
 
 #include "core/errors.h"
 #include "core/geometry.h"
+#include "core/io/output_file.h"
 
 namespace specstate::trace {
 namespace {
@@ -690,29 +690,9 @@ void write_trace(std::ostream& out, const Trace& trace) {
 }
 
 void write_trace_file(const std::string& path, const Trace& trace) {
-  namespace fs = std::filesystem;
-  const fs::path target(path);
-  fs::path temp = target;
-  temp += ".tmp." + std::to_string(::getpid());
-  {
-    std::ofstream out(temp, std::ios::binary | std::ios::trunc);
-    if (!out) throw InputError(path + ": cannot open " + temp.string() + " for writing");
-    write_trace(out, trace);
-    out.flush();
-    if (!out) {
-      out.close();
-      std::error_code ignored;
-      fs::remove(temp, ignored);
-      throw InputError(path + ": write failed");
-    }
-  }
-  std::error_code ec;
-  fs::rename(temp, target, ec);
-  if (ec) {
-    std::error_code ignored;
-    fs::remove(temp, ignored);
-    throw InputError(path + ": cannot rename " + temp.string() + ": " + ec.message());
-  }
+  io::OutputFile out(path, path);
+  write_trace(out.stream(), trace);
+  out.commit();
 }
 
 }  // namespace specstate::trace

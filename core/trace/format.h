@@ -35,8 +35,8 @@ Trace read_trace(std::istream& in, const std::string& name);
 // One event per line, the header first; read_trace(write_trace(t)) == t up to line numbers,
 // which the writer does not keep (events go on lines 2, 3, ...).
 void write_trace(std::ostream& out, const Trace& trace);
-// Writes to a temporary file next to `path` and renames it on success, so `path` never
-// holds half a trace. Throws InputError when the file cannot be written.
+// Writes through io::OutputFile (core/io/output_file.h): `path` never holds half a trace and is
+// never clobbered when it should not be. Throws InputError when the file cannot be written.
 void write_trace_file(const std::string& path, const Trace& trace);
 
 // The JSON text of one line, without the newline.
