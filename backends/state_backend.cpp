@@ -121,10 +121,6 @@ void StateBackend::prefill(std::span<const PrefillTask> tasks) {
 }
 
 void StateBackend::verify(VerifyMode mode, std::span<const VerifyTask> tasks) {
-  if (mode == VerifyMode::kWindow && !supports(Capability::kWindowMode))
-    bad_call("window mode not supported");
-  if (mode == VerifyMode::kPayload && !supports(Capability::kPayloadMode))
-    bad_call("payload mode not supported");
   RowAccess access("verify");
   RowAccess slots("verify", "payload slot");
   const int32_t w = shape_.geometry.conv_state_cols();

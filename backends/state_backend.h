@@ -49,8 +49,6 @@ struct VerifyOutputs {
   std::vector<num::bf16_bits> values;  // [tasks, tokens, layers, HV, V]
 };
 
-enum class Capability : uint8_t { kBf16Ssm, kWindowMode, kPayloadMode, kDeviceDigest };
-
 class StateBackend {
  public:
   StateBackend(PoolShape shape, uint64_t seed);
@@ -61,7 +59,6 @@ class StateBackend {
   const PoolShape& shape() const { return shape_; }
   uint64_t seed() const { return seed_; }
   virtual std::string name() const = 0;
-  virtual bool supports(Capability) const = 0;
 
   void prefill(std::span<const PrefillTask> tasks);
   void verify(VerifyMode mode, std::span<const VerifyTask> tasks);

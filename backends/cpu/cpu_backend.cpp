@@ -77,7 +77,6 @@ class CpuBackend final : public StateBackend {
   CpuBackend(const PoolShape& shape, uint64_t seed);
 
   std::string name() const override { return "cpu"; }
-  bool supports(Capability) const override { return true; }
   AllocationReport allocations() const override;
 
  private:

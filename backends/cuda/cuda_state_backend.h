@@ -49,7 +49,6 @@ class CudaBackend final : public StateBackend {
   ~CudaBackend() override;
 
   std::string name() const override { return "cuda"; }
-  bool supports(Capability) const override { return true; }
   AllocationReport allocations() const override;
 
   // The launches the primitives make, split into building the job tables (uploaded to `out`)

@@ -309,22 +309,29 @@ TEST(StrategyDocs, WorkedExampleRows) {
     const Plan plan = p.verify({&v, 1}, 0);
     const auto& verify = std::get<VerifyCall>(plan.front());
     const auto& out = verify.tasks.front().out_rows;
-    if (kind == StrategyKind::kScatter)
+    if (kind == StrategyKind::kScatter) {
       EXPECT_EQ((std::vector<int32_t>(out.begin(), out.begin() + 4)),
                 (std::vector<int32_t>{20, 21, 22, 23}));
+    }
     if (kind == StrategyKind::kInline || kind == StrategyKind::kWindow) {
       EXPECT_EQ((std::vector<int32_t>(out.begin(), out.begin() + 4)),
                 (std::vector<int32_t>{3, 11, 12, 13}));
     }
-    if (kind == StrategyKind::kReplay) EXPECT_EQ(verify.tasks.front().payload_slot, 1);
-    if (kind == StrategyKind::kDeferred) EXPECT_EQ(verify.tasks.front().payload_slot, 2);
+    if (kind == StrategyKind::kReplay) {
+      EXPECT_EQ(verify.tasks.front().payload_slot, 1);
+    }
+    if (kind == StrategyKind::kDeferred) {
+      EXPECT_EQ(verify.tasks.front().payload_slot, 2);
+    }
     EXPECT_EQ(p.live(7).loc, live_after_verify.at(kind)) << to_string(kind);
     EXPECT_EQ(p.live(7).length, 23);
     EXPECT_EQ(p.live(7).pending, kind == StrategyKind::kDeferred ? 3 : 0);
     p.retract(7);
     p.resume(7, 0, 5);
     EXPECT_EQ(p.live(7).loc, StateLoc::at(5));
-    if (kind == StrategyKind::kInline) EXPECT_EQ(p.layout().draft_row(0, 0), 8);
+    if (kind == StrategyKind::kInline) {
+      EXPECT_EQ(p.layout().draft_row(0, 0), 8);
+    }
   }
 }
 
