@@ -19,25 +19,13 @@
 #include "sim/dump.h"
 #include "sim/generator.h"
 #include "sim/npy.h"
+#include "tests/temp_dir.h"
 
 namespace specstate::sim {
 namespace {
 
 namespace fs = std::filesystem;
-
-// A fresh directory under the system temp dir, removed with everything in it.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "specstate-dump-test-XXXXXX").string();
-    path_ = mkdtemp(pattern.data());
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using test::TempDir;
 
 std::string file_bytes(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);

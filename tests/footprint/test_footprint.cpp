@@ -13,15 +13,8 @@
 #include "core/errors.h"
 #include "core/geometry.h"
 #include "core/strategy/strategy.h"
+#include "tests/temp_dir.h"
 #include "tools/footprint_table.h"
-
-#if defined(__SANITIZE_ADDRESS__)
-#define SPECSTATE_TEST_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define SPECSTATE_TEST_ASAN 1
-#endif
-#endif
 
 namespace specstate {
 namespace {

@@ -26,40 +26,14 @@
 #include "core/geometry.h"
 #include "core/io/output_file.h"
 #include "core/strategy/strategy.h"
+#include "tests/temp_dir.h"
 #include "tools/integer_option.h"
-
-#if defined(__SANITIZE_ADDRESS__)
-#define SPECSTATE_TEST_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define SPECSTATE_TEST_ASAN 1
-#endif
-#endif
 
 namespace specstate {
 namespace {
 
 namespace fs = std::filesystem;
-
-// A fresh directory, removed with everything in it.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "specstate-hostile-XXXXXX").string();
-    path_ = mkdtemp(pattern.data());
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  std::string operator/(const std::string& name) const { return (path_ / name).string(); }
-  std::set<std::string> names() const {
-    std::set<std::string> out;
-    for (const auto& e : fs::directory_iterator(path_))
-      out.insert(e.path().filename().string());
-    return out;
-  }
-
- private:
-  fs::path path_;
-};
+using test::TempDir;
 
 std::string read(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
