@@ -307,6 +307,7 @@ void CpuBackend::norms_and_gates(int layer, LayerWork& w) const {
   const ModelGeometry& g = geo();
   const int C = g.conv_dim(), H = g.num_k_heads, HV = g.num_v_heads, K = g.head_k_dim;
   const LayerParams& p = params_[layer];
+  const float scale = g.query_scale();
   w.qk_hat.resize(size_t(w.total) * H * 2 * K);
   w.gates.resize(size_t(w.total) * HV);
   for (int j = 0; j < w.total; ++j) {
@@ -318,7 +319,7 @@ void CpuBackend::norms_and_gates(int layer, LayerWork& w) const {
       const float dk = num::l2_norm_denominator(k, K);
       float* dst = w.qk_hat.data() + (size_t(j) * H + h) * 2 * K;
       for (int i = 0; i < K; ++i) {
-        dst[i] = num::normalize_query(q[i], dq, g.query_scale());
+        dst[i] = num::normalize_query(q[i], dq, scale);
         dst[K + i] = num::normalize_key(k[i], dk);
       }
     }
@@ -331,15 +332,16 @@ void CpuBackend::norms_and_gates(int layer, LayerWork& w) const {
 }
 
 // The recurrence of value head hv over every token. The head's state stays in a local fp32
-// buffer from token to token, row-major as in the pool ([K, V]: row i is V/8 groups of 8
-// columns, one Lanes<8> each); per token, gdn_column runs once per group (stride V/8 between a
-// group's rows), and each state the job asks for is stored after its token, whole.
+// buffer from token to token, column group by column group ([V/8][K] of Lanes<8>: group g is
+// columns 8g..8g+7, its row i one Lanes<8>), so each gdn_column call walks its K rows
+// contiguously; the pool's [K, V] rows are gathered into this layout once per job and scattered
+// back for each state the job asks for, whole, after its token.
 void CpuBackend::recur_head(const SequenceJob& job, int layer, int hv, const LayerWork& w) {
   using L = num::Lanes<kCpuLanes>;
   const ModelGeometry& g = geo();
   const int K = g.head_k_dim, V = g.head_v_dim, H = g.num_k_heads, HV = g.num_v_heads;
   const int C = g.conv_dim(), h = hv / g.v_heads_per_k_head(), groups = V / kCpuLanes;
-  std::vector<L> s(size_t(K) * groups);  // [K, V] fp32
+  std::vector<L> s(size_t(groups) * K);  // [V/8][K] fp32
   if (!job.from_zero) load_head(layer, job.from.ssm_row, hv, s.data());
   auto store = [&](int32_t row) { store_head(layer, row, hv, s.data()); };
   size_t next = 0;  // job.writes ascend
@@ -354,7 +356,7 @@ void CpuBackend::recur_head(const SequenceJob& job, int layer, int hv, const Lay
     for (int grp = 0; grp < groups; ++grp) {
       L vg;
       std::copy_n(v + grp * kCpuLanes, kCpuLanes, vg.v);
-      const L o = num::gdn_column(s.data() + grp, groups, K, qk + K, qk, vg, gates);
+      const L o = num::gdn_column(s.data() + grp * K, 1, K, qk + K, qk, vg, gates);
       if (out) {
         for (int l = 0; l < kCpuLanes; ++l)
           out[grp * kCpuLanes + l] = num::bf16_from_float(o.v[l]);
@@ -378,32 +380,39 @@ void CpuBackend::recur_head(const SequenceJob& job, int layer, int hv, const Lay
   }
 }
 
-// Head hv of `row`, widened to fp32, into s ([K, V] as Lanes<8>), and back in the pool dtype
+// Head hv of `row`, widened to fp32, into s ([V/8][K] of Lanes<8>), and back in the pool dtype
 // (bf16: round to nearest even).
 void CpuBackend::load_head(int layer, int32_t row, int hv, num::Lanes<kCpuLanes>* s) const {
-  const int64_t n = int64_t{geo().head_k_dim} * geo().head_v_dim;
-  const int64_t head = ssm_index(row) + hv * n;
-  static_assert(sizeof(num::Lanes<kCpuLanes>) == kCpuLanes * sizeof(float), "no padding");
-  if (ssm_f32()) {
-    std::memcpy(s, ssm_f32_[layer].data() + head, size_t(n) * sizeof(float));
-  } else {
-    const bf16_bits* src = ssm_bf16_[layer].data() + head;
-    float* dst = reinterpret_cast<float*>(s);  // Lanes<8> is its float[8]: one array of floats
-    for (int64_t e = 0; e < n; ++e)
-      dst[e] = num::bf16_to_float(src[e]);
+  const int K = geo().head_k_dim, V = geo().head_v_dim, groups = V / kCpuLanes;
+  const int64_t head = ssm_index(row) + int64_t{hv} * K * V;
+  for (int i = 0; i < K; ++i) {
+    for (int grp = 0; grp < groups; ++grp) {
+      float* dst = s[grp * K + i].v;
+      const int64_t src = head + int64_t{i} * V + grp * kCpuLanes;
+      if (ssm_f32()) {
+        std::copy_n(ssm_f32_[layer].data() + src, kCpuLanes, dst);
+      } else {
+        for (int l = 0; l < kCpuLanes; ++l)
+          dst[l] = num::bf16_to_float(ssm_bf16_[layer][src + l]);
+      }
+    }
   }
 }
 
 void CpuBackend::store_head(int layer, int32_t row, int hv, const num::Lanes<kCpuLanes>* s) {
-  const int64_t n = int64_t{geo().head_k_dim} * geo().head_v_dim;
-  const int64_t head = ssm_index(row) + hv * n;
-  if (ssm_f32()) {
-    std::memcpy(ssm_f32_[layer].data() + head, s, size_t(n) * sizeof(float));
-  } else {
-    bf16_bits* dst = ssm_bf16_[layer].data() + head;
-    const float* src = reinterpret_cast<const float*>(s);
-    for (int64_t e = 0; e < n; ++e)
-      dst[e] = num::bf16_from_float(src[e]);
+  const int K = geo().head_k_dim, V = geo().head_v_dim, groups = V / kCpuLanes;
+  const int64_t head = ssm_index(row) + int64_t{hv} * K * V;
+  for (int i = 0; i < K; ++i) {
+    for (int grp = 0; grp < groups; ++grp) {
+      const float* src = s[grp * K + i].v;
+      const int64_t dst = head + int64_t{i} * V + grp * kCpuLanes;
+      if (ssm_f32()) {
+        std::copy_n(src, kCpuLanes, ssm_f32_[layer].data() + dst);
+      } else {
+        for (int l = 0; l < kCpuLanes; ++l)
+          ssm_bf16_[layer][dst + l] = num::bf16_from_float(src[l]);
+      }
+    }
   }
 }
 

@@ -92,48 +92,39 @@ SPECSTATE_HD inline L update_output_row(L& s, float k, float q, L delta, L o) {
   return ffma(s, q, o);
 }
 
-// One chain of the first pass over its `rows` state rows s[r * stride], r = 0..rows-1 (k[] the
-// chain's k_hat), r ascending, m starting at 0.
-template <class L>
-SPECSTATE_HD inline L decay_and_project(L* s, int stride, int rows, const float* k, float alpha) {
-  L m{};
-  for (int r = 0; r < rows; ++r)
-    m = decay_project_row(s[r * stride], k[r], alpha, m);
-  return m;
-}
-
 // delta = beta * (v - m), m the combined first-pass chains.
 template <class L>
 SPECSTATE_HD inline L gdn_delta(L v, L m, float beta) {
   return fmul(beta, fsub(v, m));
 }
 
-// One chain of the second pass, r ascending, o starting at 0.
-template <class L>
-SPECSTATE_HD inline L update_and_output(L* s, int stride, int rows, const float* k, const float* q,
-                                        L delta) {
-  L o{};
-  for (int r = 0; r < rows; ++r)
-    o = update_output_row(s[r * stride], k[r], q[r], delta, o);
-  return o;
-}
-
 // The whole step of one token for one group of columns whose state row i is s[i * stride],
 // i = 0..K-1 (row i of every column of the group). Returns o before bf16 rounding.
+// Chain c's m (first pass) and o (second pass) start at 0 and take its rows in ascending order.
+// The chains advance together, row r of every chain before row r+1 of any: the order inside a
+// chain is what fixes the bits, and kChains independent fma chains hide each other's latency.
 template <class L>
 SPECSTATE_HD inline L gdn_column(L* s, int stride, int k_dim, const float* k_hat,
                                  const float* q_hat, L v, Gates gates) {
   const int rows = k_dim / kChains;
-  L part[kChains];
-  SPECSTATE_UNROLL
-  for (int c = 0; c < kChains; ++c) {
-    part[c] = decay_and_project(s + c * rows * stride, stride, rows, k_hat + c * rows, gates.alpha);
+  L part[kChains] = {};
+  for (int r = 0; r < rows; ++r) {
+    SPECSTATE_UNROLL
+    for (int c = 0; c < kChains; ++c) {
+      const int i = c * rows + r;
+      part[c] = decay_project_row(s[i * stride], k_hat[i], gates.alpha, part[c]);
+    }
   }
   const L delta = gdn_delta(v, combine_chains(part), gates.beta);
   SPECSTATE_UNROLL
-  for (int c = 0; c < kChains; ++c) {
-    part[c] = update_and_output(s + c * rows * stride, stride, rows, k_hat + c * rows,
-                                q_hat + c * rows, delta);
+  for (int c = 0; c < kChains; ++c)
+    part[c] = L{};
+  for (int r = 0; r < rows; ++r) {
+    SPECSTATE_UNROLL
+    for (int c = 0; c < kChains; ++c) {
+      const int i = c * rows + r;
+      part[c] = update_output_row(s[i * stride], k_hat[i], q_hat[i], delta, part[c]);
+    }
   }
   return combine_chains(part);
 }

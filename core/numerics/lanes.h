@@ -8,6 +8,10 @@
 
 #include "core/numerics/hd.h"
 
+#if !defined(__CUDACC__) && defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#endif
+
 namespace specstate::num {
 
 template <int N>
@@ -61,5 +65,37 @@ SPECSTATE_HD inline Lanes<N> ffma(float a, Lanes<N> b, Lanes<N> c) {
     r.v[l] = ffma(a, b.v[l], c.v[l]);
   return r;
 }
+
+// Host builds with AVX2 + FMA: the 8-lane operations as single instructions. Each is the IEEE
+// operation per lane with one rounding (vfmadd*ps rounds once, like std::fma), so the bits are
+// those of the loops above; only the compiler's freedom to leave them scalar is taken away.
+#if !defined(__CUDACC__) && defined(__AVX2__) && defined(__FMA__)
+namespace avx {
+inline __m256 load(const Lanes<8>& x) {
+  return _mm256_loadu_ps(x.v);
+}
+inline Lanes<8> store(__m256 x) {
+  Lanes<8> r;
+  _mm256_storeu_ps(r.v, x);
+  return r;
+}
+}  // namespace avx
+
+inline Lanes<8> fmul(float a, Lanes<8> b) {
+  return avx::store(_mm256_mul_ps(_mm256_set1_ps(a), avx::load(b)));
+}
+inline Lanes<8> fadd(Lanes<8> a, Lanes<8> b) {
+  return avx::store(_mm256_add_ps(avx::load(a), avx::load(b)));
+}
+inline Lanes<8> fsub(Lanes<8> a, Lanes<8> b) {
+  return avx::store(_mm256_sub_ps(avx::load(a), avx::load(b)));
+}
+inline Lanes<8> ffma(Lanes<8> a, float b, Lanes<8> c) {
+  return avx::store(_mm256_fmadd_ps(avx::load(a), _mm256_set1_ps(b), avx::load(c)));
+}
+inline Lanes<8> ffma(float a, Lanes<8> b, Lanes<8> c) {
+  return avx::store(_mm256_fmadd_ps(_mm256_set1_ps(a), avx::load(b), avx::load(c)));
+}
+#endif
 
 }  // namespace specstate::num
