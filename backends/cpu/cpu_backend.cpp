@@ -18,6 +18,14 @@ namespace {
 using num::bf16_bits;
 using F32Array = Eigen::Array<float, Eigen::Dynamic, 1>;
 
+// Copies of a few words (a conv window's W-1 columns, 8 lanes): a loop the compiler keeps
+// inline, where std::copy becomes one memmove call per channel.
+template <class T>
+inline void copy_short(const T* src, int n, T* dst) {
+  for (int i = 0; i < n; ++i)
+    dst[i] = src[i];
+}
+
 // Zero-initialised storage from calloc. glibc serves large blocks by mmap, whose pages read as
 // zero and take physical memory only when first written, so a pool far larger than the machine
 // can be allocated (bench_footprint measures real model configurations this way) and costs
@@ -218,7 +226,7 @@ void CpuBackend::load_window(const SequenceJob& job, int layer, LayerWork& w) co
   for (int c = 0; c < C; ++c) {
     const bf16_bits* src =
         conv_[layer].data() + conv_index(job.from.conv_row, c, job.from.conv_offset);
-    std::copy(src, src + wc, w.hist.begin() + int64_t{c} * w.hist_cols);
+    copy_short(src, wc, w.hist.data() + int64_t{c} * w.hist_cols);
   }
 }
 
@@ -270,7 +278,7 @@ void CpuBackend::store_windows(const SequenceJob& job, int layer, const LayerWor
   auto store = [&](int32_t row, int after) {
     for (int c = 0; c < C; ++c) {
       const bf16_bits* src = w.hist.data() + int64_t{c} * w.hist_cols + after;
-      std::copy(src, src + wc, conv_[layer].data() + conv_index(row, c, 0));
+      copy_short(src, wc, conv_[layer].data() + conv_index(row, c, 0));
     }
   };
   size_t next = 0;  // job.writes ascend: one pass over them, however many there are
@@ -283,7 +291,7 @@ void CpuBackend::store_windows(const SequenceJob& job, int layer, const LayerWor
     const int first = w.pending + 1, cols = wc - 1 + job.inputs.count;
     for (int c = 0; c < C; ++c) {
       const bf16_bits* src = w.hist.data() + int64_t{c} * w.hist_cols + first;
-      std::copy(src, src + cols, conv_[layer].data() + conv_index(job.from.conv_row, c, 0));
+      copy_short(src, cols, conv_[layer].data() + conv_index(job.from.conv_row, c, 0));
     }
   }
 }
@@ -355,7 +363,7 @@ void CpuBackend::recur_head(const SequenceJob& job, int layer, int hv, const Lay
                          : nullptr;
     for (int grp = 0; grp < groups; ++grp) {
       L vg;
-      std::copy_n(v + grp * kCpuLanes, kCpuLanes, vg.v);
+      copy_short(v + grp * kCpuLanes, kCpuLanes, vg.v);
       const L o = num::gdn_column(s.data() + grp * K, 1, K, qk + K, qk, vg, gates);
       if (out) {
         for (int l = 0; l < kCpuLanes; ++l)
@@ -390,7 +398,7 @@ void CpuBackend::load_head(int layer, int32_t row, int hv, num::Lanes<kCpuLanes>
       float* dst = s[grp * K + i].v;
       const int64_t src = head + int64_t{i} * V + grp * kCpuLanes;
       if (ssm_f32()) {
-        std::copy_n(ssm_f32_[layer].data() + src, kCpuLanes, dst);
+        copy_short(ssm_f32_[layer].data() + src, kCpuLanes, dst);
       } else {
         for (int l = 0; l < kCpuLanes; ++l)
           dst[l] = num::bf16_to_float(ssm_bf16_[layer][src + l]);
@@ -407,7 +415,7 @@ void CpuBackend::store_head(int layer, int32_t row, int hv, const num::Lanes<kCp
       const float* src = s[grp * K + i].v;
       const int64_t dst = head + int64_t{i} * V + grp * kCpuLanes;
       if (ssm_f32()) {
-        std::copy_n(src, kCpuLanes, ssm_f32_[layer].data() + dst);
+        copy_short(src, kCpuLanes, ssm_f32_[layer].data() + dst);
       } else {
         for (int l = 0; l < kCpuLanes; ++l)
           ssm_bf16_[layer][dst + l] = num::bf16_from_float(src[l]);
@@ -515,7 +523,7 @@ void CpuBackend::copy_state(const StateLoc& src, int32_t dst_row) {
   for (int l = 0; l < g.layers; ++l) {
     for (int ch = 0; ch < g.conv_dim(); ++ch) {
       const bf16_bits* from = conv_[l].data() + conv_index(src.conv_row, ch, src.conv_offset);
-      std::copy(from, from + wc, conv_[l].data() + conv_index(dst_row, ch, 0));
+      copy_short(from, wc, conv_[l].data() + conv_index(dst_row, ch, 0));
     }
     std::memcpy(ssm_bytes_at(l, dst_row), ssm_bytes_at(l, src.ssm_row), ssm_bytes);
   }
