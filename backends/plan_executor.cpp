@@ -22,15 +22,18 @@ void execute(const Plan& plan, StateBackend& backend, SwapSpace& swap) {
           } else if constexpr (std::is_same_v<C, SwapOutCall>) {
             swap.saved[c.request] = backend.read_state(c.loc);
             swap.saved_from[c.request] = c.loc.ssm_row;
+            swap.digests[c.request] = backend.digest_state(c.loc);
           } else if constexpr (std::is_same_v<C, SwapInCall>) {
             auto it = swap.saved.find(c.request);
             SPECSTATE_ASSERT(it != swap.saved.end(), "swap-in of a request that was swapped out");
             backend.write_state(c.row, it->second);
             swap.saved.erase(it);
             swap.saved_from.erase(c.request);
+            swap.digests.erase(c.request);
           } else if constexpr (std::is_same_v<C, DropSavedCall>) {
             swap.saved.erase(c.request);
             swap.saved_from.erase(c.request);
+            swap.digests.erase(c.request);
           } else if constexpr (std::is_same_v<C, FillCall>) {
             for (int32_t row : c.rows)
               backend.fill_row(row, c.byte);

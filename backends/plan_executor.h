@@ -13,6 +13,7 @@ namespace specstate {
 struct SwapSpace {
   std::map<uint64_t, RowBytes> saved;      // request -> state (W-1 conv columns + SSM), all layers
   std::map<uint64_t, int32_t> saved_from;  // request -> the SSM row it was read from (reports)
+  std::map<uint64_t, uint64_t> digests;    // request -> digest_state of the saved state
 };
 
 void execute(const Plan& plan, StateBackend& backend, SwapSpace& swap);

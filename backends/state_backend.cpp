@@ -257,12 +257,18 @@ uint64_t digest_of(const RowBytes& bytes, const PoolShape& shape, int32_t cols) 
       bytes.ssm.size() != size_t(shape.ssm_row_bytes()) * g.layers) {
     bad_call("digest_of: RowBytes do not match the pool shape");
   }
+  // The word stream: conv words, then the SSM bytes as little-endian 16-bit halves.
+  const size_t ssm_words = bytes.ssm.size() / 2, words = conv_words + ssm_words;
+  auto word = [&](size_t i) -> uint16_t {
+    if (i >= words) return 0;  // the last block's padding
+    if (i < conv_words) return bytes.conv[i];
+    const size_t k = 2 * (i - conv_words);
+    return uint16_t(bytes.ssm[k] | (bytes.ssm[k + 1] << 8));
+  };
   uint64_t sum = 0;
-  uint64_t index = 0;
-  for (num::bf16_bits w : bytes.conv)
-    sum += num::digest_term(index++, w);
-  for (size_t i = 0; i + 1 < bytes.ssm.size(); i += 2) {
-    sum += num::digest_term(index++, uint16_t(bytes.ssm[i] | (bytes.ssm[i + 1] << 8)));
+  for (size_t b = 0; 4 * b < words; ++b) {
+    sum += num::digest_block(
+        b, num::digest_pack(word(4 * b), word(4 * b + 1), word(4 * b + 2), word(4 * b + 3)));
   }
   return sum;
 }

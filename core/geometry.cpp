@@ -51,4 +51,20 @@ ModelGeometry make_geometry(std::string_view preset, int32_t tp) {
   throw InputError("unknown preset '" + std::string(preset) + "' (known: " + known + ")");
 }
 
+std::vector<int32_t> parse_layer_list(std::string_view text, int32_t layers) {
+  std::vector<int32_t> ids;
+  for (int64_t id : parse_index_list(text, layers, "--layers", "layer"))
+    ids.push_back(int32_t(id));
+  return ids;
+}
+
+ModelGeometry with_layers(ModelGeometry g, std::vector<int32_t> ids) {
+  if (ids.empty()) return g;
+  for (int32_t id : ids)
+    SPECSTATE_ASSERT(id >= 0 && id < g.layers && g.layer_ids.empty(), "a layer of the model");
+  g.layers = int32_t(ids.size());
+  g.layer_ids = std::move(ids);
+  return g;
+}
+
 }  // namespace specstate

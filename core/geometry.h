@@ -6,6 +6,8 @@
 #include <string_view>
 #include <vector>
 
+#include "core/index_list.h"
+
 namespace specstate {
 
 struct ModelGeometry {
@@ -17,6 +19,10 @@ struct ModelGeometry {
   int32_t head_k_dim = 0;   // K
   int32_t head_v_dim = 0;   // V
   int32_t conv_width = 0;   // W: the conv state keeps the last W-1 inputs
+  // The model's index of each layer held, when only a subset is simulated (`--layers`); empty
+  // means all of them, 0 .. layers-1. Inputs and parameters are generated from the model index,
+  // and the GDN layers are independent, so a subset computes exactly those layers' bytes.
+  std::vector<int32_t> layer_ids;
 
   int32_t key_dim() const { return num_k_heads * head_k_dim; }
   int32_t value_dim() const { return num_v_heads * head_v_dim; }
@@ -28,6 +34,8 @@ struct ModelGeometry {
   // K^-0.5, rounded once from float64 (0x1.6a09e6p-4f for K = 128).
   float query_scale() const;
   int64_t ssm_elements_per_layer() const { return int64_t{num_v_heads} * head_k_dim * head_v_dim; }
+  // The model's index of held layer l.
+  int32_t layer_id(int32_t l) const { return layer_ids.empty() ? l : layer_ids[l]; }
 };
 
 struct PresetInfo {
@@ -42,5 +50,11 @@ const std::vector<PresetInfo>& presets();
 // The geometry of `preset` on one rank of a TP-way split. Throws InputError for an unknown
 // preset or a TP degree that does not divide the head counts.
 ModelGeometry make_geometry(std::string_view preset, int32_t tp = 1);
+
+// `--layers`: a list such as "0,17,35", "0-3" or "0-3,17" of layers 0..layers-1 (parse_index_list).
+std::vector<int32_t> parse_layer_list(std::string_view text, int32_t layers);
+
+// `g` holding only the model layers `ids` (from parse_layer_list; empty: all of g's layers).
+ModelGeometry with_layers(ModelGeometry g, std::vector<int32_t> ids);
 
 }  // namespace specstate

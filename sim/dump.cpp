@@ -2,12 +2,14 @@
 
 #include <algorithm>
 #include <array>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 
 #include "backends/plan_executor.h"
 #include "backends/registry.h"
@@ -19,6 +21,7 @@
 #include "core/trace/format.h"
 #include "sim/npy.h"
 #include "sim/ownership.h"
+#include "sim/storage.h"
 
 namespace specstate::sim {
 namespace {
@@ -61,6 +64,7 @@ struct TokenInfo {
   int32_t step = 0;      // index inside the event
   bool accepted = true;  // prefill and decode tokens always; verify tokens j < a
   int64_t prev = -1;     // token whose state this one starts from; -1: the initial state
+  int64_t row = -1;      // its row in the per-token files; -1: not dumped (--tokens)
 };
 
 // What the lane must match after an event of the request.
@@ -176,7 +180,7 @@ std::pair<PoolShape, PoolShape> recorder_shapes(const PoolShape& lane) {
 // The files of a dump and their list for meta.json.
 class DumpFiles {
  public:
-  DumpFiles(const fs::path& dir, const ModelGeometry& g, int64_t tokens) : dir_(dir) {
+  DumpFiles(const fs::path& dir, const ModelGeometry& g, int64_t tokens) : dir_(dir), g_(g) {
     const int64_t C = g.conv_dim(), HV = g.num_v_heads, K = g.head_k_dim, V = g.head_v_dim;
     const std::array<std::vector<int64_t>, kStreamCount> shapes = {
         {{tokens, C},
@@ -219,12 +223,13 @@ class DumpFiles {
   int64_t files() const { return int64_t(list_.size()); }
 
  private:
-  static std::string layer_dir(int l) {
+  // Named by the model's layer index, whichever layers the dump holds.
+  std::string layer_dir(int l) const {
     char buf[16];
-    std::snprintf(buf, sizeof buf, "layer%02d", l);
+    std::snprintf(buf, sizeof buf, "layer%02d", g_.layer_id(l));
     return buf;
   }
-  static std::string file(int l, const std::string& name) {
+  std::string file(int l, const std::string& name) const {
     return layer_dir(l) + "/" + name + ".npy";
   }
   void list(const std::string& path, const std::vector<int64_t>& shape, const char* source,
@@ -237,6 +242,7 @@ class DumpFiles {
   }
 
   fs::path dir_;
+  ModelGeometry g_;
   std::vector<std::array<std::unique_ptr<NpyWriter>, kStreamCount>> streams_;
   Json list_ = Json::array();
 };
@@ -246,11 +252,16 @@ class Dumper {
   Dumper(const trace::Trace& trace, const DumpOptions& options)
       : trace_(trace),
         request_(options.request),
-        policy_(options.lane.strategy, pool_config(trace.header), options.lane.fault),
+        policy_(options.lane.strategy, pool_config(trace.header, options.layers),
+                options.lane.fault),
         shape_(policy_.layout().shape),
         g_(shape_.geometry),
-        lane_(make_backend(options.lane.backend, shape_, trace.header.seed)),
-        ownership_(policy_.layout()) {
+        lane_(make_compact_backend(options.lane.backend, shape_,
+                                   lane_storage(trace, options.lane, policy_.layout().config),
+                                   trace.header.seed)),
+        ownership_(policy_.layout()),
+        selected_(options.tokens),
+        progress_(options.progress) {
     const auto [rec, rec32] = recorder_shapes(shape_);
     rec_ = make_backend(options.lane.backend, rec, trace.header.seed);
     rec32_ = make_backend(options.lane.backend, rec32, trace.header.seed);
@@ -260,13 +271,30 @@ class Dumper {
 
   DumpReport run(const std::string& out_dir) {
     const int64_t total = count_tokens(trace_, request_);
+    if (selected_.empty()) {
+      for (int64_t i = 0; i < total; ++i)
+        selected_.push_back(i);
+    }
+    SPECSTATE_ASSERT(selected_.back() < total, "selected tokens are tokens of the request");
     io::OutputDirectory staging(out_dir, "--out " + out_dir);
-    files_ = std::make_unique<DumpFiles>(staging.path(), g_, total);
+    files_ = std::make_unique<DumpFiles>(staging.path(), g_, int64_t(selected_.size()));
     write_parameters();
+    Progress progress;
+    progress.events_total = trace_.events.size();
+    for (const trace::Line& line : trace_.events)
+      progress.work_total += event_tokens(line.event, trace_.header.tokens_per_verify()) * g_.layers;
+    const auto start = std::chrono::steady_clock::now();
     for (const trace::Line& line : trace_.events) {
       line_ = &line;
       step(line);
       if (!report_.agree) return report_;
+      if (progress_) {
+        ++progress.events_done;
+        progress.work_done += event_tokens(line.event, trace_.header.tokens_per_verify()) * g_.layers;
+        progress.seconds =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        progress_(progress);
+      }
     }
     SPECSTATE_ASSERT(int64_t(tokens_.size()) == total, "the dump covers every counted token");
     Json meta = metadata(total);
@@ -275,7 +303,7 @@ class Dumper {
     files.push_back({{"path", "meta.json"}, {"source", "host"}, {"what", "this description"}});
     const std::string text = meta_text(meta, files);
     io::write_file_atomically(staging.path() + "/meta.json", text, out_dir + "/meta.json");
-    report_.tokens = total;
+    report_.tokens = int64_t(selected_.size());
     report_.files = files_->files() + 1;
     for (const auto& entry : fs::recursive_directory_iterator(staging.path()))
       report_.bytes += entry.is_regular_file() ? int64_t(entry.file_size()) : 0;
@@ -449,7 +477,7 @@ class Dumper {
       task.from = StateLoc::at(src);
       task.out_rows[n - 1] = 1 - src;
       rec32_->verify(VerifyMode::kStateRows, std::span(&task, 1));
-      append_outputs(rec32_->read_outputs().values, n);
+      append_outputs(rec32_->read_outputs().values, n, int64_t(tokens_.size()) - tokens + c);
     }
   }
 
@@ -469,7 +497,7 @@ class Dumper {
 
     Expected want;
     want.outputs = rec_->read_outputs().values;  // one task: [tokens, layers, HV, V]
-    append_outputs(want.outputs, tokens);
+    append_outputs(want.outputs, tokens, int64_t(tokens_.size()));
     const int64_t first = int64_t(tokens_.size());
     want.states.reserve(tokens);  // `before` points into it
     const RowBytes* before = &current_;
@@ -492,11 +520,13 @@ class Dumper {
                  bool accepted) {
     const int64_t index = int64_t(tokens_.size());
     tokens_.push_back({position, int32_t(events_.size()) - 1, step, accepted,
-                       step == 0 ? current_index_ : index - 1});
+                       step == 0 ? current_index_ : index - 1, row_of(index)});
+    if (tokens_.back().row < 0) return;
     const int C = g_.conv_dim(), W = g_.conv_width, wc = g_.conv_state_cols();
     std::vector<float> x(C), conv_out(C), a(g_.num_v_heads), b(g_.num_v_heads), in(W);
     for (int l = 0; l < g_.layers; ++l) {
-      const num::TokenCoord coord{trace_.header.seed, request_, uint64_t(position), uint32_t(l)};
+      const num::TokenCoord coord{trace_.header.seed, request_, uint64_t(position),
+                                  uint32_t(g_.layer_id(l))};
       for (int c = 0; c < C; ++c) {
         x[c] = num::bf16_to_float(num::gen_conv_input(coord, c));
         for (int t = 0; t < wc; ++t)
@@ -517,11 +547,13 @@ class Dumper {
     }
   }
 
-  // o of the first `tokens` tokens of a one-task verify's outputs [tokens, layers, HV, V].
-  void append_outputs(const std::vector<bf16_bits>& values, int32_t tokens) {
+  // o of the first `tokens` tokens of a one-task verify's outputs [tokens, layers, HV, V], the
+  // first of them the request's token `first`.
+  void append_outputs(const std::vector<bf16_bits>& values, int32_t tokens, int64_t first) {
     const int64_t per_layer = int64_t{g_.num_v_heads} * g_.head_v_dim;
     std::vector<float> o(per_layer);
     for (int32_t j = 0; j < tokens; ++j) {
+      if (row_of(first + j) < 0) continue;
       for (int l = 0; l < g_.layers; ++l) {
         const bf16_bits* src = values.data() + (int64_t{j} * g_.layers + l) * per_layer;
         for (int64_t i = 0; i < per_layer; ++i)
@@ -536,7 +568,7 @@ class Dumper {
     for (int c = 0; c < g_.conv_dim(); ++c) {
       for (int t = 0; t < g_.conv_width; ++t) {
         taps[int64_t{c} * g_.conv_width + t] =
-            num::bf16_to_float(num::gen_conv_weight(trace_.header.seed, layer, c, t));
+            num::bf16_to_float(num::gen_conv_weight(trace_.header.seed, g_.layer_id(layer), c, t));
       }
     }
     return taps;
@@ -548,8 +580,8 @@ class Dumper {
     for (int l = 0; l < g_.layers; ++l) {
       std::vector<float> a_log(HV), dt_bias(HV);
       for (int h = 0; h < HV; ++h) {
-        a_log[h] = num::bf16_to_float(num::gen_a_log(seed, l, h));
-        dt_bias[h] = num::bf16_to_float(num::gen_dt_bias(seed, l, h));
+        a_log[h] = num::bf16_to_float(num::gen_a_log(seed, g_.layer_id(l), h));
+        dt_bias[h] = num::bf16_to_float(num::gen_dt_bias(seed, g_.layer_id(l), h));
       }
       files_->write(l, "conv_weight", {g_.conv_dim(), g_.conv_width}, taps_[l], "host",
                     "depthwise conv taps, bf16 values");
@@ -573,6 +605,19 @@ class Dumper {
                 {"prefix_len", e.prefix_len}};
   }
 
+  // The row of the request's token `index` in the per-token files, or -1 when not dumped.
+  int64_t row_of(int64_t index) const {
+    const auto it = std::lower_bound(selected_.begin(), selected_.end(), index);
+    return it != selected_.end() && *it == index ? it - selected_.begin() : -1;
+  }
+
+  std::vector<int32_t> layer_ids() const {
+    std::vector<int32_t> ids;
+    for (int l = 0; l < g_.layers; ++l)
+      ids.push_back(g_.layer_id(l));
+    return ids;
+  }
+
   Json event_json(const char* kind, int64_t position, int32_t tokens) const {
     return {{"line", line_->line},
             {"kind", kind},
@@ -585,11 +630,12 @@ class Dumper {
     const trace::Header& h = trace_.header;
     Json meta;
     meta["format"] = "specstate-dump";
-    meta["version"] = 1;
+    meta["version"] = 2;
     meta["trace"] = fs::path(trace_.file).filename().string();
     meta["request"] = request_;
     meta["model"] = {{"preset", h.preset},   {"tp", h.tp},
-                     {"layers", g_.layers},  {"H", g_.num_k_heads},
+                     {"layers", g_.layers},  {"layer_ids", layer_ids()},
+                     {"H", g_.num_k_heads},
                      {"HV", g_.num_v_heads}, {"K", g_.head_k_dim},
                      {"V", g_.head_v_dim},   {"conv_dim", g_.conv_dim()},
                      {"W", g_.conv_width}};
@@ -597,6 +643,7 @@ class Dumper {
     meta["ssm_dtype"] = std::string(to_string(h.ssm_dtype));
     meta["seed"] = h.seed;
     meta["num_tokens"] = total;
+    meta["dumped_tokens"] = int64_t(selected_.size());
     meta["initial"] = initial_;
     meta["events"] = kEventsMark;
     meta["tokens"] = kTokensMark;
@@ -611,7 +658,8 @@ class Dumper {
                         {"event", t.event},
                         {"step", t.step},
                         {"accepted", t.accepted},
-                        {"prev", t.prev}});
+                        {"prev", t.prev},
+                        {"row", t.row}});
     }
     std::string text = meta.dump(1) + "\n";
     replace_mark(text, kEventsMark, events_);
@@ -644,6 +692,8 @@ class Dumper {
   std::unique_ptr<StateBackend> rec_;     // pool dtype: per-token states
   std::unique_ptr<StateBackend> rec32_;   // fp32: o of prefill tokens
   std::vector<std::vector<float>> taps_;  // per layer [conv_dim, W]
+  std::vector<int64_t> selected_;         // the request's tokens written, ascending
+  std::function<void(const Progress&)> progress_;
 
   std::unique_ptr<DumpFiles> files_;
   const trace::Line* line_ = nullptr;
@@ -657,18 +707,40 @@ class Dumper {
 
 }  // namespace
 
-int64_t recorder_bytes(const trace::Header& header, const LaneSpec& lane) {
-  const auto [rec, rec32] = recorder_shapes(make_layout(lane.strategy, pool_config(header)).shape);
+int64_t recorder_bytes(const trace::Header& header, const LaneSpec& lane,
+                       const std::vector<int32_t>& layers) {
+  const auto [rec, rec32] =
+      recorder_shapes(make_layout(lane.strategy, pool_config(header, layers)).shape);
   return rec.total_bytes() + rec32.total_bytes();
 }
 
-DumpReport dump_request(const trace::Trace& trace, const DumpOptions& options) {
-  if (count_tokens(trace, options.request) == 0) {
-    throw InputError(request_name(options.request) + " does not appear in " + trace.file +
-                     " (no extend, verify or decode names it)");
+int64_t request_tokens(const trace::Trace& trace, uint64_t request) {
+  if (const int64_t tokens = count_tokens(trace, request); tokens > 0) return tokens;
+  std::set<uint64_t> present;  // requests that process tokens, ascending
+  for (const trace::Line& line : trace.events) {
+    if (const auto* e = std::get_if<trace::Extend>(&line.event)) present.insert(e->request);
   }
+  constexpr size_t kListed = 20;
+  std::string ids;
+  size_t listed = 0;
+  for (uint64_t id : present) {
+    if (listed++ == kListed) break;
+    ids += (ids.empty() ? "" : ", ") + std::to_string(id);
+  }
+  if (present.size() > kListed) ids += " and " + std::to_string(present.size() - kListed) + " more";
+  throw InputError(request_name(request) + " does not appear in " + trace.file +
+                   " (no extend, verify or decode names it); " +
+                   (present.empty() ? std::string("the trace has no requests")
+                                    : "its requests: " + ids));
+}
+
+DumpReport dump_request(const trace::Trace& trace, const DumpOptions& options) {
+  const auto start = std::chrono::steady_clock::now();
+  request_tokens(trace, options.request);
   Dumper dumper(trace, options);
-  return dumper.run(options.out_dir);
+  DumpReport report = dumper.run(options.out_dir);
+  report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return report;
 }
 
 }  // namespace specstate::sim

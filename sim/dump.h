@@ -27,7 +27,9 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
+#include <vector>
 
 #include "core/trace/events.h"
 #include "sim/simulator.h"
@@ -38,14 +40,21 @@ struct DumpOptions {
   uint64_t request = 0;
   std::string out_dir;  // must not exist, or be an empty directory
   LaneSpec lane{"cpu", StrategyKind::kInline};
+  std::vector<int32_t> layers;  // model layers to dump (parse_layer_list); empty: all
+  // The request's tokens to write, as indices into its token order (ascending, each below
+  // request_tokens); empty: all. Every token is still computed and checked: a token's state
+  // chains from the ones before it.
+  std::vector<int64_t> tokens;
+  std::function<void(const Progress&)> progress;  // after each event; work: the lane's tokens x layers
 };
 
 struct DumpReport {
   bool agree = true;     // the lane matched the recorder at every event of the request
   std::string mismatch;  // the first difference, "LINE: what" (nothing was written)
-  int64_t tokens = 0;    // tokens dumped
+  int64_t tokens = 0;    // tokens written
   int64_t files = 0;     // files written, meta.json included
   int64_t bytes = 0;
+  double seconds = 0;  // wall time
 };
 
 // Writes the dump of `options.request` into `options.out_dir`: first into a temporary sibling
@@ -57,6 +66,11 @@ DumpReport dump_request(const trace::Trace& trace, const DumpOptions& options);
 
 // Bytes dump_request allocates on the lane's backend beside the lane's pools (its recorder),
 // for the memory check before it runs (tools/memory_check.h).
-int64_t recorder_bytes(const trace::Header& header, const LaneSpec& lane);
+int64_t recorder_bytes(const trace::Header& header, const LaneSpec& lane,
+                       const std::vector<int32_t>& layers = {});
+
+// The tokens `request` processes in the trace (prefill, every verified token, decode). Throws
+// InputError when it processes none, listing the requests the trace has.
+int64_t request_tokens(const trace::Trace& trace, uint64_t request);
 
 }  // namespace specstate::sim

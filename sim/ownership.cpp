@@ -3,6 +3,8 @@
 #include <type_traits>
 #include <variant>
 
+#include "core/strategy/plan_access.h"
+
 namespace specstate::sim {
 
 void OwnershipChecker::begin_event(const trace::Event& event) {
@@ -66,7 +68,6 @@ std::string OwnershipChecker::owner_of(int32_t row) const {
 
 std::optional<std::string> OwnershipChecker::check_write(uint64_t request, int32_t row,
                                                          const char* what) const {
-  if (row == kNoRow) return std::nullopt;
   if (request == kPaddingRequest) {
     return std::string("a padding task writes row ") + std::to_string(row) + " (" + what + ")" +
            owner_of(row);
@@ -78,7 +79,6 @@ std::optional<std::string> OwnershipChecker::check_write(uint64_t request, int32
 
 std::optional<std::string> OwnershipChecker::check_slot_write(uint64_t request,
                                                               int32_t slot) const {
-  if (slot == kNoRow) return std::nullopt;
   if (request == kPaddingRequest) {
     return "a padding task writes payload slot " + std::to_string(slot);
   }
@@ -94,42 +94,19 @@ std::optional<std::string> OwnershipChecker::check_slot_write(uint64_t request,
 }
 
 std::optional<std::string> OwnershipChecker::check(const Plan& plan) const {
+  std::optional<std::string> bad;
   for (const PlanCall& call : plan) {
-    std::optional<std::string> bad;
-    auto first = [&](std::optional<std::string> m) {
-      if (!bad && m) bad = std::move(m);
-    };
-    if (const auto* c = std::get_if<PrefillCall>(&call)) {
-      for (size_t i = 0; i < c->tasks.size(); ++i) {
-        for (const StateWrite& w : c->tasks[i].writes)
-          first(check_write(c->requests[i], w.row, "prefill"));
-      }
-    } else if (const auto* c = std::get_if<VerifyCall>(&call)) {
-      for (size_t i = 0; i < c->tasks.size(); ++i) {
-        const VerifyTask& t = c->tasks[i];
-        const uint64_t req = c->requests[i];
-        if (req == kPaddingRequest && !t.from.is_none()) {
-          first(std::string("a padding task reads row ") + std::to_string(t.from.ssm_row) +
-                owner_of(t.from.ssm_row));
+    for_each_access(call, [&](const PlanAccess& a) {
+      if (bad) return;
+      if (a.kind == PlanAccess::kRead) {
+        if (a.request == kPaddingRequest && a.unit == PlanAccess::kRow) {
+          bad = "a padding task reads row " + std::to_string(a.index) + owner_of(a.index);
         }
-        for (int32_t row : t.out_rows)
-          first(check_write(req, row, "verify output"));
-        if (t.pending.count > 0) first(check_write(req, t.pending.commit_row, "pending commit"));
-        if (c->mode == VerifyMode::kWindow) first(check_write(req, t.from.conv_row, "conv window"));
-        if (c->mode == VerifyMode::kPayload) first(check_slot_write(req, t.payload_slot));
+        return;
       }
-    } else if (const auto* c = std::get_if<ReplayCall>(&call)) {
-      for (size_t i = 0; i < c->tasks.size(); ++i)
-        first(check_write(c->requests[i], c->tasks[i].dst_row, "replay"));
-    } else if (const auto* c = std::get_if<CopyCall>(&call)) {
-      for (size_t i = 0; i < c->copies.size(); ++i)
-        first(check_write(c->requests[i], c->copies[i].dst_row, "copy"));
-    } else if (const auto* c = std::get_if<SwapInCall>(&call)) {
-      first(check_write(c->request, c->row, "swap-in"));
-    } else if (const auto* c = std::get_if<FillCall>(&call)) {
-      for (size_t i = 0; i < c->rows.size(); ++i)
-        first(check_write(c->requests[i], c->rows[i], "fill"));
-    }
+      bad = a.unit == PlanAccess::kRow ? check_write(a.request, a.index, a.what)
+                                       : check_slot_write(a.request, a.index);
+    });
     if (bad) return bad;
   }
   return std::nullopt;

@@ -1,18 +1,25 @@
 #include "sim/simulator.h"
 
+#include <algorithm>
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
+#include <exception>
 #include <map>
 #include <sstream>
 #include <stdexcept>
 #include <type_traits>
 
+#include <tbb/parallel_for.h>
+#include <tbb/parallel_invoke.h>
+
 #include "backends/plan_executor.h"
 #include "backends/registry.h"
 #include "core/errors.h"
+#include "core/strategy/plan_access.h"
 #include "core/strategy/pool_policy.h"
 #include "sim/ownership.h"
+#include "sim/storage.h"
 
 namespace specstate::sim {
 namespace {
@@ -26,11 +33,12 @@ struct Lane {
   SwapSpace swap;
   OwnershipChecker ownership;
   double seconds = 0;
+  std::vector<int32_t> written;  // rows the current event's plans wrote (unsorted, repeats)
 
-  Lane(const LaneSpec& s, const PoolConfig& config, uint64_t seed)
+  Lane(const LaneSpec& s, const PoolConfig& config, StoredRows stored, uint64_t seed)
       : spec(s),
         policy(s.strategy, config, s.fault),
-        backend(make_backend(s.backend, policy.layout().shape, seed)),
+        backend(make_compact_backend(s.backend, policy.layout().shape, std::move(stored), seed)),
         ownership(policy.layout()) {}
 
   void run(const Plan& plan) {
@@ -58,7 +66,7 @@ std::vector<ElementDiff> diff_states(const RowBytes& a, const RowBytes& b, const
   for (size_t i = 0; i < a.conv.size() && out.size() < kMaxElementDiffs; ++i) {
     if (a.conv[i] == b.conv[i]) continue;
     const size_t in_layer = i % per_layer_conv;
-    out.push_back({"conv", int32_t(i / per_layer_conv),
+    out.push_back({"conv", g.layer_id(int32_t(i / per_layer_conv)),
                    "[channel " + std::to_string(in_layer / cols) + ", col " +
                        std::to_string(in_layer % cols) + "]",
                    hex_and_value(a.conv[i], 2), hex_and_value(b.conv[i], 2)});
@@ -73,7 +81,7 @@ std::vector<ElementDiff> diff_states(const RowBytes& a, const RowBytes& b, const
     if (va == vb) continue;
     const int64_t in_layer = e % per_layer;
     const int64_t kv = int64_t{g.head_k_dim} * g.head_v_dim;
-    out.push_back({"ssm", int32_t(e / per_layer),
+    out.push_back({"ssm", g.layer_id(int32_t(e / per_layer)),
                    "[head " + std::to_string(in_layer / kv) + ", k " +
                        std::to_string(in_layer % kv / g.head_v_dim) + ", v " +
                        std::to_string(in_layer % g.head_v_dim) + "]",
@@ -189,13 +197,48 @@ std::vector<uint64_t> batch_requests(const trace::Event& event) {
   return out;
 }
 
+// The requests whose live state an event changes (or, for a retract, whose saved state it
+// writes); a check names none and compares everything.
+std::vector<uint64_t> event_requests(const trace::Event& event) {
+  std::vector<uint64_t> out = batch_requests(event);
+  if (const auto* e = std::get_if<trace::Extend>(&event)) out.push_back(e->request);
+  if (const auto* r = std::get_if<trace::Retract>(&event)) out.push_back(r->request);
+  if (const auto* r = std::get_if<trace::Resume>(&event)) out.push_back(r->request);
+  return out;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// What one lane's run of an event produced besides its state: a refusal or a bug found.
+struct LaneOutcome {
+  std::optional<std::string> input_error;  // the policy refused the event
+  std::optional<std::string> ownership;    // a write the protocol does not allow
+  std::optional<std::string> refused;      // the backend refused a faulty lane's plan
+  std::exception_ptr error;                // anything else: rethrown in lane order
+};
+
 class Replayer {
  public:
   Replayer(const trace::Trace& trace, const SimOptions& options)
-      : trace_(trace), options_(options) {
-    const PoolConfig config = pool_config(trace.header);
-    for (const LaneSpec& spec : options.lanes)
-      lanes_.push_back(std::make_unique<Lane>(spec, config, trace.header.seed));
+      : trace_(trace), options_(options), start_(std::chrono::steady_clock::now()) {
+    const PoolConfig config = pool_config(trace.header, options.layers);
+    stored_ = options.storage;
+    if (stored_.empty()) {
+      stored_.resize(options.lanes.size());
+      tbb::parallel_for(size_t{0}, options.lanes.size(), [&](size_t i) {
+        stored_[i] = lane_storage(trace, options.lanes[i], config);
+      });
+    }
+    SPECSTATE_ASSERT(stored_.size() == options.lanes.size(), "one storage per lane");
+    for (size_t i = 0; i < options.lanes.size(); ++i)
+      lanes_.push_back(std::make_unique<Lane>(options.lanes[i], config, stored_[i], trace.header.seed));
+    progress_.events_total = trace.events.size();
+    for (const trace::Line& line : trace.events) {
+      progress_.work_total += event_tokens(line.event, config.tokens_per_verify) *
+                              config.geometry.layers * int64_t(lanes_.size());
+    }
   }
 
   ReplayReport run() {
@@ -204,57 +247,116 @@ class Replayer {
       step(line);
       ++report_.events;
       if (report_.divergence) break;
-      if (options_.progress) options_.progress(report_.events, trace_.events.size());
+      report_progress(line);
     }
-    if (!report_.divergence) final_digests();
+    if (!report_.divergence) {
+      timed_compare([&] { compare_everything(); });
+      if (!report_.divergence) final_digests();
+    }
     report_.agree = !report_.divergence;
     for (const auto& lane : lanes_)
-      report_.lanes.push_back({lane->spec.name(), lane->seconds});
+      report_.lanes.push_back({lane->spec.name(), lane->seconds, lane->backend->allocations()});
+    report_.seconds = seconds_since(start_);
     return std::move(report_);
   }
 
  private:
-  void step(const trace::Line& line) {
-    for (auto& lane : lanes_) {
+  void report_progress(const trace::Line& line) {
+    progress_.events_done = report_.events;
+    progress_.work_done += event_tokens(line.event, lanes_[0]->policy.layout().config.tokens_per_verify) *
+                           lanes_[0]->policy.layout().shape.geometry.layers * int64_t(lanes_.size());
+    progress_.seconds = seconds_since(start_);
+    if (options_.progress) options_.progress(progress_);
+  }
+
+  // One lane's share of an event: its plan, the ownership check, the run.
+  LaneOutcome run_lane(Lane& lane, const trace::Line& line) {
+    LaneOutcome out;
+    try {
       Plan plan;
       try {
-        plan = plan_for(lane->policy, line.event);
+        plan = plan_for(lane.policy, line.event);
       } catch (const InputError& e) {
-        throw InputError(trace_.file, line.line, e.what());
+        out.input_error = e.what();
+        return out;
       }
       if (options_.check_ownership) {
-        lane->ownership.begin_event(line.event);
-        if (auto bad = lane->ownership.check(plan)) {
-          diverge("ownership", lane->spec.name(), "", *bad);
-          return;
-        }
-        lane->ownership.end_event(line.event);
+        lane.ownership.begin_event(line.event);
+        if ((out.ownership = lane.ownership.check(plan))) return out;
+        lane.ownership.end_event(line.event);
+      }
+      lane.written.clear();
+      for (const PlanCall& call : plan) {
+        for_each_access(call, [&](const PlanAccess& a) {
+          if (a.kind == PlanAccess::kWrite && a.unit == PlanAccess::kRow) lane.written.push_back(a.index);
+        });
       }
       try {
-        lane->run(plan);
+        lane.run(plan);
       } catch (const std::invalid_argument& e) {
         // The backend refused a malformed call (tasks racing on a row or slot, a row out of
         // range). From a lane with an injected fault that is the bug showing; from a clean lane
         // it is a bug in specstate, reported with its place in the trace.
-        if (lane->spec.fault != Fault::kNone) {
-          diverge("backend refused the plan", lane->spec.name(), "", e.what());
-          return;
+        if (lane.spec.fault == Fault::kNone) {
+          throw std::logic_error(trace_.file + ":" + std::to_string(line.line) + ": lane " +
+                                 lane.spec.name() + ": " + e.what());
         }
-        throw std::logic_error(trace_.file + ":" + std::to_string(line.line) + ": lane " +
-                               lane->spec.name() + ": " + e.what());
+        out.refused = e.what();
       }
-      if (options_.after_event) options_.after_event(&lane - lanes_.data(), line, *lane->backend);
+    } catch (...) {
+      out.error = std::current_exception();
     }
-    if (compare_outputs(line.event) || compare_snapshots(line.event)) return;
+    return out;
+  }
+
+  void step(const trace::Line& line) {
+    std::vector<LaneOutcome> outcomes(lanes_.size());
+    tbb::parallel_for(size_t{0}, lanes_.size(),
+                      [&](size_t i) { outcomes[i] = run_lane(*lanes_[i], line); });
+    // Outcomes in lane order, so that the report does not depend on which thread ran what.
+    for (size_t i = 0; i < lanes_.size(); ++i) {
+      const LaneOutcome& o = outcomes[i];
+      if (o.error) std::rethrow_exception(o.error);
+      if (o.input_error) throw InputError(trace_.file, line.line, *o.input_error);
+      if (o.ownership) {
+        diverge("ownership", lanes_[i]->spec.name(), "", *o.ownership);
+        return;
+      }
+      if (o.refused) {
+        diverge("backend refused the plan", lanes_[i]->spec.name(), "", *o.refused);
+        return;
+      }
+    }
+    if (options_.after_event) {
+      for (size_t i = 0; i < lanes_.size(); ++i)
+        options_.after_event(i, line, *lanes_[i]->backend);
+    }
     const bool at_check = std::holds_alternative<trace::Check>(line.event);
-    if (options_.compare_at == CompareAt::kEveryEvent || at_check) compare_all();
+    if (options_.compare_at == CompareAt::kChecks && !at_check) return;
+    ++report_.compares;
+    timed_compare([&] {
+      if (compare_outputs(line.event) || compare_snapshots(line.event)) return;
+      if (at_check) {
+        compare_everything();
+        return;
+      }
+      if (compare_requests(event_requests(line.event))) return;
+      compare_physical_rows(/*every_row=*/false);
+    });
+  }
+
+  template <class F>
+  void timed_compare(F&& f) {
+    const auto start = std::chrono::steady_clock::now();
+    f();
+    report_.compare_seconds += seconds_since(start);
   }
 
   Divergence& diverge(const std::string& what, const std::string& a, const std::string& b,
                       const std::string& detail = "") {
     Divergence d;
-    d.line = line_->line;
-    d.event = describe(line_->event);
+    d.line = line_ ? line_->line : 0;
+    d.event = line_ ? describe(line_->event) : "end of trace";
     d.what = what + (detail.empty() ? "" : ": " + detail);
     d.lane_a = a;
     d.lane_b = b;
@@ -288,7 +390,7 @@ class Replayer {
           d.row_a = live_row(*lanes_[0], d.request);
           d.row_b = live_row(*lanes_[i], d.request);
         }
-        d.elements.push_back({"outputs", int32_t(in_token / per_layer),
+        d.elements.push_back({"outputs", g.layer_id(int32_t(in_token / per_layer)),
                               "[batch " + std::to_string(task) + ", token " +
                                   std::to_string(token) + ", head " +
                                   std::to_string(in_token % per_layer / g.head_v_dim) + ", v " +
@@ -305,69 +407,97 @@ class Replayer {
     return lane.policy.has(request) ? lane.policy.live(request).loc.ssm_row : -1;
   }
 
+  // Digests of `lane`'s states at `locs`, computed in order (a deferred lane materialises each
+  // state in its one inspection row before digesting it).
+  static std::vector<uint64_t> digests(Lane& lane, const std::vector<StateLoc>& locs) {
+    std::vector<uint64_t> out;
+    for (const StateLoc& loc : locs)
+      out.push_back(lane.backend->digest_state(loc));
+    return out;
+  }
+
+  // Where `request`'s live state can be read in `lane`, after running the plan that makes it
+  // readable.
+  static StateLoc readable(Lane& lane, uint64_t request) {
+    auto r = lane.policy.readable(request);
+    lane.run(r.plan);
+    return r.loc;
+  }
+
+  // Records a state divergence between lane 0 at `ref` and lane i at `loc`, with the elements.
+  void state_divergence(const std::string& what, size_t i, const StateLoc& ref, const StateLoc& loc,
+                        std::optional<uint64_t> request) {
+    Divergence& d = diverge(what, lanes_[0]->spec.name(), lanes_[i]->spec.name());
+    if (request) {
+      d.request = *request;
+      d.has_request = true;
+    }
+    d.row_a = ref.ssm_row;
+    d.row_b = loc.ssm_row;
+    d.elements = diff_states(lanes_[0]->backend->read_state(ref), lanes_[i]->backend->read_state(loc),
+                             lanes_[0]->policy.layout().shape);
+  }
+
   bool compare_snapshots(const trace::Event& event) {
-    for (const auto& [request, row] : snapshot_rows(event)) {
-      const StateLoc loc = StateLoc::at(row);
-      if (compare_states(lanes_[0]->backend->read_state(loc), loc, "snapshot row", std::nullopt)) {
-        report_.divergence->request = request;
-        report_.divergence->has_request = true;
+    const auto rows = snapshot_rows(event);
+    if (rows.empty()) return false;
+    std::vector<StateLoc> locs;
+    for (const auto& [request, row] : rows)
+      locs.push_back(StateLoc::at(row));
+    std::vector<std::vector<uint64_t>> d(lanes_.size());
+    tbb::parallel_for(size_t{0}, lanes_.size(), [&](size_t i) { d[i] = digests(*lanes_[i], locs); });
+    for (size_t k = 0; k < rows.size(); ++k) {
+      for (size_t i = 1; i < lanes_.size(); ++i) {
+        if (d[i][k] == d[0][k]) continue;
+        state_divergence("snapshot row", i, locs[k], locs[k], rows[k].first);
         return true;
       }
     }
     return false;
   }
 
-  // Compares lane 0's state `ref` at `ref_loc` with every other lane's state at the same logical
-  // place; returns true (and records the divergence) at the first difference.
-  bool compare_states(const RowBytes& ref, const StateLoc& ref_loc, const std::string& what,
-                      std::optional<uint64_t> request) {
-    for (size_t i = 1; i < lanes_.size(); ++i) {
-      Lane& lane = *lanes_[i];
-      StateLoc loc = ref_loc;
-      if (request) {
-        auto r = lane.policy.readable(*request);
-        lane.run(r.plan);
-        loc = r.loc;
+  // The live state of each running request, the saved state of each retracted one, in every
+  // lane against lane 0.
+  bool compare_requests(std::vector<uint64_t> requests) {
+    std::sort(requests.begin(), requests.end());
+    requests.erase(std::unique(requests.begin(), requests.end()), requests.end());
+    std::vector<uint64_t> running;
+    for (uint64_t r : requests) {
+      if (!lanes_[0]->policy.has(r)) continue;  // finished
+      if (lanes_[0]->policy.live(r).retracted) {
+        if (compare_swapped_out(r)) return true;
+      } else {
+        running.push_back(r);
       }
-      const RowBytes got = lane.backend->read_state(loc);
-      if (got == ref) continue;
-      Divergence& d = diverge(what, lanes_[0]->spec.name(), lane.spec.name());
-      if (request) {
-        d.request = *request;
-        d.has_request = true;
+    }
+    if (running.empty()) return false;
+    std::vector<std::vector<uint64_t>> d(lanes_.size());
+    tbb::parallel_for(size_t{0}, lanes_.size(), [&](size_t i) {
+      for (uint64_t r : running)
+        d[i].push_back(lanes_[i]->backend->digest_state(readable(*lanes_[i], r)));
+    });
+    for (size_t k = 0; k < running.size(); ++k) {
+      for (size_t i = 1; i < lanes_.size(); ++i) {
+        if (d[i][k] == d[0][k]) continue;
+        // Materialise both states again (an inspection row holds the last one digested).
+        const StateLoc ref = readable(*lanes_[0], running[k]);
+        const StateLoc loc = readable(*lanes_[i], running[k]);
+        state_divergence("live state", i, ref, loc, running[k]);
+        return true;
       }
-      d.row_a = ref_loc.ssm_row;
-      d.row_b = loc.ssm_row;
-      d.elements = diff_states(ref, got, lanes_[0]->policy.layout().shape);
-      return true;
     }
     return false;
-  }
-
-  void compare_all() {
-    ++report_.compares;
-    Lane& ref = *lanes_[0];
-    for (const auto& [request, live] : ref.policy.table()) {
-      if (live.retracted) {
-        if (compare_swapped_out(request)) return;
-        continue;
-      }
-      auto r = ref.policy.readable(request);
-      ref.run(r.plan);
-      if (compare_states(ref.backend->read_state(r.loc), r.loc, "live state", request)) return;
-    }
-    compare_physical_rows();
   }
 
   // A retracted request's saved state must be identical in every lane (and saved at all).
   bool compare_swapped_out(uint64_t request) {
     const Lane& ref = *lanes_[0];
-    const auto saved = ref.swap.saved.find(request);
-    const bool ref_saved = saved != ref.swap.saved.end();
+    const auto saved = ref.swap.digests.find(request);
+    const bool ref_saved = saved != ref.swap.digests.end();
     for (size_t i = 1; i < lanes_.size(); ++i) {
       const Lane& lane = *lanes_[i];
-      const auto got = lane.swap.saved.find(request);
-      const bool lane_saved = got != lane.swap.saved.end();
+      const auto got = lane.swap.digests.find(request);
+      const bool lane_saved = got != lane.swap.digests.end();
       if (ref_saved == lane_saved && (!ref_saved || got->second == saved->second)) continue;
       Divergence& d =
           diverge(ref_saved == lane_saved ? "swapped-out state" : "missing swapped-out state",
@@ -376,8 +506,10 @@ class Replayer {
       d.has_request = true;
       d.row_a = saved_row(ref, request);
       d.row_b = saved_row(lane, request);
-      if (ref_saved && lane_saved)
-        d.elements = diff_states(saved->second, got->second, ref.policy.layout().shape);
+      if (ref_saved && lane_saved) {
+        d.elements = diff_states(ref.swap.saved.at(request), lane.swap.saved.at(request),
+                                 ref.policy.layout().shape);
+      }
       return true;
     }
     return false;
@@ -388,19 +520,44 @@ class Replayer {
     return it == lane.swap.saved_from.end() ? -1 : it->second;
   }
 
-  // Lanes running the same strategy on different backends must agree on every row's bytes.
-  void compare_physical_rows() {
+  // Every request, running or swapped out, and every stored row: at checks and at the end.
+  void compare_everything() {
+    ++report_.full_compares;
+    std::vector<uint64_t> requests;
+    for (const auto& [request, live] : lanes_[0]->policy.table())
+      requests.push_back(request);
+    if (compare_requests(requests)) return;
+    compare_physical_rows(/*every_row=*/true);
+  }
+
+  // Lanes running the same strategy on different backends must agree on every row's bytes: the
+  // rows the event wrote in either lane, or every row either stores.
+  void compare_physical_rows(bool every_row) {
     for (size_t i = 0; i < lanes_.size(); ++i) {
       for (size_t j = i + 1; j < lanes_.size(); ++j) {
         Lane& a = *lanes_[i];
         Lane& b = *lanes_[j];
         if (a.spec.strategy != b.spec.strategy || a.spec.backend == b.spec.backend) continue;
-        const int32_t rows = a.policy.layout().shape.state_rows;
-        for (int32_t row = 0; row < rows; ++row) {
-          if (a.backend->digest_row(row) == b.backend->digest_row(row)) continue;
+        std::vector<int32_t> rows = every_row ? stored_[i].rows : a.written;
+        rows.insert(rows.end(), every_row ? stored_[j].rows.begin() : b.written.begin(),
+                    every_row ? stored_[j].rows.end() : b.written.end());
+        std::sort(rows.begin(), rows.end());
+        rows.erase(std::unique(rows.begin(), rows.end()), rows.end());
+        std::vector<uint64_t> da, db;
+        tbb::parallel_invoke(
+            [&] {
+              for (int32_t row : rows)
+                da.push_back(a.backend->digest_row(row));
+            },
+            [&] {
+              for (int32_t row : rows)
+                db.push_back(b.backend->digest_row(row));
+            });
+        for (size_t k = 0; k < rows.size(); ++k) {
+          if (da[k] == db[k]) continue;
           Divergence& d = diverge("physical row", a.spec.name(), b.spec.name());
-          d.row_a = d.row_b = row;
-          d.elements = diff_states(a.backend->read_row(row), b.backend->read_row(row),
+          d.row_a = d.row_b = rows[k];
+          d.elements = diff_states(a.backend->read_row(rows[k]), b.backend->read_row(rows[k]),
                                    a.policy.layout().shape);
           return;
         }
@@ -412,16 +569,17 @@ class Replayer {
     Lane& ref = *lanes_[0];
     for (const auto& [request, live] : ref.policy.table()) {
       if (live.retracted) continue;
-      auto r = ref.policy.readable(request);
-      ref.run(r.plan);
-      report_.final_digests.push_back({request, ref.backend->digest_state(r.loc)});
+      report_.final_digests.push_back({request, ref.backend->digest_state(readable(ref, request))});
     }
   }
 
   const trace::Trace& trace_;
   const SimOptions& options_;
+  std::chrono::steady_clock::time_point start_;
+  std::vector<StoredRows> stored_;  // per lane
   std::vector<std::unique_ptr<Lane>> lanes_;
   const trace::Line* line_ = nullptr;
+  Progress progress_;
   ReplayReport report_;
 };
 
@@ -460,14 +618,22 @@ std::string Divergence::report(const std::string& file) const {
   return file + ":" + m.substr(std::string("line ").size());
 }
 
-PoolConfig pool_config(const trace::Header& header) {
+PoolConfig pool_config(const trace::Header& header, const std::vector<int32_t>& layers) {
   PoolConfig c;
-  c.geometry = make_geometry(header.preset, header.tp);
+  c.geometry = with_layers(make_geometry(header.preset, header.tp), layers);
   c.ssm_dtype = header.ssm_dtype;
   c.tokens_per_verify = header.tokens_per_verify();
   c.pool_rows = header.pool_rows;
   c.max_requests = header.max_requests;
   return c;
+}
+
+int64_t event_tokens(const trace::Event& event, int32_t tokens_per_verify) {
+  if (const auto* e = std::get_if<trace::Extend>(&event)) return e->tokens;
+  if (const auto* v = std::get_if<trace::Verify>(&event))
+    return int64_t(v->batch.size()) * tokens_per_verify;
+  if (const auto* d = std::get_if<trace::Decode>(&event)) return int64_t(d->batch.size());
+  return 0;
 }
 
 ReplayReport replay(const trace::Trace& trace, const SimOptions& options) {

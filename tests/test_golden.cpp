@@ -59,19 +59,19 @@ void check(SsmDtype dtype, const std::vector<uint64_t>& expected) {
 
 TEST(Golden, TinyF32) {
   check(SsmDtype::kF32,
-        {0xfc24dd8eeb80ca4dull, 0x1b6da53fd6c914c2ull, 0x761de95e6ab37d9eull, 0xb2644c70551d4107ull,
-         0x19f0588d99a769a3ull, 0x10b501b8b3627d29ull, 0x561baac236a6cc0cull, 0x1bd84324559f923aull,
-         0xddf067e786caa09aull, 0x6f34da6b404c801bull, 0x1615965b8c1091fcull, 0x68789a153bf97425ull,
-         0xdd23a31bafd0b160ull, 0x8cb6c0ad9db7c23aull, 0x52c42454e88c6742ull, 0xdf27281d7d118686ull,
+        {0x00b0b5bfc7f8c0c1ull, 0x3a0b693957c4d3d4ull, 0x9a28b23bc708b309ull, 0xa59a9f9ab2d53094ull,
+         0x2b4395c935c25426ull, 0x90f926ecf30b2242ull, 0x8060b4609104d410ull, 0xe51b1f07df909613ull,
+         0x9ea1a9a407fde8ecull, 0x60cf6551baf4c34bull, 0xe579b67253d2d4b2ull, 0xb9ed7283338d1938ull,
+         0x5c068260f0212d55ull, 0x09383b2fb1858859ull, 0xc0d3a63eebb8897aull, 0x2071dd2b8b0af5afull,
          0xeaefe2c080cfe12cull});
 }
 
 TEST(Golden, TinyBf16) {
   check(SsmDtype::kBF16,
-        {0x5b10f0c09d581ef1ull, 0x2182e5f8426210f8ull, 0x7ddd85a2f2669df7ull, 0x08097d2228ee9611ull,
-         0x2953a0d68f6ef6a2ull, 0x6faf9353a3c2869eull, 0xabeafcd400db5227ull, 0xb5d0edf3d5b40a2eull,
-         0x1c1dfac3c1b888bcull, 0x5d204df95000def6ull, 0x80bbc67c255bd4faull, 0x3fba174a6ddfeba1ull,
-         0x5869137e1b70e84dull, 0x63f83de2cf9e39b6ull, 0x7bdd85d7b9d13db8ull, 0xeae5174af3372e4dull,
+        {0x2163a8ac440ca212ull, 0xabda2a924ca6b574ull, 0xcb271d807306f5dcull, 0xd0eab3163afbb332ull,
+         0xf9fb4845f60aeb4dull, 0xea54c512f77652eeull, 0x67063148fd0def3full, 0x608fe82f4a22a6b1ull,
+         0x702f3b610167f0d9ull, 0x626bb41b9bac4e5eull, 0xecd45d7fd591a8e5ull, 0x16e5a819b7a4eee5ull,
+         0x4a882ed1c373a574ull, 0x663070c6359d5e06ull, 0xfe0b4ccd1b94ae6cull, 0xd3cb26d9f504c6e9ull,
          0x0eb11504c8ba12f0ull});
 }
 

@@ -4,12 +4,16 @@
 #include <string>
 
 #include "core/errors.h"
+#include "core/geometry.h"
+#include "core/index_list.h"
 #include "core/trace/format.h"
 #include "core/trace/validate.h"
 #include "sim/dump.h"
+#include "sim/storage.h"
 #include "tools/commands.h"
 #include "tools/integer_option.h"
 #include "tools/memory_check.h"
+#include "tools/run_options.h"
 
 namespace specstate::cli {
 namespace {
@@ -20,9 +24,13 @@ struct DumpArgs {
   std::string out;
   std::string strategy = "inline";
   std::string backend = "cpu";
+  std::string layers;
+  std::string tokens;
+  int threads = 0;
 };
 
 int run_dump(const DumpArgs& args) {
+  const ThreadLimit threads(args.threads);
   const trace::Trace trace = trace::read_trace(args.file);
   trace::validate_trace(trace);  // FILE:LINE errors before anything runs
 
@@ -34,17 +42,35 @@ int run_dump(const DumpArgs& args) {
   const std::vector<StrategyKind> strategies = parse_strategies(args.strategy);
   if (strategies.size() != 1) throw InputError("--strategy takes one strategy, not 'all'");
   options.lane = {args.backend, strategies.front()};
-  check_pool_memory(trace, {options.lane}, sim::recorder_bytes(trace.header, options.lane));
+  const int64_t tokens = sim::request_tokens(trace, args.request);
+  const int32_t layers = sim::pool_config(trace.header).geometry.layers;
+  if (!args.layers.empty()) options.layers = parse_layer_list(args.layers, layers);
+  if (!args.tokens.empty()) options.tokens = parse_index_list(args.tokens, tokens, "--tokens", "token");
+  const PoolConfig config = sim::pool_config(trace.header, options.layers);
+  const PoolShape stored = stored_shape(make_layout(options.lane.strategy, config).shape,
+                                        sim::lane_storage(trace, options.lane, config));
+  check_pool_memory(trace, {options.lane}, {stored},
+                    sim::recorder_bytes(trace.header, options.lane, options.layers));
+  if (auto bar = progress_bar()) {
+    const uint64_t request = args.request;
+    options.progress = [bar, request](const sim::Progress& p) {
+      bar(p.work_done, p.work_total, p.seconds,
+          "request " + std::to_string(request) + ", " + std::to_string(p.events_done) + "/" +
+              std::to_string(p.events_total) + " events");
+    };
+  }
 
   const sim::DumpReport report = sim::dump_request(trace, options);
   if (!report.agree) {
     std::printf("MISMATCH (nothing written) at %s\n", report.mismatch.c_str());
     return 1;
   }
-  std::printf("dumped request %llu of %s through %s: %lld tokens, %lld files, %.1f MiB in %s\n",
+  std::printf("dumped request %llu of %s through %s: %lld of %lld tokens, %d of %d layers, %lld "
+              "files, %.1f MiB in %s (%.1f s)\n",
               (unsigned long long)args.request, args.file.c_str(), options.lane.name().c_str(),
-              (long long)report.tokens, (long long)report.files,
-              double(report.bytes) / (1024.0 * 1024.0), args.out.c_str());
+              (long long)report.tokens, (long long)tokens, config.geometry.layers, layers,
+              (long long)report.files, double(report.bytes) / (1024.0 * 1024.0), args.out.c_str(),
+              report.seconds);
   return 0;
 }
 
@@ -66,6 +92,12 @@ Command add_dump(CLI::App& parent) {
   cmd->add_option("--strategy", args->strategy,
                   "The lane's strategy: scatter, inline (default), window, replay, deferred");
   cmd->add_option("--backend", args->backend, "The lane's backend: cpu (default) or cuda");
+  cmd->add_option("--layers", args->layers,
+                  "Dump only these GDN layers: a list and ranges such as 0,17,35 or 0-3 (default all)");
+  cmd->add_option("--tokens", args->tokens,
+                  "Write only these of the request's tokens (indices in its token order, e.g. "
+                  "0-99 or 19,20; default all); every token is still computed and checked");
+  add_threads_option(cmd, args->threads);
   return {cmd, [args] { return run_dump(*args); }};
 }
 

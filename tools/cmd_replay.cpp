@@ -1,6 +1,4 @@
 // specstate replay: run a trace through lanes (backend x strategy) in lockstep and compare.
-#include <unistd.h>
-
 #include <algorithm>
 #include <cstdio>
 #include <memory>
@@ -11,9 +9,12 @@
 #include "core/strategy/fault.h"
 #include "core/trace/format.h"
 #include "core/trace/validate.h"
+#include "core/geometry.h"
 #include "sim/simulator.h"
+#include "sim/storage.h"
 #include "tools/commands.h"
 #include "tools/memory_check.h"
+#include "tools/run_options.h"
 
 namespace specstate::cli {
 namespace {
@@ -24,6 +25,8 @@ struct ReplayArgs {
   std::string strategies = "all";
   std::string compare = "every-event";
   std::string inject;
+  std::string layers;
+  int threads = 0;
   bool json = false;
   bool no_ownership = false;
 };
@@ -37,21 +40,6 @@ std::vector<std::string> split(const std::string& text) {
     start = comma + 1;
   }
   return out;
-}
-
-// A progress bar on stderr, redrawn at most every 1% (only on a terminal, only for long runs).
-std::function<void(size_t, size_t)> progress_bar(size_t total) {
-  if (!isatty(STDERR_FILENO) || total < 500) return {};
-  return [last = size_t(0)](size_t done, size_t total) mutable {
-    const size_t percent = done * 100 / total;
-    if (percent == last && done != total) return;
-    last = percent;
-    const int width = 40, filled = int(percent * width / 100);
-    std::fprintf(stderr, "\r  [%.*s%*s] %3zu%%  %zu/%zu events", filled,
-                 "########################################", width - filled, "", percent, done,
-                 total);
-    if (done == total) std::fprintf(stderr, "\r%*s\r", 80, "");
-  };
 }
 
 // The lanes to run. With a fault, every lane whose strategy it concerns runs it, and a clean
@@ -98,15 +86,24 @@ void print_injection(const std::vector<sim::LaneSpec>& lanes) {
               std::string(f.what).c_str());
 }
 
-nlohmann::json to_json(const trace::Trace& trace, const sim::ReplayReport& r) {
+nlohmann::json to_json(const trace::Trace& trace, const sim::ReplayReport& r,
+                       const std::vector<int32_t>& layers, int threads) {
   nlohmann::json j;
   j["file"] = trace.file;
+  j["threads"] = threads;
+  j["layers"] = layers.empty() ? nlohmann::json("all") : nlohmann::json(layers);
   j["agree"] = r.agree;
   j["events"] = r.events;
   j["events_total"] = trace.events.size();
   j["comparisons"] = r.compares;
-  for (const auto& lane : r.lanes)
-    j["lanes"].push_back({{"lane", lane.name}, {"seconds", lane.seconds}});
+  j["full_comparisons"] = r.full_compares;
+  j["seconds"] = r.seconds;
+  j["compare_seconds"] = r.compare_seconds;
+  for (const auto& lane : r.lanes) {
+    j["lanes"].push_back({{"lane", lane.name},
+                          {"seconds", lane.seconds},
+                          {"allocated_bytes", lane.allocated.total()}});
+  }
   for (const auto& [request, digest] : r.final_digests) {
     char hex[32];
     std::snprintf(hex, sizeof hex, "%016llx", (unsigned long long)digest);
@@ -130,7 +127,14 @@ nlohmann::json to_json(const trace::Trace& trace, const sim::ReplayReport& r) {
   return j;
 }
 
+std::string gib(int64_t bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2f GiB", double(bytes) / double(int64_t{1} << 30));
+  return buf;
+}
+
 int run_replay(const ReplayArgs& args) {
+  const ThreadLimit threads(args.threads);
   const trace::Trace trace = trace::read_trace(args.file);
   trace::validate_trace(trace);  // FILE:LINE errors before anything runs
 
@@ -142,8 +146,25 @@ int run_replay(const ReplayArgs& args) {
   }
   options.check_ownership = !args.no_ownership;
   options.lanes = make_lanes(args);
-  check_pool_memory(trace, options.lanes);
-  options.progress = args.json ? nullptr : progress_bar(trace.events.size());
+  const PoolConfig full = sim::pool_config(trace.header);
+  if (!args.layers.empty()) options.layers = parse_layer_list(args.layers, full.geometry.layers);
+  const PoolConfig config = sim::pool_config(trace.header, options.layers);
+  std::vector<PoolShape> shapes;
+  for (const sim::LaneSpec& lane : options.lanes) {
+    options.storage.push_back(sim::lane_storage(trace, lane, config));
+    shapes.push_back(stored_shape(make_layout(lane.strategy, config).shape, options.storage.back()));
+  }
+  check_pool_memory(trace, options.lanes, shapes);
+  if (!args.json) {
+    if (auto bar = progress_bar()) {
+      const size_t lanes = options.lanes.size();
+      options.progress = [bar, lanes](const sim::Progress& p) {
+        bar(p.work_done, p.work_total, p.seconds,
+            std::to_string(lanes) + " lanes, " + std::to_string(p.events_done) + "/" +
+                std::to_string(p.events_total) + " events");
+      };
+    }
+  }
 
   const trace::Header& h = trace.header;
   if (!args.json) {
@@ -151,16 +172,20 @@ int run_replay(const ReplayArgs& args) {
                 args.file.c_str(), h.preset.c_str(), h.tp,
                 std::string(to_string(h.ssm_dtype)).c_str(), h.tokens_per_verify(), h.pool_rows,
                 h.max_requests, trace.events.size());
+    std::printf("  layers %s of %d, %d threads\n",
+                args.layers.empty() ? "all" : args.layers.c_str(), full.geometry.layers,
+                threads.threads());
     if (!args.inject.empty()) print_injection(options.lanes);
   }
   const sim::ReplayReport report = sim::replay(trace, options);
   if (args.json) {
-    std::printf("%s\n", to_json(trace, report).dump(2).c_str());
+    std::printf("%s\n", to_json(trace, report, options.layers, threads.threads()).dump(2).c_str());
     return report.agree ? 0 : 1;
   }
   if (report.agree) {
-    std::printf("AGREE: %zu lanes bit-identical after %zu events (%zu full comparisons%s)\n",
-                report.lanes.size(), report.events, report.compares,
+    std::printf("AGREE: %zu lanes bit-identical after %zu events (%zu comparison points, %zu of "
+                "them full%s)\n",
+                report.lanes.size(), report.events, report.compares, report.full_compares,
                 options.check_ownership ? ", row ownership checked" : "");
   } else {
     std::printf("DIVERGENCE at %s", report.divergence->report(args.file).c_str());
@@ -168,8 +193,13 @@ int run_replay(const ReplayArgs& args) {
   size_t width = 16;
   for (const auto& lane : report.lanes)
     width = std::max(width, lane.name.size());
-  for (const auto& lane : report.lanes)
-    std::printf("  %-*s %8.3f s\n", int(width), lane.name.c_str(), lane.seconds);
+  std::printf("  %-*s %10s %12s\n", int(width), "lane", "plans", "allocated");
+  for (const auto& lane : report.lanes) {
+    std::printf("  %-*s %8.3f s %12s\n", int(width), lane.name.c_str(), lane.seconds,
+                gib(lane.allocated.total()).c_str());
+  }
+  std::printf("  wall time %.3f s (comparisons %.3f s), %d threads\n", report.seconds,
+              report.compare_seconds, threads.threads());
   return report.agree ? 0 : 1;
 }
 
@@ -194,6 +224,10 @@ Command add_replay(CLI::App& parent) {
   cmd->add_flag("--json", args->json,
                 "Write a machine-readable report (lanes, events, digests, timings) to stdout");
   cmd->add_flag("--no-ownership", args->no_ownership, "Do not check which rows each task writes");
+  cmd->add_option("--layers", args->layers,
+                  "Replay only these GDN layers: a list and ranges such as 0,17,35 or 0-3 "
+                  "(default all); each layer's bytes are those of a full replay");
+  add_threads_option(cmd, args->threads);
   std::string faults;
   for (const FaultInfo& f : all_faults())
     faults += "\n  " + std::string(f.name) + ": " + std::string(f.bug);

@@ -20,13 +20,13 @@ std::string gib(int64_t bytes) {
 }  // namespace
 
 void check_pool_memory(const trace::Trace& trace, const std::vector<sim::LaneSpec>& lanes,
-                       int64_t extra_bytes_per_backend) {
-  const PoolConfig config = sim::pool_config(trace.header);
+                       const std::vector<PoolShape>& shapes, int64_t extra_bytes_per_backend) {
+  SPECSTATE_ASSERT(shapes.size() == lanes.size(), "one shape per lane");
   std::map<std::string, std::pair<int64_t, int>> need;  // backend -> (bytes, lanes)
-  for (const sim::LaneSpec& lane : lanes) {
-    auto& [bytes, count] = need[lane.backend];
+  for (size_t i = 0; i < lanes.size(); ++i) {
+    auto& [bytes, count] = need[lanes[i].backend];
     if (count == 0) bytes = extra_bytes_per_backend;
-    bytes += make_layout(lane.strategy, config).total_bytes();
+    bytes += shapes[i].total_bytes();
     ++count;
   }
   for (const auto& [backend, use] : need) {
@@ -36,7 +36,7 @@ void check_pool_memory(const trace::Trace& trace, const std::vector<sim::LaneSpe
                      "the pools need " + gib(use.first) + " for " + std::to_string(use.second) +
                          " lane(s) on the " + backend + " backend, more than its " +
                          gib(have.bytes) + " of " + have.what +
-                         " (reduce pool_rows, max_requests or the lanes)");
+                         " for the rows the trace touches (choose fewer lanes, or --layers)");
   }
 }
 

@@ -11,11 +11,12 @@
 
 namespace specstate::cli {
 
-// Adds up StrategyLayout::total_bytes() of every lane per backend, plus what each backend
-// allocates beside them (`extra_bytes_per_backend`, e.g. the dump's recorder), and throws
+// Adds up the bytes each lane's backend allocates (`shapes[i]`: lane i's stored shape,
+// backends/compact_backend.h) per backend, plus what each backend allocates beside them
+// (`extra_bytes_per_backend`, e.g. the dump's recorder), and throws
 // InputError("FILE:HEADER_LINE: ...") when that exceeds backend_memory_limit(): physical
 // memory, the address space left under `ulimit -v`, free device memory.
 void check_pool_memory(const trace::Trace& trace, const std::vector<sim::LaneSpec>& lanes,
-                       int64_t extra_bytes_per_backend = 0);
+                       const std::vector<PoolShape>& shapes, int64_t extra_bytes_per_backend = 0);
 
 }  // namespace specstate::cli

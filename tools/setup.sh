@@ -6,7 +6,7 @@ repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo_root"
 
 packages=(build-essential cmake libeigen3-dev libcli11-dev nlohmann-json3-dev libgtest-dev
-          libbenchmark-dev python3 python3-numpy python3-pytest)
+          libbenchmark-dev libtbb-dev python3 python3-numpy python3-pytest)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

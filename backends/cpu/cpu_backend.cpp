@@ -2,10 +2,14 @@
 
 #include <Eigen/Core>
 #include <algorithm>
+#include <bit>
 #include <cstdlib>
 #include <cstring>
 #include <new>
 #include <optional>
+
+#include <tbb/parallel_for.h>
+#include <tbb/parallel_reduce.h>
 
 #include "core/errors.h"
 #include "core/numerics/digest.h"
@@ -102,8 +106,18 @@ class CpuBackend final : public StateBackend {
   struct LayerWork;
   static constexpr int kCpuLanes = 8;  // V columns per gdn_column call: one AVX2 vector
 
-  void run(const SequenceJob& job);
+  // Every (job, layer) and, inside, every value head is independent work: the tasks of one call
+  // touch disjoint rows and slots (StateBackend checks it), a layer only its own tensors, a head
+  // only its slice. So the work is spread over TBB's threads with no reduction across units, and
+  // the bytes are the same for any thread count.
+  void run(std::span<const SequenceJob> jobs);
   void run_layer(const SequenceJob& job, int layer);
+  // Runs f(layer) for every layer, in parallel.
+  template <class F>
+  void for_each_layer(F&& f) const {
+    tbb::parallel_for(0, geo().layers, [&](int l) { f(l); });
+  }
+  uint64_t digest_layer(const StateLoc& loc, int32_t first_col, int32_t cols, int layer) const;
   void load_window(const SequenceJob& job, int layer, LayerWork& w) const;
   void stage_inputs(const SequenceJob& job, int layer, LayerWork& w);
   void store_windows(const SequenceJob& job, int layer, const LayerWork& w);
@@ -130,6 +144,9 @@ class CpuBackend final : public StateBackend {
     return ssm_f32() ? reinterpret_cast<uint8_t*>(ssm_f32_[layer].data() + ssm_index(row))
                      : reinterpret_cast<uint8_t*>(ssm_bf16_[layer].data() + ssm_index(row));
   }
+  const uint8_t* ssm_bytes_at(int layer, int32_t row) const {
+    return const_cast<CpuBackend*>(this)->ssm_bytes_at(layer, row);
+  }
 
   std::vector<LayerParams> params_;
   std::vector<ZeroedArray<bf16_bits>> conv_;      // per layer [state_rows, conv_dim, conv_cols]
@@ -141,6 +158,7 @@ class CpuBackend final : public StateBackend {
 
 CpuBackend::CpuBackend(const PoolShape& shape, uint64_t seed) : StateBackend(shape, seed) {
   const ModelGeometry& g = geo();
+  static_assert(kCpuLanes % 4 == 0, "conv_dim, a multiple of V, fills whole digest blocks");
   if (g.head_k_dim % num::kChains != 0 || g.head_v_dim % kCpuLanes != 0) {
     throw InputError("backend 'cpu': unsupported geometry (needs K and V multiples of 8)");
   }
@@ -151,14 +169,14 @@ CpuBackend::CpuBackend(const PoolShape& shape, uint64_t seed) : StateBackend(sha
     for (int c = 0; c < g.conv_dim(); ++c) {
       for (int t = 0; t < g.conv_width; ++t) {
         p.conv_taps[int64_t{c} * g.conv_width + t] =
-            num::bf16_to_float(num::gen_conv_weight(seed, l, c, t));
+            num::bf16_to_float(num::gen_conv_weight(seed, g.layer_id(l), c, t));
       }
     }
     p.a_log.resize(g.num_v_heads);
     p.dt_bias.resize(g.num_v_heads);
     for (int h = 0; h < g.num_v_heads; ++h) {
-      p.a_log[h] = num::bf16_to_float(num::gen_a_log(seed, l, h));
-      p.dt_bias[h] = num::bf16_to_float(num::gen_dt_bias(seed, l, h));
+      p.a_log[h] = num::bf16_to_float(num::gen_a_log(seed, g.layer_id(l), h));
+      p.dt_bias[h] = num::bf16_to_float(num::gen_dt_bias(seed, g.layer_id(l), h));
     }
     params_.push_back(std::move(p));
     conv_.emplace_back(rows * g.conv_dim() * shape.conv_cols);
@@ -185,9 +203,10 @@ AllocationReport CpuBackend::allocations() const {
   return r;
 }
 
-void CpuBackend::run(const SequenceJob& job) {
-  for (int l = 0; l < geo().layers; ++l)
-    run_layer(job, l);
+void CpuBackend::run(std::span<const SequenceJob> jobs) {
+  const int layers = geo().layers;
+  tbb::parallel_for(int64_t{0}, int64_t(jobs.size()) * layers,
+                    [&](int64_t unit) { run_layer(jobs[unit / layers], int(unit % layers)); });
 }
 
 // Working buffers of one layer of one sequence, filled stage by stage.
@@ -215,8 +234,7 @@ void CpuBackend::run_layer(const SequenceJob& job, int layer) {
   store_windows(job, layer, w);
   conv(layer, w);
   norms_and_gates(layer, w);
-  for (int hv = 0; hv < g.num_v_heads; ++hv)
-    recur_head(job, layer, hv, w);
+  tbb::parallel_for(0, g.num_v_heads, [&](int hv) { recur_head(job, layer, hv, w); });
 }
 
 void CpuBackend::load_window(const SequenceJob& job, int layer, LayerWork& w) const {
@@ -249,7 +267,7 @@ void CpuBackend::stage_inputs(const SequenceJob& job, int layer, LayerWork& w) {
     } else {
       const TokenSpan& span = *job.inputs.generated;
       const num::TokenCoord coord{seed(), span.request_id, uint64_t(span.first_position + jn),
-                                  uint32_t(layer)};
+                                  uint32_t(g.layer_id(layer))};
       for (int c = 0; c < C; ++c)
         token[c] = num::gen_conv_input(coord, c);
       for (int h = 0; h < HV; ++h) {
@@ -425,8 +443,9 @@ void CpuBackend::store_head(int layer, int32_t row, int hv, const num::Lanes<kCp
 }
 
 void CpuBackend::do_prefill(std::span<const PrefillTask> tasks) {
+  std::vector<SequenceJob> jobs;
   for (const PrefillTask& t : tasks) {
-    SequenceJob job;
+    SequenceJob& job = jobs.emplace_back();
     job.from_zero = t.from_zero;
     job.from = t.from;
     job.inputs.generated = t.tokens;
@@ -435,8 +454,8 @@ void CpuBackend::do_prefill(std::span<const PrefillTask> tasks) {
     std::stable_sort(
         job.writes.begin(), job.writes.end(),
         [](const StateWrite& a, const StateWrite& b) { return a.after_tokens < b.after_tokens; });
-    run(job);
   }
+  run(jobs);
 }
 
 void CpuBackend::do_verify(VerifyMode mode, std::span<const VerifyTask> tasks) {
@@ -448,10 +467,11 @@ void CpuBackend::do_verify(VerifyMode mode, std::span<const VerifyTask> tasks) {
   outputs_.tasks = int32_t(tasks.size());
   outputs_.tokens = tokens;
   outputs_.values.assign(tasks.size() * tokens * per_token, 0);
+  std::vector<SequenceJob> jobs;
   for (size_t i = 0; i < tasks.size(); ++i) {
     const VerifyTask& t = tasks[i];
     if (t.from.is_none()) continue;
-    SequenceJob job;
+    SequenceJob& job = jobs.emplace_back();
     job.from = t.from;
     job.pending = t.pending;
     job.inputs.generated = t.tokens;
@@ -471,20 +491,21 @@ void CpuBackend::do_verify(VerifyMode mode, std::span<const VerifyTask> tasks) {
         job.payload_out_slot = t.payload_slot;
         break;
     }
-    run(job);
   }
+  run(jobs);
 }
 
 void CpuBackend::do_replay(std::span<const ReplayTask> tasks) {
+  std::vector<SequenceJob> jobs;
   for (const ReplayTask& t : tasks) {
     if (t.from.is_none()) continue;
-    SequenceJob job;
+    SequenceJob& job = jobs.emplace_back();
     job.from = t.from;
     job.inputs.payload_slot = t.payload_slot;
     job.inputs.count = t.count;
     job.writes.push_back({t.count, t.dst_row});
-    run(job);
   }
+  run(jobs);
 }
 
 void CpuBackend::do_copy_rows(std::span<const RowCopy> copies) {
@@ -520,39 +541,33 @@ void CpuBackend::copy_state(const StateLoc& src, int32_t dst_row) {
   const ModelGeometry& g = geo();
   const int wc = g.conv_state_cols();
   const int64_t ssm_bytes = shape().ssm_row_bytes();
-  for (int l = 0; l < g.layers; ++l) {
+  for_each_layer([&](int l) {
     for (int ch = 0; ch < g.conv_dim(); ++ch) {
       const bf16_bits* from = conv_[l].data() + conv_index(src.conv_row, ch, src.conv_offset);
       copy_short(from, wc, conv_[l].data() + conv_index(dst_row, ch, 0));
     }
     std::memcpy(ssm_bytes_at(l, dst_row), ssm_bytes_at(l, src.ssm_row), ssm_bytes);
-  }
+  });
 }
 
 void CpuBackend::do_write_state(int32_t row, const RowBytes& state) {
   const ModelGeometry& g = geo();
   const int wc = g.conv_state_cols();
   const int64_t ssm_bytes = shape().ssm_row_bytes();
-  for (int l = 0; l < g.layers; ++l) {
+  for_each_layer([&](int l) {
     for (int ch = 0; ch < g.conv_dim(); ++ch) {
-      for (int t = 0; t < wc; ++t) {
-        conv_[l][conv_index(row, ch, t)] = state.conv[(int64_t{l} * g.conv_dim() + ch) * wc + t];
-      }
+      copy_short(state.conv.data() + (int64_t{l} * g.conv_dim() + ch) * wc, wc,
+                 conv_[l].data() + conv_index(row, ch, 0));
     }
-    uint8_t* dst = ssm_f32() ? reinterpret_cast<uint8_t*>(ssm_f32_[l].data() + ssm_index(row))
-                             : reinterpret_cast<uint8_t*>(ssm_bf16_[l].data() + ssm_index(row));
-    std::memcpy(dst, state.ssm.data() + l * ssm_bytes, ssm_bytes);
-  }
+    std::memcpy(ssm_bytes_at(l, row), state.ssm.data() + l * ssm_bytes, ssm_bytes);
+  });
 }
 
 void CpuBackend::do_fill_row(int32_t row, uint8_t byte) {
-  const ModelGeometry& g = geo();
-  for (int l = 0; l < g.layers; ++l) {
+  for_each_layer([&](int l) {
     std::memset(conv_[l].data() + conv_index(row, 0, 0), byte, shape().conv_row_bytes());
-    uint8_t* dst = ssm_f32() ? reinterpret_cast<uint8_t*>(ssm_f32_[l].data() + ssm_index(row))
-                             : reinterpret_cast<uint8_t*>(ssm_bf16_[l].data() + ssm_index(row));
-    std::memset(dst, byte, shape().ssm_row_bytes());
-  }
+    std::memset(ssm_bytes_at(l, row), byte, shape().ssm_row_bytes());
+  });
 }
 
 RowBytes CpuBackend::do_read(const StateLoc& loc, int32_t first_col, int32_t cols) const {
@@ -560,23 +575,60 @@ RowBytes CpuBackend::do_read(const StateLoc& loc, int32_t first_col, int32_t col
   RowBytes out;
   out.conv.resize(int64_t{g.layers} * g.conv_dim() * cols);
   out.ssm.resize(shape().ssm_row_bytes() * g.layers);
-  for (int l = 0; l < g.layers; ++l) {
+  for_each_layer([&](int l) {
     for (int ch = 0; ch < g.conv_dim(); ++ch) {
-      for (int t = 0; t < cols; ++t) {
-        out.conv[(int64_t{l} * g.conv_dim() + ch) * cols + t] =
-            conv_[l][conv_index(loc.conv_row, ch, first_col + t)];
-      }
+      copy_short(conv_[l].data() + conv_index(loc.conv_row, ch, first_col), cols,
+                 out.conv.data() + (int64_t{l} * g.conv_dim() + ch) * cols);
     }
-    const uint8_t* src =
-        ssm_f32() ? reinterpret_cast<const uint8_t*>(ssm_f32_[l].data() + ssm_index(loc.ssm_row))
-                  : reinterpret_cast<const uint8_t*>(ssm_bf16_[l].data() + ssm_index(loc.ssm_row));
-    std::memcpy(out.ssm.data() + l * shape().ssm_row_bytes(), src, shape().ssm_row_bytes());
-  }
+    std::memcpy(out.ssm.data() + l * shape().ssm_row_bytes(), ssm_bytes_at(l, loc.ssm_row),
+                shape().ssm_row_bytes());
+  });
   return out;
 }
 
+// The digest terms of one layer's blocks, at their indices in digest_of's order (every layer's
+// conv words, then every layer's SSM words), read where they are. The digest is a sum mod 2^64,
+// so the layers' partial sums add up to the same value in any order. A layer's conv words and
+// SSM bytes fill whole blocks (conv_dim is a multiple of 8: the constructor checks K and V).
+uint64_t CpuBackend::digest_layer(const StateLoc& loc, int32_t first_col, int32_t cols,
+                                  int layer) const {
+  const ModelGeometry& g = geo();
+  const int64_t conv_words = int64_t{g.conv_dim()} * cols;  // per layer, a multiple of 4
+  uint64_t sum = 0;
+  uint64_t block = uint64_t(layer) * conv_words / 4;
+  uint16_t w[4];
+  int filled = 0;
+  for (int ch = 0; ch < g.conv_dim(); ++ch) {
+    const bf16_bits* src = conv_[layer].data() + conv_index(loc.conv_row, ch, first_col);
+    for (int t = 0; t < cols; ++t) {
+      w[filled++] = src[t];
+      if (filled == 4) {
+        sum += num::digest_block(block++, num::digest_pack(w[0], w[1], w[2], w[3]));
+        filled = 0;
+      }
+    }
+  }
+  const int64_t blocks = shape().ssm_row_bytes() / 8;
+  block = uint64_t(g.layers) * conv_words / 4 + uint64_t(layer) * blocks;
+  const uint8_t* bytes = ssm_bytes_at(layer, loc.ssm_row);
+  static_assert(std::endian::native == std::endian::little, "blocks are little-endian words");
+  for (int64_t i = 0; i < blocks; ++i) {
+    uint64_t b;
+    std::memcpy(&b, bytes + 8 * i, 8);
+    sum += num::digest_block(block + i, b);
+  }
+  return sum;
+}
+
 uint64_t CpuBackend::do_digest(const StateLoc& loc, int32_t first_col, int32_t cols) const {
-  return digest_of(do_read(loc, first_col, cols), shape(), cols);
+  return tbb::parallel_reduce(
+      tbb::blocked_range<int>(0, geo().layers), uint64_t{0},
+      [&](const tbb::blocked_range<int>& r, uint64_t sum) {
+        for (int l = r.begin(); l != r.end(); ++l)
+          sum += digest_layer(loc, first_col, cols, l);
+        return sum;
+      },
+      [](uint64_t a, uint64_t b) { return a + b; });
 }
 
 std::vector<bf16_bits> CpuBackend::do_read_payload(int32_t slot) const {

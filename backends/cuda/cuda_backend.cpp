@@ -82,6 +82,7 @@ CudaBackend::CudaBackend(const PoolShape& shape, uint64_t seed) : StateBackend(s
   conv_taps_.resize_discard(size_t(g.layers) * g.conv_dim() * g.conv_width);
   a_log_.resize_discard(size_t(g.layers) * g.num_v_heads);
   dt_bias_.resize_discard(size_t(g.layers) * g.num_v_heads);
+  layer_ids_.resize_discard(size_t(g.layers));
   digest_.resize_discard(1);
   pool_.conv = conv_.data();
   pool_.ssm = ssm_.data();
@@ -89,11 +90,17 @@ CudaBackend::CudaBackend(const PoolShape& shape, uint64_t seed) : StateBackend(s
   pool_.conv_taps = conv_taps_.data();
   pool_.a_log = a_log_.data();
   pool_.dt_bias = dt_bias_.data();
+  pool_.layer_ids = layer_ids_.data();
 
   // The CPU backend starts from zeros; so does this one.
   CUDA_CHECK(cudaMemsetAsync(conv_.data(), 0, conv_.bytes(), stream_));
   CUDA_CHECK(cudaMemsetAsync(ssm_.data(), 0, ssm_.bytes(), stream_));
   if (payload_.bytes()) CUDA_CHECK(cudaMemsetAsync(payload_.data(), 0, payload_.bytes(), stream_));
+  std::vector<int32_t> layer_ids(g.layers);
+  for (int l = 0; l < g.layers; ++l)
+    layer_ids[l] = g.layer_id(l);
+  CUDA_CHECK(cudaMemcpyAsync(layer_ids_.data(), layer_ids.data(), layer_ids.size() * sizeof(int32_t),
+                             cudaMemcpyHostToDevice, stream_));
   launch_generate_params(pool_, conv_taps_.data(), a_log_.data(), dt_bias_.data(), stream_);
   CUDA_CHECK(cudaStreamSynchronize(stream_));
 }

@@ -93,6 +93,7 @@ class CudaBackend final : public StateBackend {
   DeviceBuffer<float> conv_taps_;      // [layers, conv_dim, W] fp32
   DeviceBuffer<float> a_log_;          // [layers, HV] fp32
   DeviceBuffer<float> dt_bias_;        // [layers, HV] fp32
+  DeviceBuffer<int32_t> layer_ids_;    // [layers]: model index of each layer held
   DeviceBuffer<uint16_t> outputs_;     // [tasks, tokens, layers, HV, V] bf16
   DeviceBuffer<float> carry_ssm_;      // [jobs, layers, HV, K, V] fp32: long prefills
   DeviceBuffer<uint16_t> carry_conv_;  // [jobs, layers, conv_dim, W-1] bf16: long prefills

@@ -42,7 +42,7 @@ struct JobView {
   }
   __device__ num::TokenCoord coord(int j) const {
     return {p.seed, job.request_id, uint64_t(job.first_position + (j - job.pending_count)),
-            uint32_t(layer)};
+            uint32_t(p.layer_ids[layer])};
   }
   // (job, layer, token j) in the step scratch.
   __device__ int64_t token_index(int j) const {

@@ -55,6 +55,7 @@ struct DevicePool {
   const float* conv_taps = nullptr;  // [layers, conv_dim, W] fp32 (bf16 values)
   const float* a_log = nullptr;      // [layers, HV] fp32 (bf16 values)
   const float* dt_bias = nullptr;    // [layers, HV] fp32 (bf16 values)
+  const int32_t* layer_ids = nullptr;  // [layers]: the model's index of each layer held
   int32_t layers = 0, rows = 0, conv_cols = 0, slots = 0, payload_tokens = 0;
   int32_t H = 0, HV = 0, K = 0, V = 0, W = 0;
   bool ssm_bf16 = false;
@@ -101,7 +102,7 @@ struct CopyJob {
 void launch_copy_rows(const DevicePool& pool, const CopyJob* jobs, int32_t job_count,
                       cudaStream_t stream);
 
-// Sum of digest_term over a row's 16-bit words (core/numerics/digest.h), added into *result.
+// Sum of digest_block over a row's 64-bit blocks (core/numerics/digest.h), added into *result.
 void launch_digest(const DevicePool& pool, const StateLoc& loc, int32_t first_col, int32_t cols,
                    unsigned long long* result, cudaStream_t stream);
 

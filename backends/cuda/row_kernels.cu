@@ -67,28 +67,35 @@ __global__ void __launch_bounds__(kCopyThreads)
 }
 
 // Words: conv [layers, conv_dim, cols] of the conv row, then the SSM row of every layer as
-// little-endian 16-bit halves; the sum of digest_term over them wraps mod 2^64.
+// little-endian 16-bit halves, four to a block; the sum of digest_block over the blocks wraps
+// mod 2^64. conv_dim is a multiple of 16 (K = V = 16 or 128), so the conv words fill whole
+// blocks, and an SSM block is 8 aligned bytes of one layer's row.
 __global__ void __launch_bounds__(kDigestThreads)
     digest_kernel(const __grid_constant__ DevicePool p, StateLoc loc, int first_col, int cols,
                   unsigned long long* result) {
   const int C = p.conv_dim();
-  const int64_t conv_words = int64_t{p.layers} * C * cols;
-  const int64_t ssm_words = p.ssm_row_elements() * (p.ssm_bf16 ? 1 : 2);  // per layer
-  const int64_t total = conv_words + p.layers * ssm_words;
-  const uint16_t* ssm16 = static_cast<const uint16_t*>(p.ssm);
+  const int64_t conv_blocks = int64_t{p.layers} * C * cols / 4;
+  const int64_t ssm_blocks = p.ssm_row_elements() * (p.ssm_bf16 ? 2 : 4) / 8;  // per layer
+  const int64_t total = conv_blocks + p.layers * ssm_blocks;
+  const uint64_t* ssm64 = static_cast<const uint64_t*>(p.ssm);
   uint64_t sum = 0;
   for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < total;
        i += int64_t{gridDim.x} * blockDim.x) {
-    uint16_t word;
-    if (i < conv_words) {
-      const int64_t layer = i / (int64_t{C} * cols), rest = i % (int64_t{C} * cols);
-      const int64_t ch = rest / cols, t = rest % cols;
-      word = p.conv[((layer * p.rows + loc.conv_row) * C + ch) * p.conv_cols + first_col + t];
+    uint64_t block;
+    if (i < conv_blocks) {
+      uint16_t w[4];
+      for (int u = 0; u < 4; ++u) {
+        const int64_t word = 4 * i + u;
+        const int64_t layer = word / (int64_t{C} * cols), rest = word % (int64_t{C} * cols);
+        const int64_t ch = rest / cols, t = rest % cols;
+        w[u] = p.conv[((layer * p.rows + loc.conv_row) * C + ch) * p.conv_cols + first_col + t];
+      }
+      block = num::digest_pack(w[0], w[1], w[2], w[3]);
     } else {
-      const int64_t k = i - conv_words, layer = k / ssm_words;
-      word = ssm16[(layer * p.rows + loc.ssm_row) * ssm_words + k % ssm_words];
+      const int64_t k = i - conv_blocks, layer = k / ssm_blocks;
+      block = ssm64[(layer * p.rows + loc.ssm_row) * ssm_blocks + k % ssm_blocks];
     }
-    sum += num::digest_term(uint64_t(i), word);
+    sum += num::digest_block(uint64_t(i), block);
   }
   __shared__ uint64_t partial[kDigestThreads];
   partial[threadIdx.x] = sum;
@@ -108,12 +115,13 @@ __global__ void generate_params_kernel(const __grid_constant__ DevicePool p, flo
   for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < taps + heads;
        i += int64_t{gridDim.x} * blockDim.x) {
     if (i < taps) {
-      const uint32_t layer = uint32_t(i / (int64_t{C} * p.W));
+      const int l = int(i / (int64_t{C} * p.W));
+      const uint32_t layer = uint32_t(p.layer_ids[l]);
       const uint32_t ch = uint32_t(i / p.W % C), tap = uint32_t(i % p.W);
       conv_taps[i] = num::bf16_to_float(num::gen_conv_weight(p.seed, layer, ch, tap));
     } else {
       const int64_t k = i - taps;
-      const uint32_t layer = uint32_t(k / p.HV), head = uint32_t(k % p.HV);
+      const uint32_t layer = uint32_t(p.layer_ids[k / p.HV]), head = uint32_t(k % p.HV);
       a_log[k] = num::bf16_to_float(num::gen_a_log(p.seed, layer, head));
       dt_bias[k] = num::bf16_to_float(num::gen_dt_bias(p.seed, layer, head));
     }
@@ -135,9 +143,9 @@ void launch_copy_rows(const DevicePool& p, const CopyJob* jobs, int32_t job_coun
 
 void launch_digest(const DevicePool& p, const StateLoc& loc, int32_t first_col, int32_t cols,
                    unsigned long long* result, cudaStream_t stream) {
-  const int64_t words = int64_t{p.layers} * p.conv_dim() * cols +
-                        p.layers * p.ssm_row_elements() * (p.ssm_bf16 ? 1 : 2);
-  const int blocks = int(std::clamp<int64_t>(words / (kDigestThreads * 16), 1, 1024));
+  const int64_t digest_blocks = (int64_t{p.layers} * p.conv_dim() * cols +
+                                 p.layers * p.ssm_row_elements() * (p.ssm_bf16 ? 1 : 2)) / 4;
+  const int blocks = int(std::clamp<int64_t>(digest_blocks / (kDigestThreads * 4), 1, 1024));
   CUDA_CHECK(cudaMemsetAsync(result, 0, sizeof(unsigned long long), stream));
   digest_kernel<<<blocks, kDigestThreads, 0, stream>>>(p, loc, first_col, cols, result);
   CUDA_CHECK_LAUNCH();

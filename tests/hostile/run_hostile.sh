@@ -37,10 +37,12 @@ device() {  # device NAME MINOR: a memory device (1, MINOR) here, never the real
   mknod "$1" c 1 "$2" 2>/dev/null || skip "mknod not permitted here"
 }
 small_trace() { "$specstate" generate --preset tiny --requests 4 --steps 40 --seed 1 -o t.jsonl >/dev/null; }
-header() {  # header PRESET POOL_ROWS: a trace of one short request on a pool of that size
+# touching PRESET N: a trace of N short requests, each on rows of its own (lanes store only the
+# rows a trace touches, so it is the requests, not pool_rows, that make a pool large).
+touching() {
   printf '{"specstate_trace": 1, "preset": "%s", "tp": 1, "ssm_dtype": "f32", "draft_tokens": 3, "pool_rows": %s, "max_requests": %s, "page_size": 0, "seed": 1}\n' "$1" "$2" "$2"
-  printf '{"event": "extend", "request": 1, "req_row": 0, "working_row": 0, "tokens": 8}\n'
-  printf '{"event": "finish", "request": 1}\n'
+  seq 0 $(($2 - 1)) | awk '{printf "{\"event\": \"extend\", \"request\": %d, \"req_row\": %d, \"working_row\": %d, \"tokens\": 8}\n", $1 + 1, $1, $1}'
+  seq 1 "$2" | awk '{printf "{\"event\": \"finish\", \"request\": %d}\n", $1}'
 }
 under_ulimit_v() {  # the binary must start under the limit (AddressSanitizer does not)
   (ulimit -v 4000000 && "$specstate" --help >/dev/null 2>&1) || skip "cannot run under ulimit -v"
@@ -122,15 +124,15 @@ dump_killed_leaves_no_temp_directory)  # it left a 722 MB hidden directory
   [ $rc -eq 143 ] || fail "exit status $rc, expected 143 (SIGTERM)"
   unchanged ;;
 dump_refuses_a_pool_too_large)  # it ended "internal error: std::bad_alloc", exit 3
-  header tiny 16777216 >big.jsonl
+  touching qwen3.5-397b-a17b 20000 >big.jsonl  # about 3.7 TB
   before=$(listing)
   run 2 "$specstate" dump big.jsonl --request 1 --out d
   said "big.jsonl:1: the pools need "
   said "GiB for 1 lane(s) on the cpu backend, more than its "
   unchanged ;;
-dump_refuses_a_pool_over_ulimit_v)  # 200k rows fit in memory, not in 4 GB of address space
+dump_refuses_a_pool_over_ulimit_v)  # 4.5 GB fit in memory, not in 4 GB of address space
   under_ulimit_v
-  header tiny 200000 >mid.jsonl
+  touching qwen3.5-397b-a17b 24 >mid.jsonl
   before=$(listing)
   run 2 bash -c 'ulimit -v 4000000 && exec "$0" dump mid.jsonl --request 1 --out d' "$specstate"
   said "mid.jsonl:1: the pools need "
@@ -138,7 +140,7 @@ dump_refuses_a_pool_over_ulimit_v)  # 200k rows fit in memory, not in 4 GB of ad
   unchanged ;;
 replay_refuses_a_pool_over_ulimit_v)
   under_ulimit_v
-  header tiny 200000 >mid.jsonl
+  touching qwen3.5-397b-a17b 24 >mid.jsonl
   before=$(listing)
   run 2 bash -c 'ulimit -v 4000000 && exec "$0" replay mid.jsonl --strategy inline' "$specstate"
   said "mid.jsonl:1: the pools need "

@@ -1,0 +1,154 @@
+#include "backends/compact_backend.h"
+
+#include <algorithm>
+#include <optional>
+#include <utility>
+
+#include "backends/registry.h"
+#include "core/errors.h"
+
+namespace specstate {
+namespace {
+
+std::optional<int32_t> position(const std::vector<int32_t>& sorted, int32_t value) {
+  const auto it = std::lower_bound(sorted.begin(), sorted.end(), value);
+  if (it == sorted.end() || *it != value) return std::nullopt;
+  return int32_t(it - sorted.begin());
+}
+
+class CompactBackend final : public StateBackend {
+ public:
+  CompactBackend(const PoolShape& full, StoredRows stored, std::unique_ptr<StateBackend> inner)
+      : StateBackend(full, inner->seed()), stored_(std::move(stored)), inner_(std::move(inner)) {}
+
+  std::string name() const override { return inner_->name(); }
+  AllocationReport allocations() const override { return inner_->allocations(); }
+
+ private:
+  // The inner row of a stored row; kNoRow stays kNoRow.
+  int32_t row(int32_t r) const {
+    if (r == kNoRow) return kNoRow;
+    const std::optional<int32_t> p = position(stored_.rows, r);
+    SPECSTATE_ASSERT(p.has_value(), "a primitive names only rows the lane's storage holds");
+    return *p;
+  }
+  int32_t slot(int32_t s) const {
+    if (s == kNoRow) return kNoRow;
+    const std::optional<int32_t> p = position(stored_.slots, s);
+    SPECSTATE_ASSERT(p.has_value(), "a primitive names only payload slots the lane's storage holds");
+    return *p;
+  }
+  StateLoc loc(const StateLoc& l) const {
+    if (l.is_none()) return l;
+    return {row(l.ssm_row), row(l.conv_row), l.conv_offset};
+  }
+
+  void do_prefill(std::span<const PrefillTask> tasks) override {
+    std::vector<PrefillTask> inner(tasks.begin(), tasks.end());
+    for (PrefillTask& t : inner) {
+      if (!t.from_zero) t.from = loc(t.from);
+      for (StateWrite& w : t.writes)
+        w.row = row(w.row);
+    }
+    inner_->prefill(inner);
+  }
+  void do_verify(VerifyMode mode, std::span<const VerifyTask> tasks) override {
+    std::vector<VerifyTask> inner(tasks.begin(), tasks.end());
+    for (VerifyTask& t : inner) {
+      if (t.from.is_none()) continue;  // padding
+      t.from = loc(t.from);
+      for (int32_t& r : t.out_rows)
+        r = row(r);
+      t.payload_slot = slot(t.payload_slot);
+      if (t.pending.count > 0) {
+        t.pending.payload_slot = slot(t.pending.payload_slot);
+        t.pending.commit_row = row(t.pending.commit_row);
+      }
+    }
+    inner_->verify(mode, inner);
+  }
+  void do_replay(std::span<const ReplayTask> tasks) override {
+    std::vector<ReplayTask> inner(tasks.begin(), tasks.end());
+    for (ReplayTask& t : inner) {
+      if (t.from.is_none()) continue;
+      t = {loc(t.from), slot(t.payload_slot), t.count, row(t.dst_row)};
+    }
+    inner_->replay(inner);
+  }
+  void do_copy_rows(std::span<const RowCopy> copies) override {
+    std::vector<RowCopy> inner(copies.begin(), copies.end());
+    for (RowCopy& c : inner) {
+      if (c.src.is_none() || c.dst_row == kNoRow) continue;
+      c = {loc(c.src), row(c.dst_row)};
+    }
+    inner_->copy_rows(inner);
+  }
+  void do_write_state(int32_t r, const RowBytes& state) override {
+    inner_->write_state(row(r), state);
+  }
+  void do_fill_row(int32_t r, uint8_t byte) override { inner_->fill_row(row(r), byte); }
+
+  // Reads may name rows the lane never stored (the physical comparison reads the rows either of
+  // two lanes stored): those parts are the zero state.
+  RowBytes do_read(const StateLoc& l, int32_t first_col, int32_t cols) const override {
+    const std::optional<int32_t> ssm = position(stored_.rows, l.ssm_row);
+    const std::optional<int32_t> conv = position(stored_.rows, l.conv_row);
+    const bool whole_row = first_col == 0 && cols == shape().conv_cols && l == StateLoc::at(l.ssm_row);
+    if (ssm && conv) {
+      return whole_row ? inner_->read_row(*ssm) : inner_->read_state({*ssm, *conv, l.conv_offset});
+    }
+    const ModelGeometry& g = shape().geometry;
+    RowBytes out;
+    out.conv.assign(size_t(g.layers) * g.conv_dim() * cols, 0);
+    out.ssm.assign(size_t(shape().ssm_row_bytes()) * g.layers, 0);
+    if (ssm) out.ssm = inner_->read_state(StateLoc::at(*ssm)).ssm;
+    if (conv) {
+      out.conv = whole_row ? inner_->read_row(*conv).conv
+                           : inner_->read_state({*conv, *conv, l.conv_offset}).conv;
+    }
+    return out;
+  }
+  uint64_t do_digest(const StateLoc& l, int32_t first_col, int32_t cols) const override {
+    if (position(stored_.rows, l.ssm_row) && position(stored_.rows, l.conv_row)) {
+      const StateLoc in = {row(l.ssm_row), row(l.conv_row), l.conv_offset};
+      const bool whole_row = first_col == 0 && cols == shape().conv_cols && l == StateLoc::at(l.ssm_row);
+      return whole_row ? inner_->digest_row(in.ssm_row) : inner_->digest_state(in);
+    }
+    return digest_of(do_read(l, first_col, cols), shape(), cols);
+  }
+  VerifyOutputs do_read_outputs() const override { return inner_->read_outputs(); }
+  std::vector<num::bf16_bits> do_read_payload(int32_t s) const override {
+    if (const std::optional<int32_t> p = position(stored_.slots, s)) return inner_->read_payload(*p);
+    return std::vector<num::bf16_bits>(
+        size_t(shape().payload_tokens) * shape().geometry.layers * shape().payload_token_elements(),
+        0);
+  }
+
+  StoredRows stored_;
+  std::unique_ptr<StateBackend> inner_;
+};
+
+}  // namespace
+
+PoolShape stored_shape(const PoolShape& full, const StoredRows& stored) {
+  PoolShape s = full;
+  s.state_rows = std::max<int32_t>(1, int32_t(stored.rows.size()));  // a backend has >= 1 row
+  s.payload_slots = int32_t(stored.slots.size());
+  return s;
+}
+
+std::unique_ptr<StateBackend> make_compact_backend(const std::string& kind, const PoolShape& full,
+                                                   StoredRows stored, uint64_t seed) {
+  auto check_list = [&](const std::vector<int32_t>& list, int32_t limit) {
+    SPECSTATE_ASSERT(std::is_sorted(list.begin(), list.end()) &&
+                         std::adjacent_find(list.begin(), list.end()) == list.end() &&
+                         (list.empty() || (list.front() >= 0 && list.back() < limit)),
+                     "stored rows and slots are ascending, distinct and inside the pool");
+  };
+  check_list(stored.rows, full.state_rows);
+  check_list(stored.slots, full.payload_slots);
+  std::unique_ptr<StateBackend> inner = make_backend(kind, stored_shape(full, stored), seed);
+  return std::make_unique<CompactBackend>(full, std::move(stored), std::move(inner));
+}
+
+}  // namespace specstate

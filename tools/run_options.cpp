@@ -1,0 +1,69 @@
+#include "tools/run_options.h"
+
+#include <tbb/global_control.h>
+#include <tbb/info.h>
+#include <unistd.h>
+
+#include <cstdio>
+
+#include "tools/integer_option.h"
+
+namespace specstate::cli {
+
+void add_threads_option(CLI::App* cmd, int& threads) {
+  add_integer(cmd, "--threads", threads,
+              "Threads for the CPU backend, the lanes and the comparisons (default: the "
+              "hardware threads; results are bit-identical for any count)")
+      ->check(CLI::Range(1, 4096));
+}
+
+struct ThreadLimit::Control {
+  tbb::global_control control;
+};
+
+ThreadLimit::ThreadLimit(int threads)
+    : threads_(threads > 0 ? threads : tbb::info::default_concurrency()) {
+  control_ = std::make_unique<Control>(
+      Control{tbb::global_control(tbb::global_control::max_allowed_parallelism, size_t(threads_))});
+}
+
+ThreadLimit::~ThreadLimit() = default;
+
+namespace {
+
+std::string duration(double seconds) {
+  char buf[32];
+  if (seconds < 60) {
+    std::snprintf(buf, sizeof buf, "%.0f s", seconds);
+  } else if (seconds < 3600) {
+    std::snprintf(buf, sizeof buf, "%d min %02d s", int(seconds) / 60, int(seconds) % 60);
+  } else {
+    std::snprintf(buf, sizeof buf, "%d h %02d min", int(seconds) / 3600, int(seconds) / 60 % 60);
+  }
+  return buf;
+}
+
+}  // namespace
+
+std::function<void(int64_t, int64_t, double, const std::string&)> progress_bar() {
+  if (!isatty(STDERR_FILENO)) return {};
+  return [drawn = -1.0](int64_t done, int64_t total, double seconds,
+                        const std::string& detail) mutable {
+    const bool finished = total > 0 && done >= total;
+    if (finished) {
+      if (drawn >= 0) std::fprintf(stderr, "\r\033[K");
+      return;
+    }
+    if (seconds < 1.0 || seconds - drawn < 0.1) return;
+    drawn = seconds;
+    const double fraction = total > 0 ? double(done) / double(total) : 0.0;
+    const int width = 30, filled = int(fraction * width);
+    std::string eta = "?";
+    if (done > 0) eta = duration(seconds * (1.0 - fraction) / fraction);
+    std::fprintf(stderr, "\r\033[K  [%.*s%*s] %3d%%  %s, %s elapsed, about %s left", filled,
+                 "##############################", width - filled, "", int(fraction * 100),
+                 detail.c_str(), duration(seconds).c_str(), eta.c_str());
+  };
+}
+
+}  // namespace specstate::cli

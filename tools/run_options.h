@@ -1,0 +1,36 @@
+// What the long-running commands (replay, dump) share: the thread count, and a progress bar
+// that tells the time left.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+namespace specstate::cli {
+
+// --threads N on `cmd`, into `threads` (0: the hardware threads).
+void add_threads_option(CLI::App* cmd, int& threads);
+
+// Holds TBB to `threads` threads (0: the hardware threads) while it lives. The bits of every
+// result are the same for any count; only the time changes.
+class ThreadLimit {
+ public:
+  explicit ThreadLimit(int threads);
+  ~ThreadLimit();
+  int threads() const { return threads_; }
+
+ private:
+  struct Control;
+  std::unique_ptr<Control> control_;
+  int threads_;
+};
+
+// A bar on stderr over work units, with a detail such as "5 lanes, 12/225 events" and the time
+// left: drawn only on a terminal, only once the run has taken a second (shorter ones stay
+// silent), at most ten times a second; cleared when done. Empty when stderr is not a terminal.
+std::function<void(int64_t done, int64_t total, double seconds, const std::string& detail)>
+progress_bar();
+
+}  // namespace specstate::cli
