@@ -15,6 +15,7 @@
 #include "core/numerics/digest.h"
 #include "core/numerics/gdn_step.h"
 #include "core/numerics/inputs.h"
+#include "backends/cpu/silu_lanes.h"
 
 namespace specstate {
 namespace {
@@ -105,6 +106,7 @@ class CpuBackend final : public StateBackend {
 
   struct LayerWork;
   static constexpr int kCpuLanes = 8;  // V columns per gdn_column call: one AVX2 vector
+  static constexpr int kMaxConvWidth = 8;
 
   // Every (job, layer) and, inside, every value head is independent work: the tasks of one call
   // touch disjoint rows and slots (StateBackend checks it), a layer only its own tensors, a head
@@ -159,8 +161,9 @@ class CpuBackend final : public StateBackend {
 CpuBackend::CpuBackend(const PoolShape& shape, uint64_t seed) : StateBackend(shape, seed) {
   const ModelGeometry& g = geo();
   static_assert(kCpuLanes % 4 == 0, "conv_dim, a multiple of V, fills whole digest blocks");
-  if (g.head_k_dim % num::kChains != 0 || g.head_v_dim % kCpuLanes != 0) {
-    throw InputError("backend 'cpu': unsupported geometry (needs K and V multiples of 8)");
+  if (g.head_k_dim % num::kChains != 0 || g.head_v_dim % kCpuLanes != 0 ||
+      g.conv_width > kMaxConvWidth) {
+    throw InputError("backend 'cpu': unsupported geometry (needs K and V multiples of 8, W <= 8)");
   }
   const int64_t rows = shape.state_rows;
   for (int l = 0; l < g.layers; ++l) {
@@ -314,10 +317,35 @@ void CpuBackend::store_windows(const SequenceJob& job, int layer, const LayerWor
   }
 }
 
+// conv_channel for every channel and token. With AVX2 + FMA, 8 channels at a time: the same fma
+// chain over the taps per lane, silu_lanes (the scalar SiLU's bits), and the bf16 rounding.
 void CpuBackend::conv(int layer, LayerWork& w) const {
   const int C = geo().conv_dim(), W = geo().conv_width;
   const float* taps = params_[layer].conv_taps.data();
   w.conv_out.resize(size_t(w.total) * C);
+#if defined(SPECSTATE_SILU_LANES)
+  std::vector<float> window(size_t(w.hist_cols) * 8);  // [hist_cols][8]: 8 channels' history
+  for (int c = 0; c < C; c += 8) {
+    for (int l = 0; l < 8; ++l) {
+      const bf16_bits* hc = w.hist.data() + int64_t{c + l} * w.hist_cols;
+      for (int col = 0; col < w.hist_cols; ++col)
+        window[size_t(col) * 8 + l] = num::bf16_to_float(hc[col]);
+    }
+    __m256 tap[kMaxConvWidth];
+    for (int t = 0; t < W; ++t) {
+      alignas(32) float v[8];
+      for (int l = 0; l < 8; ++l)
+        v[l] = taps[int64_t{c + l} * W + t];
+      tap[t] = _mm256_load_ps(v);
+    }
+    for (int j = 0; j < w.total; ++j) {
+      __m256 acc = _mm256_setzero_ps();
+      for (int t = 0; t < W; ++t)
+        acc = _mm256_fmadd_ps(tap[t], _mm256_loadu_ps(&window[size_t(j + t) * 8]), acc);
+      _mm256_storeu_ps(&w.conv_out[size_t(j) * C + c], cpu::round_to_bf16_lanes(cpu::silu_lanes(acc)));
+    }
+  }
+#else
   std::vector<float> in(W);
   for (int c = 0; c < C; ++c) {
     const bf16_bits* hc = w.hist.data() + int64_t{c} * w.hist_cols;
@@ -327,6 +355,7 @@ void CpuBackend::conv(int layer, LayerWork& w) const {
       w.conv_out[size_t(j) * C + c] = num::conv_channel(in.data(), taps + int64_t{c} * W, W);
     }
   }
+#endif
 }
 
 void CpuBackend::norms_and_gates(int layer, LayerWork& w) const {
@@ -407,38 +436,38 @@ void CpuBackend::recur_head(const SequenceJob& job, int layer, int hv, const Lay
 }
 
 // Head hv of `row`, widened to fp32, into s ([V/8][K] of Lanes<8>), and back in the pool dtype
-// (bf16: round to nearest even).
+// (bf16: round to nearest even). Each moves 8 contiguous columns at a time, both ways.
 void CpuBackend::load_head(int layer, int32_t row, int hv, num::Lanes<kCpuLanes>* s) const {
   const int K = geo().head_k_dim, V = geo().head_v_dim, groups = V / kCpuLanes;
   const int64_t head = ssm_index(row) + int64_t{hv} * K * V;
-  for (int i = 0; i < K; ++i) {
-    for (int grp = 0; grp < groups; ++grp) {
-      float* dst = s[grp * K + i].v;
-      const int64_t src = head + int64_t{i} * V + grp * kCpuLanes;
-      if (ssm_f32()) {
-        copy_short(ssm_f32_[layer].data() + src, kCpuLanes, dst);
-      } else {
+  if (ssm_f32()) {
+    const float* src = ssm_f32_[layer].data() + head;
+    for (int i = 0; i < K; ++i)
+      for (int grp = 0; grp < groups; ++grp)
+        std::memcpy(s[grp * K + i].v, src + int64_t{i} * V + grp * kCpuLanes, sizeof(s->v));
+  } else {
+    const bf16_bits* src = ssm_bf16_[layer].data() + head;
+    for (int i = 0; i < K; ++i)
+      for (int grp = 0; grp < groups; ++grp)
         for (int l = 0; l < kCpuLanes; ++l)
-          dst[l] = num::bf16_to_float(ssm_bf16_[layer][src + l]);
-      }
-    }
+          s[grp * K + i].v[l] = num::bf16_to_float(src[int64_t{i} * V + grp * kCpuLanes + l]);
   }
 }
 
 void CpuBackend::store_head(int layer, int32_t row, int hv, const num::Lanes<kCpuLanes>* s) {
   const int K = geo().head_k_dim, V = geo().head_v_dim, groups = V / kCpuLanes;
   const int64_t head = ssm_index(row) + int64_t{hv} * K * V;
-  for (int i = 0; i < K; ++i) {
-    for (int grp = 0; grp < groups; ++grp) {
-      const float* src = s[grp * K + i].v;
-      const int64_t dst = head + int64_t{i} * V + grp * kCpuLanes;
-      if (ssm_f32()) {
-        copy_short(src, kCpuLanes, ssm_f32_[layer].data() + dst);
-      } else {
+  if (ssm_f32()) {
+    float* dst = ssm_f32_[layer].data() + head;
+    for (int i = 0; i < K; ++i)
+      for (int grp = 0; grp < groups; ++grp)
+        std::memcpy(dst + int64_t{i} * V + grp * kCpuLanes, s[grp * K + i].v, sizeof(s->v));
+  } else {
+    bf16_bits* dst = ssm_bf16_[layer].data() + head;
+    for (int i = 0; i < K; ++i)
+      for (int grp = 0; grp < groups; ++grp)
         for (int l = 0; l < kCpuLanes; ++l)
-          ssm_bf16_[layer][dst + l] = num::bf16_from_float(src[l]);
-      }
-    }
+          dst[int64_t{i} * V + grp * kCpuLanes + l] = num::bf16_from_float(s[grp * K + i].v[l]);
   }
 }
 

@@ -1,0 +1,87 @@
+// The CPU backend's 8-lane SiLU and bf16 rounding (backends/cpu/silu_lanes.h) against the scalar
+// definitions (core/numerics/math.h, bf16.h), bit for bit: every float with a fixed odd stride
+// through all bit patterns (SPECSTATE_EXHAUSTIVE=1: every float), and the edges of each branch.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <vector>
+
+#include "backends/cpu/silu_lanes.h"
+#include "core/numerics/bf16.h"
+#include "core/numerics/math.h"
+
+namespace specstate::test {
+namespace {
+
+#if defined(SPECSTATE_SILU_LANES)
+
+// Lane results for 8 inputs at a time, checked against the scalar function; a NaN may be any
+// NaN where the scalar one is a NaN (round_to_bf16 makes it canonical in the step).
+template <class Lanes, class Scalar>
+void expect_same(const std::vector<float>& inputs, Lanes lanes, Scalar scalar, const char* what) {
+  int64_t failures = 0;
+  for (size_t i = 0; i + 8 <= inputs.size() && failures < 5; i += 8) {
+    alignas(32) float out[8];
+    _mm256_store_ps(out, lanes(_mm256_loadu_ps(&inputs[i])));
+    for (int l = 0; l < 8; ++l) {
+      const float want = scalar(inputs[i + l]);
+      const bool both_nan = want != want && out[l] != out[l];
+      if (both_nan || num::float_bits(want) == num::float_bits(out[l])) continue;
+      ADD_FAILURE() << what << "(" << inputs[i + l] << " = 0x" << std::hex
+                    << num::float_bits(inputs[i + l]) << "): lanes 0x" << num::float_bits(out[l])
+                    << ", scalar 0x" << num::float_bits(want);
+      ++failures;
+    }
+  }
+}
+
+// Floats by bit pattern with an odd stride (every float when SPECSTATE_EXHAUSTIVE is set), then
+// the values around each branch of exp and SiLU, padded to a multiple of 8.
+std::vector<float> test_inputs() {
+  const uint64_t stride = std::getenv("SPECSTATE_EXHAUSTIVE") ? 1 : 61;
+  std::vector<float> in;
+  for (uint64_t u = 0; u < (uint64_t{1} << 32); u += stride)
+    in.push_back(num::bits_float(uint32_t(u)));
+  const float edges[] = {0.0f, -0.0f, num::kInf, -num::kInf, num::kExpOverflow,
+                         num::kExpUnderflow, -num::kExpOverflow, -num::kExpUnderflow, 87.0f,
+                         88.0f, -87.0f, -88.0f, -103.0f, -104.0f, 103.0f, 104.0f, 1e-45f, -1e-45f};
+  for (float e : edges) {
+    uint32_t u = num::float_bits(e);
+    for (uint32_t d = 0; d < 64; ++d) {
+      in.push_back(num::bits_float(u + d));
+      in.push_back(num::bits_float(u - d));
+    }
+  }
+  for (int n = -160; n <= 140; ++n) {  // every exponent the scaling branches see
+    in.push_back(float(n) * num::kLn2Hi);
+    in.push_back(std::nextafter(float(n) * num::kLn2Hi, 1e9f));
+    in.push_back(std::nextafter(float(n) * num::kLn2Hi, -1e9f));
+  }
+  while (in.size() % 8)
+    in.push_back(0.0f);
+  return in;
+}
+
+TEST(CpuMath, ExpLanesEqualExpF32) {
+  expect_same(test_inputs(), cpu::exp_lanes, num::exp_f32, "exp");
+}
+
+TEST(CpuMath, SiluLanesEqualSiluF32) {
+  expect_same(test_inputs(), cpu::silu_lanes, num::silu_f32, "silu");
+}
+
+TEST(CpuMath, Bf16RoundingLanesEqualRoundToBf16) {
+  expect_same(test_inputs(), cpu::round_to_bf16_lanes, num::round_to_bf16, "round_to_bf16");
+}
+
+#else
+
+TEST(CpuMath, ExpLanesEqualExpF32) {
+  GTEST_SKIP() << "built without AVX2 + FMA: the CPU backend runs the scalar SiLU";
+}
+
+#endif
+
+}  // namespace
+}  // namespace specstate::test
