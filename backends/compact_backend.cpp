@@ -19,7 +19,11 @@ std::optional<int32_t> position(const std::vector<int32_t>& sorted, int32_t valu
 class CompactBackend final : public StateBackend {
  public:
   CompactBackend(const PoolShape& full, StoredRows stored, std::unique_ptr<StateBackend> inner)
-      : StateBackend(full, inner->seed()), stored_(std::move(stored)), inner_(std::move(inner)) {}
+      : StateBackend(full, inner->seed()),
+        stored_(std::move(stored)),
+        inner_(std::move(inner)),
+        zero_row_digest_(zero_digest(full.conv_cols)),
+        zero_state_digest_(zero_digest(full.geometry.conv_state_cols())) {}
 
   std::string name() const override { return inner_->name(); }
   AllocationReport allocations() const override { return inner_->allocations(); }
@@ -35,7 +39,8 @@ class CompactBackend final : public StateBackend {
   int32_t slot(int32_t s) const {
     if (s == kNoRow) return kNoRow;
     const std::optional<int32_t> p = position(stored_.slots, s);
-    SPECSTATE_ASSERT(p.has_value(), "a primitive names only payload slots the lane's storage holds");
+    SPECSTATE_ASSERT(p.has_value(),
+                     "a primitive names only payload slots the lane's storage holds");
     return *p;
   }
   StateLoc loc(const StateLoc& l) const {
@@ -88,12 +93,17 @@ class CompactBackend final : public StateBackend {
   }
   void do_fill_row(int32_t r, uint8_t byte) override { inner_->fill_row(row(r), byte); }
 
+  // read_row's request (all conv columns of one row), as opposed to read_state's.
+  bool is_whole_row(const StateLoc& l, int32_t first_col, int32_t cols) const {
+    return first_col == 0 && cols == shape().conv_cols && l == StateLoc::at(l.ssm_row);
+  }
+
   // Reads may name rows the lane never stored (the physical comparison reads the rows either of
   // two lanes stored): those parts are the zero state.
   RowBytes do_read(const StateLoc& l, int32_t first_col, int32_t cols) const override {
     const std::optional<int32_t> ssm = position(stored_.rows, l.ssm_row);
     const std::optional<int32_t> conv = position(stored_.rows, l.conv_row);
-    const bool whole_row = first_col == 0 && cols == shape().conv_cols && l == StateLoc::at(l.ssm_row);
+    const bool whole_row = is_whole_row(l, first_col, cols);
     if (ssm && conv) {
       return whole_row ? inner_->read_row(*ssm) : inner_->read_state({*ssm, *conv, l.conv_offset});
     }
@@ -109,23 +119,36 @@ class CompactBackend final : public StateBackend {
     return out;
   }
   uint64_t do_digest(const StateLoc& l, int32_t first_col, int32_t cols) const override {
-    if (position(stored_.rows, l.ssm_row) && position(stored_.rows, l.conv_row)) {
+    const bool ssm = position(stored_.rows, l.ssm_row).has_value();
+    const bool conv = position(stored_.rows, l.conv_row).has_value();
+    if (!ssm && !conv) return cols == shape().conv_cols ? zero_row_digest_ : zero_state_digest_;
+    if (ssm && conv) {
       const StateLoc in = {row(l.ssm_row), row(l.conv_row), l.conv_offset};
-      const bool whole_row = first_col == 0 && cols == shape().conv_cols && l == StateLoc::at(l.ssm_row);
-      return whole_row ? inner_->digest_row(in.ssm_row) : inner_->digest_state(in);
+      return is_whole_row(l, first_col, cols) ? inner_->digest_row(in.ssm_row)
+                                              : inner_->digest_state(in);
     }
     return digest_of(do_read(l, first_col, cols), shape(), cols);
   }
   VerifyOutputs do_read_outputs() const override { return inner_->read_outputs(); }
   std::vector<num::bf16_bits> do_read_payload(int32_t s) const override {
-    if (const std::optional<int32_t> p = position(stored_.slots, s)) return inner_->read_payload(*p);
+    if (const std::optional<int32_t> p = position(stored_.slots, s))
+      return inner_->read_payload(*p);
     return std::vector<num::bf16_bits>(
         size_t(shape().payload_tokens) * shape().geometry.layers * shape().payload_token_elements(),
         0);
   }
 
+  uint64_t zero_digest(int32_t cols) const {
+    const ModelGeometry& g = shape().geometry;
+    RowBytes zero;
+    zero.conv.assign(size_t(g.layers) * g.conv_dim() * cols, 0);
+    zero.ssm.assign(size_t(shape().ssm_row_bytes()) * g.layers, 0);
+    return digest_of(zero, shape(), cols);
+  }
+
   StoredRows stored_;
   std::unique_ptr<StateBackend> inner_;
+  uint64_t zero_row_digest_, zero_state_digest_;  // of a row no primitive has named
 };
 
 }  // namespace

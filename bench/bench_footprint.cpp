@@ -4,13 +4,15 @@
 // Real configurations are far larger than a test machine (Qwen3.5-397B at TP1, batch 256, T=8,
 // scatter: 855 GiB), so each case allocates ONE GDN layer of the configuration: every tensor a
 // backend holds is per layer, so the whole model takes exactly `layers` times as much (checked
-// on small configurations by tests/footprint). The CPU backend's storage is calloc'd and its
-// pages cost memory only once written, so even one 19 GiB layer is allocated in microseconds.
+// on small configurations by tests/footprint). The CPU backend's storage is an anonymous mapping
+// whose pages cost memory only once written, so even one 19 GiB layer is allocated in
+// microseconds.
 //
 // Per case, counters (bytes, kIs1024):
 //   layer_alloc    what the backend allocated for one layer (StateBackend::allocations())
-//   taken          what glibc handed out while the backend was built (mallinfo2: mmapped + heap
-//                  bytes), a witness that includes the layer's parameters and page rounding
+//   taken          how much the process's mapped address space grew while the backend was built
+//                  (VmSize, bench/mapped_bytes.h), a witness that includes the layer's
+//                  parameters and page rounding
 //   pool, draft, scratch, inspect, payload, total
 //                  the model's bytes per category = layer_alloc's rows x row bytes x layers
 // and the case aborts (SkipWithError, non-zero exit) when layer_alloc differs from the formula
@@ -21,7 +23,8 @@
 // Default: a short sweep (every preset at TP1 and TP8, batch 1 and 256, T=4), for CI.
 // SPECSTATE_BENCH_FULL=1: every preset x TP 1,2,4,8 x batch 1,2,4..256 x T 2..8.
 #include <benchmark/benchmark.h>
-#include <malloc.h>
+
+#include "bench/mapped_bytes.h"
 
 #include <cstdio>
 #include <cstdlib>
@@ -63,11 +66,6 @@ PoolConfig case_config(const Case& c) {
   return config;
 }
 
-int64_t heap_bytes() {
-  const struct mallinfo2 m = mallinfo2();
-  return int64_t(m.hblkhd + m.uordblks);
-}
-
 // What the allocator may add around one layer: its parameters (conv taps fp32 [conv_dim, W],
 // A_log and dt_bias fp32 [HV], each in its own block) and per-block page rounding.
 int64_t cpu_slack(const PoolShape& shape) {
@@ -102,9 +100,9 @@ void bm_footprint(benchmark::State& state, Case c) {
   int64_t witness = 0, slack = 0;
   for (auto _ : state) {
     if (c.backend == "cpu") {
-      const int64_t before = heap_bytes();
+      const int64_t before = mapped_bytes();
       auto backend = make_cpu_backend(layer.shape, 1);
-      witness = heap_bytes() - before;
+      witness = mapped_bytes() - before;
       report = backend->allocations();
       slack = cpu_slack(layer.shape);
     } else {

@@ -1,4 +1,5 @@
-// Model geometry of the Gated DeltaNet layers and the model presets (docs/performance.md lists their footprints).
+// Model geometry of the Gated DeltaNet layers and the model presets (docs/performance.md lists
+// their footprints).
 #pragma once
 
 #include <cstdint>

@@ -282,7 +282,8 @@ class Dumper {
     Progress progress;
     progress.events_total = trace_.events.size();
     for (const trace::Line& line : trace_.events)
-      progress.work_total += event_tokens(line.event, trace_.header.tokens_per_verify()) * g_.layers;
+      progress.work_total +=
+          event_tokens(line.event, trace_.header.tokens_per_verify()) * g_.layers;
     const auto start = std::chrono::steady_clock::now();
     for (const trace::Line& line : trace_.events) {
       line_ = &line;
@@ -290,7 +291,8 @@ class Dumper {
       if (!report_.agree) return report_;
       if (progress_) {
         ++progress.events_done;
-        progress.work_done += event_tokens(line.event, trace_.header.tokens_per_verify()) * g_.layers;
+        progress.work_done +=
+            event_tokens(line.event, trace_.header.tokens_per_verify()) * g_.layers;
         progress.seconds =
             std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         progress_(progress);
@@ -633,11 +635,9 @@ class Dumper {
     meta["version"] = 2;
     meta["trace"] = fs::path(trace_.file).filename().string();
     meta["request"] = request_;
-    meta["model"] = {{"preset", h.preset},   {"tp", h.tp},
-                     {"layers", g_.layers},  {"layer_ids", layer_ids()},
-                     {"H", g_.num_k_heads},
-                     {"HV", g_.num_v_heads}, {"K", g_.head_k_dim},
-                     {"V", g_.head_v_dim},   {"conv_dim", g_.conv_dim()},
+    meta["model"] = {{"preset", h.preset},       {"tp", h.tp},          {"layers", g_.layers},
+                     {"layer_ids", layer_ids()}, {"H", g_.num_k_heads}, {"HV", g_.num_v_heads},
+                     {"K", g_.head_k_dim},       {"V", g_.head_v_dim},  {"conv_dim", g_.conv_dim()},
                      {"W", g_.conv_width}};
     meta["T"] = h.tokens_per_verify();
     meta["ssm_dtype"] = std::string(to_string(h.ssm_dtype));
@@ -728,10 +728,10 @@ int64_t request_tokens(const trace::Trace& trace, uint64_t request) {
     ids += (ids.empty() ? "" : ", ") + std::to_string(id);
   }
   if (present.size() > kListed) ids += " and " + std::to_string(present.size() - kListed) + " more";
-  throw InputError(request_name(request) + " does not appear in " + trace.file +
-                   " (no extend, verify or decode names it); " +
-                   (present.empty() ? std::string("the trace has no requests")
-                                    : "its requests: " + ids));
+  throw InputError(
+      request_name(request) + " does not appear in " + trace.file +
+      " (no extend, verify or decode names it); " +
+      (present.empty() ? std::string("the trace has no requests") : "its requests: " + ids));
 }
 
 DumpReport dump_request(const trace::Trace& trace, const DumpOptions& options) {

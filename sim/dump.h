@@ -45,7 +45,8 @@ struct DumpOptions {
   // request_tokens); empty: all. Every token is still computed and checked: a token's state
   // chains from the ones before it.
   std::vector<int64_t> tokens;
-  std::function<void(const Progress&)> progress;  // after each event; work: the lane's tokens x layers
+  std::function<void(const Progress&)>
+      progress;  // after each event; work: the lane's tokens x layers
 };
 
 struct DumpReport {

@@ -233,7 +233,8 @@ class Replayer {
     }
     SPECSTATE_ASSERT(stored_.size() == options.lanes.size(), "one storage per lane");
     for (size_t i = 0; i < options.lanes.size(); ++i)
-      lanes_.push_back(std::make_unique<Lane>(options.lanes[i], config, stored_[i], trace.header.seed));
+      lanes_.push_back(
+          std::make_unique<Lane>(options.lanes[i], config, stored_[i], trace.header.seed));
     progress_.events_total = trace.events.size();
     for (const trace::Line& line : trace.events) {
       progress_.work_total += event_tokens(line.event, config.tokens_per_verify) *
@@ -263,8 +264,9 @@ class Replayer {
  private:
   void report_progress(const trace::Line& line) {
     progress_.events_done = report_.events;
-    progress_.work_done += event_tokens(line.event, lanes_[0]->policy.layout().config.tokens_per_verify) *
-                           lanes_[0]->policy.layout().shape.geometry.layers * int64_t(lanes_.size());
+    progress_.work_done +=
+        event_tokens(line.event, lanes_[0]->policy.layout().config.tokens_per_verify) *
+        lanes_[0]->policy.layout().shape.geometry.layers * int64_t(lanes_.size());
     progress_.seconds = seconds_since(start_);
     if (options_.progress) options_.progress(progress_);
   }
@@ -288,7 +290,8 @@ class Replayer {
       lane.written.clear();
       for (const PlanCall& call : plan) {
         for_each_access(call, [&](const PlanAccess& a) {
-          if (a.kind == PlanAccess::kWrite && a.unit == PlanAccess::kRow) lane.written.push_back(a.index);
+          if (a.kind == PlanAccess::kWrite && a.unit == PlanAccess::kRow)
+            lane.written.push_back(a.index);
         });
       }
       try {
@@ -434,8 +437,8 @@ class Replayer {
     }
     d.row_a = ref.ssm_row;
     d.row_b = loc.ssm_row;
-    d.elements = diff_states(lanes_[0]->backend->read_state(ref), lanes_[i]->backend->read_state(loc),
-                             lanes_[0]->policy.layout().shape);
+    d.elements = diff_states(lanes_[0]->backend->read_state(ref),
+                             lanes_[i]->backend->read_state(loc), lanes_[0]->policy.layout().shape);
   }
 
   bool compare_snapshots(const trace::Event& event) {
@@ -445,7 +448,8 @@ class Replayer {
     for (const auto& [request, row] : rows)
       locs.push_back(StateLoc::at(row));
     std::vector<std::vector<uint64_t>> d(lanes_.size());
-    tbb::parallel_for(size_t{0}, lanes_.size(), [&](size_t i) { d[i] = digests(*lanes_[i], locs); });
+    tbb::parallel_for(size_t{0}, lanes_.size(),
+                      [&](size_t i) { d[i] = digests(*lanes_[i], locs); });
     for (size_t k = 0; k < rows.size(); ++k) {
       for (size_t i = 1; i < lanes_.size(); ++i) {
         if (d[i][k] == d[0][k]) continue;

@@ -102,9 +102,9 @@ struct LaneResult {
 struct ReplayReport {
   bool agree = true;
   std::optional<Divergence> divergence;
-  size_t events = 0;         // events replayed
-  size_t compares = 0;       // comparison points
-  size_t full_compares = 0;  // of which compared every request and row (checks, the end)
+  size_t events = 0;           // events replayed
+  size_t compares = 0;         // comparison points
+  size_t full_compares = 0;    // of which compared every request and row (checks, the end)
   double seconds = 0;          // wall time of the whole replay
   double compare_seconds = 0;  // of which comparing
   std::vector<LaneResult> lanes;

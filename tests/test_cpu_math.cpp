@@ -43,9 +43,24 @@ std::vector<float> test_inputs() {
   std::vector<float> in;
   for (uint64_t u = 0; u < (uint64_t{1} << 32); u += stride)
     in.push_back(num::bits_float(uint32_t(u)));
-  const float edges[] = {0.0f, -0.0f, num::kInf, -num::kInf, num::kExpOverflow,
-                         num::kExpUnderflow, -num::kExpOverflow, -num::kExpUnderflow, 87.0f,
-                         88.0f, -87.0f, -88.0f, -103.0f, -104.0f, 103.0f, 104.0f, 1e-45f, -1e-45f};
+  const float edges[] = {0.0f,
+                         -0.0f,
+                         num::kInf,
+                         -num::kInf,
+                         num::kExpOverflow,
+                         num::kExpUnderflow,
+                         -num::kExpOverflow,
+                         -num::kExpUnderflow,
+                         87.0f,
+                         88.0f,
+                         -87.0f,
+                         -88.0f,
+                         -103.0f,
+                         -104.0f,
+                         103.0f,
+                         104.0f,
+                         1e-45f,
+                         -1e-45f};
   for (float e : edges) {
     uint32_t u = num::float_bits(e);
     for (uint32_t d = 0; d < 64; ++d) {

@@ -30,7 +30,6 @@ struct DumpArgs {
 };
 
 int run_dump(const DumpArgs& args) {
-  const ThreadLimit threads(args.threads);
   const trace::Trace trace = trace::read_trace(args.file);
   trace::validate_trace(trace);  // FILE:LINE errors before anything runs
 
@@ -45,7 +44,8 @@ int run_dump(const DumpArgs& args) {
   const int64_t tokens = sim::request_tokens(trace, args.request);
   const int32_t layers = sim::pool_config(trace.header).geometry.layers;
   if (!args.layers.empty()) options.layers = parse_layer_list(args.layers, layers);
-  if (!args.tokens.empty()) options.tokens = parse_index_list(args.tokens, tokens, "--tokens", "token");
+  if (!args.tokens.empty())
+    options.tokens = parse_index_list(args.tokens, tokens, "--tokens", "token");
   const PoolConfig config = sim::pool_config(trace.header, options.layers);
   const PoolShape stored = stored_shape(make_layout(options.lane.strategy, config).shape,
                                         sim::lane_storage(trace, options.lane, config));
@@ -65,12 +65,13 @@ int run_dump(const DumpArgs& args) {
     std::printf("MISMATCH (nothing written) at %s\n", report.mismatch.c_str());
     return 1;
   }
-  std::printf("dumped request %llu of %s through %s: %lld of %lld tokens, %d of %d layers, %lld "
-              "files, %.1f MiB in %s (%.1f s)\n",
-              (unsigned long long)args.request, args.file.c_str(), options.lane.name().c_str(),
-              (long long)report.tokens, (long long)tokens, config.geometry.layers, layers,
-              (long long)report.files, double(report.bytes) / (1024.0 * 1024.0), args.out.c_str(),
-              report.seconds);
+  std::printf(
+      "dumped request %llu of %s through %s: %lld of %lld tokens, %d of %d layers, %lld "
+      "files, %.1f MiB in %s (%.1f s)\n",
+      (unsigned long long)args.request, args.file.c_str(), options.lane.name().c_str(),
+      (long long)report.tokens, (long long)tokens, config.geometry.layers, layers,
+      (long long)report.files, double(report.bytes) / (1024.0 * 1024.0), args.out.c_str(),
+      report.seconds);
   return 0;
 }
 
@@ -92,13 +93,17 @@ Command add_dump(CLI::App& parent) {
   cmd->add_option("--strategy", args->strategy,
                   "The lane's strategy: scatter, inline (default), window, replay, deferred");
   cmd->add_option("--backend", args->backend, "The lane's backend: cpu (default) or cuda");
-  cmd->add_option("--layers", args->layers,
-                  "Dump only these GDN layers: a list and ranges such as 0,17,35 or 0-3 (default all)");
+  cmd->add_option(
+      "--layers", args->layers,
+      "Dump only these GDN layers: a list and ranges such as 0,17,35 or 0-3 (default all)");
   cmd->add_option("--tokens", args->tokens,
                   "Write only these of the request's tokens (indices in its token order, e.g. "
                   "0-99 or 19,20; default all); every token is still computed and checked");
   add_threads_option(cmd, args->threads);
-  return {cmd, [args] { return run_dump(*args); }};
+  return {cmd, [args] {
+            ThreadPool pool(args->threads);
+            return pool.run([&] { return run_dump(*args); });
+          }};
 }
 
 }  // namespace specstate::cli

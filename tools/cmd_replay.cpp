@@ -6,10 +6,10 @@
 #include <string>
 
 #include "core/errors.h"
+#include "core/geometry.h"
 #include "core/strategy/fault.h"
 #include "core/trace/format.h"
 #include "core/trace/validate.h"
-#include "core/geometry.h"
 #include "sim/simulator.h"
 #include "sim/storage.h"
 #include "tools/commands.h"
@@ -133,8 +133,7 @@ std::string gib(int64_t bytes) {
   return buf;
 }
 
-int run_replay(const ReplayArgs& args) {
-  const ThreadLimit threads(args.threads);
+int run_replay(const ReplayArgs& args, int threads) {
   const trace::Trace trace = trace::read_trace(args.file);
   trace::validate_trace(trace);  // FILE:LINE errors before anything runs
 
@@ -152,7 +151,8 @@ int run_replay(const ReplayArgs& args) {
   std::vector<PoolShape> shapes;
   for (const sim::LaneSpec& lane : options.lanes) {
     options.storage.push_back(sim::lane_storage(trace, lane, config));
-    shapes.push_back(stored_shape(make_layout(lane.strategy, config).shape, options.storage.back()));
+    shapes.push_back(
+        stored_shape(make_layout(lane.strategy, config).shape, options.storage.back()));
   }
   check_pool_memory(trace, options.lanes, shapes);
   if (!args.json) {
@@ -173,20 +173,20 @@ int run_replay(const ReplayArgs& args) {
                 std::string(to_string(h.ssm_dtype)).c_str(), h.tokens_per_verify(), h.pool_rows,
                 h.max_requests, trace.events.size());
     std::printf("  layers %s of %d, %d threads\n",
-                args.layers.empty() ? "all" : args.layers.c_str(), full.geometry.layers,
-                threads.threads());
+                args.layers.empty() ? "all" : args.layers.c_str(), full.geometry.layers, threads);
     if (!args.inject.empty()) print_injection(options.lanes);
   }
   const sim::ReplayReport report = sim::replay(trace, options);
   if (args.json) {
-    std::printf("%s\n", to_json(trace, report, options.layers, threads.threads()).dump(2).c_str());
+    std::printf("%s\n", to_json(trace, report, options.layers, threads).dump(2).c_str());
     return report.agree ? 0 : 1;
   }
   if (report.agree) {
-    std::printf("AGREE: %zu lanes bit-identical after %zu events (%zu comparison points, %zu of "
-                "them full%s)\n",
-                report.lanes.size(), report.events, report.compares, report.full_compares,
-                options.check_ownership ? ", row ownership checked" : "");
+    std::printf(
+        "AGREE: %zu lanes bit-identical after %zu events (%zu comparison points, %zu of "
+        "them full%s)\n",
+        report.lanes.size(), report.events, report.compares, report.full_compares,
+        options.check_ownership ? ", row ownership checked" : "");
   } else {
     std::printf("DIVERGENCE at %s", report.divergence->report(args.file).c_str());
   }
@@ -199,7 +199,7 @@ int run_replay(const ReplayArgs& args) {
                 gib(lane.allocated.total()).c_str());
   }
   std::printf("  wall time %.3f s (comparisons %.3f s), %d threads\n", report.seconds,
-              report.compare_seconds, threads.threads());
+              report.compare_seconds, threads);
   return report.agree ? 0 : 1;
 }
 
@@ -235,7 +235,10 @@ Command add_replay(CLI::App& parent) {
                   "Inject a known protocol bug into every lane whose strategy it concerns (a clean "
                   "reference lane is kept); docs/failure-classes.md. One of:" +
                       faults);
-  return {cmd, [args] { return run_replay(*args); }};
+  return {cmd, [args] {
+            ThreadPool pool(args->threads);
+            return pool.run([&] { return run_replay(*args, pool.threads()); });
+          }};
 }
 
 }  // namespace specstate::cli

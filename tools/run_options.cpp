@@ -2,6 +2,7 @@
 
 #include <tbb/global_control.h>
 #include <tbb/info.h>
+#include <tbb/task_arena.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -17,17 +18,22 @@ void add_threads_option(CLI::App* cmd, int& threads) {
       ->check(CLI::Range(1, 4096));
 }
 
-struct ThreadLimit::Control {
-  tbb::global_control control;
+struct ThreadPool::Arena {
+  explicit Arena(int threads)
+      : limit(tbb::global_control::max_allowed_parallelism, size_t(threads)), arena(threads) {}
+  tbb::global_control limit;  // lets TBB start more workers than it would by default
+  tbb::task_arena arena;
 };
 
-ThreadLimit::ThreadLimit(int threads)
-    : threads_(threads > 0 ? threads : tbb::info::default_concurrency()) {
-  control_ = std::make_unique<Control>(
-      Control{tbb::global_control(tbb::global_control::max_allowed_parallelism, size_t(threads_))});
-}
+ThreadPool::ThreadPool(int threads)
+    : arena_(std::make_unique<Arena>(threads > 0 ? threads : tbb::info::default_concurrency())),
+      threads_(arena_->arena.max_concurrency()) {}
 
-ThreadLimit::~ThreadLimit() = default;
+ThreadPool::~ThreadPool() = default;
+
+int ThreadPool::run(const std::function<int()>& work) {
+  return arena_->arena.execute(work);
+}
 
 namespace {
 

@@ -13,17 +13,18 @@ namespace specstate::cli {
 // --threads N on `cmd`, into `threads` (0: the hardware threads).
 void add_threads_option(CLI::App* cmd, int& threads);
 
-// Holds TBB to `threads` threads (0: the hardware threads) while it lives. The bits of every
-// result are the same for any count; only the time changes.
-class ThreadLimit {
+// Runs work on exactly `threads` TBB threads (0: the hardware threads), more than the machine's
+// cores if asked. The bits of every result are the same for any count; only the time changes.
+class ThreadPool {
  public:
-  explicit ThreadLimit(int threads);
-  ~ThreadLimit();
+  explicit ThreadPool(int threads);
+  ~ThreadPool();
   int threads() const { return threads_; }
+  int run(const std::function<int()>& work);
 
  private:
-  struct Control;
-  std::unique_ptr<Control> control_;
+  struct Arena;
+  std::unique_ptr<Arena> arena_;
   int threads_;
 };
 

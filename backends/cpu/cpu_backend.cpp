@@ -14,11 +14,11 @@
 #include <tbb/parallel_for.h>
 #include <tbb/parallel_reduce.h>
 
+#include "backends/cpu/silu_lanes.h"
 #include "core/errors.h"
 #include "core/numerics/digest.h"
 #include "core/numerics/gdn_step.h"
 #include "core/numerics/inputs.h"
-#include "backends/cpu/silu_lanes.h"
 
 namespace specstate {
 namespace {
@@ -44,8 +44,8 @@ class ZeroedArray {
  public:
   explicit ZeroedArray(int64_t size) : size_(size), bytes_(size_t(size) * sizeof(T)) {
     if (size <= 0) return;
-    void* p = mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                   -1, 0);
+    void* p = mmap(nullptr, bytes_, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED) throw std::bad_alloc();
     data_ = static_cast<T*>(p);
   }
@@ -352,7 +352,8 @@ void CpuBackend::conv(int layer, LayerWork& w) const {
       __m256 acc = _mm256_setzero_ps();
       for (int t = 0; t < W; ++t)
         acc = _mm256_fmadd_ps(tap[t], _mm256_loadu_ps(&window[size_t(j + t) * 8]), acc);
-      _mm256_storeu_ps(&w.conv_out[size_t(j) * C + c], cpu::round_to_bf16_lanes(cpu::silu_lanes(acc)));
+      _mm256_storeu_ps(&w.conv_out[size_t(j) * C + c],
+                       cpu::round_to_bf16_lanes(cpu::silu_lanes(acc)));
     }
   }
 #else

@@ -18,9 +18,9 @@ namespace specstate::cpu {
 
 inline __m256 exp_lanes(__m256 x) {
   using namespace num;
-  const __m256 n = _mm256_sub_ps(
-      _mm256_fmadd_ps(x, _mm256_set1_ps(kLog2e), _mm256_set1_ps(kRoundMagic)),
-      _mm256_set1_ps(kRoundMagic));
+  const __m256 n =
+      _mm256_sub_ps(_mm256_fmadd_ps(x, _mm256_set1_ps(kLog2e), _mm256_set1_ps(kRoundMagic)),
+                    _mm256_set1_ps(kRoundMagic));
   const __m256 minus_n = _mm256_xor_ps(n, _mm256_set1_ps(-0.0f));
   __m256 r = _mm256_fmadd_ps(minus_n, _mm256_set1_ps(kLn2Hi), x);
   r = _mm256_fmadd_ps(minus_n, _mm256_set1_ps(kLn2Lo), r);
@@ -39,8 +39,9 @@ inline __m256 exp_lanes(__m256 x) {
   const __m256 mid = _mm256_mul_ps(p, pow2i(e));
   const __m256 high = _mm256_mul_ps(
       _mm256_mul_ps(p, pow2i(_mm256_sub_epi32(e, _mm256_set1_epi32(1)))), _mm256_set1_ps(2.0f));
-  const __m256 low = _mm256_mul_ps(
-      _mm256_mul_ps(p, pow2i(_mm256_add_epi32(e, _mm256_set1_epi32(64)))), _mm256_set1_ps(0x1p-64f));
+  const __m256 low =
+      _mm256_mul_ps(_mm256_mul_ps(p, pow2i(_mm256_add_epi32(e, _mm256_set1_epi32(64)))),
+                    _mm256_set1_ps(0x1p-64f));
   const __m256 is_high = _mm256_castsi256_ps(_mm256_cmpgt_epi32(e, _mm256_set1_epi32(127)));
   const __m256 is_low = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(-126), e));
   __m256 out = _mm256_blendv_ps(_mm256_blendv_ps(mid, high, is_high), low, is_low);
@@ -55,7 +56,8 @@ inline __m256 exp_lanes(__m256 x) {
 inline __m256 silu_lanes(__m256 x) {
   const __m256 negative = _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_LT_OQ);
   // x < 0: e = exp(x), x e / (1 + e); otherwise x / (1 + exp(-x)).
-  const __m256 e = exp_lanes(_mm256_blendv_ps(_mm256_xor_ps(x, _mm256_set1_ps(-0.0f)), x, negative));
+  const __m256 e =
+      exp_lanes(_mm256_blendv_ps(_mm256_xor_ps(x, _mm256_set1_ps(-0.0f)), x, negative));
   const __m256 one_plus_e = _mm256_add_ps(_mm256_set1_ps(1.0f), e);
   const __m256 neg = _mm256_div_ps(_mm256_mul_ps(x, e), one_plus_e);
   const __m256 pos = _mm256_div_ps(x, one_plus_e);

@@ -99,8 +99,8 @@ CudaBackend::CudaBackend(const PoolShape& shape, uint64_t seed) : StateBackend(s
   std::vector<int32_t> layer_ids(g.layers);
   for (int l = 0; l < g.layers; ++l)
     layer_ids[l] = g.layer_id(l);
-  CUDA_CHECK(cudaMemcpyAsync(layer_ids_.data(), layer_ids.data(), layer_ids.size() * sizeof(int32_t),
-                             cudaMemcpyHostToDevice, stream_));
+  CUDA_CHECK(cudaMemcpyAsync(layer_ids_.data(), layer_ids.data(),
+                             layer_ids.size() * sizeof(int32_t), cudaMemcpyHostToDevice, stream_));
   launch_generate_params(pool_, conv_taps_.data(), a_log_.data(), dt_bias_.data(), stream_);
   CUDA_CHECK(cudaStreamSynchronize(stream_));
 }

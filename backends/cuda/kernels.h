@@ -49,12 +49,12 @@ struct SeqJob {
 
 // The pool and parameters on the device, all layers.
 struct DevicePool {
-  uint16_t* conv = nullptr;          // [layers, rows, conv_dim, conv_cols] bf16
-  void* ssm = nullptr;               // [layers, rows, HV, K, V] fp32 or bf16
-  uint16_t* payload = nullptr;       // [layers, slots, payload_tokens, conv_dim + 2*HV] bf16
-  const float* conv_taps = nullptr;  // [layers, conv_dim, W] fp32 (bf16 values)
-  const float* a_log = nullptr;      // [layers, HV] fp32 (bf16 values)
-  const float* dt_bias = nullptr;    // [layers, HV] fp32 (bf16 values)
+  uint16_t* conv = nullptr;            // [layers, rows, conv_dim, conv_cols] bf16
+  void* ssm = nullptr;                 // [layers, rows, HV, K, V] fp32 or bf16
+  uint16_t* payload = nullptr;         // [layers, slots, payload_tokens, conv_dim + 2*HV] bf16
+  const float* conv_taps = nullptr;    // [layers, conv_dim, W] fp32 (bf16 values)
+  const float* a_log = nullptr;        // [layers, HV] fp32 (bf16 values)
+  const float* dt_bias = nullptr;      // [layers, HV] fp32 (bf16 values)
   const int32_t* layer_ids = nullptr;  // [layers]: the model's index of each layer held
   int32_t layers = 0, rows = 0, conv_cols = 0, slots = 0, payload_tokens = 0;
   int32_t H = 0, HV = 0, K = 0, V = 0, W = 0;

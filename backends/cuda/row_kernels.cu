@@ -144,7 +144,8 @@ void launch_copy_rows(const DevicePool& p, const CopyJob* jobs, int32_t job_coun
 void launch_digest(const DevicePool& p, const StateLoc& loc, int32_t first_col, int32_t cols,
                    unsigned long long* result, cudaStream_t stream) {
   const int64_t digest_blocks = (int64_t{p.layers} * p.conv_dim() * cols +
-                                 p.layers * p.ssm_row_elements() * (p.ssm_bf16 ? 1 : 2)) / 4;
+                                 p.layers * p.ssm_row_elements() * (p.ssm_bf16 ? 1 : 2)) /
+                                4;
   const int blocks = int(std::clamp<int64_t>(digest_blocks / (kDigestThreads * 4), 1, 1024));
   CUDA_CHECK(cudaMemsetAsync(result, 0, sizeof(unsigned long long), stream));
   digest_kernel<<<blocks, kDigestThreads, 0, stream>>>(p, loc, first_col, cols, result);

@@ -401,3 +401,100 @@ TEST(Dump, ErrorsAreInputErrorsAndLeaveNothingBehind) {
 
 }  // namespace
 }  // namespace specstate::sim
+
+namespace specstate::sim {
+namespace {
+
+// A small trace of a real geometry with more layers than tiny: Qwen3.5-2B at TP 16 (18 layers,
+// H = HV = 1, K = V = 128).
+trace::Trace real_trace() {
+  GeneratorOptions g;
+  g.preset = "qwen3.5-2b";
+  g.tp = 16;
+  g.seed = 4;
+  g.requests = 3;
+  g.steps = 12;
+  g.prompt_min = 6;
+  g.prompt_max = 20;
+  return generate_trace(g);
+}
+
+// The layers the GDN model holds are independent: a dump of layers 0, 5 and 17 writes exactly
+// the files of those layers in the dump of all 18 (the same replay, layer for layer).
+TEST(Dump, LayerSubsetFilesEqualThoseOfTheFullDump) {
+  const trace::Trace t = real_trace();
+  TempDir dir;
+  const uint64_t request = interesting_request(t);
+  ASSERT_TRUE(dump(t, request, dir.path() / "all").agree);
+  DumpOptions o;
+  o.request = request;
+  o.out_dir = (dir.path() / "some").string();
+  o.layers = {0, 5, 17};
+  ASSERT_TRUE(dump_request(t, o).agree);
+  const auto all = tree(dir.path() / "all"), some = tree(dir.path() / "some");
+  size_t compared = 0;
+  for (const auto& [path, bytes] : some) {
+    if (path == "meta.json") continue;
+    ASSERT_TRUE(path.rfind("layer00/", 0) == 0 || path.rfind("layer05/", 0) == 0 ||
+                path.rfind("layer17/", 0) == 0)
+        << path;
+    ASSERT_TRUE(all.count(path)) << path;
+    EXPECT_EQ(bytes, all.at(path)) << path;
+    ++compared;
+  }
+  EXPECT_EQ(compared, 3 * (all.size() - 1) / 18);
+  const auto meta = nlohmann::json::parse(some.at("meta.json"));
+  EXPECT_EQ(meta["model"]["layers"], 3);
+  EXPECT_EQ(meta["model"]["layer_ids"], nlohmann::json({0, 5, 17}));
+}
+
+// --tokens writes the chosen tokens' rows only; meta.json still lists every token, with its row.
+TEST(Dump, TokenSubsetWritesTheChosenTokens) {
+  const trace::Trace t = busy_trace(SsmDtype::kF32);
+  TempDir dir;
+  const uint64_t request = interesting_request(t);
+  ASSERT_TRUE(dump(t, request, dir.path() / "all").agree);
+  const int64_t tokens = request_tokens(t, request);
+  DumpOptions o;
+  o.request = request;
+  o.out_dir = (dir.path() / "some").string();
+  o.tokens = {1, 2, tokens - 1};
+  const DumpReport r = dump_request(t, o);
+  ASSERT_TRUE(r.agree);
+  EXPECT_EQ(r.tokens, 3);
+  const auto meta = nlohmann::json::parse(file_bytes(dir.path() / "some" / "meta.json"));
+  ASSERT_EQ(meta["tokens"].size(), size_t(tokens));
+  EXPECT_EQ(meta["dumped_tokens"], 3);
+  EXPECT_EQ(meta["tokens"][0]["row"], -1);
+  EXPECT_EQ(meta["tokens"][2]["row"], 1);
+  EXPECT_EQ(meta["tokens"][tokens - 1]["row"], 2);
+  for (const char* stream : {"x", "o", "ssm_state", "conv_state"}) {
+    const NpyArray a = read_npy(dir.path() / "all" / "layer01" / (std::string(stream) + ".npy"));
+    const NpyArray s = read_npy(dir.path() / "some" / "layer01" / (std::string(stream) + ".npy"));
+    ASSERT_EQ(s.shape[0], 3) << stream;
+    const size_t per = s.values.size() / 3;
+    for (int64_t k = 0; k < 3; ++k) {
+      const int64_t i = o.tokens[k];
+      EXPECT_TRUE(std::equal(s.values.begin() + k * per, s.values.begin() + (k + 1) * per,
+                             a.values.begin() + i * per))
+          << stream << " token " << i;
+    }
+  }
+}
+
+TEST(Dump, AnUnknownRequestIsRefusedWithTheRequestsOfTheTrace) {
+  const trace::Trace t = real_trace();
+  TempDir dir;
+  try {
+    dump(t, 424242, dir.path() / "d");
+    FAIL() << "no error";
+  } catch (const InputError& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("request 424242 does not appear"), std::string::npos) << m;
+    EXPECT_NE(m.find("its requests: 1000, 1001, 1002"), std::string::npos) << m;
+  }
+  EXPECT_FALSE(fs::exists(dir.path() / "d"));
+}
+
+}  // namespace
+}  // namespace specstate::sim

@@ -1,7 +1,6 @@
 // What a backend allocates equals make_layout's accounting for every preset, and the reports of
 // `specstate footprint` say the same numbers (CSV, --compare) or draw them (a well-formed SVG).
 #include <gtest/gtest.h>
-#include <malloc.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -10,6 +9,7 @@
 #include <vector>
 
 #include "backends/cpu/cpu_backend.h"
+#include "bench/mapped_bytes.h"
 #include "core/errors.h"
 #include "core/geometry.h"
 #include "core/strategy/strategy.h"
@@ -76,21 +76,17 @@ TEST(FootprintAllocations, ScaleExactlyWithLayers) {
   }
 }
 
-// The allocator itself (glibc's count of bytes handed out) agrees: at least the formula, at most
-// the parameters and page rounding more.
+// The address space the process maps agrees: at least the formula, at most the parameters and
+// page rounding more.
 TEST(FootprintAllocations, AllocatorWitnessAgrees) {
 #if defined(SPECSTATE_TEST_ASAN)
-  GTEST_SKIP() << "mallinfo2 does not see AddressSanitizer's allocator";
+  GTEST_SKIP() << "AddressSanitizer maps shadow memory beside every allocation";
 #endif
   const StrategyLayout l =
       make_layout(StrategyKind::kScatter, config_of("qwen3-next-80b-a3b", 1, 4, 2));
-  const auto heap = [] {
-    const struct mallinfo2 m = mallinfo2();
-    return int64_t(m.hblkhd + m.uordblks);
-  };
-  const int64_t before = heap();
+  const int64_t before = bench::mapped_bytes();
   auto backend = make_cpu_backend(l.shape, 1);
-  const int64_t taken = heap() - before;
+  const int64_t taken = bench::mapped_bytes() - before;
   EXPECT_GE(taken, l.total_bytes());
   const ModelGeometry& g = l.config.geometry;
   const int64_t params = g.layers * (int64_t{g.conv_dim()} * g.conv_width + 2 * g.num_v_heads) * 4;

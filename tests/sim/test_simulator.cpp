@@ -2,6 +2,10 @@
 // strategies, and a corrupted lane is reported at the right event, request, row and element.
 #include <gtest/gtest.h>
 
+#include <tbb/global_control.h>
+#include <tbb/task_arena.h>
+
+#include <algorithm>
 #include <cstring>
 
 #include "core/trace/format.h"
@@ -9,6 +13,7 @@
 #include "sim/generator.h"
 #include "sim/ownership.h"
 #include "sim/simulator.h"
+#include "sim/storage.h"
 #include "tests/scaling.h"
 
 namespace specstate::sim {
@@ -184,6 +189,111 @@ TEST(Ownership, TrackWritesCostLinearTime) {
   };
   const double growth = specstate::test::growth_of_four_times_the_size(check_tracks, 5'000);
   EXPECT_LT(growth, specstate::test::kLinearGrowthBound);
+}
+
+}  // namespace
+}  // namespace specstate::sim
+
+namespace specstate::sim {
+namespace {
+
+// A replay's results do not depend on the thread count: the same agreement, and after every
+// event the same per-token outputs and the same bytes in every row of every lane.
+TEST(Simulator, OneTwoAndSevenThreadsGiveTheSameBytes) {
+  GeneratorOptions g;
+  g.preset = "qwen3.5-2b";
+  g.tp = 16;
+  g.seed = 9;
+  g.requests = 6;
+  g.steps = 30;
+  g.pool_rows = 5;  // rows run out: retracts and resumes
+  const trace::Trace t = generate_trace(g);
+  std::vector<ReplayReport> reports;
+  std::vector<uint64_t> output_hashes;
+  for (int threads : {1, 2, 7}) {
+    tbb::global_control limit(tbb::global_control::max_allowed_parallelism, size_t(threads));
+    tbb::task_arena arena(threads);
+    arena.execute([&] {
+      SimOptions o = all_strategies_on_cpu();
+      uint64_t hash = 0;
+      o.after_event = [&](size_t, const trace::Line&, StateBackend& b) {
+        for (num::bf16_bits v : b.read_outputs().values)
+          hash = hash * 1099511628211ull + v;
+        for (int32_t row = 0; row < b.shape().state_rows; ++row)
+          hash = hash * 1099511628211ull + b.digest_row(row);
+      };
+      reports.push_back(replay(t, o));
+      output_hashes.push_back(hash);
+    });
+  }
+  for (size_t i = 0; i < reports.size(); ++i) {
+    ASSERT_TRUE(reports[i].agree) << reports[i].divergence->message();
+    EXPECT_EQ(output_hashes[i], output_hashes[0]);
+  }
+}
+
+// Each lane stores the rows its plans name, not the pool: recording.md's example pool (256 rows,
+// 128 request rows) with two requests costs a few rows per lane.
+TEST(Simulator, LanesAllocateOnlyTheRowsTheTraceTouches) {
+  GeneratorOptions g;
+  g.preset = "qwen3.5-2b";
+  g.tp = 16;
+  g.seed = 3;
+  g.requests = 2;
+  g.steps = 10;
+  g.pool_rows = 256;
+  g.max_requests = 128;
+  const trace::Trace t = generate_trace(g);
+  const SimOptions o = all_strategies_on_cpu();
+  const ReplayReport r = replay(t, o);
+  ASSERT_TRUE(r.agree) << r.divergence->message();
+  const PoolConfig config = pool_config(t.header);
+  for (size_t i = 0; i < o.lanes.size(); ++i) {
+    const StrategyLayout layout = make_layout(o.lanes[i].strategy, config);
+    const StoredRows stored = lane_storage(t, o.lanes[i], config);
+    EXPECT_EQ(r.lanes[i].allocated.total(), stored_shape(layout.shape, stored).total_bytes());
+    EXPECT_LE(stored.rows.size(), size_t(2 * (config.tokens_per_verify + 1) + 4))
+        << r.lanes[i].name;
+    EXPECT_LT(r.lanes[i].allocated.total() * 10, layout.total_bytes()) << r.lanes[i].name;
+  }
+}
+
+// A layer subset replays clean, and its outputs are the full replay's outputs of those layers.
+TEST(Simulator, LayerSubsetReplaysTheSameLayers) {
+  GeneratorOptions g;
+  g.preset = "qwen3.5-2b";
+  g.tp = 16;
+  g.seed = 5;
+  g.requests = 3;
+  g.steps = 15;
+  const trace::Trace t = generate_trace(g);
+  auto outputs_of = [&](std::vector<int32_t> layers) {
+    SimOptions o = all_strategies_on_cpu();
+    o.layers = std::move(layers);
+    std::vector<std::vector<num::bf16_bits>> out;
+    o.after_event = [&](size_t lane, const trace::Line&, StateBackend& b) {
+      if (lane == 0) out.push_back(b.read_outputs().values);
+    };
+    const ReplayReport r = replay(t, o);
+    EXPECT_TRUE(r.agree) << r.divergence->message();
+    return out;
+  };
+  const auto full = outputs_of({});
+  const auto some = outputs_of({3, 11});
+  ASSERT_EQ(full.size(), some.size());
+  const size_t per_layer = 128;  // HV = 1, V = 128
+  for (size_t e = 0; e < full.size(); ++e) {
+    ASSERT_EQ(full[e].size() / 18, some[e].size() / 2) << "event " << e;
+    for (size_t tok = 0; tok < some[e].size() / (2 * per_layer); ++tok) {
+      for (int k = 0; k < 2; ++k) {
+        const size_t l = k == 0 ? 3 : 11;
+        EXPECT_TRUE(std::equal(some[e].begin() + (tok * 2 + k) * per_layer,
+                               some[e].begin() + (tok * 2 + k + 1) * per_layer,
+                               full[e].begin() + (tok * 18 + l) * per_layer))
+            << "event " << e << " token " << tok << " layer " << l;
+      }
+    }
+  }
 }
 
 }  // namespace
