@@ -8,6 +8,10 @@
 #                                   > $OUT/anchors.jsonl, stderr in $OUT/anchors.log
 #   bench/device_run.sh bench       bench_step (BENCH_FILTER=regex), with the anchors of this call
 #                                   (SPECSTATE_ANCHORS, default $OUT/anchors.jsonl) when present
+#   bench/device_run.sh replay      the CPU replay of docs/performance.md ("CPU replay"): the
+#                                   225-event Qwen3-Next TP8 trace through the 5 CPU lanes at
+#                                   THREADS (default 1 2 4 8 16) threads, then CPU and CUDA lanes
+#                                   together on layers 0,17,35 (needs specstate in $BIN)
 # Run both in one call, anchors first, so both see the same GPU and clocks:
 #   bench/device_run.sh anchors bench
 # Logs go to $OUT (the device tool's output folder) or /tmp/specstate-out.
@@ -53,5 +57,17 @@ for what in "$@"; do
       "$BIN/bench_step" --benchmark_filter="${BENCH_FILTER:-.}" \
         --benchmark_out="$OUT/bench.json" > "$OUT/bench.log" 2>&1
       echo "bench_step rc=$?"; sed -n '/^copy ceiling/,$p' "$OUT/bench.log" ;;
+    replay)
+      trace="$OUT/tp8.jsonl"
+      "$BIN/specstate" generate --preset qwen3-next-80b-a3b --tp 8 --requests 8 --steps 200 \
+        --seed 1 -o "$trace" > /dev/null
+      nproc > "$OUT/nproc.txt"
+      for n in ${THREADS:-1 2 4 8 16}; do
+        "$BIN/specstate" replay "$trace" --threads "$n" > "$OUT/replay_threads$n.log" 2>&1
+        echo "threads=$n rc=$? $(grep -E 'AGREE|DIVERGENCE|wall time' "$OUT/replay_threads$n.log" | tr '\n' ' ')"
+      done
+      "$BIN/specstate" replay "$trace" --backend cpu,cuda --layers 0,17,35 \
+        > "$OUT/replay_cuda.log" 2>&1
+      echo "cpu+cuda layers 0,17,35 rc=$? $(grep -E 'AGREE|DIVERGENCE|wall time' "$OUT/replay_cuda.log" | tr '\n' ' ')" ;;
   esac
 done

@@ -127,9 +127,17 @@ nlohmann::json to_json(const trace::Trace& trace, const sim::ReplayReport& r,
   return j;
 }
 
-std::string gib(int64_t bytes) {
+// 1.23 GiB, 45.6 MiB or 789 KiB.
+std::string size_text(int64_t bytes) {
   char buf[32];
-  std::snprintf(buf, sizeof buf, "%.2f GiB", double(bytes) / double(int64_t{1} << 30));
+  const double b = double(bytes);
+  if (b >= 0x1p30) {
+    std::snprintf(buf, sizeof buf, "%.2f GiB", b / 0x1p30);
+  } else if (b >= 0x1p20) {
+    std::snprintf(buf, sizeof buf, "%.1f MiB", b / 0x1p20);
+  } else {
+    std::snprintf(buf, sizeof buf, "%.0f KiB", b / 0x1p10);
+  }
   return buf;
 }
 
@@ -196,7 +204,7 @@ int run_replay(const ReplayArgs& args, int threads) {
   std::printf("  %-*s %10s %12s\n", int(width), "lane", "plans", "allocated");
   for (const auto& lane : report.lanes) {
     std::printf("  %-*s %8.3f s %12s\n", int(width), lane.name.c_str(), lane.seconds,
-                gib(lane.allocated.total()).c_str());
+                size_text(lane.allocated.total()).c_str());
   }
   std::printf("  wall time %.3f s (comparisons %.3f s), %d threads\n", report.seconds,
               report.compare_seconds, threads);

@@ -1,8 +1,9 @@
 """Runs the NumPy script of docs/interop.md on dumps that `specstate dump` writes, so the doc
 cannot rot: the script must run and report the agreement the doc promises (it exits 1 when
 not), on a prefill token, an accepted and a rejected verify token, the first and last layer,
-for the tiny preset (fp32 and bf16 pools) and a real head size (K = V = 128). Also checks the
-CLI's input errors (exit 2, nothing written).
+for the tiny preset (fp32 and bf16 pools) and a real head size (K = V = 128), and on a dump of
+two layers and two tokens (--layers, --tokens). Also checks the CLI's input errors (exit 2,
+nothing written).
 
 usage: run_interop_doc.py docs/interop.md path/to/specstate
 """
@@ -49,6 +50,18 @@ with tempfile.TemporaryDirectory() as tmp:
         for token in pick_tokens(meta):
             for layer in (0, meta["model"]["layers"] - 1):
                 print(run(sys.executable, check, out, str(token), str(layer)), end="")
+
+    # A subset: two layers of the real head size, and two tokens (the last one and the one it
+    # continues from). The script finds them through layer_ids and the tokens' rows.
+    trace, out = os.path.join(tmp, "t2.jsonl"), os.path.join(tmp, "subset")
+    last = len(json.load(open(os.path.join(tmp, "d2", "meta.json")))["tokens"]) - 1
+    prev = json.load(open(os.path.join(tmp, "d2", "meta.json")))["tokens"][last]["prev"]
+    run(specstate, "dump", trace, "--request", "1000", "--out", out, "--layers", "3,17",
+        "--tokens", f"{prev},{last}")
+    meta = json.load(open(os.path.join(out, "meta.json")))
+    assert meta["model"]["layer_ids"] == [3, 17] and meta["dumped_tokens"] == 2, meta["model"]
+    for layer in (3, 17):
+        print(run(sys.executable, check, out, str(last), str(layer)), end="")
 
     # Input errors: exit 2, nothing written.
     trace = os.path.join(tmp, "t0.jsonl")
