@@ -410,8 +410,7 @@ class Replayer {
     return lane.policy.has(request) ? lane.policy.live(request).loc.ssm_row : -1;
   }
 
-  // Digests of `lane`'s states at `locs`, computed in order (a deferred lane materialises each
-  // state in its one inspection row before digesting it).
+  // Digests of `lane`'s states at `locs` (rows every lane names alike: snapshot rows).
   static std::vector<uint64_t> digests(Lane& lane, const std::vector<StateLoc>& locs) {
     std::vector<uint64_t> out;
     for (const StateLoc& loc : locs)
