@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "core/errors.h"
+#include "core/numerics/gdn_step.h"
 
 namespace specstate {
 
@@ -49,6 +50,45 @@ ModelGeometry make_geometry(std::string_view preset, int32_t tp) {
   for (const PresetInfo& p : presets())
     known += (known.empty() ? "" : ", ") + std::string(p.name);
   throw InputError("unknown preset '" + std::string(preset) + "' (known: " + known + ")");
+}
+
+ModelGeometry make_custom_geometry(int32_t layers, int32_t num_k_heads, int32_t num_v_heads,
+                                   int32_t head_k_dim, int32_t head_v_dim, int32_t conv_width,
+                                   int32_t conv_dim) {
+  auto check = [](const char* field, int32_t value, int32_t lo, int32_t hi) {
+    if (value < lo || value > hi) {
+      throw InputError("custom geometry: " + std::string(field) + " " + std::to_string(value) +
+                       " outside " + std::to_string(lo) + ".." + std::to_string(hi));
+    }
+  };
+  check("layers", layers, 1, 1024);
+  check("H", num_k_heads, 1, 1024);
+  check("HV", num_v_heads, 1, 4096);
+  check("K", head_k_dim, 1, 1024);
+  check("V", head_v_dim, 1, 1024);
+  check("W", conv_width, 2, 64);
+  if (num_v_heads % num_k_heads != 0) {
+    throw InputError("custom geometry: HV " + std::to_string(num_v_heads) +
+                     " is not a multiple of H " + std::to_string(num_k_heads));
+  }
+  if (head_k_dim % num::kChains != 0) {
+    throw InputError("custom geometry: K " + std::to_string(head_k_dim) +
+                     " is not a multiple of " + std::to_string(num::kChains) +
+                     " (the reductions over K run as that many chains, docs/numerics.md)");
+  }
+  ModelGeometry g;
+  g.preset = "custom";
+  g.layers = layers;
+  g.num_k_heads = num_k_heads;
+  g.num_v_heads = num_v_heads;
+  g.head_k_dim = head_k_dim;
+  g.head_v_dim = head_v_dim;
+  g.conv_width = conv_width;
+  if (conv_dim > 0 && conv_dim != g.conv_dim()) {
+    throw InputError("custom geometry: conv_dim " + std::to_string(conv_dim) +
+                     " is not 2*H*K + HV*V = " + std::to_string(g.conv_dim()));
+  }
+  return g;
 }
 
 std::vector<int32_t> parse_layer_list(std::string_view text, int32_t layers) {

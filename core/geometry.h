@@ -52,6 +52,15 @@ const std::vector<PresetInfo>& presets();
 // preset or a TP degree that does not divide the head counts.
 ModelGeometry make_geometry(std::string_view preset, int32_t tp = 1);
 
+// A GDN geometry that is not a preset (preset "custom", tp 1): `layers` GDN layers, H key
+// heads and HV value heads per rank, head dims K and V, conv width W. Throws InputError naming
+// the field for a value outside its range, HV not a multiple of H, K not a multiple of the
+// reduction chains (8), or a conv_dim (when given, > 0) other than 2*H*K + HV*V. Whether a
+// backend's kernels run it is the backend's to say (make_backend throws InputError).
+ModelGeometry make_custom_geometry(int32_t layers, int32_t num_k_heads, int32_t num_v_heads,
+                                   int32_t head_k_dim, int32_t head_v_dim, int32_t conv_width,
+                                   int32_t conv_dim = 0);
+
 // `--layers`: a list such as "0,17,35", "0-3" or "0-3,17" of layers 0..layers-1 (parse_index_list).
 std::vector<int32_t> parse_layer_list(std::string_view text, int32_t layers);
 

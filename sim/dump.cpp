@@ -15,8 +15,7 @@
 #include "backends/registry.h"
 #include "core/errors.h"
 #include "core/io/output_file.h"
-#include "core/numerics/gdn_step.h"
-#include "core/numerics/inputs.h"
+#include "core/numerics/host_values.h"
 #include "core/strategy/pool_policy.h"
 #include "core/trace/format.h"
 #include "sim/npy.h"
@@ -73,6 +72,13 @@ struct Expected {
   std::vector<bf16_bits> outputs;         // verify / decode: [T, layers, HV, V]
   std::map<int32_t, RowBytes> snapshots;  // track row -> state
 };
+
+std::vector<float> floats(const std::vector<bf16_bits>& bits) {
+  std::vector<float> v(bits.size());
+  for (size_t i = 0; i < bits.size(); ++i)
+    v[i] = num::bf16_to_float(bits[i]);
+  return v;
+}
 
 std::string request_name(uint64_t request) {
   return "request " + std::to_string(request);
@@ -266,7 +272,7 @@ class Dumper {
     rec_ = make_backend(options.lane.backend, rec, trace.header.seed);
     rec32_ = make_backend(options.lane.backend, rec32, trace.header.seed);
     for (int l = 0; l < g_.layers; ++l)
-      taps_.push_back(conv_taps(l));
+      params_.push_back(num::layer_parameters(g_, trace.header.seed, uint32_t(g_.layer_id(l))));
   }
 
   DumpReport run(const std::string& out_dir) {
@@ -524,26 +530,17 @@ class Dumper {
     tokens_.push_back({position, int32_t(events_.size()) - 1, step, accepted,
                        step == 0 ? current_index_ : index - 1, row_of(index)});
     if (tokens_.back().row < 0) return;
-    const int C = g_.conv_dim(), W = g_.conv_width, wc = g_.conv_state_cols();
-    std::vector<float> x(C), conv_out(C), a(g_.num_v_heads), b(g_.num_v_heads), in(W);
+    const int64_t window = int64_t{g_.conv_dim()} * g_.conv_state_cols();
     for (int l = 0; l < g_.layers; ++l) {
-      const num::TokenCoord coord{trace_.header.seed, request_, uint64_t(position),
-                                  uint32_t(g_.layer_id(l))};
-      for (int c = 0; c < C; ++c) {
-        x[c] = num::bf16_to_float(num::gen_conv_input(coord, c));
-        for (int t = 0; t < wc; ++t)
-          in[t] = num::bf16_to_float(before.conv[(int64_t{l} * C + c) * wc + t]);
-        in[wc] = x[c];
-        conv_out[c] = num::conv_channel(in.data(), taps_[l].data() + int64_t{c} * W, W);
-      }
-      for (int h = 0; h < g_.num_v_heads; ++h) {
-        a[h] = num::bf16_to_float(num::gen_gate_a(coord, h));
-        b[h] = num::bf16_to_float(num::gen_gate_b(coord, h));
-      }
-      files_->append(l, kX, x);
-      files_->append(l, kA, a);
-      files_->append(l, kB, b);
-      files_->append(l, kConvOut, conv_out);
+      const num::TokenInputs in = num::token_inputs(g_, trace_.header.seed, request_,
+                                                    uint64_t(position), uint32_t(g_.layer_id(l)));
+      const auto first = before.conv.begin() + l * window;
+      const num::TokenDerived d =
+          num::derive_token(g_, params_[l], {first, first + window}, in);
+      files_->append(l, kX, floats(in.x));
+      files_->append(l, kA, floats(in.a));
+      files_->append(l, kB, floats(in.b));
+      files_->append(l, kConvOut, d.conv_out);
       files_->append(l, kSsm, ssm_values(after, shape_, l));
       files_->append(l, kConvState, conv_values(after, g_, l));
     }
@@ -565,30 +562,14 @@ class Dumper {
     }
   }
 
-  std::vector<float> conv_taps(int layer) const {
-    std::vector<float> taps(int64_t{g_.conv_dim()} * g_.conv_width);
-    for (int c = 0; c < g_.conv_dim(); ++c) {
-      for (int t = 0; t < g_.conv_width; ++t) {
-        taps[int64_t{c} * g_.conv_width + t] =
-            num::bf16_to_float(num::gen_conv_weight(trace_.header.seed, g_.layer_id(layer), c, t));
-      }
-    }
-    return taps;
-  }
-
   void write_parameters() {
-    const uint64_t seed = trace_.header.seed;
     const int HV = g_.num_v_heads;
     for (int l = 0; l < g_.layers; ++l) {
-      std::vector<float> a_log(HV), dt_bias(HV);
-      for (int h = 0; h < HV; ++h) {
-        a_log[h] = num::bf16_to_float(num::gen_a_log(seed, g_.layer_id(l), h));
-        dt_bias[h] = num::bf16_to_float(num::gen_dt_bias(seed, g_.layer_id(l), h));
-      }
-      files_->write(l, "conv_weight", {g_.conv_dim(), g_.conv_width}, taps_[l], "host",
-                    "depthwise conv taps, bf16 values");
-      files_->write(l, "A_log", {HV}, a_log, "host", "A_log, bf16 values");
-      files_->write(l, "dt_bias", {HV}, dt_bias, "host", "dt_bias, bf16 values");
+      files_->write(l, "conv_weight", {g_.conv_dim(), g_.conv_width},
+                    floats(params_[l].conv_weight), "host", "depthwise conv taps, bf16 values");
+      files_->write(l, "A_log", {HV}, floats(params_[l].a_log), "host", "A_log, bf16 values");
+      files_->write(l, "dt_bias", {HV}, floats(params_[l].dt_bias), "host",
+                    "dt_bias, bf16 values");
     }
   }
 
@@ -691,7 +672,7 @@ class Dumper {
   OwnershipChecker ownership_;
   std::unique_ptr<StateBackend> rec_;     // pool dtype: per-token states
   std::unique_ptr<StateBackend> rec32_;   // fp32: o of prefill tokens
-  std::vector<std::vector<float>> taps_;  // per layer [conv_dim, W]
+  std::vector<num::LayerParameters> params_;  // per layer
   std::vector<int64_t> selected_;         // the request's tokens written, ascending
   std::function<void(const Progress&)> progress_;
 

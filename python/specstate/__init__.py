@@ -1,0 +1,23 @@
+"""specstate from Python: the bit-exact reference for the recurrent state of Gated DeltaNet
+layers under speculative decoding, and a harness that tests an engine against it.
+
+    import specstate
+    ref = specstate.Reference("run.trace", strategy="inline")   # follows the trace
+    ref.step()                                                   # one event
+    state = ref.state(7)                                         # ssm, conv as NumPy arrays
+    specstate.compare(my_state, state, rtol=1e-5)                # names layer, head, element
+
+docs/engine-testing.md has the protocol and a worked example; the trace writer for recording
+an engine's schedule is the standard-library package specstate_trace.
+"""
+
+from ._core import InputError, backends, cuda_compiled, presets
+from ._tensors import as_array, bf16_to_float, float_to_bf16
+from .compare import Comparison, Mismatch, compare
+from .harness import EngineCheck, EngineError, Setup, check_engine
+from .reference import (Event, Inputs, Reference, State, custom_geometry, digest, geometry)
+
+__all__ = ["Comparison", "EngineCheck", "EngineError", "Event", "InputError", "Inputs",
+           "Mismatch", "Reference", "Setup", "State", "as_array", "backends", "bf16_to_float",
+           "check_engine", "compare", "cuda_compiled", "custom_geometry", "digest",
+           "float_to_bf16", "geometry", "presets"]

@@ -1,0 +1,161 @@
+"""Element-wise comparison of an engine's state with the reference's, within a tolerance."""
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from ._tensors import as_array, bf16_to_float, float_to_bf16
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """One element outside the tolerance."""
+    tensor: str        # "conv" or "ssm"
+    layer: int         # the model's layer index
+    index: tuple       # conv: (channel, col); ssm: (head, k, v)
+    where: str         # the index in words: "head 3, k 5, v 9", "channel 40 (k head 0, i 8), col 2"
+    engine: float
+    reference: float
+    ulp: Optional[int]  # distance in units of the reference dtype's last place
+
+    def __str__(self):
+        ulp = "" if self.ulp is None else f", {self.ulp} ulp"
+        return (f"{self.tensor} layer {self.layer} [{self.where}]: engine {self.engine:.9g} vs "
+                f"reference {self.reference:.9g} (|diff| {abs(self.engine - self.reference):.3g}"
+                f"{ulp})")
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The result of compare(): truthy when every element is within the tolerance."""
+    ok: bool
+    elements: int            # elements compared
+    outside: int             # elements outside the tolerance
+    first: Optional[Mismatch]  # the first of them: lowest layer, conv before ssm, C order
+    worst: Optional[Mismatch]  # the one with the largest |diff|
+    max_abs: float           # largest |engine - reference| over all elements
+    max_ulp: int             # largest distance in reference ulps
+    tolerance: str
+
+    def __bool__(self):
+        return self.ok
+
+    def __str__(self):
+        if self.ok:
+            return (f"agree within {self.tolerance}: {self.elements} elements, max |diff| "
+                    f"{self.max_abs:.3g}, max {self.max_ulp} ulp")
+        text = (f"{self.outside} of {self.elements} elements outside {self.tolerance}; first: "
+                f"{self.first}")
+        if self.worst != self.first:
+            text += f"; largest: {self.worst}"
+        return text
+
+
+def _parts(state):
+    """(ssm, conv, ssm_is_bf16, geometry, layer_ids) of a State, a pair or a mapping."""
+    if hasattr(state, "ssm") and hasattr(state, "conv"):
+        return (as_array(state.ssm), as_array(state.conv), getattr(state, "geometry", None),
+                getattr(state, "layer_ids", None))
+    if isinstance(state, dict):
+        return as_array(state["ssm"]), as_array(state["conv"]), None, None
+    ssm, conv = state
+    return as_array(ssm), as_array(conv), None, None
+
+
+def _values(a):
+    """float64 values; uint16 arrays are bf16 bits."""
+    if a.dtype == np.uint16:
+        return bf16_to_float(a).astype(np.float64)
+    if a.dtype.kind not in "fiu":
+        raise TypeError(f"cannot compare an array of {a.dtype}")
+    return a.astype(np.float64)
+
+
+def _ordered(bits, width):
+    """Float bit patterns mapped to integers that count ulps (sign-magnitude to two's
+    complement), so that |ordered(a) - ordered(b)| is the distance in ulps."""
+    bits = bits.astype(np.int64)
+    magnitude = bits & ((1 << (width - 1)) - 1)
+    return np.where(bits >> (width - 1) & 1, -magnitude, magnitude)
+
+
+def _ulps(engine, reference):
+    """Distance in ulps of the reference's dtype: bf16 for uint16 arrays, else float32."""
+    if reference.dtype == np.uint16:
+        e = engine if engine.dtype == np.uint16 else float_to_bf16(_values(engine).astype(np.float32))
+        return np.abs(_ordered(e, 16) - _ordered(reference, 16))
+    e = _values(engine).astype(np.float32).view(np.uint32)
+    r = _values(reference).astype(np.float32).view(np.uint32)
+    return np.abs(_ordered(e, 32) - _ordered(r, 32))
+
+
+def _describe_conv(channel, col, geometry):
+    if geometry is None:
+        return f"channel {channel}, col {col}"
+    hk = geometry.H * geometry.K
+    if channel < hk:
+        part = f"q head {channel // geometry.K}, i {channel % geometry.K}"
+    elif channel < 2 * hk:
+        part = f"k head {(channel - hk) // geometry.K}, i {(channel - hk) % geometry.K}"
+    else:
+        part = f"v head {(channel - 2 * hk) // geometry.V}, i {(channel - 2 * hk) % geometry.V}"
+    return f"channel {channel} ({part}), col {col}"
+
+
+def compare(engine, reference, *, rtol=0.0, atol=0.0, ulp=0):
+    """Compares two states element by element.
+
+    `engine` and `reference` are `specstate.State`s, (ssm, conv) pairs or {"ssm", "conv"}
+    mappings of arrays (NumPy, torch, DLPack, buffer protocol): ssm [layers, HV, K, V], conv
+    [layers, conv_dim, W-1]; uint16 arrays are bf16 bits. An element agrees when
+    |engine - reference| <= atol + rtol * |reference|, or when it is at most `ulp` units in the
+    last place of the reference's dtype away (bf16 for the conv window and bf16 pools, float32
+    otherwise); NaN agrees only with NaN. The defaults demand equal values.
+    """
+    e_ssm, e_conv, _, _ = _parts(engine)
+    r_ssm, r_conv, geometry, layer_ids = _parts(reference)
+    tolerance = f"rtol {rtol:g}, atol {atol:g}, {ulp} ulp"
+    elements, outside, max_abs, max_ulp = 0, 0, 0.0, 0
+    candidates = []  # per tensor with mismatches: (first layer, name, first, worst, |diff|, ...)
+    for name, e, r in (("conv", e_conv, r_conv), ("ssm", e_ssm, r_ssm)):
+        if e.shape != r.shape:
+            raise ValueError(f"{name}: the engine's shape {tuple(e.shape)} is not the "
+                             f"reference's {tuple(r.shape)}")
+        ev, rv = _values(e), _values(r)
+        diff = np.abs(ev - rv)
+        both_nan = np.isnan(ev) & np.isnan(rv)
+        diff = np.where(both_nan, 0.0, diff)
+        ulps = np.where(both_nan, 0, _ulps(e, r))
+        bad = ~((diff <= atol + rtol * np.abs(rv)) | (ulps <= ulp) | both_nan)
+        elements += bad.size
+        outside += int(bad.sum())
+        finite = np.where(np.isnan(diff), np.inf, diff)
+        if finite.size:
+            max_abs = max(max_abs, float(finite.max()))
+            max_ulp = max(max_ulp, int(ulps.max()))
+        if bad.any():
+            flat = bad.reshape(bad.shape[0], -1)
+            first_layer = int(np.argmax(flat.any(axis=1)))
+            first = first_layer * flat.shape[1] + int(np.argmax(flat[first_layer]))
+            worst = int(np.argmax(np.where(bad, finite, -1.0)))
+            candidates.append((first_layer, name, first, worst, finite, ev, rv, ulps))
+
+    def mismatch(name, flat_index, ev, rv, ulps):
+        index = np.unravel_index(flat_index, ev.shape)
+        layer = int(index[0]) if layer_ids is None else int(layer_ids[index[0]])
+        rest = tuple(int(i) for i in index[1:])
+        if name == "ssm":
+            where = f"head {rest[0]}, k {rest[1]}, v {rest[2]}"
+        else:
+            where = _describe_conv(rest[0], rest[1], geometry)
+        return Mismatch(name, layer, rest, where, float(ev.flat[flat_index]),
+                        float(rv.flat[flat_index]), int(ulps.flat[flat_index]))
+
+    first = worst = None
+    if candidates:
+        c = min(candidates, key=lambda c: (c[0], c[1] != "conv"))
+        first = mismatch(c[1], c[2], *c[5:])
+        w = max(candidates, key=lambda c: c[4].flat[c[3]])
+        worst = mismatch(w[1], w[3], *w[5:])
+    return Comparison(outside == 0, elements, outside, first, worst, max_abs, max_ulp, tolerance)

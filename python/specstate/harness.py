@@ -1,0 +1,93 @@
+"""The engine differential harness (docs/engine-testing.md).
+
+For each event of a trace, the engine's adapter runs the engine's own pool bookkeeping and
+kernels on specstate's inputs; then the state of every request the reference holds (running,
+or swapped out) is read from both and compared within the tolerance chosen for the engine's
+kernels. The first event where they part is reported with its trace line, the request, and the
+layer, head and element.
+"""
+
+from dataclasses import dataclass
+from typing import Optional
+
+from .compare import Comparison, compare
+from .reference import Event, Reference
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What an engine adapter is built from."""
+    header: dict       # the trace header (pool_rows, max_requests, draft_tokens, ...)
+    geometry: object   # the GDN geometry of the layers held
+    layer_ids: tuple   # their indices in the model
+    inputs: object     # specstate.Inputs of the trace's seed
+    ssm_dtype: str     # "f32" | "bf16"
+
+
+@dataclass(frozen=True)
+class EngineCheck:
+    """The result of check_engine(): truthy when the engine followed the reference throughout."""
+    ok: bool
+    file: str
+    events: int                  # events run
+    event: Optional[Event] = None      # the event after which the states parted
+    request: Optional[int] = None
+    status: Optional[str] = None       # "running" | "retracted"
+    comparison: Optional[Comparison] = None
+    compared: int = 0            # request states compared
+    max_abs: float = 0.0         # largest |engine - reference| over every state compared
+    max_ulp: int = 0             # largest distance in reference ulps
+
+    def __bool__(self):
+        return self.ok
+
+    def __str__(self):
+        if self.ok:
+            return (f"AGREE: the engine followed {self.file} for {self.events} events "
+                    f"({self.compared} request states compared within {self._tolerance()}; "
+                    f"max |diff| {self.max_abs:.3g}, max {self.max_ulp} ulp)")
+        return (f"DIVERGENCE at {self.file}:{self.event.line}: {self.event.describe()}\n"
+                f"  request {self.request} ({self.status}): {self.comparison}")
+
+    def _tolerance(self):
+        return self.comparison.tolerance if self.comparison else "no state compared"
+
+
+class EngineError(RuntimeError):
+    """The adapter raised while running an event; the message says where."""
+
+
+def check_engine(trace, make_engine, *, rtol=0.0, atol=0.0, ulp=0, backend="cpu",
+                 strategy="inline", layers=None, geometry=None):
+    """Runs `trace` through the reference and through the engine `make_engine(setup)` builds,
+    comparing after every event; returns an EngineCheck.
+
+    The engine object has two methods:
+      apply(event)     run the event (specstate.Event: kind, fields as on disk, line)
+      state(request)   the request's state as (ssm, conv), a mapping or a State: its live state
+                       if running, its saved state if retracted (or None: not compared now)
+    The reference's strategy does not matter to the result (all five are bit-identical); it
+    only chooses the code path that computes it.
+    """
+    ref = Reference(trace, backend=backend, strategy=strategy, layers=layers, geometry=geometry)
+    engine = make_engine(Setup(ref.header, ref.geometry, tuple(ref.geometry.layer_ids),
+                               ref.inputs, ref.ssm_dtype))
+    compared, last, max_abs, max_ulp = 0, None, 0.0, 0
+    while (event := ref.step()) is not None:
+        try:
+            engine.apply(event)
+        except Exception as e:
+            raise EngineError(f"{ref.file}:{event.line}: {event.describe()}: the engine raised "
+                              f"{type(e).__name__}: {e}") from e
+        for request, status in ref.requests().items():
+            got = engine.state(request)
+            if got is None:
+                continue
+            last = compare(got, ref.state(request), rtol=rtol, atol=atol, ulp=ulp)
+            compared += 1
+            max_abs, max_ulp = max(max_abs, last.max_abs), max(max_ulp, last.max_ulp)
+            if not last:
+                return EngineCheck(False, ref.file, event.index + 1, event, request, status, last,
+                                   compared, max_abs, max_ulp)
+    return EngineCheck(True, ref.file, len(ref.events), comparison=last, compared=compared,
+                       max_abs=max_abs, max_ulp=max_ulp)

@@ -1,0 +1,196 @@
+"""Geometry, inputs and the reference that follows a trace event by event."""
+
+import json
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _core
+from ._tensors import bf16_to_float
+
+
+def geometry(preset, tp=1, layers=None):
+    """The GDN geometry of a preset on one rank of a TP-way split (`specstate.presets()` lists
+    them); `layers` ("0,17,35", "0-3" or a list of indices) keeps only those model layers."""
+    g = _core.preset_geometry(preset, tp)
+    return g if layers is None else _core.with_layers(g, _layer_text(layers))
+
+
+def custom_geometry(layers, H, HV, K, V, W, conv_dim=None):
+    """A GDN geometry that is not a preset; conv_dim, when given, must be 2*H*K + HV*V."""
+    return _core.custom_geometry(layers, H, HV, K, V, W, conv_dim or 0)
+
+
+def _layer_text(layers):
+    if layers is None:
+        return ""
+    if isinstance(layers, str):
+        return layers
+    return ",".join(str(int(l)) for l in layers)
+
+
+class Inputs:
+    """The deterministic inputs and parameters of a seed, as the reference generates them:
+    every value is a function of (seed, request, position, model layer, index). Values are
+    float32 (exact bf16 values) unless bits=True asks for the uint16 bf16 bit patterns."""
+
+    def __init__(self, geometry, seed):
+        self._core = _core.Inputs(geometry, seed)
+        self.geometry = geometry
+        self.seed = seed
+
+    def tokens(self, request, position, layer, count=None, bits=False):
+        """(x, a, b) of positions position .. position+count-1 in model layer `layer`:
+        x [count, conv_dim] (channels q | k | v), a and b [count, HV]; without count, one
+        token: x [conv_dim], a and b [HV]."""
+        x, a, b = self._core.tokens(request, position, layer, 1 if count is None else count)
+        out = tuple(t if bits else bf16_to_float(t) for t in (x, a, b))
+        return tuple(t[0] for t in out) if count is None else out
+
+    def x(self, request, position, layer, count=None, bits=False):
+        return self.tokens(request, position, layer, count, bits)[0]
+
+    def a(self, request, position, layer, count=None, bits=False):
+        return self.tokens(request, position, layer, count, bits)[1]
+
+    def b(self, request, position, layer, count=None, bits=False):
+        return self.tokens(request, position, layer, count, bits)[2]
+
+    def parameters(self, layer, bits=False):
+        """{"conv_weight": [conv_dim, W] (oldest input's tap first), "A_log": [HV],
+        "dt_bias": [HV]} of model layer `layer`."""
+        p = self._core.parameters(layer)
+        return p if bits else {k: bf16_to_float(v) for k, v in p.items()}
+
+    def derive(self, request, position, layer, window=None):
+        """What the step computes from the token before the recurrence, bit for bit:
+        {"conv_out": [conv_dim] (after SiLU, rounded to bf16), "q_hat", "k_hat": [H, K],
+        "alpha", "beta": [HV]}, all float32. `window` is the conv state before the token,
+        [conv_dim, W-1] bf16 bits; by default the request's own inputs at the W-1 positions
+        before (zeros before position 0), as for a request that started from the zero state."""
+        if window is not None:
+            window = np.ascontiguousarray(window, dtype=np.uint16)
+        return self._core.derive(request, position, layer, window)
+
+
+@dataclass
+class State:
+    """A request's recurrent state in every layer held. ssm [layers, HV, K, V] in the pool
+    dtype (float32, or uint16 bf16 bits for a bf16 pool); conv [layers, conv_dim, W-1] bf16 bits,
+    oldest column first. The arrays own the bytes read from the backend; nothing is copied."""
+    ssm: np.ndarray
+    conv: np.ndarray
+    geometry: object = None
+    layer_ids: tuple = ()
+
+    @property
+    def ssm_values(self):
+        return bf16_to_float(self.ssm) if self.ssm.dtype == np.uint16 else self.ssm
+
+    @property
+    def conv_values(self):
+        return bf16_to_float(self.conv)
+
+    def digest(self):
+        """The digest the reference computes of the same bytes (`Reference.digest`)."""
+        return _core.digest_state(self.geometry, self.ssm, self.conv)
+
+
+def digest(geometry, ssm, conv):
+    """The reference's digest of a state given as arrays: ssm float32 (f32 pool) or uint16 bf16
+    bits (bf16 pool), conv uint16 bf16 bits. Equal digests mean equal bytes, so an engine that
+    claims to be bit-exact can be checked by 8 bytes per request."""
+    return _core.digest_state(geometry, np.ascontiguousarray(ssm), np.ascontiguousarray(conv))
+
+
+@dataclass(frozen=True)
+class Event:
+    """One trace event: its index among the events, its line in the trace file, its kind
+    ("extend", "verify", "decode", "retract", "resume", "finish", "check") and its fields as
+    on disk (docs/trace-format.md)."""
+    index: int
+    line: int
+    kind: str
+    fields: dict
+
+    def describe(self):
+        """A short description: "verify [request 2 a=2, request 5 a=1]"."""
+        f = self.fields
+        if self.kind in ("verify", "decode"):
+            parts = [f"request {e['request']}" + (f" a={e['accepted']}" if "accepted" in e else "")
+                     for e in f.get("batch", [])]
+            return f"{self.kind} [{', '.join(parts)}]"
+        if "request" in f:
+            extra = f" +{f['tokens']} tokens" if self.kind == "extend" else ""
+            return f"{self.kind} [request {f['request']}{extra}]"
+        return self.kind
+
+
+class Reference:
+    """A trace followed event by event through one specstate lane (backend x strategy), exactly
+    as `specstate replay` drives its lanes; the state of any request that is running or swapped
+    out can be read after any event.
+
+        ref = specstate.Reference("run.trace", backend="cpu", strategy="inline")
+        while (event := ref.step()) is not None:
+            state = ref.state(7)          # State: ssm [layers, HV, K, V], conv [layers, C, W-1]
+
+    The trace is read and validated first (an invalid one raises specstate.InputError naming
+    FILE:LINE). `layers` keeps a subset of the model's layers ("0,17,35", "0-3" or a list);
+    `geometry` (custom_geometry) replaces the header's preset. Only the rows the trace touches
+    are stored.
+    """
+
+    def __init__(self, trace, backend="cpu", strategy="inline", layers=None, geometry=None):
+        self._core = _core.Reference(os.fspath(trace), backend, strategy, _layer_text(layers),
+                                     geometry)
+        self.header = json.loads(self._core.header_json)
+        self.geometry = self._core.geometry
+        self.ssm_dtype = self._core.ssm_dtype
+        self.file = self._core.file
+        self.lane = self._core.lane
+        self.tokens_per_verify = self.header["draft_tokens"] + 1
+        self.inputs = Inputs(self.geometry, self.header["seed"])
+        self.events = [self._event(i) for i in range(self._core.num_events)]
+
+    def _event(self, i):
+        fields = json.loads(self._core.event_json(i))
+        return Event(i, self._core.event_line(i), fields.pop("event"), fields)
+
+    @property
+    def next_event(self):
+        """The event step() runs next, or None at the end."""
+        i = self._core.next
+        return self.events[i] if i < len(self.events) else None
+
+    def step(self):
+        """Runs the next event and returns it; None at the end of the trace."""
+        event = self.next_event
+        if event is not None:
+            self._core.step()
+        return event
+
+    def run(self, until_line=None):
+        """Runs the remaining events, or those on lines up to `until_line`."""
+        while self.next_event is not None and (until_line is None or
+                                               self.next_event.line <= until_line):
+            self.step()
+
+    def requests(self):
+        """{request id: "running" | "retracted"} after the events run so far."""
+        return self._core.requests()
+
+    def state(self, request):
+        """The live state of a running request, or the saved state of a retracted one."""
+        ssm, conv = self._core.state(request)
+        return State(ssm, conv, self.geometry, tuple(self.geometry.layer_ids))
+
+    def digest(self, request):
+        """The digest of state(request), computed where the state lives."""
+        return self._core.digest(request)
+
+    def outputs(self):
+        """o of every token of the last verify or decode: ([tasks, tokens, layers, HV, V] uint16
+        bf16 bits, [request of each task, None for the padding task])."""
+        return self._core.outputs()

@@ -1,0 +1,225 @@
+// The extension module specstate._core: geometry, the deterministic inputs, digests and the
+// reference (reference.cpp). The public API is the Python package around it
+// (python/specstate/__init__.py); this file only moves values across.
+#include <pybind11/stl.h>
+
+#include <algorithm>
+#include <string>
+
+#include "backends/registry.h"
+#include "backends/state_backend.h"
+#include "core/errors.h"
+#include "core/geometry.h"
+#include "core/numerics/host_values.h"
+#include "python/src/arrays.h"
+#include "python/src/bindings.h"
+
+namespace specstate::py_binding {
+namespace {
+
+using num::bf16_bits;
+
+std::vector<int32_t> model_layer_ids(const ModelGeometry& g) {
+  std::vector<int32_t> ids;
+  for (int32_t l = 0; l < g.layers; ++l)
+    ids.push_back(g.layer_id(l));
+  return ids;
+}
+
+// The deterministic inputs and parameters of one seed, by model layer index.
+class Inputs {
+ public:
+  Inputs(ModelGeometry geometry, uint64_t seed) : g_(std::move(geometry)), seed_(seed) {}
+
+  const ModelGeometry& geometry() const { return g_; }
+  uint64_t seed() const { return seed_; }
+
+  // x, a and b of positions position .. position+count-1: [count, conv_dim], [count, HV] x 2.
+  py::tuple tokens(uint64_t request, int64_t position, int32_t layer, int64_t count) const {
+    check_layer(layer);
+    if (position < 0) throw InputError("position " + std::to_string(position) + " is negative");
+    if (count < 1 || count > (int64_t{1} << 24))
+      throw InputError("count " + std::to_string(count) + " outside 1..2^24");
+    std::vector<bf16_bits> x, a, b;
+    for (int64_t i = 0; i < count; ++i) {
+      num::TokenInputs t = num::token_inputs(g_, seed_, request, uint64_t(position + i), layer);
+      x.insert(x.end(), t.x.begin(), t.x.end());
+      a.insert(a.end(), t.a.begin(), t.a.end());
+      b.insert(b.end(), t.b.begin(), t.b.end());
+    }
+    const py::ssize_t n = count;
+    return py::make_tuple(adopt(std::move(x), {n, g_.conv_dim()}),
+                          adopt(std::move(a), {n, g_.num_v_heads}),
+                          adopt(std::move(b), {n, g_.num_v_heads}));
+  }
+
+  py::dict parameters(int32_t layer) const {
+    check_layer(layer);
+    num::LayerParameters p = num::layer_parameters(g_, seed_, layer);
+    py::dict d;
+    d["conv_weight"] = adopt(std::move(p.conv_weight), {g_.conv_dim(), g_.conv_width});
+    d["A_log"] = adopt(std::move(p.a_log), {g_.num_v_heads});
+    d["dt_bias"] = adopt(std::move(p.dt_bias), {g_.num_v_heads});
+    return d;
+  }
+
+  // conv_out, q_hat, k_hat, alpha and beta of one token from a conv window [conv_dim, W-1]
+  // (bf16 bits); without one, from the request's own inputs at the W-1 positions before
+  // (zeros before position 0), the window of a request that started from the zero state.
+  py::dict derive(uint64_t request, int64_t position, int32_t layer,
+                  std::optional<py::array_t<uint16_t, py::array::c_style | py::array::forcecast>>
+                      window) const {
+    check_layer(layer);
+    if (position < 0) throw InputError("position " + std::to_string(position) + " is negative");
+    const int C = g_.conv_dim(), wc = g_.conv_state_cols();
+    std::vector<bf16_bits> w(size_t(C) * wc, 0);
+    if (window) {
+      if (window->ndim() != 2 || window->shape(0) != C || window->shape(1) != wc) {
+        throw InputError("window must have shape [conv_dim, W-1] = [" + std::to_string(C) +
+                         ", " + std::to_string(wc) + "]");
+      }
+      std::copy(window->data(), window->data() + w.size(), w.begin());
+    } else {
+      for (int t = 0; t < wc; ++t) {
+        const int64_t p = position - wc + t;
+        if (p < 0) continue;
+        const num::TokenInputs in = num::token_inputs(g_, seed_, request, uint64_t(p), layer);
+        for (int c = 0; c < C; ++c)
+          w[size_t(c) * wc + t] = in.x[c];
+      }
+    }
+    const num::LayerParameters params = num::layer_parameters(g_, seed_, layer);
+    const num::TokenInputs in = num::token_inputs(g_, seed_, request, uint64_t(position), layer);
+    num::TokenDerived d = num::derive_token(g_, params, w, in);
+    py::dict out;
+    out["conv_out"] = adopt(std::move(d.conv_out), {C});
+    out["q_hat"] = adopt(std::move(d.q_hat), {g_.num_k_heads, g_.head_k_dim});
+    out["k_hat"] = adopt(std::move(d.k_hat), {g_.num_k_heads, g_.head_k_dim});
+    out["alpha"] = adopt(std::move(d.alpha), {g_.num_v_heads});
+    out["beta"] = adopt(std::move(d.beta), {g_.num_v_heads});
+    return out;
+  }
+
+ private:
+  void check_layer(int32_t layer) const {
+    const std::vector<int32_t> ids = model_layer_ids(g_);
+    if (std::find(ids.begin(), ids.end(), layer) == ids.end()) {
+      throw InputError("layer " + std::to_string(layer) + " is not a layer of this geometry (" +
+                       std::to_string(g_.layers) + " layers held)");
+    }
+  }
+
+  ModelGeometry g_;
+  uint64_t seed_;
+};
+
+// digest_of over a state given as arrays: ssm [layers, HV, K, V] float32 (f32 pool) or uint16
+// (bf16 bits, bf16 pool), conv [layers, conv_dim, W-1] uint16 (bf16 bits).
+uint64_t digest_state(const ModelGeometry& g, const py::array& ssm,
+                      const py::array_t<uint16_t, py::array::c_style | py::array::forcecast>& conv) {
+  PoolShape shape;
+  shape.geometry = g;
+  const auto ssm_kind = ssm.dtype().kind();
+  if (ssm.dtype().itemsize() == 4 && ssm_kind == 'f') {
+    shape.ssm_dtype = SsmDtype::kF32;
+  } else if (ssm.dtype().itemsize() == 2 && ssm_kind == 'u') {
+    shape.ssm_dtype = SsmDtype::kBF16;
+  } else {
+    throw InputError("ssm must be float32 (an f32 pool) or uint16 bf16 bits (a bf16 pool)");
+  }
+  shape.conv_cols = g.conv_state_cols();
+  const std::vector<py::ssize_t> ssm_shape = {g.layers, g.num_v_heads, g.head_k_dim,
+                                              g.head_v_dim};
+  const std::vector<py::ssize_t> conv_shape = {g.layers, g.conv_dim(), g.conv_state_cols()};
+  if (!std::equal(ssm_shape.begin(), ssm_shape.end(), ssm.shape(), ssm.shape() + ssm.ndim()) ||
+      ssm.ndim() != 4) {
+    throw InputError("ssm must have shape [layers, HV, K, V] of the geometry");
+  }
+  if (conv.ndim() != 3 ||
+      !std::equal(conv_shape.begin(), conv_shape.end(), conv.shape(), conv.shape() + 3)) {
+    throw InputError("conv must have shape [layers, conv_dim, W-1] of the geometry");
+  }
+  const py::array contiguous = py::array::ensure(ssm, py::array::c_style);
+  RowBytes bytes;
+  bytes.conv.assign(conv.data(), conv.data() + conv.size());
+  const auto* first = static_cast<const uint8_t*>(contiguous.data());
+  bytes.ssm.assign(first, first + contiguous.nbytes());
+  return digest_of(bytes, shape, shape.conv_cols);
+}
+
+}  // namespace
+
+void bind_basics(py::module_& m) {
+  static py::exception<InputError> input_error(m, "InputError", PyExc_ValueError);
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const InputError& e) {
+      PyErr_SetString(input_error.ptr(), e.what());
+    }
+  });
+
+  m.def("presets", [] {
+    py::list out;
+    for (const PresetInfo& p : presets()) {
+      py::dict d;
+      d["name"] = std::string(p.name);
+      d["description"] = std::string(p.description);
+      d["gdn_layers"] = p.gdn_layers;
+      d["total_layers"] = p.total_layers;
+      d["H"] = p.num_k_heads;
+      d["HV"] = p.num_v_heads;
+      d["provisional"] = p.provisional;
+      out.append(d);
+    }
+    return out;
+  });
+
+  py::class_<ModelGeometry>(m, "Geometry")
+      .def_readonly("preset", &ModelGeometry::preset)
+      .def_readonly("tp", &ModelGeometry::tp)
+      .def_readonly("layers", &ModelGeometry::layers)
+      .def_readonly("H", &ModelGeometry::num_k_heads)
+      .def_readonly("HV", &ModelGeometry::num_v_heads)
+      .def_readonly("K", &ModelGeometry::head_k_dim)
+      .def_readonly("V", &ModelGeometry::head_v_dim)
+      .def_readonly("W", &ModelGeometry::conv_width)
+      .def_property_readonly("conv_dim", &ModelGeometry::conv_dim)
+      .def_property_readonly("layer_ids", &model_layer_ids)
+      .def("__repr__", [](const ModelGeometry& g) {
+        return "Geometry(" + g.preset + (g.tp > 1 ? " TP" + std::to_string(g.tp) : "") +
+               ": layers=" + std::to_string(g.layers) + ", H=" + std::to_string(g.num_k_heads) +
+               ", HV=" + std::to_string(g.num_v_heads) + ", K=" + std::to_string(g.head_k_dim) +
+               ", V=" + std::to_string(g.head_v_dim) + ", conv_dim=" +
+               std::to_string(g.conv_dim()) + ", W=" + std::to_string(g.conv_width) + ")";
+      });
+
+  m.def("preset_geometry", [](const std::string& preset, int32_t tp) {
+    return make_geometry(preset, tp);
+  });
+  m.def("custom_geometry", &make_custom_geometry);
+  m.def("with_layers", [](const ModelGeometry& g, const std::string& list) {
+    if (!g.layer_ids.empty()) throw InputError("the geometry already holds a subset of layers");
+    return with_layers(g, parse_layer_list(list, g.layers));
+  });
+
+  py::class_<Inputs>(m, "Inputs")
+      .def(py::init<ModelGeometry, uint64_t>())
+      .def_property_readonly("geometry", &Inputs::geometry)
+      .def_property_readonly("seed", &Inputs::seed)
+      .def("tokens", &Inputs::tokens)
+      .def("parameters", &Inputs::parameters)
+      .def("derive", &Inputs::derive);
+
+  m.def("digest_state", &digest_state);
+  m.def("backends", &available_backends);
+  m.def("cuda_compiled", &cuda_compiled);
+}
+
+}  // namespace specstate::py_binding
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "specstate's C++ core; use the package `specstate`, which wraps it.";
+  specstate::py_binding::bind_basics(m);
+  specstate::py_binding::bind_reference(m);
+}
