@@ -98,39 +98,76 @@ void write_npy(const std::filesystem::path& path, const std::vector<int64_t>& sh
   w.close();
 }
 
-NpyArray read_npy(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) bad_file(path, "cannot open");
-  const std::string bytes{std::istreambuf_iterator<char>(in), {}};
-  if (bytes.size() < kPreamble || bytes.compare(0, kMagicLen, kMagic, kMagicLen) != 0)
+NpyReader::NpyReader(const std::filesystem::path& path) : path_(path) {
+  in_.open(path, std::ios::binary);
+  if (!in_) bad_file(path, "cannot open");
+  char pre[kPreamble];
+  if (!in_.read(pre, kPreamble) || std::memcmp(pre, kMagic, kMagicLen) != 0)
     bad_file(path, "not an .npy file");
-  if (bytes[6] != 1 || bytes[7] != 0) bad_file(path, "not .npy version 1.0");
-  const size_t header_len = uint8_t(bytes[8]) | size_t(uint8_t(bytes[9])) << 8;
-  if (bytes.size() < kPreamble + header_len) bad_file(path, "truncated header");
-  const std::string dict = bytes.substr(kPreamble, header_len);
-  if (dict.find("'descr': '<f4'") == std::string::npos) bad_file(path, "dtype is not '<f4'");
+  if (pre[6] != 1 || pre[7] != 0) bad_file(path, "not .npy version 1.0");
+  const size_t header_len = uint8_t(pre[8]) | size_t(uint8_t(pre[9])) << 8;
+  std::string dict(header_len, '\0');
+  if (!in_.read(dict.data(), std::streamsize(header_len))) bad_file(path, "truncated header");
+  if (dict.find("'descr': '<f4'") != std::string::npos) {
+    item_bytes_ = 4;
+  } else if (dict.find("'descr': '<f8'") != std::string::npos) {
+    item_bytes_ = 8;
+  } else {
+    bad_file(path, "dtype is not '<f4' or '<f8' (little-endian float32 or float64)");
+  }
   if (dict.find("'fortran_order': False") == std::string::npos) bad_file(path, "not C order");
   const size_t open = dict.find("'shape': (");
   const size_t close = dict.find(')', open);
   if (open == std::string::npos || close == std::string::npos) bad_file(path, "no shape");
-  NpyArray a;
   const std::string tuple = dict.substr(open + 10, close - open - 10);
   for (size_t pos = 0; pos < tuple.size();) {
     const size_t comma = std::min(tuple.find(',', pos), tuple.size());
     const std::string item = tuple.substr(pos, comma - pos);
-    if (item.find_first_not_of(' ') != std::string::npos) a.shape.push_back(std::stoll(item));
+    if (item.find_first_not_of(' ') != std::string::npos) {
+      const size_t digits = item.find_first_not_of(' ');
+      if (item.find_first_not_of("0123456789 ", digits) != std::string::npos ||
+          item.size() - digits > 15) {
+        bad_file(path, "bad shape (" + tuple + ")");
+      }
+      shape_.push_back(std::stoll(item));
+    }
     pos = comma + 1;
   }
-  const size_t data = kPreamble + header_len;
-  const int64_t n = element_count(a.shape);
-  if (int64_t(bytes.size() - data) != n * int64_t(sizeof(float)))
+  data_ = int64_t(kPreamble + header_len);
+  const auto size = std::filesystem::file_size(path);
+  if (int64_t(size) - data_ != elements() * item_bytes_)
     bad_file(path, "data size does not match the shape");
-  a.values.resize(n);
-  for (int64_t i = 0; i < n; ++i) {
-    const auto* b = reinterpret_cast<const uint8_t*>(bytes.data() + data + 4 * i);
-    a.values[i] = std::bit_cast<float>(uint32_t(b[0]) | uint32_t(b[1]) << 8 | uint32_t(b[2]) << 16 |
-                                       uint32_t(b[3]) << 24);
+}
+
+int64_t NpyReader::elements() const {
+  return element_count(shape_);
+}
+
+std::vector<double> NpyReader::read(int64_t first, int64_t count) {
+  SPECSTATE_ASSERT(first >= 0 && count >= 0 && first + count <= elements(),
+                   "a read inside the array");
+  std::vector<unsigned char> bytes(size_t(count * item_bytes_));
+  in_.seekg(data_ + first * item_bytes_);
+  if (!in_.read(reinterpret_cast<char*>(bytes.data()), std::streamsize(bytes.size())))
+    bad_file(path_, "read failed");
+  std::vector<double> out(static_cast<size_t>(count));
+  for (int64_t i = 0; i < count; ++i) {
+    uint64_t u = 0;
+    for (int b = item_bytes_ - 1; b >= 0; --b)
+      u = u << 8 | bytes[size_t(i * item_bytes_ + b)];
+    out[size_t(i)] = item_bytes_ == 4 ? double(std::bit_cast<float>(uint32_t(u)))
+                                      : std::bit_cast<double>(u);
   }
+  return out;
+}
+
+NpyArray read_npy(const std::filesystem::path& path) {
+  NpyReader r(path);
+  if (r.item_bytes() != 4) bad_file(path, "dtype is not '<f4'");
+  NpyArray a;
+  a.shape = r.shape();
+  for (double v : r.read(0, r.elements()))
+    a.values.push_back(float(v));
   return a;
 }
 

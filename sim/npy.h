@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <span>
 #include <string>
 #include <vector>
@@ -48,6 +49,26 @@ class NpyWriter {
 // A whole array at once.
 void write_npy(const std::filesystem::path& path, const std::vector<int64_t>& shape,
                std::span<const float> values);
+
+// A float32 or float64 array read piecewise (specstate compare streams dumps of any size).
+// Throws InputError for anything but a version 1.0, C-order '<f4' or '<f8' file whose size
+// matches its shape.
+class NpyReader {
+ public:
+  explicit NpyReader(const std::filesystem::path& path);
+  const std::vector<int64_t>& shape() const { return shape_; }
+  int64_t elements() const;
+  int item_bytes() const { return item_bytes_; }
+  // Elements first .. first+count-1 in C order, as double (exact for both dtypes).
+  std::vector<double> read(int64_t first, int64_t count);
+
+ private:
+  std::filesystem::path path_;
+  std::ifstream in_;
+  std::vector<int64_t> shape_;
+  int item_bytes_ = 4;
+  int64_t data_ = 0;
+};
 
 // A float32 array read back (tests). Throws InputError for anything but a version 1.0,
 // C-order '<f4' file whose size matches its shape.

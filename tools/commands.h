@@ -19,5 +19,6 @@ Command add_validate(CLI::App& parent);
 Command add_replay(CLI::App& parent);
 Command add_footprint(CLI::App& parent);
 Command add_dump(CLI::App& parent);
+Command add_compare(CLI::App& parent);
 
 }  // namespace specstate::cli

@@ -52,6 +52,7 @@ int run(int argc, char** argv) {
       specstate::cli::add_demo(app),      specstate::cli::add_generate(app),
       specstate::cli::add_validate(app),  specstate::cli::add_replay(app),
       specstate::cli::add_footprint(app), specstate::cli::add_dump(app),
+      specstate::cli::add_compare(app),
   };
   try {
     app.parse(argc, argv);

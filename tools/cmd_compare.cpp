@@ -1,0 +1,43 @@
+// specstate compare: two dumps (docs/interop.md), typically an engine's against specstate's.
+#include <cmath>
+#include <cstdio>
+#include <memory>
+#include <string>
+
+#include "core/errors.h"
+#include "sim/dump_compare.h"
+#include "tools/commands.h"
+
+namespace specstate::cli {
+
+Command add_compare(CLI::App& parent) {
+  struct Args {
+    std::string a, b;
+    sim::DumpTolerance tolerance;
+  };
+  auto args = std::make_shared<Args>();
+  CLI::App* cmd = parent.add_subcommand(
+      "compare",
+      "Compare two dumps in the layout of docs/interop.md (meta.json, layerNN/*.npy), typically\n"
+      "an engine's dump (DIR_A) against `specstate dump` of the same trace and request (DIR_B).\n"
+      "Every file present in both is compared, token by token; an element agrees when\n"
+      "|a - b| <= atol + rtol * |b| or when they are at most --ulp float32 ulps apart.\n"
+      "Prints AGREE, or the first divergence (token, trace event, layer, file, element, both\n"
+      "values); exits 0 when they agree, 1 when they differ, 2 on an input error.");
+  cmd->add_option("DIR_A", args->a, "First dump (the engine's)")->required();
+  cmd->add_option("DIR_B", args->b, "Second dump (the reference's)")->required();
+  cmd->add_option("--rtol", args->tolerance.rtol, "Relative tolerance, of |b|")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--atol", args->tolerance.atol, "Absolute tolerance")
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--ulp", args->tolerance.ulp,
+                  "Float32 units in the last place (one bf16 ulp is 65536 of them)")
+      ->check(CLI::NonNegativeNumber);
+  return {cmd, [args] {
+            const sim::DumpComparison c = sim::compare_dumps(args->a, args->b, args->tolerance);
+            std::printf("%s\n", c.message(args->a, args->b).c_str());
+            return c.agree ? 0 : 1;
+          }};
+}
+
+}  // namespace specstate::cli
