@@ -6,7 +6,8 @@ repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo_root"
 
 packages=(build-essential cmake libeigen3-dev libcli11-dev nlohmann-json3-dev libgtest-dev
-          libbenchmark-dev libtbb-dev python3 python3-numpy python3-pytest)
+          libbenchmark-dev libtbb-dev python3 python3-dev python3-numpy python3-pytest
+          pybind11-dev python3-pybind11 python3-torch python3-setuptools python3-pip)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
