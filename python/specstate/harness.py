@@ -45,7 +45,7 @@ class EngineCheck:
         if self.ok:
             return (f"AGREE: the engine followed {self.file} for {self.events} events "
                     f"({self.compared} request states compared within {self._tolerance()}; "
-                    f"max |diff| {self.max_abs:.3g}, max {self.max_ulp} ulp)")
+                    f"max |diff| {self.max_abs:.3g})")
         return (f"DIVERGENCE at {self.file}:{self.event.line}: {self.event.describe()}\n"
                 f"  request {self.request} ({self.status}): {self.comparison}")
 
