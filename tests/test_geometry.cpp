@@ -5,6 +5,7 @@
 #include "core/errors.h"
 #include "core/geometry.h"
 #include "core/pool_shape.h"
+#include "core/trace/rules.h"
 
 namespace specstate {
 namespace {
@@ -27,6 +28,29 @@ TEST(Geometry, PresetStateSizesMatchTheDesignTable) {
   EXPECT_NEAR(state_mib_per_request("qwen3.5-27b"), 146.81, 0.0051);
   EXPECT_NEAR(state_mib_per_request("qwen3.5-9b"), 49.12, 0.0051);
   EXPECT_NEAR(state_mib_per_request("qwen3.5-2b"), 18.63, 0.0051);
+}
+
+// core/trace/rules.json (which the Python recorder is generated from too) lists the presets'
+// head counts; the geometry table must say the same, in the same order.
+TEST(Geometry, PresetHeadsOfTheTraceRulesMatchThePresetTable) {
+  ASSERT_EQ(std::size(trace::kPresetHeads), presets().size());
+  for (size_t i = 0; i < presets().size(); ++i) {
+    EXPECT_EQ(presets()[i].name, trace::kPresetHeads[i].name);
+    EXPECT_EQ(presets()[i].num_k_heads, trace::kPresetHeads[i].num_k_heads);
+    EXPECT_EQ(presets()[i].num_v_heads, trace::kPresetHeads[i].num_v_heads);
+  }
+}
+
+// Custom geometries are checked field by field; the canonical chains need K % 8 == 0.
+TEST(Geometry, CustomGeometryIsCheckedFieldByField) {
+  const ModelGeometry g = make_custom_geometry(3, 2, 6, 32, 24, 3, 272);
+  EXPECT_EQ(g.preset, "custom");
+  EXPECT_EQ(g.conv_dim(), 2 * 2 * 32 + 6 * 24);
+  EXPECT_THROW(make_custom_geometry(0, 2, 6, 32, 24, 3), InputError);
+  EXPECT_THROW(make_custom_geometry(3, 4, 6, 32, 24, 3), InputError);   // HV % H
+  EXPECT_THROW(make_custom_geometry(3, 2, 6, 12, 24, 3), InputError);   // K % 8
+  EXPECT_THROW(make_custom_geometry(3, 2, 6, 32, 24, 1), InputError);   // W
+  EXPECT_THROW(make_custom_geometry(3, 2, 6, 32, 24, 3, 100), InputError);  // conv_dim
 }
 
 TEST(Geometry, ConvDimAndTensorParallel) {

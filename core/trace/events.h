@@ -14,10 +14,9 @@
 #include <vector>
 
 #include "core/pool_shape.h"
+#include "core/trace/rules.h"
 
 namespace specstate::trace {
-
-inline constexpr int kFormatVersion = 1;
 
 struct Header {
   int version = kFormatVersion;

@@ -60,7 +60,6 @@ std::string describe_type(const json& value) {
 
 // `text` with control and non-ASCII bytes shown as '?' and cut to kMaxEchoed characters
 // ("..." marks a cut), so that a message quoting a hostile file stays one short printable line.
-constexpr size_t kMaxEchoed = 64;
 
 std::string printable(std::string_view text) {
   std::string out(text.substr(0, kMaxEchoed));
@@ -311,7 +310,7 @@ Header parse_header(const json& object, const Where& where) {
             "max_requests", "page_size", "seed"});
   Header h;
   h.preset = f.string("preset");
-  h.tp = int32_t(f.integer("tp", 1, 1024));
+  h.tp = int32_t(f.integer("tp", 1, kMaxTp));
   const std::string dtype = f.string("ssm_dtype");
   if (dtype != "f32" && dtype != "bf16") {
     fail(where, "field 'ssm_dtype' in header is '" + printable(dtype) + "', expected f32 or bf16");

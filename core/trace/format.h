@@ -11,18 +11,14 @@
 #include <string_view>
 
 #include "core/trace/events.h"
+#include "core/trace/rules.h"
 
 namespace specstate::trace {
 
 // Absurd sizes are refused up front so that a hostile file cannot make a reader or a
-// simulator allocate without bound.
-inline constexpr int64_t kMaxRows = int64_t{1} << 24;    // pool_rows, max_requests, page_size
-inline constexpr int64_t kMaxTokens = int64_t{1} << 24;  // tokens of one extend, padding
-inline constexpr int64_t kMaxLength = int64_t{1} << 48;  // tokens of one request
-inline constexpr int32_t kMaxTokensPerVerify = 16;       // T = draft_tokens + 1
-// Bytes of one line without its newline: 16 MiB, some 500 times a verify of a 1024-request
-// batch with a track write per entry, so only a hostile or broken file reaches it.
-inline constexpr int64_t kMaxLineBytes = int64_t{1} << 24;
+// simulator allocate without bound; the bounds are core/trace/rules.h, generated from
+// core/trace/rules.json as the Python recorder's are (specstate_trace/_rules.py). A line of kMaxLineBytes is some 500 times a verify of a
+// 1024-request batch with a track write per entry, so only a hostile or broken file reaches it.
 
 // Checks the header fields (version, preset and TP through make_geometry, sizes). Throws
 // InputError without a location; callers add it.

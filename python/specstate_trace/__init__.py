@@ -11,7 +11,8 @@ The format is docs/trace-format.md; how an engine maps its scheduler onto the ev
 docs/recording.md.
 """
 
-from ._state import FORMAT_VERSION, PRESET_HEADS, TraceState, make_header
+from ._rules import FORMAT_VERSION, PRESET_HEADS
+from ._state import TraceState, make_header
 from .reader import TraceError, read_trace
 from .writer import TraceWriter
 

@@ -26,7 +26,7 @@ def main(argv=None):
     try:
         header, events = read_trace(args.trace)
     except TraceError as e:
-        print(f"specstate_trace: {e}", file=sys.stderr)
+        print(e, file=sys.stderr)  # FILE:LINE: message, as `specstate validate` prints it
         return 2
     except OSError as e:
         print(f"specstate_trace: {e}", file=sys.stderr)

@@ -1,118 +1,149 @@
-"""The trace rules as a state machine, shared by the writer and the Python checker.
+"""The trace rules, shared by the writer and the Python checker: the twin of the C++ reader
+(core/trace/format.cpp: fields, types, bounds) and schedule tracker (core/trace/tracker.cpp),
+check for check and message for message. The bounds come from core/trace/rules.json
+(`_rules.py`, generated); tests/trace_rules holds bad traces that both sides must refuse at the
+same line with the same message.
 
-Each public method of `TraceState` checks one event completely, raises `ValueError` naming the
-event, the request and the field, and only then changes the state and returns the event as the
-JSON object that goes on disk. A rejected event leaves the state unchanged.
-
-The rules mirror the C++ validator (`specstate validate`, core/trace/); where the format
-leaves a corner open, this side is the stricter one, so that what it accepts validates.
+An event is checked as an object, the one that goes on disk: first its fields, then the
+schedule. `TraceState.prepare(obj, line)` checks it completely and returns the normalised event
+and a function that applies it; a rejected event raises ValueError and leaves the state as it
+was.
 """
 
-import operator
+from ._fields import Fields, NegativeZero, _is_integer, describe_type, printable
+from ._rules import (FORMAT_VERSION, MAX_LENGTH, MAX_ROWS, MAX_TOKENS, MAX_TOKENS_PER_VERIFY,
+                     MAX_TP, PRESET_HEADS)
 
-FORMAT_VERSION = 1
-MAX_TOKENS_PER_VERIFY = 16  # T = draft_tokens + 1 in 1..16
-UINT64_LIMIT = 1 << 64
-# Mirror core/trace/format.h: sizes a reader refuses up front (kept one below the C++ limits).
-MAX_ROWS = (1 << 24) - 1     # pool_rows, max_requests, page_size
-MAX_TOKENS = (1 << 24) - 1   # tokens of one extend, padding
-MAX_LENGTH = (1 << 48) - 1   # tokens of one request
-
-# Mirrors core/geometry.cpp presets(): name -> (H, HV), the head counts a TP degree must divide.
-PRESET_HEADS = {
-    "qwen3-next-80b-a3b": (16, 32),
-    "qwen3.5-397b-a17b": (16, 64),
-    "qwen3.5-122b-a10b": (16, 64),
-    "qwen3.5-35b-a3b": (16, 32),
-    "qwen3.5-27b": (16, 48),
-    "qwen3.5-9b": (16, 32),
-    "qwen3.5-2b": (16, 16),
-    "tiny": (2, 4),
-}
-SSM_DTYPES = {"f32": "f32", "fp32": "f32", "float32": "f32", "bf16": "bf16", "bfloat16": "bf16"}
+INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
+HEADER_KEYS = ("specstate_trace", "preset", "tp", "ssm_dtype", "draft_tokens", "pool_rows",
+               "max_requests", "page_size", "seed")
+SSM_DTYPE_ALIASES = {"fp32": "f32", "float32": "f32", "bfloat16": "bf16"}  # writer convenience
 
 RUNNING, RETRACTED, FINISHED = "running", "retracted", "finished"
 
 
-MAX_ECHOED = 64  # characters of a value quoted in a message, as the C++ reader
-
-
-def cut(text):
-    """`text` cut to MAX_ECHOED characters ("..." marks a cut)."""
-    text = str(text)
-    return text if len(text) <= MAX_ECHOED else text[:MAX_ECHOED] + "..."
-
-
-def as_int(value, where, field):
-    """`value` as a Python int (bools refused; numpy / torch integer scalars accepted)."""
-    if isinstance(value, bool):
-        raise ValueError(f"{where}{field} must be an integer, got {value!r}")
-    try:
-        return operator.index(value)
-    except TypeError:
-        raise ValueError(f"{where}{field} must be an integer, got {cut(repr(value))}") from None
+def parse_header(obj):
+    """The header object checked as the C++ reader checks it; raises ValueError."""
+    if not isinstance(obj, dict) or "specstate_trace" not in obj:
+        raise ValueError('missing header: a trace starts with {"specstate_trace": 1, '
+                         '"preset": ...}')
+    version = obj["specstate_trace"]
+    if not _is_integer(version):
+        raise ValueError(f"field 'specstate_trace' in header must be an integer, got "
+                         f"{describe_type(version)}")
+    if isinstance(version, NegativeZero):
+        raise ValueError("field 'specstate_trace' in header is -0, a negative zero; write 1")
+    if version != FORMAT_VERSION:
+        raise ValueError(f"unsupported trace format version {printable(int(version))} "
+                         f"(this build reads version {FORMAT_VERSION})")
+    f = Fields(obj, "header", HEADER_KEYS)
+    preset = f.string("preset")
+    tp = f.integer("tp", 1, MAX_TP)
+    dtype = f.string("ssm_dtype")
+    if dtype not in ("f32", "bf16"):
+        raise ValueError(f"field 'ssm_dtype' in header is '{printable(dtype)}', "
+                         f"expected f32 or bf16")
+    header = {"specstate_trace": FORMAT_VERSION, "preset": preset, "tp": tp, "ssm_dtype": dtype,
+              "draft_tokens": f.integer("draft_tokens", 0, MAX_TOKENS_PER_VERIFY - 1),
+              "pool_rows": f.integer("pool_rows", 1, MAX_ROWS),
+              "max_requests": f.integer("max_requests", 1, MAX_ROWS),
+              "page_size": f.integer("page_size", 0, MAX_ROWS),
+              "seed": f.unsigned("seed")}
+    name = printable(preset)  # make_geometry sees the printable, cut form
+    if name not in PRESET_HEADS:
+        raise ValueError(f"unknown preset '{name}' (known: {', '.join(PRESET_HEADS)})")
+    h, hv = PRESET_HEADS[name]
+    if h % tp or hv % tp:
+        raise ValueError(f"tensor-parallel degree {tp} does not divide the {name} head counts "
+                         f"(H={h}, HV={hv})")
+    return header
 
 
 def make_header(preset, draft_tokens, pool_rows, max_requests, page_size=0, tp=1,
                 ssm_dtype="f32", seed=0):
-    """The header object, checked; raises ValueError naming the field."""
-    w = "header: "
-    if not isinstance(preset, str) or preset not in PRESET_HEADS:
-        raise ValueError(f"{w}preset {cut(repr(preset))} unknown (known: {', '.join(PRESET_HEADS)})")
-    tp = as_int(tp, w, "tp")
-    heads = PRESET_HEADS[preset]
-    if tp < 1 or heads[0] % tp or heads[1] % tp:
-        raise ValueError(f"{w}tp {tp} must be >= 1 and divide the {preset} head counts "
-                         f"(H={heads[0]}, HV={heads[1]})")
-    if not isinstance(ssm_dtype, str) or ssm_dtype not in SSM_DTYPES:
-        raise ValueError(f"{w}ssm_dtype {cut(repr(ssm_dtype))} unknown (expected f32 or bf16)")
-    draft_tokens = as_int(draft_tokens, w, "draft_tokens")
-    if not 0 <= draft_tokens <= MAX_TOKENS_PER_VERIFY - 1:
-        raise ValueError(f"{w}draft_tokens {draft_tokens} outside 0..{MAX_TOKENS_PER_VERIFY - 1} "
-                         f"(T = draft_tokens + 1 tokens per verify, 1..{MAX_TOKENS_PER_VERIFY})")
-    pool_rows = as_int(pool_rows, w, "pool_rows")
-    if not 1 <= pool_rows <= MAX_ROWS:
-        raise ValueError(f"{w}pool_rows {pool_rows} outside 1..{MAX_ROWS}")
-    max_requests = as_int(max_requests, w, "max_requests")
-    if not 1 <= max_requests <= MAX_ROWS:
-        raise ValueError(f"{w}max_requests {max_requests} outside 1..{MAX_ROWS}")
-    page_size = as_int(page_size, w, "page_size")
-    if not 0 <= page_size <= MAX_ROWS:
-        raise ValueError(f"{w}page_size {page_size} outside 0..{MAX_ROWS} "
-                         f"(0 = no prefix-cache snapshots)")
-    seed = as_int(seed, w, "seed")
-    if not 0 <= seed < UINT64_LIMIT:
-        raise ValueError(f"{w}seed {seed} outside 0..2^64-1")
-    return {"specstate_trace": FORMAT_VERSION, "preset": preset, "tp": tp,
-            "ssm_dtype": SSM_DTYPES[ssm_dtype], "draft_tokens": draft_tokens,
-            "pool_rows": pool_rows, "max_requests": max_requests, "page_size": page_size,
-            "seed": seed}
+    """The header object, checked; raises ValueError with the C++ reader's message."""
+    dtype = SSM_DTYPE_ALIASES.get(ssm_dtype, ssm_dtype) if isinstance(ssm_dtype, str) else ssm_dtype
+    return parse_header({"specstate_trace": FORMAT_VERSION, "preset": preset, "tp": tp,
+                         "ssm_dtype": dtype, "draft_tokens": draft_tokens,
+                         "pool_rows": pool_rows, "max_requests": max_requests,
+                         "page_size": page_size, "seed": seed})
 
+
+# ---- fields of an event (core/trace/format.cpp parse_event) ------------------------------------
+
+def _track(value, what):
+    f = Fields(value, what, ("length", "row"))
+    return {"length": f.integer("length", 1, MAX_LENGTH), "row": f.integer("row", 0, INT32_MAX)}
+
+
+def _step(f, name):
+    batch = []
+    for i, value in enumerate(f.array("batch")):
+        what = f"batch[{i}] of the {name} event"
+        if name == "verify":
+            e = Fields(value, what, ("request", "accepted", "track"))
+            entry = {"request": e.unsigned("request"),
+                     "accepted": e.integer("accepted", INT32_MIN, INT32_MAX)}
+        else:
+            e = Fields(value, what, ("request", "track"))
+            entry = {"request": e.unsigned("request")}
+        if e.has("track"):
+            entry["track"] = _track(e.obj["track"], f"track of {what}")
+        batch.append(entry)
+    return {"event": name, "batch": batch,
+            "padding": f.optional_integer("padding", 0, MAX_TOKENS, 0)}
+
+
+def parse_event(obj):
+    """The event's fields checked and normalised (absent optional rows as -1); ValueError."""
+    if not isinstance(obj, dict):
+        raise ValueError(f"an event must be a JSON object, got {describe_type(obj)}")
+    if "specstate_trace" in obj:
+        raise ValueError("a second header; a trace has one, on its first line")
+    if "event" not in obj:
+        raise ValueError("missing field 'event'")
+    kind = obj["event"]
+    if not isinstance(kind, str):
+        raise ValueError(f"field 'event' must be a string, got {describe_type(kind)}")
+    if kind == "extend":
+        f = Fields(obj, "extend event", ("event", "request", "req_row", "working_row", "tokens",
+                                         "prefix_len", "cow_src_row", "track"))
+        e = {"event": "extend", "request": f.unsigned("request"),
+             "req_row": f.optional_integer("req_row", 0, INT32_MAX, -1),
+             "working_row": f.optional_integer("working_row", 0, INT32_MAX, -1),
+             "tokens": f.integer("tokens", 1, MAX_TOKENS),
+             "prefix_len": f.optional_integer("prefix_len", 0, MAX_LENGTH, 0),
+             "cow_src_row": f.optional_integer("cow_src_row", 0, INT32_MAX, -1), "track": []}
+        if f.has("track"):
+            e["track"] = [_track(t, f"track[{i}] of the extend event")
+                          for i, t in enumerate(f.array("track"))]
+        return e
+    if kind in ("verify", "decode"):
+        return _step(Fields(obj, f"{kind} event", ("event", "batch", "padding")), kind)
+    if kind in ("retract", "finish"):
+        return {"event": kind,
+                "request": Fields(obj, f"{kind} event", ("event", "request")).unsigned("request")}
+    if kind == "resume":
+        f = Fields(obj, "resume event", ("event", "request", "req_row", "working_row"))
+        return {"event": "resume", "request": f.unsigned("request"),
+                "req_row": f.integer("req_row", 0, INT32_MAX),
+                "working_row": f.integer("working_row", 0, INT32_MAX)}
+    if kind == "check":
+        Fields(obj, "check event", ("event",))
+        return {"event": "check"}
+    raise ValueError(f"unknown event '{printable(kind)}' (expected extend, verify, decode, "
+                     f"retract, resume, finish or check)")
+
+
+# ---- the schedule (core/trace/tracker.cpp) -----------------------------------------------------
 
 class _Request:
-    __slots__ = ("status", "req_row", "working_row", "length")
+    __slots__ = ("status", "req_row", "working_row", "length", "first_line", "status_line")
 
-    def __init__(self, req_row, working_row, length):
+    def __init__(self, req_row, working_row, length, line):
         self.status = RUNNING
-        self.req_row = req_row
-        self.working_row = working_row
-        self.length = length
-
-
-def _track_pair(track, where):
-    """(length, row) from a (length, row) pair or a {"length", "row"} mapping."""
-    if isinstance(track, dict):
-        extra = set(track) - {"length", "row"}
-        if extra or "length" not in track or "row" not in track:
-            raise ValueError(f"{where}track must have exactly the keys length and row, got "
-                             f"{cut(sorted(track))}")
-        return track["length"], track["row"]
-    try:
-        length, row = track
-    except (TypeError, ValueError):
-        raise ValueError(f"{where}track must be a (length, row) pair or "
-                         f"{{'length': ..., 'row': ...}}, got {cut(repr(track))}") from None
-    return length, row
+        self.req_row, self.working_row, self.length = req_row, working_row, length
+        self.first_line = self.status_line = line
 
 
 class TraceState:
@@ -124,34 +155,23 @@ class TraceState:
         self.pool_rows = header["pool_rows"]
         self.max_requests = header["max_requests"]
         self.page_size = header["page_size"]
-        self._requests = {}      # request id -> _Request
-        self._row_owner = {}     # working row -> running request id
+        self._requests = {}       # request id -> _Request
+        self._row_owner = {}      # working row -> running request id
         self._req_row_owner = {}  # request row -> running request id
-        self._cache = {}         # row -> tokens of the prefix snapshot it holds
-        self._held = None        # prepare(): the checked event's state changes, not yet applied
+        self._cache = {}          # row -> tokens of the prefix snapshot it holds
 
-    def prepare(self, method, *args, **kwargs):
-        """(event, commit) for `method` ("extend", "verify", ...) called with the arguments:
-        the event checked completely, and a function that applies it. Nothing changes until
-        `commit()` runs, so a writer can put the whole line on disk first."""
-        self._held = []
-        try:
-            event = getattr(self, method)(*args, **kwargs)
-            changes = self._held
-        finally:
-            self._held = None
+    def prepare(self, obj, line):
+        """(event, commit): the event object `obj` on line `line` checked completely, in its
+        on-disk form, and a function that applies it. Nothing changes until commit() runs."""
+        return self.prepare_parsed(parse_event(obj), line)
 
-        def commit():
-            for change in changes:
-                change()
-        return event, commit
+    def prepare_parsed(self, event, line):
+        """prepare() of an event parse_event() has checked already (the reader's second pass)."""
+        return getattr(self, "_" + event["event"])(dict(event), line)
 
-    def _done(self, event, change):
-        """Applies `change` (or holds it for prepare()) and returns `event`."""
-        if self._held is not None:
-            self._held.append(change)
-        else:
-            change()
+    def apply(self, obj, line):
+        event, commit = self.prepare(obj, line)
+        commit()
         return event
 
     # ---- queries ---------------------------------------------------------------------------
@@ -189,242 +209,204 @@ class TraceState:
         return dict(self._cache)
 
     # ---- checks ----------------------------------------------------------------------------
-    def _request_id(self, request, event):
-        request = as_int(request, f"{event}: ", "request")
-        if not 0 <= request < UINT64_LIMIT:
-            raise ValueError(f"{event}: request {request} outside 0..2^64-1")
-        return request
-
-    def _existing(self, request, where, allowed):
+    def _known(self, request):
         r = self._requests.get(request)
         if r is None:
-            raise ValueError(f"{where}unknown request (never extended)")
+            raise ValueError(f"request {request} does not exist (no extend has started it)")
         if r.status == FINISHED:
-            raise ValueError(f"{where}request already finished (no events after finish)")
-        if r.status not in allowed:
-            hint = " (resume it first)" if r.status == RETRACTED else ""
-            raise ValueError(f"{where}request is {r.status}, expected {' or '.join(allowed)}{hint}")
+            raise ValueError(f"request {request} finished at line {r.status_line}")
         return r
 
-    def _check_row(self, row, where, field):
-        row = as_int(row, where, field)
-        if not 0 <= row < self.pool_rows:
-            raise ValueError(f"{where}{field} {row} outside 0..{self.pool_rows - 1} (pool_rows)")
-        return row
+    def _running(self, request):
+        r = self._known(request)
+        if r.status == RETRACTED:
+            raise ValueError(f"request {request} is not running: retracted at line "
+                             f"{r.status_line} and not resumed")
+        return r
 
-    def _check_new_rows(self, req_row, working_row, where):
-        if req_row is None:
-            raise ValueError(f"{where}req_row is required")
-        if working_row is None:
-            raise ValueError(f"{where}working_row is required")
-        req_row = as_int(req_row, where, "req_row")
+    def _row_range(self, field, row):
+        if not 0 <= row < self.pool_rows:
+            raise ValueError(f"{field} {row} out of range 0..{self.pool_rows - 1} "
+                             f"(pool_rows {self.pool_rows})")
+
+    def _new_rows(self, req_row, working_row):
         if not 0 <= req_row < self.max_requests:
-            raise ValueError(f"{where}req_row {req_row} outside 0..{self.max_requests - 1} "
-                             f"(max_requests)")
+            raise ValueError(f"req_row {req_row} out of range 0..{self.max_requests - 1} "
+                             f"(max_requests {self.max_requests})")
         owner = self._req_row_owner.get(req_row)
         if owner is not None:
-            raise ValueError(f"{where}req_row {req_row} is in use by request {owner}")
-        working_row = self._check_row(working_row, where, "working_row")
+            raise ValueError(f"req_row {req_row} is in use by request {owner}")
+        self._row_range("working_row", working_row)
         owner = self._row_owner.get(working_row)
         if owner is not None:
-            raise ValueError(f"{where}working_row {working_row} is in use by request {owner} "
-                             f"(its working row)")
-        return req_row, working_row
+            raise ValueError(f"working_row {working_row} is the working row of live request "
+                             f"{owner}")
 
-    def _check_track(self, track, old, lo_hi, where, used_rows, busy_rows):
-        """One track write: (length, row), with `length` a page boundary in lo_hi."""
-        length, row = _track_pair(track, where)
-        length = as_int(length, where, "track.length")
-        row = self._check_row(row, where, "track.row")
+    def _track_write(self, t, old, new, own_row, written):
+        """A snapshot of the state after t["length"] tokens of a request going from `old` to
+        `new` tokens in this event; `written` collects the rows this event writes."""
+        length, row = t["length"], t["row"]
+        what = f"track row {row}"
+        self._row_range("track row", row)
         if self.page_size == 0:
-            raise ValueError(f"{where}track write, but page_size is 0 (no prefix-cache snapshots)")
-        lo, hi = lo_hi
+            raise ValueError("track write, but page_size is 0 (no snapshots)")
         if length % self.page_size:
-            raise ValueError(f"{where}track.length {length} is not a multiple of page_size "
-                             f"{self.page_size}")
-        if not lo <= length <= hi:
-            raise ValueError(f"{where}track.length {length} is not crossed by this event "
-                             f"(request length {old} -> {hi})")
-        owner = busy_rows.get(row)
+            raise ValueError(f"track length {length} is not a page boundary (page_size "
+                             f"{self.page_size})")
+        if not old < length <= new:
+            raise ValueError(f"track length {length} is not a page boundary crossed by this "
+                             f"event (the request goes from {old} to {new} tokens)")
+        if row == own_row:
+            raise ValueError(f"{what} is the request's own working row")
+        owner = self._row_owner.get(row)
         if owner is not None:
-            raise ValueError(f"{where}track.row {row} is the working row of request {owner}")
-        if row in used_rows:
-            raise ValueError(f"{where}track.row {row} is written twice in this event")
-        used_rows.add(row)
-        return {"length": length, "row": row}
+            raise ValueError(f"{what} is the working row of live request {owner}")
+        if row in written:
+            raise ValueError(f"{what} is written twice in this event")
+        written.add(row)
 
     # ---- events ----------------------------------------------------------------------------
-    def extend(self, request, tokens, req_row=None, working_row=None, prefix_len=0,
-               cow_src_row=None, track=()):
-        request = self._request_id(request, "extend")
-        w = f"extend: request {request}: "
-        r = self._requests.get(request)
-        if r is not None:
-            self._existing(request, w, (RUNNING,))
-        tokens = as_int(tokens, w, "tokens")
-        if not 1 <= tokens <= MAX_TOKENS:
-            raise ValueError(f"{w}tokens {tokens} outside 1..{MAX_TOKENS}")
-        prefix_len = as_int(0 if prefix_len is None else prefix_len, w, "prefix_len")
-        if r is None:
-            req_row, working_row = self._check_new_rows(req_row, working_row, w)
-            if not 0 <= prefix_len <= MAX_LENGTH:
-                raise ValueError(f"{w}prefix_len {prefix_len} outside 0..{MAX_LENGTH}")
-            if prefix_len > 0:
-                if cow_src_row is None:
-                    raise ValueError(f"{w}cow_src_row is required with prefix_len {prefix_len}")
-                cow_src_row = self._check_row(cow_src_row, w, "cow_src_row")
-                held = self._cache.get(cow_src_row)
-                if held is None:
-                    raise ValueError(f"{w}cow_src_row {cow_src_row} holds no prefix snapshot")
-                if held != prefix_len:
-                    raise ValueError(f"{w}cow_src_row {cow_src_row} holds a snapshot of {held} "
-                                     f"tokens, not prefix_len {prefix_len}")
-                if cow_src_row == working_row:
-                    raise ValueError(f"{w}cow_src_row {cow_src_row} is also the working row "
-                                     f"(copy-on-write needs a separate row)")
-            elif cow_src_row is not None:
-                raise ValueError(f"{w}cow_src_row {cow_src_row} given without prefix_len > 0")
-            old = prefix_len
-        else:
-            if req_row is not None and as_int(req_row, w, "req_row") != r.req_row:
-                raise ValueError(f"{w}req_row {req_row} does not match the request's "
+    def _extend(self, e, line):
+        request, r = e["request"], self._requests.get(e["request"])
+        old, working_row, cow = e["prefix_len"], e["working_row"], e["cow_src_row"]
+        if r is not None:  # chunked prefill of a running request
+            r = self._running(request)
+            if e["req_row"] >= 0 and e["req_row"] != r.req_row:
+                raise ValueError(f"req_row {e['req_row']} does not match request {request}'s "
                                  f"req_row {r.req_row}")
-            if working_row is not None and as_int(working_row, w, "working_row") != r.working_row:
-                raise ValueError(f"{w}working_row {working_row} does not match the request's "
+            if working_row >= 0 and working_row != r.working_row:
+                raise ValueError(f"working_row {working_row} does not match request {request}'s "
                                  f"working_row {r.working_row}")
-            if prefix_len != 0 or cow_src_row is not None:
-                raise ValueError(f"{w}prefix_len / cow_src_row only on the first extend of a "
-                                 f"request (it is running, length {r.length})")
-            req_row, working_row = r.req_row, r.working_row
-            old = r.length
-        if old + tokens > MAX_LENGTH:
-            raise ValueError(f"{w}tokens {tokens} take the request past {MAX_LENGTH} tokens")
-        busy = dict(self._row_owner)
-        busy[working_row] = request
-        used = set()
-        lo = old + 1
-        written = []
-        lengths = set()
-        for t in (track or ()):
-            tw = self._check_track(t, old, (lo, old + tokens), w, used, busy)
-            if tw["row"] == cow_src_row:
-                raise ValueError(f"{w}track.row {tw['row']} is the cow_src_row of this extend")
-            if tw["length"] in lengths:
-                raise ValueError(f"{w}track.length {tw['length']} is written twice in this event")
-            lengths.add(tw["length"])
-            written.append(tw)
+            if e["prefix_len"] != 0 or cow >= 0:
+                raise ValueError(f"prefix_len and cow_src_row belong on a request's first extend "
+                                 f"only (request {request} started at line {r.first_line})")
+            old, working_row = r.length, r.working_row
+        else:  # a new request
+            if e["req_row"] < 0 or working_row < 0:
+                raise ValueError(f"the first extend of request {request} must name req_row and "
+                                 f"working_row")
+            self._new_rows(e["req_row"], working_row)
+            if e["prefix_len"] > 0 and cow < 0:
+                raise ValueError(f"prefix_len {e['prefix_len']} without cow_src_row")
+            if e["prefix_len"] == 0 and cow >= 0:
+                raise ValueError(f"cow_src_row {cow} without prefix_len")
+            if cow >= 0:
+                self._row_range("cow_src_row", cow)
+                held = self._cache.get(cow)
+                if held is None:
+                    owner = self._row_owner.get(cow)
+                    where = (f" (it is the working row of live request {owner})"
+                             if owner is not None else " (it is free)")
+                    raise ValueError(f"cow_src_row {cow} holds no snapshot{where}")
+                if held != e["prefix_len"]:
+                    raise ValueError(f"cow_src_row {cow} holds a snapshot of {held} tokens, not "
+                                     f"prefix_len {e['prefix_len']}")
+                if cow == working_row:
+                    raise ValueError(f"cow_src_row {cow} is also the working_row; a prefix hit "
+                                     f"copies into another row")
+        new = old + e["tokens"]
+        if new > MAX_LENGTH:
+            raise ValueError(f"request {request} would exceed {MAX_LENGTH} tokens")
+        written, lengths = set(), set()
+        for t in e["track"]:
+            self._track_write(t, old, new, working_row, written)
+            if t["row"] == cow:
+                raise ValueError(f"track row {t['row']} is this extend's cow_src_row")
+            if t["length"] in lengths:
+                raise ValueError(f"track length {t['length']} is written twice in this event")
+            lengths.add(t["length"])
+        req_row = e["req_row"] if r is None else r.req_row
         event = {"event": "extend", "request": request, "req_row": req_row,
-                 "working_row": working_row, "tokens": tokens}
-        if prefix_len > 0:
-            event["prefix_len"] = prefix_len
-            event["cow_src_row"] = cow_src_row
-        if written:
-            event["track"] = written
+                 "working_row": working_row, "tokens": e["tokens"]}
+        if e["prefix_len"] > 0:
+            event["prefix_len"], event["cow_src_row"] = e["prefix_len"], cow
+        if e["track"]:
+            event["track"] = e["track"]
 
-        def change():
-            req = r
+        def commit():
+            req = self._requests.get(request)
             if req is None:
-                req = self._requests[request] = _Request(req_row, working_row, old)
-                self._row_owner[working_row] = request
-                self._req_row_owner[req_row] = request
-                self._cache.pop(working_row, None)
-            req.length = old + tokens
-            for tw in written:
-                self._cache[tw["row"]] = tw["length"]
-        return self._done(event, change)
+                req = self._requests[request] = _Request(req_row, working_row, old, line)
+                self._take_rows(request, req_row, working_row)
+            req.length = new
+            for t in e["track"]:
+                self._cache[t["row"]] = t["length"]
+        return event, commit
 
-    def _step(self, name, entries, padding):
-        """Shared check of a verify / decode batch; entries are (request, accepted, track)."""
-        padding = as_int(0 if padding is None else padding, f"{name}: ", "padding")
-        if not 0 <= padding <= MAX_TOKENS:
-            raise ValueError(f"{name}: padding {padding} outside 0..{MAX_TOKENS}")
-        if not entries:
-            raise ValueError(f"{name}: batch is empty")
-        seen = set()
-        used = set()
-        out = []
-        for request, accepted, track in entries:
-            request = self._request_id(request, name)
-            w = f"{name}: request {request}: "
+    def _verify(self, e, line):
+        return self._step_event(e, self.T)
+
+    def _decode(self, e, line):
+        return self._step_event(e, self.T)
+
+    def _step_event(self, e, T):
+        batch = e["batch"]
+        if not batch:
+            raise ValueError("a step with an empty batch")
+        seen, written = set(), set()
+        for entry in batch:
+            request = entry["request"]
             if request in seen:
-                raise ValueError(f"{w}request appears twice in the batch")
+                raise ValueError(f"request {request} appears twice in the batch")
             seen.add(request)
-            r = self._existing(request, w, (RUNNING,))
-            accepted = as_int(accepted, w, "accepted")
-            if not 1 <= accepted <= self.T:
-                raise ValueError(f"{w}accepted {accepted} outside 1..{self.T}")
-            tw = None
-            if track is not None:
-                lo = r.length + accepted if name == "decode" else r.length + 1
-                tw = self._check_track(track, r.length, (lo, r.length + accepted), w, used,
-                                       self._row_owner)
-            out.append((request, accepted, tw))
-        return out, padding
+            r = self._running(request)
+            accepted = entry.get("accepted", 1)  # a decode accepts its one token
+            if not 1 <= accepted <= T:
+                raise ValueError(f"accepted length {accepted} outside 1..{T} (request {request})")
+            if "track" in entry:
+                # Only accepted tokens count: a snapshot of a rejected draft's state is the bug
+                # of vLLM #43559.
+                self._track_write(entry["track"], r.length, r.length + accepted, r.working_row,
+                                  written)
 
-    def _apply_step(self, out):
-        for request, accepted, tw in out:
-            self._requests[request].length += accepted
-            if tw:
-                self._cache[tw["row"]] = tw["length"]
+        def commit():
+            for entry in batch:
+                self._requests[entry["request"]].length += entry.get("accepted", 1)
+                if "track" in entry:
+                    self._cache[entry["track"]["row"]] = entry["track"]["length"]
+        return e, commit
 
-    def verify(self, entries, padding=0):
-        """entries: iterable of (request, accepted, track-or-None)."""
-        out, padding = self._step("verify", list(entries), padding)
-        batch = []
-        for request, accepted, tw in out:
-            e = {"request": request, "accepted": accepted}
-            if tw:
-                e["track"] = tw
-            batch.append(e)
-        return self._done({"event": "verify", "batch": batch, "padding": padding},
-                          lambda: self._apply_step(out))
+    def _retract(self, e, line):
+        r = self._running(e["request"])
 
-    def decode(self, entries, padding=0):
-        """entries: iterable of (request, track-or-None)."""
-        out, padding = self._step("decode", [(q, 1, t) for q, t in entries], padding)
-        batch = []
-        for request, _, tw in out:
-            e = {"request": request}
-            if tw:
-                e["track"] = tw
-            batch.append(e)
-        return self._done({"event": "decode", "batch": batch, "padding": padding},
-                          lambda: self._apply_step(out))
+        def commit():
+            self._release_rows(r)
+            r.status, r.status_line = RETRACTED, line
+        return e, commit
 
-    def retract(self, request):
-        request = self._request_id(request, "retract")
-        r = self._existing(request, f"retract: request {request}: ", (RUNNING,))
+    def _resume(self, e, line):
+        request = e["request"]
+        r = self._known(request)
+        if r.status != RETRACTED:
+            raise ValueError(f"request {request} is not retracted (it is running); only a "
+                             f"retracted request resumes")
+        self._new_rows(e["req_row"], e["working_row"])
 
-        def change():
-            del self._row_owner[r.working_row]
-            del self._req_row_owner[r.req_row]
-            r.status, r.req_row, r.working_row = RETRACTED, None, None
-        return self._done({"event": "retract", "request": request}, change)
+        def commit():
+            r.status, r.status_line = RUNNING, line
+            r.req_row, r.working_row = e["req_row"], e["working_row"]
+            self._take_rows(request, e["req_row"], e["working_row"])
+        return e, commit
 
-    def resume(self, request, req_row=None, working_row=None):
-        request = self._request_id(request, "resume")
-        w = f"resume: request {request}: "
-        r = self._existing(request, w, (RETRACTED,))
-        req_row, working_row = self._check_new_rows(req_row, working_row, w)
+    def _finish(self, e, line):
+        r = self._known(e["request"])
 
-        def change():
-            r.status, r.req_row, r.working_row = RUNNING, req_row, working_row
-            self._row_owner[working_row] = request
-            self._req_row_owner[req_row] = request
-            self._cache.pop(working_row, None)
-        return self._done({"event": "resume", "request": request, "req_row": req_row,
-                           "working_row": working_row}, change)
-
-    def finish(self, request):
-        request = self._request_id(request, "finish")
-        r = self._existing(request, f"finish: request {request}: ", (RUNNING, RETRACTED))
-
-        def change():
+        def commit():
             if r.status == RUNNING:
-                del self._row_owner[r.working_row]
-                del self._req_row_owner[r.req_row]
-            r.status, r.req_row, r.working_row = FINISHED, None, None
-        return self._done({"event": "finish", "request": request}, change)
+                self._release_rows(r)
+            r.status, r.status_line = FINISHED, line
+        return e, commit
 
-    def check(self):
-        return self._done({"event": "check"}, lambda: None)
+    def _check(self, e, line):
+        return e, lambda: None
+
+    # ---- bookkeeping -----------------------------------------------------------------------
+    def _take_rows(self, request, req_row, working_row):
+        self._row_owner[working_row] = request
+        self._req_row_owner[req_row] = request
+        self._cache.pop(working_row, None)  # a working row evicts the snapshot it held
+
+    def _release_rows(self, r):
+        del self._row_owner[r.working_row]
+        del self._req_row_owner[r.req_row]
+        r.req_row = r.working_row = None

@@ -1,81 +1,24 @@
-"""Read a trace back and check it with the writer's rules (a Python twin of the first pass of
-`specstate validate`; the C++ validator is the reference)."""
+"""Read a trace back and check it as `specstate validate` does: the same passes (every line's
+syntax and fields, then the schedule), the same locations, the same messages; only the detail of
+a JSON syntax error after "invalid JSON: column N: " is Python's own."""
 
 import json
 import os
 import re
 
-from ._state import FORMAT_VERSION, TraceState, cut as _cut, make_header
-
-_HEADER_KEYS = ("specstate_trace", "preset", "tp", "ssm_dtype", "draft_tokens", "pool_rows",
-                "max_requests", "page_size", "seed")
-_EVENT_KEYS = {
-    "extend": ({"request", "tokens"},
-               {"req_row", "working_row", "prefix_len", "cow_src_row", "track"}),
-    "verify": ({"batch"}, {"padding"}),
-    "decode": ({"batch"}, {"padding"}),
-    "retract": ({"request"}, set()),
-    "resume": ({"request", "req_row", "working_row"}, set()),
-    "finish": ({"request"}, set()),
-    "check": (set(), set()),
-}
+from ._fields import NegativeZero, printable
+from ._rules import MAX_LINE_BYTES
+from ._state import TraceState, parse_event, parse_header
 
 
 class TraceError(ValueError):
-    """A bad trace: `str()` is `file:line: message`."""
+    """A bad trace: `str()` is `file:line: message`, as `specstate validate` prints it."""
 
     def __init__(self, file, line, message):
         super().__init__(f"{quote_file_name(file)}:{line}: {message}")
         self.file, self.line, self.message = file, line, message
 
 
-def _keys(obj, required, optional, where):
-    missing = required - set(obj)
-    if missing:
-        raise ValueError(f"{where}missing {', '.join(sorted(missing))}")
-    extra = set(obj) - required - optional
-    if extra:
-        raise ValueError(f"{where}unknown key(s) {_cut(', '.join(sorted(extra)))}")
-
-
-def _apply(state, obj):
-    kind = obj.get("event")
-    if not isinstance(kind, str) or kind not in _EVENT_KEYS:
-        raise ValueError(f"unknown event {_cut(repr(kind))} (known: {', '.join(_EVENT_KEYS)})")
-    required, optional = _EVENT_KEYS[kind]
-    _keys(obj, required | {"event"}, optional, f"{kind}: ")
-    if kind == "extend":
-        track = obj.get("track", [])
-        if not isinstance(track, list):
-            raise ValueError(f"extend: request {obj['request']}: track must be a list")
-        return state.extend(obj["request"], obj["tokens"], req_row=obj.get("req_row"),
-                            working_row=obj.get("working_row"),
-                            prefix_len=obj.get("prefix_len", 0),
-                            cow_src_row=obj.get("cow_src_row"), track=track)
-    if kind in ("verify", "decode"):
-        batch = obj["batch"]
-        if not isinstance(batch, list):
-            raise ValueError(f"{kind}: batch must be a list")
-        entries = []
-        for e in batch:
-            if not isinstance(e, dict):
-                raise ValueError(f"{kind}: batch entry must be an object, got {_cut(repr(e))}")
-            if kind == "verify":
-                _keys(e, {"request", "accepted"}, {"track"}, "verify: batch entry: ")
-                entries.append((e["request"], e["accepted"], e.get("track")))
-            else:
-                _keys(e, {"request"}, {"track"}, "decode: batch entry: ")
-                entries.append((e["request"], e.get("track")))
-        return getattr(state, kind)(entries, padding=obj.get("padding", 0))
-    if kind == "resume":
-        return state.resume(obj["request"], req_row=obj["req_row"],
-                            working_row=obj["working_row"])
-    if kind == "check":
-        return state.check()
-    return getattr(state, kind)(obj["request"])
-
-
-MAX_LINE_BYTES = 1 << 24  # core/trace/format.h kMaxLineBytes
 _BOM = b"\xef\xbb\xbf"
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9._\-/+@%,=~]+")
 
@@ -103,38 +46,90 @@ def quote_file_name(file):
     return '"' + "".join(out) + '"'
 
 
+class _OutOfRange(int):
+    """An integer the C++ reader refuses (beyond 64 bits), or a float it refuses (beyond
+    double), kept as a marker until the key it belongs to is known."""
+    text = ""
+
+
 def _no_duplicates(pairs):
     seen = set()
     for key, _ in pairs:
         if key in seen:
-            raise ValueError(f"duplicate key {_cut(key)!r} in an object")
+            raise ValueError(f"duplicate key '{printable(key)}' in an object")
         seen.add(key)
     return dict(pairs)
 
 
-def _no_negative_zero(text):
+def _integer(text):
     if text == "-0":
-        raise ValueError("-0 is a negative zero; write 0")
-    return int(text)
+        return NegativeZero(0)
+    value = int(text)
+    if not -(1 << 63) <= value < (1 << 64):
+        marker = _OutOfRange(0)
+        marker.text = f"integer {printable(text)} does not fit in 64 bits (integers are " \
+                      f"-9223372036854775808..18446744073709551615)"
+        return marker
+    return value
+
+
+def _float(text):
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        marker = _OutOfRange(0)
+        marker.text = f"number {printable(text)} is out of range"
+        return marker
+    return value
+
+
+class _Constant(ValueError):
+    """NaN, Infinity or -Infinity: not JSON."""
 
 
 def _no_constant(name):
-    raise ValueError(f"{name} is not JSON")
+    raise _Constant(name)
 
 
-def _parse_line(data):
+def _refused(value, key="", depth=0):
+    """The message of the first value the C++ reader refuses while parsing (depth, range)."""
+    if isinstance(value, (dict, list)):
+        if depth + 1 > 64:
+            return "nested deeper than 64 arrays and objects"
+        items = value.items() if isinstance(value, dict) else ((key, v) for v in value)
+        for k, v in items:
+            found = _refused(v, k, depth + 1)
+            if found:
+                return found
+    elif isinstance(value, _OutOfRange):
+        return (f"field '{printable(key)}': " if key else "") + value.text
+    return None
+
+
+def _parse_line(data, complete):
     """The JSON value of one line's bytes (the rules of the C++ reader); raises ValueError."""
     try:
         text = data.decode("utf-8")
+        value = json.loads(text, object_pairs_hook=_no_duplicates, parse_int=_integer,
+                           parse_float=_float, parse_constant=_no_constant)
     except UnicodeDecodeError as e:
-        raise ValueError(f"invalid UTF-8 at byte {e.start + 1}") from None
-    try:
-        return json.loads(text, object_pairs_hook=_no_duplicates, parse_int=_no_negative_zero,
-                          parse_constant=_no_constant)
+        detail = f"column {e.start + 1}: invalid UTF-8"
     except json.JSONDecodeError as e:
-        raise ValueError(f"not JSON: {e.msg} (column {e.colno})") from None
+        detail = f"column {e.colno}: {e.msg}"
+    except _Constant as e:
+        detail = f"column {text.find(str(e)) + 1}: syntax error while parsing value - invalid literal"
     except RecursionError:
-        raise ValueError("not JSON: nested too deeply") from None
+        raise ValueError("invalid JSON: nested deeper than 64 arrays and objects") from None
+    except ValueError as e:
+        raise ValueError(f"invalid JSON: {e}") from None
+    else:
+        refused = _refused(value)
+        if refused:
+            raise ValueError(f"invalid JSON: {refused}")
+        return value
+    if not complete:
+        raise ValueError(f"truncated last line: no newline at the end and not valid JSON "
+                         f"({detail})")
+    raise ValueError(f"invalid JSON: {detail}")
 
 
 def _check_bytes(data, number):
@@ -146,58 +141,61 @@ def _check_bytes(data, number):
         data = data[len(_BOM):]
     nul = data.find(b"\0")
     if nul >= 0:
-        raise ValueError(f"NUL byte at column {nul + 1}")
+        raise ValueError(f"invalid JSON: column {nul + 1}: NUL byte (a trace holds none; a "
+                         f"string writes it as \\u0000)")
     cr = data.find(b"\r")
     if 0 <= cr < len(data) - 1:
         raise ValueError(f"CR line endings: carriage return at column {cr + 1} not followed "
-                         f"by a newline")
+                         f"by a newline (lines end with \\n or \\r\\n)")
     return data
 
 
 def _lines(f):
-    """(number, bytes without the newline) of every physical line; ValueError past the limit."""
+    """(number, bytes without the newline, ended by a newline) of every physical line;
+    TraceError past the length limit."""
     number = 0
     while True:
         data = f.readline(MAX_LINE_BYTES + 1)
         if not data:
             return
         number += 1
-        if data.endswith(b"\n"):
+        complete = data.endswith(b"\n")
+        if complete:
             data = data[:-1]
         elif len(data) > MAX_LINE_BYTES:
-            raise TraceError(f.name, number, f"line longer than {MAX_LINE_BYTES} bytes")
-        yield number, data
+            raise TraceError(f.name, number, f"line longer than {MAX_LINE_BYTES} bytes (a trace "
+                                             f"line is one event; see docs/trace-format.md)")
+        yield number, data, complete
 
 
 def read_trace(path):
-    """(header, [(line, event), ...]) of a trace file, checked; raises TraceError."""
-    header, state, events = None, None, []
+    """(header, [(line, event), ...]) of a trace file, checked as `specstate validate` checks
+    it: every line's syntax and fields first, then the schedule; raises TraceError with the
+    same location and message."""
+    header, parsed = None, []
     number = 0
     with open(path, "rb") as f:
-        for number, data in _lines(f):
+        for number, data, complete in _lines(f):
             try:
                 data = _check_bytes(data, number)
-                stripped = data.lstrip(b" \t\r")
-                if not stripped or stripped.startswith(b"#"):
+                if data.lstrip(b" \t\r")[:1] in (b"", b"#"):
                     continue
-                obj = _parse_line(data)
-                if not isinstance(obj, dict):
-                    raise ValueError("expected a JSON object")
+                obj = _parse_line(data, complete)
                 if header is None:
-                    if "specstate_trace" not in obj:
-                        raise ValueError("first line must be the header "
-                                         "({\"specstate_trace\": 1, ...})")
-                    version = obj["specstate_trace"]
-                    if type(version) is not int or version != FORMAT_VERSION:
-                        raise ValueError(f"header: specstate_trace {_cut(repr(version))} "
-                                         f"unsupported (expected the integer {FORMAT_VERSION})")
-                    _keys(obj, set(_HEADER_KEYS), set(), "header: ")
-                    header = make_header(**{k: obj[k] for k in _HEADER_KEYS[1:]})
-                    state = TraceState(header)
+                    header = parse_header(obj)
                 else:
-                    events.append((number, _apply(state, obj)))
+                    parsed.append((number, parse_event(obj)))
             except ValueError as e:
                 raise TraceError(path, number, str(e)) from None
     if header is None:
-        raise TraceError(path, max(number, 1), "empty trace (no header)")
+        raise TraceError(path, max(number, 1),
+                         'empty trace: no header line {"specstate_trace": 1, ...}')
+    state, events = TraceState(header), []
+    for number, event in parsed:
+        try:
+            e, commit = state.prepare_parsed(event, number)
+        except ValueError as err:
+            raise TraceError(path, number, str(err)) from None
+        commit()
+        events.append((number, e))
     return header, events

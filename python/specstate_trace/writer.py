@@ -4,34 +4,41 @@ import io
 import json
 import os
 
+from ._fields import _is_integer
 from ._state import TraceState, make_header
+from .reader import TraceError
 
 
-def _verify_entry(entry):
-    """(request, accepted, track) from (request, accepted[, track]) or a dict."""
+def _track_object(track):
+    """A track write as on disk: (length, row) pairs become {"length", "row"} objects; anything
+    else is left for the field checks to name."""
+    if isinstance(track, (tuple, list)) and len(track) == 2:
+        return {"length": track[0], "row": track[1]}
+    return track
+
+
+def _entry_object(entry, keys):
+    """A batch entry as on disk from a tuple (`keys` in order, the track last and optional) or
+    a mapping; a bare request id for a decode."""
     if isinstance(entry, dict):
-        extra = set(entry) - {"request", "accepted", "track"}
-        if extra or "request" not in entry or "accepted" not in entry:
-            raise ValueError(f"verify: batch entry must have the keys request, accepted and "
-                             f"optionally track, got {sorted(entry)}")
-        return entry["request"], entry["accepted"], entry.get("track")
-    if isinstance(entry, (tuple, list)) and len(entry) in (2, 3):
-        return entry[0], entry[1], entry[2] if len(entry) == 3 else None
-    raise ValueError(f"verify: batch entry must be (request, accepted), (request, accepted, "
-                     f"track) or a dict, got {entry!r}")
+        obj = dict(entry)
+    elif isinstance(entry, (tuple, list)) and len(keys) - 1 <= len(entry) <= len(keys):
+        obj = dict(zip(keys, entry))
+    elif len(keys) == 2 and not isinstance(entry, (tuple, list)):
+        obj = {"request": entry}  # decode([5, 6])
+    else:
+        return entry
+    if obj.get("track") is None:
+        obj.pop("track", None)
+    else:
+        obj["track"] = _track_object(obj["track"])
+    return obj
 
 
-def _decode_entry(entry):
-    """(request, track) from request, (request[, track]) or a dict."""
-    if isinstance(entry, dict):
-        extra = set(entry) - {"request", "track"}
-        if extra or "request" not in entry:
-            raise ValueError(f"decode: batch entry must have the key request and optionally "
-                             f"track, got {sorted(entry)}")
-        return entry["request"], entry.get("track")
-    if isinstance(entry, (tuple, list)) and len(entry) in (1, 2):
-        return entry[0], entry[1] if len(entry) == 2 else None
-    return entry, None
+def _batch_objects(batch, keys):
+    if isinstance(batch, (str, bytes, dict)) or not hasattr(batch, "__iter__"):
+        return batch  # the field check says "must be an array"
+    return [_entry_object(e, keys) for e in batch]
 
 
 class TraceWriter:
@@ -39,8 +46,9 @@ class TraceWriter:
 
     `file` is a path (opened, truncated, and closed by `close`) or an open text file (written
     to, flushed, and left open). The header is written at once. Every method checks its event
-    against the events so far and raises ValueError, naming the event, the request and the
-    field, before anything is written; the writer stays usable after such an error and the
+    against the events so far before anything is written and raises TraceError (a ValueError)
+    "FILE:LINE: message" with the line the event would have been and the message `specstate
+    validate` prints for it; the writer stays usable after such an error and the
     file holds only valid events. Each event is one line, flushed when written. A write that
     fails (disk full) raises OSError and records nothing: the state changes only once the whole
     line is written, and the part of the line that got out is cut off again where the file
@@ -54,10 +62,17 @@ class TraceWriter:
 
     def __init__(self, file, *, preset, draft_tokens, pool_rows, max_requests, page_size=0,
                  tp=1, ssm_dtype="f32", seed=0):
-        self.header = make_header(preset=preset, draft_tokens=draft_tokens, pool_rows=pool_rows,
-                                  max_requests=max_requests, page_size=page_size, tp=tp,
-                                  ssm_dtype=ssm_dtype, seed=seed)
+        label = os.fspath(file) if isinstance(file, (str, os.PathLike)) else getattr(file, "name",
+                                                                                       "<stream>")
+        self._label = os.fsdecode(label) if isinstance(label, (str, bytes)) else "<stream>"
+        try:
+            self.header = make_header(preset=preset, draft_tokens=draft_tokens,
+                                      pool_rows=pool_rows, max_requests=max_requests,
+                                      page_size=page_size, tp=tp, ssm_dtype=ssm_dtype, seed=seed)
+        except ValueError as e:
+            raise TraceError(self._label, 1, str(e)) from None
         self.state = TraceState(self.header)
+        self._line = 1  # the line written last
         if isinstance(file, (str, bytes, os.PathLike)):
             # Unbuffered bytes: a line reaches the file in os-level writes this writer sees
             # fail, so that it can cut a half-written line off again.
@@ -95,8 +110,17 @@ class TraceWriter:
         boundaries crossed by these tokens.
         """
         self._ensure_open()
-        self._record("extend", request, tokens, req_row=req_row, working_row=working_row,
-                     prefix_len=prefix_len, cow_src_row=cow_src_row, track=track)
+        obj = {"event": "extend", "request": request, "tokens": tokens}
+        for key, value in (("req_row", req_row), ("working_row", working_row),
+                           ("cow_src_row", cow_src_row)):
+            if value is not None:
+                obj[key] = value
+        if prefix_len is not None and not (_is_integer(prefix_len) and prefix_len == 0):
+            obj["prefix_len"] = prefix_len
+        if track:
+            obj["track"] = ([_track_object(t) for t in track]
+                            if isinstance(track, (list, tuple)) else track)
+        self._record(obj)
 
     def verify(self, batch, *, padding=0):
         """A verify step of T tokens per request.
@@ -106,8 +130,9 @@ class TraceWriter:
         CUDA-graph padding rows in the batch.
         """
         self._ensure_open()
-        self._record("verify", [_verify_entry(e) for e in self._listed(batch, "verify")],
-                     padding=padding)
+        self._record({"event": "verify",
+                      "batch": _batch_objects(batch, ("request", "accepted", "track")),
+                      "padding": 0 if padding is None else padding})
 
     def decode(self, batch, *, padding=0):
         """A decode step without drafts (one token per request, always accepted).
@@ -115,28 +140,29 @@ class TraceWriter:
         `batch`: entries request, (request, track) or {"request", "track"?}.
         """
         self._ensure_open()
-        self._record("decode", [_decode_entry(e) for e in self._listed(batch, "decode")],
-                     padding=padding)
+        self._record({"event": "decode", "batch": _batch_objects(batch, ("request", "track")),
+                      "padding": 0 if padding is None else padding})
 
     def retract(self, request):
         """`request` leaves the running batch; its state is saved, its rows freed."""
         self._ensure_open()
-        self._record("retract", request)
+        self._record({"event": "retract", "request": request})
 
     def resume(self, request, *, req_row, working_row):
         """A retracted `request` comes back into free rows `req_row` and `working_row`."""
         self._ensure_open()
-        self._record("resume", request, req_row=req_row, working_row=working_row)
+        self._record({"event": "resume", "request": request, "req_row": req_row,
+                      "working_row": working_row})
 
     def finish(self, request):
         """`request` ends; its rows are free at once. No event may name it afterwards."""
         self._ensure_open()
-        self._record("finish", request)
+        self._record({"event": "finish", "request": request})
 
     def check(self):
         """Ask the replay to compare all lanes here."""
         self._ensure_open()
-        self._record("check")
+        self._record({"event": "check"})
 
     def comment(self, text):
         """A `# text` line (ignored by readers), e.g. the engine's step number."""
@@ -145,6 +171,7 @@ class TraceWriter:
         if "\n" in text or "\r" in text:
             raise ValueError("comment: text must be one line")
         self._write_line(f"# {text}\n")
+        self._line += 1
 
     def close(self):
         """Flush, and close the file if the writer opened it. Idempotent."""
@@ -168,19 +195,17 @@ class TraceWriter:
         if self._closed:
             raise ValueError("trace writer is closed")
 
-    @staticmethod
-    def _listed(batch, event):
-        if isinstance(batch, (str, bytes, dict)):
-            raise ValueError(f"{event}: batch must be a list of entries, got {batch!r}")
+    def _record(self, obj):
+        """Checks the event as the line it would be, writes the whole line, and only then
+        records it in the state. A refused event raises TraceError "FILE:LINE: message" with
+        the message `specstate validate` prints for that line."""
+        line = self._line + 1
         try:
-            return list(batch)
-        except TypeError:
-            raise ValueError(f"{event}: batch must be a list of entries, got {batch!r}") from None
-
-    def _record(self, method, *args, **kwargs):
-        """Checks the event, writes its whole line, and only then records it in the state."""
-        event, commit = self.state.prepare(method, *args, **kwargs)
+            event, commit = self.state.prepare(obj, line)
+        except ValueError as e:
+            raise TraceError(self._label, line, str(e)) from None
         self._write(event)
+        self._line = line
         commit()
 
     def _write(self, obj):

@@ -93,10 +93,10 @@ def _check(path):
 
 @pytest.mark.parametrize("name, data, message", [
     ("deep", (HEADER + "\n").encode() + b"[" * 100_000 + b"]" * 100_000 + b"\n",
-     ":2: not JSON: nested too deeply"),
+     ":2: invalid JSON: nested deeper than 64 arrays and objects"),
     ("latin1", (HEADER + "\n").encode() + b'{"event": "check", "x": "\xe9"}\n',
-     ":2: invalid UTF-8 at byte 26"),
-    ("latin1-header", b'{"specstate_trace": 1, "preset": "t\xefny"}\n', ":1: invalid UTF-8"),
+     ":2: invalid JSON: column 26: invalid UTF-8"),
+    ("latin1-header", b'{"specstate_trace": 1, "preset": "t\xefny"}\n', ":1: invalid JSON: column 36: invalid UTF-8"),
 ], ids=["deep", "latin1", "latin1-header"])
 def test_check_gives_a_located_error(tmp_path, name, data, message):
     path = tmp_path / f"{name}.jsonl"

@@ -128,7 +128,7 @@ def test_check_command_reports_file_and_line(tmp_path):
     out = subprocess.run([sys.executable, "-m", "specstate_trace", "check", str(path)],
                          capture_output=True, text=True, env=env, timeout=60)
     assert out.returncode == 2
-    assert f"{path}:4: verify: request 5: accepted 0 outside 1..4" in out.stderr
+    assert f"{path}:4: accepted length 0 outside 1..4 (request 5)" in out.stderr
 
 
 # ---- against the C++ CLI -------------------------------------------------------------------

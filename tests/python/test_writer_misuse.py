@@ -1,5 +1,6 @@
-"""Each misuse raises ValueError at the offending call, names the request and the field, and
-writes nothing: the file is unchanged and the writer goes on accepting valid events."""
+"""Each misuse raises TraceError (a ValueError) at the offending call with the location and the
+message `specstate validate` gives the line it would have been, and writes nothing: the file is
+unchanged and the writer goes on accepting valid events."""
 
 import io
 import json
@@ -34,132 +35,148 @@ def retracted(w):
     w.retract(5)
 
 
-# (setup, misuse, substrings the message must contain)
+# (setup, misuse, the end of the message: ":LINE: " and what `specstate validate` prints for the
+# line the event would have been)
 CASES = {
     "accepted 0": (base, lambda w: w.verify([(5, 0)]),
-                   ["verify: request 5: accepted 0 outside 1..4"]),
+                   [":4: accepted length 0 outside 1..4 (request 5)"]),
     "accepted T+1": (base, lambda w: w.verify([(6, 1), (5, 5)]),
-                     ["verify: request 5: accepted 5 outside 1..4"]),
+                     [":4: accepted length 5 outside 1..4 (request 5)"]),
     "accepted bool": (base, lambda w: w.verify([(5, True)]),
-                      ["verify: request 5: accepted must be an integer"]),
+                      [":4: field 'accepted' in batch[0] of the verify event must be an integer, "
+                       "got a boolean"]),
     "accepted float": (base, lambda w: w.verify([(5, 2.0)]),
-                       ["verify: request 5: accepted must be an integer"]),
+                       [":4: field 'accepted' in batch[0] of the verify event must be an integer, "
+                        "got a non-integer number"]),
     "verify unknown request": (base, lambda w: w.verify([(5, 1), (9, 1)]),
-                               ["verify: request 9: unknown request"]),
+                               [":4: request 9 does not exist (no extend has started it)"]),
     "decode unknown request": (base, lambda w: w.decode([9]),
-                               ["decode: request 9: unknown request"]),
+                               [":4: request 9 does not exist (no extend has started it)"]),
     "retract unknown request": (base, lambda w: w.retract(9),
-                                ["retract: request 9: unknown request"]),
+                                [":4: request 9 does not exist (no extend has started it)"]),
     "finish unknown request": (base, lambda w: w.finish(9),
-                               ["finish: request 9: unknown request"]),
+                               [":4: request 9 does not exist (no extend has started it)"]),
     "resume unknown request": (base, lambda w: w.resume(9, req_row=2, working_row=4),
-                               ["resume: request 9: unknown request"]),
+                               [":4: request 9 does not exist (no extend has started it)"]),
     "working_row owned": (base, lambda w: w.extend(7, 8, req_row=2, working_row=2),
-                          ["extend: request 7: working_row 2 is in use by request 5"]),
+                          [":4: working_row 2 is the working row of live request 5"]),
     "req_row owned": (base, lambda w: w.extend(7, 8, req_row=1, working_row=4),
-                      ["extend: request 7: req_row 1 is in use by request 6"]),
+                      [":4: req_row 1 is in use by request 6"]),
     "resume into owned working_row": (retracted,
                                       lambda w: w.resume(5, req_row=0, working_row=3),
-                                      ["resume: request 5: working_row 3 is in use by request 6"]),
+                                      [":5: working_row 3 is the working row of live request 6"]),
     "resume into owned req_row": (retracted, lambda w: w.resume(5, req_row=1, working_row=2),
-                                  ["resume: request 5: req_row 1 is in use by request 6"]),
+                                  [":5: req_row 1 is in use by request 6"]),
     "working_row out of range": (base, lambda w: w.extend(7, 8, req_row=2, working_row=16),
-                                 ["extend: request 7: working_row 16 outside 0..15"]),
+                                 [":4: working_row 16 out of range 0..15 (pool_rows 16)"]),
     "negative working_row": (base, lambda w: w.extend(7, 8, req_row=2, working_row=-1),
-                             ["extend: request 7: working_row -1 outside 0..15"]),
+                             [":4: field 'working_row' in extend event is -1, outside "
+                              "0..2147483647"]),
     "req_row out of range": (base, lambda w: w.extend(7, 8, req_row=4, working_row=4),
-                             ["extend: request 7: req_row 4 outside 0..3"]),
+                             [":4: req_row 4 out of range 0..3 (max_requests 4)"]),
     "first extend without working_row": (base, lambda w: w.extend(7, 8, req_row=2),
-                                         ["extend: request 7: working_row is required"]),
+                                         [":4: the first extend of request 7 must name req_row "
+                                          "and working_row"]),
     "first extend without req_row": (base, lambda w: w.extend(7, 8, working_row=4),
-                                     ["extend: request 7: req_row is required"]),
+                                     [":4: the first extend of request 7 must name req_row and "
+                                      "working_row"]),
     "extend zero tokens": (base, lambda w: w.extend(7, 0, req_row=2, working_row=4),
-                           ["extend: request 7: tokens 0"]),
+                           [":4: field 'tokens' in extend event is 0, outside 1..16777216"]),
     "extend working_row mismatch": (base, lambda w: w.extend(5, 8, working_row=4),
-                                    ["extend: request 5: working_row 4 does not match"]),
+                                    [":4: working_row 4 does not match request 5's working_row 2"]),
     "extend req_row mismatch": (base, lambda w: w.extend(5, 8, req_row=3),
-                                ["extend: request 5: req_row 3 does not match"]),
+                                [":4: req_row 3 does not match request 5's req_row 0"]),
     "verify after finish": (finished, lambda w: w.verify([(5, 1)]),
-                            ["verify: request 5: request already finished"]),
+                            [":5: request 5 finished at line 4"]),
     "decode after finish": (finished, lambda w: w.decode([5]),
-                            ["decode: request 5: request already finished"]),
+                            [":5: request 5 finished at line 4"]),
     "extend after finish": (finished, lambda w: w.extend(5, 4, req_row=2, working_row=4),
-                            ["extend: request 5: request already finished"]),
+                            [":5: request 5 finished at line 4"]),
     "retract after finish": (finished, lambda w: w.retract(5),
-                             ["retract: request 5: request already finished"]),
+                             [":5: request 5 finished at line 4"]),
     "finish after finish": (finished, lambda w: w.finish(5),
-                            ["finish: request 5: request already finished"]),
+                            [":5: request 5 finished at line 4"]),
     "resume after finish": (finished, lambda w: w.resume(5, req_row=2, working_row=4),
-                            ["resume: request 5: request already finished"]),
+                            [":5: request 5 finished at line 4"]),
     "resume running": (base, lambda w: w.resume(5, req_row=2, working_row=4),
-                       ["resume: request 5: request is running, expected retracted"]),
+                       [":4: request 5 is not retracted (it is running); only a retracted request "
+                        "resumes"]),
     "retract retracted": (retracted, lambda w: w.retract(5),
-                          ["retract: request 5: request is retracted"]),
+                          [":5: request 5 is not running: retracted at line 4 and not resumed"]),
     "verify retracted": (retracted, lambda w: w.verify([(5, 1)]),
-                         ["verify: request 5: request is retracted", "resume it first"]),
+                         [":5: request 5 is not running: retracted at line 4 and not resumed"]),
     "extend retracted": (retracted, lambda w: w.extend(5, 3),
-                         ["extend: request 5: request is retracted"]),
+                         [":5: request 5 is not running: retracted at line 4 and not resumed"]),
     "duplicate in batch": (base, lambda w: w.verify([(5, 1), (6, 2), (5, 3)]),
-                           ["verify: request 5: request appears twice in the batch"]),
+                           [":4: request 5 appears twice in the batch"]),
     "duplicate in decode batch": (base, lambda w: w.decode([6, 6]),
-                                  ["decode: request 6: request appears twice in the batch"]),
-    "empty batch": (base, lambda w: w.verify([]), ["verify: batch is empty"]),
+                                  [":4: request 6 appears twice in the batch"]),
+    "empty batch": (base, lambda w: w.verify([]), [":4: a step with an empty batch"]),
     "negative padding": (base, lambda w: w.verify([(5, 1)], padding=-1),
-                         ["verify: padding -1"]),
+                         [":4: field 'padding' in verify event is -1, outside 0..16777216"]),
     "track length not a page multiple": (
         base, lambda w: w.verify([(5, 4, (42, 11))]),
-        ["verify: request 5: track.length 42 is not a multiple of page_size 16"]),
+        [":4: track length 42 is not a page boundary (page_size 16)"]),
     "verify track past accepted": (
         base, lambda w: w.verify([(6, 4, (32, 11))]),
-        ["verify: request 6: track.length 32 is not crossed by this event"]),
+        [":4: track length 32 is not a page boundary crossed by this event (the request goes from "
+         "20 to 24 tokens)"]),
     "verify track at or below old length": (
         base, lambda w: w.verify([(5, 4, (32, 11))]),
-        ["verify: request 5: track.length 32 is not crossed by this event"]),
+        [":4: track length 32 is not a page boundary crossed by this event (the request goes from "
+         "40 to 44 tokens)"]),
     "extend track not crossed": (
         base, lambda w: w.extend(6, 4, track=[(16, 11)]),
-        ["extend: request 6: track.length 16 is not crossed by this event"]),
+        [":4: track length 16 is not a page boundary crossed by this event (the request goes from "
+         "20 to 24 tokens)"]),
     "decode track not at old+1": (
         lambda w: (base(w), w.extend(6, 10)), lambda w: w.decode([(6, (32, 11))]),
-        ["decode: request 6: track.length 32 is not crossed by this event"]),
+        [":5: track length 32 is not a page boundary crossed by this event (the request goes from "
+         "30 to 31 tokens)"]),
     "track row is a live working row": (
         base, lambda w: w.extend(6, 20, track=[(32, 2)]),
-        ["extend: request 6: track.row 2 is the working row of request 5"]),
+        [":4: track row 2 is the working row of live request 5"]),
     "track row is own new working row": (
         base, lambda w: w.extend(7, 20, req_row=2, working_row=4, track=[(16, 4)]),
-        ["extend: request 7: track.row 4 is the working row of request 7"]),
+        [":4: track row 4 is the request's own working row"]),
     "track row out of range": (
         base, lambda w: w.extend(6, 20, track=[(32, 99)]),
-        ["extend: request 6: track.row 99 outside 0..15"]),
+        [":4: track row 99 out of range 0..15 (pool_rows 16)"]),
     "track with page_size 0": (
         lambda w: None, lambda w: w.extend(1, 20, req_row=0, working_row=0, track=[(16, 1)]),
-        ["extend: request 1: track write, but page_size is 0"]),
+        [":2: track write, but page_size is 0 (no snapshots)"]),
     "malformed track": (base, lambda w: w.verify([(5, 1, 7)]),
-                        ["verify: request 5: track must be a (length, row) pair"]),
+                        [":4: track of batch[0] of the verify event must be a JSON object, got an "
+                         "integer"]),
     "prefix without cow_src_row": (
         base, lambda w: w.extend(7, 8, req_row=2, working_row=4, prefix_len=32),
-        ["extend: request 7: cow_src_row is required with prefix_len 32"]),
+        [":4: prefix_len 32 without cow_src_row"]),
     "cow_src_row without prefix": (
         base, lambda w: w.extend(7, 8, req_row=2, working_row=4, cow_src_row=10),
-        ["extend: request 7: cow_src_row 10 given without prefix_len"]),
+        [":4: cow_src_row 10 without prefix_len"]),
     "cow_src_row not a cache row": (
         base, lambda w: w.extend(7, 8, req_row=2, working_row=4, prefix_len=32, cow_src_row=11),
-        ["extend: request 7: cow_src_row 11 holds no prefix snapshot"]),
+        [":4: cow_src_row 11 holds no snapshot (it is free)"]),
     "cow_src_row wrong length": (
         base, lambda w: w.extend(7, 8, req_row=2, working_row=4, prefix_len=16, cow_src_row=10),
-        ["extend: request 7: cow_src_row 10 holds a snapshot of 32 tokens, not prefix_len 16"]),
+        [":4: cow_src_row 10 holds a snapshot of 32 tokens, not prefix_len 16"]),
     "cow_src_row taken as a working row since": (
         lambda w: (base(w), w.extend(8, 3, req_row=3, working_row=10)),
         lambda w: w.extend(7, 8, req_row=2, working_row=4, prefix_len=32, cow_src_row=10),
-        ["extend: request 7: cow_src_row 10 holds no prefix snapshot"]),
+        [":5: cow_src_row 10 holds no snapshot (it is the working row of live request 8)"]),
     "cow_src_row is the working row": (
         base, lambda w: w.extend(7, 8, req_row=2, working_row=10, prefix_len=32, cow_src_row=10),
-        ["extend: request 7: cow_src_row 10 is also the working row"]),
+        [":4: cow_src_row 10 is also the working_row; a prefix hit copies into another row"]),
     "prefix on a running request": (
         base, lambda w: w.extend(5, 8, prefix_len=32, cow_src_row=10),
-        ["extend: request 5: prefix_len / cow_src_row only on the first extend"]),
+        [":4: prefix_len and cow_src_row belong on a request's first extend only (request 5 "
+         "started at line 2)"]),
     "request id not an int": (base, lambda w: w.finish("abc"),
-                              ["finish: request must be an integer"]),
-    "negative request id": (base, lambda w: w.retract(-1), ["retract: request -1 outside"]),
+                              [":4: field 'request' in finish event must be an integer, got a "
+                               "string"]),
+    "negative request id": (base, lambda w: w.retract(-1), [":4: field 'request' in retract event "
+                                                            "is -1, outside "
+                                                            "0..18446744073709551615"]),
 }
 
 
@@ -172,7 +189,7 @@ def test_misuse_raises_at_the_call(name):
     with pytest.raises(ValueError) as err:
         misuse(w)
     for text in expected:
-        assert text in str(err.value), f"{name}: {err.value!s} lacks {text!r}"
+        assert str(err.value) == '"<stream>"' + text, f"{name}: {err.value!s}"
     assert buf.getvalue() == before, "a rejected call must write nothing"
     # The writer stays usable and its bookkeeping unchanged.
     w.check()
@@ -193,34 +210,36 @@ def test_track_row_twice_in_one_batch():
     w, _ = new_writer()
     w.extend(5, 30, req_row=0, working_row=0)
     w.extend(6, 30, req_row=1, working_row=1)
-    with pytest.raises(ValueError, match=r"verify: request 6: track\.row 9 is written twice"):
+    with pytest.raises(ValueError, match=r':4: track row 9 is written twice in this event$'):
         w.verify([(5, 3, (32, 9)), (6, 3, (32, 9))])
 
 
 def test_extend_track_same_length_twice():
     w, _ = new_writer()
-    with pytest.raises(ValueError, match=r"extend: request 1: track\.length 16 is written twice"):
+    with pytest.raises(ValueError, match=r':2: track length 16 is written twice in this event$'):
         w.extend(1, 40, req_row=0, working_row=0, track=[(16, 5), (16, 6)])
 
 
 def test_track_row_is_cow_source():
     w, _ = new_writer()
     w.extend(1, 32, req_row=0, working_row=0, track=[(32, 5)])
-    with pytest.raises(ValueError, match=r"extend: request 2: track\.row 5 is the cow_src_row"):
+    with pytest.raises(ValueError, match=r":3: track row 5 is this extend's cow_src_row$"):
         w.extend(2, 20, req_row=1, working_row=1, prefix_len=32, cow_src_row=5, track=[(48, 5)])
 
 
 @pytest.mark.parametrize("field,value,text", [
-    ("draft_tokens", 16, "header: draft_tokens 16 outside 0..15"),
-    ("draft_tokens", -1, "header: draft_tokens -1 outside 0..15"),
-    ("tp", 3, "header: tp 3 must be >= 1 and divide the tiny head counts"),
-    ("preset", "gpt-2", "header: preset 'gpt-2' unknown"),
-    ("ssm_dtype", "f16", "header: ssm_dtype 'f16' unknown"),
-    ("pool_rows", 0, "header: pool_rows 0 outside 1.."),
-    ("max_requests", 0, "header: max_requests 0 outside 1.."),
-    ("page_size", -16, "header: page_size -16 outside 0.."),
-    ("seed", -1, "header: seed -1 outside"),
-    ("pool_rows", 1 << 24, "header: pool_rows 16777216 outside 1..16777215"),
+    ("draft_tokens", 16, "field 'draft_tokens' in header is 16, outside 0..15"),
+    ("draft_tokens", -1, "field 'draft_tokens' in header is -1, outside 0..15"),
+    ("tp", 3, "tensor-parallel degree 3 does not divide the tiny head counts (H=2, HV=4)"),
+    ("preset", "gpt-2", "unknown preset 'gpt-2' (known: qwen3-next-80b-a3b, qwen3.5-397b-a17b, "
+                        "qwen3.5-122b-a10b, qwen3.5-35b-a3b, qwen3.5-27b, qwen3.5-9b, qwen3.5-2b, "
+                        "tiny)"),
+    ("ssm_dtype", "f16", "field 'ssm_dtype' in header is 'f16', expected f32 or bf16"),
+    ("pool_rows", 0, "field 'pool_rows' in header is 0, outside 1..16777216"),
+    ("max_requests", 0, "field 'max_requests' in header is 0, outside 1..16777216"),
+    ("page_size", -16, "field 'page_size' in header is -16, outside 0..16777216"),
+    ("seed", -1, "field 'seed' in header is -1, outside 0..18446744073709551615"),
+    ("pool_rows", (1 << 24) + 1, "field 'pool_rows' in header is 16777217, outside 1..16777216"),
 ])
 def test_header_misuse(field, value, text):
     buf = io.StringIO()
@@ -228,8 +247,17 @@ def test_header_misuse(field, value, text):
     header[field] = value
     with pytest.raises(ValueError) as err:
         TraceWriter(buf, **header)
-    assert text in str(err.value)
+    assert str(err.value) == '"<stream>":1: ' + text
     assert buf.getvalue() == ""
+
+
+def test_the_bounds_are_those_of_the_cpp_reader():
+    """2^24 rows and tokens: the largest values core/trace/rules.json allows, on both sides."""
+    buf = io.StringIO()
+    w = TraceWriter(buf, preset="tiny", draft_tokens=3, pool_rows=1 << 24, max_requests=1 << 24)
+    w.extend(1, 1 << 24, req_row=0, working_row=0)
+    w.verify([(1, 1)], padding=1 << 24)
+    assert w.state.length(1) == (1 << 24) + 1
 
 
 def test_closed_writer(tmp_path):

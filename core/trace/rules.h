@@ -1,0 +1,36 @@
+// The trace format's bounds, generated from core/trace/rules.json by tools/gen_trace_rules.py; do not edit.
+// Every bound is inclusive.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace specstate::trace {
+
+inline constexpr int kFormatVersion = 1;
+inline constexpr int64_t kMaxRows = 16777216;  // pool_rows, max_requests, page_size
+inline constexpr int64_t kMaxTokens = 16777216;  // tokens of one extend, padding
+inline constexpr int64_t kMaxLength = 281474976710656;  // tokens of one request
+inline constexpr int32_t kMaxTokensPerVerify = 16;  // T = draft_tokens + 1
+inline constexpr int32_t kMaxTp = 1024;  // tensor-parallel degree
+inline constexpr int64_t kMaxLineBytes = 16777216;  // bytes of one line without its newline
+inline constexpr size_t kMaxEchoed = 64;  // characters of a value quoted in a message
+
+// The presets' head counts (H, HV), in core/geometry.cpp's order; a test checks that
+// presets() agrees.
+struct PresetHeads {
+  const char* name;
+  int32_t num_k_heads, num_v_heads;
+};
+inline constexpr PresetHeads kPresetHeads[] = {
+    {"qwen3-next-80b-a3b", 16, 32},
+    {"qwen3.5-397b-a17b", 16, 64},
+    {"qwen3.5-122b-a10b", 16, 64},
+    {"qwen3.5-35b-a3b", 16, 32},
+    {"qwen3.5-27b", 16, 48},
+    {"qwen3.5-9b", 16, 32},
+    {"qwen3.5-2b", 16, 16},
+    {"tiny", 2, 4},
+};
+
+}  // namespace specstate::trace
