@@ -13,18 +13,26 @@ namespace specstate::py_binding {
 
 namespace py = pybind11;
 
-// `values` as an array of `dtype` and `shape` (C order); the element size of `dtype` times the
-// element count must be the vector's size in bytes.
+// `values` as an array of `dtype` (elements of `item_bytes` bytes) and `shape`, C order. The
+// strides are given, not left to pybind11: before 2.12 it reads the element size from NumPy's
+// dtype struct, whose layout NumPy 2 changed.
 template <class T>
-py::array adopt(std::vector<T>&& values, const py::dtype& dtype, std::vector<py::ssize_t> shape) {
+py::array adopt(std::vector<T>&& values, const py::dtype& dtype, py::ssize_t item_bytes,
+                std::vector<py::ssize_t> shape) {
+  std::vector<py::ssize_t> strides(shape.size());
+  py::ssize_t stride = item_bytes;
+  for (size_t d = shape.size(); d-- > 0;) {
+    strides[d] = stride;
+    stride *= shape[d];
+  }
   auto* owned = new std::vector<T>(std::move(values));
   py::capsule owner(owned, [](void* p) { delete static_cast<std::vector<T>*>(p); });
-  return py::array(dtype, std::move(shape), owned->data(), owner);
+  return py::array(dtype, std::move(shape), std::move(strides), owned->data(), owner);
 }
 
 template <class T>
 py::array adopt(std::vector<T>&& values, std::vector<py::ssize_t> shape) {
-  return adopt(std::move(values), py::dtype::of<T>(), std::move(shape));
+  return adopt(std::move(values), py::dtype::of<T>(), sizeof(T), std::move(shape));
 }
 
 }  // namespace specstate::py_binding

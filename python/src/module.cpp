@@ -119,10 +119,11 @@ uint64_t digest_state(const ModelGeometry& g, const py::array& ssm,
                       const py::array_t<uint16_t, py::array::c_style | py::array::forcecast>& conv) {
   PoolShape shape;
   shape.geometry = g;
-  const auto ssm_kind = ssm.dtype().kind();
-  if (ssm.dtype().itemsize() == 4 && ssm_kind == 'f') {
+  // array_t's check goes through NumPy's C API (PyArray_EquivTypes), which is stable across
+  // NumPy versions; pybind11 < 2.12 reads dtype sizes from a struct NumPy 2 changed.
+  if (py::array_t<float>::check_(ssm)) {
     shape.ssm_dtype = SsmDtype::kF32;
-  } else if (ssm.dtype().itemsize() == 2 && ssm_kind == 'u') {
+  } else if (py::array_t<uint16_t>::check_(ssm)) {
     shape.ssm_dtype = SsmDtype::kBF16;
   } else {
     throw InputError("ssm must be float32 (an f32 pool) or uint16 bf16 bits (a bf16 pool)");
@@ -143,7 +144,7 @@ uint64_t digest_state(const ModelGeometry& g, const py::array& ssm,
   RowBytes bytes;
   bytes.conv.assign(conv.data(), conv.data() + conv.size());
   const auto* first = static_cast<const uint8_t*>(contiguous.data());
-  bytes.ssm.assign(first, first + contiguous.nbytes());
+  bytes.ssm.assign(first, first + contiguous.size() * ssm_element_bytes(shape.ssm_dtype));
   return digest_of(bytes, shape, shape.conv_cols);
 }
 

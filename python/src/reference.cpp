@@ -129,10 +129,10 @@ class Reference {
 // conv [layers, conv_dim, W-1] bf16 bits. The bytes move into the arrays, uncopied.
 py::tuple state_arrays(RowBytes&& bytes, const PoolShape& shape) {
   const ModelGeometry& g = shape.geometry;
-  const py::dtype ssm_dtype =
-      shape.ssm_dtype == SsmDtype::kF32 ? py::dtype("<f4") : py::dtype("<u2");
+  const bool f32 = shape.ssm_dtype == SsmDtype::kF32;
   return py::make_tuple(
-      adopt(std::move(bytes.ssm), ssm_dtype, {g.layers, g.num_v_heads, g.head_k_dim, g.head_v_dim}),
+      adopt(std::move(bytes.ssm), f32 ? py::dtype("<f4") : py::dtype("<u2"), f32 ? 4 : 2,
+            {g.layers, g.num_v_heads, g.head_k_dim, g.head_v_dim}),
       adopt(std::move(bytes.conv), {g.layers, g.conv_dim(), g.conv_state_cols()}));
 }
 
