@@ -1,5 +1,5 @@
 #!/bin/bash
-# The Python module on the GPU machine, whose Python (3.12 there) is not the one the module was
+# The Python module on the GPU machine (bench/device_run.sh runs the C++ executables), whose Python (3.12 there) is not the one the module was
 # built for here: compiles python/src against that Python's headers and the static libraries
 # built here (copied with pybind11's headers into $BIN/pybuild), then runs the module's tests,
 # its CUDA Reference among them. From the repository root, after the libraries are copied:

@@ -8,8 +8,6 @@
 #                                   > $OUT/anchors.jsonl, stderr in $OUT/anchors.log
 #   bench/device_run.sh bench       bench_step (BENCH_FILTER=regex), with the anchors of this call
 #                                   (SPECSTATE_ANCHORS, default $OUT/anchors.jsonl) when present
-#   bench/device_run.sh python      the Python module's tests (tests/python_module) on $BIN/python,
-#                                   its CUDA Reference among them (needs python3 with NumPy, pytest)
 #   bench/device_run.sh replay      the CPU replay of docs/performance.md ("CPU replay"): the
 #                                   225-event Qwen3-Next TP8 trace through the 5 CPU lanes at
 #                                   THREADS (default 1 2 4 8 16) threads, then CPU and CUDA lanes
@@ -33,11 +31,6 @@ for what in "$@"; do
         rc=$?
         echo "$(basename "$t") rc=$rc $(grep -E '^\[  (PASSED|FAILED|SKIPPED) ' "$OUT/$(basename "$t").log" | head -3 | tr '\n' ' ')"
       done ;;
-    python)
-      PYTHONPATH="$BIN/python" SPECSTATE_BIN="$BIN/specstate" SPECSTATE_SOURCE="$PWD" \
-        python3 -m pytest -q -rs -p no:cacheprovider tests/python_module/test_module.py \
-        > "$OUT/python.log" 2>&1
-      echo "python module rc=$? $(tail -1 "$OUT/python.log")" ;;
     sanitize)
       for tool in memcheck racecheck; do
         compute-sanitizer --tool "$tool" --error-exitcode 9 "$BIN/specstate_cuda_tests" \
