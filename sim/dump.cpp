@@ -263,7 +263,9 @@ class Dumper {
         shape_(policy_.layout().shape),
         g_(shape_.geometry),
         lane_(make_compact_backend(options.lane.backend, shape_,
-                                   lane_storage(trace, options.lane, policy_.layout().config),
+                                   options.storage ? *options.storage
+                                                   : lane_storage(trace, options.lane,
+                                                                  policy_.layout().config),
                                    trace.header.seed)),
         ownership_(policy_.layout()),
         selected_(options.tokens),

@@ -28,6 +28,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -45,6 +46,9 @@ struct DumpOptions {
   // request_tokens); empty: all. Every token is still computed and checked: a token's state
   // chains from the ones before it.
   std::vector<int64_t> tokens;
+  // The lane's storage (lane_storage), when the caller computed it already for the memory
+  // check; empty: dump_request() computes it.
+  std::optional<StoredRows> storage;
   std::function<void(const Progress&)>
       progress;  // after each event; work: the lane's tokens x layers
 };

@@ -47,8 +47,9 @@ int run_dump(const DumpArgs& args) {
   if (!args.tokens.empty())
     options.tokens = parse_index_list(args.tokens, tokens, "--tokens", "token");
   const PoolConfig config = sim::pool_config(trace.header, options.layers);
-  const PoolShape stored = stored_shape(make_layout(options.lane.strategy, config).shape,
-                                        sim::lane_storage(trace, options.lane, config));
+  options.storage = sim::lane_storage(trace, options.lane, config);
+  const PoolShape stored =
+      stored_shape(make_layout(options.lane.strategy, config).shape, *options.storage);
   check_pool_memory(trace, {options.lane}, {stored},
                     sim::recorder_bytes(trace.header, options.lane, options.layers));
   if (auto bar = progress_bar()) {

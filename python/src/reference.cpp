@@ -26,8 +26,8 @@ using num::bf16_bits;
 
 class Reference {
  public:
-  // `geometry`, when given, replaces the header's preset (its layer count must be the
-  // preset's: the trace's schedule does not depend on the geometry, only the state bytes do).
+  // `geometry`, when given, replaces the header's preset: the schedule does not depend on the
+  // geometry, only the state bytes do.
   Reference(const std::string& path, const std::string& backend, const std::string& strategy,
             const std::string& layers, std::optional<ModelGeometry> geometry)
       : trace_(trace::read_trace(path)) {

@@ -256,3 +256,16 @@ def test_cuda_reference_agrees_with_cpu_when_a_device_is_present():
         cuda.step()
         for request in cpu.requests():
             assert cpu.digest(request) == cuda.digest(request)
+
+
+def test_a_custom_geometry_replaces_the_preset_of_the_trace():
+    g = specstate.custom_geometry(layers=3, H=2, HV=4, K=32, V=16, W=3)
+    refs = [specstate.Reference(RETRACT, strategy=s, geometry=g) for s in ("inline", "replay")]
+    for r in refs:
+        r.run(until_line=20)
+    state = refs[0].state(10)  # retracted: its saved state
+    assert state.ssm.shape == (3, 4, 32, 16) and state.conv.shape == (3, g.conv_dim, 2)
+    assert refs[0].digest(11) == refs[1].digest(11) and refs[0].digest(10) == refs[1].digest(10)
+    odd = specstate.custom_geometry(layers=1, H=1, HV=1, K=8, V=12, W=4)
+    with pytest.raises(specstate.InputError, match="backend 'cpu': unsupported geometry"):
+        specstate.Reference(RETRACT, geometry=odd)
