@@ -29,8 +29,14 @@ bool cuda_available() {
 #endif
 }
 
+void check_backend_name(std::string_view name) {
+  if (name != "cpu" && name != "cuda")
+    throw InputError("unknown backend '" + std::string(name) + "' (known: cpu, cuda)");
+}
+
 std::unique_ptr<StateBackend> make_backend(std::string_view name, const PoolShape& shape,
                                            uint64_t seed) {
+  check_backend_name(name);
   if (name == "cpu") return make_cpu_backend(shape, seed);
   if (name == "cuda") {
 #if SPECSTATE_WITH_CUDA
@@ -40,7 +46,7 @@ std::unique_ptr<StateBackend> make_backend(std::string_view name, const PoolShap
     throw InputError("backend 'cuda': specstate was not built with CUDA (SPECSTATE_WITH_CUDA=OFF)");
 #endif
   }
-  throw InputError("unknown backend '" + std::string(name) + "' (known: cpu, cuda)");
+  SPECSTATE_ASSERT(false, "check_backend_name knows every backend");
 }
 
 namespace {

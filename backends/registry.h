@@ -15,6 +15,11 @@ namespace specstate {
 std::unique_ptr<StateBackend> make_backend(std::string_view name, const PoolShape& shape,
                                            uint64_t seed);
 
+// The one check of a backend name: InputError for a name that is neither "cpu" nor "cuda"
+// ("unknown backend 'x' (known: cpu, cuda)"). Whether CUDA is built and present is
+// make_backend's to say, when it is asked for one.
+void check_backend_name(std::string_view name);
+
 bool cuda_compiled();
 // True when the CUDA backend is compiled in and a device is visible.
 bool cuda_available();

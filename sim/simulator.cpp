@@ -387,11 +387,10 @@ class Replayer {
         if (e >= got.values.size() || ref.values[e] == got.values[e]) continue;
         const int64_t task = e / (per_token * ref.tokens), token = e / per_token % ref.tokens;
         const int64_t in_token = e % per_token, per_layer = int64_t{g.num_v_heads} * g.head_v_dim;
-        if (!d.has_request && task < int64_t(requests.size())) {
+        if (!d.request && task < int64_t(requests.size())) {
           d.request = requests[task];
-          d.has_request = true;
-          d.row_a = live_row(*lanes_[0], d.request);
-          d.row_b = live_row(*lanes_[i], d.request);
+          d.row_a = live_row(*lanes_[0], *d.request);
+          d.row_b = live_row(*lanes_[i], *d.request);
         }
         d.elements.push_back({"outputs", g.layer_id(int32_t(in_token / per_layer)),
                               "[batch " + std::to_string(task) + ", token " +
@@ -432,7 +431,6 @@ class Replayer {
     Divergence& d = diverge(what, lanes_[0]->spec.name(), lanes_[i]->spec.name());
     if (request) {
       d.request = *request;
-      d.has_request = true;
     }
     d.row_a = ref.ssm_row;
     d.row_b = loc.ssm_row;
@@ -506,7 +504,6 @@ class Replayer {
           diverge(ref_saved == lane_saved ? "swapped-out state" : "missing swapped-out state",
                   ref.spec.name(), lane.spec.name());
       d.request = request;
-      d.has_request = true;
       d.row_a = saved_row(ref, request);
       d.row_b = saved_row(lane, request);
       if (ref_saved && lane_saved) {
@@ -598,7 +595,7 @@ std::string Divergence::message() const {
   std::ostringstream os;
   os << "line " << line << ": " << event << "\n";
   os << "  " << what;
-  if (has_request) os << " of request " << request;
+  if (request) os << " of request " << *request;
   os << "\n";
   if (!lane_b.empty()) {
     os << "  lanes: " << lane_a;

@@ -84,9 +84,8 @@ struct Divergence {
   std::string event;  // the event's kind and a short description
   std::string what;   // "live state", "snapshot row", "outputs", "physical row", "ownership"
   std::string lane_a, lane_b;
-  uint64_t request = 0;
-  bool has_request = false;
-  int32_t row_a = -1, row_b = -1;
+  std::optional<uint64_t> request;  // the request it concerns, when there is one
+  int32_t row_a = kNoRow, row_b = kNoRow;
   std::vector<ElementDiff> elements;  // first few
   std::string message() const;        // the multi-line human report
   // The same, located as \"FILE:LINE: event\" on its first line (compiler style).

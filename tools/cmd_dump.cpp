@@ -3,6 +3,7 @@
 #include <memory>
 #include <string>
 
+#include "backends/registry.h"
 #include "core/errors.h"
 #include "core/geometry.h"
 #include "core/index_list.h"
@@ -36,8 +37,7 @@ int run_dump(const DumpArgs& args) {
   sim::DumpOptions options;
   options.request = args.request;
   options.out_dir = args.out;
-  if (args.backend != "cpu" && args.backend != "cuda")
-    throw InputError("unknown backend '" + args.backend + "' (known: cpu, cuda)");
+  check_backend_name(args.backend);
   const std::vector<StrategyKind> strategies = parse_strategies(args.strategy);
   if (strategies.size() != 1) throw InputError("--strategy takes one strategy, not 'all'");
   options.lane = {args.backend, strategies.front()};

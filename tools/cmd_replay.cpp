@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "backends/registry.h"
 #include "core/errors.h"
 #include "core/geometry.h"
 #include "core/strategy/fault.h"
@@ -50,8 +51,7 @@ std::vector<sim::LaneSpec> make_lanes(const ReplayArgs& args) {
   std::vector<sim::LaneSpec> lanes;
   bool injected = false;
   for (const std::string& backend : split(args.backends)) {
-    if (backend != "cpu" && backend != "cuda")
-      throw InputError("unknown backend '" + backend + "' (known: cpu, cuda)");
+    check_backend_name(backend);
     for (StrategyKind s : parse_strategies(args.strategies)) {
       const Fault f = fault_concerns(fault, s) ? fault : Fault::kNone;
       injected = injected || f != Fault::kNone;
@@ -114,7 +114,7 @@ nlohmann::json to_json(const trace::Trace& trace, const sim::ReplayReport& r,
     nlohmann::json dj = {{"line", d.line},     {"event", d.event},   {"what", d.what},
                          {"lane_a", d.lane_a}, {"lane_b", d.lane_b}, {"row_a", d.row_a},
                          {"row_b", d.row_b}};
-    if (d.has_request) dj["request"] = d.request;
+    if (d.request) dj["request"] = *d.request;
     for (const auto& e : d.elements) {
       dj["elements"].push_back({{"tensor", e.tensor},
                                 {"layer", e.layer},

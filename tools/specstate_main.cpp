@@ -8,7 +8,9 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <algorithm>
 #include <exception>
+#include <string>
 #include <vector>
 
 #include "core/errors.h"
@@ -43,19 +45,64 @@ int finish_output(int code) {
   return code;
 }
 
+// Edit distance of two short words (a mistyped command), for "did you mean".
+size_t distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j)
+    row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] != b[j - 1])});
+      diagonal = up;
+    }
+  }
+  return row[b.size()];
+}
+
+// The command `word` names: a known one, or InputError naming the nearest ones.
+CLI::App* find_command(CLI::App& app, const std::string& word) {
+  std::string near;
+  for (CLI::App* sub : app.get_subcommands({})) {
+    if (sub->get_name() == word) return sub;
+    if (distance(sub->get_name(), word) <= 2 || sub->get_name().rfind(word, 0) == 0)
+      near += (near.empty() ? "'" : ", '") + sub->get_name() + "'";
+  }
+  throw specstate::InputError("unknown command '" + word + "'" +
+                              (near.empty() ? "" : "; did you mean " + near + "?") +
+                              " (specstate --help lists the commands)");
+}
+
 int run(int argc, char** argv) {
   CLI::App app{
       "specstate: bit-exact reference of GDN recurrent-state handling under MTP speculative "
       "decoding"};
   app.require_subcommand(1);
+  app.set_version_flag("--version", "specstate " SPECSTATE_VERSION);
   const std::vector<specstate::cli::Command> commands = {
       specstate::cli::add_demo(app),      specstate::cli::add_generate(app),
       specstate::cli::add_validate(app),  specstate::cli::add_replay(app),
       specstate::cli::add_footprint(app), specstate::cli::add_dump(app),
-      specstate::cli::add_compare(app),
+      specstate::cli::add_compare(app),   specstate::cli::add_presets(app),
   };
+  std::string help_topic;
+  CLI::App* help = app.add_subcommand("help", "Show the help of specstate or of one command");
+  help->add_option("COMMAND", help_topic, "The command to explain");
   try {
+    // A first argument that is no option and no command is a mistyped command.
+    if (argc > 1 && argv[1][0] != '-') find_command(app, argv[1]);
     app.parse(argc, argv);
+    if (*help) {
+      // The formatter itself: App::help() of the parent would show the selected `help`.
+      CLI::App* topic = help_topic.empty() ? &app : find_command(app, help_topic);
+      std::printf("%s", app.get_formatter()
+                            ->make_help(topic, topic == &app ? argv[0] : topic->get_name(),
+                                        CLI::AppFormatMode::Normal)
+                            .c_str());
+      return 0;
+    }
     for (const auto& command : commands) {
       if (*command.app) return command.run();
     }

@@ -3,6 +3,7 @@
 #include <limits>
 
 #include "core/errors.h"
+#include "core/primitives.h"
 
 namespace specstate {
 namespace {
@@ -72,8 +73,10 @@ std::vector<StrategyKind> parse_strategies(std::string_view text) {
 
 StrategyLayout make_layout(StrategyKind kind, const PoolConfig& config) {
   const int32_t T = config.tokens_per_verify;
-  if (T < 1 || T > 16)
-    throw InputError("tokens per verify T = " + std::to_string(T) + " outside 1..16");
+  if (T < 1 || T > kMaxVerifyTokens) {
+    throw InputError("tokens per verify T = " + std::to_string(T) + " outside 1.." +
+                     std::to_string(kMaxVerifyTokens));
+  }
   if (config.pool_rows < 1) throw InputError("pool_rows must be >= 1");
   if (config.max_requests < 1) throw InputError("max_requests must be >= 1");
 

@@ -79,19 +79,13 @@ class Reference {
 
   // The live state of a running request, or the saved state of a retracted one.
   RowBytes state(uint64_t request) {
-    const LiveState& s = live(request);
-    if (s.retracted) return swap_.saved.at(request);
-    const PoolPolicy::Readable r = policy_->readable(request);
-    execute(r.plan, *backend_, swap_);
-    return backend_->read_state(r.loc);
+    if (live(request).retracted) return swap_.saved.at(request);
+    return backend_->read_state(readable(request));
   }
 
   uint64_t digest(uint64_t request) {
-    const LiveState& s = live(request);
-    if (s.retracted) return swap_.digests.at(request);
-    const PoolPolicy::Readable r = policy_->readable(request);
-    execute(r.plan, *backend_, swap_);
-    return backend_->digest_state(r.loc);
+    if (live(request).retracted) return swap_.digests.at(request);
+    return backend_->digest_state(readable(request));
   }
 
   // o of the last verify or decode: [tasks, tokens, layers, HV, V] bf16 bits, and the request
@@ -114,6 +108,14 @@ class Reference {
                        "after " + std::to_string(next_) + " events");
     }
     return policy_->live(request);
+  }
+
+  // Where a running request's state can be read (deferred: its pending tokens replayed into
+  // the inspection row first, the live-state table unchanged).
+  StateLoc readable(uint64_t request) {
+    const PoolPolicy::Readable r = policy_->readable(request);
+    execute(r.plan, *backend_, swap_);
+    return r.loc;
   }
 
   trace::Trace trace_;

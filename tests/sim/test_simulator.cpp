@@ -106,8 +106,8 @@ TEST(Simulator, FlippedBitIsReportedAtTheRightEventRowAndElement) {
   const Divergence& d = *r.divergence;
   EXPECT_EQ(d.line, target->line);
   EXPECT_EQ(d.what, "live state");
-  ASSERT_TRUE(d.has_request);
-  EXPECT_EQ(d.request, victim);
+  ASSERT_TRUE(d.request.has_value());
+  EXPECT_EQ(*d.request, victim);
   EXPECT_EQ(d.row_b, victim_row);
   ASSERT_FALSE(d.elements.empty());
   EXPECT_EQ(d.elements.front().tensor, "ssm");

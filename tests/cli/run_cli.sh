@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The command line's habits, one case per behaviour, in a fresh temporary directory:
+# --version, help [COMMAND], "did you mean" for a mistyped command, presets (text and JSON).
+set -euo pipefail
+bin="$1" python="$2"
+cd "$(mktemp -d)"
+trap 'rm -rf "$PWD"' EXIT
+case_name="${3:?case}"
+expect() {  # expect CODE PATTERN -- command...
+  local code="$1" pattern="$2"; shift 3
+  set +e; out="$("$@" 2>&1)"; rc=$?; set -e
+  if [ "$rc" != "$code" ] || ! grep -qE -- "$pattern" <<<"$out"; then
+    echo "FAIL: $* -> exit $rc, wanted $code and /$pattern/:"; echo "$out"; exit 1
+  fi
+}
+case "$case_name" in
+  version) expect 0 '^specstate [0-9]+\.[0-9]+\.[0-9]+$' -- "$bin" --version ;;
+  help) expect 0 '^  presets +List the model presets' -- "$bin" help
+        expect 0 'Compare two dumps' -- "$bin" help compare
+        expect 2 "^unknown command 'dmup'; did you mean 'dump'\?" -- "$bin" help dmup ;;
+  did-you-mean)
+        expect 2 "^unknown command 'replya'; did you mean 'replay'\? \(specstate --help" -- \
+          "$bin" replya trace.jsonl
+        expect 2 "did you mean 'footprint'\?" -- "$bin" foot
+        expect 2 "^unknown command 'zzzzzz' \(specstate --help lists the commands\)$" -- \
+          "$bin" zzzzzz ;;
+  presets)
+        expect 0 '^qwen3-next-80b-a3b +36/48 +16 +32 +128 +128 +8192 +4 +73\.69 MiB' -- "$bin" presets
+        expect 0 '^tiny +2/2 +2 +4 +16 +16 +128 +4 +9\.50 KiB' -- "$bin" presets
+        "$bin" presets --json > presets.json
+        "$python" - presets.json <<'PY'
+import json, sys
+presets = json.load(open(sys.argv[1]))
+names = [p["name"] for p in presets]
+assert len(presets) == 8 and names[0] == "qwen3-next-80b-a3b" and names[-1] == "tiny", names
+q = presets[0]
+assert (q["gdn_layers"], q["H"], q["HV"], q["K"], q["V"], q["conv_dim"], q["W"]) == \
+    (36, 16, 32, 128, 128, 8192, 4), q
+assert q["state_bytes_per_request"] == 36 * (32 * 128 * 128 * 4 + 8192 * 3 * 2)
+PY
+        ;;
+  *) echo "unknown case $case_name"; exit 1 ;;
+esac
+echo "cli $case_name: passed"

@@ -1,0 +1,63 @@
+// specstate presets: the model presets and their GDN geometry, so that a preset name is never
+// learnt from an error message.
+#include <cstdio>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "core/geometry.h"
+#include "core/pool_shape.h"
+#include "tools/commands.h"
+
+namespace specstate::cli {
+
+Command add_presets(CLI::App& parent) {
+  auto json_output = std::make_shared<bool>(false);
+  CLI::App* cmd = parent.add_subcommand(
+      "presets",
+      "List the model presets: GDN layers (of all layers), key and value heads H and HV on one\n"
+      "rank at TP 1, head dims K and V, conv channels and width, and one request's GDN state\n"
+      "(conv window + fp32 SSM, all layers). `--tp N` elsewhere divides H and HV.");
+  cmd->add_flag("--json", *json_output, "One JSON array instead of the table");
+  return {cmd, [json_output] {
+            nlohmann::ordered_json out = nlohmann::ordered_json::array();
+            if (!*json_output) {
+              std::printf("%-20s %9s %3s %3s %4s %4s %8s %2s %12s  %s\n", "preset", "layers", "H",
+                          "HV", "K", "V", "conv_dim", "W", "state/req", "model");
+            }
+            for (const PresetInfo& p : presets()) {
+              const ModelGeometry g = make_geometry(p.name);
+              PoolShape shape;
+              shape.geometry = g;
+              shape.conv_cols = g.conv_state_cols();
+              const double mib = double(shape.state_row_bytes()) / (1 << 20);
+              const std::string name(p.name), what(p.description);
+              if (*json_output) {
+                out.push_back({{"name", name}, {"description", what},
+                               {"gdn_layers", p.gdn_layers}, {"total_layers", p.total_layers},
+                               {"H", g.num_k_heads}, {"HV", g.num_v_heads}, {"K", g.head_k_dim},
+                               {"V", g.head_v_dim}, {"conv_dim", g.conv_dim()},
+                               {"W", g.conv_width}, {"state_bytes_per_request",
+                                                     shape.state_row_bytes()},
+                               {"provisional", p.provisional}});
+                continue;
+              }
+              const std::string layers =
+                  std::to_string(p.gdn_layers) + "/" + std::to_string(p.total_layers);
+              char size[32];
+              if (mib >= 1) {
+                std::snprintf(size, sizeof size, "%8.2f MiB", mib);
+              } else {
+                std::snprintf(size, sizeof size, "%8.2f KiB", mib * 1024);
+              }
+              std::printf("%-20s %9s %3d %3d %4d %4d %8d %2d %12s  %s%s\n", name.c_str(),
+                          layers.c_str(), g.num_k_heads, g.num_v_heads, g.head_k_dim,
+                          g.head_v_dim, g.conv_dim(), g.conv_width, size, what.c_str(),
+                          p.provisional ? " (provisional geometry)" : "");
+            }
+            if (*json_output) std::printf("%s\n", out.dump().c_str());
+            return 0;
+          }};
+}
+
+}  // namespace specstate::cli
