@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The command line's habits, one case per behaviour, in a fresh temporary directory:
-# --version, help [COMMAND], "did you mean" for a mistyped command, presets (text and JSON).
+# --version, help [COMMAND], "did you mean" for a mistyped command, presets (text and JSON), and
+# what a replay of one lane says it checked.
 set -euo pipefail
-bin="$1" python="$2"
+bin="$1" python="$2" source="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$(mktemp -d)"
 trap 'rm -rf "$PWD"' EXIT
 case_name="${3:?case}"
@@ -39,6 +40,11 @@ assert (q["gdn_layers"], q["H"], q["HV"], q["K"], q["V"], q["conv_dim"], q["W"])
 assert q["state_bytes_per_request"] == 36 * (32 * 128 * 128 * 4 + 8192 * 3 * 2)
 PY
         ;;
+  single-lane)
+        expect 0 "^OK: 1 lane \(cpu/inline\) ran 19 events: the schedule is valid and every write went to a row the protocol gives its request \(row ownership\); nothing to compare it with" -- \
+          "$bin" replay "$source/examples/retract-resume.jsonl" --strategy inline
+        expect 0 "^AGREE: 2 lanes bit-identical after 19 events" -- \
+          "$bin" replay "$source/examples/retract-resume.jsonl" --strategy inline,replay ;;
   *) echo "unknown case $case_name"; exit 1 ;;
 esac
 echo "cli $case_name: passed"
