@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <deque>
 
 #include "core/errors.h"
@@ -49,10 +50,26 @@ struct Request {
   bool extended_now = false;  // extended in the current iteration
 };
 
-void check_range(const char* name, double value, double min, double max) {
-  if (!(value >= min && value <= max)) {  // also refuses NaN
-    throw InputError("option " + std::string(name) + " = " + std::to_string(value) + " outside " +
+// The options are the flags of `specstate generate`; a value out of range names its flag
+// ("--requests 0 outside 1..1048576"), integers as integers.
+std::string flag_name(const char* option) {
+  std::string flag = std::string("--") + option;
+  std::replace(flag.begin(), flag.end(), '_', '-');
+  return flag;
+}
+
+void check_range(const char* option, int64_t value, int64_t min, int64_t max) {
+  if (value < min || value > max) {
+    throw InputError(flag_name(option) + " " + std::to_string(value) + " outside " +
                      std::to_string(min) + ".." + std::to_string(max));
+  }
+}
+
+void check_fraction(const char* option, double value) {
+  if (!(value >= 0 && value <= 1)) {  // also refuses NaN
+    char text[32];
+    std::snprintf(text, sizeof text, "%g", value);
+    throw InputError(flag_name(option) + " " + text + " outside 0..1");
   }
 }
 
@@ -445,36 +462,40 @@ class Generator {
 void check_options(const GeneratorOptions& o) {
   make_geometry(o.preset, o.tp);
   check_range("draft_tokens", o.draft_tokens, 0, trace::kMaxTokensPerVerify - 1);
-  check_range("pool_rows", o.pool_rows, 1, double(trace::kMaxRows));
-  check_range("max_requests", o.max_requests, 1, double(trace::kMaxRows));
-  check_range("page_size", o.page_size, 0, double(trace::kMaxRows));
+  check_range("pool_rows", o.pool_rows, 1, trace::kMaxRows);
+  check_range("max_requests", o.max_requests, 1, trace::kMaxRows);
+  check_range("page_size", o.page_size, 0, trace::kMaxRows);
   check_range("requests", o.requests, 1, 1 << 20);
   check_range("steps", o.steps, 1, 1 << 22);
-  check_range("prompt_min", o.prompt_min, 1, double(trace::kMaxTokens));
-  check_range("prompt_max", o.prompt_max, o.prompt_min, double(trace::kMaxTokens));
-  check_range("output_min", o.output_min, 0, double(trace::kMaxTokens));
-  check_range("output_max", o.output_max, o.output_min, double(trace::kMaxTokens));
-  check_range("chunk_size", o.chunk_size, 1, double(trace::kMaxTokens));
-  check_range("prefix_hit_prob", o.prefix_hit_prob, 0, 1);
-  check_range("snapshot_prob", o.snapshot_prob, 0, 1);
-  check_range("accept_prob", o.accept_prob, 0, 1);
-  check_range("decode_prob", o.decode_prob, 0, 1);
+  check_range("prompt_min", o.prompt_min, 1, trace::kMaxTokens);
+  check_range("prompt_max", o.prompt_max, o.prompt_min, trace::kMaxTokens);
+  check_range("output_min", o.output_min, 0, trace::kMaxTokens);
+  check_range("output_max", o.output_max, o.output_min, trace::kMaxTokens);
+  check_range("chunk_size", o.chunk_size, 1, trace::kMaxTokens);
+  check_fraction("prefix_hit_prob", o.prefix_hit_prob);
+  check_fraction("snapshot_prob", o.snapshot_prob);
+  check_fraction("accept_prob", o.accept_prob);
+  check_fraction("decode_prob", o.decode_prob);
   check_range("preempt_after", o.preempt_after, 1, 1 << 30);
   check_range("check_every", o.check_every, 0, 1 << 30);
   for (int32_t bucket : o.graph_buckets)
-    check_range("graph bucket", bucket, 1, double(trace::kMaxRows));
+    check_range("graph_buckets", bucket, 1, trace::kMaxRows);
   if (!o.accept_weights.empty()) {
     const int32_t T = o.draft_tokens + 1;
     if (int32_t(o.accept_weights.size()) != T) {
-      throw InputError("accept weights: " + std::to_string(o.accept_weights.size()) +
+      throw InputError("--accept-weights: " + std::to_string(o.accept_weights.size()) +
                        " given, expected T = " + std::to_string(T) + " (one per a = 1..T)");
     }
     double total = 0;
     for (double w : o.accept_weights) {
-      check_range("accept weight", w, 0, 1e12);
+      if (!(w >= 0 && w <= 1e12)) {  // also refuses NaN
+        char text[32];
+        std::snprintf(text, sizeof text, "%g", w);
+        throw InputError(std::string("--accept-weights: weight ") + text + " outside 0..1e12");
+      }
       total += w;
     }
-    if (!(total > 0)) throw InputError("accept weights: all zero");
+    if (!(total > 0)) throw InputError("--accept-weights: all zero");
   }
 }
 

@@ -1,12 +1,14 @@
 // specstate compare: two dumps (docs/interop.md), typically an engine's against specstate's.
 #include <cmath>
 #include <cstdio>
+#include <limits>
 #include <memory>
 #include <string>
 
 #include "core/errors.h"
 #include "sim/dump_compare.h"
 #include "tools/commands.h"
+#include "tools/integer_option.h"
 
 namespace specstate::cli {
 
@@ -30,9 +32,9 @@ Command add_compare(CLI::App& parent) {
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--atol", args->tolerance.atol, "Absolute tolerance")
       ->check(CLI::NonNegativeNumber);
-  cmd->add_option("--ulp", args->tolerance.ulp,
-                  "Float32 units in the last place (one bf16 ulp is 65536 of them)")
-      ->check(CLI::NonNegativeNumber);
+  add_integer(cmd, "--ulp", args->tolerance.ulp,
+              "Float32 units in the last place (one bf16 ulp is 65536 of them)")
+      ->check(CLI::Range(int64_t{0}, std::numeric_limits<int64_t>::max()));
   return {cmd, [args] {
             const sim::DumpComparison c = sim::compare_dumps(args->a, args->b, args->tolerance);
             std::printf("%s\n", c.message(args->a, args->b).c_str());

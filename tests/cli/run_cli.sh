@@ -45,6 +45,14 @@ PY
           "$bin" replay "$source/examples/retract-resume.jsonl" --strategy inline
         expect 0 "^AGREE: 2 lanes bit-identical after 19 events" -- \
           "$bin" replay "$source/examples/retract-resume.jsonl" --strategy inline,replay ;;
+  option-ranges)
+        expect 2 '^--requests 0 outside 1\.\.1048576$' -- \
+          "$bin" generate --preset tiny --requests 0 --steps 5 --seed 1 -o t.jsonl
+        expect 2 '^--accept-prob 2 outside 0\.\.1$' -- \
+          "$bin" generate --preset tiny --requests 4 --steps 5 --seed 1 -o t.jsonl --accept-prob 2
+        expect 2 '^--ulp: Value -1 not in range 0 to 9223372036854775807' -- \
+          "$bin" compare a b --ulp -1
+        test ! -e t.jsonl ;;
   *) echo "unknown case $case_name"; exit 1 ;;
 esac
 echo "cli $case_name: passed"

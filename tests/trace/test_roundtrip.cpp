@@ -172,7 +172,7 @@ TEST(TraceGenerator, OptionErrors) {
     sim::generate_trace(o);
     FAIL() << "no error";
   } catch (const InputError& e) {
-    EXPECT_STREQ(e.what(), "accept weights: 2 given, expected T = 4 (one per a = 1..T)");
+    EXPECT_STREQ(e.what(), "--accept-weights: 2 given, expected T = 4 (one per a = 1..T)");
   }
   o = {};
   o.accept_prob = 1.5;
