@@ -7,7 +7,10 @@
 namespace specstate {
 
 InputError::InputError(const std::string& file, long line, const std::string& message)
-    : std::runtime_error(quote_file_name(file) + ":" + std::to_string(line) + ": " + message) {}
+    : std::runtime_error(quote_file_name(file) + ":" + std::to_string(line) + ": " + message),
+      file_(file),
+      line_(line),
+      message_(message) {}
 
 std::string quote_file_name(const std::string& file) {
   auto plain = [](unsigned char c) {

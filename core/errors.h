@@ -12,9 +12,20 @@ namespace specstate {
 
 class InputError : public std::runtime_error {
  public:
-  explicit InputError(const std::string& message) : std::runtime_error(message) {}
+  explicit InputError(const std::string& message)
+      : std::runtime_error(message), message_(message) {}
   // "FILE:LINE: message", FILE as quote_file_name() writes it.
   InputError(const std::string& file, long line, const std::string& message);
+
+  // The location and the message without it, for reports in JSON (line 0: none known).
+  const std::string& file() const { return file_; }
+  long line() const { return line_; }
+  const std::string& message() const { return message_; }
+
+ private:
+  std::string file_;
+  long line_ = 0;
+  std::string message_;
 };
 
 // `file` as it goes in front of ":LINE:" in a message: as it is when it holds only letters,

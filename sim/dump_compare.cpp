@@ -99,14 +99,20 @@ std::string channel_text(int64_t c, const Geometry& g) {
   return "channel " + std::to_string(c) + " (" + part + ")";
 }
 
-// The element at flat offset `i` of one token's row (or of a whole file) in words.
-std::string index_text(const std::string& name, const std::vector<int64_t>& dims, int64_t i,
-                       const Geometry& g) {
+// Flat offset `i` of an array of `dims` as its multi-index, C order.
+std::vector<int64_t> unravel(const std::vector<int64_t>& dims, int64_t i) {
   std::vector<int64_t> idx(dims.size());
   for (size_t d = dims.size(); d-- > 0;) {
     idx[d] = i % dims[d];
     i /= dims[d];
   }
+  return idx;
+}
+
+// The element at flat offset `i` of one token's row (or of a whole file) in words.
+std::string index_text(const std::string& name, const std::vector<int64_t>& dims, int64_t i,
+                       const Geometry& g) {
+  const std::vector<int64_t> idx = unravel(dims, i);
   auto n = [&](size_t d) { return std::to_string(idx[d]); };
   if ((name == "x" || name == "conv_out") && idx.size() == 1) return "[" + channel_text(idx[0], g) + "]";
   if ((name == "a" || name == "b" || name == "A_log" || name == "dt_bias") && idx.size() == 1)
@@ -259,8 +265,8 @@ DumpComparison compare_dumps(const std::string& dir_a, const std::string& dir_b,
       if (earlier) {
         out.first = DumpDifference{f, layer_of(f), tokens ? row : -1,
                                    tokens ? token_text(row, a, b) : "before the first token",
-                                   index_text(stem(f), dims, first, g), va[first], vb[first],
-                                   outside, per_row};
+                                   index_text(stem(f), dims, first, g), unravel(dims, first),
+                                   va[first], vb[first], outside, per_row};
       }
       return;
     }

@@ -29,6 +29,7 @@ struct DumpDifference {
   int64_t token = -1;      // index in the request's token order; -1: a file without tokens
   std::string token_text;  // "token 20 (position 20), trace line 10: verify, step 0, accepted"
   std::string index;       // "[head 1, k 3, v 7]"
+  std::vector<int64_t> coords;  // the same index as numbers (within the token's row)
   double a = 0, b = 0;
   int64_t outside = 0;   // elements outside the tolerance in that token's row (or the file)
   int64_t elements = 0;  // elements in it

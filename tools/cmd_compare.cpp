@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <limits>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "core/errors.h"
@@ -16,6 +17,7 @@ Command add_compare(CLI::App& parent) {
   struct Args {
     std::string a, b;
     sim::DumpTolerance tolerance;
+    bool json = false;
   };
   auto args = std::make_shared<Args>();
   CLI::App* cmd = parent.add_subcommand(
@@ -35,8 +37,29 @@ Command add_compare(CLI::App& parent) {
   add_integer(cmd, "--ulp", args->tolerance.ulp,
               "Float32 units in the last place (one bf16 ulp is 65536 of them)")
       ->check(CLI::Range(int64_t{0}, std::numeric_limits<int64_t>::max()));
+  cmd->add_flag("--json", args->json, "Report as one JSON object (an error as {\"error\": ...})");
   return {cmd, [args] {
             const sim::DumpComparison c = sim::compare_dumps(args->a, args->b, args->tolerance);
+            if (args->json) {
+              nlohmann::ordered_json out = {
+                  {"a", args->a},         {"b", args->b},
+                  {"agree", c.agree},     {"tolerance", {{"rtol", args->tolerance.rtol},
+                                                         {"atol", args->tolerance.atol},
+                                                         {"ulp", args->tolerance.ulp}}},
+                  {"files", c.files},     {"tokens", c.tokens},
+                  {"elements", c.elements}, {"max_abs", c.max_abs},
+                  {"only_a", c.only_a},   {"only_b", c.only_b}};
+              if (c.first) {
+                const sim::DumpDifference& d = *c.first;
+                out["first"] = {{"file", d.file},   {"layer", d.layer},
+                                {"token", d.token}, {"token_text", d.token_text},
+                                {"index", d.coords}, {"index_text", d.index}, {"a", d.a},
+                                {"b", d.b},         {"outside", d.outside},
+                                {"elements", d.elements}};
+              }
+              std::printf("%s\n", out.dump(2).c_str());
+              return c.agree ? 0 : 1;
+            }
             std::printf("%s\n", c.message(args->a, args->b).c_str());
             return c.agree ? 0 : 1;
           }};

@@ -1,5 +1,6 @@
 // specstate dump: one request's inputs, outputs and states as NumPy files (docs/interop.md).
 #include <cstdio>
+#include <nlohmann/json.hpp>
 #include <memory>
 #include <string>
 
@@ -28,6 +29,7 @@ struct DumpArgs {
   std::string layers;
   std::string tokens;
   int threads = 0;
+  bool json = false;
 };
 
 int run_dump(const DumpArgs& args) {
@@ -62,6 +64,21 @@ int run_dump(const DumpArgs& args) {
   }
 
   const sim::DumpReport report = sim::dump_request(trace, options);
+  if (args.json) {
+    nlohmann::ordered_json out = {{"trace", args.file},      {"request", args.request},
+                                  {"lane", options.lane.name()}, {"agree", report.agree}};
+    if (!report.agree) out["mismatch"] = report.mismatch;
+    out["out"] = args.out;
+    out["tokens"] = report.tokens;
+    out["request_tokens"] = tokens;
+    out["layers"] = options.layers.empty() ? nlohmann::ordered_json("all")
+                                           : nlohmann::ordered_json(options.layers);
+    out["files"] = report.files;
+    out["bytes"] = report.bytes;
+    out["seconds"] = report.seconds;
+    std::printf("%s\n", out.dump(2).c_str());
+    return report.agree ? 0 : 1;
+  }
   if (!report.agree) {
     std::printf("MISMATCH (nothing written) at %s\n", report.mismatch.c_str());
     return 1;
@@ -101,6 +118,7 @@ Command add_dump(CLI::App& parent) {
                   "Write only these of the request's tokens (indices in its token order, e.g. "
                   "0-99 or 19,20; default all); every token is still computed and checked");
   add_threads_option(cmd, args->threads);
+  cmd->add_flag("--json", args->json, "Report as one JSON object (an error as {\"error\": ...})");
   return {cmd, [args] {
             ThreadPool pool(args->threads);
             return pool.run([&] { return run_dump(*args); });

@@ -11,6 +11,7 @@
 #include "sim/generator.h"
 #include "tools/commands.h"
 #include "tools/integer_option.h"
+#include "tools/summary_json.h"
 
 namespace specstate::cli {
 namespace {
@@ -20,6 +21,7 @@ struct GenerateOptions {
   std::string ssm_dtype = "f32";
   bool no_padding = false;
   std::string output;
+  bool json = false;
 };
 
 double ms_since(std::chrono::steady_clock::time_point start) {
@@ -40,6 +42,15 @@ int run_generate(GenerateOptions& options) {
   out.commit();
   const double write_ms = ms_since(write_start);
   const trace::TraceSummary summary = trace::validate_trace(trace);
+  if (options.json) {
+    nlohmann::ordered_json out = {{"output", options.output},
+                                  {"events", trace.events.size()},
+                                  {"generate_ms", generate_ms},
+                                  {"write_ms", write_ms}};
+    out["summary"] = summary_json(summary);
+    std::printf("%s\n", out.dump(2).c_str());
+    return 0;
+  }
   std::printf("wrote %s: %lld events (generated in %.1f ms, written in %.1f ms)\n%s",
               options.output.c_str(), (long long)trace.events.size(), generate_ms, write_ms,
               trace::format_summary(summary).c_str());
@@ -68,6 +79,7 @@ Command add_generate(CLI::App& parent) {
       ->required();
   add_integer(cmd, "--seed", g.seed, "Seed of the schedule; also the trace's input seed")
       ->required();
+  cmd->add_flag("--json", options->json, "Report as one JSON object (an error as {\"error\": ...})");
   cmd->add_option("-o,--output", options->output,
                   "Trace file to write (a regular file is replaced atomically; a device or FIFO is "
                   "written in place; links are followed)")

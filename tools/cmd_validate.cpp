@@ -6,11 +6,13 @@
 #include "core/trace/format.h"
 #include "core/trace/validate.h"
 #include "tools/commands.h"
+#include "tools/summary_json.h"
 
 namespace specstate::cli {
 
 Command add_validate(CLI::App& parent) {
   auto file = std::make_shared<std::string>();
+  auto json = std::make_shared<bool>(false);
   CLI::App* cmd = parent.add_subcommand(
       "validate",
       "Check a trace (docs/trace-format.md): its syntax, its header, and that the schedule is\n"
@@ -18,9 +20,16 @@ Command add_validate(CLI::App& parent) {
       "accepted lengths are in 1..T, snapshots sit on crossed page boundaries...). Prints a\n"
       "summary and exits 0, or prints the first error as FILE:LINE: message and exits 2.");
   cmd->add_option("FILE", *file, "Trace file (JSON Lines)")->required();
-  return {cmd, [file] {
+  cmd->add_flag("--json", *json, "The summary as one JSON object (an error as {\"error\": ...})");
+  return {cmd, [file, json] {
             const trace::Trace trace = trace::read_trace(*file);
             const trace::TraceSummary summary = trace::validate_trace(trace);
+            if (*json) {
+              nlohmann::ordered_json out = {{"file", *file}, {"valid", true}};
+              out["summary"] = summary_json(summary);
+              std::printf("%s\n", out.dump(2).c_str());
+              return 0;
+            }
             std::printf("%s: valid specstate trace (format version %d)\n%s", file->c_str(),
                         trace.header.version, trace::format_summary(summary).c_str());
             return 0;

@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "core/errors.h"
 #include "tools/commands.h"
 
@@ -110,6 +112,18 @@ int run(int argc, char** argv) {
     return app.exit(e) == 0 ? 0 : 2;
   } catch (const specstate::InputError& e) {
     std::fprintf(stderr, "%s\n", e.what());
+    // Under --json the report on stdout is a JSON error object, so that a script reading it
+    // gets one either way.
+    if (std::find_if(argv + 1, argv + argc, [](const char* a) {
+          return std::strcmp(a, "--json") == 0;
+        }) != argv + argc) {
+      nlohmann::ordered_json error = {{"error", e.what()}, {"message", e.message()}};
+      if (e.line() > 0) {
+        error["file"] = e.file();
+        error["line"] = e.line();
+      }
+      std::printf("%s\n", error.dump().c_str());
+    }
     return 2;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "specstate: internal error: %s\n", e.what());

@@ -53,6 +53,42 @@ PY
         expect 2 '^--ulp: Value -1 not in range 0 to 9223372036854775807' -- \
           "$bin" compare a b --ulp -1
         test ! -e t.jsonl ;;
+  json)
+        trace="$source/examples/retract-resume.jsonl"
+        "$bin" validate "$trace" --json > validate.json
+        "$bin" generate --preset tiny --requests 2 --steps 4 --seed 1 -o g.jsonl --json > generate.json
+        "$bin" dump "$trace" --request 10 --out a --json > dump.json
+        "$bin" dump "$trace" --request 10 --out b --strategy replay >/dev/null
+        "$bin" compare a b --json > agree.json
+        "$python" -c 'import sys, numpy as np; f = sys.argv[1]; x = np.load(f); x[3, 1, 2, 5] += 1; np.save(f, x)' \
+          b/layer01/ssm_state.npy
+        set +e
+        "$bin" compare a b --json > differ.json; differ=$?
+        "$bin" validate "$source/tests/trace_rules/verify-accepted-zero.jsonl" --json \
+          > error.json 2> error.txt; error=$?
+        set -e
+        "$python" - "$differ" "$error" <<'PY'
+import json, sys
+v = json.load(open("validate.json"))
+assert v["valid"] and v["summary"]["events"]["total"] == 19, v
+assert len(v["summary"]["acceptance"]) == v["summary"]["header"]["T"] == 3, v
+g = json.load(open("generate.json"))
+assert g["output"] == "g.jsonl" and g["events"] == g["summary"]["events"]["total"], g
+d = json.load(open("dump.json"))
+assert d["agree"] and d["request"] == 10 and d["tokens"] == d["request_tokens"] == 29, d
+a = json.load(open("agree.json"))
+assert a["agree"] and a["files"] == 24 and "first" not in a, a
+assert sys.argv[1] == "1"
+x = json.load(open("differ.json"))
+first = x["first"]
+assert not x["agree"] and first["token"] == 3 and first["layer"] == 1, x
+assert first["index"] == [1, 2, 5] and first["file"] == "layer01/ssm_state.npy", first
+assert sys.argv[2] == "2"
+e = json.load(open("error.json"))
+assert e["line"] == 3 and e["message"] == "accepted length 0 outside 1..4 (request 1)", e
+assert open("error.txt").read().strip() == e["error"]
+PY
+        ;;
   *) echo "unknown case $case_name"; exit 1 ;;
 esac
 echo "cli $case_name: passed"
