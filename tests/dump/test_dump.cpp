@@ -128,7 +128,7 @@ class LoadedDump {
     meta = nlohmann::json::parse(file_bytes(dir / "meta.json"));
   }
   NpyArray layer(int l, const std::string& name) const {
-    char buf[16];
+    char buf[32];
     std::snprintf(buf, sizeof buf, "layer%02d", l);
     return read_npy(dir_ / buf / (name + ".npy"));
   }
