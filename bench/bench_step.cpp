@@ -34,7 +34,7 @@
 //                 (about 2 % of the operations). A replayed token's output is not needed, so
 //                 3 operations would do for it; it is counted with 4, as the roof counts every token computed.
 //
-// Anchors (issue 12): tokenspeed's kernels timed by ../shared/anchors/anchor_bench.py in the
+// Anchors: tokenspeed's kernels timed by ../shared/anchors/anchor_bench.py in the
 // same device call, read from the JSON lines it printed: SPECSTATE_ANCHORS=path or
 // --anchors=path. Which anchor each step is compared with: bench/step_anchors.h.
 #include <benchmark/benchmark.h>
@@ -477,7 +477,7 @@ Anchors load_anchors(const std::string& path) {
   return a;
 }
 
-// The row's goal of issue 12 and whether this run meets it ("met" / "UNMET"), or "" when the row
+// The row's goal (docs/performance.md, "Goals") and whether this run meets it ("met" / "UNMET"), or "" when the row
 // has none. A goal against an anchor also gives the time it allows: max_ratio x anchor time.
 std::string goal_text(const char* kind, int32_t batch, double pct_copy, const AnchorRef* ref,
                       double step_us, double anchor_us) {

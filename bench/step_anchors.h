@@ -104,7 +104,7 @@ inline AnchorRun parse_anchor_stream(std::istream& in) {
   return run;
 }
 
-// The anchors a specstate step is compared with, and the goal of issue 12 where there is one
+// The anchors a specstate step is compared with, and the goal where there is one
 // ("step time <= max_ratio x anchor time at batch goal_batch", same run):
 //   inline    <-> after         tokenspeed #159: verify writes state j to output_state_indices
 //   scatter   <-> before        tokenspeed before #159: verify into intermediate buffers + scatter
@@ -127,7 +127,7 @@ inline std::vector<AnchorRef> anchors_of(std::string_view step) {
   return {};
 }
 
-// Goals of issue 12 on the step's own % of copy: inline >= 90 % at batch >= 64 and >= 75 % at
+// Goals on the step's own % of copy: inline >= 90 % at batch >= 64 and >= 75 % at
 // batch 8; the scatter commit copy >= 85 % at batch >= 64. 0: no such goal for this row.
 inline double pct_copy_goal(std::string_view step, int batch) {
   if (step == "inline") return batch >= 64 ? 90.0 : batch == 8 ? 75.0 : 0.0;

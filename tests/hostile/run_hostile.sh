@@ -1,5 +1,5 @@
 #!/bin/bash
-# One hostile-input case of the specstate command line (issue 19), run by CTest:
+# One hostile-input case of the specstate command line, run by CTest:
 #   run_hostile.sh SPECSTATE CASE
 # Each case works in a fresh temporary directory, asserts the exit code and the message, and
 # that no file was created or changed (a listing with modes, sizes, link targets and checksums

@@ -1,7 +1,7 @@
 """Writes one hostile input of tests/hostile_inputs: `make_input.py CASE FILE`.
 
 Each case is a trace (or part of one) that an attack on the reader, the validator or the
-simulator used against specstate (issue 19)."""
+simulator used against specstate (an attack on every input class)."""
 
 import sys
 

@@ -1,5 +1,5 @@
 #!/bin/sh
-# One hostile input (issue 19), run by CTest:
+# One hostile input (of an attack on every input class), run by CTest:
 #   run_case.sh SPECSTATE PYTHON CASE RC MESSAGE MAX_RSS_MB MAX_SECONDS SANITIZED COMMAND [ARGS...]
 # Writes input CASE (make_input.py; "-" for none) to ./CASE.jsonl, runs `SPECSTATE COMMAND ARGS`
 # with @IN@ in ARGS standing for that file, and asserts: the exit code RC; a stderr line that

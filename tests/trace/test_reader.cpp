@@ -194,7 +194,7 @@ TEST(TraceReader, MissingFile) {
   EXPECT_THROW(read_trace("/nonexistent/trace.jsonl"), InputError);
 }
 
-// ---- issue 19: hostile bytes and echoed values ----------------------------------------------
+// ---- hostile bytes and echoed values ----------------------------------------------
 
 // An endless stream of NUL bytes without a newline, like /dev/zero.
 class ZeroStream : public std::streambuf {
