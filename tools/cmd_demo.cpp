@@ -88,7 +88,8 @@ Command add_demo(CLI::App& parent) {
       "the agreement and the memory footprint of Qwen3-Next-80B-A3B.");
   demo->add_option("--ssm-dtype", options->dtype, "SSM pool dtype: f32 (default) or bf16");
   add_integer(demo, "--seed", options->seed, "Seed of the generated trace");
-  demo->add_option("-o,--trace-out", options->trace_out, "Where to write the generated trace");
+  demo->add_option("-o,--output,--trace-out", options->trace_out,
+                   "Where to write the generated trace");
   return {demo, [options] { return run_demo(*options); }};
 }
 

@@ -40,6 +40,7 @@ int run_dump(const DumpArgs& args) {
   options.request = args.request;
   options.out_dir = args.out;
   check_backend_name(args.backend);
+  if (args.out == "-") throw InputError("-o -: a dump is a directory, not a stream");
   const std::vector<StrategyKind> strategies = parse_strategies(args.strategy);
   if (strategies.size() != 1) throw InputError("--strategy takes one strategy, not 'all'");
   options.lane = {args.backend, strategies.front()};
@@ -105,9 +106,12 @@ Command add_dump(CLI::App& parent) {
       "decode) is recorded with the same primitives and checked against the lane. Exit 0\n"
       "when written, 1 when the lane disagreed with the recording (nothing written), 2 for\n"
       "input errors.");
-  cmd->add_option("FILE", args->file, "Trace file (JSON Lines, docs/trace-format.md)")->required();
+  cmd->add_option("FILE", args->file, "Trace file (JSON Lines, docs/trace-format.md), - for stdin")
+      ->required();
   add_integer(cmd, "--request", args->request, "The request id to dump")->required();
-  cmd->add_option("--out", args->out, "Output directory (must not exist, or be empty)")->required();
+  cmd->add_option("-o,--output,--out", args->out,
+                  "Output directory (must not exist, or be empty)")
+      ->required();
   cmd->add_option("--strategy", args->strategy,
                   "The lane's strategy: scatter, inline (default), window, replay, deferred");
   cmd->add_option("--backend", args->backend, "The lane's backend: cpu (default) or cuda");

@@ -31,6 +31,8 @@ double ms_since(std::chrono::steady_clock::time_point start) {
 
 int run_generate(GenerateOptions& options) {
   sim::GeneratorOptions& g = options.generator;
+  if (options.json && options.output == "-")
+    throw InputError("--json and -o - both write standard output; give -o a file");
   g.ssm_dtype = parse_ssm_dtype(options.ssm_dtype);
   if (options.no_padding) g.graph_buckets.clear();
   const auto start = std::chrono::steady_clock::now();
@@ -51,8 +53,10 @@ int run_generate(GenerateOptions& options) {
     std::printf("%s\n", out.dump(2).c_str());
     return 0;
   }
-  std::printf("wrote %s: %lld events (generated in %.1f ms, written in %.1f ms)\n%s",
-              options.output.c_str(), (long long)trace.events.size(), generate_ms, write_ms,
+  // With the trace on standard output, the report goes to standard error.
+  std::FILE* report = options.output == "-" ? stderr : stdout;
+  std::fprintf(report, "wrote %s: %lld events (generated in %.1f ms, written in %.1f ms)\n%s",
+              options.output == "-" ? "standard output" : options.output.c_str(), (long long)trace.events.size(), generate_ms, write_ms,
               trace::format_summary(summary).c_str());
   return 0;
 }
@@ -81,8 +85,8 @@ Command add_generate(CLI::App& parent) {
       ->required();
   cmd->add_flag("--json", options->json, "Report as one JSON object (an error as {\"error\": ...})");
   cmd->add_option("-o,--output", options->output,
-                  "Trace file to write (a regular file is replaced atomically; a device or FIFO is "
-                  "written in place; links are followed)")
+                  "Trace file to write, - for standard output (a regular file is replaced "
+                  "atomically; a device or FIFO is written in place; links are followed)")
       ->required();
   cmd->add_option("--ssm-dtype", options->ssm_dtype, "SSM pool dtype: f32 or bf16")
       ->capture_default_str();

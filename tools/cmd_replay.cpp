@@ -232,7 +232,8 @@ Command add_replay(CLI::App& parent) {
       "between backends running the same strategy. Exit 0 when all lanes agree, 1 at the first\n"
       "divergence (with a report naming the trace line, request, row, layer and elements),\n"
       "2 for input errors.");
-  cmd->add_option("FILE", args->file, "Trace file (JSON Lines, docs/trace-format.md)")->required();
+  cmd->add_option("FILE", args->file, "Trace file (JSON Lines, docs/trace-format.md), - for stdin")
+      ->required();
   cmd->add_option("--backend", args->backends, "cpu, cuda, or cpu,cuda (default cpu)");
   cmd->add_option("--strategy", args->strategies,
                   "scatter, inline, window, replay, deferred, a comma list, or all (default all)");

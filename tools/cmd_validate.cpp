@@ -19,7 +19,7 @@ Command add_validate(CLI::App& parent) {
       "possible (requests exist and run, rows are in range and not owned by another request,\n"
       "accepted lengths are in 1..T, snapshots sit on crossed page boundaries...). Prints a\n"
       "summary and exits 0, or prints the first error as FILE:LINE: message and exits 2.");
-  cmd->add_option("FILE", *file, "Trace file (JSON Lines)")->required();
+  cmd->add_option("FILE", *file, "Trace file (JSON Lines), - for standard input")->required();
   cmd->add_flag("--json", *json, "The summary as one JSON object (an error as {\"error\": ...})");
   return {cmd, [file, json] {
             const trace::Trace trace = trace::read_trace(*file);

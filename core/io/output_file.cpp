@@ -128,6 +128,14 @@ OutputFile::OutputFile(const std::string& path, std::string label)
     : state_(std::make_unique<State>()) {
   State& s = *state_;
   s.label = std::move(label);
+  if (path == "-") {  // standard output, written in place
+    s.target = "-";
+    s.fd = fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 0);
+    if (s.fd < 0) fail(s.label, "cannot write standard output", errno);
+    s.buffer = std::make_unique<FdBuffer>(s.fd);
+    s.stream.rdbuf(s.buffer.get());
+    return;
+  }
   s.target = resolve_links(path);
   struct stat st;
   const bool exists = stat(s.target.c_str(), &st) == 0;

@@ -12,6 +12,7 @@
 //  - a character device, a FIFO or another non-regular file: written in place (a rename would
 //    replace /dev/null by a regular file).
 //  - a directory: an InputError.
+//  - "-": standard output, written in place.
 // Errors are InputErrors naming the target and the system's reason ("No space left on device").
 #pragma once
 

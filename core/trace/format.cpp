@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <istream>
 #include <limits>
 #include <nlohmann/json.hpp>
@@ -650,6 +651,7 @@ Trace read_trace(std::istream& in, const std::string& name) {
 }
 
 Trace read_trace(const std::string& path) {
+  if (path == "-") return read_trace(std::cin, "-");  // standard input
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec))
     throw InputError(quote_file_name(path) + ": is a directory");

@@ -24,7 +24,7 @@ namespace specstate::trace {
 // InputError without a location; callers add it.
 void check_header(const Header& header);
 
-Trace read_trace(const std::string& path);
+Trace read_trace(const std::string& path);  // "-": standard input
 // `name` is the file name used in messages.
 Trace read_trace(std::istream& in, const std::string& name);
 

@@ -89,6 +89,22 @@ assert e["line"] == 3 and e["message"] == "accepted length 0 outside 1..4 (reque
 assert open("error.txt").read().strip() == e["error"]
 PY
         ;;
+  stdio)
+        "$bin" generate --preset tiny --requests 3 --steps 6 --seed 2 -o - > piped.jsonl 2> report.txt
+        grep -q '^wrote standard output: ' report.txt
+        "$bin" generate --preset tiny --requests 3 --steps 6 --seed 2 -o file.jsonl > /dev/null
+        cmp piped.jsonl file.jsonl
+        test ! -e ./-
+        expect 0 '^-: valid specstate trace' -- sh -c '"$0" validate - < piped.jsonl' "$bin"
+        expect 0 '^AGREE: 5 lanes bit-identical' -- sh -c '"$0" replay - < piped.jsonl' "$bin"
+        expect 2 '^-:2: field .tokens. in extend event is 0, outside 1\.\.16777216$' -- \
+          sh -c 'head -1 "$1" > bad.jsonl; echo "{\"event\": \"extend\", \"request\": 1, \"req_row\": 0, \"working_row\": 0, \"tokens\": 0}" >> bad.jsonl; "$0" validate - < bad.jsonl' "$bin" piped.jsonl
+        expect 2 '^--json and -o - both write standard output' -- \
+          "$bin" generate --preset tiny --requests 3 --steps 6 --seed 2 -o - --json
+        expect 2 '^-o -: a dump is a directory' -- "$bin" dump file.jsonl --request 1000 -o -
+        expect 0 '^dumped request 1000 of file.jsonl' -- "$bin" dump file.jsonl --request 1000 -o d1
+        test -f d1/meta.json
+        test ! -e ./- ;;
   *) echo "unknown case $case_name"; exit 1 ;;
 esac
 echo "cli $case_name: passed"
