@@ -1,12 +1,16 @@
 // specstate demo: the main job on a generated example — a realistic continuous-batching trace
 // replayed through every strategy (and the CUDA backend when a GPU is present), then the
 // memory footprint of a real model.
+#include <cerrno>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <memory>
 #include <string>
 
 #include "backends/registry.h"
+#include "core/errors.h"
 #include "core/io/output_file.h"
 #include "core/trace/format.h"
 #include "core/trace/validate.h"
@@ -22,11 +26,21 @@ namespace {
 struct DemoOptions {
   std::string dtype = "f32";
   uint64_t seed = 2026;
-  std::string trace_out =
-      (std::filesystem::temp_directory_path() / "specstate-demo.jsonl").string();
+  std::string trace_out;  // empty: demo.jsonl in a fresh temporary directory
 };
 
-int run_demo(const DemoOptions& o) {
+// A fresh directory under the system's temporary directory (mkdtemp), kept: the demo prints
+// the trace's path so that it can be replayed again.
+std::string fresh_trace_path() {
+  std::string pattern = (std::filesystem::temp_directory_path() / "specstate-demo-XXXXXX").string();
+  if (!mkdtemp(pattern.data()))
+    throw InputError("cannot create a temporary directory like " + pattern + ": " +
+                     std::strerror(errno));
+  return pattern + "/demo.jsonl";
+}
+
+int run_demo(DemoOptions o) {
+  if (o.trace_out.empty()) o.trace_out = fresh_trace_path();
   sim::GeneratorOptions g;
   g.seed = o.seed;
   g.ssm_dtype = parse_ssm_dtype(o.dtype);
@@ -89,7 +103,8 @@ Command add_demo(CLI::App& parent) {
   demo->add_option("--ssm-dtype", options->dtype, "SSM pool dtype: f32 (default) or bf16");
   add_integer(demo, "--seed", options->seed, "Seed of the generated trace");
   demo->add_option("-o,--output,--trace-out", options->trace_out,
-                   "Where to write the generated trace");
+                   "Where to write the generated trace (default: demo.jsonl in a fresh temporary "
+                   "directory, kept)");
   return {demo, [options] { return run_demo(*options); }};
 }
 

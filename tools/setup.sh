@@ -26,4 +26,5 @@ if [ -z "${CUDACXX:-}" ] && ! command -v nvcc >/dev/null && [ -x /usr/local/cuda
 fi
 
 cmake --preset release >/dev/null
-cmake --build --preset release -j "$(nproc)"
+# SPECSTATE_TARGETS (set by the caller): build only those targets; empty: everything.
+cmake --build --preset release -j "$(nproc)" ${SPECSTATE_TARGETS:+--target ${SPECSTATE_TARGETS}}

@@ -105,6 +105,16 @@ PY
         expect 0 '^dumped request 1000 of file.jsonl' -- "$bin" dump file.jsonl --request 1000 -o d1
         test -f d1/meta.json
         test ! -e ./- ;;
+  demo-temp)
+        mkdir tmp
+        TMPDIR="$PWD/tmp" "$bin" demo > first.txt
+        TMPDIR="$PWD/tmp" "$bin" demo > second.txt
+        first=$(sed -n 's/^1\. Generated .*: \(.*\)$/\1/p' first.txt)
+        second=$(sed -n 's/^1\. Generated .*: \(.*\)$/\1/p' second.txt)
+        case "$first" in "$PWD"/tmp/specstate-demo-*/demo.jsonl) ;; *) echo "FAIL: $first"; exit 1 ;; esac
+        test "$first" != "$second" && test -s "$first" && test -s "$second"
+        cmp "$first" "$second"  # the same seed gives the same trace
+        test "$(ls tmp | wc -l)" = 2 ;;
   *) echo "unknown case $case_name"; exit 1 ;;
 esac
 echo "cli $case_name: passed"
