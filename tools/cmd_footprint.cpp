@@ -65,6 +65,10 @@ PoolConfig footprint_config(const FootprintArgs& a, int32_t batch) {
     throw InputError("--draft-tokens " + std::to_string(a.draft_tokens) +
                      ": must be in 0..15 (T = draft tokens + 1 <= 16)");
   if (a.pool_rows < 0) throw InputError("--pool-rows must be >= 1 (absent: 2 x batch)");
+  if (a.pool_rows > 0 && a.pool_rows < batch) {
+    throw InputError("--pool-rows " + std::to_string(a.pool_rows) + ": fewer than the " + flag +
+                     " running requests, each of which holds a working row");
+  }
   PoolConfig config;
   config.geometry = make_geometry(a.preset, a.tp);
   config.ssm_dtype = parse_ssm_dtype(a.ssm_dtype);
@@ -146,8 +150,16 @@ std::string tick_label(double v) {
 
 struct Series {
   StrategyKind kind;
-  std::vector<double> gib;  // per batch 1..max_batch
+  std::vector<double> memory;  // per batch 1..max_batch, in the chart's unit
 };
+
+// The unit of a chart whose largest value is `max_bytes`: GiB, MiB or KiB, so that the tiny
+// preset's chart does not read 0.0 everywhere.
+std::pair<double, const char*> chart_unit(double max_bytes) {
+  if (max_bytes >= kGiB) return {kGiB, "GiB"};
+  if (max_bytes >= 1024.0 * 1024.0) return {1024.0 * 1024.0, "MiB"};
+  return {1024.0, "KiB"};
+}
 
 // Colour-blind-safe (Okabe-Ito) colours and dash patterns, so lines that nearly coincide
 // (inline / window, replay / deferred) stay apart.
@@ -289,21 +301,27 @@ std::string footprint_svg(const PoolConfig& config, int32_t max_batch,
     throw InputError("--max-batch " + std::to_string(max_batch) + ": must be in 2.." +
                      std::to_string(kMaxChartBatch) + " (one point per batch size)");
   std::vector<Series> series;
-  double ymax_data = 0;
+  double max_bytes = 0;
   for (StrategyKind kind : all_strategies()) {
     Series s{kind, {}};
     for (int32_t batch = 1; batch <= max_batch; ++batch) {
       PoolConfig c = config;
       c.max_requests = batch;
       c.pool_rows = pool_rows_per_request * batch;
-      s.gib.push_back(gib(make_layout(kind, c).total_bytes()));
+      s.memory.push_back(double(make_layout(kind, c).total_bytes()));
     }
-    ymax_data = std::max(ymax_data, s.gib.back());
+    max_bytes = std::max(max_bytes, s.memory.back());
     series.push_back(std::move(s));
   }
+  const auto [unit_bytes, unit] = chart_unit(max_bytes);
+  for (Series& s : series) {
+    for (double& v : s.memory)
+      v /= unit_bytes;
+  }
+  const double ymax_data = max_bytes / unit_bytes;
   // Legend top to bottom in the order the lines end, highest first.
   std::sort(series.begin(), series.end(),
-            [](const Series& x, const Series& y) { return x.gib.back() > y.gib.back(); });
+            [](const Series& x, const Series& y) { return x.memory.back() > y.memory.back(); });
 
   const double W = 900, H = 520, left = 80, right = 300, top = 70, bottom = 70;
   const double pw = W - left - right, ph = H - top - bottom;
@@ -354,8 +372,8 @@ std::string footprint_svg(const PoolConfig& config, int32_t max_batch,
       left + pw / 2, H - 22);
   o += format(
       "<text x=\"20\" y=\"%.1f\" font-size=\"13\" text-anchor=\"middle\" "
-      "transform=\"rotate(-90 20 %.1f)\">total state memory (GiB)</text>\n",
-      top + ph / 2, top + ph / 2);
+      "transform=\"rotate(-90 20 %.1f)\">total state memory (%s)</text>\n",
+      top + ph / 2, top + ph / 2, unit);
   // Lines, dashed ones last so that they stay visible over the solid line they run along.
   std::vector<const Series*> drawing;
   for (const Series& s : series)
@@ -365,8 +383,8 @@ std::string footprint_svg(const PoolConfig& config, int32_t max_batch,
   for (const Series* sp : drawing) {
     const Series& s = *sp;
     std::string points;
-    for (size_t i = 0; i < s.gib.size(); ++i)
-      points += format("%.1f,%.1f ", px(double(i + 1)), py(s.gib[i]));
+    for (size_t i = 0; i < s.memory.size(); ++i)
+      points += format("%.1f,%.1f ", px(double(i + 1)), py(s.memory[i]));
     o += format(
         "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2.5\" stroke-dasharray=\"%s\" "
         "points=\"%s\"/>\n",
@@ -385,8 +403,8 @@ std::string footprint_svg(const PoolConfig& config, int32_t max_batch,
         lx, y, lx + 30, y, series_colour(s.kind), series_dash(s.kind));
     o += format(
         "<text x=\"%.1f\" y=\"%.1f\" font-size=\"13\"><tspan font-weight=\"bold\">%s</tspan> "
-        "%.1f GiB</text>\n",
-        lx + 38, y + 4, std::string(to_string(s.kind)).c_str(), s.gib.back());
+        "%.1f %s</text>\n",
+        lx + 38, y + 4, std::string(to_string(s.kind)).c_str(), s.memory.back(), unit);
     o += format("<text x=\"%.1f\" y=\"%.1f\" font-size=\"11\" fill=\"#555555\">%s</text>\n",
                 lx + 38, y + 19, series_note(s.kind));
   }
@@ -447,9 +465,10 @@ Command add_footprint(CLI::App& parent) {
   cmd->add_option("--preset", args->preset, "Model preset (e.g. qwen3-next-80b-a3b, tiny)")
       ->required();
   add_integer(cmd, "--tp", args->tp, "Tensor-parallel degree (heads divided by it)");
-  add_integer(cmd, "--batch", args->batches,
-              "Running requests (request rows); a comma-separated list gives one report each")
-      ->delimiter(',');
+  auto* batch = add_integer(cmd, "--batch", args->batches,
+                            "Running requests (request rows); a comma-separated list gives one "
+                            "report each")
+                    ->delimiter(',');
   add_integer(cmd, "--draft-tokens", args->draft_tokens,
               "Draft tokens per verify (T = draft tokens + 1, default 3)");
   cmd->add_option("--ssm-dtype", args->ssm_dtype, "SSM pool dtype: f32 (default) or bf16");
@@ -462,8 +481,10 @@ Command add_footprint(CLI::App& parent) {
   auto* svg = cmd->add_option("--svg", args->svg,
                               "Write an SVG chart of total memory against batch size 1..max-batch, "
                               "one line per strategy, to this file");
-  add_integer(cmd, "--max-batch", args->max_batch,
-              "Largest batch of the --svg chart (default 256)");
+  auto* max_batch = add_integer(cmd, "--max-batch", args->max_batch,
+                                "Largest batch of the --svg chart (default 256)");
+  max_batch->needs(svg);
+  svg->excludes(batch);  // the chart covers every batch 1..--max-batch
   json->excludes(csv)->excludes(compare)->excludes(svg);
   csv->excludes(compare)->excludes(svg);
   compare->excludes(svg);

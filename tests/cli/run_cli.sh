@@ -115,6 +115,20 @@ PY
         test "$first" != "$second" && test -s "$first" && test -s "$second"
         cmp "$first" "$second"  # the same seed gives the same trace
         test "$(ls tmp | wc -l)" = 2 ;;
+  footprint-edges)
+        expect 2 '^--batch excludes --svg' -- "$bin" footprint --preset tiny --svg c.svg --batch 4
+        expect 2 '^--max-batch requires --svg' -- "$bin" footprint --preset tiny --max-batch 8
+        expect 2 '^--pool-rows 10: fewer than the --batch 64 running requests' -- \
+          "$bin" footprint --preset tiny --batch 64 --pool-rows 10
+        expect 2 '^--draft-tokens 16: must be in 0\.\.15' -- \
+          "$bin" footprint --preset tiny --batch 4 --draft-tokens 16
+        test "$(sh -c '"$0" footprint --preset tiny --batch 4 --draft-tokens 16 2>/dev/null' "$bin" | wc -c)" = 0
+        test ! -e c.svg
+        "$bin" footprint --preset tiny --svg tiny.svg --max-batch 16 2>/dev/null
+        grep -q 'total state memory (MiB)' tiny.svg
+        ! grep -q ' 0\.0 GiB' tiny.svg
+        "$bin" footprint --preset qwen3-next-80b-a3b --svg q.svg 2>/dev/null
+        grep -q 'total state memory (GiB)' q.svg ;;
   *) echo "unknown case $case_name"; exit 1 ;;
 esac
 echo "cli $case_name: passed"
