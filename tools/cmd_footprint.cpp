@@ -108,7 +108,8 @@ nlohmann::json footprint_json(const PoolConfig& config) {
                       {"ssm_dtype", to_string(config.ssm_dtype)},
                       {"tokens_per_verify", config.tokens_per_verify},
                       {"batch", config.max_requests},
-                      {"pool_rows", config.pool_rows}};
+                      {"pool_rows", config.pool_rows},
+                      {"gdn_layers", config.geometry.layers}};
   for (StrategyKind kind : all_strategies()) {
     const StrategyLayout l = make_layout(kind, config);
     j["strategies"].push_back({{"strategy", to_string(kind)},
@@ -449,7 +450,7 @@ int run_footprint(const FootprintArgs& a) {
       print_footprint_table(config);
     }
   }
-  if (a.json) std::printf("%s\n", (all.size() == 1 ? all[0] : all).dump(2).c_str());
+  if (a.json) std::printf("%s\n", all.dump(2).c_str());  // one report per batch, always a list
   return 0;
 }
 
@@ -473,7 +474,8 @@ Command add_footprint(CLI::App& parent) {
               "Draft tokens per verify (T = draft tokens + 1, default 3)");
   cmd->add_option("--ssm-dtype", args->ssm_dtype, "SSM pool dtype: f32 (default) or bf16");
   add_integer(cmd, "--pool-rows", args->pool_rows, "Scheduler rows (default 2 x batch)");
-  auto* json = cmd->add_flag("--json", args->json, "Write JSON instead of the table");
+  auto* json = cmd->add_flag("--json", args->json,
+                             "Write JSON instead of the table: a list, one report per batch");
   auto* csv = cmd->add_flag("--csv", args->csv, "Write CSV (bytes) instead of the table");
   auto* compare = cmd->add_option(
       "--compare", args->compare,

@@ -87,7 +87,8 @@ void print_injection(const std::vector<sim::LaneSpec>& lanes) {
 }
 
 nlohmann::json to_json(const trace::Trace& trace, const sim::ReplayReport& r,
-                       const std::vector<int32_t>& layers, int threads) {
+                       const std::vector<sim::LaneSpec>& specs, const std::vector<int32_t>& layers,
+                       int threads) {
   nlohmann::json j;
   j["file"] = trace.file;
   j["threads"] = threads;
@@ -99,10 +100,18 @@ nlohmann::json to_json(const trace::Trace& trace, const sim::ReplayReport& r,
   j["full_comparisons"] = r.full_compares;
   j["seconds"] = r.seconds;
   j["compare_seconds"] = r.compare_seconds;
-  for (const auto& lane : r.lanes) {
-    j["lanes"].push_back({{"lane", lane.name},
-                          {"seconds", lane.seconds},
-                          {"allocated_bytes", lane.allocated.total()}});
+  SPECSTATE_ASSERT(specs.size() == r.lanes.size(), "one result per lane");
+  auto fault_name = [](Fault f) {
+    return f == Fault::kNone ? nlohmann::json(nullptr) : nlohmann::json(fault_info(f).name);
+  };
+  for (size_t i = 0; i < r.lanes.size(); ++i) {
+    const sim::LaneSpec& spec = specs[i];
+    j["lanes"].push_back({{"lane", r.lanes[i].name},
+                          {"backend", spec.backend},
+                          {"strategy", std::string(to_string(spec.strategy))},
+                          {"fault", fault_name(spec.fault)},
+                          {"seconds", r.lanes[i].seconds},
+                          {"allocated_bytes", r.lanes[i].allocated.total()}});
   }
   for (const auto& [request, digest] : r.final_digests) {
     char hex[32];
@@ -115,6 +124,12 @@ nlohmann::json to_json(const trace::Trace& trace, const sim::ReplayReport& r,
                          {"lane_a", d.lane_a}, {"lane_b", d.lane_b}, {"row_a", d.row_a},
                          {"row_b", d.row_b}};
     if (d.request) dj["request"] = *d.request;
+    // The injected fault of the lanes compared, if one of them runs one.
+    for (const sim::LaneSpec& spec : specs) {
+      if (spec.fault != Fault::kNone && (spec.name() == d.lane_a || spec.name() == d.lane_b))
+        dj["fault"] = fault_info(spec.fault).name;
+    }
+    dj["lanes"] = {d.lane_a, d.lane_b};
     for (const auto& e : d.elements) {
       dj["elements"].push_back({{"tensor", e.tensor},
                                 {"layer", e.layer},
@@ -186,7 +201,7 @@ int run_replay(const ReplayArgs& args, int threads) {
   }
   const sim::ReplayReport report = sim::replay(trace, options);
   if (args.json) {
-    std::printf("%s\n", to_json(trace, report, options.layers, threads).dump(2).c_str());
+    std::printf("%s\n", to_json(trace, report, options.lanes, options.layers, threads).dump(2).c_str());
     return report.agree ? 0 : 1;
   }
   if (report.agree && report.lanes.size() == 1) {

@@ -129,6 +129,29 @@ PY
         ! grep -q ' 0\.0 GiB' tiny.svg
         "$bin" footprint --preset qwen3-next-80b-a3b --svg q.svg 2>/dev/null
         grep -q 'total state memory (GiB)' q.svg ;;
+  json-shapes)
+        "$bin" footprint --preset tiny --batch 4 --json > one.json
+        "$bin" footprint --preset tiny --batch 4,8 --json > two.json
+        set +e
+        "$bin" replay "$source/tests/scenarios/decode-reads-old-row.jsonl" \
+          --inject decode-reads-old-row --strategy inline,scatter --json > divergence.json
+        rc=$?
+        set -e
+        test "$rc" = 1
+        "$python" - <<'PY'
+import json
+one, two = json.load(open("one.json")), json.load(open("two.json"))
+assert isinstance(one, list) and len(one) == 1 and len(two) == 2, (one, two)
+assert one[0].keys() == two[0].keys() and one[0]["gdn_layers"] == 2 and two[1]["batch"] == 8
+r = json.load(open("divergence.json"))
+d = r["divergence"]
+assert d["fault"] == "decode-reads-old-row" and d["line"] == 10, d
+assert d["lanes"] == ["cpu/inline", "cpu/inline+decode-reads-old-row"], d
+lanes = {l["lane"]: l for l in r["lanes"]}
+assert lanes["cpu/inline+decode-reads-old-row"]["fault"] == "decode-reads-old-row"
+assert lanes["cpu/scatter"]["fault"] is None and lanes["cpu/scatter"]["strategy"] == "scatter"
+PY
+        ;;
   *) echo "unknown case $case_name"; exit 1 ;;
 esac
 echo "cli $case_name: passed"
