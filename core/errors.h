@@ -1,8 +1,15 @@
-// Two error mechanisms, never mixed:
+// The errors specstate raises, each for one kind of fault, never mixed:
 //  - InputError: the user's input is wrong (trace line, flag, preset, size). The CLI prints
-//    what() — "FILE:LINE: message" when a location is known — and exits with code 2.
+//    what() — "FILE:LINE: message" when a location is known — and exits with code 2; under
+//    --json it also writes file(), line() and message() as a JSON object.
+//  - std::invalid_argument: a malformed call of a StateBackend primitive (backends/
+//    state_backend.h), a bug in its caller. The simulator reports it at its trace line: as the
+//    finding of a lane with an injected fault, or (std::logic_error) as a bug of a clean lane.
+//  - std::bad_alloc: memory the system refused (the CPU backend's mmap); the memory check
+//    before allocation (tools/memory_check.h) makes it rare.
 //  - SPECSTATE_ASSERT: an internal invariant is broken (a bug in specstate). It prints the
 //    invariant, the file and the line, and aborts.
+// Anything else reaching the CLI is an internal error: exit code 3.
 #pragma once
 
 #include <stdexcept>
