@@ -13,6 +13,7 @@
 
 #include "backends/plan_executor.h"
 #include "backends/registry.h"
+#include "backends/state_diff.h"
 #include "core/errors.h"
 #include "core/io/output_file.h"
 #include "core/numerics/host_values.h"
@@ -130,25 +131,10 @@ RowBytes widened(const RowBytes& s, const PoolShape& shape) {
   return out;
 }
 
-// "layer 1 ssm element 37" for the first difference between two states of one shape.
+// The first difference between two states of one shape, in words.
 std::string first_difference(const RowBytes& a, const RowBytes& b, const PoolShape& shape) {
-  const ModelGeometry& g = shape.geometry;
-  const size_t conv_layer = a.conv.size() / g.layers;
-  for (size_t i = 0; i < a.conv.size() && i < b.conv.size(); ++i) {
-    if (a.conv[i] != b.conv[i]) {
-      return "layer " + std::to_string(i / conv_layer) + " conv element " +
-             std::to_string(i % conv_layer);
-    }
-  }
-  const int es = ssm_element_bytes(shape.ssm_dtype);
-  const size_t ssm_layer = a.ssm.size() / g.layers;
-  for (size_t i = 0; i < a.ssm.size() && i < b.ssm.size(); ++i) {
-    if (a.ssm[i] != b.ssm[i]) {
-      return "layer " + std::to_string(i / ssm_layer) + " ssm element " +
-             std::to_string(i % ssm_layer / es);
-    }
-  }
-  return "sizes";
+  const std::vector<ElementDiff> d = diff_states(a, b, shape, 1);
+  return d.empty() ? "no difference" : d[0].text();
 }
 
 // The request's share of a trace: its token count, and whether it appears at all.

@@ -48,46 +48,8 @@ struct Lane {
   }
 };
 
-std::string hex_and_value(uint32_t bits, int bytes) {
-  char buf[64];
-  float f;
-  const uint32_t widened = bytes == 2 ? bits << 16 : bits;
-  std::memcpy(&f, &widened, 4);
-  std::snprintf(buf, sizeof buf, bytes == 2 ? "0x%04x (%.9g)" : "0x%08x (%.9g)", bits, f);
-  return buf;
-}
-
-// The first differing elements of two states of the same shape (W-1 conv columns, or all).
 std::vector<ElementDiff> diff_states(const RowBytes& a, const RowBytes& b, const PoolShape& shape) {
-  std::vector<ElementDiff> out;
-  const ModelGeometry& g = shape.geometry;
-  const size_t per_layer_conv = a.conv.size() / g.layers;
-  const int32_t cols = int32_t(per_layer_conv / g.conv_dim());
-  for (size_t i = 0; i < a.conv.size() && out.size() < kMaxElementDiffs; ++i) {
-    if (a.conv[i] == b.conv[i]) continue;
-    const size_t in_layer = i % per_layer_conv;
-    out.push_back({"conv", g.layer_id(int32_t(i / per_layer_conv)),
-                   "[channel " + std::to_string(in_layer / cols) + ", col " +
-                       std::to_string(in_layer % cols) + "]",
-                   hex_and_value(a.conv[i], 2), hex_and_value(b.conv[i], 2)});
-  }
-  const int es = ssm_element_bytes(shape.ssm_dtype);
-  const int64_t per_layer = g.ssm_elements_per_layer();
-  const int64_t elements = int64_t(a.ssm.size()) / es;
-  for (int64_t e = 0; e < elements && out.size() < kMaxElementDiffs; ++e) {
-    uint32_t va = 0, vb = 0;
-    std::memcpy(&va, a.ssm.data() + e * es, es);
-    std::memcpy(&vb, b.ssm.data() + e * es, es);
-    if (va == vb) continue;
-    const int64_t in_layer = e % per_layer;
-    const int64_t kv = int64_t{g.head_k_dim} * g.head_v_dim;
-    out.push_back({"ssm", g.layer_id(int32_t(e / per_layer)),
-                   "[head " + std::to_string(in_layer / kv) + ", k " +
-                       std::to_string(in_layer % kv / g.head_v_dim) + ", v " +
-                       std::to_string(in_layer % g.head_v_dim) + "]",
-                   hex_and_value(va, es), hex_and_value(vb, es)});
-  }
-  return out;
+  return specstate::diff_states(a, b, shape, kMaxElementDiffs);
 }
 
 std::string describe(const trace::Event& event) {
@@ -382,22 +344,13 @@ class Replayer {
         d.what += ": " + std::to_string(ref.values.size()) + " vs " +
                   std::to_string(got.values.size()) + " values";
       }
-      const int64_t per_token = int64_t{g.layers} * g.num_v_heads * g.head_v_dim;
-      for (size_t e = 0; e < ref.values.size() && d.elements.size() < kMaxElementDiffs; ++e) {
-        if (e >= got.values.size() || ref.values[e] == got.values[e]) continue;
-        const int64_t task = e / (per_token * ref.tokens), token = e / per_token % ref.tokens;
-        const int64_t in_token = e % per_token, per_layer = int64_t{g.num_v_heads} * g.head_v_dim;
-        if (!d.request && task < int64_t(requests.size())) {
-          d.request = requests[task];
-          d.row_a = live_row(*lanes_[0], *d.request);
-          d.row_b = live_row(*lanes_[i], *d.request);
-        }
-        d.elements.push_back({"outputs", g.layer_id(int32_t(in_token / per_layer)),
-                              "[batch " + std::to_string(task) + ", token " +
-                                  std::to_string(token) + ", head " +
-                                  std::to_string(in_token % per_layer / g.head_v_dim) + ", v " +
-                                  std::to_string(in_token % g.head_v_dim) + "]",
-                              hex_and_value(ref.values[e], 2), hex_and_value(got.values[e], 2)});
+      d.elements = diff_outputs(ref, got, g, kMaxElementDiffs);
+      const int64_t per_task = int64_t{ref.tokens} * g.layers * g.num_v_heads * g.head_v_dim;
+      const int64_t task = d.elements.empty() ? -1 : d.elements[0].element / per_task;
+      if (task >= 0 && task < int64_t(requests.size())) {
+        d.request = requests[task];
+        d.row_a = live_row(*lanes_[0], *d.request);
+        d.row_b = live_row(*lanes_[i], *d.request);
       }
       return true;
     }

@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "backends/compact_backend.h"
+#include "backends/state_diff.h"
 #include "backends/state_backend.h"
 #include "core/strategy/fault.h"
 #include "core/strategy/plan.h"
@@ -69,14 +70,6 @@ struct SimOptions {
   std::function<void(const Progress&)> progress;
   // Called after a lane ran an event's plan, before the comparison (tests corrupt lanes here).
   std::function<void(size_t lane, const trace::Line& line, StateBackend& backend)> after_event;
-};
-
-// One differing element.
-struct ElementDiff {
-  std::string tensor;  // "conv" | "ssm" | "outputs"
-  int32_t layer = 0;
-  std::string index;             // e.g. "[channel 17, col 2]", "[head 3, k 5, v 9]"
-  std::string value_a, value_b;  // hex and decimal
 };
 
 struct Divergence {

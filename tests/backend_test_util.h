@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "backends/state_backend.h"
+#include "backends/state_diff.h"
 #include "core/geometry.h"
 
 namespace specstate::test {
@@ -61,61 +62,20 @@ inline const char* dtype_name(SsmDtype d) {
 
 namespace specstate::test {
 
-// Empty when equal; else where the first difference is (layer, tensor, element) and both
-// values as hex. `cols` is the number of conv columns the RowBytes hold.
-inline std::string first_difference(const RowBytes& a, const RowBytes& b, const PoolShape& shape,
-                                    int32_t cols) {
-  const ModelGeometry& g = shape.geometry;
-  char buf[256];
-  if (a.conv.size() != b.conv.size() || a.ssm.size() != b.ssm.size()) return "sizes differ";
-  for (size_t i = 0; i < a.conv.size(); ++i) {
-    if (a.conv[i] == b.conv[i]) continue;
-    const size_t per_layer = size_t(g.conv_dim()) * cols;
-    std::snprintf(buf, sizeof buf, "conv layer %zu channel %zu col %zu: 0x%04x vs 0x%04x",
-                  i / per_layer, i % per_layer / cols, i % cols, a.conv[i], b.conv[i]);
-    return buf;
-  }
-  const size_t elem = size_t(ssm_element_bytes(shape.ssm_dtype));
-  for (size_t i = 0; i < a.ssm.size(); ++i) {
-    if (a.ssm[i] == b.ssm[i]) continue;
-    const size_t e = i / elem, per_layer = size_t(g.ssm_elements_per_layer());
-    const size_t in_layer = e % per_layer, kv = size_t(g.head_k_dim) * g.head_v_dim;
-    uint32_t va = 0, vb = 0;
-    std::memcpy(&va, a.ssm.data() + e * elem, elem);
-    std::memcpy(&vb, b.ssm.data() + e * elem, elem);
-    std::snprintf(buf, sizeof buf, "ssm layer %zu head %zu k %zu v %zu: 0x%08x vs 0x%08x",
-                  e / per_layer, in_layer / kv, in_layer % kv / g.head_v_dim,
-                  in_layer % g.head_v_dim, va, vb);
-    return buf;
-  }
-  return {};
+// Empty when equal; else the first difference (backends/state_diff.h): tensor, layer, index
+// and both values (the conv columns held, W-1 or all, follow from the sizes).
+inline std::string first_difference(const RowBytes& a, const RowBytes& b, const PoolShape& shape) {
+  const std::vector<ElementDiff> d = diff_states(a, b, shape, 1);
+  return d.empty() ? std::string() : d[0].text();
 }
 
 // Empty when equal; else the first differing output as [task, token, layer, head, column].
 inline std::string first_difference(const VerifyOutputs& a, const VerifyOutputs& b,
                                     const PoolShape& shape) {
-  char buf[256];
-  if (a.tasks != b.tasks || a.tokens != b.tokens || a.values.size() != b.values.size()) {
-    std::snprintf(buf, sizeof buf, "output shapes differ: %d x %d vs %d x %d", a.tasks, a.tokens,
-                  b.tasks, b.tokens);
-    return buf;
-  }
-  const ModelGeometry& g = shape.geometry;
-  for (size_t i = 0; i < a.values.size(); ++i) {
-    if (a.values[i] == b.values[i]) continue;
-    size_t r = i;
-    const size_t col = r % g.head_v_dim;
-    r /= g.head_v_dim;
-    const size_t head = r % g.num_v_heads;
-    r /= g.num_v_heads;
-    const size_t layer = r % g.layers;
-    r /= g.layers;
-    std::snprintf(buf, sizeof buf,
-                  "output task %zu token %zu layer %zu head %zu col %zu: 0x%04x vs 0x%04x",
-                  r / a.tokens, r % a.tokens, layer, head, col, a.values[i], b.values[i]);
-    return buf;
-  }
-  return {};
+  if (a.tasks != b.tasks) return "output tasks differ: " + std::to_string(a.tasks) + " vs " +
+                                 std::to_string(b.tasks);
+  const std::vector<ElementDiff> d = diff_outputs(a, b, shape.geometry, 1);
+  return d.empty() ? std::string() : d[0].text();
 }
 
 }  // namespace specstate::test

@@ -55,7 +55,7 @@ class BackendPair {
   // and the reference's digest.
   ::testing::AssertionResult row_equal(int32_t row) const {
     const RowBytes a = ref_->read_row(row), b = cand_->read_row(row);
-    const std::string diff = first_difference(a, b, shape_, shape_.conv_cols);
+    const std::string diff = first_difference(a, b, shape_);
     if (!diff.empty()) return ::testing::AssertionFailure() << "row " << row << ": " << diff;
     const uint64_t expected = digest_of(a, shape_, shape_.conv_cols);
     if (ref_->digest_row(row) != expected || cand_->digest_row(row) != expected) {
@@ -88,7 +88,7 @@ class BackendPair {
   ::testing::AssertionResult state_equal(const StateLoc& loc) const {
     const RowBytes a = ref_->read_state(loc), b = cand_->read_state(loc);
     const int32_t cols = shape_.geometry.conv_state_cols();
-    const std::string diff = first_difference(a, b, shape_, cols);
+    const std::string diff = first_difference(a, b, shape_);
     if (!diff.empty())
       return ::testing::AssertionFailure() << "state at row " << loc.ssm_row << ": " << diff;
     if (cand_->digest_state(loc) != digest_of(a, shape_, cols)) {

@@ -1,0 +1,87 @@
+#include "backends/state_diff.h"
+
+#include <cstdio>
+#include <cstring>
+
+namespace specstate {
+namespace {
+
+std::string hex_and_value(uint32_t bits, int bytes) {
+  char buf[64];
+  float f;
+  const uint32_t widened = bytes == 2 ? bits << 16 : bits;
+  std::memcpy(&f, &widened, 4);
+  std::snprintf(buf, sizeof buf, bytes == 2 ? "0x%04x (%.9g)" : "0x%08x (%.9g)", bits, f);
+  return buf;
+}
+
+ElementDiff size_difference(const char* tensor, size_t a, size_t b) {
+  ElementDiff d;
+  d.tensor = tensor;
+  d.index = "[sizes differ: " + std::to_string(a) + " vs " + std::to_string(b) + " elements]";
+  return d;
+}
+
+}  // namespace
+
+std::string ElementDiff::text() const {
+  return tensor + " layer " + std::to_string(layer) + " " + index + ": " + value_a + " vs " +
+         value_b;
+}
+
+std::vector<ElementDiff> diff_states(const RowBytes& a, const RowBytes& b, const PoolShape& shape,
+                                     size_t max) {
+  std::vector<ElementDiff> out;
+  if (a.conv.size() != b.conv.size()) return {size_difference("conv", a.conv.size(), b.conv.size())};
+  if (a.ssm.size() != b.ssm.size()) return {size_difference("ssm", a.ssm.size(), b.ssm.size())};
+  const ModelGeometry& g = shape.geometry;
+  const size_t per_layer_conv = a.conv.size() / g.layers;
+  const size_t cols = per_layer_conv / g.conv_dim();
+  for (size_t i = 0; i < a.conv.size() && out.size() < max; ++i) {
+    if (a.conv[i] == b.conv[i]) continue;
+    const size_t in_layer = i % per_layer_conv;
+    out.push_back({"conv", g.layer_id(int32_t(i / per_layer_conv)),
+                   "[channel " + std::to_string(in_layer / cols) + ", col " +
+                       std::to_string(in_layer % cols) + "]",
+                   hex_and_value(a.conv[i], 2), hex_and_value(b.conv[i], 2), int64_t(i)});
+  }
+  const int es = ssm_element_bytes(shape.ssm_dtype);
+  const int64_t per_layer = g.ssm_elements_per_layer();
+  const int64_t elements = int64_t(a.ssm.size()) / es;
+  const int64_t kv = int64_t{g.head_k_dim} * g.head_v_dim;
+  for (int64_t e = 0; e < elements && out.size() < max; ++e) {
+    uint32_t va = 0, vb = 0;
+    std::memcpy(&va, a.ssm.data() + e * es, es);
+    std::memcpy(&vb, b.ssm.data() + e * es, es);
+    if (va == vb) continue;
+    const int64_t in_layer = e % per_layer;
+    out.push_back({"ssm", g.layer_id(int32_t(e / per_layer)),
+                   "[head " + std::to_string(in_layer / kv) + ", k " +
+                       std::to_string(in_layer % kv / g.head_v_dim) + ", v " +
+                       std::to_string(in_layer % g.head_v_dim) + "]",
+                   hex_and_value(va, es), hex_and_value(vb, es), e});
+  }
+  return out;
+}
+
+std::vector<ElementDiff> diff_outputs(const VerifyOutputs& a, const VerifyOutputs& b,
+                                      const ModelGeometry& g, size_t max) {
+  if (a.values.size() != b.values.size() || a.tokens != b.tokens)
+    return {size_difference("outputs", a.values.size(), b.values.size())};
+  std::vector<ElementDiff> out;
+  const int64_t per_layer = int64_t{g.num_v_heads} * g.head_v_dim;
+  const int64_t per_token = g.layers * per_layer;
+  for (size_t e = 0; e < a.values.size() && out.size() < max; ++e) {
+    if (a.values[e] == b.values[e]) continue;
+    const int64_t i = int64_t(e), task = i / (per_token * a.tokens), token = i / per_token % a.tokens;
+    const int64_t in_token = i % per_token;
+    out.push_back({"outputs", g.layer_id(int32_t(in_token / per_layer)),
+                   "[batch " + std::to_string(task) + ", token " + std::to_string(token) +
+                       ", head " + std::to_string(in_token % per_layer / g.head_v_dim) + ", v " +
+                       std::to_string(in_token % g.head_v_dim) + "]",
+                   hex_and_value(a.values[e], 2), hex_and_value(b.values[e], 2), i});
+  }
+  return out;
+}
+
+}  // namespace specstate
