@@ -64,7 +64,7 @@ class Inputs:
         return p if bits else {k: bf16_to_float(v) for k, v in p.items()}
 
     def derive(self, request, position, layer, window=None):
-        """What the step computes from the token before the recurrence, bit for bit:
+        """What the step computes from the token before the recurrence, by its own functions:
         {"conv_out": [conv_dim] (after SiLU, rounded to bf16), "q_hat", "k_hat": [H, K],
         "alpha", "beta": [HV]}, all float32. `window` is the conv state before the token,
         [conv_dim, W-1] bf16 bits; by default the request's own inputs at the W-1 positions
