@@ -76,7 +76,9 @@ class CompactBackend final : public StateBackend {
     std::vector<ReplayTask> inner(tasks.begin(), tasks.end());
     for (ReplayTask& t : inner) {
       if (t.from.is_none()) continue;
-      t = {loc(t.from), slot(t.payload_slot), t.count, row(t.dst_row)};
+      t.from = loc(t.from);
+      t.payload_slot = slot(t.payload_slot);
+      t.dst_row = row(t.dst_row);
     }
     inner_->replay(inner);
   }

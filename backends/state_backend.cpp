@@ -1,5 +1,6 @@
 #include "backends/state_backend.h"
 
+#include <algorithm>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -51,6 +52,16 @@ class RowAccess {
   std::set<int32_t> reads_, writes_, task_reads_, task_writes_;
 };
 
+// Whether two spans of a ring of `size` positions share a position.
+bool spans_overlap(int32_t first_a, int32_t count_a, int32_t first_b, int32_t count_b,
+                   int32_t size) {
+  for (int32_t j = 0; j < count_b; ++j) {
+    const int32_t offset = ((first_b + j - first_a) % size + size) % size;
+    if (offset < count_a) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 StateBackend::StateBackend(PoolShape shape, uint64_t seed) : shape_(std::move(shape)), seed_(seed) {
@@ -62,7 +73,7 @@ StateBackend::StateBackend(PoolShape shape, uint64_t seed) : shape_(std::move(sh
   if (shape_.state_rows < 1) bad_call("state_rows must be >= 1");
   if (shape_.conv_cols < g.conv_state_cols()) bad_call("conv_cols must be >= W-1");
   if (shape_.payload_slots < 0 || shape_.payload_tokens < 0 ||
-      shape_.payload_tokens > kMaxVerifyTokens) {
+      shape_.payload_tokens > kMaxPayloadTokens) {
     bad_call("invalid payload shape");
   }
 }
@@ -86,14 +97,22 @@ void StateBackend::check_loc(const StateLoc& loc, const char* what) const {
   }
 }
 
-void StateBackend::check_slot(int32_t slot, int32_t tokens, const char* what) const {
+void StateBackend::check_slot(int32_t slot, int32_t first_token, int32_t tokens,
+                              uint32_t round_after, const char* what) const {
   if (slot < 0 || slot >= shape_.payload_slots) {
     bad_call(std::string(what) + ": payload slot " + std::to_string(slot) + " outside 0.." +
              std::to_string(shape_.payload_slots - 1));
   }
-  if (tokens < 1 || tokens > shape_.payload_tokens) {
-    bad_call(std::string(what) + ": " + std::to_string(tokens) +
-             " payload tokens, a slot holds 1.." + std::to_string(shape_.payload_tokens));
+  if (tokens < 1 || tokens > std::min(shape_.payload_tokens, kMaxReplayTokens)) {
+    bad_call(std::string(what) + ": " + std::to_string(tokens) + " payload tokens, a span holds 1.." +
+             std::to_string(std::min(shape_.payload_tokens, kMaxReplayTokens)));
+  }
+  if (first_token < 0 || first_token >= shape_.payload_tokens) {
+    bad_call(std::string(what) + ": first token " + std::to_string(first_token) + " outside 0.." +
+             std::to_string(shape_.payload_tokens - 1));
+  }
+  if (tokens < 32 && (round_after >> tokens) != 0) {
+    bad_call(std::string(what) + ": round_after marks tokens past the span");
   }
 }
 
@@ -134,10 +153,15 @@ void StateBackend::verify(VerifyMode mode, std::span<const VerifyTask> tasks) {
     access.read(t.from.ssm_row);
     access.read(t.from.conv_row);
     if (t.pending.count > 0) {
-      check_slot(t.pending.payload_slot, t.pending.count, "verify pending replay");
-      check_row(t.pending.commit_row, "verify pending commit");
-      access.write(t.pending.commit_row);
-      slots.read(t.pending.payload_slot);
+      const PendingReplay& p = t.pending;
+      check_slot(p.payload_slot, p.first_token, p.count, p.round_after, "verify pending replay");
+      if (p.count + n > kMaxReplayTokens) {
+        bad_call("verify: " + std::to_string(p.count) + " pending and " + std::to_string(n) +
+                 " new tokens exceed " + std::to_string(kMaxReplayTokens));
+      }
+      if (p.commit_row != kNoRow) check_row(p.commit_row, "verify pending commit");
+      access.write(p.commit_row);
+      slots.read(p.payload_slot);
     }
     for (int j = n; j < kMaxVerifyTokens; ++j) {
       if (t.out_rows[j] != kNoRow) bad_call("verify: out_rows set past the token count");
@@ -162,9 +186,11 @@ void StateBackend::verify(VerifyMode mode, std::span<const VerifyTask> tasks) {
         access.write(t.from.conv_row);
         break;
       case VerifyMode::kPayload:
-        check_slot(t.payload_slot, n, "verify payload");
-        if (t.pending.count > 0 && t.pending.payload_slot == t.payload_slot) {
-          bad_call("verify: pending replay and new payload share a slot");
+        check_slot(t.payload_slot, t.payload_first_token, n, 0, "verify payload");
+        if (t.pending.count > 0 && t.pending.payload_slot == t.payload_slot &&
+            spans_overlap(t.pending.first_token, t.pending.count, t.payload_first_token, n,
+                          shape_.payload_tokens)) {
+          bad_call("verify: the new payload overwrites pending tokens of its slot");
         }
         slots.write(t.payload_slot);
         break;
@@ -181,7 +207,7 @@ void StateBackend::replay(std::span<const ReplayTask> tasks) {
     if (t.from.is_none()) continue;
     access.begin_task();
     check_loc(t.from, "replay source");
-    check_slot(t.payload_slot, t.count, "replay payload");
+    check_slot(t.payload_slot, t.first_token, t.count, t.round_after, "replay payload");
     check_row(t.dst_row, "replay destination");
     access.read(t.from.ssm_row);
     access.read(t.from.conv_row);

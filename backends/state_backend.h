@@ -101,7 +101,8 @@ class StateBackend {
   virtual std::vector<num::bf16_bits> do_read_payload(int32_t slot) const = 0;
 
   void check_loc(const StateLoc& loc, const char* what) const;
-  void check_slot(int32_t slot, int32_t tokens, const char* what) const;
+  void check_slot(int32_t slot, int32_t first_token, int32_t tokens, uint32_t round_after,
+                  const char* what) const;
 
   PoolShape shape_;
   uint64_t seed_;

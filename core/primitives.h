@@ -13,6 +13,11 @@ namespace specstate {
 
 inline constexpr int32_t kNoRow = -1;
 inline constexpr int kMaxVerifyTokens = 16;  // T <= 16
+// Tokens one task may run from a payload slot: a pending replay and the verify after it
+// together, or one replay (the ring strategy's history and a verify's tokens).
+inline constexpr int kMaxReplayTokens = 2 * kMaxVerifyTokens;
+// Token positions of one payload slot (the ring strategy's ring slots).
+inline constexpr int kMaxPayloadTokens = 64;
 
 // Where a state lives: SSM in one row, the conv window at a column offset of a (possibly
 // different) row. The window strategy keeps these apart; everything else uses at(row).
@@ -55,16 +60,28 @@ enum class VerifyMode : uint8_t {
   kWindow,     // SSM after token j -> out_rows[j]; the conv buffer of from.conv_row is rewritten
                // in place as [window[1..W-2], x_0 .. x_{n-1}] so that the window after token j
                // sits at column offset j (needs conv_cols >= W-2+n)
-  kPayload,    // no state is written; token j's inputs -> payload slot `payload_slot`, token j
+  kPayload,    // no state is written; token j's inputs -> payload slot `payload_slot`, at its
+               // ring position payload_first_token + j
 };
 
-// Deferred replay run before a verify's own tokens: replay `count` tokens from payload slot
-// `payload_slot` starting at the task's `from`, round the state to the pool dtype exactly as a
-// write and read-back would, write it to `commit_row`, and continue the verify from it.
+// A payload slot is a ring of payload_tokens token inputs: token j of a span that starts at
+// `first_token` is stored at (first_token + j) % payload_tokens. The replay and deferred
+// strategies write a slot from position 0 and never wrap; the ring strategy's slot is its ring.
+//
+// `round_after` marks step boundaries inside a replayed span: with bit j set, the state after
+// span token j is rounded to the pool dtype exactly as a write and read-back would, because
+// every other strategy stores the state there (the canonical step, docs/numerics.md).
+
+// Replay run before a verify's own tokens (deferred and ring): replay `count` tokens from
+// payload slot `payload_slot` starting at the task's `from`, round the state to the pool dtype
+// (a verify always starts from a stored state), write it to `commit_row` unless that is kNoRow,
+// and continue the verify from it.
 struct PendingReplay {
   int32_t payload_slot = kNoRow;
   int32_t count = 0;  // 0: nothing pending
   int32_t commit_row = kNoRow;
+  int32_t first_token = 0;
+  uint32_t round_after = 0;  // bits below count - 1 (the last token is always rounded)
 };
 
 struct VerifyTask {
@@ -72,6 +89,7 @@ struct VerifyTask {
   StateLoc from;     // from.ssm_row == -1: padding task, nothing read or written, outputs zero
   std::array<int32_t, kMaxVerifyTokens> out_rows = filled_rows();
   int32_t payload_slot = kNoRow;  // kPayload only
+  int32_t payload_first_token = 0;
   PendingReplay pending;
 
   static std::array<int32_t, kMaxVerifyTokens> filled_rows() {
@@ -81,13 +99,16 @@ struct VerifyTask {
   }
 };
 
-// replay: run `count` tokens whose inputs are read from payload slot `payload_slot` (tokens
-// 0..count-1) from `from`, and write the final state (SSM + conv window at offset 0) to dst_row.
+// replay: run `count` tokens whose inputs are read from payload slot `payload_slot` (the span
+// from `first_token`) from `from`, and write the final state (SSM + conv window at offset 0) to
+// dst_row.
 struct ReplayTask {
   StateLoc from;
   int32_t payload_slot = kNoRow;
   int32_t count = 0;
   int32_t dst_row = kNoRow;
+  int32_t first_token = 0;
+  uint32_t round_after = 0;  // bits below count
 };
 
 // copy_rows: the state at `src` (SSM row, W-1 conv columns at the offset) -> dst_row (offset 0).

@@ -52,6 +52,7 @@ bool OwnershipChecker::may_write(uint64_t request, int32_t row) const {
       }
       return false;
     case StrategyKind::kDeferred:
+    case StrategyKind::kRing:
       return row == layout_.inspect_row();
     case StrategyKind::kReplay:
       return false;
@@ -84,8 +85,9 @@ std::optional<std::string> OwnershipChecker::check_slot_write(uint64_t request,
   }
   auto it = rows_.find(request);
   const int32_t buffers = layout_.kind == StrategyKind::kDeferred ? 2
-                          : layout_.kind == StrategyKind::kReplay ? 1
-                                                                  : 0;
+                          : layout_.kind == StrategyKind::kReplay || layout_.kind == StrategyKind::kRing
+                              ? 1
+                              : 0;
   for (int32_t b = 0; it != rows_.end() && b < buffers; ++b) {
     if (layout_.payload_slot(it->second.req_row, b) == slot) return std::nullopt;
   }

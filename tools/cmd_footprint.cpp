@@ -176,12 +176,16 @@ const char* series_colour(StrategyKind k) {
       return "#009E73";
     case StrategyKind::kDeferred:
       return "#CC79A7";
+    case StrategyKind::kRing:
+      return "#E69F00";
   }
   return "#000000";
 }
 
 const char* series_dash(StrategyKind k) {
-  return k == StrategyKind::kWindow || k == StrategyKind::kDeferred ? "8 5" : "none";
+  return k == StrategyKind::kWindow || k == StrategyKind::kDeferred ? "8 5"
+         : k == StrategyKind::kRing                                   ? "2 4"
+                                                                      : "none";
 }
 
 const char* series_note(StrategyKind k) {
@@ -196,6 +200,8 @@ const char* series_note(StrategyKind k) {
       return "payload + replay";
     case StrategyKind::kDeferred:
       return "deferred replay";
+    case StrategyKind::kRing:
+      return "history ring (FlashInfer #4081)";
   }
   return "";
 }

@@ -77,21 +77,24 @@ struct LayerParams {
 // Where a sequence's token inputs come from.
 struct InputSource {
   std::optional<TokenSpan> generated;  // regenerate from (seed, request, position, layer)
-  int32_t payload_slot = kNoRow;       // else read tokens 0..count-1 of this payload slot
+  int32_t payload_slot = kNoRow;       // else read the span of this payload slot from
+  int32_t first_token = 0;             // first_token (ring positions, primitives.h)
   int32_t count = 0;
+  uint32_t round_after = 0;            // payload inputs: step boundaries inside the span
 };
 
 // One sequence of tokens run from one state, with everything the primitives may ask for.
 struct SequenceJob {
   bool from_zero = false;
   StateLoc from;
-  PendingReplay pending;  // replayed first, rounded to the pool dtype, committed
+  PendingReplay pending;  // replayed first, rounded to the pool dtype, committed if asked
   InputSource inputs;
   std::vector<StateWrite> writes;          // full state (SSM + conv window) after k tokens,
                                            // ascending k (a later write of a row wins)
   const int32_t* ssm_only_rows = nullptr;  // window mode: SSM after token j -> rows[j]
   bool rewrite_wide_conv = false;          // window mode: conv buffer of from.conv_row
-  int32_t payload_out_slot = kNoRow;       // payload mode
+  int32_t payload_out_slot = kNoRow;       // payload mode, from ring position
+  int32_t payload_out_first = 0;           // payload_out_first
   bf16_bits* outputs = nullptr;            // [tokens, layers, HV, V] or null
 };
 
@@ -137,6 +140,7 @@ class CpuBackend final : public StateBackend {
   void norms_and_gates(int layer, LayerWork& w) const;
   void recur_head(const SequenceJob& job, int layer, int hv, const LayerWork& w);
   void load_head(int layer, int32_t row, int hv, num::Lanes<kCpuLanes>* s) const;
+  static bool rounds_after(const SequenceJob& job, int j);
   void store_head(int layer, int32_t row, int hv, const num::Lanes<kCpuLanes>* s);
 
   // Row-major element offsets.
@@ -144,7 +148,9 @@ class CpuBackend final : public StateBackend {
     return (int64_t{row} * geo().conv_dim() + channel) * shape().conv_cols + col;
   }
   int64_t ssm_index(int32_t row) const { return int64_t{row} * geo().ssm_elements_per_layer(); }
-  int64_t payload_index(int32_t slot, int32_t token) const {
+  // Token j of a span of `slot` that starts at ring position `first`.
+  int64_t payload_index(int32_t slot, int32_t first, int32_t j) const {
+    const int32_t token = (first + j) % shape().payload_tokens;
     return (int64_t{slot} * shape().payload_tokens + token) * shape().payload_token_elements();
   }
   const ModelGeometry& geo() const { return shape().geometry; }
@@ -271,9 +277,11 @@ void CpuBackend::stage_inputs(const SequenceJob& job, int layer, LayerWork& w) {
     const int jn = j - w.pending;  // index among the new tokens
     const bf16_bits* src = nullptr;
     if (j < w.pending) {
-      src = payload_[layer].data() + payload_index(job.pending.payload_slot, j);
+      src = payload_[layer].data() +
+            payload_index(job.pending.payload_slot, job.pending.first_token, j);
     } else if (!job.inputs.generated) {
-      src = payload_[layer].data() + payload_index(job.inputs.payload_slot, jn);
+      src = payload_[layer].data() +
+            payload_index(job.inputs.payload_slot, job.inputs.first_token, jn);
     }
     if (src) {
       std::copy(src, src + token.size(), token.begin());
@@ -290,7 +298,8 @@ void CpuBackend::stage_inputs(const SequenceJob& job, int layer, LayerWork& w) {
     }
     if (j >= w.pending && job.payload_out_slot != kNoRow) {
       std::copy(token.begin(), token.end(),
-                payload_[layer].data() + payload_index(job.payload_out_slot, jn));
+                payload_[layer].data() +
+                    payload_index(job.payload_out_slot, job.payload_out_first, jn));
     }
     for (int c = 0; c < C; ++c)
       w.hist[int64_t{c} * w.hist_cols + wc + j] = token[c];
@@ -314,7 +323,7 @@ void CpuBackend::store_windows(const SequenceJob& job, int layer, const LayerWor
   };
   size_t next = 0;  // job.writes ascend: one pass over them, however many there are
   for (int j = 0; j < w.total; ++j) {
-    if (j == w.pending - 1) store(job.pending.commit_row, j + 1);
+    if (j == w.pending - 1 && job.pending.commit_row != kNoRow) store(job.pending.commit_row, j + 1);
     for (; next < job.writes.size() && w.pending + job.writes[next].after_tokens - 1 <= j; ++next)
       store(job.writes[next].row, j + 1);
   }
@@ -428,22 +437,29 @@ void CpuBackend::recur_head(const SequenceJob& job, int layer, int hv, const Lay
           out[grp * kCpuLanes + l] = num::bf16_from_float(o.v[l]);
       }
     }
+    // At a step boundary, continue from the value exactly as stored in the pool dtype.
+    if (!ssm_f32() && rounds_after(job, j)) {
+      for (L& group : s)
+        for (float& e : group.v)
+          e = num::round_to_bf16(e);
+    }
     if (jn < 0) {
-      if (jn == -1) {
-        // Continue from the committed value exactly as stored in the pool dtype.
-        if (!ssm_f32()) {
-          for (L& group : s)
-            for (float& e : group.v)
-              e = num::round_to_bf16(e);
-        }
-        store(job.pending.commit_row);
-      }
+      if (jn == -1 && job.pending.commit_row != kNoRow) store(job.pending.commit_row);
       continue;
     }
     for (; next < job.writes.size() && job.writes[next].after_tokens <= jn + 1; ++next)
       store(job.writes[next].row);
     if (job.ssm_only_rows && job.ssm_only_rows[jn] != kNoRow) store(job.ssm_only_rows[jn]);
   }
+}
+
+// Whether the state after sequence token j is rounded to the pool dtype: the last pending token
+// (a verify starts from a stored state) and the step boundaries the spans mark.
+bool CpuBackend::rounds_after(const SequenceJob& job, int j) {
+  const int pending = job.pending.count;
+  if (j < pending) return j == pending - 1 || ((job.pending.round_after >> j) & 1u) != 0;
+  const int jn = j - pending;
+  return !job.inputs.generated && jn < 32 && ((job.inputs.round_after >> jn) & 1u) != 0;
 }
 
 // Head hv of `row`, widened to fp32, into s ([V/8][K] of Lanes<8>), and back in the pool dtype
@@ -538,6 +554,7 @@ void CpuBackend::do_verify(VerifyMode mode, std::span<const VerifyTask> tasks) {
         break;
       case VerifyMode::kPayload:
         job.payload_out_slot = t.payload_slot;
+        job.payload_out_first = t.payload_first_token;
         break;
     }
   }
@@ -551,7 +568,9 @@ void CpuBackend::do_replay(std::span<const ReplayTask> tasks) {
     SequenceJob& job = jobs.emplace_back();
     job.from = t.from;
     job.inputs.payload_slot = t.payload_slot;
+    job.inputs.first_token = t.first_token;
     job.inputs.count = t.count;
+    job.inputs.round_after = t.round_after;
     job.writes.push_back({t.count, t.dst_row});
   }
   run(jobs);
@@ -686,7 +705,7 @@ std::vector<bf16_bits> CpuBackend::do_read_payload(int32_t slot) const {
   std::vector<bf16_bits> out(int64_t{shape().payload_tokens} * g.layers * per_token);
   for (int t = 0; t < shape().payload_tokens; ++t) {
     for (int l = 0; l < g.layers; ++l) {
-      const bf16_bits* src = payload_[l].data() + payload_index(slot, t);
+      const bf16_bits* src = payload_[l].data() + payload_index(slot, 0, t);
       std::copy(src, src + per_token, out.begin() + (int64_t{t} * g.layers + l) * per_token);
     }
   }

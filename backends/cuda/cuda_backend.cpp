@@ -250,8 +250,10 @@ void CudaBackend::prepare_verify(VerifyMode mode, std::span<const VerifyTask> ta
     job.first_position = t.tokens.first_position;
     if (t.pending.count > 0) {
       job.pending_slot = t.pending.payload_slot;
+      job.pending_first = t.pending.first_token;
       job.pending_count = t.pending.count;
       job.pending_commit_row = t.pending.commit_row;
+      job.round_after = t.pending.round_after | (1u << (t.pending.count - 1));
     }
     job.first_write = int32_t(writes.size());
     switch (mode) {
@@ -266,6 +268,7 @@ void CudaBackend::prepare_verify(VerifyMode mode, std::span<const VerifyTask> ta
         break;
       case VerifyMode::kPayload:
         job.payload_out_slot = t.payload_slot;
+        job.payload_out_first = t.payload_first_token;
         break;
     }
     job.write_count = int32_t(writes.size()) - job.first_write;
@@ -284,6 +287,8 @@ void CudaBackend::prepare_replay(std::span<const ReplayTask> tasks, PreparedSequ
     set_from(job, t.from);
     job.new_count = t.count;
     job.in_payload_slot = t.payload_slot;
+    job.in_payload_first = t.first_token;
+    job.round_after = t.round_after;
     job.first_write = int32_t(writes.size());
     if (job.active) writes.push_back({t.count, t.dst_row});
     job.write_count = int32_t(writes.size()) - job.first_write;

@@ -21,9 +21,16 @@ struct JobView {
   __device__ uint16_t* carry_conv_at(int ch) const {
     return L.carry_conv + ((int64_t{task} * p.layers + layer) * p.conv_dim() + ch) * (p.W - 1);
   }
-  __device__ uint16_t* payload_at(int slot, int token) const {
+  // Token j (< payload_tokens) of the span of `slot` that starts at ring position `first`.
+  __device__ uint16_t* payload_at(int slot, int first, int j) const {
+    int token = first + j;
+    if (token >= p.payload_tokens) token -= p.payload_tokens;
     return p.payload + ((int64_t{layer} * p.slots + slot) * p.payload_tokens + token) *
                            p.payload_token_elements();
+  }
+  // Where new token jn's inputs go in payload mode.
+  __device__ uint16_t* payload_out(int jn) const {
+    return payload_at(job.payload_out_slot, job.payload_out_first, jn);
   }
   // Element offset of head hv of `row` in the pool's SSM tensor.
   __device__ int64_t ssm_head(int row, int hv) const {
@@ -35,9 +42,9 @@ struct JobView {
   }
   // Sequence token j's inputs (pending tokens first) in a payload slot, or null: generated.
   __device__ const uint16_t* payload_token(int j) const {
-    if (j < job.pending_count) return payload_at(job.pending_slot, j);
+    if (j < job.pending_count) return payload_at(job.pending_slot, job.pending_first, j);
     if (job.in_payload_slot != kNoRow)
-      return payload_at(job.in_payload_slot, j - job.pending_count);
+      return payload_at(job.in_payload_slot, job.in_payload_first, j - job.pending_count);
     return nullptr;
   }
   __device__ num::TokenCoord coord(int j) const {

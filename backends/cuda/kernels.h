@@ -33,12 +33,18 @@ struct SeqJob {
   uint64_t request_id = 0;
   int64_t first_position = 0;
   int32_t in_payload_slot = kNoRow;     // new tokens' inputs from this slot; -1: generate them
-  int32_t pending_slot = kNoRow;        // deferred replay: pending_count tokens from this slot,
-  int32_t pending_count = 0;            // then the state rounded to the pool dtype and written
-  int32_t pending_commit_row = kNoRow;  // to this row before the new tokens run
+  int32_t in_payload_first = 0;         // ring position of new token 0 in in_payload_slot
+  int32_t pending_slot = kNoRow;        // pending replay: pending_count tokens from this slot
+  int32_t pending_first = 0;            // (from ring position pending_first), then the state
+  int32_t pending_count = 0;            // rounded to the pool dtype and written to
+  int32_t pending_commit_row = kNoRow;  // pending_commit_row (-1: not written)
+  // Bit j: the state after sequence token j is rounded to the pool dtype (a step boundary,
+  // primitives.h). Sequence tokens are at most kStepMaxTokens = 32 for jobs that read payload.
+  uint32_t round_after = 0;
   int32_t first_write = 0;              // writes[first_write .. first_write + write_count)
   int32_t write_count = 0;
-  int32_t payload_out_slot = kNoRow;  // payload mode: new tokens' inputs -> this slot
+  int32_t payload_out_slot = kNoRow;  // payload mode: new tokens' inputs -> this slot,
+  int32_t payload_out_first = 0;      // from this ring position
   int32_t rewrite_wide_conv = 0;      // window mode: conv row rewritten as [w1..w_{W-2}, x...]
   int32_t ssm_only_rows[kMaxVerifyTokens];  // window mode: SSM after new token j; -1: none
   // A prefill longer than kStepMaxTokens runs as consecutive launches of at most that many

@@ -123,7 +123,7 @@ __device__ void prep_stage(const PrepBlock& b, const PrepShared& sh, int total) 
   for (int j = 0; j < total; ++j) {  // nested loops: no run-time division in the index math
     const bf16_bits* src = b.j.payload_token(j);
     bf16_bits* out =
-        to_payload && j >= pending ? b.j.payload_at(job.payload_out_slot, j - pending) : nullptr;
+        to_payload && j >= pending ? b.j.payload_out(j - pending) : nullptr;
     for (int c = threadIdx.x; c < b.nch; c += blockDim.x) {
       const int ch = b.channel(c);
       const bf16_bits x = src ? src[ch] : conv_input_from_prefix(sh.x_prefix[j], ch);
@@ -139,7 +139,7 @@ __device__ void prep_stage(const PrepBlock& b, const PrepShared& sh, int total) 
     sh.ab[2 * idx] = a;
     sh.ab[2 * idx + 1] = bb;
     if (to_payload && j >= pending) {
-      bf16_bits* dst = b.j.payload_at(job.payload_out_slot, j - pending);
+      bf16_bits* dst = b.j.payload_out(j - pending);
       dst[C + hv] = a;
       dst[C + b.j.p.HV + hv] = bb;
     }
@@ -164,7 +164,7 @@ __device__ void prep_windows(const PrepBlock& b, const PrepShared& sh, int total
   const int pending = job.pending_count;
   auto to_row = [&](int row) { return [&b, row](int ch) { return b.j.conv_at(row, ch, 0); }; };
   auto store_row = [&](int row, int j) {
-    if (job.rewrite_wide_conv && row == job.from_conv_row) return;
+    if (row == kNoRow || (job.rewrite_wide_conv && row == job.from_conv_row)) return;
     prep_store_window(b, sh, j, to_row(row));
   };
   for (int j = 0; j < total; ++j) {
@@ -498,9 +498,8 @@ __device__ void store_states(const JobView& jv, int hv, int j, Lane ln,
                              Pair (&s)[Recur<K>::kRows]) {
   const SeqJob& job = jv.job;
   const int jn = j - job.pending_count;  // -1: the last pending token
-  if (jn < -1) return;
   if constexpr (kBf16) {
-    if (jn == -1) {
+    if (j < 32 && ((job.round_after >> j) & 1u) != 0) {
 #pragma unroll
       for (int r = 0; r < Recur<K>::kRows; ++r) {
         const uint32_t w = bf16_pair(s[r]);
@@ -508,6 +507,7 @@ __device__ void store_states(const JobView& jv, int hv, int j, Lane ln,
       }
     }
   }
+  if (jn < -1) return;
   for (int d = -2; d < job.write_count; ++d) {
     int32_t row = kNoRow;
     if (d == -2) {

@@ -60,6 +60,30 @@ std::vector<FaultInfo> make_faults() {
        "conv and SSM committed for different a (partial-accept rollback of SSM only)",
        "the scatter commit copies the SSM of token a-1 but the conv window of token T-1",
        {K::kScatter}},
+      {Fault::kRingDonateWithoutHistory,
+       "ring-donate-without-history",
+       "donating a slot copies the checkpoint but not the replay ring (SGLang #37837)",
+       "retract saves the checkpoint without folding the history; the request resumes with its "
+       "old cursors and replays its new request row's ring",
+       {K::kRing}},
+      {Fault::kStaleRingCursor,
+       "stale-ring-cursor",
+       "slot reuse without resetting the ring cursors (the ring analogue of TRT-LLM #14509)",
+       "a new request inherits the cache_base and hist_len its request row's last occupant left "
+       "and replays that history",
+       {K::kRing}},
+      {Fault::kRingSnapshotUnfolded,
+       "ring-snapshot-unfolded",
+       "prefix snapshot published from an unfolded checkpoint (the ring analogue of vLLM #43559)",
+       "a snapshot inside a verify replays the new tokens from the checkpoint but not the "
+       "history before them",
+       {K::kRing}},
+      {Fault::kRingStaleAccepted,
+       "ring-stale-accepted",
+       "a discarded step commits accepted = 0 or a stale count (vLLM #51508)",
+       "the ring's commit adds the accepted count of the request's previous step (0 before its "
+       "first) to hist_len instead of this step's",
+       {K::kRing}},
   };
 }
 

@@ -25,6 +25,10 @@ enum class Fault : uint8_t {
   kPaddingWritesRow,      // all: padding tasks read and write row 0
   kStaleReplayControl,    // deferred: a reused request row keeps its pending-replay control
   kConvSsmSplitCommit,    // scatter: SSM committed for a, conv for all T tokens
+  kRingDonateWithoutHistory,  // ring: a moved slot takes the checkpoint, not the ring
+  kStaleRingCursor,           // ring: a reused request row keeps its cursors
+  kRingSnapshotUnfolded,      // ring: a snapshot from the checkpoint without the history
+  kRingStaleAccepted,         // ring: the commit uses the previous step's accepted count
 };
 
 struct FaultInfo {

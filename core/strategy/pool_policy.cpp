@@ -24,6 +24,17 @@ int32_t snapshot_token(const Snapshot& snap, int64_t length, int32_t accepted, u
   return int32_t(index);
 }
 
+// The pending tokens of `s` (deferred: one step's; ring: the history) replayed before a verify,
+// committed to `commit_row` or, with kNoRow, only continued from.
+PendingReplay pending_replay(const LiveState& s, int32_t commit_row) {
+  return {s.pending_slot, s.pending, commit_row, s.pending_first, s.pending_rounds};
+}
+
+// The pending tokens of `s` replayed from `from` into `dst_row`.
+ReplayTask pending_task(const LiveState& s, StateLoc from, int32_t dst_row) {
+  return {from, s.pending_slot, s.pending, dst_row, s.pending_first, s.pending_rounds};
+}
+
 }  // namespace
 
 PoolPolicy::PoolPolicy(StrategyKind kind, const PoolConfig& config, Fault fault)
@@ -49,12 +60,23 @@ LiveState& PoolPolicy::running(uint64_t request, const char* op) {
   return it->second;
 }
 
+// The pending tokens are in the working row now. The ring's cursor moves past them
+// (cache_base += hist_len); deferred's buffer is free.
+void PoolPolicy::consume_pending(LiveState& s) const {
+  if (layout_.kind == StrategyKind::kRing) {
+    s.pending_first = (s.pending_first + s.pending) % layout_.config.ring.slots;
+  } else {
+    s.pending_slot = kNoRow;
+  }
+  s.pending = 0;
+  s.pending_rounds = 0;
+}
+
 void PoolPolicy::make_real(uint64_t request, LiveState& s, Plan& plan) {
   const StateLoc working = StateLoc::at(s.working_row);
   if (s.pending > 0) {
-    plan.push_back(ReplayCall{{{working, s.pending_slot, s.pending, s.working_row}}, {request}});
-    s.pending = 0;
-    s.pending_slot = kNoRow;
+    plan.push_back(ReplayCall{{pending_task(s, working, s.working_row)}, {request}});
+    consume_pending(s);
   } else if (s.loc != working) {
     CopyCall flush{{{s.loc, s.working_row}}, {request}};
     if (fault_ == Fault::kStaleFlushAfterReuse) {
@@ -102,12 +124,16 @@ Plan PoolPolicy::extend(const ExtendOp& op) {
     s.req_row = op.req_row;
     s.working_row = op.working_row;
     s.length = op.prefix_len;
-    if (fault_ == Fault::kStaleReplayControl) {
-      // FAULT stale-replay-control (TRT-LLM #14509): the request row's replay control (pending
-      // count, payload slot) is not reset when a new request takes the row.
+    if (layout_.kind == StrategyKind::kRing) s.pending_slot = layout_.payload_slot(op.req_row, 0);
+    if (fault_ == Fault::kStaleReplayControl || fault_ == Fault::kStaleRingCursor) {
+      // FAULT stale-replay-control (TRT-LLM #14509), stale-ring-cursor: the request row's replay
+      // control (deferred: pending count and payload slot; ring: the cursors cache_base and
+      // hist_len) is not reset when a new request takes the row.
       if (auto old = stale_control_.find(op.req_row); old != stale_control_.end()) {
         s.pending = old->second.pending;
-        s.pending_slot = old->second.slot;
+        s.pending_slot = old->second.pending_slot;
+        s.pending_first = old->second.pending_first;
+        s.pending_rounds = old->second.pending_rounds;
       }
     }
     task.from_zero = op.prefix_len == 0;
@@ -165,7 +191,8 @@ Plan PoolPolicy::step(std::span<const VerifyOp> batch, int32_t padding, int32_t 
   VerifyCall verify;
   verify.mode = VerifyMode::kStateRows;
   if (kind == StrategyKind::kWindow) verify.mode = VerifyMode::kWindow;
-  if (!decode && (kind == StrategyKind::kReplay || kind == StrategyKind::kDeferred)) {
+  if (!decode && (kind == StrategyKind::kReplay || kind == StrategyKind::kDeferred ||
+                  kind == StrategyKind::kRing)) {
     verify.mode = VerifyMode::kPayload;
   }
   FillCall resets;       // fault verify-as-extend only
@@ -184,8 +211,9 @@ Plan PoolPolicy::step(std::span<const VerifyOp> batch, int32_t padding, int32_t 
     t.from = s.loc;
 
     if (decode) {
-      // A step without drafts updates the live state in place into the working row.
-      if (s.pending > 0) t.pending = {s.pending_slot, s.pending, s.working_row};
+      // A step without drafts updates the live state in place into the working row (deferred
+      // and ring replay their pending tokens first, in the same call: the ring folds).
+      if (s.pending > 0) t.pending = pending_replay(s, kNoRow);
       t.out_rows[0] = s.working_row;
       if (kind == StrategyKind::kWindow) t.from.conv_row = s.working_row;
       if (fault_ == Fault::kDecodeReadsOldRow) {
@@ -195,8 +223,7 @@ Plan PoolPolicy::step(std::span<const VerifyOp> batch, int32_t padding, int32_t 
         t.from =
             kind == StrategyKind::kWindow ? StateLoc{s.loc.ssm_row, s.working_row, 0} : working;
       }
-      s.pending = 0;
-      s.pending_slot = kNoRow;
+      if (s.pending > 0) consume_pending(s);
       s.loc = working;
       if (op.snapshot) {
         copies.copies.push_back({working, op.snapshot->row});
@@ -267,7 +294,7 @@ Plan PoolPolicy::step(std::span<const VerifyOp> batch, int32_t padding, int32_t 
           // Replay the previous step's accepted tokens first (committing them to the working
           // row), then write only this step's payload, into the other buffer.
           const int32_t buffer = s.pending_slot == layout_.payload_slot(s.req_row, 0) ? 1 : 0;
-          if (s.pending > 0) t.pending = {s.pending_slot, s.pending, s.working_row};
+          if (s.pending > 0) t.pending = pending_replay(s, s.working_row);
           t.payload_slot = layout_.payload_slot(s.req_row, buffer);
           if (snap >= 0) {
             snapshots.tasks.push_back({working, t.payload_slot, snap + 1, op.snapshot->row});
@@ -278,6 +305,9 @@ Plan PoolPolicy::step(std::span<const VerifyOp> batch, int32_t padding, int32_t 
           s.loc = working;
           break;
         }
+        case StrategyKind::kRing:
+          ring_verify(op, snap, s, t, snapshots);
+          break;
       }
     }
     s.length += a;
@@ -310,12 +340,59 @@ Plan PoolPolicy::step(std::span<const VerifyOp> batch, int32_t padding, int32_t 
   return plan;
 }
 
+void PoolPolicy::ring_verify(const VerifyOp& op, int32_t snap, LiveState& s, VerifyTask& t,
+                             ReplayCall& snapshots) {
+  const StateLoc working = StateLoc::at(s.working_row);
+  const int32_t T = layout_.config.tokens_per_verify;
+  // Replay the history first; fold it into the checkpoint (the working row) when it is long, so
+  // that this step's accepted tokens still fit the bound.
+  const bool fold = s.pending >= layout_.config.ring.fold_threshold(T);
+  if (s.pending > 0) t.pending = pending_replay(s, fold ? s.working_row : kNoRow);
+  if (fold) consume_pending(s);
+  t.payload_slot = s.pending_slot;
+  t.payload_first_token = (s.pending_first + s.pending) % layout_.config.ring.slots;
+  if (snap >= 0) {
+    // After the verify: from the checkpoint, the history it still lacks, then the new tokens
+    // up to the boundary.
+    ReplayTask r = pending_task(s, working, op.snapshot->row);
+    r.count += snap + 1;
+    if (fault_ == Fault::kRingSnapshotUnfolded) {
+      // FAULT ring-snapshot-unfolded (the ring analogue of vLLM #43559): the snapshot is
+      // published from the checkpoint as it is, without replaying the unfolded history.
+      r = {working, t.payload_slot, snap + 1, op.snapshot->row, t.payload_first_token, 0};
+    }
+    snapshots.tasks.push_back(r);
+    snapshots.requests.push_back(op.request);
+  }
+  // The host's commit: the accepted tokens join the history (hist_len += accepted).
+  int32_t accepted = op.accepted;
+  if (fault_ == Fault::kRingStaleAccepted) {
+    // FAULT ring-stale-accepted (vLLM #51508): the commit reads the accepted count its buffer
+    // held from the request's previous step: 0 before its first verify (what a discarded step
+    // leaves), then always one step late.
+    std::swap(accepted, stale_accepted_[op.request]);
+  }
+  s.pending += accepted;
+  if (accepted > 0) s.pending_rounds |= 1u << (s.pending - 1);
+}
+
 Plan PoolPolicy::retract(uint64_t request) {
   LiveState& s = running(request, "retract");
   Plan plan;
   // FAULT no-flush-on-retract: the working row is taken to hold the live state as it is, so
   // the draft->working flush is skipped and the swap-out saves a stale state.
   if (fault_ == Fault::kNoFlushOnRetract) s.loc = StateLoc::at(s.working_row);
+  if (fault_ == Fault::kRingDonateWithoutHistory) {
+    // FAULT ring-donate-without-history (SGLang #37837): moving the request's state out of its
+    // slot copies the checkpoint but not the ring, and the cursors are not reset: the request
+    // comes back with its history length and reads it from its new request row's ring.
+    plan.push_back(SwapOutCall{request, s.loc});
+    s.retracted = true;
+    s.working_row = kNoRow;
+    s.req_row = kNoRow;
+    s.loc = StateLoc{};
+    return plan;
+  }
   make_real(request, s, plan);
   // FAULT retract-no-save (SGLang #35957): the rows are freed and nothing is saved.
   if (fault_ != Fault::kRetractNoSave) plan.push_back(SwapOutCall{request, s.loc});
@@ -336,6 +413,7 @@ Plan PoolPolicy::resume(uint64_t request, int32_t req_row, int32_t working_row) 
   s.req_row = req_row;
   s.working_row = working_row;
   s.loc = StateLoc::at(working_row);
+  if (layout_.kind == StrategyKind::kRing) s.pending_slot = layout_.payload_slot(req_row, 0);
   // FAULT retract-no-save (SGLang #35957): nothing was saved; the request continues from
   // whatever its new working row holds.
   if (fault_ == Fault::kRetractNoSave) return {};
@@ -346,10 +424,11 @@ Plan PoolPolicy::finish(uint64_t request) {
   auto it = table_.find(request);
   if (it == table_.end()) throw InputError("finish: " + req_name(request) + " does not exist");
   const LiveState& s = it->second;
-  if (fault_ == Fault::kStaleReplayControl && !s.retracted) {
-    // FAULT stale-replay-control (TRT-LLM #14509): the request row keeps this request's
-    // replay control for its next occupant.
-    stale_control_[s.req_row] = {s.pending_slot, s.pending};
+  if ((fault_ == Fault::kStaleReplayControl || fault_ == Fault::kStaleRingCursor) &&
+      !s.retracted) {
+    // FAULT stale-replay-control (TRT-LLM #14509), stale-ring-cursor: the request row keeps
+    // this request's replay control for its next occupant.
+    stale_control_[s.req_row] = s;
   }
   Plan plan;
   if (it->second.retracted) {
@@ -368,8 +447,7 @@ PoolPolicy::Readable PoolPolicy::readable(uint64_t request) const {
   Readable r;
   if (s.pending > 0) {
     const int32_t probe = layout_.inspect_row();
-    r.plan.push_back(
-        ReplayCall{{{StateLoc::at(s.working_row), s.pending_slot, s.pending, probe}}, {request}});
+    r.plan.push_back(ReplayCall{{pending_task(s, StateLoc::at(s.working_row), probe)}, {request}});
     r.loc = StateLoc::at(probe);
   } else {
     r.loc = s.loc;

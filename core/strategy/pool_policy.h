@@ -4,9 +4,11 @@
 // same policy drives every backend; a difference between backends is a kernel bug, a
 // difference between strategies a protocol bug.
 //
-// Operations that need a real row make the live state real first (deferred: replay the pending
-// tokens; inline/window: flush the live row / window into the working row): retract, finish,
-// and a chunked extend. A snapshot at a page boundary crossed inside a verify is taken from the
+// Operations that need a real row make the live state real first (deferred and ring: replay the
+// pending tokens; inline/window: flush the live row / window into the working row): retract,
+// finish, and a chunked extend. The ring also folds its history into the working row at a decode
+// step (the step without drafts runs in place, from a real state), and when the history is long
+// (RingParams); a snapshot inside its verify replays the history into the track row. A snapshot at a page boundary crossed inside a verify is taken from the
 // state after the boundary token, never from the post-accept state.
 //
 // A policy built with a Fault (core/strategy/fault.h) makes one known wrong decision instead;
@@ -53,8 +55,12 @@ struct LiveState {
   int32_t working_row = kNoRow;   // kNoRow while retracted
   int64_t length = 0;             // tokens in the logical live state (pending ones included)
   StateLoc loc;                   // where the state after length - pending tokens is
-  int32_t pending = 0;            // deferred: accepted tokens not yet replayed into loc
-  int32_t pending_slot = kNoRow;  // deferred: the payload slot holding them
+  int32_t pending = 0;            // deferred, ring: accepted tokens not yet replayed into loc
+  int32_t pending_slot = kNoRow;  // deferred, ring: the payload slot holding them
+  // Ring: the history's cursor (FlashInfer's cache_base; `pending` is hist_len) and the step
+  // boundaries inside it (bit j: a step ended after history token j).
+  int32_t pending_first = 0;
+  uint32_t pending_rounds = 0;
   bool retracted = false;
 };
 
@@ -94,10 +100,15 @@ class PoolPolicy {
   void check_step(std::span<const VerifyOp> batch, int32_t tokens, bool decode);
   // A verify (T tokens, even when T = 1) or a decode step without drafts (1 token, in place).
   Plan step(std::span<const VerifyOp> batch, int32_t padding, int32_t tokens, bool decode);
+  void consume_pending(LiveState& s) const;
   // Appends the calls that make `request`'s live state real in its working row.
   void make_real(uint64_t request, LiveState& s, Plan& plan);
   // Token index inside a step starting at `length` whose state `op`'s snapshot takes; -1: none.
   int32_t snapshot_index(const VerifyOp& op, int64_t length) const;
+  // The ring's verify of one request: history replay (folded when long), payload into the ring,
+  // the snapshot replayed from the checkpoint, the cursor commit.
+  void ring_verify(const VerifyOp& op, int32_t snap, LiveState& s, VerifyTask& t,
+                   ReplayCall& snapshots);
 
   StrategyLayout layout_;
   std::map<uint64_t, LiveState> table_;
@@ -105,11 +116,9 @@ class PoolPolicy {
   // Fault injection only (always empty without a fault).
   Fault fault_ = Fault::kNone;
   CopyCall deferred_flush_;  // stale-flush-after-reuse: flushes left for the next step
-  struct ReplayControl {
-    int32_t slot = kNoRow;
-    int32_t pending = 0;
-  };
-  std::map<int32_t, ReplayControl> stale_control_;  // stale-replay-control: req_row -> control
+  std::map<int32_t, LiveState> stale_control_;  // stale-replay-control, stale-ring-cursor:
+                                                // req_row -> the last occupant's pending fields
+  std::map<uint64_t, int32_t> stale_accepted_;  // ring-stale-accepted: request -> last count
 };
 
 }  // namespace specstate

@@ -1,6 +1,9 @@
 #include "core/strategy/strategy.h"
 
+#include <algorithm>
+#include <cmath>
 #include <limits>
+#include <string>
 
 #include "core/errors.h"
 #include "core/primitives.h"
@@ -23,12 +26,32 @@ T checked(T x, T y, T z, const StrategyLayout& l, const char* what) {
   return sum;
 }
 
+// The ring's parameters against T: the history and a verify's tokens fit one replay and the ring
+// (FlashInfer: 16 + 16 <= 32), and a fold threshold that keeps the history within its bound.
+void check_ring(const RingParams& r, int32_t T) {
+  auto range = [](const char* name, int32_t v, int32_t lo, int32_t hi, const std::string& why) {
+    if (v < lo || v > hi) {
+      throw InputError("ring: " + std::string(name) + " " + std::to_string(v) + " outside " +
+                       std::to_string(lo) + ".." + std::to_string(hi) + " (" + why + ")");
+    }
+  };
+  const std::string t = "T = " + std::to_string(T);
+  range("ring_history", r.max_history, T, kMaxReplayTokens - T,
+        "at least " + t + ", and history + T at most " + std::to_string(kMaxReplayTokens));
+  range("ring_slots", r.slots, r.max_history + T, kMaxPayloadTokens,
+        "room for the history and " + t + " new tokens");
+  if (r.fold_at != 0) {
+    range("ring_fold_at", r.fold_at, 1, r.max_history - T + 1,
+          "a later fold would let the history pass ring_history");
+  }
+}
+
 }  // namespace
 
 const std::vector<StrategyKind>& all_strategies() {
   static const std::vector<StrategyKind> kinds = {StrategyKind::kScatter, StrategyKind::kInline,
                                                   StrategyKind::kWindow, StrategyKind::kReplay,
-                                                  StrategyKind::kDeferred};
+                                                  StrategyKind::kDeferred, StrategyKind::kRing};
   return kinds;
 }
 
@@ -44,6 +67,8 @@ std::string_view to_string(StrategyKind kind) {
       return "replay";
     case StrategyKind::kDeferred:
       return "deferred";
+    case StrategyKind::kRing:
+      return "ring";
   }
   SPECSTATE_ASSERT(false, "unknown StrategyKind");
 }
@@ -64,7 +89,7 @@ std::vector<StrategyKind> parse_strategies(std::string_view text) {
     }
     if (!found) {
       throw InputError("unknown strategy '" + std::string(name) +
-                       "' (known: scatter, inline, window, replay, deferred, all)");
+                       "' (known: scatter, inline, window, replay, deferred, ring, all)");
     }
     start = comma + 1;
   }
@@ -108,6 +133,12 @@ StrategyLayout make_layout(StrategyKind kind, const PoolConfig& config) {
       s.payload_tokens = T;
       l.inspect_rows = 1;
       break;
+    case StrategyKind::kRing:
+      check_ring(config.ring, T);
+      s.payload_slots = config.max_requests;
+      s.payload_tokens = config.ring.slots;
+      l.inspect_rows = 1;
+      break;
   }
   // pool + draft + scratch + inspect, as 1 * x + sum.
   int32_t state_rows = checked(1, l.draft_rows, config.pool_rows, l, rows);
@@ -137,17 +168,18 @@ int32_t StrategyLayout::draft_row(int32_t req_row, int32_t token) const {
 }
 
 int32_t StrategyLayout::payload_slot(int32_t req_row, int32_t buffer) const {
-  if (kind == StrategyKind::kReplay) return req_row;
-  SPECSTATE_ASSERT(kind == StrategyKind::kDeferred, "payload slots belong to replay and deferred");
+  if (kind == StrategyKind::kReplay || kind == StrategyKind::kRing) return req_row;
+  SPECSTATE_ASSERT(kind == StrategyKind::kDeferred,
+                   "payload slots belong to replay, deferred and ring");
   return 2 * req_row + buffer;
 }
 
 int32_t StrategyLayout::inspect_row() const {
-  SPECSTATE_ASSERT(inspect_rows == 1, "only deferred has an inspection row");
+  SPECSTATE_ASSERT(inspect_rows == 1, "only deferred and ring have an inspection row");
   return config.pool_rows + draft_rows + scratch_rows;
 }
 
-StepBytes verify_step_bytes(const StrategyLayout& l, int32_t accepted) {
+StepBytes verify_step_bytes(const StrategyLayout& l, int32_t accepted, int32_t history) {
   const PoolShape& s = l.shape;
   const int64_t layers = s.geometry.layers;
   const int64_t T = l.config.tokens_per_verify;
@@ -182,8 +214,81 @@ StepBytes verify_step_bytes(const StrategyLayout& l, int32_t accepted) {
       b.payload_write = T * token_payload;
       b.payload_read = accepted * token_payload;
       break;
+    case StrategyKind::kRing:  // read 1 (the checkpoint); write 1 only on a fold
+      b.state_read = state;
+      b.state_write = history >= l.config.ring.fold_threshold(int32_t(T)) ? state : 0;
+      b.payload_write = T * token_payload;
+      b.payload_read = history * token_payload;
+      break;
   }
   return b;
+}
+
+std::vector<double> all_accepted_weights(int32_t T) {
+  std::vector<double> w(size_t(T), 0.0);
+  w.back() = 1.0;
+  return w;
+}
+
+MeanStepBytes mean_verify_step_bytes(const StrategyLayout& l,
+                                     const std::vector<double>& accept_weights) {
+  const int32_t T = l.config.tokens_per_verify;
+  SPECSTATE_ASSERT(int32_t(accept_weights.size()) == T, "one accept weight per a = 1..T");
+  double sum = 0;
+  for (double w : accept_weights) {
+    SPECSTATE_ASSERT(w >= 0, "accept weights are >= 0");
+    sum += w;
+  }
+  SPECSTATE_ASSERT(sum > 0, "some accepted length has weight");
+  MeanStepBytes m;
+  auto add = [&m](const StepBytes& b, double p) {
+    m.state_read += p * double(b.state_read);
+    m.state_write += p * double(b.state_write);
+    m.payload_read += p * double(b.payload_read);
+    m.payload_write += p * double(b.payload_write);
+  };
+  if (l.kind != StrategyKind::kRing) {
+    for (int32_t a = 1; a <= T; ++a)
+      add(verify_step_bytes(l, a), accept_weights[size_t(a - 1)] / sum);
+    return m;
+  }
+  // The ring's history length h before a verify is a Markov chain, h' = (h folds ? 0 : h) + a,
+  // with one recurrent class (every path folds and restarts from 0). Its stationary
+  // distribution pi = pi P, sum pi = 1, is the long-run share of steps at each h, periodic
+  // chains included (a = T always cycles): solved exactly by Gaussian elimination.
+  const int32_t H = l.config.ring.max_history, fold = l.config.ring.fold_threshold(T);
+  const int32_t n = H + 1;
+  // A x = e_last, with A = (P^T - I) whose last row is replaced by the normalisation.
+  std::vector<std::vector<double>> A(size_t(n), std::vector<double>(size_t(n) + 1, 0.0));
+  for (int32_t h = 0; h < n; ++h) {
+    A[size_t(h)][size_t(h)] -= 1.0;
+    const int32_t base = h >= fold ? 0 : h;
+    for (int32_t a = 1; a <= T && base + a < n; ++a)
+      A[size_t(base + a)][size_t(h)] += accept_weights[size_t(a - 1)] / sum;
+  }
+  for (int32_t h = 0; h <= n; ++h)
+    A[size_t(n - 1)][size_t(h)] = 1.0;
+  for (int32_t c = 0; c < n; ++c) {  // partial pivoting
+    int32_t pivot = c;
+    for (int32_t r = c + 1; r < n; ++r)
+      if (std::fabs(A[size_t(r)][size_t(c)]) > std::fabs(A[size_t(pivot)][size_t(c)])) pivot = r;
+    std::swap(A[size_t(c)], A[size_t(pivot)]);
+    SPECSTATE_ASSERT(A[size_t(c)][size_t(c)] != 0, "the ring's history chain has one recurrent class");
+    for (int32_t r = 0; r < n; ++r) {
+      if (r == c) continue;
+      const double f = A[size_t(r)][size_t(c)] / A[size_t(c)][size_t(c)];
+      for (int32_t k = c; k <= n; ++k)
+        A[size_t(r)][size_t(k)] -= f * A[size_t(c)][size_t(k)];
+    }
+  }
+  std::vector<double> mean(static_cast<size_t>(n));
+  for (int32_t h = 0; h < n; ++h)
+    mean[size_t(h)] = A[size_t(h)][size_t(n)] / A[size_t(h)][size_t(h)];
+  for (int32_t h = 0; h <= H; ++h) {
+    add(verify_step_bytes(l, T, h), mean[size_t(h)]);
+    if (h >= fold) m.fold_rate += mean[size_t(h)];
+  }
+  return m;
 }
 
 }  // namespace specstate

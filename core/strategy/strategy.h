@@ -12,6 +12,9 @@
 //   replay    one payload slot (T tokens of inputs) per request row; commit replays a tokens.
 //   deferred  two payload slots per request row (double buffer) and one inspection row where a
 //             virtual state is materialised for reading without changing the live-state table.
+//   ring      one payload ring of `ring.slots` tokens per request row, holding the history the
+//             working row (the checkpoint) has not absorbed; a verify replays it first and folds
+//             it into the checkpoint only when it is long (FlashInfer #4081); one inspection row.
 #pragma once
 
 #include <cstdint>
@@ -24,20 +27,31 @@
 
 namespace specstate {
 
-enum class StrategyKind : uint8_t { kScatter, kInline, kWindow, kReplay, kDeferred };
+enum class StrategyKind : uint8_t { kScatter, kInline, kWindow, kReplay, kDeferred, kRing };
 
 std::string_view to_string(StrategyKind kind);
 // One name, or "all"; InputError for anything else.
 std::vector<StrategyKind> parse_strategies(std::string_view text);
 const std::vector<StrategyKind>& all_strategies();
 
-// What the scheduler fixes: the model, the pool, the verify width.
+// The ring strategy's parameters; the defaults are FlashInfer #4081's (RING_SLOTS, W_RING,
+// flush_min). make_layout checks them against T.
+struct RingParams {
+  int32_t slots = 32;        // token positions of one request row's ring
+  int32_t max_history = 16;  // history tokens the ring holds at most between steps
+  int32_t fold_at = 0;       // a verify folds first when the history holds >= fold_at tokens;
+                             // 0: max_history - T + 1, the latest fold that keeps the bound
+  int32_t fold_threshold(int32_t T) const { return fold_at > 0 ? fold_at : max_history - T + 1; }
+};
+
+// What the scheduler fixes: the model, the pool, the verify width; and the ring's parameters.
 struct PoolConfig {
   ModelGeometry geometry;
   SsmDtype ssm_dtype = SsmDtype::kF32;
   int32_t tokens_per_verify = 4;  // T
   int32_t pool_rows = 0;          // scheduler rows
   int32_t max_requests = 0;       // request rows
+  RingParams ring;
 };
 
 // Rows and bytes a strategy allocates, all layers. `shape` is exactly what the backend
@@ -48,7 +62,7 @@ struct StrategyLayout {
   PoolShape shape;
   int32_t draft_rows = 0;    // inline draft region / window extra blocks
   int32_t scratch_rows = 0;  // scatter intermediates
-  int32_t inspect_rows = 0;  // deferred inspection row
+  int32_t inspect_rows = 0;  // deferred and ring inspection row
   int64_t pool_bytes = 0;    // scheduler rows (conv at this layout's width)
   int64_t draft_bytes = 0;
   int64_t scratch_bytes = 0;
@@ -68,6 +82,8 @@ struct StrategyLayout {
 StrategyLayout make_layout(StrategyKind kind, const PoolConfig& config);
 
 // Bytes one verify step moves for one request, all layers, with `accepted` tokens accepted.
+// The ring's step depends instead on the history it replays first (`history` tokens; it folds
+// them into the checkpoint when history >= its fold threshold).
 struct StepBytes {
   int64_t state_read = 0;
   int64_t state_write = 0;
@@ -77,6 +93,20 @@ struct StepBytes {
   int64_t total() const { return state_total() + payload_read + payload_write; }
 };
 
-StepBytes verify_step_bytes(const StrategyLayout& layout, int32_t accepted);
+StepBytes verify_step_bytes(const StrategyLayout& layout, int32_t accepted, int32_t history = 0);
+
+// The mean bytes of one request's verify step, over a long run of verifies whose accepted
+// lengths a = 1..T have the probabilities accept_weights[a-1] (normalised here). For the ring,
+// the mean over the stationary distribution of its history length, and how often it folds.
+struct MeanStepBytes {
+  double state_read = 0, state_write = 0, payload_read = 0, payload_write = 0;
+  double fold_rate = 0;  // ring: folds per verify step
+  double state_total() const { return state_read + state_write; }
+  double payload_total() const { return payload_read + payload_write; }
+};
+MeanStepBytes mean_verify_step_bytes(const StrategyLayout& layout,
+                                     const std::vector<double>& accept_weights);
+// Weights of "every token accepted" (a = T always), the figures' default.
+std::vector<double> all_accepted_weights(int32_t T);
 
 }  // namespace specstate

@@ -96,7 +96,7 @@ PY
         cmp piped.jsonl file.jsonl
         test ! -e ./-
         expect 0 '^-: valid specstate trace' -- sh -c '"$0" validate - < piped.jsonl' "$bin"
-        expect 0 '^AGREE: 5 lanes bit-identical' -- sh -c '"$0" replay - < piped.jsonl' "$bin"
+        expect 0 '^AGREE: 6 lanes bit-identical' -- sh -c '"$0" replay - < piped.jsonl' "$bin"
         expect 2 '^-:2: field .tokens. in extend event is 0, outside 1\.\.16777216$' -- \
           sh -c 'head -1 "$1" > bad.jsonl; echo "{\"event\": \"extend\", \"request\": 1, \"req_row\": 0, \"working_row\": 0, \"tokens\": 0}" >> bad.jsonl; "$0" validate - < bad.jsonl' "$bin" piped.jsonl
         expect 2 '^--json and -o - both write standard output' -- \

@@ -199,9 +199,10 @@ TEST(FootprintSvg, IsWellFormedWithOneLinePerStrategy) {
   ASSERT_TRUE(x.ok) << x.error;
   ASSERT_FALSE(x.names.empty());
   EXPECT_EQ(x.names[0], "svg");
-  EXPECT_EQ(std::count(x.names.begin(), x.names.end(), "polyline"), 5);
+  EXPECT_EQ(std::count(x.names.begin(), x.names.end(), "polyline"),
+            std::ptrdiff_t(all_strategies().size()));
   for (const char* text : {"Qwen3-Next-80B-A3B", "TP1", "T=4", "batch size", "GiB", "scatter",
-                           "inline", "window", "replay", "deferred"}) {
+                           "inline", "window", "replay", "deferred", "ring"}) {
     EXPECT_NE(svg.find(text), std::string::npos) << text;
   }
   EXPECT_EQ(svg.find("nan"), std::string::npos);

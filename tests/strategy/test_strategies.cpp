@@ -1,4 +1,4 @@
-// The five strategies in lockstep on the CPU backend: for random schedules every strategy
+// The six strategies in lockstep on the CPU backend: for random schedules every strategy
 // yields bit-identical live states, per-token outputs, swapped-out states and snapshot rows for
 // every request at every step; rows a step may not touch stay byte-for-byte unchanged; each
 // strategy's memory equals its formula.
@@ -144,6 +144,85 @@ INSTANTIATE_TEST_SUITE_P(Dtypes, StrategyEquivalence,
                          ::testing::Values(SsmDtype::kF32, SsmDtype::kBF16), [](const auto& info) {
                            return info.param == SsmDtype::kF32 ? "f32" : "bf16";
                          });
+
+// The ring against scatter under ring parameters that fold often, rarely and every step, and
+// wrap the ring: bit-identical, and the schedules do exercise folds, unfolded histories
+// replayed by a verify, and spans that wrap past the ring's end.
+TEST(RingEquivalence, EveryParameterSetAgreesWithScatterAndFoldsAndWraps) {
+  struct Case {
+    RingParams ring;
+    int32_t T;
+  };
+  const std::vector<Case> cases = {{{32, 16, 0}, 4}, {{8, 4, 0}, 4},  {{9, 5, 1}, 4},
+                                   {{11, 7, 3}, 3},  {{5, 3, 0}, 2},  {{32, 16, 0}, 16}};
+  for (const Case& k : cases) {
+    int folds = 0, replays = 0, wraps = 0;
+    for (SsmDtype dtype : {SsmDtype::kF32, SsmDtype::kBF16}) {
+      for (uint64_t seed = 1; seed <= 25; ++seed) {
+        ScheduleConfig sc;
+        sc.T = k.T;
+        PoolConfig config = tiny_config(dtype, sc);
+        config.ring = k.ring;
+        std::vector<Lane> lanes;
+        lanes.emplace_back(StrategyKind::kScatter, config, seed);
+        lanes.emplace_back(StrategyKind::kRing, config, seed);
+        const int32_t slots = k.ring.slots;
+        int step = 0;
+        RandomSchedule(seed, sc).run([&](const Op& op) {
+          std::vector<int32_t> snaps = apply(lanes[0], op);
+          std::visit(
+              [&](const auto& o) {
+                using O = std::decay_t<decltype(o)>;
+                if constexpr (std::is_same_v<O, OpVerify>) {
+                  const Plan plan = lanes[1].policy.verify(o.batch, o.padding);
+                  for (const VerifyTask& t : std::get<VerifyCall>(plan.front()).tasks) {
+                    if (t.pending.count > 0) ++(t.pending.commit_row == kNoRow ? replays : folds);
+                    if (t.from.is_none()) continue;
+                    wraps += t.pending.first_token + t.pending.count > slots ||
+                             t.payload_first_token + t.tokens.count > slots;
+                  }
+                  lanes[1].run(plan);
+                } else {
+                  apply(lanes[1], op);
+                }
+              },
+              op);
+          const std::string diff = compare(lanes, op, snaps);
+          ASSERT_EQ(diff, "") << "ring " << k.ring.slots << "/" << k.ring.max_history << "/"
+                              << k.ring.fold_at << " T " << k.T << " seed " << seed << " step "
+                              << step;
+          ++step;
+        });
+        if (HasFatalFailure()) return;
+      }
+    }
+    EXPECT_GT(folds, 0) << k.ring.slots << "/" << k.ring.max_history;
+    EXPECT_GT(wraps, 0) << k.ring.slots << "/" << k.ring.max_history;
+    if (k.ring.fold_threshold(k.T) > 1) EXPECT_GT(replays, 0) << k.ring.slots << "/" << k.ring.max_history;
+  }
+}
+
+TEST(RingLayout, ParametersOutsideTheirBoundsAreInputErrors) {
+  PoolConfig c = tiny_pool(4, 8, 4);
+  auto message = [&](RingParams r) {
+    c.ring = r;
+    try {
+      make_layout(StrategyKind::kRing, c);
+    } catch (const InputError& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  EXPECT_NE(message({32, 3, 0}).find("ring_history 3 outside 4..28"), std::string::npos);
+  EXPECT_NE(message({19, 16, 0}).find("ring_slots 19 outside 20..64"), std::string::npos);
+  EXPECT_NE(message({32, 16, 14}).find("ring_fold_at 14 outside 1..13"), std::string::npos);
+  EXPECT_EQ(message({20, 16, 13}), "");
+  c.ring = {};
+  const StrategyLayout l = make_layout(StrategyKind::kRing, c);
+  EXPECT_EQ(l.shape.payload_slots, 4);
+  EXPECT_EQ(l.shape.payload_tokens, 32);
+  EXPECT_EQ(l.inspect_rows, 1);
+}
 
 // Rows a step may touch, stated from the layout, independently of the policy's plans.
 std::set<int32_t> allowed_rows(const Lane& lane, const Op& op,
@@ -301,7 +380,8 @@ TEST(StrategyDocs, WorkedExampleRows) {
       {StrategyKind::kInline, StateLoc::at(12)},
       {StrategyKind::kWindow, StateLoc{12, 3, 2}},
       {StrategyKind::kReplay, StateLoc::at(3)},
-      {StrategyKind::kDeferred, StateLoc::at(3)}};
+      {StrategyKind::kDeferred, StateLoc::at(3)},
+      {StrategyKind::kRing, StateLoc::at(3)}};
   for (StrategyKind kind : all_strategies()) {
     PoolPolicy p(kind, c);
     p.extend({7, 1, 3, 20, 0, kNoRow, {}});
@@ -323,9 +403,15 @@ TEST(StrategyDocs, WorkedExampleRows) {
     if (kind == StrategyKind::kDeferred) {
       EXPECT_EQ(verify.tasks.front().payload_slot, 2);
     }
+    if (kind == StrategyKind::kRing) {  // the ring of request row 1, from its cursor 0
+      EXPECT_EQ(verify.tasks.front().payload_slot, 1);
+      EXPECT_EQ(verify.tasks.front().payload_first_token, 0);
+      EXPECT_EQ(verify.tasks.front().pending.count, 0);
+    }
     EXPECT_EQ(p.live(7).loc, live_after_verify.at(kind)) << to_string(kind);
     EXPECT_EQ(p.live(7).length, 23);
-    EXPECT_EQ(p.live(7).pending, kind == StrategyKind::kDeferred ? 3 : 0);
+    const bool pends = kind == StrategyKind::kDeferred || kind == StrategyKind::kRing;
+    EXPECT_EQ(p.live(7).pending, pends ? 3 : 0);
     p.retract(7);
     p.resume(7, 0, 5);
     EXPECT_EQ(p.live(7).loc, StateLoc::at(5));
