@@ -15,6 +15,10 @@
 //   scatter    verify into T scratch rows + copy_rows commit          1 + T + 2
 //   replay     payload verify (no state write) + replay commit        1 + 2
 //   deferred   payload verify with the previous step's replay first   2
+//   ring       payload verify after replaying 2T history tokens       1
+//   ring.fold  the same after 4T = 16 (W_RING) tokens, folded first   2
+// (the ring cycles through histories T, 2T, 3T, 4T with every token accepted at T = 4, and
+// folds at 4T: ring is a step inside the cycle, ring.fold its last)
 //
 // Tokens whose recurrence a step computes per request and layer (the FP32 work of the roof).
 // In this benchmark every replay, and every pending replay of a deferred step, covers a = T
@@ -24,6 +28,8 @@
 //   replay                                           T + a   payload verify of T, replay of a
 //   replay.commit                                    a       replay of a
 //   deferred                                         a + T   pending replay of a, verify of T
+//   ring                                             2T + T  history replay, verify of T
+//   ring.fold                                        4T + T  history replay (committed), verify
 //
 // Roof of a step = max(memory time, FP32 work time):
 //   memory time = bytes counted above / copy bandwidth of this run;
@@ -78,8 +84,16 @@ enum class Kind {
   kReplay,
   kPayloadVerify,
   kReplayOnly,
-  kDeferred
+  kDeferred,
+  kRing,
+  kRingFold
 };
+
+// Ring payload positions (the ring strategy's default) and the history each ring step replays.
+constexpr int32_t kRingSlots = 32;
+int32_t ring_history(Kind k) {
+  return k == Kind::kRingFold ? 4 * kT : k == Kind::kRing ? 2 * kT : 0;
+}
 
 const char* kind_name(Kind k) {
   switch (k) {
@@ -99,6 +113,10 @@ const char* kind_name(Kind k) {
       return "replay.commit";
     case Kind::kDeferred:
       return "deferred";
+    case Kind::kRing:
+      return "ring";
+    case Kind::kRingFold:
+      return "ring.fold";
   }
   return "?";
 }
@@ -114,10 +132,12 @@ int states_moved(Kind k) {
     case Kind::kCommitCopy:
     case Kind::kReplayOnly:
     case Kind::kDeferred:
+    case Kind::kRingFold:
       return 2;
     case Kind::kReplay:
       return 3;
     case Kind::kPayloadVerify:
+    case Kind::kRing:
       return 1;
   }
   return 0;
@@ -139,6 +159,9 @@ int tokens_computed(Kind k) {
       return kT + kT;
     case Kind::kReplayOnly:
       return kT;
+    case Kind::kRing:
+    case Kind::kRingFold:
+      return ring_history(k) + kT;
   }
   return 0;
 }
@@ -157,7 +180,7 @@ int rows_per_request(Kind k) {
   }
 }
 
-PoolShape bench_shape(SsmDtype dtype, int32_t rows, int32_t slots) {
+PoolShape bench_shape(SsmDtype dtype, int32_t rows, int32_t slots, int32_t payload_tokens = kT) {
   PoolShape s;
   s.geometry = make_geometry("qwen3-next-80b-a3b", 1);
   s.geometry.layers = kLayers;
@@ -165,7 +188,7 @@ PoolShape bench_shape(SsmDtype dtype, int32_t rows, int32_t slots) {
   s.state_rows = rows;
   s.conv_cols = s.geometry.conv_state_cols();
   s.payload_slots = slots;
-  s.payload_tokens = kT;
+  s.payload_tokens = payload_tokens;
   return s;
 }
 
@@ -258,7 +281,9 @@ class StepCase {
     const int64_t set_bytes = int64_t{batch} * rows_per_request(kind) * kLayers * state_bytes(one);
     sets_ = int32_t(std::max<int64_t>(2, (kRotationBytes + set_bytes - 1) / set_bytes));
     const int32_t rows = batch * rows_per_request(kind) * sets_;
-    backend_ = std::make_unique<CudaBackend>(bench_shape(dtype, rows, 2 * batch * sets_), 7);
+    const bool ring = ring_history(kind) > 0;
+    backend_ = std::make_unique<CudaBackend>(
+        bench_shape(dtype, rows, 2 * batch * sets_, ring ? kRingSlots : kT), 7);
     fill_states();
     for (int32_t s = 0; s < sets_; ++s)
       prepare_set(s);
@@ -310,26 +335,42 @@ class StepCase {
   }
 
   // Every working row gets a state from a 3-token prefill (never time on zeros); every payload
-  // slot that a step reads gets the inputs of a payload verify.
+  // slot that a step reads gets the inputs of payload verifies (a ring: its whole history).
   void fill_states() {
     std::vector<PrefillTask> prefills;
-    std::vector<VerifyTask> payloads;
     for (int32_t s = 0; s < sets_; ++s) {
       for (int32_t r = 0; r < batch_; ++r) {
         PrefillTask p;
         p.tokens = {uint64_t(r), 0, 3};
         p.writes = {{3, row(s, r, 0)}};
         prefills.push_back(p);
-        VerifyTask v;
-        v.tokens = {uint64_t(r), 3, kT};
-        v.from = StateLoc::at(row(s, r, 0));
-        v.payload_slot = slot(s, r, 0);
-        payloads.push_back(v);
       }
     }
     backend_->prefill(prefills);
-    backend_->verify(VerifyMode::kPayload, payloads);
+    for (int32_t first = 0; first < std::max(kT, ring_history(kind_)); first += kT) {
+      std::vector<VerifyTask> payloads;
+      for (int32_t s = 0; s < sets_; ++s) {
+        for (int32_t r = 0; r < batch_; ++r) {
+          VerifyTask v;
+          v.tokens = {uint64_t(r), 3 + first, kT};
+          v.from = StateLoc::at(row(s, r, 0));
+          v.payload_slot = slot(s, r, 0);
+          v.payload_first_token = first;
+          payloads.push_back(v);
+        }
+      }
+      backend_->verify(VerifyMode::kPayload, payloads);
+    }
     cuda_synchronize_checked();
+  }
+
+  // The ring's history of ring_history(kind_) tokens in slot(s, r, 0), accepted T at a time.
+  PendingReplay ring_pending(int32_t s, int32_t r) const {
+    const int32_t h = ring_history(kind_);
+    PendingReplay p{slot(s, r, 0), h, kind_ == Kind::kRingFold ? row(s, r, 0) : kNoRow, 0, 0};
+    for (int32_t end = kT; end < h; end += kT)
+      p.round_after |= 1u << (end - 1);
+    return p;
   }
 
   void prepare_set(int32_t s) {
@@ -365,6 +406,13 @@ class StepCase {
           mode = VerifyMode::kPayload;
           v.payload_slot = slot(s, r, 1);
           v.pending = {slot(s, r, 0), kT, row(s, r, 0)};
+          break;
+        case Kind::kRing:
+        case Kind::kRingFold:
+          mode = VerifyMode::kPayload;
+          v.pending = ring_pending(s, r);
+          v.payload_slot = slot(s, r, 0);
+          v.payload_first_token = ring_history(kind_);
           break;
       }
       verify.push_back(v);
@@ -564,7 +612,8 @@ void print_summary(const Anchors& anchors, double copy_bw, const Fp32Peak& peak,
 void register_all() {
   benchmark::RegisterBenchmark("copy_d2d_1GiB", BM_Copy)->UseManualTime()->Iterations(20);
   for (Kind kind : {Kind::kInline, Kind::kScatter, Kind::kScatterVerify, Kind::kCommitCopy,
-                    Kind::kReplay, Kind::kPayloadVerify, Kind::kReplayOnly, Kind::kDeferred}) {
+                    Kind::kReplay, Kind::kPayloadVerify, Kind::kReplayOnly, Kind::kDeferred,
+                    Kind::kRing, Kind::kRingFold}) {
     for (SsmDtype dtype : {SsmDtype::kF32, SsmDtype::kBF16}) {
       const std::string name =
           std::string(kind_name(kind)) + "/" + (dtype == SsmDtype::kF32 ? "fp32" : "bf16");

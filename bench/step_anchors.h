@@ -124,6 +124,7 @@ inline std::vector<AnchorRef> anchors_of(std::string_view step) {
   if (step == "scatter") return {{"before"}, {"head_scratch"}};
   if (step == "replay") return {{"head_replay", 0.55, 64}};
   if (step == "deferred") return {{"after", 0.45, 64}};
+  if (step == "ring" || step == "ring.fold") return {{"after"}};
   return {};
 }
 

@@ -76,10 +76,12 @@ std::vector<Task> with_padding(const std::vector<Task>& tasks) {
   return out;
 }
 
-PoolShape case_shape(const Case& c, int32_t rows, bool wide_conv) {
+// payload_tokens 0: T (replay, deferred); the ring tests use longer rings.
+PoolShape case_shape(const Case& c, int32_t rows, bool wide_conv, int32_t payload_tokens = 0) {
   PoolShape s = c.real ? real_layer_shape(c.dtype, rows, c.T, wide_conv)
                        : make_shape("tiny", c.dtype, rows, c.T, wide_conv);
   s.payload_slots = 2 * c.batch;
+  if (payload_tokens > 0) s.payload_tokens = payload_tokens;
   return s;
 }
 
@@ -95,8 +97,9 @@ class CudaDifferential : public ::testing::TestWithParam<Case> {
   const Case& c() const { return GetParam(); }
   // A poisoned CPU/CUDA pair whose requests are prefilled (pos: each request's next position).
   std::unique_ptr<BackendPair> make_pair(const Layout& layout, bool wide_conv,
-                                         std::vector<int64_t>& pos) {
-    auto pair = std::make_unique<BackendPair>(case_shape(c(), layout.rows(), wide_conv), kSeed);
+                                         std::vector<int64_t>& pos, int32_t payload_tokens = 0) {
+    auto pair = std::make_unique<BackendPair>(
+        case_shape(c(), layout.rows(), wide_conv, payload_tokens), kSeed);
     poison(*pair, layout);
     pos.assign(size_t(c().batch), 0);
     prefill_all(*pair, layout, pos);
@@ -259,6 +262,65 @@ TEST_P(CudaDifferential, PayloadDeferredAndReplay) {
   }
   p.replay(with_padding(replays));
   check_requests(p, layout, "replay");
+  ASSERT_TRUE(p.all_rows_equal());
+  check_guards(p, layout);
+}
+
+// The ring strategy's primitives on rings of 3T positions, each request's cursor at its own
+// place so that spans wrap: a payload verify, a verify that replays its history without
+// committing it (or committing it to scratch 0), a replay of a two-step history with its step
+// boundary rounded into scratch T-1, and a verify that folds that history into the working row.
+TEST_P(CudaDifferential, RingHistoryReplayFoldAndWrap) {
+  const Layout layout(c().batch, c().T);
+  const int32_t T = c().T, ring = 3 * T;
+  std::vector<int64_t> pos;
+  const auto pair = make_pair(layout, /*wide_conv=*/false, pos, ring);
+  BackendPair& p = *pair;
+  const int32_t most = std::min(T, (kMaxReplayTokens - T) / 2);  // history + T fit one task
+  auto h1 = [&](int r) { return 1 + (r * 5 + 2) % most; };
+  auto h2 = [&](int r) { return 1 + (r * 3 + 1) % most; };
+  auto first = [&](int r) { return (r * 7 + 2 * T) % ring; };  // near the end: spans wrap
+  auto at = [&](int r, int j) { return (first(r) + j) % ring; };
+  auto verify_at = [&](int r, int32_t from_token) {
+    VerifyTask t = verify_task(r, pos[r], T, StateLoc::at(layout.working(r)));
+    t.payload_slot = r;
+    t.payload_first_token = from_token;
+    return t;
+  };
+  std::vector<VerifyTask> first_v, second_v, fold_v;
+  for (int r = 0; r < c().batch; ++r) {
+    first_v.push_back(verify_at(r, first(r)));
+    pos[r] += h1(r);
+  }
+  p.verify(VerifyMode::kPayload, with_padding(first_v));
+  ASSERT_TRUE(p.outputs_equal()) << "ring verify";
+  ASSERT_TRUE(p.payloads_equal()) << "ring verify";
+  for (int r = 0; r < c().batch; ++r) {
+    VerifyTask t = verify_at(r, at(r, h1(r)));
+    t.pending = {r, h1(r), r % 3 == 1 ? layout.scratch(r, 0) : kNoRow, first(r), 0};
+    second_v.push_back(t);
+    pos[r] += h2(r);
+  }
+  p.verify(VerifyMode::kPayload, with_padding(second_v));
+  ASSERT_TRUE(p.outputs_equal()) << "ring verify after history";
+  ASSERT_TRUE(p.payloads_equal()) << "ring verify after history";
+  check_requests(p, layout, "ring verify after history");
+
+  std::vector<ReplayTask> replays;
+  for (int r = 0; r < c().batch; ++r) {
+    const uint32_t boundary = 1u << (h1(r) - 1);
+    replays.push_back({StateLoc::at(layout.working(r)), r, h1(r) + h2(r),
+                       layout.scratch(r, T - 1), first(r), boundary});
+    VerifyTask t = verify_at(r, at(r, h1(r) + h2(r)));
+    t.pending = {r, h1(r) + h2(r), layout.working(r), first(r), boundary};
+    fold_v.push_back(t);
+  }
+  p.replay(with_padding(replays));
+  check_requests(p, layout, "ring replay");
+  p.verify(VerifyMode::kPayload, with_padding(fold_v));
+  ASSERT_TRUE(p.outputs_equal()) << "ring fold";
+  ASSERT_TRUE(p.payloads_equal()) << "ring fold";
+  check_requests(p, layout, "ring fold");
   ASSERT_TRUE(p.all_rows_equal());
   check_guards(p, layout);
 }
