@@ -7,6 +7,7 @@
 
 #include "core/errors.h"
 #include "core/geometry.h"
+#include "core/strategy/strategy.h"
 #include "core/trace/format.h"
 #include "core/trace/tracker.h"
 
@@ -124,15 +125,9 @@ class Generator {
   }
 
   void build_accept_cdf() {
-    std::vector<double> weights = o_.accept_weights;
-    if (weights.empty()) {  // a = 1 + leading accepted drafts, each with accept_prob
-      double reach = 1.0;
-      for (int32_t a = 1; a <= T_; ++a) {
-        const double stop = a < T_ ? 1.0 - o_.accept_prob : 1.0;
-        weights.push_back(reach * stop);
-        reach *= o_.accept_prob;
-      }
-    }
+    const std::vector<double> weights = o_.accept_weights.empty()
+                                            ? geometric_accept_weights(o_.accept_prob, T_)
+                                            : o_.accept_weights;
     double total = 0, mean = 0;
     for (size_t i = 0; i < weights.size(); ++i) {
       total += weights[i];
@@ -480,23 +475,7 @@ void check_options(const GeneratorOptions& o) {
   check_range("check_every", o.check_every, 0, 1 << 30);
   for (int32_t bucket : o.graph_buckets)
     check_range("graph_buckets", bucket, 1, trace::kMaxRows);
-  if (!o.accept_weights.empty()) {
-    const int32_t T = o.draft_tokens + 1;
-    if (int32_t(o.accept_weights.size()) != T) {
-      throw InputError("--accept-weights: " + std::to_string(o.accept_weights.size()) +
-                       " given, expected T = " + std::to_string(T) + " (one per a = 1..T)");
-    }
-    double total = 0;
-    for (double w : o.accept_weights) {
-      if (!(w >= 0 && w <= 1e12)) {  // also refuses NaN
-        char text[32];
-        std::snprintf(text, sizeof text, "%g", w);
-        throw InputError(std::string("--accept-weights: weight ") + text + " outside 0..1e12");
-      }
-      total += w;
-    }
-    if (!(total > 0)) throw InputError("--accept-weights: all zero");
-  }
+  if (!o.accept_weights.empty()) check_accept_weights(o.accept_weights, o.draft_tokens + 1);
 }
 
 trace::Trace generate_trace(const GeneratorOptions& options) {

@@ -185,7 +185,7 @@ class Replayer {
  public:
   Replayer(const trace::Trace& trace, const SimOptions& options)
       : trace_(trace), options_(options), start_(std::chrono::steady_clock::now()) {
-    const PoolConfig config = pool_config(trace.header, options.layers);
+    const PoolConfig config = pool_config(trace.header, options.layers, options.ring);
     stored_ = options.storage;
     if (stored_.empty()) {
       stored_.resize(options.lanes.size());
@@ -571,13 +571,15 @@ std::string Divergence::report(const std::string& file) const {
   return file + ":" + m.substr(std::string("line ").size());
 }
 
-PoolConfig pool_config(const trace::Header& header, const std::vector<int32_t>& layers) {
+PoolConfig pool_config(const trace::Header& header, const std::vector<int32_t>& layers,
+                       const RingParams& ring) {
   PoolConfig c;
   c.geometry = with_layers(make_geometry(header.preset, header.tp), layers);
   c.ssm_dtype = header.ssm_dtype;
   c.tokens_per_verify = header.tokens_per_verify();
   c.pool_rows = header.pool_rows;
   c.max_requests = header.max_requests;
+  c.ring = ring;
   return c;
 }
 

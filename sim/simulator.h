@@ -63,6 +63,7 @@ struct SimOptions {
   CompareAt compare_at = CompareAt::kEveryEvent;
   bool check_ownership = true;
   std::vector<int32_t> layers;  // model layers to simulate (parse_layer_list); empty: all
+  RingParams ring;              // the ring lanes' parameters
   // Each lane's storage (lane_storage), when the caller computed it already for the memory
   // check; empty: replay() computes it.
   std::vector<StoredRows> storage;
@@ -108,7 +109,9 @@ struct ReplayReport {
 ReplayReport replay(const trace::Trace& trace, const SimOptions& options);
 
 // The pool a trace's header describes, holding the model layers `layers` (empty: all).
-PoolConfig pool_config(const trace::Header& header, const std::vector<int32_t>& layers = {});
+// The ring strategy's parameters are not the trace's: `ring` gives them.
+PoolConfig pool_config(const trace::Header& header, const std::vector<int32_t>& layers = {},
+                       const RingParams& ring = {});
 
 // Work units (tokens x layers, one lane) of each event, for progress bars: extend tokens, T per
 // verify entry, 1 per decode entry.

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -16,6 +17,7 @@
 #include "tools/commands.h"
 #include "tools/footprint_table.h"
 #include "tools/integer_option.h"
+#include "tools/run_options.h"
 
 namespace specstate::cli {
 namespace {
@@ -34,6 +36,9 @@ struct FootprintArgs {
   std::string compare;  // "before,after"
   std::string svg;      // output file
   int32_t max_batch = 256;
+  RingParams ring;
+  std::optional<double> accept_prob;   // the generator's acceptance model, or
+  std::vector<double> accept_weights;  // T weights; neither: every token accepted
 };
 
 double gib(int64_t bytes) {
@@ -73,6 +78,7 @@ PoolConfig footprint_config(const FootprintArgs& a, int32_t batch) {
   config.geometry = make_geometry(a.preset, a.tp);
   config.ssm_dtype = parse_ssm_dtype(a.ssm_dtype);
   config.tokens_per_verify = a.draft_tokens + 1;
+  config.ring = a.ring;
   config.max_requests = batch;
   config.pool_rows = a.pool_rows;
   if (a.pool_rows == 0 && __builtin_mul_overflow(batch, 2, &config.pool_rows)) {
@@ -92,26 +98,72 @@ PoolConfig footprint_config(const FootprintArgs& a, int32_t batch) {
   return config;
 }
 
-// State bytes one verify step of the whole batch moves (all tokens accepted).
-int64_t step_state_bytes(const StrategyLayout& l) {
-  return verify_step_bytes(l, l.config.tokens_per_verify).state_total() * l.config.max_requests;
+// The accepted lengths' weights the step figures use: the given ones, or all accepted.
+std::vector<double> weights_or_all(const std::vector<double>& w, int32_t T) {
+  return w.empty() ? all_accepted_weights(T) : w;
 }
 
-int64_t step_payload_bytes(const StrategyLayout& l) {
-  const StepBytes b = verify_step_bytes(l, l.config.tokens_per_verify);
-  return (b.payload_read + b.payload_write) * l.config.max_requests;
+// Mean bytes of one verify step of the whole batch.
+MeanStepBytes batch_step(const StrategyLayout& l, const std::vector<double>& w) {
+  MeanStepBytes m = mean_verify_step_bytes(l, weights_or_all(w, l.config.tokens_per_verify));
+  const double batch = l.config.max_requests;
+  m.state_read *= batch;
+  m.state_write *= batch;
+  m.payload_read *= batch;
+  m.payload_write *= batch;
+  return m;
 }
 
-nlohmann::json footprint_json(const PoolConfig& config) {
+double step_state_bytes(const StrategyLayout& l, const std::vector<double>& w) {
+  return batch_step(l, w).state_total();
+}
+
+double step_payload_bytes(const StrategyLayout& l, const std::vector<double>& w) {
+  return batch_step(l, w).payload_total();
+}
+
+// What the step figures assume, in words.
+std::string acceptance_text(const std::vector<double>& w, int32_t T) {
+  if (w.empty()) return "all " + std::to_string(T) + " tokens accepted";
+  double total = 0, mean = 0;
+  for (size_t i = 0; i < w.size(); ++i) {
+    total += w[i];
+    mean += w[i] * double(i + 1);
+  }
+  return format("mean accepted length %.2f of %d", mean / total, T);
+}
+
+// The ring's line under a table: its history and folds at these acceptance statistics.
+std::string ring_note(const PoolConfig& config, const std::vector<double>& w) {
+  const StrategyLayout l = make_layout(StrategyKind::kRing, config);
+  const MeanStepBytes m = mean_verify_step_bytes(l, weights_or_all(w, config.tokens_per_verify));
+  return format(
+      "ring (%d slots, history <= %d, fold at >= %d): per verify it replays %.2f history tokens\n"
+      "  and folds %.3f times (one fold every %.2f verifies) in the long run, at %s.\n",
+      config.ring.slots, config.ring.max_history,
+      config.ring.fold_threshold(config.tokens_per_verify), m.history_tokens, m.fold_rate,
+      1.0 / m.fold_rate, acceptance_text(w, config.tokens_per_verify).c_str());
+}
+
+nlohmann::json footprint_json(const PoolConfig& config, const std::vector<double>& w) {
   nlohmann::json j = {{"preset", config.geometry.preset},
                       {"tp", config.geometry.tp},
                       {"ssm_dtype", to_string(config.ssm_dtype)},
                       {"tokens_per_verify", config.tokens_per_verify},
                       {"batch", config.max_requests},
                       {"pool_rows", config.pool_rows},
-                      {"gdn_layers", config.geometry.layers}};
+                      {"gdn_layers", config.geometry.layers},
+                      {"accept_weights", weights_or_all(w, config.tokens_per_verify)},
+                      {"ring",
+                       {{"slots", config.ring.slots},
+                        {"max_history", config.ring.max_history},
+                        {"fold_at", config.ring.fold_threshold(config.tokens_per_verify)}}}};
   for (StrategyKind kind : all_strategies()) {
     const StrategyLayout l = make_layout(kind, config);
+    const MeanStepBytes m = batch_step(l, w);
+    const bool ring = kind == StrategyKind::kRing;
+    const MeanStepBytes one =
+        mean_verify_step_bytes(l, weights_or_all(w, config.tokens_per_verify));
     j["strategies"].push_back({{"strategy", to_string(kind)},
                                {"pool_bytes", l.pool_bytes},
                                {"draft_bytes", l.draft_bytes},
@@ -119,8 +171,11 @@ nlohmann::json footprint_json(const PoolConfig& config) {
                                {"inspect_bytes", l.inspect_bytes},
                                {"payload_bytes", l.payload_bytes},
                                {"total_bytes", l.total_bytes()},
-                               {"state_bytes_per_step", step_state_bytes(l)},
-                               {"payload_bytes_per_step", step_payload_bytes(l)}});
+                               {"state_bytes_per_step", m.state_total()},
+                               {"payload_bytes_per_step", m.payload_total()},
+                               {"folds_per_step", ring ? nlohmann::json(one.fold_rate) : nullptr},
+                               {"history_tokens_per_step",
+                                ring ? nlohmann::json(one.history_tokens) : nullptr}});
   }
   return j;
 }
@@ -223,7 +278,7 @@ std::string svg_escape(const std::string& s) {
 
 }  // namespace
 
-void print_footprint_table(const PoolConfig& config) {
+void print_footprint_table(const PoolConfig& config, const std::vector<double>& w) {
   const int32_t batch = config.max_requests;
   std::printf("%s TP%d, SSM %s, T=%d, batch %d, pool %d rows, %d GDN layers\n",
               config.geometry.preset.c_str(), config.geometry.tp,
@@ -233,16 +288,17 @@ void print_footprint_table(const PoolConfig& config) {
               "payload", "total GiB", "state GiB/step", "states/req");
   for (StrategyKind kind : all_strategies()) {
     const StrategyLayout l = make_layout(kind, config);
-    const StepBytes step = verify_step_bytes(l, config.tokens_per_verify);
-    const double states = double(step.state_total()) / double(l.shape.state_row_bytes());
+    const double state = step_state_bytes(l, w);
+    const double states = state / config.max_requests / double(l.shape.state_row_bytes());
     const int64_t extra = l.draft_bytes + l.scratch_bytes + l.inspect_bytes;
     std::printf("%-9s %10.3f %14.3f %10.3f %10.3f   %15.3f %11.2f\n",
                 std::string(to_string(kind)).c_str(), gib(l.pool_bytes), gib(extra),
-                gib(l.payload_bytes), gib(l.total_bytes()), gib(step_state_bytes(l)), states);
+                gib(l.payload_bytes), gib(l.total_bytes()), gib(int64_t(state)), states);
   }
   std::printf(
-      "state GiB/step: SSM + conv bytes one verify step of the whole batch reads and writes (all\n"
-      "tokens accepted); states/req: the same per request, in units of one full state.\n");
+      "state GiB/step: SSM + conv bytes one verify step of the whole batch reads and writes\n"
+      "(%s); states/req: the same per request, in units of one full state.\n%s",
+      acceptance_text(w, config.tokens_per_verify).c_str(), ring_note(config, w).c_str());
 }
 
 std::string footprint_csv_header() {
@@ -251,23 +307,24 @@ std::string footprint_csv_header() {
          "state_bytes_per_step,payload_bytes_per_step\n";
 }
 
-std::string footprint_csv_rows(const PoolConfig& config) {
+std::string footprint_csv_rows(const PoolConfig& config, const std::vector<double>& w) {
   std::string out;
   for (StrategyKind kind : all_strategies()) {
     const StrategyLayout l = make_layout(kind, config);
-    out += format("%s,%d,%s,%d,%d,%d,%d,%s,%lld,%lld,%lld,%lld,%lld,%lld,%lld,%lld\n",
+    out += format("%s,%d,%s,%d,%d,%d,%d,%s,%lld,%lld,%lld,%lld,%lld,%lld,%.0f,%.0f\n",
                   config.geometry.preset.c_str(), config.geometry.tp,
                   std::string(to_string(config.ssm_dtype)).c_str(), config.tokens_per_verify,
                   config.max_requests, config.pool_rows, config.geometry.layers,
                   std::string(to_string(kind)).c_str(), (long long)l.pool_bytes,
                   (long long)l.draft_bytes, (long long)l.scratch_bytes, (long long)l.inspect_bytes,
                   (long long)l.payload_bytes, (long long)l.total_bytes(),
-                  (long long)step_state_bytes(l), (long long)step_payload_bytes(l));
+                  step_state_bytes(l, w), step_payload_bytes(l, w));
   }
   return out;
 }
 
-std::string footprint_compare(const PoolConfig& config, StrategyKind before, StrategyKind after) {
+std::string footprint_compare(const PoolConfig& config, StrategyKind before, StrategyKind after,
+                              const std::vector<double>& w) {
   const StrategyLayout b = make_layout(before, config), a = make_layout(after, config);
   const std::string bn(to_string(before)), an(to_string(after));
   std::string out =
@@ -288,17 +345,19 @@ std::string footprint_compare(const PoolConfig& config, StrategyKind before, Str
   line("  draft / scratch / inspect", gib(b.draft_bytes + b.scratch_bytes + b.inspect_bytes),
        gib(a.draft_bytes + a.scratch_bytes + a.inspect_bytes), "GiB");
   line("  payload", gib(b.payload_bytes), gib(a.payload_bytes), "GiB");
-  line("state bytes / verify step", gib(step_state_bytes(b)), gib(step_state_bytes(a)), "GiB");
-  line("payload bytes / verify step", gib(step_payload_bytes(b)), gib(step_payload_bytes(a)),
+  line("state bytes / verify step", step_state_bytes(b, w) / kGiB, step_state_bytes(a, w) / kGiB,
        "GiB");
+  line("payload bytes / verify step", step_payload_bytes(b, w) / kGiB,
+       step_payload_bytes(a, w) / kGiB, "GiB");
   const double row = double(b.shape.state_row_bytes());
-  line("states moved / request", double(step_state_bytes(b)) / config.max_requests / row,
-       double(step_state_bytes(a)) / config.max_requests / row, "");
+  line("states moved / request", step_state_bytes(b, w) / config.max_requests / row,
+       step_state_bytes(a, w) / config.max_requests / row, "");
   out += format(
       "Memory: everything the strategy allocates (all GDN layers, one rank). Step bytes: SSM +\n"
-      "conv state read and written by one verify step of the whole batch, all %d tokens "
-      "accepted.\nA negative saving means '%s' costs more than '%s'.\n",
-      config.tokens_per_verify, an.c_str(), bn.c_str());
+      "conv state read and written by one verify step of the whole batch, %s.\nA negative "
+      "saving means '%s' costs more than '%s'.\n",
+      acceptance_text(w, config.tokens_per_verify).c_str(), an.c_str(), bn.c_str());
+  if (before == StrategyKind::kRing || after == StrategyKind::kRing) out += ring_note(config, w);
   return out;
 }
 
@@ -440,20 +499,29 @@ int run_footprint(const FootprintArgs& a) {
   std::vector<PoolConfig> configs;  // all checked before the first line is printed
   for (int32_t batch : a.batches)
     configs.push_back(footprint_config(a, batch));
+  const int32_t T = a.draft_tokens + 1;
+  std::vector<double> w = a.accept_weights;
+  if (a.accept_prob) {
+    if (!(*a.accept_prob >= 0 && *a.accept_prob <= 1))
+      throw InputError("--accept-prob: must be in 0..1");
+    w = geometric_accept_weights(*a.accept_prob, T);
+  } else if (!w.empty()) {
+    check_accept_weights(w, T);
+  }
   if (a.csv) std::printf("%s", footprint_csv_header().c_str());
   nlohmann::json all = nlohmann::json::array();
   for (size_t i = 0; i < configs.size(); ++i) {
     const PoolConfig& config = configs[i];
     if (a.csv) {
-      std::printf("%s", footprint_csv_rows(config).c_str());
+      std::printf("%s", footprint_csv_rows(config, w).c_str());
     } else if (a.json) {
-      all.push_back(footprint_json(config));
+      all.push_back(footprint_json(config, w));
     } else if (!a.compare.empty()) {
       const std::vector<StrategyKind> pair = compare_pair(a.compare);
-      std::printf("%s%s", i ? "\n" : "", footprint_compare(config, pair[0], pair[1]).c_str());
+      std::printf("%s%s", i ? "\n" : "", footprint_compare(config, pair[0], pair[1], w).c_str());
     } else {
       if (i) std::printf("\n");
-      print_footprint_table(config);
+      print_footprint_table(config, w);
     }
   }
   if (a.json) std::printf("%s\n", all.dump(2).c_str());  // one report per batch, always a list
@@ -492,6 +560,15 @@ Command add_footprint(CLI::App& parent) {
   auto* max_batch = add_integer(cmd, "--max-batch", args->max_batch,
                                 "Largest batch of the --svg chart (default 256)");
   max_batch->needs(svg);
+  auto* prob = cmd->add_option("--accept-prob", args->accept_prob,
+                               "Step bytes at the generator's acceptance model: each draft token "
+                               "accepted with this probability until the first rejection "
+                               "(default: every token accepted)");
+  auto* weights = cmd->add_option("--accept-weights", args->accept_weights,
+                                  "Step bytes at these T weights of a = 1..T, comma-separated")
+                      ->delimiter(',');
+  prob->excludes(weights);
+  add_ring_options(cmd, args->ring);
   svg->excludes(batch);  // the chart covers every batch 1..--max-batch
   json->excludes(csv)->excludes(compare)->excludes(svg);
   csv->excludes(compare)->excludes(svg);

@@ -30,6 +30,7 @@ struct ReplayArgs {
   int threads = 0;
   bool json = false;
   bool no_ownership = false;
+  RingParams ring;
 };
 
 std::vector<std::string> split(const std::string& text) {
@@ -170,7 +171,16 @@ int run_replay(const ReplayArgs& args, int threads) {
   options.lanes = make_lanes(args);
   const PoolConfig full = sim::pool_config(trace.header);
   if (!args.layers.empty()) options.layers = parse_layer_list(args.layers, full.geometry.layers);
-  const PoolConfig config = sim::pool_config(trace.header, options.layers);
+  options.ring = args.ring;
+  const PoolConfig config = sim::pool_config(trace.header, options.layers, args.ring);
+  for (const sim::LaneSpec& lane : options.lanes) {
+    if (lane.strategy != StrategyKind::kRing) continue;
+    try {  // the ring's parameters against the trace's T, located at the header
+      make_layout(StrategyKind::kRing, config);
+    } catch (const InputError& e) {
+      throw InputError(trace.file, trace.header_line, e.message());
+    }
+  }
   std::vector<PoolShape> shapes;
   for (const sim::LaneSpec& lane : options.lanes) {
     options.storage.push_back(sim::lane_storage(trace, lane, config));
@@ -251,7 +261,8 @@ Command add_replay(CLI::App& parent) {
       ->required();
   cmd->add_option("--backend", args->backends, "cpu, cuda, or cpu,cuda (default cpu)");
   cmd->add_option("--strategy", args->strategies,
-                  "scatter, inline, window, replay, deferred, a comma list, or all (default all)");
+                  "scatter, inline, window, replay, deferred, ring, a comma list, or all (default "
+                  "all)");
   cmd->add_option("--compare", args->compare,
                   "every-event (default) or checks: when to compare states");
   cmd->add_flag("--json", args->json,
@@ -261,6 +272,7 @@ Command add_replay(CLI::App& parent) {
                   "Replay only these GDN layers: a list and ranges such as 0,17,35 or 0-3 "
                   "(default all); each layer's bytes are those of a full replay");
   add_threads_option(cmd, args->threads);
+  add_ring_options(cmd, args->ring);
   std::string faults;
   for (const FaultInfo& f : all_faults())
     faults += "\n  " + std::string(f.name) + ": " + std::string(f.bug);

@@ -5,22 +5,29 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "core/strategy/strategy.h"
 
 namespace specstate::cli {
 
+// Step bytes are means over verifies whose accepted lengths a = 1..T have the probabilities
+// `accept_weights` (mean_verify_step_bytes; empty: every token accepted, a = T). Only the ring's
+// state bytes depend on them beyond a: its history grows with them, and how often it folds.
+
 // Prints memory per strategy and the state bytes one verify step moves, for `config` with
 // `config.max_requests` running requests.
-void print_footprint_table(const PoolConfig& config);
+void print_footprint_table(const PoolConfig& config, const std::vector<double>& accept_weights = {});
 
 // CSV header line, then one line per strategy of `config` (bytes, all GDN layers, one rank).
 std::string footprint_csv_header();
-std::string footprint_csv_rows(const PoolConfig& config);
+std::string footprint_csv_rows(const PoolConfig& config,
+                               const std::vector<double>& accept_weights = {});
 
 // "Before vs after": memory and state bytes per verify step of `after` against `before`,
-// absolute and relative, for `config` (all tokens accepted).
-std::string footprint_compare(const PoolConfig& config, StrategyKind before, StrategyKind after);
+// absolute and relative, for `config`.
+std::string footprint_compare(const PoolConfig& config, StrategyKind before, StrategyKind after,
+                              const std::vector<double>& accept_weights = {});
 
 // An SVG line chart of total memory against batch size 1..max_batch, one line per strategy, for
 // `config`'s model, TP, T and dtype; pool rows = pool_rows_per_request x batch.

@@ -7,6 +7,7 @@
 
 #include <cstdio>
 
+#include "core/primitives.h"
 #include "tools/integer_option.h"
 
 namespace specstate::cli {
@@ -16,6 +17,21 @@ void add_threads_option(CLI::App* cmd, int& threads) {
               "Threads for the CPU backend, the lanes and the comparisons (default: the "
               "hardware threads; results are bit-identical for any count)")
       ->check(CLI::Range(1, 4096));
+}
+
+void add_ring_options(CLI::App* cmd, RingParams& ring) {
+  const RingParams d;
+  add_integer(cmd, "--ring-slots", ring.slots,
+              "ring strategy: token positions of a request row's ring (default " +
+                  std::to_string(d.slots) + "; at least history + T, at most " +
+                  std::to_string(kMaxPayloadTokens) + ")");
+  add_integer(cmd, "--ring-history", ring.max_history,
+              "ring strategy: history tokens the ring holds at most between steps (default " +
+                  std::to_string(d.max_history) + "; T .. " + std::to_string(kMaxReplayTokens) +
+                  " - T)");
+  add_integer(cmd, "--ring-fold-at", ring.fold_at,
+              "ring strategy: a verify folds the history into the checkpoint first when it holds "
+              "at least this many tokens (default: ring history - T + 1, the latest fold)");
 }
 
 struct ThreadPool::Arena {

@@ -8,10 +8,16 @@
 #include <memory>
 #include <string>
 
+#include "core/strategy/strategy.h"
+
 namespace specstate::cli {
 
 // --threads N on `cmd`, into `threads` (0: the hardware threads).
 void add_threads_option(CLI::App* cmd, int& threads);
+
+// --ring-slots, --ring-history, --ring-fold-at: the ring strategy's parameters (RingParams;
+// FlashInfer #4081's defaults), checked against T when a ring layout is made.
+void add_ring_options(CLI::App* cmd, RingParams& ring);
 
 // Runs work on exactly `threads` TBB threads (0: the hardware threads), more than the machine's
 // cores if asked. The bits of every result are the same for any count; only the time changes.

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <limits>
 #include <string>
 
@@ -230,6 +231,34 @@ std::vector<double> all_accepted_weights(int32_t T) {
   return w;
 }
 
+std::vector<double> geometric_accept_weights(double accept_prob, int32_t T) {
+  std::vector<double> weights;
+  double reach = 1.0;
+  for (int32_t a = 1; a <= T; ++a) {
+    const double stop = a < T ? 1.0 - accept_prob : 1.0;
+    weights.push_back(reach * stop);
+    reach *= accept_prob;
+  }
+  return weights;
+}
+
+void check_accept_weights(const std::vector<double>& weights, int32_t T) {
+  if (int32_t(weights.size()) != T) {
+    throw InputError("--accept-weights: " + std::to_string(weights.size()) +
+                     " given, expected T = " + std::to_string(T) + " (one per a = 1..T)");
+  }
+  double total = 0;
+  for (double w : weights) {
+    if (!(w >= 0 && w <= 1e12)) {  // also refuses NaN
+      char text[32];
+      std::snprintf(text, sizeof text, "%g", w);
+      throw InputError(std::string("--accept-weights: weight ") + text + " outside 0..1e12");
+    }
+    total += w;
+  }
+  if (!(total > 0)) throw InputError("--accept-weights: all zero");
+}
+
 MeanStepBytes mean_verify_step_bytes(const StrategyLayout& l,
                                      const std::vector<double>& accept_weights) {
   const int32_t T = l.config.tokens_per_verify;
@@ -287,6 +316,7 @@ MeanStepBytes mean_verify_step_bytes(const StrategyLayout& l,
   for (int32_t h = 0; h <= H; ++h) {
     add(verify_step_bytes(l, T, h), mean[size_t(h)]);
     if (h >= fold) m.fold_rate += mean[size_t(h)];
+    m.history_tokens += h * mean[size_t(h)];
   }
   return m;
 }

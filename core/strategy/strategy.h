@@ -100,7 +100,8 @@ StepBytes verify_step_bytes(const StrategyLayout& layout, int32_t accepted, int3
 // the mean over the stationary distribution of its history length, and how often it folds.
 struct MeanStepBytes {
   double state_read = 0, state_write = 0, payload_read = 0, payload_write = 0;
-  double fold_rate = 0;  // ring: folds per verify step
+  double fold_rate = 0;       // ring: folds per verify step
+  double history_tokens = 0;  // ring: history tokens replayed per verify step
   double state_total() const { return state_read + state_write; }
   double payload_total() const { return payload_read + payload_write; }
 };
@@ -108,5 +109,10 @@ MeanStepBytes mean_verify_step_bytes(const StrategyLayout& layout,
                                      const std::vector<double>& accept_weights);
 // Weights of "every token accepted" (a = T always), the figures' default.
 std::vector<double> all_accepted_weights(int32_t T);
+// The generator's model: each draft accepted with accept_prob until the first rejection, so
+// a = 1 + the leading accepted drafts.
+std::vector<double> geometric_accept_weights(double accept_prob, int32_t T);
+// InputError ("--accept-weights: ...") unless there are T weights in 0..1e12, not all zero.
+void check_accept_weights(const std::vector<double>& weights, int32_t T);
 
 }  // namespace specstate

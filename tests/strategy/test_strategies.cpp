@@ -4,6 +4,7 @@
 // strategy's memory equals its formula.
 #include <gtest/gtest.h>
 
+#include <random>
 #include <set>
 
 #include "backends/cpu/cpu_backend.h"
@@ -198,7 +199,34 @@ TEST(RingEquivalence, EveryParameterSetAgreesWithScatterAndFoldsAndWraps) {
     }
     EXPECT_GT(folds, 0) << k.ring.slots << "/" << k.ring.max_history;
     EXPECT_GT(wraps, 0) << k.ring.slots << "/" << k.ring.max_history;
-    if (k.ring.fold_threshold(k.T) > 1) EXPECT_GT(replays, 0) << k.ring.slots << "/" << k.ring.max_history;
+    if (k.ring.fold_threshold(k.T) > 1) {
+      EXPECT_GT(replays, 0) << k.ring.slots << "/" << k.ring.max_history;
+    }
+  }
+}
+
+// The footprint's long-run figures for the ring against its own policy: over many verifies of
+// one request with accepted lengths drawn from the weights, the share of verifies that fold and
+// the mean history they replay are those mean_verify_step_bytes computes.
+TEST(RingLayout, MeanStepBytesMatchThePolicyOverALongRun) {
+  for (const auto& [T, weights] : std::vector<std::pair<int32_t, std::vector<double>>>{
+           {4, geometric_accept_weights(0.7, 4)}, {4, {0, 0, 0, 1}}, {3, {1, 1, 2}}}) {
+    PoolConfig c = tiny_pool(T, 4, 2);
+    PoolPolicy p(StrategyKind::kRing, c);
+    p.extend({1, 0, 0, 5, 0, kNoRow, {}});
+    std::mt19937_64 rng(7);
+    std::discrete_distribution<int32_t> draw(weights.begin(), weights.end());
+    constexpr int kSteps = 40000;
+    double folds = 0, history = 0;
+    for (int i = 0; i < kSteps; ++i) {
+      const VerifyOp v{1, 1 + draw(rng), std::nullopt};
+      const VerifyTask& t = std::get<VerifyCall>(p.verify({&v, 1}, 0).front()).tasks.front();
+      folds += t.pending.commit_row != kNoRow;
+      history += t.pending.count;
+    }
+    const MeanStepBytes m = mean_verify_step_bytes(p.layout(), weights);
+    EXPECT_NEAR(folds / kSteps, m.fold_rate, 0.01) << "T " << T;
+    EXPECT_NEAR(history / kSteps, m.history_tokens, 0.05) << "T " << T;
   }
 }
 
