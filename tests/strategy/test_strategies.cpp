@@ -449,6 +449,31 @@ TEST(StrategyDocs, WorkedExampleRows) {
   }
 }
 
+// docs/strategies.md's ring example: histories 3, 7, 11, 15, then a verify that folds 15 tokens
+// into row 3 and writes its payload from ring position 15.
+TEST(StrategyDocs, RingWorkedExample) {
+  PoolPolicy p(StrategyKind::kRing, tiny_pool(4, 8, 4));
+  p.extend({7, 1, 3, 20, 0, kNoRow, {}});
+  int32_t history = 0;
+  for (int32_t a : {3, 4, 4, 4}) {
+    const VerifyOp v{7, a, std::nullopt};
+    const VerifyTask t = std::get<VerifyCall>(p.verify({&v, 1}, 0).front()).tasks.front();
+    EXPECT_EQ(t.pending.count, history);
+    EXPECT_EQ(t.pending.commit_row, kNoRow);
+    EXPECT_EQ(t.payload_first_token, history);
+    history += a;
+  }
+  EXPECT_EQ(p.live(7).pending, 15);
+  const VerifyOp v{7, 2, std::nullopt};
+  const VerifyTask t = std::get<VerifyCall>(p.verify({&v, 1}, 0).front()).tasks.front();
+  EXPECT_EQ(t.pending.count, 15);
+  EXPECT_EQ(t.pending.commit_row, 3);
+  EXPECT_EQ(t.payload_first_token, 15);
+  EXPECT_EQ(p.live(7).pending_first, 15);
+  EXPECT_EQ(p.live(7).pending, 2);
+  EXPECT_EQ(p.live(7).length, 20 + 15 + 2);
+}
+
 // A verify with T = 1 (no draft tokens) still takes each strategy's verify path, not the
 // in-place decode path: scatter writes its scratch row, replay and deferred write payload.
 TEST(StrategyPolicy, VerifyWithOneTokenUsesTheVerifyPath) {
