@@ -13,9 +13,14 @@ namespace specstate {
 
 inline constexpr uint64_t kPaddingRequest = ~uint64_t{0};
 
+// Calls that hold tasks keep one request per task; add() appends both.
 struct PrefillCall {
   std::vector<PrefillTask> tasks;
   std::vector<uint64_t> requests;  // per task
+  void add(const PrefillTask& task, uint64_t request) {
+    tasks.push_back(task);
+    requests.push_back(request);
+  }
 };
 
 // A step's CUDA-graph padding is a count: `tasks` holds one padding task standing for all of
@@ -26,16 +31,28 @@ struct VerifyCall {
   std::vector<VerifyTask> tasks;   // batch order, then one padding task when padding_rows > 0
   std::vector<uint64_t> requests;  // per task (kPaddingRequest for padding)
   int32_t padding_rows = 0;        // padding rows of the step, all run as the one padding task
+  void add(const VerifyTask& task, uint64_t request) {
+    tasks.push_back(task);
+    requests.push_back(request);
+  }
 };
 
 struct ReplayCall {
   std::vector<ReplayTask> tasks;
   std::vector<uint64_t> requests;
+  void add(const ReplayTask& task, uint64_t request) {
+    tasks.push_back(task);
+    requests.push_back(request);
+  }
 };
 
 struct CopyCall {
   std::vector<RowCopy> copies;
   std::vector<uint64_t> requests;
+  void add(const RowCopy& copy, uint64_t request) {
+    copies.push_back(copy);
+    requests.push_back(request);
+  }
 };
 
 // Save the state at `loc` to host memory under the request's id (retract).
@@ -61,6 +78,10 @@ struct FillCall {
   std::vector<int32_t> rows;
   std::vector<uint64_t> requests;  // per row
   uint8_t byte = 0;
+  void add(int32_t row, uint64_t request) {
+    rows.push_back(row);
+    requests.push_back(request);
+  }
 };
 
 using PlanCall = std::variant<PrefillCall, VerifyCall, ReplayCall, CopyCall, SwapOutCall,

@@ -83,8 +83,7 @@ void PoolPolicy::make_real(uint64_t request, LiveState& s, Plan& plan) {
       // FAULT stale-flush-after-reuse (tokenspeed #159 review): the draft->working flush is
       // left for the next step, which runs it with these rows after they may have been freed
       // and handed to another request.
-      deferred_flush_.copies.push_back(flush.copies[0]);
-      deferred_flush_.requests.push_back(request);
+      deferred_flush_.add(flush.copies[0], request);
     } else {
       plan.push_back(std::move(flush));
     }
@@ -184,164 +183,179 @@ void PoolPolicy::check_step(std::span<const VerifyOp> batch, int32_t tokens, boo
   }
 }
 
+// What one step plans, in the order the calls run: the faulty resets, the verify, snapshots
+// recomputed from a payload (before any commit replay), row copies (commits and snapshots),
+// the replay strategy's commit replays.
+struct PoolPolicy::StepPlan {
+  FillCall resets;  // fault verify-as-extend only
+  VerifyCall verify;
+  ReplayCall snapshots;
+  CopyCall copies;
+  ReplayCall commits;
+};
+
 // One batched step of `tokens` tokens per request (T for a verify, 1 for a decode).
 Plan PoolPolicy::step(std::span<const VerifyOp> batch, int32_t padding, int32_t tokens,
                       bool decode) {
-  const StrategyKind kind = layout_.kind;
-  VerifyCall verify;
-  verify.mode = VerifyMode::kStateRows;
-  if (kind == StrategyKind::kWindow) verify.mode = VerifyMode::kWindow;
-  if (!decode && (kind == StrategyKind::kReplay || kind == StrategyKind::kDeferred ||
-                  kind == StrategyKind::kRing)) {
-    verify.mode = VerifyMode::kPayload;
-  }
-  FillCall resets;       // fault verify-as-extend only
-  CopyCall copies;       // commits and snapshots that copy rows
-  ReplayCall snapshots;  // snapshots recomputed from a payload (before any commit replay)
-  ReplayCall commits;    // replay strategy: commit
-
   check_step(batch, tokens, decode);
+  StepPlan p;
+  p.verify.mode = step_mode(decode);
   for (const VerifyOp& op : batch) {
     LiveState& s = table_.at(op.request);
-    const int32_t a = op.accepted;
-    const int32_t snap = snapshot_index(op, s.length);
-    const StateLoc working = StateLoc::at(s.working_row);
     VerifyTask t;
     t.tokens = {op.request, s.length, tokens};
     t.from = s.loc;
-
     if (decode) {
-      // A step without drafts updates the live state in place into the working row (deferred
-      // and ring replay their pending tokens first, in the same call: the ring folds).
-      if (s.pending > 0) t.pending = pending_replay(s, kNoRow);
-      t.out_rows[0] = s.working_row;
-      if (kind == StrategyKind::kWindow) t.from.conv_row = s.working_row;
-      if (fault_ == Fault::kDecodeReadsOldRow) {
-        // FAULT decode-reads-old-row (vLLM #40875): the step without drafts ignores the last
-        // verify's accepted length and reads its index 0: inline's working row, window's conv
-        // column 0.
-        t.from =
-            kind == StrategyKind::kWindow ? StateLoc{s.loc.ssm_row, s.working_row, 0} : working;
-      }
-      if (s.pending > 0) consume_pending(s);
-      s.loc = working;
-      if (op.snapshot) {
-        copies.copies.push_back({working, op.snapshot->row});
-        copies.requests.push_back(op.request);
-      }
+      plan_decode(op, s, t, p);
     } else {
-      if (fault_ == Fault::kVerifyAsExtend) {
-        // FAULT verify-as-extend (tokenspeed #506): the target verify runs as a fresh extend,
-        // from the zero state, in the middle of the sequence.
-        resets.rows.push_back(t.from.ssm_row);
-        resets.requests.push_back(op.request);
-        if (t.from.conv_row != t.from.ssm_row) {
-          resets.rows.push_back(t.from.conv_row);
-          resets.requests.push_back(op.request);
-        }
-      }
-      switch (kind) {
-        case StrategyKind::kScatter: {
-          for (int j = 0; j < tokens; ++j)
-            t.out_rows[j] = layout_.scratch_row(s.working_row, j);
-          StateLoc commit = StateLoc::at(t.out_rows[a - 1]);
-          // FAULT conv-ssm-split-commit: the SSM is rolled back to token a-1, the conv window
-          // is not (it stays at the last verified token).
-          if (fault_ == Fault::kConvSsmSplitCommit) commit.conv_row = t.out_rows[tokens - 1];
-          copies.copies.push_back({commit, s.working_row});
-          copies.requests.push_back(op.request);
-          if (snap >= 0) {
-            copies.copies.push_back({StateLoc::at(t.out_rows[snap]), op.snapshot->row});
-            copies.requests.push_back(op.request);
-          }
-          s.loc = working;
-          break;
-        }
-        case StrategyKind::kInline: {
-          t.out_rows[0] = s.working_row;
-          for (int j = 1; j < tokens; ++j)
-            t.out_rows[j] = layout_.draft_row(s.req_row, j - 1);
-          if (snap >= 0) {
-            copies.copies.push_back({StateLoc::at(t.out_rows[snap]), op.snapshot->row});
-            copies.requests.push_back(op.request);
-          }
-          s.loc = StateLoc::at(t.out_rows[a - 1]);  // the current-input row of the next step
-          break;
-        }
-        case StrategyKind::kWindow: {
-          t.out_rows[0] = s.working_row;
-          for (int j = 1; j < tokens; ++j)
-            t.out_rows[j] = layout_.draft_row(s.req_row, j - 1);
-          t.from.conv_row = s.working_row;
-          if (snap >= 0) {
-            copies.copies.push_back({{t.out_rows[snap], s.working_row, snap}, op.snapshot->row});
-            copies.requests.push_back(op.request);
-          }
-          s.loc = {t.out_rows[a - 1], s.working_row, a - 1};
-          break;
-        }
-        case StrategyKind::kReplay: {
-          t.payload_slot = layout_.payload_slot(s.req_row, 0);
-          if (snap >= 0) {
-            snapshots.tasks.push_back({working, t.payload_slot, snap + 1, op.snapshot->row});
-            snapshots.requests.push_back(op.request);
-          }
-          commits.tasks.push_back({working, t.payload_slot, a, s.working_row});
-          commits.requests.push_back(op.request);
-          break;
-        }
-        case StrategyKind::kDeferred: {
-          // Replay the previous step's accepted tokens first (committing them to the working
-          // row), then write only this step's payload, into the other buffer.
-          const int32_t buffer = s.pending_slot == layout_.payload_slot(s.req_row, 0) ? 1 : 0;
-          if (s.pending > 0) t.pending = pending_replay(s, s.working_row);
-          t.payload_slot = layout_.payload_slot(s.req_row, buffer);
-          if (snap >= 0) {
-            snapshots.tasks.push_back({working, t.payload_slot, snap + 1, op.snapshot->row});
-            snapshots.requests.push_back(op.request);
-          }
-          s.pending = a;
-          s.pending_slot = t.payload_slot;
-          s.loc = working;
-          break;
-        }
-        case StrategyKind::kRing:
-          ring_verify(op, snap, s, t, snapshots);
-          break;
-      }
+      plan_verify(op, s, t, p);
     }
-    s.length += a;
-    verify.tasks.push_back(t);
-    verify.requests.push_back(op.request);
+    s.length += op.accepted;
+    p.verify.add(t, op.request);
   }
-  verify.padding_rows = padding;
-  if (padding > 0) {
-    VerifyTask pad;  // from = none: reads and writes nothing
-    if (fault_ == Fault::kPaddingWritesRow) {
-      // FAULT padding-writes-row (SGLang #17404): padding entries run on dummy inputs with
-      // index 0 for every row and slot, and row 0 is a real, allocatable row.
-      pad.tokens = {kPaddingRequest, 0, tokens};
-      pad.from = StateLoc::at(0);
-      pad.out_rows[0] = 0;
-      if (verify.mode == VerifyMode::kPayload) pad.payload_slot = 0;
-    }
-    verify.tasks.push_back(pad);
-    verify.requests.push_back(kPaddingRequest);
-  }
+  p.verify.padding_rows = padding;
+  if (padding > 0) p.verify.add(padding_task(tokens, p.verify.mode), kPaddingRequest);
 
   Plan plan;
   // FAULT stale-flush-after-reuse: the flushes left by finish/retract run now, stale.
   if (!deferred_flush_.copies.empty()) plan.push_back(std::exchange(deferred_flush_, {}));
-  if (!resets.rows.empty()) plan.push_back(std::move(resets));
-  plan.push_back(std::move(verify));
-  if (!snapshots.tasks.empty()) plan.push_back(std::move(snapshots));
-  if (!copies.copies.empty()) plan.push_back(std::move(copies));
-  if (!commits.tasks.empty()) plan.push_back(std::move(commits));
+  if (!p.resets.rows.empty()) plan.push_back(std::move(p.resets));
+  plan.push_back(std::move(p.verify));
+  if (!p.snapshots.tasks.empty()) plan.push_back(std::move(p.snapshots));
+  if (!p.copies.copies.empty()) plan.push_back(std::move(p.copies));
+  if (!p.commits.tasks.empty()) plan.push_back(std::move(p.commits));
   return plan;
 }
 
+VerifyMode PoolPolicy::step_mode(bool decode) const {
+  switch (layout_.kind) {
+    case StrategyKind::kWindow:
+      return VerifyMode::kWindow;
+    case StrategyKind::kReplay:
+    case StrategyKind::kDeferred:
+    case StrategyKind::kRing:
+      return decode ? VerifyMode::kStateRows : VerifyMode::kPayload;
+    case StrategyKind::kScatter:
+    case StrategyKind::kInline:
+      return VerifyMode::kStateRows;
+  }
+  SPECSTATE_ASSERT(false, "unknown StrategyKind");
+}
+
+// A step without drafts updates the live state in place into the working row (deferred and
+// ring replay their pending tokens first, in the same call: the ring folds).
+void PoolPolicy::plan_decode(const VerifyOp& op, LiveState& s, VerifyTask& t, StepPlan& p) {
+  const StateLoc working = StateLoc::at(s.working_row);
+  if (s.pending > 0) t.pending = pending_replay(s, kNoRow);
+  t.out_rows[0] = s.working_row;
+  if (layout_.kind == StrategyKind::kWindow) t.from.conv_row = s.working_row;
+  if (fault_ == Fault::kDecodeReadsOldRow) {
+    // FAULT decode-reads-old-row (vLLM #40875): the step without drafts ignores the last
+    // verify's accepted length and reads its index 0: inline's working row, window's conv
+    // column 0.
+    t.from = layout_.kind == StrategyKind::kWindow ? StateLoc{s.loc.ssm_row, s.working_row, 0}
+                                                   : working;
+  }
+  if (s.pending > 0) consume_pending(s);
+  s.loc = working;
+  if (op.snapshot) p.copies.add({working, op.snapshot->row}, op.request);
+}
+
+void PoolPolicy::plan_verify(const VerifyOp& op, LiveState& s, VerifyTask& t, StepPlan& p) {
+  if (fault_ == Fault::kVerifyAsExtend) {
+    // FAULT verify-as-extend (tokenspeed #506): the target verify runs as a fresh extend,
+    // from the zero state, in the middle of the sequence.
+    p.resets.add(t.from.ssm_row, op.request);
+    if (t.from.conv_row != t.from.ssm_row) p.resets.add(t.from.conv_row, op.request);
+  }
+  const int32_t snap = snapshot_index(op, s.length);
+  switch (layout_.kind) {
+    case StrategyKind::kScatter:
+      return scatter_verify(op, snap, s, t, p);
+    case StrategyKind::kInline:
+    case StrategyKind::kWindow:
+      return draft_rows_verify(op, snap, s, t, p);
+    case StrategyKind::kReplay:
+      return replay_verify(op, snap, s, t, p);
+    case StrategyKind::kDeferred:
+      return deferred_verify(op, snap, s, t, p);
+    case StrategyKind::kRing:
+      return ring_verify(op, snap, s, t, p);
+  }
+}
+
+// Scatter: every token's state into the working row's scratch rows; the commit copies a-1's.
+void PoolPolicy::scatter_verify(const VerifyOp& op, int32_t snap, LiveState& s, VerifyTask& t,
+                                StepPlan& p) {
+  const int32_t tokens = t.tokens.count;
+  for (int j = 0; j < tokens; ++j)
+    t.out_rows[j] = layout_.scratch_row(s.working_row, j);
+  StateLoc commit = StateLoc::at(t.out_rows[op.accepted - 1]);
+  // FAULT conv-ssm-split-commit: the SSM is rolled back to token a-1, the conv window is not
+  // (it stays at the last verified token).
+  if (fault_ == Fault::kConvSsmSplitCommit) commit.conv_row = t.out_rows[tokens - 1];
+  p.copies.add({commit, s.working_row}, op.request);
+  if (snap >= 0) p.copies.add({StateLoc::at(t.out_rows[snap]), op.snapshot->row}, op.request);
+  s.loc = StateLoc::at(s.working_row);
+}
+
+// Inline and window: token j's state (window: its SSM) into [working, draft rows...]; nothing is
+// committed, the live state stays where token a-1's is (window: with its conv offset a-1).
+void PoolPolicy::draft_rows_verify(const VerifyOp& op, int32_t snap, LiveState& s, VerifyTask& t,
+                                   StepPlan& p) {
+  const bool window = layout_.kind == StrategyKind::kWindow;
+  t.out_rows[0] = s.working_row;
+  for (int j = 1; j < t.tokens.count; ++j)
+    t.out_rows[j] = layout_.draft_row(s.req_row, j - 1);
+  if (window) t.from.conv_row = s.working_row;
+  auto at = [&](int32_t j) {
+    return window ? StateLoc{t.out_rows[j], s.working_row, j} : StateLoc::at(t.out_rows[j]);
+  };
+  if (snap >= 0) p.copies.add({at(snap), op.snapshot->row}, op.request);
+  s.loc = at(op.accepted - 1);  // inline: the current-input row of the next step
+}
+
+// Replay: payload only; the commit replays the a accepted tokens into the working row.
+void PoolPolicy::replay_verify(const VerifyOp& op, int32_t snap, LiveState& s, VerifyTask& t,
+                               StepPlan& p) {
+  const StateLoc working = StateLoc::at(s.working_row);
+  t.payload_slot = layout_.payload_slot(s.req_row, 0);
+  if (snap >= 0) p.snapshots.add({working, t.payload_slot, snap + 1, op.snapshot->row}, op.request);
+  p.commits.add({working, t.payload_slot, op.accepted, s.working_row}, op.request);
+}
+
+// Deferred: replay the previous step's accepted tokens first (committing them to the working
+// row), then write only this step's payload, into the other buffer.
+void PoolPolicy::deferred_verify(const VerifyOp& op, int32_t snap, LiveState& s, VerifyTask& t,
+                                 StepPlan& p) {
+  const StateLoc working = StateLoc::at(s.working_row);
+  const int32_t buffer = s.pending_slot == layout_.payload_slot(s.req_row, 0) ? 1 : 0;
+  if (s.pending > 0) t.pending = pending_replay(s, s.working_row);
+  t.payload_slot = layout_.payload_slot(s.req_row, buffer);
+  if (snap >= 0) p.snapshots.add({working, t.payload_slot, snap + 1, op.snapshot->row}, op.request);
+  s.pending = op.accepted;
+  s.pending_slot = t.payload_slot;
+  s.loc = working;
+}
+
+// The one task standing for a step's padding rows: it reads and writes nothing.
+VerifyTask PoolPolicy::padding_task(int32_t tokens, VerifyMode mode) const {
+  VerifyTask pad;  // from = none
+  if (fault_ == Fault::kPaddingWritesRow) {
+    // FAULT padding-writes-row (SGLang #17404): padding entries run on dummy inputs with
+    // index 0 for every row and slot, and row 0 is a real, allocatable row.
+    pad.tokens = {kPaddingRequest, 0, tokens};
+    pad.from = StateLoc::at(0);
+    pad.out_rows[0] = 0;
+    if (mode == VerifyMode::kPayload) pad.payload_slot = 0;
+  }
+  return pad;
+}
+
+// Ring: replay the history first, folded into the checkpoint when it is long; payload into
+// the ring after it; the host commit hist_len += a.
 void PoolPolicy::ring_verify(const VerifyOp& op, int32_t snap, LiveState& s, VerifyTask& t,
-                             ReplayCall& snapshots) {
+                             StepPlan& p) {
   const StateLoc working = StateLoc::at(s.working_row);
   const int32_t T = layout_.config.tokens_per_verify;
   // Replay the history first; fold it into the checkpoint (the working row) when it is long, so
@@ -361,8 +375,7 @@ void PoolPolicy::ring_verify(const VerifyOp& op, int32_t snap, LiveState& s, Ver
       // published from the checkpoint as it is, without replaying the unfolded history.
       r = {working, t.payload_slot, snap + 1, op.snapshot->row, t.payload_first_token, 0};
     }
-    snapshots.tasks.push_back(r);
-    snapshots.requests.push_back(op.request);
+    p.snapshots.add(r, op.request);
   }
   // The host's commit: the accepted tokens join the history (hist_len += accepted).
   int32_t accepted = op.accepted;

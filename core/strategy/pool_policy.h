@@ -105,10 +105,19 @@ class PoolPolicy {
   void make_real(uint64_t request, LiveState& s, Plan& plan);
   // Token index inside a step starting at `length` whose state `op`'s snapshot takes; -1: none.
   int32_t snapshot_index(const VerifyOp& op, int64_t length) const;
-  // The ring's verify of one request: history replay (folded when long), payload into the ring,
-  // the snapshot replayed from the checkpoint, the cursor commit.
-  void ring_verify(const VerifyOp& op, int32_t snap, LiveState& s, VerifyTask& t,
-                   ReplayCall& snapshots);
+  // One request's part of a step: its task `t` (tokens and source set), the calls it adds to
+  // `p`, and its live-state entry updated. `snap`: snapshot_index() of the op.
+  struct StepPlan;
+  VerifyMode step_mode(bool decode) const;
+  void plan_decode(const VerifyOp& op, LiveState& s, VerifyTask& t, StepPlan& p);
+  void plan_verify(const VerifyOp& op, LiveState& s, VerifyTask& t, StepPlan& p);
+  void scatter_verify(const VerifyOp& op, int32_t snap, LiveState& s, VerifyTask& t, StepPlan& p);
+  void draft_rows_verify(const VerifyOp& op, int32_t snap, LiveState& s, VerifyTask& t,
+                         StepPlan& p);
+  void replay_verify(const VerifyOp& op, int32_t snap, LiveState& s, VerifyTask& t, StepPlan& p);
+  void deferred_verify(const VerifyOp& op, int32_t snap, LiveState& s, VerifyTask& t, StepPlan& p);
+  void ring_verify(const VerifyOp& op, int32_t snap, LiveState& s, VerifyTask& t, StepPlan& p);
+  VerifyTask padding_task(int32_t tokens, VerifyMode mode) const;
 
   StrategyLayout layout_;
   std::map<uint64_t, LiveState> table_;
