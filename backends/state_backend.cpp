@@ -6,6 +6,7 @@
 #include <string>
 
 #include "core/numerics/digest.h"
+#include "core/task_access.h"
 
 namespace specstate {
 namespace {
@@ -19,6 +20,13 @@ namespace {
 class RowAccess {
  public:
   explicit RowAccess(const char* call, const char* unit = "row") : call_(call), unit_(unit) {}
+  void add(const TaskAccess& a) {
+    if (a.kind == TaskAccess::kRead) {
+      read(a.index);
+    } else {
+      write(a.index);
+    }
+  }
   void begin_task() {
     task_reads_.clear();
     task_writes_.clear();
@@ -50,6 +58,25 @@ class RowAccess {
   const char* call_;
   const char* unit_;
   std::set<int32_t> reads_, writes_, task_reads_, task_writes_;
+};
+
+// The rows and the payload slots of one call, task by task (core/task_access.h).
+class CallAccess {
+ public:
+  explicit CallAccess(const char* call) : rows_(call), slots_(call, "payload slot") {}
+  template <class... Task>
+  void task(const Task&... task) {
+    rows_.begin_task();
+    slots_.begin_task();
+    for_each_access(task..., [&](const TaskAccess& a) {
+      (a.unit == TaskAccess::kRow ? rows_ : slots_).add(a);
+    });
+    rows_.end_task();
+    slots_.end_task();
+  }
+
+ private:
+  RowAccess rows_, slots_;
 };
 
 // Whether two spans of a ring of `size` positions share a position.
@@ -117,41 +144,30 @@ void StateBackend::check_slot(int32_t slot, int32_t first_token, int32_t tokens,
 }
 
 void StateBackend::prefill(std::span<const PrefillTask> tasks) {
-  RowAccess access("prefill");
+  CallAccess access("prefill");
   for (const PrefillTask& t : tasks) {
-    access.begin_task();
     if (t.tokens.count < 1) bad_call("prefill: token count must be >= 1");
-    if (!t.from_zero) {
-      check_loc(t.from, "prefill source");
-      access.read(t.from.ssm_row);
-      access.read(t.from.conv_row);
-    }
+    if (!t.from_zero) check_loc(t.from, "prefill source");
     for (const StateWrite& w : t.writes) {
       check_row(w.row, "prefill write");
       if (w.after_tokens < 1 || w.after_tokens > t.tokens.count) {
         bad_call("prefill: write after " + std::to_string(w.after_tokens) + " of " +
                  std::to_string(t.tokens.count) + " tokens");
       }
-      access.write(w.row);
     }
-    access.end_task();
+    access.task(t);
   }
   do_prefill(tasks);
 }
 
 void StateBackend::verify(VerifyMode mode, std::span<const VerifyTask> tasks) {
-  RowAccess access("verify");
-  RowAccess slots("verify", "payload slot");
+  CallAccess access("verify");
   const int32_t w = shape_.geometry.conv_state_cols();
   for (const VerifyTask& t : tasks) {
     if (t.from.is_none()) continue;  // padding
-    access.begin_task();
-    slots.begin_task();
     const int32_t n = t.tokens.count;
     if (n < 1 || n > kMaxVerifyTokens) bad_call("verify: token count " + std::to_string(n));
     check_loc(t.from, "verify source");
-    access.read(t.from.ssm_row);
-    access.read(t.from.conv_row);
     if (t.pending.count > 0) {
       const PendingReplay& p = t.pending;
       check_slot(p.payload_slot, p.first_token, p.count, p.round_after, "verify pending replay");
@@ -160,30 +176,20 @@ void StateBackend::verify(VerifyMode mode, std::span<const VerifyTask> tasks) {
                  " new tokens exceed " + std::to_string(kMaxReplayTokens));
       }
       if (p.commit_row != kNoRow) check_row(p.commit_row, "verify pending commit");
-      access.write(p.commit_row);
-      slots.read(p.payload_slot);
     }
     for (int j = n; j < kMaxVerifyTokens; ++j) {
       if (t.out_rows[j] != kNoRow) bad_call("verify: out_rows set past the token count");
     }
+    for (int j = 0; j < n; ++j) {
+      if (t.out_rows[j] != kNoRow) check_row(t.out_rows[j], "verify out row");
+    }
     switch (mode) {
       case VerifyMode::kStateRows:
-        for (int j = 0; j < n; ++j) {
-          if (t.out_rows[j] == kNoRow) continue;
-          check_row(t.out_rows[j], "verify out row");
-          access.write(t.out_rows[j]);
-        }
         break;
       case VerifyMode::kWindow:
         if (w - 1 + n > shape_.conv_cols) {
           bad_call("verify: window mode needs conv_cols >= W-2 + T");
         }
-        for (int j = 0; j < n; ++j) {
-          if (t.out_rows[j] == kNoRow) continue;
-          check_row(t.out_rows[j], "verify out row");
-          access.write(t.out_rows[j]);
-        }
-        access.write(t.from.conv_row);
         break;
       case VerifyMode::kPayload:
         check_slot(t.payload_slot, t.payload_first_token, n, 0, "verify payload");
@@ -192,42 +198,32 @@ void StateBackend::verify(VerifyMode mode, std::span<const VerifyTask> tasks) {
                           shape_.payload_tokens)) {
           bad_call("verify: the new payload overwrites pending tokens of its slot");
         }
-        slots.write(t.payload_slot);
         break;
     }
-    access.end_task();
-    slots.end_task();
+    access.task(mode, t);
   }
   do_verify(mode, tasks);
 }
 
 void StateBackend::replay(std::span<const ReplayTask> tasks) {
-  RowAccess access("replay");
+  CallAccess access("replay");
   for (const ReplayTask& t : tasks) {
     if (t.from.is_none()) continue;
-    access.begin_task();
     check_loc(t.from, "replay source");
     check_slot(t.payload_slot, t.first_token, t.count, t.round_after, "replay payload");
     check_row(t.dst_row, "replay destination");
-    access.read(t.from.ssm_row);
-    access.read(t.from.conv_row);
-    access.write(t.dst_row);
-    access.end_task();
+    access.task(t);
   }
   do_replay(tasks);
 }
 
 void StateBackend::copy_rows(std::span<const RowCopy> copies) {
-  RowAccess access("copy_rows");
+  CallAccess access("copy_rows");
   for (const RowCopy& c : copies) {
     if (c.src.is_none() || c.dst_row == kNoRow) continue;
-    access.begin_task();
     check_loc(c.src, "copy source");
     check_row(c.dst_row, "copy destination");
-    access.read(c.src.ssm_row);
-    access.read(c.src.conv_row);
-    access.write(c.dst_row);
-    access.end_task();
+    access.task(c);
   }
   do_copy_rows(copies);
 }
