@@ -1,11 +1,14 @@
 # `cmake --install`: the command line, the libraries, their public headers under
 # include/specstate/ (core/, backends/, sim/ as in the source tree), and the CMake package
-#   find_package(specstate)  ->  specstate::core, specstate::backends, specstate::sim
+#   find_package(specstate)  ->  specstate::core, specstate::backend_api, specstate::cpu,
+#                                specstate::backends, specstate::sim
 # (and specstate::cuda when the CUDA backend was built; specstate::backends links it).
-set(_specstate_libraries specstate_core specstate_backends specstate_sim)
-set_target_properties(specstate_core PROPERTIES EXPORT_NAME core)
-set_target_properties(specstate_backends PROPERTIES EXPORT_NAME backends)
-set_target_properties(specstate_sim PROPERTIES EXPORT_NAME sim)
+set(_specstate_libraries specstate_core specstate_backend_api specstate_cpu specstate_backends
+                         specstate_sim)
+foreach(lib ${_specstate_libraries})
+  string(REPLACE "specstate_" "" _export_name ${lib})
+  set_target_properties(${lib} PROPERTIES EXPORT_NAME ${_export_name})
+endforeach()
 if(TARGET specstate_cuda)
   set_target_properties(specstate_cuda PROPERTIES EXPORT_NAME cuda)
   list(APPEND _specstate_libraries specstate_cuda)

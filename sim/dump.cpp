@@ -11,7 +11,7 @@
 #include <optional>
 #include <set>
 
-#include "backends/plan_executor.h"
+#include "sim/plan_executor.h"
 #include "backends/registry.h"
 #include "backends/state_diff.h"
 #include "core/errors.h"

@@ -13,7 +13,7 @@
 #include <tbb/parallel_for.h>
 #include <tbb/parallel_invoke.h>
 
-#include "backends/plan_executor.h"
+#include "sim/plan_executor.h"
 #include "backends/registry.h"
 #include "core/errors.h"
 #include "core/strategy/plan_access.h"

@@ -1,5 +1,5 @@
 // A plan: the backend calls one scheduler operation needs, in order, as plain data. The policy
-// (core/strategy/pool_policy.h) produces plans; backends/plan_executor.h runs them on any
+// (core/strategy/pool_policy.h) produces plans; sim/plan_executor.h runs them on any
 // backend. Each task names the request it acts for, so a checker can attribute every write.
 #pragma once
 

@@ -9,7 +9,7 @@
 #include <string>
 
 #include "backends/compact_backend.h"
-#include "backends/plan_executor.h"
+#include "sim/plan_executor.h"
 #include "core/errors.h"
 #include "core/strategy/pool_policy.h"
 #include "core/trace/format.h"
@@ -61,7 +61,7 @@ class Reference {
     } catch (const InputError& e) {
       throw InputError(trace_.file, line.line, e.what());
     }
-    execute(plan, *backend_, swap_);
+    sim::execute(plan, *backend_, swap_);
     for (const PlanCall& call : plan) {
       if (const auto* v = std::get_if<VerifyCall>(&call)) last_verify_requests_ = v->requests;
     }
@@ -114,7 +114,7 @@ class Reference {
   // the inspection row first, the live-state table unchanged).
   StateLoc readable(uint64_t request) {
     const PoolPolicy::Readable r = policy_->readable(request);
-    execute(r.plan, *backend_, swap_);
+    sim::execute(r.plan, *backend_, swap_);
     return r.loc;
   }
 
@@ -122,7 +122,7 @@ class Reference {
   sim::LaneSpec lane_;
   std::unique_ptr<PoolPolicy> policy_;
   std::unique_ptr<StateBackend> backend_;
-  SwapSpace swap_;
+  sim::SwapSpace swap_;
   size_t next_ = 0;
   std::vector<uint64_t> last_verify_requests_;
 };

@@ -11,7 +11,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
-#include "backends/plan_executor.h"
+#include "sim/plan_executor.h"
 #include "backends/registry.h"
 #include "core/errors.h"
 #include "core/numerics/bf16.h"

@@ -14,7 +14,7 @@
 #include <string>
 
 #include "backends/cpu/cpu_backend.h"
-#include "backends/plan_executor.h"
+#include "sim/plan_executor.h"
 #include "core/errors.h"
 #include "core/strategy/pool_policy.h"
 #include "core/trace/format.h"
@@ -40,7 +40,7 @@ constexpr int64_t kMaxExecutedBytes = int64_t{4} << 20;
 // Memory a plan must not keep: a saved state of a request that is not retracted, outputs for
 // more tasks than the batch and one padding task.
 void check_memory(const trace::Line& line, specstate::StrategyKind kind,
-                  const specstate::PoolPolicy& policy, const specstate::SwapSpace& swap,
+                  const specstate::PoolPolicy& policy, const specstate::sim::SwapSpace& swap,
                   const specstate::StateBackend& backend) {
   for (const auto& [request, state] : swap.saved) {
     if (!policy.has(request) || !policy.live(request).retracted) {
@@ -62,7 +62,7 @@ void run_policy(const trace::Trace& t, specstate::StrategyKind kind) {
   specstate::PoolPolicy policy(kind, specstate::sim::pool_config(t.header));
   specstate::sim::OwnershipChecker ownership(policy.layout());
   std::unique_ptr<specstate::StateBackend> backend;
-  specstate::SwapSpace swap;
+  specstate::sim::SwapSpace swap;
   if (policy.layout().shape.total_bytes() <= kMaxExecutedBytes)
     backend = specstate::make_cpu_backend(policy.layout().shape, t.header.seed);
   for (const trace::Line& line : t.events) {
@@ -77,7 +77,7 @@ void run_policy(const trace::Trace& t, specstate::StrategyKind kind) {
     ownership.end_event(line.event);
     if (!backend) continue;
     try {
-      specstate::execute(plan, *backend, swap);
+      specstate::sim::execute(plan, *backend, swap);
     } catch (const std::invalid_argument& e) {
       finding(line, kind, std::string("the backend refuses the plan: ") + e.what());
     }

@@ -8,7 +8,7 @@
 #include <set>
 
 #include "backends/cpu/cpu_backend.h"
-#include "backends/plan_executor.h"
+#include "sim/plan_executor.h"
 #include "core/errors.h"
 #include "core/strategy/pool_policy.h"
 #include "tests/strategy/random_schedule.h"
@@ -21,14 +21,14 @@ constexpr uint8_t kPoison = 0x5A;
 struct Lane {
   PoolPolicy policy;
   std::unique_ptr<StateBackend> backend;
-  SwapSpace swap;
+  sim::SwapSpace swap;
 
   Lane(StrategyKind kind, const PoolConfig& config, uint64_t seed)
       : policy(kind, config), backend(make_cpu_backend(policy.layout().shape, seed)) {
     for (int32_t r = 0; r < policy.layout().shape.state_rows; ++r)
       backend->fill_row(r, kPoison);
   }
-  void run(const Plan& plan) { execute(plan, *backend, swap); }
+  void run(const Plan& plan) { sim::execute(plan, *backend, swap); }
 };
 
 PoolConfig tiny_pool(int32_t T, int32_t pool_rows, int32_t max_requests,

@@ -1,10 +1,10 @@
-#include "backends/plan_executor.h"
+#include "sim/plan_executor.h"
 
 #include <type_traits>
 
 #include "core/errors.h"
 
-namespace specstate {
+namespace specstate::sim {
 
 void execute(const Plan& plan, StateBackend& backend, SwapSpace& swap) {
   for (const PlanCall& call : plan) {
@@ -43,4 +43,4 @@ void execute(const Plan& plan, StateBackend& backend, SwapSpace& swap) {
   }
 }
 
-}  // namespace specstate
+}  // namespace specstate::sim

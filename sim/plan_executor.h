@@ -1,5 +1,6 @@
 // Runs a Plan (core/strategy/plan.h) on a backend. Swapped-out states live in a SwapSpace on the
-// host, one per lane, keyed by request.
+// host, one per lane, keyed by request: the lane's business, not the backend's (a backend knows
+// rows, never requests).
 #pragma once
 
 #include <cstdint>
@@ -8,7 +9,7 @@
 #include "backends/state_backend.h"
 #include "core/strategy/plan.h"
 
-namespace specstate {
+namespace specstate::sim {
 
 struct SwapSpace {
   std::map<uint64_t, RowBytes> saved;      // request -> state (W-1 conv columns + SSM), all layers
@@ -18,4 +19,4 @@ struct SwapSpace {
 
 void execute(const Plan& plan, StateBackend& backend, SwapSpace& swap);
 
-}  // namespace specstate
+}  // namespace specstate::sim
