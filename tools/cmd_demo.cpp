@@ -19,6 +19,8 @@
 #include "tools/commands.h"
 #include "tools/footprint_table.h"
 #include "tools/integer_option.h"
+#include "tools/replay_json.h"
+#include "tools/summary_json.h"
 
 namespace specstate::cli {
 namespace {
@@ -27,6 +29,7 @@ struct DemoOptions {
   std::string dtype = "f32";
   uint64_t seed = 2026;
   std::string trace_out;  // empty: demo.jsonl in a fresh temporary directory
+  bool json = false;
 };
 
 // A fresh directory under the system's temporary directory (mkdtemp), kept: the demo prints
@@ -54,15 +57,32 @@ int run_demo(DemoOptions o) {
   }
   const trace::Trace trace = trace::read_trace(o.trace_out);
   const trace::TraceSummary summary = trace::validate_trace(trace);
-  std::printf("1. Generated a continuous-batching trace (tiny preset, seed %llu): %s\n%s\n",
-              (unsigned long long)o.seed, o.trace_out.c_str(),
-              trace::format_summary(summary).c_str());
-
   sim::SimOptions options;
   for (const std::string& backend : available_backends()) {
     for (StrategyKind s : all_strategies())
       options.lanes.push_back({backend, s});
   }
+  PoolConfig config;
+  config.geometry = make_geometry("qwen3-next-80b-a3b", 1);
+  config.ssm_dtype = g.ssm_dtype;
+  config.tokens_per_verify = 4;
+  config.max_requests = 64;
+  config.pool_rows = 128;
+  if (o.json) {
+    const sim::ReplayReport report = sim::replay(trace, options);
+    const nlohmann::ordered_json j = {
+        {"trace", o.trace_out},
+        {"summary", summary_json(summary)},
+        {"replay", replay_json(trace, report, options.lanes, {}, 0)},
+        {"cuda", cuda_available()},
+        {"footprint", footprint_json(config)}};
+    std::printf("%s\n", j.dump(2).c_str());
+    return report.agree ? 0 : 1;
+  }
+  std::printf("1. Generated a continuous-batching trace (tiny preset, seed %llu): %s\n%s\n",
+              (unsigned long long)o.seed, o.trace_out.c_str(),
+              trace::format_summary(summary).c_str());
+
   const sim::ReplayReport report = sim::replay(trace, options);
   std::printf(
       "2. Replayed it through %zu lanes (backend x strategy), comparing after every event:\n",
@@ -79,12 +99,6 @@ int run_demo(DemoOptions o) {
     std::printf("     %-16s %7.3f s\n", lane.name.c_str(), lane.seconds);
   if (!cuda_available()) std::printf("   (no CUDA device here: CPU lanes only)\n");
 
-  PoolConfig config;
-  config.geometry = make_geometry("qwen3-next-80b-a3b", 1);
-  config.ssm_dtype = g.ssm_dtype;
-  config.tokens_per_verify = 4;
-  config.max_requests = 64;
-  config.pool_rows = 128;
   std::printf("\n3. What each strategy costs on a real model (specstate footprint):\n");
   print_footprint_table(config);
   return report.agree ? 0 : 1;
@@ -98,13 +112,16 @@ Command add_demo(CLI::App& parent) {
       "demo",
       "The main job on a generated example: write a realistic trace (64 requests, ~2,000\n"
       "events: chunked prefill, prefix hits, MTP verifies, decodes, retract/resume, snapshots,\n"
-      "padding), replay it through all five strategies on every available backend, and print\n"
+      "padding), replay it through all six strategies on every available backend, and print\n"
       "the agreement and the memory footprint of Qwen3-Next-80B-A3B.");
   demo->add_option("--ssm-dtype", options->dtype, "SSM pool dtype: f32 (default) or bf16");
   add_integer(demo, "--seed", options->seed, "Seed of the generated trace");
   demo->add_option("-o,--output,--trace-out", options->trace_out,
                    "Where to write the generated trace (default: demo.jsonl in a fresh temporary "
                    "directory, kept)");
+  demo->add_flag("--json", options->json,
+                 "Report as one JSON object: the trace, its summary, the replay (as replay --json) "
+                 "and the footprint (as footprint --json)");
   return {demo, [options] { return run_demo(*options); }};
 }
 

@@ -145,41 +145,6 @@ std::string ring_note(const PoolConfig& config, const std::vector<double>& w) {
       1.0 / m.fold_rate, acceptance_text(w, config.tokens_per_verify).c_str());
 }
 
-nlohmann::json footprint_json(const PoolConfig& config, const std::vector<double>& w) {
-  nlohmann::json j = {{"preset", config.geometry.preset},
-                      {"tp", config.geometry.tp},
-                      {"ssm_dtype", to_string(config.ssm_dtype)},
-                      {"tokens_per_verify", config.tokens_per_verify},
-                      {"batch", config.max_requests},
-                      {"pool_rows", config.pool_rows},
-                      {"gdn_layers", config.geometry.layers},
-                      {"accept_weights", weights_or_all(w, config.tokens_per_verify)},
-                      {"ring",
-                       {{"slots", config.ring.slots},
-                        {"max_history", config.ring.max_history},
-                        {"fold_at", config.ring.fold_threshold(config.tokens_per_verify)}}}};
-  for (StrategyKind kind : all_strategies()) {
-    const StrategyLayout l = make_layout(kind, config);
-    const MeanStepBytes m = batch_step(l, w);
-    const bool ring = kind == StrategyKind::kRing;
-    const MeanStepBytes one =
-        mean_verify_step_bytes(l, weights_or_all(w, config.tokens_per_verify));
-    j["strategies"].push_back({{"strategy", to_string(kind)},
-                               {"pool_bytes", l.pool_bytes},
-                               {"draft_bytes", l.draft_bytes},
-                               {"scratch_bytes", l.scratch_bytes},
-                               {"inspect_bytes", l.inspect_bytes},
-                               {"payload_bytes", l.payload_bytes},
-                               {"total_bytes", l.total_bytes()},
-                               {"state_bytes_per_step", m.state_total()},
-                               {"payload_bytes_per_step", m.payload_total()},
-                               {"folds_per_step", ring ? nlohmann::json(one.fold_rate) : nullptr},
-                               {"history_tokens_per_step",
-                                ring ? nlohmann::json(one.history_tokens) : nullptr}});
-  }
-  return j;
-}
-
 // The display name of a preset ("Qwen3-Next-80B-A3B").
 std::string preset_title(const std::string& preset) {
   for (const PresetInfo& p : presets()) {
@@ -277,6 +242,41 @@ std::string svg_escape(const std::string& s) {
 }
 
 }  // namespace
+
+nlohmann::json footprint_json(const PoolConfig& config, const std::vector<double>& w) {
+  nlohmann::json j = {{"preset", config.geometry.preset},
+                      {"tp", config.geometry.tp},
+                      {"ssm_dtype", to_string(config.ssm_dtype)},
+                      {"tokens_per_verify", config.tokens_per_verify},
+                      {"batch", config.max_requests},
+                      {"pool_rows", config.pool_rows},
+                      {"gdn_layers", config.geometry.layers},
+                      {"accept_weights", weights_or_all(w, config.tokens_per_verify)},
+                      {"ring",
+                       {{"slots", config.ring.slots},
+                        {"max_history", config.ring.max_history},
+                        {"fold_at", config.ring.fold_threshold(config.tokens_per_verify)}}}};
+  for (StrategyKind kind : all_strategies()) {
+    const StrategyLayout l = make_layout(kind, config);
+    const MeanStepBytes m = batch_step(l, w);
+    const bool ring = kind == StrategyKind::kRing;
+    const MeanStepBytes one =
+        mean_verify_step_bytes(l, weights_or_all(w, config.tokens_per_verify));
+    j["strategies"].push_back({{"strategy", to_string(kind)},
+                               {"pool_bytes", l.pool_bytes},
+                               {"draft_bytes", l.draft_bytes},
+                               {"scratch_bytes", l.scratch_bytes},
+                               {"inspect_bytes", l.inspect_bytes},
+                               {"payload_bytes", l.payload_bytes},
+                               {"total_bytes", l.total_bytes()},
+                               {"state_bytes_per_step", m.state_total()},
+                               {"payload_bytes_per_step", m.payload_total()},
+                               {"folds_per_step", ring ? nlohmann::json(one.fold_rate) : nullptr},
+                               {"history_tokens_per_step",
+                                ring ? nlohmann::json(one.history_tokens) : nullptr}});
+  }
+  return j;
+}
 
 void print_footprint_table(const PoolConfig& config, const std::vector<double>& w) {
   const int32_t batch = config.max_requests;

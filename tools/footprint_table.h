@@ -3,6 +3,8 @@
 // backends allocate and the state bytes one verify step moves (docs/strategies.md).
 #pragma once
 
+#include <nlohmann/json.hpp>
+
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -18,6 +20,11 @@ namespace specstate::cli {
 // Prints memory per strategy and the state bytes one verify step moves, for `config` with
 // `config.max_requests` running requests.
 void print_footprint_table(const PoolConfig& config, const std::vector<double>& accept_weights = {});
+
+// The report of `footprint --json` for one batch: the configuration, and per strategy its bytes
+// by category, the step bytes, and for the ring its folds and history per step.
+nlohmann::json footprint_json(const PoolConfig& config,
+                              const std::vector<double>& accept_weights = {});
 
 // CSV header line, then one line per strategy of `config` (bytes, all GDN layers, one rank).
 std::string footprint_csv_header();

@@ -152,6 +152,41 @@ assert lanes["cpu/inline+decode-reads-old-row"]["fault"] == "decode-reads-old-ro
 assert lanes["cpu/scatter"]["fault"] is None and lanes["cpu/scatter"]["strategy"] == "scatter"
 PY
         ;;
+  demo-json)
+        mkdir tmp
+        TMPDIR="$PWD/tmp" "$bin" demo --json > demo.json
+        "$python" - <<'PY'
+import json
+j = json.load(open("demo.json"))
+assert list(j) == ["trace", "summary", "replay", "cuda", "footprint"], list(j)
+r = j["replay"]
+assert r["agree"] and r["events"] == j["summary"]["events"]["total"] == r["events_total"], r
+strategies = {l["strategy"] for l in r["lanes"]}
+assert strategies == {"scatter", "inline", "window", "replay", "deferred", "ring"}, strategies
+f = j["footprint"]
+assert f["preset"] == "qwen3-next-80b-a3b" and f["batch"] == 64, f
+ring = [s for s in f["strategies"] if s["strategy"] == "ring"][0]
+assert ring["folds_per_step"] == 0.25 and ring["history_tokens_per_step"] == 10, ring
+PY
+        ;;
+  ring-options)
+        printf '%s\n' '{"specstate_trace": 1, "preset": "tiny", "tp": 1, "ssm_dtype": "f32", "draft_tokens": 15, "pool_rows": 4, "max_requests": 2, "page_size": 0, "seed": 1}' \
+          '{"event": "extend", "request": 1, "req_row": 0, "working_row": 0, "tokens": 4}' > t16.jsonl
+        expect 2 '^t16\.jsonl:1: ring: ring_history 8 outside 16\.\.16' -- \
+          "$bin" replay t16.jsonl --ring-history 8
+        expect 0 '^AGREE: 5 lanes' -- "$bin" replay t16.jsonl --ring-history 8 \
+          --strategy scatter,inline,window,replay,deferred
+        expect 0 '^AGREE: 6 lanes' -- "$bin" replay "$source/examples/retract-resume.jsonl" \
+          --ring-slots 9 --ring-history 6 --ring-fold-at 2
+        expect 0 'folds 1\.000 times' -- "$bin" footprint --preset tiny --batch 4 --ring-fold-at 1
+        expect 0 'replays 8\.04 history tokens' -- \
+          "$bin" footprint --preset qwen3-next-80b-a3b --batch 64 --accept-prob 0.7
+        expect 2 '^--accept-prob: must be in 0\.\.1' -- \
+          "$bin" footprint --preset tiny --batch 4 --accept-prob 1.5
+        expect 2 'excludes --accept-weights' -- \
+          "$bin" footprint --preset tiny --batch 4 --accept-prob 0.5 --accept-weights 1,1,1,1
+        expect 2 '^--accept-weights: 2 given, expected T = 4' -- \
+          "$bin" footprint --preset tiny --batch 4 --accept-weights 1,1 ;;
   *) echo "unknown case $case_name"; exit 1 ;;
 esac
 echo "cli $case_name: passed"
