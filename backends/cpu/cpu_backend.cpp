@@ -15,6 +15,7 @@
 #include <tbb/parallel_reduce.h>
 
 #include "backends/cpu/silu_lanes.h"
+#include "backends/sequence_job.h"
 #include "core/errors.h"
 #include "core/numerics/digest.h"
 #include "core/numerics/gdn_step.h"
@@ -74,30 +75,6 @@ struct LayerParams {
   F32Array dt_bias;    // [HV]
 };
 
-// Where a sequence's token inputs come from.
-struct InputSource {
-  std::optional<TokenSpan> generated;  // regenerate from (seed, request, position, layer)
-  int32_t payload_slot = kNoRow;       // else read the span of this payload slot from
-  int32_t first_token = 0;             // first_token (ring positions, primitives.h)
-  int32_t count = 0;
-  uint32_t round_after = 0;            // payload inputs: step boundaries inside the span
-};
-
-// One sequence of tokens run from one state, with everything the primitives may ask for.
-struct SequenceJob {
-  bool from_zero = false;
-  StateLoc from;
-  PendingReplay pending;  // replayed first, rounded to the pool dtype, committed if asked
-  InputSource inputs;
-  std::vector<StateWrite> writes;          // full state (SSM + conv window) after k tokens,
-                                           // ascending k (a later write of a row wins)
-  const int32_t* ssm_only_rows = nullptr;  // window mode: SSM after token j -> rows[j]
-  bool rewrite_wide_conv = false;          // window mode: conv buffer of from.conv_row
-  int32_t payload_out_slot = kNoRow;       // payload mode, from ring position
-  int32_t payload_out_first = 0;           // payload_out_first
-  bf16_bits* outputs = nullptr;            // [tokens, layers, HV, V] or null
-};
-
 class CpuBackend final : public StateBackend {
  public:
   CpuBackend(const PoolShape& shape, uint64_t seed);
@@ -125,8 +102,9 @@ class CpuBackend final : public StateBackend {
   // touch disjoint rows and slots (StateBackend checks it), a layer only its own tensors, a head
   // only its slice. So the work is spread over TBB's threads with no reduction across units, and
   // the bytes are the same for any thread count.
-  void run(std::span<const SequenceJob> jobs);
-  void run_layer(const SequenceJob& job, int layer);
+  // Runs the active jobs; job i's per-token outputs go to outputs + i x (its share), or nowhere.
+  void run(std::span<const SequenceJob> jobs, bf16_bits* outputs = nullptr);
+  void run_layer(const SequenceJob& job, int layer, bf16_bits* outputs);
   // Runs f(layer) for every layer, in parallel.
   template <class F>
   void for_each_layer(F&& f) const {
@@ -138,9 +116,9 @@ class CpuBackend final : public StateBackend {
   void store_windows(const SequenceJob& job, int layer, const LayerWork& w);
   void conv(int layer, LayerWork& w) const;
   void norms_and_gates(int layer, LayerWork& w) const;
-  void recur_head(const SequenceJob& job, int layer, int hv, const LayerWork& w);
+  void recur_head(const SequenceJob& job, int layer, int hv, const LayerWork& w,
+                  bf16_bits* outputs);
   void load_head(int layer, int32_t row, int hv, num::Lanes<kCpuLanes>* s) const;
-  static bool rounds_after(const SequenceJob& job, int j);
   void store_head(int layer, int32_t row, int hv, const num::Lanes<kCpuLanes>* s);
 
   // Row-major element offsets.
@@ -222,10 +200,17 @@ AllocationReport CpuBackend::allocations() const {
   return r;
 }
 
-void CpuBackend::run(std::span<const SequenceJob> jobs) {
+void CpuBackend::run(std::span<const SequenceJob> jobs, bf16_bits* outputs) {
   const int layers = geo().layers;
-  tbb::parallel_for(int64_t{0}, int64_t(jobs.size()) * layers,
-                    [&](int64_t unit) { run_layer(jobs[unit / layers], int(unit % layers)); });
+  const int64_t per_job = int64_t{outputs_.tokens} * layers * geo().num_v_heads * geo().head_v_dim;
+  std::vector<size_t> active;
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    if (jobs[i].active) active.push_back(i);
+  }
+  tbb::parallel_for(int64_t{0}, int64_t(active.size()) * layers, [&](int64_t unit) {
+    const size_t i = active[size_t(unit / layers)];
+    run_layer(jobs[i], int(unit % layers), outputs ? outputs + int64_t(i) * per_job : nullptr);
+  });
 }
 
 // Working buffers of one layer of one sequence, filled stage by stage.
@@ -242,18 +227,18 @@ struct CpuBackend::LayerWork {
 
 // The step for one layer of one sequence, in the stages the CUDA kernels run: the prep kernel's
 // (inputs, conv windows, conv, norms and gates), then the recurrence kernel's per value head.
-void CpuBackend::run_layer(const SequenceJob& job, int layer) {
+void CpuBackend::run_layer(const SequenceJob& job, int layer, bf16_bits* outputs) {
   const ModelGeometry& g = geo();
   LayerWork w;
   w.pending = job.pending.count;
-  w.total = w.pending + job.inputs.count;
+  w.total = job.tokens();
   w.hist_cols = g.conv_state_cols() + w.total;
   load_window(job, layer, w);
   stage_inputs(job, layer, w);
   store_windows(job, layer, w);
   conv(layer, w);
   norms_and_gates(layer, w);
-  tbb::parallel_for(0, g.num_v_heads, [&](int hv) { recur_head(job, layer, hv, w); });
+  tbb::parallel_for(0, g.num_v_heads, [&](int hv) { recur_head(job, layer, hv, w, outputs); });
 }
 
 void CpuBackend::load_window(const SequenceJob& job, int layer, LayerWork& w) const {
@@ -279,14 +264,13 @@ void CpuBackend::stage_inputs(const SequenceJob& job, int layer, LayerWork& w) {
     if (j < w.pending) {
       src = payload_[layer].data() +
             payload_index(job.pending.payload_slot, job.pending.first_token, j);
-    } else if (!job.inputs.generated) {
-      src = payload_[layer].data() +
-            payload_index(job.inputs.payload_slot, job.inputs.first_token, jn);
+    } else if (!job.generated) {
+      src = payload_[layer].data() + payload_index(job.in_slot, job.in_first, jn);
     }
     if (src) {
       std::copy(src, src + token.size(), token.begin());
     } else {
-      const TokenSpan& span = *job.inputs.generated;
+      const TokenSpan& span = *job.generated;
       const num::TokenCoord coord{seed(), span.request_id, uint64_t(span.first_position + jn),
                                   uint32_t(g.layer_id(layer))};
       for (int c = 0; c < C; ++c)
@@ -327,8 +311,8 @@ void CpuBackend::store_windows(const SequenceJob& job, int layer, const LayerWor
     for (; next < job.writes.size() && w.pending + job.writes[next].after_tokens - 1 <= j; ++next)
       store(job.writes[next].row, j + 1);
   }
-  if (job.rewrite_wide_conv) {
-    const int first = w.pending + 1, cols = wc - 1 + job.inputs.count;
+  if (job.window) {
+    const int first = w.pending + 1, cols = wc - 1 + job.count;
     for (int c = 0; c < C; ++c) {
       const bf16_bits* src = w.hist.data() + int64_t{c} * w.hist_cols + first;
       copy_short(src, cols, conv_[layer].data() + conv_index(job.from.conv_row, c, 0));
@@ -411,7 +395,8 @@ void CpuBackend::norms_and_gates(int layer, LayerWork& w) const {
 // columns 8g..8g+7, its row i one Lanes<8>), so each gdn_column call walks its K rows
 // contiguously; the pool's [K, V] rows are gathered into this layout once per job and scattered
 // back for each state the job asks for, whole, after its token.
-void CpuBackend::recur_head(const SequenceJob& job, int layer, int hv, const LayerWork& w) {
+void CpuBackend::recur_head(const SequenceJob& job, int layer, int hv, const LayerWork& w,
+                            bf16_bits* outputs) {
   using L = num::Lanes<kCpuLanes>;
   const ModelGeometry& g = geo();
   const int K = g.head_k_dim, V = g.head_v_dim, H = g.num_k_heads, HV = g.num_v_heads;
@@ -425,8 +410,8 @@ void CpuBackend::recur_head(const SequenceJob& job, int layer, int hv, const Lay
     const float* v = w.conv_out.data() + size_t(j) * C + 2 * g.key_dim() + int64_t{hv} * V;
     const num::Gates gates = w.gates[size_t(j) * HV + hv];
     const int jn = j - w.pending;
-    bf16_bits* out = jn >= 0 && job.outputs
-                         ? job.outputs + ((int64_t{jn} * g.layers + layer) * HV + hv) * V
+    bf16_bits* out = jn >= 0 && outputs
+                         ? outputs + ((int64_t{jn} * g.layers + layer) * HV + hv) * V
                          : nullptr;
     for (int grp = 0; grp < groups; ++grp) {
       L vg;
@@ -438,7 +423,7 @@ void CpuBackend::recur_head(const SequenceJob& job, int layer, int hv, const Lay
       }
     }
     // At a step boundary, continue from the value exactly as stored in the pool dtype.
-    if (!ssm_f32() && rounds_after(job, j)) {
+    if (!ssm_f32() && job.rounds_after(j)) {
       for (L& group : s)
         for (float& e : group.v)
           e = num::round_to_bf16(e);
@@ -449,17 +434,8 @@ void CpuBackend::recur_head(const SequenceJob& job, int layer, int hv, const Lay
     }
     for (; next < job.writes.size() && job.writes[next].after_tokens <= jn + 1; ++next)
       store(job.writes[next].row);
-    if (job.ssm_only_rows && job.ssm_only_rows[jn] != kNoRow) store(job.ssm_only_rows[jn]);
+    if (job.window && job.ssm_only_rows[jn] != kNoRow) store(job.ssm_only_rows[jn]);
   }
-}
-
-// Whether the state after sequence token j is rounded to the pool dtype: the last pending token
-// (a verify starts from a stored state) and the step boundaries the spans mark.
-bool CpuBackend::rounds_after(const SequenceJob& job, int j) {
-  const int pending = job.pending.count;
-  if (j < pending) return j == pending - 1 || ((job.pending.round_after >> j) & 1u) != 0;
-  const int jn = j - pending;
-  return !job.inputs.generated && jn < 32 && ((job.inputs.round_after >> jn) & 1u) != 0;
 }
 
 // Head hv of `row`, widened to fp32, into s ([V/8][K] of Lanes<8>), and back in the pool dtype
@@ -508,19 +484,7 @@ void CpuBackend::store_head(int layer, int32_t row, int hv, const num::Lanes<kCp
 }
 
 void CpuBackend::do_prefill(std::span<const PrefillTask> tasks) {
-  std::vector<SequenceJob> jobs;
-  for (const PrefillTask& t : tasks) {
-    SequenceJob& job = jobs.emplace_back();
-    job.from_zero = t.from_zero;
-    job.from = t.from;
-    job.inputs.generated = t.tokens;
-    job.inputs.count = t.tokens.count;
-    job.writes = t.writes;
-    std::stable_sort(
-        job.writes.begin(), job.writes.end(),
-        [](const StateWrite& a, const StateWrite& b) { return a.after_tokens < b.after_tokens; });
-  }
-  run(jobs);
+  run(sequence_jobs(tasks));
 }
 
 void CpuBackend::do_verify(VerifyMode mode, std::span<const VerifyTask> tasks) {
@@ -532,48 +496,11 @@ void CpuBackend::do_verify(VerifyMode mode, std::span<const VerifyTask> tasks) {
   outputs_.tasks = int32_t(tasks.size());
   outputs_.tokens = tokens;
   outputs_.values.assign(tasks.size() * tokens * per_token, 0);
-  std::vector<SequenceJob> jobs;
-  for (size_t i = 0; i < tasks.size(); ++i) {
-    const VerifyTask& t = tasks[i];
-    if (t.from.is_none()) continue;
-    SequenceJob& job = jobs.emplace_back();
-    job.from = t.from;
-    job.pending = t.pending;
-    job.inputs.generated = t.tokens;
-    job.inputs.count = t.tokens.count;
-    job.outputs = outputs_.values.data() + i * tokens * per_token;
-    switch (mode) {
-      case VerifyMode::kStateRows:
-        for (int j = 0; j < t.tokens.count; ++j) {
-          if (t.out_rows[j] != kNoRow) job.writes.push_back({j + 1, t.out_rows[j]});
-        }
-        break;
-      case VerifyMode::kWindow:
-        job.ssm_only_rows = t.out_rows.data();
-        job.rewrite_wide_conv = true;
-        break;
-      case VerifyMode::kPayload:
-        job.payload_out_slot = t.payload_slot;
-        job.payload_out_first = t.payload_first_token;
-        break;
-    }
-  }
-  run(jobs);
+  run(sequence_jobs(mode, tasks), outputs_.values.data());
 }
 
 void CpuBackend::do_replay(std::span<const ReplayTask> tasks) {
-  std::vector<SequenceJob> jobs;
-  for (const ReplayTask& t : tasks) {
-    if (t.from.is_none()) continue;
-    SequenceJob& job = jobs.emplace_back();
-    job.from = t.from;
-    job.inputs.payload_slot = t.payload_slot;
-    job.inputs.first_token = t.first_token;
-    job.inputs.count = t.count;
-    job.inputs.round_after = t.round_after;
-    job.writes.push_back({t.count, t.dst_row});
-  }
-  run(jobs);
+  run(sequence_jobs(tasks));
 }
 
 void CpuBackend::do_copy_rows(std::span<const RowCopy> copies) {

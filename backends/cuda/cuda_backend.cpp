@@ -5,6 +5,7 @@
 
 #include "backends/cuda/cuda_check.h"
 #include "backends/cuda/cuda_state_backend.h"
+#include "backends/sequence_job.h"
 #include "core/errors.h"
 
 namespace specstate {
@@ -214,88 +215,61 @@ void CudaBackend::upload(PreparedSequence& out, const std::vector<SeqJob>& jobs,
   step_gates_.resize_discard(tokens * g.num_v_heads * 2);
 }
 
-void CudaBackend::prepare_prefill(std::span<const PrefillTask> tasks, PreparedSequence& out) {
-  std::vector<SeqJob> jobs;
+void CudaBackend::prepare(std::span<const SequenceJob> jobs, int32_t output_tokens,
+                          PreparedSequence& out) {
+  std::vector<SeqJob> table;
   std::vector<SeqWrite> writes;
-  for (const PrefillTask& t : tasks) {
+  for (const SequenceJob& j : jobs) {
     SeqJob job = blank_job();
-    job.active = 1;
-    job.from_zero = t.from_zero ? 1 : 0;
-    if (!t.from_zero) set_from(job, t.from);
-    job.new_count = t.tokens.count;
-    job.request_id = t.tokens.request_id;
-    job.first_position = t.tokens.first_position;
+    job.active = j.active ? 1 : 0;
+    job.from_zero = j.from_zero ? 1 : 0;
+    if (!j.from_zero) set_from(job, j.from);
+    job.new_count = j.count;
+    if (j.generated) {
+      job.request_id = j.generated->request_id;
+      job.first_position = j.generated->first_position;
+    }
+    job.in_payload_slot = j.generated ? kNoRow : j.in_slot;
+    job.in_payload_first = j.in_first;
+    if (j.pending.count > 0) {
+      job.pending_slot = j.pending.payload_slot;
+      job.pending_first = j.pending.first_token;
+      job.pending_count = j.pending.count;
+      job.pending_commit_row = j.pending.commit_row;
+    }
+    job.round_after = j.round_after;
     job.first_write = int32_t(writes.size());
-    for (const StateWrite& w : t.writes)
-      writes.push_back({w.after_tokens, w.row});
+    if (j.active) {
+      for (const StateWrite& w : j.writes)
+        writes.push_back({w.after_tokens, w.row});
+    }
     job.write_count = int32_t(writes.size()) - job.first_write;
-    jobs.push_back(job);
+    if (j.window) {
+      std::copy(j.ssm_only_rows.begin(), j.ssm_only_rows.end(), job.ssm_only_rows);
+      job.rewrite_wide_conv = 1;
+    }
+    job.payload_out_slot = j.payload_out_slot;
+    job.payload_out_first = j.payload_out_first;
+    table.push_back(job);
   }
-  out.output_tokens = 0;
-  upload(out, jobs, writes);
+  out.output_tokens = output_tokens;
+  upload(out, table, writes);
+}
+
+void CudaBackend::prepare_prefill(std::span<const PrefillTask> tasks, PreparedSequence& out) {
+  prepare(sequence_jobs(tasks), 0, out);
 }
 
 void CudaBackend::prepare_verify(VerifyMode mode, std::span<const VerifyTask> tasks,
                                  PreparedSequence& out) {
-  std::vector<SeqJob> jobs;
-  std::vector<SeqWrite> writes;
   int32_t output_tokens = 0;  // as the CPU backend: the largest count, padding tasks included
-  for (const VerifyTask& t : tasks) {
+  for (const VerifyTask& t : tasks)
     output_tokens = std::max(output_tokens, t.tokens.count);
-    SeqJob job = blank_job();
-    job.active = t.from.is_none() ? 0 : 1;
-    set_from(job, t.from);
-    job.new_count = t.tokens.count;
-    job.request_id = t.tokens.request_id;
-    job.first_position = t.tokens.first_position;
-    if (t.pending.count > 0) {
-      job.pending_slot = t.pending.payload_slot;
-      job.pending_first = t.pending.first_token;
-      job.pending_count = t.pending.count;
-      job.pending_commit_row = t.pending.commit_row;
-      job.round_after = t.pending.round_after | (1u << (t.pending.count - 1));
-    }
-    job.first_write = int32_t(writes.size());
-    switch (mode) {
-      case VerifyMode::kStateRows:
-        for (int j = 0; j < t.tokens.count; ++j) {
-          if (t.out_rows[j] != kNoRow) writes.push_back({j + 1, t.out_rows[j]});
-        }
-        break;
-      case VerifyMode::kWindow:
-        std::copy(t.out_rows.begin(), t.out_rows.end(), job.ssm_only_rows);
-        job.rewrite_wide_conv = 1;
-        break;
-      case VerifyMode::kPayload:
-        job.payload_out_slot = t.payload_slot;
-        job.payload_out_first = t.payload_first_token;
-        break;
-    }
-    job.write_count = int32_t(writes.size()) - job.first_write;
-    jobs.push_back(job);
-  }
-  out.output_tokens = output_tokens;
-  upload(out, jobs, writes);
+  prepare(sequence_jobs(mode, tasks), output_tokens, out);
 }
 
 void CudaBackend::prepare_replay(std::span<const ReplayTask> tasks, PreparedSequence& out) {
-  std::vector<SeqJob> jobs;
-  std::vector<SeqWrite> writes;
-  for (const ReplayTask& t : tasks) {
-    SeqJob job = blank_job();
-    job.active = t.from.is_none() ? 0 : 1;
-    set_from(job, t.from);
-    job.new_count = t.count;
-    job.in_payload_slot = t.payload_slot;
-    job.in_payload_first = t.first_token;
-    job.round_after = t.round_after;
-    job.first_write = int32_t(writes.size());
-    if (job.active) writes.push_back({t.count, t.dst_row});
-    job.write_count = int32_t(writes.size()) - job.first_write;
-    jobs.push_back(job);
-  }
-  out.output_tokens = 0;
-  upload(out, jobs, writes);
+  prepare(sequence_jobs(tasks), 0, out);
 }
 
 void CudaBackend::prepare_copy(std::span<const RowCopy> copies, PreparedCopy& out) {

@@ -18,6 +18,7 @@
 #include "backends/cuda/cuda_backend.h"
 #include "backends/cuda/device_buffer.h"
 #include "backends/cuda/kernels.h"
+#include "backends/sequence_job.h"
 
 namespace specstate::cuda {
 
@@ -58,6 +59,8 @@ class CudaBackend final : public StateBackend {
   void prepare_prefill(std::span<const PrefillTask> tasks, PreparedSequence& out);
   void prepare_verify(VerifyMode mode, std::span<const VerifyTask> tasks, PreparedSequence& out);
   void prepare_replay(std::span<const ReplayTask> tasks, PreparedSequence& out);
+  // The one flattening of backend-neutral jobs (backends/sequence_job.h) into the device table.
+  void prepare(std::span<const SequenceJob> jobs, int32_t output_tokens, PreparedSequence& out);
   void prepare_copy(std::span<const RowCopy> copies, PreparedCopy& out);
   void launch(const PreparedSequence& prepared);
   void launch(const PreparedCopy& prepared);

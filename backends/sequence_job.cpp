@@ -1,0 +1,69 @@
+#include "backends/sequence_job.h"
+
+#include <algorithm>
+
+namespace specstate {
+
+std::vector<SequenceJob> sequence_jobs(std::span<const PrefillTask> tasks) {
+  std::vector<SequenceJob> jobs;
+  for (const PrefillTask& t : tasks) {
+    SequenceJob& job = jobs.emplace_back();
+    job.from_zero = t.from_zero;
+    if (!t.from_zero) job.from = t.from;
+    job.generated = t.tokens;
+    job.count = t.tokens.count;
+    job.writes = t.writes;
+    std::stable_sort(job.writes.begin(), job.writes.end(),
+                     [](const StateWrite& a, const StateWrite& b) { return a.after_tokens < b.after_tokens; });
+  }
+  return jobs;
+}
+
+std::vector<SequenceJob> sequence_jobs(VerifyMode mode, std::span<const VerifyTask> tasks) {
+  std::vector<SequenceJob> jobs;
+  for (const VerifyTask& t : tasks) {
+    SequenceJob& job = jobs.emplace_back();
+    job.active = !t.from.is_none();
+    job.from = t.from;
+    job.generated = t.tokens;
+    job.count = t.tokens.count;
+    if (t.pending.count > 0) {
+      job.pending = t.pending;
+      // A verify starts from a stored state: the last pending token always rounds.
+      job.round_after = t.pending.round_after | (1u << (t.pending.count - 1));
+    }
+    switch (mode) {
+      case VerifyMode::kStateRows:
+        for (int j = 0; j < t.tokens.count; ++j) {
+          if (t.out_rows[j] != kNoRow) job.writes.push_back({j + 1, t.out_rows[j]});
+        }
+        break;
+      case VerifyMode::kWindow:
+        job.window = true;
+        job.ssm_only_rows = t.out_rows;
+        break;
+      case VerifyMode::kPayload:
+        job.payload_out_slot = t.payload_slot;
+        job.payload_out_first = t.payload_first_token;
+        break;
+    }
+  }
+  return jobs;
+}
+
+std::vector<SequenceJob> sequence_jobs(std::span<const ReplayTask> tasks) {
+  std::vector<SequenceJob> jobs;
+  for (const ReplayTask& t : tasks) {
+    SequenceJob& job = jobs.emplace_back();
+    job.active = !t.from.is_none();
+    job.from = t.from;
+    job.in_slot = t.payload_slot;
+    job.in_first = t.first_token;
+    job.count = t.count;
+    job.round_after = t.round_after;
+    if (job.active) job.writes.push_back({t.count, t.dst_row});
+  }
+  return jobs;
+}
+
+}  // namespace specstate

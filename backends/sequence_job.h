@@ -1,0 +1,48 @@
+// The one translation of primitive tasks into work. Every primitive that computes (prefill,
+// verify in every mode, replay) is "a sequence of tokens run from one state" with the states
+// and inputs the task asks to keep; the CPU backend runs these jobs as they are, the CUDA
+// backend flattens them into its device job table. So both read a task the same way.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <vector>
+
+#include "core/primitives.h"
+
+namespace specstate {
+
+struct SequenceJob {
+  bool active = true;  // false: a padding task (from = none): nothing read or written
+  bool from_zero = false;
+  StateLoc from;
+  PendingReplay pending;  // replayed first (verify only)
+  // The new tokens: `count` of them, their inputs regenerated from `generated` or read from the
+  // payload span of `in_slot` that starts at ring position `in_first`.
+  std::optional<TokenSpan> generated;
+  int32_t in_slot = kNoRow;
+  int32_t in_first = 0;
+  int32_t count = 0;
+  // Bit j: the state after sequence token j (pending tokens first) is rounded to the pool dtype
+  // (primitives.h; j < 32: a job that reads payload runs at most kMaxReplayTokens tokens).
+  uint32_t round_after = 0;
+  std::vector<StateWrite> writes;  // the full state after k new tokens -> row, k ascending
+  // Window mode: the SSM after new token j -> ssm_only_rows[j], and the conv buffer of
+  // from.conv_row rewritten as [window[1..W-2], x_0 .. x_{n-1}].
+  bool window = false;
+  std::array<int32_t, kMaxVerifyTokens> ssm_only_rows = VerifyTask::filled_rows();
+  int32_t payload_out_slot = kNoRow;  // payload mode: new token j's inputs -> this slot, at
+  int32_t payload_out_first = 0;      // ring position payload_out_first + j
+
+  int32_t tokens() const { return pending.count + count; }
+  bool rounds_after(int32_t j) const { return j < 32 && ((round_after >> j) & 1u) != 0; }
+};
+
+std::vector<SequenceJob> sequence_jobs(std::span<const PrefillTask> tasks);
+// One job per task, padding tasks inactive.
+std::vector<SequenceJob> sequence_jobs(VerifyMode mode, std::span<const VerifyTask> tasks);
+std::vector<SequenceJob> sequence_jobs(std::span<const ReplayTask> tasks);
+
+}  // namespace specstate
