@@ -129,7 +129,7 @@ OutputFile::OutputFile(const std::string& path, std::string label)
   State& s = *state_;
   s.label = std::move(label);
   if (path == "-") {  // standard output, written in place
-    s.target = "-";
+    s.target = path;
     s.fd = fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 0);
     if (s.fd < 0) fail(s.label, "cannot write standard output", errno);
     s.buffer = std::make_unique<FdBuffer>(s.fd);

@@ -220,7 +220,7 @@ TEST(RingLayout, MeanStepBytesMatchThePolicyOverALongRun) {
     double folds = 0, history = 0;
     for (int i = 0; i < kSteps; ++i) {
       const VerifyOp v{1, 1 + draw(rng), std::nullopt};
-      const VerifyTask& t = std::get<VerifyCall>(p.verify({&v, 1}, 0).front()).tasks.front();
+      const VerifyTask t = std::get<VerifyCall>(p.verify({&v, 1}, 0).front()).tasks.front();
       folds += t.pending.commit_row != kNoRow;
       history += t.pending.count;
     }
