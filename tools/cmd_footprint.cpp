@@ -103,7 +103,8 @@ std::vector<double> weights_or_all(const std::vector<double>& w, int32_t T) {
   return w.empty() ? all_accepted_weights(T) : w;
 }
 
-// Mean bytes of one verify step of the whole batch.
+// Mean bytes of one verify step of the whole batch (fold_rate and history_tokens stay per
+// request and verify).
 MeanStepBytes batch_step(const StrategyLayout& l, const std::vector<double>& w) {
   MeanStepBytes m = mean_verify_step_bytes(l, weights_or_all(w, l.config.tokens_per_verify));
   const double batch = l.config.max_requests;
@@ -260,8 +261,6 @@ nlohmann::json footprint_json(const PoolConfig& config, const std::vector<double
     const StrategyLayout l = make_layout(kind, config);
     const MeanStepBytes m = batch_step(l, w);
     const bool ring = kind == StrategyKind::kRing;
-    const MeanStepBytes one =
-        mean_verify_step_bytes(l, weights_or_all(w, config.tokens_per_verify));
     j["strategies"].push_back({{"strategy", to_string(kind)},
                                {"pool_bytes", l.pool_bytes},
                                {"draft_bytes", l.draft_bytes},
@@ -271,9 +270,9 @@ nlohmann::json footprint_json(const PoolConfig& config, const std::vector<double
                                {"total_bytes", l.total_bytes()},
                                {"state_bytes_per_step", m.state_total()},
                                {"payload_bytes_per_step", m.payload_total()},
-                               {"folds_per_step", ring ? nlohmann::json(one.fold_rate) : nullptr},
+                               {"folds_per_step", ring ? nlohmann::json(m.fold_rate) : nullptr},
                                {"history_tokens_per_step",
-                                ring ? nlohmann::json(one.history_tokens) : nullptr}});
+                                ring ? nlohmann::json(m.history_tokens) : nullptr}});
   }
   return j;
 }

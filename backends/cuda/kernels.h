@@ -93,7 +93,7 @@ struct SequenceLaunch {
 // Runs the jobs of one launch, each of at most kStepMaxTokens tokens (pending + new): the prep
 // kernel (conv, norms, gates, conv windows, payload per key head) then the recurrence kernel
 // (per value head, launched dependent on prep so that its state loads overlap prep's end).
-inline constexpr int32_t kStepMaxTokens = 2 * kMaxVerifyTokens;
+inline constexpr int32_t kStepMaxTokens = kMaxReplayTokens;  // a task that reads payload fits one
 void launch_step(const DevicePool& pool, const SequenceLaunch& launch, cudaStream_t stream);
 
 // The geometries the step kernels are compiled for: K = V = 16 or 128, W = 4 (K and W are
