@@ -1,18 +1,41 @@
 // The CPU backend's 8-lane SiLU and bf16 rounding (backends/cpu/silu_lanes.h) against the scalar
 // definitions (core/numerics/math.h, bf16.h), bit for bit: every float with a fixed odd stride
 // through all bit patterns (SPECSTATE_EXHAUSTIVE=1: every float), and the edges of each branch.
+// Its digest loop (backends/cpu/digest_lanes.h) against digest_block (core/numerics/digest.h).
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstdlib>
 #include <vector>
 
+#include "backends/cpu/digest_lanes.h"
 #include "backends/cpu/silu_lanes.h"
 #include "core/numerics/bf16.h"
 #include "core/numerics/math.h"
 
 namespace specstate::test {
 namespace {
+
+// Every length from 0 to 67 blocks (whole vectors and every tail), at start indices where
+// index * stride wraps mod 2^64, over blocks with every bit pattern likely: the vector loop's sum
+// is the definition's.
+TEST(CpuMath, DigestBlocksEqualDigestBlockSums) {
+  std::vector<uint64_t> blocks(67);
+  uint64_t x = 1;
+  for (uint64_t& b : blocks)
+    b = x = num::mix64(x);
+  blocks[5] = 0;
+  blocks[6] = ~uint64_t{0};
+  for (const uint64_t first : {uint64_t{0}, uint64_t{1}, uint64_t{12345}, ~uint64_t{0} - 40}) {
+    for (int64_t n = 0; n <= int64_t(blocks.size()); ++n) {
+      uint64_t want = 0;
+      for (int64_t i = 0; i < n; ++i)
+        want += num::digest_block(first + uint64_t(i), blocks[size_t(i)]);
+      ASSERT_EQ(cpu::digest_blocks(reinterpret_cast<const uint8_t*>(blocks.data()), n, first), want)
+          << n << " blocks from index " << first;
+    }
+  }
+}
 
 #if defined(SPECSTATE_SILU_LANES)
 

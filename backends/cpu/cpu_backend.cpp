@@ -14,6 +14,7 @@
 #include <tbb/parallel_for.h>
 #include <tbb/parallel_reduce.h>
 
+#include "backends/cpu/digest_lanes.h"
 #include "backends/cpu/silu_lanes.h"
 #include "backends/sequence_job.h"
 #include "core/errors.h"
@@ -605,14 +606,8 @@ uint64_t CpuBackend::digest_layer(const StateLoc& loc, int32_t first_col, int32_
   }
   const int64_t blocks = shape().ssm_row_bytes() / 8;
   block = uint64_t(g.layers) * conv_words / 4 + uint64_t(layer) * blocks;
-  const uint8_t* bytes = ssm_bytes_at(layer, loc.ssm_row);
   static_assert(std::endian::native == std::endian::little, "blocks are little-endian words");
-  for (int64_t i = 0; i < blocks; ++i) {
-    uint64_t b;
-    std::memcpy(&b, bytes + 8 * i, 8);
-    sum += num::digest_block(block + i, b);
-  }
-  return sum;
+  return sum + cpu::digest_blocks(ssm_bytes_at(layer, loc.ssm_row), blocks, block);
 }
 
 uint64_t CpuBackend::do_digest(const StateLoc& loc, int32_t first_col, int32_t cols) const {

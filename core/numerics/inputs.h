@@ -19,10 +19,16 @@ enum class InputStream : uint32_t {
   kDtBias = 6,      // dt_bias              [layer, value head]
 };
 
+// SplitMix64's finalizer; its constants are named for the digest's vector form
+// (backends/cpu/digest_lanes.h).
+inline constexpr uint64_t kMix64Increment = 0x9E3779B97F4A7C15ull;
+inline constexpr uint64_t kMix64Mul1 = 0xBF58476D1CE4E5B9ull;
+inline constexpr uint64_t kMix64Mul2 = 0x94D049BB133111EBull;
+
 SPECSTATE_HD inline uint64_t mix64(uint64_t z) {
-  z += 0x9E3779B97F4A7C15ull;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  z += kMix64Increment;
+  z = (z ^ (z >> 30)) * kMix64Mul1;
+  z = (z ^ (z >> 27)) * kMix64Mul2;
   return z ^ (z >> 31);
 }
 
