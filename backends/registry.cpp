@@ -49,6 +49,14 @@ std::unique_ptr<StateBackend> make_backend(std::string_view name, const PoolShap
   SPECSTATE_ASSERT(false, "check_backend_name knows every backend");
 }
 
+void check_backend_geometry(std::string_view name, const ModelGeometry& g) {
+  check_backend_name(name);
+  if (name == "cpu") check_cpu_geometry(g);
+#if SPECSTATE_WITH_CUDA
+  if (name == "cuda") check_cuda_geometry(g);
+#endif
+}
+
 namespace {
 
 // Bytes the process maps now (the first field of /proc/self/statm, in pages); -1 if unknown.

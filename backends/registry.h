@@ -20,6 +20,10 @@ std::unique_ptr<StateBackend> make_backend(std::string_view name, const PoolShap
 // make_backend's to say, when it is asked for one.
 void check_backend_name(std::string_view name);
 
+// Throws InputError when backend `name` does not run geometry `g` (a custom geometry from a
+// trace header): the backends' own checks, which their constructors also run.
+void check_backend_geometry(std::string_view name, const ModelGeometry& g);
+
 bool cuda_compiled();
 // True when the CUDA backend is compiled in and a device is visible.
 bool cuda_available();

@@ -604,7 +604,7 @@ class Dumper {
     meta["version"] = 2;
     meta["trace"] = fs::path(trace_.file).filename().string();
     meta["request"] = request_;
-    meta["model"] = {{"preset", h.preset},       {"tp", h.tp},          {"layers", g_.layers},
+    meta["model"] = {{"preset", h.model_name()},       {"tp", h.tp},          {"layers", g_.layers},
                      {"layer_ids", layer_ids()}, {"H", g_.num_k_heads}, {"HV", g_.num_v_heads},
                      {"K", g_.head_k_dim},       {"V", g_.head_v_dim},  {"conv_dim", g_.conv_dim()},
                      {"W", g_.conv_width}};

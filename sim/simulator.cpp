@@ -18,6 +18,7 @@
 #include "core/errors.h"
 #include "core/strategy/plan_access.h"
 #include "core/strategy/pool_policy.h"
+#include "core/trace/format.h"
 #include "sim/ownership.h"
 #include "sim/storage.h"
 
@@ -574,7 +575,7 @@ std::string Divergence::report(const std::string& file) const {
 PoolConfig pool_config(const trace::Header& header, const std::vector<int32_t>& layers,
                        const RingParams& ring) {
   PoolConfig c;
-  c.geometry = with_layers(make_geometry(header.preset, header.tp), layers);
+  c.geometry = with_layers(trace::header_geometry(header), layers);
   c.ssm_dtype = header.ssm_dtype;
   c.tokens_per_verify = header.tokens_per_verify();
   c.pool_rows = header.pool_rows;

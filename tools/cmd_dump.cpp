@@ -14,7 +14,7 @@
 #include "sim/storage.h"
 #include "tools/commands.h"
 #include "tools/integer_option.h"
-#include "tools/memory_check.h"
+#include "tools/lane_checks.h"
 #include "tools/run_options.h"
 
 namespace specstate::cli {
@@ -53,7 +53,7 @@ int run_dump(const DumpArgs& args) {
   options.storage = sim::lane_storage(trace, options.lane, config);
   const PoolShape stored =
       stored_shape(make_layout(options.lane.strategy, config).shape, *options.storage);
-  check_pool_memory(trace, {options.lane}, {stored},
+  check_lanes_can_run(trace, {options.lane}, {stored},
                     sim::recorder_bytes(trace.header, options.lane, options.layers));
   if (auto bar = progress_bar()) {
     const uint64_t request = args.request;

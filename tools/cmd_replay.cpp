@@ -15,7 +15,7 @@
 #include "sim/storage.h"
 #include "tools/commands.h"
 #include "tools/replay_json.h"
-#include "tools/memory_check.h"
+#include "tools/lane_checks.h"
 #include "tools/run_options.h"
 
 namespace specstate::cli {
@@ -132,7 +132,7 @@ int run_replay(const ReplayArgs& args, int threads) {
     shapes.push_back(
         stored_shape(make_layout(lane.strategy, config).shape, options.storage.back()));
   }
-  check_pool_memory(trace, options.lanes, shapes);
+  check_lanes_can_run(trace, options.lanes, shapes);
   if (!args.json) {
     if (auto bar = progress_bar()) {
       const size_t lanes = options.lanes.size();
@@ -147,7 +147,7 @@ int run_replay(const ReplayArgs& args, int threads) {
   const trace::Header& h = trace.header;
   if (!args.json) {
     std::printf("replaying %s: %s TP%d, SSM %s, T=%d, %d pool rows, %d request rows, %zu events\n",
-                args.file.c_str(), h.preset.c_str(), h.tp,
+                args.file.c_str(), h.model_name().c_str(), h.tp,
                 std::string(to_string(h.ssm_dtype)).c_str(), h.tokens_per_verify(), h.pool_rows,
                 h.max_requests, trace.events.size());
     std::printf("  layers %s of %d, %d threads\n",

@@ -15,6 +15,7 @@ SOURCE = os.path.join(ROOT, "core", "trace", "rules.json")
 NOTICE = "generated from core/trace/rules.json by tools/gen_trace_rules.py; do not edit"
 
 CPP_NAMES = [("format_version", "kFormatVersion", "int"),
+             ("oldest_format_version", "kOldestFormatVersion", "int"),
              ("max_rows", "kMaxRows", "int64_t"),
              ("max_tokens", "kMaxTokens", "int64_t"),
              ("max_length", "kMaxLength", "int64_t"),
@@ -22,7 +23,9 @@ CPP_NAMES = [("format_version", "kFormatVersion", "int"),
              ("max_tp", "kMaxTp", "int32_t"),
              ("max_line_bytes", "kMaxLineBytes", "int64_t"),
              ("max_echoed", "kMaxEchoed", "size_t")]
-COMMENTS = {"max_rows": "pool_rows, max_requests, page_size",
+COMMENTS = {"format_version": "the newest version, read and written",
+            "oldest_format_version": "the oldest version read",
+            "max_rows": "pool_rows, max_requests, page_size",
             "max_tokens": "tokens of one extend, padding",
             "max_length": "tokens of one request",
             "max_tokens_per_verify": "T = draft_tokens + 1",
@@ -38,6 +41,12 @@ def cpp(rules):
     for key, name, ctype in CPP_NAMES:
         comment = f"  // {COMMENTS[key]}" if key in COMMENTS else ""
         out.append(f"inline constexpr {ctype} {name} = {rules[key]};{comment}")
+    out += ["", "// A custom geometry's fields in the header's order (version 2), each with its bounds.",
+            "struct GeometryField {", "  const char* name;", "  int64_t min, max;", "};",
+            "inline constexpr GeometryField kGeometryFields[] = {"]
+    for g in rules["custom_geometry"]:
+        out.append(f'    {{"{g["field"]}", {g["min"]}, {g["max"]}}},')
+    out += ["};"]
     out += ["", "// The presets' head counts (H, HV), in core/geometry.cpp's order; a test checks that",
             "// presets() agrees.",
             "struct PresetHeads {", "  const char* name;", "  int32_t num_k_heads, num_v_heads;",
@@ -53,6 +62,11 @@ def python(rules):
     for key, _, _ in CPP_NAMES:
         comment = f"  # {COMMENTS[key]}" if key in COMMENTS else ""
         out.append(f"{key.upper()} = {rules[key]}{comment}")
+    out += ["", "# a custom geometry's fields in the header's order (version 2): (name, min, max)",
+            "GEOMETRY_FIELDS = ("]
+    for g in rules["custom_geometry"]:
+        out.append(f'    ("{g["field"]}", {g["min"]}, {g["max"]}),')
+    out += [")"]
     out += ["", "# name -> (H, HV), in core/geometry.cpp's order", "PRESET_HEADS = {"]
     for p in rules["presets"]:
         out.append(f'    "{p["name"]}": ({p["H"]}, {p["HV"]}),')

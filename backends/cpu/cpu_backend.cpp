@@ -76,6 +76,9 @@ struct LayerParams {
   F32Array dt_bias;    // [HV]
 };
 
+constexpr int kCpuLanes = 8;  // V columns per gdn_column call: one AVX2 vector
+constexpr int kMaxConvWidth = 8;
+
 class CpuBackend final : public StateBackend {
  public:
   CpuBackend(const PoolShape& shape, uint64_t seed);
@@ -96,8 +99,6 @@ class CpuBackend final : public StateBackend {
   std::vector<bf16_bits> do_read_payload(int32_t slot) const override;
 
   struct LayerWork;
-  static constexpr int kCpuLanes = 8;  // V columns per gdn_column call: one AVX2 vector
-  static constexpr int kMaxConvWidth = 8;
 
   // Every (job, layer) and, inside, every value head is independent work: the tasks of one call
   // touch disjoint rows and slots (StateBackend checks it), a layer only its own tensors, a head
@@ -155,11 +156,7 @@ class CpuBackend final : public StateBackend {
 
 CpuBackend::CpuBackend(const PoolShape& shape, uint64_t seed) : StateBackend(shape, seed) {
   const ModelGeometry& g = geo();
-  static_assert(kCpuLanes % 4 == 0, "conv_dim, a multiple of V, fills whole digest blocks");
-  if (g.head_k_dim % num::kChains != 0 || g.head_v_dim % kCpuLanes != 0 ||
-      g.conv_width > kMaxConvWidth) {
-    throw InputError("backend 'cpu': unsupported geometry (needs K and V multiples of 8, W <= 8)");
-  }
+  check_cpu_geometry(g);
   const int64_t rows = shape.state_rows;
   for (int l = 0; l < g.layers; ++l) {
     LayerParams p;
@@ -635,6 +632,14 @@ std::vector<bf16_bits> CpuBackend::do_read_payload(int32_t slot) const {
 }
 
 }  // namespace
+
+void check_cpu_geometry(const ModelGeometry& g) {
+  static_assert(kCpuLanes % 4 == 0, "conv_dim, a multiple of V, fills whole digest blocks");
+  if (g.head_k_dim % num::kChains != 0 || g.head_v_dim % kCpuLanes != 0 ||
+      g.conv_width > kMaxConvWidth) {
+    throw InputError("backend 'cpu': unsupported geometry (needs K and V multiples of 8, W <= 8)");
+  }
+}
 
 std::unique_ptr<StateBackend> make_cpu_backend(const PoolShape& shape, uint64_t seed) {
   return std::make_unique<CpuBackend>(shape, seed);

@@ -9,6 +9,10 @@
 
 namespace specstate {
 
+// Throws InputError when the CPU backend does not run geometry `g` (K and V multiples of 8,
+// W <= 8).
+void check_cpu_geometry(const ModelGeometry& g);
+
 std::unique_ptr<StateBackend> make_cpu_backend(const PoolShape& shape, uint64_t seed);
 
 }  // namespace specstate

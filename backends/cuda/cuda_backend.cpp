@@ -19,6 +19,12 @@ int cuda_device_count() {
   return count;
 }
 
+void check_cuda_geometry(const ModelGeometry& g) {
+  if (!cuda::step_kernels_support(g.head_k_dim, g.head_v_dim, g.conv_width)) {
+    throw InputError("backend 'cuda': unsupported geometry (needs K = V = 16 or 128 and W = 4)");
+  }
+}
+
 std::unique_ptr<StateBackend> make_cuda_backend(const PoolShape& shape, uint64_t seed) {
   return std::make_unique<cuda::CudaBackend>(shape, seed);
 }
@@ -58,10 +64,9 @@ void set_from(SeqJob& job, const StateLoc& from) {
 
 CudaBackend::CudaBackend(const PoolShape& shape, uint64_t seed) : StateBackend(shape, seed) {
   const ModelGeometry& g = shape.geometry;
-  if (!step_kernels_support(g.head_k_dim, g.head_v_dim, g.conv_width) ||
-      shape.ssm_row_bytes() % 16 != 0) {
-    throw InputError("backend 'cuda': unsupported geometry (needs K = V = 16 or 128 and W = 4)");
-  }
+  check_cuda_geometry(g);
+  // K = V = 16 or 128: a head is a multiple of 16 bytes in either dtype.
+  SPECSTATE_ASSERT(shape.ssm_row_bytes() % 16 == 0, "SSM rows are whole 16-byte vectors");
   CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
   pool_.layers = g.layers;
   pool_.rows = shape.state_rows;

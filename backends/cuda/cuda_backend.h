@@ -13,8 +13,11 @@ namespace specstate {
 // Number of visible CUDA devices; 0 when there is no device or no driver (never an error).
 int cuda_device_count();
 
+// Throws InputError when the kernels do not run geometry `g` (K = V = 16 or 128, W = 4).
+void check_cuda_geometry(const ModelGeometry& g);
+
 // A CUDA backend on the current device. Throws InputError for a geometry the kernels do not
-// support (see cuda_state_backend.h).
+// support (check_cuda_geometry).
 std::unique_ptr<StateBackend> make_cuda_backend(const PoolShape& shape, uint64_t seed);
 
 // Waits for all device work and aborts with a message if any CUDA error is pending (tests call

@@ -18,9 +18,19 @@
 
 namespace specstate::trace {
 
+// A GDN geometry that is not a preset (format version 2): one rank's heads, so tp is 1.
+struct CustomGeometry {
+  int32_t layers = 0, num_k_heads = 0, num_v_heads = 0, head_k_dim = 0, head_v_dim = 0;
+  int32_t conv_dim = 0;  // 2*H*K + HV*V, recorded as the engine has it and checked
+  int32_t conv_width = 0;
+
+  bool operator==(const CustomGeometry&) const = default;
+};
+
 struct Header {
-  int version = kFormatVersion;
-  std::string preset;  // e.g. "qwen3-next-80b-a3b"
+  int version = kOldestFormatVersion;  // as read; a writer writes lowest_version()
+  std::string preset;                  // e.g. "qwen3-next-80b-a3b"; empty with a geometry
+  std::optional<CustomGeometry> geometry;
   int32_t tp = 1;
   SsmDtype ssm_dtype = SsmDtype::kF32;
   int32_t draft_tokens = 3;  // T - 1 (T = tokens per verify, bonus included)
@@ -30,6 +40,10 @@ struct Header {
   uint64_t seed = 0;         // deterministic inputs and parameters
 
   int32_t tokens_per_verify() const { return draft_tokens + 1; }
+  // The oldest format version that expresses this header: 2 with a custom geometry, else 1.
+  int lowest_version() const { return geometry ? 2 : kOldestFormatVersion; }
+  // "qwen3-next-80b-a3b", or "custom" for a geometry.
+  const std::string& model_name() const;
 
   bool operator==(const Header&) const = default;
 };

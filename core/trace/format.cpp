@@ -290,6 +290,19 @@ Event parse_event(const json& object, const Where& where) {
                   "' (expected extend, verify, decode, retract, resume, finish or check)");
 }
 
+// Each field of kGeometryFields (rules.json), an integer within its bounds; how they relate is
+// make_custom_geometry's to check.
+CustomGeometry parse_geometry(const json& object, const Where& where) {
+  static_assert(std::size(kGeometryFields) == 7, "the allowed fields below are rules.json's");
+  Fields f(object, "geometry", where, {"layers", "H", "HV", "K", "V", "conv_dim", "W"});
+  int32_t v[7];
+  for (size_t i = 0; i < std::size(kGeometryFields); ++i) {
+    const GeometryField& g = kGeometryFields[i];
+    v[i] = int32_t(f.integer(g.name, g.min, g.max));
+  }
+  return {v[0], v[1], v[2], v[3], v[4], v[5], v[6]};
+}
+
 Header parse_header(const json& object, const Where& where) {
   if (!object.is_object() || !object.contains("specstate_trace")) {
     fail(where, "missing header: a trace starts with {\"specstate_trace\": 1, \"preset\": ...}");
@@ -302,15 +315,27 @@ Header parse_header(const json& object, const Where& where) {
   }
   if (version.is_number_integer() && !version.is_number_unsigned() && version.get<int64_t>() == 0)
     fail(where, "field 'specstate_trace' in header is -0, a negative zero; write 1");
-  if (!version.is_number_unsigned() || version.get<uint64_t>() != uint64_t(kFormatVersion)) {
+  if (!version.is_number_unsigned() || version.get<uint64_t>() < uint64_t(kOldestFormatVersion) ||
+      version.get<uint64_t>() > uint64_t(kFormatVersion)) {
     fail(where, "unsupported trace format version " + printable(version.dump()) +
-                    " (this build reads version " + std::to_string(kFormatVersion) + ")");
+                    " (this build reads versions " + std::to_string(kOldestFormatVersion) +
+                    " to " + std::to_string(kFormatVersion) + ")");
   }
   Fields f(object, "header", where,
-           {"specstate_trace", "preset", "tp", "ssm_dtype", "draft_tokens", "pool_rows",
-            "max_requests", "page_size", "seed"});
+           {"specstate_trace", "preset", "geometry", "tp", "ssm_dtype", "draft_tokens",
+            "pool_rows", "max_requests", "page_size", "seed"});
   Header h;
-  h.preset = f.string("preset");
+  h.version = int(version.get<uint64_t>());
+  if (const json* geometry = f.find("geometry")) {
+    if (h.version < 2) {
+      fail(where, "field 'geometry' in header needs format version 2 (this header says " +
+                      std::to_string(h.version) + ")");
+    }
+    if (f.find("preset")) fail(where, "a header gives 'preset' or 'geometry', not both");
+    h.geometry = parse_geometry(*geometry, where);
+  } else {
+    h.preset = f.string("preset");
+  }
   h.tp = int32_t(f.integer("tp", 1, kMaxTp));
   const std::string dtype = f.string("ssm_dtype");
   if (dtype != "f32" && dtype != "bf16") {
@@ -325,7 +350,7 @@ Header parse_header(const json& object, const Where& where) {
   try {
     // A preset name with bytes no preset has, or longer than any, is checked in its printable,
     // cut form: the message must neither end at an embedded NUL nor echo megabytes.
-    if (printable(h.preset) != h.preset) make_geometry(printable(h.preset), h.tp);
+    if (!h.geometry && printable(h.preset) != h.preset) make_geometry(printable(h.preset), h.tp);
     check_header(h);
   } catch (const InputError& e) {
     fail(where, e.what());
@@ -585,10 +610,10 @@ ordered_json to_json(const Check&) {
 }  // namespace
 
 void check_header(const Header& h) {
-  if (h.version != kFormatVersion) {
+  if (h.version < h.lowest_version() || h.version > kFormatVersion) {
     throw InputError("unsupported trace format version " + std::to_string(h.version));
   }
-  make_geometry(h.preset, h.tp);  // unknown preset, TP not dividing the heads
+  header_geometry(h);  // unknown preset, TP not dividing the heads, a bad custom geometry
   auto check = [](const char* name, int64_t value, int64_t min, int64_t max) {
     if (value < min || value > max) {
       throw InputError(std::string(name) + " " + std::to_string(value) + " outside " +
@@ -660,10 +685,36 @@ Trace read_trace(const std::string& path) {
   return read_trace(in, path);
 }
 
+const std::string& Header::model_name() const {
+  static const std::string custom = "custom";
+  return geometry ? custom : preset;
+}
+
+ModelGeometry header_geometry(const Header& h) {
+  if (!h.geometry) return make_geometry(h.preset, h.tp);
+  if (h.tp != 1) {
+    throw InputError("tp " + std::to_string(h.tp) +
+                     " with a custom geometry: the geometry gives one rank's heads, so tp is 1");
+  }
+  const CustomGeometry& g = *h.geometry;
+  return make_custom_geometry(g.layers, g.num_k_heads, g.num_v_heads, g.head_k_dim, g.head_v_dim,
+                              g.conv_width, g.conv_dim);
+}
+
 std::string header_to_json(const Header& h) {
   ordered_json j;
-  j["specstate_trace"] = h.version;
-  j["preset"] = h.preset;
+  j["specstate_trace"] = h.lowest_version();
+  if (h.geometry) {
+    const CustomGeometry& g = *h.geometry;
+    const int32_t values[] = {g.layers,     g.num_k_heads, g.num_v_heads, g.head_k_dim,
+                              g.head_v_dim, g.conv_dim,    g.conv_width};
+    ordered_json geometry;
+    for (size_t i = 0; i < std::size(kGeometryFields); ++i)
+      geometry[kGeometryFields[i].name] = values[i];
+    j["geometry"] = geometry;
+  } else {
+    j["preset"] = h.preset;
+  }
   j["tp"] = h.tp;
   j["ssm_dtype"] = std::string(to_string(h.ssm_dtype));
   j["draft_tokens"] = h.draft_tokens;

@@ -10,6 +10,7 @@
 #include <string>
 #include <string_view>
 
+#include "core/geometry.h"
 #include "core/trace/events.h"
 #include "core/trace/rules.h"
 
@@ -23,6 +24,10 @@ namespace specstate::trace {
 // Checks the header fields (version, preset and TP through make_geometry, sizes). Throws
 // InputError without a location; callers add it.
 void check_header(const Header& header);
+
+// The model geometry a header names: its preset at its TP, or its custom geometry. Throws
+// InputError without a location as check_header does.
+ModelGeometry header_geometry(const Header& header);
 
 Trace read_trace(const std::string& path);  // "-": standard input
 // `name` is the file name used in messages.

@@ -7,7 +7,8 @@
 
 namespace specstate::trace {
 
-inline constexpr int kFormatVersion = 1;
+inline constexpr int kFormatVersion = 2;  // the newest version, read and written
+inline constexpr int kOldestFormatVersion = 1;  // the oldest version read
 inline constexpr int64_t kMaxRows = 16777216;  // pool_rows, max_requests, page_size
 inline constexpr int64_t kMaxTokens = 16777216;  // tokens of one extend, padding
 inline constexpr int64_t kMaxLength = 281474976710656;  // tokens of one request
@@ -15,6 +16,21 @@ inline constexpr int32_t kMaxTokensPerVerify = 16;  // T = draft_tokens + 1
 inline constexpr int32_t kMaxTp = 1024;  // tensor-parallel degree
 inline constexpr int64_t kMaxLineBytes = 16777216;  // bytes of one line without its newline
 inline constexpr size_t kMaxEchoed = 64;  // characters of a value quoted in a message
+
+// A custom geometry's fields in the header's order (version 2), each with its bounds.
+struct GeometryField {
+  const char* name;
+  int64_t min, max;
+};
+inline constexpr GeometryField kGeometryFields[] = {
+    {"layers", 1, 1024},
+    {"H", 1, 1024},
+    {"HV", 1, 4096},
+    {"K", 1, 1024},
+    {"V", 1, 1024},
+    {"conv_dim", 1, 16777216},
+    {"W", 2, 64},
+};
 
 // The presets' head counts (H, HV), in core/geometry.cpp's order; a test checks that
 // presets() agrees.

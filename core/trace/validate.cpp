@@ -88,7 +88,12 @@ std::string format_summary(const TraceSummary& s) {
     out += head + text + "\n";
   };
   auto n = [](int64_t v) { return std::to_string(v); };
-  line("model", h.preset + ", TP " + n(h.tp) + ", SSM " + std::string(to_string(h.ssm_dtype)) +
+  std::string model = h.model_name();
+  if (const auto& g = h.geometry) {
+    model += " (" + n(g->layers) + " layers, H " + n(g->num_k_heads) + ", HV " + n(g->num_v_heads) +
+             ", K " + n(g->head_k_dim) + ", V " + n(g->head_v_dim) + ", W " + n(g->conv_width) + ")";
+  }
+  line("model", model + ", TP " + n(h.tp) + ", SSM " + std::string(to_string(h.ssm_dtype)) +
                     ", T = " + n(T) + " (" + n(h.draft_tokens) + " draft tokens), seed " +
                     std::to_string(h.seed));
   line("pool",

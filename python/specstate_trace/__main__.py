@@ -31,8 +31,8 @@ def main(argv=None):
     except OSError as e:
         print(f"specstate_trace: {e}", file=sys.stderr)
         return 2
-    print(f"{args.trace}: OK, {len(events)} events, preset {header['preset']}, "
-          f"T = {header['draft_tokens'] + 1}")
+    model = f"preset {header['preset']}" if "preset" in header else "a custom geometry"
+    print(f"{args.trace}: OK, {len(events)} events, {model}, T = {header['draft_tokens'] + 1}")
     return 0
 
 

@@ -1,6 +1,7 @@
 """The trace format's bounds, generated from core/trace/rules.json by tools/gen_trace_rules.py; do not edit. Every bound is inclusive."""
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # the newest version, read and written
+OLDEST_FORMAT_VERSION = 1  # the oldest version read
 MAX_ROWS = 16777216  # pool_rows, max_requests, page_size
 MAX_TOKENS = 16777216  # tokens of one extend, padding
 MAX_LENGTH = 281474976710656  # tokens of one request
@@ -8,6 +9,17 @@ MAX_TOKENS_PER_VERIFY = 16  # T = draft_tokens + 1
 MAX_TP = 1024  # tensor-parallel degree
 MAX_LINE_BYTES = 16777216  # bytes of one line without its newline
 MAX_ECHOED = 64  # characters of a value quoted in a message
+
+# a custom geometry's fields in the header's order (version 2): (name, min, max)
+GEOMETRY_FIELDS = (
+    ("layers", 1, 1024),
+    ("H", 1, 1024),
+    ("HV", 1, 4096),
+    ("K", 1, 1024),
+    ("V", 1, 1024),
+    ("conv_dim", 1, 16777216),
+    ("W", 2, 64),
+)
 
 # name -> (H, HV), in core/geometry.cpp's order
 PRESET_HEADS = {

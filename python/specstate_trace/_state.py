@@ -11,12 +11,13 @@ was.
 """
 
 from ._fields import Fields, NegativeZero, _is_integer, describe_type, printable
-from ._rules import (FORMAT_VERSION, MAX_LENGTH, MAX_ROWS, MAX_TOKENS, MAX_TOKENS_PER_VERIFY,
-                     MAX_TP, PRESET_HEADS)
+from ._rules import (FORMAT_VERSION, GEOMETRY_FIELDS, MAX_LENGTH, MAX_ROWS, MAX_TOKENS,
+                     MAX_TOKENS_PER_VERIFY, MAX_TP, OLDEST_FORMAT_VERSION, PRESET_HEADS)
 
 INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
-HEADER_KEYS = ("specstate_trace", "preset", "tp", "ssm_dtype", "draft_tokens", "pool_rows",
-               "max_requests", "page_size", "seed")
+HEADER_KEYS = ("specstate_trace", "preset", "geometry", "tp", "ssm_dtype", "draft_tokens",
+               "pool_rows", "max_requests", "page_size", "seed")
+GEOMETRY_KEYS = tuple(name for name, _, _ in GEOMETRY_FIELDS)
 SSM_DTYPE_ALIASES = {"fp32": "f32", "float32": "f32", "bfloat16": "bf16"}  # writer convenience
 
 RUNNING, RETRACTED, FINISHED = "running", "retracted", "finished"
@@ -33,22 +34,37 @@ def parse_header(obj):
                          f"{describe_type(version)}")
     if isinstance(version, NegativeZero):
         raise ValueError("field 'specstate_trace' in header is -0, a negative zero; write 1")
-    if version != FORMAT_VERSION:
+    if not OLDEST_FORMAT_VERSION <= version <= FORMAT_VERSION:
         raise ValueError(f"unsupported trace format version {printable(int(version))} "
-                         f"(this build reads version {FORMAT_VERSION})")
+                         f"(this build reads versions {OLDEST_FORMAT_VERSION} to {FORMAT_VERSION})")
     f = Fields(obj, "header", HEADER_KEYS)
-    preset = f.string("preset")
+    geometry = None
+    if "geometry" in obj:
+        if version < 2:
+            raise ValueError(f"field 'geometry' in header needs format version 2 (this header "
+                             f"says {int(version)})")
+        if "preset" in obj:
+            raise ValueError("a header gives 'preset' or 'geometry', not both")
+        g = Fields(obj["geometry"], "geometry", GEOMETRY_KEYS)
+        geometry = {name: g.integer(name, lo, hi) for name, lo, hi in GEOMETRY_FIELDS}
+    else:
+        preset = f.string("preset")
     tp = f.integer("tp", 1, MAX_TP)
     dtype = f.string("ssm_dtype")
     if dtype not in ("f32", "bf16"):
         raise ValueError(f"field 'ssm_dtype' in header is '{printable(dtype)}', "
                          f"expected f32 or bf16")
-    header = {"specstate_trace": FORMAT_VERSION, "preset": preset, "tp": tp, "ssm_dtype": dtype,
+    model = {"geometry": geometry} if geometry else {"preset": preset}
+    header = {"specstate_trace": 2 if geometry else OLDEST_FORMAT_VERSION, **model, "tp": tp,
+              "ssm_dtype": dtype,
               "draft_tokens": f.integer("draft_tokens", 0, MAX_TOKENS_PER_VERIFY - 1),
               "pool_rows": f.integer("pool_rows", 1, MAX_ROWS),
               "max_requests": f.integer("max_requests", 1, MAX_ROWS),
               "page_size": f.integer("page_size", 0, MAX_ROWS),
               "seed": f.unsigned("seed")}
+    if geometry:
+        _check_geometry(geometry, tp)
+        return header
     name = printable(preset)  # make_geometry sees the printable, cut form
     if name not in PRESET_HEADS:
         raise ValueError(f"unknown preset '{name}' (known: {', '.join(PRESET_HEADS)})")
@@ -59,11 +75,31 @@ def parse_header(obj):
     return header
 
 
-def make_header(preset, draft_tokens, pool_rows, max_requests, page_size=0, tp=1,
-                ssm_dtype="f32", seed=0):
-    """The header object, checked; raises ValueError with the C++ reader's message."""
+def _check_geometry(g, tp):
+    """core/trace/format.cpp header_geometry and core/geometry.cpp make_custom_geometry."""
+    if tp != 1:
+        raise ValueError(f"tp {tp} with a custom geometry: the geometry gives one rank's heads, "
+                         f"so tp is 1")
+    if g["HV"] % g["H"]:
+        raise ValueError(f"custom geometry: HV {g['HV']} is not a multiple of H {g['H']}")
+    if g["K"] % 8:
+        raise ValueError(f"custom geometry: K {g['K']} is not a multiple of 8 (the reductions "
+                         f"over K run as that many chains, docs/numerics.md)")
+    conv_dim = 2 * g["H"] * g["K"] + g["HV"] * g["V"]
+    if g["conv_dim"] != conv_dim:
+        raise ValueError(f"custom geometry: conv_dim {g['conv_dim']} is not 2*H*K + HV*V = "
+                         f"{conv_dim}")
+
+
+def make_header(preset=None, draft_tokens=None, pool_rows=None, max_requests=None, page_size=0,
+                tp=1, ssm_dtype="f32", seed=0, geometry=None):
+    """The header object, checked; raises ValueError with the C++ reader's message. `geometry`
+    (a dict of layers, H, HV, K, V, conv_dim, W: one rank's heads) instead of `preset` writes
+    format version 2."""
     dtype = SSM_DTYPE_ALIASES.get(ssm_dtype, ssm_dtype) if isinstance(ssm_dtype, str) else ssm_dtype
-    return parse_header({"specstate_trace": FORMAT_VERSION, "preset": preset, "tp": tp,
+    model = {key: value for key, value in (("preset", preset), ("geometry", geometry))
+             if value is not None}
+    return parse_header({"specstate_trace": 1 if geometry is None else 2, **model, "tp": tp,
                          "ssm_dtype": dtype, "draft_tokens": draft_tokens,
                          "pool_rows": pool_rows, "max_requests": max_requests,
                          "page_size": page_size, "seed": seed})

@@ -60,15 +60,16 @@ class TraceWriter:
     tokens, a page boundary crossed by this event.
     """
 
-    def __init__(self, file, *, preset, draft_tokens, pool_rows, max_requests, page_size=0,
-                 tp=1, ssm_dtype="f32", seed=0):
+    def __init__(self, file, *, preset=None, draft_tokens, pool_rows, max_requests, page_size=0,
+                 tp=1, ssm_dtype="f32", seed=0, geometry=None):
         label = os.fspath(file) if isinstance(file, (str, os.PathLike)) else getattr(file, "name",
                                                                                        "<stream>")
         self._label = os.fsdecode(label) if isinstance(label, (str, bytes)) else "<stream>"
         try:
             self.header = make_header(preset=preset, draft_tokens=draft_tokens,
                                       pool_rows=pool_rows, max_requests=max_requests,
-                                      page_size=page_size, tp=tp, ssm_dtype=ssm_dtype, seed=seed)
+                                      page_size=page_size, tp=tp, ssm_dtype=ssm_dtype, seed=seed,
+                                      geometry=geometry)
         except ValueError as e:
             raise TraceError(self._label, 1, str(e)) from None
         self.state = TraceState(self.header)

@@ -187,6 +187,34 @@ PY
           "$bin" footprint --preset tiny --batch 4 --accept-prob 0.5 --accept-weights 1,1,1,1
         expect 2 '^--accept-weights: 2 given, expected T = 4' -- \
           "$bin" footprint --preset tiny --batch 4 --accept-weights 1,1 ;;
+  custom-geometry)  # format version 2: the tiny preset written as a custom geometry
+        "$bin" generate --preset tiny --requests 3 --steps 6 --seed 3 -o tiny.jsonl > /dev/null
+        "$python" - tiny.jsonl custom.jsonl <<'PY'
+import json, sys
+lines = open(sys.argv[1]).read().splitlines()
+header = json.loads(lines[0])
+assert header.pop("preset") == "tiny" and header.pop("specstate_trace") == 1
+geometry = {"layers": 2, "H": 2, "HV": 4, "K": 16, "V": 16, "conv_dim": 128, "W": 4}
+header = {"specstate_trace": 2, "geometry": geometry, **header}
+open(sys.argv[2], "w").write("\n".join([json.dumps(header)] + lines[1:]) + "\n")
+PY
+        expect 0 'format version 2' -- "$bin" validate custom.jsonl
+        expect 0 'model +custom \(2 layers, H 2, HV 4, K 16, V 16, W 4\), TP 1' -- \
+          "$bin" validate custom.jsonl
+        expect 0 '^AGREE: 6 lanes' -- "$bin" replay custom.jsonl
+        # The same geometry gives the preset's bytes, token by token.
+        "$bin" dump tiny.jsonl --request 1001 -o preset-dump > /dev/null
+        "$bin" dump custom.jsonl --request 1001 -o custom-dump > /dev/null
+        expect 0 'max \|diff\| 0\)' -- "$bin" compare preset-dump custom-dump
+        # A geometry the CPU kernels do not run: refused at the header, before any allocation.
+        sed 's/"V": 16, "conv_dim": 128/"V": 12, "conv_dim": 112/' custom.jsonl > v12.jsonl
+        expect 2 "^v12\.jsonl:1: backend 'cpu': unsupported geometry" -- "$bin" replay v12.jsonl
+        expect 2 "^v12\.jsonl:1: backend 'cpu': unsupported geometry" -- \
+          "$bin" dump v12.jsonl --request 1001 -o v12-dump
+        [ ! -e v12-dump ] || { echo "FAIL: a refused dump left v12-dump"; exit 1; }
+        sed 's/"specstate_trace": 2/"specstate_trace": 1/' custom.jsonl > v1.jsonl
+        expect 2 "^v1\.jsonl:1: field 'geometry' in header needs format version 2" -- \
+          "$bin" validate v1.jsonl ;;
   *) echo "unknown case $case_name"; exit 1 ;;
 esac
 echo "cli $case_name: passed"

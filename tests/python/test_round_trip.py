@@ -172,6 +172,37 @@ def test_demo_replays_clean(tmp_path, specstate_replay):
     assert "AGREE" in out.stdout
 
 
+TINY_AS_GEOMETRY = {"layers": 2, "H": 2, "HV": 4, "K": 16, "V": 16, "conv_dim": 128, "W": 4}
+
+
+def test_a_custom_geometry_writes_version_2_and_a_preset_version_1(tmp_path, specstate_validate):
+    """The writer emits the lowest version that expresses the trace; specstate reads both."""
+    for name, model in (("preset", {"preset": "tiny"}), ("geometry", {"geometry": TINY_AS_GEOMETRY})):
+        path = tmp_path / f"{name}.trace"
+        with TraceWriter(path, draft_tokens=3, pool_rows=8, max_requests=4, page_size=16,
+                         seed=1, **model) as w:
+            w.extend(5, 20, req_row=0, working_row=1, track=[(16, 2)])
+            w.verify([(5, 3)])
+        header = json.loads(path.read_text().split("\n", 1)[0])
+        assert header["specstate_trace"] == (2 if name == "geometry" else 1)
+        assert (name in header) and ({"preset", "geometry"} - {name}).isdisjoint(header)
+        assert read_trace(path)[0] == header
+        out = specstate_validate(path)
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert f"(format version {header['specstate_trace']})" in out.stdout
+
+
+def test_a_bad_custom_geometry_is_refused_as_the_reader_refuses_it(tmp_path):
+    bad = dict(TINY_AS_GEOMETRY, conv_dim=127)
+    with pytest.raises(ValueError, match=r"^.*:1: custom geometry: conv_dim 127 is not "
+                                         r"2\*H\*K \+ HV\*V = 128$"):
+        TraceWriter(tmp_path / "t.trace", geometry=bad, draft_tokens=3, pool_rows=8,
+                    max_requests=4)
+    with pytest.raises(ValueError, match="not both"):
+        TraceWriter(tmp_path / "t.trace", preset="tiny", geometry=TINY_AS_GEOMETRY,
+                    draft_tokens=3, pool_rows=8, max_requests=4)
+
+
 def test_validate_rejects_a_broken_trace(tmp_path, specstate_validate):
     """The round trip means something only if validate does reject: a trace the writer would
     refuse (accepted 0) must fail with file:line."""

@@ -24,8 +24,10 @@ TEST(TraceReader, CommentsAndBlankLinesKeepLineNumbers) {
 }
 
 TEST(TraceReader, BadVersion) {
-  EXPECT_EQ(first_error("{\"specstate_trace\": 2, \"future\": 1}\n"),
-            "t.jsonl:1: unsupported trace format version 2 (this build reads version 1)");
+  EXPECT_EQ(first_error("{\"specstate_trace\": 3, \"future\": 1}\n"),
+            "t.jsonl:1: unsupported trace format version 3 (this build reads versions 1 to 2)");
+  EXPECT_EQ(first_error("{\"specstate_trace\": 0}\n"),
+            "t.jsonl:1: unsupported trace format version 0 (this build reads versions 1 to 2)");
   EXPECT_EQ(first_error("{\"specstate_trace\": \"1\"}\n"),
             "t.jsonl:1: field 'specstate_trace' in header must be an integer, got a string");
 }
@@ -70,8 +72,8 @@ TEST(TraceReader, HeaderFields) {
       first_error(
           R"({"specstate_trace": 1, "preset": "tiny", "tp": 1, "ssm_dtype": "f32", "draft_tokens": 3, "pool_rows": 8, "max_requests": 4, "page_size": 16, "seed": 1, "colour": "red"})"
           "\n"),
-      "t.jsonl:1: unknown field 'colour' in header (expected specstate_trace, preset, tp, "
-      "ssm_dtype, draft_tokens, pool_rows, max_requests, page_size, seed)");
+      "t.jsonl:1: unknown field 'colour' in header (expected specstate_trace, preset, geometry, "
+      "tp, ssm_dtype, draft_tokens, pool_rows, max_requests, page_size, seed)");
 }
 
 TEST(TraceReader, SecondHeader) {

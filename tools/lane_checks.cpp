@@ -1,4 +1,4 @@
-#include "tools/memory_check.h"
+#include "tools/lane_checks.h"
 
 #include <cstdio>
 #include <map>
@@ -19,9 +19,16 @@ std::string gib(int64_t bytes) {
 
 }  // namespace
 
-void check_pool_memory(const trace::Trace& trace, const std::vector<sim::LaneSpec>& lanes,
+void check_lanes_can_run(const trace::Trace& trace, const std::vector<sim::LaneSpec>& lanes,
                        const std::vector<PoolShape>& shapes, int64_t extra_bytes_per_backend) {
   SPECSTATE_ASSERT(shapes.size() == lanes.size(), "one shape per lane");
+  for (size_t i = 0; i < lanes.size(); ++i) {
+    try {
+      check_backend_geometry(lanes[i].backend, shapes[i].geometry);
+    } catch (const InputError& e) {
+      throw InputError(trace.file, trace.header_line, e.message());
+    }
+  }
   std::map<std::string, std::pair<int64_t, int>> need;  // backend -> (bytes, lanes)
   for (size_t i = 0; i < lanes.size(); ++i) {
     auto& [bytes, count] = need[lanes[i].backend];
