@@ -13,6 +13,7 @@
 #include "backends/cuda/cuda_state_backend.h"
 #include "backends/cuda/kernels.h"
 #include "backends/registry.h"
+#include "core/errors.h"
 #include "tests/backend_test_util.h"
 #include "tests/cuda/backend_pair.h"
 
@@ -448,6 +449,26 @@ INSTANTIATE_TEST_SUITE_P(Dtypes, ChainCombine, ::testing::Values(SsmDtype::kF32,
 TEST(CudaBf16, PairConversionMatchesTheFormulaOnEveryFloat) {
   if (!cuda_available()) GTEST_SKIP() << "no CUDA device";
   EXPECT_EQ(cuda::count_bf16_pair_mismatches(), 0u);
+}
+
+// Needs no device: the kernels' limits are known on the host, and a geometry outside them is an
+// input error naming the backend, as a trace's custom geometry is refused at its header.
+TEST(CudaBackendRegistry, RefusesGeometriesTheKernelsDoNotRun) {
+  EXPECT_NO_THROW(check_backend_geometry("cuda", make_geometry("qwen3-next-80b-a3b", 8)));
+  EXPECT_NO_THROW(check_backend_geometry("cuda", make_custom_geometry(3, 2, 4, 16, 16, 4)));
+  for (const ModelGeometry& g : {make_custom_geometry(3, 2, 4, 32, 24, 3),
+                                 make_custom_geometry(3, 2, 4, 128, 128, 3),
+                                 make_custom_geometry(3, 2, 4, 128, 64, 4)}) {
+    EXPECT_NO_THROW(check_backend_geometry("cpu", g));
+    try {
+      check_backend_geometry("cuda", g);
+      ADD_FAILURE() << "K " << g.head_k_dim << " V " << g.head_v_dim << " W " << g.conv_width;
+    } catch (const InputError& e) {
+      EXPECT_EQ(e.message(),
+                "backend 'cuda': unsupported geometry (needs K = V = 16 or 128 and W = 4)");
+    }
+  }
+  EXPECT_THROW(check_backend_geometry("cpu", make_custom_geometry(3, 2, 4, 16, 12, 4)), InputError);
 }
 
 TEST(CudaBackendRegistry, ReportsTheDevice) {

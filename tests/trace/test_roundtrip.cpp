@@ -44,6 +44,31 @@ sim::GeneratorOptions options_for_seed(uint64_t seed) {
   return o;
 }
 
+// The writer emits the lowest version that expresses the trace: 2 with a custom geometry, 1
+// otherwise, whatever version the trace was read as; both read back to the same trace.
+TEST(TraceRoundTrip, WritesTheLowestVersionThatExpressesTheHeader) {
+  Trace t = sim::generate_trace(options_for_seed(3));
+  t.header.version = 2;
+  std::string text = to_text(t);
+  EXPECT_EQ(text.rfind("{\"specstate_trace\":1,\"preset\":", 0), 0u) << text.substr(0, 80);
+  EXPECT_EQ(from_text(text).header.version, 1);
+
+  t.header.preset.clear();
+  t.header.geometry = CustomGeometry{3, 2, 4, 32, 24, 224, 3};
+  text = to_text(t);
+  EXPECT_EQ(text.rfind("{\"specstate_trace\":2,\"geometry\":{\"layers\":3,\"H\":2,\"HV\":4,"
+                       "\"K\":32,\"V\":24,\"conv_dim\":224,\"W\":3},\"tp\":1,", 0),
+            0u)
+      << text.substr(0, 160);
+  const Trace back = from_text(text);
+  EXPECT_EQ(back.header, t.header);
+  EXPECT_EQ(back.events.size(), t.events.size());
+  const ModelGeometry g = header_geometry(back.header);
+  EXPECT_EQ(g.preset, "custom");
+  EXPECT_EQ(g.ssm_elements_per_layer(), 4 * 32 * 24);
+  EXPECT_EQ(g.conv_dim(), 224);
+}
+
 TEST(TraceRoundTrip, GeneratedTracesValidateAndRoundTripExactly) {
   for (uint64_t seed = 1; seed <= 60; ++seed) {
     SCOPED_TRACE(::testing::Message() << "seed " << seed);
