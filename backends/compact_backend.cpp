@@ -90,6 +90,12 @@ class CompactBackend final : public StateBackend {
     }
     inner_->copy_rows(inner);
   }
+  void do_gather_payload(std::span<const PayloadGather> gathers) override {
+    std::vector<PayloadGather> inner(gathers.begin(), gathers.end());
+    for (PayloadGather& g : inner)
+      g.slot = slot(g.slot);
+    inner_->gather_payload(inner);
+  }
   void do_write_state(int32_t r, const RowBytes& state) override {
     inner_->write_state(row(r), state);
   }

@@ -27,6 +27,7 @@ std::vector<SequenceJob> sequence_jobs(VerifyMode mode, std::span<const VerifyTa
     job.from = t.from;
     job.generated = t.tokens;
     job.count = t.tokens.count;
+    job.parents = t.parents;
     if (t.pending.count > 0) {
       job.pending = t.pending;
       // A verify starts from a stored state: the last pending token always rounds.
@@ -40,7 +41,7 @@ std::vector<SequenceJob> sequence_jobs(VerifyMode mode, std::span<const VerifyTa
         break;
       case VerifyMode::kWindow:
         job.window = true;
-        job.ssm_only_rows = t.out_rows;
+        std::copy_n(t.out_rows.begin(), kMaxVerifyTokens, job.ssm_only_rows.begin());
         break;
       case VerifyMode::kPayload:
         job.payload_out_slot = t.payload_slot;
@@ -64,6 +65,32 @@ std::vector<SequenceJob> sequence_jobs(std::span<const ReplayTask> tasks) {
     if (job.active) job.writes.push_back({t.count, t.dst_row});
   }
   return jobs;
+}
+
+std::vector<RecurStep> recurrence_steps(const SequenceJob& job) {
+  std::vector<RecurStep> steps;
+  const int pending = job.pending.count;
+  for (int j = 0; j < pending; ++j)
+    steps.push_back({int16_t(j), false, false});
+  for (int n = 0; n < job.count; ++n) {
+    const int parent = job.parents.empty() ? n - 1 : job.parents[size_t(n)];
+    if (parent == n - 1) {  // continues from the token just run (the root: from the base)
+      steps.push_back({int16_t(pending + n), false, false});
+      continue;
+    }
+    int16_t path[kMaxTreeNodes];
+    int depth = 0;
+    for (int a = parent; a >= 0; a = job.parents[size_t(a)])
+      path[depth++] = int16_t(pending + a);
+    for (int k = depth - 1; k >= 0; --k)
+      steps.push_back({path[k], k == depth - 1, true});
+    steps.push_back({int16_t(pending + n), false, false});
+  }
+  return steps;
+}
+
+bool has_restart(std::span<const RecurStep> steps) {
+  return std::any_of(steps.begin(), steps.end(), [](const RecurStep& s) { return s.restart; });
 }
 
 }  // namespace specstate

@@ -32,13 +32,33 @@ struct SequenceJob {
   // Window mode: the SSM after new token j -> ssm_only_rows[j], and the conv buffer of
   // from.conv_row rewritten as [window[1..W-2], x_0 .. x_{n-1}].
   bool window = false;
-  std::array<int32_t, kMaxVerifyTokens> ssm_only_rows = VerifyTask::filled_rows();
+  std::array<int32_t, kMaxVerifyTokens> ssm_only_rows = VerifyTask::filled_rows<kMaxVerifyTokens>();
   int32_t payload_out_slot = kNoRow;  // payload mode: new token j's inputs -> this slot, at
   int32_t payload_out_first = 0;      // ring position payload_out_first + j
+  // A tree verify: new token n continues from new token parents[n] (-1: the state after the
+  // pending tokens); empty: a chain. Window mode never carries a tree.
+  std::vector<int8_t> parents;
 
   int32_t tokens() const { return pending.count + count; }
   bool rounds_after(int32_t j) const { return j < 32 && ((round_after >> j) & 1u) != 0; }
+  const int8_t* parents_or_null() const { return parents.empty() ? nullptr : parents.data(); }
 };
+
+// The order in which the recurrence runs a job's sequence tokens. A chain runs each token once,
+// in order. A tree keeps one state in flight, so a node whose parent is not the token just run
+// restarts from the base (the state after the pending tokens, kept aside once) and runs its
+// ancestors again, silently (no output, no write), before itself: the same steps from the same
+// state, so the same bits as a recurrence that kept every node's state, in
+// sum(depth + 1) <= N * T token updates for N nodes instead of N.
+struct RecurStep {
+  int16_t token = 0;     // sequence token
+  bool restart = false;  // load the base state before this step
+  bool silent = false;   // an ancestor run again: no output, no state written
+};
+std::vector<RecurStep> recurrence_steps(const SequenceJob& job);
+// Whether recurrence_steps restarts anywhere (then the base state is kept aside after the
+// pending tokens).
+bool has_restart(std::span<const RecurStep> steps);
 
 std::vector<SequenceJob> sequence_jobs(std::span<const PrefillTask> tasks);
 // One job per task, padding tasks inactive.

@@ -89,6 +89,19 @@ bool spans_overlap(int32_t first_a, int32_t count_a, int32_t first_b, int32_t co
   return false;
 }
 
+// A draft tree of n nodes: node 0 the root (-1), every other node's parent before it.
+void check_parents(const std::vector<int8_t>& parents, int32_t n, VerifyMode mode) {
+  if (mode == VerifyMode::kWindow) bad_call("verify: window mode runs chains, not trees");
+  if (int32_t(parents.size()) != n)
+    bad_call("verify: " + std::to_string(parents.size()) + " parents for " + std::to_string(n) +
+             " tokens");
+  for (int32_t i = 0; i < n; ++i) {
+    if (i == 0 ? parents[0] != -1 : parents[size_t(i)] < 0 || parents[size_t(i)] >= i)
+      bad_call("verify: parent " + std::to_string(parents[size_t(i)]) + " of node " +
+               std::to_string(i) + " (the root is node 0, parent -1; a parent comes before)");
+  }
+}
+
 }  // namespace
 
 StateBackend::StateBackend(PoolShape shape, uint64_t seed) : shape_(std::move(shape)), seed_(seed) {
@@ -125,14 +138,14 @@ void StateBackend::check_loc(const StateLoc& loc, const char* what) const {
 }
 
 void StateBackend::check_slot(int32_t slot, int32_t first_token, int32_t tokens,
-                              uint32_t round_after, const char* what) const {
+                              uint32_t round_after, const char* what, int32_t max_tokens) const {
   if (slot < 0 || slot >= shape_.payload_slots) {
     bad_call(std::string(what) + ": payload slot " + std::to_string(slot) + " outside 0.." +
              std::to_string(shape_.payload_slots - 1));
   }
-  if (tokens < 1 || tokens > std::min(shape_.payload_tokens, kMaxReplayTokens)) {
+  if (tokens < 1 || tokens > std::min(shape_.payload_tokens, max_tokens)) {
     bad_call(std::string(what) + ": " + std::to_string(tokens) + " payload tokens, a span holds 1.." +
-             std::to_string(std::min(shape_.payload_tokens, kMaxReplayTokens)));
+             std::to_string(std::min(shape_.payload_tokens, max_tokens)));
   }
   if (first_token < 0 || first_token >= shape_.payload_tokens) {
     bad_call(std::string(what) + ": first token " + std::to_string(first_token) + " outside 0.." +
@@ -166,18 +179,21 @@ void StateBackend::verify(VerifyMode mode, std::span<const VerifyTask> tasks) {
   for (const VerifyTask& t : tasks) {
     if (t.from.is_none()) continue;  // padding
     const int32_t n = t.tokens.count;
-    if (n < 1 || n > kMaxVerifyTokens) bad_call("verify: token count " + std::to_string(n));
+    const bool tree = !t.parents.empty();
+    if (n < 1 || n > (tree ? kMaxTreeNodes : kMaxVerifyTokens))
+      bad_call("verify: token count " + std::to_string(n));
+    if (tree) check_parents(t.parents, n, mode);
     check_loc(t.from, "verify source");
     if (t.pending.count > 0) {
       const PendingReplay& p = t.pending;
       check_slot(p.payload_slot, p.first_token, p.count, p.round_after, "verify pending replay");
-      if (p.count + n > kMaxReplayTokens) {
+      if (!tree && p.count + n > kMaxReplayTokens) {
         bad_call("verify: " + std::to_string(p.count) + " pending and " + std::to_string(n) +
                  " new tokens exceed " + std::to_string(kMaxReplayTokens));
       }
       if (p.commit_row != kNoRow) check_row(p.commit_row, "verify pending commit");
     }
-    for (int j = n; j < kMaxVerifyTokens; ++j) {
+    for (int j = n; j < kMaxTreeNodes; ++j) {
       if (t.out_rows[j] != kNoRow) bad_call("verify: out_rows set past the token count");
     }
     for (int j = 0; j < n; ++j) {
@@ -192,7 +208,7 @@ void StateBackend::verify(VerifyMode mode, std::span<const VerifyTask> tasks) {
         }
         break;
       case VerifyMode::kPayload:
-        check_slot(t.payload_slot, t.payload_first_token, n, 0, "verify payload");
+        check_slot(t.payload_slot, t.payload_first_token, n, 0, "verify payload", kMaxTreeNodes);
         if (t.pending.count > 0 && t.pending.payload_slot == t.payload_slot &&
             spans_overlap(t.pending.first_token, t.pending.count, t.payload_first_token, n,
                           shape_.payload_tokens)) {
@@ -226,6 +242,21 @@ void StateBackend::copy_rows(std::span<const RowCopy> copies) {
     access.task(c);
   }
   do_copy_rows(copies);
+}
+
+void StateBackend::gather_payload(std::span<const PayloadGather> gathers) {
+  CallAccess access("gather_payload");
+  for (const PayloadGather& g : gathers) {
+    const int32_t n = int32_t(g.from.size());
+    check_slot(g.slot, g.first_token, n, 0, "payload gather", kMaxTreeNodes);
+    for (int32_t j = 0; j < n; ++j) {
+      if (g.from[j] < j || g.from[j] >= shape_.payload_tokens || (j > 0 && g.from[j] <= g.from[j - 1]))
+        bad_call("payload gather: from[" + std::to_string(j) + "] = " + std::to_string(g.from[j]) +
+                 " (from must increase, with from[j] >= j, inside the slot)");
+    }
+    access.task(g);
+  }
+  do_gather_payload(gathers);
 }
 
 void StateBackend::write_state(int32_t row, const RowBytes& state) {

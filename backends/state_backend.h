@@ -64,6 +64,7 @@ class StateBackend {
   void verify(VerifyMode mode, std::span<const VerifyTask> tasks);
   void replay(std::span<const ReplayTask> tasks);
   void copy_rows(std::span<const RowCopy> copies);
+  void gather_payload(std::span<const PayloadGather> gathers);
   // Writes a state read earlier by read_state (swap-in after a retract): the SSM and the W-1
   // window columns at offset 0 of `row`, all layers.
   void write_state(int32_t row, const RowBytes& state);
@@ -93,6 +94,7 @@ class StateBackend {
   virtual void do_verify(VerifyMode mode, std::span<const VerifyTask> tasks) = 0;
   virtual void do_replay(std::span<const ReplayTask> tasks) = 0;
   virtual void do_copy_rows(std::span<const RowCopy> copies) = 0;
+  virtual void do_gather_payload(std::span<const PayloadGather> gathers) = 0;
   virtual void do_write_state(int32_t row, const RowBytes& state) = 0;
   virtual void do_fill_row(int32_t row, uint8_t byte) = 0;
   virtual RowBytes do_read(const StateLoc& loc, int32_t first_col, int32_t cols) const = 0;
@@ -101,8 +103,9 @@ class StateBackend {
   virtual std::vector<num::bf16_bits> do_read_payload(int32_t slot) const = 0;
 
   void check_loc(const StateLoc& loc, const char* what) const;
+  // A span of `tokens` tokens (at most max_tokens) of a payload slot.
   void check_slot(int32_t slot, int32_t first_token, int32_t tokens, uint32_t round_after,
-                  const char* what) const;
+                  const char* what, int32_t max_tokens = kMaxReplayTokens) const;
 
   PoolShape shape_;
   uint64_t seed_;

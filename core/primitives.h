@@ -13,11 +13,14 @@ namespace specstate {
 
 inline constexpr int32_t kNoRow = -1;
 inline constexpr int kMaxVerifyTokens = 16;  // T <= 16
+// Nodes of one draft tree (EAGLE top-k > 1): a tree verify runs N <= 64 tokens, and its accepted
+// path is at most T long.
+inline constexpr int kMaxTreeNodes = 64;
 // Tokens one task may run from a payload slot: a pending replay and the verify after it
 // together, or one replay (the ring strategy's history and a verify's tokens).
 inline constexpr int kMaxReplayTokens = 2 * kMaxVerifyTokens;
-// Token positions of one payload slot (the ring strategy's ring slots).
-inline constexpr int kMaxPayloadTokens = 64;
+// Token positions of one payload slot (a tree's nodes, the ring strategy's ring slots).
+inline constexpr int kMaxPayloadTokens = 128;
 
 // Where a state lives: SSM in one row, the conv window at a column offset of a (possibly
 // different) row. The window strategy keeps these apart; everything else uses at(row).
@@ -84,19 +87,36 @@ struct PendingReplay {
   uint32_t round_after = 0;  // bits below count - 1 (the last token is always rounded)
 };
 
+// A verify's tokens are a chain (token j continues from token j-1) or a draft tree: node i
+// continues from node parents[i], node 0 is the root (parent -1) and continues from the task's
+// state, every other node's parent comes before it (0 <= parents[i] < i). A node at depth d
+// (d parents above it) is token position first_position + d of branch i - d, whose inputs are
+// generated at that coordinate (core/numerics/inputs.h: tree_coordinate); a chain is branch 0.
 struct VerifyTask {
-  TokenSpan tokens;  // the T verified tokens (1 for a decode step without drafts)
+  TokenSpan tokens;  // the T verified tokens or N tree nodes (1 for a decode step without drafts)
   StateLoc from;     // from.ssm_row == -1: padding task, nothing read or written, outputs zero
-  std::array<int32_t, kMaxVerifyTokens> out_rows = filled_rows();
+  std::array<int32_t, kMaxTreeNodes> out_rows = filled_rows();  // per token (node)
   int32_t payload_slot = kNoRow;  // kPayload only
   int32_t payload_first_token = 0;
   PendingReplay pending;
+  std::vector<int8_t> parents;  // empty: a chain; else one per node (kStateRows and kPayload)
 
-  static std::array<int32_t, kMaxVerifyTokens> filled_rows() {
-    std::array<int32_t, kMaxVerifyTokens> rows{};
+  template <size_t N = kMaxTreeNodes>
+  static std::array<int32_t, N> filled_rows() {
+    std::array<int32_t, N> rows{};
     rows.fill(kNoRow);
     return rows;
   }
+};
+
+// gather_payload: inside payload slot `slot`, the span that starts at ring position
+// `first_token` gets entry j <- entry from[j] for every j < from.size(): the accepted path of a
+// tree verify (whose nodes' inputs the verify wrote in node order) becomes a contiguous history.
+// `from` strictly increases and from[j] >= j, so the entries can move in place, in order.
+struct PayloadGather {
+  int32_t slot = kNoRow;
+  int32_t first_token = 0;
+  std::vector<int32_t> from;
 };
 
 // replay: run `count` tokens whose inputs are read from payload slot `payload_slot` (the span

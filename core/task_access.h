@@ -67,6 +67,12 @@ void for_each_access(const ReplayTask& t, F&& f) {
   detail::visit_access(f, TaskAccess::kWrite, TaskAccess::kRow, t.dst_row, "replay");
 }
 
+// A gather moves entries inside its slot: it reads and writes the slot.
+template <class F>
+void for_each_access(const PayloadGather& g, F&& f) {
+  detail::visit_access(f, TaskAccess::kWrite, TaskAccess::kSlot, g.slot, "payload gather");
+}
+
 template <class F>
 void for_each_access(const RowCopy& c, F&& f) {
   if (c.src.is_none() || c.dst_row == kNoRow) return;

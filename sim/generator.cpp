@@ -282,7 +282,7 @@ class Generator {
       if (decode) {
         dec.batch.push_back({r.id, track});
       } else {
-        verify.batch.push_back({r.id, a, track});
+        verify.batch.push_back({r.id, a, track, std::nullopt});
       }
       accepted.push_back(a);
     }

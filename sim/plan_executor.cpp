@@ -19,6 +19,8 @@ void execute(const Plan& plan, StateBackend& backend, SwapSpace& swap) {
             backend.replay(c.tasks);
           } else if constexpr (std::is_same_v<C, CopyCall>) {
             backend.copy_rows(c.copies);
+          } else if constexpr (std::is_same_v<C, GatherCall>) {
+            backend.gather_payload(c.gathers);
           } else if constexpr (std::is_same_v<C, SwapOutCall>) {
             swap.saved[c.request] = backend.read_state(c.loc);
             swap.saved_from[c.request] = c.loc.ssm_row;

@@ -108,12 +108,12 @@ Plan plan_for(PoolPolicy& policy, const trace::Event& event) {
         } else if constexpr (std::is_same_v<E, trace::Verify>) {
           std::vector<VerifyOp> batch;
           for (const auto& v : e.batch)
-            batch.push_back({v.request, v.accepted, to_snapshot(v.track)});
+            batch.push_back({v.request, v.accepted, to_snapshot(v.track), v.tree});
           return policy.verify(batch, e.padding);
         } else if constexpr (std::is_same_v<E, trace::Decode>) {
           std::vector<VerifyOp> batch;
           for (const auto& d : e.batch)
-            batch.push_back({d.request, 1, to_snapshot(d.track)});
+            batch.push_back({d.request, 1, to_snapshot(d.track), std::nullopt});
           return policy.decode(batch, e.padding);
         } else if constexpr (std::is_same_v<E, trace::Retract>) {
           return policy.retract(e.request);
@@ -581,13 +581,18 @@ PoolConfig pool_config(const trace::Header& header, const std::vector<int32_t>& 
   c.pool_rows = header.pool_rows;
   c.max_requests = header.max_requests;
   c.ring = ring;
+  c.tree_nodes = header.tree_nodes;
   return c;
 }
 
 int64_t event_tokens(const trace::Event& event, int32_t tokens_per_verify) {
   if (const auto* e = std::get_if<trace::Extend>(&event)) return e->tokens;
-  if (const auto* v = std::get_if<trace::Verify>(&event))
-    return int64_t(v->batch.size()) * tokens_per_verify;
+  if (const auto* v = std::get_if<trace::Verify>(&event)) {
+    int64_t tokens = 0;
+    for (const trace::VerifyEntry& e : v->batch)
+      tokens += e.tree ? e.tree->nodes() : tokens_per_verify;
+    return tokens;
+  }
   if (const auto* d = std::get_if<trace::Decode>(&event)) return int64_t(d->batch.size());
   return 0;
 }

@@ -42,6 +42,49 @@ TEST_P(CpuBackendProperties, VerifyOutputJEqualsPrefillOfJPlusOneTokens) {
   }
 }
 
+// A tree whose every node is its predecessor's child is the chain: the same inputs (branch 0),
+// the same states and outputs.
+TEST_P(CpuBackendProperties, ChainShapedTreeEqualsTheChain) {
+  auto b = make(16);
+  start(*b, 0);
+  const VerifyTask chain = verify_task(7, 5, kT, StateLoc::at(0), {1, 2, 3, 4});
+  b->verify(VerifyMode::kStateRows, {&chain, 1});
+  const VerifyOutputs chain_out = b->read_outputs();
+  VerifyTask tree = verify_task(7, 5, kT, StateLoc::at(0), {6, 7, 8, 9});
+  tree.parents = {-1, 0, 1, 2};
+  b->verify(VerifyMode::kStateRows, {&tree, 1});
+  EXPECT_EQ(b->read_outputs().values, chain_out.values);
+  for (int j = 0; j < kT; ++j)
+    EXPECT_EQ(b->read_row(6 + j), b->read_row(1 + j)) << "token " << j;
+}
+
+// Each node continues from its parent: its state is the replay of its root-to-node path from
+// the payload the tree verify wrote (gathered to the front of the slot), and siblings differ.
+TEST_P(CpuBackendProperties, TreeNodesContinueFromTheirParents) {
+  const std::vector<int8_t> parents = {-1, 0, 0, 1, 2, 2};
+  const int32_t n = int32_t(parents.size());
+  PoolShape shape = make_shape("tiny", GetParam(), 16, n);
+  auto b = make_cpu_backend(shape, kSeed);
+  start(*b, 0);
+  VerifyTask rows = verify_task(7, 5, n, StateLoc::at(0), {1, 2, 3, 4, 5, 6});
+  rows.parents = parents;
+  b->verify(VerifyMode::kStateRows, {&rows, 1});
+  const std::vector<std::vector<int32_t>> paths = {{0, 1, 3}, {0, 2, 4}, {0, 2, 5}, {0, 2}};
+  for (size_t k = 0; k < paths.size(); ++k) {
+    VerifyTask payload = verify_task(7, 5, n, StateLoc::at(0));
+    payload.parents = parents;
+    payload.payload_slot = int32_t(k);
+    b->verify(VerifyMode::kPayload, {&payload, 1});
+    const PayloadGather gather{int32_t(k), 0, paths[k]};
+    b->gather_payload({&gather, 1});
+    const ReplayTask replay{StateLoc::at(0), int32_t(k), int32_t(paths[k].size()), 10};
+    b->replay({&replay, 1});
+    EXPECT_EQ(b->read_row(10), b->read_row(1 + paths[k].back())) << "path " << k;
+  }
+  EXPECT_NE(b->read_row(2), b->read_row(3));  // siblings 1 and 2
+  EXPECT_NE(b->read_row(5), b->read_row(6));  // siblings 4 and 5
+}
+
 // fp32 only: on a bf16 pool the state between two chunks is stored, hence rounded, to bf16
 // (as in an engine), while one prefill carries fp32 across all its tokens.
 TEST(CpuBackendF32, ChunkedPrefillEqualsOnePrefill) {

@@ -17,6 +17,7 @@
 #include "backends/cpu/digest_lanes.h"
 #include "backends/cpu/silu_lanes.h"
 #include "backends/sequence_job.h"
+#include "core/draft_tree.h"
 #include "core/errors.h"
 #include "core/numerics/digest.h"
 #include "core/numerics/gdn_step.h"
@@ -91,6 +92,7 @@ class CpuBackend final : public StateBackend {
   void do_verify(VerifyMode mode, std::span<const VerifyTask> tasks) override;
   void do_replay(std::span<const ReplayTask> tasks) override;
   void do_copy_rows(std::span<const RowCopy> copies) override;
+  void do_gather_payload(std::span<const PayloadGather> gathers) override;
   void do_write_state(int32_t row, const RowBytes& state) override;
   void do_fill_row(int32_t row, uint8_t byte) override;
   RowBytes do_read(const StateLoc& loc, int32_t first_col, int32_t cols) const override;
@@ -214,13 +216,17 @@ void CpuBackend::run(std::span<const SequenceJob> jobs, bf16_bits* outputs) {
 // Working buffers of one layer of one sequence, filled stage by stage.
 struct CpuBackend::LayerWork {
   int pending = 0, total = 0, hist_cols = 0;
-  // Per channel: the W-1 source window columns, then every token's raw input; the window after
-  // sequence token j is columns j+1 .. j+W-1.
+  // Per channel: the W-1 source window columns, then every token's raw input. Tap t of sequence
+  // token j's conv reads column taps[j*W + t] (j + t along a chain, core/draft_tree.h in a
+  // tree); the window after token j is its taps 1 .. W-1.
   std::vector<bf16_bits> hist;    // [conv_dim, hist_cols] bf16
+  std::vector<int16_t> taps;      // [tokens, W]
   std::vector<bf16_bits> ab;      // [tokens, HV, 2] bf16: gate inputs a, b
   std::vector<float> conv_out;    // [tokens, conv_dim] fp32 (bf16 values)
   std::vector<float> qk_hat;      // [tokens, H, 2, K] fp32: q_hat | k_hat
   std::vector<num::Gates> gates;  // [tokens, HV]
+  std::vector<RecurStep> steps;   // the recurrence's order (sequence_job.h)
+  bool restarts = false;
 };
 
 // The step for one layer of one sequence, in the stages the CUDA kernels run: the prep kernel's
@@ -231,6 +237,16 @@ void CpuBackend::run_layer(const SequenceJob& job, int layer, bf16_bits* outputs
   w.pending = job.pending.count;
   w.total = job.tokens();
   w.hist_cols = g.conv_state_cols() + w.total;
+  w.taps.resize(size_t(w.total) * g.conv_width);
+  for (int j = 0; j < w.total; ++j) {
+    int col = g.conv_state_cols() + j;
+    for (int t = g.conv_width - 1; t >= 0; --t) {
+      w.taps[size_t(j) * g.conv_width + t] = int16_t(col);
+      col = tree::previous_column(job.parents_or_null(), w.pending, g.conv_state_cols(), col);
+    }
+  }
+  w.steps = recurrence_steps(job);
+  w.restarts = has_restart(w.steps);
   load_window(job, layer, w);
   stage_inputs(job, layer, w);
   store_windows(job, layer, w);
@@ -269,8 +285,12 @@ void CpuBackend::stage_inputs(const SequenceJob& job, int layer, LayerWork& w) {
       std::copy(src, src + token.size(), token.begin());
     } else {
       const TokenSpan& span = *job.generated;
-      const num::TokenCoord coord{seed(), span.request_id, uint64_t(span.first_position + jn),
-                                  uint32_t(g.layer_id(layer))};
+      uint64_t position = uint64_t(span.first_position + jn);
+      if (!job.parents.empty()) {
+        const int d = tree::depth(job.parents.data(), jn);
+        position = num::tree_coordinate(uint64_t(span.first_position + d), uint32_t(jn - d));
+      }
+      const num::TokenCoord coord{seed(), span.request_id, position, uint32_t(g.layer_id(layer))};
       for (int c = 0; c < C; ++c)
         token[c] = num::gen_conv_input(coord, c);
       for (int h = 0; h < HV; ++h) {
@@ -297,19 +317,23 @@ void CpuBackend::stage_inputs(const SequenceJob& job, int layer, LayerWork& w) {
 // new token j starts at column j).
 void CpuBackend::store_windows(const SequenceJob& job, int layer, const LayerWork& w) {
   const int C = geo().conv_dim(), wc = geo().conv_state_cols();
-  auto store = [&](int32_t row, int after) {
+  auto store = [&](int32_t row, int j) {  // the window after sequence token j: its taps 1..W-1
+    const int16_t* taps = w.taps.data() + size_t(j) * geo().conv_width + 1;
     for (int c = 0; c < C; ++c) {
-      const bf16_bits* src = w.hist.data() + int64_t{c} * w.hist_cols + after;
-      copy_short(src, wc, conv_[layer].data() + conv_index(row, c, 0));
+      const bf16_bits* src = w.hist.data() + int64_t{c} * w.hist_cols;
+      bf16_bits* dst = conv_[layer].data() + conv_index(row, c, 0);
+      for (int t = 0; t < wc; ++t)
+        dst[t] = src[taps[t]];
     }
   };
   size_t next = 0;  // job.writes ascend: one pass over them, however many there are
   for (int j = 0; j < w.total; ++j) {
-    if (j == w.pending - 1 && job.pending.commit_row != kNoRow) store(job.pending.commit_row, j + 1);
+    if (j == w.pending - 1 && job.pending.commit_row != kNoRow) store(job.pending.commit_row, j);
     for (; next < job.writes.size() && w.pending + job.writes[next].after_tokens - 1 <= j; ++next)
-      store(job.writes[next].row, j + 1);
+      store(job.writes[next].row, j);
   }
   if (job.window) {
+    SPECSTATE_ASSERT(job.parents.empty(), "window mode runs chains only");
     const int first = w.pending + 1, cols = wc - 1 + job.count;
     for (int c = 0; c < C; ++c) {
       const bf16_bits* src = w.hist.data() + int64_t{c} * w.hist_cols + first;
@@ -341,8 +365,9 @@ void CpuBackend::conv(int layer, LayerWork& w) const {
     }
     for (int j = 0; j < w.total; ++j) {
       __m256 acc = _mm256_setzero_ps();
+      const int16_t* cols = w.taps.data() + size_t(j) * W;
       for (int t = 0; t < W; ++t)
-        acc = _mm256_fmadd_ps(tap[t], _mm256_loadu_ps(&window[size_t(j + t) * 8]), acc);
+        acc = _mm256_fmadd_ps(tap[t], _mm256_loadu_ps(&window[size_t(cols[t]) * 8]), acc);
       _mm256_storeu_ps(&w.conv_out[size_t(j) * C + c],
                        cpu::round_to_bf16_lanes(cpu::silu_lanes(acc)));
     }
@@ -353,7 +378,7 @@ void CpuBackend::conv(int layer, LayerWork& w) const {
     const bf16_bits* hc = w.hist.data() + int64_t{c} * w.hist_cols;
     for (int j = 0; j < w.total; ++j) {
       for (int t = 0; t < W; ++t)
-        in[t] = num::bf16_to_float(hc[j + t]);
+        in[t] = num::bf16_to_float(hc[w.taps[size_t(j) * W + t]]);
       w.conv_out[size_t(j) * C + c] = num::conv_channel(in.data(), taps + int64_t{c} * W, W);
     }
   }
@@ -388,11 +413,11 @@ void CpuBackend::norms_and_gates(int layer, LayerWork& w) const {
   }
 }
 
-// The recurrence of value head hv over every token. The head's state stays in a local fp32
-// buffer from token to token, column group by column group ([V/8][K] of Lanes<8>: group g is
-// columns 8g..8g+7, its row i one Lanes<8>), so each gdn_column call walks its K rows
-// contiguously; the pool's [K, V] rows are gathered into this layout once per job and scattered
-// back for each state the job asks for, whole, after its token.
+// The recurrence of value head hv over the job's steps (recurrence_steps). The head's state stays
+// in a local fp32 buffer from token to token, column group by column group ([V/8][K] of
+// Lanes<8>: group g is columns 8g..8g+7, its row i one Lanes<8>), so each gdn_column call walks
+// its K rows contiguously; the pool's [K, V] rows are gathered into this layout once per job and
+// scattered back for each state the job asks for, whole, after its token.
 void CpuBackend::recur_head(const SequenceJob& job, int layer, int hv, const LayerWork& w,
                             bf16_bits* outputs) {
   using L = num::Lanes<kCpuLanes>;
@@ -402,13 +427,16 @@ void CpuBackend::recur_head(const SequenceJob& job, int layer, int hv, const Lay
   std::vector<L> s(size_t(groups) * K);  // [V/8][K] fp32
   if (!job.from_zero) load_head(layer, job.from.ssm_row, hv, s.data());
   auto store = [&](int32_t row) { store_head(layer, row, hv, s.data()); };
-  size_t next = 0;  // job.writes ascend
-  for (int j = 0; j < w.total; ++j) {
+  std::vector<L> base;  // a tree's restarts: the state after the pending tokens
+  if (w.restarts && w.pending == 0) base = s;
+  size_t next = 0;  // job.writes ascend, and so do the new tokens of the steps that are not silent
+  for (const RecurStep& step : w.steps) {
+    if (step.restart) s = base;
+    const int j = step.token, jn = j - w.pending;
     const float* qk = w.qk_hat.data() + (size_t(j) * H + h) * 2 * K;
     const float* v = w.conv_out.data() + size_t(j) * C + 2 * g.key_dim() + int64_t{hv} * V;
     const num::Gates gates = w.gates[size_t(j) * HV + hv];
-    const int jn = j - w.pending;
-    bf16_bits* out = jn >= 0 && outputs
+    bf16_bits* out = jn >= 0 && outputs && !step.silent
                          ? outputs + ((int64_t{jn} * g.layers + layer) * HV + hv) * V
                          : nullptr;
     for (int grp = 0; grp < groups; ++grp) {
@@ -420,6 +448,7 @@ void CpuBackend::recur_head(const SequenceJob& job, int layer, int hv, const Lay
           out[grp * kCpuLanes + l] = num::bf16_from_float(o.v[l]);
       }
     }
+    if (step.silent) continue;
     // At a step boundary, continue from the value exactly as stored in the pool dtype.
     if (!ssm_f32() && job.rounds_after(j)) {
       for (L& group : s)
@@ -428,6 +457,7 @@ void CpuBackend::recur_head(const SequenceJob& job, int layer, int hv, const Lay
     }
     if (jn < 0) {
       if (jn == -1 && job.pending.commit_row != kNoRow) store(job.pending.commit_row);
+      if (jn == -1 && w.restarts) base = s;
       continue;
     }
     for (; next < job.writes.size() && job.writes[next].after_tokens <= jn + 1; ++next)
@@ -528,6 +558,21 @@ void CpuBackend::do_copy_rows(std::span<const RowCopy> copies) {
     if (copies[i].src.is_none() || copies[i].dst_row == kNoRow) continue;
     do_write_state(copies[i].dst_row, sources[i]);
   }
+}
+
+// In place, entry by entry in order: from[j] >= j and increasing, so no source is overwritten
+// before it is read.
+void CpuBackend::do_gather_payload(std::span<const PayloadGather> gathers) {
+  const int64_t n = shape().payload_token_elements();
+  for_each_layer([&](int l) {
+    for (const PayloadGather& g : gathers) {
+      for (size_t j = 0; j < g.from.size(); ++j) {
+        if (g.from[j] == int32_t(j)) continue;
+        const bf16_bits* src = payload_[l].data() + payload_index(g.slot, g.first_token, g.from[j]);
+        std::copy(src, src + n, payload_[l].data() + payload_index(g.slot, g.first_token, int32_t(j)));
+      }
+    }
+  });
 }
 
 void CpuBackend::copy_state(const StateLoc& src, int32_t dst_row) {

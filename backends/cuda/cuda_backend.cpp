@@ -175,11 +175,17 @@ void chunk_jobs(std::span<const SeqJob> jobs, std::span<const SeqWrite> writes, 
 }  // namespace
 
 void CudaBackend::upload_call(StepCall& call, const std::vector<SeqJob>& jobs,
-                              const std::vector<SeqWrite>& writes) {
+                              const std::vector<SeqWrite>& writes,
+                              const std::vector<uint32_t>& steps) {
   call.job_count = int32_t(jobs.size());
   call.max_tokens = max_tokens_of(jobs);
   call.jobs.resize_discard(std::max<size_t>(jobs.size(), 1));
   call.writes.resize_discard(std::max<size_t>(writes.size(), 1));
+  call.steps.resize_discard(std::max<size_t>(steps.size(), 1));
+  if (!steps.empty()) {
+    CUDA_CHECK(cudaMemcpyAsync(call.steps.data(), steps.data(), steps.size() * sizeof(uint32_t),
+                               cudaMemcpyHostToDevice, stream_));
+  }
   if (!jobs.empty()) {
     CUDA_CHECK(cudaMemcpyAsync(call.jobs.data(), jobs.data(), jobs.size() * sizeof(SeqJob),
                                cudaMemcpyHostToDevice, stream_));
@@ -191,14 +197,19 @@ void CudaBackend::upload_call(StepCall& call, const std::vector<SeqJob>& jobs,
 }
 
 void CudaBackend::upload(PreparedSequence& out, const std::vector<SeqJob>& jobs,
-                         const std::vector<SeqWrite>& writes) {
+                         const std::vector<SeqWrite>& writes, const std::vector<uint32_t>& steps) {
   const ModelGeometry& g = shape().geometry;
   out.job_count = int32_t(jobs.size());
   const int32_t max_tokens = max_tokens_of(jobs);
-  const int32_t chunks = std::max(1, (max_tokens + kStepMaxTokens - 1) / kStepMaxTokens);
+  const bool tree = std::any_of(jobs.begin(), jobs.end(), [](const SeqJob& j) { return j.tree; });
+  const bool stash = std::any_of(jobs.begin(), jobs.end(), [](const SeqJob& j) { return j.stash_base; });
+  // A launch with a tree runs whole (verify jobs are short but for their nodes).
+  const int32_t launch_tokens = tree ? max_tokens : std::min(max_tokens, kStepMaxTokens);
+  SPECSTATE_ASSERT(launch_tokens <= kStepMaxTreeTokens, "a tree verify fits one step launch");
+  const int32_t chunks = tree ? 1 : std::max(1, (max_tokens + kStepMaxTokens - 1) / kStepMaxTokens);
   out.calls.resize(size_t(chunks));
   if (chunks == 1) {
-    upload_call(out.calls[0], jobs, writes);
+    upload_call(out.calls[0], jobs, writes, steps);
   } else {
     for (int32_t c = 0; c < chunks; ++c) {
       std::vector<SeqJob> chunk_job_table;
@@ -206,15 +217,15 @@ void CudaBackend::upload(PreparedSequence& out, const std::vector<SeqJob>& jobs,
       chunk_jobs(jobs, writes, c, chunk_job_table, chunk_writes);
       upload_call(out.calls[size_t(c)], chunk_job_table, chunk_writes);
     }
-    carry_ssm_.resize_discard(jobs.size() * g.layers * size_t(g.ssm_elements_per_layer()));
     carry_conv_.resize_discard(jobs.size() * g.layers * size_t(g.conv_dim()) * g.conv_state_cols());
   }
-  out.carries = chunks > 1;
+  out.carries = chunks > 1 || stash;
+  if (out.carries)
+    carry_ssm_.resize_discard(jobs.size() * g.layers * size_t(g.ssm_elements_per_layer()));
   if (out.output_tokens > 0) {
     outputs_.resize_discard(size_t(output_elements(out.job_count, out.output_tokens)));
   }
-  const size_t tokens =
-      size_t(out.job_count) * g.layers * std::clamp(max_tokens, 1, kStepMaxTokens);
+  const size_t tokens = size_t(out.job_count) * g.layers * std::max(launch_tokens, 1);
   step_qk_.resize_discard(tokens * g.num_k_heads * 2 * g.head_k_dim);
   step_v_.resize_discard(tokens * g.value_dim());
   step_gates_.resize_discard(tokens * g.num_v_heads * 2);
@@ -224,6 +235,7 @@ void CudaBackend::prepare(std::span<const SequenceJob> jobs, int32_t output_toke
                           PreparedSequence& out) {
   std::vector<SeqJob> table;
   std::vector<SeqWrite> writes;
+  std::vector<uint32_t> steps;
   for (const SequenceJob& j : jobs) {
     SeqJob job = blank_job();
     job.active = j.active ? 1 : 0;
@@ -255,10 +267,21 @@ void CudaBackend::prepare(std::span<const SequenceJob> jobs, int32_t output_toke
     }
     job.payload_out_slot = j.payload_out_slot;
     job.payload_out_first = j.payload_out_first;
+    if (!j.parents.empty() && j.active) {
+      job.tree = 1;
+      std::copy(j.parents.begin(), j.parents.end(), job.parents);
+      const std::vector<RecurStep> order = recurrence_steps(j);
+      job.stash_base = has_restart(order) ? 1 : 0;
+      job.first_step = int32_t(steps.size());
+      job.step_count = int32_t(order.size());
+      for (const RecurStep& s : order)
+        steps.push_back(uint32_t(uint16_t(s.token)) | (s.restart ? kStepRestart : 0u) |
+                        (s.silent ? kStepSilent : 0u));
+    }
     table.push_back(job);
   }
   out.output_tokens = output_tokens;
-  upload(out, table, writes);
+  upload(out, table, writes, steps);
 }
 
 void CudaBackend::prepare_prefill(std::span<const PrefillTask> tasks, PreparedSequence& out) {
@@ -297,6 +320,7 @@ void CudaBackend::launch(const PreparedSequence& prepared) {
     SequenceLaunch L;
     L.jobs = call.jobs.data();
     L.writes = call.writes.data();
+    L.steps = call.steps.data();
     L.job_count = call.job_count;
     L.max_tokens = call.max_tokens;
     L.outputs = prepared.output_tokens > 0 ? outputs_.data() : nullptr;
@@ -335,6 +359,22 @@ void CudaBackend::do_replay(std::span<const ReplayTask> tasks) {
 void CudaBackend::do_copy_rows(std::span<const RowCopy> copies) {
   prepare_copy(copies, copy_call_);
   launch(copy_call_);
+}
+
+void CudaBackend::do_gather_payload(std::span<const PayloadGather> gathers) {
+  std::vector<GatherJob> jobs;
+  for (const PayloadGather& g : gathers) {
+    GatherJob& job = jobs.emplace_back();
+    job.slot = g.slot;
+    job.first = g.first_token;
+    job.count = int32_t(g.from.size());
+    std::copy(g.from.begin(), g.from.end(), job.from);
+  }
+  if (jobs.empty()) return;
+  gather_jobs_.resize_discard(jobs.size());
+  CUDA_CHECK(cudaMemcpyAsync(gather_jobs_.data(), jobs.data(), jobs.size() * sizeof(GatherJob),
+                             cudaMemcpyHostToDevice, stream_));
+  launch_gather_payload(pool_, gather_jobs_.data(), int32_t(jobs.size()), stream_);
 }
 
 void CudaBackend::do_write_state(int32_t row, const RowBytes& state) {

@@ -26,8 +26,10 @@ namespace specstate::cuda {
 struct StepCall {
   DeviceBuffer<SeqJob> jobs;      // [job_count]
   DeviceBuffer<SeqWrite> writes;  // full-state writes, indexed by the jobs
+  DeviceBuffer<uint32_t> steps;   // packed recurrence steps of tree jobs, indexed by the jobs
   int32_t job_count = 0;
   int32_t max_tokens = 0;  // pending + new tokens of the longest job, <= kStepMaxTokens
+                           // (kStepMaxTreeTokens with a tree)
 };
 
 // The launches of one primitive call: one, or for prefills longer than kStepMaxTokens one per
@@ -73,6 +75,7 @@ class CudaBackend final : public StateBackend {
   void do_verify(VerifyMode mode, std::span<const VerifyTask> tasks) override;
   void do_replay(std::span<const ReplayTask> tasks) override;
   void do_copy_rows(std::span<const RowCopy> copies) override;
+  void do_gather_payload(std::span<const PayloadGather> gathers) override;
   void do_write_state(int32_t row, const RowBytes& state) override;
   void do_fill_row(int32_t row, uint8_t byte) override;
   RowBytes do_read(const StateLoc& loc, int32_t first_col, int32_t cols) const override;
@@ -81,9 +84,9 @@ class CudaBackend final : public StateBackend {
   std::vector<num::bf16_bits> do_read_payload(int32_t slot) const override;
 
   void upload(PreparedSequence& out, const std::vector<SeqJob>& jobs,
-              const std::vector<SeqWrite>& writes);
+              const std::vector<SeqWrite>& writes, const std::vector<uint32_t>& steps);
   void upload_call(StepCall& call, const std::vector<SeqJob>& jobs,
-                   const std::vector<SeqWrite>& writes);
+                   const std::vector<SeqWrite>& writes, const std::vector<uint32_t>& steps = {});
   int64_t output_elements(int32_t tasks, int32_t tokens) const;
   uint16_t* conv_row(int layer, int32_t row) const;  // [conv_dim, conv_cols] bf16
   char* ssm_row(int layer, int32_t row) const;       // [HV, K, V] pool dtype
@@ -98,7 +101,7 @@ class CudaBackend final : public StateBackend {
   DeviceBuffer<float> dt_bias_;        // [layers, HV] fp32
   DeviceBuffer<int32_t> layer_ids_;    // [layers]: model index of each layer held
   DeviceBuffer<uint16_t> outputs_;     // [tasks, tokens, layers, HV, V] bf16
-  DeviceBuffer<float> carry_ssm_;      // [jobs, layers, HV, K, V] fp32: long prefills
+  DeviceBuffer<float> carry_ssm_;      // [jobs, layers, HV, K, V] fp32: long prefills, trees
   DeviceBuffer<uint16_t> carry_conv_;  // [jobs, layers, conv_dim, W-1] bf16: long prefills
   DeviceBuffer<float> step_qk_;        // [jobs, layers, tokens, H, 2, K] fp32
   DeviceBuffer<uint16_t> step_v_;      // [jobs, layers, tokens, HV, V] bf16
@@ -106,6 +109,7 @@ class CudaBackend final : public StateBackend {
   mutable DeviceBuffer<unsigned long long> digest_;  // [1]
   PreparedSequence call_;                            // job tables of the primitive being run
   PreparedCopy copy_call_;
+  DeviceBuffer<GatherJob> gather_jobs_;
   int32_t output_tasks_ = 0, output_tokens_ = 0;
 };
 

@@ -51,7 +51,18 @@ struct SeqJob {
   // tokens; between them the fp32 state and the conv window wait in the job's carry.
   int32_t from_carry = 0;  // 1: start from the carry instead of `from_*` / zeros
   int32_t to_carry = 0;    // 1: after the last token, state and window go to the carry
+  // A tree verify (backends/sequence_job.h): the new tokens' parents, and the recurrence's
+  // steps[first_step .. first_step + step_count) (step_count 0: every token once, in order).
+  // With restarts the base state (after the pending tokens) waits in the job's carry.
+  int32_t tree = 0;
+  int32_t stash_base = 0;
+  int32_t first_step = 0;
+  int32_t step_count = 0;
+  int8_t parents[kMaxTreeNodes];
 };
+
+// A RecurStep packed: bits 0..15 the sequence token, bit 16 restart, bit 17 silent.
+inline constexpr uint32_t kStepRestart = 1u << 16, kStepSilent = 1u << 17;
 
 // The pool and parameters on the device, all layers.
 struct DevicePool {
@@ -76,6 +87,7 @@ struct DevicePool {
 struct SequenceLaunch {
   const SeqJob* jobs = nullptr;      // [job_count] device
   const SeqWrite* writes = nullptr;  // device
+  const uint32_t* steps = nullptr;   // device: packed recurrence steps of the tree jobs
   int32_t job_count = 0;
   int32_t max_tokens = 0;       // largest pending + new count of any job
   uint16_t* outputs = nullptr;  // [jobs, output_tokens, layers, HV, V] bf16, or null
@@ -94,6 +106,8 @@ struct SequenceLaunch {
 // kernel (conv, norms, gates, conv windows, payload per key head) then the recurrence kernel
 // (per value head, launched dependent on prep so that its state loads overlap prep's end).
 inline constexpr int32_t kStepMaxTokens = kMaxReplayTokens;  // a task that reads payload fits one
+// A tree verify runs in one launch: its pending tokens and its nodes.
+inline constexpr int32_t kStepMaxTreeTokens = kMaxReplayTokens + kMaxTreeNodes;
 void launch_step(const DevicePool& pool, const SequenceLaunch& launch, cudaStream_t stream);
 
 // The geometries the step kernels are compiled for: K = V = 16 or 128, W = 4 (K and W are
@@ -107,6 +121,15 @@ struct CopyJob {
 // is read whole before it is written, so a window may shift inside its own row.
 void launch_copy_rows(const DevicePool& pool, const CopyJob* jobs, int32_t job_count,
                       cudaStream_t stream);
+
+// Inside payload slot `slot`, from ring position `first`: entry j <- entry from[j], j < count
+// (core/primitives.h: PayloadGather, from[j] >= j and increasing).
+struct GatherJob {
+  int32_t slot, first, count;
+  int8_t from[kMaxTreeNodes];
+};
+void launch_gather_payload(const DevicePool& pool, const GatherJob* jobs, int32_t job_count,
+                           cudaStream_t stream);
 
 // Sum of digest_block over a row's 64-bit blocks (core/numerics/digest.h), added into *result.
 void launch_digest(const DevicePool& pool, const StateLoc& loc, int32_t first_col, int32_t cols,

@@ -107,6 +107,26 @@ __global__ void __launch_bounds__(kDigestThreads)
   if (threadIdx.x == 0) atomicAdd(result, static_cast<unsigned long long>(partial[0]));
 }
 
+// One (layer, gather) per block; thread e moves element e of every entry, in entry order, so an
+// entry is read before any later entry overwrites it (from[j] >= j, increasing).
+__global__ void __launch_bounds__(kCopyThreads)
+    gather_payload_kernel(const __grid_constant__ DevicePool p, const GatherJob* jobs) {
+  const GatherJob& g = jobs[blockIdx.y];
+  const int layer = blockIdx.x, elements = p.payload_token_elements();
+  auto entry = [&](int j) {
+    int token = g.first + j;
+    if (token >= p.payload_tokens) token -= p.payload_tokens;
+    return p.payload + ((int64_t{layer} * p.slots + g.slot) * p.payload_tokens + token) * elements;
+  };
+  for (int j = 0; j < g.count; ++j) {
+    if (g.from[j] == j) continue;
+    const bf16_bits* src = entry(g.from[j]);
+    bf16_bits* dst = entry(j);
+    for (int e = threadIdx.x; e < elements; e += blockDim.x)
+      dst[e] = src[e];
+  }
+}
+
 __global__ void generate_params_kernel(const __grid_constant__ DevicePool p, float* conv_taps,
                                        float* a_log, float* dt_bias) {
   const int C = p.conv_dim();
@@ -138,6 +158,13 @@ void launch_copy_rows(const DevicePool& p, const CopyJob* jobs, int32_t job_coun
   const int slices = int(std::clamp<int64_t>(vectors / (kCopyThreads * kCopyUnroll), 1, 1024));
   const dim3 grid(slices, p.layers, job_count);
   copy_rows_kernel<<<grid, kCopyThreads, 0, stream>>>(p, jobs);
+  CUDA_CHECK_LAUNCH();
+}
+
+void launch_gather_payload(const DevicePool& p, const GatherJob* jobs, int32_t job_count,
+                           cudaStream_t stream) {
+  if (job_count == 0) return;
+  gather_payload_kernel<<<dim3(p.layers, job_count), kCopyThreads, 0, stream>>>(p, jobs);
   CUDA_CHECK_LAUNCH();
 }
 

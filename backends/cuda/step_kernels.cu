@@ -146,13 +146,16 @@ __device__ void prep_stage(const PrepBlock& b, const PrepShared& sh, int total) 
   }
 }
 
-// The window after sequence token j (hist columns j+1 .. j+W-1) -> dst(channel)[0..W-2].
+// The window after sequence token j (its conv taps 1 .. W-1: hist columns j+1 .. j+W-1 along a
+// chain) -> dst(channel)[0..W-2].
 template <class Dst>
 __device__ void prep_store_window(const PrepBlock& b, const PrepShared& sh, int j, Dst dst) {
+  int cols[kConvWidth];
+  b.j.tap_columns(j, cols);
   for (int c = threadIdx.x; c < b.nch; c += blockDim.x) {
     bf16_bits* out = dst(b.channel(c));
     for (int t = 0; t < kWc; ++t)
-      out[t] = sh.hist[c * b.hist_cols + j + 1 + t];
+      out[t] = sh.hist[c * b.hist_cols + cols[1 + t]];
   }
 }
 
@@ -198,10 +201,12 @@ __device__ void prep_conv(const PrepBlock& b, const PrepShared& sh, int total) {
     for (int t = 0; t < kConvWidth; ++t)
       taps[t] = taps_src[t];
     for (int j = 0; j < total; ++j) {
+      int cols[kConvWidth];
+      b.j.tap_columns(j, cols);
       float in[kConvWidth];
 #pragma unroll
       for (int t = 0; t < kConvWidth; ++t)
-        in[t] = num::bf16_to_float(sh.hist[c * b.hist_cols + j + t]);
+        in[t] = num::bf16_to_float(sh.hist[c * b.hist_cols + cols[t]]);
       const float out = num::conv_channel(in, taps, kConvWidth);
       if (c < 2 * K) {
         sh.qk[j * 2 * K + c] = out;
@@ -462,30 +467,38 @@ __device__ void chunk_outputs(const JobView& jv, int hv, int c0, int n, const fl
   using R = Recur<K>;
   for (int idx = threadIdx.x; idx < n * R::kPairs; idx += blockDim.x) {
     const int jl = idx / R::kPairs, col0 = 2 * (idx % R::kPairs);
-    const int jn = c0 + jl - jv.job.pending_count;
-    if (jn >= 0)
+    const uint32_t step = jv.step(c0 + jl);
+    const int jn = int(step & 0xFFFFu) - jv.job.pending_count;
+    if (jn >= 0 && !(step & kStepSilent))
       store_output(jv, hv, jn, col0, combine_partials<K>(red_o + jl * R::kRedFloats, col0));
   }
 }
 
-// Tokens c0 .. c0+n-1 of head (h, hv): step scratch -> shared, in Recur<K>'s token layout.
+// The sequence token of recurrence step e (JobView::step).
+__device__ __forceinline__ int step_token(const JobView& jv, int e) {
+  return int(jv.step(e) & 0xFFFFu);
+}
+
+// The tokens of steps c0 .. c0+n-1 of head (h, hv): step scratch -> shared, in Recur<K>'s token
+// layout.
 template <int K>
 __device__ void recur_stage(const JobView& jv, int h, int hv, int c0, int n, float* tok) {
   using R = Recur<K>;
   const DevicePool& p = jv.p;
   for (int idx = threadIdx.x; idx < n * 2 * K; idx += blockDim.x) {
     const int j = idx / (2 * K), e = idx % (2 * K), which = e / K, i = e % K;
-    const float x = jv.L.step_qk[(jv.token_index(c0 + j) * p.H + h) * 2 * K + e];
+    const float x = jv.L.step_qk[(jv.token_index(step_token(jv, c0 + j)) * p.H + h) * 2 * K + e];
     tok[j * R::kTokenFloats + (which ? R::kK : R::kQ) + i] = x;
   }
   for (int idx = threadIdx.x; idx < n * K; idx += blockDim.x) {
     const int j = idx / K, c = idx % K;
-    tok[j * R::kTokenFloats + R::kV + c] =
-        num::bf16_to_float(jv.L.step_v[(jv.token_index(c0 + j) * p.HV + hv) * K + c]);
+    tok[j * R::kTokenFloats + R::kV + c] = num::bf16_to_float(
+        jv.L.step_v[(jv.token_index(step_token(jv, c0 + j)) * p.HV + hv) * K + c]);
   }
   for (int idx = threadIdx.x; idx < 2 * n; idx += blockDim.x) {
     tok[(idx >> 1) * R::kTokenFloats + R::kGates + (idx & 1)] =
-        jv.L.step_gates[(jv.token_index(c0 + (idx >> 1)) * p.HV + hv) * 2 + (idx & 1)];
+        jv.L.step_gates[(jv.token_index(step_token(jv, c0 + (idx >> 1))) * p.HV + hv) * 2 +
+                        (idx & 1)];
   }
 }
 
@@ -555,15 +568,24 @@ __global__ void __launch_bounds__(Recur<K>::kThreads, K == 128 ? 2 : 8)
   float* tok = reinterpret_cast<float*>(recur_raw);    // [kRecurChunk, kTokenFloats] fp32
   float* red_m = tok + kRecurChunk * R::kTokenFloats;  // [2, kChains, K] fp32
   float* red_o = red_m + 2 * R::kRedFloats;            // [kRecurChunk, kChains, K] fp32
-  const int h = hv / (p.HV / p.H), total = jv.total_tokens();
-  for (int c0 = 0; c0 < total; c0 += kRecurChunk) {
-    const int n = min(kRecurChunk, total - c0);
+  const int h = hv / (p.HV / p.H), steps = jv.steps();
+  // A tree's restarts (backends/sequence_job.h) reload the base state, which each thread keeps
+  // for its own rows in the job's carry: written and read by the same thread, no barrier.
+  float* base = job.stash_base ? jv.carry_ssm_head(hv) : nullptr;
+  if (base && job.pending_count == 0) store_rows<K>(base, ln, s);
+  for (int c0 = 0; c0 < steps; c0 += kRecurChunk) {
+    const int n = min(kRecurChunk, steps - c0);
     recur_stage<K>(jv, h, hv, c0, n, tok);
     __syncthreads();
     for (int jl = 0; jl < n; ++jl) {
+      const uint32_t step = jv.step(c0 + jl);
+      const int j = int(step & 0xFFFFu);
+      if (step & kStepRestart) load_rows<K>(static_cast<const float*>(base), ln, s);
       recur_token<K>(tok + jl * R::kTokenFloats, ln, s, red_m + (jl & 1) * R::kRedFloats,
                      red_o + jl * R::kRedFloats);
-      store_states<K, kBf16>(jv, hv, c0 + jl, ln, s);
+      if (step & kStepSilent) continue;
+      store_states<K, kBf16>(jv, hv, j, ln, s);
+      if (base && j == job.pending_count - 1) store_rows<K>(base, ln, s);
     }
     __syncthreads();
     chunk_outputs<K>(jv, hv, c0, n, red_o);
@@ -619,7 +641,8 @@ bool step_kernels_support(int32_t K, int32_t V, int32_t W) {
 }
 
 void launch_step(const DevicePool& p, const SequenceLaunch& L, cudaStream_t stream) {
-  SPECSTATE_ASSERT(L.max_tokens <= kStepMaxTokens, "a step launch runs at most kStepMaxTokens");
+  SPECSTATE_ASSERT(L.max_tokens <= kStepMaxTreeTokens,
+                   "a step launch runs at most kStepMaxTokens (kStepMaxTreeTokens with a tree)");
   if (L.job_count == 0) return;
   switch (p.K) {
     case 128:

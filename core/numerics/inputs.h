@@ -58,6 +58,15 @@ struct TokenCoord {
   uint32_t layer;
 };
 
+// The position coordinate of a draft-tree node at token position `position` in branch `branch`
+// (node index - depth, core/primitives.h): siblings share a position and differ in branch.
+// Branch 0 is the chain's own coordinate; trace positions stay below 2^49 (rules.json
+// max_length), so branches 0..63 never meet another position.
+inline constexpr int kBranchShift = 56;
+SPECSTATE_HD inline uint64_t tree_coordinate(uint64_t position, uint32_t branch) {
+  return position + (uint64_t{branch} << kBranchShift);
+}
+
 SPECSTATE_HD inline bf16_bits gen_conv_input(const TokenCoord& t, uint32_t channel) {
   return uniform_bf16(
       input_hash(t.seed, InputStream::kConvInput, t.request, t.position, t.layer, channel), -2.0f,

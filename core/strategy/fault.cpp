@@ -84,6 +84,24 @@ std::vector<FaultInfo> make_faults() {
        "the ring's commit adds the accepted count of the request's previous step (0 before its "
        "first) to hist_len instead of this step's",
        {K::kRing}},
+      {Fault::kTreeParentByDepth,
+       "tree-parent-by-depth",
+       "a tree node's parent resolved by depth, not by index (vLLM #54080, comment)",
+       "each node continues from the first node one level up, so a node under a later sibling "
+       "continues from the wrong sibling's state",
+       {K::kScatter, K::kInline, K::kReplay, K::kDeferred, K::kRing}},
+      {Fault::kTreeContiguousPath,
+       "tree-contiguous-path",
+       "the accepted path of a tree replayed as if contiguous (vLLM #55688)",
+       "the accepted tokens are taken to be nodes 0..a-1 of the payload the verify wrote, not "
+       "the path's nodes",
+       {K::kReplay, K::kDeferred, K::kRing}},
+      {Fault::kTreeLastNodeAtDepth,
+       "tree-last-node-at-depth",
+       "the live state taken from the last node at the accepted depth, not the accepted node",
+       "after a tree verify the live state is the state of the last node at depth a-1 (where a "
+       "chain's token a-1 would be), not of the accepted node",
+       {K::kScatter, K::kInline}},
   };
 }
 

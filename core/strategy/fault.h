@@ -29,6 +29,9 @@ enum class Fault : uint8_t {
   kStaleRingCursor,           // ring: a reused request row keeps its cursors
   kRingSnapshotUnfolded,      // ring: a snapshot from the checkpoint without the history
   kRingStaleAccepted,         // ring: the commit uses the previous step's accepted count
+  kTreeParentByDepth,         // trees: a node's parent looked up by depth (a sibling's state)
+  kTreeContiguousPath,        // trees, payload: nodes 0..a-1 replayed instead of the path
+  kTreeLastNodeAtDepth,       // trees, state rows: live state from the last node at depth a-1
 };
 
 struct FaultInfo {

@@ -46,6 +46,16 @@ struct ReplayCall {
   }
 };
 
+// A tree verify's accepted path moved to the front of its payload span, per request.
+struct GatherCall {
+  std::vector<PayloadGather> gathers;
+  std::vector<uint64_t> requests;
+  void add(const PayloadGather& gather, uint64_t request) {
+    gathers.push_back(gather);
+    requests.push_back(request);
+  }
+};
+
 struct CopyCall {
   std::vector<RowCopy> copies;
   std::vector<uint64_t> requests;
@@ -84,8 +94,8 @@ struct FillCall {
   }
 };
 
-using PlanCall = std::variant<PrefillCall, VerifyCall, ReplayCall, CopyCall, SwapOutCall,
-                              SwapInCall, FillCall, DropSavedCall>;
+using PlanCall = std::variant<PrefillCall, VerifyCall, ReplayCall, GatherCall, CopyCall,
+                              SwapOutCall, SwapInCall, FillCall, DropSavedCall>;
 using Plan = std::vector<PlanCall>;
 
 }  // namespace specstate

@@ -48,6 +48,8 @@ void for_each_access(const PlanCall& call, F&& f) {
                 [&](const VerifyTask& t, auto&& g) { for_each_access(c.mode, t, g); });
         } else if constexpr (std::is_same_v<C, CopyCall>) {
           tasks(c.copies, c.requests, plain);
+        } else if constexpr (std::is_same_v<C, GatherCall>) {
+          tasks(c.gathers, c.requests, plain);
         } else if constexpr (std::is_same_v<C, SwapOutCall>) {
           one(PlanAccess::kRead, c.loc.ssm_row, c.request, "swap-out");
           if (c.loc.conv_row != c.loc.ssm_row)

@@ -30,6 +30,15 @@ PendingReplay pending_replay(const LiveState& s, int32_t commit_row) {
   return {s.pending_slot, s.pending, commit_row, s.pending_first, s.pending_rounds};
 }
 
+// The nodes at depth d of `tree`, in node order.
+std::vector<int32_t> nodes_at_depth(const DraftTree& tree, int32_t d) {
+  std::vector<int32_t> nodes;
+  for (int32_t i = 0; i < tree.nodes(); ++i) {
+    if (tree::depth(tree.parents.data(), i) == d) nodes.push_back(i);
+  }
+  return nodes;
+}
+
 // The pending tokens of `s` replayed from `from` into `dst_row`.
 ReplayTask pending_task(const LiveState& s, StateLoc from, int32_t dst_row) {
   return {from, s.pending_slot, s.pending, dst_row, s.pending_first, s.pending_rounds};
@@ -101,6 +110,28 @@ int32_t PoolPolicy::snapshot_index(const VerifyOp& op, int64_t length) const {
   if (fault_ == Fault::kSnapshotPostAccept) return op.accepted - 1;
   return index;
 }
+
+std::vector<int8_t> PoolPolicy::tree_parents(const DraftTree& tree) const {
+  std::vector<int8_t> parents = tree.parents;
+  if (fault_ == Fault::kTreeParentByDepth) {
+    // FAULT tree-parent-by-depth (vLLM #54080, comment): a node's parent is looked up by its
+    // depth, as the first node one level up, so a node under a later sibling continues from
+    // the wrong sibling's state.
+    for (int32_t i = 1; i < tree.nodes(); ++i)
+      parents[size_t(i)] = int8_t(nodes_at_depth(tree, tree::depth(tree.parents.data(), i) - 1)[0]);
+  }
+  return parents;
+}
+
+int32_t PoolPolicy::accepted_node(const VerifyOp& op, int32_t k) const {
+  if (op.tree && k == op.accepted - 1 && fault_ == Fault::kTreeLastNodeAtDepth) {
+    // FAULT tree-last-node-at-depth: the live state is taken from the last node at the accepted
+    // depth, the position a chain's index a-1 would name, not from the accepted node.
+    return nodes_at_depth(*op.tree, k).back();
+  }
+  return path_node(op.tree ? &*op.tree : nullptr, k);
+}
+
 
 Plan PoolPolicy::extend(const ExtendOp& op) {
   Plan plan;
@@ -179,6 +210,20 @@ void PoolPolicy::check_step(std::span<const VerifyOp> batch, int32_t tokens, boo
       throw InputError(std::string(op_name) + ": " + req_name(op.request) + ": accepted length " +
                        std::to_string(op.accepted) + " outside 1.." + std::to_string(tokens));
     }
+    if (op.tree) {
+      if (decode) throw InputError("decode: " + req_name(op.request) + ": a decode step has no tree");
+      const int32_t capacity = layout_.config.tree_nodes;
+      if (capacity == 0) {
+        throw InputError("verify: " + req_name(op.request) +
+                         ": a tree verify in a pool without tree nodes (header tree_nodes)");
+      }
+      std::string error = tree_error(*op.tree, capacity, tokens);
+      if (error.empty() && int32_t(op.tree->path.size()) != op.accepted) {
+        error = "accepted length " + std::to_string(op.accepted) + " but a path of " +
+                std::to_string(op.tree->path.size()) + " nodes";
+      }
+      if (!error.empty()) throw InputError("verify: " + req_name(op.request) + ": " + error);
+    }
     if (op.snapshot) snapshot_token(*op.snapshot, s.length, op.accepted, op.request);
   }
 }
@@ -189,10 +234,25 @@ void PoolPolicy::check_step(std::span<const VerifyOp> batch, int32_t tokens, boo
 struct PoolPolicy::StepPlan {
   FillCall resets;  // fault verify-as-extend only
   VerifyCall verify;
+  GatherCall gathers;  // trees in payload strategies: the accepted path made contiguous
   ReplayCall snapshots;
   CopyCall copies;
   ReplayCall commits;
 };
+
+void PoolPolicy::gather_path(const VerifyOp& op, int32_t slot, int32_t first, StepPlan& p) const {
+  if (!op.tree) return;
+  // FAULT tree-contiguous-path (vLLM #55688): the accepted path is taken to be nodes 0..a-1, so
+  // the payload is replayed as the verify wrote it, in node order.
+  if (fault_ == Fault::kTreeContiguousPath) return;
+  PayloadGather g{slot, first, {}};
+  bool moves = false;
+  for (int32_t k = 0; k < op.accepted; ++k) {
+    g.from.push_back(op.tree->path[size_t(k)]);
+    moves = moves || g.from.back() != k;
+  }
+  if (moves) p.gathers.add(g, op.request);
+}
 
 // One batched step of `tokens` tokens per request (T for a verify, 1 for a decode).
 Plan PoolPolicy::step(std::span<const VerifyOp> batch, int32_t padding, int32_t tokens,
@@ -203,8 +263,9 @@ Plan PoolPolicy::step(std::span<const VerifyOp> batch, int32_t padding, int32_t 
   for (const VerifyOp& op : batch) {
     LiveState& s = table_.at(op.request);
     VerifyTask t;
-    t.tokens = {op.request, s.length, tokens};
+    t.tokens = {op.request, s.length, op.tree ? op.tree->nodes() : tokens};
     t.from = s.loc;
+    if (op.tree) t.parents = tree_parents(*op.tree);
     if (decode) {
       plan_decode(op, s, t, p);
     } else {
@@ -221,6 +282,7 @@ Plan PoolPolicy::step(std::span<const VerifyOp> batch, int32_t padding, int32_t 
   if (!deferred_flush_.copies.empty()) plan.push_back(std::exchange(deferred_flush_, {}));
   if (!p.resets.rows.empty()) plan.push_back(std::move(p.resets));
   plan.push_back(std::move(p.verify));
+  if (!p.gathers.gathers.empty()) plan.push_back(std::move(p.gathers));
   if (!p.snapshots.tasks.empty()) plan.push_back(std::move(p.snapshots));
   if (!p.copies.copies.empty()) plan.push_back(std::move(p.copies));
   if (!p.commits.tasks.empty()) plan.push_back(std::move(p.commits));
@@ -290,12 +352,15 @@ void PoolPolicy::scatter_verify(const VerifyOp& op, int32_t snap, LiveState& s, 
   const int32_t tokens = t.tokens.count;
   for (int j = 0; j < tokens; ++j)
     t.out_rows[j] = layout_.scratch_row(s.working_row, j);
-  StateLoc commit = StateLoc::at(t.out_rows[op.accepted - 1]);
+  StateLoc commit = StateLoc::at(t.out_rows[accepted_node(op, op.accepted - 1)]);
   // FAULT conv-ssm-split-commit: the SSM is rolled back to token a-1, the conv window is not
   // (it stays at the last verified token).
   if (fault_ == Fault::kConvSsmSplitCommit) commit.conv_row = t.out_rows[tokens - 1];
   p.copies.add({commit, s.working_row}, op.request);
-  if (snap >= 0) p.copies.add({StateLoc::at(t.out_rows[snap]), op.snapshot->row}, op.request);
+  if (snap >= 0) {
+    p.copies.add({StateLoc::at(t.out_rows[accepted_node(op, snap)]), op.snapshot->row},
+                 op.request);
+  }
   s.loc = StateLoc::at(s.working_row);
 }
 
@@ -304,6 +369,7 @@ void PoolPolicy::scatter_verify(const VerifyOp& op, int32_t snap, LiveState& s, 
 void PoolPolicy::draft_rows_verify(const VerifyOp& op, int32_t snap, LiveState& s, VerifyTask& t,
                                    StepPlan& p) {
   const bool window = layout_.kind == StrategyKind::kWindow;
+  SPECSTATE_ASSERT(!(window && op.tree), "the window layout refuses tree pools");
   t.out_rows[0] = s.working_row;
   for (int j = 1; j < t.tokens.count; ++j)
     t.out_rows[j] = layout_.draft_row(s.req_row, j - 1);
@@ -311,8 +377,8 @@ void PoolPolicy::draft_rows_verify(const VerifyOp& op, int32_t snap, LiveState& 
   auto at = [&](int32_t j) {
     return window ? StateLoc{t.out_rows[j], s.working_row, j} : StateLoc::at(t.out_rows[j]);
   };
-  if (snap >= 0) p.copies.add({at(snap), op.snapshot->row}, op.request);
-  s.loc = at(op.accepted - 1);  // inline: the current-input row of the next step
+  if (snap >= 0) p.copies.add({at(accepted_node(op, snap)), op.snapshot->row}, op.request);
+  s.loc = at(accepted_node(op, op.accepted - 1));  // inline: the next step's current-input row
 }
 
 // Replay: payload only; the commit replays the a accepted tokens into the working row.
@@ -320,6 +386,7 @@ void PoolPolicy::replay_verify(const VerifyOp& op, int32_t snap, LiveState& s, V
                                StepPlan& p) {
   const StateLoc working = StateLoc::at(s.working_row);
   t.payload_slot = layout_.payload_slot(s.req_row, 0);
+  gather_path(op, t.payload_slot, 0, p);
   if (snap >= 0) p.snapshots.add({working, t.payload_slot, snap + 1, op.snapshot->row}, op.request);
   p.commits.add({working, t.payload_slot, op.accepted, s.working_row}, op.request);
 }
@@ -332,6 +399,7 @@ void PoolPolicy::deferred_verify(const VerifyOp& op, int32_t snap, LiveState& s,
   const int32_t buffer = s.pending_slot == layout_.payload_slot(s.req_row, 0) ? 1 : 0;
   if (s.pending > 0) t.pending = pending_replay(s, s.working_row);
   t.payload_slot = layout_.payload_slot(s.req_row, buffer);
+  gather_path(op, t.payload_slot, 0, p);
   if (snap >= 0) p.snapshots.add({working, t.payload_slot, snap + 1, op.snapshot->row}, op.request);
   s.pending = op.accepted;
   s.pending_slot = t.payload_slot;
@@ -365,6 +433,7 @@ void PoolPolicy::ring_verify(const VerifyOp& op, int32_t snap, LiveState& s, Ver
   if (fold) consume_pending(s);
   t.payload_slot = s.pending_slot;
   t.payload_first_token = (s.pending_first + s.pending) % layout_.config.ring.slots;
+  gather_path(op, t.payload_slot, t.payload_first_token, p);
   if (snap >= 0) {
     // After the verify: from the checkpoint, the history it still lacks, then the new tokens
     // up to the boundary.

@@ -21,6 +21,7 @@
 #include <span>
 #include <vector>
 
+#include "core/draft_tree.h"
 #include "core/strategy/fault.h"
 #include "core/strategy/plan.h"
 #include "core/strategy/strategy.h"
@@ -45,8 +46,9 @@ struct ExtendOp {
 
 struct VerifyOp {
   uint64_t request = 0;
-  int32_t accepted = 0;  // 1..T (1 for decode)
+  int32_t accepted = 0;  // 1..T (1 for decode); a tree's path length
   std::optional<Snapshot> snapshot;
+  std::optional<DraftTree> tree;  // a tree verify (PoolConfig::tree_nodes > 0) instead of T tokens
 };
 
 // One request's entry in the live-state table.
@@ -105,9 +107,16 @@ class PoolPolicy {
   void make_real(uint64_t request, LiveState& s, Plan& plan);
   // Token index inside a step starting at `length` whose state `op`'s snapshot takes; -1: none.
   int32_t snapshot_index(const VerifyOp& op, int64_t length) const;
+  // The parents a tree verify's task runs with.
+  std::vector<int8_t> tree_parents(const DraftTree& tree) const;
+  // The verify token (tree node) whose state is the state after the k+1-th accepted token.
+  int32_t accepted_node(const VerifyOp& op, int32_t k) const;
   // One request's part of a step: its task `t` (tokens and source set), the calls it adds to
   // `p`, and its live-state entry updated. `snap`: snapshot_index() of the op.
   struct StepPlan;
+  // The payload strategies' tree: the accepted path moved to the front of the span the verify
+  // wrote from ring position `first`, so that it replays as a chain.
+  void gather_path(const VerifyOp& op, int32_t slot, int32_t first, StepPlan& p) const;
   VerifyMode step_mode(bool decode) const;
   void plan_decode(const VerifyOp& op, LiveState& s, VerifyTask& t, StepPlan& p);
   void plan_verify(const VerifyOp& op, LiveState& s, VerifyTask& t, StepPlan& p);

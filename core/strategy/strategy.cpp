@@ -29,7 +29,7 @@ T checked(T x, T y, T z, const StrategyLayout& l, const char* what) {
 
 // The ring's parameters against T: the history and a verify's tokens fit one replay and the ring
 // (FlashInfer: 16 + 16 <= 32), and a fold threshold that keeps the history within its bound.
-void check_ring(const RingParams& r, int32_t T) {
+void check_ring(const RingParams& r, int32_t T, int32_t N) {
   auto range = [](const char* name, int32_t v, int32_t lo, int32_t hi, const std::string& why) {
     if (v < lo || v > hi) {
       throw InputError("ring: " + std::string(name) + " " + std::to_string(v) + " outside " +
@@ -39,8 +39,8 @@ void check_ring(const RingParams& r, int32_t T) {
   const std::string t = "T = " + std::to_string(T);
   range("ring_history", r.max_history, T, kMaxReplayTokens - T,
         "at least " + t + ", and history + T at most " + std::to_string(kMaxReplayTokens));
-  range("ring_slots", r.slots, r.max_history + T, kMaxPayloadTokens,
-        "room for the history and " + t + " new tokens");
+  range("ring_slots", r.slots, r.max_history + N, kMaxPayloadTokens,
+        "room for the history and " + std::to_string(N) + " new tokens");
   if (r.fold_at != 0) {
     range("ring_fold_at", r.fold_at, 1, r.max_history - T + 1,
           "a later fold would let the history pass ring_history");
@@ -105,6 +105,18 @@ StrategyLayout make_layout(StrategyKind kind, const PoolConfig& config) {
   }
   if (config.pool_rows < 1) throw InputError("pool_rows must be >= 1");
   if (config.max_requests < 1) throw InputError("max_requests must be >= 1");
+  if (config.tree_nodes < 0 || config.tree_nodes > kMaxTreeNodes) {
+    throw InputError("tree_nodes " + std::to_string(config.tree_nodes) + " outside 0.." +
+                     std::to_string(kMaxTreeNodes));
+  }
+  if (kind == StrategyKind::kWindow && config.tree_nodes > 0) {
+    throw InputError(
+        "the window strategy does not run draft trees: its conv buffer holds one linear sequence "
+        "per request row (the window after token j at offset j), which a tree's branches do not "
+        "share; replay this trace with the other strategies (--strategy scatter,inline,replay,"
+        "deferred,ring)");
+  }
+  const int32_t N = config.verify_tokens();
 
   StrategyLayout l;
   l.kind = kind;
@@ -116,10 +128,10 @@ StrategyLayout make_layout(StrategyKind kind, const PoolConfig& config) {
   const char* rows = "state rows";
   switch (kind) {
     case StrategyKind::kScatter:
-      l.scratch_rows = checked(config.pool_rows, T, 0, l, rows);
+      l.scratch_rows = checked(config.pool_rows, N, 0, l, rows);
       break;
     case StrategyKind::kInline:
-      l.draft_rows = checked(config.max_requests, T - 1, T - 1, l, rows);
+      l.draft_rows = checked(config.max_requests, N - 1, N - 1, l, rows);
       break;
     case StrategyKind::kWindow:
       l.draft_rows = checked(config.max_requests, T - 1, 0, l, rows);
@@ -127,15 +139,15 @@ StrategyLayout make_layout(StrategyKind kind, const PoolConfig& config) {
       break;
     case StrategyKind::kReplay:
       s.payload_slots = config.max_requests;
-      s.payload_tokens = T;
+      s.payload_tokens = N;
       break;
     case StrategyKind::kDeferred:
       s.payload_slots = checked(config.max_requests, 2, 0, l, "payload slots");
-      s.payload_tokens = T;
+      s.payload_tokens = N;
       l.inspect_rows = 1;
       break;
     case StrategyKind::kRing:
-      check_ring(config.ring, T);
+      check_ring(config.ring, T, N);
       s.payload_slots = config.max_requests;
       s.payload_tokens = config.ring.slots;
       l.inspect_rows = 1;
@@ -158,14 +170,14 @@ StrategyLayout make_layout(StrategyKind kind, const PoolConfig& config) {
 
 int32_t StrategyLayout::scratch_row(int32_t working_row, int32_t token) const {
   SPECSTATE_ASSERT(kind == StrategyKind::kScatter, "scratch rows belong to scatter");
-  return config.pool_rows + working_row * config.tokens_per_verify + token;
+  return config.pool_rows + working_row * config.verify_tokens() + token;
 }
 
 int32_t StrategyLayout::draft_row(int32_t req_row, int32_t token) const {
   SPECSTATE_ASSERT(kind == StrategyKind::kInline || kind == StrategyKind::kWindow,
                    "draft rows belong to inline and window");
-  SPECSTATE_ASSERT(token >= 0 && token < config.tokens_per_verify - 1, "draft token index");
-  return config.pool_rows + req_row * (config.tokens_per_verify - 1) + token;
+  SPECSTATE_ASSERT(token >= 0 && token < config.verify_tokens() - 1, "draft token index");
+  return config.pool_rows + req_row * (config.verify_tokens() - 1) + token;
 }
 
 int32_t StrategyLayout::payload_slot(int32_t req_row, int32_t buffer) const {
@@ -184,6 +196,7 @@ StepBytes verify_step_bytes(const StrategyLayout& l, int32_t accepted, int32_t h
   const PoolShape& s = l.shape;
   const int64_t layers = s.geometry.layers;
   const int64_t T = l.config.tokens_per_verify;
+  const int64_t N = l.config.verify_tokens();  // tokens written: T, or a tree's nodes
   const int64_t ssm = s.ssm_row_bytes() * layers;
   const int64_t col = int64_t{s.geometry.conv_dim()} * 2 * layers;  // one conv column
   const int64_t window = col * s.geometry.conv_state_cols();
@@ -191,13 +204,13 @@ StepBytes verify_step_bytes(const StrategyLayout& l, int32_t accepted, int32_t h
   const int64_t token_payload = int64_t{s.payload_token_elements()} * 2 * layers;
   StepBytes b;
   switch (l.kind) {
-    case StrategyKind::kScatter:  // read 1, write T, commit copy: read 1 + write 1
+    case StrategyKind::kScatter:  // read 1, write N, commit copy: read 1 + write 1
       b.state_read = 2 * state;
-      b.state_write = (T + 1) * state;
+      b.state_write = (N + 1) * state;
       break;
-    case StrategyKind::kInline:  // read 1, write T
+    case StrategyKind::kInline:  // read 1, write N
       b.state_read = state;
-      b.state_write = T * state;
+      b.state_write = N * state;
       break;
     case StrategyKind::kWindow:  // SSM: read 1, write T; conv: read W-1, rewrite W-2+T columns
       b.state_read = ssm + window;
@@ -206,21 +219,27 @@ StepBytes verify_step_bytes(const StrategyLayout& l, int32_t accepted, int32_t h
     case StrategyKind::kReplay:  // read 1 (verify), commit: read 1 + write 1
       b.state_read = 2 * state;
       b.state_write = state;
-      b.payload_write = T * token_payload;
+      b.payload_write = N * token_payload;
       b.payload_read = accepted * token_payload;
       break;
     case StrategyKind::kDeferred:  // read 1, write 1 (the commit of the previous step)
       b.state_read = state;
       b.state_write = state;
-      b.payload_write = T * token_payload;
+      b.payload_write = N * token_payload;
       b.payload_read = accepted * token_payload;
       break;
     case StrategyKind::kRing:  // read 1 (the checkpoint); write 1 only on a fold
       b.state_read = state;
       b.state_write = history >= l.config.ring.fold_threshold(int32_t(T)) ? state : 0;
-      b.payload_write = T * token_payload;
+      b.payload_write = N * token_payload;
       b.payload_read = history * token_payload;
       break;
+  }
+  // A tree pool's payload strategies gather the accepted path to the front of the span: at most
+  // a-1 entries read and written (the root stays).
+  if (l.config.tree_nodes > 0 && s.payload_tokens > 0) {
+    b.payload_read += (accepted - 1) * token_payload;
+    b.payload_write += (accepted - 1) * token_payload;
   }
   return b;
 }

@@ -7,6 +7,10 @@
 //   inline    draft region [(max_requests+1), T-1]: output rows of request row r are
 //             [working, pool_rows + r*(T-1) + 0 .. T-2]; the +1 request row is the padding
 //             request's (tokenspeed #159), allocated and never written (padding tasks are -1).
+// A pool for draft trees of N nodes (PoolConfig::tree_nodes) sizes these by N instead of T
+// (scatter N scratch rows, inline N-1 draft rows, replay and deferred N payload tokens, a ring
+// with room for N), and the window layout refuses it: its conv buffer holds one linear sequence
+// per request row, which a tree's branches do not share.
 //   window    T-1 extra SSM blocks per request row, the working row being block 0, and every
 //             row's conv widened to W-1+T-1 columns; the live block and conv offset are a-1.
 //   replay    one payload slot (T tokens of inputs) per request row; commit replays a tokens.
@@ -52,6 +56,10 @@ struct PoolConfig {
   int32_t pool_rows = 0;          // scheduler rows
   int32_t max_requests = 0;       // request rows
   RingParams ring;
+  int32_t tree_nodes = 0;  // nodes of the largest draft tree a verify may run; 0: chains only
+
+  // Tokens one verify writes at most: T, or a tree's nodes.
+  int32_t verify_tokens() const { return tree_nodes > tokens_per_verify ? tree_nodes : tokens_per_verify; }
 };
 
 // Rows and bytes a strategy allocates, all layers. `shape` is exactly what the backend
@@ -74,7 +82,7 @@ struct StrategyLayout {
 
   // Rows owned by the strategy on behalf of a request (see the file comment).
   int32_t scratch_row(int32_t working_row, int32_t token) const;
-  int32_t draft_row(int32_t req_row, int32_t token) const;  // inline / window, token 0..T-2
+  int32_t draft_row(int32_t req_row, int32_t token) const;  // inline / window, token 0..N-2
   int32_t payload_slot(int32_t req_row, int32_t buffer) const;
   int32_t inspect_row() const;
 };

@@ -13,6 +13,7 @@
 #include <variant>
 #include <vector>
 
+#include "core/draft_tree.h"
 #include "core/pool_shape.h"
 #include "core/trace/rules.h"
 
@@ -38,10 +39,12 @@ struct Header {
   int32_t max_requests = 0;  // request rows
   int32_t page_size = 0;     // prefix-cache page, tokens; 0 = no snapshots
   uint64_t seed = 0;         // deterministic inputs and parameters
+  int32_t tree_nodes = 0;    // version 2: nodes of the largest draft tree; 0 = chains only
 
   int32_t tokens_per_verify() const { return draft_tokens + 1; }
-  // The oldest format version that expresses this header: 2 with a custom geometry, else 1.
-  int lowest_version() const { return geometry ? 2 : kOldestFormatVersion; }
+  // The oldest format version that expresses this header: 2 with a custom geometry or draft
+  // trees, else 1.
+  int lowest_version() const { return geometry || tree_nodes > 0 ? 2 : kOldestFormatVersion; }
   // "qwen3-next-80b-a3b", or "custom" for a geometry.
   const std::string& model_name() const;
 
@@ -73,11 +76,13 @@ struct Extend {
 
 // One request of a verify batch: `accepted` of the T tokens were accepted (1..T, bonus
 // included). `track` names the row that gets the snapshot of a page boundary crossed inside
-// the accepted tokens.
+// the accepted tokens. With a `tree` (version 2) the verify ran the tree's nodes instead of T
+// tokens, and the accepted tokens are its path (accepted = the path's length).
 struct VerifyEntry {
   uint64_t request = 0;
   int32_t accepted = 0;
   std::optional<TrackWrite> track;
+  std::optional<DraftTree> tree;
 
   bool operator==(const VerifyEntry&) const = default;
 };

@@ -138,6 +138,28 @@ class Fields {
 
   const std::string& what() const { return what_; }
 
+  [[noreturn]] void fail_field(const char* key, const std::string& message) const {
+    fail(where_, field(key) + " " + message);
+  }
+
+  int64_t to_integer(const char* key, const json& value, int64_t min, int64_t max) const {
+    refuse_negative_zero(key, value);
+    std::string shown;
+    if (value.is_number_unsigned()) {
+      const uint64_t v = value.get<uint64_t>();
+      if (v <= uint64_t(max) && int64_t(v) >= min) return int64_t(v);
+      shown = std::to_string(v);
+    } else if (value.is_number_integer()) {
+      const int64_t v = value.get<int64_t>();
+      if (v >= min && v <= max) return v;
+      shown = std::to_string(v);
+    } else {
+      fail(where_, field(key) + " must be an integer, got " + describe_type(value));
+    }
+    fail(where_, field(key) + " is " + shown + ", outside " + std::to_string(min) + ".." +
+                     std::to_string(max));
+  }
+
  private:
   std::string field(const char* key) const {
     return "field '" + std::string(key) + "' in " + what_;
@@ -158,24 +180,6 @@ class Fields {
   void refuse_negative_zero(const char* key, const json& value) const {
     if (value.is_number_integer() && !value.is_number_unsigned() && value.get<int64_t>() == 0)
       fail(where_, field(key) + " is -0, a negative zero; write 0");
-  }
-
-  int64_t to_integer(const char* key, const json& value, int64_t min, int64_t max) const {
-    refuse_negative_zero(key, value);
-    std::string shown;
-    if (value.is_number_unsigned()) {
-      const uint64_t v = value.get<uint64_t>();
-      if (v <= uint64_t(max) && int64_t(v) >= min) return int64_t(v);
-      shown = std::to_string(v);
-    } else if (value.is_number_integer()) {
-      const int64_t v = value.get<int64_t>();
-      if (v >= min && v <= max) return v;
-      shown = std::to_string(v);
-    } else {
-      fail(where_, field(key) + " must be an integer, got " + describe_type(value));
-    }
-    fail(where_, field(key) + " is " + shown + ", outside " + std::to_string(min) + ".." +
-                     std::to_string(max));
   }
 
   const json& object_;
@@ -236,14 +240,35 @@ Step parse_step(const json& object, const char* name, const Where& where, ParseE
   return step;
 }
 
+// A list of small integers (node indices) within min..max.
+std::vector<int8_t> node_list(const Fields& f, const char* key, int64_t min) {
+  const json& list = f.array(key);
+  if (list.size() > size_t(kMaxTreeNodesPerVerify)) {
+    f.fail_field(key, "has " + std::to_string(list.size()) + " entries, more than the " +
+                          std::to_string(kMaxTreeNodesPerVerify) + " nodes of a tree");
+  }
+  std::vector<int8_t> out;
+  for (size_t i = 0; i < list.size(); ++i) {
+    const std::string name = std::string(key) + "[" + std::to_string(i) + "]";
+    out.push_back(int8_t(f.to_integer(name.c_str(), list[i], min, kMaxTreeNodesPerVerify - 1)));
+  }
+  return out;
+}
+
+DraftTree parse_tree(const json& value, const std::string& what, const Where& where) {
+  Fields f(value, what, where, {"parents", "path"});
+  return {node_list(f, "parents", -1), node_list(f, "path", 0)};
+}
+
 VerifyEntry parse_verify_entry(const json& value, const std::string& what, const Where& where) {
-  Fields f(value, what, where, {"request", "accepted", "track"});
+  Fields f(value, what, where, {"request", "accepted", "track", "tree"});
   VerifyEntry entry;
   entry.request = f.unsigned_integer("request");
   entry.accepted = int32_t(f.integer("accepted", kInt32Min, kInt32Max));
   if (const json* track = f.find("track")) {
     entry.track = parse_track(*track, "track of " + what, where);
   }
+  if (const json* tree = f.find("tree")) entry.tree = parse_tree(*tree, "tree of " + what, where);
   return entry;
 }
 
@@ -323,7 +348,7 @@ Header parse_header(const json& object, const Where& where) {
   }
   Fields f(object, "header", where,
            {"specstate_trace", "preset", "geometry", "tp", "ssm_dtype", "draft_tokens",
-            "pool_rows", "max_requests", "page_size", "seed"});
+            "pool_rows", "max_requests", "page_size", "seed", "tree_nodes"});
   Header h;
   h.version = int(version.get<uint64_t>());
   if (const json* geometry = f.find("geometry")) {
@@ -347,6 +372,13 @@ Header parse_header(const json& object, const Where& where) {
   h.max_requests = int32_t(f.integer("max_requests", 1, kMaxRows));
   h.page_size = int32_t(f.integer("page_size", 0, kMaxRows));
   h.seed = f.unsigned_integer("seed");
+  if (f.find("tree_nodes")) {
+    if (h.version < 2) {
+      fail(where, "field 'tree_nodes' in header needs format version 2 (this header says " +
+                      std::to_string(h.version) + ")");
+    }
+    h.tree_nodes = int32_t(f.integer("tree_nodes", 1, kMaxTreeNodesPerVerify));
+  }
   try {
     // A preset name with bytes no preset has, or longer than any, is checked in its printable,
     // cut form: the message must neither end at an embedded NUL nor echo megabytes.
@@ -558,6 +590,12 @@ ordered_json to_json(const Verify& v) {
     entry["request"] = e.request;
     entry["accepted"] = e.accepted;
     if (e.track) entry["track"] = track_to_json(*e.track);
+    if (e.tree) {
+      ordered_json tree;
+      tree["parents"] = std::vector<int>(e.tree->parents.begin(), e.tree->parents.end());
+      tree["path"] = std::vector<int>(e.tree->path.begin(), e.tree->path.end());
+      entry["tree"] = std::move(tree);
+    }
     batch.push_back(std::move(entry));
   }
   j["batch"] = std::move(batch);
@@ -624,6 +662,7 @@ void check_header(const Header& h) {
   check("pool_rows", h.pool_rows, 1, kMaxRows);
   check("max_requests", h.max_requests, 1, kMaxRows);
   check("page_size", h.page_size, 0, kMaxRows);
+  check("tree_nodes", h.tree_nodes, 0, kMaxTreeNodesPerVerify);
 }
 
 Trace read_trace(std::istream& in, const std::string& name) {
@@ -722,6 +761,7 @@ std::string header_to_json(const Header& h) {
   j["max_requests"] = h.max_requests;
   j["page_size"] = h.page_size;
   j["seed"] = h.seed;
+  if (h.tree_nodes > 0) j["tree_nodes"] = h.tree_nodes;
   return j.dump();
 }
 

@@ -13,6 +13,7 @@ inline constexpr int64_t kMaxRows = 16777216;  // pool_rows, max_requests, page_
 inline constexpr int64_t kMaxTokens = 16777216;  // tokens of one extend, padding
 inline constexpr int64_t kMaxLength = 281474976710656;  // tokens of one request
 inline constexpr int32_t kMaxTokensPerVerify = 16;  // T = draft_tokens + 1
+inline constexpr int32_t kMaxTreeNodesPerVerify = 64;  // nodes of one draft tree (header tree_nodes, version 2)
 inline constexpr int32_t kMaxTp = 1024;  // tensor-parallel degree
 inline constexpr int64_t kMaxLineBytes = 16777216;  // bytes of one line without its newline
 inline constexpr size_t kMaxEchoed = 64;  // characters of a value quoted in a message

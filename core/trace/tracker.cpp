@@ -70,7 +70,8 @@ void ScheduleTracker::apply(const Line& line) {
         } else if constexpr (std::is_same_v<E, Verify>) {
           std::vector<StepEntry> batch;
           for (const VerifyEntry& v : e.batch) {
-            batch.push_back({v.request, v.accepted, v.track ? &*v.track : nullptr});
+            batch.push_back({v.request, v.accepted, v.track ? &*v.track : nullptr,
+                             v.tree ? &*v.tree : nullptr});
           }
           apply_step(batch, e.padding, at);
         } else if constexpr (std::is_same_v<E, Decode>) {
@@ -260,6 +261,7 @@ void ScheduleTracker::apply_step(const std::vector<StepEntry>& batch, int32_t pa
       at.fail("accepted length " + std::to_string(entry.accepted) + " outside 1.." +
               std::to_string(T) + " (" + req(entry.request) + ")");
     }
+    if (entry.tree != nullptr) check_tree(*entry.tree, entry.accepted, entry.request, at);
     if (entry.track != nullptr) {
       // Only accepted tokens count: a snapshot of a rejected draft's state is the bug of
       // vLLM #43559.
@@ -271,6 +273,19 @@ void ScheduleTracker::apply_step(const std::vector<StepEntry>& batch, int32_t pa
     requests_[entry.request].length += entry.accepted;
     if (entry.track != nullptr) store_snapshot(*entry.track);
   }
+}
+
+void ScheduleTracker::check_tree(const DraftTree& tree, int32_t accepted, uint64_t request,
+                                 const Context& at) const {
+  if (header_.tree_nodes == 0) {
+    at.fail("a tree verify (" + req(request) + ") in a trace whose header declares no tree_nodes");
+  }
+  std::string error = tree_error(tree, header_.tree_nodes, tokens_per_verify());
+  if (error.empty() && size_t(accepted) != tree.path.size()) {
+    error = "accepted length " + std::to_string(accepted) + " but the path has " +
+            std::to_string(tree.path.size()) + " nodes";
+  }
+  if (!error.empty()) at.fail(error + " (" + req(request) + ")");
 }
 
 void ScheduleTracker::apply_retract(const Retract& r, const Context& at) {

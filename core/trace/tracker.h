@@ -62,10 +62,13 @@ class ScheduleTracker {
     uint64_t request;
     int32_t accepted;
     const TrackWrite* track;
+    const DraftTree* tree = nullptr;
   };
 
   void apply_extend(const Extend& e, const Context& at);
   void apply_step(const std::vector<StepEntry>& batch, int32_t padding, const Context& at);
+  void check_tree(const DraftTree& tree, int32_t accepted, uint64_t request,
+                  const Context& at) const;
   void apply_retract(const Retract& r, const Context& at);
   void apply_resume(const Resume& r, const Context& at);
   void apply_finish(const Finish& f, const Context& at);

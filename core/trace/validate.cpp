@@ -25,7 +25,7 @@ struct Counter {
     ++s.verifies;
     step(int64_t(v.batch.size()), v.padding);
     for (const VerifyEntry& e : v.batch) {
-      s.verified_tokens += s.header.tokens_per_verify();
+      s.verified_tokens += e.tree ? e.tree->nodes() : s.header.tokens_per_verify();
       s.accepted_tokens += e.accepted;
       ++s.acceptance[size_t(e.accepted - 1)];
       s.snapshots += e.track.has_value();

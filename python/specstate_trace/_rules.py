@@ -6,6 +6,7 @@ MAX_ROWS = 16777216  # pool_rows, max_requests, page_size
 MAX_TOKENS = 16777216  # tokens of one extend, padding
 MAX_LENGTH = 281474976710656  # tokens of one request
 MAX_TOKENS_PER_VERIFY = 16  # T = draft_tokens + 1
+MAX_TREE_NODES = 64  # nodes of one draft tree (header tree_nodes, version 2)
 MAX_TP = 1024  # tensor-parallel degree
 MAX_LINE_BYTES = 16777216  # bytes of one line without its newline
 MAX_ECHOED = 64  # characters of a value quoted in a message

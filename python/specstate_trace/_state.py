@@ -12,11 +12,12 @@ was.
 
 from ._fields import Fields, NegativeZero, _is_integer, describe_type, printable
 from ._rules import (FORMAT_VERSION, GEOMETRY_FIELDS, MAX_LENGTH, MAX_ROWS, MAX_TOKENS,
-                     MAX_TOKENS_PER_VERIFY, MAX_TP, OLDEST_FORMAT_VERSION, PRESET_HEADS)
+                     MAX_TOKENS_PER_VERIFY, MAX_TP, MAX_TREE_NODES, OLDEST_FORMAT_VERSION,
+                     PRESET_HEADS)
 
 INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
 HEADER_KEYS = ("specstate_trace", "preset", "geometry", "tp", "ssm_dtype", "draft_tokens",
-               "pool_rows", "max_requests", "page_size", "seed")
+               "pool_rows", "max_requests", "page_size", "seed", "tree_nodes")
 GEOMETRY_KEYS = tuple(name for name, _, _ in GEOMETRY_FIELDS)
 SSM_DTYPE_ALIASES = {"fp32": "f32", "float32": "f32", "bfloat16": "bf16"}  # writer convenience
 
@@ -55,13 +56,23 @@ def parse_header(obj):
         raise ValueError(f"field 'ssm_dtype' in header is '{printable(dtype)}', "
                          f"expected f32 or bf16")
     model = {"geometry": geometry} if geometry else {"preset": preset}
-    header = {"specstate_trace": 2 if geometry else OLDEST_FORMAT_VERSION, **model, "tp": tp,
+    tree_nodes = 0
+    if "tree_nodes" in obj:
+        if version < 2:
+            raise ValueError(f"field 'tree_nodes' in header needs format version 2 (this header "
+                             f"says {int(version)})")
+        tree_nodes = f.integer("tree_nodes", 1, MAX_TREE_NODES)
+    # The lowest version that expresses the header (core/trace/events.h lowest_version).
+    lowest = 2 if geometry or tree_nodes else OLDEST_FORMAT_VERSION
+    header = {"specstate_trace": lowest, **model, "tp": tp,
               "ssm_dtype": dtype,
               "draft_tokens": f.integer("draft_tokens", 0, MAX_TOKENS_PER_VERIFY - 1),
               "pool_rows": f.integer("pool_rows", 1, MAX_ROWS),
               "max_requests": f.integer("max_requests", 1, MAX_ROWS),
               "page_size": f.integer("page_size", 0, MAX_ROWS),
               "seed": f.unsigned("seed")}
+    if tree_nodes:
+        header["tree_nodes"] = tree_nodes
     if geometry:
         _check_geometry(geometry, tp)
         return header
@@ -92,17 +103,20 @@ def _check_geometry(g, tp):
 
 
 def make_header(preset=None, draft_tokens=None, pool_rows=None, max_requests=None, page_size=0,
-                tp=1, ssm_dtype="f32", seed=0, geometry=None):
+                tp=1, ssm_dtype="f32", seed=0, geometry=None, tree_nodes=0):
     """The header object, checked; raises ValueError with the C++ reader's message. `geometry`
-    (a dict of layers, H, HV, K, V, conv_dim, W: one rank's heads) instead of `preset` writes
-    format version 2."""
+    (a dict of layers, H, HV, K, V, conv_dim, W: one rank's heads) instead of `preset`, or
+    `tree_nodes` > 0 (verifies may run draft trees of that many nodes), writes format
+    version 2."""
     dtype = SSM_DTYPE_ALIASES.get(ssm_dtype, ssm_dtype) if isinstance(ssm_dtype, str) else ssm_dtype
     model = {key: value for key, value in (("preset", preset), ("geometry", geometry))
              if value is not None}
-    return parse_header({"specstate_trace": 1 if geometry is None else 2, **model, "tp": tp,
+    trees = {} if tree_nodes in (0, None) else {"tree_nodes": tree_nodes}
+    v2 = geometry is not None or bool(trees)
+    return parse_header({"specstate_trace": 2 if v2 else 1, **model, "tp": tp,
                          "ssm_dtype": dtype, "draft_tokens": draft_tokens,
                          "pool_rows": pool_rows, "max_requests": max_requests,
-                         "page_size": page_size, "seed": seed})
+                         "page_size": page_size, "seed": seed, **trees})
 
 
 # ---- fields of an event (core/trace/format.cpp parse_event) ------------------------------------
@@ -112,12 +126,25 @@ def _track(value, what):
     return {"length": f.integer("length", 1, MAX_LENGTH), "row": f.integer("row", 0, INT32_MAX)}
 
 
+def _node_list(f, key, lo):
+    values = f.array(key)
+    if len(values) > MAX_TREE_NODES:
+        raise ValueError(f"{f.field(key)} has {len(values)} entries, more than the "
+                         f"{MAX_TREE_NODES} nodes of a tree")
+    return [f._integer(f"{key}[{i}]", v, lo, MAX_TREE_NODES - 1) for i, v in enumerate(values)]
+
+
+def _tree(value, what):
+    f = Fields(value, what, ("parents", "path"))
+    return {"parents": _node_list(f, "parents", -1), "path": _node_list(f, "path", 0)}
+
+
 def _step(f, name):
     batch = []
     for i, value in enumerate(f.array("batch")):
         what = f"batch[{i}] of the {name} event"
         if name == "verify":
-            e = Fields(value, what, ("request", "accepted", "track"))
+            e = Fields(value, what, ("request", "accepted", "track", "tree"))
             entry = {"request": e.unsigned("request"),
                      "accepted": e.integer("accepted", INT32_MIN, INT32_MAX)}
         else:
@@ -125,6 +152,8 @@ def _step(f, name):
             entry = {"request": e.unsigned("request")}
         if e.has("track"):
             entry["track"] = _track(e.obj["track"], f"track of {what}")
+        if name == "verify" and e.has("tree"):
+            entry["tree"] = _tree(e.obj["tree"], f"tree of {what}")
         batch.append(entry)
     return {"event": name, "batch": batch,
             "padding": f.optional_integer("padding", 0, MAX_TOKENS, 0)}
@@ -169,6 +198,41 @@ def parse_event(obj):
         return {"event": "check"}
     raise ValueError(f"unknown event '{printable(kind)}' (expected extend, verify, decode, "
                      f"retract, resume, finish or check)")
+
+
+def _depth(parents, node):
+    d = 0
+    while parents[node] >= 0:
+        node, d = parents[node], d + 1
+    return d
+
+
+def tree_error(parents, path, max_nodes, T):
+    """What is wrong with a draft tree, as core/draft_tree.cpp says it; "" when nothing is."""
+    n = len(parents)
+    if not 1 <= n <= max_nodes:
+        return f"a tree of {n} nodes; this trace's trees have 1..{max_nodes} (header tree_nodes)"
+    if parents[0] != -1:
+        return f"node 0 is the root: its parent is -1, not {parents[0]}"
+    for i in range(1, n):
+        p = parents[i]
+        if not 0 <= p < i:
+            return (f"the parent of node {i} is {p}; a node's parent is an earlier node "
+                    f"(0..{i - 1})")
+        if _depth(parents, i) > T - 1:
+            return (f"node {i} is at depth {_depth(parents, i)}, deeper than the {T - 1} draft "
+                    f"tokens of a verify")
+    a = len(path)
+    if not 1 <= a <= T:
+        return f"an accepted path of {a} nodes, outside 1..{T}"
+    if path[0] != 0:
+        return f"the accepted path starts at the root, node 0, not {path[0]}"
+    for k in range(1, a):
+        node = path[k]
+        if not 0 <= node < n or parents[node] != path[k - 1]:
+            return (f"path[{k}] = {node} is not a child of node {path[k - 1]}: the accepted path "
+                    f"runs from the root along the parents")
+    return ""
 
 
 # ---- the schedule (core/trace/tracker.cpp) -----------------------------------------------------
@@ -389,6 +453,8 @@ class TraceState:
             accepted = entry.get("accepted", 1)  # a decode accepts its one token
             if not 1 <= accepted <= T:
                 raise ValueError(f"accepted length {accepted} outside 1..{T} (request {request})")
+            if "tree" in entry:
+                self._check_tree(entry["tree"], accepted, request)
             if "track" in entry:
                 # Only accepted tokens count: a snapshot of a rejected draft's state is the bug
                 # of vLLM #43559.
@@ -401,6 +467,18 @@ class TraceState:
                 if "track" in entry:
                     self._cache[entry["track"]["row"]] = entry["track"]["length"]
         return e, commit
+
+    def _check_tree(self, tree, accepted, request):
+        """core/trace/tracker.cpp check_tree and core/draft_tree.cpp tree_error."""
+        max_nodes = self.header.get("tree_nodes", 0)
+        if not max_nodes:
+            raise ValueError(f"a tree verify (request {request}) in a trace whose header declares "
+                             f"no tree_nodes")
+        error = tree_error(tree["parents"], tree["path"], max_nodes, self.T)
+        if not error and accepted != len(tree["path"]):
+            error = f"accepted length {accepted} but the path has {len(tree['path'])} nodes"
+        if error:
+            raise ValueError(f"{error} (request {request})")
 
     def _retract(self, e, line):
         r = self._running(e["request"])

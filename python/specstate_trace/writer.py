@@ -18,11 +18,12 @@ def _track_object(track):
 
 
 def _entry_object(entry, keys):
-    """A batch entry as on disk from a tuple (`keys` in order, the track last and optional) or
-    a mapping; a bare request id for a decode."""
+    """A batch entry as on disk from a tuple (`keys` in order, the request and, for a verify,
+    accepted required, the rest optional) or a mapping; a bare request id for a decode."""
+    required = 1 if keys[-1] == "track" and len(keys) == 2 else 2
     if isinstance(entry, dict):
         obj = dict(entry)
-    elif isinstance(entry, (tuple, list)) and len(keys) - 1 <= len(entry) <= len(keys):
+    elif isinstance(entry, (tuple, list)) and required <= len(entry) <= len(keys):
         obj = dict(zip(keys, entry))
     elif len(keys) == 2 and not isinstance(entry, (tuple, list)):
         obj = {"request": entry}  # decode([5, 6])
@@ -32,6 +33,8 @@ def _entry_object(entry, keys):
         obj.pop("track", None)
     else:
         obj["track"] = _track_object(obj["track"])
+    if "tree" in obj and obj["tree"] is None:
+        del obj["tree"]
     return obj
 
 
@@ -61,7 +64,7 @@ class TraceWriter:
     """
 
     def __init__(self, file, *, preset=None, draft_tokens, pool_rows, max_requests, page_size=0,
-                 tp=1, ssm_dtype="f32", seed=0, geometry=None):
+                 tp=1, ssm_dtype="f32", seed=0, geometry=None, tree_nodes=0):
         label = os.fspath(file) if isinstance(file, (str, os.PathLike)) else getattr(file, "name",
                                                                                        "<stream>")
         self._label = os.fsdecode(label) if isinstance(label, (str, bytes)) else "<stream>"
@@ -69,7 +72,7 @@ class TraceWriter:
             self.header = make_header(preset=preset, draft_tokens=draft_tokens,
                                       pool_rows=pool_rows, max_requests=max_requests,
                                       page_size=page_size, tp=tp, ssm_dtype=ssm_dtype, seed=seed,
-                                      geometry=geometry)
+                                      geometry=geometry, tree_nodes=tree_nodes)
         except ValueError as e:
             raise TraceError(self._label, 1, str(e)) from None
         self.state = TraceState(self.header)
@@ -127,12 +130,14 @@ class TraceWriter:
         """A verify step of T tokens per request.
 
         `batch`: entries (request, accepted), (request, accepted, track) or
-        {"request", "accepted", "track"?}; accepted in 1..T (bonus included). `padding`:
-        CUDA-graph padding rows in the batch.
+        {"request", "accepted", "track"?, "tree"?}; accepted in 1..T (bonus included). A tree
+        (format version 2, a writer made with tree_nodes) is {"parents": [...], "path": [...]}:
+        the parent of each node (-1 for the root, node 0) and the accepted path from the root;
+        accepted is the path's length. `padding`: CUDA-graph padding rows in the batch.
         """
         self._ensure_open()
         self._record({"event": "verify",
-                      "batch": _batch_objects(batch, ("request", "accepted", "track")),
+                      "batch": _batch_objects(batch, ("request", "accepted", "track", "tree")),
                       "padding": 0 if padding is None else padding})
 
     def decode(self, batch, *, padding=0):

@@ -45,6 +45,7 @@ struct ScheduleConfig {
   int32_t max_requests = 8;
   int32_t page_size = 8;
   int32_t steps = 60;
+  int32_t tree_nodes = 0;  // > 0: most verifies run a random draft tree of up to this many nodes
 };
 
 class RandomSchedule {
@@ -162,6 +163,10 @@ class RandomSchedule {
       VerifyOp v;
       v.request = id;
       v.accepted = decode ? 1 : 1 + pick(cfg_.T);
+      if (!decode && cfg_.tree_nodes > 0 && pick(4) != 0) {
+        v.tree = random_tree();
+        v.accepted = int32_t(v.tree->path.size());
+      }
       auto snaps = snapshots(req.length, req.length + v.accepted);
       if (!snaps.empty()) v.snapshot = snaps.front();
       for (size_t i = 1; i < snaps.size(); ++i) {
@@ -174,6 +179,35 @@ class RandomSchedule {
     const int32_t padding = pick(3);
     if (decode) return OpDecode{batch, padding};
     return OpVerify{batch, padding};
+  }
+
+  // Nodes in any order a parent precedes its children: each node's parent is a random earlier
+  // node above depth T-1; the accepted path goes down through random children.
+  DraftTree random_tree() {
+    DraftTree t;
+    const int32_t n = 1 + pick(cfg_.tree_nodes);
+    std::vector<int32_t> depth;
+    for (int32_t i = 0; i < n; ++i) {
+      if (i == 0) {
+        t.parents.push_back(-1);
+        depth.push_back(0);
+        continue;
+      }
+      int32_t p = pick(i);
+      while (depth[size_t(p)] >= cfg_.T - 1) p = pick(i);  // the root is always shallow enough
+      t.parents.push_back(int8_t(p));
+      depth.push_back(depth[size_t(p)] + 1);
+    }
+    t.path.push_back(0);
+    for (;;) {
+      std::vector<int8_t> children;
+      for (int32_t i = 0; i < n; ++i) {
+        if (t.parents[size_t(i)] == t.path.back()) children.push_back(int8_t(i));
+      }
+      if (children.empty() || pick(5) == 0) break;
+      t.path.push_back(children[size_t(pick(int(children.size())))]);
+    }
+    return t;
   }
 
   Op retract() {

@@ -73,7 +73,7 @@ TEST(TraceReader, HeaderFields) {
           R"({"specstate_trace": 1, "preset": "tiny", "tp": 1, "ssm_dtype": "f32", "draft_tokens": 3, "pool_rows": 8, "max_requests": 4, "page_size": 16, "seed": 1, "colour": "red"})"
           "\n"),
       "t.jsonl:1: unknown field 'colour' in header (expected specstate_trace, preset, geometry, "
-      "tp, ssm_dtype, draft_tokens, pool_rows, max_requests, page_size, seed)");
+      "tp, ssm_dtype, draft_tokens, pool_rows, max_requests, page_size, seed, tree_nodes)");
 }
 
 TEST(TraceReader, SecondHeader) {
@@ -87,7 +87,7 @@ TEST(TraceReader, UnknownField) {
   EXPECT_EQ(
       event_error({R"({"event": "verify", "batch": [{"request": 5, "accepted": 1, "a": 1}]})"}),
       "t.jsonl:2: unknown field 'a' in batch[0] of the verify event (expected request, "
-      "accepted, track)");
+      "accepted, track, tree)");
   EXPECT_EQ(
       event_error(
           {R"({"event": "decode", "batch": [{"request": 5, "track": {"length": 16, "row": 1, "x": 0}}]})"}),

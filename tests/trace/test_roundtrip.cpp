@@ -104,7 +104,7 @@ TEST(TraceRoundTrip, WriterIsExactForEveryField) {
                  9,
                  {{(int64_t{1} << 40) + 64, 11}, {(int64_t{1} << 40) + 128, 12}}}},
       {3, Extend{big, -1, -1, 1, 0, -1, {}}},
-      {4, Verify{{{big, 16, TrackWrite{640, 5}}, {0, 1, std::nullopt}}, 123}},
+      {4, Verify{{{big, 16, TrackWrite{640, 5}, std::nullopt}, {0, 1, std::nullopt, std::nullopt}}, 123}},
       {5, Decode{{{big, std::nullopt}, {3, TrackWrite{64, 0}}}, 0}},
       {6, Retract{big}},
       {7, Resume{big, 0, 1}},
