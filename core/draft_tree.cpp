@@ -1,6 +1,59 @@
 #include "core/draft_tree.h"
 
+#include "core/errors.h"
+#include "core/primitives.h"
+
 namespace specstate {
+
+DraftTree tree_of_shape(const std::vector<int32_t>& topk, int32_t max_nodes) {
+  DraftTree t{{-1}, {0}};
+  // Without a budget the tree stops one node past kMaxTreeNodes, for callers to refuse.
+  const int32_t budget = max_nodes > 0 ? max_nodes : kMaxTreeNodes + 1;
+  auto full = [&] { return t.nodes() >= budget; };
+  int32_t level_begin = 0, level_end = 1;
+  for (int32_t k : topk) {
+    for (int32_t parent = level_begin; parent < level_end && !full(); ++parent) {
+      for (int32_t c = 0; c < k && !full(); ++c)
+        t.parents.push_back(int8_t(parent));
+    }
+    level_begin = level_end;
+    level_end = t.nodes();
+  }
+  return t;
+}
+
+std::vector<int32_t> parse_tree_shape(const std::string& text, const char* option,
+                                      int32_t max_nodes) {
+  auto bad = [&](const std::string& why) -> InputError {
+    return InputError(std::string(option) + " '" + text + "': " + why +
+                      " (top-k per level, e.g. 2,2,2)");
+  };
+  std::vector<int32_t> topk;
+  size_t start = 0;
+  while (start <= text.size()) {
+    const size_t comma = std::min(text.find(',', start), text.size());
+    const std::string part = text.substr(start, comma - start);
+    if (part.empty() || part.size() > 2 || part.find_first_not_of("0123456789") != std::string::npos)
+      throw bad("'" + part + "' is not a count of 1..64");
+    const int32_t k = std::stoi(part);
+    if (k < 1 || k > kMaxTreeNodes) throw bad("'" + part + "' is not a count of 1..64");
+    topk.push_back(k);
+    start = comma + 1;
+  }
+  if (topk.size() > size_t(kMaxVerifyTokens - 1)) throw bad("more than 15 levels");
+  int64_t nodes = 1, level = 1;
+  for (int32_t k : topk) {
+    level *= k;
+    nodes += level;
+    if (nodes > 1 << 20) break;
+  }
+  if (max_nodes > 0) nodes = std::min<int64_t>(nodes, max_nodes);
+  if (nodes > kMaxTreeNodes) {
+    throw bad(std::to_string(nodes) + " nodes, more than " + std::to_string(kMaxTreeNodes) +
+              " (cut it with a node budget)");
+  }
+  return topk;
+}
 
 std::string tree_error(const DraftTree& tree, int32_t max_nodes, int32_t T) {
   const int32_t n = tree.nodes();

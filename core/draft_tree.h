@@ -63,6 +63,15 @@ struct DraftTree {
 // path from the root of 1..T nodes that follows the parents); empty when nothing is.
 std::string tree_error(const DraftTree& tree, int32_t max_nodes, int32_t T);
 
+// A static tree shape as EAGLE's top-k drafting builds it: topk[d] children under every node of
+// depth d (e.g. {2, 2, 2}: 1 + 2 + 4 + 8 nodes), in breadth-first order, cut after max_nodes
+// nodes when max_nodes > 0 (a dynamic tree's node budget). The path is the root alone.
+DraftTree tree_of_shape(const std::vector<int32_t>& topk, int32_t max_nodes = 0);
+// "2,2,2" -> {2, 2, 2}: 1..15 levels of 1..64 children each, at most kMaxTreeNodes nodes in
+// all (after the cut at max_nodes); InputError naming `option` otherwise.
+std::vector<int32_t> parse_tree_shape(const std::string& text, const char* option,
+                                      int32_t max_nodes = 0);
+
 // The accepted path's k-th node of a verify: path[k] of a tree, k along a chain.
 inline int32_t path_node(const DraftTree* tree, int32_t k) {
   return tree ? tree->path[size_t(k)] : k;

@@ -703,9 +703,27 @@ int64_t request_tokens(const trace::Trace& trace, uint64_t request) {
       (present.empty() ? std::string("the trace has no requests") : "its requests: " + ids));
 }
 
+// The recorder follows one chain of tokens per request; a tree verify of the request is refused
+// where it is, before anything is written.
+void refuse_trees(const trace::Trace& trace, uint64_t request) {
+  for (const trace::Line& line : trace.events) {
+    const auto* v = std::get_if<trace::Verify>(&line.event);
+    if (v == nullptr) continue;
+    for (const trace::VerifyEntry& e : v->batch) {
+      if (e.request == request && e.tree) {
+        throw InputError(trace.file, line.line,
+                         request_name(request) + " verifies a draft tree; dump records chains "
+                         "of tokens only (replay compares tree traces across strategies and "
+                         "backends)");
+      }
+    }
+  }
+}
+
 DumpReport dump_request(const trace::Trace& trace, const DumpOptions& options) {
   const auto start = std::chrono::steady_clock::now();
   request_tokens(trace, options.request);
+  refuse_trees(trace, options.request);
   Dumper dumper(trace, options);
   DumpReport report = dumper.run(options.out_dir);
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

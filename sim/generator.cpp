@@ -7,6 +7,7 @@
 
 #include "core/errors.h"
 #include "core/geometry.h"
+#include "core/primitives.h"
 #include "core/strategy/strategy.h"
 #include "core/trace/format.h"
 #include "core/trace/tracker.h"
@@ -81,6 +82,7 @@ class Generator {
     trace_.file = "<generator>";
     trace_.header = tracker_.header();
     T_ = tracker_.tokens_per_verify();
+    if (!o_.tree.empty()) tree_ = tree_of_shape(o_.tree, o_.tree_nodes);
     build_accept_cdf();
     make_requests();
     for (int32_t row = o_.pool_rows - 1; row >= 0; --row)
@@ -121,6 +123,8 @@ class Generator {
     h.max_requests = o.max_requests;
     h.page_size = o.page_size;
     h.seed = o.seed;
+    if (!o.tree.empty()) h.tree_nodes = tree_of_shape(o.tree, o.tree_nodes).nodes();
+    h.version = h.lowest_version();
     return h;
   }
 
@@ -276,13 +280,18 @@ class Generator {
     std::vector<int32_t> accepted;
     for (size_t index : batch) {
       const Request& r = requests_[index];
-      const int32_t a = decode ? 1 : draw_accepted();
+      int32_t a = decode ? 1 : draw_accepted();
+      std::optional<DraftTree> tree;
+      if (!decode && tree_) {
+        tree = draw_path(a);
+        a = int32_t(tree->path.size());
+      }
       const int64_t old_len = tracker_.request(r.id)->length;
       std::optional<TrackWrite> track = step_track(old_len, old_len + a);
       if (decode) {
         dec.batch.push_back({r.id, track});
       } else {
-        verify.batch.push_back({r.id, a, track, std::nullopt});
+        verify.batch.push_back({r.id, a, track, std::move(tree)});
       }
       accepted.push_back(a);
     }
@@ -395,6 +404,19 @@ class Generator {
     return T_;
   }
 
+  // The tree with a path of up to `a` nodes from the root through uniformly chosen children.
+  DraftTree draw_path(int32_t a) {
+    DraftTree t = *tree_;
+    while (int32_t(t.path.size()) < a) {
+      std::vector<int8_t> children;
+      for (int32_t i = 0; i < t.nodes(); ++i)
+        if (t.parents[size_t(i)] == t.path.back()) children.push_back(int8_t(i));
+      if (children.empty()) break;
+      t.path.push_back(children[size_t(rng_.range(0, int64_t(children.size()) - 1))]);
+    }
+    return t;
+  }
+
   // The batch padded up to the smallest CUDA-graph bucket that holds it (no graph is
   // captured beyond max_requests).
   int32_t padded(int32_t n) const {
@@ -440,6 +462,7 @@ class Generator {
   trace::Trace trace_;
   int32_t T_ = 1;
   std::vector<double> accept_cdf_;  // [T] cumulative weights of a = 1..T
+  std::optional<DraftTree> tree_;   // the verifies' tree (root-only path), or chains
   double mean_accepted_ = 1;
   std::vector<Request> requests_;  // in arrival order
   size_t next_arrival_ = 0;
@@ -476,6 +499,21 @@ void check_options(const GeneratorOptions& o) {
   for (int32_t bucket : o.graph_buckets)
     check_range("graph_buckets", bucket, 1, trace::kMaxRows);
   if (!o.accept_weights.empty()) check_accept_weights(o.accept_weights, o.draft_tokens + 1);
+  if (o.tree.empty() && o.tree_nodes != 0)
+    throw InputError("tree_nodes " + std::to_string(o.tree_nodes) + " without a tree shape");
+  if (!o.tree.empty()) {
+    check_range("tree_nodes", o.tree_nodes, 0, kMaxTreeNodes);
+    if (int32_t(o.tree.size()) > o.draft_tokens) {
+      throw InputError("a tree of " + std::to_string(o.tree.size()) +
+                       " levels needs draft_tokens >= " + std::to_string(o.tree.size()) +
+                       " (it has " + std::to_string(o.draft_tokens) + ")");
+    }
+    const int32_t nodes = tree_of_shape(o.tree, o.tree_nodes).nodes();
+    if (nodes > kMaxTreeNodes) {
+      throw InputError("a tree of " + std::to_string(nodes) + " nodes, more than " +
+                       std::to_string(kMaxTreeNodes));
+    }
+  }
 }
 
 trace::Trace generate_trace(const GeneratorOptions& options) {

@@ -2,7 +2,7 @@
 //
 // From a seed, reproducibly: requests arrive over the first half of the run with random
 // prompt lengths; prompts are prefilled in chunks, sometimes starting from a prefix-cache row
-// (copy-on-write); running requests verify T tokens per step with an accepted length drawn
+// (copy-on-write); running requests verify T tokens (or a draft tree) per step with an accepted length drawn
 // from a configurable distribution, with occasional decode steps without drafts; page
 // boundaries crossed are snapshotted into track rows; a request that waits too long for a
 // row preempts (retracts) the longest-running one, which resumes later; finished requests
@@ -50,6 +50,12 @@ struct GeneratorOptions {
                                        // first rejection: a = 1 + leading accepted drafts
   std::vector<double> accept_weights;  // T weights for a = 1..T; replaces accept_prob
   double decode_prob = 0.1;            // a step is a decode without drafts
+  // Draft trees (format version 2): every verify runs the tree of this shape (top-k children per
+  // level, core/draft_tree.h), cut after tree_nodes nodes when tree_nodes > 0; the accepted
+  // path draws its length as above and descends through uniformly chosen children (shorter
+  // where the cut tree ends). Empty: chains of T tokens.
+  std::vector<int32_t> tree;
+  int32_t tree_nodes = 0;
 
   // Scheduling.
   int32_t preempt_after = 32;  // steps a waiting request waits for a row before it retracts

@@ -38,7 +38,7 @@ bool OwnershipChecker::may_write(uint64_t request, int32_t row) const {
   if (it == rows_.end()) return false;
   const Rows& r = it->second;
   if (row == r.working_row) return true;
-  const int32_t T = layout_.config.tokens_per_verify;
+  const int32_t T = layout_.config.verify_tokens();  // T, or a tree's nodes
   switch (layout_.kind) {
     case StrategyKind::kScatter:
       for (int j = 0; j < T; ++j) {

@@ -19,6 +19,7 @@ namespace {
 struct GenerateOptions {
   sim::GeneratorOptions generator;
   std::string ssm_dtype = "f32";
+  std::string tree;
   bool no_padding = false;
   std::string output;
   bool json = false;
@@ -34,6 +35,7 @@ int run_generate(GenerateOptions& options) {
   if (options.json && options.output == "-")
     throw InputError("--json and -o - both write standard output; give -o a file");
   g.ssm_dtype = parse_ssm_dtype(options.ssm_dtype);
+  if (!options.tree.empty()) g.tree = parse_tree_shape(options.tree, "--tree", g.tree_nodes);
   if (options.no_padding) g.graph_buckets.clear();
   const auto start = std::chrono::steady_clock::now();
   const trace::Trace trace = sim::generate_trace(g);
@@ -100,6 +102,14 @@ Command add_generate(CLI::App& parent) {
                   "--accept-prob), e.g. 1,2,3,4")
       ->delimiter(',');
   cmd->add_option("--decode-prob", g.decode_prob, "Probability a step decodes without drafts")
+      ->capture_default_str();
+  cmd->add_option("--tree", options->tree,
+                  "Verify draft trees of this shape instead of chains: top-k children per level, "
+                  "e.g. 2,2,2 (1+2+4+8 nodes; format version 2); the accepted length is drawn as "
+                  "for a chain and descends through uniformly chosen children");
+  add_integer(cmd, "--tree-nodes", g.tree_nodes,
+              "Cut the --tree shape after this many nodes, breadth first (a dynamic tree's "
+              "budget); 0 = the whole shape")
       ->capture_default_str();
   add_integer(cmd, "--pool-rows", g.pool_rows,
               "Scheduler rows (working + snapshot); fewer than --max-requests makes rows "

@@ -45,16 +45,25 @@ std::vector<std::string> split(const std::string& text) {
   return out;
 }
 
+// The strategies to run: --strategy's, where "all" leaves out the window strategy for a trace
+// of draft trees, which it does not run (asked for by name, it is refused at the header).
+std::vector<StrategyKind> selected_strategies(const ReplayArgs& args, const trace::Header& h) {
+  std::vector<StrategyKind> kinds = parse_strategies(args.strategies);
+  if (args.strategies == "all" && h.tree_nodes > 0)
+    std::erase(kinds, StrategyKind::kWindow);
+  return kinds;
+}
+
 // The lanes to run. With a fault, every lane whose strategy it concerns runs it, and a clean
 // copy of the first lane goes first when that one is faulty, so that there is always a correct
 // reference to compare against.
-std::vector<sim::LaneSpec> make_lanes(const ReplayArgs& args) {
+std::vector<sim::LaneSpec> make_lanes(const ReplayArgs& args, const trace::Header& h) {
   const Fault fault = args.inject.empty() ? Fault::kNone : parse_fault(args.inject);
   std::vector<sim::LaneSpec> lanes;
   bool injected = false;
   for (const std::string& backend : split(args.backends)) {
     check_backend_name(backend);
-    for (StrategyKind s : parse_strategies(args.strategies)) {
+    for (StrategyKind s : selected_strategies(args, h)) {
       const Fault f = fault_concerns(fault, s) ? fault : Fault::kNone;
       injected = injected || f != Fault::kNone;
       lanes.push_back({backend, s, f});
@@ -113,15 +122,14 @@ int run_replay(const ReplayArgs& args, int threads) {
     throw InputError("--compare must be every-event or checks, got '" + args.compare + "'");
   }
   options.check_ownership = !args.no_ownership;
-  options.lanes = make_lanes(args);
+  options.lanes = make_lanes(args, trace.header);
   const PoolConfig full = sim::pool_config(trace.header);
   if (!args.layers.empty()) options.layers = parse_layer_list(args.layers, full.geometry.layers);
   options.ring = args.ring;
   const PoolConfig config = sim::pool_config(trace.header, options.layers, args.ring);
   for (const sim::LaneSpec& lane : options.lanes) {
-    if (lane.strategy != StrategyKind::kRing) continue;
-    try {  // the ring's parameters against the trace's T, located at the header
-      make_layout(StrategyKind::kRing, config);
+    try {  // the ring's parameters against the trace's T, trees: located at the header
+      make_layout(lane.strategy, config);
     } catch (const InputError& e) {
       throw InputError(trace.file, trace.header_line, e.message());
     }
@@ -152,6 +160,9 @@ int run_replay(const ReplayArgs& args, int threads) {
                 h.max_requests, trace.events.size());
     std::printf("  layers %s of %d, %d threads\n",
                 args.layers.empty() ? "all" : args.layers.c_str(), full.geometry.layers, threads);
+    if (args.strategies == "all" && h.tree_nodes > 0)
+      std::printf("  draft trees of up to %d nodes: the window strategy does not run trees\n",
+                  h.tree_nodes);
     if (!args.inject.empty()) print_injection(options.lanes);
   }
   const sim::ReplayReport report = sim::replay(trace, options);

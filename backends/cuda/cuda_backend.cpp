@@ -179,6 +179,7 @@ void CudaBackend::upload_call(StepCall& call, const std::vector<SeqJob>& jobs,
                               const std::vector<uint32_t>& steps) {
   call.job_count = int32_t(jobs.size());
   call.max_tokens = max_tokens_of(jobs);
+  call.tree = std::any_of(jobs.begin(), jobs.end(), [](const SeqJob& j) { return j.tree != 0; });
   call.jobs.resize_discard(std::max<size_t>(jobs.size(), 1));
   call.writes.resize_discard(std::max<size_t>(writes.size(), 1));
   call.steps.resize_discard(std::max<size_t>(steps.size(), 1));
@@ -321,6 +322,7 @@ void CudaBackend::launch(const PreparedSequence& prepared) {
     L.jobs = call.jobs.data();
     L.writes = call.writes.data();
     L.steps = call.steps.data();
+    L.tree = call.tree;
     L.job_count = call.job_count;
     L.max_tokens = call.max_tokens;
     L.outputs = prepared.output_tokens > 0 ? outputs_.data() : nullptr;

@@ -48,28 +48,38 @@ struct JobView {
       return payload_at(job.in_payload_slot, job.in_payload_first, j - job.pending_count);
     return nullptr;
   }
-  // Generated token j's coordinate (a tree node's: its depth's position in its branch).
+  // Generated token j's coordinate (a tree node's: its depth's position in its branch). The
+  // step kernels are built for chain launches and for launches with a tree (kTree): a chain
+  // launch keeps the plain arithmetic of a chain.
+  template <bool kTree>
   __device__ num::TokenCoord coord(int j) const {
     const int jn = j - job.pending_count;
     uint64_t position = uint64_t(job.first_position + jn);
-    if (job.tree) {
+    if (kTree && job.tree) {
       const int d = tree::depth(job.parents, jn);
       position = num::tree_coordinate(uint64_t(job.first_position + d), uint32_t(jn - d));
     }
     return {p.seed, job.request_id, position, uint32_t(p.layer_ids[layer])};
   }
   // The hist columns (core/draft_tree.h) of the W taps of sequence token j's conv.
-  template <int W>
+  template <int W, bool kTree>
   __device__ void tap_columns(int j, int (&cols)[W]) const {
-    const int8_t* parents = job.tree ? job.parents : nullptr;
+    const int8_t* parents = kTree && job.tree ? job.parents : nullptr;
     cols[W - 1] = (W - 1) + j;
 #pragma unroll
     for (int t = W - 1; t > 0; --t)
-      cols[t - 1] = tree::previous_column(parents, job.pending_count, W - 1, cols[t]);
+      cols[t - 1] = kTree ? tree::previous_column(parents, job.pending_count, W - 1, cols[t])
+                          : cols[t] - 1;
   }
   // Entry e of the recurrence's order: packed as kernels.h says (a chain: token e).
-  __device__ uint32_t step(int e) const { return job.step_count ? L.steps[job.first_step + e] : uint32_t(e); }
-  __device__ int steps() const { return job.step_count ? job.step_count : total_tokens(); }
+  template <bool kTree>
+  __device__ uint32_t step(int e) const {
+    return kTree && job.step_count ? L.steps[job.first_step + e] : uint32_t(e);
+  }
+  template <bool kTree>
+  __device__ int steps() const {
+    return kTree && job.step_count ? job.step_count : total_tokens();
+  }
   // (job, layer, token j) in the step scratch.
   __device__ int64_t token_index(int j) const {
     return (int64_t{task} * p.layers + layer) * L.step_tokens + j;

@@ -88,6 +88,7 @@ struct SequenceLaunch {
   const SeqJob* jobs = nullptr;      // [job_count] device
   const SeqWrite* writes = nullptr;  // device
   const uint32_t* steps = nullptr;   // device: packed recurrence steps of the tree jobs
+  bool tree = false;                 // a job is a tree: the kernels' tree build runs the launch
   int32_t job_count = 0;
   int32_t max_tokens = 0;       // largest pending + new count of any job
   uint16_t* outputs = nullptr;  // [jobs, output_tokens, layers, HV, V] bf16, or null

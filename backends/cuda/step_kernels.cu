@@ -17,6 +17,7 @@
 // them with combine_chains itself (two block barriers per token). Outputs and every requested
 // state are written after their token.
 #include <algorithm>
+#include <cstdio>
 #include <type_traits>
 
 #include "backends/cuda/bf16_pair.cuh"
@@ -59,6 +60,7 @@ struct PrepShared {
   bf16_bits* ab;       // [tokens, ratio, 2] bf16: gate inputs a, b
 };
 
+template <bool kTree>
 struct PrepBlock {
   JobView j;
   int h, ratio, K, nch, hist_cols;
@@ -83,7 +85,8 @@ __device__ PrepShared carve_prep(const PrepLayout& lay, int K) {
 }
 
 // The source window (the carry, a pool row, or zeros) -> hist columns 0..W-2.
-__device__ void prep_load_window(const PrepBlock& b, const PrepShared& sh) {
+template <bool kTree>
+__device__ void prep_load_window(const PrepBlock<kTree>& b, const PrepShared& sh) {
   const SeqJob& job = b.j.job;
   for (int c = threadIdx.x; c < b.nch; c += blockDim.x) {
     const int ch = b.channel(c);
@@ -111,13 +114,14 @@ __device__ bf16_bits conv_input_from_prefix(uint64_t prefix, uint32_t channel) {
 }
 
 // Every token's inputs -> hist columns W-1.. and ab; payload-mode copies of the new tokens.
-__device__ void prep_stage(const PrepBlock& b, const PrepShared& sh, int total) {
+template <bool kTree>
+__device__ void prep_stage(const PrepBlock<kTree>& b, const PrepShared& sh, int total) {
   const SeqJob& job = b.j.job;
   const int pending = job.pending_count;
   const bool to_payload = job.payload_out_slot != kNoRow;
   const int C = b.j.p.conv_dim();
   for (int j = threadIdx.x; j < total; j += blockDim.x) {
-    if (!b.j.payload_token(j)) sh.x_prefix[j] = conv_input_prefix(b.j.coord(j));
+    if (!b.j.payload_token(j)) sh.x_prefix[j] = conv_input_prefix(b.j.template coord<kTree>(j));
   }
   __syncthreads();
   for (int j = 0; j < total; ++j) {  // nested loops: no run-time division in the index math
@@ -134,8 +138,8 @@ __device__ void prep_stage(const PrepBlock& b, const PrepShared& sh, int total) 
   for (int idx = threadIdx.x; idx < b.ratio * total; idx += blockDim.x) {
     const int r = idx % b.ratio, j = idx / b.ratio, hv = b.h * b.ratio + r;
     const bf16_bits* src = b.j.payload_token(j);
-    const bf16_bits a = src ? src[C + hv] : num::gen_gate_a(b.j.coord(j), hv);
-    const bf16_bits bb = src ? src[C + b.j.p.HV + hv] : num::gen_gate_b(b.j.coord(j), hv);
+    const bf16_bits a = src ? src[C + hv] : num::gen_gate_a(b.j.template coord<kTree>(j), hv);
+    const bf16_bits bb = src ? src[C + b.j.p.HV + hv] : num::gen_gate_b(b.j.template coord<kTree>(j), hv);
     sh.ab[2 * idx] = a;
     sh.ab[2 * idx + 1] = bb;
     if (to_payload && j >= pending) {
@@ -148,10 +152,10 @@ __device__ void prep_stage(const PrepBlock& b, const PrepShared& sh, int total) 
 
 // The window after sequence token j (its conv taps 1 .. W-1: hist columns j+1 .. j+W-1 along a
 // chain) -> dst(channel)[0..W-2].
-template <class Dst>
-__device__ void prep_store_window(const PrepBlock& b, const PrepShared& sh, int j, Dst dst) {
+template <bool kTree, class Dst>
+__device__ void prep_store_window(const PrepBlock<kTree>& b, const PrepShared& sh, int j, Dst dst) {
   int cols[kConvWidth];
-  b.j.tap_columns(j, cols);
+  b.j.template tap_columns<kConvWidth, kTree>(j, cols);
   for (int c = threadIdx.x; c < b.nch; c += blockDim.x) {
     bf16_bits* out = dst(b.channel(c));
     for (int t = 0; t < kWc; ++t)
@@ -162,7 +166,8 @@ __device__ void prep_store_window(const PrepBlock& b, const PrepShared& sh, int 
 // Conv windows of every full-state write, token by token (a later token's write wins). In window
 // mode the source conv row is rewritten last, as [window[1..W-2], x_0 .. x_{n-1}], so writes of
 // that row are skipped before. A job that carries leaves its last window in the carry.
-__device__ void prep_windows(const PrepBlock& b, const PrepShared& sh, int total) {
+template <bool kTree>
+__device__ void prep_windows(const PrepBlock<kTree>& b, const PrepShared& sh, int total) {
   const SeqJob& job = b.j.job;
   const int pending = job.pending_count;
   auto to_row = [&](int row) { return [&b, row](int ch) { return b.j.conv_at(row, ch, 0); }; };
@@ -190,8 +195,8 @@ __device__ void prep_windows(const PrepBlock& b, const PrepShared& sh, int total
   }
 }
 
-template <int K>
-__device__ void prep_conv(const PrepBlock& b, const PrepShared& sh, int total) {
+template <int K, bool kTree>
+__device__ void prep_conv(const PrepBlock<kTree>& b, const PrepShared& sh, int total) {
   const DevicePool& p = b.j.p;
   for (int c = threadIdx.x; c < b.nch; c += blockDim.x) {  // taps once per channel
     const int ch = b.channel(c);
@@ -202,7 +207,7 @@ __device__ void prep_conv(const PrepBlock& b, const PrepShared& sh, int total) {
       taps[t] = taps_src[t];
     for (int j = 0; j < total; ++j) {
       int cols[kConvWidth];
-      b.j.tap_columns(j, cols);
+      b.j.template tap_columns<kConvWidth, kTree>(j, cols);
       float in[kConvWidth];
 #pragma unroll
       for (int t = 0; t < kConvWidth; ++t)
@@ -222,8 +227,8 @@ __device__ void prep_conv(const PrepBlock& b, const PrepShared& sh, int total) {
 // The q and k norm denominators of every token, 8 threads per norm: thread c of a group of 8
 // consecutive lanes sums chain c, and an xor butterfly over the lane's low 3 bits adds the
 // chains in combine_chains' tree (chain bit k is lane bit k), as l2_norm_denominator does.
-template <int K>
-__device__ void prep_norms(const PrepBlock& b, const PrepShared& sh, int total) {
+template <int K, bool kTree>
+__device__ void prep_norms(const PrepBlock<kTree>& b, const PrepShared& sh, int total) {
   constexpr int kLen = K / num::kChains;
   const int count = 2 * total * num::kChains;
   for (int base = 0; base < count; base += blockDim.x) {  // every lane of a warp shuffles
@@ -239,11 +244,11 @@ __device__ void prep_norms(const PrepBlock& b, const PrepShared& sh, int total) 
   }
 }
 
-template <int K>
-__device__ void prep_norms_and_gates(const PrepBlock& b, const PrepShared& sh, int total) {
+template <int K, bool kTree>
+__device__ void prep_norms_and_gates(const PrepBlock<kTree>& b, const PrepShared& sh, int total) {
   static_assert(kPrepThreads % 32 == 0 && num::kChains == 8, "norm groups fill warps");
   const DevicePool& p = b.j.p;
-  prep_norms<K>(b, sh, total);
+  prep_norms<K, kTree>(b, sh, total);
   for (int g = threadIdx.x; g < b.ratio * total; g += blockDim.x) {
     const int r = g % b.ratio, j = g / b.ratio, hv = b.h * b.ratio + r;
     const int pi = b.j.layer * p.HV + hv;
@@ -264,7 +269,7 @@ __device__ void prep_norms_and_gates(const PrepBlock& b, const PrepShared& sh, i
   }
 }
 
-template <int K>
+template <int K, bool kTree>
 __global__ void __launch_bounds__(kPrepThreads)
     prep_kernel(const __grid_constant__ DevicePool p, const __grid_constant__ SequenceLaunch L,
                 const __grid_constant__ PrepLayout lay) {
@@ -274,7 +279,7 @@ __global__ void __launch_bounds__(kPrepThreads)
   const int task = blockIdx.z;
   const SeqJob& job = L.jobs[task];
   if (!job.active) return;
-  const PrepBlock b{
+  const PrepBlock<kTree> b{
       {p, L, job, task, int(blockIdx.y)}, int(blockIdx.x), lay.ratio, K, lay.nch, lay.hist_cols};
   const PrepShared sh = carve_prep(lay, K);
   const int total = b.j.total_tokens();
@@ -283,9 +288,9 @@ __global__ void __launch_bounds__(kPrepThreads)
   prep_stage(b, sh, total);
   __syncthreads();
   prep_windows(b, sh, total);
-  prep_conv<K>(b, sh, total);
+  prep_conv<K, kTree>(b, sh, total);
   __syncthreads();
-  prep_norms_and_gates<K>(b, sh, total);
+  prep_norms_and_gates<K, kTree>(b, sh, total);
 }
 
 // ---- recurrence
@@ -462,42 +467,43 @@ __device__ void store_output(const JobView& jv, int hv, int jn, int col0, Pair o
 
 // After a chunk (and a block barrier): the outputs of its new tokens from their o partials,
 // one (token, column pair) per thread.
-template <int K>
+template <int K, bool kTree>
 __device__ void chunk_outputs(const JobView& jv, int hv, int c0, int n, const float* red_o) {
   using R = Recur<K>;
   for (int idx = threadIdx.x; idx < n * R::kPairs; idx += blockDim.x) {
     const int jl = idx / R::kPairs, col0 = 2 * (idx % R::kPairs);
-    const uint32_t step = jv.step(c0 + jl);
+    const uint32_t step = jv.template step<kTree>(c0 + jl);
     const int jn = int(step & 0xFFFFu) - jv.job.pending_count;
-    if (jn >= 0 && !(step & kStepSilent))
+    if (jn >= 0 && !(kTree && (step & kStepSilent)))
       store_output(jv, hv, jn, col0, combine_partials<K>(red_o + jl * R::kRedFloats, col0));
   }
 }
 
 // The sequence token of recurrence step e (JobView::step).
+template <bool kTree>
 __device__ __forceinline__ int step_token(const JobView& jv, int e) {
-  return int(jv.step(e) & 0xFFFFu);
+  return int(jv.template step<kTree>(e) & 0xFFFFu);
 }
 
 // The tokens of steps c0 .. c0+n-1 of head (h, hv): step scratch -> shared, in Recur<K>'s token
 // layout.
-template <int K>
+template <int K, bool kTree>
 __device__ void recur_stage(const JobView& jv, int h, int hv, int c0, int n, float* tok) {
   using R = Recur<K>;
   const DevicePool& p = jv.p;
   for (int idx = threadIdx.x; idx < n * 2 * K; idx += blockDim.x) {
     const int j = idx / (2 * K), e = idx % (2 * K), which = e / K, i = e % K;
-    const float x = jv.L.step_qk[(jv.token_index(step_token(jv, c0 + j)) * p.H + h) * 2 * K + e];
+    const float x = jv.L.step_qk[(jv.token_index(step_token<kTree>(jv, c0 + j)) * p.H + h) * 2 * K + e];
     tok[j * R::kTokenFloats + (which ? R::kK : R::kQ) + i] = x;
   }
   for (int idx = threadIdx.x; idx < n * K; idx += blockDim.x) {
     const int j = idx / K, c = idx % K;
     tok[j * R::kTokenFloats + R::kV + c] = num::bf16_to_float(
-        jv.L.step_v[(jv.token_index(step_token(jv, c0 + j)) * p.HV + hv) * K + c]);
+        jv.L.step_v[(jv.token_index(step_token<kTree>(jv, c0 + j)) * p.HV + hv) * K + c]);
   }
   for (int idx = threadIdx.x; idx < 2 * n; idx += blockDim.x) {
     tok[(idx >> 1) * R::kTokenFloats + R::kGates + (idx & 1)] =
-        jv.L.step_gates[(jv.token_index(step_token(jv, c0 + (idx >> 1))) * p.HV + hv) * 2 +
+        jv.L.step_gates[(jv.token_index(step_token<kTree>(jv, c0 + (idx >> 1))) * p.HV + hv) * 2 +
                         (idx & 1)];
   }
 }
@@ -536,7 +542,7 @@ __device__ void store_states(const JobView& jv, int hv, int j, Lane ln,
   if (job.to_carry && j == jv.total_tokens() - 1) store_rows<K>(jv.carry_ssm_head(hv), ln, s);
 }
 
-template <int K, bool kBf16>
+template <int K, bool kBf16, bool kTree>
 __global__ void __launch_bounds__(Recur<K>::kThreads, K == 128 ? 2 : 8)
     recur_kernel(const __grid_constant__ DevicePool p, const __grid_constant__ SequenceLaunch L) {
   using R = Recur<K>;
@@ -568,31 +574,37 @@ __global__ void __launch_bounds__(Recur<K>::kThreads, K == 128 ? 2 : 8)
   float* tok = reinterpret_cast<float*>(recur_raw);    // [kRecurChunk, kTokenFloats] fp32
   float* red_m = tok + kRecurChunk * R::kTokenFloats;  // [2, kChains, K] fp32
   float* red_o = red_m + 2 * R::kRedFloats;            // [kRecurChunk, kChains, K] fp32
-  const int h = hv / (p.HV / p.H), steps = jv.steps();
+  const int h = hv / (p.HV / p.H), steps = jv.template steps<kTree>();
   // A tree's restarts (backends/sequence_job.h) reload the base state, which each thread keeps
   // for its own rows in the job's carry: written and read by the same thread, no barrier.
-  float* base = job.stash_base ? jv.carry_ssm_head(hv) : nullptr;
-  if (base && job.pending_count == 0) store_rows<K>(base, ln, s);
+  float* base = kTree && job.stash_base ? jv.carry_ssm_head(hv) : nullptr;
+  if (kTree && base && job.pending_count == 0) store_rows<K>(base, ln, s);
   for (int c0 = 0; c0 < steps; c0 += kRecurChunk) {
     const int n = min(kRecurChunk, steps - c0);
-    recur_stage<K>(jv, h, hv, c0, n, tok);
+    recur_stage<K, kTree>(jv, h, hv, c0, n, tok);
     __syncthreads();
     for (int jl = 0; jl < n; ++jl) {
-      const uint32_t step = jv.step(c0 + jl);
+      const uint32_t step = jv.template step<kTree>(c0 + jl);
       const int j = int(step & 0xFFFFu);
-      if (step & kStepRestart) load_rows<K>(static_cast<const float*>(base), ln, s);
+      if constexpr (kTree) {
+        if (step & kStepRestart) load_rows<K>(static_cast<const float*>(base), ln, s);
+      }
       recur_token<K>(tok + jl * R::kTokenFloats, ln, s, red_m + (jl & 1) * R::kRedFloats,
                      red_o + jl * R::kRedFloats);
-      if (step & kStepSilent) continue;
+      if constexpr (kTree) {
+        if (step & kStepSilent) continue;
+      }
       store_states<K, kBf16>(jv, hv, j, ln, s);
-      if (base && j == job.pending_count - 1) store_rows<K>(base, ln, s);
+      if constexpr (kTree) {
+        if (base && j == job.pending_count - 1) store_rows<K>(base, ln, s);
+      }
     }
     __syncthreads();
-    chunk_outputs<K>(jv, hv, c0, n, red_o);
+    chunk_outputs<K, kTree>(jv, hv, c0, n, red_o);
   }
 }
 
-template <int K, bool kBf16>
+template <int K, bool kBf16, bool kTree>
 void launch_recur(const DevicePool& p, const SequenceLaunch& L, cudaStream_t stream) {
   cudaLaunchAttribute dependent;
   dependent.id = cudaLaunchAttributeProgrammaticStreamSerialization;
@@ -603,17 +615,17 @@ void launch_recur(const DevicePool& p, const SequenceLaunch& L, cudaStream_t str
   const size_t smem = (size_t(kRecurChunk) * (Recur<K>::kTokenFloats + Recur<K>::kRedFloats) +
                        2 * Recur<K>::kRedFloats) *
                       sizeof(float);
-  CUDA_CHECK(cudaFuncSetAttribute(recur_kernel<K, kBf16>,
+  CUDA_CHECK(cudaFuncSetAttribute(recur_kernel<K, kBf16, kTree>,
                                   cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   config.dynamicSmemBytes = smem;
   config.stream = stream;
   config.attrs = &dependent;
   config.numAttrs = 1;
-  CUDA_CHECK(cudaLaunchKernelEx(&config, recur_kernel<K, kBf16>, p, L));
+  CUDA_CHECK(cudaLaunchKernelEx(&config, recur_kernel<K, kBf16, kTree>, p, L));
   CUDA_CHECK_LAUNCH();
 }
 
-template <int K>
+template <int K, bool kTree>
 void launch_step_k(const DevicePool& p, const SequenceLaunch& L, cudaStream_t stream) {
   PrepLayout lay;
   lay.ratio = p.HV / p.H;
@@ -622,15 +634,24 @@ void launch_step_k(const DevicePool& p, const SequenceLaunch& L, cudaStream_t st
   lay.hist_cols = kWc + lay.tokens;
   const size_t smem = lay.bytes(K);
   if (smem > 48 * 1024) {
-    CUDA_CHECK(cudaFuncSetAttribute(prep_kernel<K>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                    int(smem)));
+    CUDA_CHECK(cudaFuncSetAttribute(prep_kernel<K, kTree>,
+                                    cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   }
-  prep_kernel<K><<<dim3(p.H, p.layers, L.job_count), kPrepThreads, smem, stream>>>(p, L, lay);
-  CUDA_CHECK_LAUNCH();
+  prep_kernel<K, kTree><<<dim3(p.H, p.layers, L.job_count), kPrepThreads, smem, stream>>>(p, L, lay);
+  if (const cudaError_t launched = cudaGetLastError(); launched != cudaSuccess) {
+    cudaFuncAttributes a{};
+    (void)cudaFuncGetAttributes(&a, prep_kernel<K, kTree>);
+    std::fprintf(stderr,
+                 "prep launch: %d tokens, %zu bytes of dynamic shared memory (attribute %d), "
+                 "grid %d x %d x %d, %d registers, %d threads at most\n",
+                 lay.tokens, smem, a.maxDynamicSharedSizeBytes, p.H, p.layers, L.job_count,
+                 a.numRegs, a.maxThreadsPerBlock);
+    CUDA_CHECK(launched);
+  }
   if (p.ssm_bf16) {
-    launch_recur<K, true>(p, L, stream);
+    launch_recur<K, true, kTree>(p, L, stream);
   } else {
-    launch_recur<K, false>(p, L, stream);
+    launch_recur<K, false, kTree>(p, L, stream);
   }
 }
 
@@ -646,9 +667,9 @@ void launch_step(const DevicePool& p, const SequenceLaunch& L, cudaStream_t stre
   if (L.job_count == 0) return;
   switch (p.K) {
     case 128:
-      return launch_step_k<128>(p, L, stream);
+      return L.tree ? launch_step_k<128, true>(p, L, stream) : launch_step_k<128, false>(p, L, stream);
     case 16:
-      return launch_step_k<16>(p, L, stream);
+      return L.tree ? launch_step_k<16, true>(p, L, stream) : launch_step_k<16, false>(p, L, stream);
   }
   SPECSTATE_ASSERT(false, "the backend refuses geometries the step kernels are not built for");
 }

@@ -41,6 +41,9 @@ class BackendPair {
   void replay(const std::vector<ReplayTask>& t) {
     apply([&](StateBackend& b) { b.replay(t); });
   }
+  void gather_payload(const std::vector<PayloadGather>& g) {
+    apply([&](StateBackend& b) { b.gather_payload(g); });
+  }
   void copy_rows(const std::vector<RowCopy>& c) {
     apply([&](StateBackend& b) { b.copy_rows(c); });
   }

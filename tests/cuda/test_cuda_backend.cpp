@@ -13,6 +13,7 @@
 #include "backends/cuda/cuda_state_backend.h"
 #include "backends/cuda/kernels.h"
 #include "backends/registry.h"
+#include "core/draft_tree.h"
 #include "core/errors.h"
 #include "tests/backend_test_util.h"
 #include "tests/cuda/backend_pair.h"
@@ -373,6 +374,86 @@ TEST_P(CudaDifferential, WindowModeAndFlush) {
     flush.push_back({live[r], layout.working(r)});
   p.copy_rows(with_padding(flush));
   check_requests(p, layout, "flush");
+  ASSERT_TRUE(p.all_rows_equal());
+  check_guards(p, layout);
+}
+
+// Request r's draft tree of 2T-1 nodes (every row of its layout but one): each node's parent a
+// random earlier node above depth T-1, different per request, and an accepted path down
+// through random children.
+DraftTree request_tree(int r, int32_t T) {
+  std::mt19937 rng(uint32_t(r * 131 + T));
+  DraftTree t{{-1}, {0}};
+  std::vector<int> depth{0};
+  for (int i = 1; i < 2 * T - 1; ++i) {
+    int p = int(rng() % uint32_t(i));
+    while (depth[size_t(p)] >= T - 1) p = int(rng() % uint32_t(i));
+    t.parents.push_back(int8_t(p));
+    depth.push_back(depth[size_t(p)] + 1);
+  }
+  for (;;) {
+    std::vector<int8_t> children;
+    for (int i = 0; i < t.nodes(); ++i)
+      if (t.parents[size_t(i)] == t.path.back()) children.push_back(int8_t(i));
+    if (children.empty() || rng() % 4 == 0) break;
+    t.path.push_back(children[rng() % children.size()]);
+  }
+  return t;
+}
+
+// Draft trees: a state-rows tree verify (node i -> the request's i-th row), a payload tree
+// verify into slot r and the gather of its accepted path, then a deferred step that replays that
+// path (committing it) before a second tree, gathered again, and the replay of that path. The
+// trees restart from the base state at their branch points, after the pending tokens in the
+// deferred step.
+TEST_P(CudaDifferential, TreeVerifyGatherAndPendingReplay) {
+  const Layout layout(c().batch, c().T);
+  std::vector<int64_t> pos;
+  const int32_t n = 2 * c().T - 1;
+  const auto pair = make_pair(layout, /*wide_conv=*/false, pos, n);
+  BackendPair& p = *pair;
+  std::vector<VerifyTask> rows_v, payload_v, deferred_v;
+  std::vector<PayloadGather> gathers, gathers2;
+  std::vector<ReplayTask> replays;
+  for (int r = 0; r < c().batch; ++r) {
+    const DraftTree tree = request_tree(r, c().T);
+    const std::vector<int32_t> rows = layout.rows_of(r);
+    VerifyTask t = verify_task(r, pos[r], n, StateLoc::at(layout.working(r)),
+                               {rows.begin(), rows.begin() + n});
+    t.parents = tree.parents;
+    rows_v.push_back(t);
+    VerifyTask pv = verify_task(r, pos[r], n, StateLoc::at(layout.working(r)));
+    pv.parents = tree.parents;
+    pv.payload_slot = r;
+    payload_v.push_back(pv);
+    const std::vector<int32_t> path(tree.path.begin(), tree.path.end());
+    gathers.push_back({r, 0, path});
+    const int32_t a = int32_t(path.size());
+    pos[r] += a;
+    const DraftTree next = request_tree(r + 1000, c().T);
+    VerifyTask d = verify_task(r, pos[r], n, StateLoc::at(layout.working(r)));
+    d.parents = next.parents;
+    d.payload_slot = c().batch + r;
+    d.pending = {r, a, layout.working(r)};
+    deferred_v.push_back(d);
+    const std::vector<int32_t> path2(next.path.begin(), next.path.end());
+    gathers2.push_back({c().batch + r, 0, path2});
+    replays.push_back({StateLoc::at(layout.working(r)), c().batch + r, int32_t(path2.size()),
+                       layout.scratch(r, c().T - 1)});
+  }
+  p.verify(VerifyMode::kStateRows, with_padding(rows_v));
+  ASSERT_TRUE(p.outputs_equal()) << "tree verify";
+  check_requests(p, layout, "tree verify");
+  p.verify(VerifyMode::kPayload, with_padding(payload_v));
+  ASSERT_TRUE(p.outputs_equal()) << "payload tree verify";
+  p.gather_payload(gathers);
+  ASSERT_TRUE(p.payloads_equal()) << "gather";
+  p.verify(VerifyMode::kPayload, with_padding(deferred_v));
+  ASSERT_TRUE(p.outputs_equal()) << "deferred tree verify";
+  p.gather_payload(gathers2);
+  ASSERT_TRUE(p.payloads_equal()) << "deferred tree verify";
+  p.replay(with_padding(replays));
+  check_requests(p, layout, "replay of the path");
   ASSERT_TRUE(p.all_rows_equal());
   check_guards(p, layout);
 }

@@ -43,6 +43,40 @@ TEST(Simulator, GeneratedTracesAgreeAcrossStrategies) {
   }
 }
 
+// Draft-tree traces (static shapes, some cut to a node budget) through every strategy that runs
+// trees; the trees leave the first branch, so accepted paths are not prefixes of the node order.
+TEST(Simulator, GeneratedTreeTracesAgreeAcrossStrategies) {
+  const std::vector<std::vector<int32_t>> shapes = {{2, 2, 2}, {3, 2}, {4}, {2, 1, 2, 1}};
+  for (uint64_t seed = 1; seed <= 8; ++seed) {
+    GeneratorOptions g;
+    g.seed = seed;
+    g.requests = 24;
+    g.steps = 150;
+    g.ssm_dtype = seed % 2 ? SsmDtype::kF32 : SsmDtype::kBF16;
+    g.tree = shapes[seed % shapes.size()];
+    g.draft_tokens = int32_t(g.tree.size()) + int32_t(seed % 2);
+    g.tree_nodes = seed % 3 == 0 ? 6 : 0;
+    const trace::Trace t = generate_trace(g);
+    EXPECT_EQ(t.header.version, 2);
+    SimOptions o;
+    for (StrategyKind k : all_strategies()) {
+      if (k != StrategyKind::kWindow) o.lanes.push_back({"cpu", k});
+    }
+    const ReplayReport r = replay(t, o);
+    ASSERT_TRUE(r.agree) << "seed " << seed << "\n" << r.divergence->message();
+    size_t off_prefix = 0;
+    for (const trace::Line& line : t.events) {
+      if (const auto* v = std::get_if<trace::Verify>(&line.event)) {
+        for (const trace::VerifyEntry& e : v->batch) {
+          for (size_t k = 0; k < e.tree->path.size(); ++k)
+            off_prefix += e.tree->path[k] != int8_t(k);
+        }
+      }
+    }
+    EXPECT_GT(off_prefix, 0u) << "seed " << seed;
+  }
+}
+
 // The size: at least 64 requests and 2,000 events on the tiny preset.
 TEST(Simulator, LargeGeneratedTraceAgrees) {
   GeneratorOptions g;

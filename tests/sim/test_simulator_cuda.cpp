@@ -39,6 +39,51 @@ TEST_F(SimulatorCuda, GeneratedTracesAgreeAcrossBackendsAndStrategies) {
   }
 }
 
+// Draft trees on both backends: every strategy that runs trees, CPU and CUDA lanes.
+TEST_F(SimulatorCuda, GeneratedTreeTracesAgreeAcrossBackendsAndStrategies) {
+  for (uint64_t seed = 1; seed <= 4; ++seed) {
+    GeneratorOptions g;
+    g.seed = seed;
+    g.requests = 24;
+    g.steps = 150;
+    g.ssm_dtype = seed % 2 ? SsmDtype::kF32 : SsmDtype::kBF16;
+    g.tree = seed <= 2 ? std::vector<int32_t>{2, 2, 2} : std::vector<int32_t>{4, 2, 2, 1};
+    g.draft_tokens = int32_t(g.tree.size()) + 1;
+    SimOptions o;
+    for (const char* backend : {"cpu", "cuda"}) {
+      for (StrategyKind k : all_strategies()) {
+        if (k != StrategyKind::kWindow) o.lanes.push_back({backend, k});
+      }
+    }
+    o.ring.slots = 64;  // the history and up to 45 nodes
+    const ReplayReport r = replay(generate_trace(g), o);
+    ASSERT_TRUE(r.agree) << "seed " << seed << "\n" << r.divergence->message();
+  }
+}
+
+// A real layer geometry with trees: K = V = 128, 4+8+16 = 29 nodes, restarts at every branch.
+TEST_F(SimulatorCuda, RealGeometryTreeTraceAgrees) {
+  GeneratorOptions g;
+  g.preset = "qwen3-next-80b-a3b";
+  g.tp = 8;
+  g.seed = 43;
+  g.requests = 8;
+  g.steps = 30;
+  g.prompt_max = 48;
+  g.tree = {4, 2, 2};
+  g.ssm_dtype = SsmDtype::kBF16;
+  g.check_every = 3;
+  SimOptions o;
+  for (const char* backend : {"cpu", "cuda"}) {
+    for (StrategyKind k : {StrategyKind::kScatter, StrategyKind::kDeferred, StrategyKind::kRing})
+      o.lanes.push_back({backend, k});
+  }
+  o.compare_at = CompareAt::kChecks;
+  o.ring.slots = 48;  // the history and 29 nodes
+  const ReplayReport r = replay(generate_trace(g), o);
+  ASSERT_TRUE(r.agree) << r.divergence->message();
+}
+
 // A real layer geometry (K = V = 128) at TP 8 keeps rows small enough for a quick replay.
 TEST_F(SimulatorCuda, RealGeometryTraceAgrees) {
   GeneratorOptions g;
