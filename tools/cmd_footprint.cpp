@@ -10,7 +10,9 @@
 #include <string>
 #include <vector>
 
+#include "core/draft_tree.h"
 #include "core/errors.h"
+#include "core/primitives.h"
 #include "core/geometry.h"
 #include "core/io/output_file.h"
 #include "core/strategy/strategy.h"
@@ -39,7 +41,23 @@ struct FootprintArgs {
   RingParams ring;
   std::optional<double> accept_prob;   // the generator's acceptance model, or
   std::vector<double> accept_weights;  // T weights; neither: every token accepted
+  std::string tree;                    // draft tree shape (top-k per level), or
+  int32_t tree_nodes = 0;              // a node budget (cuts --tree); 0 and "": chains
 };
+
+// ", draft trees of 15 nodes (no window)" for a tree pool, else "".
+std::string tree_text(const PoolConfig& config) {
+  if (config.tree_nodes == 0) return "";
+  return ", draft trees of " + std::to_string(config.tree_nodes) +
+         " nodes (the window strategy does not run trees)";
+}
+
+// The strategies a pool runs: all of them, but window for draft trees (it refuses them).
+std::vector<StrategyKind> pool_strategies(const PoolConfig& config) {
+  std::vector<StrategyKind> kinds = all_strategies();
+  if (config.tree_nodes > 0) std::erase(kinds, StrategyKind::kWindow);
+  return kinds;
+}
 
 double gib(int64_t bytes) {
   return double(bytes) / kGiB;
@@ -79,6 +97,16 @@ PoolConfig footprint_config(const FootprintArgs& a, int32_t batch) {
   config.ssm_dtype = parse_ssm_dtype(a.ssm_dtype);
   config.tokens_per_verify = a.draft_tokens + 1;
   config.ring = a.ring;
+  if (a.tree_nodes < 0 || a.tree_nodes > kMaxTreeNodes)
+    throw InputError("--tree-nodes " + std::to_string(a.tree_nodes) + ": must be in 0..64");
+  config.tree_nodes =
+      a.tree.empty() ? a.tree_nodes
+                     : tree_of_shape(parse_tree_shape(a.tree, "--tree", a.tree_nodes), a.tree_nodes)
+                           .nodes();
+  if (!a.tree.empty() && int32_t(parse_tree_shape(a.tree, "--tree").size()) > a.draft_tokens) {
+    throw InputError("--tree " + a.tree + ": deeper than the " + std::to_string(a.draft_tokens) +
+                     " draft tokens (--draft-tokens)");
+  }
   config.max_requests = batch;
   config.pool_rows = a.pool_rows;
   if (a.pool_rows == 0 && __builtin_mul_overflow(batch, 2, &config.pool_rows)) {
@@ -87,7 +115,7 @@ PoolConfig footprint_config(const FootprintArgs& a, int32_t batch) {
                      " rows (give --pool-rows)");
   }
   try {
-    for (StrategyKind kind : all_strategies()) {
+    for (StrategyKind kind : pool_strategies(config)) {
       const StrategyLayout l = make_layout(kind, config);
       checked_mul(verify_step_bytes(l, config.tokens_per_verify).total(), batch,
                   std::string(to_string(kind)) + ": bytes per verify step");
@@ -249,6 +277,7 @@ nlohmann::json footprint_json(const PoolConfig& config, const std::vector<double
                       {"tp", config.geometry.tp},
                       {"ssm_dtype", to_string(config.ssm_dtype)},
                       {"tokens_per_verify", config.tokens_per_verify},
+                      {"tree_nodes", config.tree_nodes},
                       {"batch", config.max_requests},
                       {"pool_rows", config.pool_rows},
                       {"gdn_layers", config.geometry.layers},
@@ -257,7 +286,7 @@ nlohmann::json footprint_json(const PoolConfig& config, const std::vector<double
                        {{"slots", config.ring.slots},
                         {"max_history", config.ring.max_history},
                         {"fold_at", config.ring.fold_threshold(config.tokens_per_verify)}}}};
-  for (StrategyKind kind : all_strategies()) {
+  for (StrategyKind kind : pool_strategies(config)) {
     const StrategyLayout l = make_layout(kind, config);
     const MeanStepBytes m = batch_step(l, w);
     const bool ring = kind == StrategyKind::kRing;
@@ -279,13 +308,13 @@ nlohmann::json footprint_json(const PoolConfig& config, const std::vector<double
 
 void print_footprint_table(const PoolConfig& config, const std::vector<double>& w) {
   const int32_t batch = config.max_requests;
-  std::printf("%s TP%d, SSM %s, T=%d, batch %d, pool %d rows, %d GDN layers\n",
+  std::printf("%s TP%d, SSM %s, T=%d, batch %d, pool %d rows, %d GDN layers%s\n",
               config.geometry.preset.c_str(), config.geometry.tp,
               std::string(to_string(config.ssm_dtype)).c_str(), config.tokens_per_verify, batch,
-              config.pool_rows, config.geometry.layers);
+              config.pool_rows, config.geometry.layers, tree_text(config).c_str());
   std::printf("%-9s %10s %14s %10s %10s   %15s %11s\n", "strategy", "pool GiB", "draft/scr GiB",
               "payload", "total GiB", "state GiB/step", "states/req");
-  for (StrategyKind kind : all_strategies()) {
+  for (StrategyKind kind : pool_strategies(config)) {
     const StrategyLayout l = make_layout(kind, config);
     const double state = step_state_bytes(l, w);
     const double states = state / config.max_requests / double(l.shape.state_row_bytes());
@@ -308,7 +337,7 @@ std::string footprint_csv_header() {
 
 std::string footprint_csv_rows(const PoolConfig& config, const std::vector<double>& w) {
   std::string out;
-  for (StrategyKind kind : all_strategies()) {
+  for (StrategyKind kind : pool_strategies(config)) {
     const StrategyLayout l = make_layout(kind, config);
     out += format("%s,%d,%s,%d,%d,%d,%d,%s,%lld,%lld,%lld,%lld,%lld,%lld,%.0f,%.0f\n",
                   config.geometry.preset.c_str(), config.geometry.tp,
@@ -327,10 +356,11 @@ std::string footprint_compare(const PoolConfig& config, StrategyKind before, Str
   const StrategyLayout b = make_layout(before, config), a = make_layout(after, config);
   const std::string bn(to_string(before)), an(to_string(after));
   std::string out =
-      format("%s TP%d, SSM %s, T=%d, batch %d, pool %d rows, %d GDN layers\n",
+      format("%s TP%d, SSM %s, T=%d, batch %d, pool %d rows, %d GDN layers%s\n",
              config.geometry.preset.c_str(), config.geometry.tp,
              std::string(to_string(config.ssm_dtype)).c_str(), config.tokens_per_verify,
-             config.max_requests, config.pool_rows, config.geometry.layers);
+             config.max_requests, config.pool_rows, config.geometry.layers,
+             tree_text(config).c_str());
   out += format("%-28s %16s %16s %16s %9s\n", "", ("before: " + bn).c_str(),
                 ("after: " + an).c_str(), "saved", "saved");
   auto line = [&](const char* what, double vb, double va, const char* unit) {
@@ -367,7 +397,7 @@ std::string footprint_svg(const PoolConfig& config, int32_t max_batch,
                      std::to_string(kMaxChartBatch) + " (one point per batch size)");
   std::vector<Series> series;
   double max_bytes = 0;
-  for (StrategyKind kind : all_strategies()) {
+  for (StrategyKind kind : pool_strategies(config)) {
     Series s{kind, {}};
     for (int32_t batch = 1; batch <= max_batch; ++batch) {
       PoolConfig c = config;
@@ -567,6 +597,12 @@ Command add_footprint(CLI::App& parent) {
                                   "Step bytes at these T weights of a = 1..T, comma-separated")
                       ->delimiter(',');
   prob->excludes(weights);
+  cmd->add_option("--tree", args->tree,
+                  "Pools for draft trees of this shape (top-k children per level, e.g. 2,2,2 = 15 "
+                  "nodes): scatter N scratch rows, inline N-1 draft rows, N payload tokens; the "
+                  "window strategy does not run trees");
+  add_integer(cmd, "--tree-nodes", args->tree_nodes,
+              "Draft trees of this many nodes (alone), or the --tree shape cut after them");
   add_ring_options(cmd, args->ring);
   svg->excludes(batch);  // the chart covers every batch 1..--max-batch
   json->excludes(csv)->excludes(compare)->excludes(svg);

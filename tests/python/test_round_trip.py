@@ -203,6 +203,32 @@ def test_a_bad_custom_geometry_is_refused_as_the_reader_refuses_it(tmp_path):
                     draft_tokens=3, pool_rows=8, max_requests=4)
 
 
+def test_draft_trees_write_version_2_and_replay_across_strategies(tmp_path, specstate_replay):
+    """A writer made with tree_nodes writes format version 2; tree verifies, chains between
+    them, replay bit for bit through every strategy that runs trees; a bad path is refused
+    with the reader's message and leaves the file as it was."""
+    path = tmp_path / "tree.trace"
+    with TraceWriter(path, preset="tiny", draft_tokens=3, pool_rows=8, max_requests=4,
+                     seed=7, tree_nodes=6) as w:
+        w.extend(5, 12, req_row=0, working_row=1)
+        w.verify([{"request": 5, "accepted": 3,
+                   "tree": {"parents": [-1, 0, 0, 1, 2, 2], "path": [0, 2, 5]}}])
+        with pytest.raises(ValueError, match=r":4: path\[1\] = 3 is not a child of node 0"):
+            w.verify([{"request": 5, "accepted": 2,
+                       "tree": {"parents": [-1, 0, 0, 1], "path": [0, 3]}}])
+        w.verify([(5, 2)])
+        w.decode([5])
+    lines = path.read_text().splitlines()
+    assert json.loads(lines[0])["specstate_trace"] == 2
+    assert json.loads(lines[0])["tree_nodes"] == 6
+    assert json.loads(lines[2])["batch"][0]["tree"]["path"] == [0, 2, 5]
+    assert len(lines) == 5
+    out = specstate_replay(path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "AGREE: 5 lanes" in out.stdout
+    assert "the window strategy does not run trees" in out.stdout
+
+
 def test_validate_rejects_a_broken_trace(tmp_path, specstate_validate):
     """The round trip means something only if validate does reject: a trace the writer would
     refuse (accepted 0) must fail with file:line."""

@@ -69,6 +69,22 @@ TEST(TraceRoundTrip, WritesTheLowestVersionThatExpressesTheHeader) {
   EXPECT_EQ(g.conv_dim(), 224);
 }
 
+// Draft trees: version 2 with tree_nodes, every tree field written and read back exactly.
+TEST(TraceRoundTrip, TreeTracesWriteVersion2AndRoundTripExactly) {
+  sim::GeneratorOptions o = options_for_seed(4);
+  o.tree = {3, 2};
+  o.tree_nodes = 8;
+  const Trace t = sim::generate_trace(o);
+  EXPECT_EQ(t.header.tree_nodes, 8);
+  const std::string text = to_text(t);
+  EXPECT_EQ(text.rfind("{\"specstate_trace\":2,\"preset\":", 0), 0u) << text.substr(0, 80);
+  EXPECT_NE(text.find("\"tree_nodes\":8}"), std::string::npos);
+  EXPECT_NE(text.find("\"tree\":{\"parents\":[-1,0,0,0,1,1,2,2],\"path\":[0"), std::string::npos);
+  const Trace back = from_text(text, t.file);
+  EXPECT_EQ(back.header, t.header);
+  EXPECT_EQ(back.events, t.events);
+}
+
 TEST(TraceRoundTrip, GeneratedTracesValidateAndRoundTripExactly) {
   for (uint64_t seed = 1; seed <= 60; ++seed) {
     SCOPED_TRACE(::testing::Message() << "seed " << seed);
