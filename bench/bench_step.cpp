@@ -17,6 +17,8 @@
 //   deferred   payload verify with the previous step's replay first   2
 //   ring       payload verify after replaying 2T history tokens       1
 //   ring.fold  the same after 4T = 16 (W_RING) tokens, folded first   2
+//   inline.tree  a verify of the draft tree 2,2,2 (15 nodes, depth 3 = T-1, breadth-first
+//                order) into 15 rows, as the inline strategy runs it     1 + 15
 // (the ring cycles through histories T, 2T, 3T, 4T with every token accepted at T = 4, and
 // folds at 4T: ring is a step inside the cycle, ring.fold its last)
 //
@@ -30,6 +32,9 @@
 //   deferred                                         a + T   pending replay of a, verify of T
 //   ring                                             2T + T  history replay, verify of T
 //   ring.fold                                        4T + T  history replay (committed), verify
+//   inline.tree                                      15      one update per node (the kernel runs
+//                                                            49: each branch point restarts from
+//                                                            the base and runs its ancestors again)
 //
 // Roof of a step = max(memory time, FP32 work time):
 //   memory time = bytes counted above / copy bandwidth of this run;
@@ -60,6 +65,7 @@
 
 #include "backends/cuda/cuda_check.h"
 #include "backends/cuda/cuda_state_backend.h"
+#include "core/draft_tree.h"
 #include "core/geometry.h"
 #include "step_anchors.h"
 
@@ -86,8 +92,15 @@ enum class Kind {
   kReplayOnly,
   kDeferred,
   kRing,
-  kRingFold
+  kRingFold,
+  kInlineTree
 };
+
+// inline.tree's draft tree: top-2 on each of 3 levels (EAGLE-2's static tree at T = 4).
+const DraftTree& bench_tree() {
+  static const DraftTree tree = tree_of_shape({2, 2, 2});
+  return tree;
+}
 
 // Ring payload positions (the ring strategy's default) and the history each ring step replays.
 constexpr int32_t kRingSlots = 32;
@@ -117,6 +130,8 @@ const char* kind_name(Kind k) {
       return "ring";
     case Kind::kRingFold:
       return "ring.fold";
+    case Kind::kInlineTree:
+      return "inline.tree";
   }
   return "?";
 }
@@ -139,6 +154,8 @@ int states_moved(Kind k) {
     case Kind::kPayloadVerify:
     case Kind::kRing:
       return 1;
+    case Kind::kInlineTree:
+      return 1 + bench_tree().nodes();
   }
   return 0;
 }
@@ -162,6 +179,8 @@ int tokens_computed(Kind k) {
     case Kind::kRing:
     case Kind::kRingFold:
       return ring_history(k) + kT;
+    case Kind::kInlineTree:
+      return bench_tree().nodes();
   }
   return 0;
 }
@@ -175,6 +194,8 @@ int rows_per_request(Kind k) {
     case Kind::kScatterVerify:
     case Kind::kCommitCopy:
       return 1 + kT;
+    case Kind::kInlineTree:
+      return bench_tree().nodes();
     default:
       return 1;
   }
@@ -386,6 +407,12 @@ class StepCase {
       switch (kind_) {
         case Kind::kInline:
           for (int j = 0; j < kT; ++j)
+            v.out_rows[j] = row(s, r, j);
+          break;
+        case Kind::kInlineTree:
+          v.tokens.count = bench_tree().nodes();
+          v.parents = bench_tree().parents;
+          for (int j = 0; j < v.tokens.count; ++j)
             v.out_rows[j] = row(s, r, j);
           break;
         case Kind::kScatter:
@@ -613,7 +640,7 @@ void register_all() {
   benchmark::RegisterBenchmark("copy_d2d_1GiB", BM_Copy)->UseManualTime()->Iterations(20);
   for (Kind kind : {Kind::kInline, Kind::kScatter, Kind::kScatterVerify, Kind::kCommitCopy,
                     Kind::kReplay, Kind::kPayloadVerify, Kind::kReplayOnly, Kind::kDeferred,
-                    Kind::kRing, Kind::kRingFold}) {
+                    Kind::kRing, Kind::kRingFold, Kind::kInlineTree}) {
     for (SsmDtype dtype : {SsmDtype::kF32, SsmDtype::kBF16}) {
       const std::string name =
           std::string(kind_name(kind)) + "/" + (dtype == SsmDtype::kF32 ? "fp32" : "bf16");
