@@ -42,6 +42,47 @@ std::string fresh_trace_path() {
   return pattern + "/demo.jsonl";
 }
 
+// Writes the generated trace to `path` and reads it back (the replay runs what is on disk).
+trace::Trace write_and_read(const sim::GeneratorOptions& g, const std::string& path) {
+  const trace::Trace generated = sim::generate_trace(g);
+  io::OutputFile out(path, path);
+  trace::write_trace(out.stream(), generated);
+  out.commit();
+  return trace::read_trace(path);
+}
+
+// Every backend here x every strategy that runs the trace (window does not run trees).
+sim::SimOptions lanes_for(const trace::Trace& trace) {
+  sim::SimOptions options;
+  for (const std::string& backend : available_backends()) {
+    for (StrategyKind s : all_strategies()) {
+      if (s == StrategyKind::kWindow && trace.header.tree_nodes > 0) continue;
+      options.lanes.push_back({backend, s});
+    }
+  }
+  return options;
+}
+
+void print_replay(const sim::ReplayReport& report, const std::string& file) {
+  if (report.agree) {
+    std::printf(
+        "   AGREE: live states, snapshot rows and per-token outputs bit-identical across all\n"
+        "   lanes after each of %zu events; no task wrote a row its request does not own.\n",
+        report.events);
+  } else {
+    std::printf("   DIVERGENCE at %s", report.divergence->report(file).c_str());
+  }
+  for (const auto& lane : report.lanes)
+    std::printf("     %-16s %7.3f s\n", lane.name.c_str(), lane.seconds);
+}
+
+// demo.jsonl -> demo-tree.jsonl beside it.
+std::string tree_trace_path(const std::string& path) {
+  const std::string ext = ".jsonl";
+  const bool has_ext = path.size() >= ext.size() && path.compare(path.size() - ext.size(), ext.size(), ext) == 0;
+  return (has_ext ? path.substr(0, path.size() - ext.size()) : path) + "-tree.jsonl";
+}
+
 int run_demo(DemoOptions o) {
   if (o.trace_out.empty()) o.trace_out = fresh_trace_path();
   sim::GeneratorOptions g;
@@ -49,19 +90,17 @@ int run_demo(DemoOptions o) {
   g.ssm_dtype = parse_ssm_dtype(o.dtype);
   g.requests = 64;
   g.steps = 2000;
-  const trace::Trace generated = sim::generate_trace(g);
-  {
-    io::OutputFile out(o.trace_out, o.trace_out);
-    trace::write_trace(out.stream(), generated);
-    out.commit();
-  }
-  const trace::Trace trace = trace::read_trace(o.trace_out);
+  const trace::Trace trace = write_and_read(g, o.trace_out);
   const trace::TraceSummary summary = trace::validate_trace(trace);
-  sim::SimOptions options;
-  for (const std::string& backend : available_backends()) {
-    for (StrategyKind s : all_strategies())
-      options.lanes.push_back({backend, s});
-  }
+  const sim::SimOptions options = lanes_for(trace);
+  // Draft trees: EAGLE's static tree of top-2 on three levels (15 nodes).
+  sim::GeneratorOptions gt = g;
+  gt.requests = 24;
+  gt.steps = 400;
+  gt.tree = {2, 2, 2};
+  const std::string tree_out = tree_trace_path(o.trace_out);
+  const trace::Trace tree_trace = write_and_read(gt, tree_out);
+  const sim::SimOptions tree_options = lanes_for(tree_trace);
   PoolConfig config;
   config.geometry = make_geometry("qwen3-next-80b-a3b", 1);
   config.ssm_dtype = g.ssm_dtype;
@@ -70,14 +109,17 @@ int run_demo(DemoOptions o) {
   config.pool_rows = 128;
   if (o.json) {
     const sim::ReplayReport report = sim::replay(trace, options);
+    const sim::ReplayReport tree_report = sim::replay(tree_trace, tree_options);
     const nlohmann::ordered_json j = {
         {"trace", o.trace_out},
         {"summary", summary_json(summary)},
         {"replay", replay_json(trace, report, options.lanes, {}, 0)},
+        {"tree_trace", tree_out},
+        {"tree_replay", replay_json(tree_trace, tree_report, tree_options.lanes, {}, 0)},
         {"cuda", cuda_available()},
         {"footprint", footprint_json(config)}};
     std::printf("%s\n", j.dump(2).c_str());
-    return report.agree ? 0 : 1;
+    return report.agree && tree_report.agree ? 0 : 1;
   }
   std::printf("1. Generated a continuous-batching trace (tiny preset, seed %llu): %s\n%s\n",
               (unsigned long long)o.seed, o.trace_out.c_str(),
@@ -87,21 +129,19 @@ int run_demo(DemoOptions o) {
   std::printf(
       "2. Replayed it through %zu lanes (backend x strategy), comparing after every event:\n",
       report.lanes.size());
-  if (report.agree) {
-    std::printf(
-        "   AGREE: live states, snapshot rows and per-token outputs bit-identical across all\n"
-        "   lanes after each of %zu events; no task wrote a row its request does not own.\n",
-        report.events);
-  } else {
-    std::printf("   DIVERGENCE at %s", report.divergence->report(o.trace_out).c_str());
-  }
-  for (const auto& lane : report.lanes)
-    std::printf("     %-16s %7.3f s\n", lane.name.c_str(), lane.seconds);
+  print_replay(report, o.trace_out);
   if (!cuda_available()) std::printf("   (no CUDA device here: CPU lanes only)\n");
 
-  std::printf("\n3. What each strategy costs on a real model (specstate footprint):\n");
+  const sim::ReplayReport tree_report = sim::replay(tree_trace, tree_options);
+  std::printf(
+      "\n3. Draft trees (EAGLE top-2 on three levels, 15 nodes per verify; format version 2):\n"
+      "   %s, %zu events, through the %zu lanes of the strategies that run trees:\n",
+      tree_out.c_str(), tree_trace.events.size(), tree_report.lanes.size());
+  print_replay(tree_report, tree_out);
+
+  std::printf("\n4. What each strategy costs on a real model (specstate footprint):\n");
   print_footprint_table(config);
-  return report.agree ? 0 : 1;
+  return report.agree && tree_report.agree ? 0 : 1;
 }
 
 }  // namespace

@@ -158,7 +158,7 @@ PY
         "$python" - <<'PY'
 import json
 j = json.load(open("demo.json"))
-assert list(j) == ["trace", "summary", "replay", "cuda", "footprint"], list(j)
+assert list(j) == ["trace", "summary", "replay", "tree_trace", "tree_replay", "cuda", "footprint"], list(j)
 r = j["replay"]
 assert r["agree"] and r["events"] == j["summary"]["events"]["total"] == r["events_total"], r
 strategies = {l["strategy"] for l in r["lanes"]}
@@ -167,7 +167,32 @@ f = j["footprint"]
 assert f["preset"] == "qwen3-next-80b-a3b" and f["batch"] == 64, f
 ring = [s for s in f["strategies"] if s["strategy"] == "ring"][0]
 assert ring["folds_per_step"] == 0.25 and ring["history_tokens_per_step"] == 10, ring
+t = j["tree_replay"]
+assert t["agree"] and t["events"] > 0, t
+assert {l["strategy"] for l in t["lanes"]} == {"scatter", "inline", "replay", "deferred", "ring"}, t
 PY
+        ;;
+  trees)
+        expect 0 '^wrote t\.jsonl' -- "$bin" generate --preset tiny --requests 12 --steps 120 \
+          --seed 3 --tree 2,2,2 -o t.jsonl
+        grep -q '"specstate_trace":2,.*"tree_nodes":15}' t.jsonl || { echo "FAIL: header"; exit 1; }
+        expect 0 '^AGREE: 5 lanes' -- "$bin" replay t.jsonl
+        expect 0 'the window strategy does not run trees' -- "$bin" replay t.jsonl
+        expect 2 '^t\.jsonl:1: the window strategy does not run draft trees' -- \
+          "$bin" replay t.jsonl --strategy window
+        expect 1 'DIVERGENCE at t\.jsonl:[0-9]+: verify' -- \
+          "$bin" replay t.jsonl --inject tree-contiguous-path
+        expect 0 'draft trees of 15 nodes' -- "$bin" footprint --preset tiny --batch 4 --tree 2,2,2
+        expect 0 'draft trees of 8 nodes' -- "$bin" footprint --preset tiny --batch 4 --tree-nodes 8
+        expect 2 "^--tree '9,9': 91 nodes, more than 64" -- \
+          "$bin" footprint --preset tiny --batch 4 --tree 9,9
+        expect 2 '^a tree of 4 levels needs draft_tokens >= 4' -- \
+          "$bin" generate --preset tiny --requests 2 --steps 4 --seed 1 --tree 2,1,1,1 -o u.jsonl
+        [ ! -e u.jsonl ] || { echo "FAIL: a refused generate wrote u.jsonl"; exit 1; }
+        request=$(grep -m1 -o '"request":[0-9]*,"accepted":[0-9]*,"tree"' t.jsonl | grep -o '[0-9]*' | head -1)
+        expect 2 "^t\.jsonl:[0-9]+: request $request verifies a draft tree; dump records chains" -- \
+          "$bin" dump t.jsonl --request "$request" -o d
+        [ ! -e d ] || { echo "FAIL: a refused dump wrote d"; exit 1; }
         ;;
   ring-options)
         printf '%s\n' '{"specstate_trace": 1, "preset": "tiny", "tp": 1, "ssm_dtype": "f32", "draft_tokens": 15, "pool_rows": 4, "max_requests": 2, "page_size": 0, "seed": 1}' \
