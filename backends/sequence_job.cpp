@@ -67,24 +67,48 @@ std::vector<SequenceJob> sequence_jobs(std::span<const ReplayTask> tasks) {
   return jobs;
 }
 
-std::vector<RecurStep> recurrence_steps(const SequenceJob& job) {
+int32_t write_row(const SequenceJob& job, int32_t n) {
+  for (const StateWrite& w : job.writes) {
+    if (w.after_tokens == n + 1) return w.row;
+  }
+  return kNoRow;
+}
+
+std::vector<RecurStep> recurrence_steps(const SequenceJob& job, bool rows_exact) {
   std::vector<RecurStep> steps;
   const int pending = job.pending.count;
   for (int j = 0; j < pending; ++j)
-    steps.push_back({int16_t(j), false, false});
-  for (int n = 0; n < job.count; ++n) {
-    const int parent = job.parents.empty() ? n - 1 : job.parents[size_t(n)];
-    if (parent == n - 1) {  // continues from the token just run (the root: from the base)
-      steps.push_back({int16_t(pending + n), false, false});
-      continue;
+    steps.push_back({int16_t(j), false, false, -1});
+  if (job.parents.empty()) {
+    for (int n = 0; n < job.count; ++n)
+      steps.push_back({int16_t(pending + n), false, false, -1});
+    return steps;
+  }
+  // Depth-first preorder: a stack of nodes, children pushed in reverse index order.
+  std::vector<int> stack{0};
+  int previous = -1;  // the node whose state is in flight (-1: the base)
+  while (!stack.empty()) {
+    const int n = stack.back();
+    stack.pop_back();
+    for (int c = job.count - 1; c > n; --c) {
+      if (job.parents[size_t(c)] == n) stack.push_back(c);
     }
-    int16_t path[kMaxTreeNodes];
-    int depth = 0;
-    for (int a = parent; a >= 0; a = job.parents[size_t(a)])
-      path[depth++] = int16_t(pending + a);
-    for (int k = depth - 1; k >= 0; --k)
-      steps.push_back({path[k], k == depth - 1, true});
-    steps.push_back({int16_t(pending + n), false, false});
+    const int parent = job.parents[size_t(n)];
+    const int16_t token = int16_t(pending + n);
+    if (parent == previous) {
+      steps.push_back({token, false, false, -1});
+    } else if (rows_exact && write_row(job, parent) != kNoRow) {
+      steps.push_back({token, false, false, int16_t(parent)});
+    } else {
+      int16_t path[kMaxTreeNodes];
+      int depth = 0;
+      for (int a = parent; a >= 0; a = job.parents[size_t(a)])
+        path[depth++] = int16_t(pending + a);
+      for (int k = depth - 1; k >= 0; --k)
+        steps.push_back({path[k], k == depth - 1, true, -1});
+      steps.push_back({token, false, false, -1});
+    }
+    previous = n;
   }
   return steps;
 }

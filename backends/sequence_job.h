@@ -45,20 +45,27 @@ struct SequenceJob {
 };
 
 // The order in which the recurrence runs a job's sequence tokens. A chain runs each token once,
-// in order. A tree keeps one state in flight, so a node whose parent is not the token just run
-// restarts from the base (the state after the pending tokens, kept aside once) and runs its
-// ancestors again, silently (no output, no write), before itself: the same steps from the same
-// state, so the same bits as a recurrence that kept every node's state, in
-// sum(depth + 1) <= N * T token updates for N nodes instead of N.
+// in order. A tree runs its nodes depth first (children in index order) with one state in
+// flight, so a node whose parent is not the node just run continues from its parent's state
+// another way:
+//  - from the row the parent's state was written to in this job, when that row holds it
+//    exactly (`rows_exact`: an fp32 pool; a full-state write of the parent): one state read;
+//  - else from the base (the state after the pending tokens, kept aside once), running its
+//    ancestors again, silently (no output, no write), before itself.
+// Either way the same steps on the same values: the same bits as a recurrence that kept every
+// node's state. Depth first, only a node that is not its parent's first child continues so.
 struct RecurStep {
-  int16_t token = 0;     // sequence token
-  bool restart = false;  // load the base state before this step
-  bool silent = false;   // an ancestor run again: no output, no state written
+  int16_t token = 0;       // sequence token
+  bool restart = false;    // load the base state before this step
+  bool silent = false;     // an ancestor run again: no output, no state written
+  int16_t from_node = -1;  // >= 0: load the state new token `from_node` wrote before this step
 };
-std::vector<RecurStep> recurrence_steps(const SequenceJob& job);
-// Whether recurrence_steps restarts anywhere (then the base state is kept aside after the
-// pending tokens).
+std::vector<RecurStep> recurrence_steps(const SequenceJob& job, bool rows_exact);
+// Whether recurrence_steps restarts from the base anywhere (then the base state is kept aside
+// after the pending tokens).
 bool has_restart(std::span<const RecurStep> steps);
+// The row of the full-state write after new token n, or kNoRow.
+int32_t write_row(const SequenceJob& job, int32_t n);
 
 std::vector<SequenceJob> sequence_jobs(std::span<const PrefillTask> tasks);
 // One job per task, padding tasks inactive.

@@ -32,9 +32,11 @@
 //   deferred                                         a + T   pending replay of a, verify of T
 //   ring                                             2T + T  history replay, verify of T
 //   ring.fold                                        4T + T  history replay (committed), verify
-//   inline.tree                                      15      one update per node (the kernel runs
-//                                                            49: each branch point restarts from
-//                                                            the base and runs its ancestors again)
+//   inline.tree                                      15      one update per node (depth first, the 7
+//                                                            nodes that are not a first child read
+//                                                            their parent's row on an fp32 pool; on
+//                                                            bf16 they restart from the base and run
+//                                                            17 ancestor updates again)
 //
 // Roof of a step = max(memory time, FP32 work time):
 //   memory time = bytes counted above / copy bandwidth of this run;

@@ -9,6 +9,8 @@
 #include <stdexcept>
 
 #include "backends/cpu/cpu_backend.h"
+#include "backends/sequence_job.h"
+#include "core/draft_tree.h"
 #include "tests/backend_test_util.h"
 
 namespace specstate::test {
@@ -83,6 +85,40 @@ TEST_P(CpuBackendProperties, TreeNodesContinueFromTheirParents) {
   }
   EXPECT_NE(b->read_row(2), b->read_row(3));  // siblings 1 and 2
   EXPECT_NE(b->read_row(5), b->read_row(6));  // siblings 4 and 5
+}
+
+// The recurrence order of the 2,2,2 tree (15 nodes, breadth first): depth first, every node
+// once and after its parent; 7 nodes are not their parent's first child. With exact rows they
+// read their parent's row; without, they restart from the base and run their 17 ancestors again.
+TEST(RecurrenceSteps, DepthFirstEveryNodeOnceAfterItsParent) {
+  const DraftTree tree = tree_of_shape({2, 2, 2});
+  SequenceJob job;
+  job.count = tree.nodes();
+  job.parents = tree.parents;
+  for (int n = 0; n < job.count; ++n)
+    job.writes.push_back({n + 1, 100 + n});
+  for (bool exact : {true, false}) {
+    const std::vector<RecurStep> steps = recurrence_steps(job, exact);
+    std::vector<int> position(size_t(job.count), -1);
+    int own = 0, from_rows = 0, restarts = 0, silent = 0;
+    for (size_t i = 0; i < steps.size(); ++i) {
+      const RecurStep& st = steps[i];
+      from_rows += st.from_node >= 0;
+      restarts += st.restart;
+      silent += st.silent;
+      if (st.silent) continue;
+      ++own;
+      EXPECT_EQ(position[size_t(st.token)], -1) << "node " << st.token << " runs twice";
+      position[size_t(st.token)] = int(i);
+      const int parent = tree.parents[size_t(st.token)];
+      if (parent >= 0) EXPECT_LT(position[size_t(parent)], int(i)) << "node " << st.token;
+    }
+    EXPECT_EQ(own, 15);
+    EXPECT_EQ(from_rows, exact ? 7 : 0);
+    EXPECT_EQ(restarts, exact ? 0 : 7);
+    EXPECT_EQ(silent, exact ? 0 : 17);
+    EXPECT_EQ(has_restart(steps), !exact);
+  }
 }
 
 // fp32 only: on a bf16 pool the state between two chunks is stored, hence rounded, to bf16

@@ -245,7 +245,7 @@ void CpuBackend::run_layer(const SequenceJob& job, int layer, bf16_bits* outputs
       col = tree::previous_column(job.parents_or_null(), w.pending, g.conv_state_cols(), col);
     }
   }
-  w.steps = recurrence_steps(job);
+  w.steps = recurrence_steps(job, ssm_f32());
   w.restarts = has_restart(w.steps);
   load_window(job, layer, w);
   stage_inputs(job, layer, w);
@@ -429,9 +429,10 @@ void CpuBackend::recur_head(const SequenceJob& job, int layer, int hv, const Lay
   auto store = [&](int32_t row) { store_head(layer, row, hv, s.data()); };
   std::vector<L> base;  // a tree's restarts: the state after the pending tokens
   if (w.restarts && w.pending == 0) base = s;
-  size_t next = 0;  // job.writes ascend, and so do the new tokens of the steps that are not silent
+  size_t next = 0;  // job.writes ascend, and so do a chain's tokens
   for (const RecurStep& step : w.steps) {
     if (step.restart) s = base;
+    if (step.from_node >= 0) load_head(layer, write_row(job, step.from_node), hv, s.data());
     const int j = step.token, jn = j - w.pending;
     const float* qk = w.qk_hat.data() + (size_t(j) * H + h) * 2 * K;
     const float* v = w.conv_out.data() + size_t(j) * C + 2 * g.key_dim() + int64_t{hv} * V;
@@ -458,6 +459,10 @@ void CpuBackend::recur_head(const SequenceJob& job, int layer, int hv, const Lay
     if (jn < 0) {
       if (jn == -1 && job.pending.commit_row != kNoRow) store(job.pending.commit_row);
       if (jn == -1 && w.restarts) base = s;
+      continue;
+    }
+    if (!job.parents.empty()) {  // a tree runs its nodes depth first
+      if (const int32_t row = write_row(job, jn); row != kNoRow) store(row);
       continue;
     }
     for (; next < job.writes.size() && job.writes[next].after_tokens <= jn + 1; ++next)

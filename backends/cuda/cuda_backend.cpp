@@ -271,13 +271,16 @@ void CudaBackend::prepare(std::span<const SequenceJob> jobs, int32_t output_toke
     if (!j.parents.empty() && j.active) {
       job.tree = 1;
       std::copy(j.parents.begin(), j.parents.end(), job.parents);
-      const std::vector<RecurStep> order = recurrence_steps(j);
+      const std::vector<RecurStep> order =
+          recurrence_steps(j, shape().ssm_dtype == SsmDtype::kF32);
       job.stash_base = has_restart(order) ? 1 : 0;
       job.first_step = int32_t(steps.size());
       job.step_count = int32_t(order.size());
       for (const RecurStep& s : order)
         steps.push_back(uint32_t(uint16_t(s.token)) | (s.restart ? kStepRestart : 0u) |
-                        (s.silent ? kStepSilent : 0u));
+                        (s.silent ? kStepSilent : 0u) |
+                        (s.from_node >= 0 ? kStepFromRow | uint32_t(s.from_node) << kStepNodeShift
+                                          : 0u));
     }
     table.push_back(job);
   }

@@ -61,8 +61,10 @@ struct SeqJob {
   int8_t parents[kMaxTreeNodes];
 };
 
-// A RecurStep packed: bits 0..15 the sequence token, bit 16 restart, bit 17 silent.
-inline constexpr uint32_t kStepRestart = 1u << 16, kStepSilent = 1u << 17;
+// A RecurStep packed: bits 0..15 the sequence token, bit 16 restart, bit 17 silent, bit 18: load
+// the state new token (bits 20..26) wrote first.
+inline constexpr uint32_t kStepRestart = 1u << 16, kStepSilent = 1u << 17, kStepFromRow = 1u << 18;
+inline constexpr int kStepNodeShift = 20;
 
 // The pool and parameters on the device, all layers.
 struct DevicePool {

@@ -17,7 +17,6 @@
 // them with combine_chains itself (two block barriers per token). Outputs and every requested
 // state are written after their token.
 #include <algorithm>
-#include <cstdio>
 #include <type_traits>
 
 #include "backends/cuda/bf16_pair.cuh"
@@ -588,6 +587,15 @@ __global__ void __launch_bounds__(Recur<K>::kThreads, K == 128 ? 2 : 8)
       const int j = int(step & 0xFFFFu);
       if constexpr (kTree) {
         if (step & kStepRestart) load_rows<K>(static_cast<const float*>(base), ln, s);
+        if (step & kStepFromRow) {  // the parent's state, as this thread stored it
+          const int node = int(step >> kStepNodeShift) & 0x7F;
+          int32_t row = kNoRow;
+          for (int d = 0; d < job.write_count; ++d) {
+            const SeqWrite wr = L.writes[job.first_write + d];
+            if (wr.after_tokens == node + 1) row = wr.row;
+          }
+          load_rows<K>(pool_head<K, kBf16>(jv, row, hv), ln, s);
+        }
       }
       recur_token<K>(tok + jl * R::kTokenFloats, ln, s, red_m + (jl & 1) * R::kRedFloats,
                      red_o + jl * R::kRedFloats);
@@ -604,6 +612,31 @@ __global__ void __launch_bounds__(Recur<K>::kThreads, K == 128 ? 2 : 8)
   }
 }
 
+// The most dynamic shared memory one block may take on this device.
+int opt_in_shared_memory() {
+  static const int bytes = [] {
+    int device = 0, optin = 0;
+    CUDA_CHECK(cudaGetDevice(&device));
+    CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+    return optin;
+  }();
+  return bytes;
+}
+
+// Lets `kernel` take up to the device's opt-in maximum of dynamic shared memory, once. The cap
+// is a property of the function, shared by every thread and backend of the process: raising it
+// per launch to that launch's size races with another thread launching more (the simulator
+// runs CUDA lanes of different strategies at once), which fails that launch.
+template <auto kernel>
+void allow_shared_memory() {
+  static const bool once = [] {
+    CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                    opt_in_shared_memory()));
+    return true;
+  }();
+  (void)once;
+}
+
 template <int K, bool kBf16, bool kTree>
 void launch_recur(const DevicePool& p, const SequenceLaunch& L, cudaStream_t stream) {
   cudaLaunchAttribute dependent;
@@ -615,8 +648,7 @@ void launch_recur(const DevicePool& p, const SequenceLaunch& L, cudaStream_t str
   const size_t smem = (size_t(kRecurChunk) * (Recur<K>::kTokenFloats + Recur<K>::kRedFloats) +
                        2 * Recur<K>::kRedFloats) *
                       sizeof(float);
-  CUDA_CHECK(cudaFuncSetAttribute(recur_kernel<K, kBf16, kTree>,
-                                  cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+  allow_shared_memory<recur_kernel<K, kBf16, kTree>>();
   config.dynamicSmemBytes = smem;
   config.stream = stream;
   config.attrs = &dependent;
@@ -633,21 +665,11 @@ void launch_step_k(const DevicePool& p, const SequenceLaunch& L, cudaStream_t st
   lay.tokens = std::max(1, L.max_tokens);
   lay.hist_cols = kWc + lay.tokens;
   const size_t smem = lay.bytes(K);
-  if (smem > 48 * 1024) {
-    CUDA_CHECK(cudaFuncSetAttribute(prep_kernel<K, kTree>,
-                                    cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-  }
+  SPECSTATE_ASSERT(smem <= size_t(opt_in_shared_memory()),
+                   "the prep kernel's shared memory fits a block (a tree's nodes and history)");
+  allow_shared_memory<prep_kernel<K, kTree>>();
   prep_kernel<K, kTree><<<dim3(p.H, p.layers, L.job_count), kPrepThreads, smem, stream>>>(p, L, lay);
-  if (const cudaError_t launched = cudaGetLastError(); launched != cudaSuccess) {
-    cudaFuncAttributes a{};
-    (void)cudaFuncGetAttributes(&a, prep_kernel<K, kTree>);
-    std::fprintf(stderr,
-                 "prep launch: %d tokens, %zu bytes of dynamic shared memory (attribute %d), "
-                 "grid %d x %d x %d, %d registers, %d threads at most\n",
-                 lay.tokens, smem, a.maxDynamicSharedSizeBytes, p.H, p.layers, L.job_count,
-                 a.numRegs, a.maxThreadsPerBlock);
-    CUDA_CHECK(launched);
-  }
+  CUDA_CHECK_LAUNCH();
   if (p.ssm_bf16) {
     launch_recur<K, true, kTree>(p, L, stream);
   } else {
