@@ -57,6 +57,16 @@ void check_backend_geometry(std::string_view name, const ModelGeometry& g) {
 #endif
 }
 
+void check_backend_step_tokens(std::string_view name, const ModelGeometry& g, int32_t tokens) {
+  check_backend_name(name);
+#if SPECSTATE_WITH_CUDA
+  if (name == "cuda") check_cuda_step_tokens(g, tokens);
+#else
+  (void)g;
+  (void)tokens;
+#endif
+}
+
 namespace {
 
 // Bytes the process maps now (the first field of /proc/self/statm, in pages); -1 if unknown.

@@ -23,6 +23,9 @@ void check_backend_name(std::string_view name);
 // Throws InputError when backend `name` does not run geometry `g` (a custom geometry from a
 // trace header): the backends' own checks, which their constructors also run.
 void check_backend_geometry(std::string_view name, const ModelGeometry& g);
+// Throws InputError when backend `name` cannot run a step of `tokens` tokens (pending + new) of
+// geometry `g` in one launch (the CUDA kernels' shared memory).
+void check_backend_step_tokens(std::string_view name, const ModelGeometry& g, int32_t tokens);
 
 bool cuda_compiled();
 // True when the CUDA backend is compiled in and a device is visible.

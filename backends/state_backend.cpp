@@ -89,8 +89,15 @@ bool spans_overlap(int32_t first_a, int32_t count_a, int32_t first_b, int32_t co
   return false;
 }
 
-// A draft tree of n nodes: node 0 the root (-1), every other node's parent before it.
-void check_parents(const std::vector<int8_t>& parents, int32_t n, VerifyMode mode) {
+// A draft tree of n nodes: node 0 the root (-1), every other node's parent before it, and no
+// output row named twice (the nodes run depth first, and a node may read its parent's row).
+void check_parents(const std::vector<int8_t>& parents, int32_t n, VerifyMode mode,
+                   const std::array<int32_t, kMaxTreeNodes>& out_rows) {
+  std::set<int32_t> rows;
+  for (int32_t i = 0; i < n; ++i) {
+    if (out_rows[size_t(i)] != kNoRow && !rows.insert(out_rows[size_t(i)]).second)
+      bad_call("verify: a tree names out row " + std::to_string(out_rows[size_t(i)]) + " twice");
+  }
   if (mode == VerifyMode::kWindow) bad_call("verify: window mode runs chains, not trees");
   if (int32_t(parents.size()) != n)
     bad_call("verify: " + std::to_string(parents.size()) + " parents for " + std::to_string(n) +
@@ -182,7 +189,7 @@ void StateBackend::verify(VerifyMode mode, std::span<const VerifyTask> tasks) {
     const bool tree = !t.parents.empty();
     if (n < 1 || n > (tree ? kMaxTreeNodes : kMaxVerifyTokens))
       bad_call("verify: token count " + std::to_string(n));
-    if (tree) check_parents(t.parents, n, mode);
+    if (tree) check_parents(t.parents, n, mode, t.out_rows);
     check_loc(t.from, "verify source");
     if (t.pending.count > 0) {
       const PendingReplay& p = t.pending;

@@ -55,7 +55,7 @@ std::vector<int32_t> parse_tree_shape(const std::string& text, const char* optio
   return topk;
 }
 
-std::string tree_error(const DraftTree& tree, int32_t max_nodes, int32_t T) {
+std::string tree_error(const DraftTree& tree, int32_t accepted, int32_t max_nodes, int32_t T) {
   const int32_t n = tree.nodes();
   auto num = [](int64_t v) { return std::to_string(v); };
   if (n < 1 || n > max_nodes) {
@@ -84,6 +84,7 @@ std::string tree_error(const DraftTree& tree, int32_t max_nodes, int32_t T) {
              num(tree.path[size_t(k - 1)]) + ": the accepted path runs from the root along the parents";
     }
   }
+  if (accepted != a) return "accepted length " + num(accepted) + " but the path has " + num(a) + " nodes";
   return {};
 }
 

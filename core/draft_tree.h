@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "core/numerics/hd.h"
+#include "core/numerics/inputs.h"
 
 namespace specstate::tree {
 
@@ -27,6 +28,15 @@ SPECSTATE_HD inline int predecessor(const int8_t* parents, int pending, int j) {
   if (j < pending || parents == nullptr) return j - 1;
   const int p = parents[j - pending];
   return p < 0 ? pending - 1 : pending + p;
+}
+
+// The position coordinate of new token `node`'s generated inputs in a verify whose first token
+// is at `first_position`: its depth's position in branch node - depth (core/numerics/inputs.h);
+// along a chain (parents null) the token's own position.
+SPECSTATE_HD inline uint64_t node_position(const int8_t* parents, int64_t first_position, int node) {
+  if (parents == nullptr) return uint64_t(first_position + node);
+  const int d = depth(parents, node);
+  return num::tree_coordinate(uint64_t(first_position + d), uint32_t(node - d));
 }
 
 // The conv history of a job is the source window's W-1 columns (0 .. W-2), then one column per
@@ -60,8 +70,9 @@ struct DraftTree {
 
 // What is wrong with `tree` for a pool of `max_nodes` tree nodes and T tokens per verify
 // (nodes 1..max_nodes, node 0 the root, parents before children, no node deeper than T-1, a
-// path from the root of 1..T nodes that follows the parents); empty when nothing is.
-std::string tree_error(const DraftTree& tree, int32_t max_nodes, int32_t T);
+// path from the root of 1..T nodes that follows the parents, `accepted` its length); empty
+// when nothing is.
+std::string tree_error(const DraftTree& tree, int32_t accepted, int32_t max_nodes, int32_t T);
 
 // A static tree shape as EAGLE's top-k drafting builds it: topk[d] children under every node of
 // depth d (e.g. {2, 2, 2}: 1 + 2 + 4 + 8 nodes), in breadth-first order, cut after max_nodes

@@ -85,6 +85,10 @@ TEST_P(CpuBackendProperties, TreeNodesContinueFromTheirParents) {
   }
   EXPECT_NE(b->read_row(2), b->read_row(3));  // siblings 1 and 2
   EXPECT_NE(b->read_row(5), b->read_row(6));  // siblings 4 and 5
+  // A tree names each output row once: nodes run depth first and may read their parent's row.
+  VerifyTask twice = rows;
+  twice.out_rows[5] = twice.out_rows[3];
+  EXPECT_THROW(b->verify(VerifyMode::kStateRows, {&twice, 1}), std::invalid_argument);
 }
 
 // The recurrence order of the 2,2,2 tree (15 nodes, breadth first): depth first, every node
@@ -111,7 +115,9 @@ TEST(RecurrenceSteps, DepthFirstEveryNodeOnceAfterItsParent) {
       EXPECT_EQ(position[size_t(st.token)], -1) << "node " << st.token << " runs twice";
       position[size_t(st.token)] = int(i);
       const int parent = tree.parents[size_t(st.token)];
-      if (parent >= 0) EXPECT_LT(position[size_t(parent)], int(i)) << "node " << st.token;
+      if (parent >= 0) {
+        EXPECT_LT(position[size_t(parent)], int(i)) << "node " << st.token;
+      }
     }
     EXPECT_EQ(own, 15);
     EXPECT_EQ(from_rows, exact ? 7 : 0);

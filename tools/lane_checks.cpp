@@ -7,6 +7,7 @@
 
 #include "backends/registry.h"
 #include "core/errors.h"
+#include "core/primitives.h"
 
 namespace specstate::cli {
 namespace {
@@ -17,6 +18,17 @@ std::string gib(int64_t bytes) {
   return buf;
 }
 
+// The most tokens one task of the lane runs in one step: a prefill chunk or a replay
+// (kMaxReplayTokens), or a verify's T tokens or tree nodes after its longest pending replay
+// (deferred: one step's T; ring: its history, which leaves room in the ring for the verify).
+int32_t longest_step(const sim::LaneSpec& lane, const PoolShape& shape, const trace::Header& h) {
+  const int32_t verify = std::max(h.tokens_per_verify(), h.tree_nodes);
+  int32_t pending = 0;
+  if (lane.strategy == StrategyKind::kDeferred) pending = h.tokens_per_verify();
+  if (lane.strategy == StrategyKind::kRing) pending = shape.payload_tokens - verify;
+  return std::max(kMaxReplayTokens, pending + verify);
+}
+
 }  // namespace
 
 void check_lanes_can_run(const trace::Trace& trace, const std::vector<sim::LaneSpec>& lanes,
@@ -25,6 +37,8 @@ void check_lanes_can_run(const trace::Trace& trace, const std::vector<sim::LaneS
   for (size_t i = 0; i < lanes.size(); ++i) {
     try {
       check_backend_geometry(lanes[i].backend, shapes[i].geometry);
+      check_backend_step_tokens(lanes[i].backend, shapes[i].geometry,
+                                longest_step(lanes[i], shapes[i], trace.header));
     } catch (const InputError& e) {
       throw InputError(trace.file, trace.header_line, e.message());
     }

@@ -285,12 +285,9 @@ void CpuBackend::stage_inputs(const SequenceJob& job, int layer, LayerWork& w) {
       std::copy(src, src + token.size(), token.begin());
     } else {
       const TokenSpan& span = *job.generated;
-      uint64_t position = uint64_t(span.first_position + jn);
-      if (!job.parents.empty()) {
-        const int d = tree::depth(job.parents.data(), jn);
-        position = num::tree_coordinate(uint64_t(span.first_position + d), uint32_t(jn - d));
-      }
-      const num::TokenCoord coord{seed(), span.request_id, position, uint32_t(g.layer_id(layer))};
+      const num::TokenCoord coord{seed(), span.request_id,
+                                  tree::node_position(job.parents_or_null(), span.first_position, jn),
+                                  uint32_t(g.layer_id(layer))};
       for (int c = 0; c < C; ++c)
         token[c] = num::gen_conv_input(coord, c);
       for (int h = 0; h < HV; ++h) {

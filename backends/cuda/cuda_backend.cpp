@@ -25,6 +25,20 @@ void check_cuda_geometry(const ModelGeometry& g) {
   }
 }
 
+void check_cuda_step_tokens(const ModelGeometry& g, int32_t tokens) {
+  if (cuda_device_count() == 0) return;  // no device: no lane runs here to refuse
+  const size_t need = cuda::step_shared_bytes(g.head_k_dim, g.v_heads_per_k_head(), tokens);
+  const size_t have = cuda::step_shared_limit();
+  if (need > have) {
+    throw InputError("backend 'cuda': a step of " + std::to_string(tokens) +
+                     " tokens (a verify's tokens or tree nodes after the longest pending "
+                     "replay) needs " + std::to_string(need) +
+                     " bytes of shared memory per block for this geometry, more than the " +
+                     std::to_string(have) + " this device allows (fewer tree nodes, or a "
+                     "shorter ring history)");
+  }
+}
+
 std::unique_ptr<StateBackend> make_cuda_backend(const PoolShape& shape, uint64_t seed) {
   return std::make_unique<cuda::CudaBackend>(shape, seed);
 }

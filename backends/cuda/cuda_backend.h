@@ -16,6 +16,10 @@ int cuda_device_count();
 // Throws InputError when the kernels do not run geometry `g` (K = V = 16 or 128, W = 4).
 void check_cuda_geometry(const ModelGeometry& g);
 
+// Throws InputError when a step of `tokens` tokens (pending + new) of geometry `g` does not fit
+// the current device's shared memory per block; nothing without a device.
+void check_cuda_step_tokens(const ModelGeometry& g, int32_t tokens);
+
 // A CUDA backend on the current device. Throws InputError for a geometry the kernels do not
 // support (check_cuda_geometry).
 std::unique_ptr<StateBackend> make_cuda_backend(const PoolShape& shape, uint64_t seed);

@@ -53,13 +53,10 @@ struct JobView {
   // launch keeps the plain arithmetic of a chain.
   template <bool kTree>
   __device__ num::TokenCoord coord(int j) const {
-    const int jn = j - job.pending_count;
-    uint64_t position = uint64_t(job.first_position + jn);
-    if (kTree && job.tree) {
-      const int d = tree::depth(job.parents, jn);
-      position = num::tree_coordinate(uint64_t(job.first_position + d), uint32_t(jn - d));
-    }
-    return {p.seed, job.request_id, position, uint32_t(p.layer_ids[layer])};
+    const int8_t* parents = kTree && job.tree ? job.parents : nullptr;
+    return {p.seed, job.request_id,
+            tree::node_position(parents, job.first_position, j - job.pending_count),
+            uint32_t(p.layer_ids[layer])};
   }
   // The hist columns (core/draft_tree.h) of the W taps of sequence token j's conv.
   template <int W, bool kTree>

@@ -116,6 +116,10 @@ void launch_step(const DevicePool& pool, const SequenceLaunch& launch, cudaStrea
 // The geometries the step kernels are compiled for: K = V = 16 or 128, W = 4 (K and W are
 // template constants, so that state and taps stay in registers).
 bool step_kernels_support(int32_t K, int32_t V, int32_t W);
+// Dynamic shared memory of a launch whose longest job runs `tokens` tokens (the prep kernel's,
+// which grows with them), and the most one block may take on the current device.
+size_t step_shared_bytes(int32_t K, int32_t ratio, int32_t tokens);
+size_t step_shared_limit();
 
 struct CopyJob {
   int32_t src_ssm_row, src_conv_row, src_conv_offset, dst_row;
@@ -129,8 +133,9 @@ void launch_copy_rows(const DevicePool& pool, const CopyJob* jobs, int32_t job_c
 // (core/primitives.h: PayloadGather, from[j] >= j and increasing).
 struct GatherJob {
   int32_t slot, first, count;
-  int8_t from[kMaxTreeNodes];
+  int8_t from[kMaxTreeNodes];  // entries of a path of at most kMaxTreeNodes nodes
 };
+static_assert(kMaxPayloadTokens <= 128, "GatherJob::from holds payload positions as int8_t");
 void launch_gather_payload(const DevicePool& pool, const GatherJob* jobs, int32_t job_count,
                            cudaStream_t stream);
 

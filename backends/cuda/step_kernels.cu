@@ -657,13 +657,18 @@ void launch_recur(const DevicePool& p, const SequenceLaunch& L, cudaStream_t str
   CUDA_CHECK_LAUNCH();
 }
 
+PrepLayout prep_layout(int K, int ratio, int tokens) {
+  PrepLayout lay;
+  lay.ratio = ratio;
+  lay.nch = 2 * K + ratio * K;
+  lay.tokens = std::max(1, tokens);
+  lay.hist_cols = kWc + lay.tokens;
+  return lay;
+}
+
 template <int K, bool kTree>
 void launch_step_k(const DevicePool& p, const SequenceLaunch& L, cudaStream_t stream) {
-  PrepLayout lay;
-  lay.ratio = p.HV / p.H;
-  lay.nch = 2 * K + lay.ratio * K;
-  lay.tokens = std::max(1, L.max_tokens);
-  lay.hist_cols = kWc + lay.tokens;
+  const PrepLayout lay = prep_layout(K, p.HV / p.H, L.max_tokens);
   const size_t smem = lay.bytes(K);
   SPECSTATE_ASSERT(smem <= size_t(opt_in_shared_memory()),
                    "the prep kernel's shared memory fits a block (a tree's nodes and history)");
@@ -681,6 +686,14 @@ void launch_step_k(const DevicePool& p, const SequenceLaunch& L, cudaStream_t st
 
 bool step_kernels_support(int32_t K, int32_t V, int32_t W) {
   return (K == 16 || K == 128) && V == K && W == kConvWidth;
+}
+
+size_t step_shared_bytes(int32_t K, int32_t ratio, int32_t tokens) {
+  return prep_layout(K, ratio, tokens).bytes(K);
+}
+
+size_t step_shared_limit() {
+  return size_t(opt_in_shared_memory());
 }
 
 void launch_step(const DevicePool& p, const SequenceLaunch& L, cudaStream_t stream) {

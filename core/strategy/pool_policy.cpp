@@ -217,11 +217,7 @@ void PoolPolicy::check_step(std::span<const VerifyOp> batch, int32_t tokens, boo
         throw InputError("verify: " + req_name(op.request) +
                          ": a tree verify in a pool without tree nodes (header tree_nodes)");
       }
-      std::string error = tree_error(*op.tree, capacity, tokens);
-      if (error.empty() && int32_t(op.tree->path.size()) != op.accepted) {
-        error = "accepted length " + std::to_string(op.accepted) + " but a path of " +
-                std::to_string(op.tree->path.size()) + " nodes";
-      }
+      const std::string error = tree_error(*op.tree, op.accepted, capacity, tokens);
       if (!error.empty()) throw InputError("verify: " + req_name(op.request) + ": " + error);
     }
     if (op.snapshot) snapshot_token(*op.snapshot, s.length, op.accepted, op.request);

@@ -18,6 +18,7 @@
 #include "core/errors.h"
 #include "core/geometry.h"
 #include "core/io/output_file.h"
+#include "core/primitives.h"
 
 namespace specstate::trace {
 namespace {
@@ -26,6 +27,7 @@ using json = nlohmann::json;
 using ordered_json = nlohmann::ordered_json;
 
 constexpr int64_t kInt32Max = std::numeric_limits<int32_t>::max();
+static_assert(kMaxTreeNodesPerVerify == kMaxTreeNodes, "rules.json's tree bound is the kernels'");
 constexpr int64_t kInt32Min = std::numeric_limits<int32_t>::min();
 
 struct Where {

@@ -56,23 +56,21 @@ def parse_header(obj):
         raise ValueError(f"field 'ssm_dtype' in header is '{printable(dtype)}', "
                          f"expected f32 or bf16")
     model = {"geometry": geometry} if geometry else {"preset": preset}
-    tree_nodes = 0
-    if "tree_nodes" in obj:
-        if version < 2:
-            raise ValueError(f"field 'tree_nodes' in header needs format version 2 (this header "
-                             f"says {int(version)})")
-        tree_nodes = f.integer("tree_nodes", 1, MAX_TREE_NODES)
-    # The lowest version that expresses the header (core/trace/events.h lowest_version).
-    lowest = 2 if geometry or tree_nodes else OLDEST_FORMAT_VERSION
-    header = {"specstate_trace": lowest, **model, "tp": tp,
+    header = {"specstate_trace": OLDEST_FORMAT_VERSION, **model, "tp": tp,
               "ssm_dtype": dtype,
               "draft_tokens": f.integer("draft_tokens", 0, MAX_TOKENS_PER_VERIFY - 1),
               "pool_rows": f.integer("pool_rows", 1, MAX_ROWS),
               "max_requests": f.integer("max_requests", 1, MAX_ROWS),
               "page_size": f.integer("page_size", 0, MAX_ROWS),
               "seed": f.unsigned("seed")}
-    if tree_nodes:
-        header["tree_nodes"] = tree_nodes
+    if "tree_nodes" in obj:  # after the seed, where the C++ reader checks it
+        if version < 2:
+            raise ValueError(f"field 'tree_nodes' in header needs format version 2 (this header "
+                             f"says {int(version)})")
+        header["tree_nodes"] = f.integer("tree_nodes", 1, MAX_TREE_NODES)
+    # The lowest version that expresses the header (core/trace/events.h lowest_version).
+    if geometry or "tree_nodes" in header:
+        header = {"specstate_trace": 2, **{k: v for k, v in header.items() if k != "specstate_trace"}}
     if geometry:
         _check_geometry(geometry, tp)
         return header
@@ -207,7 +205,7 @@ def _depth(parents, node):
     return d
 
 
-def tree_error(parents, path, max_nodes, T):
+def tree_error(parents, path, accepted, max_nodes, T):
     """What is wrong with a draft tree, as core/draft_tree.cpp says it; "" when nothing is."""
     n = len(parents)
     if not 1 <= n <= max_nodes:
@@ -232,6 +230,8 @@ def tree_error(parents, path, max_nodes, T):
         if not 0 <= node < n or parents[node] != path[k - 1]:
             return (f"path[{k}] = {node} is not a child of node {path[k - 1]}: the accepted path "
                     f"runs from the root along the parents")
+    if accepted != a:
+        return f"accepted length {accepted} but the path has {a} nodes"
     return ""
 
 
@@ -474,9 +474,7 @@ class TraceState:
         if not max_nodes:
             raise ValueError(f"a tree verify (request {request}) in a trace whose header declares "
                              f"no tree_nodes")
-        error = tree_error(tree["parents"], tree["path"], max_nodes, self.T)
-        if not error and accepted != len(tree["path"]):
-            error = f"accepted length {accepted} but the path has {len(tree['path'])} nodes"
+        error = tree_error(tree["parents"], tree["path"], accepted, max_nodes, self.T)
         if error:
             raise ValueError(f"{error} (request {request})")
 

@@ -178,7 +178,7 @@ TEST(Ownership, PayloadSlotOfAnotherRequestIsFlagged) {
   const StrategyLayout layout = make_layout(StrategyKind::kReplay, c);
   OwnershipChecker checker(layout);
   trace::Verify v;
-  v.batch = {{1, 2, std::nullopt}};
+  v.batch = {{1, 2, std::nullopt, std::nullopt}};
   checker.begin_event(trace::Extend{1, 0, 0, 5, 0, -1, {}});
   checker.end_event(trace::Extend{1, 0, 0, 5, 0, -1, {}});
   checker.begin_event(trace::Extend{2, 1, 1, 5, 0, -1, {}});
