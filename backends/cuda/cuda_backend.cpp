@@ -235,6 +235,7 @@ void CudaBackend::upload(PreparedSequence& out, const std::vector<SeqJob>& jobs,
     carry_conv_.resize_discard(jobs.size() * g.layers * size_t(g.conv_dim()) * g.conv_state_cols());
   }
   out.carries = chunks > 1 || stash;
+  out.carries_conv = chunks > 1;
   if (out.carries)
     carry_ssm_.resize_discard(jobs.size() * g.layers * size_t(g.ssm_elements_per_layer()));
   if (out.output_tokens > 0) {
@@ -345,7 +346,7 @@ void CudaBackend::launch(const PreparedSequence& prepared) {
     L.outputs = prepared.output_tokens > 0 ? outputs_.data() : nullptr;
     L.output_tokens = prepared.output_tokens;
     L.carry_ssm = prepared.carries ? carry_ssm_.data() : nullptr;
-    L.carry_conv = prepared.carries ? carry_conv_.data() : nullptr;
+    L.carry_conv = prepared.carries_conv ? carry_conv_.data() : nullptr;
     L.step_qk = step_qk_.data();
     L.step_v = step_v_.data();
     L.step_gates = step_gates_.data();

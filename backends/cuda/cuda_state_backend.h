@@ -40,6 +40,7 @@ struct PreparedSequence {
   int32_t job_count = 0;
   int32_t output_tokens = 0;  // verify: tokens per task in the outputs; 0: no outputs
   bool carries = false;       // the calls pass state through the backend's carry buffers
+  bool carries_conv = false;  // ... conv windows too (chunked prefills; a tree's base is SSM only)
 };
 
 struct PreparedCopy {
