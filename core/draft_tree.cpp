@@ -5,6 +5,14 @@
 
 namespace specstate {
 
+std::vector<int8_t> children(const DraftTree& tree, int32_t node) {
+  std::vector<int8_t> out;
+  for (int32_t i = node + 1; i < tree.nodes(); ++i) {
+    if (tree.parents[size_t(i)] == node) out.push_back(int8_t(i));
+  }
+  return out;
+}
+
 DraftTree tree_of_shape(const std::vector<int32_t>& topk, int32_t max_nodes) {
   DraftTree t{{-1}, {0}};
   // Without a budget the tree stops one node past kMaxTreeNodes, for callers to refuse.

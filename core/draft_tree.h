@@ -83,6 +83,9 @@ DraftTree tree_of_shape(const std::vector<int32_t>& topk, int32_t max_nodes = 0)
 std::vector<int32_t> parse_tree_shape(const std::string& text, const char* option,
                                       int32_t max_nodes = 0);
 
+// The children of `node`, in node order.
+std::vector<int8_t> children(const DraftTree& tree, int32_t node);
+
 // The accepted path's k-th node of a verify: path[k] of a tree, k along a chain.
 inline int32_t path_node(const DraftTree* tree, int32_t k) {
   return tree ? tree->path[size_t(k)] : k;

@@ -408,11 +408,9 @@ class Generator {
   DraftTree draw_path(int32_t a) {
     DraftTree t = *tree_;
     while (int32_t(t.path.size()) < a) {
-      std::vector<int8_t> children;
-      for (int32_t i = 0; i < t.nodes(); ++i)
-        if (t.parents[size_t(i)] == t.path.back()) children.push_back(int8_t(i));
-      if (children.empty()) break;
-      t.path.push_back(children[size_t(rng_.range(0, int64_t(children.size()) - 1))]);
+      const std::vector<int8_t> next = children(t, t.path.back());
+      if (next.empty()) break;
+      t.path.push_back(next[size_t(rng_.range(0, int64_t(next.size()) - 1))]);
     }
     return t;
   }

@@ -392,11 +392,9 @@ DraftTree request_tree(int r, int32_t T) {
     depth.push_back(depth[size_t(p)] + 1);
   }
   for (;;) {
-    std::vector<int8_t> children;
-    for (int i = 0; i < t.nodes(); ++i)
-      if (t.parents[size_t(i)] == t.path.back()) children.push_back(int8_t(i));
-    if (children.empty() || rng() % 4 == 0) break;
-    t.path.push_back(children[rng() % children.size()]);
+    const std::vector<int8_t> next = children(t, t.path.back());
+    if (next.empty() || rng() % 4 == 0) break;
+    t.path.push_back(next[rng() % next.size()]);
   }
   return t;
 }

@@ -200,12 +200,9 @@ class RandomSchedule {
     }
     t.path.push_back(0);
     for (;;) {
-      std::vector<int8_t> children;
-      for (int32_t i = 0; i < n; ++i) {
-        if (t.parents[size_t(i)] == t.path.back()) children.push_back(int8_t(i));
-      }
-      if (children.empty() || pick(5) == 0) break;
-      t.path.push_back(children[size_t(pick(int(children.size())))]);
+      const std::vector<int8_t> next = children(t, t.path.back());
+      if (next.empty() || pick(5) == 0) break;
+      t.path.push_back(next[size_t(pick(int(next.size())))]);
     }
     return t;
   }
