@@ -86,7 +86,7 @@ class CompactBackend final : public StateBackend {
     std::vector<RowCopy> inner(copies.begin(), copies.end());
     for (RowCopy& c : inner) {
       if (c.src.is_none() || c.dst_row == kNoRow) continue;
-      c = {loc(c.src), row(c.dst_row)};
+      c = {loc(c.src), row(c.dst_row), c.guard};
     }
     inner_->copy_rows(inner);
   }
@@ -100,6 +100,11 @@ class CompactBackend final : public StateBackend {
     inner_->write_state(row(r), state);
   }
   void do_fill_row(int32_t r, uint8_t byte) override { inner_->fill_row(row(r), byte); }
+  // Request rows are not remapped: the table is whole in every backend.
+  void do_set_accepted(std::span<const AcceptedCount> counts) override {
+    inner_->set_accepted(counts);
+  }
+  int32_t do_accepted(int32_t req_row) const override { return inner_->accepted(req_row); }
 
   // read_row's request (all conv columns of one row), as opposed to read_state's.
   bool is_whole_row(const StateLoc& l, int32_t first_col, int32_t cols) const {

@@ -8,6 +8,7 @@ std::vector<SequenceJob> sequence_jobs(std::span<const PrefillTask> tasks) {
   std::vector<SequenceJob> jobs;
   for (const PrefillTask& t : tasks) {
     SequenceJob& job = jobs.emplace_back();
+    job.guard = t.guard;
     job.from_zero = t.from_zero;
     if (!t.from_zero) job.from = t.from;
     job.generated = t.tokens;
@@ -24,6 +25,7 @@ std::vector<SequenceJob> sequence_jobs(VerifyMode mode, std::span<const VerifyTa
   for (const VerifyTask& t : tasks) {
     SequenceJob& job = jobs.emplace_back();
     job.active = !t.from.is_none();
+    job.guard = t.guard;
     job.from = t.from;
     job.generated = t.tokens;
     job.count = t.tokens.count;
@@ -57,6 +59,7 @@ std::vector<SequenceJob> sequence_jobs(std::span<const ReplayTask> tasks) {
   for (const ReplayTask& t : tasks) {
     SequenceJob& job = jobs.emplace_back();
     job.active = !t.from.is_none();
+    job.guard = t.guard;
     job.from = t.from;
     job.in_slot = t.payload_slot;
     job.in_first = t.first_token;

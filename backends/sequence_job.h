@@ -16,6 +16,7 @@ namespace specstate {
 
 struct SequenceJob {
   bool active = true;  // false: a padding task (from = none): nothing read or written
+  Guard guard;         // the task's: evaluated where the job runs (core/guard.h)
   bool from_zero = false;
   StateLoc from;
   PendingReplay pending;  // replayed first (verify only)

@@ -1,6 +1,7 @@
 #include "backends/state_backend.h"
 
 #include <algorithm>
+#include <map>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -16,48 +17,52 @@ namespace {
 }
 
 // Rows (or payload slots) a call reads and writes, to refuse tasks that would race with each
-// other: on a device the tasks of one call run concurrently.
+// other: on a device the tasks of one call run concurrently. Tasks whose guards exclude each
+// other never both run, so they may share rows.
 class RowAccess {
  public:
   explicit RowAccess(const char* call, const char* unit = "row") : call_(call), unit_(unit) {}
   void add(const TaskAccess& a) {
-    if (a.kind == TaskAccess::kRead) {
-      read(a.index);
-    } else {
-      write(a.index);
-    }
+    if (a.index == kNoRow) return;
+    (a.kind == TaskAccess::kRead ? task_reads_ : task_writes_).insert(a.index);
   }
-  void begin_task() {
+  void begin_task(const Guard& guard) {
+    guard_ = guard;
     task_reads_.clear();
     task_writes_.clear();
   }
-  void read(int32_t row) {
-    if (row != kNoRow) task_reads_.insert(row);
-  }
-  void write(int32_t row) {
-    if (row != kNoRow) task_writes_.insert(row);
-  }
   void end_task() {
     for (int32_t row : task_writes_) {
-      if (writes_.count(row) || reads_.count(row)) {
+      if (clashes(writes_, row) || clashes(reads_, row)) {
         bad_call(std::string(call_) + ": " + unit_ + " " + std::to_string(row) +
                  " is written by one task and read or written by another of the same call");
       }
     }
     for (int32_t row : task_reads_) {
-      if (writes_.count(row)) {
+      if (clashes(writes_, row)) {
         bad_call(std::string(call_) + ": " + unit_ + " " + std::to_string(row) +
                  " is read by one task and written by another of the same call");
       }
     }
-    reads_.insert(task_reads_.begin(), task_reads_.end());
-    writes_.insert(task_writes_.begin(), task_writes_.end());
+    for (int32_t row : task_reads_)
+      reads_[row].push_back(guard_);
+    for (int32_t row : task_writes_)
+      writes_[row].push_back(guard_);
   }
 
  private:
+  bool clashes(const std::map<int32_t, std::vector<Guard>>& seen, int32_t row) const {
+    const auto it = seen.find(row);
+    if (it == seen.end()) return false;
+    return std::any_of(it->second.begin(), it->second.end(),
+                       [&](const Guard& g) { return !guard_.excludes(g); });
+  }
+
   const char* call_;
   const char* unit_;
-  std::set<int32_t> reads_, writes_, task_reads_, task_writes_;
+  Guard guard_;
+  std::map<int32_t, std::vector<Guard>> reads_, writes_;  // row -> guards of the tasks so far
+  std::set<int32_t> task_reads_, task_writes_;
 };
 
 // The rows and the payload slots of one call, task by task (core/task_access.h).
@@ -65,9 +70,9 @@ class CallAccess {
  public:
   explicit CallAccess(const char* call) : rows_(call), slots_(call, "payload slot") {}
   template <class... Task>
-  void task(const Task&... task) {
-    rows_.begin_task();
-    slots_.begin_task();
+  void task(const Guard& guard, const Task&... task) {
+    rows_.begin_task(guard);
+    slots_.begin_task(guard);
     for_each_access(task..., [&](const TaskAccess& a) {
       (a.unit == TaskAccess::kRow ? rows_ : slots_).add(a);
     });
@@ -175,7 +180,8 @@ void StateBackend::prefill(std::span<const PrefillTask> tasks) {
                  std::to_string(t.tokens.count) + " tokens");
       }
     }
-    access.task(t);
+    check_guard(t.guard, "prefill");
+    access.task(t.guard, t);
   }
   do_prefill(tasks);
 }
@@ -223,7 +229,8 @@ void StateBackend::verify(VerifyMode mode, std::span<const VerifyTask> tasks) {
         }
         break;
     }
-    access.task(mode, t);
+    check_guard(t.guard, "verify");
+    access.task(t.guard, mode, t);
   }
   do_verify(mode, tasks);
 }
@@ -235,7 +242,8 @@ void StateBackend::replay(std::span<const ReplayTask> tasks) {
     check_loc(t.from, "replay source");
     check_slot(t.payload_slot, t.first_token, t.count, t.round_after, "replay payload");
     check_row(t.dst_row, "replay destination");
-    access.task(t);
+    check_guard(t.guard, "replay");
+    access.task(t.guard, t);
   }
   do_replay(tasks);
 }
@@ -246,7 +254,8 @@ void StateBackend::copy_rows(std::span<const RowCopy> copies) {
     if (c.src.is_none() || c.dst_row == kNoRow) continue;
     check_loc(c.src, "copy source");
     check_row(c.dst_row, "copy destination");
-    access.task(c);
+    check_guard(c.guard, "copy");
+    access.task(c.guard, c);
   }
   do_copy_rows(copies);
 }
@@ -261,7 +270,7 @@ void StateBackend::gather_payload(std::span<const PayloadGather> gathers) {
         bad_call("payload gather: from[" + std::to_string(j) + "] = " + std::to_string(g.from[j]) +
                  " (from must increase, with from[j] >= j, inside the slot)");
     }
-    access.task(g);
+    access.task(Guard{}, g);
   }
   do_gather_payload(gathers);
 }
@@ -279,6 +288,33 @@ void StateBackend::write_state(int32_t row, const RowBytes& state) {
 void StateBackend::fill_row(int32_t row, uint8_t byte) {
   check_row(row, "fill_row");
   do_fill_row(row, byte);
+}
+
+void StateBackend::set_accepted(std::span<const AcceptedCount> counts) {
+  std::set<int32_t> rows;
+  for (const AcceptedCount& c : counts) {
+    check_guard({c.req_row, c.count}, "set_accepted");
+    if (!rows.insert(c.req_row).second)
+      bad_call("set_accepted: request row " + std::to_string(c.req_row) + " twice");
+  }
+  do_set_accepted(counts);
+}
+
+int32_t StateBackend::accepted(int32_t req_row) const {
+  if (req_row < 0 || req_row >= shape_.request_rows) {
+    bad_call("accepted: request row " + std::to_string(req_row) + " outside 0.." +
+             std::to_string(shape_.request_rows - 1));
+  }
+  return do_accepted(req_row);
+}
+
+void StateBackend::check_guard(const Guard& guard, const char* what) const {
+  if (guard.is_none()) return;
+  if (guard.req_row < 0 || guard.req_row >= shape_.request_rows || guard.count < 0) {
+    bad_call(std::string(what) + ": guard on request row " + std::to_string(guard.req_row) +
+             " (count " + std::to_string(guard.count) + "), the table has rows 0.." +
+             std::to_string(shape_.request_rows - 1));
+  }
 }
 
 RowBytes StateBackend::read_row(int32_t row) const {

@@ -17,7 +17,8 @@
 // Row index -1 means "none": a padding task (CUDA-graph padding) reads and writes nothing.
 // The public methods check their arguments once (std::invalid_argument on a malformed call,
 // which is a bug in the caller) and then run the private do_* implementation, which may assume
-// valid input. Tasks of one call must not write a row another task of the call reads or writes.
+// valid input. Tasks of one call must not write a row another task of the call reads or writes,
+// unless their guards exclude each other (one request row, different counts).
 #pragma once
 
 #include <array>
@@ -70,6 +71,13 @@ class StateBackend {
   void write_state(int32_t row, const RowBytes& state);
   // Sets every byte of a state row (all layers, conv and SSM) to `byte`: test poison.
   void fill_row(int32_t row, uint8_t byte);
+  // Writes counts into the table of accepted counts, one per request row (shape().request_rows,
+  // all 0 at first), in order with the calls before and after it: what an engine's sampler
+  // leaves on the device. A guarded task (core/primitives.h, Guard) reads the table when it
+  // runs, on the device: it runs only when its count matches, and is otherwise a padding task.
+  void set_accepted(std::span<const AcceptedCount> counts);
+  // The count of one request row (a host read: it waits for the work before it).
+  int32_t accepted(int32_t req_row) const;
 
   // The whole row (all conv columns).
   RowBytes read_row(int32_t row) const;
@@ -97,12 +105,15 @@ class StateBackend {
   virtual void do_gather_payload(std::span<const PayloadGather> gathers) = 0;
   virtual void do_write_state(int32_t row, const RowBytes& state) = 0;
   virtual void do_fill_row(int32_t row, uint8_t byte) = 0;
+  virtual void do_set_accepted(std::span<const AcceptedCount> counts) = 0;
+  virtual int32_t do_accepted(int32_t req_row) const = 0;
   virtual RowBytes do_read(const StateLoc& loc, int32_t first_col, int32_t cols) const = 0;
   virtual uint64_t do_digest(const StateLoc& loc, int32_t first_col, int32_t cols) const = 0;
   virtual VerifyOutputs do_read_outputs() const = 0;
   virtual std::vector<num::bf16_bits> do_read_payload(int32_t slot) const = 0;
 
   void check_loc(const StateLoc& loc, const char* what) const;
+  void check_guard(const Guard& guard, const char* what) const;
   // A span of `tokens` tokens (at most max_tokens) of a payload slot.
   void check_slot(int32_t slot, int32_t first_token, int32_t tokens, uint32_t round_after,
                   const char* what, int32_t max_tokens = kMaxReplayTokens) const;

@@ -25,6 +25,9 @@ struct PoolShape {
   int32_t conv_cols = 0;       // conv columns per row: W-1, or W-1+T-1 for the window strategy
   int32_t payload_slots = 0;   // replay payload slots
   int32_t payload_tokens = 0;  // tokens one payload slot holds (T)
+  // Entries of the table of accepted counts that guarded tasks read (overlap scheduling), one
+  // int32 per request row; a few bytes, left out of the byte counts below.
+  int32_t request_rows = 0;
 
   // Per layer, per row / slot.
   int64_t conv_row_bytes() const {  // [conv_dim, conv_cols] bf16

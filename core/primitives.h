@@ -34,6 +34,30 @@ struct StateLoc {
   friend bool operator==(const StateLoc&, const StateLoc&) = default;
 };
 
+// Overlap scheduling (docs/strategies.md): a task prepared before the host knew the accepted
+// count it depends on runs only where the device's count says so. The backend keeps one count per
+// request row (set_accepted writes it, as an engine's sampler does); a guarded task runs when
+// accepted[req_row] == count and is otherwise a padding task (nothing read or written, zero
+// outputs). req_row kNoRow: unguarded. Tasks of one call whose guards exclude each other (one
+// request row, different counts) may name the same rows: at most one of them runs.
+struct Guard {
+  int32_t req_row = kNoRow;
+  int32_t count = 0;
+
+  bool is_none() const { return req_row == kNoRow; }
+  bool excludes(const Guard& other) const {
+    return req_row != kNoRow && req_row == other.req_row && count != other.count;
+  }
+  friend bool operator==(const Guard&, const Guard&) = default;
+};
+
+// One entry of set_accepted: request row `req_row` accepted `count` tokens in the step just run
+// (0: the step's results for it were discarded).
+struct AcceptedCount {
+  int32_t req_row = kNoRow;
+  int32_t count = 0;
+};
+
 // Tokens whose inputs are generated: positions first_position .. first_position+count-1.
 struct TokenSpan {
   uint64_t request_id = 0;
@@ -55,6 +79,7 @@ struct PrefillTask {
   bool from_zero = true;  // true: start from zeros and ignore `from`
   StateLoc from;
   std::vector<StateWrite> writes;
+  Guard guard;
 };
 
 // How a verify keeps the state after each token.
@@ -100,6 +125,7 @@ struct VerifyTask {
   int32_t payload_first_token = 0;
   PendingReplay pending;
   std::vector<int8_t> parents;  // empty: a chain; else one per node (kStateRows and kPayload)
+  Guard guard;
 
   template <size_t N = kMaxTreeNodes>
   static std::array<int32_t, N> filled_rows() {
@@ -129,6 +155,7 @@ struct ReplayTask {
   int32_t dst_row = kNoRow;
   int32_t first_token = 0;
   uint32_t round_after = 0;  // bits below count
+  Guard guard;
 };
 
 // copy_rows: the state at `src` (SSM row, W-1 conv columns at the offset) -> dst_row (offset 0).
@@ -136,6 +163,7 @@ struct ReplayTask {
 struct RowCopy {
   StateLoc src;
   int32_t dst_row = kNoRow;
+  Guard guard;
 };
 
 // A row's bytes on the host, all layers.

@@ -50,6 +50,7 @@ struct Request {
   int32_t working_row = -1;
   bool started = false;       // its first extend is written
   bool extended_now = false;  // extended in the current iteration
+  bool finishing = false;     // overlap: done, but already in the next prepared step
 };
 
 // The options are the flags of `specstate generate`; a value out of range names its flag
@@ -124,6 +125,7 @@ class Generator {
     h.page_size = o.page_size;
     h.seed = o.seed;
     if (!o.tree.empty()) h.tree_nodes = tree_of_shape(o.tree, o.tree_nodes).nodes();
+    h.overlap = o.overlap;
     h.version = h.lowest_version();
     return h;
   }
@@ -186,7 +188,7 @@ class Generator {
     auto victim = running_.end();
     for (auto r = running_.begin(); r != running_.end(); ++r) {
       const Request& q = requests_[*r];
-      if (it - q.admitted_at < o_.preempt_after) continue;
+      if (it - q.admitted_at < o_.preempt_after || q.finishing) continue;
       if (victim == running_.end() || q.admitted_at < requests_[*victim].admitted_at) victim = r;
     }
     if (victim == running_.end()) return;
@@ -268,13 +270,25 @@ class Generator {
   }
 
   void forward_step() {
-    std::vector<size_t> batch;
+    std::vector<size_t> batch, discarded;
     for (size_t index : running_) {
       const Request& r = requests_[index];
-      if (r.prompt_left == 0 && !r.extended_now) batch.push_back(index);
+      if (r.finishing) {
+        discarded.push_back(index);
+      } else if (r.prompt_left == 0 && !r.extended_now) {
+        batch.push_back(index);
+      }
     }
-    if (batch.empty()) return;
+    if (batch.empty() && discarded.empty()) return;
     const bool decode = rng_.chance(o_.decode_prob);
+    // Decode entries are never discarded: a finishing request leaves before a decode step.
+    if (decode) {
+      for (size_t index : discarded)
+        finish(index);
+      discarded.clear();
+      if (batch.empty()) return;
+    }
+    if (o_.overlap) shuffle(batch);
     trace::Verify verify;
     trace::Decode dec;
     std::vector<int32_t> accepted;
@@ -295,7 +309,12 @@ class Generator {
       }
       accepted.push_back(a);
     }
-    const int32_t padding = padded(int32_t(batch.size())) - int32_t(batch.size());
+    for (size_t index : discarded) {  // at random places: the batch was prepared with them
+      const auto at = verify.batch.begin() + rng_.range(0, int64_t(verify.batch.size()));
+      verify.batch.insert(at, trace::VerifyEntry{requests_[index].id, 0, std::nullopt, std::nullopt});
+    }
+    const int32_t entries = int32_t(batch.size() + discarded.size());
+    const int32_t padding = padded(entries) - entries;
     if (decode) {
       dec.padding = padding;
       emit(dec);
@@ -305,11 +324,24 @@ class Generator {
     }
     ++steps_done_;
     if (o_.check_every > 0 && steps_done_ % o_.check_every == 0) emit(trace::Check{});
+    for (size_t index : discarded)
+      finish(index);
     for (size_t i = 0; i < batch.size(); ++i) {
       Request& r = requests_[batch[i]];
       r.output_done += accepted[i];
-      if (r.output_done >= r.output_target) finish(batch[i]);
+      if (r.output_done < r.output_target) continue;
+      // With overlap the next step is prepared before the host sees this one's results.
+      if (o_.overlap) {
+        r.finishing = true;
+      } else {
+        finish(batch[i]);
+      }
     }
+  }
+
+  void shuffle(std::vector<size_t>& v) {
+    for (size_t i = v.size(); i > 1; --i)
+      std::swap(v[i - 1], v[size_t(rng_.range(0, int64_t(i) - 1))]);
   }
 
   void finish(size_t index) {
@@ -497,6 +529,8 @@ void check_options(const GeneratorOptions& o) {
   for (int32_t bucket : o.graph_buckets)
     check_range("graph_buckets", bucket, 1, trace::kMaxRows);
   if (!o.accept_weights.empty()) check_accept_weights(o.accept_weights, o.draft_tokens + 1);
+  if (o.overlap && !o.tree.empty())
+    throw InputError("--overlap with --tree: overlap scheduling of draft trees is not modelled");
   if (o.tree.empty() && o.tree_nodes != 0)
     throw InputError("tree_nodes " + std::to_string(o.tree_nodes) + " without a tree shape");
   if (!o.tree.empty()) {

@@ -57,6 +57,12 @@ struct GeneratorOptions {
   std::vector<int32_t> tree;
   int32_t tree_nodes = 0;
 
+  // Overlap scheduling (format version 2, header overlap 1): every step is prepared before the
+  // previous step's results reach the host, so a request that reaches its output target in a
+  // verify is in the next verify too, as a discarded entry (accepted 0), and finishes after it;
+  // each step's batch comes in a shuffled order (batches are condensed and reordered).
+  bool overlap = false;
+
   // Scheduling.
   int32_t preempt_after = 32;  // steps a waiting request waits for a row before it retracts
                                // a running one; also the least time between two retracts

@@ -6,11 +6,23 @@
 
 namespace specstate::sim {
 
+namespace {
+
+// Host transfers evaluate their guard when they run (they wait for the device anyway).
+bool runs(const StateBackend& backend, const Guard& g) {
+  return g.is_none() || backend.accepted(g.req_row) == g.count;
+}
+
+}  // namespace
+
 void execute(const Plan& plan, StateBackend& backend, SwapSpace& swap) {
   for (const PlanCall& call : plan) {
     std::visit(
         [&](const auto& c) {
           using C = std::decay_t<decltype(c)>;
+          if constexpr (requires { c.guard; }) {
+            if (!runs(backend, c.guard)) return;
+          }
           if constexpr (std::is_same_v<C, PrefillCall>) {
             backend.prefill(c.tasks);
           } else if constexpr (std::is_same_v<C, VerifyCall>) {
@@ -37,8 +49,11 @@ void execute(const Plan& plan, StateBackend& backend, SwapSpace& swap) {
             swap.saved_from.erase(c.request);
             swap.digests.erase(c.request);
           } else if constexpr (std::is_same_v<C, FillCall>) {
-            for (int32_t row : c.rows)
-              backend.fill_row(row, c.byte);
+            for (size_t i = 0; i < c.rows.size(); ++i) {
+              if (runs(backend, c.guards[i])) backend.fill_row(c.rows[i], c.byte);
+            }
+          } else if constexpr (std::is_same_v<C, AcceptCall>) {
+            backend.set_accepted(c.counts);
           }
         },
         call);

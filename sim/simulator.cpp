@@ -17,6 +17,7 @@
 #include "backends/registry.h"
 #include "core/errors.h"
 #include "core/strategy/plan_access.h"
+#include "core/strategy/host_scheduler.h"
 #include "core/strategy/pool_policy.h"
 #include "core/trace/format.h"
 #include "sim/ownership.h"
@@ -29,7 +30,7 @@ constexpr size_t kMaxElementDiffs = 4;
 
 struct Lane {
   LaneSpec spec;
-  PoolPolicy policy;
+  HostScheduler host;
   std::unique_ptr<StateBackend> backend;
   SwapSpace swap;
   OwnershipChecker ownership;
@@ -38,9 +39,11 @@ struct Lane {
 
   Lane(const LaneSpec& s, const PoolConfig& config, StoredRows stored, uint64_t seed)
       : spec(s),
-        policy(s.strategy, config, s.fault),
-        backend(make_compact_backend(s.backend, policy.layout().shape, std::move(stored), seed)),
-        ownership(policy.layout()) {}
+        host(s.strategy, config, s.schedule, s.fault),
+        backend(make_compact_backend(s.backend, host.layout().shape, std::move(stored), seed)),
+        ownership(host.layout()) {}
+
+  const PoolPolicy& policy() const { return host.policy(); }
 
   void run(const Plan& plan) {
     const auto start = std::chrono::steady_clock::now();
@@ -95,7 +98,8 @@ std::optional<Snapshot> to_snapshot(const std::optional<trace::TrackWrite>& t) {
 
 }  // namespace
 
-Plan plan_for(PoolPolicy& policy, const trace::Event& event) {
+template <class Scheduler>
+Plan plan_for(Scheduler& policy, const trace::Event& event) {
   return std::visit(
       [&](const auto& e) -> Plan {
         using E = std::decay_t<decltype(e)>;
@@ -127,6 +131,9 @@ Plan plan_for(PoolPolicy& policy, const trace::Event& event) {
       },
       event);
 }
+
+template Plan plan_for(PoolPolicy&, const trace::Event&);
+template Plan plan_for(HostScheduler&, const trace::Event&);
 
 namespace {
 
@@ -228,8 +235,8 @@ class Replayer {
   void report_progress(const trace::Line& line) {
     progress_.events_done = report_.events;
     progress_.work_done +=
-        event_tokens(line.event, lanes_[0]->policy.layout().config.tokens_per_verify) *
-        lanes_[0]->policy.layout().shape.geometry.layers * int64_t(lanes_.size());
+        event_tokens(line.event, lanes_[0]->host.layout().config.tokens_per_verify) *
+        lanes_[0]->host.layout().shape.geometry.layers * int64_t(lanes_.size());
     progress_.seconds = seconds_since(start_);
     if (options_.progress) options_.progress(progress_);
   }
@@ -240,7 +247,7 @@ class Replayer {
     try {
       Plan plan;
       try {
-        plan = plan_for(lane.policy, line.event);
+        plan = plan_for(lane.host, line.event);
       } catch (const InputError& e) {
         out.input_error = e.what();
         return out;
@@ -330,26 +337,52 @@ class Replayer {
     return *report_.divergence;
   }
 
+  // The outputs of each entry of the step's batch, from the task of it that ran, in batch order;
+  // a discarded entry's are left out (its results are thrown away).
+  static std::vector<num::bf16_bits> batch_outputs(const Lane& lane, const trace::Event& event,
+                                                   const VerifyOutputs& out, int64_t per_task) {
+    const std::vector<int32_t>& tasks = lane.host.batch_tasks();
+    const auto* verify = std::get_if<trace::Verify>(&event);
+    std::vector<num::bf16_bits> values;
+    for (size_t k = 0; k < tasks.size(); ++k) {
+      if (verify && verify->batch[k].accepted == 0) continue;
+      const auto first = out.values.begin() + int64_t(tasks[k]) * per_task;
+      values.insert(values.end(), first, first + per_task);
+    }
+    return values;
+  }
+
   bool compare_outputs(const trace::Event& event) {
     if (!std::holds_alternative<trace::Verify>(event) &&
         !std::holds_alternative<trace::Decode>(event))
       return false;
-    const VerifyOutputs ref = lanes_[0]->backend->read_outputs();
     const std::vector<uint64_t> requests = batch_requests(event);
-    const ModelGeometry& g = lanes_[0]->policy.layout().shape.geometry;
+    std::vector<uint64_t> compared;  // the requests of the compared entries, in order
+    const auto* verify = std::get_if<trace::Verify>(&event);
+    for (size_t k = 0; k < requests.size(); ++k) {
+      if (!verify || verify->batch[k].accepted != 0) compared.push_back(requests[k]);
+    }
+    const ModelGeometry& g = lanes_[0]->host.layout().shape.geometry;
+    VerifyOutputs ref = lanes_[0]->backend->read_outputs();
+    const int64_t per_task = int64_t{ref.tokens} * g.layers * g.num_v_heads * g.head_v_dim;
+    ref.values = batch_outputs(*lanes_[0], event, ref, per_task);
+    ref.tasks = int32_t(compared.size());
     for (size_t i = 1; i < lanes_.size(); ++i) {
-      const VerifyOutputs got = lanes_[i]->backend->read_outputs();
+      VerifyOutputs got = lanes_[i]->backend->read_outputs();
+      if (got.tokens != ref.tokens) {
+        Divergence& d = diverge("per-token outputs", lanes_[0]->spec.name(), lanes_[i]->spec.name());
+        d.what += ": " + std::to_string(ref.tokens) + " vs " + std::to_string(got.tokens) +
+                  " tokens per task";
+        return true;
+      }
+      got.values = batch_outputs(*lanes_[i], event, got, per_task);
+      got.tasks = ref.tasks;
       if (got.values == ref.values) continue;
       Divergence& d = diverge("per-token outputs", lanes_[0]->spec.name(), lanes_[i]->spec.name());
-      if (got.values.size() != ref.values.size()) {
-        d.what += ": " + std::to_string(ref.values.size()) + " vs " +
-                  std::to_string(got.values.size()) + " values";
-      }
       d.elements = diff_outputs(ref, got, g, kMaxElementDiffs);
-      const int64_t per_task = int64_t{ref.tokens} * g.layers * g.num_v_heads * g.head_v_dim;
       const int64_t task = d.elements.empty() ? -1 : d.elements[0].element / per_task;
-      if (task >= 0 && task < int64_t(requests.size())) {
-        d.request = requests[task];
+      if (task >= 0 && task < int64_t(compared.size())) {
+        d.request = compared[size_t(task)];
         d.row_a = live_row(*lanes_[0], *d.request);
         d.row_b = live_row(*lanes_[i], *d.request);
       }
@@ -360,7 +393,7 @@ class Replayer {
 
   // The SSM row of `request`'s live state in `lane` after the event (for reports).
   static int32_t live_row(const Lane& lane, uint64_t request) {
-    return lane.policy.has(request) ? lane.policy.live(request).loc.ssm_row : -1;
+    return lane.policy().has(request) ? lane.policy().live(request).loc.ssm_row : -1;
   }
 
   // Digests of `lane`'s states at `locs` (rows every lane names alike: snapshot rows).
@@ -374,7 +407,7 @@ class Replayer {
   // Where `request`'s live state can be read in `lane`, after running the plan that makes it
   // readable.
   static StateLoc readable(Lane& lane, uint64_t request) {
-    auto r = lane.policy.readable(request);
+    auto r = lane.policy().readable(request);
     lane.run(r.plan);
     return r.loc;
   }
@@ -389,7 +422,7 @@ class Replayer {
     d.row_a = ref.ssm_row;
     d.row_b = loc.ssm_row;
     d.elements = diff_states(lanes_[0]->backend->read_state(ref),
-                             lanes_[i]->backend->read_state(loc), lanes_[0]->policy.layout().shape);
+                             lanes_[i]->backend->read_state(loc), lanes_[0]->host.layout().shape);
   }
 
   bool compare_snapshots(const trace::Event& event) {
@@ -418,8 +451,9 @@ class Replayer {
     requests.erase(std::unique(requests.begin(), requests.end()), requests.end());
     std::vector<uint64_t> running;
     for (uint64_t r : requests) {
-      if (!lanes_[0]->policy.has(r)) continue;  // finished
-      if (lanes_[0]->policy.live(r).retracted) {
+      if (!lanes_[0]->policy().has(r)) continue;  // finished
+      if (lanes_[0]->policy().live(r).discarded) continue;  // finishes next; nothing to keep
+      if (lanes_[0]->policy().live(r).retracted) {
         if (compare_swapped_out(r)) return true;
       } else {
         running.push_back(r);
@@ -462,7 +496,7 @@ class Replayer {
       d.row_b = saved_row(lane, request);
       if (ref_saved && lane_saved) {
         d.elements = diff_states(ref.swap.saved.at(request), lane.swap.saved.at(request),
-                                 ref.policy.layout().shape);
+                                 ref.host.layout().shape);
       }
       return true;
     }
@@ -478,7 +512,7 @@ class Replayer {
   void compare_everything() {
     ++report_.full_compares;
     std::vector<uint64_t> requests;
-    for (const auto& [request, live] : lanes_[0]->policy.table())
+    for (const auto& [request, live] : lanes_[0]->policy().table())
       requests.push_back(request);
     if (compare_requests(requests)) return;
     compare_physical_rows(/*every_row=*/true);
@@ -512,7 +546,7 @@ class Replayer {
           Divergence& d = diverge("physical row", a.spec.name(), b.spec.name());
           d.row_a = d.row_b = rows[k];
           d.elements = diff_states(a.backend->read_row(rows[k]), b.backend->read_row(rows[k]),
-                                   a.policy.layout().shape);
+                                   a.host.layout().shape);
           return;
         }
       }
@@ -521,8 +555,8 @@ class Replayer {
 
   void final_digests() {
     Lane& ref = *lanes_[0];
-    for (const auto& [request, live] : ref.policy.table()) {
-      if (live.retracted) continue;
+    for (const auto& [request, live] : ref.policy().table()) {
+      if (live.retracted || live.discarded) continue;
       report_.final_digests.push_back({request, ref.backend->digest_state(readable(ref, request))});
     }
   }
@@ -541,6 +575,7 @@ class Replayer {
 
 std::string LaneSpec::name() const {
   std::string name = backend + "/" + std::string(to_string(strategy));
+  if (schedule == Schedule::kOverlap) name += "@overlap";
   if (fault != Fault::kNone) name += "+" + std::string(fault_info(fault).name);
   return name;
 }

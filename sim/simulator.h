@@ -32,6 +32,7 @@
 #include "backends/state_diff.h"
 #include "backends/state_backend.h"
 #include "core/strategy/fault.h"
+#include "core/strategy/host_scheduler.h"
 #include "core/strategy/plan.h"
 #include "core/strategy/strategy.h"
 #include "core/trace/events.h"
@@ -46,7 +47,9 @@ struct LaneSpec {
   std::string backend;  // "cpu" | "cuda"
   StrategyKind strategy = StrategyKind::kInline;
   Fault fault = Fault::kNone;  // injected into this lane's policy (core/strategy/fault.h)
-  std::string name() const;    // "cpu/inline", "cpu/inline+no-flush-on-retract"
+  Schedule schedule = Schedule::kSynchronous;  // how its host plans (core/strategy/host_scheduler.h)
+  // "cpu/inline", "cpu/inline+no-flush-on-retract", "cpu/inline@overlap"
+  std::string name() const;
 };
 
 enum class CompareAt : uint8_t { kEveryEvent, kChecks };
@@ -119,7 +122,9 @@ int64_t event_tokens(const trace::Event& event, int32_t tokens_per_verify);
 
 // The policy's plan for one trace event: the single mapping from trace events to scheduler
 // operations, shared by replay() and the dump (sim/dump.h) so that both drive a lane alike.
-// Throws InputError (without a location) for an operation the policy refuses.
-Plan plan_for(PoolPolicy& policy, const trace::Event& event);
+// Throws InputError (without a location) for an operation the policy refuses. Scheduler is
+// PoolPolicy or HostScheduler.
+template <class Scheduler>
+Plan plan_for(Scheduler& policy, const trace::Event& event);
 
 }  // namespace specstate::sim

@@ -5,12 +5,12 @@
 
 #include "core/errors.h"
 #include "core/strategy/plan_access.h"
-#include "core/strategy/pool_policy.h"
+#include "core/strategy/host_scheduler.h"
 
 namespace specstate::sim {
 
 StoredRows lane_storage(const trace::Trace& trace, const LaneSpec& lane, const PoolConfig& config) {
-  PoolPolicy policy(lane.strategy, config, lane.fault);
+  HostScheduler policy(lane.strategy, config, lane.schedule, lane.fault);
   std::unordered_set<int32_t> rows, slots;
   if (policy.layout().inspect_rows > 0) rows.insert(policy.layout().inspect_row());
   for (const trace::Line& line : trace.events) {

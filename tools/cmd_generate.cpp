@@ -111,6 +111,10 @@ Command add_generate(CLI::App& parent) {
               "Cut the --tree shape after this many nodes, breadth first (a dynamic tree's "
               "budget); 0 = the whole shape")
       ->capture_default_str();
+  cmd->add_flag("--overlap", g.overlap,
+                "Overlap scheduling (format version 2): every step is prepared before the "
+                "previous one's results reach the host, so a request that finishes is in the next "
+                "verify as a discarded entry (accepted 0), and batches come reordered");
   add_integer(cmd, "--pool-rows", g.pool_rows,
               "Scheduler rows (working + snapshot); fewer than --max-requests makes rows "
               "run out, which retracts requests")

@@ -9,6 +9,7 @@
 #include "core/errors.h"
 #include "core/geometry.h"
 #include "core/strategy/fault.h"
+#include "core/strategy/host_scheduler.h"
 #include "core/trace/format.h"
 #include "core/trace/validate.h"
 #include "sim/simulator.h"
@@ -27,6 +28,7 @@ struct ReplayArgs {
   std::string strategies = "all";
   std::string compare = "every-event";
   std::string inject;
+  std::string schedule = "trace";
   std::string layers;
   int threads = 0;
   bool json = false;
@@ -54,19 +56,36 @@ std::vector<StrategyKind> selected_strategies(const ReplayArgs& args, const trac
   return kinds;
 }
 
-// The lanes to run. With a fault, every lane whose strategy it concerns runs it, and a clean
-// copy of the first lane goes first when that one is faulty, so that there is always a correct
-// reference to compare against.
+// How the lanes' hosts schedule (core/strategy/host_scheduler.h): --schedule's, where "trace" is
+// both for an overlap trace (its overlap lanes must agree with synchronous ones) and synchronous
+// otherwise.
+std::vector<Schedule> selected_schedules(const ReplayArgs& args, const trace::Header& h) {
+  const std::string& s = args.schedule;
+  if (s == "sync") return {Schedule::kSynchronous};
+  if (s == "overlap") return {Schedule::kOverlap};
+  if (s == "both" || (s == "trace" && h.overlap)) return {Schedule::kSynchronous, Schedule::kOverlap};
+  if (s == "trace") return {Schedule::kSynchronous};
+  throw InputError("--schedule must be trace, sync, overlap or both, got '" + s + "'");
+}
+
+// The lanes to run. With a fault, every lane whose strategy (and, for a fault of overlap
+// scheduling, schedule) it concerns runs it, and a clean copy of the first lane goes first when
+// that one is faulty, so that there is always a correct reference to compare against.
 std::vector<sim::LaneSpec> make_lanes(const ReplayArgs& args, const trace::Header& h) {
   const Fault fault = args.inject.empty() ? Fault::kNone : parse_fault(args.inject);
+  const bool overlap_fault = fault != Fault::kNone && fault_info(fault).overlap;
   std::vector<sim::LaneSpec> lanes;
   bool injected = false;
   for (const std::string& backend : split(args.backends)) {
     check_backend_name(backend);
-    for (StrategyKind s : selected_strategies(args, h)) {
-      const Fault f = fault_concerns(fault, s) ? fault : Fault::kNone;
-      injected = injected || f != Fault::kNone;
-      lanes.push_back({backend, s, f});
+    for (Schedule schedule : selected_schedules(args, h)) {
+      for (StrategyKind s : selected_strategies(args, h)) {
+        const bool concerns =
+            fault_concerns(fault, s) && (!overlap_fault || schedule == Schedule::kOverlap);
+        const Fault f = concerns ? fault : Fault::kNone;
+        injected = injected || f != Fault::kNone;
+        lanes.push_back({backend, s, f, schedule});
+      }
     }
   }
   if (fault == Fault::kNone) return lanes;
@@ -75,10 +94,16 @@ std::vector<sim::LaneSpec> make_lanes(const ReplayArgs& args, const trace::Heade
     for (StrategyKind s : fault_info(fault).strategies)
       kinds += (kinds.empty() ? "" : ", ") + std::string(to_string(s));
     throw InputError("--inject " + args.inject + " concerns only " + kinds +
-                     ", which --strategy does not select");
+                     (overlap_fault ? " with overlap scheduling (--schedule overlap or both, or "
+                                      "an overlap trace)"
+                                    : "") +
+                     ", which the lanes do not include");
   }
   if (lanes.front().fault != Fault::kNone) {
-    lanes.insert(lanes.begin(), {lanes.front().backend, lanes.front().strategy, Fault::kNone});
+    sim::LaneSpec clean = lanes.front();
+    clean.fault = Fault::kNone;
+    clean.schedule = Schedule::kSynchronous;
+    lanes.insert(lanes.begin(), clean);
   }
   return lanes;
 }
@@ -128,8 +153,8 @@ int run_replay(const ReplayArgs& args, int threads) {
   options.ring = args.ring;
   const PoolConfig config = sim::pool_config(trace.header, options.layers, args.ring);
   for (const sim::LaneSpec& lane : options.lanes) {
-    try {  // the ring's parameters against the trace's T, trees: located at the header
-      make_layout(lane.strategy, config);
+    try {  // the ring's parameters against the trace's T, trees, schedules: at the header
+      HostScheduler(lane.strategy, config, lane.schedule, lane.fault);
     } catch (const InputError& e) {
       throw InputError(trace.file, trace.header_line, e.message());
     }
@@ -163,6 +188,9 @@ int run_replay(const ReplayArgs& args, int threads) {
     if (args.strategies == "all" && h.tree_nodes > 0)
       std::printf("  draft trees of up to %d nodes: the window strategy does not run trees\n",
                   h.tree_nodes);
+    if (options.lanes.back().schedule == Schedule::kOverlap)
+      std::printf("  overlap scheduling: each step prepared before the previous one's accepted "
+                  "counts reach the host (lanes @overlap)\n");
     if (!args.inject.empty()) print_injection(options.lanes);
   }
   const sim::ReplayReport report = sim::replay(trace, options);
@@ -219,6 +247,10 @@ Command add_replay(CLI::App& parent) {
   cmd->add_option("--strategy", args->strategies,
                   "scatter, inline, window, replay, deferred, ring, a comma list, or all (default "
                   "all)");
+  cmd->add_option("--schedule", args->schedule,
+                  "How each lane's host schedules: sync, overlap (every step prepared before the "
+                  "previous step's accepted counts reach the host, docs/strategies.md), both, or "
+                  "trace (default: both for a trace whose header says overlap, else sync)");
   cmd->add_option("--compare", args->compare,
                   "every-event (default) or checks: when to compare states");
   cmd->add_flag("--json", args->json,

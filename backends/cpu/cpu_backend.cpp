@@ -18,6 +18,7 @@
 #include "backends/cpu/silu_lanes.h"
 #include "backends/sequence_job.h"
 #include "core/draft_tree.h"
+#include "core/guard.h"
 #include "core/errors.h"
 #include "core/numerics/digest.h"
 #include "core/numerics/gdn_step.h"
@@ -95,6 +96,12 @@ class CpuBackend final : public StateBackend {
   void do_gather_payload(std::span<const PayloadGather> gathers) override;
   void do_write_state(int32_t row, const RowBytes& state) override;
   void do_fill_row(int32_t row, uint8_t byte) override;
+  void do_set_accepted(std::span<const AcceptedCount> counts) override {
+    for (const AcceptedCount& c : counts)
+      accepted_[size_t(c.req_row)] = c.count;
+  }
+  int32_t do_accepted(int32_t req_row) const override { return accepted_[size_t(req_row)]; }
+  bool runs(const Guard& g) const { return guard_passes(accepted_.data(), g.req_row, g.count); }
   RowBytes do_read(const StateLoc& loc, int32_t first_col, int32_t cols) const override;
   uint64_t do_digest(const StateLoc& loc, int32_t first_col, int32_t cols) const override;
   VerifyOutputs do_read_outputs() const override { return outputs_; }
@@ -149,6 +156,7 @@ class CpuBackend final : public StateBackend {
   }
 
   std::vector<LayerParams> params_;
+  std::vector<int32_t> accepted_ = std::vector<int32_t>(size_t(shape().request_rows), 0);
   std::vector<ZeroedArray<bf16_bits>> conv_;      // per layer [state_rows, conv_dim, conv_cols]
   std::vector<ZeroedArray<float>> ssm_f32_;       // per layer [state_rows, HV, K, V] (f32 pools)
   std::vector<ZeroedArray<bf16_bits>> ssm_bf16_;  // per layer [state_rows, HV, K, V] (bf16 pools)
@@ -205,7 +213,7 @@ void CpuBackend::run(std::span<const SequenceJob> jobs, bf16_bits* outputs) {
   const int64_t per_job = int64_t{outputs_.tokens} * layers * geo().num_v_heads * geo().head_v_dim;
   std::vector<size_t> active;
   for (size_t i = 0; i < jobs.size(); ++i) {
-    if (jobs[i].active) active.push_back(i);
+    if (jobs[i].active && runs(jobs[i].guard)) active.push_back(i);
   }
   tbb::parallel_for(int64_t{0}, int64_t(active.size()) * layers, [&](int64_t unit) {
     const size_t i = active[size_t(unit / layers)];
@@ -533,7 +541,11 @@ void CpuBackend::do_replay(std::span<const ReplayTask> tasks) {
   run(sequence_jobs(tasks));
 }
 
-void CpuBackend::do_copy_rows(std::span<const RowCopy> copies) {
+void CpuBackend::do_copy_rows(std::span<const RowCopy> all) {
+  std::vector<RowCopy> copies;
+  for (const RowCopy& c : all) {
+    if (runs(c.guard)) copies.push_back(c);
+  }
   // A call's copies read every source before any write. When no destination is a source row,
   // copying one by one is the same, without staging each state in a host buffer.
   bool overlap = false;

@@ -103,6 +103,7 @@ CudaBackend::CudaBackend(const PoolShape& shape, uint64_t seed) : StateBackend(s
   a_log_.resize_discard(size_t(g.layers) * g.num_v_heads);
   dt_bias_.resize_discard(size_t(g.layers) * g.num_v_heads);
   layer_ids_.resize_discard(size_t(g.layers));
+  accepted_.resize_discard(std::max<size_t>(size_t(shape.request_rows), 1));
   digest_.resize_discard(1);
   pool_.conv = conv_.data();
   pool_.ssm = ssm_.data();
@@ -111,11 +112,13 @@ CudaBackend::CudaBackend(const PoolShape& shape, uint64_t seed) : StateBackend(s
   pool_.a_log = a_log_.data();
   pool_.dt_bias = dt_bias_.data();
   pool_.layer_ids = layer_ids_.data();
+  pool_.accepted = accepted_.data();
 
   // The CPU backend starts from zeros; so does this one.
   CUDA_CHECK(cudaMemsetAsync(conv_.data(), 0, conv_.bytes(), stream_));
   CUDA_CHECK(cudaMemsetAsync(ssm_.data(), 0, ssm_.bytes(), stream_));
   if (payload_.bytes()) CUDA_CHECK(cudaMemsetAsync(payload_.data(), 0, payload_.bytes(), stream_));
+  CUDA_CHECK(cudaMemsetAsync(accepted_.data(), 0, accepted_.bytes(), stream_));
   std::vector<int32_t> layer_ids(g.layers);
   for (int l = 0; l < g.layers; ++l)
     layer_ids[l] = g.layer_id(l);
@@ -255,6 +258,8 @@ void CudaBackend::prepare(std::span<const SequenceJob> jobs, int32_t output_toke
   for (const SequenceJob& j : jobs) {
     SeqJob job = blank_job();
     job.active = j.active ? 1 : 0;
+    job.guard_row = j.guard.req_row;
+    job.guard_count = j.guard.count;
     job.from_zero = j.from_zero ? 1 : 0;
     if (!j.from_zero) set_from(job, j.from);
     job.new_count = j.count;
@@ -323,8 +328,9 @@ void CudaBackend::prepare_copy(std::span<const RowCopy> copies, PreparedCopy& ou
   std::vector<CopyJob> jobs;
   for (const RowCopy& c : copies) {
     const bool skip = c.src.is_none() || c.dst_row == kNoRow;
-    jobs.push_back(skip ? CopyJob{kNoRow, kNoRow, 0, kNoRow}
-                        : CopyJob{c.src.ssm_row, c.src.conv_row, c.src.conv_offset, c.dst_row});
+    jobs.push_back(skip ? CopyJob{kNoRow, kNoRow, 0, kNoRow, kNoRow, 0}
+                        : CopyJob{c.src.ssm_row, c.src.conv_row, c.src.conv_offset, c.dst_row,
+                                  c.guard.req_row, c.guard.count});
   }
   out.job_count = int32_t(jobs.size());
   out.jobs.resize_discard(std::max<size_t>(jobs.size(), 1));
@@ -409,6 +415,22 @@ void CudaBackend::do_write_state(int32_t row, const RowBytes& state) {
                                cudaMemcpyHostToDevice, stream_));
   }
   CUDA_CHECK(cudaStreamSynchronize(stream_));
+}
+
+void CudaBackend::do_set_accepted(std::span<const AcceptedCount> counts) {
+  if (counts.empty()) return;
+  accept_jobs_.resize_discard(counts.size());
+  CUDA_CHECK(cudaMemcpyAsync(accept_jobs_.data(), counts.data(), counts.size() * sizeof(AcceptedCount),
+                             cudaMemcpyHostToDevice, stream_));
+  launch_set_accepted(accepted_.data(), accept_jobs_.data(), int32_t(counts.size()), stream_);
+}
+
+int32_t CudaBackend::do_accepted(int32_t req_row) const {
+  int32_t count = 0;
+  CUDA_CHECK(cudaMemcpyAsync(&count, accepted_.data() + req_row, sizeof count,
+                             cudaMemcpyDeviceToHost, stream_));
+  CUDA_CHECK(cudaStreamSynchronize(stream_));
+  return count;
 }
 
 void CudaBackend::do_fill_row(int32_t row, uint8_t byte) {

@@ -80,6 +80,8 @@ class CudaBackend final : public StateBackend {
   void do_gather_payload(std::span<const PayloadGather> gathers) override;
   void do_write_state(int32_t row, const RowBytes& state) override;
   void do_fill_row(int32_t row, uint8_t byte) override;
+  void do_set_accepted(std::span<const AcceptedCount> counts) override;
+  int32_t do_accepted(int32_t req_row) const override;
   RowBytes do_read(const StateLoc& loc, int32_t first_col, int32_t cols) const override;
   uint64_t do_digest(const StateLoc& loc, int32_t first_col, int32_t cols) const override;
   VerifyOutputs do_read_outputs() const override;
@@ -102,6 +104,8 @@ class CudaBackend final : public StateBackend {
   DeviceBuffer<float> a_log_;          // [layers, HV] fp32
   DeviceBuffer<float> dt_bias_;        // [layers, HV] fp32
   DeviceBuffer<int32_t> layer_ids_;    // [layers]: model index of each layer held
+  DeviceBuffer<int32_t> accepted_;     // [request rows]: the accepted counts guards read
+  DeviceBuffer<AcceptedCount> accept_jobs_;  // the entries of the last set_accepted
   DeviceBuffer<uint16_t> outputs_;     // [tasks, tokens, layers, HV, V] bf16
   DeviceBuffer<float> carry_ssm_;      // [jobs, layers, HV, K, V] fp32: long prefills, trees
   DeviceBuffer<uint16_t> carry_conv_;  // [jobs, layers, conv_dim, W-1] bf16: long prefills

@@ -12,6 +12,7 @@
 
 #include <cstdint>
 
+#include "core/guard.h"
 #include "core/numerics/hd.h"
 #include "core/primitives.h"
 
@@ -25,6 +26,10 @@ struct SeqWrite {
 
 struct SeqJob {
   int32_t active = 0;     // 0: padding: only zero outputs are written
+  // The task's guard (core/primitives.h): the job runs only when the pool's accepted count of
+  // request row guard_row is guard_count (guard_row -1: always), read on the device.
+  int32_t guard_row = kNoRow;
+  int32_t guard_count = 0;
   int32_t from_zero = 0;  // 1: start from the zero state, `from_*` unused
   int32_t from_ssm_row = kNoRow;
   int32_t from_conv_row = kNoRow;
@@ -75,6 +80,7 @@ struct DevicePool {
   const float* a_log = nullptr;        // [layers, HV] fp32 (bf16 values)
   const float* dt_bias = nullptr;      // [layers, HV] fp32 (bf16 values)
   const int32_t* layer_ids = nullptr;  // [layers]: the model's index of each layer held
+  const int32_t* accepted = nullptr;   // [request rows]: accepted counts that guards read
   int32_t layers = 0, rows = 0, conv_cols = 0, slots = 0, payload_tokens = 0;
   int32_t H = 0, HV = 0, K = 0, V = 0, W = 0;
   bool ssm_bf16 = false;
@@ -85,6 +91,11 @@ struct DevicePool {
   SPECSTATE_HD int32_t payload_token_elements() const { return conv_dim() + 2 * HV; }
   SPECSTATE_HD int64_t ssm_row_elements() const { return int64_t{HV} * K * V; }
 };
+
+// Whether a job of a launch runs: active, and its guard passes the device's counts.
+SPECSTATE_HD inline bool job_runs(const DevicePool& p, const SeqJob& job) {
+  return job.active && guard_passes(p.accepted, job.guard_row, job.guard_count);
+}
 
 struct SequenceLaunch {
   const SeqJob* jobs = nullptr;      // [job_count] device
@@ -123,6 +134,7 @@ size_t step_shared_limit();
 
 struct CopyJob {
   int32_t src_ssm_row, src_conv_row, src_conv_offset, dst_row;
+  int32_t guard_row, guard_count;  // as SeqJob's
 };
 // State (SSM + W-1 window columns) src -> dst_row (offset 0) for every layer. Each conv channel
 // is read whole before it is written, so a window may shift inside its own row.
@@ -138,6 +150,10 @@ struct GatherJob {
 static_assert(kMaxPayloadTokens <= 128, "GatherJob::from holds payload positions as int8_t");
 void launch_gather_payload(const DevicePool& pool, const GatherJob* jobs, int32_t job_count,
                            cudaStream_t stream);
+
+// accepted[counts[i].req_row] = counts[i].count for every i < n (distinct rows).
+void launch_set_accepted(int32_t* accepted, const AcceptedCount* counts, int32_t n,
+                         cudaStream_t stream);
 
 // Sum of digest_block over a row's 64-bit blocks (core/numerics/digest.h), added into *result.
 void launch_digest(const DevicePool& pool, const StateLoc& loc, int32_t first_col, int32_t cols,

@@ -22,6 +22,7 @@ __global__ void __launch_bounds__(kCopyThreads)
     copy_rows_kernel(const __grid_constant__ DevicePool p, const CopyJob* jobs) {
   const CopyJob job = jobs[blockIdx.z];
   if (job.src_ssm_row == kNoRow || job.dst_row == kNoRow) return;
+  if (!guard_passes(p.accepted, job.guard_row, job.guard_count)) return;
   const int layer = blockIdx.y, slices = gridDim.x, slice = blockIdx.x;
 
   if (job.src_ssm_row != job.dst_row) {
@@ -127,6 +128,11 @@ __global__ void __launch_bounds__(kCopyThreads)
   }
 }
 
+__global__ void set_accepted_kernel(int32_t* accepted, const AcceptedCount* counts, int32_t n) {
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < n) accepted[counts[i].req_row] = counts[i].count;
+}
+
 __global__ void generate_params_kernel(const __grid_constant__ DevicePool p, float* conv_taps,
                                        float* a_log, float* dt_bias) {
   const int C = p.conv_dim();
@@ -165,6 +171,14 @@ void launch_gather_payload(const DevicePool& p, const GatherJob* jobs, int32_t j
                            cudaStream_t stream) {
   if (job_count == 0) return;
   gather_payload_kernel<<<dim3(p.layers, job_count), kCopyThreads, 0, stream>>>(p, jobs);
+  CUDA_CHECK_LAUNCH();
+}
+
+void launch_set_accepted(int32_t* accepted, const AcceptedCount* counts, int32_t n,
+                         cudaStream_t stream) {
+  if (n == 0) return;
+  set_accepted_kernel<<<(n + kCopyThreads - 1) / kCopyThreads, kCopyThreads, 0, stream>>>(
+      accepted, counts, n);
   CUDA_CHECK_LAUNCH();
 }
 

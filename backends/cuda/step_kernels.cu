@@ -277,7 +277,7 @@ __global__ void __launch_bounds__(kPrepThreads)
   asm volatile("griddepcontrol.launch_dependents;");
   const int task = blockIdx.z;
   const SeqJob& job = L.jobs[task];
-  if (!job.active) return;
+  if (!job_runs(p, job)) return;
   const PrepBlock<kTree> b{
       {p, L, job, task, int(blockIdx.y)}, int(blockIdx.x), lay.ratio, K, lay.nch, lay.hist_cols};
   const PrepShared sh = carve_prep(lay, K);
@@ -550,10 +550,10 @@ __global__ void __launch_bounds__(Recur<K>::kThreads, K == 128 ? 2 : 8)
   const JobView jv{p, L, job, task, int(blockIdx.y)};
   const Lane ln = lane_of_thread<K>();
   if (ln.chain == 0) {
-    for (int jn = job.active ? job.new_count : 0; jn < L.output_tokens; ++jn)
+    for (int jn = job_runs(p, job) ? job.new_count : 0; jn < L.output_tokens; ++jn)
       store_output(jv, hv, jn, ln.col0, Pair{});
   }
-  if (!job.active) return;
+  if (!job_runs(p, job)) return;
 
   Pair s[R::kRows];  // the thread's rows of its two columns, fp32
   if (job.from_carry) {

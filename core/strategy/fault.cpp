@@ -102,6 +102,51 @@ std::vector<FaultInfo> make_faults() {
        "after a tree verify the live state is the state of the last node at depth a-1 (where a "
        "chain's token a-1 would be), not of the accepted node",
        {K::kScatter, K::kInline}},
+      {Fault::kDiscardedCountRead,
+       "discarded-count-read",
+       "a discarded async step leaves accepted = 0, and index -1 is read (vLLM #51508)",
+       "a request with no step in flight resolves its live row as rows[count - 1] from the count "
+       "its request row holds: 0 left by the previous occupant's discarded step, so index -1, its "
+       "last draft row",
+       {K::kInline},
+       true},
+      {Fault::kCountsReordered,
+       "counts-reordered",
+       "accepted counts copied before the next step reorders the batch (vLLM #53919)",
+       "the host applies the in-flight step's counts by the batch positions of the step it "
+       "prepared next, so after a reorder each request takes another request's count",
+       all,
+       true},
+      {Fault::kInflightWriteAfterReuse,
+       "inflight-write-after-reuse",
+       "a request finished at step N is already in N+1, which overwrites its slot's next owner "
+       "(vLLM #45096)",
+       "the writes of a discarded entry land after the step that follows, when the host has "
+       "freed the finished request's rows and given them to another request",
+       all,
+       true},
+      {Fault::kSnapshotBeforeWrite,
+       "snapshot-before-write",
+       "a snapshot taken before the forward pass that writes it (SGLang #24221)",
+       "a step's snapshot copies and replays are enqueued ahead of its verify, so they copy what "
+       "the rows and payload held before the step",
+       all,
+       true},
+      {Fault::kAdvancedLength,
+       "advanced-length",
+       "results of batch A read a length that batch B's preparation already advanced (SGLang "
+       "#29792)",
+       "the host applies a step's accepted counts to the length the next step's preparation "
+       "already advanced by the tokens it scheduled",
+       all,
+       true},
+      {Fault::kPaddingParkedSlots,
+       "padding-parked-slots",
+       "padding dummies share slots with requests the overlap scheduler parked (TRT-LLM #13151)",
+       "a step's padding task reads and writes the working row of a request that is in the "
+       "in-flight step but not in this one, whose slot looks free",
+       all,
+       true},
   };
 }
 

@@ -32,6 +32,13 @@ enum class Fault : uint8_t {
   kTreeParentByDepth,         // trees: a node's parent looked up by depth (a sibling's state)
   kTreeContiguousPath,        // trees, payload: nodes 0..a-1 replayed instead of the path
   kTreeLastNodeAtDepth,       // trees, state rows: live state from the last node at depth a-1
+  // Overlap scheduling (core/strategy/host_scheduler.h): wrong decisions of the host side.
+  kDiscardedCountRead,      // inline: a reused row's count left by a discarded step (-1)
+  kCountsReordered,         // all: late counts applied by the next batch's positions
+  kInflightWriteAfterReuse, // all: a finished request's in-flight writes land after reuse
+  kSnapshotBeforeWrite,     // all: a step's snapshots enqueued before its forward pass
+  kAdvancedLength,          // all: results applied to the length the next step advanced
+  kPaddingParkedSlots,      // all: padding dummies take a parked request's slot
 };
 
 struct FaultInfo {
@@ -40,6 +47,7 @@ struct FaultInfo {
   std::string_view bug;   // the public bug it models
   std::string_view what;  // the wrong decision, one line
   std::vector<StrategyKind> strategies;
+  bool overlap = false;  // a fault of overlap scheduling (needs an overlap lane)
 };
 
 // Every fault but kNone, in declaration order.

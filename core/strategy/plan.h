@@ -65,21 +65,34 @@ struct CopyCall {
   }
 };
 
+// The host-side calls below are host transfers, which wait for the device anyway: a guard on
+// them (overlap scheduling, core/primitives.h) is evaluated when they run.
+
 // Save the state at `loc` to host memory under the request's id (retract).
 struct SwapOutCall {
   uint64_t request = 0;
   StateLoc loc;
+  Guard guard;
 };
 
 // Write the request's saved state into `row` (resume); the saved copy is dropped.
 struct SwapInCall {
   uint64_t request = 0;
   int32_t row = kNoRow;
+  Guard guard;
 };
 
 // Drop the request's saved state (finish of a retracted request: it is never swapped in).
 struct DropSavedCall {
   uint64_t request = 0;
+  Guard guard;
+};
+
+// The accepted counts of the step just run, written into the device's per-request-row table
+// (StateBackend::set_accepted), as an engine's sampler leaves them: only overlap scheduling
+// emits it, between a step's verify and its post-accept calls.
+struct AcceptCall {
+  std::vector<AcceptedCount> counts;
 };
 
 // Set every byte of each row (all layers, conv and SSM) to `byte`: byte 0 is the zero state.
@@ -87,15 +100,17 @@ struct DropSavedCall {
 struct FillCall {
   std::vector<int32_t> rows;
   std::vector<uint64_t> requests;  // per row
+  std::vector<Guard> guards;       // per row
   uint8_t byte = 0;
   void add(int32_t row, uint64_t request) {
     rows.push_back(row);
     requests.push_back(request);
+    guards.emplace_back();
   }
 };
 
 using PlanCall = std::variant<PrefillCall, VerifyCall, ReplayCall, GatherCall, CopyCall,
-                              SwapOutCall, SwapInCall, FillCall, DropSavedCall>;
+                              SwapOutCall, SwapInCall, FillCall, DropSavedCall, AcceptCall>;
 using Plan = std::vector<PlanCall>;
 
 }  // namespace specstate

@@ -60,7 +60,8 @@ void for_each_access(const PlanCall& call, F&& f) {
           for (size_t i = 0; i < c.rows.size(); ++i)
             one(PlanAccess::kWrite, c.rows[i], c.requests[i], "fill");
         } else {
-          static_assert(std::is_same_v<C, DropSavedCall>, "every plan call is enumerated");
+          static_assert(std::is_same_v<C, DropSavedCall> || std::is_same_v<C, AcceptCall>,
+                        "every plan call is enumerated");
         }
       },
       call);

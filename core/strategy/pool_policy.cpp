@@ -1,5 +1,6 @@
 #include "core/strategy/pool_policy.h"
 
+#include <iterator>
 #include <set>
 #include <string>
 #include <utility>
@@ -66,6 +67,10 @@ LiveState& PoolPolicy::running(uint64_t request, const char* op) {
     throw InputError(std::string(op) + ": " + req_name(request) + " does not exist");
   if (it->second.retracted)
     throw InputError(std::string(op) + ": " + req_name(request) + " is retracted");
+  if (it->second.discarded) {
+    throw InputError(std::string(op) + ": " + req_name(request) +
+                     ": its last step was discarded (accepted 0), so it can only finish");
+  }
   return it->second;
 }
 
@@ -188,10 +193,18 @@ Plan PoolPolicy::extend(const ExtendOp& op) {
 }
 
 Plan PoolPolicy::verify(std::span<const VerifyOp> batch, int32_t padding) {
-  return step(batch, padding, layout_.config.tokens_per_verify, /*decode=*/false);
+  return verify_parts(batch, padding).joined();
 }
 
 Plan PoolPolicy::decode(std::span<const VerifyOp> batch, int32_t padding) {
+  return decode_parts(batch, padding).joined();
+}
+
+PoolPolicy::StepPlans PoolPolicy::verify_parts(std::span<const VerifyOp> batch, int32_t padding) {
+  return step(batch, padding, layout_.config.tokens_per_verify, /*decode=*/false);
+}
+
+PoolPolicy::StepPlans PoolPolicy::decode_parts(std::span<const VerifyOp> batch, int32_t padding) {
   return step(batch, padding, 1, /*decode=*/true);
 }
 
@@ -205,6 +218,13 @@ void PoolPolicy::check_step(std::span<const VerifyOp> batch, int32_t tokens, boo
     if (!seen.insert(op.request).second) {
       throw InputError(std::string(op_name) + ": " + req_name(op.request) +
                        " is twice in the batch");
+    }
+    if (op.accepted == 0 && !decode) {  // discarded (overlap traces)
+      if (op.snapshot || op.tree) {
+        throw InputError("verify: " + req_name(op.request) +
+                         ": a discarded entry (accepted 0) carries no track and no tree");
+      }
+      continue;
     }
     if (op.accepted < 1 || op.accepted > tokens) {
       throw InputError(std::string(op_name) + ": " + req_name(op.request) + ": accepted length " +
@@ -225,14 +245,17 @@ void PoolPolicy::check_step(std::span<const VerifyOp> batch, int32_t tokens, boo
 }
 
 // What one step plans, in the order the calls run: the faulty resets, the verify, snapshots
-// recomputed from a payload (before any commit replay), row copies (commits and snapshots),
-// the replay strategy's commit replays.
+// recomputed from a payload (before any commit replay) and copied from state rows, then what
+// depends on the step's own accepted counts: scatter's commit copies, the replay strategy's
+// commit replays.
 struct PoolPolicy::StepPlan {
   FillCall resets;  // fault verify-as-extend only
   VerifyCall verify;
   GatherCall gathers;  // trees in payload strategies: the accepted path made contiguous
   ReplayCall snapshots;
-  CopyCall copies;
+  CopyCall snapshot_copies;
+  // After the step's own acceptance (overlap scheduling guards these on its count).
+  CopyCall commit_copies;
   ReplayCall commits;
 };
 
@@ -251,8 +274,8 @@ void PoolPolicy::gather_path(const VerifyOp& op, int32_t slot, int32_t first, St
 }
 
 // One batched step of `tokens` tokens per request (T for a verify, 1 for a decode).
-Plan PoolPolicy::step(std::span<const VerifyOp> batch, int32_t padding, int32_t tokens,
-                      bool decode) {
+PoolPolicy::StepPlans PoolPolicy::step(std::span<const VerifyOp> batch, int32_t padding,
+                                       int32_t tokens, bool decode) {
   check_step(batch, tokens, decode);
   StepPlan p;
   p.verify.mode = step_mode(decode);
@@ -262,7 +285,9 @@ Plan PoolPolicy::step(std::span<const VerifyOp> batch, int32_t padding, int32_t 
     t.tokens = {op.request, s.length, op.tree ? op.tree->nodes() : tokens};
     t.from = s.loc;
     if (op.tree) t.parents = tree_parents(*op.tree);
-    if (decode) {
+    if (op.accepted == 0) {
+      plan_discarded(op, s, t);
+    } else if (decode) {
       plan_decode(op, s, t, p);
     } else {
       plan_verify(op, s, t, p);
@@ -273,16 +298,38 @@ Plan PoolPolicy::step(std::span<const VerifyOp> batch, int32_t padding, int32_t 
   p.verify.padding_rows = padding;
   if (padding > 0) p.verify.add(padding_task(tokens, p.verify.mode), kPaddingRequest);
 
-  Plan plan;
+  StepPlans out;
   // FAULT stale-flush-after-reuse: the flushes left by finish/retract run now, stale.
-  if (!deferred_flush_.copies.empty()) plan.push_back(std::exchange(deferred_flush_, {}));
-  if (!p.resets.rows.empty()) plan.push_back(std::move(p.resets));
-  plan.push_back(std::move(p.verify));
-  if (!p.gathers.gathers.empty()) plan.push_back(std::move(p.gathers));
-  if (!p.snapshots.tasks.empty()) plan.push_back(std::move(p.snapshots));
-  if (!p.copies.copies.empty()) plan.push_back(std::move(p.copies));
-  if (!p.commits.tasks.empty()) plan.push_back(std::move(p.commits));
+  if (!deferred_flush_.copies.empty()) out.before_verify.push_back(std::exchange(deferred_flush_, {}));
+  if (!p.resets.rows.empty()) out.before_verify.push_back(std::move(p.resets));
+  out.verify = std::move(p.verify);
+  if (!p.gathers.gathers.empty()) out.after_verify.push_back(std::move(p.gathers));
+  if (!p.snapshots.tasks.empty()) out.after_verify.push_back(std::move(p.snapshots));
+  if (!p.snapshot_copies.copies.empty()) out.after_verify.push_back(std::move(p.snapshot_copies));
+  if (!p.commit_copies.copies.empty()) out.after_accept.push_back(std::move(p.commit_copies));
+  if (!p.commits.tasks.empty()) out.after_accept.push_back(std::move(p.commits));
+  return out;
+}
+
+Plan PoolPolicy::StepPlans::joined() && {
+  Plan plan = std::move(before_verify);
+  plan.push_back(std::move(verify));
+  for (Plan* part : {&after_verify, &after_accept})
+    std::move(part->begin(), part->end(), std::back_inserter(plan));
   return plan;
+}
+
+// A discarded entry (accepted 0, overlap traces): the step ran for the request as prepared, its
+// results were thrown away, and the request finishes next. Its task is the one a verify plans;
+// nothing is committed and the live-state entry only records the discard.
+void PoolPolicy::plan_discarded(const VerifyOp& op, LiveState& s, VerifyTask& t) {
+  LiveState scratch = s;
+  StepPlan ignored;
+  VerifyOp prepared = op;
+  prepared.accepted = 1;  // what the task reads and writes does not depend on its count
+  prepared.snapshot.reset();
+  plan_verify(prepared, scratch, t, ignored);
+  s.discarded = true;
 }
 
 VerifyMode PoolPolicy::step_mode(bool decode) const {
@@ -316,7 +363,7 @@ void PoolPolicy::plan_decode(const VerifyOp& op, LiveState& s, VerifyTask& t, St
   }
   if (s.pending > 0) consume_pending(s);
   s.loc = working;
-  if (op.snapshot) p.copies.add({working, op.snapshot->row}, op.request);
+  if (op.snapshot) p.snapshot_copies.add({working, op.snapshot->row}, op.request);
 }
 
 void PoolPolicy::plan_verify(const VerifyOp& op, LiveState& s, VerifyTask& t, StepPlan& p) {
@@ -352,9 +399,9 @@ void PoolPolicy::scatter_verify(const VerifyOp& op, int32_t snap, LiveState& s, 
   // FAULT conv-ssm-split-commit: the SSM is rolled back to token a-1, the conv window is not
   // (it stays at the last verified token).
   if (fault_ == Fault::kConvSsmSplitCommit) commit.conv_row = t.out_rows[tokens - 1];
-  p.copies.add({commit, s.working_row}, op.request);
+  p.commit_copies.add({commit, s.working_row}, op.request);
   if (snap >= 0) {
-    p.copies.add({StateLoc::at(t.out_rows[accepted_node(op, snap)]), op.snapshot->row},
+    p.snapshot_copies.add({StateLoc::at(t.out_rows[accepted_node(op, snap)]), op.snapshot->row},
                  op.request);
   }
   s.loc = StateLoc::at(s.working_row);
@@ -373,7 +420,7 @@ void PoolPolicy::draft_rows_verify(const VerifyOp& op, int32_t snap, LiveState& 
   auto at = [&](int32_t j) {
     return window ? StateLoc{t.out_rows[j], s.working_row, j} : StateLoc::at(t.out_rows[j]);
   };
-  if (snap >= 0) p.copies.add({at(accepted_node(op, snap)), op.snapshot->row}, op.request);
+  if (snap >= 0) p.snapshot_copies.add({at(accepted_node(op, snap)), op.snapshot->row}, op.request);
   s.loc = at(accepted_node(op, op.accepted - 1));  // inline: the next step's current-input row
 }
 
@@ -511,11 +558,24 @@ Plan PoolPolicy::finish(uint64_t request) {
   Plan plan;
   if (it->second.retracted) {
     plan.push_back(DropSavedCall{request});
-  } else {
+  } else if (!it->second.discarded) {  // a discarded step left nothing worth keeping
     make_real(request, it->second, plan);
   }
   table_.erase(it);
   return plan;
+}
+
+void PoolPolicy::adopt(uint64_t request, const PoolPolicy& other, int64_t length_error) {
+  SPECSTATE_ASSERT(other.layout_.kind == layout_.kind && other.fault_ == fault_,
+                   "adopt from a copy of the same policy");
+  if (auto it = other.table_.find(request); it != other.table_.end()) {
+    table_[request] = it->second;
+    table_[request].length += length_error;
+  } else {
+    table_.erase(request);
+  }
+  if (auto it = other.stale_accepted_.find(request); it != other.stale_accepted_.end())
+    stale_accepted_[request] = it->second;
 }
 
 PoolPolicy::Readable PoolPolicy::readable(uint64_t request) const {

@@ -46,7 +46,7 @@ struct ExtendOp {
 
 struct VerifyOp {
   uint64_t request = 0;
-  int32_t accepted = 0;  // 1..T (1 for decode); a tree's path length
+  int32_t accepted = 0;  // 1..T (1 for decode); a tree's path length; 0: discarded (overlap)
   std::optional<Snapshot> snapshot;
   std::optional<DraftTree> tree;  // a tree verify (PoolConfig::tree_nodes > 0) instead of T tokens
 };
@@ -64,6 +64,7 @@ struct LiveState {
   int32_t pending_first = 0;
   uint32_t pending_rounds = 0;
   bool retracted = false;
+  bool discarded = false;  // its last step was discarded (accepted 0): it can only finish
 };
 
 class PoolPolicy {
@@ -80,6 +81,19 @@ class PoolPolicy {
   Plan extend(const ExtendOp& op);
   Plan verify(std::span<const VerifyOp> batch, int32_t padding);
   Plan decode(std::span<const VerifyOp> batch, int32_t padding);  // T = 1, accepted = 1
+
+  // A step's plan in the parts overlap scheduling (core/strategy/host_scheduler.h) keeps apart:
+  // what runs before the verify, the verify, what reads its results (snapshots), and what depends
+  // on the step's own accepted counts (commits). verify() and decode() run them in this order.
+  struct StepPlans {
+    Plan before_verify;
+    VerifyCall verify;
+    Plan after_verify;
+    Plan after_accept;
+    Plan joined() &&;
+  };
+  StepPlans verify_parts(std::span<const VerifyOp> batch, int32_t padding);
+  StepPlans decode_parts(std::span<const VerifyOp> batch, int32_t padding);
   Plan retract(uint64_t request);
   Plan resume(uint64_t request, int32_t req_row, int32_t working_row);
   // Frees a running request's rows; drops a retracted one's saved state (DropSavedCall).
@@ -93,6 +107,11 @@ class PoolPolicy {
   };
   Readable readable(uint64_t request) const;
 
+  // Takes `other`'s live-state entry for `request` (none: erases it): `other` is a copy of this
+  // policy that went on with other accepted counts (overlap scheduling's late bookkeeping).
+  // `length_error` (fault advanced-length only) is added to the adopted length.
+  void adopt(uint64_t request, const PoolPolicy& other, int64_t length_error = 0);
+
   const LiveState& live(uint64_t request) const;
   bool has(uint64_t request) const { return table_.count(request) != 0; }
   const std::map<uint64_t, LiveState>& table() const { return table_; }
@@ -101,7 +120,7 @@ class PoolPolicy {
   LiveState& running(uint64_t request, const char* op);
   void check_step(std::span<const VerifyOp> batch, int32_t tokens, bool decode);
   // A verify (T tokens, even when T = 1) or a decode step without drafts (1 token, in place).
-  Plan step(std::span<const VerifyOp> batch, int32_t padding, int32_t tokens, bool decode);
+  StepPlans step(std::span<const VerifyOp> batch, int32_t padding, int32_t tokens, bool decode);
   void consume_pending(LiveState& s) const;
   // Appends the calls that make `request`'s live state real in its working row.
   void make_real(uint64_t request, LiveState& s, Plan& plan);
@@ -118,6 +137,7 @@ class PoolPolicy {
   // wrote from ring position `first`, so that it replays as a chain.
   void gather_path(const VerifyOp& op, int32_t slot, int32_t first, StepPlan& p) const;
   VerifyMode step_mode(bool decode) const;
+  void plan_discarded(const VerifyOp& op, LiveState& s, VerifyTask& t);
   void plan_decode(const VerifyOp& op, LiveState& s, VerifyTask& t, StepPlan& p);
   void plan_verify(const VerifyOp& op, LiveState& s, VerifyTask& t, StepPlan& p);
   void scatter_verify(const VerifyOp& op, int32_t snap, LiveState& s, VerifyTask& t, StepPlan& p);

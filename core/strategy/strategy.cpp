@@ -125,6 +125,7 @@ StrategyLayout make_layout(StrategyKind kind, const PoolConfig& config) {
   s.geometry = config.geometry;
   s.ssm_dtype = config.ssm_dtype;
   s.conv_cols = config.geometry.conv_state_cols();
+  s.request_rows = config.max_requests;
   const char* rows = "state rows";
   switch (kind) {
     case StrategyKind::kScatter:

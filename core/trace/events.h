@@ -40,6 +40,7 @@ struct Header {
   int32_t page_size = 0;     // prefix-cache page, tokens; 0 = no snapshots
   uint64_t seed = 0;         // deterministic inputs and parameters
   int32_t tree_nodes = 0;    // version 2: nodes of the largest draft tree; 0 = chains only
+  bool overlap = false;      // version 2: steps prepared before the previous step's results
 
   int32_t tokens_per_verify() const { return draft_tokens + 1; }
   // The oldest format version that expresses this header: 2 with a custom geometry or draft

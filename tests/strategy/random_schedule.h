@@ -46,6 +46,9 @@ struct ScheduleConfig {
   int32_t page_size = 8;
   int32_t steps = 60;
   int32_t tree_nodes = 0;  // > 0: most verifies run a random draft tree of up to this many nodes
+  // Some verify entries are discarded (accepted 0, as an overlap engine records a step prepared
+  // before it knew the request had finished); such a request finishes a little later.
+  bool discards = false;
 };
 
 class RandomSchedule {
@@ -60,6 +63,10 @@ class RandomSchedule {
   void run(const std::function<void(const Op&)>& apply) {
     for (int32_t step = 0; step < cfg_.steps; ++step) {
       taken_this_op_.clear();
+      if (!doomed_.empty() && pick(2) == 0) {
+        apply(finish_doomed());
+        continue;
+      }
       const int choice = pick(100);
       if (choice < 25 || running_.empty()) {
         if (auto op = admit()) apply(*op);
@@ -158,10 +165,17 @@ class RandomSchedule {
 
   Op verify(bool decode) {
     std::vector<VerifyOp> batch;
+    std::vector<uint64_t> discarded;
     for (auto& [id, req] : running_) {
       if (pick(4) == 0) continue;
       VerifyOp v;
       v.request = id;
+      if (!decode && cfg_.discards && pick(6) == 0) {
+        v.accepted = 0;
+        discarded.push_back(id);
+        batch.push_back(v);
+        continue;
+      }
       v.accepted = decode ? 1 : 1 + pick(cfg_.T);
       if (!decode && cfg_.tree_nodes > 0 && pick(4) != 0) {
         v.tree = random_tree();
@@ -175,6 +189,10 @@ class RandomSchedule {
       }
       req.length += v.accepted;
       batch.push_back(v);
+    }
+    for (uint64_t id : discarded) {
+      doomed_[id] = running_.at(id);
+      running_.erase(id);
     }
     const int32_t padding = pick(3);
     if (decode) return OpDecode{batch, padding};
@@ -228,6 +246,14 @@ class RandomSchedule {
     return OpResume{id, req_row, *row};
   }
 
+  Op finish_doomed() {
+    const auto [id, req] = pick_from(doomed_);
+    release_row(req.working_row);
+    free_req_rows_.push_back(req.req_row);
+    doomed_.erase(id);
+    return OpFinish{id};
+  }
+
   Op finish() {
     const auto [id, req] = pick_from(running_);
     release_row(req.working_row);
@@ -244,6 +270,7 @@ class RandomSchedule {
   std::set<int32_t> taken_this_op_;
   std::map<uint64_t, Req> running_;
   std::map<uint64_t, int64_t> retracted_;
+  std::map<uint64_t, Req> doomed_;  // a discarded entry: they only finish
 };
 
 }  // namespace specstate::test

@@ -1,0 +1,408 @@
+#include "core/strategy/host_scheduler.h"
+
+#include <algorithm>
+#include <iterator>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+#include "core/errors.h"
+
+namespace specstate {
+namespace {
+
+// For a task acting for `request`: nullopt drops it, a Guard (possibly none) keeps it so guarded.
+template <class F>
+concept Selector = std::is_invocable_r_v<std::optional<Guard>, F, uint64_t>;
+
+template <class Task, Selector F>
+void keep_tasks(std::vector<Task>& tasks, std::vector<uint64_t>& requests, F&& select) {
+  std::vector<Task> kept_tasks;
+  std::vector<uint64_t> kept_requests;
+  for (size_t i = 0; i < tasks.size(); ++i) {
+    const std::optional<Guard> g = select(requests[i]);
+    if (!g) continue;
+    kept_tasks.push_back(std::move(tasks[i]));
+    if constexpr (requires { kept_tasks.back().guard; }) {
+      kept_tasks.back().guard = *g;
+    } else {
+      SPECSTATE_ASSERT(g->is_none(), "payload gathers are never guarded (no trees with overlap)");
+    }
+    kept_requests.push_back(requests[i]);
+  }
+  tasks = std::move(kept_tasks);
+  requests = std::move(kept_requests);
+}
+
+// `call` with only the selected tasks, each with its guard; false when nothing is left.
+template <Selector F>
+bool select_call(PlanCall& call, F&& select) {
+  return std::visit(
+      [&](auto& c) -> bool {
+        using C = std::decay_t<decltype(c)>;
+        if constexpr (std::is_same_v<C, PrefillCall> || std::is_same_v<C, ReplayCall> ||
+                      std::is_same_v<C, VerifyCall>) {
+          keep_tasks(c.tasks, c.requests, select);
+          return !c.tasks.empty();
+        } else if constexpr (std::is_same_v<C, CopyCall>) {
+          keep_tasks(c.copies, c.requests, select);
+          return !c.copies.empty();
+        } else if constexpr (std::is_same_v<C, GatherCall>) {
+          keep_tasks(c.gathers, c.requests, select);
+          return !c.gathers.empty();
+        } else if constexpr (std::is_same_v<C, FillCall>) {
+          FillCall kept{{}, {}, {}, c.byte};
+          for (size_t i = 0; i < c.rows.size(); ++i) {
+            if (const std::optional<Guard> g = select(c.requests[i])) {
+              kept.rows.push_back(c.rows[i]);
+              kept.requests.push_back(c.requests[i]);
+              kept.guards.push_back(*g);
+            }
+          }
+          c = std::move(kept);
+          return !c.rows.empty();
+        } else if constexpr (std::is_same_v<C, AcceptCall>) {
+          return true;
+        } else {  // SwapOutCall, SwapInCall, DropSavedCall: one request
+          const std::optional<Guard> g = select(c.request);
+          if (g) c.guard = *g;
+          return g.has_value();
+        }
+      },
+      call);
+}
+
+template <Selector F>
+void append_selected(Plan& out, Plan part, F&& select) {
+  for (PlanCall& call : part) {
+    if (select_call(call, select)) out.push_back(std::move(call));
+  }
+}
+
+// The inline strategy's output row of index k (working row, then the draft rows), k taken modulo
+// the T outputs as an engine's tensor index takes -1.
+int32_t inline_row(const StrategyLayout& l, const LiveState& s, int32_t k) {
+  const int32_t T = l.config.tokens_per_verify;
+  k = (k % T + T) % T;
+  return k == 0 ? s.working_row : l.draft_row(s.req_row, k - 1);
+}
+
+}  // namespace
+
+HostScheduler::HostScheduler(StrategyKind kind, const PoolConfig& config, Schedule schedule,
+                             Fault fault)
+    : schedule_(schedule),
+      fault_(fault != Fault::kNone && fault_info(fault).overlap ? fault : Fault::kNone),
+      truth_(kind, config, fault_ == Fault::kNone ? fault : Fault::kNone) {
+  if (fault_ != Fault::kNone) {
+    if (!fault_concerns(fault_, kind)) {
+      throw InputError("fault '" + std::string(fault_info(fault_).name) +
+                       "' does not concern the " + std::string(to_string(kind)) + " strategy");
+    }
+    if (!overlap()) {
+      throw InputError("fault '" + std::string(fault_info(fault_).name) +
+                       "' is a fault of overlap scheduling: replay an overlap trace (header "
+                       "overlap 1) or pass --schedule overlap");
+    }
+  }
+  if (overlap() && config.tree_nodes > 0) {
+    throw InputError("overlap scheduling of draft trees is not modelled (tree_nodes " +
+                     std::to_string(config.tree_nodes) + ")");
+  }
+  variants_.push_back(truth_);
+}
+
+std::optional<Guard> HostScheduler::variant_guard(uint64_t request, size_t i) const {
+  if (counts_.size() > 1) {
+    if (auto it = in_flight_->req_rows.find(request); it != in_flight_->req_rows.end())
+      return Guard{it->second, counts_[i]};
+  }
+  if (i == 0) return Guard{};
+  return std::nullopt;
+}
+
+// A request of the in-flight step keeps its tasks of every variant, each guarded on the variant's
+// count; any other request's tasks are the same in every variant and are kept once.
+template <class Op>
+Plan HostScheduler::everywhere(uint64_t request, bool finishes, Op&& op) {
+  Plan truth_plan = op(truth_, /*variant=*/false);
+  if (!overlap()) return truth_plan;
+  Plan plan;
+  for (size_t i = 0; i < variants_.size(); ++i) {
+    PoolPolicy& v = variants_[i];
+    // A request discarded in this variant can only finish: anything else naming it means this
+    // variant is not the device's.
+    if (v.has(request) && v.live(request).discarded && !finishes) continue;
+    Plan part;
+    try {
+      part = op(v, /*variant=*/true);
+    } catch (const InputError& e) {
+      SPECSTATE_ASSERT(false, (std::string("an overlap variant refuses what the synchronous "
+                                           "table accepts: ") + e.what()).c_str());
+    }
+    append_selected(plan, std::move(part), [&](uint64_t r) { return variant_guard(r, i); });
+  }
+  return plan;
+}
+
+Plan HostScheduler::extend(const ExtendOp& op) {
+  return everywhere(op.request, false, [&](PoolPolicy& p, bool variant) {
+    if (!variant || !p.has(op.request)) return p.extend(op);
+    // A running request's snapshots lie inside this extend only for the length its variant
+    // gives it.
+    ExtendOp here = op;
+    const int64_t start = p.live(op.request).length;
+    std::erase_if(here.snapshots, [&](const Snapshot& s) {
+      return s.length - start < 1 || s.length - start > op.tokens;
+    });
+    return p.extend(here);
+  });
+}
+
+Plan HostScheduler::retract(uint64_t request) {
+  return everywhere(request, false, [&](PoolPolicy& p, bool) { return p.retract(request); });
+}
+
+Plan HostScheduler::resume(uint64_t request, int32_t req_row, int32_t working_row) {
+  return everywhere(request, false,
+                    [&](PoolPolicy& p, bool) { return p.resume(request, req_row, working_row); });
+}
+
+Plan HostScheduler::finish(uint64_t request) {
+  return everywhere(request, true, [&](PoolPolicy& p, bool) { return p.finish(request); });
+}
+
+Plan HostScheduler::verify(std::span<const VerifyOp> batch, int32_t padding) {
+  return step(batch, padding, /*decode=*/false);
+}
+
+Plan HostScheduler::decode(std::span<const VerifyOp> batch, int32_t padding) {
+  return step(batch, padding, /*decode=*/true);
+}
+
+PoolPolicy HostScheduler::resolved(std::span<const VerifyOp> next_batch, bool next_decode) const {
+  PoolPolicy base = variants_.front();
+  if (!in_flight_ || counts_.size() == 1) return base;
+  const int32_t T = layout().config.tokens_per_verify;
+  const std::vector<VerifyOp>& ops = in_flight_->ops;
+  for (size_t k = 0; k < ops.size(); ++k) {
+    int32_t count = ops[k].accepted;
+    int64_t length_error = 0;
+    const auto next = std::find_if(next_batch.begin(), next_batch.end(),
+                                   [&](const VerifyOp& o) { return o.request == ops[k].request; });
+    const size_t position = size_t(next - next_batch.begin());
+    if (fault_ == Fault::kCountsReordered && next != next_batch.end() && position < ops.size() &&
+        count > 0 && ops[position].accepted > 0) {
+      // FAULT counts-reordered (vLLM #53919): the non-blocking copy of the counts is read after
+      // the next step condensed its batch, so each request takes the count of the entry that
+      // now sits at its batch position.
+      count = ops[position].accepted;
+    }
+    if (fault_ == Fault::kAdvancedLength && next != next_batch.end() && count > 0) {
+      // FAULT advanced-length (SGLang #29792): the results are applied to the length the next
+      // step's preparation already advanced by the tokens it scheduled.
+      length_error = next_decode ? 1 : T;
+    }
+    const auto it = std::find(counts_.begin(), counts_.end(), count);
+    SPECSTATE_ASSERT(it != counts_.end(), "an in-flight count is one of its variants");
+    base.adopt(ops[k].request, variants_[size_t(it - counts_.begin())], length_error);
+  }
+  return base;
+}
+
+Plan HostScheduler::step(std::span<const VerifyOp> batch, int32_t padding, bool decode) {
+  Plan truth_plan = decode ? truth_.decode(batch, padding) : truth_.verify(batch, padding);
+  batch_tasks_.clear();
+  if (!overlap()) {
+    for (size_t k = 0; k < batch.size(); ++k)
+      batch_tasks_.push_back(int32_t(k));
+    return truth_plan;
+  }
+  const StrategyLayout& l = layout();
+  const int32_t T = l.config.tokens_per_verify;
+  const int32_t most = decode ? 1 : T;
+
+  // 1. Everything before the step's own acceptance, once per variant of the in-flight counts:
+  //    the task of each request reads what its variant's count left.
+  Plan before, after_verify;
+  VerifyCall verify;
+  std::vector<Guard> task_guards;  // per task of `verify`
+  VerifyCall padding_tasks;
+  for (size_t i = 0; i < variants_.size(); ++i) {
+    PoolPolicy copy = variants_[i];
+    std::vector<VerifyOp> ops;
+    for (const VerifyOp& op : batch) {
+      if (copy.live(op.request).discarded) continue;  // not the device's variant for it
+      VerifyOp prepared = op;
+      prepared.accepted = most;  // what the task reads and writes does not depend on its count
+      if (op.snapshot) {
+        const int64_t index = op.snapshot->length - copy.live(op.request).length - 1;
+        if (index < 0 || index >= most) prepared.snapshot.reset();
+      }
+      ops.push_back(prepared);
+    }
+    PoolPolicy::StepPlans parts;
+    try {
+      parts = decode ? copy.decode_parts(ops, padding) : copy.verify_parts(ops, padding);
+    } catch (const InputError& e) {
+      SPECSTATE_ASSERT(false, (std::string("an overlap variant refuses what the synchronous "
+                                           "table accepts: ") + e.what()).c_str());
+    }
+    auto guard = [&](uint64_t r) -> std::optional<Guard> {
+      if (r == kPaddingRequest) return std::nullopt;  // kept once, below
+      return variant_guard(r, i);
+    };
+    append_selected(before, std::move(parts.before_verify), guard);
+    append_selected(after_verify, std::move(parts.after_verify), guard);
+    verify.mode = parts.verify.mode;
+    for (size_t t = 0; t < parts.verify.tasks.size(); ++t) {
+      const uint64_t r = parts.verify.requests[t];
+      if (r == kPaddingRequest) {
+        if (i == 0) padding_tasks.add(parts.verify.tasks[t], r);
+        continue;
+      }
+      const std::optional<Guard> g = guard(r);
+      if (!g) continue;
+      VerifyTask task = parts.verify.tasks[t];
+      task.guard = *g;
+      verify.add(task, r);
+    }
+  }
+
+  // FAULT discarded-count-read (vLLM #51508): the live row of a request with no step in flight is
+  // resolved on the device too, as rows[count - 1] of its request row, from a count the row's
+  // previous occupant left: 0 after its discarded step, and index -1 is the last draft row.
+  if (fault_ == Fault::kDiscardedCountRead) {
+    VerifyCall expanded{verify.mode, {}, {}, 0};
+    for (size_t t = 0; t < verify.tasks.size(); ++t) {
+      const uint64_t r = verify.requests[t];
+      const LiveState& s = truth_.live(r);
+      const auto pub = published_.find(s.req_row);
+      if (!verify.tasks[t].guard.is_none() || pub == published_.end() || pub->second.first == r) {
+        expanded.add(verify.tasks[t], r);
+        continue;
+      }
+      for (int32_t c = 0; c <= T; ++c) {
+        VerifyTask task = verify.tasks[t];
+        task.from = StateLoc::at(inline_row(l, s, c - 1));
+        task.guard = {s.req_row, c};
+        expanded.add(task, r);
+      }
+    }
+    verify = std::move(expanded);
+  }
+
+  // FAULT padding-parked-slots (TRT-LLM #13151): the graph's padding dummies are given the slot
+  // of a request the overlap scheduler parked (in the step still in flight, not in this one),
+  // which looks free because its request is not in the batch.
+  if (fault_ == Fault::kPaddingParkedSlots && padding > 0 && in_flight_) {
+    for (const VerifyOp& op : in_flight_->ops) {
+      const bool parked = std::none_of(batch.begin(), batch.end(),
+                                       [&](const VerifyOp& b) { return b.request == op.request; });
+      if (!parked || !truth_.has(op.request) || truth_.live(op.request).retracted ||
+          truth_.live(op.request).discarded)
+        continue;
+      const LiveState& s = truth_.live(op.request);
+      VerifyTask& pad = padding_tasks.tasks.front();
+      pad.tokens = {kPaddingRequest, 0, decode ? 1 : T};
+      pad.from = StateLoc::at(s.working_row);
+      pad.out_rows[0] = s.working_row;
+      if (verify.mode == VerifyMode::kPayload) pad.payload_slot = l.payload_slot(s.req_row, 0);
+      break;
+    }
+  }
+
+  // Which task of each entry the device runs: its guard passes the count the device holds.
+  auto device_count = [&](int32_t req_row) {
+    const auto it = published_.find(req_row);
+    return it == published_.end() ? 0 : it->second.second;
+  };
+  for (const VerifyOp& op : batch) {
+    int32_t index = -1;
+    for (size_t t = 0; t < verify.tasks.size() && index < 0; ++t) {
+      const Guard& g = verify.tasks[t].guard;
+      if (verify.requests[t] == op.request && (g.is_none() || g.count == device_count(g.req_row)))
+        index = int32_t(t);
+    }
+    SPECSTATE_ASSERT(index >= 0, "the device runs one task of every entry");
+    batch_tasks_.push_back(index);
+  }
+  for (size_t t = 0; t < padding_tasks.tasks.size(); ++t)
+    verify.add(padding_tasks.tasks[t], kPaddingRequest);
+  verify.padding_rows = padding;
+
+  // 2. The host applies the in-flight step's counts now that this step is prepared.
+  PoolPolicy base = resolved(batch, decode);
+  std::map<uint64_t, int32_t> req_rows;
+  AcceptCall accept;
+  for (const VerifyOp& op : batch) {
+    const int32_t req_row = base.live(op.request).req_row;
+    req_rows[op.request] = req_row;
+    accept.counts.push_back({req_row, op.accepted});
+  }
+
+  // 3. What depends on this step's own counts, once per count, guarded on the count the step
+  //    publishes; the same runs give the host's table for each count. These calls read only the
+  //    rows and slots this step wrote, never the in-flight step's results.
+  const std::vector<int32_t> counts =
+      decode ? std::vector<int32_t>{1} : [&] {
+        std::vector<int32_t> c;
+        for (int32_t w = 0; w <= T; ++w)
+          c.push_back(w);
+        return c;
+      }();
+  Plan after_accept;
+  std::vector<PoolPolicy> next;
+  for (int32_t w : counts) {
+    PoolPolicy copy = base;
+    std::vector<VerifyOp> ops(batch.begin(), batch.end());
+    for (VerifyOp& op : ops) {
+      op.accepted = w;
+      op.snapshot.reset();
+    }
+    PoolPolicy::StepPlans parts =
+        decode ? copy.decode_parts(ops, padding) : copy.verify_parts(ops, padding);
+    append_selected(after_accept, std::move(parts.after_accept), [&](uint64_t r) {
+      return counts.size() > 1 ? Guard{req_rows.at(r), w} : Guard{};
+    });
+    next.push_back(std::move(copy));
+  }
+
+  Plan plan;
+  // FAULT inflight-write-after-reuse: the in-flight step's writes for requests that finished
+  // meanwhile land now, after the host gave their rows away.
+  if (!late_writes_.tasks.empty()) plan.push_back(std::exchange(late_writes_, {}));
+  if (fault_ == Fault::kInflightWriteAfterReuse) {
+    // FAULT inflight-write-after-reuse (vLLM #45096): the writes of a discarded entry (its request
+    // finished at the previous step) are still in flight when the host frees its rows.
+    VerifyCall kept{verify.mode, {}, {}, verify.padding_rows};
+    late_writes_ = VerifyCall{verify.mode, {}, {}, 0};
+    for (size_t t = 0; t < verify.tasks.size(); ++t) {
+      const auto op = std::find_if(batch.begin(), batch.end(),
+                                   [&](const VerifyOp& o) { return o.request == verify.requests[t]; });
+      const bool discarded = op != batch.end() && op->accepted == 0;
+      (discarded ? late_writes_ : kept).add(verify.tasks[t], verify.requests[t]);
+      if (discarded) kept.add(VerifyTask{.tokens = verify.tasks[t].tokens}, verify.requests[t]);
+    }
+    verify = std::move(kept);
+  }
+  std::move(before.begin(), before.end(), std::back_inserter(plan));
+  // FAULT snapshot-before-write (SGLang #24221): the snapshot copies, prepared with the step, are
+  // enqueued ahead of the forward pass that writes what they copy.
+  const bool early_snapshots = fault_ == Fault::kSnapshotBeforeWrite;
+  if (early_snapshots) std::move(after_verify.begin(), after_verify.end(), std::back_inserter(plan));
+  plan.push_back(std::move(verify));
+  if (!early_snapshots) std::move(after_verify.begin(), after_verify.end(), std::back_inserter(plan));
+  plan.push_back(std::move(accept));
+  std::move(after_accept.begin(), after_accept.end(), std::back_inserter(plan));
+
+  for (const VerifyOp& op : batch)
+    published_[req_rows.at(op.request)] = {op.request, op.accepted};
+  in_flight_ = InFlight{{batch.begin(), batch.end()}, decode, std::move(req_rows)};
+  counts_ = counts;
+  variants_ = std::move(next);
+  return plan;
+}
+
+}  // namespace specstate

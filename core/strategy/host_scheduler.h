@@ -1,0 +1,93 @@
+// HostScheduler: the host side of an engine, driving one PoolPolicy synchronously or with overlap
+// scheduling (vLLM async scheduling, SGLang's overlap scheduler, TRT-LLM's overlap mode).
+//
+// Synchronously, every operation is planned from the live-state table with every earlier result
+// applied: the PoolPolicy as it is.
+//
+// With overlap, a forward step (verify or decode) is prepared while the previous one still runs:
+// the host applies a step's accepted counts only after it prepared the next step. Until then a
+// request of the in-flight step has one possible table entry per count the step may have
+// accepted (0 .. T, 0 for a discarded entry), and whatever the host plans for it - the next step,
+// a retract, a finish - is planned once per count and guarded on the device's count
+// (core/primitives.h, Guard): the device runs the variant of the count it holds, with no host
+// synchronisation inside a step. A step publishes its own counts (AcceptCall) between its verify
+// and the calls that depend on them (commits), which are guarded on those counts. So every
+// strategy's device work is the synchronous plan's, task for task, and the state is bit-identical
+// to the synchronous replay of the same schedule; docs/strategies.md says what each strategy
+// resolves on the device.
+//
+// Six faults (core/strategy/fault.h, FaultInfo::overlap) are wrong decisions of this host side,
+// each marked "FAULT name" in host_scheduler.cpp.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <span>
+#include <vector>
+
+#include "core/strategy/fault.h"
+#include "core/strategy/pool_policy.h"
+
+namespace specstate {
+
+enum class Schedule : uint8_t { kSynchronous, kOverlap };
+
+class HostScheduler {
+ public:
+  // InputError for a fault that does not concern `kind`, or an overlap fault without overlap.
+  HostScheduler(StrategyKind kind, const PoolConfig& config, Schedule schedule,
+                Fault fault = Fault::kNone);
+
+  Schedule schedule() const { return schedule_; }
+  Fault fault() const { return fault_; }
+  const StrategyLayout& layout() const { return truth_.layout(); }
+
+  // The operations of PoolPolicy. The ops carry the trace's accepted counts: the device's, which
+  // the host learns one step late with overlap (the plan never depends on them before then).
+  Plan extend(const ExtendOp& op);
+  Plan verify(std::span<const VerifyOp> batch, int32_t padding);
+  Plan decode(std::span<const VerifyOp> batch, int32_t padding);
+  Plan retract(uint64_t request);
+  Plan resume(uint64_t request, int32_t req_row, int32_t working_row);
+  Plan finish(uint64_t request);
+
+  // The live-state table with every result applied (the device's truth), for reading states.
+  const PoolPolicy& policy() const { return truth_; }
+  // For each entry of the last step's batch, the index of the task of its VerifyCall that ran
+  // (the one whose guard the device's count passed).
+  const std::vector<int32_t>& batch_tasks() const { return batch_tasks_; }
+
+ private:
+  struct InFlight {
+    std::vector<VerifyOp> ops;  // with the device's counts
+    bool decode = false;
+    std::map<uint64_t, int32_t> req_rows;  // request -> the request row its count was written to
+  };
+
+  bool overlap() const { return schedule_ == Schedule::kOverlap; }
+  Plan step(std::span<const VerifyOp> batch, int32_t padding, bool decode);
+  // A non-step operation that names `request`, planned on the synchronous table (which refuses a
+  // bad trace as a synchronous replay does) and on every variant; `op(policy, variant)`.
+  template <class Op>
+  Plan everywhere(uint64_t request, bool finishes, Op&& op);
+  // The table with the in-flight step's counts applied, as the host learns them.
+  PoolPolicy resolved(std::span<const VerifyOp> next_batch, bool next_decode) const;
+  // How `request`'s tasks planned on variant i are kept: guarded on the variant's count (a
+  // request of the in-flight step), unguarded (any other request, from variant 0), or dropped.
+  std::optional<Guard> variant_guard(uint64_t request, size_t i) const;
+
+  Schedule schedule_;
+  Fault fault_;  // an overlap fault; the policies hold the others
+  PoolPolicy truth_;
+  // Overlap only: the in-flight step, the counts each of its requests may have, and the table
+  // for each: variants_[i] is the host's table if every request of the step accepted counts_[i].
+  std::optional<InFlight> in_flight_;
+  std::vector<int32_t> counts_;
+  std::vector<PoolPolicy> variants_;
+  std::vector<int32_t> batch_tasks_;
+  std::map<int32_t, std::pair<uint64_t, int32_t>> published_;  // req_row -> (request, count)
+  VerifyCall late_writes_;  // FAULT inflight-write-after-reuse only
+};
+
+}  // namespace specstate
