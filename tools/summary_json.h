@@ -13,7 +13,8 @@ inline nlohmann::ordered_json summary_json(const trace::TraceSummary& s) {
            {{"version", h.version}, {"preset", h.model_name()}, {"tp", h.tp},
             {"ssm_dtype", std::string(to_string(h.ssm_dtype))}, {"draft_tokens", h.draft_tokens},
             {"T", h.tokens_per_verify()}, {"pool_rows", h.pool_rows},
-            {"max_requests", h.max_requests}, {"page_size", h.page_size}, {"seed", h.seed}}},
+            {"max_requests", h.max_requests}, {"page_size", h.page_size}, {"seed", h.seed},
+            {"overlap", h.overlap}}},
           {"events",
            {{"total", s.events}, {"extend", s.extends}, {"verify", s.verifies},
             {"decode", s.decodes}, {"retract", s.retracts}, {"resume", s.resumes},
@@ -26,6 +27,7 @@ inline nlohmann::ordered_json summary_json(const trace::TraceSummary& s) {
             {"prefix_hit_tokens", s.prefix_hit_tokens}, {"verified", s.verified_tokens},
             {"accepted", s.accepted_tokens}, {"decoded", s.decode_tokens}}},
           {"acceptance", s.acceptance},  // [T]: verify entries with a = 1..T
+          {"discarded", s.discarded},    // verify entries with a = 0 (overlap traces)
           {"snapshots", s.snapshots},
           {"padding_rows", s.padding_rows},
           {"max_batch", s.max_batch},

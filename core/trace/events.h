@@ -40,12 +40,17 @@ struct Header {
   int32_t page_size = 0;     // prefix-cache page, tokens; 0 = no snapshots
   uint64_t seed = 0;         // deterministic inputs and parameters
   int32_t tree_nodes = 0;    // version 2: nodes of the largest draft tree; 0 = chains only
-  bool overlap = false;      // version 2: steps prepared before the previous step's results
+  // Version 2: every forward step (verify, decode) was prepared before the previous step's
+  // results (accepted lengths) were applied on the host (overlap scheduling); verify entries may
+  // be discarded (accepted 0).
+  bool overlap = false;
 
   int32_t tokens_per_verify() const { return draft_tokens + 1; }
-  // The oldest format version that expresses this header: 2 with a custom geometry or draft
-  // trees, else 1.
-  int lowest_version() const { return geometry || tree_nodes > 0 ? 2 : kOldestFormatVersion; }
+  // The oldest format version that expresses this header: 2 with a custom geometry, draft trees
+  // or overlap, else 1.
+  int lowest_version() const {
+    return geometry || tree_nodes > 0 || overlap ? 2 : kOldestFormatVersion;
+  }
   // "qwen3-next-80b-a3b", or "custom" for a geometry.
   const std::string& model_name() const;
 
@@ -76,7 +81,9 @@ struct Extend {
 };
 
 // One request of a verify batch: `accepted` of the T tokens were accepted (1..T, bonus
-// included). `track` names the row that gets the snapshot of a page boundary crossed inside
+// included). In an overlap trace accepted 0 is a discarded entry: the step ran for the request,
+// prepared before the host knew it had finished, and its results were thrown away; it carries no
+// track, and the next event naming the request is its finish. `track` names the row that gets the snapshot of a page boundary crossed inside
 // the accepted tokens. With a `tree` (version 2) the verify ran the tree's nodes instead of T
 // tokens, and the accepted tokens are its path (accepted = the path's length).
 struct VerifyEntry {

@@ -350,7 +350,7 @@ Header parse_header(const json& object, const Where& where) {
   }
   Fields f(object, "header", where,
            {"specstate_trace", "preset", "geometry", "tp", "ssm_dtype", "draft_tokens",
-            "pool_rows", "max_requests", "page_size", "seed", "tree_nodes"});
+            "pool_rows", "max_requests", "page_size", "seed", "tree_nodes", "overlap"});
   Header h;
   h.version = int(version.get<uint64_t>());
   if (const json* geometry = f.find("geometry")) {
@@ -380,6 +380,18 @@ Header parse_header(const json& object, const Where& where) {
                       std::to_string(h.version) + ")");
     }
     h.tree_nodes = int32_t(f.integer("tree_nodes", 1, kMaxTreeNodesPerVerify));
+  }
+  if (f.find("overlap")) {
+    if (h.version < 2) {
+      fail(where, "field 'overlap' in header needs format version 2 (this header says " +
+                      std::to_string(h.version) + ")");
+    }
+    h.overlap = f.integer("overlap", 0, 1) == 1;
+    if (h.overlap && h.tree_nodes > 0) {
+      fail(where,
+           "a header gives 'overlap' or 'tree_nodes', not both (overlap scheduling of draft "
+           "trees is not modelled)");
+    }
   }
   try {
     // A preset name with bytes no preset has, or longer than any, is checked in its printable,
@@ -764,6 +776,7 @@ std::string header_to_json(const Header& h) {
   j["page_size"] = h.page_size;
   j["seed"] = h.seed;
   if (h.tree_nodes > 0) j["tree_nodes"] = h.tree_nodes;
+  if (h.overlap) j["overlap"] = 1;
   return j.dump();
 }
 

@@ -103,6 +103,10 @@ const RequestInfo& ScheduleTracker::running(uint64_t id, const Context& at) cons
     at.fail(req(id) + " is not running: retracted at line " + std::to_string(info->status_line) +
             " and not resumed");
   }
+  if (info->discarded_line > 0) {
+    at.fail(req(id) + ": its entry at line " + std::to_string(info->discarded_line) +
+            " was discarded (accepted 0), so the next event naming it must be its finish");
+  }
   return *info;
 }
 
@@ -257,9 +261,18 @@ void ScheduleTracker::apply_step(const std::vector<StepEntry>& batch, int32_t pa
       at.fail(req(entry.request) + " appears twice in the batch");
     }
     const RequestInfo& info = running(entry.request, at);
+    if (entry.accepted == 0 && header_.overlap && entry.tree == nullptr) {
+      if (entry.track != nullptr) {
+        at.fail("a discarded entry (accepted 0) carries no track (" + req(entry.request) + ")");
+      }
+      continue;
+    }
     if (entry.accepted < 1 || entry.accepted > T) {
       at.fail("accepted length " + std::to_string(entry.accepted) + " outside 1.." +
-              std::to_string(T) + " (" + req(entry.request) + ")");
+              std::to_string(T) + " (" + req(entry.request) + ")" +
+              (entry.accepted == 0 ? "; only an overlap trace (header overlap 1) has discarded "
+                                     "entries"
+                                   : ""));
     }
     if (entry.tree != nullptr) check_tree(*entry.tree, entry.accepted, entry.request, at);
     if (entry.track != nullptr) {
@@ -271,6 +284,7 @@ void ScheduleTracker::apply_step(const std::vector<StepEntry>& batch, int32_t pa
   }
   for (const StepEntry& entry : batch) {
     requests_[entry.request].length += entry.accepted;
+    if (entry.accepted == 0) requests_[entry.request].discarded_line = at.line;
     if (entry.track != nullptr) store_snapshot(*entry.track);
   }
 }

@@ -23,6 +23,7 @@ struct RequestInfo {
   int64_t length = 0;        // tokens in the live state: prefix + extends + accepted
   long first_line = 0;       // the request's first extend
   long status_line = 0;      // the event that set `status` (first extend, resume, retract, finish)
+  long discarded_line = 0;   // overlap: its entry in this step was discarded; it can only finish
 };
 
 struct RowUse {

@@ -27,7 +27,11 @@ struct Counter {
     for (const VerifyEntry& e : v.batch) {
       s.verified_tokens += e.tree ? e.tree->nodes() : s.header.tokens_per_verify();
       s.accepted_tokens += e.accepted;
-      ++s.acceptance[size_t(e.accepted - 1)];
+      if (e.accepted == 0) {
+        ++s.discarded;
+      } else {
+        ++s.acceptance[size_t(e.accepted - 1)];
+      }
       s.snapshots += e.track.has_value();
     }
   }
@@ -125,6 +129,7 @@ std::string format_summary(const TraceSummary& s) {
                  percent(count, entries) + ")";
   }
   line("accepted", histogram);
+  if (h.overlap) line("overlap", "steps prepared before the previous one's results; " + n(s.discarded) + " discarded entries");
   line("rows", "peak " + n(s.peak_rows_in_use) + " of " + n(h.pool_rows) +
                    " in use (working + snapshot), peak " + n(s.peak_running) + " running requests");
   line("snapshots", n(s.snapshots) + " track writes");

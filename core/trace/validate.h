@@ -23,6 +23,7 @@ struct TraceSummary {
   int64_t accepted_tokens = 0;      // sum of accepted lengths a
   int64_t decode_tokens = 0;        // one per request per decode
   std::vector<int64_t> acceptance;  // [T]: acceptance[a-1] = verify entries with length a
+  int64_t discarded = 0;            // verify entries with a = 0 (overlap traces)
   int64_t snapshots = 0;            // track writes
   int64_t padding_rows = 0;         // CUDA-graph padding, summed over steps
   int64_t max_batch = 0;            // largest verify/decode batch (without padding)

@@ -17,7 +17,7 @@ from ._rules import (FORMAT_VERSION, GEOMETRY_FIELDS, MAX_LENGTH, MAX_ROWS, MAX_
 
 INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
 HEADER_KEYS = ("specstate_trace", "preset", "geometry", "tp", "ssm_dtype", "draft_tokens",
-               "pool_rows", "max_requests", "page_size", "seed", "tree_nodes")
+               "pool_rows", "max_requests", "page_size", "seed", "tree_nodes", "overlap")
 GEOMETRY_KEYS = tuple(name for name, _, _ in GEOMETRY_FIELDS)
 SSM_DTYPE_ALIASES = {"fp32": "f32", "float32": "f32", "bfloat16": "bf16"}  # writer convenience
 
@@ -68,8 +68,17 @@ def parse_header(obj):
             raise ValueError(f"field 'tree_nodes' in header needs format version 2 (this header "
                              f"says {int(version)})")
         header["tree_nodes"] = f.integer("tree_nodes", 1, MAX_TREE_NODES)
+    if "overlap" in obj:
+        if version < 2:
+            raise ValueError(f"field 'overlap' in header needs format version 2 (this header "
+                             f"says {int(version)})")
+        if f.integer("overlap", 0, 1) == 1:
+            if "tree_nodes" in header:
+                raise ValueError("a header gives 'overlap' or 'tree_nodes', not both (overlap "
+                                 "scheduling of draft trees is not modelled)")
+            header["overlap"] = 1
     # The lowest version that expresses the header (core/trace/events.h lowest_version).
-    if geometry or "tree_nodes" in header:
+    if geometry or "tree_nodes" in header or "overlap" in header:
         header = {"specstate_trace": 2, **{k: v for k, v in header.items() if k != "specstate_trace"}}
     if geometry:
         _check_geometry(geometry, tp)
@@ -101,15 +110,18 @@ def _check_geometry(g, tp):
 
 
 def make_header(preset=None, draft_tokens=None, pool_rows=None, max_requests=None, page_size=0,
-                tp=1, ssm_dtype="f32", seed=0, geometry=None, tree_nodes=0):
+                tp=1, ssm_dtype="f32", seed=0, geometry=None, tree_nodes=0, overlap=False):
     """The header object, checked; raises ValueError with the C++ reader's message. `geometry`
-    (a dict of layers, H, HV, K, V, conv_dim, W: one rank's heads) instead of `preset`, or
-    `tree_nodes` > 0 (verifies may run draft trees of that many nodes), writes format
-    version 2."""
+    (a dict of layers, H, HV, K, V, conv_dim, W: one rank's heads) instead of `preset`,
+    `tree_nodes` > 0 (verifies may run draft trees of that many nodes), or `overlap` (every step
+    prepared before the previous step's results reached the host; verify entries may be
+    discarded, accepted 0) writes format version 2."""
     dtype = SSM_DTYPE_ALIASES.get(ssm_dtype, ssm_dtype) if isinstance(ssm_dtype, str) else ssm_dtype
     model = {key: value for key, value in (("preset", preset), ("geometry", geometry))
              if value is not None}
     trees = {} if tree_nodes in (0, None) else {"tree_nodes": tree_nodes}
+    if overlap:
+        trees["overlap"] = 1
     v2 = geometry is not None or bool(trees)
     return parse_header({"specstate_trace": 2 if v2 else 1, **model, "tp": tp,
                          "ssm_dtype": dtype, "draft_tokens": draft_tokens,
@@ -238,12 +250,14 @@ def tree_error(parents, path, accepted, max_nodes, T):
 # ---- the schedule (core/trace/tracker.cpp) -----------------------------------------------------
 
 class _Request:
-    __slots__ = ("status", "req_row", "working_row", "length", "first_line", "status_line")
+    __slots__ = ("status", "req_row", "working_row", "length", "first_line", "status_line",
+                 "discarded_line")
 
     def __init__(self, req_row, working_row, length, line):
         self.status = RUNNING
         self.req_row, self.working_row, self.length = req_row, working_row, length
         self.first_line = self.status_line = line
+        self.discarded_line = 0  # overlap: its entry of this step was discarded
 
 
 class TraceState:
@@ -322,6 +336,10 @@ class TraceState:
         if r.status == RETRACTED:
             raise ValueError(f"request {request} is not running: retracted at line "
                              f"{r.status_line} and not resumed")
+        if r.discarded_line:
+            raise ValueError(f"request {request}: its entry at line {r.discarded_line} was "
+                             f"discarded (accepted 0), so the next event naming it must be its "
+                             f"finish")
         return r
 
     def _row_range(self, field, row):
@@ -434,12 +452,12 @@ class TraceState:
         return event, commit
 
     def _verify(self, e, line):
-        return self._step_event(e, self.T)
+        return self._step_event(e, self.T, line)
 
     def _decode(self, e, line):
-        return self._step_event(e, self.T)
+        return self._step_event(e, self.T, line)
 
-    def _step_event(self, e, T):
+    def _step_event(self, e, T, line):
         batch = e["batch"]
         if not batch:
             raise ValueError("a step with an empty batch")
@@ -451,8 +469,16 @@ class TraceState:
             seen.add(request)
             r = self._running(request)
             accepted = entry.get("accepted", 1)  # a decode accepts its one token
+            if accepted == 0 and self.header.get("overlap") and "tree" not in entry:
+                if "track" in entry:
+                    raise ValueError(f"a discarded entry (accepted 0) carries no track "
+                                     f"(request {request})")
+                continue
             if not 1 <= accepted <= T:
-                raise ValueError(f"accepted length {accepted} outside 1..{T} (request {request})")
+                hint = ("; only an overlap trace (header overlap 1) has discarded entries"
+                        if accepted == 0 else "")
+                raise ValueError(f"accepted length {accepted} outside 1..{T} "
+                                 f"(request {request}){hint}")
             if "tree" in entry:
                 self._check_tree(entry["tree"], accepted, request)
             if "track" in entry:
@@ -464,6 +490,8 @@ class TraceState:
         def commit():
             for entry in batch:
                 self._requests[entry["request"]].length += entry.get("accepted", 1)
+                if entry.get("accepted", 1) == 0:
+                    self._requests[entry["request"]].discarded_line = line
                 if "track" in entry:
                     self._cache[entry["track"]["row"]] = entry["track"]["length"]
         return e, commit

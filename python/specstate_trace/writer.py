@@ -64,7 +64,7 @@ class TraceWriter:
     """
 
     def __init__(self, file, *, preset=None, draft_tokens, pool_rows, max_requests, page_size=0,
-                 tp=1, ssm_dtype="f32", seed=0, geometry=None, tree_nodes=0):
+                 tp=1, ssm_dtype="f32", seed=0, geometry=None, tree_nodes=0, overlap=False):
         label = os.fspath(file) if isinstance(file, (str, os.PathLike)) else getattr(file, "name",
                                                                                        "<stream>")
         self._label = os.fsdecode(label) if isinstance(label, (str, bytes)) else "<stream>"
@@ -72,7 +72,7 @@ class TraceWriter:
             self.header = make_header(preset=preset, draft_tokens=draft_tokens,
                                       pool_rows=pool_rows, max_requests=max_requests,
                                       page_size=page_size, tp=tp, ssm_dtype=ssm_dtype, seed=seed,
-                                      geometry=geometry, tree_nodes=tree_nodes)
+                                      geometry=geometry, tree_nodes=tree_nodes, overlap=overlap)
         except ValueError as e:
             raise TraceError(self._label, 1, str(e)) from None
         self.state = TraceState(self.header)
@@ -133,7 +133,9 @@ class TraceWriter:
         {"request", "accepted", "track"?, "tree"?}; accepted in 1..T (bonus included). A tree
         (format version 2, a writer made with tree_nodes) is {"parents": [...], "path": [...]}:
         the parent of each node (-1 for the root, node 0) and the accepted path from the root;
-        accepted is the path's length. `padding`: CUDA-graph padding rows in the batch.
+        accepted is the path's length. A writer made with overlap=True (format version 2) may
+        write accepted 0: a discarded entry (the step ran for a request that had already
+        finished; its next event must be its finish). `padding`: CUDA-graph padding rows.
         """
         self._ensure_open()
         self._record({"event": "verify",

@@ -128,7 +128,7 @@ def test_check_command_reports_file_and_line(tmp_path):
     out = subprocess.run([sys.executable, "-m", "specstate_trace", "check", str(path)],
                          capture_output=True, text=True, env=env, timeout=60)
     assert out.returncode == 2
-    assert f"{path}:4: accepted length 0 outside 1..4 (request 5)" in out.stderr
+    assert f"{path}:4: accepted length 0 outside 1..4 (request 5); only an overlap trace (header overlap 1) has discarded entries" in out.stderr
 
 
 # ---- against the C++ CLI -------------------------------------------------------------------
@@ -227,6 +227,41 @@ def test_draft_trees_write_version_2_and_replay_across_strategies(tmp_path, spec
     assert out.returncode == 0, out.stdout + out.stderr
     assert "AGREE: 5 lanes" in out.stdout
     assert "the window strategy does not run trees" in out.stdout
+
+
+def test_overlap_writes_version_2_with_discarded_entries_and_replays(tmp_path, specstate_replay):
+    """A writer made with overlap=True writes format version 2 and may discard an entry
+    (accepted 0); the request's next event must be its finish, as the C++ reader says. The
+    trace replays through every strategy, synchronously and with overlap."""
+    path = tmp_path / "overlap.trace"
+    with TraceWriter(path, preset="tiny", draft_tokens=3, pool_rows=8, max_requests=4,
+                     seed=7, overlap=True) as w:
+        w.extend(5, 12, req_row=0, working_row=1)
+        w.extend(6, 9, req_row=1, working_row=2)
+        w.verify([(5, 2), (6, 4)])
+        w.verify([(6, 1), (5, 0)])
+        with pytest.raises(ValueError, match=r":6: request 5: its entry at line 5 was discarded "
+                                              r"\(accepted 0\), so the next event naming it "
+                                              r"must be its finish"):
+            w.verify([(5, 1)])
+        w.finish(5)
+        w.verify([(6, 3)])
+        w.finish(6)
+    lines = path.read_text().splitlines()
+    assert json.loads(lines[0])["specstate_trace"] == 2
+    assert json.loads(lines[0])["overlap"] == 1
+    assert json.loads(lines[4])["batch"][1] == {"request": 5, "accepted": 0}
+    out = specstate_replay(path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "AGREE: 12 lanes" in out.stdout
+
+
+def test_accepted_zero_needs_an_overlap_writer(tmp_path):
+    with TraceWriter(tmp_path / "t.trace", preset="tiny", draft_tokens=3, pool_rows=8,
+                     max_requests=4) as w:
+        w.extend(5, 12, req_row=0, working_row=1)
+        with pytest.raises(ValueError, match="only an overlap trace"):
+            w.verify([(5, 0)])
 
 
 def test_validate_rejects_a_broken_trace(tmp_path, specstate_validate):

@@ -39,7 +39,7 @@ def retracted(w):
 # line the event would have been)
 CASES = {
     "accepted 0": (base, lambda w: w.verify([(5, 0)]),
-                   [":4: accepted length 0 outside 1..4 (request 5)"]),
+                   [":4: accepted length 0 outside 1..4 (request 5); only an overlap trace (header overlap 1) has discarded entries"]),
     "accepted T+1": (base, lambda w: w.verify([(6, 1), (5, 5)]),
                      [":4: accepted length 5 outside 1..4 (request 5)"]),
     "accepted bool": (base, lambda w: w.verify([(5, True)]),

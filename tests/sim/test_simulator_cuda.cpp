@@ -39,6 +39,30 @@ TEST_F(SimulatorCuda, GeneratedTracesAgreeAcrossBackendsAndStrategies) {
   }
 }
 
+// Overlap traces (discarded entries, reordered batches) on both backends, each strategy
+// scheduled synchronously and with overlap: guarded variants resolved by the device's counts
+// (the CUDA kernels read the table themselves) give the CPU's bytes and the synchronous lanes'.
+TEST_F(SimulatorCuda, OverlapTracesAgreeAcrossBackendsSchedulesAndStrategies) {
+  for (uint64_t seed = 1; seed <= 4; ++seed) {
+    GeneratorOptions g;
+    g.seed = seed;
+    g.requests = 24;
+    g.steps = 150;
+    g.overlap = true;
+    g.ssm_dtype = seed % 2 ? SsmDtype::kF32 : SsmDtype::kBF16;
+    g.draft_tokens = 1 + int32_t(seed % 4);
+    SimOptions o;
+    for (const char* backend : {"cpu", "cuda"}) {
+      for (Schedule schedule : {Schedule::kSynchronous, Schedule::kOverlap}) {
+        for (StrategyKind k : all_strategies())
+          o.lanes.push_back({backend, k, Fault::kNone, schedule});
+      }
+    }
+    const ReplayReport r = replay(generate_trace(g), o);
+    ASSERT_TRUE(r.agree) << "seed " << seed << "\n" << r.divergence->message();
+  }
+}
+
 // Draft trees on both backends: every strategy that runs trees, CPU and CUDA lanes.
 TEST_F(SimulatorCuda, GeneratedTreeTracesAgreeAcrossBackendsAndStrategies) {
   for (uint64_t seed = 1; seed <= 4; ++seed) {

@@ -73,7 +73,8 @@ TEST(TraceReader, HeaderFields) {
           R"({"specstate_trace": 1, "preset": "tiny", "tp": 1, "ssm_dtype": "f32", "draft_tokens": 3, "pool_rows": 8, "max_requests": 4, "page_size": 16, "seed": 1, "colour": "red"})"
           "\n"),
       "t.jsonl:1: unknown field 'colour' in header (expected specstate_trace, preset, geometry, "
-      "tp, ssm_dtype, draft_tokens, pool_rows, max_requests, page_size, seed, tree_nodes)");
+      "tp, ssm_dtype, draft_tokens, pool_rows, max_requests, page_size, seed, tree_nodes, "
+            "overlap)");
 }
 
 TEST(TraceReader, SecondHeader) {

@@ -167,7 +167,8 @@ TEST(TraceValidator, TrackRowWrittenTwice) {
 TEST(TraceValidator, AcceptedOutsideOneToT) {
   EXPECT_EQ(
       event_error({kStart5, R"({"event": "verify", "batch": [{"request": 5, "accepted": 0}]})"}),
-      "t.jsonl:3: accepted length 0 outside 1..4 (request 5)");
+      "t.jsonl:3: accepted length 0 outside 1..4 (request 5); only an overlap trace (header "
+      "overlap 1) has discarded entries");
   EXPECT_EQ(
       event_error({kStart5, R"({"event": "verify", "batch": [{"request": 5, "accepted": 5}]})"}),
       "t.jsonl:3: accepted length 5 outside 1..4 (request 5)");
