@@ -396,6 +396,7 @@ class Dumper {
         return;
     }
     const LiveState& live = policy_.live(request_);
+    if (live.discarded) return;  // its step's results were thrown away; it finishes next
     if (live.retracted) {
       const auto saved = swap_.saved.find(request_);
       if (saved == swap_.saved.end()) return mismatch("the lane saved no state at the retract");
@@ -503,8 +504,10 @@ class Dumper {
       before = &want.states.back();
     }
     if (track) want.snapshots[track->row] = want.states[track->length - length - 1];
-    current_ = want.states[accepted - 1];
-    current_index_ = first + accepted - 1;
+    if (accepted > 0) {  // a discarded entry (overlap traces) leaves the state as it was
+      current_ = want.states[accepted - 1];
+      current_index_ = first + accepted - 1;
+    }
     return want;
   }
 

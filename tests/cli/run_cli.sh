@@ -194,6 +194,31 @@ PY
           "$bin" dump t.jsonl --request "$request" -o d
         [ ! -e d ] || { echo "FAIL: a refused dump wrote d"; exit 1; }
         ;;
+  overlap)
+        expect 0 '^wrote o\.jsonl' -- "$bin" generate --preset tiny --requests 12 --steps 120 \
+          --seed 3 --overlap -o o.jsonl
+        grep -q '"specstate_trace":2,.*"overlap":1}' o.jsonl || { echo "FAIL: header"; exit 1; }
+        grep -q '"accepted":0}' o.jsonl || { echo "FAIL: no discarded entry"; exit 1; }
+        expect 0 'discarded entries' -- "$bin" validate o.jsonl
+        expect 0 '^AGREE: 12 lanes' -- "$bin" replay o.jsonl
+        expect 0 'cpu/ring@overlap' -- "$bin" replay o.jsonl
+        expect 0 '^AGREE: 6 lanes' -- "$bin" replay o.jsonl --schedule sync
+        expect 0 '^AGREE: 6 lanes' -- "$bin" replay o.jsonl --schedule overlap
+        expect 1 'DIVERGENCE at o\.jsonl:[0-9]+: ' -- "$bin" replay o.jsonl --inject advanced-length
+        expect 2 '^--inject counts-reordered concerns only .* with overlap scheduling' -- \
+          "$bin" replay o.jsonl --schedule sync --inject counts-reordered
+        expect 2 "^--schedule must be trace, sync, overlap or both, got 'async'" -- \
+          "$bin" replay o.jsonl --schedule async
+        request=$(grep -m1 -o '"request":[0-9]*,"accepted":0' o.jsonl | grep -o '[0-9]*' | head -1)
+        expect 0 "^dumped request $request of o\.jsonl" -- "$bin" dump o.jsonl --request "$request" -o d
+        expect 0 '^wrote t\.jsonl' -- "$bin" generate --preset tiny --requests 4 --steps 20 \
+          --seed 3 --tree 2,2 -o t.jsonl
+        expect 2 '^t\.jsonl:1: overlap scheduling of draft trees is not modelled' -- \
+          "$bin" replay t.jsonl --schedule overlap
+        expect 2 '^--overlap with --tree: overlap scheduling of draft trees is not modelled' -- \
+          "$bin" generate --preset tiny --requests 2 --steps 4 --seed 1 --overlap --tree 2 -o u.jsonl
+        [ ! -e u.jsonl ] || { echo "FAIL: a refused generate wrote u.jsonl"; exit 1; }
+        ;;
   ring-options)
         printf '%s\n' '{"specstate_trace": 1, "preset": "tiny", "tp": 1, "ssm_dtype": "f32", "draft_tokens": 15, "pool_rows": 4, "max_requests": 2, "page_size": 0, "seed": 1}' \
           '{"event": "extend", "request": 1, "req_row": 0, "working_row": 0, "tokens": 4}' > t16.jsonl
