@@ -444,7 +444,7 @@ class Dumper {
     RowBytes before = start;
     for (int32_t b = 0; b < e.tokens; b += kRecordRows) {
       const int32_t end = std::min(e.tokens, b + kRecordRows);
-      PrefillTask task{{request_, length, end}, from_zero, StateLoc::at(0), {}};
+      PrefillTask task{{request_, length, end}, from_zero, StateLoc::at(0), {}, {}};
       for (int32_t j = b; j < end; ++j)
         task.writes.push_back({j + 1, 1 + j - b});
       rec_->prefill(std::span(&task, 1));

@@ -420,8 +420,9 @@ void CudaBackend::do_write_state(int32_t row, const RowBytes& state) {
 void CudaBackend::do_set_accepted(std::span<const AcceptedCount> counts) {
   if (counts.empty()) return;
   accept_jobs_.resize_discard(counts.size());
-  CUDA_CHECK(cudaMemcpyAsync(accept_jobs_.data(), counts.data(), counts.size() * sizeof(AcceptedCount),
-                             cudaMemcpyHostToDevice, stream_));
+  CUDA_CHECK(cudaMemcpyAsync(accept_jobs_.data(), counts.data(),
+                             counts.size() * sizeof(AcceptedCount), cudaMemcpyHostToDevice,
+                             stream_));
   launch_set_accepted(accepted_.data(), accept_jobs_.data(), int32_t(counts.size()), stream_);
 }
 

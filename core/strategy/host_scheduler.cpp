@@ -139,7 +139,9 @@ Plan HostScheduler::everywhere(uint64_t request, bool finishes, Op&& op) {
       part = op(v, /*variant=*/true);
     } catch (const InputError& e) {
       SPECSTATE_ASSERT(false, (std::string("an overlap variant refuses what the synchronous "
-                                           "table accepts: ") + e.what()).c_str());
+                                           "table accepts: ") +
+                               e.what())
+                                  .c_str());
     }
     append_selected(plan, std::move(part), [&](uint64_t r) { return variant_guard(r, i); });
   }
@@ -211,23 +213,13 @@ PoolPolicy HostScheduler::resolved(std::span<const VerifyOp> next_batch, bool ne
   return base;
 }
 
-Plan HostScheduler::step(std::span<const VerifyOp> batch, int32_t padding, bool decode) {
-  Plan truth_plan = decode ? truth_.decode(batch, padding) : truth_.verify(batch, padding);
-  batch_tasks_.clear();
-  if (!overlap()) {
-    for (size_t k = 0; k < batch.size(); ++k)
-      batch_tasks_.push_back(int32_t(k));
-    return truth_plan;
-  }
-  const StrategyLayout& l = layout();
-  const int32_t T = l.config.tokens_per_verify;
-  const int32_t most = decode ? 1 : T;
-
-  // 1. Everything before the step's own acceptance, once per variant of the in-flight counts:
-  //    the task of each request reads what its variant's count left.
-  Plan before, after_verify;
-  VerifyCall verify;
-  std::vector<Guard> task_guards;  // per task of `verify`
+// The parts of a step before its own acceptance, planned on every variant of the in-flight
+// counts: the task of each request reads what its variant's count left.
+HostScheduler::Prepared HostScheduler::prepare(std::span<const VerifyOp> batch, int32_t padding,
+                                               bool decode) {
+  const int32_t most = decode ? 1 : layout().config.tokens_per_verify;
+  Prepared out;
+  out.verify.padding_rows = padding;
   VerifyCall padding_tasks;
   for (size_t i = 0; i < variants_.size(); ++i) {
     PoolPolicy copy = variants_[i];
@@ -236,7 +228,7 @@ Plan HostScheduler::step(std::span<const VerifyOp> batch, int32_t padding, bool 
       if (copy.live(op.request).discarded) continue;  // not the device's variant for it
       VerifyOp prepared = op;
       prepared.accepted = most;  // what the task reads and writes does not depend on its count
-      if (op.snapshot) {
+      if (op.snapshot) {         // inside the step only for the length this variant gives
         const int64_t index = op.snapshot->length - copy.live(op.request).length - 1;
         if (index < 0 || index >= most) prepared.snapshot.reset();
       }
@@ -247,77 +239,86 @@ Plan HostScheduler::step(std::span<const VerifyOp> batch, int32_t padding, bool 
       parts = decode ? copy.decode_parts(ops, padding) : copy.verify_parts(ops, padding);
     } catch (const InputError& e) {
       SPECSTATE_ASSERT(false, (std::string("an overlap variant refuses what the synchronous "
-                                           "table accepts: ") + e.what()).c_str());
+                                           "table accepts: ") +
+                               e.what())
+                                  .c_str());
     }
     auto guard = [&](uint64_t r) -> std::optional<Guard> {
-      if (r == kPaddingRequest) return std::nullopt;  // kept once, below
+      if (r == kPaddingRequest) return std::nullopt;  // kept once, after the entries
       return variant_guard(r, i);
     };
-    append_selected(before, std::move(parts.before_verify), guard);
-    append_selected(after_verify, std::move(parts.after_verify), guard);
-    verify.mode = parts.verify.mode;
+    append_selected(out.before_verify, std::move(parts.before_verify), guard);
+    append_selected(out.after_verify, std::move(parts.after_verify), guard);
+    out.verify.mode = parts.verify.mode;
     for (size_t t = 0; t < parts.verify.tasks.size(); ++t) {
       const uint64_t r = parts.verify.requests[t];
-      if (r == kPaddingRequest) {
-        if (i == 0) padding_tasks.add(parts.verify.tasks[t], r);
-        continue;
-      }
+      if (r == kPaddingRequest && i == 0) padding_tasks.add(parts.verify.tasks[t], r);
       const std::optional<Guard> g = guard(r);
       if (!g) continue;
       VerifyTask task = parts.verify.tasks[t];
       task.guard = *g;
-      verify.add(task, r);
+      out.verify.add(task, r);
     }
   }
+  if (fault_ == Fault::kDiscardedCountRead) read_counts_of_new_requests(out.verify);
+  if (fault_ == Fault::kPaddingParkedSlots && !padding_tasks.tasks.empty())
+    park_padding(batch, decode, out.verify.mode, padding_tasks.tasks.front());
+  for (size_t t = 0; t < padding_tasks.tasks.size(); ++t)
+    out.verify.add(padding_tasks.tasks[t], kPaddingRequest);
+  return out;
+}
 
+void HostScheduler::read_counts_of_new_requests(VerifyCall& verify) const {
   // FAULT discarded-count-read (vLLM #51508): the live row of a request with no step in flight is
   // resolved on the device too, as rows[count - 1] of its request row, from a count the row's
   // previous occupant left: 0 after its discarded step, and index -1 is the last draft row.
-  if (fault_ == Fault::kDiscardedCountRead) {
-    VerifyCall expanded{verify.mode, {}, {}, 0};
-    for (size_t t = 0; t < verify.tasks.size(); ++t) {
-      const uint64_t r = verify.requests[t];
-      const LiveState& s = truth_.live(r);
-      const auto pub = published_.find(s.req_row);
-      if (!verify.tasks[t].guard.is_none() || pub == published_.end() || pub->second.first == r) {
-        expanded.add(verify.tasks[t], r);
-        continue;
-      }
-      for (int32_t c = 0; c <= T; ++c) {
-        VerifyTask task = verify.tasks[t];
-        task.from = StateLoc::at(inline_row(l, s, c - 1));
-        task.guard = {s.req_row, c};
-        expanded.add(task, r);
-      }
+  VerifyCall expanded{verify.mode, {}, {}, verify.padding_rows};
+  for (size_t t = 0; t < verify.tasks.size(); ++t) {
+    const uint64_t r = verify.requests[t];
+    const LiveState& s = truth_.live(r);
+    const auto pub = published_.find(s.req_row);
+    if (!verify.tasks[t].guard.is_none() || pub == published_.end() || pub->second.first == r) {
+      expanded.add(verify.tasks[t], r);
+      continue;
     }
-    verify = std::move(expanded);
+    for (int32_t c = 0; c <= layout().config.tokens_per_verify; ++c) {
+      VerifyTask task = verify.tasks[t];
+      task.from = StateLoc::at(inline_row(layout(), s, c - 1));
+      task.guard = {s.req_row, c};
+      expanded.add(task, r);
+    }
   }
+  verify = std::move(expanded);
+}
 
+void HostScheduler::park_padding(std::span<const VerifyOp> batch, bool decode, VerifyMode mode,
+                                 VerifyTask& pad) const {
   // FAULT padding-parked-slots (TRT-LLM #13151): the graph's padding dummies are given the slot
   // of a request the overlap scheduler parked (in the step still in flight, not in this one),
   // which looks free because its request is not in the batch.
-  if (fault_ == Fault::kPaddingParkedSlots && padding > 0 && in_flight_) {
-    for (const VerifyOp& op : in_flight_->ops) {
-      const bool parked = std::none_of(batch.begin(), batch.end(),
-                                       [&](const VerifyOp& b) { return b.request == op.request; });
-      if (!parked || !truth_.has(op.request) || truth_.live(op.request).retracted ||
-          truth_.live(op.request).discarded)
-        continue;
-      const LiveState& s = truth_.live(op.request);
-      VerifyTask& pad = padding_tasks.tasks.front();
-      pad.tokens = {kPaddingRequest, 0, decode ? 1 : T};
-      pad.from = StateLoc::at(s.working_row);
-      pad.out_rows[0] = s.working_row;
-      if (verify.mode == VerifyMode::kPayload) pad.payload_slot = l.payload_slot(s.req_row, 0);
-      break;
-    }
+  if (!in_flight_) return;
+  for (const VerifyOp& op : in_flight_->ops) {
+    const bool parked = std::none_of(batch.begin(), batch.end(),
+                                     [&](const VerifyOp& b) { return b.request == op.request; });
+    if (!parked || !truth_.has(op.request)) continue;
+    const LiveState& s = truth_.live(op.request);
+    if (s.retracted || s.discarded) continue;
+    pad.tokens = {kPaddingRequest, 0, decode ? 1 : layout().config.tokens_per_verify};
+    pad.from = StateLoc::at(s.working_row);
+    pad.out_rows[0] = s.working_row;
+    if (mode == VerifyMode::kPayload) pad.payload_slot = layout().payload_slot(s.req_row, 0);
+    return;
   }
+}
 
-  // Which task of each entry the device runs: its guard passes the count the device holds.
+// For each entry, the task of it the device runs: its guard passes the count the device holds.
+std::vector<int32_t> HostScheduler::running_tasks(std::span<const VerifyOp> batch,
+                                                  const VerifyCall& verify) const {
   auto device_count = [&](int32_t req_row) {
     const auto it = published_.find(req_row);
     return it == published_.end() ? 0 : it->second.second;
   };
+  std::vector<int32_t> tasks;
   for (const VerifyOp& op : batch) {
     int32_t index = -1;
     for (size_t t = 0; t < verify.tasks.size() && index < 0; ++t) {
@@ -326,11 +327,45 @@ Plan HostScheduler::step(std::span<const VerifyOp> batch, int32_t padding, bool 
         index = int32_t(t);
     }
     SPECSTATE_ASSERT(index >= 0, "the device runs one task of every entry");
-    batch_tasks_.push_back(index);
+    tasks.push_back(index);
   }
-  for (size_t t = 0; t < padding_tasks.tasks.size(); ++t)
-    verify.add(padding_tasks.tasks[t], kPaddingRequest);
-  verify.padding_rows = padding;
+  return tasks;
+}
+
+void HostScheduler::hold_discarded_writes(std::span<const VerifyOp> batch, VerifyCall& verify) {
+  // FAULT inflight-write-after-reuse (vLLM #45096): the writes of a discarded entry (its request
+  // finished at the previous step) are still in flight when the host frees its rows; they land
+  // with the next step. A task that writes nothing keeps the entry's place in the call.
+  VerifyCall kept{verify.mode, {}, {}, verify.padding_rows};
+  late_writes_ = VerifyCall{verify.mode, {}, {}, 0};
+  for (size_t t = 0; t < verify.tasks.size(); ++t) {
+    const uint64_t r = verify.requests[t];
+    const bool discarded = std::any_of(batch.begin(), batch.end(), [&](const VerifyOp& o) {
+      return o.request == r && o.accepted == 0;
+    });
+    if (!discarded) {
+      kept.add(verify.tasks[t], r);
+      continue;
+    }
+    late_writes_.add(verify.tasks[t], r);
+    VerifyTask nothing;
+    nothing.tokens = verify.tasks[t].tokens;
+    kept.add(nothing, r);
+  }
+  verify = std::move(kept);
+}
+
+Plan HostScheduler::step(std::span<const VerifyOp> batch, int32_t padding, bool decode) {
+  Plan truth_plan = decode ? truth_.decode(batch, padding) : truth_.verify(batch, padding);
+  batch_tasks_.clear();
+  if (!overlap()) {
+    for (size_t k = 0; k < batch.size(); ++k)
+      batch_tasks_.push_back(int32_t(k));
+    return truth_plan;
+  }
+  // 1. Everything before the step's own acceptance, on every variant.
+  Prepared prepared = prepare(batch, padding, decode);
+  batch_tasks_ = running_tasks(batch, prepared.verify);
 
   // 2. The host applies the in-flight step's counts now that this step is prepared.
   PoolPolicy base = resolved(batch, decode);
@@ -344,14 +379,14 @@ Plan HostScheduler::step(std::span<const VerifyOp> batch, int32_t padding, bool 
 
   // 3. What depends on this step's own counts, once per count, guarded on the count the step
   //    publishes; the same runs give the host's table for each count. These calls read only the
-  //    rows and slots this step wrote, never the in-flight step's results.
-  const std::vector<int32_t> counts =
-      decode ? std::vector<int32_t>{1} : [&] {
-        std::vector<int32_t> c;
-        for (int32_t w = 0; w <= T; ++w)
-          c.push_back(w);
-        return c;
-      }();
+  //    rows and slots this step wrote (commits), never the in-flight step's results, so they are
+  //    planned on the resolved table.
+  std::vector<int32_t> counts = {1};  // a decode accepts its one token
+  if (!decode) {
+    counts.clear();
+    for (int32_t w = 0; w <= layout().config.tokens_per_verify; ++w)
+      counts.push_back(w);
+  }
   Plan after_accept;
   std::vector<PoolPolicy> next;
   for (int32_t w : counts) {
@@ -359,7 +394,7 @@ Plan HostScheduler::step(std::span<const VerifyOp> batch, int32_t padding, bool 
     std::vector<VerifyOp> ops(batch.begin(), batch.end());
     for (VerifyOp& op : ops) {
       op.accepted = w;
-      op.snapshot.reset();
+      op.snapshot.reset();  // snapshots were planned before the acceptance
     }
     PoolPolicy::StepPlans parts =
         decode ? copy.decode_parts(ops, padding) : copy.verify_parts(ops, padding);
@@ -370,37 +405,24 @@ Plan HostScheduler::step(std::span<const VerifyOp> batch, int32_t padding, bool 
   }
 
   Plan plan;
-  // FAULT inflight-write-after-reuse: the in-flight step's writes for requests that finished
-  // meanwhile land now, after the host gave their rows away.
+  // FAULT inflight-write-after-reuse: the previous step's held writes land now.
   if (!late_writes_.tasks.empty()) plan.push_back(std::exchange(late_writes_, {}));
-  if (fault_ == Fault::kInflightWriteAfterReuse) {
-    // FAULT inflight-write-after-reuse (vLLM #45096): the writes of a discarded entry (its request
-    // finished at the previous step) are still in flight when the host frees its rows.
-    VerifyCall kept{verify.mode, {}, {}, verify.padding_rows};
-    late_writes_ = VerifyCall{verify.mode, {}, {}, 0};
-    for (size_t t = 0; t < verify.tasks.size(); ++t) {
-      const auto op = std::find_if(batch.begin(), batch.end(),
-                                   [&](const VerifyOp& o) { return o.request == verify.requests[t]; });
-      const bool discarded = op != batch.end() && op->accepted == 0;
-      (discarded ? late_writes_ : kept).add(verify.tasks[t], verify.requests[t]);
-      if (discarded) kept.add(VerifyTask{.tokens = verify.tasks[t].tokens}, verify.requests[t]);
-    }
-    verify = std::move(kept);
-  }
-  std::move(before.begin(), before.end(), std::back_inserter(plan));
+  if (fault_ == Fault::kInflightWriteAfterReuse) hold_discarded_writes(batch, prepared.verify);
+  auto append = [&](Plan& part) { std::move(part.begin(), part.end(), std::back_inserter(plan)); };
+  append(prepared.before_verify);
   // FAULT snapshot-before-write (SGLang #24221): the snapshot copies, prepared with the step, are
   // enqueued ahead of the forward pass that writes what they copy.
   const bool early_snapshots = fault_ == Fault::kSnapshotBeforeWrite;
-  if (early_snapshots) std::move(after_verify.begin(), after_verify.end(), std::back_inserter(plan));
-  plan.push_back(std::move(verify));
-  if (!early_snapshots) std::move(after_verify.begin(), after_verify.end(), std::back_inserter(plan));
+  if (early_snapshots) append(prepared.after_verify);
+  plan.push_back(std::move(prepared.verify));
+  if (!early_snapshots) append(prepared.after_verify);
   plan.push_back(std::move(accept));
-  std::move(after_accept.begin(), after_accept.end(), std::back_inserter(plan));
+  append(after_accept);
 
   for (const VerifyOp& op : batch)
     published_[req_rows.at(op.request)] = {op.request, op.accepted};
   in_flight_ = InFlight{{batch.begin(), batch.end()}, decode, std::move(req_rows)};
-  counts_ = counts;
+  counts_ = std::move(counts);
   variants_ = std::move(next);
   return plan;
 }

@@ -65,8 +65,23 @@ class HostScheduler {
     std::map<uint64_t, int32_t> req_rows;  // request -> the request row its count was written to
   };
 
+  // A step's calls before its own acceptance, merged over the variants.
+  struct Prepared {
+    Plan before_verify;
+    VerifyCall verify;  // the entries' tasks of every variant, then the padding task
+    Plan after_verify;
+  };
+
   bool overlap() const { return schedule_ == Schedule::kOverlap; }
   Plan step(std::span<const VerifyOp> batch, int32_t padding, bool decode);
+  Prepared prepare(std::span<const VerifyOp> batch, int32_t padding, bool decode);
+  std::vector<int32_t> running_tasks(std::span<const VerifyOp> batch,
+                                     const VerifyCall& verify) const;
+  // The overlap faults' wrong decisions about a step's verify call.
+  void read_counts_of_new_requests(VerifyCall& verify) const;
+  void park_padding(std::span<const VerifyOp> batch, bool decode, VerifyMode mode,
+                    VerifyTask& pad) const;
+  void hold_discarded_writes(std::span<const VerifyOp> batch, VerifyCall& verify);
   // A non-step operation that names `request`, planned on the synchronous table (which refuses a
   // bad trace as a synchronous replay does) and on every variant; `op(policy, variant)`.
   template <class Op>
@@ -86,7 +101,8 @@ class HostScheduler {
   std::vector<int32_t> counts_;
   std::vector<PoolPolicy> variants_;
   std::vector<int32_t> batch_tasks_;
-  std::map<int32_t, std::pair<uint64_t, int32_t>> published_;  // req_row -> (request, count)
+  // The device's table of counts as the last set_accepted left it: req_row -> (request, count).
+  std::map<int32_t, std::pair<uint64_t, int32_t>> published_;
   VerifyCall late_writes_;  // FAULT inflight-write-after-reuse only
 };
 

@@ -300,7 +300,8 @@ PoolPolicy::StepPlans PoolPolicy::step(std::span<const VerifyOp> batch, int32_t 
 
   StepPlans out;
   // FAULT stale-flush-after-reuse: the flushes left by finish/retract run now, stale.
-  if (!deferred_flush_.copies.empty()) out.before_verify.push_back(std::exchange(deferred_flush_, {}));
+  if (!deferred_flush_.copies.empty())
+    out.before_verify.push_back(std::exchange(deferred_flush_, {}));
   if (!p.resets.rows.empty()) out.before_verify.push_back(std::move(p.resets));
   out.verify = std::move(p.verify);
   if (!p.gathers.gathers.empty()) out.after_verify.push_back(std::move(p.gathers));

@@ -83,8 +83,8 @@ struct Extend {
 // One request of a verify batch: `accepted` of the T tokens were accepted (1..T, bonus
 // included). In an overlap trace accepted 0 is a discarded entry: the step ran for the request,
 // prepared before the host knew it had finished, and its results were thrown away; it carries no
-// track, and the next event naming the request is its finish. `track` names the row that gets the snapshot of a page boundary crossed inside
-// the accepted tokens. With a `tree` (version 2) the verify ran the tree's nodes instead of T
+// track, and the next event naming the request is its finish. `track` names the row that gets
+// the snapshot of a page boundary crossed inside the accepted tokens. With a `tree` (version 2) the verify ran the tree's nodes instead of T
 // tokens, and the accepted tokens are its path (accepted = the path's length).
 struct VerifyEntry {
   uint64_t request = 0;

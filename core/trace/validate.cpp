@@ -129,7 +129,11 @@ std::string format_summary(const TraceSummary& s) {
                  percent(count, entries) + ")";
   }
   line("accepted", histogram);
-  if (h.overlap) line("overlap", "steps prepared before the previous one's results; " + n(s.discarded) + " discarded entries");
+  if (h.overlap) {
+    line("overlap",
+         "steps prepared before the previous one's results; " + n(s.discarded) +
+             " discarded entries");
+  }
   line("rows", "peak " + n(s.peak_rows_in_use) + " of " + n(h.pool_rows) +
                    " in use (working + snapshot), peak " + n(s.peak_running) + " running requests");
   line("snapshots", n(s.snapshots) + " track writes");

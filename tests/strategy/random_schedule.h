@@ -246,19 +246,13 @@ class RandomSchedule {
     return OpResume{id, req_row, *row};
   }
 
-  Op finish_doomed() {
-    const auto [id, req] = pick_from(doomed_);
+  Op finish_doomed() { return finish_one(doomed_); }
+  Op finish() { return finish_one(running_); }
+  Op finish_one(std::map<uint64_t, Req>& requests) {
+    const auto [id, req] = pick_from(requests);
     release_row(req.working_row);
     free_req_rows_.push_back(req.req_row);
-    doomed_.erase(id);
-    return OpFinish{id};
-  }
-
-  Op finish() {
-    const auto [id, req] = pick_from(running_);
-    release_row(req.working_row);
-    free_req_rows_.push_back(req.req_row);
-    running_.erase(id);
+    requests.erase(id);
     return OpFinish{id};
   }
 
