@@ -85,6 +85,23 @@ TEST(TraceRoundTrip, TreeTracesWriteVersion2AndRoundTripExactly) {
   EXPECT_EQ(back.events, t.events);
 }
 
+// Overlap traces: version 2 with overlap 1, discarded entries (accepted 0) written and read back
+// exactly, and the trace validates.
+TEST(TraceRoundTrip, OverlapTracesWriteVersion2AndRoundTripExactly) {
+  sim::GeneratorOptions o = options_for_seed(5);
+  o.overlap = true;
+  const Trace t = sim::generate_trace(o);
+  EXPECT_TRUE(t.header.overlap);
+  const std::string text = to_text(t);
+  EXPECT_EQ(text.rfind("{\"specstate_trace\":2,\"preset\":", 0), 0u) << text.substr(0, 80);
+  EXPECT_NE(text.find("\"overlap\":1}"), std::string::npos);
+  EXPECT_NE(text.find("\"accepted\":0}"), std::string::npos);
+  const Trace back = from_text(text, t.file);
+  EXPECT_EQ(back.header, t.header);
+  EXPECT_EQ(back.events, t.events);
+  EXPECT_GT(validate_trace(back).discarded, 0);
+}
+
 TEST(TraceRoundTrip, GeneratedTracesValidateAndRoundTripExactly) {
   for (uint64_t seed = 1; seed <= 60; ++seed) {
     SCOPED_TRACE(::testing::Message() << "seed " << seed);
