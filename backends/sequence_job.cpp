@@ -1,6 +1,9 @@
 #include "backends/sequence_job.h"
 
 #include <algorithm>
+#include <limits>
+
+#include "core/errors.h"
 
 namespace specstate {
 
@@ -70,6 +73,23 @@ std::vector<SequenceJob> sequence_jobs(std::span<const ReplayTask> tasks) {
   return jobs;
 }
 
+SequenceJob prefill_part(const SequenceJob& job, int32_t first, int32_t n) {
+  SPECSTATE_ASSERT(job.pending.count == 0 && job.generated && job.parents.empty() && !job.window &&
+                       job.payload_out_slot == kNoRow && first >= 0 && n > 0 &&
+                       first + n <= job.count,
+                   "only prefills run in parts, and a part lies inside its job");
+  SequenceJob part = job;
+  part.generated->first_position += first;
+  part.generated->count = n;
+  part.count = n;
+  part.writes.clear();
+  for (const StateWrite& w : job.writes) {  // ascending after_tokens (sequence_jobs sorts them)
+    if (w.after_tokens > first && w.after_tokens <= first + n)
+      part.writes.push_back({w.after_tokens - first, w.row});
+  }
+  return part;
+}
+
 int32_t write_row(const SequenceJob& job, int32_t n) {
   for (const StateWrite& w : job.writes) {
     if (w.after_tokens == n + 1) return w.row;
@@ -78,6 +98,9 @@ int32_t write_row(const SequenceJob& job, int32_t n) {
 }
 
 std::vector<RecurStep> recurrence_steps(const SequenceJob& job, bool rows_exact) {
+  SPECSTATE_ASSERT(job.tokens() <= std::numeric_limits<int16_t>::max(),
+                   "a job whose recurrence order is listed has < 2^15 tokens (long prefills run "
+                   "in parts: prefill_part)");
   std::vector<RecurStep> steps;
   const int pending = job.pending.count;
   for (int j = 0; j < pending; ++j)

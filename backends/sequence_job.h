@@ -56,7 +56,7 @@ struct SequenceJob {
 // Either way the same steps on the same values: the same bits as a recurrence that kept every
 // node's state. Depth first, only a node that is not its parent's first child continues so.
 struct RecurStep {
-  int16_t token = 0;       // sequence token
+  int16_t token = 0;       // sequence token (a job of recurrence_steps has < 2^15 tokens)
   bool restart = false;    // load the base state before this step
   bool silent = false;     // an ancestor run again: no output, no state written
   int16_t from_node = -1;  // >= 0: load the state new token `from_node` wrote before this step
@@ -72,5 +72,13 @@ std::vector<SequenceJob> sequence_jobs(std::span<const PrefillTask> tasks);
 // One job per task, padding tasks inactive.
 std::vector<SequenceJob> sequence_jobs(VerifyMode mode, std::span<const VerifyTask> tasks);
 std::vector<SequenceJob> sequence_jobs(std::span<const ReplayTask> tasks);
+
+// New tokens [first, first + n) of a prefill job (a chain from a stored or zero state, nothing
+// pending, no payload) as a job of its own: positions moved on by `first`, the writes that fall
+// inside renumbered. It starts from the state after token first - 1, which the backend carries
+// from the part before (from and from_zero are the whole job's, meaningful for part 0 only).
+// Backends run long prefills (a trace allows 2^24 tokens per extend) part by part, so their
+// working memory and index types are bounded by the part, not by the prefill.
+SequenceJob prefill_part(const SequenceJob& job, int32_t first, int32_t n);
 
 }  // namespace specstate

@@ -6,7 +6,7 @@
 //    state_backend.h), a bug in its caller. The simulator reports it at its trace line: as the
 //    finding of a lane with an injected fault, or (std::logic_error) as a bug of a clean lane.
 //  - std::bad_alloc: memory the system refused (the CPU backend's mmap); the memory check
-//    before allocation (tools/memory_check.h) makes it rare.
+//    before allocation (tools/lane_checks.h) makes it rare.
 //  - SPECSTATE_ASSERT: an internal invariant is broken (a bug in specstate). It prints the
 //    invariant, the file and the line, and aborts.
 // Anything else reaching the CLI is an internal error: exit code 3.

@@ -155,24 +155,40 @@ int64_t count_tokens(const trace::Trace& trace, uint64_t request) {
   return tokens;
 }
 
-// The recorder's two pools for a lane of `lane` shape: 1 + kRecordRows rows of the pool dtype
-// (per-token states) and 2 fp32 rows (o of prefill tokens), at the plain conv width.
-std::pair<PoolShape, PoolShape> recorder_shapes(const PoolShape& lane) {
+// The recorder's pool for a lane of `lane` shape: 1 + kRecordRows fp32 rows at the plain conv
+// width. fp32 whatever the lane's dtype: a verify on a bf16 pool carries fp32 from token to
+// token and rounds only what it stores, so the recorder's fp32 states, rounded, are the lane's
+// bf16 states, and row 0 can carry a prefill's exact fp32 state from one verify to the next.
+PoolShape recorder_shape(const PoolShape& lane) {
   PoolShape rec = lane;
+  rec.ssm_dtype = SsmDtype::kF32;
   rec.state_rows = 1 + kRecordRows;
   rec.conv_cols = lane.geometry.conv_state_cols();
   rec.payload_slots = 0;
   rec.payload_tokens = 0;
-  PoolShape rec32 = rec;
-  rec32.ssm_dtype = SsmDtype::kF32;
-  rec32.state_rows = 2;
-  return {rec, rec32};
+  return rec;
 }
 
-// The files of a dump and their list for meta.json.
+// An fp32 pool's state in a bf16 pool's byte layout: each SSM value rounded as a bf16 pool
+// stores it (num::bf16_from_float, the one rounding every backend uses).
+RowBytes narrowed(const RowBytes& s, const PoolShape& shape) {
+  if (shape.ssm_dtype == SsmDtype::kF32) return s;
+  RowBytes out{s.conv, std::vector<uint8_t>(s.ssm.size() / 2)};
+  for (size_t i = 0; i < s.ssm.size() / 4; ++i) {
+    float f;
+    std::memcpy(&f, s.ssm.data() + 4 * i, 4);
+    const bf16_bits b = num::bf16_from_float(f);
+    std::memcpy(out.ssm.data() + 2 * i, &b, 2);
+  }
+  return out;
+}
+
+// The files of a dump and their list for meta.json, written inside the dump's staging
+// directory through its descriptor (io::OutputDirectory: no link inside is followed).
 class DumpFiles {
  public:
-  DumpFiles(const fs::path& dir, const ModelGeometry& g, int64_t tokens) : dir_(dir), g_(g) {
+  DumpFiles(const io::OutputDirectory& dir, const ModelGeometry& g, int64_t tokens)
+      : dir_(dir), g_(g) {
     const int64_t C = g.conv_dim(), HV = g.num_v_heads, K = g.head_k_dim, V = g.head_v_dim;
     const std::array<std::vector<int64_t>, kStreamCount> shapes = {
         {{tokens, C},
@@ -183,10 +199,10 @@ class DumpFiles {
          {tokens, HV, K, V},
          {tokens, C, g.conv_state_cols()}}};
     for (int l = 0; l < g.layers; ++l) {
-      fs::create_directory(dir_ / layer_dir(l));
+      dir_.make_directory(layer_dir(l));
       std::array<std::unique_ptr<NpyWriter>, kStreamCount> layer;
       for (int s = 0; s < kStreamCount; ++s) {
-        layer[s] = std::make_unique<NpyWriter>(dir_ / file(l, kStreams[s].name), shapes[s]);
+        layer[s] = writer(file(l, kStreams[s].name), shapes[s]);
         list(file(l, kStreams[s].name), shapes[s], kStreams[s].source, kStreams[s].what);
       }
       streams_.push_back(std::move(layer));
@@ -200,8 +216,26 @@ class DumpFiles {
   // A whole array at once (parameters, the initial state).
   void write(int layer, const char* name, const std::vector<int64_t>& shape,
              std::span<const float> values, const char* source, const char* what) {
-    write_npy(dir_ / file(layer, name), shape, values);
+    const std::unique_ptr<NpyWriter> w = writer(file(layer, name), shape);
+    w->append(values);
+    w->close();
     list(file(layer, name), shape, source, what);
+  }
+
+  // A text file at the top of the dump (meta.json).
+  void write_text(const std::string& name, std::string_view text) {
+    const int fd = dir_.open_file(name, true);
+    int error = 0;
+    for (size_t done = 0; done < text.size() && error == 0;) {
+      const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) error = n < 0 ? errno : EIO;
+      done += n > 0 ? size_t(n) : 0;
+    }
+    if (::close(fd) != 0 && error == 0) error = errno;
+    if (error != 0) {
+      throw InputError(dir_.label() + ": cannot write " + name + ": " + std::strerror(error));
+    }
   }
 
   // Closes the streams; returns the file list.
@@ -224,6 +258,12 @@ class DumpFiles {
   std::string file(int l, const std::string& name) const {
     return layer_dir(l) + "/" + name + ".npy";
   }
+  std::unique_ptr<NpyWriter> writer(const std::string& relative,
+                                    const std::vector<int64_t>& shape) const {
+    return std::make_unique<NpyWriter>(
+        [this, relative](bool create) { return dir_.open_file(relative, create); },
+        dir_.label() + ": " + relative, shape);
+  }
   void list(const std::string& path, const std::vector<int64_t>& shape, const char* source,
             const char* what) {
     list_.push_back({{"path", path},
@@ -233,7 +273,7 @@ class DumpFiles {
                      {"what", what}});
   }
 
-  fs::path dir_;
+  const io::OutputDirectory& dir_;
   ModelGeometry g_;
   std::vector<std::array<std::unique_ptr<NpyWriter>, kStreamCount>> streams_;
   Json list_ = Json::array();
@@ -256,9 +296,7 @@ class Dumper {
         ownership_(policy_.layout()),
         selected_(options.tokens),
         progress_(options.progress) {
-    const auto [rec, rec32] = recorder_shapes(shape_);
-    rec_ = make_backend(options.lane.backend, rec, trace.header.seed);
-    rec32_ = make_backend(options.lane.backend, rec32, trace.header.seed);
+    rec_ = make_backend(options.lane.backend, recorder_shape(shape_), trace.header.seed);
     for (int l = 0; l < g_.layers; ++l)
       params_.push_back(num::layer_parameters(g_, trace.header.seed, uint32_t(g_.layer_id(l))));
   }
@@ -270,8 +308,8 @@ class Dumper {
         selected_.push_back(i);
     }
     SPECSTATE_ASSERT(selected_.back() < total, "selected tokens are tokens of the request");
-    io::OutputDirectory staging(out_dir, "--out " + out_dir);
-    files_ = std::make_unique<DumpFiles>(staging.path(), g_, int64_t(selected_.size()));
+    staging_.emplace(out_dir, "--out " + out_dir);
+    files_ = std::make_unique<DumpFiles>(*staging_, g_, int64_t(selected_.size()));
     write_parameters();
     Progress progress;
     progress.events_total = trace_.events.size();
@@ -298,12 +336,12 @@ class Dumper {
     Json files = files_->close();
     files.push_back({{"path", "meta.json"}, {"source", "host"}, {"what", "this description"}});
     const std::string text = meta_text(meta, files);
-    io::write_file_atomically(staging.path() + "/meta.json", text, out_dir + "/meta.json");
+    files_->write_text("meta.json", text);
     report_.tokens = int64_t(selected_.size());
     report_.files = files_->files() + 1;
-    for (const auto& entry : fs::recursive_directory_iterator(staging.path()))
+    for (const auto& entry : fs::recursive_directory_iterator(staging_->path()))
       report_.bytes += entry.is_regular_file() ? int64_t(entry.file_size()) : 0;
-    staging.commit();
+    staging_->commit();
     return report_;
   }
 
@@ -439,43 +477,18 @@ class Dumper {
     std::map<int64_t, int32_t> snapshot_rows;  // tokens after the start -> track row
     for (const trace::TrackWrite& t : e.track)
       snapshot_rows[t.length - length] = t.row;
-    const RowBytes start = current_;
-    if (!from_zero) rec_->write_state(0, start);
-    RowBytes before = start;
-    for (int32_t b = 0; b < e.tokens; b += kRecordRows) {
-      const int32_t end = std::min(e.tokens, b + kRecordRows);
-      PrefillTask task{{request_, length, end}, from_zero, StateLoc::at(0), {}, {}};
-      for (int32_t j = b; j < end; ++j)
-        task.writes.push_back({j + 1, 1 + j - b});
-      rec_->prefill(std::span(&task, 1));
-      for (int32_t j = b; j < end; ++j) {
-        RowBytes after = rec_->read_state(StateLoc::at(1 + j - b));
-        add_token(before, after, length + j, j, true);
-        if (auto it = snapshot_rows.find(j + 1); it != snapshot_rows.end())
-          want.snapshots[it->second] = after;
-        before = std::move(after);
-      }
-    }
-    prefill_outputs(start, length, e.tokens);
+    RowBytes before = current_;
+    run_recorder(from_zero ? nullptr : &current_, length, e.tokens,
+                 [&](int32_t j, RowBytes after, const bf16_bits* o) {
+                   add_token(before, after, length + j, j, true);
+                   append_output(o, int64_t(tokens_.size()) - 1);
+                   if (auto it = snapshot_rows.find(j + 1); it != snapshot_rows.end())
+                     want.snapshots[it->second] = after;
+                   before = std::move(after);
+                 });
     current_ = std::move(before);
     current_index_ = int64_t(tokens_.size()) - 1;
     return want;
-  }
-
-  // o of prefill tokens: verifies of at most kMaxVerifyTokens tokens on the fp32 recorder,
-  // alternating rows 0 and 1, each continuing from the fp32 state the previous one stored.
-  void prefill_outputs(const RowBytes& start, int64_t length, int32_t tokens) {
-    rec32_->write_state(0, widened(start, shape_));
-    for (int32_t c = 0; c < tokens; c += kMaxVerifyTokens) {
-      const int32_t n = std::min(kMaxVerifyTokens, tokens - c);
-      const int32_t src = (c / kMaxVerifyTokens) % 2;
-      VerifyTask task;
-      task.tokens = {request_, length + c, n};
-      task.from = StateLoc::at(src);
-      task.out_rows[n - 1] = 1 - src;
-      rec32_->verify(VerifyMode::kStateRows, std::span(&task, 1));
-      append_outputs(rec32_->read_outputs().values, n, int64_t(tokens_.size()) - tokens + c);
-    }
   }
 
   Expected record_step(const char* kind, int32_t tokens, int32_t accepted,
@@ -484,31 +497,60 @@ class Dumper {
     ev["accepted"] = accepted;
     events_.push_back(ev);
 
-    rec_->write_state(0, current_);
-    VerifyTask task;
-    task.tokens = {request_, length, tokens};
-    task.from = StateLoc::at(0);
-    for (int32_t j = 0; j < tokens; ++j)
-      task.out_rows[j] = 1 + j;
-    rec_->verify(VerifyMode::kStateRows, std::span(&task, 1));
-
     Expected want;
-    want.outputs = rec_->read_outputs().values;  // one task: [tokens, layers, HV, V]
-    append_outputs(want.outputs, tokens, int64_t(tokens_.size()));
-    const int64_t first = int64_t(tokens_.size());
     want.states.reserve(tokens);  // `before` points into it
+    const int64_t per_token = output_values_per_token();
+    const int64_t first = int64_t(tokens_.size());
     const RowBytes* before = &current_;
-    for (int32_t j = 0; j < tokens; ++j) {
-      want.states.push_back(rec_->read_state(StateLoc::at(1 + j)));
+    run_recorder(&current_, length, tokens, [&](int32_t j, RowBytes after, const bf16_bits* o) {
+      want.states.push_back(std::move(after));
+      want.outputs.insert(want.outputs.end(), o, o + per_token);
       add_token(*before, want.states.back(), length + j, j, j < accepted);
+      append_output(o, first + j);
       before = &want.states.back();
-    }
+    });
     if (track) want.snapshots[track->row] = want.states[track->length - length - 1];
     if (accepted > 0) {  // a discarded entry (overlap traces) leaves the state as it was
       current_ = want.states[accepted - 1];
       current_index_ = first + accepted - 1;
     }
     return want;
+  }
+
+  // Runs the request's tokens at positions position .. position+n-1 on the recorder from
+  // `start` (a state of the lane's dtype; null: zeros): verifies of at most kRecordRows tokens
+  // from row 0 into rows 1.., each continuing from the exact fp32 state the one before left in
+  // row 0, so the work is linear in n and every value is the one a single prefill over the n
+  // tokens computes. Calls on_token(j, state after token j in the lane's dtype, its o
+  // [layers, HV, V]) for j = 0 .. n-1, in order.
+  template <class F>
+  void run_recorder(const RowBytes* start, int64_t position, int32_t n, F&& on_token) {
+    if (start) {
+      rec_->write_state(0, widened(*start, shape_));
+    } else {
+      rec_->fill_row(0, 0);  // zeros: +0.0f and bf16 +0
+    }
+    const int64_t per_token = output_values_per_token();
+    for (int32_t b = 0; b < n; b += kRecordRows) {
+      const int32_t m = std::min(kRecordRows, n - b);
+      VerifyTask task;
+      task.tokens = {request_, position + b, m};
+      task.from = StateLoc::at(0);
+      for (int32_t j = 0; j < m; ++j)
+        task.out_rows[j] = 1 + j;
+      rec_->verify(VerifyMode::kStateRows, std::span(&task, 1));
+      const VerifyOutputs out = rec_->read_outputs();  // one task: [m, layers, HV, V]
+      for (int32_t j = 0; j < m; ++j) {
+        on_token(b + j, narrowed(rec_->read_state(StateLoc::at(1 + j)), shape_),
+                 out.values.data() + j * per_token);
+      }
+      const RowCopy carry{StateLoc::at(m), 0};
+      rec_->copy_rows(std::span(&carry, 1));
+    }
+  }
+
+  int64_t output_values_per_token() const {
+    return int64_t{g_.layers} * g_.num_v_heads * g_.head_v_dim;
   }
 
   // --- the files -------------------------------------------------------------------------
@@ -537,19 +579,15 @@ class Dumper {
     }
   }
 
-  // o of the first `tokens` tokens of a one-task verify's outputs [tokens, layers, HV, V], the
-  // first of them the request's token `first`.
-  void append_outputs(const std::vector<bf16_bits>& values, int32_t tokens, int64_t first) {
+  // o of the request's token `index` ([layers, HV, V] bf16), unless it is not dumped.
+  void append_output(const bf16_bits* values, int64_t index) {
+    if (row_of(index) < 0) return;
     const int64_t per_layer = int64_t{g_.num_v_heads} * g_.head_v_dim;
     std::vector<float> o(per_layer);
-    for (int32_t j = 0; j < tokens; ++j) {
-      if (row_of(first + j) < 0) continue;
-      for (int l = 0; l < g_.layers; ++l) {
-        const bf16_bits* src = values.data() + (int64_t{j} * g_.layers + l) * per_layer;
-        for (int64_t i = 0; i < per_layer; ++i)
-          o[i] = num::bf16_to_float(src[i]);
-        files_->append(l, kO, o);
-      }
+    for (int l = 0; l < g_.layers; ++l) {
+      for (int64_t i = 0; i < per_layer; ++i)
+        o[i] = num::bf16_to_float(values[l * per_layer + i]);
+      files_->append(l, kO, o);
     }
   }
 
@@ -661,13 +699,13 @@ class Dumper {
   std::unique_ptr<StateBackend> lane_;
   SwapSpace swap_;
   OwnershipChecker ownership_;
-  std::unique_ptr<StateBackend> rec_;     // pool dtype: per-token states
-  std::unique_ptr<StateBackend> rec32_;   // fp32: o of prefill tokens
+  std::unique_ptr<StateBackend> rec_;         // the recorder: fp32, 1 + kRecordRows rows
   std::vector<num::LayerParameters> params_;  // per layer
   std::vector<int64_t> selected_;         // the request's tokens written, ascending
   std::function<void(const Progress&)> progress_;
 
-  std::unique_ptr<DumpFiles> files_;
+  std::optional<io::OutputDirectory> staging_;  // the dump until it is complete
+  std::unique_ptr<DumpFiles> files_;            // writes into staging_
   const trace::Line* line_ = nullptr;
   RowBytes current_;            // the request's state after its last accepted token
   int64_t current_index_ = -1;  // that token's index; -1: the initial state
@@ -681,9 +719,8 @@ class Dumper {
 
 int64_t recorder_bytes(const trace::Header& header, const LaneSpec& lane,
                        const std::vector<int32_t>& layers) {
-  const auto [rec, rec32] =
-      recorder_shapes(make_layout(lane.strategy, pool_config(header, layers)).shape);
-  return rec.total_bytes() + rec32.total_bytes();
+  return recorder_shape(make_layout(lane.strategy, pool_config(header, layers)).shape)
+      .total_bytes();
 }
 
 int64_t request_tokens(const trace::Trace& trace, uint64_t request) {

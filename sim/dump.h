@@ -3,18 +3,14 @@
 //
 // The trace is replayed through one lane (backend x strategy) exactly as `specstate replay`
 // drives it: the same plans (plan_for), the same executor, the same row-ownership check.
-// Beside the lane, a recorder (two small pools of the lane's backend kind) follows the chosen
-// request and computes, with the same primitives, the state after every token it processed:
-//  - prefill tokens: a prefill from the request's start state that writes the state after
-//    each token into recording rows (re-run from the start for each block of rows, so every
-//    value is the one a single prefill over the whole extend computes);
-//  - verified tokens, accepted or not, and decode tokens: a state-rows verify from the live
-//    state that writes all T states (the inline strategy's verify) and produces o;
-//  - o of prefill tokens (the prefill primitive produces none): verifies of at most 16 tokens
-//    on an fp32 pool, chained through fp32 rows so they continue from the fp32 working state
-//    exactly as the prefill does, on bf16 pools too.
-// Costs: the recorder holds 1 + 16 state rows (pool dtype) and 2 fp32 rows; a prefill of n
-// tokens is recomputed about n / 32 times over (once per block of 16 recording rows).
+// Beside the lane, a recorder (a small fp32 pool of the lane's backend kind) follows the chosen
+// request and computes, with the same primitives, the state after every token it processed and
+// the token's output o: state-rows verifies of at most 16 tokens from the request's state, each
+// continuing from the exact fp32 state the one before left, whether the tokens were prefilled
+// (a prefill carries fp32 from token to token, as these verifies do), verified (accepted or
+// not) or decoded. On a bf16 pool the recorded states are the fp32 ones rounded as the pool
+// stores them. Costs: 1 + 16 fp32 state rows; a prefill of n tokens is run once (n / 16
+// verifies).
 // After every event the lane is checked against the recorder: the request's live state (or
 // its swapped-out copy), the lane's verify outputs for the request, the per-token states the
 // lane's verify wrote (scatter, inline, window) and the snapshot rows it filled. A difference
@@ -70,7 +66,7 @@ struct DumpReport {
 DumpReport dump_request(const trace::Trace& trace, const DumpOptions& options);
 
 // Bytes dump_request allocates on the lane's backend beside the lane's pools (its recorder),
-// for the memory check before it runs (tools/memory_check.h).
+// for the memory check before it runs (tools/lane_checks.h).
 int64_t recorder_bytes(const trace::Header& header, const LaneSpec& lane,
                        const std::vector<int32_t>& layers = {});
 

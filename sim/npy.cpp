@@ -1,6 +1,10 @@
 #include "sim/npy.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <bit>
+#include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <iterator>
@@ -29,18 +33,24 @@ std::string shape_tuple(const std::vector<int64_t>& shape) {
   return s + (shape.size() == 1 ? ",)" : ")");
 }
 
-// Values as little-endian bytes whatever the host's byte order.
-void write_le(std::FILE* f, std::span<const float> values) {
+// Values appended to `out` as little-endian bytes whatever the host's byte order.
+void append_le(std::vector<char>& out, std::span<const float> values) {
+  const size_t at = out.size();
+  out.resize(at + values.size() * sizeof(float));
   if constexpr (std::endian::native == std::endian::little) {
-    std::fwrite(values.data(), sizeof(float), values.size(), f);
+    std::memcpy(out.data() + at, values.data(), values.size() * sizeof(float));
   } else {
-    for (float v : values) {
-      const uint32_t u = std::bit_cast<uint32_t>(v);
-      const unsigned char b[4] = {uint8_t(u), uint8_t(u >> 8), uint8_t(u >> 16), uint8_t(u >> 24)};
-      std::fwrite(b, 1, 4, f);
+    for (size_t i = 0; i < values.size(); ++i) {
+      const uint32_t u = std::bit_cast<uint32_t>(values[i]);
+      for (int k = 0; k < 4; ++k)
+        out[at + 4 * i + k] = char(u >> (8 * k));
     }
   }
 }
+
+// Bytes held before they are written out: a token's values of one stream are small for small
+// geometries, and one write per token per stream would cost a system call each.
+constexpr size_t kWriteBuffer = size_t{64} << 10;
 
 [[noreturn]] void bad_file(const std::filesystem::path& path, const std::string& what) {
   throw InputError(path.string() + ": " + what);
@@ -62,38 +72,56 @@ std::string npy_header(const std::vector<int64_t>& shape) {
   return out + dict;
 }
 
-NpyWriter::NpyWriter(const std::filesystem::path& path, std::vector<int64_t> shape)
-    : path_(path), shape_(std::move(shape)), expected_(element_count(shape_)) {
-  file_ = std::fopen(path_.c_str(), "wb");
-  if (!file_) bad_file(path_, std::string("cannot write: ") + std::strerror(errno));
+NpyWriter::NpyWriter(NpyFileOpener open, std::string label, std::vector<int64_t> shape)
+    : open_(std::move(open)),
+      label_(std::move(label)),
+      shape_(std::move(shape)),
+      expected_(element_count(shape_)) {
   const std::string header = npy_header(shape_);
-  std::fwrite(header.data(), 1, header.size(), file_);
+  write_out(header.data(), header.size(), true);
   bytes_ = int64_t(header.size());
 }
 
-NpyWriter::~NpyWriter() {
-  if (file_) std::fclose(file_);
+void NpyWriter::write_out(const char* data, size_t size, bool create) {
+  const int fd = open_(create);
+  int error = 0;
+  for (size_t done = 0; done < size && error == 0;) {
+    const ssize_t n = ::write(fd, data + done, size - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) error = n < 0 ? errno : EIO;
+    done += n > 0 ? size_t(n) : 0;
+  }
+  if (::close(fd) != 0 && error == 0) error = errno;
+  if (error != 0) bad_file(label_, std::string("write failed: ") + std::strerror(error));
 }
 
 void NpyWriter::append(std::span<const float> values) {
-  SPECSTATE_ASSERT(file_ && written_ + int64_t(values.size()) <= expected_,
+  SPECSTATE_ASSERT(written_ + int64_t(values.size()) <= expected_,
                    "an .npy stream receives no more values than its shape holds");
-  write_le(file_, values);
+  append_le(pending_, values);
   written_ += int64_t(values.size());
+  if (pending_.size() >= kWriteBuffer) {
+    write_out(pending_.data(), pending_.size(), false);
+    pending_.clear();
+  }
 }
 
 void NpyWriter::close() {
   SPECSTATE_ASSERT(written_ == expected_, "an .npy stream is closed with exactly its values");
-  const bool failed = std::ferror(file_) != 0;
-  const bool close_failed = std::fclose(file_) != 0;
-  file_ = nullptr;
-  if (failed || close_failed) bad_file(path_, "write failed (disk full?)");
+  if (!pending_.empty()) write_out(pending_.data(), pending_.size(), false);
+  pending_ = {};
   bytes_ += written_ * int64_t(sizeof(float));
 }
 
 void write_npy(const std::filesystem::path& path, const std::vector<int64_t>& shape,
                std::span<const float> values) {
-  NpyWriter w(path, shape);
+  auto open = [&](bool create) {
+    const int fd =
+        ::open(path.c_str(), O_WRONLY | O_CLOEXEC | (create ? O_CREAT | O_TRUNC : O_APPEND), 0666);
+    if (fd < 0) bad_file(path, std::string("cannot write: ") + std::strerror(errno));
+    return fd;
+  };
+  NpyWriter w(open, path.string(), shape);
   w.append(values);
   w.close();
 }

@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <span>
 #include <string>
 #include <vector>
@@ -21,13 +22,18 @@ namespace specstate::sim {
 // The 10-byte preamble plus the padded header for a float32 array of `shape`.
 std::string npy_header(const std::vector<int64_t>& shape);
 
+// Opens the file of an array for NpyWriter: creates it (create: true, called once, first) or
+// opens it to append; returns a file descriptor, or throws InputError.
+using NpyFileOpener = std::function<int(bool create)>;
+
 // Streams one float32 array into a file: the header (with the final shape) first, then the
 // values in C order over any number of append() calls. close() checks that exactly
-// product(shape) values arrived. Throws InputError when the file cannot be written.
+// product(shape) values arrived. The file is open only while a buffer of values is written
+// out, so a dump holds no descriptor per array (7 arrays per layer, and layers are many).
+// Throws InputError naming `label` when the file cannot be written.
 class NpyWriter {
  public:
-  NpyWriter(const std::filesystem::path& path, std::vector<int64_t> shape);
-  ~NpyWriter();
+  NpyWriter(NpyFileOpener open, std::string label, std::vector<int64_t> shape);
   NpyWriter(const NpyWriter&) = delete;
   NpyWriter& operator=(const NpyWriter&) = delete;
 
@@ -38,15 +44,18 @@ class NpyWriter {
   int64_t bytes() const { return bytes_; }  // header included, once closed
 
  private:
-  std::filesystem::path path_;
+  void write_out(const char* data, size_t size, bool create);
+
+  NpyFileOpener open_;
+  std::string label_;
   std::vector<int64_t> shape_;
-  std::FILE* file_ = nullptr;
+  std::vector<char> pending_;  // values not yet written, little-endian bytes
   int64_t expected_ = 0;
   int64_t written_ = 0;
   int64_t bytes_ = 0;
 };
 
-// A whole array at once.
+// A whole array at once, to `path` (created or truncated).
 void write_npy(const std::filesystem::path& path, const std::vector<int64_t>& shape,
                std::span<const float> values);
 

@@ -140,6 +140,30 @@ TEST(CpuBackendF32, ChunkedPrefillEqualsOnePrefill) {
   EXPECT_EQ(b->read_row(0), b->read_row(1));
 }
 
+// Issue 28, defect 1: a prefill past 2^15 tokens overflowed the 16-bit conv column indices (a
+// crash at 32,766 tokens, wrong states at 32,768). A trace allows 2^24 tokens per extend: one
+// prefill of 2^16 + 3 tokens, with snapshots around 2^15 and 2^16, equals a chain of prefills
+// shorter than 2^14 (fp32, where a chain of prefills is exact).
+TEST(CpuBackendF32, PrefillOfTwoToTheSixteenPlusThreeTokensEqualsAChainOfShortOnes) {
+  auto b = make_cpu_backend(make_shape("tiny", SsmDtype::kF32, 16, kT), kSeed);
+  const std::vector<int32_t> snapshots = {32766, 32767, 32768, 65536, 65539};
+  PrefillTask whole = prefill_task(3, 0, snapshots.back(), 0);
+  for (size_t i = 0; i + 1 < snapshots.size(); ++i)
+    whole.writes.push_back({snapshots[i], int32_t(1 + i)});
+  b->prefill({&whole, 1});
+  int32_t done = 0;
+  for (size_t i = 0; i < snapshots.size(); ++i) {
+    while (done < snapshots[i]) {
+      const int32_t n = std::min(snapshots[i] - done, 16383);
+      const PrefillTask piece = prefill_task(3, done, n, 8, done == 0, StateLoc::at(8));
+      b->prefill({&piece, 1});
+      done += n;
+    }
+    const int32_t row = i + 1 < snapshots.size() ? int32_t(1 + i) : 0;
+    EXPECT_EQ(b->read_row(row), b->read_row(8)) << "after " << snapshots[i] << " tokens";
+  }
+}
+
 TEST_P(CpuBackendProperties, PrefillSnapshotsEqualShorterPrefills) {
   auto b = make(8);
   PrefillTask t = prefill_task(3, 0, 9, 0);

@@ -1,23 +1,41 @@
 # Shared by tools/demo and tools/test: install what is missing from Debian's packages, then
-# configure and build the release preset. Sourced, not run.
+# configure and build the release preset. Sourced, not run. The caller sets:
+#   SPECSTATE_TARGETS  the targets to build; empty: everything
+#   SPECSTATE_PROFILE  demo: only what the command line needs (no tests, benchmarks or Python
+#                      package, and none of their packages); test: everything
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo_root"
 
-packages=(build-essential cmake libeigen3-dev libcli11-dev nlohmann-json3-dev libgtest-dev
-          libbenchmark-dev libtbb-dev python3 python3-dev python3-numpy python3-pytest
-          pybind11-dev python3-pybind11 python3-torch python3-setuptools python3-pip)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  echo "specstate: installing ${missing[*]}" >&2
-  sudo_cmd=()
+# What the command line needs, then what the tests, benchmarks and the Python package add.
+command_line_packages=(build-essential cmake libeigen3-dev libcli11-dev nlohmann-json3-dev
+                       libtbb-dev)
+test_packages=(libgtest-dev libbenchmark-dev python3 python3-dev python3-numpy python3-pytest
+               pybind11-dev python3-pybind11 python3-torch python3-setuptools python3-pip)
+
+# install_missing WHY PACKAGE...: installs the packages not yet installed, saying which and why.
+install_missing() {
+  local why=$1 p
+  shift
+  local missing=()
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  ((${#missing[@]})) || return 0
+  echo "specstate: installing ${missing[*]} ($why) with apt-get" >&2
+  local sudo_cmd=()
   [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
-  "${sudo_cmd[@]}" apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  "${sudo_cmd[@]}" apt-get update -q
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends \
+    "${missing[@]}"
+}
+
+install_missing "to build the command line" "${command_line_packages[@]}"
+build_extras=OFF
+if [ "${SPECSTATE_PROFILE:-test}" = test ]; then
+  install_missing "for the tests, benchmarks and Python package" "${test_packages[@]}"
+  build_extras=ON
 fi
 
 # nvcc is often installed outside PATH; CMake only needs to be told where.
@@ -25,6 +43,6 @@ if [ -z "${CUDACXX:-}" ] && ! command -v nvcc >/dev/null && [ -x /usr/local/cuda
   export CUDACXX=/usr/local/cuda/bin/nvcc
 fi
 
-cmake --preset release >/dev/null
-# SPECSTATE_TARGETS (set by the caller): build only those targets; empty: everything.
+cmake --preset release -DSPECSTATE_BUILD_TESTS=$build_extras -DSPECSTATE_BUILD_BENCH=$build_extras \
+  -DSPECSTATE_BUILD_PYTHON=$build_extras >/dev/null
 cmake --build --preset release -j "$(nproc)" ${SPECSTATE_TARGETS:+--target ${SPECSTATE_TARGETS}}

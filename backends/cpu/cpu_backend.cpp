@@ -80,6 +80,9 @@ struct LayerParams {
 
 constexpr int kCpuLanes = 8;  // V columns per gdn_column call: one AVX2 vector
 constexpr int kMaxConvWidth = 8;
+// New tokens a prefill runs at a time (prefill_part): its working buffers are O(part), whatever
+// the prefill's length (a trace allows 2^24 tokens per extend).
+constexpr int32_t kPartTokens = 512;
 
 class CpuBackend final : public StateBackend {
  public:
@@ -108,6 +111,7 @@ class CpuBackend final : public StateBackend {
   std::vector<bf16_bits> do_read_payload(int32_t slot) const override;
 
   struct LayerWork;
+  struct Carry;
 
   // Every (job, layer) and, inside, every value head is independent work: the tasks of one call
   // touch disjoint rows and slots (StateBackend checks it), a layer only its own tensors, a head
@@ -116,19 +120,22 @@ class CpuBackend final : public StateBackend {
   // Runs the active jobs; job i's per-token outputs go to outputs + i x (its share), or nowhere.
   void run(std::span<const SequenceJob> jobs, bf16_bits* outputs = nullptr);
   void run_layer(const SequenceJob& job, int layer, bf16_bits* outputs);
+  // One job whole, or one part of a long prefill: `carry` (null: a whole job) holds the state
+  // between parts, taken as the start once filled and left holding the state after the part.
+  void run_part(const SequenceJob& job, int layer, bf16_bits* outputs, Carry* carry);
   // Runs f(layer) for every layer, in parallel.
   template <class F>
   void for_each_layer(F&& f) const {
     tbb::parallel_for(0, geo().layers, [&](int l) { f(l); });
   }
   uint64_t digest_layer(const StateLoc& loc, int32_t first_col, int32_t cols, int layer) const;
-  void load_window(const SequenceJob& job, int layer, LayerWork& w) const;
+  void load_window(const SequenceJob& job, int layer, const Carry* carry, LayerWork& w) const;
   void stage_inputs(const SequenceJob& job, int layer, LayerWork& w);
   void store_windows(const SequenceJob& job, int layer, const LayerWork& w);
   void conv(int layer, LayerWork& w) const;
   void norms_and_gates(int layer, LayerWork& w) const;
-  void recur_head(const SequenceJob& job, int layer, int hv, const LayerWork& w,
-                  bf16_bits* outputs);
+  void recur_head(const SequenceJob& job, int layer, int hv, const LayerWork& w, bf16_bits* outputs,
+                  Carry* carry);
   void load_head(int layer, int32_t row, int hv, num::Lanes<kCpuLanes>* s) const;
   void store_head(int layer, int32_t row, int hv, const num::Lanes<kCpuLanes>* s);
 
@@ -228,7 +235,7 @@ struct CpuBackend::LayerWork {
   // token j's conv reads column taps[j*W + t] (j + t along a chain, core/draft_tree.h in a
   // tree); the window after token j is its taps 1 .. W-1.
   std::vector<bf16_bits> hist;    // [conv_dim, hist_cols] bf16
-  std::vector<int16_t> taps;      // [tokens, W]
+  std::vector<int32_t> taps;      // [tokens, W]
   std::vector<bf16_bits> ab;      // [tokens, HV, 2] bf16: gate inputs a, b
   std::vector<float> conv_out;    // [tokens, conv_dim] fp32 (bf16 values)
   std::vector<float> qk_hat;      // [tokens, H, 2, K] fp32: q_hat | k_hat
@@ -237,9 +244,28 @@ struct CpuBackend::LayerWork {
   bool restarts = false;
 };
 
+// A long prefill's state between its parts: the conv window and every head's fp32 state, as
+// the recurrence holds it (a prefill never rounds between its tokens).
+struct CpuBackend::Carry {
+  bool filled = false;
+  std::vector<bf16_bits> window;                          // [conv_dim, W-1] bf16
+  std::vector<std::vector<num::Lanes<kCpuLanes>>> heads;  // [HV][V/8][K] fp32
+};
+
+void CpuBackend::run_layer(const SequenceJob& job, int layer, bf16_bits* outputs) {
+  if (job.tokens() <= kPartTokens) return run_part(job, layer, outputs, nullptr);
+  Carry carry;
+  carry.heads.resize(size_t(geo().num_v_heads));
+  for (int32_t first = 0; first < job.count; first += kPartTokens) {
+    run_part(prefill_part(job, first, std::min(kPartTokens, job.count - first)), layer, nullptr,
+             &carry);
+    carry.filled = true;
+  }
+}
+
 // The step for one layer of one sequence, in the stages the CUDA kernels run: the prep kernel's
 // (inputs, conv windows, conv, norms and gates), then the recurrence kernel's per value head.
-void CpuBackend::run_layer(const SequenceJob& job, int layer, bf16_bits* outputs) {
+void CpuBackend::run_part(const SequenceJob& job, int layer, bf16_bits* outputs, Carry* carry) {
   const ModelGeometry& g = geo();
   LayerWork w;
   w.pending = job.pending.count;
@@ -249,23 +275,38 @@ void CpuBackend::run_layer(const SequenceJob& job, int layer, bf16_bits* outputs
   for (int j = 0; j < w.total; ++j) {
     int col = g.conv_state_cols() + j;
     for (int t = g.conv_width - 1; t >= 0; --t) {
-      w.taps[size_t(j) * g.conv_width + t] = int16_t(col);
+      w.taps[size_t(j) * g.conv_width + t] = col;
       col = tree::previous_column(job.parents_or_null(), w.pending, g.conv_state_cols(), col);
     }
   }
   w.steps = recurrence_steps(job, ssm_f32());
   w.restarts = has_restart(w.steps);
-  load_window(job, layer, w);
+  load_window(job, layer, carry, w);
   stage_inputs(job, layer, w);
   store_windows(job, layer, w);
   conv(layer, w);
   norms_and_gates(layer, w);
-  tbb::parallel_for(0, g.num_v_heads, [&](int hv) { recur_head(job, layer, hv, w, outputs); });
+  tbb::parallel_for(0, g.num_v_heads,
+                    [&](int hv) { recur_head(job, layer, hv, w, outputs, carry); });
+  if (carry) {  // a prefill's window after its last token: the last W-1 history columns
+    const int C = g.conv_dim(), wc = g.conv_state_cols();
+    carry->window.resize(size_t(C) * wc);
+    for (int c = 0; c < C; ++c)
+      copy_short(w.hist.data() + int64_t{c} * w.hist_cols + w.total, wc,
+                 carry->window.data() + int64_t{c} * wc);
+  }
 }
 
-void CpuBackend::load_window(const SequenceJob& job, int layer, LayerWork& w) const {
+void CpuBackend::load_window(const SequenceJob& job, int layer, const Carry* carry,
+                             LayerWork& w) const {
   const int C = geo().conv_dim(), wc = geo().conv_state_cols();
   w.hist.assign(int64_t{C} * w.hist_cols, 0);
+  if (carry && carry->filled) {
+    for (int c = 0; c < C; ++c)
+      copy_short(carry->window.data() + int64_t{c} * wc, wc,
+                 w.hist.data() + int64_t{c} * w.hist_cols);
+    return;
+  }
   if (job.from_zero) return;
   for (int c = 0; c < C; ++c) {
     const bf16_bits* src =
@@ -323,7 +364,7 @@ void CpuBackend::stage_inputs(const SequenceJob& job, int layer, LayerWork& w) {
 void CpuBackend::store_windows(const SequenceJob& job, int layer, const LayerWork& w) {
   const int C = geo().conv_dim(), wc = geo().conv_state_cols();
   auto store = [&](int32_t row, int j) {  // the window after sequence token j: its taps 1..W-1
-    const int16_t* taps = w.taps.data() + size_t(j) * geo().conv_width + 1;
+    const int32_t* taps = w.taps.data() + size_t(j) * geo().conv_width + 1;
     for (int c = 0; c < C; ++c) {
       const bf16_bits* src = w.hist.data() + int64_t{c} * w.hist_cols;
       bf16_bits* dst = conv_[layer].data() + conv_index(row, c, 0);
@@ -370,7 +411,7 @@ void CpuBackend::conv(int layer, LayerWork& w) const {
     }
     for (int j = 0; j < w.total; ++j) {
       __m256 acc = _mm256_setzero_ps();
-      const int16_t* cols = w.taps.data() + size_t(j) * W;
+      const int32_t* cols = w.taps.data() + size_t(j) * W;
       for (int t = 0; t < W; ++t)
         acc = _mm256_fmadd_ps(tap[t], _mm256_loadu_ps(&window[size_t(cols[t]) * 8]), acc);
       _mm256_storeu_ps(&w.conv_out[size_t(j) * C + c],
@@ -424,13 +465,17 @@ void CpuBackend::norms_and_gates(int layer, LayerWork& w) const {
 // its K rows contiguously; the pool's [K, V] rows are gathered into this layout once per job and
 // scattered back for each state the job asks for, whole, after its token.
 void CpuBackend::recur_head(const SequenceJob& job, int layer, int hv, const LayerWork& w,
-                            bf16_bits* outputs) {
+                            bf16_bits* outputs, Carry* carry) {
   using L = num::Lanes<kCpuLanes>;
   const ModelGeometry& g = geo();
   const int K = g.head_k_dim, V = g.head_v_dim, H = g.num_k_heads, HV = g.num_v_heads;
   const int C = g.conv_dim(), h = hv / g.v_heads_per_k_head(), groups = V / kCpuLanes;
   std::vector<L> s(size_t(groups) * K);  // [V/8][K] fp32
-  if (!job.from_zero) load_head(layer, job.from.ssm_row, hv, s.data());
+  if (carry && carry->filled) {
+    s = std::move(carry->heads[size_t(hv)]);
+  } else if (!job.from_zero) {
+    load_head(layer, job.from.ssm_row, hv, s.data());
+  }
   auto store = [&](int32_t row) { store_head(layer, row, hv, s.data()); };
   std::vector<L> base;  // a tree's restarts: the state after the pending tokens
   if (w.restarts && w.pending == 0) base = s;
@@ -474,6 +519,7 @@ void CpuBackend::recur_head(const SequenceJob& job, int layer, int hv, const Lay
       store(job.writes[next].row);
     if (job.window && job.ssm_only_rows[jn] != kNoRow) store(job.ssm_only_rows[jn]);
   }
+  if (carry) carry->heads[size_t(hv)] = std::move(s);
 }
 
 // Head hv of `row`, widened to fp32, into s ([V/8][K] of Lanes<8>), and back in the pool dtype

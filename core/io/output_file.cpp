@@ -202,20 +202,65 @@ OutputDirectory::OutputDirectory(const std::string& path, std::string label)
   const bool exists = stat(target_.c_str(), &st) == 0;
   if (exists && (!S_ISDIR(st.st_mode) || !fs::is_empty(target_, ec) || ec))
     throw InputError(label_ + ": exists and is not an empty directory");
+  mode_ = exists ? st.st_mode & 07777 : default_mode(0777);
   std::string pattern = temp_pattern(target_);
   if (!mkdtemp(pattern.data())) fail(label_, "cannot create a directory like " + pattern, errno);
-  temp_ = pattern;
+  temp_ = pattern;  // mode 0700 until commit()
   slot_ = remove_on_signal(temp_, PathKind::kDirectory);
-  chmod(temp_.c_str(), exists ? st.st_mode & 07777 : default_mode(0777));  // mkdtemp gives 0700
+  dir_ = open(temp_.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  struct stat own;
+  if (dir_ < 0 || fstat(dir_, &own) != 0) fail(label_, "cannot open " + temp_, errno);
+  SPECSTATE_ASSERT(own.st_uid == geteuid() && (own.st_mode & 077) == 0,
+                   "mkdtemp creates a private directory of this user");
 }
 
 OutputDirectory::~OutputDirectory() {
+  if (dir_ >= 0) close(dir_);
   std::error_code ec;
   if (!committed_) fs::remove_all(temp_, ec);
   release_on_signal(slot_);
 }
 
+int OutputDirectory::open_parent(const std::string& relative, std::string& name) const {
+  SPECSTATE_ASSERT(!relative.empty() && relative.front() != '/',
+                   "a path inside an output directory is relative");
+  int parent = -1;  // dir_
+  size_t start = 0;
+  for (size_t slash; (slash = relative.find('/', start)) != std::string::npos; start = slash + 1) {
+    const std::string part = relative.substr(start, slash - start);
+    const int next = openat(parent < 0 ? dir_ : parent, part.c_str(),
+                            O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    const int error = errno;
+    if (parent >= 0) close(parent);
+    if (next < 0) fail(label_, "cannot open " + temp_ + "/" + relative.substr(0, slash), error);
+    parent = next;
+  }
+  name = relative.substr(start);
+  return parent;
+}
+
+void OutputDirectory::make_directory(const std::string& relative) const {
+  std::string name;
+  const int parent = open_parent(relative, name);
+  const int rc = mkdirat(parent < 0 ? dir_ : parent, name.c_str(), 0777);
+  const int error = errno;
+  if (parent >= 0) close(parent);
+  if (rc != 0) fail(label_, "cannot create " + temp_ + "/" + relative, error);
+}
+
+int OutputDirectory::open_file(const std::string& relative, bool create) const {
+  std::string name;
+  const int parent = open_parent(relative, name);
+  const int flags = O_WRONLY | O_NOFOLLOW | O_CLOEXEC | (create ? O_CREAT | O_EXCL : O_APPEND);
+  const int fd = openat(parent < 0 ? dir_ : parent, name.c_str(), flags, 0666);
+  const int error = errno;
+  if (parent >= 0) close(parent);
+  if (fd < 0) fail(label_, "cannot write " + temp_ + "/" + relative, error);
+  return fd;
+}
+
 void OutputDirectory::commit() {
+  if (fchmod(dir_, mode_) != 0) fail(label_, "cannot set the mode of " + temp_, errno);
   if (rename(temp_.c_str(), target_.c_str()) != 0)
     fail(label_, "cannot rename " + temp_ + " into place", errno);
   release_on_signal(slot_);

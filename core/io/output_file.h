@@ -16,6 +16,8 @@
 // Errors are InputErrors naming the target and the system's reason ("No space left on device").
 #pragma once
 
+#include <sys/types.h>
+
 #include <memory>
 #include <ostream>
 #include <string>
@@ -55,6 +57,12 @@ void write_file_atomically(const std::string& path, std::string_view text,
 // A directory filled under a temporary hidden name beside the target and renamed into place by
 // commit(); until then the destructor (or a terminating signal) removes it with everything in
 // it. The target, links followed, must not exist or be an empty directory.
+//
+// The temporary directory is private (0700) until commit() gives it the target's mode, and what
+// goes inside is created through the directory's own descriptor with no link followed
+// (make_directory, open_file): so nobody, and nothing planted inside or renamed beside it, can
+// turn a write into the directory into a write elsewhere (root's dump into a world-writable
+// folder included).
 class OutputDirectory {
  public:
   OutputDirectory(const std::string& path, std::string label);
@@ -62,11 +70,23 @@ class OutputDirectory {
   OutputDirectory(const OutputDirectory&) = delete;
   OutputDirectory& operator=(const OutputDirectory&) = delete;
 
-  const std::string& path() const { return temp_; }  // where to write until commit()
+  const std::string& path() const { return temp_; }  // where it is until commit() (messages)
+  const std::string& label() const { return label_; }
+  // Creates the directory `relative` (components separated by '/', none of them a link).
+  void make_directory(const std::string& relative) const;
+  // Opens the file `relative` for writing: created (it must not exist: O_EXCL) or opened to
+  // append. Returns a descriptor the caller closes; InputError naming the file and the reason.
+  int open_file(const std::string& relative, bool create) const;
   void commit();
 
  private:
+  // The directory holding the last component of `relative`, opened without following links
+  // (-1 for the top, which is dir_); sets `name` to that last component.
+  int open_parent(const std::string& relative, std::string& name) const;
+
   std::string target_, temp_, label_;
+  int dir_ = -1;        // the temporary directory, held open from creation
+  mode_t mode_ = 0700;  // the target's mode, given at commit()
   int slot_ = -1;  // remove_on_signal registration
   bool committed_ = false;
 };

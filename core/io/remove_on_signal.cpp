@@ -14,7 +14,12 @@ namespace {
 
 constexpr int kSlots = 16;
 constexpr int kMaxDepth = 16;  // dump writes OUT/layerNN/file.npy: depth 2
-constexpr int kSignals[] = {SIGINT, SIGTERM, SIGHUP};
+// Every signal whose default action ends the process: asked for (SIGINT, SIGTERM, SIGHUP,
+// SIGQUIT), from limits and timers (SIGXFSZ, SIGXCPU, SIGALRM, SIGVTALRM, SIGPROF), a closed
+// pipe (SIGPIPE), unhandled user signals, and faults (SIGABRT of a broken invariant included).
+constexpr int kSignals[] = {SIGHUP,  SIGINT,  SIGQUIT, SIGTERM,   SIGPIPE, SIGALRM, SIGUSR1,
+                            SIGUSR2, SIGXCPU, SIGXFSZ, SIGVTALRM, SIGPROF, SIGPOLL, SIGPWR,
+                            SIGSYS,  SIGTRAP, SIGABRT, SIGBUS,    SIGFPE,  SIGILL,  SIGSEGV};
 
 enum SlotState : int { kFree, kFilling, kReady };
 

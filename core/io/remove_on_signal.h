@@ -1,4 +1,5 @@
-// Paths that a terminating signal (SIGINT, SIGTERM, SIGHUP) must not leave behind: the
+// Paths that a terminating signal (any whose default action ends the process: SIGINT, SIGTERM,
+// SIGHUP, SIGPIPE, SIGXFSZ, SIGABRT, ...) must not leave behind: the
 // temporary files and directories of core/io/output_file.h. Their owners remove them on every
 // other way out (destructors); this covers the one where no destructor runs.
 //

@@ -369,6 +369,7 @@ Plan HostScheduler::step(std::span<const VerifyOp> batch, int32_t padding, bool 
 
   // 2. The host applies the in-flight step's counts now that this step is prepared.
   PoolPolicy base = resolved(batch, decode);
+  base.compact_table();  // before its copies, which then share one base
   std::map<uint64_t, int32_t> req_rows;
   AcceptCall accept;
   for (const VerifyOp& op : batch) {

@@ -56,22 +56,22 @@ PoolPolicy::PoolPolicy(StrategyKind kind, const PoolConfig& config, Fault fault)
 }
 
 const LiveState& PoolPolicy::live(uint64_t request) const {
-  auto it = table_.find(request);
-  if (it == table_.end()) throw InputError(req_name(request) + " does not exist");
-  return it->second;
+  const LiveState* s = table_.find(request);
+  if (s == nullptr) throw InputError(req_name(request) + " does not exist");
+  return *s;
 }
 
 LiveState& PoolPolicy::running(uint64_t request, const char* op) {
-  auto it = table_.find(request);
-  if (it == table_.end())
+  const LiveState* found = table_.find(request);
+  if (found == nullptr)
     throw InputError(std::string(op) + ": " + req_name(request) + " does not exist");
-  if (it->second.retracted)
+  if (found->retracted)
     throw InputError(std::string(op) + ": " + req_name(request) + " is retracted");
-  if (it->second.discarded) {
+  if (found->discarded) {
     throw InputError(std::string(op) + ": " + req_name(request) +
                      ": its last step was discarded (accepted 0), so it can only finish");
   }
-  return it->second;
+  return *table_.find_mutable(request);
 }
 
 // The pending tokens are in the working row now. The ring's cursor moves past them
@@ -144,17 +144,19 @@ Plan PoolPolicy::extend(const ExtendOp& op) {
   task.tokens.request_id = op.request;
   task.tokens.count = op.tokens;
   if (op.tokens < 1) throw InputError("extend: " + req_name(op.request) + ": tokens must be >= 1");
-  auto it = table_.find(op.request);
+  table_.compact(2 * LiveTable::kCompactAt);
+  const LiveState* found = table_.find(op.request);
   // Check everything before the table changes: a refused operation leaves it as it was.
-  if (it != table_.end()) running(op.request, "extend");
-  const int64_t start = it == table_.end() ? op.prefix_len : it->second.length;
+  if (found != nullptr) running(op.request, "extend");
+  const int64_t start = found == nullptr ? op.prefix_len : found->length;
   for (const Snapshot& snap : op.snapshots) {
     if (snap.length - start < 1 || snap.length - start > op.tokens) {
       throw InputError("extend: " + req_name(op.request) + ": snapshot length " +
                        std::to_string(snap.length) + " is not inside this extend");
     }
   }
-  if (it == table_.end()) {
+  LiveState* live = nullptr;
+  if (found == nullptr) {
     LiveState s;
     s.req_row = op.req_row;
     s.working_row = op.working_row;
@@ -173,14 +175,14 @@ Plan PoolPolicy::extend(const ExtendOp& op) {
     }
     task.from_zero = op.prefix_len == 0;
     if (op.prefix_len > 0) task.from = StateLoc::at(op.cow_src_row);
-    it = table_.emplace(op.request, s).first;
+    live = &table_.set(op.request, s);
   } else {
-    LiveState& s = running(op.request, "extend");
-    if (s.pending > 0) make_real(op.request, s, plan);
+    live = &running(op.request, "extend");
+    if (live->pending > 0) make_real(op.request, *live, plan);
     task.from_zero = false;
-    task.from = s.loc;
+    task.from = live->loc;
   }
-  LiveState& s = it->second;
+  LiveState& s = *live;
   task.tokens.first_position = s.length;
   task.writes.push_back({op.tokens, s.working_row});
   for (const Snapshot& snap : op.snapshots) {
@@ -276,11 +278,12 @@ void PoolPolicy::gather_path(const VerifyOp& op, int32_t slot, int32_t first, St
 // One batched step of `tokens` tokens per request (T for a verify, 1 for a decode).
 PoolPolicy::StepPlans PoolPolicy::step(std::span<const VerifyOp> batch, int32_t padding,
                                        int32_t tokens, bool decode) {
+  table_.compact(2 * LiveTable::kCompactAt);
   check_step(batch, tokens, decode);
   StepPlan p;
   p.verify.mode = step_mode(decode);
   for (const VerifyOp& op : batch) {
-    LiveState& s = table_.at(op.request);
+    LiveState& s = *table_.find_mutable(op.request);
     VerifyTask t;
     t.tokens = {op.request, s.length, op.tree ? op.tree->nodes() : tokens};
     t.from = s.loc;
@@ -503,6 +506,7 @@ void PoolPolicy::ring_verify(const VerifyOp& op, int32_t snap, LiveState& s, Ver
 }
 
 Plan PoolPolicy::retract(uint64_t request) {
+  table_.compact(2 * LiveTable::kCompactAt);
   LiveState& s = running(request, "retract");
   Plan plan;
   // FAULT no-flush-on-retract: the working row is taken to hold the live state as it is, so
@@ -530,11 +534,12 @@ Plan PoolPolicy::retract(uint64_t request) {
 }
 
 Plan PoolPolicy::resume(uint64_t request, int32_t req_row, int32_t working_row) {
-  auto it = table_.find(request);
-  if (it == table_.end() || !it->second.retracted) {
+  table_.compact(2 * LiveTable::kCompactAt);
+  const LiveState* found = table_.find(request);
+  if (found == nullptr || !found->retracted) {
     throw InputError("resume: " + req_name(request) + " is not retracted");
   }
-  LiveState& s = it->second;
+  LiveState& s = *table_.find_mutable(request);
   s.retracted = false;
   s.req_row = req_row;
   s.working_row = working_row;
@@ -547,9 +552,10 @@ Plan PoolPolicy::resume(uint64_t request, int32_t req_row, int32_t working_row) 
 }
 
 Plan PoolPolicy::finish(uint64_t request) {
-  auto it = table_.find(request);
-  if (it == table_.end()) throw InputError("finish: " + req_name(request) + " does not exist");
-  const LiveState& s = it->second;
+  table_.compact(2 * LiveTable::kCompactAt);
+  LiveState* found = table_.find_mutable(request);
+  if (found == nullptr) throw InputError("finish: " + req_name(request) + " does not exist");
+  LiveState& s = *found;
   if ((fault_ == Fault::kStaleReplayControl || fault_ == Fault::kStaleRingCursor) &&
       !s.retracted) {
     // FAULT stale-replay-control (TRT-LLM #14509), stale-ring-cursor: the request row keeps
@@ -557,21 +563,21 @@ Plan PoolPolicy::finish(uint64_t request) {
     stale_control_[s.req_row] = s;
   }
   Plan plan;
-  if (it->second.retracted) {
+  if (s.retracted) {
     plan.push_back(DropSavedCall{request});
-  } else if (!it->second.discarded) {  // a discarded step left nothing worth keeping
-    make_real(request, it->second, plan);
+  } else if (!s.discarded) {  // a discarded step left nothing worth keeping
+    make_real(request, s, plan);
   }
-  table_.erase(it);
+  table_.erase(request);
   return plan;
 }
 
 void PoolPolicy::adopt(uint64_t request, const PoolPolicy& other, int64_t length_error) {
   SPECSTATE_ASSERT(other.layout_.kind == layout_.kind && other.fault_ == fault_,
                    "adopt from a copy of the same policy");
-  if (auto it = other.table_.find(request); it != other.table_.end()) {
-    table_[request] = it->second;
-    table_[request].length += length_error;
+  table_.compact(2 * LiveTable::kCompactAt);
+  if (const LiveState* s = other.table_.find(request)) {
+    table_.set(request, *s).length += length_error;
   } else {
     table_.erase(request);
   }

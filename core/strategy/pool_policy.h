@@ -23,6 +23,7 @@
 
 #include "core/draft_tree.h"
 #include "core/strategy/fault.h"
+#include "core/strategy/live_table.h"
 #include "core/strategy/plan.h"
 #include "core/strategy/strategy.h"
 
@@ -49,22 +50,6 @@ struct VerifyOp {
   int32_t accepted = 0;  // 1..T (1 for decode); a tree's path length; 0: discarded (overlap)
   std::optional<Snapshot> snapshot;
   std::optional<DraftTree> tree;  // a tree verify (PoolConfig::tree_nodes > 0) instead of T tokens
-};
-
-// One request's entry in the live-state table.
-struct LiveState {
-  int32_t req_row = kNoRow;
-  int32_t working_row = kNoRow;   // kNoRow while retracted
-  int64_t length = 0;             // tokens in the logical live state (pending ones included)
-  StateLoc loc;                   // where the state after length - pending tokens is
-  int32_t pending = 0;            // deferred, ring: accepted tokens not yet replayed into loc
-  int32_t pending_slot = kNoRow;  // deferred, ring: the payload slot holding them
-  // Ring: the history's cursor (FlashInfer's cache_base; `pending` is hist_len) and the step
-  // boundaries inside it (bit j: a step ended after history token j).
-  int32_t pending_first = 0;
-  uint32_t pending_rounds = 0;
-  bool retracted = false;
-  bool discarded = false;  // its last step was discarded (accepted 0): it can only finish
 };
 
 class PoolPolicy {
@@ -112,9 +97,14 @@ class PoolPolicy {
   // `length_error` (fault advanced-length only) is added to the adopted length.
   void adopt(uint64_t request, const PoolPolicy& other, int64_t length_error = 0);
 
+  // Merges the table's recent changes into its shared base when they are many
+  // (LiveTable::kCompactAt); call it before copying the policy many times.
+  void compact_table() { table_.compact(LiveTable::kCompactAt); }
+
   const LiveState& live(uint64_t request) const;
-  bool has(uint64_t request) const { return table_.count(request) != 0; }
-  const std::map<uint64_t, LiveState>& table() const { return table_; }
+  bool has(uint64_t request) const { return table_.contains(request); }
+  // Every entry by ascending request (a copy: O(entries)).
+  std::map<uint64_t, LiveState> table() const { return table_.entries(); }
 
  private:
   LiveState& running(uint64_t request, const char* op);
@@ -149,7 +139,7 @@ class PoolPolicy {
   VerifyTask padding_task(int32_t tokens, VerifyMode mode) const;
 
   StrategyLayout layout_;
-  std::map<uint64_t, LiveState> table_;
+  LiveTable table_;  // cheap to copy (live_table.h); compacted at the start of each operation
 
   // Fault injection only (always empty without a fault).
   Fault fault_ = Fault::kNone;

@@ -523,6 +523,22 @@ TEST_P(ChainCombine, MillionRandomColumnsAgree) {
 INSTANTIATE_TEST_SUITE_P(Dtypes, ChainCombine, ::testing::Values(SsmDtype::kF32, SsmDtype::kBF16),
                          [](const auto& info) { return std::string(dtype_name(info.param)); });
 
+// Issue 28, defect 1: one prefill of 2^16 + 3 tokens (a trace allows 2^24 per extend), with
+// snapshots around 2^15 and 2^16, in two requests of different lengths: the CUDA backend runs it
+// in launches of kStepMaxTokens with the state carried between them, the CPU backend in parts of
+// its own; the rows agree byte for byte, both dtypes.
+TEST(CudaLongPrefill, TwoToTheSixteenPlusThreeTokensAgreeWithTheCpu) {
+  if (!cuda_available()) GTEST_SKIP() << "no CUDA device";
+  for (SsmDtype dtype : {SsmDtype::kF32, SsmDtype::kBF16}) {
+    BackendPair p(make_shape("tiny", dtype, 8, 4), kSeed);
+    PrefillTask longest = prefill_task(1, 0, 65539, 0);
+    for (int32_t k : {32766, 32767, 32768, 65536})
+      longest.writes.push_back({k, int32_t(longest.writes.size())});
+    p.prefill({longest, prefill_task(2, 0, 40000, 5)});
+    ASSERT_TRUE(p.all_rows_equal()) << dtype_name(dtype);
+  }
+}
+
 // The recurrence kernel stores bf16 pairs through the conversion instruction: the same bits as
 // the integer formula for every float, NaNs included.
 TEST(CudaBf16, PairConversionMatchesTheFormulaOnEveryFloat) {

@@ -10,15 +10,18 @@
 #include <iterator>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
-#include "sim/plan_executor.h"
 #include "backends/registry.h"
 #include "core/errors.h"
 #include "core/numerics/bf16.h"
 #include "core/strategy/pool_policy.h"
+#include "core/trace/format.h"
 #include "sim/dump.h"
 #include "sim/generator.h"
 #include "sim/npy.h"
+#include "sim/plan_executor.h"
+#include "tests/allocations.h"
 #include "tests/temp_dir.h"
 
 namespace specstate::sim {
@@ -305,6 +308,58 @@ TEST(Dump, PrefillOutputsEqualAVerifyFromTheStateBefore) {
     ++checked;
   }
   EXPECT_GT(checked, 16);
+}
+
+// One request whose prompt is one extend of `tokens` tokens, with a snapshot after `snapshot`
+// tokens, then a verify (tiny preset, page size 256).
+trace::Trace long_prefill_trace(SsmDtype dtype, int32_t tokens, int32_t snapshot) {
+  std::istringstream in(
+      std::string(R"({"specstate_trace": 1, "preset": "tiny", "tp": 1, "ssm_dtype": ")") +
+      (dtype == SsmDtype::kF32 ? "f32" : "bf16") +
+      R"(", "draft_tokens": 3, "pool_rows": 4, "max_requests": 2, "page_size": 256, "seed": 5}
+{"event": "extend", "request": 1, "req_row": 0, "working_row": 0, "tokens": )" +
+      std::to_string(tokens) + R"(, "track": [{"row": 1, "length": )" + std::to_string(snapshot) +
+      R"(}]}
+{"event": "verify", "batch": [{"request": 1, "accepted": 2}]}
+)");
+  return trace::read_trace(in, "long.jsonl");
+}
+
+// Issue 28, defect 1: the lane runs a prefill past 2^15 tokens as one task, the recorder as
+// verifies of 16 tokens each continuing from the last: they agree on the snapshot at 2^15, the
+// state after 40,000 tokens and the verify after it (before the fix the lane crashed at 32,766
+// tokens, and at 32,768 the dump reported a false MISMATCH).
+TEST(Dump, APrefillPastTwoToTheFifteenAgreesWithTheRecorder) {
+  for (SsmDtype dtype : {SsmDtype::kF32, SsmDtype::kBF16}) {
+    const trace::Trace t = long_prefill_trace(dtype, 40'000, 32'768);
+    TempDir dir;
+    DumpOptions o;
+    o.request = 1;
+    o.out_dir = (dir.path() / "d").string();
+    o.tokens = {32'767, 39'999, 40'003};  // the snapshot's token, the last prefill one, a draft
+    const DumpReport r = dump_request(t, o);
+    EXPECT_TRUE(r.agree) << r.mismatch;
+    EXPECT_EQ(r.tokens, 3);
+  }
+}
+
+// The recorder runs a prefill of n tokens once (issue 28: it re-ran the whole prefill for every
+// 16 tokens, so a 32,768-token dump took 78 s): the bytes it allocates grow linearly with n,
+// where re-running the prefill allocated working buffers of every length up to n.
+TEST(Dump, APrefillsRecordingCostIsLinearInItsLength) {
+  auto dump_prefill = [](int n) {
+    const trace::Trace t = long_prefill_trace(SsmDtype::kF32, n, 256);
+    TempDir dir;
+    DumpOptions o;
+    o.request = 1;
+    o.out_dir = (dir.path() / "d").string();
+    o.tokens = {0};
+    ASSERT_TRUE(dump_request(t, o).agree);
+  };
+  const int64_t small = test::bytes_allocated_by([&] { dump_prefill(2'048); });
+  const int64_t large = test::bytes_allocated_by([&] { dump_prefill(8'192); });
+  EXPECT_LT(double(large) / double(small), test::kLinearGrowthBound)
+      << small << " bytes for 2,048 tokens, " << large << " for 8,192";
 }
 
 TEST(Dump, MetaListsEveryFileWithItsShape) {

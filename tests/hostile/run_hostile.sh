@@ -123,6 +123,24 @@ dump_killed_leaves_no_temp_directory)  # it left a 722 MB hidden directory
   rc=$?
   [ $rc -eq 143 ] || fail "exit status $rc, expected 143 (SIGTERM)"
   unchanged ;;
+dump_as_root_into_a_shared_folder_follows_no_planted_link)  # /root/victim was overwritten
+  [ "$(id -u)" -eq 0 ] || skip "needs root, to dump as root and plant as another user"
+  id nobody >/dev/null 2>&1 && command -v su >/dev/null || skip "no user nobody, or no su"
+  chmod 0755 "$work"
+  "$specstate" generate --preset tiny --requests 64 --steps 6000 --seed 3 -o t.jsonl >/dev/null
+  echo precious >victim
+  mkdir out && chown nobody out && chmod 0777 out  # a folder of another user, world-writable
+  "$specstate" dump t.jsonl --request 1000 -o out >/dev/null 2>&1 &
+  pid=$!
+  wait_for ".out.tmp-*/layer00/*.npy" || { wait $pid; skip "the dump ended before it was seen"; }
+  staging=$(compgen -G ".out.tmp-*")
+  [ "$(stat -c %a "$staging")" = 700 ] || fail "the staging directory is $(stat -c %a "$staging")"
+  su -s /bin/sh nobody -c "ln -s $work/victim $staging/meta.json" 2>/dev/null &&
+    fail "nobody planted a link inside the staging directory"
+  wait $pid || fail "the dump failed"
+  [ "$(cat victim)" = precious ] || fail "the victim file was overwritten"
+  [ "$(stat -c %a out)" = 777 ] || fail "the dump is $(stat -c %a out), not the folder's 777"
+  [ -f out/meta.json ] && [ ! -L out/meta.json ] || fail "no meta.json in the dump" ;;
 dump_refuses_a_pool_too_large)  # it ended "internal error: std::bad_alloc", exit 3
   touching qwen3.5-397b-a17b 20000 >big.jsonl  # about 3.7 TB
   before=$(listing)

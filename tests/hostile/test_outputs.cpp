@@ -253,6 +253,51 @@ TEST(RemoveOnSignal, SigintRemovesTheTemporaryDirectoryTree) {
   EXPECT_TRUE(dir.names().empty());
 }
 
+// Issue 28, defect 8: the temporary file survived SIGXFSZ, SIGPIPE, SIGQUIT, SIGALRM, SIGUSR1
+// (300-350 MB dump folders left). Every signal whose default action ends the process removes it
+// and still ends the process by that signal.
+TEST(RemoveOnSignal, EveryTerminatingSignalRemovesTheTemporaryDirectory) {
+  for (int sig : {SIGHUP, SIGQUIT, SIGPIPE, SIGALRM, SIGUSR1, SIGUSR2, SIGXCPU, SIGXFSZ, SIGVTALRM,
+                  SIGPROF, SIGABRT}) {
+    TempDir dir;
+    EXPECT_TRUE(dies_by(sig, [&] {
+      io::OutputDirectory out(dir / "dump", "--out dump");
+      out.make_directory("layer00");
+      ::close(out.open_file("layer00/x.npy", true));
+      raise(sig);
+    })) << strsignal(sig);
+    EXPECT_TRUE(dir.names().empty()) << strsignal(sig);
+  }
+}
+
+// Issue 28, defect 2: the staging directory took the target's mode (0777) at creation, so another
+// user could plant meta.json -> /root/victim inside it while root's dump ran, and the victim was
+// overwritten. It stays 0700 until the rename, and a link inside it is never followed.
+TEST(OutputDirectory, StagingIsPrivateAndFollowsNoLinkInside) {
+  TempDir dir;
+  fs::create_directory(dir / "shared");
+  ASSERT_EQ(chmod((dir / "shared").c_str(), 0777), 0);
+  write(dir / "victim", "precious");
+  io::OutputDirectory out(dir / "shared", "--out shared");
+  EXPECT_EQ(mode_of(out.path()) & 07777, 0700u);
+  ASSERT_EQ(symlink((dir / "victim").c_str(), (out.path() + "/meta.json").c_str()), 0);
+  EXPECT_EQ(input_error([&] { ::close(out.open_file("meta.json", true)); }),
+            "--out shared: cannot write " + out.path() + "/meta.json: " + std::strerror(EEXIST));
+  EXPECT_EQ(input_error([&] { ::close(out.open_file("meta.json", false)); }),
+            "--out shared: cannot write " + out.path() + "/meta.json: " + std::strerror(ELOOP));
+  out.make_directory("layer00");
+  ASSERT_EQ(symlink(dir.path().c_str(), (out.path() + "/layer01").c_str()), 0);
+  EXPECT_EQ(input_error([&] { ::close(out.open_file("layer01/x.npy", true)); }),
+            "--out shared: cannot open " + out.path() + "/layer01: " + std::strerror(ENOTDIR));
+  EXPECT_EQ(read(dir / "victim"), "precious");
+  ::close(out.open_file("layer00/x.npy", true));
+  ASSERT_EQ(unlink((out.path() + "/meta.json").c_str()), 0);
+  ASSERT_EQ(unlink((out.path() + "/layer01").c_str()), 0);
+  out.commit();
+  EXPECT_EQ(mode_of(dir / "shared") & 07777, 0777u);  // the target's mode, once in place
+  EXPECT_TRUE(fs::exists(dir / "shared/layer00/x.npy"));
+}
+
 TEST(OutputDirectory, RenamesIntoPlaceOrLeavesNothing) {
   TempDir dir;
   {

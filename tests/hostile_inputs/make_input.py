@@ -41,6 +41,12 @@ CASES = {
     # defect 3: 2^24 CUDA-graph padding rows (the format's maximum) in one verify
     "padding": lambda: header() + start() +
     b'{"event": "verify", "batch": [{"request": 1, "accepted": 2}], "padding": 16777216}\n',
+    # round 3, defect 1: one extend past 2^15 tokens (a crash at 32,766; wrong states at 32,768)
+    "extend-32766": lambda: header(page_size=0) + start(tokens=32766),
+    "extend-2e17": lambda: header(page_size=1 << 15) +
+    b'{"event": "extend", "request": 1, "req_row": 0, "working_row": 0, "tokens": 131075, '
+    b'"track": [{"length": 32768, "row": 1}, {"length": 131072, "row": 2}]}\n' +
+    b'{"event": "verify", "batch": [{"request": 1, "accepted": 3}]}\n',
     # defect 4: retract then finish, many times
     "retract-finish": lambda: retract_finish(60, "qwen3.5-2b"),
     # defect 8: one extend with many track writes

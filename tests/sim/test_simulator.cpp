@@ -14,7 +14,7 @@
 #include "sim/ownership.h"
 #include "sim/simulator.h"
 #include "sim/storage.h"
-#include "tests/scaling.h"
+#include "tests/allocations.h"
 
 namespace specstate::sim {
 namespace {
@@ -252,7 +252,8 @@ TEST(Ownership, TrackWritesCostLinearTime) {
     checker.begin_event(e);
     ASSERT_FALSE(checker.check({PrefillCall{{task}, {1}}}).has_value());
   };
-  const double growth = specstate::test::growth_of_four_times_the_size(check_tracks, 5'000);
+  const double growth =
+      specstate::test::allocation_growth_of_four_times_the_size(check_tracks, 5'000);
   EXPECT_LT(growth, specstate::test::kLinearGrowthBound);
 }
 

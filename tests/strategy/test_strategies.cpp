@@ -8,10 +8,11 @@
 #include <set>
 
 #include "backends/cpu/cpu_backend.h"
-#include "sim/plan_executor.h"
 #include "core/errors.h"
 #include "core/strategy/host_scheduler.h"
 #include "core/strategy/pool_policy.h"
+#include "sim/plan_executor.h"
+#include "tests/allocations.h"
 #include "tests/strategy/random_schedule.h"
 
 namespace specstate::test {
@@ -618,6 +619,41 @@ TEST(StrategyPolicy, FinishOfARetractedRequestDropsItsSavedState) {
     EXPECT_TRUE(lane.swap.saved_from.empty()) << to_string(kind);
     EXPECT_FALSE(lane.policy().has(7)) << to_string(kind);
   }
+}
+
+}  // namespace
+}  // namespace specstate::test
+
+namespace specstate::test {
+namespace {
+
+// Issue 28, defect 12: with overlap, each step copied the whole live-state table once per count
+// the step might accept, twice: planning cost O(T x live requests) a step whatever the batch
+// (16,384 live requests, one-entry verifies, T = 16: 97 ms a step). The table's copies now
+// share its entries (core/strategy/live_table.h). Counted in allocations, which a copied table
+// makes per entry: a one-entry step allocates about as much with 16,000 live requests as with
+// 1,000.
+TEST(HostScheduler, OverlapStepPlanningDoesNotGrowWithLiveRequests) {
+  auto per_step = [](int live) {
+    PoolConfig c;
+    c.geometry = make_geometry("tiny");
+    c.tokens_per_verify = 16;
+    c.pool_rows = live;
+    c.max_requests = live;
+    HostScheduler host(StrategyKind::kInline, c, Schedule::kOverlap);
+    for (int r = 0; r < live; ++r)
+      host.extend({uint64_t(r + 1), r, r, 4, 0, kNoRow, {}});
+    constexpr int kSteps = 512;  // several compactions of the table (LiveTable::kCompactAt)
+    const VerifyOp op{1, 2, {}, {}};
+    return double(allocations_of([&] {
+             for (int s = 0; s < kSteps; ++s)
+               host.verify(std::span(&op, 1), 0);
+           })) /
+           kSteps;
+  };
+  const double small = per_step(1'000), large = per_step(16'000);
+  EXPECT_LT(large, 1.5 * small) << "allocations a step: " << small << " with 1,000 live "
+                                << "requests, " << large << " with 16,000";
 }
 
 }  // namespace

@@ -2,7 +2,7 @@
 #include <gtest/gtest.h>
 
 #include "core/trace/tracker.h"
-#include "tests/scaling.h"
+#include "tests/allocations.h"
 #include "trace_test_util.h"
 
 namespace specstate::trace::testing {
@@ -365,7 +365,8 @@ TEST(TraceValidator, TrackWritesCostLinearTime) {
     const TraceSummary s = validate_trace(t);
     ASSERT_EQ(s.snapshots, n);
   };
-  const double growth = specstate::test::growth_of_four_times_the_size(validate_tracks, 50'000);
+  const double growth =
+      specstate::test::allocation_growth_of_four_times_the_size(validate_tracks, 50'000);
   EXPECT_LT(growth, specstate::test::kLinearGrowthBound);
 }
 
