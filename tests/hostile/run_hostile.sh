@@ -141,6 +141,12 @@ dump_as_root_into_a_shared_folder_follows_no_planted_link)  # /root/victim was o
   [ "$(cat victim)" = precious ] || fail "the victim file was overwritten"
   [ "$(stat -c %a out)" = 777 ] || fail "the dump is $(stat -c %a out), not the folder's 777"
   [ -f out/meta.json ] && [ ! -L out/meta.json ] || fail "no meta.json in the dump" ;;
+dump_of_200_layers_under_ulimit_n_64)  # 7 files open per layer: 200 layers failed at 1024
+  printf '%s\n' '{"specstate_trace": 2, "geometry": {"layers": 200, "H": 1, "HV": 1, "K": 16, "V": 16, "conv_dim": 48, "W": 4}, "tp": 1, "ssm_dtype": "f32", "draft_tokens": 1, "pool_rows": 2, "max_requests": 1, "page_size": 0, "seed": 1}' \
+    '{"event": "extend", "request": 1, "req_row": 0, "working_row": 0, "tokens": 5}' \
+    '{"event": "verify", "batch": [{"request": 1, "accepted": 2}]}' >t.jsonl
+  run 0 bash -c 'ulimit -n 64 && exec "$0" dump t.jsonl --request 1 -o d' "$specstate"
+  [ "$(find d -name "*.npy" | wc -l)" -eq 2400 ] || fail "not 12 files for each of 200 layers" ;;
 dump_refuses_a_pool_too_large)  # it ended "internal error: std::bad_alloc", exit 3
   touching qwen3.5-397b-a17b 20000 >big.jsonl  # about 3.7 TB
   before=$(listing)
