@@ -158,7 +158,19 @@ StrategyLayout make_layout(StrategyKind kind, const PoolConfig& config) {
   int32_t state_rows = checked(1, l.draft_rows, config.pool_rows, l, rows);
   state_rows = checked(1, l.scratch_rows, state_rows, l, rows);
   s.state_rows = checked(1, l.inspect_rows, state_rows, l, rows);
-  // Bytes cannot overflow int64 once rows fit int32: a row of the largest preset is < 2^32 bytes.
+  // A row is < 2^45 bytes even for the largest custom geometry (1024 layers of 4096 x 1024 x 1024
+  // fp32 states and 2^24 conv channels), but a row count up to 2^31 times that overflows int64:
+  // the products below are formed only once the total fits.
+  const long double total = (long double)(s.state_rows) * s.state_row_bytes() +
+                            (long double)(s.payload_slots) * s.geometry.layers *
+                                s.payload_slot_bytes();
+  if (total >= 0x1p62L) {
+    char size[32];
+    std::snprintf(size, sizeof size, "%.3Lg", total);
+    throw InputError("the " + std::string(to_string(kind)) + " pool would need " + size +
+                     " bytes (" + std::to_string(s.state_rows) + " state rows of " +
+                     std::to_string(s.state_row_bytes()) + " bytes), more than 2^62");
+  }
   const int64_t row_bytes = s.state_row_bytes();
   l.pool_bytes = row_bytes * config.pool_rows;
   l.draft_bytes = row_bytes * l.draft_rows;

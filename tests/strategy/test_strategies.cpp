@@ -312,6 +312,26 @@ TEST(RingLayout, ParametersOutsideTheirBoundsAreInputErrors) {
   EXPECT_EQ(l.inspect_rows, 1);
 }
 
+// Issue 28 (minor): a custom geometry at the format's bounds and 2^24 rows needs more bytes than
+// int64 counts; make_layout refuses it with the size instead of forming the products.
+TEST(StrategyLayouts, BytesBeyondTwoToTheSixtyTwoAreInputErrors) {
+  PoolConfig c;
+  c.geometry = make_custom_geometry(1024, 1024, 4096, 1024, 1024, 4);
+  c.pool_rows = 1 << 24;
+  c.max_requests = 1 << 24;
+  for (StrategyKind kind : all_strategies()) {
+    try {
+      make_layout(kind, c);
+      ADD_FAILURE() << to_string(kind) << ": no error";
+    } catch (const InputError& e) {
+      EXPECT_NE(std::string(e.what()).find("bytes), more than 2^62"), std::string::npos)
+          << e.what();
+    }
+  }
+  c.pool_rows = c.max_requests = 1;  // one row of it fits
+  EXPECT_NO_THROW(make_layout(StrategyKind::kInline, c));
+}
+
 // Rows a step may touch, stated from the layout, independently of the policy's plans.
 std::set<int32_t> allowed_rows(const Lane& lane, const Op& op,
                                const std::map<uint64_t, LiveState>& before) {
