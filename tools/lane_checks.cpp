@@ -32,7 +32,8 @@ int32_t longest_step(const sim::LaneSpec& lane, const PoolShape& shape, const tr
 }  // namespace
 
 void check_lanes_can_run(const trace::Trace& trace, const std::vector<sim::LaneSpec>& lanes,
-                       const std::vector<PoolShape>& shapes, int64_t extra_bytes_per_backend) {
+                         const std::vector<PoolShape>& shapes, int64_t extra_bytes_per_backend,
+                         const std::string& remedy) {
   SPECSTATE_ASSERT(shapes.size() == lanes.size(), "one shape per lane");
   for (size_t i = 0; i < lanes.size(); ++i) {
     try {
@@ -57,7 +58,7 @@ void check_lanes_can_run(const trace::Trace& trace, const std::vector<sim::LaneS
                      "the pools need " + gib(use.first) + " for " + std::to_string(use.second) +
                          " lane(s) on the " + backend + " backend, more than its " +
                          gib(have.bytes) + " of " + have.what +
-                         " for the rows the trace touches (choose fewer lanes, or --layers)");
+                         " for the rows the trace touches (" + remedy + ")");
   }
 }
 

@@ -1,5 +1,6 @@
 """Element-wise comparison of an engine's state with the reference's, within a tolerance."""
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Optional
 
@@ -53,14 +54,26 @@ class Comparison:
 
 
 def _parts(state):
-    """(ssm, conv, ssm_is_bf16, geometry, layer_ids) of a State, a pair or a mapping."""
+    """(ssm, conv, geometry, layer_ids) of a State, a pair or a mapping; TypeError for anything
+    else."""
     if hasattr(state, "ssm") and hasattr(state, "conv"):
         return (as_array(state.ssm), as_array(state.conv), getattr(state, "geometry", None),
                 getattr(state, "layer_ids", None))
-    if isinstance(state, dict):
+    if isinstance(state, Mapping):
+        if "ssm" not in state or "conv" not in state:
+            raise TypeError(f"a state mapping needs the keys 'ssm' and 'conv', got "
+                            f"{sorted(map(str, state))}")
         return as_array(state["ssm"]), as_array(state["conv"]), None, None
-    ssm, conv = state
-    return as_array(ssm), as_array(conv), None, None
+    if isinstance(state, (tuple, list)) and len(state) == 2:
+        return as_array(state[0]), as_array(state[1]), None, None
+    raise TypeError(f"a state is a specstate.State, an (ssm, conv) pair or a mapping "
+                    f"{{'ssm': ..., 'conv': ...}}, got {_describe(state)}")
+
+
+def _describe(value):
+    if isinstance(value, (tuple, list)):
+        return f"a {type(value).__name__} of {len(value)} items"
+    return "None" if value is None else f"a {type(value).__qualname__}"
 
 
 def _values(a):
@@ -68,8 +81,43 @@ def _values(a):
     if a.dtype == np.uint16:
         return bf16_to_float(a).astype(np.float64)
     if a.dtype.kind not in "fiu":
-        raise TypeError(f"cannot compare an array of {a.dtype}")
+        raise TypeError(f"cannot compare an array of {a.dtype} (float or integer values are "
+                        f"compared; uint16 arrays are bf16 bits)")
     return a.astype(np.float64)
+
+
+# The layout of each tensor of a state: compare names a mismatch by these axes.
+_LAYOUT = {"ssm": "[layers, HV, K, V]", "conv": "[layers, conv_dim, W-1]"}
+
+
+def _check_layout(name, engine, reference):
+    """ValueError unless both arrays have the state's layout and the same, non-empty shape."""
+    for whose, a in (("engine", engine), ("reference", reference)):
+        ndim = _LAYOUT[name].count(",") + 1
+        if a.ndim != ndim:
+            raise ValueError(f"{name}: the {whose}'s array has {a.ndim} dimensions "
+                             f"(shape {tuple(a.shape)}); a state's {name} is {ndim}-d, "
+                             f"{_LAYOUT[name]}")
+    if engine.shape != reference.shape:
+        raise ValueError(f"{name}: the engine's shape {tuple(engine.shape)} is not the "
+                         f"reference's {tuple(reference.shape)} {_LAYOUT[name]}")
+    if reference.size == 0:
+        # Every axis of a geometry is at least 1: an empty array is no state, and comparing
+        # nothing must not pass for agreement.
+        raise ValueError(f"{name}: empty arrays (shape {tuple(reference.shape)}): nothing to "
+                         f"compare")
+
+
+def check_tolerances(rtol, atol, ulp):
+    """ValueError naming the argument unless rtol and atol are finite numbers >= 0 and ulp an
+    integer >= 0 (a NaN tolerance would pass or fail everything without saying so)."""
+    for name, value in (("rtol", rtol), ("atol", atol)):
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+            raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+        if not np.isfinite(value) or value < 0:
+            raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    if isinstance(ulp, bool) or not isinstance(ulp, (int, np.integer)) or ulp < 0:
+        raise ValueError(f"ulp must be an integer >= 0, got {ulp!r}")
 
 
 def _ordered(bits, width):
@@ -112,16 +160,19 @@ def compare(engine, reference, *, rtol=0.0, atol=0.0, ulp=0):
     |engine - reference| <= atol + rtol * |reference|, or when it is at most `ulp` units in the
     last place of the reference's dtype away (bf16 for the conv window and bf16 pools, float32
     otherwise); NaN agrees only with NaN. The defaults demand equal values.
+
+    Raises ValueError for a negative or NaN tolerance (naming the argument), for arrays of
+    another number of dimensions than the layouts above, of different shapes, or empty; TypeError
+    for arrays of neither floats nor integers.
     """
+    check_tolerances(rtol, atol, ulp)
     e_ssm, e_conv, _, _ = _parts(engine)
     r_ssm, r_conv, geometry, layer_ids = _parts(reference)
     tolerance = f"rtol {rtol:g}, atol {atol:g}, {ulp} ulp"
     elements, outside, max_abs, max_ulp = 0, 0, 0.0, 0
     candidates = []  # per tensor with mismatches: (first layer, name, first, worst, |diff|, ...)
     for name, e, r in (("conv", e_conv, r_conv), ("ssm", e_ssm, r_ssm)):
-        if e.shape != r.shape:
-            raise ValueError(f"{name}: the engine's shape {tuple(e.shape)} is not the "
-                             f"reference's {tuple(r.shape)}")
+        _check_layout(name, e, r)
         ev, rv = _values(e), _values(r)
         diff = np.abs(ev - rv)
         both_nan = np.isnan(ev) & np.isnan(rv)
@@ -131,9 +182,8 @@ def compare(engine, reference, *, rtol=0.0, atol=0.0, ulp=0):
         elements += bad.size
         outside += int(bad.sum())
         finite = np.where(np.isnan(diff), np.inf, diff)
-        if finite.size:
-            max_abs = max(max_abs, float(finite.max()))
-            max_ulp = max(max_ulp, int(ulps.max()))
+        max_abs = max(max_abs, float(finite.max()))  # not empty: _check_layout
+        max_ulp = max(max_ulp, int(ulps.max()))
         if bad.any():
             flat = bad.reshape(bad.shape[0], -1)
             first_layer = int(np.argmax(flat.any(axis=1)))

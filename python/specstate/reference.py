@@ -139,7 +139,11 @@ class Reference:
     The trace is read and validated first (an invalid one raises specstate.InputError naming
     FILE:LINE). `layers` keeps a subset of the model's layers ("0,17,35", "0-3" or a list);
     `geometry` (custom_geometry) replaces the header's preset. Only the rows the trace touches
-    are stored.
+    are stored. A geometry the backend does not run, or pools larger than the memory, raise
+    InputError at the header's FILE:LINE before anything is allocated, as `specstate replay`.
+
+    One Reference may be shared by threads: its methods run one at a time (each holds a lock,
+    with the GIL released while it waits), so every call sees whole events.
     """
 
     def __init__(self, trace, backend="cpu", strategy="inline", layers=None, geometry=None):
@@ -149,6 +153,7 @@ class Reference:
         self.geometry = self._core.geometry
         self.ssm_dtype = self._core.ssm_dtype
         self.file = self._core.file
+        self.header_line = self._core.header_line
         self.lane = self._core.lane
         self.tokens_per_verify = self.header["draft_tokens"] + 1
         self.inputs = Inputs(self.geometry, self.header["seed"])
@@ -165,17 +170,16 @@ class Reference:
         return self.events[i] if i < len(self.events) else None
 
     def step(self):
-        """Runs the next event and returns it; None at the end of the trace."""
-        event = self.next_event
-        if event is not None:
-            self._core.step()
-        return event
+        """Runs the next event and returns it; None at the end of the trace. Threads that share
+        a Reference run each event once: every call runs and returns a different event."""
+        index = self._core.step()
+        return None if index is None else self.events[index]
 
     def run(self, until_line=None):
         """Runs the remaining events, or those on lines up to `until_line`."""
-        while self.next_event is not None and (until_line is None or
-                                               self.next_event.line <= until_line):
-            self.step()
+        limit = -1 if until_line is None else max(int(until_line), 0)
+        while self._core.step(limit) is not None:
+            pass
 
     def requests(self):
         """{request id: "running" | "retracted"} after the events run so far."""

@@ -5,6 +5,7 @@ import json
 import os
 
 from ._fields import _is_integer
+from ._rules import MAX_LINE_BYTES
 from ._state import TraceState, make_header
 from .reader import TraceError
 
@@ -36,6 +37,25 @@ def _entry_object(entry, keys):
     if "tree" in obj and obj["tree"] is None:
         del obj["tree"]
     return obj
+
+
+def _comment_problem(text):
+    """Why the comment line "# text" would be refused by the readers (core/trace/format.cpp,
+    reader.py), or None. Both read bytes: a NUL or a CR inside a line is refused, and a line
+    longer than MAX_LINE_BYTES bytes before its newline."""
+    if "\n" in text or "\r" in text:
+        return "text must be one line (no \\n or \\r)"
+    nul = text.find("\0")
+    if nul >= 0:
+        return f"NUL character at index {nul} (a trace holds no NUL byte)"
+    try:
+        size = 2 + len(text.encode("utf-8"))
+    except UnicodeEncodeError as e:
+        return f"text is not valid Unicode ({e.reason} at index {e.start})"
+    if size > MAX_LINE_BYTES:
+        return (f"the line would be {size} bytes, longer than {MAX_LINE_BYTES} bytes (the "
+                f"readers' limit of one line, without its newline)")
+    return None
 
 
 def _batch_objects(batch, keys):
@@ -173,13 +193,19 @@ class TraceWriter:
         self._record({"event": "check"})
 
     def comment(self, text):
-        """A `# text` line (ignored by readers), e.g. the engine's step number."""
+        """A `# text` line (ignored by readers), e.g. the engine's step number.
+
+        The text is one line without NUL, and "# " + text is at most MAX_LINE_BYTES bytes in
+        UTF-8 (16 MiB): both readers refuse any other line. Anything else raises TraceError
+        "FILE:LINE: comment: ..." and writes nothing."""
         self._ensure_open()
         text = str(text)
-        if "\n" in text or "\r" in text:
-            raise ValueError("comment: text must be one line")
-        self._write_line(f"# {text}\n")
-        self._line += 1
+        line = self._line + 1
+        problem = _comment_problem(text)
+        if problem:
+            raise TraceError(self._label, line, f"comment: {problem}")
+        self._write_line(f"# {text}\n", line)
+        self._line = line
 
     def close(self):
         """Flush, and close the file if the writer opened it. Idempotent."""
@@ -212,19 +238,26 @@ class TraceWriter:
             event, commit = self.state.prepare(obj, line)
         except ValueError as e:
             raise TraceError(self._label, line, str(e)) from None
-        self._write(event)
+        self._write(event, line)
         self._line = line
         commit()
 
-    def _write(self, obj):
-        self._write_line(json.dumps(obj) + "\n")
+    def _write(self, obj, number=1):
+        self._write_line(json.dumps(obj) + "\n", number)
 
-    def _write_line(self, line):
-        """Writes `line` whole and flushes it. On an error (disk full, closed pipe) the bytes
-        of the line that got out are cut off again where the file allows it (a regular file
-        this writer opened, or a seekable one it was given), then the error propagates."""
+    def _write_line(self, line, number):
+        """Writes `line` (line `number` of the file) whole and flushes it. On an error (disk
+        full, closed pipe) the bytes of the line that got out are cut off again where the file
+        allows it (a regular file this writer opened, or a seekable one it was given), then the
+        error propagates. A line longer than the readers take raises TraceError and writes
+        nothing (an event of a batch of millions of requests could be)."""
+        data = line.encode("utf-8")
+        if len(data) - 1 > MAX_LINE_BYTES:
+            raise TraceError(self._label, number,
+                             f"the line would be {len(data) - 1} bytes, longer than "
+                             f"{MAX_LINE_BYTES} bytes (the readers' limit of one line, without "
+                             f"its newline)")
         if self._owns_file:
-            data = line.encode("utf-8")
             fd = self._file.fileno()
             try:
                 start = os.lseek(fd, 0, os.SEEK_CUR)

@@ -4,6 +4,7 @@
 #include <pybind11/stl.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <string>
 
 #include "backends/registry.h"
@@ -18,6 +19,12 @@ namespace specstate::py_binding {
 namespace {
 
 using num::bf16_bits;
+
+std::string gib(int64_t bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2f GiB", double(bytes) / double(int64_t{1} << 30));
+  return buf;
+}
 
 std::vector<int32_t> model_layer_ids(const ModelGeometry& g) {
   std::vector<int32_t> ids;
@@ -40,7 +47,21 @@ class Inputs {
     if (position < 0) throw InputError("position " + std::to_string(position) + " is negative");
     if (count < 1 || count > (int64_t{1} << 24))
       throw InputError("count " + std::to_string(count) + " outside 1..2^24");
+    // x [count, conv_dim] and a, b [count, HV] bf16, and the arrays they move into.
+    const int64_t bytes = count * (int64_t{g_.conv_dim()} + 2 * g_.num_v_heads) * 2;
+    const MemoryLimit have = backend_memory_limit("cpu");
+    if (have.bytes >= 0 && bytes > have.bytes) {
+      throw InputError("count " + std::to_string(count) + ": the inputs of " +
+                       std::to_string(count) + " tokens (x [count, conv_dim " +
+                       std::to_string(g_.conv_dim()) + "], a and b [count, HV " +
+                       std::to_string(g_.num_v_heads) + "], bf16) need " + gib(bytes) +
+                       ", more than the " + gib(have.bytes) + " of " + have.what +
+                       " (ask for fewer tokens at a time)");
+    }
     std::vector<bf16_bits> x, a, b;
+    x.reserve(size_t(count) * g_.conv_dim());
+    a.reserve(size_t(count) * g_.num_v_heads);
+    b.reserve(size_t(count) * g_.num_v_heads);
     for (int64_t i = 0; i < count; ++i) {
       num::TokenInputs t = num::token_inputs(g_, seed_, request, uint64_t(position + i), layer);
       x.insert(x.end(), t.x.begin(), t.x.end());
@@ -75,8 +96,8 @@ class Inputs {
     std::vector<bf16_bits> w(size_t(C) * wc, 0);
     if (window) {
       if (window->ndim() != 2 || window->shape(0) != C || window->shape(1) != wc) {
-        throw InputError("window must have shape [conv_dim, W-1] = [" + std::to_string(C) +
-                         ", " + std::to_string(wc) + "]");
+        throw InputError("window must have shape [conv_dim, W-1] = [" + std::to_string(C) + ", " +
+                         std::to_string(wc) + "]");
       }
       std::copy(window->data(), window->data() + w.size(), w.begin());
     } else {
@@ -115,8 +136,9 @@ class Inputs {
 
 // digest_of over a state given as arrays: ssm [layers, HV, K, V] float32 (f32 pool) or uint16
 // (bf16 bits, bf16 pool), conv [layers, conv_dim, W-1] uint16 (bf16 bits).
-uint64_t digest_state(const ModelGeometry& g, const py::array& ssm,
-                      const py::array_t<uint16_t, py::array::c_style | py::array::forcecast>& conv) {
+uint64_t digest_state(
+    const ModelGeometry& g, const py::array& ssm,
+    const py::array_t<uint16_t, py::array::c_style | py::array::forcecast>& conv) {
   PoolShape shape;
   shape.geometry = g;
   // array_t's check goes through NumPy's C API (PyArray_EquivTypes), which is stable across
@@ -129,8 +151,7 @@ uint64_t digest_state(const ModelGeometry& g, const py::array& ssm,
     throw InputError("ssm must be float32 (an f32 pool) or uint16 bf16 bits (a bf16 pool)");
   }
   shape.conv_cols = g.conv_state_cols();
-  const std::vector<py::ssize_t> ssm_shape = {g.layers, g.num_v_heads, g.head_k_dim,
-                                              g.head_v_dim};
+  const std::vector<py::ssize_t> ssm_shape = {g.layers, g.num_v_heads, g.head_k_dim, g.head_v_dim};
   const std::vector<py::ssize_t> conv_shape = {g.layers, g.conv_dim(), g.conv_state_cols()};
   if (!std::equal(ssm_shape.begin(), ssm_shape.end(), ssm.shape(), ssm.shape() + ssm.ndim()) ||
       ssm.ndim() != 4) {
@@ -191,13 +212,13 @@ void bind_basics(py::module_& m) {
         return "Geometry(" + g.preset + (g.tp > 1 ? " TP" + std::to_string(g.tp) : "") +
                ": layers=" + std::to_string(g.layers) + ", H=" + std::to_string(g.num_k_heads) +
                ", HV=" + std::to_string(g.num_v_heads) + ", K=" + std::to_string(g.head_k_dim) +
-               ", V=" + std::to_string(g.head_v_dim) + ", conv_dim=" +
-               std::to_string(g.conv_dim()) + ", W=" + std::to_string(g.conv_width) + ")";
+               ", V=" + std::to_string(g.head_v_dim) +
+               ", conv_dim=" + std::to_string(g.conv_dim()) +
+               ", W=" + std::to_string(g.conv_width) + ")";
       });
 
-  m.def("preset_geometry", [](const std::string& preset, int32_t tp) {
-    return make_geometry(preset, tp);
-  });
+  m.def("preset_geometry",
+        [](const std::string& preset, int32_t tp) { return make_geometry(preset, tp); });
   m.def("custom_geometry", &make_custom_geometry);
   m.def("with_layers", [](const ModelGeometry& g, const std::string& list) {
     if (!g.layer_ids.empty()) throw InputError("the geometry already holds a subset of layers");
