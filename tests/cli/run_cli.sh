@@ -105,6 +105,21 @@ PY
         expect 0 '^dumped request 1000 of file.jsonl' -- "$bin" dump file.jsonl --request 1000 -o d1
         test -f d1/meta.json
         test ! -e ./- ;;
+  generate-memory)  # events stream to the output: 10x the steps, the same peak memory
+        ASAN_OPTIONS="quarantine_size_mb=0:${ASAN_OPTIONS:-}" "$python" - "$bin" <<'PY'
+import os, subprocess, sys
+def peak_kib(steps):  # the child's own peak RSS (wait4), its trace to /dev/null
+    p = subprocess.Popen([sys.argv[1], "generate", "--preset", "tiny", "--requests", "64",
+                          "--steps", str(steps), "--seed", "1", "-o", "/dev/null"],
+                         stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(p.pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, status
+    return usage.ru_maxrss
+small, large = peak_kib(10_000), peak_kib(100_000)
+# Holding the trace took 15 MiB at 10k steps and 101 MiB at 100k.
+assert large <= small + 16 * 1024, f"peak RSS {small} KiB at 10k steps, {large} KiB at 100k"
+PY
+        ;;
   demo-temp)
         mkdir tmp
         TMPDIR="$PWD/tmp" "$bin" demo > first.txt
