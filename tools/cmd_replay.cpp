@@ -136,7 +136,8 @@ std::string size_text(int64_t bytes) {
   return buf;
 }
 
-int run_replay(const ReplayArgs& args, int threads) {
+int run_replay(const ReplayArgs& args, const ThreadPool& pool) {
+  const int threads = pool.threads();
   const trace::Trace trace = trace::read_trace(args.file);
   trace::validate_trace(trace);  // FILE:LINE errors before anything runs
 
@@ -183,8 +184,8 @@ int run_replay(const ReplayArgs& args, int threads) {
                 args.file.c_str(), h.model_name().c_str(), h.tp,
                 std::string(to_string(h.ssm_dtype)).c_str(), h.tokens_per_verify(), h.pool_rows,
                 h.max_requests, trace.events.size());
-    std::printf("  layers %s of %d, %d threads\n",
-                args.layers.empty() ? "all" : args.layers.c_str(), full.geometry.layers, threads);
+    std::printf("  layers %s of %d, %s\n", args.layers.empty() ? "all" : args.layers.c_str(),
+                full.geometry.layers, pool.describe().c_str());
     if (args.strategies == "all" && h.tree_nodes > 0)
       std::printf("  draft trees of up to %d nodes: the window strategy does not run trees\n",
                   h.tree_nodes);
@@ -270,7 +271,7 @@ Command add_replay(CLI::App& parent) {
                       faults);
   return {cmd, [args] {
             ThreadPool pool(args->threads);
-            return pool.run([&] { return run_replay(*args, pool.threads()); });
+            return pool.run([&] { return run_replay(*args, pool); });
           }};
 }
 

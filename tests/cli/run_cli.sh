@@ -105,6 +105,20 @@ PY
         expect 0 '^dumped request 1000 of file.jsonl' -- "$bin" dump file.jsonl --request 1000 -o d1
         test -f d1/meta.json
         test ! -e ./- ;;
+  threads)  # at most 4 per hardware thread; a count the system cannot start is refused
+        trace="$source/examples/retract-resume.jsonl"
+        expect 0 '^  layers all of 2, [0-9]+ threads \(--threads 4096 capped at 4 per hardware thread\)$' -- \
+          "$bin" replay "$trace" --threads 4096
+        "$bin" replay "$trace" --threads 4096 --json > capped.json
+        "$python" -c 'import json, sys; t = json.load(open(sys.argv[1]))["threads"]; assert 4 <= t < 4096 and t % 4 == 0, t' capped.json
+        expect 2 '^--threads: Value 4097 not in range 1 to 4096' -- "$bin" replay "$trace" --threads 4097
+        if [ -z "${SPECSTATE_SANITIZED:-}" ]; then  # ASan's shadow memory needs the address space
+          # 20 MB: one thread runs (it needs 16 MB); four threads' stacks (4 MB each) do not fit.
+          expect 0 '^AGREE: 6 lanes' -- sh -c 'ulimit -v 20000; exec "$0" replay "$1" --threads 1' \
+            "$bin" "$trace"
+          expect 2 '^--threads 4096: cannot start [0-9]+ threads: Resource temporarily unavailable$' -- \
+            sh -c 'ulimit -v 20000; exec "$0" replay "$1" --threads 4096' "$bin" "$trace"
+        fi ;;
   generate-memory)  # events stream to the output: 10x the steps, the same peak memory
         ASAN_OPTIONS="quarantine_size_mb=0:${ASAN_OPTIONS:-}" "$python" - "$bin" <<'PY'
 import os, subprocess, sys
