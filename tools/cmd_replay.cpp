@@ -14,9 +14,10 @@
 #include "core/trace/validate.h"
 #include "sim/simulator.h"
 #include "sim/storage.h"
+#include "tools/byte_text.h"
 #include "tools/commands.h"
-#include "tools/replay_json.h"
 #include "tools/lane_checks.h"
+#include "tools/replay_json.h"
 #include "tools/run_options.h"
 
 namespace specstate::cli {
@@ -122,20 +123,6 @@ void print_injection(const std::vector<sim::LaneSpec>& lanes) {
               std::string(f.what).c_str());
 }
 
-// 1.23 GiB, 45.6 MiB or 789 KiB.
-std::string size_text(int64_t bytes) {
-  char buf[32];
-  const double b = double(bytes);
-  if (b >= 0x1p30) {
-    std::snprintf(buf, sizeof buf, "%.2f GiB", b / 0x1p30);
-  } else if (b >= 0x1p20) {
-    std::snprintf(buf, sizeof buf, "%.1f MiB", b / 0x1p20);
-  } else {
-    std::snprintf(buf, sizeof buf, "%.0f KiB", b / 0x1p10);
-  }
-  return buf;
-}
-
 int run_replay(const ReplayArgs& args, const ThreadPool& pool) {
   const int threads = pool.threads();
   const trace::Trace trace = trace::read_trace(args.file);
@@ -223,7 +210,7 @@ int run_replay(const ReplayArgs& args, const ThreadPool& pool) {
   std::printf("  %-*s %10s %12s\n", int(width), "lane", "plans", "allocated");
   for (const auto& lane : report.lanes) {
     std::printf("  %-*s %8.3f s %12s\n", int(width), lane.name.c_str(), lane.seconds,
-                size_text(lane.allocated.total()).c_str());
+                byte_text(double(lane.allocated.total())).c_str());
   }
   std::printf("  wall time %.3f s (comparisons %.3f s), %d threads\n", report.seconds,
               report.compare_seconds, threads);

@@ -158,6 +158,16 @@ PY
         ! grep -q ' 0\.0 GiB' tiny.svg
         "$bin" footprint --preset qwen3-next-80b-a3b --svg q.svg 2>/dev/null
         grep -q 'total state memory (GiB)' q.svg ;;
+  footprint-units)  # each figure in its own unit: a fixed GiB column printed 0.000 for tiny
+        expect 0 '^scatter +76 KiB +304 KiB +0 B +380 KiB +266 KiB +7\.00$' -- \
+          "$bin" footprint --preset tiny --batch 4
+        expect 0 '^memory, total +46\.05 GiB +23\.24 GiB +22\.81 GiB +49\.5%$' -- \
+          "$bin" footprint --preset qwen3-next-80b-a3b --batch 64 --compare scatter,inline
+        expect 0 '^memory, total +84 KiB +380 KiB +-296 KiB +-349\.7%$' -- \
+          "$bin" footprint --preset tiny --batch 4 --compare replay,scatter
+        if "$bin" footprint --preset tiny --batch 4 | grep -q '0\.000'; then
+          echo "FAIL: a figure printed as 0.000"; exit 1
+        fi ;;
   json-shapes)
         "$bin" footprint --preset tiny --batch 4 --json > one.json
         "$bin" footprint --preset tiny --batch 4,8 --json > two.json
