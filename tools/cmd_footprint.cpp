@@ -20,6 +20,7 @@
 #include "tools/commands.h"
 #include "tools/footprint_table.h"
 #include "tools/integer_option.h"
+#include "tools/preset_option.h"
 #include "tools/run_options.h"
 
 namespace specstate::cli {
@@ -564,8 +565,7 @@ Command add_footprint(CLI::App& parent) {
       "Memory each strategy allocates (scheduler pool, draft region or scratch, payload) and the\n"
       "state bytes one verify step moves, for a model preset and batch size. Computed from the\n"
       "same layout the backends allocate.");
-  cmd->add_option("--preset", args->preset, "Model preset (e.g. qwen3-next-80b-a3b, tiny)")
-      ->required();
+  add_preset_option(cmd, args->preset, "Model preset (e.g. qwen3-next-80b-a3b, tiny)")->required();
   add_integer(cmd, "--tp", args->tp, "Tensor-parallel degree (heads divided by it)");
   auto* batch = add_integer(cmd, "--batch", args->batches,
                             "Running requests (request rows); a comma-separated list gives one "

@@ -12,6 +12,7 @@
 #include "sim/generator.h"
 #include "tools/commands.h"
 #include "tools/integer_option.h"
+#include "tools/preset_option.h"
 #include "tools/summary_json.h"
 
 namespace specstate::cli {
@@ -85,7 +86,7 @@ Command add_generate(CLI::App& parent) {
       "from a prefix-cache row), verify T = draft tokens + 1 tokens per step with a random\n"
       "accepted length, get retracted when rows run out and resume later, and finish. The\n"
       "same options and seed always give the same trace; the trace always validates.");
-  cmd->add_option("--preset", g.preset, "Model preset (tiny, qwen3-next-80b-a3b, ...)")->required();
+  add_preset_option(cmd, g.preset, "Model preset (tiny, qwen3-next-80b-a3b, ...)")->required();
   add_integer(cmd, "--tp", g.tp, "Tensor-parallel degree (must divide the head counts)")
       ->capture_default_str();
   add_integer(cmd, "--requests", g.requests, "Requests arriving over the first half of the run")

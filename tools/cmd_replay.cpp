@@ -78,7 +78,6 @@ std::vector<sim::LaneSpec> make_lanes(const ReplayArgs& args, const trace::Heade
   std::vector<sim::LaneSpec> lanes;
   bool injected = false;
   for (const std::string& backend : split(args.backends)) {
-    check_backend_name(backend);
     for (Schedule schedule : selected_schedules(args, h)) {
       for (StrategyKind s : selected_strategies(args, h)) {
         const bool concerns =
@@ -125,6 +124,7 @@ void print_injection(const std::vector<sim::LaneSpec>& lanes) {
 
 int run_replay(const ReplayArgs& args, const ThreadPool& pool) {
   const int threads = pool.threads();
+  check_backend_flag(split(args.backends));
   const trace::Trace trace = trace::read_trace(args.file);
   trace::validate_trace(trace);  // FILE:LINE errors before anything runs
 

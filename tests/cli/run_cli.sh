@@ -24,7 +24,21 @@ case "$case_name" in
           "$bin" replya trace.jsonl
         expect 2 "did you mean 'footprint'\?" -- "$bin" foot
         expect 2 "^unknown command 'zzzzzz' \(specstate --help lists the commands\)$" -- \
-          "$bin" zzzzzz ;;
+          "$bin" zzzzzz
+        expect 2 "^--preset: unknown preset 'qwen3-next'; did you mean 'qwen3-next-80b-a3b'\? \(specstate presets lists them\)$" -- \
+          "$bin" generate --preset qwen3-next --requests 2 --steps 4 --seed 1 -o t.jsonl
+        expect 2 "^--preset: unknown preset 'Qwen3.5-9B'; did you mean 'qwen3.5-9b'\? " -- \
+          "$bin" footprint --preset Qwen3.5-9B --batch 4
+        expect 2 "^--preset: unknown preset 'gpt2' \(specstate presets lists them\)$" -- \
+          "$bin" footprint --preset gpt2 --batch 4
+        trace="$source/examples/retract-resume.jsonl"
+        expect 2 "^unknown strategy 'inlne'; did you mean 'inline'\? \(known: " -- \
+          "$bin" replay "$trace" --strategy scatter,inlne
+        expect 2 "^--backend: unknown backend 'gpu'; did you mean 'cpu'\? \(known: cpu, cuda\)$" -- \
+          "$bin" replay "$trace" --backend gpu
+        expect 2 "^unknown fault 'decode-read-old-row'; did you mean 'decode-reads-old-row'\?" -- \
+          "$bin" replay "$trace" --inject decode-read-old-row
+        test ! -e t.jsonl ;;
   presets)
         expect 0 '^qwen3-next-80b-a3b +36/48 +16 +32 +128 +128 +8192 +4 +73\.69 MiB' -- "$bin" presets
         expect 0 '^tiny +2/2 +2 +4 +16 +16 +128 +4 +9\.50 KiB' -- "$bin" presets
@@ -158,6 +172,16 @@ PY
         ! grep -q ' 0\.0 GiB' tiny.svg
         "$bin" footprint --preset qwen3-next-80b-a3b --svg q.svg 2>/dev/null
         grep -q 'total state memory (GiB)' q.svg ;;
+  backend-check)  # a backend that cannot run here is refused before anything is printed
+        trace="$source/examples/retract-resume.jsonl"
+        for command in "replay $trace --backend cpu,cuda" "dump $trace --request 10 -o d --backend cuda"; do
+          set +e; "$bin" $command > out.txt 2> err.txt; rc=$?; set -e
+          [ "$rc" = 0 ] && continue  # a CUDA build on a machine with a GPU
+          [ "$rc" = 2 ] && [ ! -s out.txt ] && grep -qE \
+            "^--backend: backend 'cuda': (specstate was not built with CUDA|no CUDA device is visible)" err.txt ||
+            { echo "FAIL: $command -> exit $rc:"; cat out.txt err.txt; exit 1; }
+          test ! -e d
+        done ;;
   footprint-units)  # each figure in its own unit: a fixed GiB column printed 0.000 for tiny
         expect 0 '^scatter +76 KiB +304 KiB +0 B +380 KiB +266 KiB +7\.00$' -- \
           "$bin" footprint --preset tiny --batch 4
