@@ -172,6 +172,16 @@ PY
         ! grep -q ' 0\.0 GiB' tiny.svg
         "$bin" footprint --preset qwen3-next-80b-a3b --svg q.svg 2>/dev/null
         grep -q 'total state memory (GiB)' q.svg ;;
+  open-errors)  # a file that does not open says why
+        for command in validate replay "dump --request 1 -o d"; do
+          expect 2 '^missing\.jsonl: cannot open for reading: No such file or directory$' -- \
+            "$bin" $command missing.jsonl
+        done
+        if [ "$(id -u)" != 0 ]; then  # root reads any file
+          echo '{}' > locked.jsonl && chmod 000 locked.jsonl
+          expect 2 '^locked\.jsonl: cannot open for reading: Permission denied$' -- \
+            "$bin" validate locked.jsonl
+        fi ;;
   backend-check)  # a backend that cannot run here is refused before anything is printed
         trace="$source/examples/retract-resume.jsonl"
         for command in "replay $trace --backend cpu,cuda" "dump $trace --request 10 -o d --backend cuda"; do
