@@ -223,6 +223,13 @@ assert d["lanes"] == ["cpu/inline", "cpu/inline+decode-reads-old-row"], d
 lanes = {l["lane"]: l for l in r["lanes"]}
 assert lanes["cpu/inline+decode-reads-old-row"]["fault"] == "decode-reads-old-row"
 assert lanes["cpu/scatter"]["fault"] is None and lanes["cpu/scatter"]["strategy"] == "scatter"
+import struct  # values are numbers, their bits a string beside them ("0x3c98 (0.0185...)" was one)
+for e in d["elements"]:
+    assert e["tensor"] == "outputs" and e["dtype"] == "bf16" and isinstance(e["element"], int), e
+    for side in "ab":
+        bits = int(e[side + "_bits"], 16)
+        assert type(e[side]) is float, e
+        assert e[side] == struct.unpack("<f", struct.pack("<I", bits << 16))[0], e
 PY
         ;;
   demo-json)
