@@ -55,8 +55,10 @@ void check_threads_start(int threads, int requested) {
     pthread_join(thread, nullptr);
   pthread_attr_destroy(&attr);
   if (error != 0) {
-    throw InputError("--threads " + std::to_string(requested) + ": cannot start " +
-                     std::to_string(threads) + " threads: " + std::strerror(error));
+    const std::string flag = requested > 0 ? "--threads " + std::to_string(requested)
+                                           : "--threads (default: the hardware threads)";
+    throw InputError(flag + ": cannot start " + std::to_string(threads) +
+                     " threads: " + std::strerror(error));
   }
 }
 
