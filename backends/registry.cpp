@@ -8,6 +8,7 @@
 
 #include "backends/cpu/cpu_backend.h"
 #include "core/errors.h"
+#include "core/suggest.h"
 
 #if SPECSTATE_WITH_CUDA
 #include <cuda_runtime_api.h>
@@ -31,22 +32,29 @@ bool cuda_available() {
 
 void check_backend_name(std::string_view name) {
   if (name != "cpu" && name != "cuda")
-    throw InputError("unknown backend '" + std::string(name) + "' (known: cpu, cuda)");
+    throw InputError("unknown backend '" + std::string(name) + "'" +
+                     did_you_mean(name, {"cpu", "cuda"}) + " (known: cpu, cuda)");
+}
+
+void check_backend_available(std::string_view name) {
+  check_backend_name(name);
+  if (name != "cuda") return;
+#if SPECSTATE_WITH_CUDA
+  if (cuda_device_count() == 0) throw InputError("backend 'cuda': no CUDA device is visible");
+#else
+  throw InputError("backend 'cuda': specstate was not built with CUDA (SPECSTATE_WITH_CUDA=OFF)");
+#endif
 }
 
 std::unique_ptr<StateBackend> make_backend(std::string_view name, const PoolShape& shape,
                                            uint64_t seed) {
-  check_backend_name(name);
+  check_backend_available(name);
   if (name == "cpu") return make_cpu_backend(shape, seed);
-  if (name == "cuda") {
 #if SPECSTATE_WITH_CUDA
-    if (cuda_device_count() == 0) throw InputError("backend 'cuda': no CUDA device is visible");
-    return make_cuda_backend(shape, seed);
+  return make_cuda_backend(shape, seed);
 #else
-    throw InputError("backend 'cuda': specstate was not built with CUDA (SPECSTATE_WITH_CUDA=OFF)");
+  SPECSTATE_ASSERT(false, "check_backend_available refuses cuda in a build without CUDA");
 #endif
-  }
-  SPECSTATE_ASSERT(false, "check_backend_name knows every backend");
 }
 
 void check_backend_geometry(std::string_view name, const ModelGeometry& g) {

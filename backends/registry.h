@@ -16,9 +16,13 @@ std::unique_ptr<StateBackend> make_backend(std::string_view name, const PoolShap
                                            uint64_t seed);
 
 // The one check of a backend name: InputError for a name that is neither "cpu" nor "cuda"
-// ("unknown backend 'x' (known: cpu, cuda)"). Whether CUDA is built and present is
-// make_backend's to say, when it is asked for one.
+// ("unknown backend 'x'; did you mean 'cpu'? (known: cpu, cuda)").
 void check_backend_name(std::string_view name);
+
+// InputError unless make_backend(name) can make one here: an unknown name, "cuda" in a build
+// without CUDA ("not built with CUDA") or with no device visible. Commands check their backends
+// with it before they print anything.
+void check_backend_available(std::string_view name);
 
 // Throws InputError when backend `name` does not run geometry `g` (a custom geometry from a
 // trace header): the backends' own checks, which their constructors also run.

@@ -6,15 +6,6 @@
 namespace specstate {
 namespace {
 
-std::string hex_and_value(uint32_t bits, int bytes) {
-  char buf[64];
-  float f;
-  const uint32_t widened = bytes == 2 ? bits << 16 : bits;
-  std::memcpy(&f, &widened, 4);
-  std::snprintf(buf, sizeof buf, bytes == 2 ? "0x%04x (%.9g)" : "0x%08x (%.9g)", bits, f);
-  return buf;
-}
-
 ElementDiff size_difference(const char* tensor, size_t a, size_t b) {
   ElementDiff d;
   d.tensor = tensor;
@@ -24,9 +15,28 @@ ElementDiff size_difference(const char* tensor, size_t a, size_t b) {
 
 }  // namespace
 
+double ElementValue::value() const {
+  float f;
+  const uint32_t widened = bytes == 2 ? bits << 16 : bits;
+  std::memcpy(&f, &widened, 4);
+  return f;
+}
+
+std::string ElementValue::hex() const {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, bytes == 2 ? "0x%04x" : "0x%08x", bits);
+  return buf;
+}
+
+std::string ElementValue::text() const {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%s (%.9g)", hex().c_str(), value());
+  return buf;
+}
+
 std::string ElementDiff::text() const {
-  return tensor + " layer " + std::to_string(layer) + " " + index + ": " + value_a + " vs " +
-         value_b;
+  return tensor + " layer " + std::to_string(layer) + " " + index + ": " + a.text() + " vs " +
+         b.text();
 }
 
 std::vector<ElementDiff> diff_states(const RowBytes& a, const RowBytes& b, const PoolShape& shape,
@@ -40,10 +50,13 @@ std::vector<ElementDiff> diff_states(const RowBytes& a, const RowBytes& b, const
   for (size_t i = 0; i < a.conv.size() && out.size() < max; ++i) {
     if (a.conv[i] == b.conv[i]) continue;
     const size_t in_layer = i % per_layer_conv;
-    out.push_back({"conv", g.layer_id(int32_t(i / per_layer_conv)),
+    out.push_back({"conv",
+                   g.layer_id(int32_t(i / per_layer_conv)),
                    "[channel " + std::to_string(in_layer / cols) + ", col " +
                        std::to_string(in_layer % cols) + "]",
-                   hex_and_value(a.conv[i], 2), hex_and_value(b.conv[i], 2), int64_t(i)});
+                   {a.conv[i], 2},
+                   {b.conv[i], 2},
+                   int64_t(i)});
   }
   const int es = ssm_element_bytes(shape.ssm_dtype);
   const int64_t per_layer = g.ssm_elements_per_layer();
@@ -55,11 +68,14 @@ std::vector<ElementDiff> diff_states(const RowBytes& a, const RowBytes& b, const
     std::memcpy(&vb, b.ssm.data() + e * es, es);
     if (va == vb) continue;
     const int64_t in_layer = e % per_layer;
-    out.push_back({"ssm", g.layer_id(int32_t(e / per_layer)),
+    out.push_back({"ssm",
+                   g.layer_id(int32_t(e / per_layer)),
                    "[head " + std::to_string(in_layer / kv) + ", k " +
                        std::to_string(in_layer % kv / g.head_v_dim) + ", v " +
                        std::to_string(in_layer % g.head_v_dim) + "]",
-                   hex_and_value(va, es), hex_and_value(vb, es), e});
+                   {va, es},
+                   {vb, es},
+                   e});
   }
   return out;
 }
@@ -75,11 +91,14 @@ std::vector<ElementDiff> diff_outputs(const VerifyOutputs& a, const VerifyOutput
     if (a.values[e] == b.values[e]) continue;
     const int64_t i = int64_t(e), task = i / (per_token * a.tokens), token = i / per_token % a.tokens;
     const int64_t in_token = i % per_token;
-    out.push_back({"outputs", g.layer_id(int32_t(in_token / per_layer)),
+    out.push_back({"outputs",
+                   g.layer_id(int32_t(in_token / per_layer)),
                    "[batch " + std::to_string(task) + ", token " + std::to_string(token) +
                        ", head " + std::to_string(in_token % per_layer / g.head_v_dim) + ", v " +
                        std::to_string(in_token % g.head_v_dim) + "]",
-                   hex_and_value(a.values[e], 2), hex_and_value(b.values[e], 2), i});
+                   {a.values[e], 2},
+                   {b.values[e], 2},
+                   i});
   }
   return out;
 }

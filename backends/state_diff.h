@@ -1,6 +1,6 @@
 // The one element-by-element difference of states and of verify outputs, shared by the
 // simulator's reports, the dump's check and the differential tests: which elements differ,
-// named by tensor, model layer and index, with both values in hex and decimal.
+// named by tensor, model layer and index, with both values' bits and numbers.
 #pragma once
 
 #include <cstdint>
@@ -11,13 +11,22 @@
 
 namespace specstate {
 
+// One stored element: its bits, and their value.
+struct ElementValue {
+  uint32_t bits = 0;         // bf16 in the low 16 bits, or fp32
+  int32_t bytes = 0;         // 2 (bf16) or 4 (fp32); 0: no element (sizes that differ)
+  double value() const;      // exact: bf16 and fp32 widen to double without rounding
+  std::string hex() const;   // "0x3c98", "0x3f800000"
+  std::string text() const;  // "0x3c98 (0.0185546875)"
+};
+
 struct ElementDiff {
   std::string tensor;  // "conv" | "ssm" | "outputs"
   int32_t layer = 0;   // the model's layer index
   std::string index;   // "[channel 17, col 2]", "[head 3, k 5, v 9]", "[batch 0, token 1, ...]"
-  std::string value_a, value_b;  // hex and decimal
-  int64_t element = 0;           // flat index in the tensor (all layers; outputs: all tasks)
-  std::string text() const;      // "ssm layer 0 [head 3, k 5, v 9]: 0x... (...) vs 0x... (...)"
+  ElementValue a, b;
+  int64_t element = 0;       // flat index in the tensor (all layers; outputs: all tasks)
+  std::string text() const;  // "ssm layer 0 [head 3, k 5, v 9]: 0x... (...) vs 0x... (...)"
 };
 
 // The first `max` differing elements of two states of `shape` (conv first, then SSM; the conv

@@ -76,13 +76,16 @@ void check_fraction(const char* option, double value) {
   }
 }
 
+using EventSink = std::function<void(const trace::Line&)>;
+
 class Generator {
  public:
-  explicit Generator(const GeneratorOptions& options)
-      : o_(options), rng_(options.seed), tracker_(make_header(options), "<generator>") {
-    trace_.file = "<generator>";
-    trace_.header = tracker_.header();
-    T_ = tracker_.tokens_per_verify();
+  Generator(const GeneratorOptions& options, const EventSink& sink)
+      : o_(options),
+        sink_(sink),
+        rng_(options.seed),
+        validator_(generated_header(options), "<generator>") {
+    T_ = validator_.tracker().tokens_per_verify();
     if (!o_.tree.empty()) tree_ = tree_of_shape(o_.tree, o_.tree_nodes);
     build_accept_cdf();
     make_requests();
@@ -92,7 +95,7 @@ class Generator {
       free_req_rows_.push_back(row);
   }
 
-  trace::Trace run() {
+  trace::TraceSummary run() {
     int64_t it = 0;
     while (steps_done_ < o_.steps) {
       arrive(it);
@@ -110,26 +113,10 @@ class Generator {
       ++it;
     }
     finish_all();
-    return std::move(trace_);
+    return validator_.summary();
   }
 
  private:
-  static trace::Header make_header(const GeneratorOptions& o) {
-    trace::Header h;
-    h.preset = o.preset;
-    h.tp = o.tp;
-    h.ssm_dtype = o.ssm_dtype;
-    h.draft_tokens = o.draft_tokens;
-    h.pool_rows = o.pool_rows;
-    h.max_requests = o.max_requests;
-    h.page_size = o.page_size;
-    h.seed = o.seed;
-    if (!o.tree.empty()) h.tree_nodes = tree_of_shape(o.tree, o.tree_nodes).nodes();
-    h.overlap = o.overlap;
-    h.version = h.lowest_version();
-    return h;
-  }
-
   void build_accept_cdf() {
     const std::vector<double> weights = o_.accept_weights.empty()
                                             ? geometric_accept_weights(o_.accept_prob, T_)
@@ -237,7 +224,7 @@ class Generator {
     e.req_row = r.req_row = take_req_row();
     e.working_row = r.working_row = row;
     if (cow >= 0) {
-      e.prefix_len = tracker_.row(cow).cached_length;
+      e.prefix_len = tracker().row(cow).cached_length;
       e.cow_src_row = cow;
       touch_snapshot(cow);
     }
@@ -254,7 +241,7 @@ class Generator {
     for (size_t index : running_) {
       Request& r = requests_[index];
       if (r.prompt_left == 0 || r.extended_now) continue;
-      const int64_t old_len = tracker_.request(r.id)->length;
+      const int64_t old_len = tracker().request(r.id)->length;
       trace::Extend e;
       e.request = r.id;
       if (rng_.chance(0.5)) {  // rows are optional after the first extend
@@ -300,7 +287,7 @@ class Generator {
         tree = draw_path(a);
         a = int32_t(tree->path.size());
       }
-      const int64_t old_len = tracker_.request(r.id)->length;
+      const int64_t old_len = tracker().request(r.id)->length;
       std::optional<TrackWrite> track = step_track(old_len, old_len + a);
       if (decode) {
         dec.batch.push_back({r.id, track});
@@ -457,17 +444,19 @@ class Generator {
     return best < 0 ? n : std::max(n, std::min(best, o_.max_requests));
   }
 
+  const trace::ScheduleTracker& tracker() const { return validator_.tracker(); }
+
   void emit(trace::Event event) {
-    trace::Line line{long(trace_.events.size()) + 2, std::move(event)};
+    const trace::Line line{next_line_++, std::move(event)};
     try {
-      tracker_.apply(line);
+      validator_.apply(line);
     } catch (const InputError& e) {
       SPECSTATE_ASSERT(false,
                        (std::string("the generator wrote an invalid event: ") + e.what()).c_str());
     }
     for (const TrackWrite& t : tracks_of(line.event))
       snapshot_rows_.push_back(t.row);
-    trace_.events.push_back(std::move(line));
+    sink_(line);
   }
 
   static std::vector<TrackWrite> tracks_of(const trace::Event& event) {
@@ -487,9 +476,10 @@ class Generator {
   }
 
   const GeneratorOptions& o_;
+  const EventSink& sink_;
   Rng rng_;
-  trace::ScheduleTracker tracker_;
-  trace::Trace trace_;
+  trace::TraceValidator validator_;  // the schedule so far and the summary's counts
+  long next_line_ = 2;               // the header is line 1
   int32_t T_ = 1;
   std::vector<double> accept_cdf_;  // [T] cumulative weights of a = 1..T
   std::optional<DraftTree> tree_;   // the verifies' tree (root-only path), or chains
@@ -548,9 +538,33 @@ void check_options(const GeneratorOptions& o) {
   }
 }
 
+trace::Header generated_header(const GeneratorOptions& o) {
+  check_options(o);
+  trace::Header h;
+  h.preset = o.preset;
+  h.tp = o.tp;
+  h.ssm_dtype = o.ssm_dtype;
+  h.draft_tokens = o.draft_tokens;
+  h.pool_rows = o.pool_rows;
+  h.max_requests = o.max_requests;
+  h.page_size = o.page_size;
+  h.seed = o.seed;
+  if (!o.tree.empty()) h.tree_nodes = tree_of_shape(o.tree, o.tree_nodes).nodes();
+  h.overlap = o.overlap;
+  h.version = h.lowest_version();
+  return h;
+}
+
+trace::TraceSummary generate_events(const GeneratorOptions& options, const EventSink& sink) {
+  return Generator(options, sink).run();  // its header checks the options first
+}
+
 trace::Trace generate_trace(const GeneratorOptions& options) {
-  check_options(options);
-  return Generator(options).run();
+  trace::Trace trace;
+  trace.file = "<generator>";
+  generate_events(options, [&](const trace::Line& line) { trace.events.push_back(line); });
+  trace.header = generated_header(options);
+  return trace;
 }
 
 }  // namespace specstate::sim

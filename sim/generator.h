@@ -2,23 +2,26 @@
 //
 // From a seed, reproducibly: requests arrive over the first half of the run with random
 // prompt lengths; prompts are prefilled in chunks, sometimes starting from a prefix-cache row
-// (copy-on-write); running requests verify T tokens (or a draft tree) per step with an accepted length drawn
-// from a configurable distribution, with occasional decode steps without drafts; page
+// (copy-on-write); running requests verify T tokens (or a draft tree) per step with an accepted
+// length drawn from a configurable distribution, with occasional decode steps without drafts; page
 // boundaries crossed are snapshotted into track rows; a request that waits too long for a
 // row preempts (retracts) the longest-running one, which resumes later; finished requests
 // free their rows, and freed rows are handed out again first (LIFO). Batches are padded up
 // to a CUDA-graph bucket, and a check event follows every `check_every` steps.
 //
 // Every event is applied to a ScheduleTracker as it is written, so the output always
-// validates.
+// validates. Events are handed out as they are made: the generator keeps the requests and the
+// rows, never the steps, so its memory does not grow with --steps.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
 #include "core/pool_shape.h"
 #include "core/trace/events.h"
+#include "core/trace/validate.h"
 
 namespace specstate::sim {
 
@@ -73,7 +76,17 @@ struct GeneratorOptions {
 // Throws InputError naming the option for a value out of range.
 void check_options(const GeneratorOptions& options);
 
-// The trace, events numbered as write_trace() lays them out (header on line 1).
+// The header of the trace `options` generate (file line 1). Throws InputError from
+// check_options.
+trace::Header generated_header(const GeneratorOptions& options);
+
+// Generates the trace, handing each event to `sink` as soon as it is made, numbered as
+// write_trace() lays them out (header on line 1, events from line 2); returns the trace's
+// summary (validate_trace's). Throws InputError from check_options before the first event.
+trace::TraceSummary generate_events(const GeneratorOptions& options,
+                                    const std::function<void(const trace::Line&)>& sink);
+
+// The whole trace in memory (tests, demo): generate_events' events collected.
 trace::Trace generate_trace(const GeneratorOptions& options);
 
 }  // namespace specstate::sim

@@ -596,8 +596,8 @@ std::string Divergence::message() const {
     os << "  lane: " << lane_a << "\n";
   }
   for (const ElementDiff& e : elements) {
-    os << "  layer " << e.layer << " " << e.tensor << " " << e.index << ": " << e.value_a << " vs "
-       << e.value_b << "\n";
+    os << "  layer " << e.layer << " " << e.tensor << " " << e.index << ": " << e.a.text() << " vs "
+       << e.b.text() << "\n";
   }
   return os.str();
 }

@@ -33,13 +33,13 @@ struct DumpArgs {
 };
 
 int run_dump(const DumpArgs& args) {
+  check_backend_flag({args.backend});
   const trace::Trace trace = trace::read_trace(args.file);
   trace::validate_trace(trace);  // FILE:LINE errors before anything runs
 
   sim::DumpOptions options;
   options.request = args.request;
   options.out_dir = args.out;
-  check_backend_name(args.backend);
   if (args.out == "-") throw InputError("-o -: a dump is a directory, not a stream");
   const std::vector<StrategyKind> strategies = parse_strategies(args.strategy);
   if (strategies.size() != 1) throw InputError("--strategy takes one strategy, not 'all'");

@@ -12,13 +12,15 @@
 
 #include "core/draft_tree.h"
 #include "core/errors.h"
-#include "core/primitives.h"
 #include "core/geometry.h"
 #include "core/io/output_file.h"
+#include "core/primitives.h"
 #include "core/strategy/strategy.h"
+#include "tools/byte_text.h"
 #include "tools/commands.h"
 #include "tools/footprint_table.h"
 #include "tools/integer_option.h"
+#include "tools/preset_option.h"
 #include "tools/run_options.h"
 
 namespace specstate::cli {
@@ -57,10 +59,6 @@ std::vector<StrategyKind> pool_strategies(const PoolConfig& config) {
   std::vector<StrategyKind> kinds = all_strategies();
   if (config.tree_nodes > 0) std::erase(kinds, StrategyKind::kWindow);
   return kinds;
-}
-
-double gib(int64_t bytes) {
-  return double(bytes) / kGiB;
 }
 
 std::string format(const char* fmt, auto... values) {
@@ -312,19 +310,20 @@ void print_footprint_table(const PoolConfig& config, const std::vector<double>& 
               config.geometry.preset.c_str(), config.geometry.tp,
               std::string(to_string(config.ssm_dtype)).c_str(), config.tokens_per_verify, batch,
               config.pool_rows, config.geometry.layers, tree_text(config).c_str());
-  std::printf("%-9s %10s %14s %10s %10s   %15s %11s\n", "strategy", "pool GiB", "draft/scr GiB",
-              "payload", "total GiB", "state GiB/step", "states/req");
+  std::printf("%-9s %10s %14s %10s %10s   %12s %11s\n", "strategy", "pool", "draft/scratch",
+              "payload", "total", "state/step", "states/req");
   for (StrategyKind kind : pool_strategies(config)) {
     const StrategyLayout l = make_layout(kind, config);
     const double state = step_state_bytes(l, w);
     const double states = state / config.max_requests / double(l.shape.state_row_bytes());
     const int64_t extra = l.draft_bytes + l.scratch_bytes + l.inspect_bytes;
-    std::printf("%-9s %10.3f %14.3f %10.3f %10.3f   %15.3f %11.2f\n",
-                std::string(to_string(kind)).c_str(), gib(l.pool_bytes), gib(extra),
-                gib(l.payload_bytes), gib(l.total_bytes()), gib(int64_t(state)), states);
+    std::printf("%-9s %10s %14s %10s %10s   %12s %11.2f\n", std::string(to_string(kind)).c_str(),
+                byte_text(double(l.pool_bytes)).c_str(), byte_text(double(extra)).c_str(),
+                byte_text(double(l.payload_bytes)).c_str(),
+                byte_text(double(l.total_bytes())).c_str(), byte_text(state).c_str(), states);
   }
   std::printf(
-      "state GiB/step: SSM + conv bytes one verify step of the whole batch reads and writes\n"
+      "state/step: SSM + conv bytes one verify step of the whole batch reads and writes\n"
       "(%s); states/req: the same per request, in units of one full state.\n%s",
       acceptance_text(w, config.tokens_per_verify).c_str(), ring_note(config, w).c_str());
 }
@@ -363,24 +362,24 @@ std::string footprint_compare(const PoolConfig& config, StrategyKind before, Str
              tree_text(config).c_str());
   out += format("%-28s %16s %16s %16s %9s\n", "", ("before: " + bn).c_str(),
                 ("after: " + an).c_str(), "saved", "saved");
-  auto line = [&](const char* what, double vb, double va, const char* unit) {
-    // Relative to nothing is meaningless: "n/a" when `before` has none of it.
+  // Relative to nothing is meaningless: "n/a" when `before` has none of it.
+  auto line = [&](const char* what, double vb, double va, auto text) {
     const std::string pct = vb != 0 ? format("%.1f%%", 100.0 * (vb - va) / vb) : "n/a";
-    out += format("%-28s %12.3f %-3s %12.3f %-3s %12.3f %-3s %9s\n", what, vb, unit, va, unit,
-                  vb - va, unit, pct.c_str());
+    out += format("%-28s %16s %16s %16s %9s\n", what, text(vb).c_str(), text(va).c_str(),
+                  text(vb - va).c_str(), pct.c_str());
   };
-  line("memory, total", gib(b.total_bytes()), gib(a.total_bytes()), "GiB");
-  line("  scheduler pool", gib(b.pool_bytes), gib(a.pool_bytes), "GiB");
-  line("  draft / scratch / inspect", gib(b.draft_bytes + b.scratch_bytes + b.inspect_bytes),
-       gib(a.draft_bytes + a.scratch_bytes + a.inspect_bytes), "GiB");
-  line("  payload", gib(b.payload_bytes), gib(a.payload_bytes), "GiB");
-  line("state bytes / verify step", step_state_bytes(b, w) / kGiB, step_state_bytes(a, w) / kGiB,
-       "GiB");
-  line("payload bytes / verify step", step_payload_bytes(b, w) / kGiB,
-       step_payload_bytes(a, w) / kGiB, "GiB");
+  auto bytes = [&](const char* what, double vb, double va) { line(what, vb, va, byte_text); };
+  bytes("memory, total", double(b.total_bytes()), double(a.total_bytes()));
+  bytes("  scheduler pool", double(b.pool_bytes), double(a.pool_bytes));
+  bytes("  draft / scratch / inspect", double(b.draft_bytes + b.scratch_bytes + b.inspect_bytes),
+        double(a.draft_bytes + a.scratch_bytes + a.inspect_bytes));
+  bytes("  payload", double(b.payload_bytes), double(a.payload_bytes));
+  bytes("state bytes / verify step", step_state_bytes(b, w), step_state_bytes(a, w));
+  bytes("payload bytes / verify step", step_payload_bytes(b, w), step_payload_bytes(a, w));
   const double row = double(b.shape.state_row_bytes());
   line("states moved / request", step_state_bytes(b, w) / config.max_requests / row,
-       step_state_bytes(a, w) / config.max_requests / row, "");
+       step_state_bytes(a, w) / config.max_requests / row,
+       [](double states) { return format("%.3f", states); });
   out += format(
       "Memory: everything the strategy allocates (all GDN layers, one rank). Step bytes: SSM +\n"
       "conv state read and written by one verify step of the whole batch, %s.\nA negative "
@@ -566,8 +565,7 @@ Command add_footprint(CLI::App& parent) {
       "Memory each strategy allocates (scheduler pool, draft region or scratch, payload) and the\n"
       "state bytes one verify step moves, for a model preset and batch size. Computed from the\n"
       "same layout the backends allocate.");
-  cmd->add_option("--preset", args->preset, "Model preset (e.g. qwen3-next-80b-a3b, tiny)")
-      ->required();
+  add_preset_option(cmd, args->preset, "Model preset (e.g. qwen3-next-80b-a3b, tiny)")->required();
   add_integer(cmd, "--tp", args->tp, "Tensor-parallel degree (heads divided by it)");
   auto* batch = add_integer(cmd, "--batch", args->batches,
                             "Running requests (request rows); a comma-separated list gives one "

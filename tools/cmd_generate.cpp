@@ -2,6 +2,7 @@
 #include <chrono>
 #include <cstdio>
 #include <memory>
+#include <ostream>
 #include <string>
 
 #include "core/errors.h"
@@ -11,6 +12,7 @@
 #include "sim/generator.h"
 #include "tools/commands.h"
 #include "tools/integer_option.h"
+#include "tools/preset_option.h"
 #include "tools/summary_json.h"
 
 namespace specstate::cli {
@@ -30,6 +32,20 @@ double ms_since(std::chrono::steady_clock::time_point start) {
       .count();
 }
 
+// Writes each event as the generator makes it, so that memory stays bounded by the requests
+// and rows whatever --steps is (the whole trace of 1M requests x 4M steps never fits).
+trace::TraceSummary write_generated(const sim::GeneratorOptions& g, io::OutputFile& out) {
+  std::ostream& stream = out.stream();
+  stream << trace::header_to_json(sim::generated_header(g)) << '\n';
+  return sim::generate_events(g, [&](const trace::Line& line) {
+    stream << trace::event_to_json(line.event) << '\n';
+    if (!stream) {  // a failed write (a full disk) ends the run: commit() throws, naming it
+      out.commit();
+      SPECSTATE_ASSERT(false, "OutputFile::commit() throws after a failed write");
+    }
+  });
+}
+
 int run_generate(GenerateOptions& options) {
   sim::GeneratorOptions& g = options.generator;
   if (options.json && options.output == "-")
@@ -37,29 +53,24 @@ int run_generate(GenerateOptions& options) {
   g.ssm_dtype = parse_ssm_dtype(options.ssm_dtype);
   if (!options.tree.empty()) g.tree = parse_tree_shape(options.tree, "--tree", g.tree_nodes);
   if (options.no_padding) g.graph_buckets.clear();
+  sim::check_options(g);  // before the output is opened
   const auto start = std::chrono::steady_clock::now();
-  const trace::Trace trace = sim::generate_trace(g);
-  const double generate_ms = ms_since(start);
-  const auto write_start = std::chrono::steady_clock::now();
   io::OutputFile out(options.output, options.output);
-  trace::write_trace(out.stream(), trace);
+  const trace::TraceSummary summary = write_generated(g, out);
   out.commit();
-  const double write_ms = ms_since(write_start);
-  const trace::TraceSummary summary = trace::validate_trace(trace);
+  const double ms = ms_since(start);
   if (options.json) {
-    nlohmann::ordered_json out = {{"output", options.output},
-                                  {"events", trace.events.size()},
-                                  {"generate_ms", generate_ms},
-                                  {"write_ms", write_ms}};
-    out["summary"] = summary_json(summary);
-    std::printf("%s\n", out.dump(2).c_str());
+    nlohmann::ordered_json report = {
+        {"output", options.output}, {"events", summary.events}, {"generate_ms", ms}};
+    report["summary"] = summary_json(summary);
+    std::printf("%s\n", report.dump(2).c_str());
     return 0;
   }
   // With the trace on standard output, the report goes to standard error.
   std::FILE* report = options.output == "-" ? stderr : stdout;
-  std::fprintf(report, "wrote %s: %lld events (generated in %.1f ms, written in %.1f ms)\n%s",
-              options.output == "-" ? "standard output" : options.output.c_str(), (long long)trace.events.size(), generate_ms, write_ms,
-              trace::format_summary(summary).c_str());
+  std::fprintf(report, "wrote %s: %lld events (generated and written in %.1f ms)\n%s",
+               options.output == "-" ? "standard output" : options.output.c_str(),
+               (long long)summary.events, ms, trace::format_summary(summary).c_str());
   return 0;
 }
 
@@ -75,7 +86,7 @@ Command add_generate(CLI::App& parent) {
       "from a prefix-cache row), verify T = draft tokens + 1 tokens per step with a random\n"
       "accepted length, get retracted when rows run out and resume later, and finish. The\n"
       "same options and seed always give the same trace; the trace always validates.");
-  cmd->add_option("--preset", g.preset, "Model preset (tiny, qwen3-next-80b-a3b, ...)")->required();
+  add_preset_option(cmd, g.preset, "Model preset (tiny, qwen3-next-80b-a3b, ...)")->required();
   add_integer(cmd, "--tp", g.tp, "Tensor-parallel degree (must divide the head counts)")
       ->capture_default_str();
   add_integer(cmd, "--requests", g.requests, "Requests arriving over the first half of the run")

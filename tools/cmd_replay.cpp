@@ -14,9 +14,10 @@
 #include "core/trace/validate.h"
 #include "sim/simulator.h"
 #include "sim/storage.h"
+#include "tools/byte_text.h"
 #include "tools/commands.h"
-#include "tools/replay_json.h"
 #include "tools/lane_checks.h"
+#include "tools/replay_json.h"
 #include "tools/run_options.h"
 
 namespace specstate::cli {
@@ -77,7 +78,6 @@ std::vector<sim::LaneSpec> make_lanes(const ReplayArgs& args, const trace::Heade
   std::vector<sim::LaneSpec> lanes;
   bool injected = false;
   for (const std::string& backend : split(args.backends)) {
-    check_backend_name(backend);
     for (Schedule schedule : selected_schedules(args, h)) {
       for (StrategyKind s : selected_strategies(args, h)) {
         const bool concerns =
@@ -122,21 +122,9 @@ void print_injection(const std::vector<sim::LaneSpec>& lanes) {
               std::string(f.what).c_str());
 }
 
-// 1.23 GiB, 45.6 MiB or 789 KiB.
-std::string size_text(int64_t bytes) {
-  char buf[32];
-  const double b = double(bytes);
-  if (b >= 0x1p30) {
-    std::snprintf(buf, sizeof buf, "%.2f GiB", b / 0x1p30);
-  } else if (b >= 0x1p20) {
-    std::snprintf(buf, sizeof buf, "%.1f MiB", b / 0x1p20);
-  } else {
-    std::snprintf(buf, sizeof buf, "%.0f KiB", b / 0x1p10);
-  }
-  return buf;
-}
-
-int run_replay(const ReplayArgs& args, int threads) {
+int run_replay(const ReplayArgs& args, const ThreadPool& pool) {
+  const int threads = pool.threads();
+  check_backend_flag(split(args.backends));
   const trace::Trace trace = trace::read_trace(args.file);
   trace::validate_trace(trace);  // FILE:LINE errors before anything runs
 
@@ -183,8 +171,8 @@ int run_replay(const ReplayArgs& args, int threads) {
                 args.file.c_str(), h.model_name().c_str(), h.tp,
                 std::string(to_string(h.ssm_dtype)).c_str(), h.tokens_per_verify(), h.pool_rows,
                 h.max_requests, trace.events.size());
-    std::printf("  layers %s of %d, %d threads\n",
-                args.layers.empty() ? "all" : args.layers.c_str(), full.geometry.layers, threads);
+    std::printf("  layers %s of %d, %s\n", args.layers.empty() ? "all" : args.layers.c_str(),
+                full.geometry.layers, pool.describe().c_str());
     if (args.strategies == "all" && h.tree_nodes > 0)
       std::printf("  draft trees of up to %d nodes: the window strategy does not run trees\n",
                   h.tree_nodes);
@@ -222,7 +210,7 @@ int run_replay(const ReplayArgs& args, int threads) {
   std::printf("  %-*s %10s %12s\n", int(width), "lane", "plans", "allocated");
   for (const auto& lane : report.lanes) {
     std::printf("  %-*s %8.3f s %12s\n", int(width), lane.name.c_str(), lane.seconds,
-                size_text(lane.allocated.total()).c_str());
+                byte_text(double(lane.allocated.total())).c_str());
   }
   std::printf("  wall time %.3f s (comparisons %.3f s), %d threads\n", report.seconds,
               report.compare_seconds, threads);
@@ -270,7 +258,7 @@ Command add_replay(CLI::App& parent) {
                       faults);
   return {cmd, [args] {
             ThreadPool pool(args->threads);
-            return pool.run([&] { return run_replay(*args, pool.threads()); });
+            return pool.run([&] { return run_replay(*args, pool); });
           }};
 }
 

@@ -31,6 +31,16 @@ int32_t longest_step(const sim::LaneSpec& lane, const PoolShape& shape, const tr
 
 }  // namespace
 
+void check_backend_flag(const std::vector<std::string>& backends) {
+  for (const std::string& backend : backends) {
+    try {
+      check_backend_available(backend);
+    } catch (const InputError& e) {
+      throw InputError("--backend: " + e.message());
+    }
+  }
+}
+
 void check_lanes_can_run(const trace::Trace& trace, const std::vector<sim::LaneSpec>& lanes,
                          const std::vector<PoolShape>& shapes, int64_t extra_bytes_per_backend,
                          const std::string& remedy) {

@@ -13,6 +13,10 @@
 
 namespace specstate::cli {
 
+// Throws InputError("--backend: backend 'cuda': no CUDA device is visible") unless every one of
+// `backends` can run here; commands call it before they print anything.
+void check_backend_flag(const std::vector<std::string>& backends);
+
 // Throws InputError("FILE:HEADER_LINE: ...") when a lane's backend does not run the shapes'
 // geometry (check_backend_geometry). Then adds up the bytes each lane's backend allocates
 // (`shapes[i]`: lane i's stored shape, backends/compact_backend.h) per backend, plus what each

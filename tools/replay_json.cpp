@@ -2,10 +2,28 @@
 
 #include <cstdio>
 
+#include "backends/state_diff.h"
 #include "core/errors.h"
 #include "core/strategy/fault.h"
 
 namespace specstate::cli {
+namespace {
+
+// A value as a JSON number (null for NaN and infinities, which JSON lacks; the bits tell them
+// apart), with its bits and dtype beside it; no values for a difference of sizes.
+nlohmann::json element_json(const ElementDiff& e) {
+  nlohmann::json j = {
+      {"tensor", e.tensor}, {"layer", e.layer}, {"index", e.index}, {"element", e.element}};
+  if (e.a.bytes == 0) return j;
+  j["dtype"] = e.a.bytes == 2 ? "bf16" : "f32";
+  j["a"] = e.a.value();
+  j["b"] = e.b.value();
+  j["a_bits"] = e.a.hex();
+  j["b_bits"] = e.b.hex();
+  return j;
+}
+
+}  // namespace
 
 nlohmann::json replay_json(const trace::Trace& trace, const sim::ReplayReport& r,
                        const std::vector<sim::LaneSpec>& specs, const std::vector<int32_t>& layers,
@@ -51,13 +69,8 @@ nlohmann::json replay_json(const trace::Trace& trace, const sim::ReplayReport& r
         dj["fault"] = fault_info(spec.fault).name;
     }
     dj["lanes"] = {d.lane_a, d.lane_b};
-    for (const auto& e : d.elements) {
-      dj["elements"].push_back({{"tensor", e.tensor},
-                                {"layer", e.layer},
-                                {"index", e.index},
-                                {"a", e.value_a},
-                                {"b", e.value_b}});
-    }
+    for (const ElementDiff& e : d.elements)
+      dj["elements"].push_back(element_json(e));
     j["divergence"] = dj;
   }
   return j;

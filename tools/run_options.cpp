@@ -1,21 +1,77 @@
 #include "tools/run_options.h"
 
+#include <pthread.h>
 #include <tbb/global_control.h>
 #include <tbb/info.h>
 #include <tbb/task_arena.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <cstring>
+#include <latch>
+#include <vector>
 
+#include "core/errors.h"
 #include "core/primitives.h"
 #include "tools/integer_option.h"
 
 namespace specstate::cli {
 
+namespace {
+
+int hardware_threads() {
+  return tbb::info::default_concurrency();  // the CPUs this process may run on
+}
+
+int capped_threads(int requested) {
+  const int most = kThreadsPerHardwareThread * hardware_threads();
+  return requested > 0 ? std::min(requested, most) : hardware_threads();
+}
+
+// Starts `threads - 1` threads (the caller is the last) with TBB's stack size, all alive at
+// once, then ends them: InputError naming the system's reason when one cannot start.
+void check_threads_start(int threads, int requested) {
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(
+      &attr, tbb::global_control::active_value(tbb::global_control::thread_stack_size));
+  std::latch go(1);
+  std::vector<pthread_t> started;
+  int error = 0;
+  while (error == 0 && int(started.size()) < threads - 1) {
+    pthread_t thread;
+    error = pthread_create(
+        &thread, &attr,
+        [](void* latch) -> void* {
+          static_cast<std::latch*>(latch)->wait();
+          return nullptr;
+        },
+        &go);
+    if (error == 0) started.push_back(thread);
+  }
+  go.count_down();
+  for (pthread_t thread : started)
+    pthread_join(thread, nullptr);
+  pthread_attr_destroy(&attr);
+  if (error != 0) {
+    const std::string flag = requested > 0 ? "--threads " + std::to_string(requested)
+                                           : "--threads (default: the hardware threads)";
+    throw InputError(flag + ": cannot start " + std::to_string(threads) +
+                     " threads: " + std::strerror(error));
+  }
+}
+
+}  // namespace
+
 void add_threads_option(CLI::App* cmd, int& threads) {
   add_integer(cmd, "--threads", threads,
-              "Threads for the CPU backend, the lanes and the comparisons (default: the "
-              "hardware threads; results are bit-identical for any count)")
+              "Threads for the CPU backend, the lanes and the comparisons (default: the hardware "
+              "threads, " +
+                  std::to_string(hardware_threads()) + " here). At most " +
+                  std::to_string(kThreadsPerHardwareThread) +
+                  " per hardware thread start: more only add switching. A count the system "
+                  "cannot start is refused. Results are bit-identical for any count")
       ->check(CLI::Range(1, 4096));
 }
 
@@ -41,11 +97,22 @@ struct ThreadPool::Arena {
   tbb::task_arena arena;
 };
 
-ThreadPool::ThreadPool(int threads)
-    : arena_(std::make_unique<Arena>(threads > 0 ? threads : tbb::info::default_concurrency())),
-      threads_(arena_->arena.max_concurrency()) {}
+ThreadPool::ThreadPool(int requested) : requested_(requested), threads_(capped_threads(requested)) {
+  check_threads_start(threads_, requested);
+  arena_ = std::make_unique<Arena>(threads_);
+  SPECSTATE_ASSERT(arena_->arena.max_concurrency() == threads_, "the arena runs the threads asked");
+}
 
 ThreadPool::~ThreadPool() = default;
+
+std::string ThreadPool::describe() const {
+  std::string text = std::to_string(threads_) + " threads";
+  if (requested_ > threads_) {
+    text += " (--threads " + std::to_string(requested_) + " capped at " +
+            std::to_string(kThreadsPerHardwareThread) + " per hardware thread)";
+  }
+  return text;
+}
 
 int ThreadPool::run(const std::function<int()>& work) {
   return arena_->arena.execute(work);

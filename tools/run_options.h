@@ -12,6 +12,10 @@
 
 namespace specstate::cli {
 
+// A thread count beyond this many per hardware thread is capped: more only switch and start
+// threads (--threads 1024 made a 0.2 s replay take 15 s).
+constexpr int kThreadsPerHardwareThread = 4;
+
 // --threads N on `cmd`, into `threads` (0: the hardware threads).
 void add_threads_option(CLI::App* cmd, int& threads);
 
@@ -19,19 +23,25 @@ void add_threads_option(CLI::App* cmd, int& threads);
 // FlashInfer #4081's defaults), checked against T when a ring layout is made.
 void add_ring_options(CLI::App* cmd, RingParams& ring);
 
-// Runs work on exactly `threads` TBB threads (0: the hardware threads), more than the machine's
-// cores if asked. The bits of every result are the same for any count; only the time changes.
+// Runs work on `requested` TBB threads (0: the hardware threads), at most
+// kThreadsPerHardwareThread per hardware thread. The bits of every result are the same for any
+// count; only the time changes. Throws InputError ("--threads N: cannot start N threads:
+// Resource temporarily unavailable") when the system refuses that many threads (ulimit -u,
+// ulimit -v), which TBB would find only in a worker, and abort.
 class ThreadPool {
  public:
-  explicit ThreadPool(int threads);
+  explicit ThreadPool(int requested);
   ~ThreadPool();
   int threads() const { return threads_; }
+  // "8 threads", or "8 threads (--threads 4096 capped at 4 per hardware thread)".
+  std::string describe() const;
   int run(const std::function<int()>& work);
 
  private:
   struct Arena;
-  std::unique_ptr<Arena> arena_;
+  int requested_;
   int threads_;
+  std::unique_ptr<Arena> arena_;
 };
 
 // A bar on stderr over work units, with a detail such as "5 lanes, 12/225 events" and the time

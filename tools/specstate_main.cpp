@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/errors.h"
+#include "core/suggest.h"
 #include "tools/commands.h"
 
 namespace {
@@ -47,33 +48,15 @@ int finish_output(int code) {
   return code;
 }
 
-// Edit distance of two short words (a mistyped command), for "did you mean".
-size_t distance(const std::string& a, const std::string& b) {
-  std::vector<size_t> row(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j)
-    row[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    size_t diagonal = row[0];
-    row[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      const size_t up = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] != b[j - 1])});
-      diagonal = up;
-    }
-  }
-  return row[b.size()];
-}
-
 // The command `word` names: a known one, or InputError naming the nearest ones.
 CLI::App* find_command(CLI::App& app, const std::string& word) {
-  std::string near;
+  std::vector<std::string_view> names;
   for (CLI::App* sub : app.get_subcommands({})) {
     if (sub->get_name() == word) return sub;
-    if (distance(sub->get_name(), word) <= 2 || sub->get_name().rfind(word, 0) == 0)
-      near += (near.empty() ? "'" : ", '") + sub->get_name() + "'";
+    names.push_back(sub->get_name());
   }
   throw specstate::InputError("unknown command '" + word + "'" +
-                              (near.empty() ? "" : "; did you mean " + near + "?") +
+                              specstate::did_you_mean(word, names) +
                               " (specstate --help lists the commands)");
 }
 

@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <string>
+#include <vector>
 
 #include "core/errors.h"
+#include "core/suggest.h"
 
 namespace specstate {
 namespace {
@@ -166,11 +168,14 @@ const FaultInfo& fault_info(Fault fault) {
 
 Fault parse_fault(std::string_view name) {
   std::string known;
+  std::vector<std::string_view> names;
   for (const FaultInfo& info : all_faults()) {
     if (info.name == name) return info.fault;
     known += (known.empty() ? "" : ", ") + std::string(info.name);
+    names.push_back(info.name);
   }
-  throw InputError("unknown fault '" + std::string(name) + "' (known: " + known + ")");
+  throw InputError("unknown fault '" + std::string(name) + "'" + did_you_mean(name, names) +
+                   " (known: " + known + ")");
 }
 
 bool fault_concerns(Fault fault, StrategyKind kind) {

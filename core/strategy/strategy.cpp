@@ -8,6 +8,7 @@
 
 #include "core/errors.h"
 #include "core/primitives.h"
+#include "core/suggest.h"
 
 namespace specstate {
 namespace {
@@ -89,8 +90,10 @@ std::vector<StrategyKind> parse_strategies(std::string_view text) {
       }
     }
     if (!found) {
-      throw InputError("unknown strategy '" + std::string(name) +
-                       "' (known: scatter, inline, window, replay, deferred, ring, all)");
+      throw InputError(
+          "unknown strategy '" + std::string(name) + "'" +
+          did_you_mean(name, {"scatter", "inline", "window", "replay", "deferred", "ring", "all"}) +
+          " (known: scatter, inline, window, replay, deferred, ring, all)");
     }
     start = comma + 1;
   }

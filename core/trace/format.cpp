@@ -1,6 +1,8 @@
 #include "core/trace/format.h"
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -733,8 +735,13 @@ Trace read_trace(const std::string& path) {
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec))
     throw InputError(quote_file_name(path) + ": is a directory");
+  errno = 0;
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw InputError(quote_file_name(path) + ": cannot open for reading");
+  if (!in) {
+    const int error = errno;  // open(2)'s: "No such file or directory", "Permission denied"
+    throw InputError(quote_file_name(path) + ": cannot open for reading: " +
+                     (error != 0 ? std::strerror(error) : "unknown error"));
+  }
   return read_trace(in, path);
 }
 

@@ -1,6 +1,8 @@
 #include "core/trace/validate.h"
 
+#include <algorithm>
 #include <cstdio>
+#include <utility>
 #include <variant>
 
 #include "core/trace/tracker.h"
@@ -62,24 +64,36 @@ std::string percent(int64_t part, int64_t whole) {
 
 }  // namespace
 
-TraceSummary validate_trace(const Trace& trace) {
-  ScheduleTracker tracker(trace.header, trace.file, trace.header_line);
-  TraceSummary s;
-  s.header = trace.header;
-  s.acceptance.assign(size_t(trace.header.tokens_per_verify()), 0);
-  for (const Line& line : trace.events) {
-    tracker.apply(line);
-    ++s.events;
-    std::visit(Counter{s}, line.event);
-    s.peak_rows_in_use = std::max(s.peak_rows_in_use, tracker.rows_in_use());
-    s.peak_running = std::max(s.peak_running, tracker.running_requests());
-  }
-  s.requests = int64_t(tracker.requests().size());
-  for (const auto& [id, info] : tracker.requests()) {
+TraceValidator::TraceValidator(const Header& header, std::string file, long header_line)
+    : tracker_(header, std::move(file), header_line) {
+  summary_.header = header;
+  summary_.acceptance.assign(size_t(header.tokens_per_verify()), 0);
+}
+
+void TraceValidator::apply(const Line& line) {
+  tracker_.apply(line);
+  TraceSummary& s = summary_;
+  ++s.events;
+  std::visit(Counter{s}, line.event);
+  s.peak_rows_in_use = std::max(s.peak_rows_in_use, tracker_.rows_in_use());
+  s.peak_running = std::max(s.peak_running, tracker_.running_requests());
+}
+
+TraceSummary TraceValidator::summary() const {
+  TraceSummary s = summary_;
+  s.requests = int64_t(tracker_.requests().size());
+  for (const auto& [id, info] : tracker_.requests()) {
     s.running_at_end += info.status == RequestStatus::kRunning;
     s.retracted_at_end += info.status == RequestStatus::kRetracted;
   }
   return s;
+}
+
+TraceSummary validate_trace(const Trace& trace) {
+  TraceValidator validator(trace.header, trace.file, trace.header_line);
+  for (const Line& line : trace.events)
+    validator.apply(line);
+  return validator.summary();
 }
 
 std::string format_summary(const TraceSummary& s) {

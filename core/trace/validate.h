@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "core/trace/events.h"
+#include "core/trace/tracker.h"
 
 namespace specstate::trace {
 
@@ -36,6 +37,26 @@ struct TraceSummary {
 // Runs a ScheduleTracker over every event. Throws InputError "FILE:LINE: message" at the
 // first event the schedule does not allow.
 TraceSummary validate_trace(const Trace& trace);
+
+// validate_trace one event at a time, for a trace that is never held whole: the generator
+// streams its events to the output and counts them here.
+class TraceValidator {
+ public:
+  // Throws InputError "FILE:HEADER_LINE: ..." for a bad header.
+  TraceValidator(const Header& header, std::string file, long header_line = 1);
+
+  // Checks `line` against the schedule so far (ScheduleTracker::apply, the same InputError),
+  // then counts it.
+  void apply(const Line& line);
+
+  const ScheduleTracker& tracker() const { return tracker_; }
+  // The summary of the events applied so far.
+  TraceSummary summary() const;
+
+ private:
+  ScheduleTracker tracker_;
+  TraceSummary summary_;
+};
 
 // A few aligned lines for a human.
 std::string format_summary(const TraceSummary& summary);

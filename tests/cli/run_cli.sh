@@ -24,7 +24,21 @@ case "$case_name" in
           "$bin" replya trace.jsonl
         expect 2 "did you mean 'footprint'\?" -- "$bin" foot
         expect 2 "^unknown command 'zzzzzz' \(specstate --help lists the commands\)$" -- \
-          "$bin" zzzzzz ;;
+          "$bin" zzzzzz
+        expect 2 "^--preset: unknown preset 'qwen3-next'; did you mean 'qwen3-next-80b-a3b'\? \(specstate presets lists them\)$" -- \
+          "$bin" generate --preset qwen3-next --requests 2 --steps 4 --seed 1 -o t.jsonl
+        expect 2 "^--preset: unknown preset 'Qwen3.5-9B'; did you mean 'qwen3.5-9b'\? " -- \
+          "$bin" footprint --preset Qwen3.5-9B --batch 4
+        expect 2 "^--preset: unknown preset 'gpt2' \(specstate presets lists them\)$" -- \
+          "$bin" footprint --preset gpt2 --batch 4
+        trace="$source/examples/retract-resume.jsonl"
+        expect 2 "^unknown strategy 'inlne'; did you mean 'inline'\? \(known: " -- \
+          "$bin" replay "$trace" --strategy scatter,inlne
+        expect 2 "^--backend: unknown backend 'gpu'; did you mean 'cpu'\? \(known: cpu, cuda\)$" -- \
+          "$bin" replay "$trace" --backend gpu
+        expect 2 "^unknown fault 'decode-read-old-row'; did you mean 'decode-reads-old-row'\?" -- \
+          "$bin" replay "$trace" --inject decode-read-old-row
+        test ! -e t.jsonl ;;
   presets)
         expect 0 '^qwen3-next-80b-a3b +36/48 +16 +32 +128 +128 +8192 +4 +73\.69 MiB' -- "$bin" presets
         expect 0 '^tiny +2/2 +2 +4 +16 +16 +128 +4 +9\.50 KiB' -- "$bin" presets
@@ -105,6 +119,35 @@ PY
         expect 0 '^dumped request 1000 of file.jsonl' -- "$bin" dump file.jsonl --request 1000 -o d1
         test -f d1/meta.json
         test ! -e ./- ;;
+  threads)  # at most 4 per hardware thread; a count the system cannot start is refused
+        trace="$source/examples/retract-resume.jsonl"
+        expect 0 '^  layers all of 2, [0-9]+ threads \(--threads 4096 capped at 4 per hardware thread\)$' -- \
+          "$bin" replay "$trace" --threads 4096
+        "$bin" replay "$trace" --threads 4096 --json > capped.json
+        "$python" -c 'import json, sys; t = json.load(open(sys.argv[1]))["threads"]; assert 4 <= t < 4096 and t % 4 == 0, t' capped.json
+        expect 2 '^--threads: Value 4097 not in range 1 to 4096' -- "$bin" replay "$trace" --threads 4097
+        if [ -z "${SPECSTATE_SANITIZED:-}" ]; then  # ASan's shadow memory needs the address space
+          # 20 MB: one thread runs (it needs 16 MB); four threads' stacks (4 MB each) do not fit.
+          expect 0 '^AGREE: 6 lanes' -- sh -c 'ulimit -v 20000; exec "$0" replay "$1" --threads 1' \
+            "$bin" "$trace"
+          expect 2 '^--threads 4096: cannot start [0-9]+ threads: Resource temporarily unavailable$' -- \
+            sh -c 'ulimit -v 20000; exec "$0" replay "$1" --threads 4096' "$bin" "$trace"
+        fi ;;
+  generate-memory)  # events stream to the output: 10x the steps, the same peak memory
+        ASAN_OPTIONS="quarantine_size_mb=0:${ASAN_OPTIONS:-}" "$python" - "$bin" <<'PY'
+import os, subprocess, sys
+def peak_kib(steps):  # the child's own peak RSS (wait4), its trace to /dev/null
+    p = subprocess.Popen([sys.argv[1], "generate", "--preset", "tiny", "--requests", "64",
+                          "--steps", str(steps), "--seed", "1", "-o", "/dev/null"],
+                         stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(p.pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, status
+    return usage.ru_maxrss
+small, large = peak_kib(10_000), peak_kib(100_000)
+# Holding the trace took 15 MiB at 10k steps and 101 MiB at 100k.
+assert large <= small + 16 * 1024, f"peak RSS {small} KiB at 10k steps, {large} KiB at 100k"
+PY
+        ;;
   demo-temp)
         mkdir tmp
         TMPDIR="$PWD/tmp" "$bin" demo > first.txt
@@ -129,6 +172,36 @@ PY
         ! grep -q ' 0\.0 GiB' tiny.svg
         "$bin" footprint --preset qwen3-next-80b-a3b --svg q.svg 2>/dev/null
         grep -q 'total state memory (GiB)' q.svg ;;
+  open-errors)  # a file that does not open says why
+        for command in validate replay "dump --request 1 -o d"; do
+          expect 2 '^missing\.jsonl: cannot open for reading: No such file or directory$' -- \
+            "$bin" $command missing.jsonl
+        done
+        if [ "$(id -u)" != 0 ]; then  # root reads any file
+          echo '{}' > locked.jsonl && chmod 000 locked.jsonl
+          expect 2 '^locked\.jsonl: cannot open for reading: Permission denied$' -- \
+            "$bin" validate locked.jsonl
+        fi ;;
+  backend-check)  # a backend that cannot run here is refused before anything is printed
+        trace="$source/examples/retract-resume.jsonl"
+        for command in "replay $trace --backend cpu,cuda" "dump $trace --request 10 -o d --backend cuda"; do
+          set +e; "$bin" $command > out.txt 2> err.txt; rc=$?; set -e
+          [ "$rc" = 0 ] && continue  # a CUDA build on a machine with a GPU
+          [ "$rc" = 2 ] && [ ! -s out.txt ] && grep -qE \
+            "^--backend: backend 'cuda': (specstate was not built with CUDA|no CUDA device is visible)" err.txt ||
+            { echo "FAIL: $command -> exit $rc:"; cat out.txt err.txt; exit 1; }
+          test ! -e d
+        done ;;
+  footprint-units)  # each figure in its own unit: a fixed GiB column printed 0.000 for tiny
+        expect 0 '^scatter +76 KiB +304 KiB +0 B +380 KiB +266 KiB +7\.00$' -- \
+          "$bin" footprint --preset tiny --batch 4
+        expect 0 '^memory, total +46\.05 GiB +23\.24 GiB +22\.81 GiB +49\.5%$' -- \
+          "$bin" footprint --preset qwen3-next-80b-a3b --batch 64 --compare scatter,inline
+        expect 0 '^memory, total +84 KiB +380 KiB +-296 KiB +-349\.7%$' -- \
+          "$bin" footprint --preset tiny --batch 4 --compare replay,scatter
+        if "$bin" footprint --preset tiny --batch 4 | grep -q '0\.000'; then
+          echo "FAIL: a figure printed as 0.000"; exit 1
+        fi ;;
   json-shapes)
         "$bin" footprint --preset tiny --batch 4 --json > one.json
         "$bin" footprint --preset tiny --batch 4,8 --json > two.json
@@ -150,6 +223,13 @@ assert d["lanes"] == ["cpu/inline", "cpu/inline+decode-reads-old-row"], d
 lanes = {l["lane"]: l for l in r["lanes"]}
 assert lanes["cpu/inline+decode-reads-old-row"]["fault"] == "decode-reads-old-row"
 assert lanes["cpu/scatter"]["fault"] is None and lanes["cpu/scatter"]["strategy"] == "scatter"
+import struct  # values are numbers, their bits a string beside them ("0x3c98 (0.0185...)" was one)
+for e in d["elements"]:
+    assert e["tensor"] == "outputs" and e["dtype"] == "bf16" and isinstance(e["element"], int), e
+    for side in "ab":
+        bits = int(e[side + "_bits"], 16)
+        assert type(e[side]) is float, e
+        assert e[side] == struct.unpack("<f", struct.pack("<I", bits << 16))[0], e
 PY
         ;;
   demo-json)

@@ -16,6 +16,18 @@ TEST(TraceReader, EmptyFileAndMissingHeader) {
       "t.jsonl:2: missing header: a trace starts with {\"specstate_trace\": 1, \"preset\": ...}");
 }
 
+// The system's reason: a bare "cannot open for reading" left the user guessing.
+TEST(TraceReader, AFileThatDoesNotOpenSaysWhy) {
+  try {
+    read_trace("/nonexistent-specstate-dir/t.jsonl");
+    FAIL() << "read_trace opened a missing file";
+  } catch (const InputError& e) {
+    EXPECT_STREQ(e.what(),
+                 "/nonexistent-specstate-dir/t.jsonl: cannot open for reading: No such file or "
+                 "directory");
+  }
+}
+
 TEST(TraceReader, CommentsAndBlankLinesKeepLineNumbers) {
   EXPECT_EQ(
       first_error("# c\n\n" + kHeader + "\n  # indented comment\n\t\n{\"event\": \"nope\"}\n"),

@@ -16,7 +16,7 @@ namespace specstate::trace {
 namespace {
 
 namespace fs = std::filesystem;
-const fs::path kCorpus = fs::path(SPECSTATE_SOURCE_DIR) / "tests" / "trace_rules";
+const fs::path kCorpus = "test_data/tests/trace_rules";  // beside the binary (tests/CMakeLists.txt)
 
 std::map<std::string, std::string> expected() {
   std::map<std::string, std::string> cases;
