@@ -23,9 +23,9 @@ namespace {
 const std::vector<std::string> kTokenFiles = {"x",         "a",          "b", "conv_out",
                                               "ssm_state", "conv_state", "o"};
 
-// meta.json above this size is refused: it is parsed whole (a dump of a million tokens writes
-// about 100 MiB less than that).
-constexpr int64_t kMaxMetaBytes = int64_t{256} << 20;
+// meta.json above this size is refused: it is parsed whole, into several times its size. A
+// dump writes about 100 bytes per token, so this holds over half a million tokens.
+constexpr int64_t kMaxMetaBytes = int64_t{64} << 20;
 
 // Elements read at once from each file: two buffers of doubles and two of bytes, about 1.5 MiB
 // in all, whatever the size of the files.
@@ -193,12 +193,12 @@ void check_layers(const std::vector<std::string>& common, const Dump& a) {
   for (const std::string& f : common) {
     const int64_t id = layer_of(f);
     if (id < 0) {
-      throw InputError(io::file_prefix(a.dir) + f +
-                       ": a layer folder is named layerNN, NN the model index");
+      throw InputError(io::file_prefix((fs::path(a.dir) / f).string()) +
+                       "a layer folder is named layerNN, NN the model index");
     }
     if (std::find(ids.begin(), ids.end(), id) == ids.end()) {
-      throw InputError(io::file_prefix(a.dir) + f + ": layer " + std::to_string(id) +
-                       " is not in meta.json's model.layer_ids (or layers)");
+      throw InputError(io::file_prefix((fs::path(a.dir) / f).string()) + "layer " +
+                       std::to_string(id) + " is not in meta.json's model.layer_ids (or layers)");
     }
   }
 }
@@ -263,8 +263,9 @@ class FileComparer {
   void check_shapes(const std::string& file, const NpyReader& ra, const NpyReader& rb,
                     bool tokens) const {
     if (ra.shape() != rb.shape()) {
-      throw InputError(file + ": shape " + describe_dims(ra.shape()) + " in " + a_.dir + ", " +
-                       describe_dims(rb.shape()) + " in " + b_.dir);
+      throw InputError(quote_file_name(file) + ": shape " + describe_dims(ra.shape()) + " in " +
+                       quote_file_name(a_.dir) + ", " + describe_dims(rb.shape()) + " in " +
+                       quote_file_name(b_.dir));
     }
     if (tokens && (ra.shape().empty() || ra.shape()[0] != a_.meta.dumped_tokens)) {
       throw InputError(io::file_prefix(a_.dir + "/" + file) + "shape " + describe_dims(ra.shape()) +
@@ -302,13 +303,13 @@ class FileComparer {
 // Throws InputError unless the dumps are of one model, layers and token count.
 void check_comparable(const Dump& a, const Dump& b) {
   if (!(a.meta.model == b.meta.model)) {
-    throw InputError(a.dir + " and " + b.dir +
+    throw InputError(quote_file_name(a.dir) + " and " + quote_file_name(b.dir) +
                      ": the dumps are of different geometries or layers (meta.json model)");
   }
   if (a.meta.dumped_tokens != b.meta.dumped_tokens) {
-    throw InputError(a.dir + " holds " + std::to_string(a.meta.dumped_tokens) + " tokens, " +
-                     b.dir + " holds " + std::to_string(b.meta.dumped_tokens) +
-                     " (meta.json dumped_tokens)");
+    throw InputError(quote_file_name(a.dir) + " holds " + std::to_string(a.meta.dumped_tokens) +
+                     " tokens, " + quote_file_name(b.dir) + " holds " +
+                     std::to_string(b.meta.dumped_tokens) + " (meta.json dumped_tokens)");
   }
 }
 
@@ -335,7 +336,10 @@ DumpComparison compare_dumps(const std::string& dir_a, const std::string& dir_b,
                       std::back_inserter(out.only_a));
   std::set_difference(b.files.begin(), b.files.end(), a.files.begin(), a.files.end(),
                       std::back_inserter(out.only_b));
-  if (common.empty()) throw InputError(dir_a + " and " + dir_b + ": no layerNN/*.npy in common");
+  if (common.empty()) {
+    throw InputError(quote_file_name(dir_a) + " and " + quote_file_name(dir_b) +
+                     ": no layerNN/*.npy in common");
+  }
   check_layers(common, a);
 
   // Files without a token axis first (parameters, initial states), then the token files in

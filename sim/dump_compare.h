@@ -52,8 +52,8 @@ struct DumpComparison {
 // dumps of different models, layers or token counts, a file whose shapes differ between the two
 // or that NpyReader refuses (not a regular file, not '<f4' / '<f8', a size that is not its
 // shape's), a layer folder not in meta.json's layers, and dumps with no file in common.
-// Memory: meta.json (up to 256 MiB) and a few MiB, whatever the size of the .npy files, which
-// are read in pieces.
+// Memory: meta.json (up to 64 MiB, parsed whole) and a few MiB, whatever the size of the .npy
+// files, which are read in pieces.
 DumpComparison compare_dumps(const std::string& dir_a, const std::string& dir_b,
                              const DumpTolerance& tolerance);
 

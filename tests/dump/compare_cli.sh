@@ -78,6 +78,13 @@ hostile huge; npy "$tmp/huge/layer00/A_log.npy" '<f4' '(1 << 62,)' 0
 expect 2 "^$tmp/huge/layer00/A_log.npy: shape (4611686018427387904,) overflows" -- \
   timeout 20 "$bin" compare "$tmp/huge" "$tmp/huge"
 
+# A directory name that is not UTF-8 under --json: the error object and the report are written
+# (the JSON library threw: abort in the error handler, exit 3 for a report).
+bad=$'\xff'
+expect 2 '^{"error":' -- "$bin" compare "$tmp/$bad" "$tmp/b" --json
+cp -r "$tmp/a" "$tmp/$bad"
+expect 0 '"agree": true' -- "$bin" compare "$tmp/$bad" "$tmp/a" --json
+
 # Memory: a file without a token axis (512 MiB of float32) and a token file (29 rows of 16 MiB),
 # sparse, in both dumps, compared under 1 GiB of address space: the first file read whole as
 # doubles needed 1.5 GiB. The files are streamed in pieces of bounded size.

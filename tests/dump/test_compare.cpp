@@ -287,6 +287,17 @@ TEST_F(CompareDumps, LayerListsMustBeConsistent) {
   }
 }
 
+TEST_F(CompareDumps, LayerFoldersMustBeListedInMeta) {
+  for (const fs::path& dir : {a_, b_})
+    fs::copy(dir / "layer01", dir / "layer05", fs::copy_options::recursive);
+  EXPECT_REFUSED(refusal(),
+                 "a/layer05/A_log.npy: layer 5 is not in meta.json's model.layer_ids (or layers)");
+  reset();
+  for (const fs::path& dir : {a_, b_})
+    fs::copy(dir / "layer01", dir / "layer1x", fs::copy_options::recursive);
+  EXPECT_REFUSED(refusal(), "a/layer1x/A_log.npy: a layer folder is named layerNN");
+}
+
 TEST_F(CompareDumps, MetaFieldsOfTheWrongTypeAreRefused) {
   using nlohmann::json;
   const std::vector<std::pair<std::function<void(json&)>, std::string>> cases = {
