@@ -167,6 +167,8 @@ DumpMeta parse_dump_meta(std::string_view text, const std::string& file) {
     meta = json::parse(text);
   } catch (const json::parse_error& e) {
     r.fail("not valid JSON (at byte " + std::to_string(e.byte) + ")");
+  } catch (const json::exception&) {  // out_of_range: a number beyond double, such as 1e400
+    r.fail("not valid JSON (a number out of range)");
   }
   if (!meta.is_object()) r.fail("not a JSON object");
   DumpMeta out;
