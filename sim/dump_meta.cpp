@@ -1,7 +1,10 @@
 #include "sim/dump_meta.h"
 
+#include <algorithm>
+#include <initializer_list>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 
 #include "core/errors.h"
@@ -107,21 +110,6 @@ class MetaReader {
     return ids;
   }
 
-  // The items of the optional array `key` of `meta`, each an object read by `item`.
-  template <typename T, typename Item>
-  std::vector<T> list(const json& meta, const char* key, Item item) const {
-    std::vector<T> out;
-    const auto it = meta.find(key);
-    if (it == meta.end()) return out;
-    if (!it->is_array()) fail(std::string(key) + " must be an array");
-    for (size_t i = 0; i < it->size(); ++i) {
-      const std::string name = item_name(key, i);
-      if (!(*it)[i].is_object()) fail(name + " must be an object");
-      out.push_back(item((*it)[i], name, i));
-    }
-    return out;
-  }
-
   DumpToken token(const json& t, const std::string& name, size_t index) const {
     DumpToken out;
     out.row = int64_t(index);
@@ -158,29 +146,174 @@ class MetaReader {
   std::string prefix_;
 };
 
+// Streams meta.json through nlohmann's SAX interface into `reduced`, an object of only what
+// compare reads, and converts each item of `tokens` and `events` into its struct as soon as the
+// item ends: memory is near the structs' (40 bytes an item), not a DOM of the whole file (10 to
+// 35 times its size: a 64 MiB meta.json took 645 MiB to 2.3 GiB). A container where compare reads
+// a scalar is kept as an empty one, so that validation names its type; what compare does not
+// read is skipped, nothing of it stored (nesting included: a depth count, no frames).
+class MetaSax {
+ public:
+  MetaSax(const MetaReader& r, DumpMeta& out) : r_(r), out_(out) {}
+
+  json reduced = json::object();
+
+  bool null() { return scalar(json()); }
+  bool boolean(bool v) { return scalar(json(v)); }
+  bool number_integer(json::number_integer_t v) { return scalar(json(v)); }
+  bool number_unsigned(json::number_unsigned_t v) { return scalar(json(v)); }
+  bool number_float(json::number_float_t v, const std::string&) { return scalar(json(v)); }
+  bool string(std::string& v) { return scalar(json(std::move(v))); }
+  bool binary(json::binary_t&) { return scalar(json()); }  // JSON text has none
+  bool start_object(std::size_t) { return open(true); }
+  bool start_array(std::size_t) { return open(false); }
+  bool end_object() { return close(); }
+  bool end_array() { return close(); }
+
+  bool key(std::string& k) {
+    if (skip_ > 0) return true;
+    Frame& f = frames_.back();
+    if (f.role == Role::kTop && reads(f.role, k) && reduced.contains(k))
+      r_.fail("'" + k + "' is given twice");
+    f.key = std::move(k);
+    return true;
+  }
+
+  template <typename Exception>
+  bool parse_error(std::size_t byte, const std::string&, const Exception&) {
+    r_.fail("not valid JSON (at byte " + std::to_string(byte) + ")");
+  }
+
+ private:
+  // What a container is to compare: the top object, model, model.layer_ids, the lists and one
+  // item of each.
+  enum class Role { kTop, kModel, kLayerIds, kTokens, kEvents, kToken, kEvent };
+  struct Frame {
+    Role role;
+    json* node;        // where its members go (kTokens, kEvents: an empty array, a marker)
+    std::string key;   // the member being read (objects)
+    size_t items = 0;  // items converted (kTokens, kEvents)
+  };
+
+  static bool reads(Role role, const std::string& key) {
+    auto any = [&](std::initializer_list<const char*> keys) {
+      return std::find(keys.begin(), keys.end(), key) != keys.end();
+    };
+    switch (role) {
+      case Role::kTop:
+        return any({"model", "dumped_tokens", "tokens", "events"});
+      case Role::kModel:
+        return any({"H", "HV", "K", "V", "W", "conv_dim", "layers", "layer_ids"});
+      case Role::kToken:
+        return any({"row", "position", "event", "step", "accepted"});
+      case Role::kEvent:
+        return any({"line", "kind"});
+      default:
+        return false;
+    }
+  }
+
+  // The role of a container read at `key` of a `parent`; nullopt: kept as an empty marker.
+  static std::optional<Role> child_role(Role parent, const std::string& key, bool object) {
+    if (parent == Role::kTop && key == "model" && object) return Role::kModel;
+    if (parent == Role::kTop && key == "tokens" && !object) return Role::kTokens;
+    if (parent == Role::kTop && key == "events" && !object) return Role::kEvents;
+    if (parent == Role::kModel && key == "layer_ids" && !object) return Role::kLayerIds;
+    return std::nullopt;
+  }
+
+  static bool is_list(Role role) { return role == Role::kTokens || role == Role::kEvents; }
+
+  std::string item(const Frame& list) const {
+    return item_name(list.role == Role::kTokens ? "tokens" : "events", list.items);
+  }
+
+  // Where the next value of `f` goes; nullptr: it is not read. layer_ids keeps one more id than
+  // can be valid, which validation then refuses.
+  json* slot(Frame& f) {
+    if (f.role == Role::kLayerIds)
+      return f.node->size() <= size_t(kMaxDumpLayers) ? &f.node->emplace_back() : nullptr;
+    return reads(f.role, f.key) ? &(*f.node)[f.key] : nullptr;
+  }
+
+  bool scalar(json v) {
+    if (skip_ > 0) return true;
+    if (frames_.empty()) r_.fail("not a JSON object");
+    Frame& f = frames_.back();
+    if (is_list(f.role)) r_.fail(item(f) + " must be an object");
+    if (json* s = slot(f)) *s = std::move(v);
+    return true;
+  }
+
+  bool open(bool object) {
+    if (skip_ > 0) {
+      ++skip_;
+      return true;
+    }
+    if (frames_.empty()) {
+      if (!object) r_.fail("not a JSON object");
+      frames_.push_back({Role::kTop, &reduced, {}});
+      return true;
+    }
+    Frame& f = frames_.back();
+    if (is_list(f.role)) {
+      if (!object) r_.fail(item(f) + " must be an object");
+      item_ = json::object();
+      frames_.push_back({f.role == Role::kTokens ? Role::kToken : Role::kEvent, &item_, {}});
+      return true;
+    }
+    json* s = slot(f);
+    const std::optional<Role> role = s ? child_role(f.role, f.key, object) : std::nullopt;
+    if (s) *s = object ? json::object() : json::array();
+    if (role) {
+      frames_.push_back({*role, s, {}});
+    } else {
+      skip_ = 1;
+    }
+    return true;
+  }
+
+  bool close() {
+    if (skip_ > 0) {
+      --skip_;
+      return true;
+    }
+    const Role role = frames_.back().role;
+    frames_.pop_back();
+    if (role == Role::kToken || role == Role::kEvent) {
+      Frame& list = frames_.back();
+      if (role == Role::kToken) {
+        out_.tokens.push_back(r_.token(item_, item(list), list.items));
+      } else {
+        out_.events.push_back(r_.event(item_, item(list), list.items));
+      }
+      ++list.items;
+    }
+    return true;
+  }
+
+  const MetaReader& r_;
+  DumpMeta& out_;
+  std::vector<Frame> frames_;  // at most 3 deep: top, list, item (or top, model, layer_ids)
+  int64_t skip_ = 0;           // depth inside a container that is not read; 0: none
+  json item_;                  // the item of tokens or events being read
+};
+
 }  // namespace
 
 DumpMeta parse_dump_meta(std::string_view text, const std::string& file) {
   const MetaReader r(file);
-  json meta;
-  try {
-    meta = json::parse(text);
-  } catch (const json::parse_error& e) {
-    r.fail("not valid JSON (at byte " + std::to_string(e.byte) + ")");
-  } catch (const json::exception&) {  // out_of_range: a number beyond double, such as 1e400
-    r.fail("not valid JSON (a number out of range)");
-  }
-  if (!meta.is_object()) r.fail("not a JSON object");
   DumpMeta out;
+  MetaSax sax(r, out);
+  json::sax_parse(text, &sax);
+  const json& meta = sax.reduced;
   out.model = r.model(r.member(meta, "model", "model"));
   out.dumped_tokens = r.integer(r.member(meta, "dumped_tokens", "dumped_tokens"), "dumped_tokens",
                                 0, kMaxDumpTokens);
-  out.tokens = r.list<DumpToken>(
-      meta, "tokens",
-      [&](const json& t, const std::string& n, size_t i) { return r.token(t, n, i); });
-  out.events = r.list<DumpEvent>(
-      meta, "events",
-      [&](const json& e, const std::string& n, size_t i) { return r.event(e, n, i); });
+  for (const char* list : {"tokens", "events"}) {
+    if (meta.contains(list) && !meta[list].is_array())
+      r.fail(std::string(list) + " must be an array");
+  }
   return out;
 }
 

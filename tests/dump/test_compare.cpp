@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <iterator>
 #include <limits>
 #include <nlohmann/json.hpp>
 
@@ -329,6 +330,37 @@ TEST_F(CompareDumps, MetaThatIsNotJsonIsRefused) {
     std::ofstream(b_ / "meta.json") << text;
     EXPECT_REFUSED(refusal(), "b/meta.json: not ") << text;
   }
+}
+
+// meta.json is streamed: what compare does not read is skipped, however deep, and only the
+// fields it reads are kept.
+TEST_F(CompareDumps, MetaIsStreamedKeepingOnlyWhatIsRead) {
+  for (const fs::path& dir : {a_, b_}) {
+    std::string text;
+    {
+      std::ifstream in(dir / "meta.json");
+      text.assign(std::istreambuf_iterator<char>(in), {});
+    }
+    const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+    text.insert(text.find('{') + 1, "\"junk\": " + deep + ", \"more\": {\"tokens\": 1}, ");
+    std::ofstream(dir / "meta.json") << text;
+  }
+  EXPECT_EQ(refusal(), "");
+  nudge("layer00/x.npy", 3 * 128 + 100, 1.0f);
+  EXPECT_EQ(run().first->token_text,
+            "token 3 (position 3), trace line 9: extend, step 3, accepted");
+  reset();
+  {
+    std::string text;
+    std::ifstream in(b_ / "meta.json");
+    text.assign(std::istreambuf_iterator<char>(in), {});
+    text.insert(text.find('{') + 1, "\"tokens\": [], ");
+    std::ofstream(b_ / "meta.json") << text;
+  }
+  EXPECT_REFUSED(refusal(), "b/meta.json: 'tokens' is given twice");
+  reset();
+  edit_meta([](nlohmann::json& m) { m["model"]["layer_ids"] = std::vector<int>(5000, 1); });
+  EXPECT_REFUSED(refusal(), "model.layer_ids[1] 1 is listed twice");
 }
 
 TEST_F(CompareDumps, AFifoIsRefusedWithoutBlocking) {
