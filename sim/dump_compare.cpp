@@ -23,8 +23,9 @@ namespace {
 const std::vector<std::string> kTokenFiles = {"x",         "a",          "b", "conv_out",
                                               "ssm_state", "conv_state", "o"};
 
-// meta.json above this size is refused: it is parsed whole, into several times its size. A
-// dump writes about 100 bytes per token, so this holds over half a million tokens.
+// meta.json above this size is refused: it is read whole, and its tokens kept (40 bytes each,
+// up to 13 times the text for `{}` items). specstate writes about 80 bytes per token, so this
+// holds over 800,000 tokens.
 constexpr int64_t kMaxMetaBytes = int64_t{64} << 20;
 
 // Elements read at once from each file: two buffers of doubles and two of bytes, about 1.5 MiB
