@@ -5,77 +5,85 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
-#include <map>
-#include <nlohmann/json.hpp>
+#include <limits>
 #include <set>
+#include <span>
 
 #include "core/errors.h"
+#include "core/io/input_file.h"
+#include "sim/dump_meta.h"
 #include "sim/npy.h"
 
 namespace specstate::sim {
 namespace fs = std::filesystem;
-using nlohmann::json;
 
 namespace {
 
 // The files with a token axis, in the order a difference inside one token is reported.
-const std::vector<std::string> kTokenFiles = {"x", "a", "b", "conv_out", "ssm_state",
-                                              "conv_state", "o"};
+const std::vector<std::string> kTokenFiles = {"x",         "a",          "b", "conv_out",
+                                              "ssm_state", "conv_state", "o"};
 
-struct Geometry {
-  int64_t H = 0, HV = 0, K = 0, V = 0, conv_dim = 0, W = 0;
-  std::vector<int64_t> layer_ids;
-  bool operator==(const Geometry&) const = default;
-};
+// meta.json above this size is refused: it is read whole, and its tokens kept (40 bytes each,
+// up to 13 times the text for `{}` items). specstate writes about 80 bytes per token, so this
+// holds over 800,000 tokens.
+constexpr int64_t kMaxMetaBytes = int64_t{64} << 20;
+
+// Elements read at once from each file: two buffers of doubles and two of bytes, about 1.5 MiB
+// in all, whatever the size of the files.
+constexpr int64_t kPieceElements = int64_t{1} << 16;
 
 struct Dump {
   std::string dir;
-  json meta;
-  Geometry model;
-  int64_t tokens = 0;
+  DumpMeta meta;
   std::set<std::string> files;  // "layer03/ssm_state.npy"
 };
 
-int64_t field(const json& object, const char* name, const std::string& where) {
-  if (!object.is_object() || !object.contains(name) || !object[name].is_number_integer())
-    throw InputError(where + ": no integer field '" + name + "'");
-  return object[name].get<int64_t>();
+// An InputError "DIR: message" unless `dir` is a directory (links followed).
+void check_directory(const std::string& dir) {
+  std::error_code ec;
+  const fs::file_status st = fs::status(dir, ec);
+  if (st.type() == fs::file_type::not_found)
+    throw InputError(io::file_prefix(dir) + "not a directory (it does not exist)");
+  if (ec) throw InputError(io::file_prefix(dir) + "cannot read: " + ec.message());
+  if (!fs::is_directory(st)) throw InputError(io::file_prefix(dir) + "not a directory");
+}
+
+// Calls `visit` with each entry of directory `dir`; InputError when it cannot be listed.
+template <typename Visit>
+void for_each_entry(const fs::path& dir, Visit visit) {
+  std::error_code ec;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec))
+    visit(*it);
+  if (ec) throw InputError(io::file_prefix(dir.string()) + "cannot list: " + ec.message());
+}
+
+// Whether `entry` is a directory, links followed (a dangling link is not); InputError when that
+// cannot be known (a loop of links, a permission).
+bool is_directory(const fs::directory_entry& entry) {
+  std::error_code ec;
+  const fs::file_status st = entry.status(ec);
+  if (st.type() == fs::file_type::not_found) return false;
+  if (ec) throw InputError(io::file_prefix(entry.path().string()) + "cannot read: " + ec.message());
+  return fs::is_directory(st);
+}
+
+// "layerNN/NAME.npy" for every .npy file (or anything so named) in a folder layer*.
+std::set<std::string> list_files(const std::string& dir) {
+  std::set<std::string> files;
+  for_each_entry(dir, [&](const fs::directory_entry& entry) {
+    const std::string folder = entry.path().filename().string();
+    if (folder.rfind("layer", 0) != 0 || !is_directory(entry)) return;
+    for_each_entry(entry.path(), [&](const fs::directory_entry& f) {
+      if (f.path().extension() == ".npy") files.insert(folder + "/" + f.path().filename().string());
+    });
+  });
+  return files;
 }
 
 Dump load(const std::string& dir) {
-  Dump d;
-  d.dir = dir;
-  const fs::path meta = fs::path(dir) / "meta.json";
-  const std::string where = meta.string();
-  if (!fs::is_directory(dir)) throw InputError(dir + ": not a directory");
-  std::ifstream in(meta);
-  if (!in) throw InputError(where + ": cannot open (a dump has meta.json, docs/interop.md)");
-  d.meta = json::parse(in, nullptr, false);
-  if (d.meta.is_discarded() || !d.meta.is_object())
-    throw InputError(where + ": not a JSON object");
-  const json& m = d.meta.contains("model") ? d.meta["model"] : json();
-  const std::string mw = where + ": model";
-  d.model = {field(m, "H", mw), field(m, "HV", mw), field(m, "K", mw),
-             field(m, "V", mw), field(m, "conv_dim", mw), field(m, "W", mw), {}};
-  if (m.contains("layer_ids") && m["layer_ids"].is_array()) {
-    for (const json& id : m["layer_ids"]) {
-      if (!id.is_number_integer()) throw InputError(mw + ": layer_ids must be integers");
-      d.model.layer_ids.push_back(id.get<int64_t>());
-    }
-  } else {
-    for (int64_t l = 0; l < field(m, "layers", mw); ++l)
-      d.model.layer_ids.push_back(l);
-  }
-  d.tokens = field(d.meta, "dumped_tokens", where);
-  for (const auto& entry : fs::directory_iterator(dir)) {
-    const std::string folder = entry.path().filename().string();
-    if (!entry.is_directory() || folder.rfind("layer", 0) != 0) continue;
-    for (const auto& f : fs::directory_iterator(entry.path())) {
-      if (f.path().extension() == ".npy") d.files.insert(folder + "/" + f.path().filename().string());
-    }
-  }
-  return d;
+  check_directory(dir);
+  const std::string meta = (fs::path(dir) / "meta.json").string();
+  return {dir, parse_dump_meta(io::read_text_file(meta, kMaxMetaBytes), meta), list_files(dir)};
 }
 
 std::string describe_dims(const std::vector<int64_t>& shape) {
@@ -85,7 +93,8 @@ std::string describe_dims(const std::vector<int64_t>& shape) {
   return s + "]";
 }
 
-std::string channel_text(int64_t c, const Geometry& g) {
+// Channel `c` of [q | k | v]; the geometry is checked (K, V >= 1) by parse_dump_meta.
+std::string channel_text(int64_t c, const DumpGeometry& g) {
   const int64_t hk = g.H * g.K;
   std::string part;
   if (c < hk) {
@@ -111,10 +120,11 @@ std::vector<int64_t> unravel(const std::vector<int64_t>& dims, int64_t i) {
 
 // The element at flat offset `i` of one token's row (or of a whole file) in words.
 std::string index_text(const std::string& name, const std::vector<int64_t>& dims, int64_t i,
-                       const Geometry& g) {
+                       const DumpGeometry& g) {
   const std::vector<int64_t> idx = unravel(dims, i);
   auto n = [&](size_t d) { return std::to_string(idx[d]); };
-  if ((name == "x" || name == "conv_out") && idx.size() == 1) return "[" + channel_text(idx[0], g) + "]";
+  if ((name == "x" || name == "conv_out") && idx.size() == 1)
+    return "[" + channel_text(idx[0], g) + "]";
   if ((name == "a" || name == "b" || name == "A_log" || name == "dt_bias") && idx.size() == 1)
     return "[head " + n(0) + "]";
   if (name == "o" && idx.size() == 2) return "[head " + n(0) + ", v " + n(1) + "]";
@@ -131,7 +141,12 @@ std::string index_text(const std::string& name, const std::vector<int64_t>& dims
 }
 
 int64_t ordered(double v) {  // float32 bits as integers that count ulps
-  const auto bits = int64_t(std::bit_cast<uint32_t>(float(v)));
+  // float(v) is undefined beyond float's range (a '<f8' file may hold such values): those count
+  // as the infinity of their sign.
+  const float f = std::abs(v) > std::numeric_limits<float>::max()
+                      ? std::copysign(std::numeric_limits<float>::infinity(), float(v > 0 ? 1 : -1))
+                      : float(v);
+  const auto bits = int64_t(std::bit_cast<uint32_t>(f));
   return bits & 0x80000000 ? -(bits & 0x7FFFFFFF) : bits;
 }
 
@@ -142,33 +157,24 @@ bool within(double a, double b, const DumpTolerance& t) {
 }
 
 // "token 20 (position 20), trace line 13: verify, step 0, accepted" from whichever meta.json
-// lists the tokens and events.
+// lists the token.
 std::string token_text(int64_t row, const Dump& a, const Dump& b) {
   for (const Dump* d : {&b, &a}) {
-    const json& tokens = d->meta.contains("tokens") ? d->meta["tokens"] : json();
-    const json& events = d->meta.contains("events") ? d->meta["events"] : json();
-    if (!tokens.is_array()) continue;
-    for (size_t k = 0; k < tokens.size(); ++k) {
-      const json& t = tokens[k];
-      const int64_t r = t.value("row", int64_t(k));
-      if (r != row) continue;
-      std::string s = "token " + std::to_string(k) + " (position " +
-                      std::to_string(t.value("position", int64_t(-1))) + ")";
-      const int64_t e = t.value("event", int64_t(-1));
-      if (events.is_array() && e >= 0 && e < int64_t(events.size())) {
-        s += ", trace line " + std::to_string(events[e].value("line", int64_t(0))) + ": " +
-             events[e].value("kind", std::string("?")) + ", step " +
-             std::to_string(t.value("step", int64_t(0))) +
-             (t.value("accepted", true) ? ", accepted" : ", rejected draft");
-      }
-      return s;
-    }
+    if (std::optional<std::string> s = d->meta.describe_row(row)) return *s;
   }
   return "token row " + std::to_string(row);
 }
 
-int32_t layer_of(const std::string& file) {
-  return int32_t(std::stol(file.substr(5, file.find('/') - 5)));
+// The model index NN of "layerNN/NAME.npy"; -1 when the folder is not so named.
+int64_t layer_of(const std::string& file) {
+  const size_t digits = file.find('/') - 5;
+  if (digits < 1 || digits > 9) return -1;
+  int64_t id = 0;
+  for (char c : file.substr(5, digits)) {
+    if (c < '0' || c > '9') return -1;
+    id = id * 10 + (c - '0');
+  }
+  return id;
 }
 
 std::string stem(const std::string& file) {
@@ -177,9 +183,135 @@ std::string stem(const std::string& file) {
 }
 
 // Order of token files inside one token: layer, then kTokenFiles.
-std::pair<int32_t, size_t> token_file_order(const std::string& file) {
+std::pair<int64_t, size_t> token_file_order(const std::string& file) {
   const auto it = std::find(kTokenFiles.begin(), kTokenFiles.end(), stem(file));
   return {layer_of(file), size_t(it - kTokenFiles.begin())};
+}
+
+// InputError unless every common file is in a folder of a layer that meta.json lists.
+void check_layers(const std::vector<std::string>& common, const Dump& a) {
+  const std::vector<int64_t>& ids = a.meta.model.layer_ids;
+  for (const std::string& f : common) {
+    const int64_t id = layer_of(f);
+    if (id < 0) {
+      throw InputError(io::file_prefix((fs::path(a.dir) / f).string()) +
+                       "a layer folder is named layerNN, NN the model index");
+    }
+    if (std::find(ids.begin(), ids.end(), id) == ids.end()) {
+      throw InputError(io::file_prefix((fs::path(a.dir) / f).string()) + "layer " +
+                       std::to_string(id) + " is not in meta.json's model.layer_ids (or layers)");
+    }
+  }
+}
+
+void check_tolerance(const DumpTolerance& t) {
+  for (const auto& [name, value] : {std::pair{"rtol", t.rtol}, std::pair{"atol", t.atol}}) {
+    if (!std::isfinite(value) || value < 0) {
+      char buf[64];
+      std::snprintf(buf, sizeof buf, "%s %g", name, value);
+      throw InputError(std::string(buf) + ": a tolerance is a finite number >= 0");
+    }
+  }
+  if (t.ulp < 0) throw InputError("ulp " + std::to_string(t.ulp) + ": a tolerance is >= 0");
+}
+
+// The elements outside the tolerance in one row (a token's elements, or a whole file).
+struct RowDifference {
+  int64_t outside = 0;
+  int64_t first = -1;   // offset in the row of the first one; -1: none
+  double a = 0, b = 0;  // its values
+};
+
+// Compares the common files of two dumps into `out`, one file at a time, each read in pieces.
+class FileComparer {
+ public:
+  FileComparer(const Dump& a, const Dump& b, const DumpTolerance& t, DumpComparison& out)
+      : a_(a), b_(b), tolerance_(t), out_(out), va_(kPieceElements), vb_(kPieceElements) {}
+
+  // Compares `file` row by row (token rows, or the file as one row), up to the token of the
+  // best difference found so far, and records a difference earlier than it.
+  void compare(const std::string& file, bool tokens) {
+    NpyReader ra(fs::path(a_.dir) / file), rb(fs::path(b_.dir) / file);
+    check_shapes(file, ra, rb, tokens);
+    ++out_.files;
+    const int64_t rows = tokens ? a_.meta.dumped_tokens : 1;
+    const int64_t per_row = rows ? ra.elements() / rows : 0;
+    const std::vector<int64_t> dims(ra.shape().begin() + (tokens ? 1 : 0), ra.shape().end());
+    const int64_t limit = out_.first && out_.first->token >= 0 ? out_.first->token + 1 : rows;
+    for (int64_t row = 0; row < std::min(rows, limit); ++row) {
+      const RowDifference d = compare_row(ra, rb, row * per_row, per_row);
+      out_.elements += per_row;
+      if (d.first < 0) continue;
+      const bool earlier =
+          !out_.first || (tokens && out_.first->token >= 0 && row < out_.first->token);
+      if (earlier) {
+        out_.first = DumpDifference{file,
+                                    int32_t(layer_of(file)),
+                                    tokens ? row : -1,
+                                    tokens ? token_text(row, a_, b_) : "before the first token",
+                                    index_text(stem(file), dims, d.first, a_.meta.model),
+                                    unravel(dims, d.first),
+                                    d.a,
+                                    d.b,
+                                    d.outside,
+                                    per_row};
+      }
+      return;
+    }
+  }
+
+ private:
+  void check_shapes(const std::string& file, const NpyReader& ra, const NpyReader& rb,
+                    bool tokens) const {
+    if (ra.shape() != rb.shape()) {
+      throw InputError(quote_file_name(file) + ": shape " + describe_dims(ra.shape()) + " in " +
+                       quote_file_name(a_.dir) + ", " + describe_dims(rb.shape()) + " in " +
+                       quote_file_name(b_.dir));
+    }
+    if (tokens && (ra.shape().empty() || ra.shape()[0] != a_.meta.dumped_tokens)) {
+      throw InputError(io::file_prefix(a_.dir + "/" + file) + "shape " + describe_dims(ra.shape()) +
+                       " does not start with the dumped tokens (" +
+                       std::to_string(a_.meta.dumped_tokens) + ")");
+    }
+  }
+
+  // Elements start .. start+count-1 of both files, read kPieceElements at a time.
+  RowDifference compare_row(NpyReader& ra, NpyReader& rb, int64_t start, int64_t count) {
+    RowDifference d;
+    for (int64_t done = 0; done < count; done += kPieceElements) {
+      const size_t n = size_t(std::min(kPieceElements, count - done));
+      const std::span<double> va(va_.data(), n), vb(vb_.data(), n);
+      ra.read(start + done, va);
+      rb.read(start + done, vb);
+      for (size_t i = 0; i < n; ++i) {
+        const double diff = std::abs(va[i] - vb[i]);
+        if (!std::isnan(diff)) out_.max_abs = std::max(out_.max_abs, diff);
+        if (within(va[i], vb[i], tolerance_)) continue;
+        if (d.first < 0) d = {0, done + int64_t(i), va[i], vb[i]};
+        ++d.outside;
+      }
+    }
+    return d;
+  }
+
+  const Dump& a_;
+  const Dump& b_;
+  const DumpTolerance& tolerance_;
+  DumpComparison& out_;
+  std::vector<double> va_, vb_;  // [kPieceElements] the piece of each file
+};
+
+// Throws InputError unless the dumps are of one model, layers and token count.
+void check_comparable(const Dump& a, const Dump& b) {
+  if (!(a.meta.model == b.meta.model)) {
+    throw InputError(quote_file_name(a.dir) + " and " + quote_file_name(b.dir) +
+                     ": the dumps are of different geometries or layers (meta.json model)");
+  }
+  if (a.meta.dumped_tokens != b.meta.dumped_tokens) {
+    throw InputError(quote_file_name(a.dir) + " holds " + std::to_string(a.meta.dumped_tokens) +
+                     " tokens, " + quote_file_name(b.dir) + " holds " +
+                     std::to_string(b.meta.dumped_tokens) + " (meta.json dumped_tokens)");
+  }
 }
 
 }  // namespace
@@ -192,17 +324,11 @@ std::string DumpTolerance::describe() const {
 
 DumpComparison compare_dumps(const std::string& dir_a, const std::string& dir_b,
                              const DumpTolerance& tolerance) {
+  check_tolerance(tolerance);
   const Dump a = load(dir_a), b = load(dir_b);
-  if (!(a.model == b.model)) {
-    throw InputError(dir_a + " and " + dir_b +
-                     ": the dumps are of different geometries or layers (meta.json model)");
-  }
-  if (a.tokens != b.tokens) {
-    throw InputError(dir_a + " holds " + std::to_string(a.tokens) + " tokens, " + dir_b +
-                     " holds " + std::to_string(b.tokens) + " (meta.json dumped_tokens)");
-  }
+  check_comparable(a, b);
   DumpComparison out;
-  out.tokens = a.tokens;
+  out.tokens = a.meta.dumped_tokens;
   out.tolerance = tolerance.describe();
   std::vector<std::string> common;
   std::set_intersection(a.files.begin(), a.files.end(), b.files.begin(), b.files.end(),
@@ -211,14 +337,11 @@ DumpComparison compare_dumps(const std::string& dir_a, const std::string& dir_b,
                       std::back_inserter(out.only_a));
   std::set_difference(b.files.begin(), b.files.end(), a.files.begin(), a.files.end(),
                       std::back_inserter(out.only_b));
-  if (common.empty()) throw InputError(dir_a + " and " + dir_b + ": no layerNN/*.npy in common");
-  for (const std::string& f : common) {
-    try {
-      layer_of(f);
-    } catch (const std::exception&) {
-      throw InputError(dir_a + ": " + f + ": a layer folder is named layerNN, NN the model index");
-    }
+  if (common.empty()) {
+    throw InputError(quote_file_name(dir_a) + " and " + quote_file_name(dir_b) +
+                     ": no layerNN/*.npy in common");
   }
+  check_layers(common, a);
 
   // Files without a token axis first (parameters, initial states), then the token files in
   // (layer, file) order; a token file is read only up to the best token found so far.
@@ -228,54 +351,14 @@ DumpComparison compare_dumps(const std::string& dir_a, const std::string& dir_b,
         std::find(kTokenFiles.begin(), kTokenFiles.end(), stem(f)) != kTokenFiles.end();
     (token_file ? per_token : whole).push_back(f);
   }
-  std::sort(per_token.begin(), per_token.end(), [](const auto& x, const auto& y) {
-    return token_file_order(x) < token_file_order(y);
-  });
-  const Geometry& g = a.model;
-  auto scan = [&](const std::string& f, bool tokens) {
-    NpyReader ra(fs::path(dir_a) / f), rb(fs::path(dir_b) / f);
-    if (ra.shape() != rb.shape()) {
-      throw InputError(f + ": shape " + describe_dims(ra.shape()) + " in " + dir_a + ", " +
-                       describe_dims(rb.shape()) + " in " + dir_b);
-    }
-    if (tokens && (ra.shape().empty() || ra.shape()[0] != a.tokens)) {
-      throw InputError(dir_a + "/" + f + ": shape " + describe_dims(ra.shape()) +
-                       " does not start with the dumped tokens (" + std::to_string(a.tokens) + ")");
-    }
-    ++out.files;
-    const int64_t rows = tokens ? a.tokens : 1;
-    const int64_t per_row = rows ? ra.elements() / std::max<int64_t>(rows, 1) : 0;
-    const std::vector<int64_t> dims(ra.shape().begin() + (tokens ? 1 : 0), ra.shape().end());
-    const int64_t limit = out.first && out.first->token >= 0 ? out.first->token + 1 : rows;
-    for (int64_t row = 0; row < std::min(rows, limit); ++row) {
-      const std::vector<double> va = ra.read(row * per_row, per_row),
-                                vb = rb.read(row * per_row, per_row);
-      int64_t outside = 0, first = -1;
-      for (int64_t i = 0; i < per_row; ++i) {
-        const double d = std::abs(va[i] - vb[i]);
-        if (!std::isnan(d)) out.max_abs = std::max(out.max_abs, d);
-        if (!within(va[i], vb[i], tolerance)) {
-          if (first < 0) first = i;
-          ++outside;
-        }
-      }
-      out.elements += per_row;
-      if (first < 0) continue;
-      const bool earlier = !out.first || (tokens && out.first->token >= 0 && row < out.first->token);
-      if (earlier) {
-        out.first = DumpDifference{f, layer_of(f), tokens ? row : -1,
-                                   tokens ? token_text(row, a, b) : "before the first token",
-                                   index_text(stem(f), dims, first, g), unravel(dims, first),
-                                   va[first], vb[first], outside, per_row};
-      }
-      return;
-    }
-  };
+  std::sort(per_token.begin(), per_token.end(),
+            [](const auto& x, const auto& y) { return token_file_order(x) < token_file_order(y); });
+  FileComparer comparer(a, b, tolerance, out);
   for (const std::string& f : whole)
-    scan(f, false);
+    comparer.compare(f, false);
   for (const std::string& f : per_token) {
     if (out.first && out.first->token < 0) break;  // a parameter or initial state differs
-    scan(f, true);
+    comparer.compare(f, true);
   }
   out.agree = !out.first.has_value();
   return out;
@@ -301,8 +384,8 @@ std::string DumpComparison::message(const std::string& dir_a, const std::string&
     s += d.token >= 0 ? " of this token" : " of the file";
   }
   s += (agree ? " within " : " outside ") + tolerance;
-  for (const auto& [label, list] : {std::pair{"only in " + dir_a, &only_a},
-                                    std::pair{"only in " + dir_b, &only_b}}) {
+  for (const auto& [label, list] :
+       {std::pair{"only in " + dir_a, &only_a}, std::pair{"only in " + dir_b, &only_b}}) {
     if (list->empty()) continue;
     s += "\n  not compared, " + label + ":";
     for (size_t i = 0; i < list->size() && i < 8; ++i)

@@ -24,11 +24,11 @@ struct DumpTolerance {
 };
 
 struct DumpDifference {
-  std::string file;        // "layer03/ssm_state.npy"
-  int32_t layer = 0;       // the model's layer index
-  int64_t token = -1;      // index in the request's token order; -1: a file without tokens
-  std::string token_text;  // "token 20 (position 20), trace line 10: verify, step 0, accepted"
-  std::string index;       // "[head 1, k 3, v 7]"
+  std::string file;             // "layer03/ssm_state.npy"
+  int32_t layer = 0;            // the model's layer index
+  int64_t token = -1;           // index in the request's token order; -1: a file without tokens
+  std::string token_text;       // "token 20 (position 20), trace line 10: verify, step 0, accepted"
+  std::string index;            // "[head 1, k 3, v 7]"
   std::vector<int64_t> coords;  // the same index as numbers (within the token's row)
   double a = 0, b = 0;
   int64_t outside = 0;   // elements outside the tolerance in that token's row (or the file)
@@ -47,8 +47,13 @@ struct DumpComparison {
   std::string message(const std::string& dir_a, const std::string& dir_b) const;
 };
 
-// Throws InputError for a directory that is not a dump, dumps of different models, layers or
-// token counts, a file whose shapes differ between the two, and dumps with no file in common.
+// Throws InputError ("FILE: message") for a tolerance that is negative or not finite, a
+// directory that is not a dump (meta.json as parse_dump_meta() in sim/dump_meta.h checks it),
+// dumps of different models, layers or token counts, a file whose shapes differ between the two
+// or that NpyReader refuses (not a regular file, not '<f4' / '<f8', a size that is not its
+// shape's), a layer folder not in meta.json's layers, and dumps with no file in common.
+// Memory: meta.json (up to 64 MiB, parsed whole) and a few MiB, whatever the size of the .npy
+// files, which are read in pieces.
 DumpComparison compare_dumps(const std::string& dir_a, const std::string& dir_b,
                              const DumpTolerance& tolerance);
 

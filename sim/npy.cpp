@@ -6,8 +6,6 @@
 #include <bit>
 #include <cerrno>
 #include <cstring>
-#include <fstream>
-#include <iterator>
 
 #include "core/errors.h"
 
@@ -53,7 +51,32 @@ void append_le(std::vector<char>& out, std::span<const float> values) {
 constexpr size_t kWriteBuffer = size_t{64} << 10;
 
 [[noreturn]] void bad_file(const std::filesystem::path& path, const std::string& what) {
-  throw InputError(path.string() + ": " + what);
+  throw InputError(io::file_prefix(path.string()) + what);
+}
+
+// Bytes of data of `shape` with items of `item_bytes`, or InputError when that overflows.
+int64_t data_bytes(const std::vector<int64_t>& shape, int item_bytes, const std::string& where) {
+  int64_t bytes = item_bytes;
+  for (int64_t d : shape) {
+    if (__builtin_mul_overflow(bytes, d, &bytes)) {
+      throw InputError(where + "shape " + shape_tuple(shape) +
+                       " overflows 64 bits (its size in bytes)");
+    }
+  }
+  return bytes;
+}
+
+// An unsigned integer of sizeof(T) little-endian bytes at `p`, whatever the host's byte order.
+template <typename T>
+T load_le(const char* p) {
+  T v = 0;
+  if constexpr (std::endian::native == std::endian::little) {
+    std::memcpy(&v, p, sizeof v);
+  } else {
+    for (size_t b = sizeof v; b-- > 0;)
+      v = T(v << 8 | uint8_t(p[b]));
+  }
+  return v;
 }
 
 }  // namespace
@@ -126,77 +149,183 @@ void write_npy(const std::filesystem::path& path, const std::vector<int64_t>& sh
   w.close();
 }
 
-NpyReader::NpyReader(const std::filesystem::path& path) : path_(path) {
-  in_.open(path, std::ios::binary);
-  if (!in_) bad_file(path, "cannot open");
-  char pre[kPreamble];
-  if (!in_.read(pre, kPreamble) || std::memcmp(pre, kMagic, kMagicLen) != 0)
-    bad_file(path, "not an .npy file");
-  if (pre[6] != 1 || pre[7] != 0) bad_file(path, "not .npy version 1.0");
-  const size_t header_len = uint8_t(pre[8]) | size_t(uint8_t(pre[9])) << 8;
-  std::string dict(header_len, '\0');
-  if (!in_.read(dict.data(), std::streamsize(header_len))) bad_file(path, "truncated header");
-  if (dict.find("'descr': '<f4'") != std::string::npos) {
-    item_bytes_ = 4;
-  } else if (dict.find("'descr': '<f8'") != std::string::npos) {
-    item_bytes_ = 8;
-  } else {
-    bad_file(path, "dtype is not '<f4' or '<f8' (little-endian float32 or float64)");
-  }
-  if (dict.find("'fortran_order': False") == std::string::npos) bad_file(path, "not C order");
-  const size_t open = dict.find("'shape': (");
-  const size_t close = dict.find(')', open);
-  if (open == std::string::npos || close == std::string::npos) bad_file(path, "no shape");
-  const std::string tuple = dict.substr(open + 10, close - open - 10);
-  for (size_t pos = 0; pos < tuple.size();) {
-    const size_t comma = std::min(tuple.find(',', pos), tuple.size());
-    const std::string item = tuple.substr(pos, comma - pos);
-    if (item.find_first_not_of(' ') != std::string::npos) {
-      const size_t digits = item.find_first_not_of(' ');
-      if (item.find_first_not_of("0123456789 ", digits) != std::string::npos ||
-          item.size() - digits > 15) {
-        bad_file(path, "bad shape (" + tuple + ")");
+namespace {
+
+// `text` for a message: at most 40 bytes, bytes outside printable ASCII as '?'.
+std::string shown(std::string_view text) {
+  std::string out;
+  for (size_t i = 0; i < text.size() && i < 40; ++i)
+    out += text[i] >= 0x20 && text[i] < 0x7f ? text[i] : '?';
+  return text.size() > 40 ? out + "..." : out;
+}
+
+// A recursive-descent parser of the header's dict literal; every error is "header: ...".
+class HeaderParser {
+ public:
+  explicit HeaderParser(std::string_view text) : s_(text) {}
+
+  NpyHeader parse() {
+    NpyHeader h;
+    bool seen[3] = {false, false, false};
+    skip_space();
+    if (!eat('{')) fail("not a dictionary {...}");
+    skip_space();
+    while (!eat('}')) {
+      const std::string key = string_literal("a key");
+      const int k = key == "descr" ? 0 : key == "fortran_order" ? 1 : key == "shape" ? 2 : -1;
+      if (k < 0) fail("unknown key '" + shown(key) + "'");
+      if (seen[k]) fail("key '" + key + "' given twice");
+      seen[k] = true;
+      skip_space();
+      if (!eat(':')) fail("no ':' after key '" + key + "'");
+      skip_space();
+      value(k, h);
+      skip_space();
+      if (eat(',')) {
+        skip_space();
+      } else if (peek() != '}') {
+        fail("no ',' or '}' after the value of '" + key + "'");
       }
-      shape_.push_back(std::stoll(item));
     }
-    pos = comma + 1;
+    if (s_.substr(pos_).find_first_not_of(" \n") != std::string_view::npos)
+      fail("bytes after the dictionary other than spaces and a newline");
+    for (int k = 0; k < 3; ++k) {
+      if (!seen[k]) fail(std::string("no key '") + kKeys[k] + "'");
+    }
+    return h;
   }
+
+ private:
+  static constexpr const char* kKeys[3] = {"descr", "fortran_order", "shape"};
+
+  [[noreturn]] void fail(const std::string& what) const { throw InputError("header: " + what); }
+  char peek() const { return pos_ < s_.size() ? s_[pos_] : '\0'; }
+  bool eat(char c) {
+    if (peek() != c) return false;  // c is never '\0', which peek() gives at the end
+    ++pos_;
+    return true;
+  }
+  void skip_space() {
+    while (pos_ < s_.size() && (s_[pos_] == ' ' || s_[pos_] == '\n' || s_[pos_] == '\t'))
+      ++pos_;
+  }
+
+  // A quoted string without escapes (no valid header needs one).
+  std::string string_literal(const char* what) {
+    const char quote = peek();
+    if (quote != '\'' && quote != '"') fail(std::string("no quoted string for ") + what);
+    const size_t end = s_.find(quote, pos_ + 1);
+    if (end == std::string_view::npos) fail("a string without its closing quote");
+    const std::string_view text = s_.substr(pos_ + 1, end - pos_ - 1);
+    if (text.find('\\') != std::string_view::npos) fail("a string with an escape");
+    pos_ = end + 1;
+    return std::string(text);
+  }
+
+  void value(int key, NpyHeader& h) {
+    if (key == 0) {
+      if (peek() != '\'' && peek() != '"') fail("'descr' must be a string");
+      const std::string descr = string_literal("'descr'");
+      if (descr != "<f4" && descr != "<f8") {
+        fail("dtype '" + shown(descr) +
+             "' is not '<f4' or '<f8' (little-endian float32 or float64)");
+      }
+      h.item_bytes = descr == "<f4" ? 4 : 8;
+    } else if (key == 1) {
+      if (s_.substr(pos_, 4) == "True") fail("Fortran order (fortran_order True): C order only");
+      if (s_.substr(pos_, 5) != "False") fail("'fortran_order' must be True or False");
+      pos_ += 5;
+    } else {
+      h.shape = shape();
+    }
+  }
+
+  // "()", "(n,)", "(n, m)" or "(n, m,)": a tuple, so one dimension needs its comma.
+  std::vector<int64_t> shape() {
+    const char* wrong = "'shape' must be a tuple of integers >= 0";
+    if (!eat('(')) fail(wrong);
+    std::vector<int64_t> dims;
+    bool comma = false;
+    for (skip_space(); !eat(')'); skip_space()) {
+      if (peek() < '0' || peek() > '9') fail(wrong);
+      dims.push_back(dimension());
+      skip_space();
+      comma = eat(',');
+      if (!comma && peek() != ')') fail(wrong);
+    }
+    if (dims.size() == 1 && !comma) fail(wrong);
+    return dims;
+  }
+
+  int64_t dimension() {
+    const size_t start = pos_;
+    while (peek() >= '0' && peek() <= '9')
+      ++pos_;
+    const std::string_view digits = s_.substr(start, pos_ - start);
+    int64_t v = 0;
+    for (char c : digits) {
+      if (__builtin_mul_overflow(v, 10, &v) || __builtin_add_overflow(v, c - '0', &v))
+        fail("dimension " + shown(digits) + " is too large");
+    }
+    return v;
+  }
+
+  std::string_view s_;
+  size_t pos_ = 0;
+};
+
+}  // namespace
+
+NpyHeader parse_npy_header(std::string_view dict) {
+  return HeaderParser(dict).parse();
+}
+
+NpyReader::NpyReader(const std::filesystem::path& path) : file_(path.string()) {
+  const std::string where = io::file_prefix(path.string());
+  char pre[kPreamble];
+  if (file_.size() < int64_t(kPreamble)) throw InputError(where + "not an .npy file (too short)");
+  file_.read_at(0, pre);
+  if (std::memcmp(pre, kMagic, kMagicLen) != 0) throw InputError(where + "not an .npy file");
+  if (pre[6] != 1 || pre[7] != 0) throw InputError(where + "not .npy version 1.0");
+  const size_t header_len = uint8_t(pre[8]) | size_t(uint8_t(pre[9])) << 8;
   data_ = int64_t(kPreamble + header_len);
-  const auto size = std::filesystem::file_size(path);
-  if (int64_t(size) - data_ != elements() * item_bytes_)
-    bad_file(path, "data size does not match the shape");
-}
-
-int64_t NpyReader::elements() const {
-  return element_count(shape_);
-}
-
-std::vector<double> NpyReader::read(int64_t first, int64_t count) {
-  SPECSTATE_ASSERT(first >= 0 && count >= 0 && first + count <= elements(),
-                   "a read inside the array");
-  std::vector<unsigned char> bytes(size_t(count * item_bytes_));
-  in_.seekg(data_ + first * item_bytes_);
-  if (!in_.read(reinterpret_cast<char*>(bytes.data()), std::streamsize(bytes.size())))
-    bad_file(path_, "read failed");
-  std::vector<double> out(static_cast<size_t>(count));
-  for (int64_t i = 0; i < count; ++i) {
-    uint64_t u = 0;
-    for (int b = item_bytes_ - 1; b >= 0; --b)
-      u = u << 8 | bytes[size_t(i * item_bytes_ + b)];
-    out[size_t(i)] = item_bytes_ == 4 ? double(std::bit_cast<float>(uint32_t(u)))
-                                      : std::bit_cast<double>(u);
+  if (file_.size() < data_) throw InputError(where + "truncated header");
+  std::string dict(header_len, '\0');
+  file_.read_at(int64_t(kPreamble), dict);
+  try {
+    NpyHeader h = parse_npy_header(dict);
+    shape_ = std::move(h.shape);
+    item_bytes_ = h.item_bytes;
+  } catch (const InputError& e) {
+    throw InputError(where + e.what());
   }
-  return out;
+  const int64_t bytes = data_bytes(shape_, item_bytes_, where);
+  elements_ = bytes / item_bytes_;
+  if (bytes != file_.size() - data_) {
+    throw InputError(where + std::to_string(file_.size() - data_) + " bytes of data, the shape " +
+                     shape_tuple(shape_) + " of '<f" + std::to_string(item_bytes_) + "' needs " +
+                     std::to_string(bytes));
+  }
+}
+
+void NpyReader::read(int64_t first, std::span<double> out) {
+  const int64_t count = int64_t(out.size());
+  SPECSTATE_ASSERT(first >= 0 && first <= elements_ && count <= elements_ - first,
+                   "a read inside the array");
+  bytes_.resize(out.size() * size_t(item_bytes_));
+  file_.read_at(data_ + first * item_bytes_, bytes_);
+  const char* p = bytes_.data();
+  for (size_t i = 0; i < out.size(); ++i, p += item_bytes_)
+    out[i] = item_bytes_ == 4 ? double(std::bit_cast<float>(load_le<uint32_t>(p)))
+                              : std::bit_cast<double>(load_le<uint64_t>(p));
 }
 
 NpyArray read_npy(const std::filesystem::path& path) {
   NpyReader r(path);
   if (r.item_bytes() != 4) bad_file(path, "dtype is not '<f4'");
-  NpyArray a;
-  a.shape = r.shape();
-  for (double v : r.read(0, r.elements()))
-    a.values.push_back(float(v));
-  return a;
+  std::vector<double> values(size_t(r.elements()));
+  r.read(0, values);
+  return {r.shape(), std::vector<float>(values.begin(), values.end())};
 }
 
 }  // namespace specstate::sim

@@ -11,11 +11,13 @@
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <functional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
+
+#include "core/io/input_file.h"
 
 namespace specstate::sim {
 
@@ -59,24 +61,37 @@ class NpyWriter {
 void write_npy(const std::filesystem::path& path, const std::vector<int64_t>& shape,
                std::span<const float> values);
 
+// The header dictionary of an .npy file (the text after the 10-byte preamble), parsed as the
+// Python literal it is: exactly the keys 'descr', 'fortran_order' and 'shape', once each, in
+// any order, strings in single or double quotes, then nothing but spaces and newlines. Only
+// '<f4' and '<f8' in C order are accepted. Throws InputError "header: ..." (no file name).
+struct NpyHeader {
+  std::vector<int64_t> shape;  // each dimension >= 0
+  int item_bytes = 4;          // '<f4': 4, '<f8': 8
+};
+NpyHeader parse_npy_header(std::string_view dict);
+
 // A float32 or float64 array read piecewise (specstate compare streams dumps of any size).
-// Throws InputError for anything but a version 1.0, C-order '<f4' or '<f8' file whose size
-// matches its shape.
+// Throws InputError "FILE: message" for a path that is not a regular file (io::InputFile), and
+// for anything but a version 1.0, C-order '<f4' or '<f8' file whose size is exactly its
+// header's and its shape's (every size computed without overflow).
 class NpyReader {
  public:
   explicit NpyReader(const std::filesystem::path& path);
   const std::vector<int64_t>& shape() const { return shape_; }
-  int64_t elements() const;
+  int64_t elements() const { return elements_; }
   int item_bytes() const { return item_bytes_; }
-  // Elements first .. first+count-1 in C order, as double (exact for both dtypes).
-  std::vector<double> read(int64_t first, int64_t count);
+  // Elements first .. first+out.size()-1 in C order into `out`, as double (exact for both
+  // dtypes). Memory: one byte buffer of out.size() items, kept for the next call.
+  void read(int64_t first, std::span<double> out);
 
  private:
-  std::filesystem::path path_;
-  std::ifstream in_;
+  io::InputFile file_;
   std::vector<int64_t> shape_;
   int item_bytes_ = 4;
-  int64_t data_ = 0;
+  int64_t elements_ = 0;
+  int64_t data_ = 0;         // offset of the first value
+  std::vector<char> bytes_;  // [count * item_bytes] the last read's raw values
 };
 
 // A float32 array read back (tests). Throws InputError for anything but a version 1.0,

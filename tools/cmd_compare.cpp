@@ -12,14 +12,60 @@
 #include "tools/integer_option.h"
 
 namespace specstate::cli {
+namespace {
+
+// CLI::NonNegativeNumber lets "nan" through (nan < 0 is false).
+CLI::Validator finite_non_negative() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        double value = 0;
+        if (!CLI::detail::lexical_cast(text, value) || !std::isfinite(value) || value < 0)
+          return text + " is not a finite number >= 0";
+        return "";
+      },
+      "NUMBER >= 0");
+}
+
+struct CompareArgs {
+  std::string a, b;
+  sim::DumpTolerance tolerance;
+  bool json = false;
+};
+
+// The report of --json: one object, "first" only for a divergence.
+nlohmann::ordered_json report_json(const CompareArgs& args, const sim::DumpComparison& c) {
+  nlohmann::ordered_json out = {
+      {"a", args.a},
+      {"b", args.b},
+      {"agree", c.agree},
+      {"tolerance",
+       {{"rtol", args.tolerance.rtol}, {"atol", args.tolerance.atol}, {"ulp", args.tolerance.ulp}}},
+      {"files", c.files},
+      {"tokens", c.tokens},
+      {"elements", c.elements},
+      {"max_abs", c.max_abs},
+      {"only_a", c.only_a},
+      {"only_b", c.only_b}};
+  if (c.first) {
+    const sim::DumpDifference& d = *c.first;
+    out["first"] = {{"file", d.file},
+                    {"layer", d.layer},
+                    {"token", d.token},
+                    {"token_text", d.token_text},
+                    {"index", d.coords},
+                    {"index_text", d.index},
+                    {"a", d.a},
+                    {"b", d.b},
+                    {"outside", d.outside},
+                    {"elements", d.elements}};
+  }
+  return out;
+}
+
+}  // namespace
 
 Command add_compare(CLI::App& parent) {
-  struct Args {
-    std::string a, b;
-    sim::DumpTolerance tolerance;
-    bool json = false;
-  };
-  auto args = std::make_shared<Args>();
+  auto args = std::make_shared<CompareArgs>();
   CLI::App* cmd = parent.add_subcommand(
       "compare",
       "Compare two dumps in the layout of docs/interop.md (meta.json, layerNN/*.npy), typically\n"
@@ -31,9 +77,9 @@ Command add_compare(CLI::App& parent) {
   cmd->add_option("DIR_A", args->a, "First dump (the engine's)")->required();
   cmd->add_option("DIR_B", args->b, "Second dump (the reference's)")->required();
   cmd->add_option("--rtol", args->tolerance.rtol, "Relative tolerance, of |b|")
-      ->check(CLI::NonNegativeNumber);
+      ->check(finite_non_negative());
   cmd->add_option("--atol", args->tolerance.atol, "Absolute tolerance")
-      ->check(CLI::NonNegativeNumber);
+      ->check(finite_non_negative());
   add_integer(cmd, "--ulp", args->tolerance.ulp,
               "Float32 units in the last place (one bf16 ulp is 65536 of them)")
       ->check(CLI::Range(int64_t{0}, std::numeric_limits<int64_t>::max()));
@@ -41,26 +87,12 @@ Command add_compare(CLI::App& parent) {
   return {cmd, [args] {
             const sim::DumpComparison c = sim::compare_dumps(args->a, args->b, args->tolerance);
             if (args->json) {
-              nlohmann::ordered_json out = {
-                  {"a", args->a},         {"b", args->b},
-                  {"agree", c.agree},     {"tolerance", {{"rtol", args->tolerance.rtol},
-                                                         {"atol", args->tolerance.atol},
-                                                         {"ulp", args->tolerance.ulp}}},
-                  {"files", c.files},     {"tokens", c.tokens},
-                  {"elements", c.elements}, {"max_abs", c.max_abs},
-                  {"only_a", c.only_a},   {"only_b", c.only_b}};
-              if (c.first) {
-                const sim::DumpDifference& d = *c.first;
-                out["first"] = {{"file", d.file},   {"layer", d.layer},
-                                {"token", d.token}, {"token_text", d.token_text},
-                                {"index", d.coords}, {"index_text", d.index}, {"a", d.a},
-                                {"b", d.b},         {"outside", d.outside},
-                                {"elements", d.elements}};
-              }
-              std::printf("%s\n", out.dump(2).c_str());
-              return c.agree ? 0 : 1;
+              // Directory and file names need not be UTF-8: bad bytes become U+FFFD.
+              const auto replace = nlohmann::ordered_json::error_handler_t::replace;
+              std::printf("%s\n", report_json(*args, c).dump(2, ' ', false, replace).c_str());
+            } else {
+              std::printf("%s\n", c.message(args->a, args->b).c_str());
             }
-            std::printf("%s\n", c.message(args->a, args->b).c_str());
             return c.agree ? 0 : 1;
           }};
 }

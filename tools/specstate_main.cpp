@@ -105,7 +105,10 @@ int run(int argc, char** argv) {
         error["file"] = e.file();
         error["line"] = e.line();
       }
-      std::printf("%s\n", error.dump().c_str());
+      // A file name need not be UTF-8: its bad bytes become U+FFFD instead of an exception
+      // thrown inside this handler (std::terminate).
+      std::printf("%s\n",
+                  error.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
     }
     return 2;
   } catch (const std::exception& e) {
