@@ -33,6 +33,7 @@ import torch
 
 PLANTS = (None, "stale-flush", "off-by-one")
 EPS = 1e-6
+CHUNK = 64  # tokens per chunk of the chunked prefill, as fla's chunk kernels
 LOG2E = 1.4426950408889634
 
 
@@ -119,7 +120,7 @@ class TorchEngine:
         for t in track:
             rows[t["length"] - r["length"] - 1].append(t["row"])
         rows[-1].append(r["working_row"])
-        self.run(request, r["length"], tokens, r["input_index"], rows)
+        self.run(request, r["length"], tokens, r["input_index"], rows, chunked=True)
         r["input_index"] = r["working_row"]
         r["length"] += tokens
 
@@ -177,37 +178,69 @@ class TorchEngine:
 
     # --- kernels -------------------------------------------------------------------------
 
-    def run(self, request, position, count, row, out_rows):
+    def run(self, request, position, count, row, out_rows, chunked=False):
         """Runs `count` tokens from position `position` on the state in `row`, and stores the
         state after token j in the rows out_rows[j] (a list, maybe empty), as one kernel call:
-        float32 from token to token, stored in the pool dtype."""
+        float32 from token to token, stored in the pool dtype. `chunked` runs them as a chunked
+        prefill (chunk_update) that yields the states at chunk ends and where one is stored."""
         for i, layer in enumerate(self.layer_ids):
             x, a, b = (torch.from_numpy(t).to(self.device)
                        for t in self.inputs.tokens(request, position, layer, count))
             S = self.ssm[row, i].to(torch.float32)           # [HV, K, V]
             window = self.conv[row, i].to(torch.float32)     # [C, W-1]
+            chunk = []                                       # activations since the last state
             for j in range(count):
-                S, window = self.step(i, S, window, x[j], a[j], b[j])
+                act, window = self.activations(i, window, x[j], a[j], b[j])
+                if chunked:
+                    chunk.append(act)
+                    if not out_rows[j] and len(chunk) < CHUNK and j + 1 < count:
+                        continue
+                    S = self.chunk_update(S, [torch.stack(t) for t in zip(*chunk)])
+                    chunk = []
+                else:
+                    S = self.recurrent_update(S, *act)
                 for out in out_rows[j]:
                     self.ssm[out, i] = S.to(self.ssm.dtype)
                     self.conv[out, i] = window.to(torch.bfloat16)
 
-    def step(self, i, S, window, x, a, b):
-        """One token of layer i: the state [HV, K, V] and conv window [C, W-1] after it."""
+    def activations(self, i, window, x, a, b):
+        """What the recurrence of layer i takes from one token: (k_hat [HV, K], v [HV, V],
+        log decay g [HV], beta [HV]), and the conv window [C, W-1] after the token."""
         g, p = self.g, self.params[i]
         hk, ratio = g.H * g.K, g.HV // g.H
         full = torch.cat([window, x[:, None]], dim=1)                    # [C, W]
         y = (full * p["conv_weight"]).sum(dim=1)
         y = to_bf16(y / (1 + fast_exp(-y)))                              # SiLU, stored bf16
-        q, k, v = y[:hk].view(g.H, g.K), y[hk:2 * hk].view(g.H, g.K), y[2 * hk:].view(g.HV, g.V)
-        q = q / torch.sqrt((q * q).sum(1, keepdim=True) + EPS) * (1 / math.sqrt(g.K))
+        k, v = y[hk:2 * hk].view(g.H, g.K), y[2 * hk:].view(g.HV, g.V)
         k = k / torch.sqrt((k * k).sum(1, keepdim=True) + EPS)
-        q, k = q.repeat_interleave(ratio, 0), k.repeat_interleave(ratio, 0)
         u = a + p["dt_bias"]
         softplus = torch.where(u > 20, u, torch.log(1 + fast_exp(u)))
-        decay = fast_exp(-fast_exp(p["A_log"]) * softplus)               # exp(g)
+        log_decay = -fast_exp(p["A_log"]) * softplus
         beta = to_bf16(1 / (1 + fast_exp(-b)))                           # stored bf16
-        S = S * decay[:, None, None]
+        return (k.repeat_interleave(ratio, 0), v, log_decay, beta), full[:, 1:]
+
+    def recurrent_update(self, S, k, v, log_decay, beta):
+        """One token of fla's fused recurrent kernel: decay, delta rule, update, in float32."""
+        S = S * fast_exp(log_decay)[:, None, None]
         delta = (v - torch.einsum("hkv,hk->hv", S, k)) * beta[:, None]
-        S = S + k[:, :, None] * delta[:, None, :]
-        return S, full[:, 1:]
+        return S + k[:, :, None] * delta[:, None, :]
+
+    def chunk_update(self, S, act):
+        """n tokens at once in the WY form of fla's chunk_gated_delta_rule, with its roundings:
+        k after the norm, the inverted (I + A), w, u, v_new and the state in the w S product
+        are bf16 (k [n, HV, K], v [n, HV, V], log decay and beta [n, HV])."""
+        k, v, log_decay, beta = (t.transpose(0, 1) for t in act)  # heads first
+        k = to_bf16(k)
+        G = torch.cumsum(log_decay, dim=1)                              # [HV, n]
+        n = G.shape[1]
+        below = torch.ones(n, n, dtype=torch.bool, device=S.device).tril(-1)
+        gap = torch.where(below, G[:, :, None] - G[:, None, :], -math.inf)
+        A = beta[:, :, None] * fast_exp(gap) * torch.einsum("hik,hjk->hij", k, k)
+        eye = torch.eye(n, device=S.device)
+        Tm = to_bf16(torch.linalg.solve_triangular(eye + A, eye.expand_as(A), upper=False))
+        w = to_bf16(Tm @ ((beta * fast_exp(G))[:, :, None] * k))        # [HV, n, K]
+        u = to_bf16(Tm @ (beta[:, :, None] * v))                         # [HV, n, V]
+        v_new = to_bf16(u - w @ to_bf16(S))
+        last = G[:, -1:]
+        S = S * fast_exp(last)[:, :, None]
+        return S + torch.einsum("hik,hiv->hkv", k * fast_exp(last - G)[:, :, None], v_new)
