@@ -28,7 +28,8 @@ for dtype in f32 bf16; do
   for plant in "" "--plant stale-flush" "--plant off-by-one"; do
     echo "== check_torch.py tp8-$dtype --layers 0 --device cuda $plant"
     PYTHONPATH=/tmp/pym python3 examples/engine_testing/check_torch.py $T/tp8-$dtype.jsonl \
-      --layers 0 --device cuda $plant | head -6
+      --layers 0 --device cuda $plant > $T/log 2>&1
+    echo "rc=$?"; head -6 $T/log
   done
 done
 PYTHONPATH=/tmp/pym SPECSTATE_SOURCE=$PWD python3 -m pytest -q -rs -p no:cacheprovider \

@@ -274,3 +274,14 @@ def test_advance_gives_the_references_states(trace):
     got = ref.inputs.advance(nine, 1, 9, 4)
     assert np.array_equal(got[1].ssm, eleven.ssm) and np.array_equal(got[1].conv, eleven.conv)
     assert forensics.EARLIER >= 4
+
+
+def test_calibrate_refuses_a_kernel_bug_as_drift(trace):
+    class Scaled(ExactEngine):
+        def state(self, request):
+            s = self.states[request]
+            return s.ssm * np.float32(1.1), s.conv      # a kernel 10% off: no rounding
+
+    with pytest.raises(ValueError, match="the engine's SSM state of layer 0, head 0 is 0.1 away "
+                                         ".* max_drift 0.05, so no rounding drift but a kernel"):
+        specstate.calibrate(Scaled, trace)
