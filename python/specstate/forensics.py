@@ -10,8 +10,8 @@ first divergence, so the passing path pays nothing but that memory.
 
 Distances are relative, per head: max |engine - candidate| over the head's block divided by max
 |live reference| over the same block, the largest over every SSM head and conv layer. A state
-that matches a candidate up to the engine's drift is at about the drift (1e-3 for bf16
-activations), the live state of a request one token away at 0.1 to 1.
+that matches a candidate up to the engine's drift is at about the drift (0.002 to 0.01 for
+kernels with bf16 activations, 1e-7 for float32 ones), a state one token away at 0.1 to 2.
 """
 
 from collections import OrderedDict, deque
@@ -83,7 +83,11 @@ class Forensics:
             return (f"no candidate explains it; the nearest: {best.description} ({versus})")
         return f"{_name(best)}: {best.description} ({versus})"
 
-    def __str__(self, shown=6):
+    def __str__(self):
+        return self.report()
+
+    def report(self, shown=6):
+        """The verdict and the `shown` nearest candidates (and the live state), one a line."""
         lines = [f"forensics: {self.verdict}",
                  "    distance        ssm       conv  candidate (relative, per head)"]
         shown_ones = list(self.candidates[:shown])
@@ -179,7 +183,7 @@ class History:
             self.finished[request] = (state, length, line, self.row.get(request))
             while len(self.finished) > self.keep_finished:
                 self.finished.popitem(last=False)
-        for table in (self.length, self.last_call, self.previous_owner):
+        for table in (self.length, self.row, self.last_call, self.previous_owner):
             table.pop(request, None)
 
 
@@ -223,13 +227,14 @@ def _earlier(history, inputs, request):
     return {k: s for k, s in out.items() if k <= EARLIER}
 
 
-def _own_states(history, inputs, request, live, score):
-    """Candidates of the request at other lengths: earlier ones, the rejected drafts of its
-    last verify (rebuilt from the state it started from), the next T-1 tokens ahead."""
+def _own_states(history, inputs, request, live, earlier, score):
+    """Candidates of the request at other lengths: `earlier` ones ({k: State}), the rejected
+    drafts of its last verify (rebuilt from the state it started from), the next T-1 tokens
+    ahead."""
     L = history.tokens(request)
     found = [score("earlier", f"request {request} at length {L - k}, {_count(k)} before the "
                               f"live state", s, request, k)
-             for k, s in sorted(_earlier(history, inputs, request).items())]
+             for k, s in sorted(earlier.items())]
     kind, line, start, run = history.last_call.get(request, (None, 0, 0, 0))
     base = next((s for n, s, _ in history.snapshots.get(request, ()) if n == start), None)
     drafts = set()
@@ -271,19 +276,18 @@ def _foreign_states(history, ref, request):
     return out
 
 
-def _wrong_inputs(history, inputs, request, score, foreign, zeros):
+def _wrong_inputs(history, inputs, request, score, earlier, foreign, zeros):
     """The request's last call (its tokens since its previous length) run from a state that is
     not the one it should have read: another request's, a finished one's, zeros, or its own
     a few tokens stale (an engine that reads the wrong input row)."""
-    kind, line, start, run = history.last_call.get(request, (None, 0, 0, 0))
+    kind, line, start, _ = history.last_call.get(request, (None, 0, 0, 0))
     n = history.tokens(request) - start
     if kind is None or n < 1 or n > ADVANCE_LIMIT:
         return []
-    sources = [(state, f"the state of {text}") for _, q, state, text in foreign]
+    sources = [(state, f"the state of {text}") for _, _, state, text in foreign]
     sources.append((zeros, "zeros"))
-    own = _earlier(history, inputs, request)
-    sources += [(own[n + j], f"its own state at length {start - j}, {_count(j)} stale")
-                for j in range(1, history.T) if n + j in own]
+    sources += [(earlier[n + j], f"its own state at length {start - j}, {_count(j)} stale")
+                for j in range(1, history.T) if n + j in earlier]
     return [score("from", f"its {kind} at line {line} ran its {_count(n)} from {what}",
                   inputs.advance(state, request, start, n)[-1], request, n)
             for state, what in sources]
@@ -296,11 +300,12 @@ def investigate(history, ref, request, engine_state):
     score = _Scorer(engine_state, live)
     itself = score("live", f"request {request} at length {history.tokens(request)}: the live "
                            f"state", live, request)
-    found = [itself] + _own_states(history, ref.inputs, request, live, score)
+    earlier = _earlier(history, ref.inputs, request)
+    found = [itself] + _own_states(history, ref.inputs, request, live, earlier, score)
     foreign = _foreign_states(history, ref, request)
     found += [score(kind, text, state, q) for kind, q, state, text in foreign]
     zeros = _zeros(live)
     found.append(score("zeros", "zeros, as a fresh row", zeros))
-    found += _wrong_inputs(history, ref.inputs, request, score, foreign, zeros)
+    found += _wrong_inputs(history, ref.inputs, request, score, earlier, foreign, zeros)
     found.sort(key=lambda c: c.distance)
     return Forensics(request, itself, tuple(found))
