@@ -7,8 +7,13 @@ layers under speculative decoding, and a harness that tests an engine against it
     state = ref.state(7)                                         # ssm, conv as NumPy arrays
     specstate.compare(my_state, state, rtol=1e-5)                # names layer, head, element
 
-docs/engine-testing.md has the protocol and a worked example; the trace writer for recording
-an engine's schedule is the standard-library package specstate_trace.
+    tolerance = specstate.calibrate(MyEngine, "run.trace")      # the engine's own drift
+    print(specstate.check_engine("run.trace", MyEngine, tolerance=tolerance))
+    # AGREE, or DIVERGENCE at FILE:LINE with what the engine holds instead ("stale by one token")
+
+docs/engine-testing.md has the protocol, the calibration, the forensics and two worked examples;
+the trace writer for recording an engine's schedule is the standard-library package
+specstate_trace.
 """
 
 from ._core import InputError, backends, cuda_compiled, presets

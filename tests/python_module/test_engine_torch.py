@@ -81,7 +81,7 @@ def test_the_planted_stale_flush_is_named_stale_at_its_line_and_request(retracts
     assert lines[1].startswith(f"DIVERGENCE at {retracts}:{line}: retract [request {request}]")
     # The retract saves the working row before the deferred flush: the state after the first
     # token of the request's last verify.
-    assert lines[3].startswith(f"  forensics: stale by ")
+    assert lines[3].startswith("  forensics: stale by ")
     assert f": request {request} at length " in lines[3]
 
 
