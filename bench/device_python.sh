@@ -19,3 +19,18 @@ g++ -std=c++20 -O2 -fPIC -shared -ffp-contract=off -march=x86-64-v3 -I. -I$P/inc
 export LD_LIBRARY_PATH=$PWD/.device
 PYTHONPATH=/tmp/pym SPECSTATE_BIN=.device/specstate SPECSTATE_SOURCE=$PWD python3 -m pytest -q -rs -p no:cacheprovider tests/python_module/test_module.py 2>&1 | tail -8
 PYTHONPATH=/tmp/pym python3 -c "import specstate; print(specstate.backends())"
+# The torch engine of docs/engine-testing.md on the GPU: its pool and kernels on cuda, its states
+# copied to the host for the harness; calibrated, clean, then with the planted bugs named.
+T=/tmp/pym/traces; mkdir -p $T
+for dtype in f32 bf16; do
+  .device/specstate generate --preset qwen3-next-80b-a3b --tp 8 --requests 8 --steps 200 --seed 1 \
+    --pool-rows 6 --ssm-dtype $dtype -o $T/tp8-$dtype.jsonl > /dev/null
+  for plant in "" "--plant stale-flush" "--plant off-by-one"; do
+    echo "== check_torch.py tp8-$dtype --layers 0 --device cuda $plant"
+    PYTHONPATH=/tmp/pym python3 examples/engine_testing/check_torch.py $T/tp8-$dtype.jsonl \
+      --layers 0 --device cuda $plant > $T/log 2>&1
+    echo "rc=$?"; head -6 $T/log
+  done
+done
+PYTHONPATH=/tmp/pym SPECSTATE_SOURCE=$PWD python3 -m pytest -q -rs -p no:cacheprovider \
+  tests/python_module/test_engine_torch.py -k cuda 2>&1 | tail -3

@@ -7,17 +7,24 @@ layers under speculative decoding, and a harness that tests an engine against it
     state = ref.state(7)                                         # ssm, conv as NumPy arrays
     specstate.compare(my_state, state, rtol=1e-5)                # names layer, head, element
 
-docs/engine-testing.md has the protocol and a worked example; the trace writer for recording
-an engine's schedule is the standard-library package specstate_trace.
+    tolerance = specstate.calibrate(MyEngine, "run.trace")      # the engine's own drift
+    print(specstate.check_engine("run.trace", MyEngine, tolerance=tolerance))
+    # AGREE, or DIVERGENCE at FILE:LINE with what the engine holds instead ("stale by one token")
+
+docs/engine-testing.md has the protocol, the calibration, the forensics and two worked examples;
+the trace writer for recording an engine's schedule is the standard-library package
+specstate_trace.
 """
 
 from ._core import InputError, backends, cuda_compiled, presets
 from ._tensors import as_array, bf16_to_float, float_to_bf16
 from .compare import Comparison, Mismatch, compare
+from .forensics import Candidate, Forensics
 from .harness import EngineCheck, EngineError, Setup, check_engine
 from .reference import (Event, Inputs, Reference, State, custom_geometry, digest, geometry)
+from .tolerance import Tolerance, calibrate
 
-__all__ = ["Comparison", "EngineCheck", "EngineError", "Event", "InputError", "Inputs",
-           "Mismatch", "Reference", "Setup", "State", "as_array", "backends", "bf16_to_float",
-           "check_engine", "compare", "cuda_compiled", "custom_geometry", "digest",
-           "float_to_bf16", "geometry", "presets"]
+__all__ = ["Candidate", "Comparison", "EngineCheck", "EngineError", "Event", "Forensics",
+           "InputError", "Inputs", "Mismatch", "Reference", "Setup", "State", "Tolerance",
+           "as_array", "backends", "bf16_to_float", "calibrate", "check_engine", "compare",
+           "cuda_compiled", "custom_geometry", "digest", "float_to_bf16", "geometry", "presets"]

@@ -19,12 +19,14 @@ class Mismatch:
     engine: float
     reference: float
     ulp: Optional[int]  # distance in units of the reference dtype's last place
+    allowed: Optional[float] = None  # the |diff| a per-head tolerance allowed here (Tolerance)
 
     def __str__(self):
         ulp = "" if self.ulp is None else f", {self.ulp} ulp"
+        allowed = "" if self.allowed is None else f", allowed {self.allowed:.3g}"
         return (f"{self.tensor} layer {self.layer} [{self.where}]: engine {self.engine:.9g} vs "
                 f"reference {self.reference:.9g} (|diff| {abs(self.engine - self.reference):.3g}"
-                f"{ulp})")
+                f"{ulp}{allowed})")
 
 
 @dataclass(frozen=True)
@@ -38,14 +40,16 @@ class Comparison:
     max_abs: float           # largest |engine - reference| over all elements
     max_ulp: int             # largest distance in reference ulps (huge across zero: see atol)
     tolerance: str
+    used: Optional[float] = None  # per-head tolerance only: largest |diff| / allowed
 
     def __bool__(self):
         return self.ok
 
     def __str__(self):
         if self.ok:
+            used = "" if self.used is None else f", {self.used:.2g} of the allowed"
             return (f"agree within {self.tolerance}: {self.elements} elements, max |diff| "
-                    f"{self.max_abs:.3g}")
+                    f"{self.max_abs:.3g}{used}")
         text = (f"{self.outside} of {self.elements} elements outside {self.tolerance}; first: "
                 f"{self.first}")
         if self.worst != self.first:
@@ -166,10 +170,21 @@ def compare(engine, reference, *, rtol=0.0, atol=0.0, ulp=0):
     for arrays of neither floats nor integers.
     """
     check_tolerances(rtol, atol, ulp)
+
+    def within(name, diff, rv, ulps):
+        return (diff <= atol + rtol * np.abs(rv)) | (ulps <= ulp), None
+
+    return compare_within(engine, reference, within, f"rtol {rtol:g}, atol {atol:g}, {ulp} ulp")
+
+
+def compare_within(engine, reference, within, tolerance):
+    """compare() with the criterion given: within(name, diff, reference_values, ulps) returns
+    (agree, allowed) for the tensor `name` ("conv", "ssm"): `agree` a boolean array of its
+    shape, `allowed` None or an array broadcastable to it (the |diff| allowed per element, named
+    in mismatches). `tolerance` describes the criterion in the result."""
     e_ssm, e_conv, _, _ = _parts(engine)
     r_ssm, r_conv, geometry, layer_ids = _parts(reference)
-    tolerance = f"rtol {rtol:g}, atol {atol:g}, {ulp} ulp"
-    elements, outside, max_abs, max_ulp = 0, 0, 0.0, 0
+    elements, outside, max_abs, max_ulp, used = 0, 0, 0.0, 0, None
     candidates = []  # per tensor with mismatches: (first layer, name, first, worst, |diff|, ...)
     for name, e, r in (("conv", e_conv, r_conv), ("ssm", e_ssm, r_ssm)):
         _check_layout(name, e, r)
@@ -178,20 +193,26 @@ def compare(engine, reference, *, rtol=0.0, atol=0.0, ulp=0):
         both_nan = np.isnan(ev) & np.isnan(rv)
         diff = np.where(both_nan, 0.0, diff)
         ulps = np.where(both_nan, 0, _ulps(e, r))
-        bad = ~((diff <= atol + rtol * np.abs(rv)) | (ulps <= ulp) | both_nan)
+        agree, allowed = within(name, diff, rv, ulps)
+        bad = ~(agree | both_nan)
         elements += bad.size
         outside += int(bad.sum())
         finite = np.where(np.isnan(diff), np.inf, diff)
         max_abs = max(max_abs, float(finite.max()))  # not empty: _check_layout
         max_ulp = max(max_ulp, int(ulps.max()))
+        if allowed is not None:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ratio = np.where(finite > 0, finite / allowed, 0.0)
+            used = max(used or 0.0, float(ratio.max()))
         if bad.any():
             flat = bad.reshape(bad.shape[0], -1)
             first_layer = int(np.argmax(flat.any(axis=1)))
             first = first_layer * flat.shape[1] + int(np.argmax(flat[first_layer]))
             worst = int(np.argmax(np.where(bad, finite, -1.0)))
-            candidates.append((first_layer, name, first, worst, finite, ev, rv, ulps))
+            allowed = None if allowed is None else np.broadcast_to(allowed, ev.shape)
+            candidates.append((first_layer, name, first, worst, finite, ev, rv, ulps, allowed))
 
-    def mismatch(name, flat_index, ev, rv, ulps):
+    def mismatch(name, flat_index, ev, rv, ulps, allowed):
         index = np.unravel_index(flat_index, ev.shape)
         layer = int(index[0]) if layer_ids is None else int(layer_ids[index[0]])
         rest = tuple(int(i) for i in index[1:])
@@ -200,7 +221,8 @@ def compare(engine, reference, *, rtol=0.0, atol=0.0, ulp=0):
         else:
             where = _describe_conv(rest[0], rest[1], geometry)
         return Mismatch(name, layer, rest, where, float(ev.flat[flat_index]),
-                        float(rv.flat[flat_index]), int(ulps.flat[flat_index]))
+                        float(rv.flat[flat_index]), int(ulps.flat[flat_index]),
+                        None if allowed is None else float(allowed[index]))
 
     first = worst = None
     if candidates:
@@ -208,4 +230,5 @@ def compare(engine, reference, *, rtol=0.0, atol=0.0, ulp=0):
         first = mismatch(c[1], c[2], *c[5:])
         w = max(candidates, key=lambda c: c[4].flat[c[3]])
         worst = mismatch(w[1], w[3], *w[5:])
-    return Comparison(outside == 0, elements, outside, first, worst, max_abs, max_ulp, tolerance)
+    return Comparison(outside == 0, elements, outside, first, worst, max_abs, max_ulp, tolerance,
+                      used)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _core
-from ._tensors import bf16_to_float
+from ._tensors import bf16_to_float, float_to_bf16
 
 
 def geometry(preset, tp=1, layers=None):
@@ -72,6 +72,25 @@ class Inputs:
         if window is not None:
             window = np.ascontiguousarray(window, dtype=np.uint16)
         return self._core.derive(request, position, layer, window)
+
+    def advance(self, state, request, position, count):
+        """The states after each of `count` tokens of `request` from `position`, starting from
+        `state` (a State or an (ssm, conv) pair of every layer held): a list of `count` States,
+        bit for bit those the reference computes when one call (an extend, a verify) runs these
+        tokens from `state`. The state stays float32 from token to token, as inside one call,
+        and each result is stored in the pool dtype of `state.ssm` (uint16: a bf16 pool)."""
+        ssm, conv = (state.ssm, state.conv) if hasattr(state, "ssm") else state
+        bf16_pool = np.asarray(ssm).dtype == np.uint16
+        values = bf16_to_float(ssm) if bf16_pool else np.asarray(ssm, dtype=np.float32)
+        layers = [self._core.advance(request, position, layer, count, values[i],
+                                     np.ascontiguousarray(conv[i], dtype=np.uint16))
+                  for i, layer in enumerate(self.geometry.layer_ids)]
+        ssm_all = np.stack([s for s, _ in layers], axis=1)    # [count, layers, HV, K, V] fp32
+        conv_all = np.stack([w for _, w in layers], axis=1)   # [count, layers, C, W-1] bf16
+        if bf16_pool:
+            ssm_all = float_to_bf16(ssm_all)
+        ids = tuple(self.geometry.layer_ids)
+        return [State(ssm_all[t], conv_all[t], self.geometry, ids) for t in range(count)]
 
 
 @dataclass

@@ -11,6 +11,7 @@
 #include "backends/state_backend.h"
 #include "core/errors.h"
 #include "core/geometry.h"
+#include "core/numerics/gdn_step.h"
 #include "core/numerics/host_values.h"
 #include "python/src/arrays.h"
 #include "python/src/bindings.h"
@@ -119,6 +120,57 @@ class Inputs {
     out["alpha"] = adopt(std::move(d.alpha), {g_.num_v_heads});
     out["beta"] = adopt(std::move(d.beta), {g_.num_v_heads});
     return out;
+  }
+
+  // The canonical step of `count` tokens (request, position ..) of one layer from a given state,
+  // as one primitive call runs them: the state stays fp32 from token to token. ssm [HV, K, V]
+  // float32, window [conv_dim, W-1] bf16 bits; returns the states after each token: ssm
+  // [count, HV, K, V] float32 (unrounded: the caller stores it in its pool dtype) and windows
+  // [count, conv_dim, W-1] bf16 bits. Forensics (python/specstate/forensics.py) builds the
+  // states a request held or would hold at other lengths from it.
+  py::tuple advance(
+      uint64_t request, int64_t position, int32_t layer, int64_t count,
+      const py::array_t<float, py::array::c_style | py::array::forcecast>& ssm,
+      const py::array_t<uint16_t, py::array::c_style | py::array::forcecast>& window) const {
+    check_layer(layer);
+    if (position < 0) throw InputError("position " + std::to_string(position) + " is negative");
+    if (count < 1 || count > 4096)
+      throw InputError("count " + std::to_string(count) + " outside 1..4096");
+    const int HV = g_.num_v_heads, K = g_.head_k_dim, V = g_.head_v_dim;
+    const int C = g_.conv_dim(), wc = g_.conv_state_cols(), ratio = HV / g_.num_k_heads;
+    if (ssm.ndim() != 3 || ssm.shape(0) != HV || ssm.shape(1) != K || ssm.shape(2) != V)
+      throw InputError("ssm must have shape [HV, K, V] of the geometry");
+    if (window.ndim() != 2 || window.shape(0) != C || window.shape(1) != wc)
+      throw InputError("window must have shape [conv_dim, W-1] of the geometry");
+    std::vector<float> s(ssm.data(), ssm.data() + ssm.size());               // [HV, K, V] fp32
+    std::vector<bf16_bits> w(window.data(), window.data() + window.size());  // [C, W-1] bf16
+    std::vector<float> states;                                               // [count, HV, K, V]
+    std::vector<bf16_bits> windows;                                          // [count, C, W-1]
+    const num::LayerParameters params = num::layer_parameters(g_, seed_, layer);
+    for (int64_t t = 0; t < count; ++t) {
+      const num::TokenInputs in =
+          num::token_inputs(g_, seed_, request, uint64_t(position + t), layer);
+      const num::TokenDerived d = num::derive_token(g_, params, w, in);
+      for (int h = 0; h < HV; ++h) {
+        const float* k_hat = d.k_hat.data() + size_t(h / ratio) * K;
+        const float* q_hat = d.q_hat.data() + size_t(h / ratio) * K;
+        const num::Gates gates{d.alpha[h], d.beta[h]};
+        for (int j = 0; j < V; ++j) {
+          const float v = d.conv_out[size_t(2 * g_.key_dim()) + size_t(h) * V + j];
+          num::gdn_column(s.data() + size_t(h) * K * V + j, V, K, k_hat, q_hat, v, gates);
+        }
+      }
+      for (int c = 0; c < C; ++c) {
+        for (int i = 0; i + 1 < wc; ++i)
+          w[size_t(c) * wc + i] = w[size_t(c) * wc + i + 1];
+        if (wc > 0) w[size_t(c) * wc + wc - 1] = in.x[c];
+      }
+      states.insert(states.end(), s.begin(), s.end());
+      windows.insert(windows.end(), w.begin(), w.end());
+    }
+    const py::ssize_t n = count;
+    return py::make_tuple(adopt(std::move(states), {n, HV, K, V}),
+                          adopt(std::move(windows), {n, C, wc}));
   }
 
  private:
@@ -231,7 +283,8 @@ void bind_basics(py::module_& m) {
       .def_property_readonly("seed", &Inputs::seed)
       .def("tokens", &Inputs::tokens)
       .def("parameters", &Inputs::parameters)
-      .def("derive", &Inputs::derive);
+      .def("derive", &Inputs::derive)
+      .def("advance", &Inputs::advance);
 
   m.def("digest_state", &digest_state);
   m.def("backends", &available_backends);
