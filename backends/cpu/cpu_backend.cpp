@@ -11,15 +11,13 @@
 
 #include <sys/mman.h>
 
-#include <tbb/parallel_for.h>
-#include <tbb/parallel_reduce.h>
-
 #include "backends/cpu/digest_lanes.h"
-#include "backends/cpu/silu_lanes.h"
+#include "backends/cpu/packet_lanes.h"
+#include "backends/cpu/parallel.h"
 #include "backends/sequence_job.h"
 #include "core/draft_tree.h"
-#include "core/guard.h"
 #include "core/errors.h"
+#include "core/guard.h"
 #include "core/numerics/digest.h"
 #include "core/numerics/gdn_step.h"
 #include "core/numerics/inputs.h"
@@ -78,7 +76,8 @@ struct LayerParams {
   F32Array dt_bias;    // [HV]
 };
 
-constexpr int kCpuLanes = 8;  // V columns per gdn_column call: one AVX2 vector
+using ColumnGroup = cpu::PacketLanes;  // 8 V columns per gdn_column call, on Eigen packets
+constexpr int kCpuLanes = cpu::PacketLanes::kLanes;
 constexpr int kMaxConvWidth = 8;
 // New tokens a prefill runs at a time (prefill_part): its working buffers are O(part), whatever
 // the prefill's length (a trace allows 2^24 tokens per extend).
@@ -126,7 +125,7 @@ class CpuBackend final : public StateBackend {
   // Runs f(layer) for every layer, in parallel.
   template <class F>
   void for_each_layer(F&& f) const {
-    tbb::parallel_for(0, geo().layers, [&](int l) { f(l); });
+    cpu::parallel_for(0, geo().layers, [&](int l) { f(l); });
   }
   uint64_t digest_layer(const StateLoc& loc, int32_t first_col, int32_t cols, int layer) const;
   void load_window(const SequenceJob& job, int layer, const Carry* carry, LayerWork& w) const;
@@ -136,8 +135,8 @@ class CpuBackend final : public StateBackend {
   void norms_and_gates(int layer, LayerWork& w) const;
   void recur_head(const SequenceJob& job, int layer, int hv, const LayerWork& w, bf16_bits* outputs,
                   Carry* carry);
-  void load_head(int layer, int32_t row, int hv, num::Lanes<kCpuLanes>* s) const;
-  void store_head(int layer, int32_t row, int hv, const num::Lanes<kCpuLanes>* s);
+  void load_head(int layer, int32_t row, int hv, ColumnGroup* s) const;
+  void store_head(int layer, int32_t row, int hv, const ColumnGroup* s);
 
   // Row-major element offsets.
   int64_t conv_index(int32_t row, int32_t channel, int32_t col) const {
@@ -222,7 +221,7 @@ void CpuBackend::run(std::span<const SequenceJob> jobs, bf16_bits* outputs) {
   for (size_t i = 0; i < jobs.size(); ++i) {
     if (jobs[i].active && runs(jobs[i].guard)) active.push_back(i);
   }
-  tbb::parallel_for(int64_t{0}, int64_t(active.size()) * layers, [&](int64_t unit) {
+  cpu::parallel_for(int64_t{0}, int64_t(active.size()) * layers, [&](int64_t unit) {
     const size_t i = active[size_t(unit / layers)];
     run_layer(jobs[i], int(unit % layers), outputs ? outputs + int64_t(i) * per_job : nullptr);
   });
@@ -249,7 +248,7 @@ struct CpuBackend::LayerWork {
 struct CpuBackend::Carry {
   bool filled = false;
   std::vector<bf16_bits> window;                          // [conv_dim, W-1] bf16
-  std::vector<std::vector<num::Lanes<kCpuLanes>>> heads;  // [HV][V/8][K] fp32
+  std::vector<std::vector<ColumnGroup>> heads;            // [HV][V/8][K] fp32
 };
 
 void CpuBackend::run_layer(const SequenceJob& job, int layer, bf16_bits* outputs) {
@@ -286,7 +285,7 @@ void CpuBackend::run_part(const SequenceJob& job, int layer, bf16_bits* outputs,
   store_windows(job, layer, w);
   conv(layer, w);
   norms_and_gates(layer, w);
-  tbb::parallel_for(0, g.num_v_heads,
+  cpu::parallel_for(0, g.num_v_heads,
                     [&](int hv) { recur_head(job, layer, hv, w, outputs, carry); });
   if (carry) {  // a prefill's window after its last token: the last W-1 history columns
     const int C = g.conv_dim(), wc = g.conv_state_cols();
@@ -388,34 +387,37 @@ void CpuBackend::store_windows(const SequenceJob& job, int layer, const LayerWor
   }
 }
 
-// conv_channel for every channel and token. With AVX2 + FMA, 8 channels at a time: the same fma
-// chain over the taps per lane, silu_lanes (the scalar SiLU's bits), and the bf16 rounding.
+// conv_channel for every channel and token. Where Eigen vectorises, a packet of channels at a
+// time: the same fma chain over the taps per lane, silu_packet (the scalar SiLU's bits), and the
+// bf16 rounding.
 void CpuBackend::conv(int layer, LayerWork& w) const {
   const int C = geo().conv_dim(), W = geo().conv_width;
   const float* taps = params_[layer].conv_taps.data();
   w.conv_out.resize(size_t(w.total) * C);
-#if defined(SPECSTATE_SILU_LANES)
-  std::vector<float> window(size_t(w.hist_cols) * 8);  // [hist_cols][8]: 8 channels' history
-  for (int c = 0; c < C; c += 8) {
-    for (int l = 0; l < 8; ++l) {
+#if defined(SPECSTATE_PACKET_SILU)
+  namespace ei = Eigen::internal;
+  using cpu::packet::F;
+  constexpr int P = cpu::packet::kSize;  // conv_dim is a multiple of 8 (check_cpu_geometry)
+  std::vector<float> window(size_t(w.hist_cols) * P);  // [hist_cols][P]: P channels' history
+  for (int c = 0; c < C; c += P) {
+    for (int l = 0; l < P; ++l) {
       const bf16_bits* hc = w.hist.data() + int64_t{c + l} * w.hist_cols;
       for (int col = 0; col < w.hist_cols; ++col)
-        window[size_t(col) * 8 + l] = num::bf16_to_float(hc[col]);
+        window[size_t(col) * P + l] = num::bf16_to_float(hc[col]);
     }
-    __m256 tap[kMaxConvWidth];
+    F tap[kMaxConvWidth];
     for (int t = 0; t < W; ++t) {
-      alignas(32) float v[8];
-      for (int l = 0; l < 8; ++l)
+      float v[P];
+      for (int l = 0; l < P; ++l)
         v[l] = taps[int64_t{c + l} * W + t];
-      tap[t] = _mm256_load_ps(v);
+      tap[t] = ei::ploadu<F>(v);
     }
     for (int j = 0; j < w.total; ++j) {
-      __m256 acc = _mm256_setzero_ps();
+      F acc = ei::pzero(tap[0]);
       const int32_t* cols = w.taps.data() + size_t(j) * W;
       for (int t = 0; t < W; ++t)
-        acc = _mm256_fmadd_ps(tap[t], _mm256_loadu_ps(&window[size_t(cols[t]) * 8]), acc);
-      _mm256_storeu_ps(&w.conv_out[size_t(j) * C + c],
-                       cpu::round_to_bf16_lanes(cpu::silu_lanes(acc)));
+        acc = cpu::detail::fma_packet(tap[t], ei::ploadu<F>(&window[size_t(cols[t]) * P]), acc);
+      ei::pstoreu(&w.conv_out[size_t(j) * C + c], cpu::round_to_bf16_packet(cpu::silu_packet(acc)));
     }
   }
 #else
@@ -461,12 +463,12 @@ void CpuBackend::norms_and_gates(int layer, LayerWork& w) const {
 
 // The recurrence of value head hv over the job's steps (recurrence_steps). The head's state stays
 // in a local fp32 buffer from token to token, column group by column group ([V/8][K] of
-// Lanes<8>: group g is columns 8g..8g+7, its row i one Lanes<8>), so each gdn_column call walks
-// its K rows contiguously; the pool's [K, V] rows are gathered into this layout once per job and
-// scattered back for each state the job asks for, whole, after its token.
+// ColumnGroup: group g is columns 8g..8g+7, its row i one ColumnGroup), so each gdn_column call
+// walks its K rows contiguously; the pool's [K, V] rows are gathered into this layout once per job
+// and scattered back for each state the job asks for, whole, after its token.
 void CpuBackend::recur_head(const SequenceJob& job, int layer, int hv, const LayerWork& w,
                             bf16_bits* outputs, Carry* carry) {
-  using L = num::Lanes<kCpuLanes>;
+  using L = ColumnGroup;
   const ModelGeometry& g = geo();
   const int K = g.head_k_dim, V = g.head_v_dim, H = g.num_k_heads, HV = g.num_v_heads;
   const int C = g.conv_dim(), h = hv / g.v_heads_per_k_head(), groups = V / kCpuLanes;
@@ -522,9 +524,9 @@ void CpuBackend::recur_head(const SequenceJob& job, int layer, int hv, const Lay
   if (carry) carry->heads[size_t(hv)] = std::move(s);
 }
 
-// Head hv of `row`, widened to fp32, into s ([V/8][K] of Lanes<8>), and back in the pool dtype
+// Head hv of `row`, widened to fp32, into s ([V/8][K] of ColumnGroup), and back in the pool dtype
 // (bf16: round to nearest even). Each moves 8 contiguous columns at a time, both ways.
-void CpuBackend::load_head(int layer, int32_t row, int hv, num::Lanes<kCpuLanes>* s) const {
+void CpuBackend::load_head(int layer, int32_t row, int hv, ColumnGroup* s) const {
   const int K = geo().head_k_dim, V = geo().head_v_dim, groups = V / kCpuLanes;
   const int64_t head = ssm_index(row) + int64_t{hv} * K * V;
   if (ssm_f32()) {
@@ -541,7 +543,7 @@ void CpuBackend::load_head(int layer, int32_t row, int hv, num::Lanes<kCpuLanes>
   }
 }
 
-void CpuBackend::store_head(int layer, int32_t row, int hv, const num::Lanes<kCpuLanes>* s) {
+void CpuBackend::store_head(int layer, int32_t row, int hv, const ColumnGroup* s) {
   const int K = geo().head_k_dim, V = geo().head_v_dim, groups = V / kCpuLanes;
   const int64_t head = ssm_index(row) + int64_t{hv} * K * V;
   if (ssm_f32()) {
@@ -713,14 +715,8 @@ uint64_t CpuBackend::digest_layer(const StateLoc& loc, int32_t first_col, int32_
 }
 
 uint64_t CpuBackend::do_digest(const StateLoc& loc, int32_t first_col, int32_t cols) const {
-  return tbb::parallel_reduce(
-      tbb::blocked_range<int>(0, geo().layers), uint64_t{0},
-      [&](const tbb::blocked_range<int>& r, uint64_t sum) {
-        for (int l = r.begin(); l != r.end(); ++l)
-          sum += digest_layer(loc, first_col, cols, l);
-        return sum;
-      },
-      [](uint64_t a, uint64_t b) { return a + b; });
+  return cpu::parallel_sum(geo().layers,
+                           [&](int l) { return digest_layer(loc, first_col, cols, l); });
 }
 
 std::vector<bf16_bits> CpuBackend::do_read_payload(int32_t slot) const {
