@@ -210,8 +210,9 @@ std::string DumpForensics::report(size_t shown) const {
   const std::string token = token_text.substr(0, token_text.find(" ("));
   std::string s = "forensics: " + examined + "'s state at " + token + " among " + among +
                   "'s states at tokens " + std::to_string(lo) + " to " + std::to_string(hi) + ": " +
-                  verdict() + "\n      distance        ssm       conv  candidate in " + among +
-                  " (relative, per head)";
+                  verdict();
+  if (same().distance() == 0) return s;  // equal states: the distances say nothing more
+  s += "\n      distance        ssm       conv  candidate in " + among + " (relative, per head)";
   std::vector<const DumpCandidate*> lines;
   for (size_t i = 0; i < candidates.size() && i < shown; ++i)
     lines.push_back(&candidates[i]);

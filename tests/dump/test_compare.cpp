@@ -252,6 +252,7 @@ TEST_F(CompareForensics, ADifferenceOutsideTheStatesIsSaidToBe) {
   EXPECT_FALSE(c.forensics->matched());
   EXPECT_EQ(c.forensics->verdict(),
             "the same state as at token 20: the divergence is not in the state");
+  EXPECT_EQ(c.forensics->report().find("distance"), std::string::npos);  // no table of zeros
   // Without state files in common there is nothing to examine.
   for (const char* layer : {"layer00", "layer01"}) {
     fs::remove(b_ / layer / "ssm_state.npy");

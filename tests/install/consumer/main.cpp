@@ -1,5 +1,5 @@
 // Generates a trace and replays it through every CPU lane with the installed libraries, their
-// headers included as <specstate/...> (docs/engine-testing.md shows this program).
+// headers included as <specstate/...> (README.md, "Build and install", shows this program).
 #include <cstdio>
 
 #include <specstate/sim/generator.h>
