@@ -23,11 +23,12 @@ macro(specstate_find_python)
   specstate_probe_python("${_specstate_python_given}" "${_specstate_python_how}")
 endmacro()
 
-# Runs `python` once: its sys.executable, version and NumPy version ("none" without NumPy).
+# Runs `python` once: its sys.executable, version, NumPy version and whether it has pytest
+# ("none" for a module it lacks).
 function(specstate_probe_python python how)
   execute_process(
     COMMAND "${python}" -c
-            "import sys\ntry:\n import numpy; v = numpy.__version__\nexcept ImportError:\n v = 'none'\nprint(sys.executable); print('%d.%d.%d' % sys.version_info[:3]); print(v)"
+            "import importlib.util as u, sys\ntry:\n import numpy; v = numpy.__version__\nexcept ImportError:\n v = 'none'\nprint(sys.executable); print('%d.%d.%d' % sys.version_info[:3]); print(v); print('yes' if u.find_spec('pytest') else 'none')"
     RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err OUTPUT_STRIP_TRAILING_WHITESPACE)
   if(NOT rc EQUAL 0)
     message(FATAL_ERROR "specstate: Python ${python} (${how}) does not run: ${err}")
@@ -36,6 +37,7 @@ function(specstate_probe_python python how)
   list(GET out 0 executable)
   list(GET out 1 version)
   list(GET out 2 numpy)
+  list(GET out 3 pytest)
   if(version VERSION_LESS 3.9)
     message(FATAL_ERROR "specstate: ${executable} is Python ${version} (${how}); the package"
                         " needs Python >= 3.9: give one with -DSPECSTATE_PYTHON=PATH")
@@ -46,6 +48,19 @@ function(specstate_probe_python python how)
       "package needs at run time. Install it into that Python (${executable} -m pip install "
       "numpy), choose another Python with -DSPECSTATE_PYTHON=PATH (Debian's /usr/bin/python3 "
       "with python3-numpy), or build without the package: -DSPECSTATE_BUILD_PYTHON=OFF")
+  endif()
+  set(missing)
+  foreach(module numpy pytest)
+    if(${module} STREQUAL "none")
+      list(APPEND missing ${module})
+    endif()
+  endforeach()
+  if(SPECSTATE_BUILD_TESTS AND missing)
+    list(JOIN missing " and " missing)
+    message(WARNING "specstate: ${executable} (${how}) has no ${missing}: the tests that run "
+                    "Python with them will fail. Install them there, or give "
+                    "-DSPECSTATE_PYTHON=PATH (Debian's /usr/bin/python3 with python3-numpy and "
+                    "python3-pytest).")
   endif()
   if(SPECSTATE_BUILD_PYTHON)
     message(STATUS "specstate: Python package for ${executable} (Python ${version}, NumPy ${numpy})")
