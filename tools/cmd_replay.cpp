@@ -205,7 +205,8 @@ std::vector<LaneDump> dump_divergence(const trace::Trace& trace, const sim::Dive
                                       const ReplayArgs& args, const sim::SimOptions& options) {
   std::vector<LaneDump> dumps;
   if (!d.request) return dumps;
-  std::filesystem::create_directory(args.dump_dir);  // absent, or an empty directory
+  std::error_code ec;  // a failure shows in each lane's dump_request error
+  std::filesystem::create_directory(args.dump_dir, ec);  // absent, or an empty directory
   for (const sim::LaneSpec& lane : diverging_lanes(d, options.lanes))
     dumps.push_back(dump_lane(trace, d, lane, args, options.layers));
   return dumps;
