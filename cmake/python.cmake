@@ -1,7 +1,8 @@
 # The Python the package is built for and the Python tests run with: SPECSTATE_PYTHON when
 # given (setup.py gives the Python that runs pip), else the one CMake's FindPython finds first
 # (an active virtual environment or conda environment, then PATH: a pyenv shim is followed to
-# the interpreter it runs). Sets SPECSTATE_PYTHON (a normal variable, shadowing the cache entry)
+# the interpreter it runs; outside an environment, one without NumPy gives way to Debian's
+# /usr/bin/python3 when that has NumPy). Sets SPECSTATE_PYTHON (a normal variable, shadowing the cache entry)
 # to the interpreter's own sys.executable, so that the module, its tests and its users agree.
 #
 # The package imports NumPy at run time: a Python without it is refused here, with the ways out,
@@ -19,9 +20,34 @@ macro(specstate_find_python)
     endif()
     set(_specstate_python_given "${Python3_EXECUTABLE}")
     set(_specstate_python_how "found first by FindPython: an active environment, then PATH")
+    # Outside an active environment, a python3 first on PATH without NumPy (a bare pyenv
+    # interpreter, say) gives way to Debian's, which tools/test provisions: plain
+    # `cmake --preset ...` keeps building and testing on such a machine, and says so.
+    if(NOT DEFINED ENV{VIRTUAL_ENV} AND NOT DEFINED ENV{CONDA_PREFIX}
+       AND NOT _specstate_python_given STREQUAL "/usr/bin/python3"
+       AND EXISTS /usr/bin/python3)
+      specstate_has_numpy("${_specstate_python_given}" _specstate_first_has_numpy)
+      specstate_has_numpy(/usr/bin/python3 _specstate_debian_has_numpy)
+      if(NOT _specstate_first_has_numpy AND _specstate_debian_has_numpy)
+        message(STATUS "specstate: ${_specstate_python_given} has no NumPy: using /usr/bin/python3")
+        set(_specstate_python_given /usr/bin/python3)
+        set(_specstate_python_how "Debian's: the Python found first has no NumPy")
+      endif()
+    endif()
   endif()
   specstate_probe_python("${_specstate_python_given}" "${_specstate_python_how}")
 endmacro()
+
+# Whether `python` imports NumPy, into `out`.
+function(specstate_has_numpy python out)
+  execute_process(COMMAND "${python}" -c "import numpy" RESULT_VARIABLE rc OUTPUT_QUIET
+                  ERROR_QUIET)
+  if(rc EQUAL 0)
+    set(${out} TRUE PARENT_SCOPE)
+  else()
+    set(${out} FALSE PARENT_SCOPE)
+  endif()
+endfunction()
 
 # Runs `python` once: its sys.executable, version, NumPy version and whether it has pytest
 # ("none" for a module it lacks).
