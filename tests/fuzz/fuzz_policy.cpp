@@ -70,7 +70,13 @@ void check_memory(const trace::Line& line, specstate::StrategyKind kind,
 }
 
 void run_policy(const trace::Trace& t, specstate::StrategyKind kind) {
-  specstate::PoolPolicy policy(kind, specstate::sim::pool_config(t.header));
+  std::unique_ptr<specstate::PoolPolicy> made;
+  try {
+    made = std::make_unique<specstate::PoolPolicy>(kind, specstate::sim::pool_config(t.header));
+  } catch (const InputError&) {
+    return;  // a strategy that refuses the header (window and draft trees): replay leaves it out
+  }
+  specstate::PoolPolicy& policy = *made;
   specstate::sim::OwnershipChecker ownership(policy.layout());
   std::unique_ptr<specstate::StateBackend> backend;
   specstate::sim::SwapSpace swap;
