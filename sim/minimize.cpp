@@ -49,6 +49,15 @@ bool track_fits(const ScheduleTracker& t, const trace::TrackWrite& w, int64_t ol
          t.row(w.row).kind != RowUse::Kind::kWorking;
 }
 
+// A prefix hit turned into a prefill of the prefix, to the same length (unless that is more
+// tokens than one extend may bring).
+void prefill_prefix(trace::Extend& e) {
+  if (e.prefix_len + e.tokens > trace::kMaxTokens) return;
+  e.tokens += int32_t(e.prefix_len);
+  e.prefix_len = 0;
+  e.cow_src_row = -1;
+}
+
 std::optional<Event> fix(const ScheduleTracker& t, trace::Extend e) {
   const RequestInfo* info = t.request(e.request);
   if (info != nullptr) {
@@ -59,12 +68,8 @@ std::optional<Event> fix(const ScheduleTracker& t, trace::Extend e) {
     e.cow_src_row = -1;
   } else if (e.req_row < 0 || e.working_row < 0) {
     return std::nullopt;  // its first extend is gone
-  } else if (e.prefix_len > 0 && !holds_snapshot(t, e.cow_src_row, e.prefix_len) &&
-             e.prefix_len + e.tokens <= trace::kMaxTokens) {
-    // The snapshot went with what was removed: prefill the prefix, to the same length.
-    e.tokens += int32_t(e.prefix_len);
-    e.prefix_len = 0;
-    e.cow_src_row = -1;
+  } else if (e.prefix_len > 0 && !holds_snapshot(t, e.cow_src_row, e.prefix_len)) {
+    prefill_prefix(e);  // the snapshot went with what was removed
   }
   const int64_t old_len = info != nullptr ? info->length : e.prefix_len;
   const int32_t own = info != nullptr ? info->working_row : e.working_row;
@@ -266,20 +271,92 @@ Trace without_events(const Trace& t, size_t first, size_t last) {
   return with_events(t, std::move(events));
 }
 
+// Extend `event` folded into the request's previous event when that is an extend too (one
+// chunk of a chunked prefill instead of two, to the same length); nullopt when it is not.
+std::optional<Trace> with_chunks_merged(const Trace& t, size_t event) {
+  const auto* second = std::get_if<trace::Extend>(&t.events[event].event);
+  if (second == nullptr) return std::nullopt;
+  for (size_t i = event; i-- > 0;) {
+    bool named = false;
+    visit_names(
+        t.events[i].event, [](int32_t) {}, [](int32_t) {},
+        [&](uint64_t id) { named = named || id == second->request; });
+    if (!named) continue;
+    const auto* first = std::get_if<trace::Extend>(&t.events[i].event);
+    if (first == nullptr || int64_t(first->tokens) + second->tokens > trace::kMaxTokens)
+      return std::nullopt;
+    Trace out = t;
+    auto& merged = std::get<trace::Extend>(out.events[i].event);
+    merged.tokens += second->tokens;
+    merged.track.insert(merged.track.end(), second->track.begin(), second->track.end());
+    out.events.erase(out.events.begin() + int64_t(event));
+    return out;
+  }
+  return std::nullopt;
+}
+
 // Without batch entries [first, last), counted over every step in trace order.
 Trace without_entries(const Trace& t, size_t first, size_t last) {
   Trace out = t;
   size_t k = 0;
   auto drop = [&](auto& batch) {
-    std::erase_if(batch, [&](const auto&) {
-      const bool gone = k >= first && k < last;
+    std::decay_t<decltype(batch)> kept;
+    for (auto& entry : batch) {
+      if (k < first || k >= last) kept.push_back(std::move(entry));
       ++k;
-      return gone;
-    });
+    }
+    batch = std::move(kept);
   };
   for (Line& line : out.events) {
     if (auto* batch = verify_batch(line.event)) drop(*batch);
     if (auto* d = std::get_if<trace::Decode>(&line.event)) drop(d->batch);
+  }
+  return out;
+}
+
+// Snapshot units, in trace order: each track write, and each prefix hit after its extend's
+// track writes.
+size_t snapshot_count(const Trace& t) {
+  size_t n = 0;
+  for (const Line& line : t.events) {
+    if (const auto* e = std::get_if<trace::Extend>(&line.event))
+      n += e->track.size() + (e->prefix_len > 0 ? 1 : 0);
+    if (const auto* v = std::get_if<trace::Verify>(&line.event)) {
+      for (const auto& entry : v->batch)
+        n += entry.track ? 1 : 0;
+    }
+    if (const auto* d = std::get_if<trace::Decode>(&line.event)) {
+      for (const auto& entry : d->batch)
+        n += entry.track ? 1 : 0;
+    }
+  }
+  return n;
+}
+
+// Without snapshot units [first, last): track writes dropped, prefix hits prefilled instead.
+Trace without_snapshots(const Trace& t, size_t first, size_t last) {
+  Trace out = t;
+  size_t k = 0;
+  auto gone = [&] {  // whether the next unit is removed
+    const size_t i = k++;
+    return i >= first && i < last;
+  };
+  auto step_tracks = [&](auto& batch) {
+    for (auto& entry : batch) {
+      if (entry.track && gone()) entry.track.reset();
+    }
+  };
+  for (Line& line : out.events) {
+    if (auto* e = std::get_if<trace::Extend>(&line.event)) {
+      std::vector<trace::TrackWrite> kept;
+      for (const trace::TrackWrite& w : e->track) {
+        if (!gone()) kept.push_back(w);
+      }
+      e->track = std::move(kept);
+      if (e->prefix_len > 0 && gone()) prefill_prefix(*e);
+    }
+    if (auto* batch = verify_batch(line.event)) step_tracks(*batch);
+    if (auto* d = std::get_if<trace::Decode>(&line.event)) step_tracks(d->batch);
   }
   return out;
 }
@@ -325,6 +402,30 @@ std::vector<NumberRef> numbers(const Trace& t) {
     }
   }
   return refs;
+}
+
+// Extend `event` `delta` tokens shorter, and its request's track writes from it on `delta`
+// shorter too: with whole pages cut, its steps cross the same boundaries as before.
+Trace with_pages_cut(const Trace& t, size_t event, int32_t delta) {
+  Trace out = t;
+  auto& cut = std::get<trace::Extend>(out.events[event].event);
+  cut.tokens -= delta;
+  const uint64_t request = cut.request;
+  auto shift = [&](auto& batch) {
+    for (auto& entry : batch) {
+      if (entry.request == request && entry.track) entry.track->length -= delta;
+    }
+  };
+  for (size_t i = event; i < out.events.size(); ++i) {
+    Event& e = out.events[i].event;
+    if (auto* x = std::get_if<trace::Extend>(&e); x != nullptr && x->request == request) {
+      for (trace::TrackWrite& w : x->track)
+        w.length -= delta;
+    }
+    if (auto* batch = verify_batch(e)) shift(*batch);
+    if (auto* d = std::get_if<trace::Decode>(&e)) shift(d->batch);
+  }
+  return out;
 }
 
 // Dense numbers in order of first use, from `base`.
@@ -509,8 +610,9 @@ class Minimizer {
   void run_rounds() {
     static const std::pair<const char*, Stage> kStages[] = {
         {"requests", &Minimizer::reduce_requests}, {"events", &Minimizer::reduce_events},
-        {"entries", &Minimizer::reduce_entries},   {"numbers", &Minimizer::reduce_numbers},
-        {"rows", &Minimizer::reduce_rows},         {"model", &Minimizer::reduce_model}};
+        {"entries", &Minimizer::reduce_entries},   {"snapshots", &Minimizer::reduce_snapshots},
+        {"numbers", &Minimizer::reduce_numbers},   {"rows", &Minimizer::reduce_rows},
+        {"model", &Minimizer::reduce_model}};
     if (result_.stages.empty()) {
       for (const auto& [name, stage] : kStages)
         result_.stages.push_back({name});
@@ -540,6 +642,10 @@ class Minimizer {
   void reduce_events() {
     ddmin([&] { return best_.events.size(); },
           [&](size_t first, size_t last) { return test(without_events(best_, first, last)); });
+    for (size_t i = 0; i < best_.events.size();) {  // a merge brings the next event to i
+      const std::optional<Trace> merged = with_chunks_merged(best_, i);
+      if (!merged || !test(*merged)) ++i;
+    }
   }
 
   void reduce_entries() {
@@ -547,9 +653,27 @@ class Minimizer {
           [&](size_t first, size_t last) { return test(without_entries(best_, first, last)); });
   }
 
+  void reduce_snapshots() {
+    ddmin([&] { return snapshot_count(best_); },
+          [&](size_t first, size_t last) { return test(without_snapshots(best_, first, last)); });
+  }
+
   void reduce_numbers() {
-    for (const NumberRef& ref : numbers(best_))
+    for (const NumberRef& ref : numbers(best_)) {
+      if (ref.kind == NumberRef::kTokens) cut_pages(ref);
       shrink(ref);
+    }
+  }
+
+  // Whole pages off an extend, the most first (halving), its request's snapshots moved along.
+  void cut_pages(const NumberRef& ref) {
+    const int32_t page = best_.header.page_size;
+    auto pages = [&] {
+      const int32_t* tokens = number(best_, ref);
+      return tokens != nullptr && page > 0 ? (*tokens - 1) / page : 0;
+    };
+    for (int32_t k = pages(); k > 0;)
+      k = test(with_pages_cut(best_, ref.event, k * page)) ? pages() : k / 2;
   }
 
   // The least value first, then bisection between the largest value refused and the current.
