@@ -246,9 +246,38 @@ Trace without_requests(const Trace& t, const std::unordered_set<uint64_t>& gone)
   return with_events(t, std::move(events));
 }
 
+// How removed steps leave their requests: shorter (kDrop), or as long as before, their
+// accepted tokens prefilled by the request's latest extend before them (kFold), so that the
+// page boundaries later steps cross stay where they were.
+enum class Removal : uint8_t { kDrop, kFold };
+
+// Adds `tokens` to the last extend of `request` in `events`, if any and within the limit.
+void fold_into_prefill(std::vector<Line>& events, uint64_t request, int32_t tokens) {
+  for (auto it = events.rbegin(); it != events.rend(); ++it) {
+    auto* e = std::get_if<trace::Extend>(&it->event);
+    if (e == nullptr || e->request != request) continue;
+    if (int64_t(e->tokens) + tokens <= trace::kMaxTokens) e->tokens += tokens;
+    return;
+  }
+}
+
+// The accepted tokens of `event`'s batch entries, by request (none for other events).
+std::vector<std::pair<uint64_t, int32_t>> step_tokens(const Event& event) {
+  std::vector<std::pair<uint64_t, int32_t>> out;
+  if (const auto* v = std::get_if<trace::Verify>(&event)) {
+    for (const auto& e : v->batch)
+      out.push_back({e.request, e.accepted});
+  }
+  if (const auto* d = std::get_if<trace::Decode>(&event)) {
+    for (const auto& e : d->batch)
+      out.push_back({e.request, 1});
+  }
+  return out;
+}
+
 // Without events [first, last). A removed first extend hands its rows and prefix hit to the
 // request's next extend, so that a chunked prefill can lose its first chunk.
-Trace without_events(const Trace& t, size_t first, size_t last) {
+Trace without_events(const Trace& t, size_t first, size_t last, Removal how) {
   std::vector<Line> events;
   std::unordered_map<uint64_t, trace::Extend> orphaned;
   for (size_t i = 0; i < t.events.size(); ++i) {
@@ -256,6 +285,9 @@ Trace without_events(const Trace& t, size_t first, size_t last) {
     auto* e = std::get_if<trace::Extend>(&line.event);
     if (i >= first && i < last) {
       if (e != nullptr && e->req_row >= 0) orphaned[e->request] = *e;
+      for (const auto& [request, tokens] : step_tokens(line.event)) {
+        if (how == Removal::kFold) fold_into_prefill(events, request, tokens);
+      }
       continue;
     }
     if (e != nullptr && orphaned.contains(e->request)) {
@@ -296,22 +328,27 @@ std::optional<Trace> with_chunks_merged(const Trace& t, size_t event) {
 }
 
 // Without batch entries [first, last), counted over every step in trace order.
-Trace without_entries(const Trace& t, size_t first, size_t last) {
-  Trace out = t;
+Trace without_entries(const Trace& t, size_t first, size_t last, Removal how) {
+  std::vector<Line> events;
   size_t k = 0;
   auto drop = [&](auto& batch) {
     std::decay_t<decltype(batch)> kept;
     for (auto& entry : batch) {
-      if (k < first || k >= last) kept.push_back(std::move(entry));
+      if (k < first || k >= last) {
+        kept.push_back(std::move(entry));
+      } else if (how == Removal::kFold) {
+        fold_into_prefill(events, entry.request, accepted_of(entry));
+      }
       ++k;
     }
     batch = std::move(kept);
   };
-  for (Line& line : out.events) {
+  for (Line line : t.events) {
     if (auto* batch = verify_batch(line.event)) drop(*batch);
     if (auto* d = std::get_if<trace::Decode>(&line.event)) drop(d->batch);
+    events.push_back(std::move(line));
   }
-  return out;
+  return with_events(t, std::move(events));
 }
 
 // Snapshot units, in trace order: each track write, and each prefix hit after its extend's
@@ -640,8 +677,11 @@ class Minimizer {
   }
 
   void reduce_events() {
-    ddmin([&] { return best_.events.size(); },
-          [&](size_t first, size_t last) { return test(without_events(best_, first, last)); });
+    for (Removal how : {Removal::kDrop, Removal::kFold}) {
+      ddmin(
+          [&] { return best_.events.size(); },
+          [&](size_t first, size_t last) { return test(without_events(best_, first, last, how)); });
+    }
     for (size_t i = 0; i < best_.events.size();) {  // a merge brings the next event to i
       const std::optional<Trace> merged = with_chunks_merged(best_, i);
       if (!merged || !test(*merged)) ++i;
@@ -649,8 +689,12 @@ class Minimizer {
   }
 
   void reduce_entries() {
-    ddmin([&] { return entry_count(best_); },
-          [&](size_t first, size_t last) { return test(without_entries(best_, first, last)); });
+    for (Removal how : {Removal::kDrop, Removal::kFold}) {
+      ddmin([&] { return entry_count(best_); },
+            [&](size_t first, size_t last) {
+              return test(without_entries(best_, first, last, how));
+            });
+    }
   }
 
   void reduce_snapshots() {
