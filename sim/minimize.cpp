@@ -600,6 +600,7 @@ class Minimizer {
     SimOptions o = sim_options(options_.lanes, options_.layers);
     const ReplayReport report = replay(trace, o);
     ++result_.replays;
+    result_.input_seconds = seconds_since(start_);
     if (!report.divergence) {
       const long last = trace.events.empty() ? trace.header_line : trace.events.back().line;
       throw InputError(trace.file, last,

@@ -13,15 +13,20 @@
 // Candidates already refused are remembered (a hash of their text) and not replayed again.
 //
 // Stages, coarse to fine, repeated until a round keeps nothing:
-//  1. requests: ddmin over whole requests (every event and batch entry naming them);
-//  2. events:   ddmin over events;
-//  3. entries:  ddmin over the entries of verify and decode batches;
-//  4. numbers:  each step's padding, extend's tokens and verify entry's accepted length made as
-//               small as stays interesting (the least value first, then bisection);
-//  5. rows:     scheduler rows, request rows and request ids renumbered densely in order of
-//               first use, the header's pool_rows and max_requests cut to what is used;
-//  6. model:    the fewest draft tokens (accepted lengths clamped), the tiny preset (when all
-//               layers are replayed), page_size 0 once no snapshot is left.
+//  1. requests:  ddmin over whole requests (every event and batch entry naming them);
+//  2. events:    ddmin over events, twice: removed steps shorten their requests, then removed
+//                steps leave their accepted tokens to the request's prefill (so that the page
+//                boundaries later steps cross stay put); then each extend merged into the
+//                request's previous extend (one chunk of a chunked prefill);
+//  3. entries:   ddmin over the entries of verify and decode batches, the same two ways;
+//  4. snapshots: ddmin over track writes and prefix hits (a hit removed prefills its prefix);
+//  5. numbers:   each step's padding, extend's tokens and verify entry's accepted length made
+//                as small as stays interesting (the least value first, then bisection); an
+//                extend first loses whole pages, its request's later track writes moved along;
+//  6. rows:      scheduler rows, request rows and request ids renumbered densely in order of
+//                first use, the header's pool_rows and max_requests cut to what is used;
+//  7. model:     the fewest draft tokens (accepted lengths clamped), the tiny preset (when all
+//                layers are replayed), page_size 0 once no snapshot is left.
 // Removals keep the schedule rules through repair(); what it cannot mend the validator refuses.
 #pragma once
 
@@ -73,7 +78,8 @@ struct MinimizeResult {
   size_t repeated = 0;          // candidates refused before (no replay)
   size_t rounds = 0;
   std::vector<StageCost> stages;
-  double seconds = 0;
+  double input_seconds = 0;  // the input's replay through every lane
+  double seconds = 0;        // all of it, that replay included
 };
 
 // Throws InputError("FILE:LINE: ...") when the trace does not diverge through `options.lanes`,

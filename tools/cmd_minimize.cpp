@@ -150,6 +150,7 @@ nlohmann::ordered_json result_json(const MinimizeArgs& args, const sim::Minimize
           {"repeated", r.repeated},
           {"rounds", r.rounds},
           {"stages", stages},
+          {"input_seconds", r.input_seconds},
           {"seconds", r.seconds}};
 }
 
@@ -188,9 +189,10 @@ void print_result(std::FILE* out, const MinimizeArgs& args, const sim::MinimizeR
                r.signature.lane_b.empty() ? "" : (" vs " + r.signature.lane_b).c_str(),
                r.original.line);
   std::fprintf(out,
-               "  %zu replays of %s on %s, %zu candidates refused by the validator, %zu seen "
-               "before, %zu rounds\n",
-               r.replays, lanes.c_str(), layers.c_str(), r.invalid, r.repeated, r.rounds);
+               "  %zu replays (the first, of the input through every lane, %.2f s), then of %s on "
+               "%s; %zu candidates refused by the validator, %zu seen before, %zu rounds\n",
+               r.replays, r.input_seconds, lanes.c_str(), layers.c_str(), r.invalid, r.repeated,
+               r.rounds);
   print_sizes(out, before, after);
   std::fprintf(out, "  %-16s %10s %10s %10s\n", "stage", "replays", "kept", "seconds");
   for (const sim::StageCost& s : r.stages)
