@@ -177,39 +177,25 @@ std::vector<uint64_t> request_ids(const Trace& t) {
   return ids;
 }
 
-std::vector<trace::VerifyEntry>* verify_batch(Event& e) {
-  auto* v = std::get_if<trace::Verify>(&e);
-  return v != nullptr ? &v->batch : nullptr;
+// Calls `f` on the batch of a verify or decode event (a vector of VerifyEntry or DecodeEntry,
+// whose common fields are request and track); not on other events.
+template <class E, class F>
+void with_batch(E& event, F&& f) {
+  std::visit(
+      [&](auto& e) {
+        using T = std::decay_t<decltype(e)>;
+        if constexpr (std::is_same_v<T, trace::Verify> || std::is_same_v<T, trace::Decode>)
+          f(e.batch);
+      },
+      event);
 }
 
 // Batch entries of every step, counted in trace order.
 size_t entry_count(const Trace& t) {
   size_t n = 0;
-  for (const Line& line : t.events) {
-    if (const auto* v = std::get_if<trace::Verify>(&line.event)) n += v->batch.size();
-    if (const auto* d = std::get_if<trace::Decode>(&line.event)) n += d->batch.size();
-  }
+  for (const Line& line : t.events)
+    with_batch(line.event, [&](const auto& batch) { n += batch.size(); });
   return n;
-}
-
-bool has_snapshots(const Trace& t) {
-  for (const Line& line : t.events) {
-    bool found = false;
-    std::visit(
-        [&](const auto& e) {
-          using T = std::decay_t<decltype(e)>;
-          if constexpr (std::is_same_v<T, trace::Extend>) {
-            found = !e.track.empty() || e.prefix_len > 0;
-          } else if constexpr (std::is_same_v<T, trace::Verify> ||
-                               std::is_same_v<T, trace::Decode>) {
-            for (const auto& entry : e.batch)
-              found = found || entry.track.has_value();
-          }
-        },
-        line.event);
-    if (found) return true;
-  }
-  return false;
 }
 
 // ---- candidates ---------------------------------------------------------------------------
@@ -231,16 +217,13 @@ Trace truncated(const Trace& t, long line) {
 Trace without_requests(const Trace& t, const std::unordered_set<uint64_t>& gone) {
   std::vector<Line> events;
   for (Line line : t.events) {
+    with_batch(line.event, [&](auto& batch) {
+      std::erase_if(batch, [&](const auto& e) { return gone.contains(e.request); });
+    });
     bool named = false;
-    if (auto* batch = verify_batch(line.event)) {
-      std::erase_if(*batch, [&](const auto& e) { return gone.contains(e.request); });
-    } else if (auto* d = std::get_if<trace::Decode>(&line.event)) {
-      std::erase_if(d->batch, [&](const auto& e) { return gone.contains(e.request); });
-    } else {
-      visit_names(
-          line.event, [](int32_t) {}, [](int32_t) {},
-          [&](uint64_t id) { named = named || gone.contains(id); });
-    }
+    visit_names(
+        line.event, [](int32_t) {}, [](int32_t) {},
+        [&](uint64_t id) { named = named || gone.contains(id); });
     if (!named) events.push_back(std::move(line));  // a step left empty: repair() drops it
   }
   return with_events(t, std::move(events));
@@ -261,20 +244,6 @@ void fold_into_prefill(std::vector<Line>& events, uint64_t request, int32_t toke
   }
 }
 
-// The accepted tokens of `event`'s batch entries, by request (none for other events).
-std::vector<std::pair<uint64_t, int32_t>> step_tokens(const Event& event) {
-  std::vector<std::pair<uint64_t, int32_t>> out;
-  if (const auto* v = std::get_if<trace::Verify>(&event)) {
-    for (const auto& e : v->batch)
-      out.push_back({e.request, e.accepted});
-  }
-  if (const auto* d = std::get_if<trace::Decode>(&event)) {
-    for (const auto& e : d->batch)
-      out.push_back({e.request, 1});
-  }
-  return out;
-}
-
 // Without events [first, last). A removed first extend hands its rows and prefix hit to the
 // request's next extend, so that a chunked prefill can lose its first chunk.
 Trace without_events(const Trace& t, size_t first, size_t last, Removal how) {
@@ -285,9 +254,11 @@ Trace without_events(const Trace& t, size_t first, size_t last, Removal how) {
     auto* e = std::get_if<trace::Extend>(&line.event);
     if (i >= first && i < last) {
       if (e != nullptr && e->req_row >= 0) orphaned[e->request] = *e;
-      for (const auto& [request, tokens] : step_tokens(line.event)) {
-        if (how == Removal::kFold) fold_into_prefill(events, request, tokens);
-      }
+      with_batch(line.event, [&](const auto& batch) {
+        for (const auto& entry : batch) {
+          if (how == Removal::kFold) fold_into_prefill(events, entry.request, accepted_of(entry));
+        }
+      });
       continue;
     }
     if (e != nullptr && orphaned.contains(e->request)) {
@@ -344,8 +315,7 @@ Trace without_entries(const Trace& t, size_t first, size_t last, Removal how) {
     batch = std::move(kept);
   };
   for (Line line : t.events) {
-    if (auto* batch = verify_batch(line.event)) drop(*batch);
-    if (auto* d = std::get_if<trace::Decode>(&line.event)) drop(d->batch);
+    with_batch(line.event, drop);
     events.push_back(std::move(line));
   }
   return with_events(t, std::move(events));
@@ -358,14 +328,10 @@ size_t snapshot_count(const Trace& t) {
   for (const Line& line : t.events) {
     if (const auto* e = std::get_if<trace::Extend>(&line.event))
       n += e->track.size() + (e->prefix_len > 0 ? 1 : 0);
-    if (const auto* v = std::get_if<trace::Verify>(&line.event)) {
-      for (const auto& entry : v->batch)
+    with_batch(line.event, [&](const auto& batch) {
+      for (const auto& entry : batch)
         n += entry.track ? 1 : 0;
-    }
-    if (const auto* d = std::get_if<trace::Decode>(&line.event)) {
-      for (const auto& entry : d->batch)
-        n += entry.track ? 1 : 0;
-    }
+    });
   }
   return n;
 }
@@ -392,8 +358,7 @@ Trace without_snapshots(const Trace& t, size_t first, size_t last) {
       e->track = std::move(kept);
       if (e->prefix_len > 0 && gone()) prefill_prefix(*e);
     }
-    if (auto* batch = verify_batch(line.event)) step_tracks(*batch);
-    if (auto* d = std::get_if<trace::Decode>(&line.event)) step_tracks(d->batch);
+    with_batch(line.event, step_tracks);
   }
   return out;
 }
@@ -459,8 +424,7 @@ Trace with_pages_cut(const Trace& t, size_t event, int32_t delta) {
       for (trace::TrackWrite& w : x->track)
         w.length -= delta;
     }
-    if (auto* batch = verify_batch(e)) shift(*batch);
-    if (auto* d = std::get_if<trace::Decode>(&e)) shift(d->batch);
+    with_batch(e, shift);
   }
   return out;
 }
@@ -510,8 +474,8 @@ Trace with_draft_tokens(const Trace& t, int32_t draft_tokens) {
   Trace out = t;
   out.header.draft_tokens = draft_tokens;
   for (Line& line : out.events) {
-    if (auto* batch = verify_batch(line.event)) {
-      for (trace::VerifyEntry& e : *batch)
+    if (auto* v = std::get_if<trace::Verify>(&line.event)) {
+      for (trace::VerifyEntry& e : v->batch)
         e.accepted = std::min(e.accepted, draft_tokens + 1);
     }
   }
@@ -749,7 +713,7 @@ class Minimizer {
     // Layers asked for by number may not exist in the tiny model.
     if (options_.layers.empty() && (h.geometry || h.preset != "tiny" || h.tp != 1))
       test(on_tiny_preset(best_));
-    if (best_.header.page_size > 0 && !has_snapshots(best_)) test(without_pages(best_));
+    if (best_.header.page_size > 0 && snapshot_count(best_) == 0) test(without_pages(best_));
   }
 
   // Repairs the candidate and replays it unless it is invalid, the current trace, or refused
