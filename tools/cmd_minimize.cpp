@@ -1,8 +1,8 @@
 // specstate minimize: cut a diverging trace down to the few events that matter (sim/minimize.h).
 #include <unistd.h>
 
-#include <chrono>
 #include <cstdio>
+#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <sstream>
