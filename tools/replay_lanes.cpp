@@ -85,19 +85,24 @@ std::vector<sim::LaneSpec> make_replay_lanes(const LaneFlags& flags, const trace
   return lanes;
 }
 
-void check_replay_lanes(const trace::Trace& trace, const std::vector<sim::LaneSpec>& lanes,
-                        const PoolConfig& config) {
-  std::vector<PoolShape> shapes;
+std::vector<StoredRows> check_replay_lanes(const trace::Trace& trace,
+                                           const std::vector<sim::LaneSpec>& lanes,
+                                           const PoolConfig& config) {
   for (const sim::LaneSpec& lane : lanes) {
     try {  // the ring's parameters against the trace's T, trees, schedules: at the header
       HostScheduler(lane.strategy, config, lane.schedule, lane.fault);
     } catch (const InputError& e) {
       throw InputError(trace.file, trace.header_line, e.message());
     }
-    shapes.push_back(stored_shape(make_layout(lane.strategy, config).shape,
-                                  sim::lane_storage(trace, lane, config)));
+  }
+  std::vector<StoredRows> storage;
+  std::vector<PoolShape> shapes;
+  for (const sim::LaneSpec& lane : lanes) {
+    storage.push_back(sim::lane_storage(trace, lane, config));
+    shapes.push_back(stored_shape(make_layout(lane.strategy, config).shape, storage.back()));
   }
   check_lanes_can_run(trace, lanes, shapes);
+  return storage;
 }
 
 }  // namespace specstate::cli

@@ -1,11 +1,11 @@
-// The lanes `specstate replay` runs for its lane flags, for the commands that must run the same
-// ones (minimize). The rules are cmd_replay.cpp's make_lanes(), which predates this file and
-// still has its own copy.
+// The lanes `specstate replay` runs for its lane flags: one set of rules for replay and for the
+// commands that must run the same lanes to see the same divergence (minimize).
 #pragma once
 
 #include <string>
 #include <vector>
 
+#include "backends/compact_backend.h"
 #include "core/strategy/strategy.h"
 #include "core/trace/events.h"
 #include "sim/simulator.h"
@@ -30,8 +30,10 @@ void check_lane_backends(const LaneFlags& flags);
 std::vector<sim::LaneSpec> make_replay_lanes(const LaneFlags& flags, const trace::Header& header);
 
 // Throws InputError("FILE:HEADER_LINE: ...") when a lane cannot run the trace's pool (the ring's
-// parameters against T, the backend's geometry, memory), before anything is allocated.
-void check_replay_lanes(const trace::Trace& trace, const std::vector<sim::LaneSpec>& lanes,
-                        const PoolConfig& config);
+// parameters against T, the backend's geometry, memory), before anything is allocated. Returns
+// each lane's storage (sim::lane_storage), which SimOptions::storage takes.
+std::vector<StoredRows> check_replay_lanes(const trace::Trace& trace,
+                                           const std::vector<sim::LaneSpec>& lanes,
+                                           const PoolConfig& config);
 
 }  // namespace specstate::cli
