@@ -216,12 +216,16 @@ int run_minimize(const MinimizeArgs& args) {
   check_replay_lanes(input, options.lanes,
                      sim::pool_config(input.header, options.layers, args.ring));
   if (!args.json) options.progress = progress_line();
+  // Opened before the search, so that an output that cannot be written is refused before the
+  // minutes a large trace takes; the old file stays until commit().
+  io::OutputFile out(args.output, "-o " + args.output);
 
   const sim::MinimizeResult result = sim::minimize(input, options);
   if (options.progress) std::fprintf(stderr, "\r\033[K");
   const std::string text = output_text(args, input, result);
   const sim::ReplayReport replay = replay_output(text, args.output, options);
-  io::write_file_atomically(args.output, text, "-o " + args.output);
+  out.stream() << text;
+  out.commit();
 
   const trace::TraceSummary after = trace::validate_trace(result.trace);
   if (args.json) {

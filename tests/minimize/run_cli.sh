@@ -65,6 +65,10 @@ PY
     expect 2 'output is required' -- "$bin" minimize t.jsonl
     expect 2 '^--json and -o - both write standard output' -- \
       "$bin" minimize t.jsonl --inject decode-reads-old-row -o - --json
+    # refused before the search: not the "does not diverge" the search would find
+    expect 2 '^-o missing/small.jsonl: .*No such file or directory' -- \
+      "$bin" minimize t.jsonl -o missing/small.jsonl
+    expect 2 '^-o \.: is a directory' -- "$bin" minimize t.jsonl --inject decode-reads-old-row -o .
     test "$(cat small.jsonl)" = keep ;;
   stdout)
     "$bin" minimize t.jsonl --inject decode-reads-old-row -o - > out.jsonl 2> report.txt
