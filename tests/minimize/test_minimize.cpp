@@ -4,6 +4,7 @@
 // repair() mends what removals break, leaving valid traces alone.
 #include <gtest/gtest.h>
 
+#include <ostream>
 #include <sstream>
 #include <string>
 
@@ -57,6 +58,11 @@ struct Case {
   const char* kind;  // the divergence the generated trace shows
   GeneratorOptions generator;
 };
+
+// Names the case in test names (ctest's included), not the bytes of its pointers.
+void PrintTo(const Case& c, std::ostream* os) {
+  *os << c.fault;
+}
 
 GeneratorOptions generated(uint64_t seed, int32_t requests, int32_t steps) {
   GeneratorOptions g;
