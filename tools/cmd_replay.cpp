@@ -20,6 +20,7 @@
 #include "tools/commands.h"
 #include "tools/lane_checks.h"
 #include "tools/replay_json.h"
+#include "tools/replay_lanes.h"
 #include "tools/run_options.h"
 
 namespace specstate::cli {
@@ -27,11 +28,8 @@ namespace {
 
 struct ReplayArgs {
   std::string file;
-  std::string backends = "cpu";
-  std::string strategies = "all";
+  LaneFlags lanes;  // --backend, --strategy, --schedule, --inject
   std::string compare = "every-event";
-  std::string inject;
-  std::string schedule = "trace";
   std::string layers;
   int threads = 0;
   bool json = false;
@@ -39,77 +37,6 @@ struct ReplayArgs {
   RingParams ring;
   std::string dump_dir;  // --dump-on-divergence
 };
-
-std::vector<std::string> split(const std::string& text) {
-  std::vector<std::string> out;
-  size_t start = 0;
-  while (start <= text.size()) {
-    const size_t comma = std::min(text.find(',', start), text.size());
-    out.push_back(text.substr(start, comma - start));
-    start = comma + 1;
-  }
-  return out;
-}
-
-// The strategies to run: --strategy's, where "all" leaves out the window strategy for a trace
-// of draft trees, which it does not run (asked for by name, it is refused at the header).
-std::vector<StrategyKind> selected_strategies(const ReplayArgs& args, const trace::Header& h) {
-  std::vector<StrategyKind> kinds = parse_strategies(args.strategies);
-  if (args.strategies == "all" && h.tree_nodes > 0)
-    std::erase(kinds, StrategyKind::kWindow);
-  return kinds;
-}
-
-// How the lanes' hosts schedule (core/strategy/host_scheduler.h): --schedule's, where "trace" is
-// both for an overlap trace (its overlap lanes must agree with synchronous ones) and synchronous
-// otherwise.
-std::vector<Schedule> selected_schedules(const ReplayArgs& args, const trace::Header& h) {
-  const std::string& s = args.schedule;
-  if (s == "sync") return {Schedule::kSynchronous};
-  if (s == "overlap") return {Schedule::kOverlap};
-  if (s == "both" || (s == "trace" && h.overlap)) return {Schedule::kSynchronous, Schedule::kOverlap};
-  if (s == "trace") return {Schedule::kSynchronous};
-  throw InputError("--schedule must be trace, sync, overlap or both, got '" + s + "'");
-}
-
-// The lanes to run. With a fault, every lane whose strategy (and, for a fault of overlap
-// scheduling, schedule) it concerns runs it, and a clean copy of the first lane goes first when
-// that one is faulty, so that there is always a correct reference to compare against.
-std::vector<sim::LaneSpec> make_lanes(const ReplayArgs& args, const trace::Header& h) {
-  const Fault fault = args.inject.empty() ? Fault::kNone : parse_fault(args.inject);
-  const bool overlap_fault = fault != Fault::kNone && fault_info(fault).overlap;
-  std::vector<sim::LaneSpec> lanes;
-  bool injected = false;
-  for (const std::string& backend : split(args.backends)) {
-    for (Schedule schedule : selected_schedules(args, h)) {
-      for (StrategyKind s : selected_strategies(args, h)) {
-        const bool concerns =
-            fault_concerns(fault, s) && (!overlap_fault || schedule == Schedule::kOverlap);
-        const Fault f = concerns ? fault : Fault::kNone;
-        injected = injected || f != Fault::kNone;
-        lanes.push_back({backend, s, f, schedule});
-      }
-    }
-  }
-  if (fault == Fault::kNone) return lanes;
-  if (!injected) {
-    std::string kinds;
-    for (StrategyKind s : fault_info(fault).strategies)
-      kinds += (kinds.empty() ? "" : ", ") + std::string(to_string(s));
-    throw InputError("--inject " + args.inject + " concerns only " + kinds +
-                     (overlap_fault ? " with overlap scheduling (--schedule overlap or both, or "
-                                      "an overlap trace)"
-                                    : "") +
-                     ", which the lanes do not include");
-  }
-  if (lanes.front().fault != Fault::kNone) {
-    sim::LaneSpec clean = lanes.front();
-    clean.fault = Fault::kNone;
-    clean.schedule = Schedule::kSynchronous;
-    lanes.insert(lanes.begin(), clean);
-  }
-  return lanes;
-}
 
 void print_injection(const std::vector<sim::LaneSpec>& lanes) {
   std::string names;
@@ -260,7 +187,7 @@ nlohmann::json dumps_json(const sim::Divergence& d, const std::vector<LaneDump>&
 
 int run_replay(const ReplayArgs& args, const ThreadPool& pool) {
   const int threads = pool.threads();
-  check_backend_flag(split(args.backends));
+  check_lane_backends(args.lanes);
   if (!args.dump_dir.empty()) check_dump_dir(args.dump_dir);
   const trace::Trace trace = trace::read_trace(args.file);
   trace::validate_trace(trace);  // FILE:LINE errors before anything runs
@@ -272,25 +199,12 @@ int run_replay(const ReplayArgs& args, const ThreadPool& pool) {
     throw InputError("--compare must be every-event or checks, got '" + args.compare + "'");
   }
   options.check_ownership = !args.no_ownership;
-  options.lanes = make_lanes(args, trace.header);
+  options.lanes = make_replay_lanes(args.lanes, trace.header);
   const PoolConfig full = sim::pool_config(trace.header);
   if (!args.layers.empty()) options.layers = parse_layer_list(args.layers, full.geometry.layers);
   options.ring = args.ring;
   const PoolConfig config = sim::pool_config(trace.header, options.layers, args.ring);
-  for (const sim::LaneSpec& lane : options.lanes) {
-    try {  // the ring's parameters against the trace's T, trees, schedules: at the header
-      HostScheduler(lane.strategy, config, lane.schedule, lane.fault);
-    } catch (const InputError& e) {
-      throw InputError(trace.file, trace.header_line, e.message());
-    }
-  }
-  std::vector<PoolShape> shapes;
-  for (const sim::LaneSpec& lane : options.lanes) {
-    options.storage.push_back(sim::lane_storage(trace, lane, config));
-    shapes.push_back(
-        stored_shape(make_layout(lane.strategy, config).shape, options.storage.back()));
-  }
-  check_lanes_can_run(trace, options.lanes, shapes);
+  options.storage = check_replay_lanes(trace, options.lanes, config);
   if (!args.json) {
     if (auto bar = progress_bar()) {
       const size_t lanes = options.lanes.size();
@@ -310,13 +224,13 @@ int run_replay(const ReplayArgs& args, const ThreadPool& pool) {
                 h.max_requests, trace.events.size());
     std::printf("  layers %s of %d, %s\n", args.layers.empty() ? "all" : args.layers.c_str(),
                 full.geometry.layers, pool.describe().c_str());
-    if (args.strategies == "all" && h.tree_nodes > 0)
+    if (args.lanes.strategies == "all" && h.tree_nodes > 0)
       std::printf("  draft trees of up to %d nodes: the window strategy does not run trees\n",
                   h.tree_nodes);
     if (options.lanes.back().schedule == Schedule::kOverlap)
       std::printf("  overlap scheduling: each step prepared before the previous one's accepted "
                   "counts reach the host (lanes @overlap)\n");
-    if (!args.inject.empty()) print_injection(options.lanes);
+    if (!args.lanes.inject.empty()) print_injection(options.lanes);
   }
   const sim::ReplayReport report = sim::replay(trace, options);
   std::vector<LaneDump> dumps;
@@ -374,11 +288,11 @@ Command add_replay(CLI::App& parent) {
       "2 for input errors.");
   cmd->add_option("FILE", args->file, "Trace file (JSON Lines, docs/trace-format.md), - for stdin")
       ->required();
-  cmd->add_option("--backend", args->backends, "cpu, cuda, or cpu,cuda (default cpu)");
-  cmd->add_option("--strategy", args->strategies,
+  cmd->add_option("--backend", args->lanes.backends, "cpu, cuda, or cpu,cuda (default cpu)");
+  cmd->add_option("--strategy", args->lanes.strategies,
                   "scatter, inline, window, replay, deferred, ring, a comma list, or all (default "
                   "all)");
-  cmd->add_option("--schedule", args->schedule,
+  cmd->add_option("--schedule", args->lanes.schedule,
                   "How each lane's host schedules: sync, overlap (every step prepared before the "
                   "previous step's accepted counts reach the host, docs/strategies.md), both, or "
                   "trace (default: both for a trace whose header says overlap, else sync)");
@@ -402,7 +316,7 @@ Command add_replay(CLI::App& parent) {
   std::string faults;
   for (const FaultInfo& f : all_faults())
     faults += "\n  " + std::string(f.name) + ": " + std::string(f.bug);
-  cmd->add_option("--inject", args->inject,
+  cmd->add_option("--inject", args->lanes.inject,
                   "Inject a known protocol bug into every lane whose strategy it concerns (a clean "
                   "reference lane is kept); docs/failure-classes.md. One of:" +
                       faults);

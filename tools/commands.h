@@ -20,6 +20,7 @@ Command add_replay(CLI::App& parent);
 Command add_footprint(CLI::App& parent);
 Command add_dump(CLI::App& parent);
 Command add_compare(CLI::App& parent);
+Command add_minimize(CLI::App& parent);
 Command add_presets(CLI::App& parent);
 
 }  // namespace specstate::cli
