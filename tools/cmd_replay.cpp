@@ -48,13 +48,11 @@ std::vector<std::string> split(const std::string& text) {
   return out;
 }
 
-// The strategies to run: --strategy's, where "all" leaves out the window strategy for a trace
-// of draft trees, which it does not run (asked for by name, it is refused at the header).
+// The strategies to run: --strategy's, where "all" leaves out those that do not run a trace of
+// draft trees (asked for by name, they are refused at the header).
 std::vector<StrategyKind> selected_strategies(const ReplayArgs& args, const trace::Header& h) {
-  std::vector<StrategyKind> kinds = parse_strategies(args.strategies);
-  if (args.strategies == "all" && h.tree_nodes > 0)
-    std::erase(kinds, StrategyKind::kWindow);
-  return kinds;
+  if (args.strategies == "all") return strategies_running(h.tree_nodes);
+  return parse_strategies(args.strategies);
 }
 
 // How the lanes' hosts schedule (core/strategy/host_scheduler.h): --schedule's, where "trace" is
@@ -174,8 +172,7 @@ int run_replay(const ReplayArgs& args, const ThreadPool& pool) {
     std::printf("  layers %s of %d, %s\n", args.layers.empty() ? "all" : args.layers.c_str(),
                 full.geometry.layers, pool.describe().c_str());
     if (args.strategies == "all" && h.tree_nodes > 0)
-      std::printf("  draft trees of up to %d nodes: the window strategy does not run trees\n",
-                  h.tree_nodes);
+      std::printf("  draft trees of up to %d nodes: %s\n", h.tree_nodes, no_trees_text().c_str());
     if (options.lanes.back().schedule == Schedule::kOverlap)
       std::printf("  overlap scheduling: each step prepared before the previous one's accepted "
                   "counts reach the host (lanes @overlap)\n");

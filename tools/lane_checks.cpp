@@ -23,10 +23,8 @@ std::string gib(int64_t bytes) {
 // (deferred: one step's T; ring: its history, which leaves room in the ring for the verify).
 int32_t longest_step(const sim::LaneSpec& lane, const PoolShape& shape, const trace::Header& h) {
   const int32_t verify = std::max(h.tokens_per_verify(), h.tree_nodes);
-  int32_t pending = 0;
-  if (lane.strategy == StrategyKind::kDeferred) pending = h.tokens_per_verify();
-  if (lane.strategy == StrategyKind::kRing) pending = shape.payload_tokens - verify;
-  return std::max(kMaxReplayTokens, pending + verify);
+  return std::max(kMaxReplayTokens,
+                  max_pending_tokens(lane.strategy, shape, h.tokens_per_verify(), verify) + verify);
 }
 
 }  // namespace

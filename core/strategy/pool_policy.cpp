@@ -281,7 +281,8 @@ PoolPolicy::StepPlans PoolPolicy::step(std::span<const VerifyOp> batch, int32_t 
   table_.compact(2 * LiveTable::kCompactAt);
   check_step(batch, tokens, decode);
   StepPlan p;
-  p.verify.mode = step_mode(decode);
+  const StrategyInfo& info = strategy_info(layout_.kind);
+  p.verify.mode = decode ? info.decode_mode : info.verify_mode;
   for (const VerifyOp& op : batch) {
     LiveState& s = *table_.find_mutable(op.request);
     VerifyTask t;
@@ -334,21 +335,6 @@ void PoolPolicy::plan_discarded(const VerifyOp& op, LiveState& s, VerifyTask& t)
   prepared.snapshot.reset();
   plan_verify(prepared, scratch, t, ignored);
   s.discarded = true;
-}
-
-VerifyMode PoolPolicy::step_mode(bool decode) const {
-  switch (layout_.kind) {
-    case StrategyKind::kWindow:
-      return VerifyMode::kWindow;
-    case StrategyKind::kReplay:
-    case StrategyKind::kDeferred:
-    case StrategyKind::kRing:
-      return decode ? VerifyMode::kStateRows : VerifyMode::kPayload;
-    case StrategyKind::kScatter:
-    case StrategyKind::kInline:
-      return VerifyMode::kStateRows;
-  }
-  SPECSTATE_ASSERT(false, "unknown StrategyKind");
 }
 
 // A step without drafts updates the live state in place into the working row (deferred and

@@ -126,7 +126,6 @@ class PoolPolicy {
   // The payload strategies' tree: the accepted path moved to the front of the span the verify
   // wrote from ring position `first`, so that it replays as a chain.
   void gather_path(const VerifyOp& op, int32_t slot, int32_t first, StepPlan& p) const;
-  VerifyMode step_mode(bool decode) const;
   void plan_discarded(const VerifyOp& op, LiveState& s, VerifyTask& t);
   void plan_decode(const VerifyOp& op, LiveState& s, VerifyTask& t, StepPlan& p);
   void plan_verify(const VerifyOp& op, LiveState& s, VerifyTask& t, StepPlan& p);
