@@ -74,6 +74,11 @@ void for_each_access(const PayloadGather& g, F&& f) {
 }
 
 template <class F>
+void for_each_access(const RowFill& t, F&& f) {
+  detail::visit_access(f, TaskAccess::kWrite, TaskAccess::kRow, t.row, "fill");
+}
+
+template <class F>
 void for_each_access(const RowCopy& c, F&& f) {
   if (c.src.is_none() || c.dst_row == kNoRow) return;
   detail::read_loc(f, c.src, "copy source");

@@ -6,6 +6,7 @@
 #include <string>
 #include <type_traits>
 #include <utility>
+#include <variant>
 
 #include "core/errors.h"
 
@@ -17,60 +18,37 @@ template <class F>
 concept Selector = std::is_invocable_r_v<std::optional<Guard>, F, uint64_t>;
 
 template <class Task, Selector F>
-void keep_tasks(std::vector<Task>& tasks, std::vector<uint64_t>& requests, F&& select) {
-  std::vector<Task> kept_tasks;
-  std::vector<uint64_t> kept_requests;
-  for (size_t i = 0; i < tasks.size(); ++i) {
-    const std::optional<Guard> g = select(requests[i]);
+void keep_tasks(TaskCall<Task>& call, F&& select) {
+  TaskCall<Task> kept;
+  for (size_t i = 0; i < call.tasks.size(); ++i) {
+    const std::optional<Guard> g = select(call.requests[i]);
     if (!g) continue;
-    kept_tasks.push_back(std::move(tasks[i]));
-    if constexpr (requires { kept_tasks.back().guard; }) {
-      kept_tasks.back().guard = *g;
+    kept.add(std::move(call.tasks[i]), call.requests[i]);
+    if constexpr (requires { kept.tasks.back().guard; }) {
+      kept.tasks.back().guard = *g;
     } else {
       SPECSTATE_ASSERT(g->is_none(), "payload gathers are never guarded (no trees with overlap)");
     }
-    kept_requests.push_back(requests[i]);
   }
-  tasks = std::move(kept_tasks);
-  requests = std::move(kept_requests);
+  call = std::move(kept);
 }
 
 // `call` with only the selected tasks, each with its guard; false when nothing is left.
 template <Selector F>
 bool select_call(PlanCall& call, F&& select) {
-  return std::visit(
-      [&](auto& c) -> bool {
-        using C = std::decay_t<decltype(c)>;
-        if constexpr (std::is_same_v<C, PrefillCall> || std::is_same_v<C, ReplayCall> ||
-                      std::is_same_v<C, VerifyCall>) {
-          keep_tasks(c.tasks, c.requests, select);
-          return !c.tasks.empty();
-        } else if constexpr (std::is_same_v<C, CopyCall>) {
-          keep_tasks(c.copies, c.requests, select);
-          return !c.copies.empty();
-        } else if constexpr (std::is_same_v<C, GatherCall>) {
-          keep_tasks(c.gathers, c.requests, select);
-          return !c.gathers.empty();
-        } else if constexpr (std::is_same_v<C, FillCall>) {
-          FillCall kept{{}, {}, {}, c.byte};
-          for (size_t i = 0; i < c.rows.size(); ++i) {
-            if (const std::optional<Guard> g = select(c.requests[i])) {
-              kept.rows.push_back(c.rows[i]);
-              kept.requests.push_back(c.requests[i]);
-              kept.guards.push_back(*g);
-            }
-          }
-          c = std::move(kept);
-          return !c.rows.empty();
-        } else if constexpr (std::is_same_v<C, AcceptCall>) {
-          return true;
-        } else {  // SwapOutCall, SwapInCall, DropSavedCall: one request
-          const std::optional<Guard> g = select(c.request);
-          if (g) c.guard = *g;
-          return g.has_value();
-        }
-      },
-      call);
+  return std::visit(Overloaded{
+                        [&](TasksCall auto& c) {
+                          keep_tasks(c, select);
+                          return !c.tasks.empty();
+                        },
+                        [&](RequestCall auto& c) {
+                          const std::optional<Guard> g = select(c.request);
+                          if (g) c.guard = *g;
+                          return g.has_value();
+                        },
+                        [](AcceptCall&) { return true; },
+                    },
+                    call);
 }
 
 template <Selector F>
@@ -78,6 +56,14 @@ void append_selected(Plan& out, Plan part, F&& select) {
   for (PlanCall& call : part) {
     if (select_call(call, select)) out.push_back(std::move(call));
   }
+}
+
+// `verify`'s mode and padding, without its tasks.
+VerifyCall with_no_tasks(const VerifyCall& verify) {
+  VerifyCall call;
+  call.mode = verify.mode;
+  call.padding_rows = verify.padding_rows;
+  return call;
 }
 
 // The inline strategy's output row of index k (working row, then the draft rows), k taken modulo
@@ -272,7 +258,7 @@ void HostScheduler::read_counts_of_new_requests(VerifyCall& verify) const {
   // FAULT discarded-count-read (vLLM #51508): the live row of a request with no step in flight is
   // resolved on the device too, as rows[count - 1] of its request row, from a count the row's
   // previous occupant left: 0 after its discarded step, and index -1 is the last draft row.
-  VerifyCall expanded{verify.mode, {}, {}, verify.padding_rows};
+  VerifyCall expanded = with_no_tasks(verify);
   for (size_t t = 0; t < verify.tasks.size(); ++t) {
     const uint64_t r = verify.requests[t];
     const LiveState& s = truth_.live(r);
@@ -336,8 +322,9 @@ void HostScheduler::hold_discarded_writes(std::span<const VerifyOp> batch, Verif
   // FAULT inflight-write-after-reuse (vLLM #45096): the writes of a discarded entry (its request
   // finished at the previous step) are still in flight when the host frees its rows; they land
   // with the next step. A task that writes nothing keeps the entry's place in the call.
-  VerifyCall kept{verify.mode, {}, {}, verify.padding_rows};
-  late_writes_ = VerifyCall{verify.mode, {}, {}, 0};
+  VerifyCall kept = with_no_tasks(verify);
+  late_writes_ = with_no_tasks(verify);
+  late_writes_.padding_rows = 0;
   for (size_t t = 0; t < verify.tasks.size(); ++t) {
     const uint64_t r = verify.requests[t];
     const bool discarded = std::any_of(batch.begin(), batch.end(), [&](const VerifyOp& o) {

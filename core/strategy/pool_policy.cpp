@@ -89,15 +89,15 @@ void PoolPolicy::consume_pending(LiveState& s) const {
 void PoolPolicy::make_real(uint64_t request, LiveState& s, Plan& plan) {
   const StateLoc working = StateLoc::at(s.working_row);
   if (s.pending > 0) {
-    plan.push_back(ReplayCall{{pending_task(s, working, s.working_row)}, {request}});
+    plan.push_back(call_of<ReplayCall>(pending_task(s, working, s.working_row), request));
     consume_pending(s);
   } else if (s.loc != working) {
-    CopyCall flush{{{s.loc, s.working_row}}, {request}};
+    CopyCall flush = call_of<CopyCall>(RowCopy{s.loc, s.working_row}, request);
     if (fault_ == Fault::kStaleFlushAfterReuse) {
       // FAULT stale-flush-after-reuse (tokenspeed #159 review): the draft->working flush is
       // left for the next step, which runs it with these rows after they may have been freed
       // and handed to another request.
-      deferred_flush_.add(flush.copies[0], request);
+      deferred_flush_.add(flush.tasks[0], request);
     } else {
       plan.push_back(std::move(flush));
     }
@@ -188,7 +188,7 @@ Plan PoolPolicy::extend(const ExtendOp& op) {
   for (const Snapshot& snap : op.snapshots) {
     task.writes.push_back({int32_t(snap.length - s.length), snap.row});
   }
-  plan.push_back(PrefillCall{{task}, {op.request}});
+  plan.push_back(call_of<PrefillCall>(task, op.request));
   s.length += op.tokens;
   s.loc = StateLoc::at(s.working_row);
   return plan;
@@ -304,14 +304,14 @@ PoolPolicy::StepPlans PoolPolicy::step(std::span<const VerifyOp> batch, int32_t 
 
   StepPlans out;
   // FAULT stale-flush-after-reuse: the flushes left by finish/retract run now, stale.
-  if (!deferred_flush_.copies.empty())
+  if (!deferred_flush_.tasks.empty())
     out.before_verify.push_back(std::exchange(deferred_flush_, {}));
-  if (!p.resets.rows.empty()) out.before_verify.push_back(std::move(p.resets));
+  if (!p.resets.tasks.empty()) out.before_verify.push_back(std::move(p.resets));
   out.verify = std::move(p.verify);
-  if (!p.gathers.gathers.empty()) out.after_verify.push_back(std::move(p.gathers));
+  if (!p.gathers.tasks.empty()) out.after_verify.push_back(std::move(p.gathers));
   if (!p.snapshots.tasks.empty()) out.after_verify.push_back(std::move(p.snapshots));
-  if (!p.snapshot_copies.copies.empty()) out.after_verify.push_back(std::move(p.snapshot_copies));
-  if (!p.commit_copies.copies.empty()) out.after_accept.push_back(std::move(p.commit_copies));
+  if (!p.snapshot_copies.tasks.empty()) out.after_verify.push_back(std::move(p.snapshot_copies));
+  if (!p.commit_copies.tasks.empty()) out.after_accept.push_back(std::move(p.commit_copies));
   if (!p.commits.tasks.empty()) out.after_accept.push_back(std::move(p.commits));
   return out;
 }
@@ -360,8 +360,8 @@ void PoolPolicy::plan_verify(const VerifyOp& op, LiveState& s, VerifyTask& t, St
   if (fault_ == Fault::kVerifyAsExtend) {
     // FAULT verify-as-extend (tokenspeed #506): the target verify runs as a fresh extend,
     // from the zero state, in the middle of the sequence.
-    p.resets.add(t.from.ssm_row, op.request);
-    if (t.from.conv_row != t.from.ssm_row) p.resets.add(t.from.conv_row, op.request);
+    p.resets.add({t.from.ssm_row}, op.request);
+    if (t.from.conv_row != t.from.ssm_row) p.resets.add({t.from.conv_row}, op.request);
   }
   const int32_t snap = snapshot_index(op, s.length);
   switch (layout_.kind) {
@@ -578,7 +578,8 @@ PoolPolicy::Readable PoolPolicy::readable(uint64_t request) const {
   Readable r;
   if (s.pending > 0) {
     const int32_t probe = layout_.inspect_row();
-    r.plan.push_back(ReplayCall{{pending_task(s, StateLoc::at(s.working_row), probe)}, {request}});
+    r.plan.push_back(
+        call_of<ReplayCall>(pending_task(s, StateLoc::at(s.working_row), probe), request));
     r.loc = StateLoc::at(probe);
   } else {
     r.loc = s.loc;
