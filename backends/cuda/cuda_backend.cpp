@@ -19,6 +19,13 @@ int cuda_device_count() {
   return count;
 }
 
+int64_t cuda_free_bytes() {
+  size_t free_bytes = 0, total_bytes = 0;
+  if (cuda_device_count() == 0 || cudaMemGetInfo(&free_bytes, &total_bytes) != cudaSuccess)
+    return -1;
+  return int64_t(free_bytes);
+}
+
 void check_cuda_geometry(const ModelGeometry& g) {
   if (!cuda::step_kernels_support(g.head_k_dim, g.head_v_dim, g.conv_width)) {
     throw InputError("backend 'cuda': unsupported geometry (needs K = V = 16 or 128 and W = 4)");

@@ -13,6 +13,9 @@ namespace specstate {
 // Number of visible CUDA devices; 0 when there is no device or no driver (never an error).
 int cuda_device_count();
 
+// Free memory of the current device in bytes; -1 without a device or when it cannot be read.
+int64_t cuda_free_bytes();
+
 // Throws InputError when the kernels do not run geometry `g` (K = V = 16 or 128, W = 4).
 void check_cuda_geometry(const ModelGeometry& g);
 
