@@ -11,7 +11,7 @@
 #include "core/suggest.h"
 
 #if SPECSTATE_WITH_CUDA
-#include "backends/cuda/cuda_backend.h"
+#include "backends/cuda/cuda_factory.h"
 #endif
 
 namespace specstate {

@@ -47,9 +47,10 @@
 //                 (about 2 % of the operations). A replayed token's output is not needed, so
 //                 3 operations would do for it; it is counted with 4, as the roof counts every token computed.
 //
-// Anchors: tokenspeed's kernels timed by ../shared/anchors/anchor_bench.py in the
-// same device call, read from the JSON lines it printed: SPECSTATE_ANCHORS=path or
-// --anchors=path. Which anchor each step is compared with: bench/step_anchors.h.
+// Anchors: tokenspeed's kernels timed by anchor_bench.py in the same device call, read from the
+// JSON lines it printed, at the path given as --anchors=path or SPECSTATE_ANCHORS=path (none:
+// no anchor columns). anchor_bench.py is not part of this repository: bench/device_run.sh runs
+// it from $ANCHOR_DIR. Which anchor each step is compared with: bench/step_anchors.h.
 #include <benchmark/benchmark.h>
 #include <cuda_runtime_api.h>
 
@@ -65,8 +66,8 @@
 #include <tuple>
 #include <vector>
 
+#include "backends/cuda/cuda_backend.h"
 #include "backends/cuda/cuda_check.h"
-#include "backends/cuda/cuda_state_backend.h"
 #include "core/draft_tree.h"
 #include "core/geometry.h"
 #include "step_anchors.h"

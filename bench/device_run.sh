@@ -4,7 +4,8 @@
 #   bench/device_run.sh tests       all test executables
 #   bench/device_run.sh sanitize    compute-sanitizer memcheck + racecheck on the tiny cases
 #   bench/device_run.sh anchors     tokenspeed's kernels: python3 $ANCHOR_DIR/anchor_bench.py
-#                                   (ANCHOR_DIR default .anchor, see ../shared/anchors/README.md)
+#                                   (ANCHOR_DIR: the anchors' folder, not part of this
+#                                   repository; default .anchor, copied in beside the binaries)
 #                                   > $OUT/anchors.jsonl, stderr in $OUT/anchors.log
 #   bench/device_run.sh bench       bench_step (BENCH_FILTER=regex), with the anchors of this call
 #                                   (SPECSTATE_ANCHORS, default $OUT/anchors.jsonl) when present

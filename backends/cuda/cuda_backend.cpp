@@ -4,7 +4,7 @@
 #include <cstring>
 
 #include "backends/cuda/cuda_check.h"
-#include "backends/cuda/cuda_state_backend.h"
+#include "backends/cuda/cuda_factory.h"
 #include "backends/sequence_job.h"
 #include "core/errors.h"
 

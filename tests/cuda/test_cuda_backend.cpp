@@ -10,7 +10,7 @@
 #include <random>
 
 #include "backends/cuda/cuda_backend.h"
-#include "backends/cuda/cuda_state_backend.h"
+#include "backends/cuda/cuda_factory.h"
 #include "backends/cuda/kernels.h"
 #include "backends/registry.h"
 #include "core/draft_tree.h"
