@@ -116,12 +116,10 @@ class CompactBackend final : public StateBackend {
     return digest_of(do_read(l, first_col, cols), shape(), cols);
   }
   VerifyOutputs do_read_outputs() const override { return inner_->read_outputs(); }
-  std::vector<num::bf16_bits> do_read_payload(int32_t s) const override {
+  std::vector<uint8_t> do_read_payload(int32_t s) const override {
     if (const std::optional<int32_t> p = position(stored_.slots, s))
       return inner_->read_payload(*p);
-    return std::vector<num::bf16_bits>(
-        size_t(shape().payload_tokens) * shape().geometry.layers * shape().payload_token_elements(),
-        0);
+    return std::vector<uint8_t>(size_t(shape().geometry.layers) * shape().payload_slot_bytes(), 0);
   }
 
   uint64_t zero_digest(int32_t cols) const {

@@ -41,6 +41,9 @@ struct SequenceJob {
   std::vector<int8_t> parents;
 
   int32_t tokens() const { return pending.count + count; }
+  // The leading tokens run from the values their verify stored in a payload slot (the pending
+  // ones, and every token of a replay): core/numerics/gdn_step.h, replay_row.
+  int32_t stored_tokens() const { return generated ? pending.count : tokens(); }
   bool rounds_after(int32_t j) const { return j < 32 && ((round_after >> j) & 1u) != 0; }
   const int8_t* parents_or_null() const { return parents.empty() ? nullptr : parents.data(); }
 };

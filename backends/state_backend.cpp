@@ -341,7 +341,7 @@ VerifyOutputs StateBackend::read_outputs() const {
   return do_read_outputs();
 }
 
-std::vector<num::bf16_bits> StateBackend::read_payload(int32_t slot) const {
+std::vector<uint8_t> StateBackend::read_payload(int32_t slot) const {
   if (slot < 0 || slot >= shape_.payload_slots) bad_call("read_payload: slot out of range");
   return do_read_payload(slot);
 }

@@ -88,8 +88,9 @@ class StateBackend {
   uint64_t digest_state(const StateLoc& loc) const;
   // Per-token outputs o of the last verify.
   VerifyOutputs read_outputs() const;
-  // One payload slot: [payload_tokens, layers, conv_dim + 2*HV] bf16.
-  std::vector<num::bf16_bits> read_payload(int32_t slot) const;
+  // One payload slot's bytes: [payload_tokens, layers] of tokens laid out as
+  // core/numerics/payload_token.h says (x bf16, then alpha, k_hat, delta fp32).
+  std::vector<uint8_t> read_payload(int32_t slot) const;
 
   virtual AllocationReport allocations() const = 0;
 
@@ -110,7 +111,7 @@ class StateBackend {
   virtual RowBytes do_read(const StateLoc& loc, int32_t first_col, int32_t cols) const = 0;
   virtual uint64_t do_digest(const StateLoc& loc, int32_t first_col, int32_t cols) const = 0;
   virtual VerifyOutputs do_read_outputs() const = 0;
-  virtual std::vector<num::bf16_bits> do_read_payload(int32_t slot) const = 0;
+  virtual std::vector<uint8_t> do_read_payload(int32_t slot) const = 0;
 
   void check_loc(const StateLoc& loc, const char* what) const;
   void check_guard(const Guard& guard, const char* what) const;

@@ -10,12 +10,14 @@
 // step time = the step's bandwidth as a fraction of memcpy's, which survives a noisy machine.
 //
 // Bytes counted per request and layer, S = one state (SSM [HV,K,V] + conv window
-// [conv_dim, W-1] bf16), P = one token's payload, O = one token's output o [HV, V] bf16, a = 2:
+// [conv_dim, W-1] bf16), P = one token's payload (core/numerics/payload_token.h), R(a) = what a
+// replay of a stored tokens reads of their payload (their values, x of the last W-1), O = one
+// token's output o [HV, V] bf16, a = 2:
 //   verify_rows     read S, write T states, T outputs                 S + T*S + T*O
 //   verify_window   read S, write T SSM + (W-2+T) conv columns, T*O
 //   verify_payload  read S, write T payload tokens, T*O               S + T*P + T*O
-//   verify_pending  read S + a*P, commit S, then as verify_payload    2S + (a+T)*P + T*O
-//   replay          read S + a*P, write S                             2S + a*P
+//   verify_pending  read S + R(a), commit S, then as verify_payload   2S + R(a) + T*P + T*O
+//   replay          read S + R(a), write S                            2S + R(a)
 //   copy_rows       read S, write S                                   2S
 // Strategy steps add up their primitives; their state and payload bytes are checked against
 // core's verify_step_bytes (the accounting of `specstate footprint`) before timing.
@@ -112,7 +114,8 @@ Bytes step_bytes(Step step, const PoolShape& shape) {
   const ModelGeometry& g = shape.geometry;
   const int64_t L = g.layers, col = int64_t{g.conv_dim()} * 2, wc = g.conv_state_cols();
   const int64_t S = L * (shape.ssm_row_bytes() + col * wc);
-  const int64_t P = L * int64_t{shape.payload_token_elements()} * 2;
+  const int64_t P = L * shape.payload_token().bytes();
+  const int64_t Ra = L * shape.payload_token().replay_read_bytes(kAccepted, int(wc));
   const int64_t O = L * int64_t{g.num_v_heads} * g.head_v_dim * 2;
   switch (step) {
     case Step::kVerifyRows:
@@ -125,9 +128,9 @@ Bytes step_bytes(Step step, const PoolShape& shape) {
       return {S, kT * P, kT * O};
     case Step::kVerifyPending:
     case Step::kDeferred:
-      return {2 * S, (kAccepted + kT) * P, kT * O};
+      return {2 * S, Ra + kT * P, kT * O};
     case Step::kReplay:
-      return {2 * S, kAccepted * P, 0};
+      return {2 * S, Ra, 0};
     case Step::kCopyRows:
       return {2 * S, 0, 0};
     case Step::kScatter:

@@ -10,7 +10,10 @@
 // measured in the same run is the ceiling; "% of copy" = state bytes / time / copy bandwidth.
 //
 // Bytes counted: state bytes read + written per request and layer, one
-// state = SSM [HV, K, V] + conv window [conv_dim, W-1] bf16 (payload traffic is not counted):
+// state = SSM [HV, K, V] + conv window [conv_dim, W-1] bf16, plus the payload traffic: a payload
+// verify writes each of its T tokens whole (core/numerics/payload_token.h: x bf16, alpha, k_hat
+// and delta fp32), a replay of n stored tokens reads their values and x of the last W-1
+// (PayloadToken::replay_read_bytes). States moved:
 //   inline     verify, T states written to [working, drafts]          1 + T
 //   scatter    verify into T scratch rows + copy_rows commit          1 + T + 2
 //   replay     payload verify (no state write) + replay commit        1 + 2
@@ -22,30 +25,33 @@
 // (the ring cycles through histories T, 2T, 3T, 4T with every token accepted at T = 4, and
 // folds at 4T: ring is a step inside the cycle, ring.fold its last)
 //
-// Tokens whose recurrence a step computes per request and layer (the FP32 work of the roof).
-// In this benchmark every replay, and every pending replay of a deferred step, covers a = T
-// tokens (a payload slot holds T); kAccepted only picks the scratch row the scatter commits:
-//   inline, scatter, scatter.verify, replay.verify   T       verify of T tokens
-//   scatter.copy                                     0       copy_rows only
-//   replay                                           T + a   payload verify of T, replay of a
-//   replay.commit                                    a       replay of a
-//   deferred                                         a + T   pending replay of a, verify of T
-//   ring                                             2T + T  history replay, verify of T
-//   ring.fold                                        4T + T  history replay (committed), verify
-//   inline.tree                                      15      one update per node (depth first, the 7
-//                                                            nodes that are not a first child read
-//                                                            their parent's row on an fp32 pool; on
-//                                                            bf16 they restart from the base and run
-//                                                            17 ancestor updates again)
+// Tokens per request and layer that a step computes (the whole step) and replays (from the
+// values their verify stored: core/numerics/gdn_step.h, replay_row). In this benchmark every
+// replay, and every pending replay of a deferred step, covers a = T tokens (a payload slot holds
+// T); kAccepted only picks the scratch row the scatter commits:
+//                                                   computed  replayed
+//   inline, scatter, scatter.verify, replay.verify   T         0
+//   scatter.copy                                     0         0        copy_rows only
+//   replay                                           T         a        payload verify, replay
+//   replay.commit                                    0         a
+//   deferred                                         T         a        pending replay first
+//   ring                                             T         2T       history, then verify
+//   ring.fold                                        T         4T       history committed
+//   inline.tree                                      15        0        one update per node (depth
+//                                                                      first, the 7 nodes that are
+//                                                                      not a first child read their
+//                                                                      parent's row on an fp32 pool;
+//                                                                      on bf16 they restart from the
+//                                                                      base and run 17 ancestor
+//                                                                      updates again)
 //
 // Roof of a step = max(memory time, FP32 work time):
 //   memory time = bytes counted above / copy bandwidth of this run;
-//   FP32 work   = kFmaPerElementToken (4: decay, k.h, rank-1 update, q.h) fma-class operations
-//                 per SSM state element [HV, K, V] per token computed, x batch x layers, at
-//                 SMs x FP32 lanes per SM x SM clock (read from the device at run time, clock =
-//                 cudaDevAttrClockRate, the boost clock). Conv, norms and gates are not counted
-//                 (about 2 % of the operations). A replayed token's output is not needed, so
-//                 3 operations would do for it; it is counted with 4, as the roof counts every token computed.
+//   FP32 work   = fma-class operations per SSM state element [HV, K, V]: 4 per computed token
+//                 (decay, k.h, rank-1 update, q.h), 2 per replayed token (decay, rank-1
+//                 update), x batch x layers, at SMs x FP32 lanes per SM x SM clock (read from
+//                 the device at run time, clock = cudaDevAttrClockRate, the boost clock). Conv,
+//                 norms and gates are not counted (about 2 % of a computed token's operations).
 //
 // Anchors: tokenspeed's kernels timed by anchor_bench.py in the same device call, read from the
 // JSON lines it printed, at the path given as --anchors=path or SPECSTATE_ANCHORS=path (none:
@@ -83,7 +89,8 @@ constexpr int32_t kLayers = 4;
 constexpr int32_t kT = 4;
 constexpr int32_t kAccepted = 2;  // a of the scatter commit
 constexpr int64_t kRotationBytes = int64_t{1} << 30;
-constexpr int kFmaPerElementToken = 4;  // roof's FP32 work per SSM state element and token
+constexpr int kOpsComputed = 4;  // roof's FP32 work per SSM state element and computed token
+constexpr int kOpsReplayed = 2;  // ... and per token replayed from stored values
 
 enum class Kind {
   kInline,
@@ -163,29 +170,47 @@ int states_moved(Kind k) {
   return 0;
 }
 
-// Tokens whose recurrence the step computes per request and layer (file comment): every replay
-// here, and every pending replay of a deferred step, covers a = kT tokens.
+// Tokens the step computes per request and layer (file comment).
 int tokens_computed(Kind k) {
   switch (k) {
-    case Kind::kInline:
-    case Kind::kScatter:
-    case Kind::kScatterVerify:
-    case Kind::kPayloadVerify:
-      return kT;
     case Kind::kCommitCopy:
-      return 0;
-    case Kind::kReplay:
-    case Kind::kDeferred:
-      return kT + kT;
     case Kind::kReplayOnly:
+      return 0;
+    case Kind::kInlineTree:
+      return bench_tree().nodes();
+    default:
+      return kT;
+  }
+}
+
+// Tokens the step replays from stored values per request and layer: every replay here, and
+// every pending replay of a deferred step, covers a = kT tokens.
+int tokens_replayed(Kind k) {
+  switch (k) {
+    case Kind::kReplay:
+    case Kind::kReplayOnly:
+    case Kind::kDeferred:
       return kT;
     case Kind::kRing:
     case Kind::kRingFold:
-      return ring_history(k) + kT;
-    case Kind::kInlineTree:
-      return bench_tree().nodes();
+      return ring_history(k);
+    default:
+      return 0;
   }
-  return 0;
+}
+
+// Whether the step's verify writes its tokens to a payload slot.
+bool writes_payload(Kind k) {
+  switch (k) {
+    case Kind::kReplay:
+    case Kind::kPayloadVerify:
+    case Kind::kDeferred:
+    case Kind::kRing:
+    case Kind::kRingFold:
+      return true;
+    default:
+      return false;
+  }
 }
 
 // Rows per request: working (+ T-1 drafts for inline, + T scratch rows for scatter).
@@ -339,11 +364,16 @@ class StepCase {
   int32_t sets() const { return sets_; }
   cudaStream_t stream() const { return backend_->stream(); }
   int64_t step_bytes() const {
-    return int64_t{batch_} * kLayers * states_moved(kind_) * state_bytes(backend_->shape());
+    const PoolShape& s = backend_->shape();
+    const num::PayloadToken token = s.payload_token();
+    const int64_t payload = (writes_payload(kind_) ? kT * token.bytes() : 0) +
+                            token.replay_read_bytes(tokens_replayed(kind_), s.geometry.conv_state_cols());
+    return int64_t{batch_} * kLayers * (states_moved(kind_) * state_bytes(s) + payload);
   }
   double step_fma_ops() const {
-    return double(batch_) * kLayers * tokens_computed(kind_) *
-           double(backend_->shape().geometry.ssm_elements_per_layer()) * kFmaPerElementToken;
+    const int ops = tokens_computed(kind_) * kOpsComputed + tokens_replayed(kind_) * kOpsReplayed;
+    return double(batch_) * kLayers * ops *
+           double(backend_->shape().geometry.ssm_elements_per_layer());
   }
 
  private:
@@ -579,9 +609,9 @@ void print_summary(const Anchors& anchors, double copy_bw, const Fp32Peak& peak,
                    const std::string& gpu) {
   std::printf("\ncopy ceiling: %.0f GB/s (read + write), %s\n", copy_bw / 1e9, gpu.c_str());
   std::printf("FP32 peak: %d SMs x %d lanes x %.0f MHz = %.1f T fma-class ops/s; roof = max(bytes / "
-              "copy ceiling, %d ops x state elements x tokens / peak)\n",
+              "copy ceiling, (%d x computed + %d x replayed tokens) x state elements / peak)\n",
               peak.sms, peak.lanes_per_sm, peak.clock_hz / 1e6, peak.ops_per_second() / 1e12,
-              kFmaPerElementToken);
+              kOpsComputed, kOpsReplayed);
   const AnchorRun* run = anchors.run ? &*anchors.run : nullptr;
   if (run == nullptr) {
     std::printf("%s\n", anchors.note.c_str());

@@ -3,9 +3,10 @@
 # .device/: specstate_tests, specstate_cuda_tests, bench_step and libbenchmark.so.1*):
 #   bench/device_run.sh tests       all test executables
 #   bench/device_run.sh sanitize    compute-sanitizer memcheck + racecheck on the tiny cases
-#   bench/device_run.sh anchors     tokenspeed's kernels: python3 $ANCHOR_DIR/anchor_bench.py
-#                                   (ANCHOR_DIR: the anchors' folder, not part of this
-#                                   repository; default .anchor, copied in beside the binaries)
+#   bench/device_run.sh anchors     the peers' kernels: tokenspeed's (anchor_bench.py), then vLLM's
+#                                   and FLA's Triton kernels (anchor_triton.py), both from
+#                                   $ANCHOR_DIR (the anchors' folder, not part of this repository;
+#                                   default .anchor, copied in beside the binaries)
 #                                   > $OUT/anchors.jsonl, stderr in $OUT/anchors.log
 #   bench/device_run.sh bench       bench_step (BENCH_FILTER=regex), with the anchors of this call
 #                                   (SPECSTATE_ANCHORS, default $OUT/anchors.jsonl) when present
@@ -42,11 +43,17 @@ for what in "$@"; do
       # A failure here (no torch/triton, no .anchor, a Triton error) leaves bench to run without.
       python3 -c 'import torch, triton; print("torch", torch.__version__, "triton", triton.__version__)' \
         > "$OUT/anchors.log" 2>&1
-      timeout "${ANCHOR_TIMEOUT:-300}" python3 "$ANCHOR_DIR/anchor_bench.py" \
-        > "$OUT/anchors.jsonl" 2>> "$OUT/anchors.log"
-      rc=$?
-      echo "anchor_bench rc=$rc cases=$(grep -c '"us"' "$OUT/anchors.jsonl") errors=$(grep -c '"error"' "$OUT/anchors.jsonl") $(head -1 "$OUT/anchors.jsonl")"
-      [ "$rc" = 0 ] || tail -3 "$OUT/anchors.log" ;;
+      : > "$OUT/anchors.jsonl"
+      for script in anchor_bench.py anchor_triton.py; do
+        [ -f "$ANCHOR_DIR/$script" ] || { echo "$script: not in $ANCHOR_DIR"; continue; }
+        timeout "${ANCHOR_TIMEOUT:-300}" env ANCHOR_DIR="$ANCHOR_DIR" \
+          ANCHOR_BATCHES="${ANCHOR_BATCHES:-1,8,64,128}" python3 "$ANCHOR_DIR/$script" \
+          > "$OUT/$script.jsonl" 2>> "$OUT/anchors.log"
+        rc=$?
+        cat "$OUT/$script.jsonl" >> "$OUT/anchors.jsonl"
+        echo "$script rc=$rc cases=$(grep -c '"us"' "$OUT/$script.jsonl") errors=$(grep -c '"error"' "$OUT/$script.jsonl") $(head -1 "$OUT/$script.jsonl")"
+        [ "$rc" = 0 ] || tail -3 "$OUT/anchors.log"
+      done ;;
     bench)
       anchors=${SPECSTATE_ANCHORS:-$OUT/anchors.jsonl}
       if [ -s "$anchors" ] && grep -q '"us"' "$anchors"; then

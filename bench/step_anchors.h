@@ -107,12 +107,17 @@ inline AnchorRun parse_anchor_stream(std::istream& in) {
 // The anchors a specstate step is compared with, and the goal where there is one
 // ("step time <= max_ratio x anchor time at batch goal_batch", same run):
 //   inline    <-> after         tokenspeed #159: verify writes state j to output_state_indices
+//             <-> vllm_spec     vLLM's spec verify: every token's state written
 //   scatter   <-> before        tokenspeed before #159: verify into intermediate buffers + scatter
 //             <-> head_scratch  tokenspeed HEAD: verify into a [B,T,HV,V,K] scratch + index_copy
 //   replay    <-> head_replay   tokenspeed HEAD: verify without state writes + replay commit
 //                               (goal: <= 0.55 x at batch 64)
 //   deferred  <-> after         (goal: <= 0.45 x at batch 64)
-// The partial steps (scatter.verify, scatter.copy, replay.verify, replay.commit) have none.
+//   ring      <-> vllm_replay_verify  vLLM ReplaySSM, no fold (goal: <= 1.0 x at batch 64)
+//   ring.fold <-> vllm_replay_flush   vLLM ReplaySSM, every request folds (goal: <= 1.0 x at 64)
+// (tokenspeed's from anchor_bench.py, vLLM's from anchor_triton.py: device_run.sh's anchors
+// verb runs both into one file.) The partial steps (scatter.verify, scatter.copy,
+// replay.verify, replay.commit) have none.
 struct AnchorRef {
   const char* variant;
   double max_ratio = 0;  // 0: no goal
@@ -120,11 +125,12 @@ struct AnchorRef {
 };
 
 inline std::vector<AnchorRef> anchors_of(std::string_view step) {
-  if (step == "inline") return {{"after"}};
+  if (step == "inline") return {{"after"}, {"vllm_spec"}};
   if (step == "scatter") return {{"before"}, {"head_scratch"}};
   if (step == "replay") return {{"head_replay", 0.55, 64}};
   if (step == "deferred") return {{"after", 0.45, 64}};
-  if (step == "ring" || step == "ring.fold") return {{"after"}};
+  if (step == "ring") return {{"vllm_replay_verify", 1.0, 64}};
+  if (step == "ring.fold") return {{"vllm_replay_flush", 1.0, 64}};
   return {};
 }
 

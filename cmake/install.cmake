@@ -1,5 +1,6 @@
 # `cmake --install`: the command line, the libraries, their public headers under
-# include/specstate/ (core/, backends/, sim/ as in the source tree), and the CMake package
+# include/specstate/ (core/, backends/, sim/ as in the source tree; #include
+# <specstate/sim/simulator.h>), and the CMake package
 #   find_package(specstate)  ->  specstate::core, specstate::numerics, specstate::trace,
 #                                specstate::policy, specstate::backend_api, specstate::cpu,
 #                                specstate::backends, specstate::sim
@@ -23,6 +24,11 @@ foreach(part core backends sim)
           DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/specstate/${part}
           FILES_MATCHING PATTERN "*.h")
 endforeach()
+# Users write #include <specstate/sim/simulator.h>: the include directory itself is on their
+# path. The headers include each other as "core/...", "sim/...", which include/specstate (set by
+# core/CMakeLists.txt) resolves.
+target_include_directories(specstate_core INTERFACE
+                           $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>)
 
 set(_specstate_cmake_dir ${CMAKE_INSTALL_LIBDIR}/cmake/specstate)
 install(EXPORT specstate-targets NAMESPACE specstate:: DESTINATION ${_specstate_cmake_dir})

@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "core/geometry.h"
+#include "core/numerics/payload_token.h"
 
 namespace specstate {
 
@@ -36,11 +37,12 @@ struct PoolShape {
   int64_t ssm_row_bytes() const {  // [HV, K, V] ssm_dtype
     return geometry.ssm_elements_per_layer() * ssm_element_bytes(ssm_dtype);
   }
-  // Inputs of one token: raw conv input x [conv_dim], a [HV], b [HV], all bf16.
-  int32_t payload_token_elements() const { return geometry.conv_dim() + 2 * geometry.num_v_heads; }
-  int64_t payload_slot_bytes() const {  // [payload_tokens, payload_token_elements] bf16
-    return int64_t{payload_tokens} * payload_token_elements() * 2;
+  // One payload token: x, then the values a replay runs it from (core/numerics/payload_token.h).
+  num::PayloadToken payload_token() const {
+    const ModelGeometry& g = geometry;
+    return {g.conv_dim(), g.num_k_heads, g.num_v_heads, g.head_k_dim, g.head_v_dim};
   }
+  int64_t payload_slot_bytes() const { return int64_t{payload_tokens} * payload_token().bytes(); }
   // All layers.
   int64_t state_row_bytes() const { return geometry.layers * (conv_row_bytes() + ssm_row_bytes()); }
   int64_t conv_bytes() const { return int64_t{state_rows} * geometry.layers * conv_row_bytes(); }

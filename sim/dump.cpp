@@ -74,6 +74,15 @@ struct Expected {
   std::map<int32_t, RowBytes> snapshots;  // track row -> state
 };
 
+// follow_lane: a token recorded but not yet written, until the lane's own values for it are
+// known (after its event).
+struct PendingToken {
+  int64_t index = 0;  // in the request's token order
+  int64_t position = 0;
+  RowBytes before, after;
+  std::vector<bf16_bits> o;  // [layers, HV, V]
+};
+
 std::vector<float> floats(const std::vector<bf16_bits>& bits) {
   std::vector<float> v(bits.size());
   for (size_t i = 0; i < bits.size(); ++i)
@@ -137,11 +146,17 @@ std::string first_difference(const RowBytes& a, const RowBytes& b, const PoolSha
   return d.empty() ? "no difference" : d[0].text();
 }
 
-// The request's share of a trace: its token count, and whether it appears at all.
-int64_t count_tokens(const trace::Trace& trace, uint64_t request) {
+// Whether the event at `line` comes after the one a dump stops at (DumpOptions::until_line).
+bool past(const trace::Line& line, long until_line) {
+  return until_line > 0 && line.line > until_line;
+}
+
+// The request's share of a trace up to `until_line`: its token count, and whether it appears.
+int64_t count_tokens(const trace::Trace& trace, uint64_t request, long until_line) {
   const int32_t T = trace.header.tokens_per_verify();
   int64_t tokens = 0;
   for (const trace::Line& line : trace.events) {
+    if (past(line, until_line)) break;
     if (const auto* e = std::get_if<trace::Extend>(&line.event); e && e->request == request) {
       tokens += e->tokens;
     } else if (const auto* v = std::get_if<trace::Verify>(&line.event)) {
@@ -284,25 +299,28 @@ class Dumper {
   Dumper(const trace::Trace& trace, const DumpOptions& options)
       : trace_(trace),
         request_(options.request),
-        policy_(options.lane.strategy, pool_config(trace.header, options.layers),
+        policy_(options.lane.strategy, pool_config(trace.header, options.layers, options.ring),
                 options.lane.fault),
         shape_(policy_.layout().shape),
         g_(shape_.geometry),
         lane_(make_compact_backend(options.lane.backend, shape_,
-                                   options.storage ? *options.storage
-                                                   : lane_storage(trace, options.lane,
-                                                                  policy_.layout().config),
+                                   options.storage
+                                       ? *options.storage
+                                       : lane_storage(trace, options.lane, policy_.layout().config),
                                    trace.header.seed)),
         ownership_(policy_.layout()),
         selected_(options.tokens),
-        progress_(options.progress) {
+        progress_(options.progress),
+        until_line_(options.until_line),
+        follow_(options.follow_lane),
+        lane_name_(options.lane.name()) {
     rec_ = make_backend(options.lane.backend, recorder_shape(shape_), trace.header.seed);
     for (int l = 0; l < g_.layers; ++l)
       params_.push_back(num::layer_parameters(g_, trace.header.seed, uint32_t(g_.layer_id(l))));
   }
 
   DumpReport run(const std::string& out_dir) {
-    const int64_t total = count_tokens(trace_, request_);
+    const int64_t total = count_tokens(trace_, request_, until_line_);
     if (selected_.empty()) {
       for (int64_t i = 0; i < total; ++i)
         selected_.push_back(i);
@@ -318,6 +336,7 @@ class Dumper {
           event_tokens(line.event, trace_.header.tokens_per_verify()) * g_.layers;
     const auto start = std::chrono::steady_clock::now();
     for (const trace::Line& line : trace_.events) {
+      if (past(line, until_line_)) break;
       line_ = &line;
       step(line);
       if (!report_.agree) return report_;
@@ -349,6 +368,7 @@ class Dumper {
   // --- the lane --------------------------------------------------------------------------
 
   void step(const trace::Line& line) {
+    if (follow_) follow_live_before(line.event);
     const bool is_new = !policy_.has(request_);
     const int64_t length = policy_.has(request_) ? policy_.live(request_).length : 0;
     Plan plan;
@@ -358,16 +378,25 @@ class Dumper {
       throw InputError(trace_.file, line.line, e.what());
     }
     ownership_.begin_event(line.event);
-    if (auto bad = ownership_.check(plan)) return mismatch("ownership: " + *bad);
+    if (auto bad = ownership_.check(plan)) {
+      if (!follow_) return mismatch("ownership: " + *bad);
+      note("ownership: " + *bad);
+    }
     ownership_.end_event(line.event);
 
     const std::optional<Expected> expected = record(line, is_new, length);
     for (const PlanCall& call : plan) {
       execute({call}, *lane_, swap_);
       const auto* verify = std::get_if<VerifyCall>(&call);
-      if (verify && expected && !check_verify(*verify, *expected)) return;
+      if (!verify || !expected) continue;
+      if (follow_) {
+        follow_verify(*verify, *expected);
+      } else if (!check_verify(*verify, *expected)) {
+        return;
+      }
     }
-    if (expected) check_after(*expected);
+    if (expected) follow_ ? follow_after(*expected) : check_after(*expected);
+    flush_pending();
   }
 
   // The recorder's share of an event: records the request's tokens, returns what the lane
@@ -459,6 +488,118 @@ class Dumper {
                        request_name(request_) + ": " + what;
   }
 
+  // --- follow_lane: the lane's values replace the recorder's -----------------------------
+
+  // Keeps the first difference between the lane and the recorder.
+  void note(const std::string& what) {
+    if (report_.differs.empty()) {
+      report_.differs = trace_.file + ":" + std::to_string(line_->line) + ": " +
+                        request_name(request_) + ": " + what;
+    }
+  }
+
+  bool runs_tokens(const trace::Event& ev) const {
+    if (const auto* e = std::get_if<trace::Extend>(&ev)) return e->request == request_;
+    const auto names = [&](const auto& batch) {
+      return std::any_of(batch.begin(), batch.end(),
+                         [&](const auto& entry) { return entry.request == request_; });
+    };
+    if (const auto* v = std::get_if<trace::Verify>(&ev)) return names(v->batch);
+    if (const auto* d = std::get_if<trace::Decode>(&ev)) return names(d->batch);
+    return false;
+  }
+
+  // The lane's live state, read through the live-state table (an inspection row for deferred).
+  RowBytes lane_live_state() {
+    const PoolPolicy::Readable r = policy_.readable(request_);
+    execute(r.plan, *lane_, swap_);
+    return lane_->read_state(r.loc);
+  }
+
+  // Before an event that runs the request's tokens: they run from what the lane holds, which
+  // another request's event may have changed (a padding task writing its row).
+  void follow_live_before(const trace::Event& ev) {
+    if (!policy_.has(request_) || !runs_tokens(ev)) return;
+    const LiveState& live = policy_.live(request_);
+    if (live.retracted || live.discarded) return;
+    adopt(lane_live_state(), "live state before the event", false);
+  }
+
+  // The lane's outputs o and the per-token rows its verify wrote replace the recorder's.
+  void follow_verify(const VerifyCall& call, const Expected& want) {
+    size_t task = 0;
+    while (task < call.requests.size() && call.requests[task] != request_)
+      ++task;
+    SPECSTATE_ASSERT(task < call.requests.size(), "the verify call holds the request's task");
+    const VerifyTask& t = call.tasks[task];
+    const VerifyOutputs got = lane_->read_outputs();
+    const int64_t per_token = output_values_per_token();
+    const auto first = got.values.begin() + int64_t(task) * got.tokens * per_token;
+    if (!std::equal(want.outputs.begin(), want.outputs.end(), first))
+      note("per-token outputs o of the lane's verify differ from the recorder's");
+    for (int j = 0; j < t.tokens.count; ++j) {
+      if (PendingToken* p = pending(event_first_token_ + j))
+        p->o.assign(first + j * per_token, first + (j + 1) * per_token);
+    }
+    if (call.mode == VerifyMode::kPayload) return;
+    for (int j = 0; j < t.tokens.count; ++j) {
+      if (t.out_rows[j] == kNoRow) continue;
+      const StateLoc loc = call.mode == VerifyMode::kWindow
+                               ? StateLoc{t.out_rows[j], t.from.conv_row, j}
+                               : StateLoc::at(t.out_rows[j]);
+      RowBytes state = lane_->read_state(loc);
+      if (state != want.states[j]) {
+        note("state after verify token " + std::to_string(j) + " (row " +
+             std::to_string(t.out_rows[j]) + ") of the lane differs from the recorder's (" +
+             first_difference(state, want.states[j], shape_) + ")");
+      }
+      if (PendingToken* p = pending(event_first_token_ + j)) p->after = std::move(state);
+    }
+  }
+
+  // After the event: the request goes on from what the lane holds (its live state, or the copy
+  // a retract saved), which is also the state of the event's last accepted token.
+  void follow_after(const Expected& want) {
+    for (const auto& [row, state] : want.snapshots) {
+      if (lane_->read_state(StateLoc::at(row)) != state)
+        note("snapshot row " + std::to_string(row) + " of the lane differs from the recorder's");
+    }
+    const LiveState& live = policy_.live(request_);
+    if (live.discarded) return;
+    if (live.retracted) {
+      const auto saved = swap_.saved.find(request_);
+      if (saved == swap_.saved.end()) return note("the lane saved no state at the retract");
+      return adopt(saved->second, "swapped-out state", true);
+    }
+    adopt(lane_live_state(), "live state", true);
+  }
+
+  // Makes `lane` the request's current state; `last_token`: also the state of the token that
+  // left it, if it is not written yet.
+  void adopt(RowBytes lane, const std::string& what, bool last_token) {
+    if (lane != current_) {
+      note(what + " of the lane differs from the recorder's (" +
+           first_difference(lane, current_, shape_) + ")");
+    }
+    if (PendingToken* p = last_token ? pending(current_index_) : nullptr) p->after = lane;
+    current_ = std::move(lane);
+  }
+
+  PendingToken* pending(int64_t index) {
+    for (PendingToken& p : pending_) {
+      if (p.index == index) return &p;
+    }
+    return nullptr;
+  }
+
+  void flush_pending() {
+    for (const PendingToken& p : pending_) {
+      write_token(p.before, p.after, p.position);
+      write_output(p.o.data());
+    }
+    pending_.clear();
+  }
+
   // --- the recorder ----------------------------------------------------------------------
 
   Expected record_extend(const trace::Extend& e, bool is_new, int64_t length) {
@@ -478,8 +619,10 @@ class Dumper {
     for (const trace::TrackWrite& t : e.track)
       snapshot_rows[t.length - length] = t.row;
     RowBytes before = current_;
+    event_first_token_ = int64_t(tokens_.size());
     run_recorder(from_zero ? nullptr : &current_, length, e.tokens,
                  [&](int32_t j, RowBytes after, const bf16_bits* o) {
+                   flush_pending();  // follow_lane: only an extend's last token waits
                    add_token(before, after, length + j, j, true);
                    append_output(o, int64_t(tokens_.size()) - 1);
                    if (auto it = snapshot_rows.find(j + 1); it != snapshot_rows.end())
@@ -501,6 +644,7 @@ class Dumper {
     want.states.reserve(tokens);  // `before` points into it
     const int64_t per_token = output_values_per_token();
     const int64_t first = int64_t(tokens_.size());
+    event_first_token_ = first;
     const RowBytes* before = &current_;
     run_recorder(&current_, length, tokens, [&](int32_t j, RowBytes after, const bf16_bits* o) {
       want.states.push_back(std::move(after));
@@ -556,13 +700,22 @@ class Dumper {
   // --- the files -------------------------------------------------------------------------
 
   // Records token `position` (index `step` inside the current event): its host inputs and
-  // conv output from the window of `before`, and the backend's state `after`.
+  // conv output from the window of `before`, and the backend's state `after` (follow_lane:
+  // written after the event, when the lane's values are known).
   void add_token(const RowBytes& before, const RowBytes& after, int64_t position, int32_t step,
                  bool accepted) {
     const int64_t index = int64_t(tokens_.size());
     tokens_.push_back({position, int32_t(events_.size()) - 1, step, accepted,
                        step == 0 ? current_index_ : index - 1, row_of(index)});
     if (tokens_.back().row < 0) return;
+    if (follow_) {
+      pending_.push_back({index, position, before, after, {}});
+    } else {
+      write_token(before, after, position);
+    }
+  }
+
+  void write_token(const RowBytes& before, const RowBytes& after, int64_t position) {
     const int64_t window = int64_t{g_.conv_dim()} * g_.conv_state_cols();
     for (int l = 0; l < g_.layers; ++l) {
       const num::TokenInputs in = num::token_inputs(g_, trace_.header.seed, request_,
@@ -582,6 +735,14 @@ class Dumper {
   // o of the request's token `index` ([layers, HV, V] bf16), unless it is not dumped.
   void append_output(const bf16_bits* values, int64_t index) {
     if (row_of(index) < 0) return;
+    if (PendingToken* p = follow_ ? pending(index) : nullptr) {
+      p->o.assign(values, values + output_values_per_token());
+    } else {
+      write_output(values);
+    }
+  }
+
+  void write_output(const bf16_bits* values) {
     const int64_t per_layer = int64_t{g_.num_v_heads} * g_.head_v_dim;
     std::vector<float> o(per_layer);
     for (int l = 0; l < g_.layers; ++l) {
@@ -655,6 +816,8 @@ class Dumper {
     meta["num_tokens"] = total;
     meta["dumped_tokens"] = int64_t(selected_.size());
     meta["initial"] = initial_;
+    if (follow_) meta["follows_lane"] = lane_name_;
+    if (until_line_ > 0) meta["until_line"] = until_line_;
     meta["events"] = kEventsMark;
     meta["tokens"] = kTokensMark;
     return meta;
@@ -703,6 +866,9 @@ class Dumper {
   std::vector<num::LayerParameters> params_;  // per layer
   std::vector<int64_t> selected_;         // the request's tokens written, ascending
   std::function<void(const Progress&)> progress_;
+  long until_line_;  // 0: the whole trace
+  bool follow_;      // DumpOptions::follow_lane
+  std::string lane_name_;
 
   std::optional<io::OutputDirectory> staging_;  // the dump until it is complete
   std::unique_ptr<DumpFiles> files_;            // writes into staging_
@@ -710,6 +876,8 @@ class Dumper {
   RowBytes current_;            // the request's state after its last accepted token
   int64_t current_index_ = -1;  // that token's index; -1: the initial state
   std::vector<TokenInfo> tokens_;
+  std::vector<PendingToken> pending_;  // follow_lane: the current event's tokens not yet written
+  int64_t event_first_token_ = 0;      // index of the current event's first token
   Json events_ = Json::array();
   Json initial_;
   DumpReport report_;
@@ -723,10 +891,11 @@ int64_t recorder_bytes(const trace::Header& header, const LaneSpec& lane,
       .total_bytes();
 }
 
-int64_t request_tokens(const trace::Trace& trace, uint64_t request) {
-  if (const int64_t tokens = count_tokens(trace, request); tokens > 0) return tokens;
+int64_t request_tokens(const trace::Trace& trace, uint64_t request, long until_line) {
+  if (const int64_t tokens = count_tokens(trace, request, until_line); tokens > 0) return tokens;
   std::set<uint64_t> present;  // requests that process tokens, ascending
   for (const trace::Line& line : trace.events) {
+    if (past(line, until_line)) break;
     if (const auto* e = std::get_if<trace::Extend>(&line.event)) present.insert(e->request);
   }
   constexpr size_t kListed = 20;
@@ -737,16 +906,19 @@ int64_t request_tokens(const trace::Trace& trace, uint64_t request) {
     ids += (ids.empty() ? "" : ", ") + std::to_string(id);
   }
   if (present.size() > kListed) ids += " and " + std::to_string(present.size() - kListed) + " more";
+  const std::string where =
+      until_line > 0 ? " up to line " + std::to_string(until_line) : std::string();
   throw InputError(
-      request_name(request) + " does not appear in " + trace.file +
+      request_name(request) + " does not appear in " + trace.file + where +
       " (no extend, verify or decode names it); " +
       (present.empty() ? std::string("the trace has no requests") : "its requests: " + ids));
 }
 
 // The recorder follows one chain of tokens per request; a tree verify of the request is refused
 // where it is, before anything is written.
-void refuse_trees(const trace::Trace& trace, uint64_t request) {
+void refuse_trees(const trace::Trace& trace, uint64_t request, long until_line) {
   for (const trace::Line& line : trace.events) {
+    if (past(line, until_line)) break;
     const auto* v = std::get_if<trace::Verify>(&line.event);
     if (v == nullptr) continue;
     for (const trace::VerifyEntry& e : v->batch) {
@@ -762,8 +934,8 @@ void refuse_trees(const trace::Trace& trace, uint64_t request) {
 
 DumpReport dump_request(const trace::Trace& trace, const DumpOptions& options) {
   const auto start = std::chrono::steady_clock::now();
-  request_tokens(trace, options.request);
-  refuse_trees(trace, options.request);
+  request_tokens(trace, options.request, options.until_line);
+  refuse_trees(trace, options.request, options.until_line);
   Dumper dumper(trace, options);
   DumpReport report = dumper.run(options.out_dir);
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -38,6 +38,7 @@ struct DumpOptions {
   std::string out_dir;  // must not exist, or be an empty directory
   LaneSpec lane{"cpu", StrategyKind::kInline};
   std::vector<int32_t> layers;  // model layers to dump (parse_layer_list); empty: all
+  RingParams ring;              // a ring lane's parameters (replay's --ring-*)
   // The request's tokens to write, as indices into its token order (ascending, each below
   // request_tokens); empty: all. Every token is still computed and checked: a token's state
   // chains from the ones before it.
@@ -47,11 +48,23 @@ struct DumpOptions {
   std::optional<StoredRows> storage;
   std::function<void(const Progress&)>
       progress;  // after each event; work: the lane's tokens x layers
+  // Stops after the event at this trace line (0: the whole trace): the dump holds the request's
+  // tokens up to that event, as if the trace ended there (replay --dump-on-divergence).
+  long until_line = 0;
+  // Records what the lane holds instead of checking it, so that a lane with an injected fault
+  // shows it (replay --dump-on-divergence): each event of the request runs from the lane's live
+  // state before it; a verify's states are the rows it wrote (the recorder's where it wrote
+  // none) and its outputs o are the lane's; the state after the request's last accepted token
+  // of the event (an extend's last, a decode's) is the lane's live state after it. Where the
+  // lane differs from the recorder, DumpReport::differs says where first, and the dump is
+  // written all the same. meta.json names the lane ("follows_lane").
+  bool follow_lane = false;
 };
 
 struct DumpReport {
   bool agree = true;     // the lane matched the recorder at every event of the request
   std::string mismatch;  // the first difference, "LINE: what" (nothing was written)
+  std::string differs;   // follow_lane: the lane's first difference, "LINE: what" (written)
   int64_t tokens = 0;    // tokens written
   int64_t files = 0;     // files written, meta.json included
   int64_t bytes = 0;
@@ -70,8 +83,9 @@ DumpReport dump_request(const trace::Trace& trace, const DumpOptions& options);
 int64_t recorder_bytes(const trace::Header& header, const LaneSpec& lane,
                        const std::vector<int32_t>& layers = {});
 
-// The tokens `request` processes in the trace (prefill, every verified token, decode). Throws
-// InputError when it processes none, listing the requests the trace has.
-int64_t request_tokens(const trace::Trace& trace, uint64_t request);
+// The tokens `request` processes in the trace (prefill, every verified token, decode), up to
+// the event at `until_line` (0: all). Throws InputError when it processes none, listing the
+// requests the trace has.
+int64_t request_tokens(const trace::Trace& trace, uint64_t request, long until_line = 0);
 
 }  // namespace specstate::sim

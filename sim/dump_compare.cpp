@@ -361,6 +361,8 @@ DumpComparison compare_dumps(const std::string& dir_a, const std::string& dir_b,
     comparer.compare(f, true);
   }
   out.agree = !out.first.has_value();
+  if (out.first && out.first->token >= 0)
+    out.forensics = investigate_dumps(dir_a, a.meta, dir_b, b.meta, per_token, out.first->token);
   return out;
 }
 
@@ -384,6 +386,12 @@ std::string DumpComparison::message(const std::string& dir_a, const std::string&
     s += d.token >= 0 ? " of this token" : " of the file";
   }
   s += (agree ? " within " : " outside ") + tolerance;
+  if (forensics) {
+    std::string f = forensics->report();
+    for (size_t at = 0; (at = f.find('\n', at)) != std::string::npos; at += 3)
+      f.replace(at, 1, "\n  ");
+    s += "\n  " + f;
+  }
   for (const auto& [label, list] :
        {std::pair{"only in " + dir_a, &only_a}, std::pair{"only in " + dir_b, &only_b}}) {
     if (list->empty()) continue;

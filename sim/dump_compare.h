@@ -8,12 +8,16 @@
 // both is compared ('<f4' or '<f8'); a file in one only is listed, not compared. Files with
 // a token axis (x, a, b, conv_out, o, ssm_state, conv_state) are compared token by token; the
 // first divergence is the earliest token, then the lowest layer, then the file order above.
+// At a token, the forensics of sim/dump_forensics.h say which state of the request the
+// dump holds there instead ("stale by one token"), when both hold states.
 #pragma once
 
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "sim/dump_forensics.h"
 
 namespace specstate::sim {
 
@@ -44,6 +48,9 @@ struct DumpComparison {
   double max_abs = 0;    // over what was compared
   std::vector<std::string> only_a, only_b;  // files present in one dump only
   std::string tolerance;                    // DumpTolerance::describe()
+  // A divergence at a token in dumps that both hold ssm_state or conv_state: what the state
+  // there is nearest to among the other dump's states a few tokens away.
+  std::optional<DumpForensics> forensics;
   std::string message(const std::string& dir_a, const std::string& dir_b) const;
 };
 

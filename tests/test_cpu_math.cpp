@@ -1,4 +1,4 @@
-// The CPU backend's 8-lane SiLU and bf16 rounding (backends/cpu/silu_lanes.h) against the scalar
+// The CPU backend's packet SiLU and bf16 rounding (backends/cpu/packet_lanes.h) against the scalar
 // definitions (core/numerics/math.h, bf16.h), bit for bit: every float with a fixed odd stride
 // through all bit patterns (SPECSTATE_EXHAUSTIVE=1: every float), and the edges of each branch.
 // Its digest loop (backends/cpu/digest_lanes.h) against digest_block (core/numerics/digest.h).
@@ -9,9 +9,10 @@
 #include <vector>
 
 #include "backends/cpu/digest_lanes.h"
-#include "backends/cpu/silu_lanes.h"
+#include "backends/cpu/packet_lanes.h"
 #include "core/numerics/bf16.h"
 #include "core/numerics/math.h"
+#include "tests/sweep.h"
 
 namespace specstate::test {
 namespace {
@@ -37,17 +38,18 @@ TEST(CpuMath, DigestBlocksEqualDigestBlockSums) {
   }
 }
 
-#if defined(SPECSTATE_SILU_LANES)
+#if defined(SPECSTATE_PACKET_SILU)
 
-// Lane results for 8 inputs at a time, checked against the scalar function; a NaN may be any
-// NaN where the scalar one is a NaN (round_to_bf16 makes it canonical in the step).
+// Packet results for a packet of inputs at a time, checked against the scalar function; a NaN
+// may be any NaN where the scalar one is a NaN (round_to_bf16 makes it canonical in the step).
 template <class Lanes, class Scalar>
 void expect_same(const std::vector<float>& inputs, Lanes lanes, Scalar scalar, const char* what) {
+  constexpr int n = cpu::packet::kSize;
   int64_t failures = 0;
-  for (size_t i = 0; i + 8 <= inputs.size() && failures < 5; i += 8) {
-    alignas(32) float out[8];
-    _mm256_store_ps(out, lanes(_mm256_loadu_ps(&inputs[i])));
-    for (int l = 0; l < 8; ++l) {
+  for (size_t i = 0; i + n <= inputs.size() && failures < 5; i += n) {
+    float out[n];
+    Eigen::internal::pstoreu(out, lanes(Eigen::internal::ploadu<cpu::packet::F>(&inputs[i])));
+    for (int l = 0; l < n; ++l) {
       const float want = scalar(inputs[i + l]);
       const bool both_nan = want != want && out[l] != out[l];
       if (both_nan || num::float_bits(want) == num::float_bits(out[l])) continue;
@@ -59,10 +61,10 @@ void expect_same(const std::vector<float>& inputs, Lanes lanes, Scalar scalar, c
   }
 }
 
-// Floats by bit pattern with an odd stride (every float when SPECSTATE_EXHAUSTIVE is set), then
+// Floats by bit pattern with an odd stride (tests/sweep.h), then
 // the values around each branch of exp and SiLU, padded to a multiple of 8.
 std::vector<float> test_inputs() {
-  const uint64_t stride = std::getenv("SPECSTATE_EXHAUSTIVE") ? 1 : 61;
+  const uint64_t stride = sweep_stride();
   std::vector<float> in;
   for (uint64_t u = 0; u < (uint64_t{1} << 32); u += stride)
     in.push_back(num::bits_float(uint32_t(u)));
@@ -102,21 +104,21 @@ std::vector<float> test_inputs() {
 }
 
 TEST(CpuMath, ExpLanesEqualExpF32) {
-  expect_same(test_inputs(), cpu::exp_lanes, num::exp_f32, "exp");
+  expect_same(test_inputs(), cpu::exp_packet, num::exp_f32, "exp");
 }
 
 TEST(CpuMath, SiluLanesEqualSiluF32) {
-  expect_same(test_inputs(), cpu::silu_lanes, num::silu_f32, "silu");
+  expect_same(test_inputs(), cpu::silu_packet, num::silu_f32, "silu");
 }
 
 TEST(CpuMath, Bf16RoundingLanesEqualRoundToBf16) {
-  expect_same(test_inputs(), cpu::round_to_bf16_lanes, num::round_to_bf16, "round_to_bf16");
+  expect_same(test_inputs(), cpu::round_to_bf16_packet, num::round_to_bf16, "round_to_bf16");
 }
 
 #else
 
 TEST(CpuMath, ExpLanesEqualExpF32) {
-  GTEST_SKIP() << "built without AVX2 + FMA: the CPU backend runs the scalar SiLU";
+  GTEST_SKIP() << "built without Eigen vectorisation: the CPU backend runs the scalar SiLU";
 }
 
 #endif

@@ -9,6 +9,7 @@
 #include <functional>
 
 #include "core/numerics/math.h"
+#include "tests/sweep.h"
 #include "tests/ulp.h"
 
 namespace specstate::test {
@@ -20,10 +21,6 @@ struct SweepResult {
   float worst_input = 0;
   uint64_t count = 0;
 };
-
-uint32_t sweep_stride() {
-  return std::getenv("SPECSTATE_EXHAUSTIVE") ? 1u : 61u;
-}
 
 // Visits floats in [lo, hi] of one sign by bit pattern.
 SweepResult sweep(float lo, float hi, const std::function<float(float)>& f,

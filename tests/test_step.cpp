@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <vector>
 
+#include "backends/cpu/packet_lanes.h"
 #include "core/geometry.h"
 #include "core/numerics/gdn_step.h"
 #include "core/numerics/inputs.h"
@@ -136,14 +137,16 @@ TEST(Step, GdnHeadMatchesFloat64Recurrence) {
   EXPECT_LT(worst_out, kRelBound);
 }
 
-// Lane l of gdn_column over Lanes<8> is gdn_column over column l alone, bit for bit: the CPU
-// backend's SIMD groups compute the scalar definition.
-TEST(Step, LaneGroupsEqualSingleColumns) {
+// Lane l of gdn_column over a group of 8 lanes is gdn_column over column l alone, bit for bit:
+// the generic Lanes<8> (the device's type) and the CPU backend's Eigen packets (PacketLanes)
+// compute the scalar definition.
+template <class L>
+void expect_lanes_equal_single_columns() {
   constexpr int K = 128, N = 8;
   std::vector<float> kh(K), qh(K);
-  std::vector<num::Lanes<N>> group(K);
+  std::vector<L> group(K);
   std::vector<std::vector<float>> single(N, std::vector<float>(K));
-  num::Lanes<N> v;
+  L v;
   for (int i = 0; i < K; ++i) {
     const num::TokenCoord coord{13, 2, uint64_t(i), 0};
     kh[i] = num::bf16_to_float(num::gen_conv_input(coord, 0)) * 0.125f;
@@ -157,7 +160,7 @@ TEST(Step, LaneGroupsEqualSingleColumns) {
     v.v[l] = num::bf16_to_float(num::gen_gate_a({13, 3, uint64_t(l), 0}, 0));
   const num::Gates gates{0.75f, 0.5f};
   for (int t = 0; t < 3; ++t) {
-    const num::Lanes<N> o = num::gdn_column(group.data(), 1, K, kh.data(), qh.data(), v, gates);
+    const L o = num::gdn_column(group.data(), 1, K, kh.data(), qh.data(), v, gates);
     for (int l = 0; l < N; ++l) {
       const float ol = num::gdn_column(single[l].data(), 1, K, kh.data(), qh.data(), v.v[l], gates);
       ASSERT_EQ(num::float_bits(o.v[l]), num::float_bits(ol)) << "token " << t << " lane " << l;
@@ -165,6 +168,14 @@ TEST(Step, LaneGroupsEqualSingleColumns) {
         ASSERT_EQ(num::float_bits(group[i].v[l]), num::float_bits(single[l][i]));
     }
   }
+}
+
+TEST(Step, LaneGroupsEqualSingleColumns) {
+  expect_lanes_equal_single_columns<num::Lanes<8>>();
+}
+
+TEST(Step, PacketLaneGroupsEqualSingleColumns) {
+  expect_lanes_equal_single_columns<cpu::PacketLanes>();
 }
 
 // combine_chains is the balanced tree over adjacent chains, not any other association.

@@ -32,7 +32,24 @@ struct CompareArgs {
   bool json = false;
 };
 
-// The report of --json: one object, "first" only for a divergence.
+// Forensics as JSON: the verdict, and every candidate nearest first (an infinite distance, from
+// a NaN, is null).
+nlohmann::ordered_json forensics_json(const sim::DumpForensics& f) {
+  nlohmann::ordered_json candidates = nlohmann::ordered_json::array();
+  for (const sim::DumpCandidate& c : f.candidates) {
+    candidates.push_back({{"offset", c.offset},
+                          {"row", c.row},
+                          {"token_text", c.token_text},
+                          {"distance", c.distance()},
+                          {"ssm", c.ssm},
+                          {"conv", c.conv}});
+  }
+  return {{"examined", f.examined},     {"among", f.among},       {"row", f.row},
+          {"token_text", f.token_text}, {"matched", f.matched()}, {"verdict", f.verdict()},
+          {"candidates", candidates}};
+}
+
+// The report of --json: one object, "first" and "forensics" only for a divergence.
 nlohmann::ordered_json report_json(const CompareArgs& args, const sim::DumpComparison& c) {
   nlohmann::ordered_json out = {
       {"a", args.a},
@@ -59,6 +76,7 @@ nlohmann::ordered_json report_json(const CompareArgs& args, const sim::DumpCompa
                     {"outside", d.outside},
                     {"elements", d.elements}};
   }
+  if (c.forensics) out["forensics"] = forensics_json(*c.forensics);
   return out;
 }
 
@@ -73,7 +91,10 @@ Command add_compare(CLI::App& parent) {
       "Every file present in both is compared, token by token; an element agrees when\n"
       "|a - b| <= atol + rtol * |b| or when they are at most --ulp float32 ulps apart.\n"
       "Prints AGREE, or the first divergence (token, trace event, layer, file, element, both\n"
-      "values); exits 0 when they agree, 1 when they differ, 2 on an input error.");
+      "values) and, at a token, which state the second dump holds there among the first's\n"
+      "up to 4 tokens before and after (\"stale by one token\", with the distance to each: max\n"
+      "|diff| per head over max |value| per head; the other way round when that explains it);\n"
+      "exits 0 when they agree, 1 when they differ, 2 on an input error.");
   cmd->add_option("DIR_A", args->a, "First dump (the engine's)")->required();
   cmd->add_option("DIR_B", args->b, "Second dump (the reference's)")->required();
   cmd->add_option("--rtol", args->tolerance.rtol, "Relative tolerance, of |b|")

@@ -1,6 +1,7 @@
 // specstate replay: run a trace through lanes (backend x strategy) in lockstep and compare.
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -12,6 +13,7 @@
 #include "core/strategy/host_scheduler.h"
 #include "core/trace/format.h"
 #include "core/trace/validate.h"
+#include "sim/dump.h"
 #include "sim/simulator.h"
 #include "sim/storage.h"
 #include "tools/byte_text.h"
@@ -35,6 +37,7 @@ struct ReplayArgs {
   bool json = false;
   bool no_ownership = false;
   RingParams ring;
+  std::string dump_dir;  // --dump-on-divergence
 };
 
 std::vector<std::string> split(const std::string& text) {
@@ -120,9 +123,143 @@ void print_injection(const std::vector<sim::LaneSpec>& lanes) {
               std::string(f.what).c_str());
 }
 
+// --dump-on-divergence DIR: refused before the replay runs unless DIR can be made (its parent is
+// a directory) or is an empty directory.
+void check_dump_dir(const std::string& dir) {
+  namespace fs = std::filesystem;
+  const std::string flag = "--dump-on-divergence " + dir + ": ";
+  if (dir == "-") throw InputError(flag + "the dumps go into a directory, not a stream");
+  std::error_code ec;
+  const fs::file_status st = fs::status(dir, ec);
+  if (st.type() == fs::file_type::not_found) {
+    const fs::path parent = fs::path(dir).parent_path();
+    if (!parent.empty() && !fs::is_directory(parent, ec))
+      throw InputError(flag + "its parent " + parent.string() + " is not a directory");
+    return;
+  }
+  if (ec) throw InputError(flag + "cannot read: " + ec.message());
+  if (!fs::is_directory(st)) throw InputError(flag + "exists and is not a directory");
+  if (!fs::is_empty(dir, ec) || ec) throw InputError(flag + "exists and is not empty");
+}
+
+// What --dump-on-divergence wrote for one lane.
+struct LaneDump {
+  std::string lane, dir;
+  sim::DumpReport report;
+  std::string error;  // why it was not dumped; empty: dumped
+};
+
+// The lanes a divergence names, as specs: both lanes, or the lane and the first (clean) lane for a
+// divergence of one lane (ownership).
+std::vector<sim::LaneSpec> diverging_lanes(const sim::Divergence& d,
+                                           const std::vector<sim::LaneSpec>& lanes) {
+  std::vector<sim::LaneSpec> out;
+  const auto add = [&](const std::string& name) {
+    for (const sim::LaneSpec& lane : lanes) {
+      const bool listed = std::any_of(out.begin(), out.end(),
+                                      [&](const sim::LaneSpec& l) { return l.name() == name; });
+      if (lane.name() == name && !listed) out.push_back(lane);
+    }
+  };
+  if (d.lane_b.empty()) add(lanes.front().name());
+  add(d.lane_a);
+  add(d.lane_b);
+  return out;
+}
+
+// The dump of the diverging request through `lane` up to the divergence's line, following the
+// lane (sim/dump.h, follow_lane), into DIR/BACKEND-STRATEGY[+FAULT].
+LaneDump dump_lane(const trace::Trace& trace, const sim::Divergence& d, const sim::LaneSpec& lane,
+                   const ReplayArgs& args, const std::vector<int32_t>& layers) {
+  std::string folder = lane.name();
+  std::replace(folder.begin(), folder.end(), '/', '-');
+  LaneDump out{lane.name(), (std::filesystem::path(args.dump_dir) / folder).string(), {}, {}};
+  if (lane.schedule == Schedule::kOverlap) {
+    out.error = "not dumped: dump follows a lane's synchronous schedule only";
+    return out;
+  }
+  sim::DumpOptions o;
+  o.request = *d.request;
+  o.out_dir = out.dir;
+  o.lane = lane;
+  o.layers = layers;
+  o.ring = args.ring;
+  o.until_line = d.line;
+  o.follow_lane = true;
+  try {
+    const PoolConfig config = sim::pool_config(trace.header, layers, args.ring);
+    o.storage = sim::lane_storage(trace, lane, config);
+    const PoolShape stored = stored_shape(make_layout(lane.strategy, config).shape, *o.storage);
+    check_lanes_can_run(trace, {lane}, {stored}, sim::recorder_bytes(trace.header, lane, layers));
+    out.report = sim::dump_request(trace, o);
+  } catch (const InputError& e) {
+    out.error = std::string("not dumped: ") + e.what();
+  }
+  return out;
+}
+
+// --dump-on-divergence: the diverging request's dump from each lane the divergence names.
+std::vector<LaneDump> dump_divergence(const trace::Trace& trace, const sim::Divergence& d,
+                                      const ReplayArgs& args, const sim::SimOptions& options) {
+  std::vector<LaneDump> dumps;
+  if (!d.request) return dumps;
+  std::error_code ec;  // a failure shows in each lane's dump_request error
+  std::filesystem::create_directory(args.dump_dir, ec);  // absent, or an empty directory
+  for (const sim::LaneSpec& lane : diverging_lanes(d, options.lanes))
+    dumps.push_back(dump_lane(trace, d, lane, args, options.layers));
+  return dumps;
+}
+
+void print_dumps(const sim::Divergence& d, const std::vector<LaneDump>& dumps,
+                 const std::string& dir) {
+  if (!d.request) {
+    std::printf("nothing dumped into %s: the divergence concerns no request\n", dir.c_str());
+    return;
+  }
+  std::printf("dumps of request %llu up to line %ld in %s:\n", (unsigned long long)*d.request,
+              d.line, dir.c_str());
+  std::vector<std::string> written;
+  for (const LaneDump& l : dumps) {
+    if (!l.error.empty()) {
+      std::printf("  %s: %s\n", l.lane.c_str(), l.error.c_str());
+      continue;
+    }
+    written.push_back(l.dir);
+    std::printf("  %s: %lld tokens, %s\n", l.dir.c_str(), (long long)l.report.tokens,
+                l.report.differs.empty()
+                    ? "the lane agrees with the recorder"
+                    : ("the lane differs from the recorder first at " + l.report.differs).c_str());
+  }
+  if (written.size() == 2) {
+    std::printf("  compare them: specstate compare %s %s\n", written[0].c_str(),
+                written[1].c_str());
+  }
+}
+
+nlohmann::json dumps_json(const sim::Divergence& d, const std::vector<LaneDump>& dumps,
+                          const std::string& dir) {
+  nlohmann::json lanes = nlohmann::json::array();
+  for (const LaneDump& l : dumps) {
+    nlohmann::json lane = {{"lane", l.lane}, {"dir", l.dir}};
+    if (l.error.empty()) {
+      lane["tokens"] = l.report.tokens;
+      lane["differs"] =
+          l.report.differs.empty() ? nlohmann::json() : nlohmann::json(l.report.differs);
+    } else {
+      lane["error"] = l.error;
+    }
+    lanes.push_back(lane);
+  }
+  return {{"dir", dir},
+          {"request", d.request ? nlohmann::json(*d.request) : nlohmann::json()},
+          {"until_line", d.line},
+          {"lanes", lanes}};
+}
+
 int run_replay(const ReplayArgs& args, const ThreadPool& pool) {
   const int threads = pool.threads();
   check_backend_flag(split(args.backends));
+  if (!args.dump_dir.empty()) check_dump_dir(args.dump_dir);
   const trace::Trace trace = trace::read_trace(args.file);
   trace::validate_trace(trace);  // FILE:LINE errors before anything runs
 
@@ -179,8 +316,13 @@ int run_replay(const ReplayArgs& args, const ThreadPool& pool) {
     if (!args.inject.empty()) print_injection(options.lanes);
   }
   const sim::ReplayReport report = sim::replay(trace, options);
+  std::vector<LaneDump> dumps;
+  const bool dump = !report.agree && !args.dump_dir.empty();
+  if (dump) dumps = dump_divergence(trace, *report.divergence, args, options);
   if (args.json) {
-    std::printf("%s\n", replay_json(trace, report, options.lanes, options.layers, threads).dump(2).c_str());
+    nlohmann::json out = replay_json(trace, report, options.lanes, options.layers, threads);
+    if (dump) out["dumps"] = dumps_json(*report.divergence, dumps, args.dump_dir);
+    std::printf("%s\n", out.dump(2).c_str());
     return report.agree ? 0 : 1;
   }
   if (report.agree && report.lanes.size() == 1) {
@@ -211,6 +353,7 @@ int run_replay(const ReplayArgs& args, const ThreadPool& pool) {
   }
   std::printf("  wall time %.3f s (comparisons %.3f s), %d threads\n", report.seconds,
               report.compare_seconds, threads);
+  if (dump) print_dumps(*report.divergence, dumps, args.dump_dir);
   return report.agree ? 0 : 1;
 }
 
@@ -244,6 +387,13 @@ Command add_replay(CLI::App& parent) {
   cmd->add_option("--layers", args->layers,
                   "Replay only these GDN layers: a list and ranges such as 0,17,35 or 0-3 "
                   "(default all); each layer's bytes are those of a full replay");
+  cmd->add_option(
+      "--dump-on-divergence", args->dump_dir,
+      "At a divergence, dump the diverging request from each lane the divergence names into\n"
+      "DIR/BACKEND-STRATEGY[+FAULT] (absent, or an empty directory), as `specstate dump` does\n"
+      "but following what the lane holds (a faulty lane's dump shows its fault), up to the\n"
+      "diverging event; then `specstate compare DIR/LANE_A DIR/LANE_B` names the first token\n"
+      "where they differ and what the second holds there (docs/interop.md)");
   add_threads_option(cmd, args->threads);
   add_ring_options(cmd, args->ring);
   std::string faults;

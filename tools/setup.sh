@@ -12,7 +12,8 @@ cd "$repo_root"
 command_line_packages=(build-essential cmake libeigen3-dev libcli11-dev nlohmann-json3-dev
                        libtbb-dev)
 test_packages=(libgtest-dev libbenchmark-dev python3 python3-dev python3-numpy python3-pytest
-               pybind11-dev python3-pybind11 python3-torch python3-setuptools python3-pip)
+               pybind11-dev python3-pybind11 python3-torch python3-setuptools python3-pip
+               python3-wheel python3-venv)
 
 # install_missing WHY PACKAGE...: installs the packages not yet installed, saying which and why.
 install_missing() {
@@ -43,6 +44,10 @@ if [ -z "${CUDACXX:-}" ] && ! command -v nvcc >/dev/null && [ -x /usr/local/cuda
   export CUDACXX=/usr/local/cuda/bin/nvcc
 fi
 
+# The Python package and tests: for the Python the packages above went into, unless
+# SPECSTATE_PYTHON names another (a plain cmake configure takes the first on PATH instead).
+python_option=()
+[ "$build_extras" = OFF ] || python_option=("-DSPECSTATE_PYTHON=${SPECSTATE_PYTHON:-/usr/bin/python3}")
 cmake --preset release -DSPECSTATE_BUILD_TESTS=$build_extras -DSPECSTATE_BUILD_BENCH=$build_extras \
-  -DSPECSTATE_BUILD_PYTHON=$build_extras >/dev/null
+  -DSPECSTATE_BUILD_PYTHON=$build_extras "${python_option[@]}" >/dev/null
 cmake --build --preset release -j "$(nproc)" ${SPECSTATE_TARGETS:+--target ${SPECSTATE_TARGETS}}

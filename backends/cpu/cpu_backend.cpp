@@ -11,15 +11,13 @@
 
 #include <sys/mman.h>
 
-#include <tbb/parallel_for.h>
-#include <tbb/parallel_reduce.h>
-
 #include "backends/cpu/digest_lanes.h"
-#include "backends/cpu/silu_lanes.h"
+#include "backends/cpu/packet_lanes.h"
+#include "backends/cpu/parallel.h"
 #include "backends/sequence_job.h"
 #include "core/draft_tree.h"
-#include "core/guard.h"
 #include "core/errors.h"
+#include "core/guard.h"
 #include "core/numerics/digest.h"
 #include "core/numerics/gdn_step.h"
 #include "core/numerics/inputs.h"
@@ -78,7 +76,8 @@ struct LayerParams {
   F32Array dt_bias;    // [HV]
 };
 
-constexpr int kCpuLanes = 8;  // V columns per gdn_column call: one AVX2 vector
+using ColumnGroup = cpu::PacketLanes;  // 8 V columns per gdn_column call, on Eigen packets
+constexpr int kCpuLanes = cpu::PacketLanes::kLanes;
 constexpr int kMaxConvWidth = 8;
 // New tokens a prefill runs at a time (prefill_part): its working buffers are O(part), whatever
 // the prefill's length (a trace allows 2^24 tokens per extend).
@@ -108,7 +107,7 @@ class CpuBackend final : public StateBackend {
   RowBytes do_read(const StateLoc& loc, int32_t first_col, int32_t cols) const override;
   uint64_t do_digest(const StateLoc& loc, int32_t first_col, int32_t cols) const override;
   VerifyOutputs do_read_outputs() const override { return outputs_; }
-  std::vector<bf16_bits> do_read_payload(int32_t slot) const override;
+  std::vector<uint8_t> do_read_payload(int32_t slot) const override;
 
   struct LayerWork;
   struct Carry;
@@ -126,28 +125,42 @@ class CpuBackend final : public StateBackend {
   // Runs f(layer) for every layer, in parallel.
   template <class F>
   void for_each_layer(F&& f) const {
-    tbb::parallel_for(0, geo().layers, [&](int l) { f(l); });
+    cpu::parallel_for(0, geo().layers, [&](int l) { f(l); });
   }
   uint64_t digest_layer(const StateLoc& loc, int32_t first_col, int32_t cols, int layer) const;
   void load_window(const SequenceJob& job, int layer, const Carry* carry, LayerWork& w) const;
   void stage_inputs(const SequenceJob& job, int layer, LayerWork& w);
   void store_windows(const SequenceJob& job, int layer, const LayerWork& w);
   void conv(int layer, LayerWork& w) const;
-  void norms_and_gates(int layer, LayerWork& w) const;
+  void norms_and_gates(const SequenceJob& job, int layer, LayerWork& w);
   void recur_head(const SequenceJob& job, int layer, int hv, const LayerWork& w, bf16_bits* outputs,
                   Carry* carry);
-  void load_head(int layer, int32_t row, int hv, num::Lanes<kCpuLanes>* s) const;
-  void store_head(int layer, int32_t row, int hv, const num::Lanes<kCpuLanes>* s);
+  void replay_token(const uint8_t* token, int h, int hv, ColumnGroup* s) const;
+  void load_head(int layer, int32_t row, int hv, ColumnGroup* s) const;
+  void store_head(int layer, int32_t row, int hv, const ColumnGroup* s);
 
   // Row-major element offsets.
   int64_t conv_index(int32_t row, int32_t channel, int32_t col) const {
     return (int64_t{row} * geo().conv_dim() + channel) * shape().conv_cols + col;
   }
   int64_t ssm_index(int32_t row) const { return int64_t{row} * geo().ssm_elements_per_layer(); }
-  // Token j of a span of `slot` that starts at ring position `first`.
-  int64_t payload_index(int32_t slot, int32_t first, int32_t j) const {
+  // Token j of a span of `slot` that starts at ring position `first` (payload_token.h's layout).
+  uint8_t* payload_at(int layer, int32_t slot, int32_t first, int32_t j) {
     const int32_t token = (first + j) % shape().payload_tokens;
-    return (int64_t{slot} * shape().payload_tokens + token) * shape().payload_token_elements();
+    return payload_[layer].data() + (int64_t{slot} * shape().payload_tokens + token) * token_.bytes();
+  }
+  const uint8_t* payload_at(int layer, int32_t slot, int32_t first, int32_t j) const {
+    return const_cast<CpuBackend*>(this)->payload_at(layer, slot, first, j);
+  }
+  // Sequence token j (< job.stored_tokens()) in the payload slot it is replayed from.
+  const uint8_t* stored_token(const SequenceJob& job, int layer, int32_t j) const {
+    const int32_t pending = job.pending.count;
+    return j < pending ? payload_at(layer, job.pending.payload_slot, job.pending.first_token, j)
+                       : payload_at(layer, job.in_slot, job.in_first, j - pending);
+  }
+  // Where new token jn's payload goes in payload mode.
+  uint8_t* payload_out(const SequenceJob& job, int layer, int32_t jn) {
+    return payload_at(layer, job.payload_out_slot, job.payload_out_first, jn);
   }
   const ModelGeometry& geo() const { return shape().geometry; }
   bool ssm_f32() const { return shape().ssm_dtype == SsmDtype::kF32; }
@@ -167,7 +180,8 @@ class CpuBackend final : public StateBackend {
   std::vector<ZeroedArray<bf16_bits>> conv_;      // per layer [state_rows, conv_dim, conv_cols]
   std::vector<ZeroedArray<float>> ssm_f32_;       // per layer [state_rows, HV, K, V] (f32 pools)
   std::vector<ZeroedArray<bf16_bits>> ssm_bf16_;  // per layer [state_rows, HV, K, V] (bf16 pools)
-  std::vector<ZeroedArray<bf16_bits>> payload_;   // per layer [slots, tokens, conv_dim + 2*HV]
+  std::vector<ZeroedArray<uint8_t>> payload_;     // per layer [slots, tokens] of token_ bytes
+  num::PayloadToken token_ = shape().payload_token();
   VerifyOutputs outputs_;
 };
 
@@ -197,8 +211,7 @@ CpuBackend::CpuBackend(const PoolShape& shape, uint64_t seed) : StateBackend(sha
     } else {
       ssm_bf16_.emplace_back(rows * g.ssm_elements_per_layer());
     }
-    payload_.emplace_back(int64_t{shape.payload_slots} * shape.payload_tokens *
-                          shape.payload_token_elements());
+    payload_.emplace_back(int64_t{shape.payload_slots} * shape.payload_slot_bytes());
   }
 }
 
@@ -211,7 +224,7 @@ AllocationReport CpuBackend::allocations() const {
   for (const auto& a : ssm_bf16_)
     r.ssm_bytes += a.size() * int64_t(sizeof(bf16_bits));
   for (const auto& a : payload_)
-    r.payload_bytes += a.size() * int64_t(sizeof(bf16_bits));
+    r.payload_bytes += a.size();
   return r;
 }
 
@@ -222,7 +235,7 @@ void CpuBackend::run(std::span<const SequenceJob> jobs, bf16_bits* outputs) {
   for (size_t i = 0; i < jobs.size(); ++i) {
     if (jobs[i].active && runs(jobs[i].guard)) active.push_back(i);
   }
-  tbb::parallel_for(int64_t{0}, int64_t(active.size()) * layers, [&](int64_t unit) {
+  cpu::parallel_for(int64_t{0}, int64_t(active.size()) * layers, [&](int64_t unit) {
     const size_t i = active[size_t(unit / layers)];
     run_layer(jobs[i], int(unit % layers), outputs ? outputs + int64_t(i) * per_job : nullptr);
   });
@@ -231,6 +244,7 @@ void CpuBackend::run(std::span<const SequenceJob> jobs, bf16_bits* outputs) {
 // Working buffers of one layer of one sequence, filled stage by stage.
 struct CpuBackend::LayerWork {
   int pending = 0, total = 0, hist_cols = 0;
+  int stored = 0;  // leading tokens replayed from stored values: no conv, norms, gates
   // Per channel: the W-1 source window columns, then every token's raw input. Tap t of sequence
   // token j's conv reads column taps[j*W + t] (j + t along a chain, core/draft_tree.h in a
   // tree); the window after token j is its taps 1 .. W-1.
@@ -249,7 +263,7 @@ struct CpuBackend::LayerWork {
 struct CpuBackend::Carry {
   bool filled = false;
   std::vector<bf16_bits> window;                          // [conv_dim, W-1] bf16
-  std::vector<std::vector<num::Lanes<kCpuLanes>>> heads;  // [HV][V/8][K] fp32
+  std::vector<std::vector<ColumnGroup>> heads;            // [HV][V/8][K] fp32
 };
 
 void CpuBackend::run_layer(const SequenceJob& job, int layer, bf16_bits* outputs) {
@@ -270,6 +284,7 @@ void CpuBackend::run_part(const SequenceJob& job, int layer, bf16_bits* outputs,
   LayerWork w;
   w.pending = job.pending.count;
   w.total = job.tokens();
+  w.stored = job.stored_tokens();
   w.hist_cols = g.conv_state_cols() + w.total;
   w.taps.resize(size_t(w.total) * g.conv_width);
   for (int j = 0; j < w.total; ++j) {
@@ -285,8 +300,8 @@ void CpuBackend::run_part(const SequenceJob& job, int layer, bf16_bits* outputs,
   stage_inputs(job, layer, w);
   store_windows(job, layer, w);
   conv(layer, w);
-  norms_and_gates(layer, w);
-  tbb::parallel_for(0, g.num_v_heads,
+  norms_and_gates(job, layer, w);
+  cpu::parallel_for(0, g.num_v_heads,
                     [&](int hv) { recur_head(job, layer, hv, w, outputs, carry); });
   if (carry) {  // a prefill's window after its last token: the last W-1 history columns
     const int C = g.conv_dim(), wc = g.conv_state_cols();
@@ -315,46 +330,34 @@ void CpuBackend::load_window(const SequenceJob& job, int layer, const Carry* car
   }
 }
 
-// Every token's inputs (payload slot or generator) -> hist and ab; payload-mode copies.
+// Every token's conv input -> hist (a stored token's only where a window or tap reads it: the
+// last W-1 of them), the generated tokens' gate inputs -> ab; payload mode keeps x.
 void CpuBackend::stage_inputs(const SequenceJob& job, int layer, LayerWork& w) {
   const ModelGeometry& g = geo();
   const int C = g.conv_dim(), HV = g.num_v_heads, wc = g.conv_state_cols();
   w.ab.resize(size_t(w.total) * HV * 2);
-  std::vector<bf16_bits> token(shape().payload_token_elements());  // [x C | a HV | b HV]
-  for (int j = 0; j < w.total; ++j) {
+  std::vector<bf16_bits> x(static_cast<size_t>(C));
+  for (int j = std::max(0, w.stored - wc); j < w.total; ++j) {
     const int jn = j - w.pending;  // index among the new tokens
-    const bf16_bits* src = nullptr;
-    if (j < w.pending) {
-      src = payload_[layer].data() +
-            payload_index(job.pending.payload_slot, job.pending.first_token, j);
-    } else if (!job.generated) {
-      src = payload_[layer].data() + payload_index(job.in_slot, job.in_first, jn);
-    }
-    if (src) {
-      std::copy(src, src + token.size(), token.begin());
+    if (j < w.stored) {
+      const bf16_bits* src = num::PayloadToken::x(stored_token(job, layer, j));
+      std::copy(src, src + C, x.begin());
     } else {
       const TokenSpan& span = *job.generated;
       const num::TokenCoord coord{seed(), span.request_id,
                                   tree::node_position(job.parents_or_null(), span.first_position, jn),
                                   uint32_t(g.layer_id(layer))};
       for (int c = 0; c < C; ++c)
-        token[c] = num::gen_conv_input(coord, c);
+        x[size_t(c)] = num::gen_conv_input(coord, c);
       for (int h = 0; h < HV; ++h) {
-        token[C + h] = num::gen_gate_a(coord, h);
-        token[C + HV + h] = num::gen_gate_b(coord, h);
+        w.ab[(size_t(j) * HV + h) * 2] = num::gen_gate_a(coord, h);
+        w.ab[(size_t(j) * HV + h) * 2 + 1] = num::gen_gate_b(coord, h);
       }
-    }
-    if (j >= w.pending && job.payload_out_slot != kNoRow) {
-      std::copy(token.begin(), token.end(),
-                payload_[layer].data() +
-                    payload_index(job.payload_out_slot, job.payload_out_first, jn));
+      if (job.payload_out_slot != kNoRow)
+        std::copy(x.begin(), x.end(), num::PayloadToken::x(payload_out(job, layer, jn)));
     }
     for (int c = 0; c < C; ++c)
-      w.hist[int64_t{c} * w.hist_cols + wc + j] = token[c];
-    for (int h = 0; h < HV; ++h) {
-      w.ab[(size_t(j) * HV + h) * 2] = token[C + h];
-      w.ab[(size_t(j) * HV + h) * 2 + 1] = token[C + HV + h];
-    }
+      w.hist[int64_t{c} * w.hist_cols + wc + j] = x[size_t(c)];
   }
 }
 
@@ -388,41 +391,44 @@ void CpuBackend::store_windows(const SequenceJob& job, int layer, const LayerWor
   }
 }
 
-// conv_channel for every channel and token. With AVX2 + FMA, 8 channels at a time: the same fma
-// chain over the taps per lane, silu_lanes (the scalar SiLU's bits), and the bf16 rounding.
+// conv_channel for every channel and token. Where Eigen vectorises, a packet of channels at a
+// time: the same fma chain over the taps per lane, silu_packet (the scalar SiLU's bits), and the
+// bf16 rounding.
 void CpuBackend::conv(int layer, LayerWork& w) const {
   const int C = geo().conv_dim(), W = geo().conv_width;
   const float* taps = params_[layer].conv_taps.data();
   w.conv_out.resize(size_t(w.total) * C);
-#if defined(SPECSTATE_SILU_LANES)
-  std::vector<float> window(size_t(w.hist_cols) * 8);  // [hist_cols][8]: 8 channels' history
-  for (int c = 0; c < C; c += 8) {
-    for (int l = 0; l < 8; ++l) {
+#if defined(SPECSTATE_PACKET_SILU)
+  namespace ei = Eigen::internal;
+  using cpu::packet::F;
+  constexpr int P = cpu::packet::kSize;  // conv_dim is a multiple of 8 (check_cpu_geometry)
+  std::vector<float> window(size_t(w.hist_cols) * P);  // [hist_cols][P]: P channels' history
+  for (int c = 0; c < C; c += P) {
+    for (int l = 0; l < P; ++l) {
       const bf16_bits* hc = w.hist.data() + int64_t{c + l} * w.hist_cols;
       for (int col = 0; col < w.hist_cols; ++col)
-        window[size_t(col) * 8 + l] = num::bf16_to_float(hc[col]);
+        window[size_t(col) * P + l] = num::bf16_to_float(hc[col]);
     }
-    __m256 tap[kMaxConvWidth];
+    F tap[kMaxConvWidth];
     for (int t = 0; t < W; ++t) {
-      alignas(32) float v[8];
-      for (int l = 0; l < 8; ++l)
+      float v[P];
+      for (int l = 0; l < P; ++l)
         v[l] = taps[int64_t{c + l} * W + t];
-      tap[t] = _mm256_load_ps(v);
+      tap[t] = ei::ploadu<F>(v);
     }
-    for (int j = 0; j < w.total; ++j) {
-      __m256 acc = _mm256_setzero_ps();
+    for (int j = w.stored; j < w.total; ++j) {
+      F acc = ei::pzero(tap[0]);
       const int32_t* cols = w.taps.data() + size_t(j) * W;
       for (int t = 0; t < W; ++t)
-        acc = _mm256_fmadd_ps(tap[t], _mm256_loadu_ps(&window[size_t(cols[t]) * 8]), acc);
-      _mm256_storeu_ps(&w.conv_out[size_t(j) * C + c],
-                       cpu::round_to_bf16_lanes(cpu::silu_lanes(acc)));
+        acc = cpu::detail::fma_packet(tap[t], ei::ploadu<F>(&window[size_t(cols[t]) * P]), acc);
+      ei::pstoreu(&w.conv_out[size_t(j) * C + c], cpu::round_to_bf16_packet(cpu::silu_packet(acc)));
     }
   }
 #else
   std::vector<float> in(W);
   for (int c = 0; c < C; ++c) {
     const bf16_bits* hc = w.hist.data() + int64_t{c} * w.hist_cols;
-    for (int j = 0; j < w.total; ++j) {
+    for (int j = w.stored; j < w.total; ++j) {
       for (int t = 0; t < W; ++t)
         in[t] = num::bf16_to_float(hc[w.taps[size_t(j) * W + t]]);
       w.conv_out[size_t(j) * C + c] = num::conv_channel(in.data(), taps + int64_t{c} * W, W);
@@ -431,14 +437,16 @@ void CpuBackend::conv(int layer, LayerWork& w) const {
 #endif
 }
 
-void CpuBackend::norms_and_gates(int layer, LayerWork& w) const {
+// q_hat, k_hat and the gates of every token the job computes; payload mode keeps k_hat and alpha
+// (recur_head adds delta).
+void CpuBackend::norms_and_gates(const SequenceJob& job, int layer, LayerWork& w) {
   const ModelGeometry& g = geo();
   const int C = g.conv_dim(), H = g.num_k_heads, HV = g.num_v_heads, K = g.head_k_dim;
   const LayerParams& p = params_[layer];
   const float scale = g.query_scale();
   w.qk_hat.resize(size_t(w.total) * H * 2 * K);
   w.gates.resize(size_t(w.total) * HV);
-  for (int j = 0; j < w.total; ++j) {
+  for (int j = w.stored; j < w.total; ++j) {
     const float* out = w.conv_out.data() + size_t(j) * C;
     for (int h = 0; h < H; ++h) {
       const float* q = out + int64_t{h} * K;
@@ -456,17 +464,26 @@ void CpuBackend::norms_and_gates(int layer, LayerWork& w) const {
       w.gates[size_t(j) * HV + hv] = num::gdn_gates(
           num::bf16_to_float(ab[0]), num::bf16_to_float(ab[1]), p.a_log[hv], p.dt_bias[hv]);
     }
+    if (job.payload_out_slot != kNoRow) {
+      uint8_t* token = payload_out(job, layer, j - w.pending);
+      for (int hv = 0; hv < HV; ++hv)
+        token_.alpha(token)[hv] = w.gates[size_t(j) * HV + hv].alpha;
+      for (int h = 0; h < H; ++h) {
+        const float* k_hat = w.qk_hat.data() + (size_t(j) * H + h) * 2 * K + K;
+        std::copy(k_hat, k_hat + K, token_.k_hat(token, h));
+      }
+    }
   }
 }
 
 // The recurrence of value head hv over the job's steps (recurrence_steps). The head's state stays
 // in a local fp32 buffer from token to token, column group by column group ([V/8][K] of
-// Lanes<8>: group g is columns 8g..8g+7, its row i one Lanes<8>), so each gdn_column call walks
-// its K rows contiguously; the pool's [K, V] rows are gathered into this layout once per job and
-// scattered back for each state the job asks for, whole, after its token.
+// ColumnGroup: group g is columns 8g..8g+7, its row i one ColumnGroup), so each gdn_column call
+// walks its K rows contiguously; the pool's [K, V] rows are gathered into this layout once per job
+// and scattered back for each state the job asks for, whole, after its token.
 void CpuBackend::recur_head(const SequenceJob& job, int layer, int hv, const LayerWork& w,
                             bf16_bits* outputs, Carry* carry) {
-  using L = num::Lanes<kCpuLanes>;
+  using L = ColumnGroup;
   const ModelGeometry& g = geo();
   const int K = g.head_k_dim, V = g.head_v_dim, H = g.num_k_heads, HV = g.num_v_heads;
   const int C = g.conv_dim(), h = hv / g.v_heads_per_k_head(), groups = V / kCpuLanes;
@@ -484,19 +501,28 @@ void CpuBackend::recur_head(const SequenceJob& job, int layer, int hv, const Lay
     if (step.restart) s = base;
     if (step.from_node >= 0) load_head(layer, write_row(job, step.from_node), hv, s.data());
     const int j = step.token, jn = j - w.pending;
-    const float* qk = w.qk_hat.data() + (size_t(j) * H + h) * 2 * K;
-    const float* v = w.conv_out.data() + size_t(j) * C + 2 * g.key_dim() + int64_t{hv} * V;
-    const num::Gates gates = w.gates[size_t(j) * HV + hv];
-    bf16_bits* out = jn >= 0 && outputs && !step.silent
-                         ? outputs + ((int64_t{jn} * g.layers + layer) * HV + hv) * V
-                         : nullptr;
-    for (int grp = 0; grp < groups; ++grp) {
-      L vg;
-      copy_short(v + grp * kCpuLanes, kCpuLanes, vg.v);
-      const L o = num::gdn_column(s.data() + grp * K, 1, K, qk + K, qk, vg, gates);
-      if (out) {
-        for (int l = 0; l < kCpuLanes; ++l)
-          out[grp * kCpuLanes + l] = num::bf16_from_float(o.v[l]);
+    if (j < w.stored) {
+      replay_token(stored_token(job, layer, j), h, hv, s.data());
+    } else {
+      const float* qk = w.qk_hat.data() + (size_t(j) * H + h) * 2 * K;
+      const float* v = w.conv_out.data() + size_t(j) * C + 2 * g.key_dim() + int64_t{hv} * V;
+      const num::Gates gates = w.gates[size_t(j) * HV + hv];
+      bf16_bits* out = outputs && !step.silent
+                           ? outputs + ((int64_t{jn} * g.layers + layer) * HV + hv) * V
+                           : nullptr;
+      float* delta_out = job.payload_out_slot != kNoRow && !step.silent
+                             ? token_.delta(payload_out(job, layer, jn), hv)
+                             : nullptr;
+      for (int grp = 0; grp < groups; ++grp) {
+        L vg, delta;
+        copy_short(v + grp * kCpuLanes, kCpuLanes, vg.v);
+        const L o = num::gdn_column(s.data() + grp * K, 1, K, qk + K, qk, vg, gates,
+                                    delta_out ? &delta : nullptr);
+        if (out) {
+          for (int l = 0; l < kCpuLanes; ++l)
+            out[grp * kCpuLanes + l] = num::bf16_from_float(o.v[l]);
+        }
+        if (delta_out) copy_short(delta.v, kCpuLanes, delta_out + grp * kCpuLanes);
       }
     }
     if (step.silent) continue;
@@ -522,9 +548,22 @@ void CpuBackend::recur_head(const SequenceJob& job, int layer, int hv, const Lay
   if (carry) carry->heads[size_t(hv)] = std::move(s);
 }
 
-// Head hv of `row`, widened to fp32, into s ([V/8][K] of Lanes<8>), and back in the pool dtype
+// One token of value head hv (key head h) replayed from the values its verify stored.
+void CpuBackend::replay_token(const uint8_t* token, int h, int hv, ColumnGroup* s) const {
+  const int K = geo().head_k_dim, groups = geo().head_v_dim / kCpuLanes;
+  const float* k_hat = token_.k_hat(token, h);
+  const float* delta = token_.delta(token, hv);
+  const float alpha = token_.alpha(token)[hv];
+  for (int grp = 0; grp < groups; ++grp) {
+    ColumnGroup d;
+    copy_short(delta + grp * kCpuLanes, kCpuLanes, d.v);
+    num::gdn_column_replay(s + grp * K, 1, K, k_hat, alpha, d);
+  }
+}
+
+// Head hv of `row`, widened to fp32, into s ([V/8][K] of ColumnGroup), and back in the pool dtype
 // (bf16: round to nearest even). Each moves 8 contiguous columns at a time, both ways.
-void CpuBackend::load_head(int layer, int32_t row, int hv, num::Lanes<kCpuLanes>* s) const {
+void CpuBackend::load_head(int layer, int32_t row, int hv, ColumnGroup* s) const {
   const int K = geo().head_k_dim, V = geo().head_v_dim, groups = V / kCpuLanes;
   const int64_t head = ssm_index(row) + int64_t{hv} * K * V;
   if (ssm_f32()) {
@@ -541,7 +580,7 @@ void CpuBackend::load_head(int layer, int32_t row, int hv, num::Lanes<kCpuLanes>
   }
 }
 
-void CpuBackend::store_head(int layer, int32_t row, int hv, const num::Lanes<kCpuLanes>* s) {
+void CpuBackend::store_head(int layer, int32_t row, int hv, const ColumnGroup* s) {
   const int K = geo().head_k_dim, V = geo().head_v_dim, groups = V / kCpuLanes;
   const int64_t head = ssm_index(row) + int64_t{hv} * K * V;
   if (ssm_f32()) {
@@ -623,13 +662,13 @@ void CpuBackend::do_copy_rows(std::span<const RowCopy> all) {
 // In place, entry by entry in order: from[j] >= j and increasing, so no source is overwritten
 // before it is read.
 void CpuBackend::do_gather_payload(std::span<const PayloadGather> gathers) {
-  const int64_t n = shape().payload_token_elements();
+  const int64_t n = token_.bytes();
   for_each_layer([&](int l) {
     for (const PayloadGather& g : gathers) {
       for (size_t j = 0; j < g.from.size(); ++j) {
         if (g.from[j] == int32_t(j)) continue;
-        const bf16_bits* src = payload_[l].data() + payload_index(g.slot, g.first_token, g.from[j]);
-        std::copy(src, src + n, payload_[l].data() + payload_index(g.slot, g.first_token, int32_t(j)));
+        std::memcpy(payload_at(l, g.slot, g.first_token, int32_t(j)),
+                    payload_at(l, g.slot, g.first_token, g.from[j]), size_t(n));
       }
     }
   });
@@ -713,23 +752,17 @@ uint64_t CpuBackend::digest_layer(const StateLoc& loc, int32_t first_col, int32_
 }
 
 uint64_t CpuBackend::do_digest(const StateLoc& loc, int32_t first_col, int32_t cols) const {
-  return tbb::parallel_reduce(
-      tbb::blocked_range<int>(0, geo().layers), uint64_t{0},
-      [&](const tbb::blocked_range<int>& r, uint64_t sum) {
-        for (int l = r.begin(); l != r.end(); ++l)
-          sum += digest_layer(loc, first_col, cols, l);
-        return sum;
-      },
-      [](uint64_t a, uint64_t b) { return a + b; });
+  return cpu::parallel_sum(geo().layers,
+                           [&](int l) { return digest_layer(loc, first_col, cols, l); });
 }
 
-std::vector<bf16_bits> CpuBackend::do_read_payload(int32_t slot) const {
+std::vector<uint8_t> CpuBackend::do_read_payload(int32_t slot) const {
   const ModelGeometry& g = geo();
-  const int64_t per_token = shape().payload_token_elements();
-  std::vector<bf16_bits> out(int64_t{shape().payload_tokens} * g.layers * per_token);
+  const int64_t per_token = token_.bytes();
+  std::vector<uint8_t> out(size_t(g.layers) * shape().payload_slot_bytes());
   for (int t = 0; t < shape().payload_tokens; ++t) {
     for (int l = 0; l < g.layers; ++l) {
-      const bf16_bits* src = payload_[l].data() + payload_index(slot, 0, t);
+      const uint8_t* src = payload_at(l, slot, 0, t);
       std::copy(src, src + per_token, out.begin() + (int64_t{t} * g.layers + l) * per_token);
     }
   }

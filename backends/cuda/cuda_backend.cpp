@@ -94,6 +94,7 @@ CudaBackend::CudaBackend(const PoolShape& shape, uint64_t seed) : StateBackend(s
   pool_.conv_cols = shape.conv_cols;
   pool_.slots = shape.payload_slots;
   pool_.payload_tokens = shape.payload_tokens;
+  pool_.token = shape.payload_token();
   pool_.H = g.num_k_heads;
   pool_.HV = g.num_v_heads;
   pool_.K = g.head_k_dim;
@@ -105,7 +106,7 @@ CudaBackend::CudaBackend(const PoolShape& shape, uint64_t seed) : StateBackend(s
 
   conv_.resize_discard(shape.conv_bytes() / 2);
   ssm_.resize_discard(shape.ssm_bytes());
-  payload_.resize_discard(shape.payload_bytes() / 2);
+  payload_.resize_discard(shape.payload_bytes());
   conv_taps_.resize_discard(size_t(g.layers) * g.conv_dim() * g.conv_width);
   a_log_.resize_discard(size_t(g.layers) * g.num_v_heads);
   dt_bias_.resize_discard(size_t(g.layers) * g.num_v_heads);
@@ -487,16 +488,15 @@ VerifyOutputs CudaBackend::do_read_outputs() const {
   return out;
 }
 
-std::vector<num::bf16_bits> CudaBackend::do_read_payload(int32_t slot) const {
+std::vector<uint8_t> CudaBackend::do_read_payload(int32_t slot) const {
   const int layers = shape().geometry.layers;
-  const size_t per_token = shape().payload_token_elements();
+  const size_t per_token = size_t(pool_.token.bytes());
   const int tokens = shape().payload_tokens;
-  std::vector<num::bf16_bits> out(size_t(tokens) * layers * per_token);
+  std::vector<uint8_t> out(size_t(tokens) * layers * per_token);
   for (int l = 0; l < layers && tokens > 0; ++l) {
-    const uint16_t* src = payload_.data() + (size_t(l) * pool_.slots + slot) * tokens * per_token;
-    CUDA_CHECK(cudaMemcpy2DAsync(out.data() + l * per_token, layers * per_token * 2, src,
-                                 per_token * 2, per_token * 2, tokens, cudaMemcpyDeviceToHost,
-                                 stream_));
+    const uint8_t* src = payload_.data() + (size_t(l) * pool_.slots + slot) * tokens * per_token;
+    CUDA_CHECK(cudaMemcpy2DAsync(out.data() + l * per_token, layers * per_token, src, per_token,
+                                 per_token, tokens, cudaMemcpyDeviceToHost, stream_));
   }
   CUDA_CHECK(cudaStreamSynchronize(stream_));
   return out;

@@ -6,7 +6,7 @@
 // backend's):
 //   conv    [layers, state_rows, conv_dim, conv_cols]                bf16
 //   ssm     [layers, state_rows, HV, K, V]                           fp32 or bf16
-//   payload [layers, payload_slots, payload_tokens, conv_dim + 2*HV]  bf16
+//   payload [layers, payload_slots, payload_tokens] tokens  (core/numerics/payload_token.h)
 //   outputs [tasks, tokens, layers, HV, V]                           bf16 (last verify)
 // All work is enqueued on one stream owned by the backend; reads synchronise with it.
 #pragma once
@@ -86,7 +86,7 @@ class CudaBackend final : public StateBackend {
   RowBytes do_read(const StateLoc& loc, int32_t first_col, int32_t cols) const override;
   uint64_t do_digest(const StateLoc& loc, int32_t first_col, int32_t cols) const override;
   VerifyOutputs do_read_outputs() const override;
-  std::vector<num::bf16_bits> do_read_payload(int32_t slot) const override;
+  std::vector<uint8_t> do_read_payload(int32_t slot) const override;
 
   void upload(PreparedSequence& out, const std::vector<SeqJob>& jobs,
               const std::vector<SeqWrite>& writes, const std::vector<uint32_t>& steps);
@@ -100,7 +100,7 @@ class CudaBackend final : public StateBackend {
   DevicePool pool_;
   DeviceBuffer<uint16_t> conv_;              // [layers, rows, conv_dim, conv_cols] bf16
   DeviceBuffer<char> ssm_;                   // [layers, rows, HV, K, V] fp32 or bf16
-  DeviceBuffer<uint16_t> payload_;           // [layers, slots, tokens, conv_dim + 2*HV] bf16
+  DeviceBuffer<uint8_t> payload_;            // [layers, slots, tokens] tokens (payload_token.h)
   DeviceBuffer<float> conv_taps_;            // [layers, conv_dim, W] fp32
   DeviceBuffer<float> a_log_;                // [layers, HV] fp32
   DeviceBuffer<float> dt_bias_;              // [layers, HV] fp32

@@ -23,14 +23,14 @@ struct JobView {
     return L.carry_conv + ((int64_t{task} * p.layers + layer) * p.conv_dim() + ch) * (p.W - 1);
   }
   // Token j (< payload_tokens) of the span of `slot` that starts at ring position `first`.
-  __device__ uint16_t* payload_at(int slot, int first, int j) const {
+  __device__ uint8_t* payload_at(int slot, int first, int j) const {
     int token = first + j;
     if (token >= p.payload_tokens) token -= p.payload_tokens;
     return p.payload + ((int64_t{layer} * p.slots + slot) * p.payload_tokens + token) *
-                           p.payload_token_elements();
+                           p.token.bytes();
   }
-  // Where new token jn's inputs go in payload mode.
-  __device__ uint16_t* payload_out(int jn) const {
+  // Where new token jn's payload goes in payload mode.
+  __device__ uint8_t* payload_out(int jn) const {
     return payload_at(job.payload_out_slot, job.payload_out_first, jn);
   }
   // Element offset of head hv of `row` in the pool's SSM tensor.
@@ -41,12 +41,15 @@ struct JobView {
     return L.carry_ssm + (int64_t{task} * p.layers + layer) * p.ssm_row_elements() +
            int64_t{hv} * p.K * p.V;
   }
-  // Sequence token j's inputs (pending tokens first) in a payload slot, or null: generated.
-  __device__ const uint16_t* payload_token(int j) const {
+  // The leading sequence tokens replayed from the values their verify stored (the pending ones,
+  // and every token of a replay): backends/sequence_job.h, stored_tokens.
+  __device__ int stored_tokens() const {
+    return job.in_payload_slot != kNoRow ? total_tokens() : job.pending_count;
+  }
+  // Stored token j (< stored_tokens()) in its payload slot.
+  __device__ const uint8_t* stored_token(int j) const {
     if (j < job.pending_count) return payload_at(job.pending_slot, job.pending_first, j);
-    if (job.in_payload_slot != kNoRow)
-      return payload_at(job.in_payload_slot, job.in_payload_first, j - job.pending_count);
-    return nullptr;
+    return payload_at(job.in_payload_slot, job.in_payload_first, j - job.pending_count);
   }
   // Generated token j's coordinate (a tree node's: its depth's position in its branch). The
   // step kernels are built for chain launches and for launches with a tree (kTree): a chain

@@ -14,6 +14,7 @@
 
 #include "core/guard.h"
 #include "core/numerics/hd.h"
+#include "core/numerics/payload_token.h"
 #include "core/primitives.h"
 
 namespace specstate::cuda {
@@ -75,7 +76,7 @@ inline constexpr int kStepNodeShift = 20;
 struct DevicePool {
   uint16_t* conv = nullptr;            // [layers, rows, conv_dim, conv_cols] bf16
   void* ssm = nullptr;                 // [layers, rows, HV, K, V] fp32 or bf16
-  uint16_t* payload = nullptr;         // [layers, slots, payload_tokens, conv_dim + 2*HV] bf16
+  uint8_t* payload = nullptr;          // [layers, slots, payload_tokens] of `token`
   const float* conv_taps = nullptr;    // [layers, conv_dim, W] fp32 (bf16 values)
   const float* a_log = nullptr;        // [layers, HV] fp32 (bf16 values)
   const float* dt_bias = nullptr;      // [layers, HV] fp32 (bf16 values)
@@ -86,9 +87,9 @@ struct DevicePool {
   bool ssm_bf16 = false;
   float q_scale = 0.0f;
   uint64_t seed = 0;
+  num::PayloadToken token;  // one payload token's layout
 
   SPECSTATE_HD int32_t conv_dim() const { return 2 * H * K + HV * V; }
-  SPECSTATE_HD int32_t payload_token_elements() const { return conv_dim() + 2 * HV; }
   SPECSTATE_HD int64_t ssm_row_elements() const { return int64_t{HV} * K * V; }
 };
 

@@ -108,22 +108,24 @@ __global__ void __launch_bounds__(kDigestThreads)
   if (threadIdx.x == 0) atomicAdd(result, static_cast<unsigned long long>(partial[0]));
 }
 
-// One (layer, gather) per block; thread e moves element e of every entry, in entry order, so an
-// entry is read before any later entry overwrites it (from[j] >= j, increasing).
+// One (layer, gather) per block; thread e moves word e of every entry, in entry order, so an
+// entry is read before any later entry overwrites it (from[j] >= j, increasing). The threads
+// that read word e of an entry are the ones that write it: no barrier between entries.
 __global__ void __launch_bounds__(kCopyThreads)
     gather_payload_kernel(const __grid_constant__ DevicePool p, const GatherJob* jobs) {
   const GatherJob& g = jobs[blockIdx.y];
-  const int layer = blockIdx.x, elements = p.payload_token_elements();
+  const int layer = blockIdx.x, words = int(p.token.bytes() / 4);  // x and values: whole words
   auto entry = [&](int j) {
     int token = g.first + j;
     if (token >= p.payload_tokens) token -= p.payload_tokens;
-    return p.payload + ((int64_t{layer} * p.slots + g.slot) * p.payload_tokens + token) * elements;
+    return reinterpret_cast<uint32_t*>(
+        p.payload + ((int64_t{layer} * p.slots + g.slot) * p.payload_tokens + token) * p.token.bytes());
   };
   for (int j = 0; j < g.count; ++j) {
     if (g.from[j] == j) continue;
-    const bf16_bits* src = entry(g.from[j]);
-    bf16_bits* dst = entry(j);
-    for (int e = threadIdx.x; e < elements; e += blockDim.x)
+    const uint32_t* src = entry(g.from[j]);
+    uint32_t* dst = entry(j);
+    for (int e = threadIdx.x; e < words; e += blockDim.x)
       dst[e] = src[e];
   }
 }

@@ -112,21 +112,21 @@ __device__ bf16_bits conv_input_from_prefix(uint64_t prefix, uint32_t channel) {
   return num::uniform_bf16(num::mix64(prefix ^ channel), -2.0f, 4.0f);
 }
 
-// Every token's inputs -> hist columns W-1.. and ab; payload-mode copies of the new tokens.
+// Every token's conv input -> hist columns W-1.. (a stored token's only where a window or tap
+// reads it: the last W-1 of them), the computed tokens' gate inputs -> ab (index j * ratio + r);
+// payload mode keeps the new tokens' x.
 template <bool kTree>
 __device__ void prep_stage(const PrepBlock<kTree>& b, const PrepShared& sh, int total) {
   const SeqJob& job = b.j.job;
-  const int pending = job.pending_count;
+  const int pending = job.pending_count, stored = b.j.stored_tokens();
   const bool to_payload = job.payload_out_slot != kNoRow;
-  const int C = b.j.p.conv_dim();
-  for (int j = threadIdx.x; j < total; j += blockDim.x) {
-    if (!b.j.payload_token(j)) sh.x_prefix[j] = conv_input_prefix(b.j.template coord<kTree>(j));
-  }
+  for (int j = stored + int(threadIdx.x); j < total; j += blockDim.x)
+    sh.x_prefix[j] = conv_input_prefix(b.j.template coord<kTree>(j));
   __syncthreads();
-  for (int j = 0; j < total; ++j) {  // nested loops: no run-time division in the index math
-    const bf16_bits* src = b.j.payload_token(j);
+  for (int j = max(0, stored - kWc); j < total; ++j) {  // nested loops: no run-time division
+    const bf16_bits* src = j < stored ? num::PayloadToken::x(b.j.stored_token(j)) : nullptr;
     bf16_bits* out =
-        to_payload && j >= pending ? b.j.payload_out(j - pending) : nullptr;
+        to_payload && j >= stored ? num::PayloadToken::x(b.j.payload_out(j - pending)) : nullptr;
     for (int c = threadIdx.x; c < b.nch; c += blockDim.x) {
       const int ch = b.channel(c);
       const bf16_bits x = src ? src[ch] : conv_input_from_prefix(sh.x_prefix[j], ch);
@@ -134,18 +134,10 @@ __device__ void prep_stage(const PrepBlock<kTree>& b, const PrepShared& sh, int 
       if (out) out[ch] = x;
     }
   }
-  for (int idx = threadIdx.x; idx < b.ratio * total; idx += blockDim.x) {
+  for (int idx = stored * b.ratio + int(threadIdx.x); idx < b.ratio * total; idx += blockDim.x) {
     const int r = idx % b.ratio, j = idx / b.ratio, hv = b.h * b.ratio + r;
-    const bf16_bits* src = b.j.payload_token(j);
-    const bf16_bits a = src ? src[C + hv] : num::gen_gate_a(b.j.template coord<kTree>(j), hv);
-    const bf16_bits bb = src ? src[C + b.j.p.HV + hv] : num::gen_gate_b(b.j.template coord<kTree>(j), hv);
-    sh.ab[2 * idx] = a;
-    sh.ab[2 * idx + 1] = bb;
-    if (to_payload && j >= pending) {
-      bf16_bits* dst = b.j.payload_out(j - pending);
-      dst[C + hv] = a;
-      dst[C + b.j.p.HV + hv] = bb;
-    }
+    sh.ab[2 * idx] = num::gen_gate_a(b.j.template coord<kTree>(j), hv);
+    sh.ab[2 * idx + 1] = num::gen_gate_b(b.j.template coord<kTree>(j), hv);
   }
 }
 
@@ -204,7 +196,7 @@ __device__ void prep_conv(const PrepBlock<kTree>& b, const PrepShared& sh, int t
 #pragma unroll
     for (int t = 0; t < kConvWidth; ++t)
       taps[t] = taps_src[t];
-    for (int j = 0; j < total; ++j) {
+    for (int j = b.j.stored_tokens(); j < total; ++j) {
       int cols[kConvWidth];
       b.j.template tap_columns<kConvWidth, kTree>(j, cols);
       float in[kConvWidth];
@@ -223,14 +215,15 @@ __device__ void prep_conv(const PrepBlock<kTree>& b, const PrepShared& sh, int t
   }
 }
 
-// The q and k norm denominators of every token, 8 threads per norm: thread c of a group of 8
+// The q and k norm denominators of every computed token, 8 threads per norm: thread c of a group of 8
 // consecutive lanes sums chain c, and an xor butterfly over the lane's low 3 bits adds the
 // chains in combine_chains' tree (chain bit k is lane bit k), as l2_norm_denominator does.
 template <int K, bool kTree>
 __device__ void prep_norms(const PrepBlock<kTree>& b, const PrepShared& sh, int total) {
   constexpr int kLen = K / num::kChains;
   const int count = 2 * total * num::kChains;
-  for (int base = 0; base < count; base += blockDim.x) {  // every lane of a warp shuffles
+  // Every lane of a warp shuffles; groups of 8 lanes stay aligned (the start is a multiple of 16).
+  for (int base = 2 * b.j.stored_tokens() * num::kChains; base < count; base += blockDim.x) {
     const int idx = base + int(threadIdx.x), norm = idx / num::kChains, c = idx % num::kChains;
     const bool active = idx < count;
     float sum =
@@ -247,8 +240,11 @@ template <int K, bool kTree>
 __device__ void prep_norms_and_gates(const PrepBlock<kTree>& b, const PrepShared& sh, int total) {
   static_assert(kPrepThreads % 32 == 0 && num::kChains == 8, "norm groups fill warps");
   const DevicePool& p = b.j.p;
+  const int stored = b.j.stored_tokens();
+  const bool to_payload = b.j.job.payload_out_slot != kNoRow;
+  auto payload_out = [&](int j) { return b.j.payload_out(j - b.j.job.pending_count); };
   prep_norms<K, kTree>(b, sh, total);
-  for (int g = threadIdx.x; g < b.ratio * total; g += blockDim.x) {
+  for (int g = stored * b.ratio + int(threadIdx.x); g < b.ratio * total; g += blockDim.x) {
     const int r = g % b.ratio, j = g / b.ratio, hv = b.h * b.ratio + r;
     const int pi = b.j.layer * p.HV + hv;
     const num::Gates gates =
@@ -257,14 +253,16 @@ __device__ void prep_norms_and_gates(const PrepBlock<kTree>& b, const PrepShared
     float* dst = b.j.L.step_gates + (b.j.token_index(j) * p.HV + hv) * 2;
     dst[0] = gates.alpha;
     dst[1] = gates.beta;
+    if (to_payload) p.token.alpha(payload_out(j))[hv] = gates.alpha;
   }
   __syncthreads();
-  for (int idx = threadIdx.x; idx < 2 * K * total; idx += blockDim.x) {
+  for (int idx = stored * 2 * K + int(threadIdx.x); idx < 2 * K * total; idx += blockDim.x) {
     const int j = idx / (2 * K), c = idx % (2 * K);
     const float x = sh.qk[idx];
     const float y = c < K ? num::normalize_query(x, sh.denom[2 * j], p.q_scale)
                           : num::normalize_key(x, sh.denom[2 * j + 1]);
     b.j.L.step_qk[(b.j.token_index(j) * p.H + b.h) * 2 * K + c] = y;
+    if (to_payload && c >= K) p.token.k_hat(payload_out(j), b.h)[c - K] = y;
   }
 }
 
@@ -422,7 +420,7 @@ __device__ PoolElem<kBf16>* pool_head(const JobView& jv, int row, int hv) {
 // slower thread of its group still reads for token t: one barrier per token suffices). o's
 // partials go to red_o ([kChains, K], this token's slot), combined after the chunk.
 template <int K>
-__device__ __forceinline__ void recur_token(const float* t, Lane ln, Pair (&s)[Recur<K>::kRows],
+__device__ __forceinline__ Pair recur_token(const float* t, Lane ln, Pair (&s)[Recur<K>::kRows],
                                             float* red_m, float* red_o) {
   using R = Recur<K>;
   const int row0 = ln.chain * R::kRows;
@@ -453,6 +451,26 @@ __device__ __forceinline__ void recur_token(const float* t, Lane ln, Pair (&s)[R
       o = num::update_output_row(s[g + u], kg[u], qg[u], delta, o);
   }
   store_partial(red_o, K, ln, o);
+  return delta;
+}
+
+// One token replayed from its stored values (t: alpha, k_hat and delta staged as a computed
+// token's alpha, k_hat and v): the state operations of recur_token on the values its verify
+// computed, with no reduction and so no barrier.
+template <int K>
+__device__ __forceinline__ void replay_token(const float* t, Lane ln, Pair (&s)[Recur<K>::kRows]) {
+  using R = Recur<K>;
+  const float* k = t + R::kK + ln.chain * R::kRows;
+  const float alpha = t[R::kGates];
+  const Pair delta{{t[R::kV + ln.col0], t[R::kV + ln.col0 + 1]}};
+#pragma unroll
+  for (int g = 0; g < R::kRows; g += R::kGroup) {
+    float kg[R::kGroup];
+    load_shared(k + g, kg);
+#pragma unroll
+    for (int u = 0; u < R::kGroup; ++u)
+      num::replay_row(s[g + u], kg[u], alpha, delta);
+  }
 }
 
 // Output o of new token jn for columns col0, col0+1 of head hv.
@@ -464,16 +482,17 @@ __device__ void store_output(const JobView& jv, int hv, int jn, int col0, Pair o
   *reinterpret_cast<uint32_t*>(jv.L.outputs + idx + col0) = bf16_pair(o);
 }
 
-// After a chunk (and a block barrier): the outputs of its new tokens from their o partials,
-// one (token, column pair) per thread.
+// After a chunk (and a block barrier): the outputs of its computed new tokens from their o
+// partials, one (token, column pair) per thread.
 template <int K, bool kTree>
 __device__ void chunk_outputs(const JobView& jv, int hv, int c0, int n, const float* red_o) {
   using R = Recur<K>;
+  if (!jv.L.outputs) return;
   for (int idx = threadIdx.x; idx < n * R::kPairs; idx += blockDim.x) {
     const int jl = idx / R::kPairs, col0 = 2 * (idx % R::kPairs);
     const uint32_t step = jv.template step<kTree>(c0 + jl);
-    const int jn = int(step & 0xFFFFu) - jv.job.pending_count;
-    if (jn >= 0 && !(kTree && (step & kStepSilent)))
+    const int token = int(step & 0xFFFFu), jn = token - jv.job.pending_count;
+    if (jn >= 0 && token >= jv.stored_tokens() && !(kTree && (step & kStepSilent)))
       store_output(jv, hv, jn, col0, combine_partials<K>(red_o + jl * R::kRedFloats, col0));
   }
 }
@@ -484,26 +503,39 @@ __device__ __forceinline__ int step_token(const JobView& jv, int e) {
   return int(jv.template step<kTree>(e) & 0xFFFFu);
 }
 
-// The tokens of steps c0 .. c0+n-1 of head (h, hv): step scratch -> shared, in Recur<K>'s token
-// layout.
+// The tokens of steps c0 .. c0+n-1 of head (h, hv) -> shared, in Recur<K>'s token layout: a
+// computed token's from the step scratch, a stored token's alpha, k_hat and delta from its
+// payload slot (into the alpha, k_hat and v places; its q_hat and beta are not needed).
 template <int K, bool kTree>
 __device__ void recur_stage(const JobView& jv, int h, int hv, int c0, int n, float* tok) {
   using R = Recur<K>;
   const DevicePool& p = jv.p;
+  const int stored = jv.stored_tokens();
   for (int idx = threadIdx.x; idx < n * 2 * K; idx += blockDim.x) {
     const int j = idx / (2 * K), e = idx % (2 * K), which = e / K, i = e % K;
-    const float x = jv.L.step_qk[(jv.token_index(step_token<kTree>(jv, c0 + j)) * p.H + h) * 2 * K + e];
+    const int token = step_token<kTree>(jv, c0 + j);
+    if (token < stored) {
+      if (which) tok[j * R::kTokenFloats + R::kK + i] = p.token.k_hat(jv.stored_token(token), h)[i];
+      continue;
+    }
+    const float x = jv.L.step_qk[(jv.token_index(token) * p.H + h) * 2 * K + e];
     tok[j * R::kTokenFloats + (which ? R::kK : R::kQ) + i] = x;
   }
   for (int idx = threadIdx.x; idx < n * K; idx += blockDim.x) {
-    const int j = idx / K, c = idx % K;
-    tok[j * R::kTokenFloats + R::kV + c] = num::bf16_to_float(
-        jv.L.step_v[(jv.token_index(step_token<kTree>(jv, c0 + j)) * p.HV + hv) * K + c]);
+    const int j = idx / K, c = idx % K, token = step_token<kTree>(jv, c0 + j);
+    tok[j * R::kTokenFloats + R::kV + c] =
+        token < stored
+            ? p.token.delta(jv.stored_token(token), hv)[c]
+            : num::bf16_to_float(jv.L.step_v[(jv.token_index(token) * p.HV + hv) * K + c]);
   }
   for (int idx = threadIdx.x; idx < 2 * n; idx += blockDim.x) {
-    tok[(idx >> 1) * R::kTokenFloats + R::kGates + (idx & 1)] =
-        jv.L.step_gates[(jv.token_index(step_token<kTree>(jv, c0 + (idx >> 1))) * p.HV + hv) * 2 +
-                        (idx & 1)];
+    const int j = idx >> 1, which = idx & 1, token = step_token<kTree>(jv, c0 + j);
+    if (token < stored) {
+      if (!which) tok[j * R::kTokenFloats + R::kGates] = p.token.alpha(jv.stored_token(token))[hv];
+      continue;
+    }
+    tok[j * R::kTokenFloats + R::kGates + which] =
+        jv.L.step_gates[(jv.token_index(token) * p.HV + hv) * 2 + which];
   }
 }
 
@@ -574,6 +606,7 @@ __global__ void __launch_bounds__(Recur<K>::kThreads, K == 128 ? 2 : 8)
   float* red_m = tok + kRecurChunk * R::kTokenFloats;  // [2, kChains, K] fp32
   float* red_o = red_m + 2 * R::kRedFloats;            // [kRecurChunk, kChains, K] fp32
   const int h = hv / (p.HV / p.H), steps = jv.template steps<kTree>();
+  const int stored = jv.stored_tokens();  // a prefix: the red_m alternation below holds
   // A tree's restarts (backends/sequence_job.h) reload the base state, which each thread keeps
   // for its own rows in the job's carry: written and read by the same thread, no barrier.
   float* base = kTree && job.stash_base ? jv.carry_ssm_head(hv) : nullptr;
@@ -597,10 +630,19 @@ __global__ void __launch_bounds__(Recur<K>::kThreads, K == 128 ? 2 : 8)
           load_rows<K>(pool_head<K, kBf16>(jv, row, hv), ln, s);
         }
       }
-      recur_token<K>(tok + jl * R::kTokenFloats, ln, s, red_m + (jl & 1) * R::kRedFloats,
-                     red_o + jl * R::kRedFloats);
-      if constexpr (kTree) {
-        if (step & kStepSilent) continue;
+      if (j < stored) {
+        replay_token<K>(tok + jl * R::kTokenFloats, ln, s);
+      } else {
+        const Pair delta = recur_token<K>(tok + jl * R::kTokenFloats, ln, s,
+                                          red_m + (jl & 1) * R::kRedFloats, red_o + jl * R::kRedFloats);
+        if (kTree && (step & kStepSilent)) continue;
+        // Payload mode keeps delta beside the token's x, alpha and k_hat (prep's): every chain
+        // combined the same delta, chain 0 stores it.
+        if (job.payload_out_slot != kNoRow && ln.chain == 0) {
+          float* d = p.token.delta(jv.payload_out(j - job.pending_count), hv) + ln.col0;
+          d[0] = delta.v[0];
+          d[1] = delta.v[1];
+        }
       }
       store_states<K, kBf16>(jv, hv, j, ln, s);
       if constexpr (kTree) {

@@ -98,14 +98,26 @@ SPECSTATE_HD inline L gdn_delta(L v, L m, float beta) {
   return fmul(beta, fsub(v, m));
 }
 
+// One row of a token replayed from stored values: the two state operations of the passes above,
+// s = fma(k, delta, alpha * s), on the alpha, k_hat and delta that the token's verify computed.
+// A replay starts from the state the verify started from (bit for bit: every strategy reaches
+// the canonical state), so the verify's delta is the one the full step would compute again: the
+// same operations on the same values, the same bits, without the reduction over K, its barrier,
+// the conv, the norms or the gates. (The update pass's o is not kept: a replay outputs nothing.)
+template <class L>
+SPECSTATE_HD inline void replay_row(L& s, float k, float alpha, L delta) {
+  s = ffma(k, delta, fmul(alpha, s));
+}
+
 // The whole step of one token for one group of columns whose state row i is s[i * stride],
-// i = 0..K-1 (row i of every column of the group). Returns o before bf16 rounding.
+// i = 0..K-1 (row i of every column of the group). Returns o before bf16 rounding, and delta in
+// *delta_out when asked (a verify that keeps the token's values for a later replay).
 // Chain c's m (first pass) and o (second pass) start at 0 and take its rows in ascending order.
 // The chains advance together, row r of every chain before row r+1 of any: the order inside a
 // chain is what fixes the bits, and kChains independent fma chains hide each other's latency.
 template <class L>
 SPECSTATE_HD inline L gdn_column(L* s, int stride, int k_dim, const float* k_hat,
-                                 const float* q_hat, L v, Gates gates) {
+                                 const float* q_hat, L v, Gates gates, L* delta_out = nullptr) {
   const int rows = k_dim / kChains;
   L part[kChains] = {};
   for (int r = 0; r < rows; ++r) {
@@ -116,6 +128,7 @@ SPECSTATE_HD inline L gdn_column(L* s, int stride, int k_dim, const float* k_hat
     }
   }
   const L delta = gdn_delta(v, combine_chains(part), gates.beta);
+  if (delta_out) *delta_out = delta;
   SPECSTATE_UNROLL
   for (int c = 0; c < kChains; ++c)
     part[c] = L{};
@@ -127,6 +140,14 @@ SPECSTATE_HD inline L gdn_column(L* s, int stride, int k_dim, const float* k_hat
     }
   }
   return combine_chains(part);
+}
+
+// A token replayed from stored values for one group of columns (rows as in gdn_column).
+template <class L>
+SPECSTATE_HD inline void gdn_column_replay(L* s, int stride, int k_dim, const float* k_hat,
+                                           float alpha, L delta) {
+  for (int i = 0; i < k_dim; ++i)
+    replay_row(s[i * stride], k_hat[i], alpha, delta);
 }
 
 }  // namespace specstate::num

@@ -1,16 +1,11 @@
 // A group of N independent columns that run one canonical sequence side by side: lane l of every
 // operation is exactly the scalar operation on lane l's operands. The canonical step
 // (gdn_step.h) is written over a lane type L, so the same source runs one column per call
-// (L = float), a SIMD group of columns on the host (L = Lanes<8>: g++ and clang turn the
-// loops into AVX2 vfmadd/vmulps, which round exactly like std::fma and *), or the columns a
-// device thread owns (L = Lanes<2>).
+// (L = float), the columns a device thread owns (L = Lanes<2>), or, with the same operations on
+// Eigen packets, a SIMD group of columns on the host (backends/cpu/packet_lanes.h).
 #pragma once
 
 #include "core/numerics/hd.h"
-
-#if !defined(__CUDACC__) && defined(__AVX2__) && defined(__FMA__)
-#include <immintrin.h>
-#endif
 
 namespace specstate::num {
 
@@ -65,37 +60,5 @@ SPECSTATE_HD inline Lanes<N> ffma(float a, Lanes<N> b, Lanes<N> c) {
     r.v[l] = ffma(a, b.v[l], c.v[l]);
   return r;
 }
-
-// Host builds with AVX2 + FMA: the 8-lane operations as single instructions. Each is the IEEE
-// operation per lane with one rounding (vfmadd*ps rounds once, like std::fma), so the bits are
-// those of the loops above; only the compiler's freedom to leave them scalar is taken away.
-#if !defined(__CUDACC__) && defined(__AVX2__) && defined(__FMA__)
-namespace avx {
-inline __m256 load(const Lanes<8>& x) {
-  return _mm256_loadu_ps(x.v);
-}
-inline Lanes<8> store(__m256 x) {
-  Lanes<8> r;
-  _mm256_storeu_ps(r.v, x);
-  return r;
-}
-}  // namespace avx
-
-inline Lanes<8> fmul(float a, Lanes<8> b) {
-  return avx::store(_mm256_mul_ps(_mm256_set1_ps(a), avx::load(b)));
-}
-inline Lanes<8> fadd(Lanes<8> a, Lanes<8> b) {
-  return avx::store(_mm256_add_ps(avx::load(a), avx::load(b)));
-}
-inline Lanes<8> fsub(Lanes<8> a, Lanes<8> b) {
-  return avx::store(_mm256_sub_ps(avx::load(a), avx::load(b)));
-}
-inline Lanes<8> ffma(Lanes<8> a, float b, Lanes<8> c) {
-  return avx::store(_mm256_fmadd_ps(avx::load(a), _mm256_set1_ps(b), avx::load(c)));
-}
-inline Lanes<8> ffma(float a, Lanes<8> b, Lanes<8> c) {
-  return avx::store(_mm256_fmadd_ps(_mm256_set1_ps(a), avx::load(b), avx::load(c)));
-}
-#endif
 
 }  // namespace specstate::num

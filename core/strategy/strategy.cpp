@@ -339,7 +339,10 @@ StepBytes verify_step_bytes(const StrategyLayout& l, int32_t accepted, int32_t h
   const int64_t col = int64_t{s.geometry.conv_dim()} * 2 * layers;  // one conv column
   const int64_t window = col * s.geometry.conv_state_cols();
   const int64_t state = ssm + window;
-  const int64_t token_payload = int64_t{s.payload_token_elements()} * 2 * layers;
+  const num::PayloadToken token = s.payload_token();
+  const int64_t token_payload = token.bytes() * layers;
+  const int wc = s.geometry.conv_state_cols();
+  auto replay_read = [&](int64_t n) { return token.replay_read_bytes(n, wc) * layers; };
   StepBytes b;
   switch (l.kind) {
     case StrategyKind::kScatter:  // read 1, write N, commit copy: read 1 + write 1
@@ -358,19 +361,19 @@ StepBytes verify_step_bytes(const StrategyLayout& l, int32_t accepted, int32_t h
       b.state_read = 2 * state;
       b.state_write = state;
       b.payload_write = N * token_payload;
-      b.payload_read = accepted * token_payload;
+      b.payload_read = replay_read(accepted);
       break;
     case StrategyKind::kDeferred:  // read 1, write 1 (the commit of the previous step)
       b.state_read = state;
       b.state_write = state;
       b.payload_write = N * token_payload;
-      b.payload_read = accepted * token_payload;
+      b.payload_read = replay_read(accepted);
       break;
     case StrategyKind::kRing:  // read 1 (the checkpoint); write 1 only on a fold
       b.state_read = state;
       b.state_write = history >= l.config.ring.fold_threshold(int32_t(T)) ? state : 0;
       b.payload_write = N * token_payload;
-      b.payload_read = history * token_payload;
+      b.payload_read = replay_read(history);
       break;
   }
   // A tree pool's payload strategies gather the accepted path to the front of the span: at most

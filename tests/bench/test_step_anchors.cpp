@@ -50,8 +50,9 @@ TEST(StepAnchors, ParsesTheScriptsLines) {
 }
 
 TEST(StepAnchors, EachStepHasItsAnchors) {
-  ASSERT_EQ(anchors_of("inline").size(), 1u);
+  ASSERT_EQ(anchors_of("inline").size(), 2u);
   EXPECT_STREQ(anchors_of("inline")[0].variant, "after");
+  EXPECT_STREQ(anchors_of("inline")[1].variant, "vllm_spec");
   ASSERT_EQ(anchors_of("scatter").size(), 2u);
   EXPECT_STREQ(anchors_of("scatter")[0].variant, "before");
   EXPECT_STREQ(anchors_of("scatter")[1].variant, "head_scratch");
@@ -62,6 +63,11 @@ TEST(StepAnchors, EachStepHasItsAnchors) {
   EXPECT_STREQ(anchors_of("deferred")[0].variant, "after");
   EXPECT_DOUBLE_EQ(anchors_of("deferred")[0].max_ratio, 0.45);
   EXPECT_EQ(anchors_of("deferred")[0].goal_batch, 64);
+  ASSERT_EQ(anchors_of("ring").size(), 1u);
+  EXPECT_STREQ(anchors_of("ring")[0].variant, "vllm_replay_verify");
+  EXPECT_DOUBLE_EQ(anchors_of("ring")[0].max_ratio, 1.0);
+  ASSERT_EQ(anchors_of("ring.fold").size(), 1u);
+  EXPECT_STREQ(anchors_of("ring.fold")[0].variant, "vllm_replay_flush");
   EXPECT_TRUE(anchors_of("scatter.copy").empty());
   EXPECT_TRUE(anchors_of("replay.commit").empty());
   EXPECT_DOUBLE_EQ(pct_copy_goal("inline", 64), 90.0);

@@ -197,7 +197,7 @@ PY
           "$bin" footprint --preset tiny --batch 4
         expect 0 '^memory, total +46\.05 GiB +23\.24 GiB +22\.81 GiB +49\.5%$' -- \
           "$bin" footprint --preset qwen3-next-80b-a3b --batch 64 --compare scatter,inline
-        expect 0 '^memory, total +84 KiB +380 KiB +-296 KiB +-349\.7%$' -- \
+        expect 0 '^memory, total +96 KiB +380 KiB +-284 KiB +-293\.8%$' -- \
           "$bin" footprint --preset tiny --batch 4 --compare replay,scatter
         if "$bin" footprint --preset tiny --batch 4 | grep -q '0\.000'; then
           echo "FAIL: a figure printed as 0.000"; exit 1
@@ -345,6 +345,52 @@ PY
         sed 's/"specstate_trace": 2/"specstate_trace": 1/' custom.jsonl > v1.jsonl
         expect 2 "^v1\.jsonl:1: field 'geometry' in header needs format version 2" -- \
           "$bin" validate v1.jsonl ;;
+  dump-on-divergence)  # replay --dump-on-divergence, then compare of the two lanes' dumps
+        scenario="$source/tests/scenarios/ring-stale-accepted.jsonl"
+        expect 0 '^AGREE' -- "$bin" replay "$scenario" --dump-on-divergence clean
+        [ ! -e clean ] || { echo "FAIL: an agreeing replay made clean/"; exit 1; }
+        expect 1 "^DIVERGENCE at $scenario:10: verify" -- \
+          "$bin" replay "$scenario" --inject ring-stale-accepted --dump-on-divergence d
+        for lane in cpu-scatter cpu-ring+ring-stale-accepted; do
+          [ -f "d/$lane/meta.json" ] && [ -f "d/$lane/layer01/ssm_state.npy" ] \
+            || { echo "FAIL: no dump d/$lane"; ls -R d; exit 1; }
+        done
+        [ "$(ls d | wc -l)" = 2 ] || { echo "FAIL: d/ holds $(ls d)"; exit 1; }
+        grep -q "^  compare them: specstate compare d/cpu-scatter d/cpu-ring+ring-stale-accepted$" \
+          <<<"$out" || { echo "FAIL: no compare command in: $out"; exit 1; }
+        grep -q "^  d/cpu-ring+ring-stale-accepted: 12 tokens, the lane differs from the recorder first at $scenario:10: request 1: live state" \
+          <<<"$out" || { echo "FAIL: the faulty lane's line: $out"; exit 1; }
+        # compare finds the divergence at the replay's trace line, and the stale state.
+        expect 1 "^DIVERGENCE: d/cpu-scatter vs d/cpu-ring\+ring-stale-accepted at token 10 \(position 10\), trace line 10: verify" -- \
+          "$bin" compare d/cpu-scatter d/cpu-ring+ring-stale-accepted
+        grep -qE "^  forensics: d/cpu-ring\+ring-stale-accepted's state at token 10 among d/cpu-scatter's states at tokens 6 to 11: stale by 3 tokens: token 7 \(position 7\), trace line 9: extend, step 7, accepted \(distance 0 vs [0-9.]+ to token 10's state\)$" \
+          <<<"$out" || { echo "FAIL: forensics: $out"; exit 1; }
+        "$bin" compare d/cpu-scatter d/cpu-ring+ring-stale-accepted --json > compare.json || true
+        "$bin" replay "$scenario" --inject ring-stale-accepted --dump-on-divergence j --json \
+          > replay.json || true
+        "$python" - compare.json replay.json <<'PY'
+import json, sys
+c, r = (json.load(open(f)) for f in sys.argv[1:])
+f = c["forensics"]
+assert f["matched"] and f["examined"] == "d/cpu-ring+ring-stale-accepted", f
+assert f["candidates"][0]["offset"] == -3 and f["candidates"][0]["distance"] == 0, f
+assert f["verdict"].startswith("stale by 3 tokens: token 7 (position 7)"), f["verdict"]
+d = r["dumps"]
+assert (d["dir"], d["request"], d["until_line"]) == ("j", 1, 10), d
+assert [l["dir"] for l in d["lanes"]] == ["j/cpu-scatter", "j/cpu-ring+ring-stale-accepted"], d
+assert d["lanes"][0]["differs"] is None and d["lanes"][1]["tokens"] == 12, d
+PY
+        # DIR is checked before the replay runs.
+        touch file
+        expect 2 '^--dump-on-divergence file: exists and is not a directory$' -- \
+          "$bin" replay "$scenario" --inject ring-stale-accepted --dump-on-divergence file
+        expect 2 '^--dump-on-divergence d: exists and is not empty$' -- \
+          "$bin" replay "$scenario" --inject ring-stale-accepted --dump-on-divergence d
+        expect 2 '^--dump-on-divergence none/d: its parent none is not a directory$' -- \
+          "$bin" replay "$scenario" --inject ring-stale-accepted --dump-on-divergence none/d
+        mkdir empty
+        expect 1 '^  empty/cpu-scatter: 12 tokens' -- \
+          "$bin" replay "$scenario" --inject ring-stale-accepted --dump-on-divergence empty ;;
   *) echo "unknown case $case_name"; exit 1 ;;
 esac
 echo "cli $case_name: passed"

@@ -112,7 +112,8 @@ class BackendPair {
       for (size_t i = 0; i < a.size(); ++i) {
         if (a[i] != b[i]) {
           return ::testing::AssertionFailure()
-                 << "payload slot " << s << " element " << i << ": " << a[i] << " vs " << b[i];
+                 << "payload slot " << s << " byte " << i << ": " << int(a[i]) << " vs "
+                 << int(b[i]);
         }
       }
     }

@@ -24,6 +24,26 @@ expect 1 "^DIVERGENCE: $tmp/a vs $tmp/b at token 7 (position 7), trace line 9: e
   "$bin" compare "$tmp/a" "$tmp/b"
 expect 1 "layer00/conv_out.npy \[channel 100 (v head 2, i 4)\]" -- "$bin" compare "$tmp/a" "$tmp/b"
 expect 0 "^AGREE" -- "$bin" compare "$tmp/a" "$tmp/b" --atol 0.126
+# Forensics: b's per-token states shifted by one token (token t holds a's token t-1), as an
+# engine whose states lag one token dumps them: stale by one token, in text and JSON.
+cp -r "$tmp/b" "$tmp/stale"
+"$python" - "$tmp/stale" <<'PY'
+import glob, sys, numpy as np
+for f in glob.glob(sys.argv[1] + "/layer*/*_state.npy"):
+    x = np.load(f); x[1:] = x[:-1].copy(); np.save(f, x)
+PY
+expect 1 "^  forensics: $tmp/stale's state at token 1 among $tmp/a's states at tokens 0 to 5: stale by one token: token 0 (position 0), trace line 9: extend, step 0, accepted (distance 0 vs " -- \
+  "$bin" compare "$tmp/a" "$tmp/stale"
+expect 1 "^             0          0          0  token 0 (position 0), trace line 9: extend, step 0, accepted, one token before$" -- \
+  "$bin" compare "$tmp/a" "$tmp/stale"
+"$bin" compare "$tmp/a" "$tmp/stale" --json > "$tmp/stale.json" || true
+"$python" - "$tmp/stale.json" <<'PY'
+import json, sys
+f = json.load(open(sys.argv[1]))["forensics"]
+assert f["matched"] and f["row"] == 1 and f["verdict"].startswith("stale by one token: token 0"), f
+best, same = f["candidates"][0], [c for c in f["candidates"] if c["row"] == 1][0]
+assert best["offset"] == -1 and best["distance"] == 0 and same["distance"] > 0.1, f["candidates"]
+PY
 expect 2 "$tmp/none: not a directory" -- "$bin" compare "$tmp/a" "$tmp/none"
 expect 2 "rtol" -- "$bin" compare "$tmp/a" "$tmp/b" --rtol -1
 expect 2 "^--rtol: nan is not a finite number >= 0" -- "$bin" compare "$tmp/a" "$tmp/b" --rtol nan

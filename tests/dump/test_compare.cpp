@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -164,6 +165,100 @@ TEST_F(CompareDumps, AParameterDifferenceComesBeforeEveryToken) {
   EXPECT_EQ(c.first->token, -1);
   EXPECT_EQ(c.first->file, "layer01/A_log.npy");
   EXPECT_EQ(c.first->index, "[head 3]");
+}
+
+// Forensics (sim/dump_forensics.h): the states of one dump shifted along the token axis, as an
+// engine whose per-token states lag by one token dumps them.
+class CompareForensics : public CompareDumps {
+ protected:
+  // Token t of `dir`'s states takes token t + `by`'s values, for t in [from, to).
+  static void shift_states(const fs::path& dir, int64_t from, int64_t to, int64_t by) {
+    for (const char* file : {"ssm_state.npy", "conv_state.npy"}) {
+      for (const char* layer : {"layer00", "layer01"}) {
+        NpyArray x = read_npy(dir / layer / file);
+        const int64_t per_token = int64_t(x.values.size()) / x.shape[0];
+        const std::vector<float> before = x.values;
+        for (int64_t t = from; t < to; ++t) {
+          std::copy_n(before.begin() + (t + by) * per_token, per_token,
+                      x.values.begin() + t * per_token);
+        }
+        write_npy(dir / layer / file, x.shape, x.values);
+      }
+    }
+  }
+};
+
+TEST_F(CompareForensics, StatesShiftedByOneTokenAreStaleByOneToken) {
+  shift_states(b_, 1, 29, -1);  // b's token t holds a's token t-1
+  const DumpComparison c = run();
+  ASSERT_FALSE(c.agree);
+  EXPECT_EQ(c.first->token, 1);
+  ASSERT_TRUE(c.forensics.has_value());
+  const DumpForensics& f = *c.forensics;
+  EXPECT_EQ(f.examined, b_.string());  // the second dump's state among the first's
+  EXPECT_EQ(f.among, a_.string());
+  ASSERT_TRUE(f.matched());
+  EXPECT_EQ(f.best().offset, -1);
+  EXPECT_EQ(f.best().row, 0);
+  EXPECT_EQ(f.best().distance(), 0.0);
+  EXPECT_GT(f.same().distance(), 0.1);  // a token apart is far, relative to the head's scale
+  EXPECT_EQ(f.verdict().rfind("stale by one token: token 0 (position 0), trace line 9: extend, "
+                              "step 0, accepted (distance 0 vs ",
+                              0),
+            0u)
+      << f.verdict();
+  EXPECT_NE(c.message(a_.string(), b_.string())
+                .find("\n  forensics: " + b_.string() + "'s state at token 1 among " + a_.string() +
+                      "'s states at tokens 0 to 5: "
+                      "stale by one token"),
+            std::string::npos)
+      << c.message(a_.string(), b_.string());
+  // Two tokens late and ahead by one, in the middle of the prefill.
+  reset();
+  shift_states(b_, 10, 20, -2);
+  EXPECT_EQ(run().forensics->verdict().rfind("stale by 2 tokens: token 8 (position 8)", 0), 0u);
+  reset();
+  shift_states(b_, 10, 20, 1);
+  EXPECT_EQ(run().forensics->verdict().rfind("ahead by one token: token 11 (position 11)", 0), 0u);
+}
+
+TEST_F(CompareForensics, AStaleFirstDumpIsFoundTheOtherWayRound) {
+  // Only a's token 6 is stale: b's token 6 matches none of a's, a's matches b's token 5.
+  shift_states(a_, 6, 7, -1);
+  const DumpForensics f = *run().forensics;
+  EXPECT_EQ(f.examined, a_.string());
+  EXPECT_EQ(f.among, b_.string());
+  EXPECT_EQ(f.verdict().rfind("stale by one token: token 5 (position 5)", 0), 0u) << f.verdict();
+}
+
+TEST_F(CompareForensics, OffsetsCountPositionsNotRerunsOfADraft) {
+  // Token 26 runs position 25 again (token 25 was a rejected draft at position 25): holding
+  // token 25's state there is the same position, not a stale state; token 24 is one before.
+  shift_states(b_, 26, 27, -2);
+  const DumpForensics f = *run().forensics;
+  EXPECT_EQ(f.row, 26);
+  EXPECT_EQ(f.verdict().rfind("stale by one token: token 24 (position 24)", 0), 0u) << f.verdict();
+  const auto rerun = std::find_if(f.candidates.begin(), f.candidates.end(),
+                                  [](const DumpCandidate& c) { return c.row == 25; });
+  ASSERT_NE(rerun, f.candidates.end());
+  EXPECT_EQ(rerun->offset, 0);
+  EXPECT_FALSE(rerun->same_token);
+}
+
+TEST_F(CompareForensics, ADifferenceOutsideTheStatesIsSaidToBe) {
+  nudge("layer00/o.npy", 20 * 64 + 7, 1.0f);
+  const DumpComparison c = run();
+  ASSERT_TRUE(c.forensics.has_value());
+  EXPECT_FALSE(c.forensics->matched());
+  EXPECT_EQ(c.forensics->verdict(),
+            "the same state as at token 20: the divergence is not in the state");
+  EXPECT_EQ(c.forensics->report().find("distance"), std::string::npos);  // no table of zeros
+  // Without state files in common there is nothing to examine.
+  for (const char* layer : {"layer00", "layer01"}) {
+    fs::remove(b_ / layer / "ssm_state.npy");
+    fs::remove(b_ / layer / "conv_state.npy");
+  }
+  EXPECT_FALSE(run().forensics.has_value());
 }
 
 TEST_F(CompareDumps, UlpToleranceCountsFloat32Units) {

@@ -3,6 +3,7 @@
 // nothing behind.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -18,6 +19,7 @@
 #include "core/strategy/pool_policy.h"
 #include "core/trace/format.h"
 #include "sim/dump.h"
+#include "sim/dump_compare.h"
 #include "sim/generator.h"
 #include "sim/npy.h"
 #include "sim/plan_executor.h"
@@ -429,6 +431,101 @@ TEST(Dump, AFaultyLaneIsReportedAndNothingIsWritten) {
     EXPECT_NE(r.mismatch.find(t.file + ":"), std::string::npos) << r.mismatch;
     EXPECT_TRUE(fs::is_empty(dir.path())) << r.mismatch;
   }
+}
+
+DumpReport follow(const trace::Trace& t, uint64_t request, const fs::path& out, LaneSpec lane,
+                  long until_line = 0) {
+  DumpOptions o;
+  o.request = request;
+  o.out_dir = out.string();
+  o.lane = lane;
+  o.follow_lane = true;
+  o.until_line = until_line;
+  return dump_request(t, o);
+}
+
+// follow_lane on a correct lane: the lane holds what the recorder computes, so the files are
+// the checked dump's, byte for byte; meta.json names the lane.
+TEST(Dump, FollowingACorrectLaneWritesTheCheckedDumpsFiles) {
+  const trace::Trace t = busy_trace(SsmDtype::kF32, 2);
+  const uint64_t request = interesting_request(t);
+  TempDir dir;
+  ASSERT_TRUE(dump(t, request, dir.path() / "checked").agree);
+  auto expected = tree(dir.path() / "checked");
+  const std::string meta = expected.at("meta.json");
+  expected.erase("meta.json");
+  for (StrategyKind s : all_strategies()) {
+    const fs::path out = dir.path() / std::string(to_string(s));
+    const DumpReport r = follow(t, request, out, {"cpu", s});
+    EXPECT_TRUE(r.agree && r.differs.empty()) << to_string(s) << ": " << r.differs;
+    auto files = tree(out);
+    nlohmann::json m = nlohmann::json::parse(files.at("meta.json"));
+    EXPECT_EQ(m["follows_lane"], "cpu/" + std::string(to_string(s)));
+    m.erase("follows_lane");
+    EXPECT_EQ(m, nlohmann::json::parse(meta)) << to_string(s);
+    files.erase("meta.json");
+    EXPECT_TRUE(files == expected) << to_string(s);
+  }
+}
+
+// until_line: the tokens up to that event, each row the full dump's.
+TEST(Dump, UntilLineStopsAfterThatEvent) {
+  const trace::Trace t = busy_trace(SsmDtype::kF32);
+  const uint64_t request = interesting_request(t);
+  TempDir dir;
+  ASSERT_TRUE(dump(t, request, dir.path() / "full").agree);
+  const LoadedDump full(dir.path() / "full");
+  const auto& events = full.meta["events"];
+  const long line = events[events.size() / 2]["line"];
+  const int64_t tokens = request_tokens(t, request, line);
+  ASSERT_GT(tokens, 0);
+  ASSERT_LT(tokens, int64_t(full.meta["num_tokens"]));
+  DumpOptions o;
+  o.request = request;
+  o.out_dir = (dir.path() / "part").string();
+  o.until_line = line;
+  const DumpReport r = dump_request(t, o);
+  ASSERT_TRUE(r.agree) << r.mismatch;
+  EXPECT_EQ(r.tokens, tokens);
+  const LoadedDump part(dir.path() / "part");
+  EXPECT_EQ(part.meta["until_line"], line);
+  EXPECT_EQ(part.meta["num_tokens"], tokens);
+  for (const auto& e : part.meta["events"])
+    EXPECT_LE(e["line"].get<long>(), line);
+  for (const char* name : {"x", "conv_out", "o", "ssm_state", "conv_state"}) {
+    const NpyArray a = part.layer(1, name), b = full.layer(1, name);
+    ASSERT_EQ(a.shape[0], tokens);
+    for (int64_t i = 0; i < tokens; ++i)
+      EXPECT_TRUE(same_bits(token_slice(a, i), token_slice(b, i))) << name << " token " << i;
+  }
+  EXPECT_THROW(request_tokens(t, request, t.events.front().line), InputError);
+}
+
+// follow_lane on a lane with an injected fault: the dump is written with the lane's states, and
+// differs from the correct dump first at the event the lane first differs from the recorder.
+TEST(Dump, FollowingAFaultyLaneWritesWhatItHolds) {
+  const trace::Trace t = busy_trace(SsmDtype::kF32);
+  // A request that starts from zeros (a prefix hit would start from a row the fault changed).
+  const auto from_zeros = std::find_if(t.events.begin(), t.events.end(), [](const auto& line) {
+    const auto* e = std::get_if<trace::Extend>(&line.event);
+    return e && e->prefix_len == 0;
+  });
+  ASSERT_NE(from_zeros, t.events.end());
+  const uint64_t request = std::get<trace::Extend>(from_zeros->event).request;
+  TempDir dir;
+  ASSERT_TRUE(dump(t, request, dir.path() / "correct").agree);
+  const LaneSpec faulty{"cpu", StrategyKind::kInline, Fault::kVerifyAsExtend};
+  const DumpReport r = follow(t, request, dir.path() / "faulty", faulty);
+  ASSERT_FALSE(r.differs.empty());
+  EXPECT_TRUE(r.agree);  // written all the same
+  const DumpComparison c =
+      compare_dumps((dir.path() / "correct").string(), (dir.path() / "faulty").string(), {});
+  ASSERT_FALSE(c.agree);
+  // "FILE:LINE: request R: ..." and "token 20 (position 20), trace line LINE: verify, ...".
+  const size_t colon = t.file.size() + 1;
+  const std::string line = r.differs.substr(colon, r.differs.find(": ") - colon);
+  EXPECT_NE(c.first->token_text.find("trace line " + line + ": verify"), std::string::npos)
+      << c.first->token_text << " vs " << r.differs;
 }
 
 TEST(Dump, ErrorsAreInputErrorsAndLeaveNothingBehind) {

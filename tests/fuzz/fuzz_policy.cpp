@@ -2,7 +2,7 @@
 // "Fuzzing"): every trace the validator accepts must be accepted by the policy of every
 // strategy, event by event, and every plan must pass the row-ownership checker. A refusal or a
 // violation on a valid trace means the validator and the policy disagree on what a trace
-// means. When the pool is small (tiny sizes, kMaxExecutedBytes), the plans also run on the CPU
+// means. When the pool and the trace are small (kMaxExecutedBytes, kMaxExecutedTokens), the plans also run on the CPU
 // backend, so that memory a plan should not cost (padding rows materialised, saved states of
 // finished requests kept) shows as a finding or as libFuzzer's -rss_limit_mb / -malloc_limit_mb.
 #include <cstdint>
@@ -34,8 +34,19 @@ namespace trace = specstate::trace;
   std::abort();
 }
 
-// Pools up to this size run on the CPU backend (tiny preset, a few dozen rows).
+// Pools up to this size run on the CPU backend (tiny preset, a few dozen rows), and traces of up
+// to this many tokens: enough to cross the backend's 512-token prefill parts several times, few
+// enough for libFuzzer's -timeout (a valid extend may carry 2^24 tokens: minutes of arithmetic,
+// which is not a finding).
 constexpr int64_t kMaxExecutedBytes = int64_t{4} << 20;
+constexpr int64_t kMaxExecutedTokens = 4096;
+
+int64_t trace_tokens(const trace::Trace& t) {
+  int64_t tokens = 0;
+  for (const trace::Line& line : t.events)
+    tokens += specstate::sim::event_tokens(line.event, t.header.tokens_per_verify());
+  return tokens;
+}
 
 // Memory a plan must not keep: a saved state of a request that is not retracted, outputs for
 // more tasks than the batch and one padding task.
@@ -59,11 +70,18 @@ void check_memory(const trace::Line& line, specstate::StrategyKind kind,
 }
 
 void run_policy(const trace::Trace& t, specstate::StrategyKind kind) {
-  specstate::PoolPolicy policy(kind, specstate::sim::pool_config(t.header));
+  std::unique_ptr<specstate::PoolPolicy> made;
+  try {
+    made = std::make_unique<specstate::PoolPolicy>(kind, specstate::sim::pool_config(t.header));
+  } catch (const InputError&) {
+    return;  // a strategy that refuses the header (window and draft trees): replay leaves it out
+  }
+  specstate::PoolPolicy& policy = *made;
   specstate::sim::OwnershipChecker ownership(policy.layout());
   std::unique_ptr<specstate::StateBackend> backend;
   specstate::sim::SwapSpace swap;
-  if (policy.layout().shape.total_bytes() <= kMaxExecutedBytes)
+  if (policy.layout().shape.total_bytes() <= kMaxExecutedBytes &&
+      trace_tokens(t) <= kMaxExecutedTokens)
     backend = specstate::make_cpu_backend(policy.layout().shape, t.header.seed);
   for (const trace::Line& line : t.events) {
     specstate::Plan plan;

@@ -17,13 +17,17 @@ namespace {
 using specstate::InputError;
 namespace trace = specstate::trace;
 
-// Aborts (a finding) when a written and re-read valid trace differs from the original.
+// Aborts (a finding) when a written and re-read valid trace differs from the original, but for
+// the format version, which the writer lowers to the oldest that expresses the trace (a header
+// that says 2 and uses nothing of version 2 is written as version 1).
 void check_round_trip(const trace::Trace& original) {
   std::ostringstream out;
   trace::write_trace(out, original);
   std::istringstream in(out.str());
   const trace::Trace again = trace::read_trace(in, "round-trip");
-  bool same = again.header == original.header && again.events.size() == original.events.size();
+  trace::Header lowered = original.header;
+  lowered.version = lowered.lowest_version();
+  bool same = again.header == lowered && again.events.size() == original.events.size();
   for (size_t i = 0; same && i < again.events.size(); ++i)
     same = again.events[i].event == original.events[i].event;
   if (!same) {

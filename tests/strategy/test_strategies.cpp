@@ -419,7 +419,12 @@ TEST(StrategyLayouts, ExtraMemoryEqualsTheFormulas) {
     const int64_t ssm = c.geometry.ssm_elements_per_layer() * 4 * layers;
     const int64_t conv_col = int64_t{c.geometry.conv_dim()} * 2 * layers;
     const int64_t state = ssm + 3 * conv_col;
-    const int64_t token_payload = (c.geometry.conv_dim() + 2 * c.geometry.num_v_heads) * 2 * layers;
+    // x in bf16, then alpha [HV], k_hat [H, K] and delta [HV, V] in fp32 (docs/performance.md).
+    const ModelGeometry& g = c.geometry;
+    const int64_t token_payload =
+        (int64_t{g.conv_dim()} * 2 +
+         (g.num_v_heads + g.num_k_heads * g.head_k_dim + g.num_v_heads * g.head_v_dim) * 4) *
+        layers;
 
     const StrategyLayout scatter = make_layout(StrategyKind::kScatter, c);
     EXPECT_EQ(scatter.scratch_rows, 128 * T);

@@ -1,8 +1,9 @@
-// Generates a trace and replays it through the five CPU lanes with the installed libraries.
+// Generates a trace and replays it through every CPU lane with the installed libraries, their
+// headers included as <specstate/...> (README.md, "Build and install", shows this program).
 #include <cstdio>
 
-#include "sim/generator.h"
-#include "sim/simulator.h"
+#include <specstate/sim/generator.h>
+#include <specstate/sim/simulator.h>
 
 int main() {
   specstate::sim::GeneratorOptions g;
