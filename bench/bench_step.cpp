@@ -53,10 +53,11 @@
 //                 the device at run time, clock = cudaDevAttrClockRate, the boost clock). Conv,
 //                 norms and gates are not counted (about 2 % of a computed token's operations).
 //
-// Anchors: tokenspeed's kernels timed by anchor_bench.py in the same device call, read from the
-// JSON lines it printed, at the path given as --anchors=path or SPECSTATE_ANCHORS=path (none:
-// no anchor columns). anchor_bench.py is not part of this repository: bench/device_run.sh runs
-// it from $ANCHOR_DIR. Which anchor each step is compared with: bench/step_anchors.h.
+// Anchors: the peers' kernels timed in the same device call (tokenspeed's by anchor_bench.py,
+// vLLM's by anchor_triton.py), read from the JSON lines they printed, at the path given as
+// --anchors=path or SPECSTATE_ANCHORS=path (none: no anchor columns). The scripts are not part
+// of this repository: bench/device_run.sh runs them from $ANCHOR_DIR. Which anchor each step is
+// compared with: bench/step_anchors.h.
 #include <benchmark/benchmark.h>
 #include <cuda_runtime_api.h>
 

@@ -3,8 +3,9 @@
 # built for here: compiles python/src against that Python's headers and the static libraries
 # built here (copied with pybind11's headers into $BIN/pybuild), then runs the module's tests,
 # its CUDA Reference among them. From the repository root, after the libraries are copied:
-#   mkdir -p .device/pybuild/include && cp build/release/{sim,backends,backends/cuda,core,core/trace,core/strategy}/lib*.a \
-#     .device/pybuild/ && cp -r /usr/include/pybind11 .device/pybuild/include/
+#   mkdir -p .device/pybuild/include && cp build/release/{sim,backends,backends/cuda}/lib*.a \
+#     build/release/core/{,trace/,strategy/}lib*.a .device/pybuild/ && \
+#     cp -r /usr/include/pybind11 .device/pybuild/include/
 set -u
 PYINC=$(python3 -c "import sysconfig;print(sysconfig.get_paths()['include'])"); ls $PYINC/Python.h || exit 3
 EXT=$(python3 -c "import sysconfig;print(sysconfig.get_config_var('EXT_SUFFIX'))")
