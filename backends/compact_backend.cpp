@@ -6,6 +6,7 @@
 
 #include "backends/registry.h"
 #include "core/errors.h"
+#include "core/task_access.h"
 
 namespace specstate {
 namespace {
@@ -43,58 +44,30 @@ class CompactBackend final : public StateBackend {
                      "a primitive names only payload slots the lane's storage holds");
     return *p;
   }
-  StateLoc loc(const StateLoc& l) const {
-    if (l.is_none()) return l;
-    return {row(l.ssm_row), row(l.conv_row), l.conv_offset};
+  // `tasks` with every row and slot they name as the inner backend stores it.
+  template <class Task, class... Mode>
+  std::vector<Task> inner_tasks(std::span<const Task> tasks, Mode... mode) const {
+    std::vector<Task> inner(tasks.begin(), tasks.end());
+    for (Task& t : inner) {
+      for_each_row(mode..., t, [&](int32_t& index, const RowUse& use) {
+        if (use.first_use) index = use.unit == TaskAccess::kRow ? row(index) : slot(index);
+      });
+    }
+    return inner;
   }
 
   void do_prefill(std::span<const PrefillTask> tasks) override {
-    std::vector<PrefillTask> inner(tasks.begin(), tasks.end());
-    for (PrefillTask& t : inner) {
-      if (!t.from_zero) t.from = loc(t.from);
-      for (StateWrite& w : t.writes)
-        w.row = row(w.row);
-    }
-    inner_->prefill(inner);
+    inner_->prefill(inner_tasks(tasks));
   }
   void do_verify(VerifyMode mode, std::span<const VerifyTask> tasks) override {
-    std::vector<VerifyTask> inner(tasks.begin(), tasks.end());
-    for (VerifyTask& t : inner) {
-      if (t.from.is_none()) continue;  // padding
-      t.from = loc(t.from);
-      for (int32_t& r : t.out_rows)
-        r = row(r);
-      t.payload_slot = slot(t.payload_slot);
-      if (t.pending.count > 0) {
-        t.pending.payload_slot = slot(t.pending.payload_slot);
-        t.pending.commit_row = row(t.pending.commit_row);
-      }
-    }
-    inner_->verify(mode, inner);
+    inner_->verify(mode, inner_tasks(tasks, mode));
   }
-  void do_replay(std::span<const ReplayTask> tasks) override {
-    std::vector<ReplayTask> inner(tasks.begin(), tasks.end());
-    for (ReplayTask& t : inner) {
-      if (t.from.is_none()) continue;
-      t.from = loc(t.from);
-      t.payload_slot = slot(t.payload_slot);
-      t.dst_row = row(t.dst_row);
-    }
-    inner_->replay(inner);
-  }
+  void do_replay(std::span<const ReplayTask> tasks) override { inner_->replay(inner_tasks(tasks)); }
   void do_copy_rows(std::span<const RowCopy> copies) override {
-    std::vector<RowCopy> inner(copies.begin(), copies.end());
-    for (RowCopy& c : inner) {
-      if (c.src.is_none() || c.dst_row == kNoRow) continue;
-      c = {loc(c.src), row(c.dst_row), c.guard};
-    }
-    inner_->copy_rows(inner);
+    inner_->copy_rows(inner_tasks(copies));
   }
   void do_gather_payload(std::span<const PayloadGather> gathers) override {
-    std::vector<PayloadGather> inner(gathers.begin(), gathers.end());
-    for (PayloadGather& g : inner)
-      g.slot = slot(g.slot);
-    inner_->gather_payload(inner);
+    inner_->gather_payload(inner_tasks(gathers));
   }
   void do_write_state(int32_t r, const RowBytes& state) override {
     inner_->write_state(row(r), state);

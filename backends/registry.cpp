@@ -11,71 +11,17 @@
 #include "core/suggest.h"
 
 #if SPECSTATE_WITH_CUDA
-#include <cuda_runtime_api.h>
-
-#include "backends/cuda/cuda_backend.h"
+#include "backends/cuda/cuda_factory.h"
 #endif
 
 namespace specstate {
-
-bool cuda_compiled() {
-  return SPECSTATE_WITH_CUDA != 0;
-}
-
-bool cuda_available() {
-#if SPECSTATE_WITH_CUDA
-  return cuda_device_count() > 0;
-#else
-  return false;
-#endif
-}
-
-void check_backend_name(std::string_view name) {
-  if (name != "cpu" && name != "cuda")
-    throw InputError("unknown backend '" + std::string(name) + "'" +
-                     did_you_mean(name, {"cpu", "cuda"}) + " (known: cpu, cuda)");
-}
-
-void check_backend_available(std::string_view name) {
-  check_backend_name(name);
-  if (name != "cuda") return;
-#if SPECSTATE_WITH_CUDA
-  if (cuda_device_count() == 0) throw InputError("backend 'cuda': no CUDA device is visible");
-#else
-  throw InputError("backend 'cuda': specstate was not built with CUDA (SPECSTATE_WITH_CUDA=OFF)");
-#endif
-}
-
-std::unique_ptr<StateBackend> make_backend(std::string_view name, const PoolShape& shape,
-                                           uint64_t seed) {
-  check_backend_available(name);
-  if (name == "cpu") return make_cpu_backend(shape, seed);
-#if SPECSTATE_WITH_CUDA
-  return make_cuda_backend(shape, seed);
-#else
-  SPECSTATE_ASSERT(false, "check_backend_available refuses cuda in a build without CUDA");
-#endif
-}
-
-void check_backend_geometry(std::string_view name, const ModelGeometry& g) {
-  check_backend_name(name);
-  if (name == "cpu") check_cpu_geometry(g);
-#if SPECSTATE_WITH_CUDA
-  if (name == "cuda") check_cuda_geometry(g);
-#endif
-}
-
-void check_backend_step_tokens(std::string_view name, const ModelGeometry& g, int32_t tokens) {
-  check_backend_name(name);
-#if SPECSTATE_WITH_CUDA
-  if (name == "cuda") check_cuda_step_tokens(g, tokens);
-#else
-  (void)g;
-  (void)tokens;
-#endif
-}
-
 namespace {
+
+std::string always_available() {
+  return "";
+}
+
+void runs_every_step(const ModelGeometry&, int32_t) {}
 
 // Bytes the process maps now (the first field of /proc/self/statm, in pages); -1 if unknown.
 int64_t mapped_bytes() {
@@ -101,23 +47,105 @@ MemoryLimit cpu_memory_limit() {
   return limit;
 }
 
+BackendEntry cpu_entry() {
+  return {
+      .name = "cpu",
+      .unavailable = always_available,
+      .make = make_cpu_backend,
+      .check_geometry = check_cpu_geometry,
+      .check_step_tokens = runs_every_step,
+      .memory_limit = cpu_memory_limit,
+  };
+}
+
+#if SPECSTATE_WITH_CUDA
+BackendEntry cuda_entry() {
+  return {
+      .name = "cuda",
+      .unavailable = []() -> std::string {
+        return cuda_device_count() > 0 ? "" : "no CUDA device is visible";
+      },
+      .make = make_cuda_backend,
+      .check_geometry = check_cuda_geometry,
+      .check_step_tokens = check_cuda_step_tokens,
+      .memory_limit =
+          [] {
+            const int64_t free = cuda_free_bytes();
+            return free < 0 ? MemoryLimit{} : MemoryLimit{free, "free device memory"};
+          },
+  };
+}
+#else
+// A build without CUDA still names the backend, to say why it cannot make one.
+BackendEntry cuda_entry() {
+  return {
+      .name = "cuda",
+      .built = false,
+      .unavailable = []() -> std::string {
+        return "specstate was not built with CUDA (SPECSTATE_WITH_CUDA=OFF)";
+      },
+      .make = [](const PoolShape&, uint64_t) -> std::unique_ptr<StateBackend> {
+        SPECSTATE_ASSERT(false, "make_backend checks that a backend is available");
+      },
+      .check_geometry = [](const ModelGeometry&) {},
+      .check_step_tokens = runs_every_step,
+      .memory_limit = [] { return MemoryLimit{}; },
+  };
+}
+#endif
+
 }  // namespace
 
-MemoryLimit backend_memory_limit(std::string_view name) {
-  if (name == "cpu") return cpu_memory_limit();
-#if SPECSTATE_WITH_CUDA
-  size_t free_bytes = 0, total_bytes = 0;
-  if (name == "cuda" && cuda_device_count() > 0 &&
-      cudaMemGetInfo(&free_bytes, &total_bytes) == cudaSuccess) {
-    return {int64_t(free_bytes), "free device memory"};
+void BackendEntry::check_available() const {
+  const std::string why = unavailable();
+  if (!why.empty()) throw InputError("backend '" + std::string(name) + "': " + why);
+}
+
+const std::vector<BackendEntry>& backend_entries() {
+  static const std::vector<BackendEntry> entries = {cpu_entry(), cuda_entry()};
+  return entries;
+}
+
+const BackendEntry& backend_entry(std::string_view name) {
+  std::vector<std::string_view> names;
+  std::string known;
+  for (const BackendEntry& e : backend_entries()) {
+    if (e.name == name) return e;
+    names.push_back(e.name);
+    known += (known.empty() ? "" : ", ") + std::string(e.name);
   }
-#endif
-  return {};
+  throw InputError("unknown backend '" + std::string(name) + "'" + did_you_mean(name, names) +
+                   " (known: " + known + ")");
+}
+
+std::unique_ptr<StateBackend> make_backend(std::string_view name, const PoolShape& shape,
+                                           uint64_t seed) {
+  const BackendEntry& entry = backend_entry(name);
+  entry.check_available();
+  return entry.make(shape, seed);
+}
+
+void check_backend_name(std::string_view name) {
+  backend_entry(name);
+}
+
+MemoryLimit backend_memory_limit(std::string_view name) {
+  return backend_entry(name).memory_limit();
+}
+
+bool cuda_compiled() {
+  return backend_entry("cuda").built;
+}
+
+bool cuda_available() {
+  return backend_entry("cuda").available();
 }
 
 std::vector<std::string> available_backends() {
-  std::vector<std::string> names{"cpu"};
-  if (cuda_available()) names.push_back("cuda");
+  std::vector<std::string> names;
+  for (const BackendEntry& e : backend_entries()) {
+    if (e.available()) names.emplace_back(e.name);
+  }
   return names;
 }
 

@@ -53,9 +53,11 @@
 //                 the device at run time, clock = cudaDevAttrClockRate, the boost clock). Conv,
 //                 norms and gates are not counted (about 2 % of a computed token's operations).
 //
-// Anchors: tokenspeed's kernels timed by ../shared/anchors/anchor_bench.py in the
-// same device call, read from the JSON lines it printed: SPECSTATE_ANCHORS=path or
-// --anchors=path. Which anchor each step is compared with: bench/step_anchors.h.
+// Anchors: the peers' kernels timed in the same device call (tokenspeed's by anchor_bench.py,
+// vLLM's by anchor_triton.py), read from the JSON lines they printed, at the path given as
+// --anchors=path or SPECSTATE_ANCHORS=path (none: no anchor columns). The scripts are not part
+// of this repository: bench/device_run.sh runs them from $ANCHOR_DIR. Which anchor each step is
+// compared with: bench/step_anchors.h.
 #include <benchmark/benchmark.h>
 #include <cuda_runtime_api.h>
 
@@ -71,8 +73,8 @@
 #include <tuple>
 #include <vector>
 
+#include "backends/cuda/cuda_backend.h"
 #include "backends/cuda/cuda_check.h"
-#include "backends/cuda/cuda_state_backend.h"
 #include "core/draft_tree.h"
 #include "core/geometry.h"
 #include "step_anchors.h"

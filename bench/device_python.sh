@@ -3,8 +3,9 @@
 # built for here: compiles python/src against that Python's headers and the static libraries
 # built here (copied with pybind11's headers into $BIN/pybuild), then runs the module's tests,
 # its CUDA Reference among them. From the repository root, after the libraries are copied:
-#   mkdir -p .device/pybuild/include && cp build/release/{sim,backends,backends/cuda,core}/lib*.a \
-#     .device/pybuild/ && cp -r /usr/include/pybind11 .device/pybuild/include/
+#   mkdir -p .device/pybuild/include && cp build/release/{sim,backends,backends/cuda}/lib*.a \
+#     build/release/core/{,trace/,strategy/}lib*.a .device/pybuild/ && \
+#     cp -r /usr/include/pybind11 .device/pybuild/include/
 set -u
 PYINC=$(python3 -c "import sysconfig;print(sysconfig.get_paths()['include'])"); ls $PYINC/Python.h || exit 3
 EXT=$(python3 -c "import sysconfig;print(sysconfig.get_config_var('EXT_SUFFIX'))")
@@ -13,7 +14,8 @@ D=/tmp/pym/specstate; mkdir -p $D; cp python/specstate/*.py $D/
 P=${BIN:-.device}/pybuild
 CUDALIB=$(dirname $(find /usr/local/cuda*/ -name libcudart_static.a | head -1))
 g++ -std=c++20 -O2 -fPIC -shared -ffp-contract=off -march=x86-64-v3 -I. -I$P/include -I$PYINC \
-  python/src/module.cpp python/src/reference.cpp $P/libspecstate_sim.a $P/libspecstate_backends.a \
+  python/src/module.cpp python/src/reference.cpp $P/libspecstate_sim.a $P/libspecstate_policy.a \
+  $P/libspecstate_trace.a $P/libspecstate_numerics.a $P/libspecstate_backends.a \
   $P/libspecstate_cuda.a $P/libspecstate_backends.a $P/libspecstate_cuda.a $P/libspecstate_core.a \
   -L$CUDALIB -lcudart_static .device/libtbb.so.12 -lrt -lpthread -ldl -o $D/_core$EXT || exit 4
 export LD_LIBRARY_PATH=$PWD/.device

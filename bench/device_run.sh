@@ -5,7 +5,8 @@
 #   bench/device_run.sh sanitize    compute-sanitizer memcheck + racecheck on the tiny cases
 #   bench/device_run.sh anchors     the peers' kernels: tokenspeed's (anchor_bench.py), then vLLM's
 #                                   and FLA's Triton kernels (anchor_triton.py), both from
-#                                   $ANCHOR_DIR (default .anchor, see ../shared/anchors/README.md)
+#                                   $ANCHOR_DIR (the anchors' folder, not part of this repository;
+#                                   default .anchor, copied in beside the binaries)
 #                                   > $OUT/anchors.jsonl, stderr in $OUT/anchors.log
 #   bench/device_run.sh bench       bench_step (BENCH_FILTER=regex), with the anchors of this call
 #                                   (SPECSTATE_ANCHORS, default $OUT/anchors.jsonl) when present

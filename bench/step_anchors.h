@@ -1,8 +1,8 @@
 // What bench_step measures its steps against, apart from the timing itself (no CUDA here, so
 // tests/bench can check it on any machine):
-//  - the anchors: the JSON lines that ../shared/anchors/anchor_bench.py prints (tokenspeed's
-//    Triton kernels on the same shapes, timed in the same device call), and which anchor each
-//    specstate step is compared with;
+//  - the anchors: the JSON lines that anchor_bench.py and anchor_triton.py print (tokenspeed's,
+//    vLLM's and FLA's Triton kernels on the same shapes, timed in the same device call), and
+//    which anchor each specstate step is compared with;
 //  - the roof of a step: the larger of its memory time and its FP32 work time.
 #pragma once
 

@@ -1,11 +1,12 @@
 # `cmake --install`: the command line, the libraries, their public headers under
 # include/specstate/ (core/, backends/, sim/ as in the source tree; #include
 # <specstate/sim/simulator.h>), and the CMake package
-#   find_package(specstate)  ->  specstate::core, specstate::backend_api, specstate::cpu,
+#   find_package(specstate)  ->  specstate::core, specstate::numerics, specstate::trace,
+#                                specstate::policy, specstate::backend_api, specstate::cpu,
 #                                specstate::backends, specstate::sim
 # (and specstate::cuda when the CUDA backend was built; specstate::backends links it).
-set(_specstate_libraries specstate_core specstate_backend_api specstate_cpu specstate_backends
-                         specstate_sim)
+set(_specstate_libraries specstate_core specstate_numerics specstate_trace specstate_policy
+                         specstate_backend_api specstate_cpu specstate_backends specstate_sim)
 foreach(lib ${_specstate_libraries})
   string(REPLACE "specstate_" "" _export_name ${lib})
   set_target_properties(${lib} PROPERTIES EXPORT_NAME ${_export_name})

@@ -166,6 +166,12 @@ struct RowCopy {
   Guard guard;
 };
 
+// fill_row: every byte of `row` (all layers, conv and SSM) set to the call's byte.
+struct RowFill {
+  int32_t row = kNoRow;
+  Guard guard;
+};
+
 // A row's bytes on the host, all layers.
 struct RowBytes {
   std::vector<num::bf16_bits> conv;  // [layers, conv_dim, cols] (cols as requested)

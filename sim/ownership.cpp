@@ -84,10 +84,7 @@ std::optional<std::string> OwnershipChecker::check_slot_write(uint64_t request,
     return "a padding task writes payload slot " + std::to_string(slot);
   }
   auto it = rows_.find(request);
-  const int32_t buffers = layout_.kind == StrategyKind::kDeferred ? 2
-                          : layout_.kind == StrategyKind::kReplay || layout_.kind == StrategyKind::kRing
-                              ? 1
-                              : 0;
+  const int32_t buffers = strategy_info(layout_.kind).payload_buffers;
   for (int32_t b = 0; it != rows_.end() && b < buffers; ++b) {
     if (layout_.payload_slot(it->second.req_row, b) == slot) return std::nullopt;
   }

@@ -1,6 +1,6 @@
 #include "sim/plan_executor.h"
 
-#include <type_traits>
+#include <variant>
 
 #include "core/errors.h"
 
@@ -13,51 +13,57 @@ bool runs(const StateBackend& backend, const Guard& g) {
   return g.is_none() || backend.accepted(g.req_row) == g.count;
 }
 
+// One function per call type: std::visit over them does not compile while a type has none.
+void run(const PrefillCall& c, StateBackend& backend, SwapSpace&) {
+  backend.prefill(c.tasks);
+}
+void run(const VerifyCall& c, StateBackend& backend, SwapSpace&) {
+  backend.verify(c.mode, c.tasks);
+}
+void run(const ReplayCall& c, StateBackend& backend, SwapSpace&) {
+  backend.replay(c.tasks);
+}
+void run(const CopyCall& c, StateBackend& backend, SwapSpace&) {
+  backend.copy_rows(c.tasks);
+}
+void run(const GatherCall& c, StateBackend& backend, SwapSpace&) {
+  backend.gather_payload(c.tasks);
+}
+void run(const FillCall& c, StateBackend& backend, SwapSpace&) {
+  for (const RowFill& t : c.tasks) {
+    if (runs(backend, t.guard)) backend.fill_row(t.row, c.byte);
+  }
+}
+void run(const AcceptCall& c, StateBackend& backend, SwapSpace&) {
+  backend.set_accepted(c.counts);
+}
+void run(const SwapOutCall& c, StateBackend& backend, SwapSpace& swap) {
+  if (!runs(backend, c.guard)) return;
+  swap.saved[c.request] = backend.read_state(c.loc);
+  swap.saved_from[c.request] = c.loc.ssm_row;
+  swap.digests[c.request] = backend.digest_state(c.loc);
+}
+void forget(uint64_t request, SwapSpace& swap) {
+  swap.saved.erase(request);
+  swap.saved_from.erase(request);
+  swap.digests.erase(request);
+}
+void run(const SwapInCall& c, StateBackend& backend, SwapSpace& swap) {
+  if (!runs(backend, c.guard)) return;
+  const auto it = swap.saved.find(c.request);
+  SPECSTATE_ASSERT(it != swap.saved.end(), "swap-in of a request that was swapped out");
+  backend.write_state(c.row, it->second);
+  forget(c.request, swap);
+}
+void run(const DropSavedCall& c, StateBackend& backend, SwapSpace& swap) {
+  if (runs(backend, c.guard)) forget(c.request, swap);
+}
+
 }  // namespace
 
 void execute(const Plan& plan, StateBackend& backend, SwapSpace& swap) {
-  for (const PlanCall& call : plan) {
-    std::visit(
-        [&](const auto& c) {
-          using C = std::decay_t<decltype(c)>;
-          if constexpr (requires { c.guard; }) {
-            if (!runs(backend, c.guard)) return;
-          }
-          if constexpr (std::is_same_v<C, PrefillCall>) {
-            backend.prefill(c.tasks);
-          } else if constexpr (std::is_same_v<C, VerifyCall>) {
-            backend.verify(c.mode, c.tasks);
-          } else if constexpr (std::is_same_v<C, ReplayCall>) {
-            backend.replay(c.tasks);
-          } else if constexpr (std::is_same_v<C, CopyCall>) {
-            backend.copy_rows(c.copies);
-          } else if constexpr (std::is_same_v<C, GatherCall>) {
-            backend.gather_payload(c.gathers);
-          } else if constexpr (std::is_same_v<C, SwapOutCall>) {
-            swap.saved[c.request] = backend.read_state(c.loc);
-            swap.saved_from[c.request] = c.loc.ssm_row;
-            swap.digests[c.request] = backend.digest_state(c.loc);
-          } else if constexpr (std::is_same_v<C, SwapInCall>) {
-            auto it = swap.saved.find(c.request);
-            SPECSTATE_ASSERT(it != swap.saved.end(), "swap-in of a request that was swapped out");
-            backend.write_state(c.row, it->second);
-            swap.saved.erase(it);
-            swap.saved_from.erase(c.request);
-            swap.digests.erase(c.request);
-          } else if constexpr (std::is_same_v<C, DropSavedCall>) {
-            swap.saved.erase(c.request);
-            swap.saved_from.erase(c.request);
-            swap.digests.erase(c.request);
-          } else if constexpr (std::is_same_v<C, FillCall>) {
-            for (size_t i = 0; i < c.rows.size(); ++i) {
-              if (runs(backend, c.guards[i])) backend.fill_row(c.rows[i], c.byte);
-            }
-          } else if constexpr (std::is_same_v<C, AcceptCall>) {
-            backend.set_accepted(c.counts);
-          }
-        },
-        call);
-  }
+  for (const PlanCall& call : plan)
+    std::visit([&](const auto& c) { run(c, backend, swap); }, call);
 }
 
 }  // namespace specstate::sim

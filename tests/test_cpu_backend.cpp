@@ -9,8 +9,10 @@
 #include <stdexcept>
 
 #include "backends/cpu/cpu_backend.h"
+#include "backends/registry.h"
 #include "backends/sequence_job.h"
 #include "core/draft_tree.h"
+#include "core/errors.h"
 #include "tests/backend_test_util.h"
 
 namespace specstate::test {
@@ -340,6 +342,35 @@ TEST(CpuBackendRealLayer, VerifyOutputJEqualsPrefill) {
     const PrefillTask p3 = prefill_task(4, 3, 3, 5, false, StateLoc::at(0));
     b->prefill({&p3, 1});
     EXPECT_EQ(b->read_row(5), b->read_row(3)) << dtype_name(dtype);
+  }
+}
+
+// The registry's table (backends/registry.h): every entry answers its capability queries, the
+// CPU one everywhere; a name outside it is refused with the known ones.
+TEST(BackendRegistry, EveryEntryAnswersItsQueries) {
+  std::vector<std::string> names;
+  for (const BackendEntry& e : backend_entries()) {
+    names.emplace_back(e.name);
+    EXPECT_EQ(&backend_entry(e.name), &e);
+    EXPECT_EQ(e.available(), e.unavailable().empty()) << e.name;
+    if (e.available()) {
+      EXPECT_NO_THROW(e.check_available()) << e.name;
+    } else {
+      EXPECT_THROW(e.check_available(), InputError) << e.name;
+      EXPECT_EQ(e.memory_limit().bytes, -1) << e.name;
+    }
+  }
+  EXPECT_EQ(names, (std::vector<std::string>{"cpu", "cuda"}));
+  const BackendEntry& cpu = backend_entry("cpu");
+  EXPECT_TRUE(cpu.available());
+  EXPECT_GT(cpu.memory_limit().bytes, 0);
+  EXPECT_NO_THROW(cpu.check_step_tokens(make_geometry("tiny"), 1000));
+  EXPECT_EQ(available_backends().front(), "cpu");
+  try {
+    backend_entry("cpu2");
+    ADD_FAILURE() << "cpu2 is no backend";
+  } catch (const InputError& e) {
+    EXPECT_EQ(e.message(), "unknown backend 'cpu2'; did you mean 'cpu'? (known: cpu, cuda)");
   }
 }
 

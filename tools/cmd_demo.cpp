@@ -51,14 +51,12 @@ trace::Trace write_and_read(const sim::GeneratorOptions& g, const std::string& p
   return trace::read_trace(path);
 }
 
-// Every backend here x every strategy that runs the trace (window does not run trees).
+// Every backend here x every strategy that runs the trace.
 sim::SimOptions lanes_for(const trace::Trace& trace) {
   sim::SimOptions options;
   for (const std::string& backend : available_backends()) {
-    for (StrategyKind s : all_strategies()) {
-      if (s == StrategyKind::kWindow && trace.header.tree_nodes > 0) continue;
+    for (StrategyKind s : strategies_running(trace.header.tree_nodes))
       options.lanes.push_back({backend, s});
-    }
   }
   return options;
 }

@@ -5,9 +5,10 @@
 #include <cstdio>
 #include <limits>
 #include <memory>
-#include <optional>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/draft_tree.h"
@@ -47,18 +48,11 @@ struct FootprintArgs {
   int32_t tree_nodes = 0;              // a node budget (cuts --tree); 0 and "": chains
 };
 
-// ", draft trees of 15 nodes (no window)" for a tree pool, else "".
+// ", draft trees of 15 nodes (the window strategy does not run trees)" for a tree pool, else "".
 std::string tree_text(const PoolConfig& config) {
   if (config.tree_nodes == 0) return "";
-  return ", draft trees of " + std::to_string(config.tree_nodes) +
-         " nodes (the window strategy does not run trees)";
-}
-
-// The strategies a pool runs: all of them, but window for draft trees (it refuses them).
-std::vector<StrategyKind> pool_strategies(const PoolConfig& config) {
-  std::vector<StrategyKind> kinds = all_strategies();
-  if (config.tree_nodes > 0) std::erase(kinds, StrategyKind::kWindow);
-  return kinds;
+  return ", draft trees of " + std::to_string(config.tree_nodes) + " nodes (" + no_trees_text() +
+         ")";
 }
 
 std::string format(const char* fmt, auto... values) {
@@ -113,7 +107,7 @@ PoolConfig footprint_config(const FootprintArgs& a, int32_t batch) {
                      " rows (give --pool-rows)");
   }
   try {
-    for (StrategyKind kind : pool_strategies(config)) {
+    for (StrategyKind kind : strategies_running(config.tree_nodes)) {
       const StrategyLayout l = make_layout(kind, config);
       checked_mul(verify_step_bytes(l, config.tokens_per_verify).total(), batch,
                   std::string(to_string(kind)) + ": bytes per verify step");
@@ -209,48 +203,8 @@ std::pair<double, const char*> chart_unit(double max_bytes) {
   return {1024.0, "KiB"};
 }
 
-// Colour-blind-safe (Okabe-Ito) colours and dash patterns, so lines that nearly coincide
-// (inline / window, replay / deferred) stay apart.
-const char* series_colour(StrategyKind k) {
-  switch (k) {
-    case StrategyKind::kScatter:
-      return "#D55E00";
-    case StrategyKind::kInline:
-      return "#0072B2";
-    case StrategyKind::kWindow:
-      return "#56B4E9";
-    case StrategyKind::kReplay:
-      return "#009E73";
-    case StrategyKind::kDeferred:
-      return "#CC79A7";
-    case StrategyKind::kRing:
-      return "#E69F00";
-  }
-  return "#000000";
-}
-
-const char* series_dash(StrategyKind k) {
-  return k == StrategyKind::kWindow || k == StrategyKind::kDeferred ? "8 5"
-         : k == StrategyKind::kRing                                   ? "2 4"
-                                                                      : "none";
-}
-
-const char* series_note(StrategyKind k) {
-  switch (k) {
-    case StrategyKind::kScatter:
-      return "scratch + copy (before #159)";
-    case StrategyKind::kInline:
-      return "output rows (tokenspeed #159)";
-    case StrategyKind::kWindow:
-      return "block window (vLLM)";
-    case StrategyKind::kReplay:
-      return "payload + replay";
-    case StrategyKind::kDeferred:
-      return "deferred replay";
-    case StrategyKind::kRing:
-      return "history ring (FlashInfer #4081)";
-  }
-  return "";
+const ChartStyle& chart_style(StrategyKind k) {
+  return strategy_info(k).chart;
 }
 
 std::string svg_escape(const std::string& s) {
@@ -284,7 +238,7 @@ nlohmann::json footprint_json(const PoolConfig& config, const std::vector<double
                        {{"slots", config.ring.slots},
                         {"max_history", config.ring.max_history},
                         {"fold_at", config.ring.fold_threshold(config.tokens_per_verify)}}}};
-  for (StrategyKind kind : pool_strategies(config)) {
+  for (StrategyKind kind : strategies_running(config.tree_nodes)) {
     const StrategyLayout l = make_layout(kind, config);
     const MeanStepBytes m = batch_step(l, w);
     const bool ring = kind == StrategyKind::kRing;
@@ -312,7 +266,7 @@ void print_footprint_table(const PoolConfig& config, const std::vector<double>& 
               config.pool_rows, config.geometry.layers, tree_text(config).c_str());
   std::printf("%-9s %10s %14s %10s %10s   %12s %11s\n", "strategy", "pool", "draft/scratch",
               "payload", "total", "state/step", "states/req");
-  for (StrategyKind kind : pool_strategies(config)) {
+  for (StrategyKind kind : strategies_running(config.tree_nodes)) {
     const StrategyLayout l = make_layout(kind, config);
     const double state = step_state_bytes(l, w);
     const double states = state / config.max_requests / double(l.shape.state_row_bytes());
@@ -336,7 +290,7 @@ std::string footprint_csv_header() {
 
 std::string footprint_csv_rows(const PoolConfig& config, const std::vector<double>& w) {
   std::string out;
-  for (StrategyKind kind : pool_strategies(config)) {
+  for (StrategyKind kind : strategies_running(config.tree_nodes)) {
     const StrategyLayout l = make_layout(kind, config);
     out += format("%s,%d,%s,%d,%d,%d,%d,%s,%lld,%lld,%lld,%lld,%lld,%lld,%.0f,%.0f\n",
                   config.geometry.preset.c_str(), config.geometry.tp,
@@ -396,7 +350,7 @@ std::string footprint_svg(const PoolConfig& config, int32_t max_batch,
                      std::to_string(kMaxChartBatch) + " (one point per batch size)");
   std::vector<Series> series;
   double max_bytes = 0;
-  for (StrategyKind kind : pool_strategies(config)) {
+  for (StrategyKind kind : strategies_running(config.tree_nodes)) {
     Series s{kind, {}};
     for (int32_t batch = 1; batch <= max_batch; ++batch) {
       PoolConfig c = config;
@@ -471,9 +425,9 @@ std::string footprint_svg(const PoolConfig& config, int32_t max_batch,
   // Lines, dashed ones last so that they stay visible over the solid line they run along.
   std::vector<const Series*> drawing;
   for (const Series& s : series)
-    if (std::string(series_dash(s.kind)) == "none") drawing.push_back(&s);
+    if (std::string_view(chart_style(s.kind).dash) == "none") drawing.push_back(&s);
   for (const Series& s : series)
-    if (std::string(series_dash(s.kind)) != "none") drawing.push_back(&s);
+    if (std::string_view(chart_style(s.kind).dash) != "none") drawing.push_back(&s);
   for (const Series* sp : drawing) {
     const Series& s = *sp;
     std::string points;
@@ -482,7 +436,7 @@ std::string footprint_svg(const PoolConfig& config, int32_t max_batch,
     o += format(
         "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2.5\" stroke-dasharray=\"%s\" "
         "points=\"%s\"/>\n",
-        series_colour(s.kind), series_dash(s.kind), points.c_str());
+        chart_style(s.kind).colour, chart_style(s.kind).dash, points.c_str());
   }
   // Legend: name, what it is, memory at the largest batch.
   const double lx = left + pw + 20;
@@ -494,13 +448,13 @@ std::string footprint_svg(const PoolConfig& config, int32_t max_batch,
     o += format(
         "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"3\" "
         "stroke-dasharray=\"%s\"/>\n",
-        lx, y, lx + 30, y, series_colour(s.kind), series_dash(s.kind));
+        lx, y, lx + 30, y, chart_style(s.kind).colour, chart_style(s.kind).dash);
     o += format(
         "<text x=\"%.1f\" y=\"%.1f\" font-size=\"13\"><tspan font-weight=\"bold\">%s</tspan> "
         "%.1f %s</text>\n",
         lx + 38, y + 4, std::string(to_string(s.kind)).c_str(), s.memory.back(), unit);
     o += format("<text x=\"%.1f\" y=\"%.1f\" font-size=\"11\" fill=\"#555555\">%s</text>\n",
-                lx + 38, y + 19, series_note(s.kind));
+                lx + 38, y + 19, chart_style(s.kind).note);
   }
   o += "</svg>\n";
   return o;
@@ -597,8 +551,8 @@ Command add_footprint(CLI::App& parent) {
   prob->excludes(weights);
   cmd->add_option("--tree", args->tree,
                   "Pools for draft trees of this shape (top-k children per level, e.g. 2,2,2 = 15 "
-                  "nodes): scatter N scratch rows, inline N-1 draft rows, N payload tokens; the "
-                  "window strategy does not run trees");
+                  "nodes): scatter N scratch rows, inline N-1 draft rows, N payload tokens; " +
+                      no_trees_text());
   add_integer(cmd, "--tree-nodes", args->tree_nodes,
               "Draft trees of this many nodes (alone), or the --tree shape cut after them");
   add_ring_options(cmd, args->ring);

@@ -225,8 +225,7 @@ int run_replay(const ReplayArgs& args, const ThreadPool& pool) {
     std::printf("  layers %s of %d, %s\n", args.layers.empty() ? "all" : args.layers.c_str(),
                 full.geometry.layers, pool.describe().c_str());
     if (args.lanes.strategies == "all" && h.tree_nodes > 0)
-      std::printf("  draft trees of up to %d nodes: the window strategy does not run trees\n",
-                  h.tree_nodes);
+      std::printf("  draft trees of up to %d nodes: %s\n", h.tree_nodes, no_trees_text().c_str());
     if (options.lanes.back().schedule == Schedule::kOverlap)
       std::printf("  overlap scheduling: each step prepared before the previous one's accepted "
                   "counts reach the host (lanes @overlap)\n");

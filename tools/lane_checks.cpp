@@ -23,10 +23,8 @@ std::string gib(int64_t bytes) {
 // (deferred: one step's T; ring: its history, which leaves room in the ring for the verify).
 int32_t longest_step(const sim::LaneSpec& lane, const PoolShape& shape, const trace::Header& h) {
   const int32_t verify = std::max(h.tokens_per_verify(), h.tree_nodes);
-  int32_t pending = 0;
-  if (lane.strategy == StrategyKind::kDeferred) pending = h.tokens_per_verify();
-  if (lane.strategy == StrategyKind::kRing) pending = shape.payload_tokens - verify;
-  return std::max(kMaxReplayTokens, pending + verify);
+  return std::max(kMaxReplayTokens,
+                  max_pending_tokens(lane.strategy, shape, h.tokens_per_verify(), verify) + verify);
 }
 
 }  // namespace
@@ -34,7 +32,7 @@ int32_t longest_step(const sim::LaneSpec& lane, const PoolShape& shape, const tr
 void check_backend_flag(const std::vector<std::string>& backends) {
   for (const std::string& backend : backends) {
     try {
-      check_backend_available(backend);
+      backend_entry(backend).check_available();
     } catch (const InputError& e) {
       throw InputError("--backend: " + e.message());
     }
@@ -47,8 +45,9 @@ void check_lanes_can_run(const trace::Trace& trace, const std::vector<sim::LaneS
   SPECSTATE_ASSERT(shapes.size() == lanes.size(), "one shape per lane");
   for (size_t i = 0; i < lanes.size(); ++i) {
     try {
-      check_backend_geometry(lanes[i].backend, shapes[i].geometry);
-      check_backend_step_tokens(lanes[i].backend, shapes[i].geometry,
+      const BackendEntry& backend = backend_entry(lanes[i].backend);
+      backend.check_geometry(shapes[i].geometry);
+      backend.check_step_tokens(shapes[i].geometry,
                                 longest_step(lanes[i], shapes[i], trace.header));
     } catch (const InputError& e) {
       throw InputError(trace.file, trace.header_line, e.message());
@@ -62,7 +61,7 @@ void check_lanes_can_run(const trace::Trace& trace, const std::vector<sim::LaneS
     ++count;
   }
   for (const auto& [backend, use] : need) {
-    const MemoryLimit have = backend_memory_limit(backend);
+    const MemoryLimit have = backend_entry(backend).memory_limit();
     if (have.bytes < 0 || use.first <= have.bytes) continue;
     throw InputError(trace.file, trace.header_line,
                      "the pools need " + gib(use.first) + " for " + std::to_string(use.second) +

@@ -18,10 +18,10 @@ namespace specstate::cli {
 void check_backend_flag(const std::vector<std::string>& backends);
 
 // Throws InputError("FILE:HEADER_LINE: ...") when a lane's backend does not run the shapes'
-// geometry (check_backend_geometry). Then adds up the bytes each lane's backend allocates
+// geometry (BackendEntry::check_geometry). Then adds up the bytes each lane's backend allocates
 // (`shapes[i]`: lane i's stored shape, backends/compact_backend.h) per backend, plus what each
 // backend allocates beside them (`extra_bytes_per_backend`, e.g. the dump's recorder), and
-// throws InputError("FILE:HEADER_LINE: ...") when that exceeds backend_memory_limit(): physical
+// throws InputError("FILE:HEADER_LINE: ...") when that exceeds its memory_limit(): physical
 // memory, the address space left under `ulimit -v`, free device memory; `remedy` ends that
 // message (the Python module, which also runs these checks, names its own argument).
 void check_lanes_can_run(const trace::Trace& trace, const std::vector<sim::LaneSpec>& lanes,

@@ -23,10 +23,11 @@ std::vector<std::string> split(const std::string& text) {
   return out;
 }
 
+// --strategy's, where "all" leaves out those that do not run a trace of draft trees (asked for
+// by name, they are refused at the header).
 std::vector<StrategyKind> selected_strategies(const LaneFlags& flags, const trace::Header& h) {
-  std::vector<StrategyKind> kinds = parse_strategies(flags.strategies);
-  if (flags.strategies == "all" && h.tree_nodes > 0) std::erase(kinds, StrategyKind::kWindow);
-  return kinds;
+  if (flags.strategies == "all") return strategies_running(h.tree_nodes);
+  return parse_strategies(flags.strategies);
 }
 
 // "trace" is both for an overlap trace (its overlap lanes must agree with synchronous ones) and

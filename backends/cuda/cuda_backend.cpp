@@ -4,7 +4,7 @@
 #include <cstring>
 
 #include "backends/cuda/cuda_check.h"
-#include "backends/cuda/cuda_state_backend.h"
+#include "backends/cuda/cuda_factory.h"
 #include "backends/sequence_job.h"
 #include "core/errors.h"
 
@@ -17,6 +17,13 @@ int cuda_device_count() {
     return 0;
   }
   return count;
+}
+
+int64_t cuda_free_bytes() {
+  size_t free_bytes = 0, total_bytes = 0;
+  if (cuda_device_count() == 0 || cudaMemGetInfo(&free_bytes, &total_bytes) != cudaSuccess)
+    return -1;
+  return int64_t(free_bytes);
 }
 
 void check_cuda_geometry(const ModelGeometry& g) {

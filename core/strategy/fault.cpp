@@ -1,6 +1,7 @@
 #include "core/strategy/fault.h"
 
 #include <algorithm>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -11,6 +12,13 @@ namespace specstate {
 namespace {
 
 using K = StrategyKind;
+
+// The strategies that run draft trees, those whose verify keeps states by `mode` when given.
+std::vector<K> tree_strategies(std::optional<VerifyMode> mode = std::nullopt) {
+  std::vector<K> kinds = strategies_running(/*tree_nodes=*/1);
+  if (mode) std::erase_if(kinds, [&](K k) { return strategy_info(k).verify_mode != *mode; });
+  return kinds;
+}
 
 std::vector<FaultInfo> make_faults() {
   const std::vector<K> all = all_strategies();
@@ -86,24 +94,21 @@ std::vector<FaultInfo> make_faults() {
        "the ring's commit adds the accepted count of the request's previous step (0 before its "
        "first) to hist_len instead of this step's",
        {K::kRing}},
-      {Fault::kTreeParentByDepth,
-       "tree-parent-by-depth",
+      {Fault::kTreeParentByDepth, "tree-parent-by-depth",
        "a tree node's parent resolved by depth, not by index (vLLM #54080, comment)",
        "each node continues from the first node one level up, so a node under a later sibling "
        "continues from the wrong sibling's state",
-       {K::kScatter, K::kInline, K::kReplay, K::kDeferred, K::kRing}},
-      {Fault::kTreeContiguousPath,
-       "tree-contiguous-path",
+       tree_strategies()},
+      {Fault::kTreeContiguousPath, "tree-contiguous-path",
        "the accepted path of a tree replayed as if contiguous (vLLM #55688)",
        "the accepted tokens are taken to be nodes 0..a-1 of the payload the verify wrote, not "
        "the path's nodes",
-       {K::kReplay, K::kDeferred, K::kRing}},
-      {Fault::kTreeLastNodeAtDepth,
-       "tree-last-node-at-depth",
+       tree_strategies(VerifyMode::kPayload)},
+      {Fault::kTreeLastNodeAtDepth, "tree-last-node-at-depth",
        "the live state taken from the last node at the accepted depth, not the accepted node",
        "after a tree verify the live state is the state of the last node at depth a-1 (where a "
        "chain's token a-1 would be), not of the accepted node",
-       {K::kScatter, K::kInline}},
+       tree_strategies(VerifyMode::kStateRows)},
       {Fault::kDiscardedCountRead,
        "discarded-count-read",
        "a discarded async step leaves accepted = 0, and index -1 is read (vLLM #51508)",
@@ -112,43 +117,33 @@ std::vector<FaultInfo> make_faults() {
        "last draft row",
        {K::kInline},
        true},
-      {Fault::kCountsReordered,
-       "counts-reordered",
+      {Fault::kCountsReordered, "counts-reordered",
        "accepted counts copied before the next step reorders the batch (vLLM #53919)",
        "the host applies the in-flight step's counts by the batch positions of the step it "
        "prepared next, so after a reorder each request takes another request's count",
-       all,
-       true},
-      {Fault::kInflightWriteAfterReuse,
-       "inflight-write-after-reuse",
+       all, true},
+      {Fault::kInflightWriteAfterReuse, "inflight-write-after-reuse",
        "a request finished at step N is already in N+1, which overwrites its slot's next owner "
        "(vLLM #45096)",
        "the writes of a discarded entry land after the step that follows, when the host has "
        "freed the finished request's rows and given them to another request",
-       all,
-       true},
-      {Fault::kSnapshotBeforeWrite,
-       "snapshot-before-write",
+       all, true},
+      {Fault::kSnapshotBeforeWrite, "snapshot-before-write",
        "a snapshot taken before the forward pass that writes it (SGLang #24221)",
        "a step's snapshot copies and replays are enqueued ahead of its verify, so they copy what "
        "the rows and payload held before the step",
-       all,
-       true},
-      {Fault::kAdvancedLength,
-       "advanced-length",
+       all, true},
+      {Fault::kAdvancedLength, "advanced-length",
        "results of batch A read a length that batch B's preparation already advanced (SGLang "
        "#29792)",
        "the host applies a step's accepted counts to the length the next step's preparation "
        "already advanced by the tokens it scheduled",
-       all,
-       true},
-      {Fault::kPaddingParkedSlots,
-       "padding-parked-slots",
+       all, true},
+      {Fault::kPaddingParkedSlots, "padding-parked-slots",
        "padding dummies share slots with requests the overlap scheduler parked (TRT-LLM #13151)",
        "a step's padding task reads and writes the working row of a request that is in the "
        "in-flight step but not in this one, whose slot looks free",
-       all,
-       true},
+       all, true},
   };
 }
 

@@ -6,6 +6,7 @@
 #include <string>
 #include <type_traits>
 #include <utility>
+#include <variant>
 
 #include "core/errors.h"
 
@@ -17,60 +18,37 @@ template <class F>
 concept Selector = std::is_invocable_r_v<std::optional<Guard>, F, uint64_t>;
 
 template <class Task, Selector F>
-void keep_tasks(std::vector<Task>& tasks, std::vector<uint64_t>& requests, F&& select) {
-  std::vector<Task> kept_tasks;
-  std::vector<uint64_t> kept_requests;
-  for (size_t i = 0; i < tasks.size(); ++i) {
-    const std::optional<Guard> g = select(requests[i]);
+void keep_tasks(TaskCall<Task>& call, F&& select) {
+  TaskCall<Task> kept;
+  for (size_t i = 0; i < call.tasks.size(); ++i) {
+    const std::optional<Guard> g = select(call.requests[i]);
     if (!g) continue;
-    kept_tasks.push_back(std::move(tasks[i]));
-    if constexpr (requires { kept_tasks.back().guard; }) {
-      kept_tasks.back().guard = *g;
+    kept.add(std::move(call.tasks[i]), call.requests[i]);
+    if constexpr (requires { kept.tasks.back().guard; }) {
+      kept.tasks.back().guard = *g;
     } else {
       SPECSTATE_ASSERT(g->is_none(), "payload gathers are never guarded (no trees with overlap)");
     }
-    kept_requests.push_back(requests[i]);
   }
-  tasks = std::move(kept_tasks);
-  requests = std::move(kept_requests);
+  call = std::move(kept);
 }
 
 // `call` with only the selected tasks, each with its guard; false when nothing is left.
 template <Selector F>
 bool select_call(PlanCall& call, F&& select) {
-  return std::visit(
-      [&](auto& c) -> bool {
-        using C = std::decay_t<decltype(c)>;
-        if constexpr (std::is_same_v<C, PrefillCall> || std::is_same_v<C, ReplayCall> ||
-                      std::is_same_v<C, VerifyCall>) {
-          keep_tasks(c.tasks, c.requests, select);
-          return !c.tasks.empty();
-        } else if constexpr (std::is_same_v<C, CopyCall>) {
-          keep_tasks(c.copies, c.requests, select);
-          return !c.copies.empty();
-        } else if constexpr (std::is_same_v<C, GatherCall>) {
-          keep_tasks(c.gathers, c.requests, select);
-          return !c.gathers.empty();
-        } else if constexpr (std::is_same_v<C, FillCall>) {
-          FillCall kept{{}, {}, {}, c.byte};
-          for (size_t i = 0; i < c.rows.size(); ++i) {
-            if (const std::optional<Guard> g = select(c.requests[i])) {
-              kept.rows.push_back(c.rows[i]);
-              kept.requests.push_back(c.requests[i]);
-              kept.guards.push_back(*g);
-            }
-          }
-          c = std::move(kept);
-          return !c.rows.empty();
-        } else if constexpr (std::is_same_v<C, AcceptCall>) {
-          return true;
-        } else {  // SwapOutCall, SwapInCall, DropSavedCall: one request
-          const std::optional<Guard> g = select(c.request);
-          if (g) c.guard = *g;
-          return g.has_value();
-        }
-      },
-      call);
+  return std::visit(Overloaded{
+                        [&](TasksCall auto& c) {
+                          keep_tasks(c, select);
+                          return !c.tasks.empty();
+                        },
+                        [&](RequestCall auto& c) {
+                          const std::optional<Guard> g = select(c.request);
+                          if (g) c.guard = *g;
+                          return g.has_value();
+                        },
+                        [](AcceptCall&) { return true; },
+                    },
+                    call);
 }
 
 template <Selector F>
@@ -80,21 +58,14 @@ void append_selected(Plan& out, Plan part, F&& select) {
   }
 }
 
-// The inline strategy's output row of index k (working row, then the draft rows), k taken modulo
-// the T outputs as an engine's tensor index takes -1.
-int32_t inline_row(const StrategyLayout& l, const LiveState& s, int32_t k) {
-  const int32_t T = l.config.tokens_per_verify;
-  k = (k % T + T) % T;
-  return k == 0 ? s.working_row : l.draft_row(s.req_row, k - 1);
-}
-
 }  // namespace
 
 HostScheduler::HostScheduler(StrategyKind kind, const PoolConfig& config, Schedule schedule,
                              Fault fault)
     : schedule_(schedule),
       fault_(fault != Fault::kNone && fault_info(fault).overlap ? fault : Fault::kNone),
-      truth_(kind, config, fault_ == Fault::kNone ? fault : Fault::kNone) {
+      truth_(kind, config, fault_ == Fault::kNone ? fault : Fault::kNone),
+      decisions_(make_host_decisions(fault_)) {
   if (fault_ != Fault::kNone) {
     if (!fault_concerns(fault_, kind)) {
       throw InputError("fault '" + std::string(fault_info(fault_).name) +
@@ -189,26 +160,14 @@ PoolPolicy HostScheduler::resolved(std::span<const VerifyOp> next_batch, bool ne
   const int32_t T = layout().config.tokens_per_verify;
   const std::vector<VerifyOp>& ops = in_flight_->ops;
   for (size_t k = 0; k < ops.size(); ++k) {
-    int32_t count = ops[k].accepted;
-    int64_t length_error = 0;
-    const auto next = std::find_if(next_batch.begin(), next_batch.end(),
-                                   [&](const VerifyOp& o) { return o.request == ops[k].request; });
-    const size_t position = size_t(next - next_batch.begin());
-    if (fault_ == Fault::kCountsReordered && next != next_batch.end() && position < ops.size() &&
-        count > 0 && ops[position].accepted > 0) {
-      // FAULT counts-reordered (vLLM #53919): the non-blocking copy of the counts is read after
-      // the next step condensed its batch, so each request takes the count of the entry that
-      // now sits at its batch position.
-      count = ops[position].accepted;
-    }
-    if (fault_ == Fault::kAdvancedLength && next != next_batch.end() && count > 0) {
-      // FAULT advanced-length (SGLang #29792): the results are applied to the length the next
-      // step's preparation already advanced by the tokens it scheduled.
-      length_error = next_decode ? 1 : T;
-    }
+    const int32_t count = decisions_->applied_count(ops, k, next_batch);
+    const bool next = std::any_of(next_batch.begin(), next_batch.end(),
+                                  [&](const VerifyOp& o) { return o.request == ops[k].request; });
+    const int32_t scheduled = !next ? 0 : next_decode ? 1 : T;
     const auto it = std::find(counts_.begin(), counts_.end(), count);
     SPECSTATE_ASSERT(it != counts_.end(), "an in-flight count is one of its variants");
-    base.adopt(ops[k].request, variants_[size_t(it - counts_.begin())], length_error);
+    base.adopt(ops[k].request, variants_[size_t(it - counts_.begin())],
+               decisions_->length_error(count, scheduled));
   }
   return base;
 }
@@ -260,55 +219,17 @@ HostScheduler::Prepared HostScheduler::prepare(std::span<const VerifyOp> batch, 
       out.verify.add(task, r);
     }
   }
-  if (fault_ == Fault::kDiscardedCountRead) read_counts_of_new_requests(out.verify);
-  if (fault_ == Fault::kPaddingParkedSlots && !padding_tasks.tasks.empty())
-    park_padding(batch, decode, out.verify.mode, padding_tasks.tasks.front());
-  for (size_t t = 0; t < padding_tasks.tasks.size(); ++t)
-    out.verify.add(padding_tasks.tasks[t], kPaddingRequest);
+  decisions_->entry_tasks(out.verify, view());
+  for (VerifyTask& pad : padding_tasks.tasks) {
+    decisions_->padding_task(pad, batch, decode, out.verify.mode, view());
+    out.verify.add(pad, kPaddingRequest);
+  }
   return out;
 }
 
-void HostScheduler::read_counts_of_new_requests(VerifyCall& verify) const {
-  // FAULT discarded-count-read (vLLM #51508): the live row of a request with no step in flight is
-  // resolved on the device too, as rows[count - 1] of its request row, from a count the row's
-  // previous occupant left: 0 after its discarded step, and index -1 is the last draft row.
-  VerifyCall expanded{verify.mode, {}, {}, verify.padding_rows};
-  for (size_t t = 0; t < verify.tasks.size(); ++t) {
-    const uint64_t r = verify.requests[t];
-    const LiveState& s = truth_.live(r);
-    const auto pub = published_.find(s.req_row);
-    if (!verify.tasks[t].guard.is_none() || pub == published_.end() || pub->second.first == r) {
-      expanded.add(verify.tasks[t], r);
-      continue;
-    }
-    for (int32_t c = 0; c <= layout().config.tokens_per_verify; ++c) {
-      VerifyTask task = verify.tasks[t];
-      task.from = StateLoc::at(inline_row(layout(), s, c - 1));
-      task.guard = {s.req_row, c};
-      expanded.add(task, r);
-    }
-  }
-  verify = std::move(expanded);
-}
-
-void HostScheduler::park_padding(std::span<const VerifyOp> batch, bool decode, VerifyMode mode,
-                                 VerifyTask& pad) const {
-  // FAULT padding-parked-slots (TRT-LLM #13151): the graph's padding dummies are given the slot
-  // of a request the overlap scheduler parked (in the step still in flight, not in this one),
-  // which looks free because its request is not in the batch.
-  if (!in_flight_) return;
-  for (const VerifyOp& op : in_flight_->ops) {
-    const bool parked = std::none_of(batch.begin(), batch.end(),
-                                     [&](const VerifyOp& b) { return b.request == op.request; });
-    if (!parked || !truth_.has(op.request)) continue;
-    const LiveState& s = truth_.live(op.request);
-    if (s.retracted || s.discarded) continue;
-    pad.tokens = {kPaddingRequest, 0, decode ? 1 : layout().config.tokens_per_verify};
-    pad.from = StateLoc::at(s.working_row);
-    pad.out_rows[0] = s.working_row;
-    if (mode == VerifyMode::kPayload) pad.payload_slot = layout().payload_slot(s.req_row, 0);
-    return;
-  }
+HostView HostScheduler::view() const {
+  return {truth_, published_,
+          in_flight_ ? std::span<const VerifyOp>(in_flight_->ops) : std::span<const VerifyOp>()};
 }
 
 // For each entry, the task of it the device runs: its guard passes the count the device holds.
@@ -330,29 +251,6 @@ std::vector<int32_t> HostScheduler::running_tasks(std::span<const VerifyOp> batc
     tasks.push_back(index);
   }
   return tasks;
-}
-
-void HostScheduler::hold_discarded_writes(std::span<const VerifyOp> batch, VerifyCall& verify) {
-  // FAULT inflight-write-after-reuse (vLLM #45096): the writes of a discarded entry (its request
-  // finished at the previous step) are still in flight when the host frees its rows; they land
-  // with the next step. A task that writes nothing keeps the entry's place in the call.
-  VerifyCall kept{verify.mode, {}, {}, verify.padding_rows};
-  late_writes_ = VerifyCall{verify.mode, {}, {}, 0};
-  for (size_t t = 0; t < verify.tasks.size(); ++t) {
-    const uint64_t r = verify.requests[t];
-    const bool discarded = std::any_of(batch.begin(), batch.end(), [&](const VerifyOp& o) {
-      return o.request == r && o.accepted == 0;
-    });
-    if (!discarded) {
-      kept.add(verify.tasks[t], r);
-      continue;
-    }
-    late_writes_.add(verify.tasks[t], r);
-    VerifyTask nothing;
-    nothing.tokens = verify.tasks[t].tokens;
-    kept.add(nothing, r);
-  }
-  verify = std::move(kept);
 }
 
 Plan HostScheduler::step(std::span<const VerifyOp> batch, int32_t padding, bool decode) {
@@ -405,15 +303,11 @@ Plan HostScheduler::step(std::span<const VerifyOp> batch, int32_t padding, bool 
     next.push_back(std::move(copy));
   }
 
-  Plan plan;
-  // FAULT inflight-write-after-reuse: the previous step's held writes land now.
-  if (!late_writes_.tasks.empty()) plan.push_back(std::exchange(late_writes_, {}));
-  if (fault_ == Fault::kInflightWriteAfterReuse) hold_discarded_writes(batch, prepared.verify);
+  Plan plan = decisions_->writes_landing_now();
+  decisions_->hold_writes(batch, prepared.verify);
   auto append = [&](Plan& part) { std::move(part.begin(), part.end(), std::back_inserter(plan)); };
   append(prepared.before_verify);
-  // FAULT snapshot-before-write (SGLang #24221): the snapshot copies, prepared with the step, are
-  // enqueued ahead of the forward pass that writes what they copy.
-  const bool early_snapshots = fault_ == Fault::kSnapshotBeforeWrite;
+  const bool early_snapshots = decisions_->snapshots_before_verify();
   if (early_snapshots) append(prepared.after_verify);
   plan.push_back(std::move(prepared.verify));
   if (!early_snapshots) append(prepared.after_verify);

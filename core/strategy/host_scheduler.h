@@ -16,17 +16,20 @@
 // to the synchronous replay of the same schedule; docs/strategies.md says what each strategy
 // resolves on the device.
 //
-// Six faults (core/strategy/fault.h, FaultInfo::overlap) are wrong decisions of this host side,
-// each marked "FAULT name" in host_scheduler.cpp.
+// Six faults (core/strategy/fault.h, FaultInfo::overlap) are wrong decisions of this host side:
+// every decision they change is asked of HostDecisions (core/strategy/host_decisions.h), whose
+// faulty subclasses are marked "FAULT name".
 #pragma once
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <span>
 #include <vector>
 
 #include "core/strategy/fault.h"
+#include "core/strategy/host_decisions.h"
 #include "core/strategy/pool_policy.h"
 
 namespace specstate {
@@ -77,11 +80,7 @@ class HostScheduler {
   Prepared prepare(std::span<const VerifyOp> batch, int32_t padding, bool decode);
   std::vector<int32_t> running_tasks(std::span<const VerifyOp> batch,
                                      const VerifyCall& verify) const;
-  // The overlap faults' wrong decisions about a step's verify call.
-  void read_counts_of_new_requests(VerifyCall& verify) const;
-  void park_padding(std::span<const VerifyOp> batch, bool decode, VerifyMode mode,
-                    VerifyTask& pad) const;
-  void hold_discarded_writes(std::span<const VerifyOp> batch, VerifyCall& verify);
+  HostView view() const;
   // A non-step operation that names `request`, planned on the synchronous table (which refuses a
   // bad trace as a synchronous replay does) and on every variant; `op(policy, variant)`.
   template <class Op>
@@ -103,7 +102,7 @@ class HostScheduler {
   std::vector<int32_t> batch_tasks_;
   // The device's table of counts as the last set_accepted left it: req_row -> (request, count).
   std::map<int32_t, std::pair<uint64_t, int32_t>> published_;
-  VerifyCall late_writes_;  // FAULT inflight-write-after-reuse only
+  std::unique_ptr<HostDecisions> decisions_;  // the correct ones, or those with fault_'s
 };
 
 }  // namespace specstate

@@ -3,6 +3,7 @@
 // backend. Each task names the request it acts for, so a checker can attribute every write.
 #pragma once
 
+#include <concepts>
 #include <cstdint>
 #include <variant>
 #include <vector>
@@ -13,57 +14,51 @@ namespace specstate {
 
 inline constexpr uint64_t kPaddingRequest = ~uint64_t{0};
 
-// Calls that hold tasks keep one request per task; add() appends both.
-struct PrefillCall {
-  std::vector<PrefillTask> tasks;
+// A call of tasks (core/primitives.h) keeps one request per task; add() appends both. Every call
+// of tasks has this shape, so that code over plans treats them alike (for_each_access,
+// HostScheduler's guarding); a task carries its own guard.
+template <class T>
+struct TaskCall {
+  using Task = T;
+  std::vector<Task> tasks;
   std::vector<uint64_t> requests;  // per task
-  void add(const PrefillTask& task, uint64_t request) {
+  void add(const Task& task, uint64_t request) {
     tasks.push_back(task);
     requests.push_back(request);
   }
 };
 
-// A step's CUDA-graph padding is a count: `tasks` holds one padding task standing for all of
-// them (every padding row runs the same task), so a step costs memory by its batch, never by
-// its padding (a trace may carry 2^24 padding rows).
-struct VerifyCall {
+struct PrefillCall : TaskCall<PrefillTask> {};
+
+// A step's tasks in batch order, then one padding task (kPaddingRequest) when padding_rows > 0.
+// CUDA-graph padding is a count: the one padding task stands for all of its rows (every padding
+// row runs the same task), so a step costs memory by its batch, never by its padding (a trace
+// may carry 2^24 padding rows).
+struct VerifyCall : TaskCall<VerifyTask> {
   VerifyMode mode = VerifyMode::kStateRows;
-  std::vector<VerifyTask> tasks;   // batch order, then one padding task when padding_rows > 0
-  std::vector<uint64_t> requests;  // per task (kPaddingRequest for padding)
-  int32_t padding_rows = 0;        // padding rows of the step, all run as the one padding task
-  void add(const VerifyTask& task, uint64_t request) {
-    tasks.push_back(task);
-    requests.push_back(request);
-  }
+  int32_t padding_rows = 0;
 };
 
-struct ReplayCall {
-  std::vector<ReplayTask> tasks;
-  std::vector<uint64_t> requests;
-  void add(const ReplayTask& task, uint64_t request) {
-    tasks.push_back(task);
-    requests.push_back(request);
-  }
-};
+struct ReplayCall : TaskCall<ReplayTask> {};
 
 // A tree verify's accepted path moved to the front of its payload span, per request.
-struct GatherCall {
-  std::vector<PayloadGather> gathers;
-  std::vector<uint64_t> requests;
-  void add(const PayloadGather& gather, uint64_t request) {
-    gathers.push_back(gather);
-    requests.push_back(request);
-  }
+struct GatherCall : TaskCall<PayloadGather> {};
+
+struct CopyCall : TaskCall<RowCopy> {};
+
+// Set every byte of each row (all layers, conv and SSM) to `byte`: byte 0 is the zero state.
+// Only fault injection (verify-as-extend) emits it.
+struct FillCall : TaskCall<RowFill> {
+  uint8_t byte = 0;
 };
 
-struct CopyCall {
-  std::vector<RowCopy> copies;
-  std::vector<uint64_t> requests;
-  void add(const RowCopy& copy, uint64_t request) {
-    copies.push_back(copy);
-    requests.push_back(request);
-  }
-};
+// A call of the one task `task`, acting for `request`.
+template <class Call, class Task>
+Call call_of(const Task& task, uint64_t request) {
+  Call call;
+  call.add(task, request);
+  return call;
+}
 
 // The host-side calls below are host transfers, which wait for the device anyway: a guard on
 // them (overlap scheduling, core/primitives.h) is evaluated when they run.
@@ -95,22 +90,24 @@ struct AcceptCall {
   std::vector<AcceptedCount> counts;
 };
 
-// Set every byte of each row (all layers, conv and SSM) to `byte`: byte 0 is the zero state.
-// Only fault injection (verify-as-extend) emits it.
-struct FillCall {
-  std::vector<int32_t> rows;
-  std::vector<uint64_t> requests;  // per row
-  std::vector<Guard> guards;       // per row
-  uint8_t byte = 0;
-  void add(int32_t row, uint64_t request) {
-    rows.push_back(row);
-    requests.push_back(request);
-    guards.emplace_back();
-  }
-};
-
 using PlanCall = std::variant<PrefillCall, VerifyCall, ReplayCall, GatherCall, CopyCall,
                               SwapOutCall, SwapInCall, FillCall, DropSavedCall, AcceptCall>;
 using Plan = std::vector<PlanCall>;
+
+// The two shapes of call: tasks with one request each, or one request's host transfer.
+template <class C>
+concept TasksCall = std::derived_from<C, TaskCall<typename C::Task>>;
+template <class C>
+concept RequestCall = requires(C c) {
+  { c.request } -> std::convertible_to<uint64_t>;
+  { c.guard } -> std::convertible_to<Guard>;
+};
+
+// One lambda per alternative for std::visit, which refuses to compile a visit that leaves a
+// call type unhandled: every visitor of PlanCall is exhaustive.
+template <class... F>
+struct Overloaded : F... {
+  using F::operator()...;
+};
 
 }  // namespace specstate

@@ -31,15 +31,6 @@ PendingReplay pending_replay(const LiveState& s, int32_t commit_row) {
   return {s.pending_slot, s.pending, commit_row, s.pending_first, s.pending_rounds};
 }
 
-// The nodes at depth d of `tree`, in node order.
-std::vector<int32_t> nodes_at_depth(const DraftTree& tree, int32_t d) {
-  std::vector<int32_t> nodes;
-  for (int32_t i = 0; i < tree.nodes(); ++i) {
-    if (tree::depth(tree.parents.data(), i) == d) nodes.push_back(i);
-  }
-  return nodes;
-}
-
 // The pending tokens of `s` replayed from `from` into `dst_row`.
 ReplayTask pending_task(const LiveState& s, StateLoc from, int32_t dst_row) {
   return {from, s.pending_slot, s.pending, dst_row, s.pending_first, s.pending_rounds};
@@ -48,7 +39,7 @@ ReplayTask pending_task(const LiveState& s, StateLoc from, int32_t dst_row) {
 }  // namespace
 
 PoolPolicy::PoolPolicy(StrategyKind kind, const PoolConfig& config, Fault fault)
-    : layout_(make_layout(kind, config)), fault_(fault) {
+    : layout_(make_layout(kind, config)), fault_(fault), decisions_(fault) {
   if (fault != Fault::kNone && !fault_concerns(fault, kind)) {
     throw InputError("fault '" + std::string(fault_info(fault).name) + "' does not concern the " +
                      std::string(to_string(kind)) + " strategy");
@@ -89,52 +80,22 @@ void PoolPolicy::consume_pending(LiveState& s) const {
 void PoolPolicy::make_real(uint64_t request, LiveState& s, Plan& plan) {
   const StateLoc working = StateLoc::at(s.working_row);
   if (s.pending > 0) {
-    plan.push_back(ReplayCall{{pending_task(s, working, s.working_row)}, {request}});
+    plan.push_back(call_of<ReplayCall>(pending_task(s, working, s.working_row), request));
     consume_pending(s);
   } else if (s.loc != working) {
-    CopyCall flush{{{s.loc, s.working_row}}, {request}};
-    if (fault_ == Fault::kStaleFlushAfterReuse) {
-      // FAULT stale-flush-after-reuse (tokenspeed #159 review): the draft->working flush is
-      // left for the next step, which runs it with these rows after they may have been freed
-      // and handed to another request.
-      deferred_flush_.add(flush.copies[0], request);
-    } else {
-      plan.push_back(std::move(flush));
-    }
+    decisions_->flush(call_of<CopyCall>(RowCopy{s.loc, s.working_row}, request), plan);
   }
   s.loc = working;
 }
 
 int32_t PoolPolicy::snapshot_index(const VerifyOp& op, int64_t length) const {
   if (!op.snapshot) return -1;
-  const int32_t index = snapshot_token(*op.snapshot, length, op.accepted, op.request);
-  // FAULT snapshot-pre-accept (SGLang #37817): the boundary test uses the pre-accept length,
-  // which only sees a boundary reached by the step's first token; later ones are missed.
-  if (fault_ == Fault::kSnapshotPreAccept && index > 0) return -1;
-  // FAULT snapshot-post-accept (vLLM #43559): the snapshot is taken from the post-accept state.
-  if (fault_ == Fault::kSnapshotPostAccept) return op.accepted - 1;
-  return index;
-}
-
-std::vector<int8_t> PoolPolicy::tree_parents(const DraftTree& tree) const {
-  std::vector<int8_t> parents = tree.parents;
-  if (fault_ == Fault::kTreeParentByDepth) {
-    // FAULT tree-parent-by-depth (vLLM #54080, comment): a node's parent is looked up by its
-    // depth, as the first node one level up, so a node under a later sibling continues from
-    // the wrong sibling's state.
-    for (int32_t i = 1; i < tree.nodes(); ++i)
-      parents[size_t(i)] = int8_t(nodes_at_depth(tree, tree::depth(tree.parents.data(), i) - 1)[0]);
-  }
-  return parents;
+  return decisions_->snapshot_token(snapshot_token(*op.snapshot, length, op.accepted, op.request),
+                                    op.accepted);
 }
 
 int32_t PoolPolicy::accepted_node(const VerifyOp& op, int32_t k) const {
-  if (op.tree && k == op.accepted - 1 && fault_ == Fault::kTreeLastNodeAtDepth) {
-    // FAULT tree-last-node-at-depth: the live state is taken from the last node at the accepted
-    // depth, the position a chain's index a-1 would name, not from the accepted node.
-    return nodes_at_depth(*op.tree, k).back();
-  }
-  return path_node(op.tree ? &*op.tree : nullptr, k);
+  return decisions_->accepted_node(op.tree ? &*op.tree : nullptr, k, op.accepted);
 }
 
 
@@ -162,17 +123,7 @@ Plan PoolPolicy::extend(const ExtendOp& op) {
     s.working_row = op.working_row;
     s.length = op.prefix_len;
     if (layout_.kind == StrategyKind::kRing) s.pending_slot = layout_.payload_slot(op.req_row, 0);
-    if (fault_ == Fault::kStaleReplayControl || fault_ == Fault::kStaleRingCursor) {
-      // FAULT stale-replay-control (TRT-LLM #14509), stale-ring-cursor: the request row's replay
-      // control (deferred: pending count and payload slot; ring: the cursors cache_base and
-      // hist_len) is not reset when a new request takes the row.
-      if (auto old = stale_control_.find(op.req_row); old != stale_control_.end()) {
-        s.pending = old->second.pending;
-        s.pending_slot = old->second.pending_slot;
-        s.pending_first = old->second.pending_first;
-        s.pending_rounds = old->second.pending_rounds;
-      }
-    }
+    decisions_->take_request_row(s);
     task.from_zero = op.prefix_len == 0;
     if (op.prefix_len > 0) task.from = StateLoc::at(op.cow_src_row);
     live = &table_.set(op.request, s);
@@ -188,7 +139,7 @@ Plan PoolPolicy::extend(const ExtendOp& op) {
   for (const Snapshot& snap : op.snapshots) {
     task.writes.push_back({int32_t(snap.length - s.length), snap.row});
   }
-  plan.push_back(PrefillCall{{task}, {op.request}});
+  plan.push_back(call_of<PrefillCall>(task, op.request));
   s.length += op.tokens;
   s.loc = StateLoc::at(s.working_row);
   return plan;
@@ -263,13 +214,10 @@ struct PoolPolicy::StepPlan {
 
 void PoolPolicy::gather_path(const VerifyOp& op, int32_t slot, int32_t first, StepPlan& p) const {
   if (!op.tree) return;
-  // FAULT tree-contiguous-path (vLLM #55688): the accepted path is taken to be nodes 0..a-1, so
-  // the payload is replayed as the verify wrote it, in node order.
-  if (fault_ == Fault::kTreeContiguousPath) return;
   PayloadGather g{slot, first, {}};
   bool moves = false;
   for (int32_t k = 0; k < op.accepted; ++k) {
-    g.from.push_back(op.tree->path[size_t(k)]);
+    g.from.push_back(decisions_->gathered_node(*op.tree, k));
     moves = moves || g.from.back() != k;
   }
   if (moves) p.gathers.add(g, op.request);
@@ -281,13 +229,14 @@ PoolPolicy::StepPlans PoolPolicy::step(std::span<const VerifyOp> batch, int32_t 
   table_.compact(2 * LiveTable::kCompactAt);
   check_step(batch, tokens, decode);
   StepPlan p;
-  p.verify.mode = step_mode(decode);
+  const StrategyInfo& info = strategy_info(layout_.kind);
+  p.verify.mode = decode ? info.decode_mode : info.verify_mode;
   for (const VerifyOp& op : batch) {
     LiveState& s = *table_.find_mutable(op.request);
     VerifyTask t;
     t.tokens = {op.request, s.length, op.tree ? op.tree->nodes() : tokens};
     t.from = s.loc;
-    if (op.tree) t.parents = tree_parents(*op.tree);
+    if (op.tree) t.parents = decisions_->tree_parents(*op.tree);
     if (op.accepted == 0) {
       plan_discarded(op, s, t);
     } else if (decode) {
@@ -299,18 +248,17 @@ PoolPolicy::StepPlans PoolPolicy::step(std::span<const VerifyOp> batch, int32_t 
     p.verify.add(t, op.request);
   }
   p.verify.padding_rows = padding;
-  if (padding > 0) p.verify.add(padding_task(tokens, p.verify.mode), kPaddingRequest);
+  // The one task standing for every padding row.
+  if (padding > 0) p.verify.add(decisions_->padding_task(tokens, p.verify.mode), kPaddingRequest);
 
   StepPlans out;
-  // FAULT stale-flush-after-reuse: the flushes left by finish/retract run now, stale.
-  if (!deferred_flush_.copies.empty())
-    out.before_verify.push_back(std::exchange(deferred_flush_, {}));
-  if (!p.resets.rows.empty()) out.before_verify.push_back(std::move(p.resets));
+  out.before_verify = decisions_->left_for_next_step();
+  if (!p.resets.tasks.empty()) out.before_verify.push_back(std::move(p.resets));
   out.verify = std::move(p.verify);
-  if (!p.gathers.gathers.empty()) out.after_verify.push_back(std::move(p.gathers));
+  if (!p.gathers.tasks.empty()) out.after_verify.push_back(std::move(p.gathers));
   if (!p.snapshots.tasks.empty()) out.after_verify.push_back(std::move(p.snapshots));
-  if (!p.snapshot_copies.copies.empty()) out.after_verify.push_back(std::move(p.snapshot_copies));
-  if (!p.commit_copies.copies.empty()) out.after_accept.push_back(std::move(p.commit_copies));
+  if (!p.snapshot_copies.tasks.empty()) out.after_verify.push_back(std::move(p.snapshot_copies));
+  if (!p.commit_copies.tasks.empty()) out.after_accept.push_back(std::move(p.commit_copies));
   if (!p.commits.tasks.empty()) out.after_accept.push_back(std::move(p.commits));
   return out;
 }
@@ -336,21 +284,6 @@ void PoolPolicy::plan_discarded(const VerifyOp& op, LiveState& s, VerifyTask& t)
   s.discarded = true;
 }
 
-VerifyMode PoolPolicy::step_mode(bool decode) const {
-  switch (layout_.kind) {
-    case StrategyKind::kWindow:
-      return VerifyMode::kWindow;
-    case StrategyKind::kReplay:
-    case StrategyKind::kDeferred:
-    case StrategyKind::kRing:
-      return decode ? VerifyMode::kStateRows : VerifyMode::kPayload;
-    case StrategyKind::kScatter:
-    case StrategyKind::kInline:
-      return VerifyMode::kStateRows;
-  }
-  SPECSTATE_ASSERT(false, "unknown StrategyKind");
-}
-
 // A step without drafts updates the live state in place into the working row (deferred and
 // ring replay their pending tokens first, in the same call: the ring folds).
 void PoolPolicy::plan_decode(const VerifyOp& op, LiveState& s, VerifyTask& t, StepPlan& p) {
@@ -358,25 +291,15 @@ void PoolPolicy::plan_decode(const VerifyOp& op, LiveState& s, VerifyTask& t, St
   if (s.pending > 0) t.pending = pending_replay(s, kNoRow);
   t.out_rows[0] = s.working_row;
   if (layout_.kind == StrategyKind::kWindow) t.from.conv_row = s.working_row;
-  if (fault_ == Fault::kDecodeReadsOldRow) {
-    // FAULT decode-reads-old-row (vLLM #40875): the step without drafts ignores the last
-    // verify's accepted length and reads its index 0: inline's working row, window's conv
-    // column 0.
-    t.from = layout_.kind == StrategyKind::kWindow ? StateLoc{s.loc.ssm_row, s.working_row, 0}
-                                                   : working;
-  }
+  t.from = decisions_->decode_source(s, t.from, strategy_info(layout_.kind).decode_mode);
   if (s.pending > 0) consume_pending(s);
   s.loc = working;
   if (op.snapshot) p.snapshot_copies.add({working, op.snapshot->row}, op.request);
 }
 
 void PoolPolicy::plan_verify(const VerifyOp& op, LiveState& s, VerifyTask& t, StepPlan& p) {
-  if (fault_ == Fault::kVerifyAsExtend) {
-    // FAULT verify-as-extend (tokenspeed #506): the target verify runs as a fresh extend,
-    // from the zero state, in the middle of the sequence.
-    p.resets.add(t.from.ssm_row, op.request);
-    if (t.from.conv_row != t.from.ssm_row) p.resets.add(t.from.conv_row, op.request);
-  }
+  for (int32_t row : decisions_->zeroed_before_verify(t.from))
+    p.resets.add({row}, op.request);
   const int32_t snap = snapshot_index(op, s.length);
   switch (layout_.kind) {
     case StrategyKind::kScatter:
@@ -399,10 +322,8 @@ void PoolPolicy::scatter_verify(const VerifyOp& op, int32_t snap, LiveState& s, 
   const int32_t tokens = t.tokens.count;
   for (int j = 0; j < tokens; ++j)
     t.out_rows[j] = layout_.scratch_row(s.working_row, j);
-  StateLoc commit = StateLoc::at(t.out_rows[accepted_node(op, op.accepted - 1)]);
-  // FAULT conv-ssm-split-commit: the SSM is rolled back to token a-1, the conv window is not
-  // (it stays at the last verified token).
-  if (fault_ == Fault::kConvSsmSplitCommit) commit.conv_row = t.out_rows[tokens - 1];
+  const StateLoc commit =
+      decisions_->scatter_commit(StateLoc::at(t.out_rows[accepted_node(op, op.accepted - 1)]), t);
   p.commit_copies.add({commit, s.working_row}, op.request);
   if (snap >= 0) {
     p.snapshot_copies.add({StateLoc::at(t.out_rows[accepted_node(op, snap)]), op.snapshot->row},
@@ -453,20 +374,6 @@ void PoolPolicy::deferred_verify(const VerifyOp& op, int32_t snap, LiveState& s,
   s.loc = working;
 }
 
-// The one task standing for a step's padding rows: it reads and writes nothing.
-VerifyTask PoolPolicy::padding_task(int32_t tokens, VerifyMode mode) const {
-  VerifyTask pad;  // from = none
-  if (fault_ == Fault::kPaddingWritesRow) {
-    // FAULT padding-writes-row (SGLang #17404): padding entries run on dummy inputs with
-    // index 0 for every row and slot, and row 0 is a real, allocatable row.
-    pad.tokens = {kPaddingRequest, 0, tokens};
-    pad.from = StateLoc::at(0);
-    pad.out_rows[0] = 0;
-    if (mode == VerifyMode::kPayload) pad.payload_slot = 0;
-  }
-  return pad;
-}
-
 // Ring: replay the history first, folded into the checkpoint when it is long; payload into
 // the ring after it; the host commit hist_len += a.
 void PoolPolicy::ring_verify(const VerifyOp& op, int32_t snap, LiveState& s, VerifyTask& t,
@@ -486,21 +393,10 @@ void PoolPolicy::ring_verify(const VerifyOp& op, int32_t snap, LiveState& s, Ver
     // up to the boundary.
     ReplayTask r = pending_task(s, working, op.snapshot->row);
     r.count += snap + 1;
-    if (fault_ == Fault::kRingSnapshotUnfolded) {
-      // FAULT ring-snapshot-unfolded (the ring analogue of vLLM #43559): the snapshot is
-      // published from the checkpoint as it is, without replaying the unfolded history.
-      r = {working, t.payload_slot, snap + 1, op.snapshot->row, t.payload_first_token, 0};
-    }
-    p.snapshots.add(r, op.request);
+    p.snapshots.add(decisions_->ring_snapshot(r, snap + 1, t.payload_first_token), op.request);
   }
   // The host's commit: the accepted tokens join the history (hist_len += accepted).
-  int32_t accepted = op.accepted;
-  if (fault_ == Fault::kRingStaleAccepted) {
-    // FAULT ring-stale-accepted (vLLM #51508): the commit reads the accepted count its buffer
-    // held from the request's previous step: 0 before its first verify (what a discarded step
-    // leaves), then always one step late.
-    std::swap(accepted, stale_accepted_[op.request]);
-  }
+  const int32_t accepted = decisions_->ring_commit_count(op.request, op.accepted);
   s.pending += accepted;
   if (accepted > 0) s.pending_rounds |= 1u << (s.pending - 1);
 }
@@ -509,23 +405,9 @@ Plan PoolPolicy::retract(uint64_t request) {
   table_.compact(2 * LiveTable::kCompactAt);
   LiveState& s = running(request, "retract");
   Plan plan;
-  // FAULT no-flush-on-retract: the working row is taken to hold the live state as it is, so
-  // the draft->working flush is skipped and the swap-out saves a stale state.
-  if (fault_ == Fault::kNoFlushOnRetract) s.loc = StateLoc::at(s.working_row);
-  if (fault_ == Fault::kRingDonateWithoutHistory) {
-    // FAULT ring-donate-without-history (SGLang #37837): moving the request's state out of its
-    // slot copies the checkpoint but not the ring, and the cursors are not reset: the request
-    // comes back with its history length and reads it from its new request row's ring.
-    plan.push_back(SwapOutCall{request, s.loc});
-    s.retracted = true;
-    s.working_row = kNoRow;
-    s.req_row = kNoRow;
-    s.loc = StateLoc{};
-    return plan;
-  }
-  make_real(request, s, plan);
-  // FAULT retract-no-save (SGLang #35957): the rows are freed and nothing is saved.
-  if (fault_ != Fault::kRetractNoSave) plan.push_back(SwapOutCall{request, s.loc});
+  if (decisions_->retract_makes_real()) make_real(request, s, plan);
+  if (decisions_->retract_saves())
+    plan.push_back(SwapOutCall{request, StateLoc::at(s.working_row)});
   s.retracted = true;
   s.working_row = kNoRow;
   s.req_row = kNoRow;
@@ -545,9 +427,7 @@ Plan PoolPolicy::resume(uint64_t request, int32_t req_row, int32_t working_row) 
   s.working_row = working_row;
   s.loc = StateLoc::at(working_row);
   if (layout_.kind == StrategyKind::kRing) s.pending_slot = layout_.payload_slot(req_row, 0);
-  // FAULT retract-no-save (SGLang #35957): nothing was saved; the request continues from
-  // whatever its new working row holds.
-  if (fault_ == Fault::kRetractNoSave) return {};
+  if (!decisions_->retract_saves()) return {};
   return {SwapInCall{request, working_row}};
 }
 
@@ -556,12 +436,7 @@ Plan PoolPolicy::finish(uint64_t request) {
   LiveState* found = table_.find_mutable(request);
   if (found == nullptr) throw InputError("finish: " + req_name(request) + " does not exist");
   LiveState& s = *found;
-  if ((fault_ == Fault::kStaleReplayControl || fault_ == Fault::kStaleRingCursor) &&
-      !s.retracted) {
-    // FAULT stale-replay-control (TRT-LLM #14509), stale-ring-cursor: the request row keeps
-    // this request's replay control for its next occupant.
-    stale_control_[s.req_row] = s;
-  }
+  decisions_->leave_request_row(s);
   Plan plan;
   if (s.retracted) {
     plan.push_back(DropSavedCall{request});
@@ -581,8 +456,7 @@ void PoolPolicy::adopt(uint64_t request, const PoolPolicy& other, int64_t length
   } else {
     table_.erase(request);
   }
-  if (auto it = other.stale_accepted_.find(request); it != other.stale_accepted_.end())
-    stale_accepted_[request] = it->second;
+  decisions_->adopt(request, *other.decisions_);
 }
 
 PoolPolicy::Readable PoolPolicy::readable(uint64_t request) const {
@@ -592,7 +466,8 @@ PoolPolicy::Readable PoolPolicy::readable(uint64_t request) const {
   Readable r;
   if (s.pending > 0) {
     const int32_t probe = layout_.inspect_row();
-    r.plan.push_back(ReplayCall{{pending_task(s, StateLoc::at(s.working_row), probe)}, {request}});
+    r.plan.push_back(
+        call_of<ReplayCall>(pending_task(s, StateLoc::at(s.working_row), probe), request));
     r.loc = StateLoc::at(probe);
   } else {
     r.loc = s.loc;

@@ -8,11 +8,13 @@
 // pending tokens; inline/window: flush the live row / window into the working row): retract,
 // finish, and a chunked extend. The ring also folds its history into the working row at a decode
 // step (the step without drafts runs in place, from a real state), and when the history is long
-// (RingParams); a snapshot inside its verify replays the history into the track row. A snapshot at a page boundary crossed inside a verify is taken from the
-// state after the boundary token, never from the post-accept state.
+// (RingParams); a snapshot inside its verify replays the history into the track row. A snapshot at
+// a page boundary crossed inside a verify is taken from the state after the boundary token, never
+// from the post-accept state.
 //
-// A policy built with a Fault (core/strategy/fault.h) makes one known wrong decision instead;
-// each deviation is marked "FAULT name" in pool_policy.cpp. Without one, nothing changes.
+// A policy built with a Fault (core/strategy/fault.h) makes one known wrong decision instead:
+// every decision a fault changes is asked of PolicyDecisions (core/strategy/policy_decisions.h),
+// whose faulty subclasses are marked "FAULT name". Without one, nothing changes.
 #pragma once
 
 #include <cstdint>
@@ -25,6 +27,7 @@
 #include "core/strategy/fault.h"
 #include "core/strategy/live_table.h"
 #include "core/strategy/plan.h"
+#include "core/strategy/policy_decisions.h"
 #include "core/strategy/strategy.h"
 
 namespace specstate {
@@ -116,8 +119,6 @@ class PoolPolicy {
   void make_real(uint64_t request, LiveState& s, Plan& plan);
   // Token index inside a step starting at `length` whose state `op`'s snapshot takes; -1: none.
   int32_t snapshot_index(const VerifyOp& op, int64_t length) const;
-  // The parents a tree verify's task runs with.
-  std::vector<int8_t> tree_parents(const DraftTree& tree) const;
   // The verify token (tree node) whose state is the state after the k+1-th accepted token.
   int32_t accepted_node(const VerifyOp& op, int32_t k) const;
   // One request's part of a step: its task `t` (tokens and source set), the calls it adds to
@@ -126,7 +127,6 @@ class PoolPolicy {
   // The payload strategies' tree: the accepted path moved to the front of the span the verify
   // wrote from ring position `first`, so that it replays as a chain.
   void gather_path(const VerifyOp& op, int32_t slot, int32_t first, StepPlan& p) const;
-  VerifyMode step_mode(bool decode) const;
   void plan_discarded(const VerifyOp& op, LiveState& s, VerifyTask& t);
   void plan_decode(const VerifyOp& op, LiveState& s, VerifyTask& t, StepPlan& p);
   void plan_verify(const VerifyOp& op, LiveState& s, VerifyTask& t, StepPlan& p);
@@ -136,17 +136,12 @@ class PoolPolicy {
   void replay_verify(const VerifyOp& op, int32_t snap, LiveState& s, VerifyTask& t, StepPlan& p);
   void deferred_verify(const VerifyOp& op, int32_t snap, LiveState& s, VerifyTask& t, StepPlan& p);
   void ring_verify(const VerifyOp& op, int32_t snap, LiveState& s, VerifyTask& t, StepPlan& p);
-  VerifyTask padding_task(int32_t tokens, VerifyMode mode) const;
 
   StrategyLayout layout_;
   LiveTable table_;  // cheap to copy (live_table.h); compacted at the start of each operation
 
-  // Fault injection only (always empty without a fault).
   Fault fault_ = Fault::kNone;
-  CopyCall deferred_flush_;  // stale-flush-after-reuse: flushes left for the next step
-  std::map<int32_t, LiveState> stale_control_;  // stale-replay-control, stale-ring-cursor:
-                                                // req_row -> the last occupant's pending fields
-  std::map<uint64_t, int32_t> stale_accepted_;  // ring-stale-accepted: request -> last count
+  Decisions decisions_;  // the correct ones, or those with fault_'s wrong one
 };
 
 }  // namespace specstate

@@ -1,9 +1,11 @@
 #include "core/strategy/strategy.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdio>
 #include <limits>
+#include <optional>
 #include <string>
 
 #include "core/errors.h"
@@ -48,53 +50,158 @@ void check_ring(const RingParams& r, int32_t T, int32_t N) {
   }
 }
 
+// Every strategy's entry; nullopt for a value that names none. The chart takes Okabe-Ito colours
+// (colour-blind safe) and dash patterns, so that lines that nearly coincide (inline / window,
+// replay / deferred) stay apart.
+constexpr std::optional<StrategyInfo> strategy_entry(StrategyKind kind) {
+  using enum VerifyMode;
+  switch (kind) {
+    case StrategyKind::kScatter:
+      return StrategyInfo{
+          .kind = kind,
+          .name = "scatter",
+          .verify_mode = kStateRows,
+          .decode_mode = kStateRows,
+          .chart = {"#D55E00", "none", "scratch + copy (before #159)"},
+      };
+    case StrategyKind::kInline:
+      return StrategyInfo{
+          .kind = kind,
+          .name = "inline",
+          .verify_mode = kStateRows,
+          .decode_mode = kStateRows,
+          .chart = {"#0072B2", "none", "output rows (tokenspeed #159)"},
+      };
+    case StrategyKind::kWindow:
+      return StrategyInfo{
+          .kind = kind,
+          .name = "window",
+          .verify_mode = kWindow,
+          .decode_mode = kWindow,
+          .no_trees =
+              "its conv buffer holds one linear sequence per request row (the window "
+              "after token j at offset j), which a tree's branches do not share",
+          .chart = {"#56B4E9", "8 5", "block window (vLLM)"},
+      };
+    case StrategyKind::kReplay:
+      return StrategyInfo{
+          .kind = kind,
+          .name = "replay",
+          .verify_mode = kPayload,
+          .decode_mode = kStateRows,
+          .payload_buffers = 1,
+          .chart = {"#009E73", "none", "payload + replay"},
+      };
+    case StrategyKind::kDeferred:
+      return StrategyInfo{
+          .kind = kind,
+          .name = "deferred",
+          .verify_mode = kPayload,
+          .decode_mode = kStateRows,
+          .payload_buffers = 2,
+          .chart = {"#CC79A7", "8 5", "deferred replay"},
+      };
+    case StrategyKind::kRing:
+      return StrategyInfo{
+          .kind = kind,
+          .name = "ring",
+          .verify_mode = kPayload,
+          .decode_mode = kStateRows,
+          .payload_buffers = 1,
+          .chart = {"#E69F00", "2 4", "history ring (FlashInfer #4081)"},
+      };
+  }
+  return std::nullopt;
+}
+
+// The entries of every StrategyKind, in enumerator order: the switch above is the one list.
+constexpr size_t kStrategyCount = [] {
+  size_t n = 0;
+  for (int v = 0; v <= std::numeric_limits<uint8_t>::max(); ++v)
+    n += strategy_entry(StrategyKind(v)).has_value();
+  return n;
+}();
+static_assert(
+    [] {
+      for (size_t i = 0; i < kStrategyCount; ++i) {
+        const std::optional<StrategyInfo> e = strategy_entry(StrategyKind(i));
+        if (!e || e->kind != StrategyKind(i)) return false;
+      }
+      return true;
+    }(),
+    "StrategyKind's values are 0, 1, ... and each entry names its own kind");
+constexpr std::array<StrategyInfo, kStrategyCount> kStrategies = [] {
+  std::array<StrategyInfo, kStrategyCount> table{};
+  for (size_t i = 0; i < kStrategyCount; ++i)
+    table[i] = strategy_entry(StrategyKind(i)).value();
+  return table;
+}();
+
+std::string join(const std::vector<std::string_view>& names, std::string_view comma) {
+  std::string out;
+  for (std::string_view n : names)
+    out += (out.empty() ? "" : std::string(comma)) + std::string(n);
+  return out;
+}
+
 }  // namespace
 
-const std::vector<StrategyKind>& all_strategies() {
-  static const std::vector<StrategyKind> kinds = {StrategyKind::kScatter, StrategyKind::kInline,
-                                                  StrategyKind::kWindow, StrategyKind::kReplay,
-                                                  StrategyKind::kDeferred, StrategyKind::kRing};
-  return kinds;
+const StrategyInfo& strategy_info(StrategyKind kind) {
+  SPECSTATE_ASSERT(size_t(kind) < kStrategies.size(), "a StrategyKind names a strategy");
+  return kStrategies[size_t(kind)];
 }
 
 std::string_view to_string(StrategyKind kind) {
-  switch (kind) {
-    case StrategyKind::kScatter:
-      return "scatter";
-    case StrategyKind::kInline:
-      return "inline";
-    case StrategyKind::kWindow:
-      return "window";
-    case StrategyKind::kReplay:
-      return "replay";
-    case StrategyKind::kDeferred:
-      return "deferred";
-    case StrategyKind::kRing:
-      return "ring";
-  }
-  SPECSTATE_ASSERT(false, "unknown StrategyKind");
+  return strategy_info(kind).name;
+}
+
+const std::vector<StrategyKind>& all_strategies() {
+  static const std::vector<StrategyKind> kinds = [] {
+    std::vector<StrategyKind> all;
+    for (const StrategyInfo& info : kStrategies)
+      all.push_back(info.kind);
+    return all;
+  }();
+  return kinds;
+}
+
+std::vector<StrategyKind> strategies_running(int32_t tree_nodes) {
+  std::vector<StrategyKind> kinds = all_strategies();
+  if (tree_nodes > 0)
+    std::erase_if(kinds, [](StrategyKind k) { return !strategy_info(k).runs_trees(); });
+  return kinds;
+}
+
+std::string no_trees_text() {
+  std::vector<std::string_view> names;
+  for (const StrategyInfo& info : kStrategies)
+    if (!info.runs_trees()) names.push_back(info.name);
+  if (names.empty()) return "";
+  const std::string_view last = names.back();
+  names.pop_back();
+  return names.empty() ? "the " + std::string(last) + " strategy does not run trees"
+                       : "the " + join(names, ", ") + " and " + std::string(last) +
+                             " strategies do not run trees";
 }
 
 std::vector<StrategyKind> parse_strategies(std::string_view text) {
   if (text == "all") return all_strategies();
+  std::vector<std::string_view> known;
+  for (const StrategyInfo& info : kStrategies)
+    known.push_back(info.name);
+  known.push_back("all");
   std::vector<StrategyKind> out;
   size_t start = 0;
   while (start <= text.size()) {
     const size_t comma = std::min(text.find(',', start), text.size());
     const std::string_view name = text.substr(start, comma - start);
-    bool found = false;
-    for (StrategyKind k : all_strategies()) {
-      if (to_string(k) == name) {
-        out.push_back(k);
-        found = true;
-      }
+    const auto* found = std::find_if(kStrategies.begin(), kStrategies.end(),
+                                     [&](const StrategyInfo& info) { return info.name == name; });
+    if (found == kStrategies.end()) {
+      throw InputError("unknown strategy '" + std::string(name) + "'" + did_you_mean(name, known) +
+                       " (known: " + join(known, ", ") + ")");
     }
-    if (!found) {
-      throw InputError(
-          "unknown strategy '" + std::string(name) + "'" +
-          did_you_mean(name, {"scatter", "inline", "window", "replay", "deferred", "ring", "all"}) +
-          " (known: scatter, inline, window, replay, deferred, ring, all)");
-    }
+    out.push_back(found->kind);
     start = comma + 1;
   }
   return out;
@@ -112,12 +219,15 @@ StrategyLayout make_layout(StrategyKind kind, const PoolConfig& config) {
     throw InputError("tree_nodes " + std::to_string(config.tree_nodes) + " outside 0.." +
                      std::to_string(kMaxTreeNodes));
   }
-  if (kind == StrategyKind::kWindow && config.tree_nodes > 0) {
-    throw InputError(
-        "the window strategy does not run draft trees: its conv buffer holds one linear sequence "
-        "per request row (the window after token j at offset j), which a tree's branches do not "
-        "share; replay this trace with the other strategies (--strategy scatter,inline,replay,"
-        "deferred,ring)");
+  const StrategyInfo& info = strategy_info(kind);
+  if (config.tree_nodes > 0 && !info.runs_trees()) {
+    std::vector<std::string_view> others;
+    for (StrategyKind k : strategies_running(config.tree_nodes))
+      others.push_back(to_string(k));
+    throw InputError("the " + std::string(info.name) +
+                     " strategy does not run draft trees: " + std::string(info.no_trees) +
+                     "; replay this trace with the other strategies (--strategy " +
+                     join(others, ",") + ")");
   }
   const int32_t N = config.verify_tokens();
 
@@ -142,21 +252,19 @@ StrategyLayout make_layout(StrategyKind kind, const PoolConfig& config) {
       s.conv_cols += T - 1;
       break;
     case StrategyKind::kReplay:
-      s.payload_slots = config.max_requests;
       s.payload_tokens = N;
       break;
     case StrategyKind::kDeferred:
-      s.payload_slots = checked(config.max_requests, 2, 0, l, "payload slots");
       s.payload_tokens = N;
       l.inspect_rows = 1;
       break;
     case StrategyKind::kRing:
       check_ring(config.ring, T, N);
-      s.payload_slots = config.max_requests;
       s.payload_tokens = config.ring.slots;
       l.inspect_rows = 1;
       break;
   }
+  s.payload_slots = checked(config.max_requests, info.payload_buffers, 0, l, "payload slots");
   // pool + draft + scratch + inspect, as 1 * x + sum.
   int32_t state_rows = checked(1, l.draft_rows, config.pool_rows, l, rows);
   state_rows = checked(1, l.scratch_rows, state_rows, l, rows);
@@ -197,15 +305,29 @@ int32_t StrategyLayout::draft_row(int32_t req_row, int32_t token) const {
 }
 
 int32_t StrategyLayout::payload_slot(int32_t req_row, int32_t buffer) const {
-  if (kind == StrategyKind::kReplay || kind == StrategyKind::kRing) return req_row;
-  SPECSTATE_ASSERT(kind == StrategyKind::kDeferred,
-                   "payload slots belong to replay, deferred and ring");
-  return 2 * req_row + buffer;
+  const int32_t buffers = strategy_info(kind).payload_buffers;
+  SPECSTATE_ASSERT(buffer >= 0 && buffer < buffers, "a payload buffer of the strategy");
+  return buffers * req_row + buffer;
 }
 
 int32_t StrategyLayout::inspect_row() const {
   SPECSTATE_ASSERT(inspect_rows == 1, "only deferred and ring have an inspection row");
   return config.pool_rows + draft_rows + scratch_rows;
+}
+
+int32_t max_pending_tokens(StrategyKind kind, const PoolShape& shape, int32_t T, int32_t N) {
+  switch (kind) {
+    case StrategyKind::kDeferred:
+      return T;
+    case StrategyKind::kRing:
+      return shape.payload_tokens - N;
+    case StrategyKind::kScatter:
+    case StrategyKind::kInline:
+    case StrategyKind::kWindow:
+    case StrategyKind::kReplay:
+      return 0;
+  }
+  SPECSTATE_ASSERT(false, "unknown StrategyKind");
 }
 
 StepBytes verify_step_bytes(const StrategyLayout& l, int32_t accepted, int32_t history) {

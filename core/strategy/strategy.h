@@ -1,4 +1,4 @@
-// The five state-handling strategies (docs/strategies.md) and their memory layouts.
+// The six state-handling strategies (docs/strategies.md) and their memory layouts.
 //
 // Every layout starts with the scheduler's rows 0 .. pool_rows-1; what follows belongs to the
 // strategy and never appears in a trace:
@@ -28,15 +28,45 @@
 
 #include "core/geometry.h"
 #include "core/pool_shape.h"
+#include "core/primitives.h"
 
 namespace specstate {
 
+// A seventh strategy is an enumerator here, its entry in strategy_entry() (strategy.cpp; a kind
+// without one does not compile) and its cases in the switches over StrategyKind that -Werror=switch
+// lists (its layout, step bytes, plans, row ownership).
 enum class StrategyKind : uint8_t { kScatter, kInline, kWindow, kReplay, kDeferred, kRing };
 
+// How `specstate footprint --svg` draws a strategy.
+struct ChartStyle {
+  const char* colour = "";  // "#D55E00"
+  const char* dash = "";    // SVG stroke-dasharray, "none" for a solid line
+  const char* note = "";    // the legend's line under the name
+};
+
+// What a strategy is, apart from its layout and plans: the facts the tools read.
+struct StrategyInfo {
+  StrategyKind kind = StrategyKind::kScatter;
+  std::string_view name;                            // on the command line and in reports
+  VerifyMode verify_mode = VerifyMode::kStateRows;  // of a verify with drafts
+  VerifyMode decode_mode = VerifyMode::kStateRows;  // of a step without drafts
+  int32_t payload_buffers = 0;                      // payload slots per request row
+  // Why it does not run draft trees (make_layout refuses a tree pool); empty: it runs them.
+  std::string_view no_trees;
+  ChartStyle chart = {};
+
+  bool runs_trees() const { return no_trees.empty(); }
+};
+
+const StrategyInfo& strategy_info(StrategyKind kind);
 std::string_view to_string(StrategyKind kind);
 // One name, or "all"; InputError for anything else.
 std::vector<StrategyKind> parse_strategies(std::string_view text);
 const std::vector<StrategyKind>& all_strategies();
+// The strategies that run a pool of draft trees of `tree_nodes` nodes (0: chains, all of them).
+std::vector<StrategyKind> strategies_running(int32_t tree_nodes);
+// "the window strategy does not run trees": those that do not, for the tools' notes.
+std::string no_trees_text();
 
 // The ring strategy's parameters; the defaults are FlashInfer #4081's (RING_SLOTS, W_RING,
 // flush_min). make_layout checks them against T.
@@ -88,6 +118,11 @@ struct StrategyLayout {
 };
 
 StrategyLayout make_layout(StrategyKind kind, const PoolConfig& config);
+
+// The most pending tokens a verify of `kind` replays before its own N tokens (deferred: the last
+// step's T; ring: the history its ring leaves room for beside them, payload_tokens - N); 0 for
+// the strategies that replay nothing before a verify.
+int32_t max_pending_tokens(StrategyKind kind, const PoolShape& shape, int32_t T, int32_t N);
 
 // Bytes one verify step moves for one request, all layers, with `accepted` tokens accepted.
 // The ring's step depends instead on the history it replays first (`history` tokens; it folds

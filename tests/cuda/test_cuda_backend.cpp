@@ -10,7 +10,7 @@
 #include <random>
 
 #include "backends/cuda/cuda_backend.h"
-#include "backends/cuda/cuda_state_backend.h"
+#include "backends/cuda/cuda_factory.h"
 #include "backends/cuda/kernels.h"
 #include "backends/registry.h"
 #include "core/draft_tree.h"
@@ -549,21 +549,22 @@ TEST(CudaBf16, PairConversionMatchesTheFormulaOnEveryFloat) {
 // Needs no device: the kernels' limits are known on the host, and a geometry outside them is an
 // input error naming the backend, as a trace's custom geometry is refused at its header.
 TEST(CudaBackendRegistry, RefusesGeometriesTheKernelsDoNotRun) {
-  EXPECT_NO_THROW(check_backend_geometry("cuda", make_geometry("qwen3-next-80b-a3b", 8)));
-  EXPECT_NO_THROW(check_backend_geometry("cuda", make_custom_geometry(3, 2, 4, 16, 16, 4)));
+  EXPECT_NO_THROW(backend_entry("cuda").check_geometry(make_geometry("qwen3-next-80b-a3b", 8)));
+  EXPECT_NO_THROW(backend_entry("cuda").check_geometry(make_custom_geometry(3, 2, 4, 16, 16, 4)));
   for (const ModelGeometry& g : {make_custom_geometry(3, 2, 4, 32, 24, 3),
                                  make_custom_geometry(3, 2, 4, 128, 128, 3),
                                  make_custom_geometry(3, 2, 4, 128, 64, 4)}) {
-    EXPECT_NO_THROW(check_backend_geometry("cpu", g));
+    EXPECT_NO_THROW(backend_entry("cpu").check_geometry(g));
     try {
-      check_backend_geometry("cuda", g);
+      backend_entry("cuda").check_geometry(g);
       ADD_FAILURE() << "K " << g.head_k_dim << " V " << g.head_v_dim << " W " << g.conv_width;
     } catch (const InputError& e) {
       EXPECT_EQ(e.message(),
                 "backend 'cuda': unsupported geometry (needs K = V = 16 or 128 and W = 4)");
     }
   }
-  EXPECT_THROW(check_backend_geometry("cpu", make_custom_geometry(3, 2, 4, 16, 12, 4)), InputError);
+  EXPECT_THROW(backend_entry("cpu").check_geometry(make_custom_geometry(3, 2, 4, 16, 12, 4)),
+               InputError);
 }
 
 TEST(CudaBackendRegistry, ReportsTheDevice) {

@@ -250,7 +250,7 @@ TEST(Ownership, TrackWritesCostLinearTime) {
       task.writes.push_back({i, i});
     }
     checker.begin_event(e);
-    ASSERT_FALSE(checker.check({PrefillCall{{task}, {1}}}).has_value());
+    ASSERT_FALSE(checker.check({call_of<PrefillCall>(task, 1)}).has_value());
   };
   const double growth =
       specstate::test::allocation_growth_of_four_times_the_size(check_tracks, 5'000);

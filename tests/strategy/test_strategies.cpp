@@ -465,6 +465,34 @@ TEST(StrategyLayouts, DesignAnchorMemoryAtBatch64) {
   EXPECT_NEAR(make_layout(StrategyKind::kScatter, c).total_bytes() / gib, 5.16, 0.05);
 }
 
+// The strategy table (core/strategy/strategy.h) holds every kind once, in enumerator order, and
+// what the tools derive from it agrees with the layouts.
+TEST(StrategyTable, EveryKindHasOneEntryThatTheToolsAgreeWith) {
+  ScheduleConfig sc;
+  PoolConfig tree = tiny_config(SsmDtype::kF32, sc);
+  tree.tree_nodes = 7;
+  std::set<std::string_view> names, colours;
+  for (size_t i = 0; i < all_strategies().size(); ++i) {
+    const StrategyKind k = all_strategies()[i];
+    const StrategyInfo& info = strategy_info(k);
+    EXPECT_EQ(size_t(k), i);
+    EXPECT_EQ(info.kind, k);
+    EXPECT_TRUE(names.insert(info.name).second) << info.name;
+    EXPECT_TRUE(colours.insert(info.chart.colour).second) << info.name;
+    EXPECT_EQ(parse_strategies(info.name), std::vector<StrategyKind>{k});
+    const std::vector<StrategyKind> running = strategies_running(tree.tree_nodes);
+    const bool runs = std::find(running.begin(), running.end(), k) != running.end();
+    EXPECT_EQ(runs, info.runs_trees()) << info.name;
+    if (!runs) {
+      EXPECT_THROW(make_layout(k, tree), InputError) << info.name;
+    }
+    const StrategyLayout l = make_layout(k, tiny_config(SsmDtype::kF32, sc));
+    EXPECT_EQ(l.shape.payload_slots, l.config.max_requests * info.payload_buffers) << info.name;
+  }
+  EXPECT_EQ(strategies_running(0), all_strategies());
+  EXPECT_EQ(no_trees_text(), "the window strategy does not run trees");
+}
+
 TEST(StrategyPolicy, RefusesImpossibleAcceptedLengths) {
   ScheduleConfig sc;
   const PoolConfig config = tiny_config(SsmDtype::kF32, sc);

@@ -1,0 +1,232 @@
+#include "core/strategy/policy_decisions.h"
+
+#include <map>
+#include <utility>
+
+#include "core/errors.h"
+
+namespace specstate {
+namespace {
+
+template <class Self>
+class Faulty : public PolicyDecisions {
+ public:
+  std::unique_ptr<PolicyDecisions> clone() const override {
+    return std::make_unique<Self>(static_cast<const Self&>(*this));
+  }
+};
+
+// The nodes at depth d of `tree`, in node order.
+std::vector<int32_t> nodes_at_depth(const DraftTree& tree, int32_t d) {
+  std::vector<int32_t> nodes;
+  for (int32_t i = 0; i < tree.nodes(); ++i) {
+    if (tree::depth(tree.parents.data(), i) == d) nodes.push_back(i);
+  }
+  return nodes;
+}
+
+// FAULT no-flush-on-retract: the working row is taken to hold the live state as it is, so the
+// draft->working flush is skipped and the swap-out saves a stale state.
+// FAULT ring-donate-without-history (SGLang #37837): moving the request's state out of its slot
+// copies the checkpoint but not the ring, and the cursors are not reset: the request comes back
+// with its history length and reads it from its new request row's ring.
+class RetractWithoutMakingReal : public Faulty<RetractWithoutMakingReal> {
+  bool retract_makes_real() const override { return false; }
+};
+
+// FAULT stale-flush-after-reuse (tokenspeed #159 review): the draft->working flush is left for
+// the next step, which runs it with these rows after they may have been freed and handed to
+// another request.
+class StaleFlushAfterReuse : public Faulty<StaleFlushAfterReuse> {
+  void flush(CopyCall flush, Plan&) override {
+    for (size_t i = 0; i < flush.tasks.size(); ++i)
+      left_.add(flush.tasks[i], flush.requests[i]);
+  }
+  Plan left_for_next_step() override {
+    if (left_.tasks.empty()) return {};
+    return {std::exchange(left_, {})};
+  }
+
+  CopyCall left_;
+};
+
+// FAULT decode-reads-old-row (vLLM #40875): the step without drafts ignores the last verify's
+// accepted length and reads its index 0: inline's working row, window's conv column 0.
+class DecodeReadsOldRow : public Faulty<DecodeReadsOldRow> {
+  StateLoc decode_source(const LiveState& s, StateLoc, VerifyMode mode) const override {
+    return mode == VerifyMode::kWindow ? StateLoc{s.loc.ssm_row, s.working_row, 0}
+                                       : StateLoc::at(s.working_row);
+  }
+};
+
+// FAULT snapshot-pre-accept (SGLang #37817): the boundary test uses the pre-accept length, which
+// only sees a boundary reached by the step's first token; later ones are missed.
+class SnapshotPreAccept : public Faulty<SnapshotPreAccept> {
+  int32_t snapshot_token(int32_t index, int32_t) const override { return index > 0 ? -1 : index; }
+};
+
+// FAULT snapshot-post-accept (vLLM #43559): the snapshot is taken from the post-accept state.
+class SnapshotPostAccept : public Faulty<SnapshotPostAccept> {
+  int32_t snapshot_token(int32_t, int32_t accepted) const override { return accepted - 1; }
+};
+
+// FAULT retract-no-save (SGLang #35957): the rows are freed and nothing is saved; the request
+// continues from whatever its new working row holds.
+class RetractNoSave : public Faulty<RetractNoSave> {
+  bool retract_saves() const override { return false; }
+};
+
+// FAULT verify-as-extend (tokenspeed #506): the target verify runs as a fresh extend, from the
+// zero state, in the middle of the sequence.
+class VerifyAsExtend : public Faulty<VerifyAsExtend> {
+  std::vector<int32_t> zeroed_before_verify(const StateLoc& from) const override {
+    if (from.conv_row == from.ssm_row) return {from.ssm_row};
+    return {from.ssm_row, from.conv_row};
+  }
+};
+
+// FAULT padding-writes-row (SGLang #17404): padding entries run on dummy inputs with index 0 for
+// every row and slot, and row 0 is a real, allocatable row.
+class PaddingWritesRow : public Faulty<PaddingWritesRow> {
+  VerifyTask padding_task(int32_t tokens, VerifyMode mode) const override {
+    VerifyTask pad;
+    pad.tokens = {kPaddingRequest, 0, tokens};
+    pad.from = StateLoc::at(0);
+    pad.out_rows[0] = 0;
+    if (mode == VerifyMode::kPayload) pad.payload_slot = 0;
+    return pad;
+  }
+};
+
+// FAULT stale-replay-control (TRT-LLM #14509), stale-ring-cursor: the request row's replay
+// control (deferred: pending count and payload slot; ring: the cursors cache_base and hist_len)
+// is not reset when a new request takes the row: it keeps its last occupant's.
+class StaleReplayControl : public Faulty<StaleReplayControl> {
+  void take_request_row(LiveState& s) override {
+    const auto old = left_.find(s.req_row);
+    if (old == left_.end()) return;
+    s.pending = old->second.pending;
+    s.pending_slot = old->second.pending_slot;
+    s.pending_first = old->second.pending_first;
+    s.pending_rounds = old->second.pending_rounds;
+  }
+  void leave_request_row(const LiveState& s) override {
+    if (!s.retracted) left_[s.req_row] = s;
+  }
+
+  std::map<int32_t, LiveState> left_;  // req_row -> its last occupant's entry at finish
+};
+
+// FAULT conv-ssm-split-commit: the SSM is rolled back to token a-1, the conv window is not (it
+// stays at the last verified token).
+class ConvSsmSplitCommit : public Faulty<ConvSsmSplitCommit> {
+  StateLoc scatter_commit(StateLoc commit, const VerifyTask& verify) const override {
+    commit.conv_row = verify.out_rows[size_t(verify.tokens.count - 1)];
+    return commit;
+  }
+};
+
+// FAULT ring-snapshot-unfolded (the ring analogue of vLLM #43559): the snapshot is published from
+// the checkpoint as it is, without replaying the unfolded history.
+class RingSnapshotUnfolded : public Faulty<RingSnapshotUnfolded> {
+  ReplayTask ring_snapshot(ReplayTask replay, int32_t new_tokens,
+                           int32_t new_first) const override {
+    replay.count = new_tokens;
+    replay.first_token = new_first;
+    replay.round_after = 0;
+    return replay;
+  }
+};
+
+// FAULT ring-stale-accepted (vLLM #51508): the commit reads the accepted count its buffer held
+// from the request's previous step: 0 before its first verify (what a discarded step leaves),
+// then always one step late.
+class RingStaleAccepted : public Faulty<RingStaleAccepted> {
+  int32_t ring_commit_count(uint64_t request, int32_t accepted) override {
+    std::swap(accepted, last_[request]);
+    return accepted;
+  }
+  void adopt(uint64_t request, const PolicyDecisions& other) override {
+    const auto& from = static_cast<const RingStaleAccepted&>(other).last_;
+    if (auto it = from.find(request); it != from.end()) last_[request] = it->second;
+  }
+
+  std::map<uint64_t, int32_t> last_;  // request -> the count its buffer holds
+};
+
+// FAULT tree-parent-by-depth (vLLM #54080, comment): a node's parent is looked up by its depth,
+// as the first node one level up, so a node under a later sibling continues from the wrong
+// sibling's state.
+class TreeParentByDepth : public Faulty<TreeParentByDepth> {
+  std::vector<int8_t> tree_parents(const DraftTree& tree) const override {
+    std::vector<int8_t> parents = tree.parents;
+    for (int32_t i = 1; i < tree.nodes(); ++i)
+      parents[size_t(i)] = int8_t(nodes_at_depth(tree, tree::depth(tree.parents.data(), i) - 1)[0]);
+    return parents;
+  }
+};
+
+// FAULT tree-contiguous-path (vLLM #55688): the accepted path is taken to be nodes 0..a-1, so the
+// payload is replayed as the verify wrote it, in node order.
+class TreeContiguousPath : public Faulty<TreeContiguousPath> {
+  int32_t gathered_node(const DraftTree&, int32_t k) const override { return k; }
+};
+
+// FAULT tree-last-node-at-depth: the live state is taken from the last node at the accepted
+// depth, the position a chain's index a-1 would name, not from the accepted node.
+class TreeLastNodeAtDepth : public Faulty<TreeLastNodeAtDepth> {
+  int32_t accepted_node(const DraftTree* tree, int32_t k, int32_t accepted) const override {
+    if (tree != nullptr && k == accepted - 1) return nodes_at_depth(*tree, k).back();
+    return path_node(tree, k);
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<PolicyDecisions> make_policy_decisions(Fault fault) {
+  switch (fault) {
+    case Fault::kNoFlushOnRetract:
+    case Fault::kRingDonateWithoutHistory:
+      return std::make_unique<RetractWithoutMakingReal>();
+    case Fault::kStaleFlushAfterReuse:
+      return std::make_unique<StaleFlushAfterReuse>();
+    case Fault::kDecodeReadsOldRow:
+      return std::make_unique<DecodeReadsOldRow>();
+    case Fault::kSnapshotPreAccept:
+      return std::make_unique<SnapshotPreAccept>();
+    case Fault::kSnapshotPostAccept:
+      return std::make_unique<SnapshotPostAccept>();
+    case Fault::kRetractNoSave:
+      return std::make_unique<RetractNoSave>();
+    case Fault::kVerifyAsExtend:
+      return std::make_unique<VerifyAsExtend>();
+    case Fault::kPaddingWritesRow:
+      return std::make_unique<PaddingWritesRow>();
+    case Fault::kStaleReplayControl:
+    case Fault::kStaleRingCursor:
+      return std::make_unique<StaleReplayControl>();
+    case Fault::kConvSsmSplitCommit:
+      return std::make_unique<ConvSsmSplitCommit>();
+    case Fault::kRingSnapshotUnfolded:
+      return std::make_unique<RingSnapshotUnfolded>();
+    case Fault::kRingStaleAccepted:
+      return std::make_unique<RingStaleAccepted>();
+    case Fault::kTreeParentByDepth:
+      return std::make_unique<TreeParentByDepth>();
+    case Fault::kTreeContiguousPath:
+      return std::make_unique<TreeContiguousPath>();
+    case Fault::kTreeLastNodeAtDepth:
+      return std::make_unique<TreeLastNodeAtDepth>();
+    case Fault::kNone:
+    case Fault::kDiscardedCountRead:
+    case Fault::kCountsReordered:
+    case Fault::kInflightWriteAfterReuse:
+    case Fault::kSnapshotBeforeWrite:
+    case Fault::kAdvancedLength:
+    case Fault::kPaddingParkedSlots:
+      return std::make_unique<PolicyDecisions>();
+  }
+  SPECSTATE_ASSERT(false, "unknown Fault");
+}
+
+}  // namespace specstate

@@ -1,0 +1,110 @@
+// The decisions of the pool policy (core/strategy/pool_policy.h) that a fault (fault.h) makes
+// wrongly. PolicyDecisions makes each one correctly and pool_policy.cpp asks it at every such
+// point, so that the policy reads as the correct protocol; a fault is a subclass that overrides
+// its one decision (policy_decisions.cpp, each marked "FAULT name"). What a fault leaves for
+// later (a deferred flush, a request row's stale control) lives in its subclass and is copied
+// with the policy.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "core/draft_tree.h"
+#include "core/strategy/fault.h"
+#include "core/strategy/live_table.h"
+#include "core/strategy/plan.h"
+
+namespace specstate {
+
+class PolicyDecisions {
+ public:
+  virtual ~PolicyDecisions() = default;
+  // A copy for a copy of the policy.
+  virtual std::unique_ptr<PolicyDecisions> clone() const {
+    return std::make_unique<PolicyDecisions>(*this);
+  }
+
+  // A live state outside its working row is flushed into it (make_real): `flush` joins `plan`.
+  virtual void flush(CopyCall flush, Plan& plan) { plan.push_back(std::move(flush)); }
+  // Calls earlier operations left to the start of the next step: none.
+  virtual Plan left_for_next_step() { return {}; }
+
+  // A snapshot inside a step takes the state of `index`, the token that reaches its boundary,
+  // whatever the step accepted (-1: it takes none).
+  virtual int32_t snapshot_token(int32_t index, int32_t accepted) const { return index; }
+
+  // A tree verify runs each node from its own parent.
+  virtual std::vector<int8_t> tree_parents(const DraftTree& tree) const { return tree.parents; }
+  // State-row strategies: the node holding the state after the k+1-th of `accepted` tokens is
+  // the accepted path's k-th.
+  virtual int32_t accepted_node(const DraftTree* tree, int32_t k, int32_t accepted) const {
+    return path_node(tree, k);
+  }
+  // Payload strategies: the k-th accepted token's inputs, gathered to the front of the span, are
+  // the accepted path's k-th node's.
+  virtual int32_t gathered_node(const DraftTree& tree, int32_t k) const {
+    return tree.path[size_t(k)];
+  }
+
+  // A new request starts with the replay control its strategy resets (`s`, as made).
+  virtual void take_request_row(LiveState& s) {}
+  // A finishing request leaves its request row nothing.
+  virtual void leave_request_row(const LiveState& s) {}
+
+  // A step without drafts continues from the live state `live` (`s`'s; `mode`: the step's).
+  virtual StateLoc decode_source(const LiveState& s, StateLoc live, VerifyMode mode) const {
+    return live;
+  }
+  // A verify continues the sequence: no row is zeroed before it.
+  virtual std::vector<int32_t> zeroed_before_verify(const StateLoc& from) const { return {}; }
+  // Scatter's commit copies the state of the accepted token, `commit`, SSM and conv alike.
+  virtual StateLoc scatter_commit(StateLoc commit, const VerifyTask& verify) const {
+    return commit;
+  }
+  // The one task standing for a step's padding rows reads and writes nothing.
+  virtual VerifyTask padding_task(int32_t tokens, VerifyMode mode) const { return {}; }
+
+  // The ring's snapshot inside a verify replays `replay`: from the checkpoint the history it
+  // lacks, then the verify's `new_tokens` tokens up to the boundary (from ring position
+  // `new_first`).
+  virtual ReplayTask ring_snapshot(ReplayTask replay, int32_t new_tokens, int32_t new_first) const {
+    return replay;
+  }
+  // The ring's host commit adds this step's accepted count to the history.
+  virtual int32_t ring_commit_count(uint64_t request, int32_t accepted) { return accepted; }
+
+  // Retract makes the live state real in the working row, then saves that row, which resume
+  // writes back.
+  virtual bool retract_makes_real() const { return true; }
+  virtual bool retract_saves() const { return true; }
+
+  // Takes what `other`, a copy of these decisions that went on, holds for `request`
+  // (PoolPolicy::adopt).
+  virtual void adopt(uint64_t request, const PolicyDecisions& other) {}
+};
+
+// The correct decisions, or those with `fault`'s one wrong decision. A fault of overlap
+// scheduling (FaultInfo::overlap) is the host's (host_scheduler.h): the policy's are correct.
+std::unique_ptr<PolicyDecisions> make_policy_decisions(Fault fault);
+
+// PolicyDecisions held by value: a copy clones them, with a fault's state.
+class Decisions {
+ public:
+  explicit Decisions(Fault fault) : d_(make_policy_decisions(fault)) {}
+  Decisions(const Decisions& other) : d_(other.d_->clone()) {}
+  Decisions& operator=(const Decisions& other) {
+    d_ = other.d_->clone();
+    return *this;
+  }
+  Decisions(Decisions&&) = default;
+  Decisions& operator=(Decisions&&) = default;
+
+  PolicyDecisions* operator->() const { return d_.get(); }
+  const PolicyDecisions& operator*() const { return *d_; }
+
+ private:
+  std::unique_ptr<PolicyDecisions> d_;
+};
+
+}  // namespace specstate
