@@ -11,7 +11,6 @@
 #include <optional>
 #include <set>
 
-#include "sim/plan_executor.h"
 #include "backends/registry.h"
 #include "backends/state_diff.h"
 #include "core/errors.h"
@@ -19,8 +18,8 @@
 #include "core/numerics/host_values.h"
 #include "core/strategy/pool_policy.h"
 #include "core/trace/format.h"
+#include "sim/lane.h"
 #include "sim/npy.h"
-#include "sim/ownership.h"
 #include "sim/storage.h"
 
 namespace specstate::sim {
@@ -294,21 +293,34 @@ class DumpFiles {
   Json list_ = Json::array();
 };
 
+// The dump's lane runs the synchronous schedule whatever its spec asks, as it always has: the
+// recorder checks the one task of the request in each verify call, and an overlap host's call
+// holds one task per count the in-flight step may have accepted. With overlap the states are
+// the synchronous ones bit for bit (core/strategy/host_scheduler.h), and `replay
+// --dump-on-divergence` dumps no overlap lane.
+LaneSpec synchronous(LaneSpec spec) {
+  spec.schedule = Schedule::kSynchronous;
+  return spec;
+}
+
+PoolConfig lane_config(const trace::Trace& trace, const DumpOptions& options) {
+  return pool_config(trace.header, options.layers, options.ring);
+}
+
+StoredRows lane_rows(const trace::Trace& trace, const DumpOptions& options) {
+  if (options.storage) return *options.storage;
+  return lane_storage(trace, synchronous(options.lane), lane_config(trace, options));
+}
+
 class Dumper {
  public:
   Dumper(const trace::Trace& trace, const DumpOptions& options)
       : trace_(trace),
         request_(options.request),
-        policy_(options.lane.strategy, pool_config(trace.header, options.layers, options.ring),
-                options.lane.fault),
-        shape_(policy_.layout().shape),
+        lane_(synchronous(options.lane), lane_config(trace, options), lane_rows(trace, options),
+              trace.header.seed),
+        shape_(lane_.layout().shape),
         g_(shape_.geometry),
-        lane_(make_compact_backend(options.lane.backend, shape_,
-                                   options.storage
-                                       ? *options.storage
-                                       : lane_storage(trace, options.lane, policy_.layout().config),
-                                   trace.header.seed)),
-        ownership_(policy_.layout()),
         selected_(options.tokens),
         progress_(options.progress),
         until_line_(options.until_line),
@@ -369,24 +381,24 @@ class Dumper {
 
   void step(const trace::Line& line) {
     if (follow_) follow_live_before(line.event);
-    const bool is_new = !policy_.has(request_);
-    const int64_t length = policy_.has(request_) ? policy_.live(request_).length : 0;
-    Plan plan;
+    const bool is_new = !lane_.policy().has(request_);
+    const int64_t length = is_new ? 0 : lane_.policy().live(request_).length;
+    LanePlan planned;
     try {
-      plan = plan_for(policy_, line.event);
+      planned = lane_.plan(line.event, /*check_ownership=*/true);
     } catch (const InputError& e) {
       throw InputError(trace_.file, line.line, e.what());
     }
-    ownership_.begin_event(line.event);
-    if (auto bad = ownership_.check(plan)) {
+    if (const auto& bad = planned.ownership) {
       if (!follow_) return mismatch("ownership: " + *bad);
       note("ownership: " + *bad);
     }
-    ownership_.end_event(line.event);
 
     const std::optional<Expected> expected = record(line, is_new, length);
-    for (const PlanCall& call : plan) {
-      execute({call}, *lane_, swap_);
+    // Call by call: a verify's per-token rows and outputs are checked before a later call of
+    // the plan (a commit, a copy) can overwrite them.
+    for (const PlanCall& call : planned.plan) {
+      lane_.run({call});
       const auto* verify = std::get_if<VerifyCall>(&call);
       if (!verify || !expected) continue;
       if (follow_) {
@@ -435,7 +447,7 @@ class Dumper {
       ++task;
     SPECSTATE_ASSERT(task < call.requests.size(), "the verify call holds the request's task");
     const VerifyTask& t = call.tasks[task];
-    const VerifyOutputs got = lane_->read_outputs();
+    const VerifyOutputs got = lane_.backend().read_outputs();
     const int64_t per_token = int64_t{g_.layers} * g_.num_v_heads * g_.head_v_dim;
     const auto first = got.values.begin() + int64_t(task) * got.tokens * per_token;
     if (!std::equal(want.outputs.begin(), want.outputs.end(), first)) {
@@ -448,7 +460,7 @@ class Dumper {
       const StateLoc loc = call.mode == VerifyMode::kWindow
                                ? StateLoc{t.out_rows[j], t.from.conv_row, j}
                                : StateLoc::at(t.out_rows[j]);
-      if (!same_state(lane_->read_state(loc), want.states[j],
+      if (!same_state(lane_.backend().read_state(loc), want.states[j],
                       "state after verify token " + std::to_string(j) + " (row " +
                           std::to_string(t.out_rows[j]) + ")"))
         return false;
@@ -458,21 +470,20 @@ class Dumper {
 
   void check_after(const Expected& want) {
     for (const auto& [row, state] : want.snapshots) {
-      if (!same_state(lane_->read_state(StateLoc::at(row)), state,
+      if (!same_state(lane_.backend().read_state(StateLoc::at(row)), state,
                       "snapshot row " + std::to_string(row)))
         return;
     }
-    const LiveState& live = policy_.live(request_);
+    const LiveState& live = lane_.policy().live(request_);
     if (live.discarded) return;  // its step's results were thrown away; it finishes next
     if (live.retracted) {
-      const auto saved = swap_.saved.find(request_);
-      if (saved == swap_.saved.end()) return mismatch("the lane saved no state at the retract");
+      const auto saved = lane_.swap().saved.find(request_);
+      if (saved == lane_.swap().saved.end())
+        return mismatch("the lane saved no state at the retract");
       same_state(saved->second, current_, "swapped-out state");
       return;
     }
-    const PoolPolicy::Readable r = policy_.readable(request_);
-    execute(r.plan, *lane_, swap_);
-    same_state(lane_->read_state(r.loc), current_, "live state");
+    same_state(lane_.backend().read_state(lane_.readable(request_)), current_, "live state");
   }
 
   bool same_state(const RowBytes& lane, const RowBytes& recorded, const std::string& what) {
@@ -510,17 +521,13 @@ class Dumper {
   }
 
   // The lane's live state, read through the live-state table (an inspection row for deferred).
-  RowBytes lane_live_state() {
-    const PoolPolicy::Readable r = policy_.readable(request_);
-    execute(r.plan, *lane_, swap_);
-    return lane_->read_state(r.loc);
-  }
+  RowBytes lane_live_state() { return lane_.backend().read_state(lane_.readable(request_)); }
 
   // Before an event that runs the request's tokens: they run from what the lane holds, which
   // another request's event may have changed (a padding task writing its row).
   void follow_live_before(const trace::Event& ev) {
-    if (!policy_.has(request_) || !runs_tokens(ev)) return;
-    const LiveState& live = policy_.live(request_);
+    if (!lane_.policy().has(request_) || !runs_tokens(ev)) return;
+    const LiveState& live = lane_.policy().live(request_);
     if (live.retracted || live.discarded) return;
     adopt(lane_live_state(), "live state before the event", false);
   }
@@ -532,7 +539,7 @@ class Dumper {
       ++task;
     SPECSTATE_ASSERT(task < call.requests.size(), "the verify call holds the request's task");
     const VerifyTask& t = call.tasks[task];
-    const VerifyOutputs got = lane_->read_outputs();
+    const VerifyOutputs got = lane_.backend().read_outputs();
     const int64_t per_token = output_values_per_token();
     const auto first = got.values.begin() + int64_t(task) * got.tokens * per_token;
     if (!std::equal(want.outputs.begin(), want.outputs.end(), first))
@@ -547,7 +554,7 @@ class Dumper {
       const StateLoc loc = call.mode == VerifyMode::kWindow
                                ? StateLoc{t.out_rows[j], t.from.conv_row, j}
                                : StateLoc::at(t.out_rows[j]);
-      RowBytes state = lane_->read_state(loc);
+      RowBytes state = lane_.backend().read_state(loc);
       if (state != want.states[j]) {
         note("state after verify token " + std::to_string(j) + " (row " +
              std::to_string(t.out_rows[j]) + ") of the lane differs from the recorder's (" +
@@ -561,14 +568,14 @@ class Dumper {
   // a retract saved), which is also the state of the event's last accepted token.
   void follow_after(const Expected& want) {
     for (const auto& [row, state] : want.snapshots) {
-      if (lane_->read_state(StateLoc::at(row)) != state)
+      if (lane_.backend().read_state(StateLoc::at(row)) != state)
         note("snapshot row " + std::to_string(row) + " of the lane differs from the recorder's");
     }
-    const LiveState& live = policy_.live(request_);
+    const LiveState& live = lane_.policy().live(request_);
     if (live.discarded) return;
     if (live.retracted) {
-      const auto saved = swap_.saved.find(request_);
-      if (saved == swap_.saved.end()) return note("the lane saved no state at the retract");
+      const auto saved = lane_.swap().saved.find(request_);
+      if (saved == lane_.swap().saved.end()) return note("the lane saved no state at the retract");
       return adopt(saved->second, "swapped-out state", true);
     }
     adopt(lane_live_state(), "live state", true);
@@ -606,7 +613,8 @@ class Dumper {
     bool from_zero = false;
     if (is_new) {
       from_zero = e.prefix_len == 0;
-      current_ = from_zero ? zero_state(shape_) : lane_->read_state(StateLoc::at(e.cow_src_row));
+      current_ =
+          from_zero ? zero_state(shape_) : lane_.backend().read_state(StateLoc::at(e.cow_src_row));
       length = e.prefix_len;
       write_initial(e);
     }
@@ -856,12 +864,9 @@ class Dumper {
 
   const trace::Trace& trace_;
   uint64_t request_;
-  PoolPolicy policy_;
+  Lane lane_;
   PoolShape shape_;
   ModelGeometry g_;
-  std::unique_ptr<StateBackend> lane_;
-  SwapSpace swap_;
-  OwnershipChecker ownership_;
   std::unique_ptr<StateBackend> rec_;         // the recorder: fp32, 1 + kRecordRows rows
   std::vector<num::LayerParameters> params_;  // per layer
   std::vector<int64_t> selected_;         // the request's tokens written, ascending

@@ -1,8 +1,9 @@
 // specstate dump: one request's inputs, outputs and states, token by token, as NumPy files
 // for external references (layout and a NumPy check in docs/interop.md).
 //
-// The trace is replayed through one lane (backend x strategy) exactly as `specstate replay`
-// drives it: the same plans (plan_for), the same executor, the same row-ownership check.
+// The trace is replayed through one lane (sim/lane.h: backend x strategy, on the synchronous
+// schedule) exactly as `specstate replay` drives it: the same plans, the same executor, the same
+// row-ownership check.
 // Beside the lane, a recorder (a small fp32 pool of the lane's backend kind) follows the chosen
 // request and computes, with the same primitives, the state after every token it processed and
 // the token's output o: state-rows verifies of at most 16 tokens from the request's state, each

@@ -13,44 +13,18 @@
 #include <tbb/parallel_for.h>
 #include <tbb/parallel_invoke.h>
 
-#include "sim/plan_executor.h"
 #include "backends/registry.h"
 #include "core/errors.h"
 #include "core/strategy/plan_access.h"
 #include "core/strategy/host_scheduler.h"
 #include "core/strategy/pool_policy.h"
 #include "core/trace/format.h"
-#include "sim/ownership.h"
 #include "sim/storage.h"
 
 namespace specstate::sim {
 namespace {
 
 constexpr size_t kMaxElementDiffs = 4;
-
-struct Lane {
-  LaneSpec spec;
-  HostScheduler host;
-  std::unique_ptr<StateBackend> backend;
-  SwapSpace swap;
-  OwnershipChecker ownership;
-  double seconds = 0;
-  std::vector<int32_t> written;  // rows the current event's plans wrote (unsorted, repeats)
-
-  Lane(const LaneSpec& s, const PoolConfig& config, StoredRows stored, uint64_t seed)
-      : spec(s),
-        host(s.strategy, config, s.schedule, s.fault),
-        backend(make_compact_backend(s.backend, host.layout().shape, std::move(stored), seed)),
-        ownership(host.layout()) {}
-
-  const PoolPolicy& policy() const { return host.policy(); }
-
-  void run(const Plan& plan) {
-    const auto start = std::chrono::steady_clock::now();
-    execute(plan, *backend, swap);
-    seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  }
-};
 
 std::vector<ElementDiff> diff_states(const RowBytes& a, const RowBytes& b, const PoolShape& shape) {
   return specstate::diff_states(a, b, shape, kMaxElementDiffs);
@@ -90,52 +64,6 @@ std::string describe(const trace::Event& event) {
       event);
   return os.str();
 }
-
-std::optional<Snapshot> to_snapshot(const std::optional<trace::TrackWrite>& t) {
-  if (!t) return std::nullopt;
-  return Snapshot{t->length, t->row};
-}
-
-}  // namespace
-
-template <class Scheduler>
-Plan plan_for(Scheduler& policy, const trace::Event& event) {
-  return std::visit(
-      [&](const auto& e) -> Plan {
-        using E = std::decay_t<decltype(e)>;
-        if constexpr (std::is_same_v<E, trace::Extend>) {
-          ExtendOp op{e.request,     e.req_row, e.working_row, e.tokens, e.prefix_len,
-                      e.cow_src_row, {}};
-          for (const trace::TrackWrite& t : e.track)
-            op.snapshots.push_back({t.length, t.row});
-          return policy.extend(op);
-        } else if constexpr (std::is_same_v<E, trace::Verify>) {
-          std::vector<VerifyOp> batch;
-          for (const auto& v : e.batch)
-            batch.push_back({v.request, v.accepted, to_snapshot(v.track), v.tree});
-          return policy.verify(batch, e.padding);
-        } else if constexpr (std::is_same_v<E, trace::Decode>) {
-          std::vector<VerifyOp> batch;
-          for (const auto& d : e.batch)
-            batch.push_back({d.request, 1, to_snapshot(d.track), std::nullopt});
-          return policy.decode(batch, e.padding);
-        } else if constexpr (std::is_same_v<E, trace::Retract>) {
-          return policy.retract(e.request);
-        } else if constexpr (std::is_same_v<E, trace::Resume>) {
-          return policy.resume(e.request, e.req_row, e.working_row);
-        } else if constexpr (std::is_same_v<E, trace::Finish>) {
-          return policy.finish(e.request);
-        } else {
-          return {};
-        }
-      },
-      event);
-}
-
-template Plan plan_for(PoolPolicy&, const trace::Event&);
-template Plan plan_for(HostScheduler&, const trace::Event&);
-
-namespace {
 
 // (request, track row) of every snapshot the event writes.
 std::vector<std::pair<uint64_t, int32_t>> snapshot_rows(const trace::Event& event) {
@@ -181,6 +109,17 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
+// The rows `plan` writes (unsorted, with repeats).
+std::vector<int32_t> rows_written(const Plan& plan) {
+  std::vector<int32_t> rows;
+  for (const PlanCall& call : plan) {
+    for_each_access(call, [&](const PlanAccess& a) {
+      if (a.kind == PlanAccess::kWrite && a.unit == PlanAccess::kRow) rows.push_back(a.index);
+    });
+  }
+  return rows;
+}
+
 // What one lane's run of an event produced besides its state: a refusal or a bug found.
 struct LaneOutcome {
   std::optional<std::string> input_error;  // the policy refused the event
@@ -205,6 +144,7 @@ class Replayer {
     for (size_t i = 0; i < options.lanes.size(); ++i)
       lanes_.push_back(
           std::make_unique<Lane>(options.lanes[i], config, stored_[i], trace.header.seed));
+    written_.resize(lanes_.size());
     progress_.events_total = trace.events.size();
     for (const trace::Line& line : trace.events) {
       progress_.work_total += event_tokens(line.event, config.tokens_per_verify) *
@@ -226,7 +166,8 @@ class Replayer {
     }
     report_.agree = !report_.divergence;
     for (const auto& lane : lanes_)
-      report_.lanes.push_back({lane->spec.name(), lane->seconds, lane->backend->allocations()});
+      report_.lanes.push_back(
+          {lane->spec().name(), lane->seconds(), lane->backend().allocations()});
     report_.seconds = seconds_since(start_);
     return std::move(report_);
   }
@@ -234,45 +175,34 @@ class Replayer {
  private:
   void report_progress(const trace::Line& line) {
     progress_.events_done = report_.events;
-    progress_.work_done +=
-        event_tokens(line.event, lanes_[0]->host.layout().config.tokens_per_verify) *
-        lanes_[0]->host.layout().shape.geometry.layers * int64_t(lanes_.size());
+    progress_.work_done += event_tokens(line.event, lanes_[0]->layout().config.tokens_per_verify) *
+                           lanes_[0]->layout().shape.geometry.layers * int64_t(lanes_.size());
     progress_.seconds = seconds_since(start_);
     if (options_.progress) options_.progress(progress_);
   }
 
   // One lane's share of an event: its plan, the ownership check, the run.
-  LaneOutcome run_lane(Lane& lane, const trace::Line& line) {
+  LaneOutcome run_lane(Lane& lane, std::vector<int32_t>& written, const trace::Line& line) {
     LaneOutcome out;
     try {
-      Plan plan;
+      LanePlan planned;
       try {
-        plan = plan_for(lane.host, line.event);
+        planned = lane.plan(line.event, options_.check_ownership);
       } catch (const InputError& e) {
         out.input_error = e.what();
         return out;
       }
-      if (options_.check_ownership) {
-        lane.ownership.begin_event(line.event);
-        if ((out.ownership = lane.ownership.check(plan))) return out;
-        lane.ownership.end_event(line.event);
-      }
-      lane.written.clear();
-      for (const PlanCall& call : plan) {
-        for_each_access(call, [&](const PlanAccess& a) {
-          if (a.kind == PlanAccess::kWrite && a.unit == PlanAccess::kRow)
-            lane.written.push_back(a.index);
-        });
-      }
+      if ((out.ownership = planned.ownership)) return out;
+      written = rows_written(planned.plan);
       try {
-        lane.run(plan);
+        lane.run(planned.plan);
       } catch (const std::invalid_argument& e) {
         // The backend refused a malformed call (tasks racing on a row or slot, a row out of
         // range). From a lane with an injected fault that is the bug showing; from a clean lane
         // it is a bug in specstate, reported with its place in the trace.
-        if (lane.spec.fault == Fault::kNone) {
+        if (lane.spec().fault == Fault::kNone) {
           throw std::logic_error(trace_.file + ":" + std::to_string(line.line) + ": lane " +
-                                 lane.spec.name() + ": " + e.what());
+                                 lane.spec().name() + ": " + e.what());
         }
         out.refused = e.what();
       }
@@ -285,24 +215,24 @@ class Replayer {
   void step(const trace::Line& line) {
     std::vector<LaneOutcome> outcomes(lanes_.size());
     tbb::parallel_for(size_t{0}, lanes_.size(),
-                      [&](size_t i) { outcomes[i] = run_lane(*lanes_[i], line); });
+                      [&](size_t i) { outcomes[i] = run_lane(*lanes_[i], written_[i], line); });
     // Outcomes in lane order, so that the report does not depend on which thread ran what.
     for (size_t i = 0; i < lanes_.size(); ++i) {
       const LaneOutcome& o = outcomes[i];
       if (o.error) std::rethrow_exception(o.error);
       if (o.input_error) throw InputError(trace_.file, line.line, *o.input_error);
       if (o.ownership) {
-        diverge("ownership", lanes_[i]->spec.name(), "", *o.ownership);
+        diverge("ownership", lanes_[i]->spec().name(), "", *o.ownership);
         return;
       }
       if (o.refused) {
-        diverge("backend refused the plan", lanes_[i]->spec.name(), "", *o.refused);
+        diverge("backend refused the plan", lanes_[i]->spec().name(), "", *o.refused);
         return;
       }
     }
     if (options_.after_event) {
       for (size_t i = 0; i < lanes_.size(); ++i)
-        options_.after_event(i, line, *lanes_[i]->backend);
+        options_.after_event(i, line, lanes_[i]->backend());
     }
     const bool at_check = std::holds_alternative<trace::Check>(line.event);
     if (options_.compare_at == CompareAt::kChecks && !at_check) return;
@@ -341,7 +271,7 @@ class Replayer {
   // a discarded entry's are left out (its results are thrown away).
   static std::vector<num::bf16_bits> batch_outputs(const Lane& lane, const trace::Event& event,
                                                    const VerifyOutputs& out, int64_t per_task) {
-    const std::vector<int32_t>& tasks = lane.host.batch_tasks();
+    const std::vector<int32_t>& tasks = lane.host().batch_tasks();
     const auto* verify = std::get_if<trace::Verify>(&event);
     std::vector<num::bf16_bits> values;
     for (size_t k = 0; k < tasks.size(); ++k) {
@@ -362,15 +292,16 @@ class Replayer {
     for (size_t k = 0; k < requests.size(); ++k) {
       if (!verify || verify->batch[k].accepted != 0) compared.push_back(requests[k]);
     }
-    const ModelGeometry& g = lanes_[0]->host.layout().shape.geometry;
-    VerifyOutputs ref = lanes_[0]->backend->read_outputs();
+    const ModelGeometry& g = lanes_[0]->layout().shape.geometry;
+    VerifyOutputs ref = lanes_[0]->backend().read_outputs();
     const int64_t per_task = int64_t{ref.tokens} * g.layers * g.num_v_heads * g.head_v_dim;
     ref.values = batch_outputs(*lanes_[0], event, ref, per_task);
     ref.tasks = int32_t(compared.size());
     for (size_t i = 1; i < lanes_.size(); ++i) {
-      VerifyOutputs got = lanes_[i]->backend->read_outputs();
+      VerifyOutputs got = lanes_[i]->backend().read_outputs();
       if (got.tokens != ref.tokens) {
-        Divergence& d = diverge("per-token outputs", lanes_[0]->spec.name(), lanes_[i]->spec.name());
+        Divergence& d =
+            diverge("per-token outputs", lanes_[0]->spec().name(), lanes_[i]->spec().name());
         d.what += ": " + std::to_string(ref.tokens) + " vs " + std::to_string(got.tokens) +
                   " tokens per task";
         return true;
@@ -378,7 +309,8 @@ class Replayer {
       got.values = batch_outputs(*lanes_[i], event, got, per_task);
       got.tasks = ref.tasks;
       if (got.values == ref.values) continue;
-      Divergence& d = diverge("per-token outputs", lanes_[0]->spec.name(), lanes_[i]->spec.name());
+      Divergence& d =
+          diverge("per-token outputs", lanes_[0]->spec().name(), lanes_[i]->spec().name());
       d.elements = diff_outputs(ref, got, g, kMaxElementDiffs);
       const int64_t task = d.elements.empty() ? -1 : d.elements[0].element / per_task;
       if (task >= 0 && task < int64_t(compared.size())) {
@@ -400,29 +332,21 @@ class Replayer {
   static std::vector<uint64_t> digests(Lane& lane, const std::vector<StateLoc>& locs) {
     std::vector<uint64_t> out;
     for (const StateLoc& loc : locs)
-      out.push_back(lane.backend->digest_state(loc));
+      out.push_back(lane.backend().digest_state(loc));
     return out;
-  }
-
-  // Where `request`'s live state can be read in `lane`, after running the plan that makes it
-  // readable.
-  static StateLoc readable(Lane& lane, uint64_t request) {
-    auto r = lane.policy().readable(request);
-    lane.run(r.plan);
-    return r.loc;
   }
 
   // Records a state divergence between lane 0 at `ref` and lane i at `loc`, with the elements.
   void state_divergence(const std::string& what, size_t i, const StateLoc& ref, const StateLoc& loc,
                         std::optional<uint64_t> request) {
-    Divergence& d = diverge(what, lanes_[0]->spec.name(), lanes_[i]->spec.name());
+    Divergence& d = diverge(what, lanes_[0]->spec().name(), lanes_[i]->spec().name());
     if (request) {
       d.request = *request;
     }
     d.row_a = ref.ssm_row;
     d.row_b = loc.ssm_row;
-    d.elements = diff_states(lanes_[0]->backend->read_state(ref),
-                             lanes_[i]->backend->read_state(loc), lanes_[0]->host.layout().shape);
+    d.elements = diff_states(lanes_[0]->backend().read_state(ref),
+                             lanes_[i]->backend().read_state(loc), lanes_[0]->layout().shape);
   }
 
   bool compare_snapshots(const trace::Event& event) {
@@ -463,14 +387,14 @@ class Replayer {
     std::vector<std::vector<uint64_t>> d(lanes_.size());
     tbb::parallel_for(size_t{0}, lanes_.size(), [&](size_t i) {
       for (uint64_t r : running)
-        d[i].push_back(lanes_[i]->backend->digest_state(readable(*lanes_[i], r)));
+        d[i].push_back(lanes_[i]->backend().digest_state(lanes_[i]->readable(r)));
     });
     for (size_t k = 0; k < running.size(); ++k) {
       for (size_t i = 1; i < lanes_.size(); ++i) {
         if (d[i][k] == d[0][k]) continue;
         // Materialise both states again (an inspection row holds the last one digested).
-        const StateLoc ref = readable(*lanes_[0], running[k]);
-        const StateLoc loc = readable(*lanes_[i], running[k]);
+        const StateLoc ref = lanes_[0]->readable(running[k]);
+        const StateLoc loc = lanes_[i]->readable(running[k]);
         state_divergence("live state", i, ref, loc, running[k]);
         return true;
       }
@@ -481,22 +405,22 @@ class Replayer {
   // A retracted request's saved state must be identical in every lane (and saved at all).
   bool compare_swapped_out(uint64_t request) {
     const Lane& ref = *lanes_[0];
-    const auto saved = ref.swap.digests.find(request);
-    const bool ref_saved = saved != ref.swap.digests.end();
+    const auto saved = ref.swap().digests.find(request);
+    const bool ref_saved = saved != ref.swap().digests.end();
     for (size_t i = 1; i < lanes_.size(); ++i) {
       const Lane& lane = *lanes_[i];
-      const auto got = lane.swap.digests.find(request);
-      const bool lane_saved = got != lane.swap.digests.end();
+      const auto got = lane.swap().digests.find(request);
+      const bool lane_saved = got != lane.swap().digests.end();
       if (ref_saved == lane_saved && (!ref_saved || got->second == saved->second)) continue;
       Divergence& d =
           diverge(ref_saved == lane_saved ? "swapped-out state" : "missing swapped-out state",
-                  ref.spec.name(), lane.spec.name());
+                  ref.spec().name(), lane.spec().name());
       d.request = request;
       d.row_a = saved_row(ref, request);
       d.row_b = saved_row(lane, request);
       if (ref_saved && lane_saved) {
-        d.elements = diff_states(ref.swap.saved.at(request), lane.swap.saved.at(request),
-                                 ref.host.layout().shape);
+        d.elements = diff_states(ref.swap().saved.at(request), lane.swap().saved.at(request),
+                                 ref.layout().shape);
       }
       return true;
     }
@@ -504,8 +428,8 @@ class Replayer {
   }
 
   static int32_t saved_row(const Lane& lane, uint64_t request) {
-    const auto it = lane.swap.saved_from.find(request);
-    return it == lane.swap.saved_from.end() ? -1 : it->second;
+    const auto it = lane.swap().saved_from.find(request);
+    return it == lane.swap().saved_from.end() ? -1 : it->second;
   }
 
   // Every request, running or swapped out, and every stored row: at checks and at the end.
@@ -525,28 +449,29 @@ class Replayer {
       for (size_t j = i + 1; j < lanes_.size(); ++j) {
         Lane& a = *lanes_[i];
         Lane& b = *lanes_[j];
-        if (a.spec.strategy != b.spec.strategy || a.spec.backend == b.spec.backend) continue;
-        std::vector<int32_t> rows = every_row ? stored_[i].rows : a.written;
-        rows.insert(rows.end(), every_row ? stored_[j].rows.begin() : b.written.begin(),
-                    every_row ? stored_[j].rows.end() : b.written.end());
+        if (a.spec().strategy != b.spec().strategy || a.spec().backend == b.spec().backend)
+          continue;
+        std::vector<int32_t> rows = every_row ? stored_[i].rows : written_[i];
+        rows.insert(rows.end(), every_row ? stored_[j].rows.begin() : written_[j].begin(),
+                    every_row ? stored_[j].rows.end() : written_[j].end());
         std::sort(rows.begin(), rows.end());
         rows.erase(std::unique(rows.begin(), rows.end()), rows.end());
         std::vector<uint64_t> da, db;
         tbb::parallel_invoke(
             [&] {
               for (int32_t row : rows)
-                da.push_back(a.backend->digest_row(row));
+                da.push_back(a.backend().digest_row(row));
             },
             [&] {
               for (int32_t row : rows)
-                db.push_back(b.backend->digest_row(row));
+                db.push_back(b.backend().digest_row(row));
             });
         for (size_t k = 0; k < rows.size(); ++k) {
           if (da[k] == db[k]) continue;
-          Divergence& d = diverge("physical row", a.spec.name(), b.spec.name());
+          Divergence& d = diverge("physical row", a.spec().name(), b.spec().name());
           d.row_a = d.row_b = rows[k];
-          d.elements = diff_states(a.backend->read_row(rows[k]), b.backend->read_row(rows[k]),
-                                   a.host.layout().shape);
+          d.elements = diff_states(a.backend().read_row(rows[k]), b.backend().read_row(rows[k]),
+                                   a.layout().shape);
           return;
         }
       }
@@ -557,7 +482,7 @@ class Replayer {
     Lane& ref = *lanes_[0];
     for (const auto& [request, live] : ref.policy().table()) {
       if (live.retracted || live.discarded) continue;
-      report_.final_digests.push_back({request, ref.backend->digest_state(readable(ref, request))});
+      report_.final_digests.push_back({request, ref.backend().digest_state(ref.readable(request))});
     }
   }
 
@@ -566,19 +491,13 @@ class Replayer {
   std::chrono::steady_clock::time_point start_;
   std::vector<StoredRows> stored_;  // per lane
   std::vector<std::unique_ptr<Lane>> lanes_;
+  std::vector<std::vector<int32_t>> written_;  // per lane: rows the current event's plans wrote
   const trace::Line* line_ = nullptr;
   Progress progress_;
   ReplayReport report_;
 };
 
 }  // namespace
-
-std::string LaneSpec::name() const {
-  std::string name = backend + "/" + std::string(to_string(strategy));
-  if (schedule == Schedule::kOverlap) name += "@overlap";
-  if (fault != Fault::kNone) name += "+" + std::string(fault_info(fault).name);
-  return name;
-}
 
 std::string Divergence::message() const {
   std::ostringstream os;

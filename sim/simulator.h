@@ -36,21 +36,9 @@
 #include "core/strategy/plan.h"
 #include "core/strategy/strategy.h"
 #include "core/trace/events.h"
-
-namespace specstate {
-class PoolPolicy;
-}
+#include "sim/lane.h"
 
 namespace specstate::sim {
-
-struct LaneSpec {
-  std::string backend;  // "cpu" | "cuda"
-  StrategyKind strategy = StrategyKind::kInline;
-  Fault fault = Fault::kNone;  // injected into this lane's policy (core/strategy/fault.h)
-  Schedule schedule = Schedule::kSynchronous;  // how its host plans (core/strategy/host_scheduler.h)
-  // "cpu/inline", "cpu/inline+no-flush-on-retract", "cpu/inline@overlap"
-  std::string name() const;
-};
 
 enum class CompareAt : uint8_t { kEveryEvent, kChecks };
 
@@ -119,12 +107,5 @@ PoolConfig pool_config(const trace::Header& header, const std::vector<int32_t>& 
 // Work units (tokens x layers, one lane) of each event, for progress bars: extend tokens, T per
 // verify entry, 1 per decode entry.
 int64_t event_tokens(const trace::Event& event, int32_t tokens_per_verify);
-
-// The policy's plan for one trace event: the single mapping from trace events to scheduler
-// operations, shared by replay() and the dump (sim/dump.h) so that both drive a lane alike.
-// Throws InputError (without a location) for an operation the policy refuses. Scheduler is
-// PoolPolicy or HostScheduler.
-template <class Scheduler>
-Plan plan_for(Scheduler& policy, const trace::Event& event);
 
 }  // namespace specstate::sim

@@ -6,7 +6,7 @@
 #include "backends/compact_backend.h"
 #include "core/strategy/strategy.h"
 #include "core/trace/events.h"
-#include "sim/simulator.h"
+#include "sim/lane.h"
 
 namespace specstate::sim {
 

@@ -1,6 +1,6 @@
-// specstate._core.Reference: one lane (backend x strategy) that follows a trace event by event,
-// driven exactly as `specstate replay` drives its lanes (sim::plan_for, the plan executor), and
-// that answers for any live or swapped-out request with its state.
+// specstate._core.Reference: one lane (sim/lane.h: backend x strategy, synchronous) that follows a
+// trace event by event, planned, checked for row ownership and run exactly as `specstate replay`
+// runs its lanes, and that answers for any live or swapped-out request with its state.
 #include <pybind11/stl.h>
 
 #include <cstdio>
@@ -9,6 +9,7 @@
 #include <mutex>
 #include <new>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <utility>
 
@@ -16,11 +17,12 @@
 #include "backends/registry.h"
 #include "core/errors.h"
 #include "core/strategy/pool_policy.h"
+#include "core/strategy/strategy.h"
 #include "core/trace/format.h"
 #include "core/trace/validate.h"
 #include "python/src/arrays.h"
 #include "python/src/bindings.h"
-#include "sim/plan_executor.h"
+#include "sim/lane.h"
 #include "sim/simulator.h"
 #include "sim/storage.h"
 #include "tools/lane_checks.h"
@@ -31,7 +33,7 @@ namespace {
 using num::bf16_bits;
 
 // Thread safety: one Reference may be shared by Python threads. Every method that reads or
-// moves the lanes (policy, backend, swap space, the event index) holds mutex_, so calls run one
+// moves the lane (policy, backend, swap space, the event index) holds mutex_, so calls run one
 // at a time and each sees whole events. The bindings release the GIL before calling in and touch
 // no Python object while a method runs, so a thread holding the mutex never waits for the GIL:
 // no deadlock between the two. The trace and the shape are fixed after construction and read
@@ -45,45 +47,16 @@ class Reference {
       : trace_(trace::read_trace(path)) {
     trace::validate_trace(trace_);
     check_backend_name(backend);  // an argument: no trace location
-    PoolConfig config = sim::pool_config(trace_.header);
-    if (geometry) config.geometry = *geometry;
-    if (!layers.empty()) {
-      config.geometry =
-          with_layers(config.geometry, parse_layer_list(layers, config.geometry.layers));
-    }
+    const PoolConfig config = lane_config(layers, geometry);
     const std::vector<StrategyKind> kinds = parse_strategies(strategy);
     if (kinds.size() != 1) throw InputError("one strategy, not 'all'");
-    lane_ = {backend, kinds[0]};
-    // What the header sets (the geometry, the rows, T) and a backend or the memory refuses is
-    // reported at the header line, as `specstate replay` reports it.
-    const std::string given = geometry ? " (with the geometry given in place of the header's)" : "";
-    try {
-      policy_ = std::make_unique<PoolPolicy>(kinds[0], config);
-    } catch (const InputError& e) {
-      throw InputError(trace_.file, trace_.header_line, e.message() + given);
-    }
-    StoredRows storage = sim::lane_storage(trace_, lane_, config);
-    const PoolShape stored = stored_shape(policy_->layout().shape, storage);
-    try {
-      cli::check_lanes_can_run(trace_, {lane_}, {stored}, 0, "hold fewer layers: layers=");
-    } catch (const InputError& e) {
-      throw InputError(e.file(), e.line(), e.message() + given);
-    }
-    try {
-      backend_ = make_compact_backend(backend, policy_->layout().shape, std::move(storage),
-                                      trace_.header.seed);
-    } catch (const std::bad_alloc&) {  // the memory check passed, the allocation did not
-      throw InputError(trace_.file, trace_.header_line,
-                       "the pools need " + gib(stored.total_bytes()) + " on the " + backend +
-                           " backend for the rows the trace touches, and allocating them "
-                           "failed (out of memory); hold fewer layers: layers=" +
-                           given);
-    }
+    lane_ = make_lane({backend, kinds[0]}, config,
+                      geometry ? " (with the geometry given in place of the header's)" : "");
   }
 
   const trace::Trace& trace() const { return trace_; }
-  const PoolShape& shape() const { return policy_->layout().shape; }
-  std::string lane() const { return lane_.name(); }
+  const PoolShape& shape() const { return lane_->layout().shape; }
+  std::string lane() const { return lane_->spec().name(); }
 
   size_t next() const {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -98,14 +71,20 @@ class Reference {
     if (next_ == trace_.events.size()) return std::nullopt;
     const trace::Line& line = trace_.events[next_];
     if (until_line >= 0 && line.line > until_line) return std::nullopt;
-    Plan plan;
+    sim::LanePlan planned;
     try {
-      plan = sim::plan_for(*policy_, line.event);
+      planned = lane_->plan(line.event, /*check_ownership=*/true);
     } catch (const InputError& e) {
       throw InputError(trace_.file, line.line, e.what());
     }
-    sim::execute(plan, *backend_, swap_);
-    for (const PlanCall& call : plan) {
+    // The lane has no injected fault: a write the protocol does not allow is a bug in
+    // specstate, as `specstate replay` would report it on a clean lane.
+    if (planned.ownership) {
+      throw std::logic_error(trace_.file + ":" + std::to_string(line.line) + ": lane " + lane() +
+                             ": ownership: " + *planned.ownership);
+    }
+    lane_->run(planned.plan);
+    for (const PlanCall& call : planned.plan) {
       if (const auto* v = std::get_if<VerifyCall>(&call)) last_verify_requests_ = v->requests;
     }
     return next_++;
@@ -115,7 +94,7 @@ class Reference {
   std::map<uint64_t, std::string> requests() const {
     std::lock_guard<std::mutex> lock(mutex_);
     std::map<uint64_t, std::string> out;
-    for (const auto& [id, s] : policy_->table())
+    for (const auto& [id, s] : lane_->policy().table())
       out[id] = s.retracted ? "retracted" : "running";
     return out;
   }
@@ -123,20 +102,20 @@ class Reference {
   // The live state of a running request, or the saved state of a retracted one.
   RowBytes state(uint64_t request) {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (live(request).retracted) return swap_.saved.at(request);
-    return backend_->read_state(readable(request));
+    if (live(request).retracted) return lane_->swap().saved.at(request);
+    return lane_->backend().read_state(lane_->readable(request));
   }
 
   uint64_t digest(uint64_t request) {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (live(request).retracted) return swap_.digests.at(request);
-    return backend_->digest_state(readable(request));
+    if (live(request).retracted) return lane_->swap().digests.at(request);
+    return lane_->backend().digest_state(lane_->readable(request));
   }
 
   // o of the last verify or decode, and the request of each of its tasks.
   std::pair<VerifyOutputs, std::vector<uint64_t>> outputs() const {
     std::lock_guard<std::mutex> lock(mutex_);
-    return {backend_->read_outputs(), last_verify_requests_};
+    return {lane_->backend().read_outputs(), last_verify_requests_};
   }
 
  private:
@@ -147,27 +126,57 @@ class Reference {
   }
 
   const LiveState& live(uint64_t request) const {
-    if (!policy_->has(request)) {
+    if (!lane_->policy().has(request)) {
       throw InputError("request " + std::to_string(request) + " is not running or retracted " +
                        "after " + std::to_string(next_) + " events");
     }
-    return policy_->live(request);
+    return lane_->policy().live(request);
   }
 
-  // Where a running request's state can be read (deferred: its pending tokens replayed into
-  // the inspection row first, the live-state table unchanged).
-  StateLoc readable(uint64_t request) {
-    const PoolPolicy::Readable r = policy_->readable(request);
-    sim::execute(r.plan, *backend_, swap_);
-    return r.loc;
+  // The header's pool, with `geometry` in place of its preset and only `layers` (empty: all).
+  PoolConfig lane_config(const std::string& layers,
+                         const std::optional<ModelGeometry>& geometry) const {
+    PoolConfig config = sim::pool_config(trace_.header);
+    if (geometry) config.geometry = *geometry;
+    if (!layers.empty()) {
+      config.geometry =
+          with_layers(config.geometry, parse_layer_list(layers, config.geometry.layers));
+    }
+    return config;
+  }
+
+  // What the header sets (the geometry, the rows, T) and the strategy, a backend or the memory
+  // refuses is reported at the header line, as `specstate replay` reports it; `given` says
+  // when the geometry is the caller's.
+  std::unique_ptr<sim::Lane> make_lane(const sim::LaneSpec& spec, const PoolConfig& config,
+                                       const std::string& given) const {
+    PoolShape full;
+    try {
+      full = make_layout(spec.strategy, config).shape;
+    } catch (const InputError& e) {
+      throw InputError(trace_.file, trace_.header_line, e.message() + given);
+    }
+    StoredRows storage = sim::lane_storage(trace_, spec, config);
+    const PoolShape stored = stored_shape(full, storage);
+    try {
+      cli::check_lanes_can_run(trace_, {spec}, {stored}, 0, "hold fewer layers: layers=");
+    } catch (const InputError& e) {
+      throw InputError(e.file(), e.line(), e.message() + given);
+    }
+    try {
+      return std::make_unique<sim::Lane>(spec, config, std::move(storage), trace_.header.seed);
+    } catch (const std::bad_alloc&) {  // the memory check passed, the allocation did not
+      throw InputError(trace_.file, trace_.header_line,
+                       "the pools need " + gib(stored.total_bytes()) + " on the " + spec.backend +
+                           " backend for the rows the trace touches, and allocating them "
+                           "failed (out of memory); hold fewer layers: layers=" +
+                           given);
+    }
   }
 
   trace::Trace trace_;
-  sim::LaneSpec lane_;
-  std::unique_ptr<PoolPolicy> policy_;
-  std::unique_ptr<StateBackend> backend_;
-  mutable std::mutex mutex_;  // guards the members below and the lanes above
-  sim::SwapSpace swap_;
+  mutable std::mutex mutex_;  // guards the lane's state and the members below
+  std::unique_ptr<sim::Lane> lane_;
   size_t next_ = 0;
   std::vector<uint64_t> last_verify_requests_;
 };
