@@ -77,10 +77,12 @@ inline void parse_anchor_line(std::string_view line, AnchorRun& run) {
     run.copy_GBps_end = j["copy_GBps_end"].get<double>();
     return;
   }
-  if (!j.contains("variant") || !j["variant"].is_string() || !j.contains("ssm") ||
-      !j["ssm"].is_string() || !j.contains("batch") || !j["batch"].is_number_integer())
+  // anchor_bench.py names the pool dtype "ssm", anchor_triton.py "ssm_dtype".
+  const char* ssm = j.contains("ssm") ? "ssm" : "ssm_dtype";
+  if (!j.contains("variant") || !j["variant"].is_string() || !j.contains(ssm) ||
+      !j[ssm].is_string() || !j.contains("batch") || !j["batch"].is_number_integer())
     return problem("no variant/ssm/batch");
-  const auto dtype = anchor_dtype(j["ssm"].get<std::string>());
+  const auto dtype = anchor_dtype(j[ssm].get<std::string>());
   if (!dtype) return problem("unknown ssm dtype");
   AnchorCase c;
   if (j.contains("error")) {

@@ -49,6 +49,16 @@ TEST(StepAnchors, ParsesTheScriptsLines) {
   EXPECT_EQ(run.problems.size(), 3u);
 }
 
+TEST(StepAnchors, ReadsTheTritonScriptsDtypeKey) {  // anchor_triton.py writes "ssm_dtype"
+  std::istringstream in(
+      R"({"variant": "vllm_replay_verify", "ssm_dtype": "float32", "batch": 64, "us": 276.8, "bytes": 584548352, "pct_copy": 71.0})");
+  const AnchorRun run = parse_anchor_stream(in);
+  EXPECT_TRUE(run.problems.empty());
+  const AnchorCase* c = run.find("vllm_replay_verify", "fp32", 64);
+  ASSERT_NE(c, nullptr);
+  EXPECT_DOUBLE_EQ(c->us, 276.8);
+}
+
 TEST(StepAnchors, EachStepHasItsAnchors) {
   ASSERT_EQ(anchors_of("inline").size(), 2u);
   EXPECT_STREQ(anchors_of("inline")[0].variant, "after");
