@@ -622,11 +622,14 @@ class Minimizer {
     for (bool kept = true; kept;) {
       ++result_.rounds;
       kept = false;
+      // The member pointer is copied out before the call: GCC 12's UBSan bounds check of
+      // `(this->*kStages[i].second)()` reads a wrong index and aborts the asan build.
       for (size_t i = 0; i < std::size(kStages); ++i) {
+        const Stage stage = kStages[i].second;
         stage_ = &result_.stages[i];
         const size_t before = stage_->kept;
         const auto start = std::chrono::steady_clock::now();
-        (this->*kStages[i].second)();
+        (this->*stage)();
         stage_->seconds += seconds_since(start);
         kept = kept || stage_->kept > before;
       }
