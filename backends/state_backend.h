@@ -3,14 +3,16 @@
 // A backend owns, for every GDN layer,
 //   conv    [state_rows, conv_dim, conv_cols]           bf16
 //   ssm     [state_rows, HV, K, V]                      fp32 or bf16
-//   payload [payload_slots, payload_tokens, conv_dim + 2*HV]  bf16 (x | a | b of one token)
+//   payload [payload_slots, payload_tokens] tokens: x bf16, then alpha, k_hat, delta fp32
+//           (core/numerics/payload_token.h: what a replay runs a token from)
 //   outputs [tasks, T, layers, HV, V]                   bf16: per-token o of the last verify
 // and the model parameters generated from the seed. It knows nothing of requests, strategies or
 // the live-state table: core/ decides which rows each call reads and writes, identically for
 // every backend, so a difference between backends is a kernel bug.
 //
 // Every primitive applies to all layers. Token inputs are regenerated from
-// (seed, request, position, layer) by core/numerics/inputs.h, or read from a payload slot.
+// (seed, request, position, layer) by core/numerics/inputs.h; a replayed token runs from the
+// values its verify kept in a payload slot.
 // A state "row" holds, per layer, the SSM matrices and a conv window of W-1 columns at some
 // offset inside the row's conv_cols columns (offset 0 unless the window strategy widens it).
 //
