@@ -109,5 +109,8 @@ template <class... F>
 struct Overloaded : F... {
   using F::operator()...;
 };
+// Clang 14 (the clang preset) has no class template argument deduction for aggregates.
+template <class... F>
+Overloaded(F...) -> Overloaded<F...>;
 
 }  // namespace specstate
