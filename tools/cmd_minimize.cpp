@@ -215,7 +215,7 @@ int run_minimize(const MinimizeArgs& args) {
   options.check_ownership = !args.no_ownership;
   check_replay_lanes(input, options.lanes,
                      sim::pool_config(input.header, options.layers, args.ring));
-  if (!args.json) options.progress = progress_line();
+  options.progress = progress_line();  // a terminal only, --json or not
   // Opened before the search, so that an output that cannot be written is refused before the
   // minutes a large trace takes; the old file stays until commit().
   io::OutputFile out(args.output, "-o " + args.output);

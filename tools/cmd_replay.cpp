@@ -205,15 +205,14 @@ int run_replay(const ReplayArgs& args, const ThreadPool& pool) {
   options.ring = args.ring;
   const PoolConfig config = sim::pool_config(trace.header, options.layers, args.ring);
   options.storage = check_replay_lanes(trace, options.lanes, config);
-  if (!args.json) {
-    if (auto bar = progress_bar()) {
-      const size_t lanes = options.lanes.size();
-      options.progress = [bar, lanes](const sim::Progress& p) {
-        bar(p.work_done, p.work_total, p.seconds,
-            std::to_string(lanes) + " lanes, " + std::to_string(p.events_done) + "/" +
-                std::to_string(p.events_total) + " events");
-      };
-    }
+  // On a terminal, also under --json: the report goes to standard output, the bar to stderr.
+  if (auto bar = progress_bar()) {
+    const size_t lanes = options.lanes.size();
+    options.progress = [bar, lanes](const sim::Progress& p) {
+      bar(p.work_done, p.work_total, p.seconds,
+          std::to_string(lanes) + " lanes, " + std::to_string(p.events_done) + "/" +
+              std::to_string(p.events_total) + " events");
+    };
   }
 
   const trace::Header& h = trace.header;

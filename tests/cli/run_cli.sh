@@ -345,6 +345,19 @@ PY
         sed 's/"specstate_trace": 2/"specstate_trace": 1/' custom.jsonl > v1.jsonl
         expect 2 "^v1\.jsonl:1: field 'geometry' in header needs format version 2" -- \
           "$bin" validate v1.jsonl ;;
+  progress-terminal)  # a bar on a terminal's stderr, --json or not; none when stderr is a file
+        "$bin" generate --preset qwen3-next-80b-a3b --tp 8 --requests 4 --steps 60 --seed 3 \
+          -o t.jsonl > /dev/null
+        # script(1) runs the command on a pseudo-terminal: stderr is the terminal, stdout a file.
+        script -qec "'$bin' replay t.jsonl --layers 0-11 --json > report.json" transcript > /dev/null
+        grep -qE '\[#* *\] +[0-9]+%  6 lanes, [0-9]+/71 events' transcript ||
+          { echo "FAIL: no progress bar on the terminal:"; cat -v transcript; exit 1; }
+        "$bin" replay t.jsonl --layers 0-11 --json > plain.json 2> plain.err
+        [ ! -s plain.err ] || { echo "FAIL: stderr is not a terminal but got:"; cat -v plain.err; exit 1; }
+        "$python" -c 'import json, sys; a, b = (json.load(open(f)) for f in sys.argv[1:]); \
+names = lambda r: [l["lane"] for l in r["lanes"]]; \
+assert a["agree"] and b["agree"] and len(names(a)) == 6 and names(a) == names(b), (a, b)' \
+          report.json plain.json ;;
   dump-on-divergence)  # replay --dump-on-divergence, then compare of the two lanes' dumps
         scenario="$source/tests/scenarios/ring-stale-accepted.jsonl"
         expect 0 '^AGREE' -- "$bin" replay "$scenario" --dump-on-divergence clean
