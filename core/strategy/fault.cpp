@@ -109,6 +109,22 @@ std::vector<FaultInfo> make_faults() {
        "after a tree verify the live state is the state of the last node at depth a-1 (where a "
        "chain's token a-1 would be), not of the accepted node",
        tree_strategies(VerifyMode::kStateRows)},
+      {Fault::kAcceptedClampedToConv,
+       "accepted-clamped-to-conv",
+       "the accepted count clamped to the conv history selects the SSM state too (llama.cpp "
+       "#28123, xllm #2249)",
+       "after a verify the live state is taken at index min(a, W-1) - 1, the bound of the conv "
+       "window's history, instead of a - 1: a verify that accepts more than W-1 tokens leaves "
+       "its request on an earlier token's state",
+       {K::kInline, K::kWindow}},
+      {Fault::kCommitSkipped,
+       "commit-skipped",
+       "a backend without the post-verify state update skips the commit silently (SGLang "
+       "#25883)",
+       "the commit after the verify (scatter: the copy of token a-1's state; replay: the replay "
+       "of the a accepted tokens) is never issued, so the working row keeps the state before "
+       "the verify",
+       {K::kScatter, K::kReplay}},
       {Fault::kDiscardedCountRead,
        "discarded-count-read",
        "a discarded async step leaves accepted = 0, and index -1 is read (vLLM #51508)",

@@ -32,6 +32,8 @@ enum class Fault : uint8_t {
   kTreeParentByDepth,         // trees: a node's parent looked up by depth (a sibling's state)
   kTreeContiguousPath,        // trees, payload: nodes 0..a-1 replayed instead of the path
   kTreeLastNodeAtDepth,       // trees, state rows: live state from the last node at depth a-1
+  kAcceptedClampedToConv,     // inline, window: the live index min(a, W-1) - 1, not a - 1
+  kCommitSkipped,             // scatter, replay: the commit after the verify never runs
   // Overlap scheduling (core/strategy/host_scheduler.h): wrong decisions of the host side.
   kDiscardedCountRead,      // inline: a reused row's count left by a discarded step (-1)
   kCountsReordered,         // all: late counts applied by the next batch's positions

@@ -168,6 +168,8 @@ std::unique_ptr<HostDecisions> make_host_decisions(Fault fault) {
     case Fault::kTreeParentByDepth:
     case Fault::kTreeContiguousPath:
     case Fault::kTreeLastNodeAtDepth:
+    case Fault::kAcceptedClampedToConv:
+    case Fault::kCommitSkipped:
       return std::make_unique<HostDecisions>();
   }
   SPECSTATE_ASSERT(false, "unknown Fault");

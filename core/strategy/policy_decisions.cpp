@@ -1,5 +1,6 @@
 #include "core/strategy/policy_decisions.h"
 
+#include <algorithm>
 #include <map>
 #include <utility>
 
@@ -181,6 +182,20 @@ class TreeLastNodeAtDepth : public Faulty<TreeLastNodeAtDepth> {
   }
 };
 
+// FAULT accepted-clamped-to-conv (llama.cpp #28123, xllm #2249): the accepted count is clamped
+// to the conv window's history, W-1 inputs, and the clamped count also picks the SSM state.
+class AcceptedClampedToConv : public Faulty<AcceptedClampedToConv> {
+  int32_t live_token(int32_t accepted, int32_t conv_history) const override {
+    return std::min(accepted, conv_history) - 1;
+  }
+};
+
+// FAULT commit-skipped (SGLang #25883): the backend has no post-verify state update, and the
+// commit is dropped without an error.
+class CommitSkipped : public Faulty<CommitSkipped> {
+  bool commits_verify() const override { return false; }
+};
+
 }  // namespace
 
 std::unique_ptr<PolicyDecisions> make_policy_decisions(Fault fault) {
@@ -217,6 +232,10 @@ std::unique_ptr<PolicyDecisions> make_policy_decisions(Fault fault) {
       return std::make_unique<TreeContiguousPath>();
     case Fault::kTreeLastNodeAtDepth:
       return std::make_unique<TreeLastNodeAtDepth>();
+    case Fault::kAcceptedClampedToConv:
+      return std::make_unique<AcceptedClampedToConv>();
+    case Fault::kCommitSkipped:
+      return std::make_unique<CommitSkipped>();
     case Fault::kNone:
     case Fault::kDiscardedCountRead:
     case Fault::kCountsReordered:

@@ -58,6 +58,11 @@ class PolicyDecisions {
   }
   // A verify continues the sequence: no row is zeroed before it.
   virtual std::vector<int32_t> zeroed_before_verify(const StateLoc& from) const { return {}; }
+  // After a chain verify that accepted `accepted` tokens, the live state is token accepted-1's
+  // (inline and window, whose conv window keeps `conv_history` = W-1 inputs).
+  virtual int32_t live_token(int32_t accepted, int32_t conv_history) const { return accepted - 1; }
+  // The commit after a verify (scatter's copy, replay's replay) is issued.
+  virtual bool commits_verify() const { return true; }
   // Scatter's commit copies the state of the accepted token, `commit`, SSM and conv alike.
   virtual StateLoc scatter_commit(StateLoc commit, const VerifyTask& verify) const {
     return commit;

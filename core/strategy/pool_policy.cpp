@@ -324,7 +324,7 @@ void PoolPolicy::scatter_verify(const VerifyOp& op, int32_t snap, LiveState& s, 
     t.out_rows[j] = layout_.scratch_row(s.working_row, j);
   const StateLoc commit =
       decisions_->scatter_commit(StateLoc::at(t.out_rows[accepted_node(op, op.accepted - 1)]), t);
-  p.commit_copies.add({commit, s.working_row}, op.request);
+  if (decisions_->commits_verify()) p.commit_copies.add({commit, s.working_row}, op.request);
   if (snap >= 0) {
     p.snapshot_copies.add({StateLoc::at(t.out_rows[accepted_node(op, snap)]), op.snapshot->row},
                  op.request);
@@ -346,7 +346,9 @@ void PoolPolicy::draft_rows_verify(const VerifyOp& op, int32_t snap, LiveState& 
     return window ? StateLoc{t.out_rows[j], s.working_row, j} : StateLoc::at(t.out_rows[j]);
   };
   if (snap >= 0) p.snapshot_copies.add({at(accepted_node(op, snap)), op.snapshot->row}, op.request);
-  s.loc = at(accepted_node(op, op.accepted - 1));  // inline: the next step's current-input row
+  const int32_t live =
+      decisions_->live_token(op.accepted, layout_.config.geometry.conv_state_cols());
+  s.loc = at(accepted_node(op, live));  // inline: the next step's current-input row
 }
 
 // Replay: payload only; the commit replays the a accepted tokens into the working row.
@@ -356,7 +358,8 @@ void PoolPolicy::replay_verify(const VerifyOp& op, int32_t snap, LiveState& s, V
   t.payload_slot = layout_.payload_slot(s.req_row, 0);
   gather_path(op, t.payload_slot, 0, p);
   if (snap >= 0) p.snapshots.add({working, t.payload_slot, snap + 1, op.snapshot->row}, op.request);
-  p.commits.add({working, t.payload_slot, op.accepted, s.working_row}, op.request);
+  if (decisions_->commits_verify())
+    p.commits.add({working, t.payload_slot, op.accepted, s.working_row}, op.request);
 }
 
 // Deferred: replay the previous step's accepted tokens first (committing them to the working
