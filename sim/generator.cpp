@@ -228,13 +228,25 @@ class Generator {
       e.cow_src_row = cow;
       touch_snapshot(cow);
     }
-    e.tokens = int32_t(std::min<int64_t>(o_.chunk_size, r.prompt_left));
+    e.tokens = chunk_tokens(e.prefix_len, r.prompt_left);
     e.track = extend_tracks(e.prefix_len, e.prefix_len + e.tokens, cow);
     emit(e);
     r.prompt_left -= e.tokens;
     r.started = true;
     r.extended_now = true;
     return true;
+  }
+
+  // The next prefill chunk of a request at `length` tokens with `left` prompt tokens to go:
+  // chunk_size, or with edge_chunks one that ends one token before the next page boundary, on
+  // it or one after it.
+  int32_t chunk_tokens(int64_t length, int64_t left) {
+    int64_t n = o_.chunk_size;
+    if (o_.edge_chunks && o_.page_size > 0) {
+      const int64_t to_boundary = o_.page_size - length % o_.page_size;  // 1 .. page_size
+      n = std::min<int64_t>(n, std::max<int64_t>(1, to_boundary + rng_.range(-1, 1)));
+    }
+    return int32_t(std::min(n, left));
   }
 
   void prefill_chunks() {
@@ -248,7 +260,7 @@ class Generator {
         e.req_row = r.req_row;
         e.working_row = r.working_row;
       }
-      e.tokens = int32_t(std::min<int64_t>(o_.chunk_size, r.prompt_left));
+      e.tokens = chunk_tokens(old_len, r.prompt_left);
       e.track = extend_tracks(old_len, old_len + e.tokens, -1);
       emit(e);
       r.prompt_left -= e.tokens;

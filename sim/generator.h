@@ -45,6 +45,9 @@ struct GeneratorOptions {
   int32_t output_min = 0;        // generated tokens, uniform in [min, max]; 0 and 0 = chosen
   int32_t output_max = 0;        // from steps and rows so that the run stays busy
   int32_t chunk_size = 64;       // prefill tokens per request per step
+  // Chunks that end one token before a page boundary, on it or one token after it (at most
+  // chunk_size tokens): chunked prefills at the page edges, where snapshots are taken.
+  bool edge_chunks = false;
   double prefix_hit_prob = 0.3;  // a new request starts from a snapshot row, when one exists
   double snapshot_prob = 0.5;    // a crossed page boundary is snapshotted into a track row
 

@@ -536,6 +536,7 @@ PoolConfig pool_config(const trace::Header& header, const std::vector<int32_t>& 
   c.max_requests = header.max_requests;
   c.ring = ring;
   c.tree_nodes = header.tree_nodes;
+  c.page_size = header.page_size;
   return c;
 }
 

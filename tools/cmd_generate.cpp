@@ -137,6 +137,9 @@ Command add_generate(CLI::App& parent) {
       ->capture_default_str();
   add_integer(cmd, "--chunk-size", g.chunk_size, "Prefill tokens per request per step")
       ->capture_default_str();
+  cmd->add_flag("--edge-chunks", g.edge_chunks,
+                "Prefill chunks end one token before a page boundary, on it or one after it (at "
+                "most --chunk-size tokens): chunked prefills at the page edges");
   add_integer(cmd, "--prompt-min", g.prompt_min, "Shortest prompt (tokens)")->capture_default_str();
   add_integer(cmd, "--prompt-max", g.prompt_max, "Longest prompt (tokens)")->capture_default_str();
   add_integer(cmd, "--output-min", g.output_min,

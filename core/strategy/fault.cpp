@@ -125,6 +125,11 @@ std::vector<FaultInfo> make_faults() {
        "of the a accepted tokens) is never issued, so the working row keeps the state before "
        "the verify",
        {K::kScatter, K::kReplay}},
+      {Fault::kShortChunkNoCheckpoint, "short-chunk-no-checkpoint",
+       "a prefill chunk shorter than the cache chunk is never checkpointed (SGLang #30938)",
+       "an extend of fewer tokens than a page writes none of the snapshots of the page "
+       "boundaries it crosses, so their track rows keep what they held",
+       all},
       {Fault::kDiscardedCountRead,
        "discarded-count-read",
        "a discarded async step leaves accepted = 0, and index -1 is read (vLLM #51508)",

@@ -34,6 +34,7 @@ enum class Fault : uint8_t {
   kTreeLastNodeAtDepth,       // trees, state rows: live state from the last node at depth a-1
   kAcceptedClampedToConv,     // inline, window: the live index min(a, W-1) - 1, not a - 1
   kCommitSkipped,             // scatter, replay: the commit after the verify never runs
+  kShortChunkNoCheckpoint,    // all: an extend shorter than a page writes no snapshot
   // Overlap scheduling (core/strategy/host_scheduler.h): wrong decisions of the host side.
   kDiscardedCountRead,      // inline: a reused row's count left by a discarded step (-1)
   kCountsReordered,         // all: late counts applied by the next batch's positions

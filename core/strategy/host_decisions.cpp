@@ -170,6 +170,7 @@ std::unique_ptr<HostDecisions> make_host_decisions(Fault fault) {
     case Fault::kTreeLastNodeAtDepth:
     case Fault::kAcceptedClampedToConv:
     case Fault::kCommitSkipped:
+    case Fault::kShortChunkNoCheckpoint:
       return std::make_unique<HostDecisions>();
   }
   SPECSTATE_ASSERT(false, "unknown Fault");

@@ -196,6 +196,15 @@ class CommitSkipped : public Faulty<CommitSkipped> {
   bool commits_verify() const override { return false; }
 };
 
+// FAULT short-chunk-no-checkpoint (SGLang #30938): the checkpoint of a prefill chunk is tied to
+// the cache chunk (the page), and a chunk shorter than a page never takes one, even where it
+// crosses a page boundary.
+class ShortChunkNoCheckpoint : public Faulty<ShortChunkNoCheckpoint> {
+  bool checkpoints_extend(int32_t tokens, int32_t page_size) const override {
+    return tokens >= page_size;
+  }
+};
+
 }  // namespace
 
 std::unique_ptr<PolicyDecisions> make_policy_decisions(Fault fault) {
@@ -236,6 +245,8 @@ std::unique_ptr<PolicyDecisions> make_policy_decisions(Fault fault) {
       return std::make_unique<AcceptedClampedToConv>();
     case Fault::kCommitSkipped:
       return std::make_unique<CommitSkipped>();
+    case Fault::kShortChunkNoCheckpoint:
+      return std::make_unique<ShortChunkNoCheckpoint>();
     case Fault::kNone:
     case Fault::kDiscardedCountRead:
     case Fault::kCountsReordered:

@@ -58,6 +58,8 @@ class PolicyDecisions {
   }
   // A verify continues the sequence: no row is zeroed before it.
   virtual std::vector<int32_t> zeroed_before_verify(const StateLoc& from) const { return {}; }
+  // An extend writes the snapshot of every page boundary it crosses, however few its `tokens`.
+  virtual bool checkpoints_extend(int32_t tokens, int32_t page_size) const { return true; }
   // After a chain verify that accepted `accepted` tokens, the live state is token accepted-1's
   // (inline and window, whose conv window keeps `conv_history` = W-1 inputs).
   virtual int32_t live_token(int32_t accepted, int32_t conv_history) const { return accepted - 1; }

@@ -136,8 +136,9 @@ Plan PoolPolicy::extend(const ExtendOp& op) {
   LiveState& s = *live;
   task.tokens.first_position = s.length;
   task.writes.push_back({op.tokens, s.working_row});
-  for (const Snapshot& snap : op.snapshots) {
-    task.writes.push_back({int32_t(snap.length - s.length), snap.row});
+  if (decisions_->checkpoints_extend(op.tokens, layout_.config.page_size)) {
+    for (const Snapshot& snap : op.snapshots)
+      task.writes.push_back({int32_t(snap.length - s.length), snap.row});
   }
   plan.push_back(call_of<PrefillCall>(task, op.request));
   s.length += op.tokens;

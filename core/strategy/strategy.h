@@ -87,6 +87,7 @@ struct PoolConfig {
   int32_t max_requests = 0;       // request rows
   RingParams ring;
   int32_t tree_nodes = 0;  // nodes of the largest draft tree a verify may run; 0: chains only
+  int32_t page_size = 0;   // tokens per prefix-cache page (the trace's); 0: no snapshots
 
   // Tokens one verify writes at most: T, or a tree's nodes.
   int32_t verify_tokens() const { return tree_nodes > tokens_per_verify ? tree_nodes : tokens_per_verify; }

@@ -7,6 +7,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <map>
+#include <set>
 
 #include "core/trace/format.h"
 #include "core/trace/validate.h"
@@ -38,6 +40,38 @@ TEST(Simulator, GeneratedTracesAgreeAcrossStrategies) {
     SimOptions o = all_strategies_on_cpu();
     o.compare_at = seed % 3 ? CompareAt::kEveryEvent : CompareAt::kChecks;
     const ReplayReport r = replay(t, o);
+    ASSERT_TRUE(r.agree) << "seed " << seed << "\n" << r.divergence->message();
+    EXPECT_EQ(r.events, t.events.size());
+  }
+}
+
+// Chunked prefills at the page edges (--edge-chunks): extends end one token before a page
+// boundary, on it and one after it, snapshots are taken inside short chunks, and every strategy
+// agrees at every event.
+TEST(Simulator, EdgeChunkTracesAgreeAcrossStrategies) {
+  for (uint64_t seed = 1; seed <= 4; ++seed) {
+    GeneratorOptions g;
+    g.seed = seed;
+    g.requests = 16;
+    g.steps = 100;
+    g.edge_chunks = true;
+    g.ssm_dtype = seed % 2 ? SsmDtype::kF32 : SsmDtype::kBF16;
+    const trace::Trace t = generate_trace(g);
+    std::set<int64_t> ends;  // the extends' end positions relative to the next page boundary
+    size_t short_snapshots = 0;  // snapshots inside extends shorter than a page
+    std::map<uint64_t, int64_t> length;
+    for (const trace::Line& line : t.events) {
+      const auto* e = std::get_if<trace::Extend>(&line.event);
+      if (e == nullptr) continue;
+      int64_t& len = length[e->request];
+      if (len == 0) len = e->prefix_len;
+      len += e->tokens;
+      ends.insert((len + 1) % g.page_size);  // 0: one before, 1: on, 2: one after a boundary
+      if (e->tokens < g.page_size) short_snapshots += e->track.size();
+    }
+    EXPECT_TRUE(ends.count(0) && ends.count(1) && ends.count(2)) << "seed " << seed;
+    EXPECT_GT(short_snapshots, 0u) << "seed " << seed;
+    const ReplayReport r = replay(t, all_strategies_on_cpu());
     ASSERT_TRUE(r.agree) << "seed " << seed << "\n" << r.divergence->message();
     EXPECT_EQ(r.events, t.events.size());
   }
