@@ -130,6 +130,11 @@ std::vector<FaultInfo> make_faults() {
        "an extend of fewer tokens than a page writes none of the snapshots of the page "
        "boundaries it crosses, so their track rows keep what they held",
        all},
+      {Fault::kChunkEndAsBoundary, "chunk-end-as-boundary",
+       "a chunk-end state that is not page-aligned is stored as a boundary state (vLLM #45477)",
+       "an extend that crosses a page boundary writes the state after its last token into the "
+       "boundary's track row, not the state after the boundary token",
+       all},
       {Fault::kDiscardedCountRead,
        "discarded-count-read",
        "a discarded async step leaves accepted = 0, and index -1 is read (vLLM #51508)",

@@ -35,6 +35,7 @@ enum class Fault : uint8_t {
   kAcceptedClampedToConv,     // inline, window: the live index min(a, W-1) - 1, not a - 1
   kCommitSkipped,             // scatter, replay: the commit after the verify never runs
   kShortChunkNoCheckpoint,    // all: an extend shorter than a page writes no snapshot
+  kChunkEndAsBoundary,        // all: an extend's snapshot takes its last token's state
   // Overlap scheduling (core/strategy/host_scheduler.h): wrong decisions of the host side.
   kDiscardedCountRead,      // inline: a reused row's count left by a discarded step (-1)
   kCountsReordered,         // all: late counts applied by the next batch's positions

@@ -171,6 +171,7 @@ std::unique_ptr<HostDecisions> make_host_decisions(Fault fault) {
     case Fault::kAcceptedClampedToConv:
     case Fault::kCommitSkipped:
     case Fault::kShortChunkNoCheckpoint:
+    case Fault::kChunkEndAsBoundary:
       return std::make_unique<HostDecisions>();
   }
   SPECSTATE_ASSERT(false, "unknown Fault");

@@ -205,6 +205,12 @@ class ShortChunkNoCheckpoint : public Faulty<ShortChunkNoCheckpoint> {
   }
 };
 
+// FAULT chunk-end-as-boundary (vLLM #45477): the state a chunk ends with is stored in the slot
+// of the boundary it crossed, though the chunk does not end on it.
+class ChunkEndAsBoundary : public Faulty<ChunkEndAsBoundary> {
+  int32_t extend_snapshot_after(int32_t, int32_t tokens) const override { return tokens; }
+};
+
 }  // namespace
 
 std::unique_ptr<PolicyDecisions> make_policy_decisions(Fault fault) {
@@ -247,6 +253,8 @@ std::unique_ptr<PolicyDecisions> make_policy_decisions(Fault fault) {
       return std::make_unique<CommitSkipped>();
     case Fault::kShortChunkNoCheckpoint:
       return std::make_unique<ShortChunkNoCheckpoint>();
+    case Fault::kChunkEndAsBoundary:
+      return std::make_unique<ChunkEndAsBoundary>();
     case Fault::kNone:
     case Fault::kDiscardedCountRead:
     case Fault::kCountsReordered:

@@ -58,6 +58,9 @@ class PolicyDecisions {
   }
   // A verify continues the sequence: no row is zeroed before it.
   virtual std::vector<int32_t> zeroed_before_verify(const StateLoc& from) const { return {}; }
+  // An extend's snapshot of a page boundary `boundary` tokens into it is the state after that
+  // token (of its `tokens`).
+  virtual int32_t extend_snapshot_after(int32_t boundary, int32_t tokens) const { return boundary; }
   // An extend writes the snapshot of every page boundary it crosses, however few its `tokens`.
   virtual bool checkpoints_extend(int32_t tokens, int32_t page_size) const { return true; }
   // After a chain verify that accepted `accepted` tokens, the live state is token accepted-1's

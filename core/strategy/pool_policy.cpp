@@ -137,8 +137,11 @@ Plan PoolPolicy::extend(const ExtendOp& op) {
   task.tokens.first_position = s.length;
   task.writes.push_back({op.tokens, s.working_row});
   if (decisions_->checkpoints_extend(op.tokens, layout_.config.page_size)) {
-    for (const Snapshot& snap : op.snapshots)
-      task.writes.push_back({int32_t(snap.length - s.length), snap.row});
+    for (const Snapshot& snap : op.snapshots) {
+      const int32_t after = decisions_->extend_snapshot_after(int32_t(snap.length - s.length),
+                                                              op.tokens);
+      task.writes.push_back({after, snap.row});
+    }
   }
   plan.push_back(call_of<PrefillCall>(task, op.request));
   s.length += op.tokens;
