@@ -135,6 +135,12 @@ std::vector<FaultInfo> make_faults() {
        "an extend that crosses a page boundary writes the state after its last token into the "
        "boundary's track row, not the state after the boundary token",
        all},
+      {Fault::kPrefillFromStaleRow, "prefill-from-stale-row",
+       "a request re-prefilled from scratch starts from the stale state left in its slot "
+       "(vllm-metal #488)",
+       "the first extend of a sequence without a prefix hit starts from what its working row "
+       "holds, a previous occupant's state, instead of the zero state",
+       all},
       {Fault::kDiscardedCountRead,
        "discarded-count-read",
        "a discarded async step leaves accepted = 0, and index -1 is read (vLLM #51508)",

@@ -172,6 +172,7 @@ std::unique_ptr<HostDecisions> make_host_decisions(Fault fault) {
     case Fault::kCommitSkipped:
     case Fault::kShortChunkNoCheckpoint:
     case Fault::kChunkEndAsBoundary:
+    case Fault::kPrefillFromStaleRow:
       return std::make_unique<HostDecisions>();
   }
   SPECSTATE_ASSERT(false, "unknown Fault");

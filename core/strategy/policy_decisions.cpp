@@ -211,6 +211,12 @@ class ChunkEndAsBoundary : public Faulty<ChunkEndAsBoundary> {
   int32_t extend_snapshot_after(int32_t, int32_t tokens) const override { return tokens; }
 };
 
+// FAULT prefill-from-stale-row (vllm-metal #488): a request prefilled from scratch (preempted
+// for recompute, or new) keeps its slot's contents as the starting state.
+class PrefillFromStaleRow : public Faulty<PrefillFromStaleRow> {
+  bool prefill_starts_from_zero() const override { return false; }
+};
+
 }  // namespace
 
 std::unique_ptr<PolicyDecisions> make_policy_decisions(Fault fault) {
@@ -255,6 +261,8 @@ std::unique_ptr<PolicyDecisions> make_policy_decisions(Fault fault) {
       return std::make_unique<ShortChunkNoCheckpoint>();
     case Fault::kChunkEndAsBoundary:
       return std::make_unique<ChunkEndAsBoundary>();
+    case Fault::kPrefillFromStaleRow:
+      return std::make_unique<PrefillFromStaleRow>();
     case Fault::kNone:
     case Fault::kDiscardedCountRead:
     case Fault::kCountsReordered:

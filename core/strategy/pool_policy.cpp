@@ -124,8 +124,9 @@ Plan PoolPolicy::extend(const ExtendOp& op) {
     s.length = op.prefix_len;
     if (layout_.kind == StrategyKind::kRing) s.pending_slot = layout_.payload_slot(op.req_row, 0);
     decisions_->take_request_row(s);
-    task.from_zero = op.prefix_len == 0;
+    task.from_zero = op.prefix_len == 0 && decisions_->prefill_starts_from_zero();
     if (op.prefix_len > 0) task.from = StateLoc::at(op.cow_src_row);
+    if (op.prefix_len == 0 && !task.from_zero) task.from = StateLoc::at(op.working_row);
     live = &table_.set(op.request, s);
   } else {
     live = &running(op.request, "extend");
