@@ -141,6 +141,12 @@ std::vector<FaultInfo> make_faults() {
        "the first extend of a sequence without a prefix hit starts from what its working row "
        "holds, a previous occupant's state, instead of the zero state",
        all},
+      {Fault::kPaddingWrapsToLastRow, "padding-wraps-to-last-row",
+       "a kernel indexes a padding entry's -1 from the end: the pool's last slot (FlashInfer "
+       "#5042)",
+       "padding tasks read and write the pool's last row (and last payload slot) instead of no "
+       "row",
+       all},
       {Fault::kDiscardedCountRead,
        "discarded-count-read",
        "a discarded async step leaves accepted = 0, and index -1 is read (vLLM #51508)",

@@ -37,6 +37,7 @@ enum class Fault : uint8_t {
   kShortChunkNoCheckpoint,    // all: an extend shorter than a page writes no snapshot
   kChunkEndAsBoundary,        // all: an extend's snapshot takes its last token's state
   kPrefillFromStaleRow,       // all: a sequence's first extend starts from its row's old state
+  kPaddingWrapsToLastRow,     // all: padding index -1 wraps to the pool's last row and slot
   // Overlap scheduling (core/strategy/host_scheduler.h): wrong decisions of the host side.
   kDiscardedCountRead,      // inline: a reused row's count left by a discarded step (-1)
   kCountsReordered,         // all: late counts applied by the next batch's positions

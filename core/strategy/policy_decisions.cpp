@@ -86,16 +86,29 @@ class VerifyAsExtend : public Faulty<VerifyAsExtend> {
   }
 };
 
+// A padding task that reads and writes `row` (and payload slot `slot` in payload mode).
+VerifyTask padding_at(int32_t tokens, VerifyMode mode, int32_t row, int32_t slot) {
+  VerifyTask pad;
+  pad.tokens = {kPaddingRequest, 0, tokens};
+  pad.from = StateLoc::at(row);
+  pad.out_rows[0] = row;
+  if (mode == VerifyMode::kPayload) pad.payload_slot = slot;
+  return pad;
+}
+
 // FAULT padding-writes-row (SGLang #17404): padding entries run on dummy inputs with index 0 for
 // every row and slot, and row 0 is a real, allocatable row.
 class PaddingWritesRow : public Faulty<PaddingWritesRow> {
-  VerifyTask padding_task(int32_t tokens, VerifyMode mode) const override {
-    VerifyTask pad;
-    pad.tokens = {kPaddingRequest, 0, tokens};
-    pad.from = StateLoc::at(0);
-    pad.out_rows[0] = 0;
-    if (mode == VerifyMode::kPayload) pad.payload_slot = 0;
-    return pad;
+  VerifyTask padding_task(int32_t tokens, VerifyMode mode, const PoolShape&) const override {
+    return padding_at(tokens, mode, 0, 0);
+  }
+};
+
+// FAULT padding-wraps-to-last-row (FlashInfer #5042): the kernel reads the padding index -1 as
+// an index from the end, the pool's last row (and last payload slot), which a request may own.
+class PaddingWrapsToLastRow : public Faulty<PaddingWrapsToLastRow> {
+  VerifyTask padding_task(int32_t tokens, VerifyMode mode, const PoolShape& pool) const override {
+    return padding_at(tokens, mode, pool.state_rows - 1, pool.payload_slots - 1);
   }
 };
 
@@ -263,6 +276,8 @@ std::unique_ptr<PolicyDecisions> make_policy_decisions(Fault fault) {
       return std::make_unique<ChunkEndAsBoundary>();
     case Fault::kPrefillFromStaleRow:
       return std::make_unique<PrefillFromStaleRow>();
+    case Fault::kPaddingWrapsToLastRow:
+      return std::make_unique<PaddingWrapsToLastRow>();
     case Fault::kNone:
     case Fault::kDiscardedCountRead:
     case Fault::kCountsReordered:

@@ -74,8 +74,11 @@ class PolicyDecisions {
   virtual StateLoc scatter_commit(StateLoc commit, const VerifyTask& verify) const {
     return commit;
   }
-  // The one task standing for a step's padding rows reads and writes nothing.
-  virtual VerifyTask padding_task(int32_t tokens, VerifyMode mode) const { return {}; }
+  // The one task standing for a step's padding rows (index -1 everywhere) reads and writes
+  // nothing of the pool of shape `pool`.
+  virtual VerifyTask padding_task(int32_t tokens, VerifyMode mode, const PoolShape& pool) const {
+    return {};
+  }
 
   // The ring's snapshot inside a verify replays `replay`: from the checkpoint the history it
   // lacks, then the verify's `new_tokens` tokens up to the boundary (from ring position

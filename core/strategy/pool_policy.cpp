@@ -254,7 +254,7 @@ PoolPolicy::StepPlans PoolPolicy::step(std::span<const VerifyOp> batch, int32_t 
   }
   p.verify.padding_rows = padding;
   // The one task standing for every padding row.
-  if (padding > 0) p.verify.add(decisions_->padding_task(tokens, p.verify.mode), kPaddingRequest);
+  if (padding > 0) p.verify.add(decisions_->padding_task(tokens, p.verify.mode, layout_.shape), kPaddingRequest);
 
   StepPlans out;
   out.before_verify = decisions_->left_for_next_step();
