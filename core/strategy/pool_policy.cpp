@@ -139,8 +139,8 @@ Plan PoolPolicy::extend(const ExtendOp& op) {
   task.writes.push_back({op.tokens, s.working_row});
   if (decisions_->checkpoints_extend(op.tokens, layout_.config.page_size)) {
     for (const Snapshot& snap : op.snapshots) {
-      const int32_t after = decisions_->extend_snapshot_after(int32_t(snap.length - s.length),
-                                                              op.tokens);
+      const int32_t after =
+          decisions_->extend_snapshot_after(int32_t(snap.length - s.length), op.tokens);
       task.writes.push_back({after, snap.row});
     }
   }
@@ -254,7 +254,8 @@ PoolPolicy::StepPlans PoolPolicy::step(std::span<const VerifyOp> batch, int32_t 
   }
   p.verify.padding_rows = padding;
   // The one task standing for every padding row.
-  if (padding > 0) p.verify.add(decisions_->padding_task(tokens, p.verify.mode, layout_.shape), kPaddingRequest);
+  if (padding > 0)
+    p.verify.add(decisions_->padding_task(tokens, p.verify.mode, layout_.shape), kPaddingRequest);
 
   StepPlans out;
   out.before_verify = decisions_->left_for_next_step();

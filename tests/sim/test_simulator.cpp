@@ -57,7 +57,7 @@ TEST(Simulator, EdgeChunkTracesAgreeAcrossStrategies) {
     g.edge_chunks = true;
     g.ssm_dtype = seed % 2 ? SsmDtype::kF32 : SsmDtype::kBF16;
     const trace::Trace t = generate_trace(g);
-    std::set<int64_t> ends;  // the extends' end positions relative to the next page boundary
+    std::set<int64_t> ends;      // the extends' end positions relative to the next page boundary
     size_t short_snapshots = 0;  // snapshots inside extends shorter than a page
     std::map<uint64_t, int64_t> length;
     for (const trace::Line& line : t.events) {
