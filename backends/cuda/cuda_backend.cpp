@@ -205,6 +205,7 @@ void CudaBackend::upload_call(StepCall& call, const std::vector<SeqJob>& jobs,
   call.job_count = int32_t(jobs.size());
   call.max_tokens = max_tokens_of(jobs);
   call.tree = std::any_of(jobs.begin(), jobs.end(), [](const SeqJob& j) { return j.tree != 0; });
+  call.sparse_stores = std::any_of(jobs.begin(), jobs.end(), stores_sparsely);
   call.jobs.resize_discard(std::max<size_t>(jobs.size(), 1));
   call.writes.resize_discard(std::max<size_t>(writes.size(), 1));
   call.steps.resize_discard(std::max<size_t>(steps.size(), 1));
@@ -355,6 +356,7 @@ void CudaBackend::launch(const PreparedSequence& prepared) {
     L.writes = call.writes.data();
     L.steps = call.steps.data();
     L.tree = call.tree;
+    L.sparse_stores = call.sparse_stores;
     L.job_count = call.job_count;
     L.max_tokens = call.max_tokens;
     L.outputs = prepared.output_tokens > 0 ? outputs_.data() : nullptr;

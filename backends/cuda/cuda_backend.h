@@ -29,6 +29,7 @@ struct StepCall {
   DeviceBuffer<SeqWrite> writes;  // full-state writes, indexed by the jobs
   DeviceBuffer<uint32_t> steps;   // packed recurrence steps of tree jobs, indexed by the jobs
   bool tree = false;              // some job is a tree
+  bool sparse_stores = false;     // some job stores_sparsely (kernels.h)
   int32_t job_count = 0;
   int32_t max_tokens = 0;  // pending + new tokens of the longest job, <= kStepMaxTokens
                            // (kStepMaxTreeTokens with a tree)

@@ -98,11 +98,22 @@ SPECSTATE_HD inline bool job_runs(const DevicePool& p, const SeqJob& job) {
   return job.active && guard_passes(p.accepted, job.guard_row, job.guard_count);
 }
 
+// Whether a job stores a state after fewer than all of its tokens (a replay's pending tokens, a
+// verify that keeps payload instead of states). A chain launch with such a job runs the
+// recurrence build that decides once per chunk after which tokens it stores; a launch whose
+// jobs store after every token (inline, scatter, window) runs without that bookkeeping, which
+// costs the bf16 kernel registers at its cap.
+SPECSTATE_HD inline bool stores_sparsely(const SeqJob& job) {
+  const int32_t stored_after = job.write_count + (job.rewrite_wide_conv ? job.new_count : 0);
+  return job.active && (job.pending_count > 0 || stored_after < job.new_count);
+}
+
 struct SequenceLaunch {
   const SeqJob* jobs = nullptr;      // [job_count] device
   const SeqWrite* writes = nullptr;  // device
   const uint32_t* steps = nullptr;   // device: packed recurrence steps of the tree jobs
   bool tree = false;                 // a job is a tree: the kernels' tree build runs the launch
+  bool sparse_stores = false;        // a job stores_sparsely (chain launches)
   int32_t job_count = 0;
   int32_t max_tokens = 0;       // largest pending + new count of any job
   uint16_t* outputs = nullptr;  // [jobs, output_tokens, layers, HV, V] bf16, or null

@@ -14,8 +14,10 @@
 // consecutive column pairs of one chain, so every state load and store of a warp is a contiguous
 // run of a row (256 bytes fp32, 128 bf16), whole sectors. Each thread runs its chain with the
 // header's row functions; the chains' partials meet in shared memory, where every thread combines
-// them with combine_chains itself (two block barriers per token). Outputs and every requested
-// state are written after their token.
+// them with combine_chains itself (one group barrier per token). A chunk of up to 16 tokens is
+// staged in shared memory by cp.async; the stored tokens (replayed from the values their verify
+// kept) run without a reduction. Outputs and every requested state are written after their
+// token; in launches whose jobs store sparsely, a per-chunk mask says after which tokens.
 #include <algorithm>
 #include <type_traits>
 
@@ -36,6 +38,7 @@ constexpr int kConvWidth = 4;
 constexpr int kWc = kConvWidth - 1;
 constexpr int kPrepThreads = 256;
 constexpr int kRecurChunk = 16;  // tokens staged in shared memory at a time
+static_assert(kRecurChunk <= 32, "a chunk's store mask is one ballot: a lane per token");
 
 // ---- prep
 
@@ -127,11 +130,16 @@ __device__ void prep_stage(const PrepBlock<kTree>& b, const PrepShared& sh, int 
     const bf16_bits* src = j < stored ? num::PayloadToken::x(b.j.stored_token(j)) : nullptr;
     bf16_bits* out =
         to_payload && j >= stored ? num::PayloadToken::x(b.j.payload_out(j - pending)) : nullptr;
-    for (int c = threadIdx.x; c < b.nch; c += blockDim.x) {
+    // Two adjacent local channels per thread, adjacent conv channels too (each group is K wide,
+    // K even), so that x moves to and from the payload in 32-bit words.
+    for (int c = 2 * int(threadIdx.x); c < b.nch; c += 2 * int(blockDim.x)) {
       const int ch = b.channel(c);
-      const bf16_bits x = src ? src[ch] : conv_input_from_prefix(sh.x_prefix[j], ch);
-      sh.hist[c * b.hist_cols + kWc + j] = x;
-      if (out) out[ch] = x;
+      const uint32_t x2 = src ? *reinterpret_cast<const uint32_t*>(src + ch)
+                              : conv_input_from_prefix(sh.x_prefix[j], ch) |
+                                    uint32_t{conv_input_from_prefix(sh.x_prefix[j], ch + 1)} << 16;
+      sh.hist[c * b.hist_cols + kWc + j] = bf16_bits(x2 & 0xFFFFu);
+      sh.hist[(c + 1) * b.hist_cols + kWc + j] = bf16_bits(x2 >> 16);
+      if (out) *reinterpret_cast<uint32_t*>(out + ch) = x2;
     }
   }
   for (int idx = stored * b.ratio + int(threadIdx.x); idx < b.ratio * total; idx += blockDim.x) {
@@ -304,6 +312,10 @@ struct Recur {
   static constexpr int kQ = 0, kK = K, kV = 2 * K, kGates = 3 * K;
   static constexpr int kTokenFloats = 3 * K + 4;
   static constexpr int kRedFloats = num::kChains * K;  // one partial per chain and column
+  // Dynamic shared memory: a chunk's tokens, m's two partial buffers, o's partials per token,
+  // the chunk's store mask (one word, padded to 16 bytes).
+  static constexpr int kSharedFloats =
+      kRecurChunk * (kTokenFloats + kRedFloats) + 2 * kRedFloats + 4;
   // Threads that share columns (all chains of a set of column pairs) synchronise on their own
   // barrier: two groups of 8 warps for K = 128, the whole block for small K.
   static constexpr int kGroups = kPairs >= 64 ? kPairs / 32 : 1;
@@ -503,30 +515,68 @@ __device__ __forceinline__ int step_token(const JobView& jv, int e) {
   return int(jv.template step<kTree>(e) & 0xFFFFu);
 }
 
+// Global -> shared without registers (cp.async, LDGSTS): the copies of a chunk's tokens are all
+// in flight at once, and the state the thread holds in registers keeps them.
+template <int kBytes>
+__device__ __forceinline__ void copy_async(float* dst, const float* src) {
+  const auto shared = static_cast<uint32_t>(__cvta_generic_to_shared(dst));
+  if constexpr (kBytes == 16) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(shared), "l"(src) : "memory");
+  } else {
+    asm volatile("cp.async.ca.shared.global [%0], [%1], %2;" ::"r"(shared), "l"(src), "n"(kBytes)
+                 : "memory");
+  }
+}
+__device__ __forceinline__ void copy_async_wait() {
+  asm volatile("cp.async.wait_all;" ::: "memory");
+}
+
+// The fp32 vectors of steps c0 .. c0+n-1 of head (h, hv), kUnit floats per copy: a computed
+// token's q_hat and k_hat from the step scratch ([2K] at kQ), a stored token's k_hat and delta
+// from its payload slot (at kK and kV = kK + K): either way 2K consecutive floats of the
+// token's layout.
+template <int K, bool kTree, int kUnit>
+__device__ void recur_stage_vectors(const JobView& jv, int h, int hv, int c0, int n, float* tok) {
+  using R = Recur<K>;
+  static_assert(R::kK == R::kQ + K && R::kV == R::kK + K, "both runs are 2K floats");
+  constexpr int kUnits = 2 * K / kUnit;  // copies per token
+  const DevicePool& p = jv.p;
+  const int stored = jv.stored_tokens();
+  for (int u = threadIdx.x; u < n * kUnits; u += blockDim.x) {
+    const int j = u / kUnits, i = (u % kUnits) * kUnit;  // token of the chunk, float of its run
+    const int token = step_token<kTree>(jv, c0 + j);
+    float* dst = tok + j * R::kTokenFloats;
+    if (token < stored) {
+      const uint8_t* src = jv.stored_token(token);
+      copy_async<4 * kUnit>(dst + R::kK + i,
+                            i < K ? p.token.k_hat(src, h) + i : p.token.delta(src, hv) + (i - K));
+    } else {
+      copy_async<4 * kUnit>(dst + R::kQ + i,
+                            jv.L.step_qk + (jv.token_index(token) * p.H + h) * 2 * K + i);
+    }
+  }
+}
+
 // The tokens of steps c0 .. c0+n-1 of head (h, hv) -> shared, in Recur<K>'s token layout: a
 // computed token's from the step scratch, a stored token's alpha, k_hat and delta from its
-// payload slot (into the alpha, k_hat and v places; its q_hat and beta are not needed).
+// payload slot (into the alpha, k_hat and v places; its q_hat and beta are not needed). The
+// fp32 vectors go by cp.async, 16 bytes a copy where the payload's layout keeps them aligned
+// (HV a multiple of 4, payload_token.h); the caller waits (copy_async_wait) before the barrier.
 template <int K, bool kTree>
 __device__ void recur_stage(const JobView& jv, int h, int hv, int c0, int n, float* tok) {
   using R = Recur<K>;
   const DevicePool& p = jv.p;
-  const int stored = jv.stored_tokens();
-  for (int idx = threadIdx.x; idx < n * 2 * K; idx += blockDim.x) {
-    const int j = idx / (2 * K), e = idx % (2 * K), which = e / K, i = e % K;
-    const int token = step_token<kTree>(jv, c0 + j);
-    if (token < stored) {
-      if (which) tok[j * R::kTokenFloats + R::kK + i] = p.token.k_hat(jv.stored_token(token), h)[i];
-      continue;
-    }
-    const float x = jv.L.step_qk[(jv.token_index(token) * p.H + h) * 2 * K + e];
-    tok[j * R::kTokenFloats + (which ? R::kK : R::kQ) + i] = x;
+  if (p.HV % 4 == 0) {
+    recur_stage_vectors<K, kTree, 4>(jv, h, hv, c0, n, tok);
+  } else {
+    recur_stage_vectors<K, kTree, 1>(jv, h, hv, c0, n, tok);
   }
+  const int stored = jv.stored_tokens();
   for (int idx = threadIdx.x; idx < n * K; idx += blockDim.x) {
     const int j = idx / K, c = idx % K, token = step_token<kTree>(jv, c0 + j);
-    tok[j * R::kTokenFloats + R::kV + c] =
-        token < stored
-            ? p.token.delta(jv.stored_token(token), hv)[c]
-            : num::bf16_to_float(jv.L.step_v[(jv.token_index(token) * p.HV + hv) * K + c]);
+    if (token >= stored)
+      tok[j * R::kTokenFloats + R::kV + c] =
+          num::bf16_to_float(jv.L.step_v[(jv.token_index(token) * p.HV + hv) * K + c]);
   }
   for (int idx = threadIdx.x; idx < 2 * n; idx += blockDim.x) {
     const int j = idx >> 1, which = idx & 1, token = step_token<kTree>(jv, c0 + j);
@@ -539,24 +589,13 @@ __device__ void recur_stage(const JobView& jv, int h, int hv, int c0, int n, flo
   }
 }
 
-// The states the job asks for after sequence token j, stored from the thread's registers: the
-// pending replay's commit (after rounding the state to the pool dtype, which is what the tokens
-// after it continue from), the window mode's SSM row, the full-state writes, the carry. One
-// store site for all pool rows keeps the unrolled stores (and their registers) in one place.
-template <int K, bool kBf16>
-__device__ void store_states(const JobView& jv, int hv, int j, Lane ln,
-                             Pair (&s)[Recur<K>::kRows]) {
+// f(row) for each pool row that takes the state after sequence token j: the pending replay's
+// commit (after the last pending token), the window mode's SSM row of new token j, the
+// full-state writes. The only enumeration of them, for the stores and the chunk's store mask.
+template <class F>
+__device__ __forceinline__ void for_each_state_row(const JobView& jv, int j, F&& f) {
   const SeqJob& job = jv.job;
   const int jn = j - job.pending_count;  // -1: the last pending token
-  if constexpr (kBf16) {
-    if (j < 32 && ((job.round_after >> j) & 1u) != 0) {
-#pragma unroll
-      for (int r = 0; r < Recur<K>::kRows; ++r) {
-        const uint32_t w = bf16_pair(s[r]);
-        s[r] = {{bf16_lo(w), bf16_hi(w)}};
-      }
-    }
-  }
   if (jn < -1) return;
   for (int d = -2; d < job.write_count; ++d) {
     int32_t row = kNoRow;
@@ -568,12 +607,56 @@ __device__ void store_states(const JobView& jv, int hv, int j, Lane ln,
       const SeqWrite wr = jv.L.writes[job.first_write + d];
       if (wr.after_tokens == jn + 1) row = wr.row;
     }
-    if (row != kNoRow) store_rows<K>(pool_head<K, kBf16>(jv, row, hv), ln, s);
+    if (row != kNoRow) f(row);
   }
-  if (job.to_carry && j == jv.total_tokens() - 1) store_rows<K>(jv.carry_ssm_head(hv), ln, s);
 }
 
-template <int K, bool kBf16, bool kTree>
+__device__ __forceinline__ bool rounds_after(const SeqJob& job, int j) {
+  return j < 32 && ((job.round_after >> j) & 1u) != 0;
+}
+__device__ __forceinline__ bool to_carry_after(const JobView& jv, int j) {
+  return jv.job.to_carry && j == jv.total_tokens() - 1;
+}
+
+// The states the job asks for after sequence token j, stored from the thread's registers: the
+// rows of for_each_state_row (the pending commit after rounding the state to the pool dtype,
+// which is what the tokens after it continue from) and the carry. One store site for all pool
+// rows keeps the unrolled stores (and their registers) in one place.
+template <int K, bool kBf16>
+__device__ void store_states(const JobView& jv, int hv, int j, Lane ln,
+                             Pair (&s)[Recur<K>::kRows]) {
+  if constexpr (kBf16) {
+    if (rounds_after(jv.job, j)) {
+#pragma unroll
+      for (int r = 0; r < Recur<K>::kRows; ++r) {
+        const uint32_t w = bf16_pair(s[r]);
+        s[r] = {{bf16_lo(w), bf16_hi(w)}};
+      }
+    }
+  }
+  for_each_state_row(jv, j,
+                     [&](int32_t row) { store_rows<K>(pool_head<K, kBf16>(jv, row, hv), ln, s); });
+  if (to_carry_after(jv, j)) store_rows<K>(jv.carry_ssm_head(hv), ln, s);
+}
+
+// The chunk's store mask: bit jl set where store_states acts after step c0 + jl (lane jl of
+// warp 0 decides), so that the tokens after which nothing is stored, most of a verify's, skip
+// the search. It lives in shared memory, as the token loop runs at the register cap.
+template <bool kBf16, bool kTree>
+__device__ void chunk_store_mask(const JobView& jv, int c0, int n, uint32_t& mask) {
+  if (threadIdx.x >= 32) return;
+  const int lane = int(threadIdx.x), j = step_token<kTree>(jv, c0 + lane);
+  bool stores = false;
+  if (lane < n) {
+    stores = (kBf16 && rounds_after(jv.job, j)) || to_carry_after(jv, j);
+    for_each_state_row(jv, j, [&](int32_t) { stores = true; });
+  }
+  const uint32_t bits = __ballot_sync(0xFFFFFFFFu, stores);
+  if (lane == 0) mask = bits;
+}
+
+// kMask: the launch's jobs store sparsely (kernels.h); the chunk's store mask skips the search.
+template <int K, bool kBf16, bool kTree, bool kMask>
 __global__ void __launch_bounds__(Recur<K>::kThreads, K == 128 ? 2 : 8)
     recur_kernel(const __grid_constant__ DevicePool p, const __grid_constant__ SequenceLaunch L) {
   using R = Recur<K>;
@@ -586,6 +669,13 @@ __global__ void __launch_bounds__(Recur<K>::kThreads, K == 128 ? 2 : 8)
       store_output(jv, hv, jn, ln.col0, Pair{});
   }
   if (!job_runs(p, job)) return;
+
+  extern __shared__ float4 recur_raw[];
+  float* tok = reinterpret_cast<float*>(recur_raw);    // [kRecurChunk, kTokenFloats] fp32
+  float* red_m = tok + kRecurChunk * R::kTokenFloats;  // [2, kChains, K] fp32
+  float* red_o = red_m + 2 * R::kRedFloats;            // [kRecurChunk, kChains, K] fp32
+  uint32_t& chunk_stores = *reinterpret_cast<uint32_t*>(red_o + kRecurChunk * R::kRedFloats);
+  const int steps = jv.template steps<kTree>();
 
   Pair s[R::kRows];  // the thread's rows of its two columns, fp32
   if (job.from_carry) {
@@ -600,12 +690,8 @@ __global__ void __launch_bounds__(Recur<K>::kThreads, K == 128 ? 2 : 8)
   // Launched dependent on the prep grid (programmatic dependent launch): the state loads above
   // overlap the end of prep; its writes are visible after this wait. Nothing before the wait
   // touches what prep writes (conv windows, payload, step scratch).
+  const int h = hv / (p.HV / p.H);
   asm volatile("griddepcontrol.wait;" ::: "memory");
-  extern __shared__ float4 recur_raw[];
-  float* tok = reinterpret_cast<float*>(recur_raw);    // [kRecurChunk, kTokenFloats] fp32
-  float* red_m = tok + kRecurChunk * R::kTokenFloats;  // [2, kChains, K] fp32
-  float* red_o = red_m + 2 * R::kRedFloats;            // [kRecurChunk, kChains, K] fp32
-  const int h = hv / (p.HV / p.H), steps = jv.template steps<kTree>();
   const int stored = jv.stored_tokens();  // a prefix: the red_m alternation below holds
   // A tree's restarts (backends/sequence_job.h) reload the base state, which each thread keeps
   // for its own rows in the job's carry: written and read by the same thread, no barrier.
@@ -614,6 +700,8 @@ __global__ void __launch_bounds__(Recur<K>::kThreads, K == 128 ? 2 : 8)
   for (int c0 = 0; c0 < steps; c0 += kRecurChunk) {
     const int n = min(kRecurChunk, steps - c0);
     recur_stage<K, kTree>(jv, h, hv, c0, n, tok);
+    if constexpr (kMask) chunk_store_mask<kBf16, kTree>(jv, c0, n, chunk_stores);
+    copy_async_wait();
     __syncthreads();
     for (int jl = 0; jl < n; ++jl) {
       const uint32_t step = jv.template step<kTree>(c0 + jl);
@@ -644,7 +732,7 @@ __global__ void __launch_bounds__(Recur<K>::kThreads, K == 128 ? 2 : 8)
           d[1] = delta.v[1];
         }
       }
-      store_states<K, kBf16>(jv, hv, j, ln, s);
+      if (!kMask || ((chunk_stores >> jl) & 1u)) store_states<K, kBf16>(jv, hv, j, ln, s);
       if constexpr (kTree) {
         if (base && j == job.pending_count - 1) store_rows<K>(base, ln, s);
       }
@@ -679,7 +767,7 @@ void allow_shared_memory() {
   (void)once;
 }
 
-template <int K, bool kBf16, bool kTree>
+template <int K, bool kBf16, bool kTree, bool kMask>
 void launch_recur(const DevicePool& p, const SequenceLaunch& L, cudaStream_t stream) {
   cudaLaunchAttribute dependent;
   dependent.id = cudaLaunchAttributeProgrammaticStreamSerialization;
@@ -687,16 +775,20 @@ void launch_recur(const DevicePool& p, const SequenceLaunch& L, cudaStream_t str
   cudaLaunchConfig_t config = {};
   config.gridDim = dim3(p.HV, p.layers, L.job_count);
   config.blockDim = dim3(Recur<K>::kThreads);
-  const size_t smem = (size_t(kRecurChunk) * (Recur<K>::kTokenFloats + Recur<K>::kRedFloats) +
-                       2 * Recur<K>::kRedFloats) *
-                      sizeof(float);
-  allow_shared_memory<recur_kernel<K, kBf16, kTree>>();
+  const size_t smem = Recur<K>::kSharedFloats * sizeof(float);
+  allow_shared_memory<recur_kernel<K, kBf16, kTree, kMask>>();
   config.dynamicSmemBytes = smem;
   config.stream = stream;
   config.attrs = &dependent;
   config.numAttrs = 1;
-  CUDA_CHECK(cudaLaunchKernelEx(&config, recur_kernel<K, kBf16, kTree>, p, L));
+  CUDA_CHECK(cudaLaunchKernelEx(&config, recur_kernel<K, kBf16, kTree, kMask>, p, L));
   CUDA_CHECK_LAUNCH();
+}
+
+template <int K, bool kTree, bool kMask>
+void launch_recur_dtype(const DevicePool& p, const SequenceLaunch& L, cudaStream_t stream) {
+  if (p.ssm_bf16) return launch_recur<K, true, kTree, kMask>(p, L, stream);
+  launch_recur<K, false, kTree, kMask>(p, L, stream);
 }
 
 PrepLayout prep_layout(int K, int ratio, int tokens) {
@@ -717,11 +809,10 @@ void launch_step_k(const DevicePool& p, const SequenceLaunch& L, cudaStream_t st
   allow_shared_memory<prep_kernel<K, kTree>>();
   prep_kernel<K, kTree><<<dim3(p.H, p.layers, L.job_count), kPrepThreads, smem, stream>>>(p, L, lay);
   CUDA_CHECK_LAUNCH();
-  if (p.ssm_bf16) {
-    launch_recur<K, true, kTree>(p, L, stream);
-  } else {
-    launch_recur<K, false, kTree>(p, L, stream);
+  if constexpr (!kTree) {  // trees store after every node: their launches run without the mask
+    if (L.sparse_stores) return launch_recur_dtype<K, false, true>(p, L, stream);
   }
+  launch_recur_dtype<K, kTree, false>(p, L, stream);
 }
 
 }  // namespace
