@@ -1,7 +1,10 @@
 #include "backends/state_diff.h"
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 
 namespace specstate {
 namespace {
@@ -11,6 +14,11 @@ ElementDiff size_difference(const char* tensor, size_t a, size_t b) {
   d.tensor = tensor;
   d.index = "[sizes differ: " + std::to_string(a) + " vs " + std::to_string(b) + " elements]";
   return d;
+}
+
+double difference(const ElementValue& a, const ElementValue& b) {
+  const double d = std::fabs(a.value() - b.value());
+  return d == d ? d : std::numeric_limits<double>::infinity();  // NaN on either side
 }
 
 }  // namespace
@@ -78,6 +86,39 @@ std::vector<ElementDiff> diff_states(const RowBytes& a, const RowBytes& b, const
                    e});
   }
   return out;
+}
+
+DiffMap diff_map(const RowBytes& a, const RowBytes& b, const PoolShape& shape) {
+  DiffMap map;
+  const ModelGeometry& g = shape.geometry;
+  if (a.conv.size() != b.conv.size() || a.ssm.size() != b.ssm.size()) return map;
+  map.heads = g.num_v_heads;
+  for (int32_t l = 0; l < g.layers; ++l)
+    map.layer_ids.push_back(g.layer_id(l));
+  map.conv_max.assign(size_t(g.layers), 0.0);
+  map.conv_count.assign(size_t(g.layers), 0);
+  map.ssm_max.assign(size_t(g.layers) * size_t(g.num_v_heads), 0.0);
+  map.ssm_count.assign(map.ssm_max.size(), 0);
+  const size_t per_layer_conv = a.conv.size() / size_t(g.layers);
+  for (size_t i = 0; i < a.conv.size(); ++i) {
+    if (a.conv[i] == b.conv[i]) continue;
+    const size_t l = i / per_layer_conv;
+    map.conv_max[l] = std::max(map.conv_max[l], difference({a.conv[i], 2}, {b.conv[i], 2}));
+    ++map.conv_count[l];
+  }
+  const int es = ssm_element_bytes(shape.ssm_dtype);
+  const int64_t per_head = int64_t{g.head_k_dim} * g.head_v_dim;
+  const int64_t elements = int64_t(a.ssm.size()) / es;
+  for (int64_t e = 0; e < elements; ++e) {
+    uint32_t va = 0, vb = 0;
+    std::memcpy(&va, a.ssm.data() + e * es, es);
+    std::memcpy(&vb, b.ssm.data() + e * es, es);
+    if (va == vb) continue;
+    const size_t cell = size_t(e / per_head);  // layer * heads + head
+    map.ssm_max[cell] = std::max(map.ssm_max[cell], difference({va, es}, {vb, es}));
+    ++map.ssm_count[cell];
+  }
+  return map;
 }
 
 std::vector<ElementDiff> diff_outputs(const VerifyOutputs& a, const VerifyOutputs& b,

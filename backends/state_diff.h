@@ -34,6 +34,21 @@ struct ElementDiff {
 std::vector<ElementDiff> diff_states(const RowBytes& a, const RowBytes& b, const PoolShape& shape,
                                      size_t max);
 
+// Where two states differ, for a picture (the HTML report's heat map): per layer of the state
+// and SSM value head, the largest |a - b| and the number of differing elements; the conv window
+// per layer. A NaN against a number counts as an infinite difference.
+struct DiffMap {
+  std::vector<int32_t> layer_ids;  // the model's layer index of each layer of the state
+  int32_t heads = 0;               // SSM value heads per layer
+  std::vector<double> ssm_max;     // [layer * heads + head]
+  std::vector<int64_t> ssm_count;
+  std::vector<double> conv_max;  // [layer]
+  std::vector<int64_t> conv_count;
+};
+
+// Empty vectors for states whose sizes differ.
+DiffMap diff_map(const RowBytes& a, const RowBytes& b, const PoolShape& shape);
+
 // The first `max` differing per-token outputs ([task, token, layer, head, v]).
 std::vector<ElementDiff> diff_outputs(const VerifyOutputs& a, const VerifyOutputs& b,
                                       const ModelGeometry& g, size_t max);

@@ -26,8 +26,10 @@ namespace {
 
 constexpr size_t kMaxElementDiffs = 4;
 
-std::vector<ElementDiff> diff_states(const RowBytes& a, const RowBytes& b, const PoolShape& shape) {
-  return specstate::diff_states(a, b, shape, kMaxElementDiffs);
+// The first elements where two states differ, and the map of where they do.
+void set_difference(Divergence& d, const RowBytes& a, const RowBytes& b, const PoolShape& shape) {
+  d.elements = diff_states(a, b, shape, kMaxElementDiffs);
+  d.map = diff_map(a, b, shape);
 }
 
 std::string describe(const trace::Event& event) {
@@ -182,7 +184,8 @@ class Replayer {
   }
 
   // One lane's share of an event: its plan, the ownership check, the run.
-  LaneOutcome run_lane(Lane& lane, std::vector<int32_t>& written, const trace::Line& line) {
+  LaneOutcome run_lane(size_t lane_index, std::vector<int32_t>& written, const trace::Line& line) {
+    Lane& lane = *lanes_[lane_index];
     LaneOutcome out;
     try {
       LanePlan planned;
@@ -192,6 +195,7 @@ class Replayer {
         out.input_error = e.what();
         return out;
       }
+      if (options_.observe) options_.observe(lane_index, line, lane, planned.plan);
       if ((out.ownership = planned.ownership)) return out;
       written = rows_written(planned.plan);
       try {
@@ -215,7 +219,7 @@ class Replayer {
   void step(const trace::Line& line) {
     std::vector<LaneOutcome> outcomes(lanes_.size());
     tbb::parallel_for(size_t{0}, lanes_.size(),
-                      [&](size_t i) { outcomes[i] = run_lane(*lanes_[i], written_[i], line); });
+                      [&](size_t i) { outcomes[i] = run_lane(i, written_[i], line); });
     // Outcomes in lane order, so that the report does not depend on which thread ran what.
     for (size_t i = 0; i < lanes_.size(); ++i) {
       const LaneOutcome& o = outcomes[i];
@@ -345,8 +349,8 @@ class Replayer {
     }
     d.row_a = ref.ssm_row;
     d.row_b = loc.ssm_row;
-    d.elements = diff_states(lanes_[0]->backend().read_state(ref),
-                             lanes_[i]->backend().read_state(loc), lanes_[0]->layout().shape);
+    set_difference(d, lanes_[0]->backend().read_state(ref), lanes_[i]->backend().read_state(loc),
+                   lanes_[0]->layout().shape);
   }
 
   bool compare_snapshots(const trace::Event& event) {
@@ -419,8 +423,8 @@ class Replayer {
       d.row_a = saved_row(ref, request);
       d.row_b = saved_row(lane, request);
       if (ref_saved && lane_saved) {
-        d.elements = diff_states(ref.swap().saved.at(request), lane.swap().saved.at(request),
-                                 ref.layout().shape);
+        set_difference(d, ref.swap().saved.at(request), lane.swap().saved.at(request),
+                       ref.layout().shape);
       }
       return true;
     }
@@ -470,8 +474,8 @@ class Replayer {
           if (da[k] == db[k]) continue;
           Divergence& d = diverge("physical row", a.spec().name(), b.spec().name());
           d.row_a = d.row_b = rows[k];
-          d.elements = diff_states(a.backend().read_row(rows[k]), b.backend().read_row(rows[k]),
-                                   a.layout().shape);
+          set_difference(d, a.backend().read_row(rows[k]), b.backend().read_row(rows[k]),
+                         a.layout().shape);
           return;
         }
       }

@@ -60,6 +60,11 @@ struct SimOptions {
   std::vector<StoredRows> storage;
   // Called after each event.
   std::function<void(const Progress&)> progress;
+  // Called with each lane's plan of an event once the lane planned it (before it runs; an
+  // ownership divergence stops the replay before), from the thread that runs the lane: the lanes
+  // of an event run concurrently, each calls with its own index (sim/report.h records here).
+  std::function<void(size_t lane, const trace::Line& line, const Lane& state, const Plan& plan)>
+      observe;
   // Called after a lane ran an event's plan, before the comparison (tests corrupt lanes here).
   std::function<void(size_t lane, const trace::Line& line, StateBackend& backend)> after_event;
 };
@@ -72,6 +77,7 @@ struct Divergence {
   std::optional<uint64_t> request;  // the request it concerns, when there is one
   int32_t row_a = kNoRow, row_b = kNoRow;
   std::vector<ElementDiff> elements;  // first few
+  std::optional<DiffMap> map;         // a state divergence: where the two states differ
   std::string message() const;        // the multi-line human report
   // The same, located as \"FILE:LINE: event\" on its first line (compiler style).
   std::string report(const std::string& file) const;

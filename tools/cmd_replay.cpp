@@ -9,11 +9,13 @@
 #include "backends/registry.h"
 #include "core/errors.h"
 #include "core/geometry.h"
+#include "core/io/output_file.h"
 #include "core/strategy/fault.h"
 #include "core/strategy/host_scheduler.h"
 #include "core/trace/format.h"
 #include "core/trace/validate.h"
 #include "sim/dump.h"
+#include "sim/report.h"
 #include "sim/simulator.h"
 #include "sim/storage.h"
 #include "tools/byte_text.h"
@@ -36,6 +38,9 @@ struct ReplayArgs {
   bool no_ownership = false;
   RingParams ring;
   std::string dump_dir;  // --dump-on-divergence
+  std::string html;      // --html, or report's -o
+  size_t html_window = sim::ReportRecorder::kDefaultWindow;
+  bool report_only = false;  // `specstate report`: the page is the result
 };
 
 void print_injection(const std::vector<sim::LaneSpec>& lanes) {
@@ -216,7 +221,7 @@ int run_replay(const ReplayArgs& args, const ThreadPool& pool) {
   }
 
   const trace::Header& h = trace.header;
-  if (!args.json) {
+  if (!args.json && !args.report_only) {
     std::printf("replaying %s: %s TP%d, SSM %s, T=%d, %d pool rows, %d request rows, %zu events\n",
                 args.file.c_str(), h.model_name().c_str(), h.tp,
                 std::string(to_string(h.ssm_dtype)).c_str(), h.tokens_per_verify(), h.pool_rows,
@@ -230,7 +235,26 @@ int run_replay(const ReplayArgs& args, const ThreadPool& pool) {
                   "counts reach the host (lanes @overlap)\n");
     if (!args.lanes.inject.empty()) print_injection(options.lanes);
   }
+  std::optional<sim::ReportRecorder> recorder;
+  std::optional<io::OutputFile> page;  // opened first: a target it cannot write fails now
+  if (!args.html.empty()) {
+    page.emplace(args.html, (args.report_only ? "-o " : "--html ") + args.html);
+    recorder.emplace(options.lanes.size(), args.html_window);
+    options.observe = [&recorder](size_t lane, const trace::Line& line, const sim::Lane& state,
+                                  const Plan& plan) { recorder->observe(lane, line, state, plan); };
+  }
   const sim::ReplayReport report = sim::replay(trace, options);
+  if (page) {
+    page->stream() << sim::render_report(trace, report, options.lanes, *recorder);
+    page->commit();
+  }
+  if (args.report_only) {
+    const std::string verdict =
+        report.agree ? "AGREE" : "DIVERGENCE at line " + std::to_string(report.divergence->line);
+    std::printf("%s: %s, %zu lanes, %zu events; wrote %s\n", args.file.c_str(), verdict.c_str(),
+                report.lanes.size(), report.events, args.html.c_str());
+    return 0;
+  }
   std::vector<LaneDump> dumps;
   const bool dump = !report.agree && !args.dump_dir.empty();
   if (dump) dumps = dump_divergence(trace, *report.divergence, args, options);
@@ -272,6 +296,42 @@ int run_replay(const ReplayArgs& args, const ThreadPool& pool) {
   return report.agree ? 0 : 1;
 }
 
+// The options `replay` and `report` share: the trace, its lanes, what is compared.
+void add_run_options(CLI::App* cmd, ReplayArgs& args) {
+  cmd->add_option("FILE", args.file, "Trace file (JSON Lines, docs/trace-format.md), - for stdin")
+      ->required();
+  cmd->add_option("--backend", args.lanes.backends, "cpu, cuda, or cpu,cuda (default cpu)");
+  cmd->add_option("--strategy", args.lanes.strategies,
+                  "scatter, inline, window, replay, deferred, ring, a comma list, or all (default "
+                  "all)");
+  cmd->add_option("--schedule", args.lanes.schedule,
+                  "How each lane's host schedules: sync, overlap (every step prepared before the "
+                  "previous step's accepted counts reach the host, docs/strategies.md), both, or "
+                  "trace (default: both for a trace whose header says overlap, else sync)");
+  cmd->add_option("--compare", args.compare,
+                  "every-event (default) or checks: when to compare states");
+  cmd->add_flag("--no-ownership", args.no_ownership, "Do not check which rows each task writes");
+  cmd->add_option("--layers", args.layers,
+                  "Replay only these GDN layers: a list and ranges such as 0,17,35 or 0-3 "
+                  "(default all); each layer's bytes are those of a full replay");
+  add_threads_option(cmd, args.threads);
+  add_ring_options(cmd, args.ring);
+  std::string faults;
+  for (const FaultInfo& f : all_faults())
+    faults += "\n  " + std::string(f.name) + ": " + std::string(f.bug);
+  cmd->add_option("--inject", args.lanes.inject,
+                  "Inject a known protocol bug into every lane whose strategy it concerns (a clean "
+                  "reference lane is kept); docs/failure-classes.md. One of:" +
+                      faults);
+}
+
+Command run_command(CLI::App* cmd, const std::shared_ptr<ReplayArgs>& args) {
+  return {cmd, [args] {
+            ThreadPool pool(args->threads);
+            return pool.run([&] { return run_replay(*args, pool); });
+          }};
+}
+
 }  // namespace
 
 Command add_replay(CLI::App& parent) {
@@ -284,24 +344,9 @@ Command add_replay(CLI::App& parent) {
       "between backends running the same strategy. Exit 0 when all lanes agree, 1 at the first\n"
       "divergence (with a report naming the trace line, request, row, layer and elements),\n"
       "2 for input errors.");
-  cmd->add_option("FILE", args->file, "Trace file (JSON Lines, docs/trace-format.md), - for stdin")
-      ->required();
-  cmd->add_option("--backend", args->lanes.backends, "cpu, cuda, or cpu,cuda (default cpu)");
-  cmd->add_option("--strategy", args->lanes.strategies,
-                  "scatter, inline, window, replay, deferred, ring, a comma list, or all (default "
-                  "all)");
-  cmd->add_option("--schedule", args->lanes.schedule,
-                  "How each lane's host schedules: sync, overlap (every step prepared before the "
-                  "previous step's accepted counts reach the host, docs/strategies.md), both, or "
-                  "trace (default: both for a trace whose header says overlap, else sync)");
-  cmd->add_option("--compare", args->compare,
-                  "every-event (default) or checks: when to compare states");
+  add_run_options(cmd, *args);
   cmd->add_flag("--json", args->json,
                 "Write a machine-readable report (lanes, events, digests, timings) to stdout");
-  cmd->add_flag("--no-ownership", args->no_ownership, "Do not check which rows each task writes");
-  cmd->add_option("--layers", args->layers,
-                  "Replay only these GDN layers: a list and ranges such as 0,17,35 or 0-3 "
-                  "(default all); each layer's bytes are those of a full replay");
   cmd->add_option(
       "--dump-on-divergence", args->dump_dir,
       "At a divergence, dump the diverging request from each lane the divergence names into\n"
@@ -309,19 +354,30 @@ Command add_replay(CLI::App& parent) {
       "but following what the lane holds (a faulty lane's dump shows its fault), up to the\n"
       "diverging event; then `specstate compare DIR/LANE_A DIR/LANE_B` names the first token\n"
       "where they differ and what the second holds there (docs/interop.md)");
-  add_threads_option(cmd, args->threads);
-  add_ring_options(cmd, args->ring);
-  std::string faults;
-  for (const FaultInfo& f : all_faults())
-    faults += "\n  " + std::string(f.name) + ": " + std::string(f.bug);
-  cmd->add_option("--inject", args->lanes.inject,
-                  "Inject a known protocol bug into every lane whose strategy it concerns (a clean "
-                  "reference lane is kept); docs/failure-classes.md. One of:" +
-                      faults);
-  return {cmd, [args] {
-            ThreadPool pool(args->threads);
-            return pool.run([&] { return run_replay(*args, pool); });
-          }};
+  cmd->add_option("--html", args->html,
+                  "Also draw the replay into this HTML page, as `specstate report` does "
+                  "(docs/report.md)");
+  return run_command(cmd, args);
+}
+
+Command add_report(CLI::App& parent) {
+  auto args = std::make_shared<ReplayArgs>();
+  args->report_only = true;
+  CLI::App* cmd = parent.add_subcommand(
+      "report",
+      "Replay a trace as `replay` does and draw it into one self-contained HTML page\n"
+      "(docs/report.md): per lane the pool rows and payload slots over the events, whose live\n"
+      "state each holds and what each event read and wrote; the first divergence marked on\n"
+      "every lane, with the elements and a map of where the states differ; the trace's\n"
+      "summary. Exit 0 when the page is written, whether the lanes agree or not; 2 for input\n"
+      "errors.");
+  add_run_options(cmd, *args);
+  cmd->add_option("-o,--output", args->html, "The HTML file to write")->required();
+  cmd->add_option("--window", args->html_window,
+                  "Events drawn in detail, the last ones replayed (default 300); the page's "
+                  "overview covers every event")
+      ->check(CLI::Range(size_t{1}, size_t{100000}));
+  return run_command(cmd, args);
 }
 
 }  // namespace specstate::cli

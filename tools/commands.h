@@ -17,6 +17,7 @@ Command add_demo(CLI::App& parent);
 Command add_generate(CLI::App& parent);
 Command add_validate(CLI::App& parent);
 Command add_replay(CLI::App& parent);
+Command add_report(CLI::App& parent);  // in cmd_replay.cpp: a replay drawn into HTML
 Command add_footprint(CLI::App& parent);
 Command add_dump(CLI::App& parent);
 Command add_compare(CLI::App& parent);

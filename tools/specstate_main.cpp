@@ -71,7 +71,7 @@ int run(int argc, char** argv) {
       specstate::cli::add_validate(app),  specstate::cli::add_replay(app),
       specstate::cli::add_footprint(app), specstate::cli::add_dump(app),
       specstate::cli::add_compare(app),   specstate::cli::add_presets(app),
-      specstate::cli::add_minimize(app),
+      specstate::cli::add_minimize(app),  specstate::cli::add_report(app),
   };
   std::string help_topic;
   CLI::App* help = app.add_subcommand("help", "Show the help of specstate or of one command");

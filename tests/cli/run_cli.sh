@@ -404,6 +404,38 @@ PY
         mkdir empty
         expect 1 '^  empty/cpu-scatter: 12 tokens' -- \
           "$bin" replay "$scenario" --inject ring-stale-accepted --dump-on-divergence empty ;;
+  report)  # specstate report and replay --html: the page, the verdict, refusals before the replay
+        scenario="$source/tests/scenarios/ring-stale-accepted.jsonl"
+        expect 0 "^$scenario: DIVERGENCE at line 10, 6 lanes, [0-9]+ events; wrote r\.html$" -- \
+          "$bin" report "$scenario" --inject ring-stale-accepted -o r.html
+        expect 0 "^$scenario: AGREE, 6 lanes, [0-9]+ events; wrote a\.html$" -- \
+          "$bin" report "$scenario" -o a.html
+        expect 1 "^DIVERGENCE at $scenario:10: verify" -- \
+          "$bin" replay "$scenario" --inject ring-stale-accepted --html h.html
+        "$bin" generate --preset tiny --requests 8 --steps 200 --seed 4 -o long.jsonl > /dev/null
+        expect 0 "AGREE, 6 lanes, [0-9]+ events; wrote w\.html$" -- \
+          "$bin" report long.jsonl --window 50 -o w.html
+        "$python" - r.html a.html h.html w.html <<'PY'
+import re, sys
+r, a, h, w = (open(f).read() for f in sys.argv[1:])
+for page in (r, a, h, w):
+    assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
+    assert "http://" not in page.replace('http://www.w3.org', '') and "https://" not in page
+    assert page.count('<svg class="timeline"') == 6
+assert r.count('class="divergence-marker') == 6 and 'id="heat-map"' in r
+assert h.count('class="divergence-marker') == 6
+assert 'class="divergence-marker' not in a and "AGREE" in a
+m = re.search(r"The last (\d+) of the (\d+) events", w)
+assert m and m.group(1) == "50" and int(m.group(2)) > 50, m
+PY
+        # Refused before the replay runs, nothing written.
+        mkdir dir
+        expect 2 '^-o dir: is a directory$' -- "$bin" report "$scenario" -o dir
+        expect 2 '^-o missing/r\.html: cannot create' -- "$bin" report "$scenario" -o missing/r.html
+        printf '{"bad": 1}\n' > bad.jsonl
+        expect 2 '^bad\.jsonl:1: ' -- "$bin" report bad.jsonl -o bad.html
+        expect 2 'window: Value 0 not in range' -- "$bin" report "$scenario" --window 0 -o z.html
+        test ! -e bad.html && test ! -e z.html && [ -z "$(ls -A dir)" ] ;;
   *) echo "unknown case $case_name"; exit 1 ;;
 esac
 echo "cli $case_name: passed"
