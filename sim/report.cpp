@@ -89,9 +89,37 @@ int column_width(size_t events) {
   return std::clamp(int(1100 / std::max<size_t>(events, 1)), 4, 28);
 }
 
+// A colour for each kind of access (`what`) drawn on the page, the same in every lane.
+using Palette = std::map<std::string, std::string>;
+
+Palette access_palette(const ReportRecorder& recorder) {
+  static constexpr const char* kColours[] = {"#222222", "#0072B2", "#D55E00", "#009E73", "#CC79A7",
+                                             "#E69F00", "#56B4E9", "#8c564b", "#7f7f7f", "#bcbd22"};
+  Palette palette;
+  for (const ReportRecorder::LaneRecord& lane : recorder.lanes()) {
+    for (const ReportRecorder::Event& e : lane.window)
+      for (const auto& a : e.accesses)
+        palette.emplace(a.what, "");
+  }
+  size_t k = 0;
+  for (auto& [what, colour] : palette)
+    colour = kColours[k++ % std::size(kColours)];
+  return palette;
+}
+
+void legend(std::ostream& os, const Palette& palette) {
+  os << "<p id=\"legend\">";
+  for (const auto& [what, colour] : palette) {
+    os << "<span class=\"key\"><svg width=\"10\" height=\"10\"><rect width=\"10\" "
+          "height=\"10\" fill=\""
+       << colour << "\"/></svg> " << escape(what) << "</span>";
+  }
+  os << "</p>\n";
+}
+
 // One lane's timeline: ownership bars, accesses, the divergence marker.
 void lane_svg(std::ostream& os, const ReportRecorder::LaneRecord& lane, const std::string& name,
-              const std::optional<Divergence>& d) {
+              const std::optional<Divergence>& d, const Palette& palette) {
   const std::vector<Track> tracks = tracks_of(lane);
   const size_t n = lane.window.size();
   const int cw = column_width(n);
@@ -161,19 +189,23 @@ void lane_svg(std::ostream& os, const ReportRecorder::LaneRecord& lane, const st
       if (!open.count(t)) open[t] = {request, i};
     }
   }
-  // Accesses: a filled square for a write, an open one for a read (one path each: a window of
-  // a large batch holds some 10^5 of them).
-  std::ostringstream writes, reads;
+  // Accesses: a filled square for a write, an open one for a read, coloured by what the task
+  // does with the row (`what` of core/task_access.h); one path per kind and colour, as a window
+  // of a large batch holds some 10^5 of them.
+  std::map<std::pair<std::string, bool>, std::ostringstream> marks;  // (what, write) -> path
   const int s = std::max(2, std::min(cw, kRowHeight) - 4);
   for (size_t i = 0; i < n; ++i) {
     for (const auto& a : lane.window[i].accesses) {
       const int x = x_of(i) + (cw - s) / 2, y = y_of({a.slot, a.index}) + (kRowHeight - s) / 2;
-      (a.write ? writes : reads) << 'M' << x << ' ' << y << "h" << s << "v" << s << "h-" << s
-                                 << 'z';
+      marks[{a.what, a.write}] << 'M' << x << ' ' << y << "h" << s << "v" << s << "h-" << s << 'z';
     }
   }
-  os << "<path class=\"write\" d=\"" << writes.str() << "\"/>\n<path class=\"read\" d=\""
-     << reads.str() << "\"/>\n";
+  for (const auto& [key, path] : marks) {
+    const std::string& colour = palette.at(key.first);
+    os << "<path class=\"" << (key.second ? "write" : "read") << "\" data-what=\""
+       << escape(key.first) << "\" " << (key.second ? "fill" : "stroke") << "=\"" << colour
+       << "\" d=\"" << path.str() << "\"/>\n";
+  }
   // Event columns: hovering one shows its trace line (the page's script, from #lines).
   for (size_t i = 0; i < n; ++i) {
     const trace::Line& l = *lane.window[i].line;
@@ -336,7 +368,7 @@ table { border-collapse: collapse; } td, th { border: 1px solid #ccc; padding: 2
 .row { display: flex; gap: 24px; } figure { margin: 0; } figcaption { font-size: 12px; }
 svg text { font: 10px monospace; fill: #333; }
 .lane h3 { margin: 14px 0 2px; } .lane.named h3 { color: #b00020; }
-.grid { stroke: #eee; } .own { opacity: 0.35; } .write { fill: #222; } .read { fill: none; stroke: #222; stroke-width: 0.8; }
+.grid { stroke: #eee; } .own { opacity: 0.35; } .read { fill: none; stroke-width: 0.8; } .key { margin-right: 14px; white-space: nowrap; }
 .event { fill: transparent; } .event:hover, .event.hover { fill: rgba(0,0,255,0.08); }
 .divergence-marker { stroke: #b00020; stroke-width: 2; } .bad-row { fill: none; stroke: #b00020; }
 .track.bad { fill: #b00020; font-weight: bold; } .bar { fill: #4a6fa5; }
@@ -430,15 +462,18 @@ std::string render_report(const trace::Trace& trace, const ReplayReport& report,
     os << "All " << shown << " events replayed.";
   }
   os << " A bar: the row (or payload slot) holds the live state of the request of its colour. "
-        "A square: the event wrote the row; a ring: it read it. Hover an event for its line."
+        "A filled square: the event wrote the row, an open one: it read it, coloured by what for "
+        "(the key). Hover an event for its line."
      << (report.divergence ? " The red line is the first divergence." : "") << "</p>\n";
+  const Palette palette = access_palette(recorder);
+  legend(os, palette);
   os << "<div id=\"line-info\"></div>\n";
   for (size_t i = 0; i < lanes.size(); ++i) {
     const std::string name = report.lanes[i].name;
     const bool named = report.divergence &&
                        (report.divergence->lane_a == name || report.divergence->lane_b == name);
     os << "<div class=\"lane" << (named ? " named" : "") << "\"><h3>" << escape(name) << "</h3>\n";
-    lane_svg(os, recorder.lanes()[i], name, report.divergence);
+    lane_svg(os, recorder.lanes()[i], name, report.divergence, palette);
     os << "</div>\n";
   }
   os << "</section>\n";
