@@ -339,7 +339,7 @@ void summary_section(std::ostream& os, const trace::Trace& trace, const ReplayRe
   os << "</div>\n";
   // Live requests over the whole replay, per lane: the overview of what the window leaves out.
   os << "<h3>Requests with a live state, every event replayed</h3>\n";
-  const int w = 900, h = 40;
+  const int w = 700, h = 40;
   for (size_t i = 0; i < recorder.lanes().size(); ++i) {
     const std::vector<int32_t>& counts = recorder.lanes()[i].live_requests;
     int32_t top = 1;
@@ -366,13 +366,13 @@ h1 { font-size: 18px; } h2 { font-size: 16px; margin: 12px 0 4px; } h3 { font-si
 pre { background: #f6f6f6; padding: 8px; overflow-x: auto; }
 table { border-collapse: collapse; } td, th { border: 1px solid #ccc; padding: 2px 6px; }
 .row { display: flex; gap: 24px; } figure { margin: 0; } figcaption { font-size: 12px; }
-svg text { font: 10px monospace; fill: #333; }
+.timeline text, #heat-map text, figure svg text { font: 10px monospace; fill: #333; }
 .lane h3 { margin: 14px 0 2px; } .lane.named h3 { color: #b00020; }
 .grid { stroke: #eee; } .own { opacity: 0.35; } .read { fill: none; stroke-width: 0.8; } .key { margin-right: 14px; white-space: nowrap; }
 .event { fill: transparent; } .event:hover, .event.hover { fill: rgba(0,0,255,0.08); }
 .divergence-marker { stroke: #b00020; stroke-width: 2; } .bad-row { fill: none; stroke: #b00020; }
 .track.bad { fill: #b00020; font-weight: bold; } .bar { fill: #4a6fa5; }
-.overview polyline { fill: none; stroke: #4a6fa5; } .spark span { display: inline-block; width: 260px; }
+.overview polyline { fill: none; stroke: #4a6fa5; } .spark { display: flex; align-items: center; } .spark span { width: 240px; flex: none; }
 #line-info { position: sticky; top: 0; background: #fffbe6; border: 1px solid #e0d080; padding: 4px 8px;
   font: 12px monospace; white-space: pre-wrap; min-height: 1.4em; }
 )";
@@ -443,7 +443,8 @@ void ReportRecorder::observe(size_t lane, const trace::Line& line, const Lane& s
 }
 
 std::string render_report(const trace::Trace& trace, const ReplayReport& report,
-                          const std::vector<LaneSpec>& lanes, const ReportRecorder& recorder) {
+                          const std::vector<LaneSpec>& lanes, const ReportRecorder& recorder,
+                          const std::string& footprint_chart) {
   SPECSTATE_ASSERT(recorder.lanes().size() == lanes.size() && report.lanes.size() == lanes.size(),
                    "the recorder observed the replay's lanes");
   std::ostringstream os;
@@ -478,6 +479,12 @@ std::string render_report(const trace::Trace& trace, const ReplayReport& report,
   }
   os << "</section>\n";
   summary_section(os, trace, report, recorder);
+  if (!footprint_chart.empty()) {
+    os << "<section id=\"footprint\"><h2>Memory by strategy</h2>\n<p>What each strategy "
+          "allocates for this model against the batch size (<code>specstate footprint</code>; "
+          "the lanes above store only the rows the trace touches).</p>\n"
+       << footprint_chart << "</section>\n";
+  }
   // The trace lines of the drawn events, once for every lane: {"line": "JSON text"}.
   nlohmann::json lines = nlohmann::json::object();
   if (!recorder.lanes().empty()) {

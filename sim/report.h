@@ -66,8 +66,10 @@ class ReportRecorder {
   std::vector<LaneRecord> lanes_;
 };
 
-// The page. `file` names the trace (its title).
+// The page, titled by the trace's file name. `footprint_chart`: an SVG of the strategies'
+// memory for the trace's model (`specstate footprint --svg`'s), drawn at the end; empty: none.
 std::string render_report(const trace::Trace& trace, const ReplayReport& report,
-                          const std::vector<LaneSpec>& lanes, const ReportRecorder& recorder);
+                          const std::vector<LaneSpec>& lanes, const ReportRecorder& recorder,
+                          const std::string& footprint_chart = "");
 
 }  // namespace specstate::sim

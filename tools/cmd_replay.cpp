@@ -20,6 +20,7 @@
 #include "sim/storage.h"
 #include "tools/byte_text.h"
 #include "tools/commands.h"
+#include "tools/footprint_table.h"
 #include "tools/lane_checks.h"
 #include "tools/replay_json.h"
 #include "tools/replay_lanes.h"
@@ -74,6 +75,15 @@ void check_dump_dir(const std::string& dir) {
   if (ec) throw InputError(flag + "cannot read: " + ec.message());
   if (!fs::is_directory(st)) throw InputError(flag + "exists and is not a directory");
   if (!fs::is_empty(dir, ec) || ec) throw InputError(flag + "exists and is not empty");
+}
+
+// The footprint chart of the trace's model, T and dtype (footprint --svg's), over batch sizes up
+// to 64 or the trace's request rows (4,096 at most), with its pool rows per request row.
+std::string footprint_chart(const trace::Header& header) {
+  const PoolConfig config = sim::pool_config(header);
+  const int32_t requests = std::max(config.max_requests, 1);
+  const int32_t rows_per_request = std::max(1, (config.pool_rows + requests - 1) / requests);
+  return footprint_svg(config, std::clamp(requests, 64, 4096), rows_per_request);
 }
 
 // What --dump-on-divergence wrote for one lane.
@@ -245,7 +255,8 @@ int run_replay(const ReplayArgs& args, const ThreadPool& pool) {
   }
   const sim::ReplayReport report = sim::replay(trace, options);
   if (page) {
-    page->stream() << sim::render_report(trace, report, options.lanes, *recorder);
+    page->stream() << sim::render_report(trace, report, options.lanes, *recorder,
+                                         footprint_chart(trace.header));
     page->commit();
   }
   if (args.report_only) {

@@ -423,6 +423,8 @@ for page in (r, a, h, w):
     assert "http://" not in page.replace('http://www.w3.org', '') and "https://" not in page
     assert page.count('<svg class="timeline"') == 6
 assert r.count('class="divergence-marker') == 6 and 'id="heat-map"' in r
+assert all('<section id="footprint">' in page and "GDN recurrent-state memory" in page
+           for page in (r, a, h, w))
 assert h.count('class="divergence-marker') == 6
 assert 'class="divergence-marker' not in a and "AGREE" in a
 m = re.search(r"The last (\d+) of the (\d+) events", w)
