@@ -222,6 +222,18 @@ void lane_svg(std::ostream& os, const ReportRecorder::LaneRecord& lane, const st
   os << "</svg>\n";
 }
 
+// The lane's live-state table after the last event drawn (the divergence, or the end).
+void live_table(std::ostream& os, const std::map<uint64_t, ReportRecorder::Live>& live) {
+  os << "<details class=\"live\"><summary>live-state table after the last event: " << live.size()
+     << " requests</summary><table><tr><th>request</th><th>row</th><th>payload "
+        "slot (tokens not replayed yet)</th></tr>\n";
+  for (const auto& [request, l] : live) {
+    os << "<tr><td>" << request << "</td><td>" << (l.row == kNoRow ? "-" : std::to_string(l.row))
+       << "</td><td>" << (l.slot == kNoRow ? "-" : std::to_string(l.slot)) << "</td></tr>\n";
+  }
+  os << "</table></details>\n";
+}
+
 // The map of where the diverging states differ: layers down, SSM value heads across, the colour
 // the log of the largest |difference|; the conv window per layer in its own column.
 void heat_map(std::ostream& os, const DiffMap& map) {
@@ -475,6 +487,7 @@ std::string render_report(const trace::Trace& trace, const ReplayReport& report,
                        (report.divergence->lane_a == name || report.divergence->lane_b == name);
     os << "<div class=\"lane" << (named ? " named" : "") << "\"><h3>" << escape(name) << "</h3>\n";
     lane_svg(os, recorder.lanes()[i], name, report.divergence, palette);
+    live_table(os, recorder.lanes()[i].current);
     os << "</div>\n";
   }
   os << "</section>\n";

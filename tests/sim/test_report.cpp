@@ -115,6 +115,9 @@ TEST(Report, MarksTheDivergenceOnEveryLane) {
   EXPECT_EQ(count(page, "id=\"heat-map\""), 1u);
   EXPECT_EQ(count(page, "class=\"heat\""), d.map->layer_ids.size() * (d.map->heads + 1));
   EXPECT_NE(page.find("DIVERGENCE at line " + std::to_string(d.line)), std::string::npos);
+  // Every lane's table after the diverging event lists the request it diverged on.
+  EXPECT_EQ(count(page, "<details class=\"live\">"), lanes);
+  EXPECT_EQ(count(page, "<tr><td>" + std::to_string(*d.request) + "</td>"), lanes);
 }
 
 TEST(Report, EscapesWhatTheTraceNames) {
