@@ -117,62 +117,56 @@ void legend(std::ostream& os, const Palette& palette) {
   os << "</p>\n";
 }
 
-// One lane's timeline: ownership bars, accesses, the divergence marker.
-void lane_svg(std::ostream& os, const ReportRecorder::LaneRecord& lane, const std::string& name,
-              const std::optional<Divergence>& d, const Palette& palette) {
-  const std::vector<Track> tracks = tracks_of(lane);
-  const size_t n = lane.window.size();
-  const int cw = column_width(n);
-  const int width = kLabelWidth + int(n) * cw + 8;
-  const int height = kTop + int(tracks.size()) * kRowHeight + 4;
-  auto y_of = [&](const Track& t) {
+// Where a lane's timeline puts its tracks (down) and events (across).
+struct Grid {
+  std::vector<Track> tracks;  // sorted
+  size_t events = 0;
+  int cw = 0, width = 0, height = 0;
+
+  Grid(std::vector<Track> t, size_t n)
+      : tracks(std::move(t)),
+        events(n),
+        cw(column_width(n)),
+        width(kLabelWidth + int(n) * cw + 8),
+        height(kTop + int(tracks.size()) * kRowHeight + 4) {}
+  int x(size_t event) const { return kLabelWidth + int(event) * cw; }
+  int y(const Track& t) const {
     return kTop +
            int(std::lower_bound(tracks.begin(), tracks.end(), t) - tracks.begin()) * kRowHeight;
-  };
-  auto x_of = [&](size_t i) { return kLabelWidth + int(i) * cw; };
-  const bool named = d && (d->lane_a == name || d->lane_b == name);
-  const int32_t bad_row = !d                  ? kNoRow
-                          : d->lane_a == name ? d->row_a
-                          : d->lane_b == name ? d->row_b
-                                              : kNoRow;
-  os << "<svg class=\"timeline\" data-lane=\"" << escape(name) << "\" width=\"" << width
-     << "\" height=\"" << height << "\" viewBox=\"0 0 " << width << ' ' << height << "\">\n";
-  for (const Track& t : tracks) {
-    const int y = y_of(t);
+  }
+};
+
+// Track labels and lines; the row the divergence names in red.
+void track_labels(std::ostream& os, const Grid& g, int32_t bad_row) {
+  for (const Track& t : g.tracks) {
+    const int y = g.y(t);
     const bool bad = !t.slot && t.index == bad_row;
     os << "<text class=\"track" << (bad ? " bad" : "") << "\" x=\"2\" y=\"" << y + kRowHeight - 2
        << "\">" << t.label() << "</text>";
-    os << "<line class=\"grid\" x1=\"" << kLabelWidth << "\" x2=\"" << width << "\" y1=\""
+    os << "<line class=\"grid\" x1=\"" << kLabelWidth << "\" x2=\"" << g.width << "\" y1=\""
        << y + kRowHeight << "\" y2=\"" << y + kRowHeight << "\"/>\n";
     if (bad)
       os << "<rect class=\"bad-row\" x=\"" << kLabelWidth << "\" y=\"" << y << "\" width=\""
-         << width - kLabelWidth << "\" height=\"" << kRowHeight << "\"/>\n";
+         << g.width - kLabelWidth << "\" height=\"" << kRowHeight << "\"/>\n";
   }
-  // Ownership: a bar per run of events in which a track holds one request's live state.
+}
+
+// Ownership: a bar per run of events after which a track holds one request's live state.
+void ownership_bars(std::ostream& os, const Grid& g, const ReportRecorder::LaneRecord& lane) {
   std::map<uint64_t, ReportRecorder::Live> live = lane.window_start;
   std::map<Track, std::pair<uint64_t, size_t>> open;  // track -> (request, first event)
   auto close = [&](const Track& t, size_t end) {
-    const auto it = open.find(t);
-    if (it == open.end()) return;
-    const auto [request, first] = it->second;
-    os << "<rect class=\"own\" fill=\"" << request_colour(request) << "\" x=\"" << x_of(first)
-       << "\" y=\"" << y_of(t) + 1 << "\" width=\"" << int(end - first) * cw << "\" height=\""
+    const auto [request, first] = open.at(t);
+    os << "<rect class=\"own\" fill=\"" << request_colour(request) << "\" x=\"" << g.x(first)
+       << "\" y=\"" << g.y(t) + 1 << "\" width=\"" << int(end - first) * g.cw << "\" height=\""
        << kRowHeight - 2 << "\"><title>" << t.label() << ": live state of request " << request
        << "</title></rect>\n";
-    open.erase(it);
+    open.erase(t);
   };
-  for (size_t i = 0; i <= n; ++i) {  // column i: after event i
-    if (i < n) {
-      for (const auto& [request, change] : lane.window[i].changes) {
-        if (change.row == kNoRow && change.slot == kNoRow) {
-          live.erase(request);
-        } else {
-          live[request] = change;
-        }
-      }
-    }
+  for (size_t i = 0; i <= g.events; ++i) {  // column i: after event i; i = events closes all
     std::map<Track, uint64_t> owners;
-    if (i < n) {
+    if (i < g.events) {
+      ReportRecorder::apply(live, lane.window[i].changes);
       for (const auto& [request, l] : live) {
         if (l.row != kNoRow) owners[{false, l.row}] = request;
         if (l.slot != kNoRow) owners[{true, l.slot}] = request;
@@ -189,34 +183,58 @@ void lane_svg(std::ostream& os, const ReportRecorder::LaneRecord& lane, const st
       if (!open.count(t)) open[t] = {request, i};
     }
   }
-  // Accesses: a filled square for a write, an open one for a read, coloured by what the task
-  // does with the row (`what` of core/task_access.h); one path per kind and colour, as a window
-  // of a large batch holds some 10^5 of them.
+}
+
+// Accesses: a filled square for a write, an open one for a read, coloured by what the task does
+// with the row (`what` of core/task_access.h); one path per kind and colour, as a window of a
+// large batch holds some 10^5 of them.
+void access_marks(std::ostream& os, const Grid& g, const ReportRecorder::LaneRecord& lane,
+                  const Palette& palette) {
   std::map<std::pair<std::string, bool>, std::ostringstream> marks;  // (what, write) -> path
-  const int s = std::max(2, std::min(cw, kRowHeight) - 4);
-  for (size_t i = 0; i < n; ++i) {
+  const int s = std::max(2, std::min(g.cw, kRowHeight) - 4);
+  for (size_t i = 0; i < g.events; ++i) {
     for (const auto& a : lane.window[i].accesses) {
-      const int x = x_of(i) + (cw - s) / 2, y = y_of({a.slot, a.index}) + (kRowHeight - s) / 2;
+      const int x = g.x(i) + (g.cw - s) / 2, y = g.y({a.slot, a.index}) + (kRowHeight - s) / 2;
       marks[{a.what, a.write}] << 'M' << x << ' ' << y << "h" << s << "v" << s << "h-" << s << 'z';
     }
   }
   for (const auto& [key, path] : marks) {
-    const std::string& colour = palette.at(key.first);
     os << "<path class=\"" << (key.second ? "write" : "read") << "\" data-what=\""
-       << escape(key.first) << "\" " << (key.second ? "fill" : "stroke") << "=\"" << colour
-       << "\" d=\"" << path.str() << "\"/>\n";
+       << escape(key.first) << "\" " << (key.second ? "fill" : "stroke") << "=\""
+       << palette.at(key.first) << "\" d=\"" << path.str() << "\"/>\n";
   }
-  // Event columns: hovering one shows its trace line (the page's script, from #lines).
-  for (size_t i = 0; i < n; ++i) {
+}
+
+// Event columns: hovering one shows its trace line (the page's script, from #lines).
+void event_columns(std::ostream& os, const Grid& g, const ReportRecorder::LaneRecord& lane) {
+  for (size_t i = 0; i < g.events; ++i) {
     const trace::Line& l = *lane.window[i].line;
-    os << "<rect class=\"event\" data-line=\"" << l.line << "\" x=\"" << x_of(i)
-       << "\" y=\"0\" width=\"" << cw << "\" height=\"" << height << "\"><title>line " << l.line
+    os << "<rect class=\"event\" data-line=\"" << l.line << "\" x=\"" << g.x(i)
+       << "\" y=\"0\" width=\"" << g.cw << "\" height=\"" << g.height << "\"><title>line " << l.line
        << ": " << trace::event_name(l.event) << "</title></rect>\n";
   }
-  if (d && n > 0 && lane.window.back().line->line == d->line) {
-    const int x = x_of(n - 1) + cw / 2;
+}
+
+// One lane's timeline, with the divergence marker on its last event when that is the diverging
+// one (the lanes it names marked "named").
+void lane_svg(std::ostream& os, const ReportRecorder::LaneRecord& lane, const std::string& name,
+              const std::optional<Divergence>& d, const Palette& palette) {
+  const Grid g(tracks_of(lane), lane.window.size());
+  const bool named = d && (d->lane_a == name || d->lane_b == name);
+  const int32_t bad_row = !d                  ? kNoRow
+                          : d->lane_a == name ? d->row_a
+                          : d->lane_b == name ? d->row_b
+                                              : kNoRow;
+  os << "<svg class=\"timeline\" data-lane=\"" << escape(name) << "\" width=\"" << g.width
+     << "\" height=\"" << g.height << "\" viewBox=\"0 0 " << g.width << ' ' << g.height << "\">\n";
+  track_labels(os, g, bad_row);
+  ownership_bars(os, g, lane);
+  access_marks(os, g, lane, palette);
+  event_columns(os, g, lane);
+  if (d && g.events > 0 && lane.window.back().line->line == d->line) {
+    const int x = g.x(g.events - 1) + g.cw / 2;
     os << "<line class=\"divergence-marker" << (named ? " named" : "") << "\" x1=\"" << x
-       << "\" x2=\"" << x << "\" y1=\"0\" y2=\"" << height << "\"><title>first divergence: line "
+       << "\" x2=\"" << x << "\" y1=\"0\" y2=\"" << g.height << "\"><title>first divergence: line "
        << d->line << "</title></line>\n";
   }
   os << "</svg>\n";
@@ -413,6 +431,17 @@ const char* kScript = R"(
 
 }  // namespace
 
+void ReportRecorder::apply(std::map<uint64_t, Live>& live,
+                           const std::map<uint64_t, Live>& changes) {
+  for (const auto& [request, change] : changes) {
+    if (change == Live{}) {
+      live.erase(request);
+    } else {
+      live[request] = change;
+    }
+  }
+}
+
 ReportRecorder::ReportRecorder(size_t lanes, size_t window)
     : window_(std::max<size_t>(window, 1)), lanes_(lanes) {}
 
@@ -443,13 +472,7 @@ void ReportRecorder::observe(size_t lane, const trace::Line& line, const Lane& s
   r.live_requests.push_back(int32_t(r.current.size()));
   r.window.push_back(std::move(e));
   if (r.window.size() > window_) {
-    for (const auto& [request, live] : r.window.front().changes) {
-      if (live.row == kNoRow && live.slot == kNoRow) {
-        r.window_start.erase(request);
-      } else {
-        r.window_start[request] = live;
-      }
-    }
+    apply(r.window_start, r.window.front().changes);
     r.window.pop_front();
   }
 }

@@ -49,8 +49,10 @@ class ReportRecorder {
   struct Event {
     const trace::Line* line = nullptr;
     std::vector<Access> accesses;
-    std::map<uint64_t, Live> changes;  // live entries that changed (row kNoRow: gone)
+    std::map<uint64_t, Live> changes;  // live entries that changed (Live{}: gone)
   };
+  // A table after an event: `live` before it with the event's `changes`.
+  static void apply(std::map<uint64_t, Live>& live, const std::map<uint64_t, Live>& changes);
   struct LaneRecord {
     std::map<uint64_t, Live> current;       // after the newest event
     std::map<uint64_t, Live> window_start;  // before the window's first event

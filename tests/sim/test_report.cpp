@@ -67,6 +67,8 @@ TEST(Report, TheWindowRebuildsTheLiveTable) {
     std::map<uint64_t, ReportRecorder::Live> live = lane.window_start;
     for (const ReportRecorder::Event& e : lane.window) {
       for (const auto& [request, change] : e.changes) {
+        ASSERT_TRUE(!live.count(request) || live.at(request) != change)
+            << "line " << e.line->line << ": request " << request << " recorded unchanged";
         if (change == ReportRecorder::Live{}) {
           ASSERT_TRUE(live.erase(request))
               << "line " << e.line->line << ": request " << request << " left without being live";
