@@ -113,7 +113,7 @@ Command add_dump(CLI::App& parent) {
                   "Output directory (must not exist, or be empty)")
       ->required();
   cmd->add_option("--strategy", args->strategy,
-                  "The lane's strategy: scatter, inline (default), window, replay, deferred, ring");
+                  "The lane's strategy: " + strategy_names_text() + " (default inline)");
   cmd->add_option("--backend", args->backend, "The lane's backend: cpu (default) or cuda");
   cmd->add_option(
       "--layers", args->layers,

@@ -313,8 +313,7 @@ void add_run_options(CLI::App* cmd, ReplayArgs& args) {
       ->required();
   cmd->add_option("--backend", args.lanes.backends, "cpu, cuda, or cpu,cuda (default cpu)");
   cmd->add_option("--strategy", args.lanes.strategies,
-                  "scatter, inline, window, replay, deferred, ring, a comma list, or all (default "
-                  "all)");
+                  strategy_names_text() + ", a comma list, or all (default all)");
   cmd->add_option("--schedule", args.lanes.schedule,
                   "How each lane's host schedules: sync, overlap (every step prepared before the "
                   "previous step's accepted counts reach the host, docs/strategies.md), both, or "

@@ -184,6 +184,13 @@ std::string no_trees_text() {
                              " strategies do not run trees";
 }
 
+std::string strategy_names_text() {
+  std::vector<std::string_view> names;
+  for (const StrategyInfo& info : kStrategies)
+    names.push_back(info.name);
+  return join(names, ", ");
+}
+
 std::vector<StrategyKind> parse_strategies(std::string_view text) {
   if (text == "all") return all_strategies();
   std::vector<std::string_view> known;

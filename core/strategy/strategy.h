@@ -67,6 +67,8 @@ const std::vector<StrategyKind>& all_strategies();
 std::vector<StrategyKind> strategies_running(int32_t tree_nodes);
 // "the window strategy does not run trees": those that do not, for the tools' notes.
 std::string no_trees_text();
+// "scatter, inline, window, ...": every strategy's name in table order, for the tools' help.
+std::string strategy_names_text();
 
 // The ring strategy's parameters; the defaults are FlashInfer #4081's (RING_SLOTS, W_RING,
 // flush_min). make_layout checks them against T.
