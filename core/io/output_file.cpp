@@ -1,6 +1,7 @@
 #include "core/io/output_file.h"
 
 #include <fcntl.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -9,6 +10,8 @@
 #include <cstring>
 #include <filesystem>
 #include <streambuf>
+#include <tuple>
+#include <utility>
 
 #include "core/errors.h"
 #include "core/io/remove_on_signal.h"
@@ -31,14 +34,40 @@ mode_t default_mode(mode_t bits) {
   return bits & ~mask;
 }
 
-// "DIR/.NAME.tmp-XXXXXX" for mkstemp / mkdtemp: hidden, and beside the target so that the final
-// rename stays on one file system.
-std::string temp_pattern(const std::string& target) {
+// "DIR/.NAME.tmp-": hidden, and beside the target so that the final rename stays on one file
+// system; create_temp adds the random part.
+std::string temp_prefix(const std::string& target) {
   const fs::path path(target);
   const fs::path dir = path.has_parent_path() ? path.parent_path() : fs::path(".");
   std::string name = path.filename().string();
   name.insert(0, 1, '.');  // not "." + name: GCC 12 warns falsely (-Wrestrict)
-  return (dir / (name + ".tmp-XXXXXX")).string();
+  return (dir / (name + ".tmp-")).string();
+}
+
+// A fresh temporary file or directory "PREFIX" + 12 random letters, made by `create(path)` (an
+// exclusive open or mkdir: -1 and errno EEXIST when the name is taken, then another is tried),
+// and registered for removal on a terminating signal before it exists, as mkstemp followed by
+// remove_on_signal left a window in which a signal left the file behind. Returns the path and
+// its slot; InputError when it cannot be made.
+template <class Create>
+std::pair<std::string, int> create_temp(const std::string& prefix, PathKind kind,
+                                        const std::string& label, Create&& create) {
+  static constexpr char kLetters[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    unsigned char random[12];
+    if (getrandom(random, sizeof random, 0) != ssize_t(sizeof random))
+      fail(label, "cannot draw a temporary name", errno);
+    std::string path = prefix;
+    for (unsigned char r : random)
+      path += kLetters[r % (sizeof kLetters - 1)];
+    const int slot = remove_on_signal(path, kind);
+    if (create(path)) return {std::move(path), slot};
+    const int error = errno;
+    release_on_signal(slot);
+    if (error != EEXIST) fail(label, "cannot create a temporary like " + path, error);
+  }
+  fail(label, "cannot create a temporary beside it: 100 names taken", EEXIST);
 }
 
 // A streambuf over a file descriptor that keeps the first write error's errno.
@@ -146,12 +175,15 @@ OutputFile::OutputFile(const std::string& path, std::string label)
     s.fd = open(s.target.c_str(), O_WRONLY | O_NOCTTY | O_CLOEXEC);
     if (s.fd < 0) fail(s.label, "cannot open " + s.target + " for writing", errno);
   } else {
-    std::string pattern = temp_pattern(s.target);
-    const int fd = mkostemp(pattern.data(), O_CLOEXEC);
-    if (fd < 0) fail(s.label, "cannot create a temporary file like " + pattern, errno);
-    s.temp = std::move(pattern);  // cannot throw: State owns the file from here on
+    int fd = -1;
+    auto [temp, slot] = create_temp(
+        temp_prefix(s.target), PathKind::kFile, s.label, [&fd](const std::string& path) {
+          fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+          return fd >= 0;
+        });
+    s.temp = std::move(temp);  // cannot throw: State owns the file from here on
     s.fd = fd;
-    s.slot = remove_on_signal(s.temp, PathKind::kFile);
+    s.slot = slot;
     s.mode = exists ? st.st_mode & 07777 : default_mode(0666);
   }
   s.buffer = std::make_unique<FdBuffer>(s.fd);
@@ -203,15 +235,14 @@ OutputDirectory::OutputDirectory(const std::string& path, std::string label)
   if (exists && (!S_ISDIR(st.st_mode) || !fs::is_empty(target_, ec) || ec))
     throw InputError(label_ + ": exists and is not an empty directory");
   mode_ = exists ? st.st_mode & 07777 : default_mode(0777);
-  std::string pattern = temp_pattern(target_);
-  if (!mkdtemp(pattern.data())) fail(label_, "cannot create a directory like " + pattern, errno);
-  temp_ = pattern;  // mode 0700 until commit()
-  slot_ = remove_on_signal(temp_, PathKind::kDirectory);
+  std::tie(temp_, slot_) =  // mode 0700 until commit()
+      create_temp(temp_prefix(target_), PathKind::kDirectory, label_,
+                  [](const std::string& path) { return mkdir(path.c_str(), 0700) == 0; });
   dir_ = open(temp_.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   struct stat own;
   if (dir_ < 0 || fstat(dir_, &own) != 0) fail(label_, "cannot open " + temp_, errno);
   SPECSTATE_ASSERT(own.st_uid == geteuid() && (own.st_mode & 077) == 0,
-                   "mkdtemp creates a private directory of this user");
+                   "the temporary directory is this user's, private");
 }
 
 OutputDirectory::~OutputDirectory() {

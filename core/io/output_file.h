@@ -5,8 +5,9 @@
 // The target named by the user is first resolved: a symbolic link is followed to the file it
 // names (the link stays). Then:
 //  - a regular file, or nothing: the data goes to a fresh temporary file in the target's
-//    directory (mkstemp: O_CREAT | O_EXCL, a name nobody can plant a link on), which is flushed,
-//    synced, given the old file's mode (or the umask's default) and renamed over the target.
+//    directory (O_CREAT | O_EXCL under 12 random letters, a name nobody can plant a link on,
+//    registered for removal on a signal before it exists), which is flushed, synced, given the
+//    old file's mode (or the umask's default) and renamed over the target.
 //    Until then the old file is untouched; on any error, or on SIGINT/SIGTERM/SIGHUP
 //    (core/io/remove_on_signal.h), the temporary file is removed.
 //  - a character device, a FIFO or another non-regular file: written in place (a rename would
