@@ -8,15 +8,16 @@
 namespace specstate {
 
 const std::vector<PresetInfo>& presets() {
+  constexpr RecurrenceKind kGdn = RecurrenceKind::kGatedDeltaNet;
   static const std::vector<PresetInfo> table = {
-      {"qwen3-next-80b-a3b", "Qwen3-Next-80B-A3B", 36, 48, 16, 32, false},
-      {"qwen3.5-397b-a17b", "Qwen3.5-397B-A17B", 45, 60, 16, 64, false},
-      {"qwen3.5-122b-a10b", "Qwen3.5-122B-A10B", 36, 48, 16, 64, true},
-      {"qwen3.5-35b-a3b", "Qwen3.5-35B-A3B", 30, 40, 16, 32, false},
-      {"qwen3.5-27b", "Qwen3.5-27B", 48, 64, 16, 48, false},
-      {"qwen3.5-9b", "Qwen3.5-9B", 24, 32, 16, 32, true},
-      {"qwen3.5-2b", "Qwen3.5-2B", 18, 24, 16, 16, true},
-      {"tiny", "test geometry: 2 layers, H=2, HV=4, K=V=16", 2, 2, 2, 4, false},
+      {"qwen3-next-80b-a3b", "Qwen3-Next-80B-A3B", kGdn, 36, 48, 16, 32, false},
+      {"qwen3.5-397b-a17b", "Qwen3.5-397B-A17B", kGdn, 45, 60, 16, 64, false},
+      {"qwen3.5-122b-a10b", "Qwen3.5-122B-A10B", kGdn, 36, 48, 16, 64, true},
+      {"qwen3.5-35b-a3b", "Qwen3.5-35B-A3B", kGdn, 30, 40, 16, 32, false},
+      {"qwen3.5-27b", "Qwen3.5-27B", kGdn, 48, 64, 16, 48, false},
+      {"qwen3.5-9b", "Qwen3.5-9B", kGdn, 24, 32, 16, 32, true},
+      {"qwen3.5-2b", "Qwen3.5-2B", kGdn, 18, 24, 16, 16, true},
+      {"tiny", "test geometry: 2 layers, H=2, HV=4, K=V=16", kGdn, 2, 2, 2, 4, false},
   };
   return table;
 }
@@ -38,6 +39,7 @@ ModelGeometry make_geometry(std::string_view preset, int32_t tp) {
     ModelGeometry g;
     g.preset = std::string(p.name);
     g.tp = tp;
+    g.recurrence = p.recurrence;
     g.layers = p.gdn_layers;
     g.num_k_heads = p.num_k_heads / tp;
     g.num_v_heads = p.num_v_heads / tp;
@@ -54,7 +56,7 @@ ModelGeometry make_geometry(std::string_view preset, int32_t tp) {
 
 ModelGeometry make_custom_geometry(int32_t layers, int32_t num_k_heads, int32_t num_v_heads,
                                    int32_t head_k_dim, int32_t head_v_dim, int32_t conv_width,
-                                   int32_t conv_dim) {
+                                   int32_t conv_dim, RecurrenceKind recurrence) {
   auto check = [](const char* field, int32_t value, int32_t lo, int32_t hi) {
     if (value < lo || value > hi) {
       throw InputError("custom geometry: " + std::string(field) + " " + std::to_string(value) +
@@ -78,6 +80,7 @@ ModelGeometry make_custom_geometry(int32_t layers, int32_t num_k_heads, int32_t 
   }
   ModelGeometry g;
   g.preset = "custom";
+  g.recurrence = recurrence;
   g.layers = layers;
   g.num_k_heads = num_k_heads;
   g.num_v_heads = num_v_heads;

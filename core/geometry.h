@@ -1,5 +1,5 @@
-// Model geometry of the Gated DeltaNet layers and the model presets (docs/performance.md lists
-// their footprints).
+// Model geometry of the recurrent (linear-attention) layers and the model presets
+// (docs/performance.md lists their footprints).
 #pragma once
 
 #include <cstdint>
@@ -8,13 +8,15 @@
 #include <vector>
 
 #include "core/index_list.h"
+#include "core/recurrence.h"
 
 namespace specstate {
 
 struct ModelGeometry {
   std::string preset;       // e.g. "qwen3-next-80b-a3b"
   int32_t tp = 1;           // tensor-parallel degree the head counts below are divided by
-  int32_t layers = 0;       // GDN layers (full-attention layers hold no recurrent state)
+  RecurrenceKind recurrence = RecurrenceKind::kGatedDeltaNet;  // what the layers below run
+  int32_t layers = 0;       // recurrent layers (full-attention layers hold no recurrent state)
   int32_t num_k_heads = 0;  // H: query/key heads on this rank
   int32_t num_v_heads = 0;  // HV: value heads on this rank
   int32_t head_k_dim = 0;   // K
@@ -35,6 +37,10 @@ struct ModelGeometry {
   // K^-0.5, rounded once from float64 (0x1.6a09e6p-4f for K = 128).
   float query_scale() const;
   int64_t ssm_elements_per_layer() const { return int64_t{num_v_heads} * head_k_dim * head_v_dim; }
+  // Decay values of one token per value head: 1 (a scalar per head) or K (per key channel).
+  int32_t decay_values_per_head() const {
+    return recurrence_info(recurrence).decay_values(head_k_dim);
+  }
   // The model's index of held layer l.
   int32_t layer_id(int32_t l) const { return layer_ids.empty() ? l : layer_ids[l]; }
 };
@@ -42,7 +48,8 @@ struct ModelGeometry {
 struct PresetInfo {
   std::string_view name;
   std::string_view description;
-  int32_t gdn_layers, total_layers, num_k_heads, num_v_heads;
+  RecurrenceKind recurrence;
+  int32_t gdn_layers, total_layers, num_k_heads, num_v_heads;  // gdn_layers: the recurrent ones
   bool provisional;  // geometry from third-party tables
 };
 
@@ -52,14 +59,15 @@ const std::vector<PresetInfo>& presets();
 // preset or a TP degree that does not divide the head counts.
 ModelGeometry make_geometry(std::string_view preset, int32_t tp = 1);
 
-// A GDN geometry that is not a preset (preset "custom", tp 1): `layers` GDN layers, H key
+// A geometry that is not a preset (preset "custom", tp 1), of `recurrence`: `layers` layers, H key
 // heads and HV value heads per rank, head dims K and V, conv width W. Throws InputError naming
 // the field for a value outside its range, HV not a multiple of H, K not a multiple of the
 // reduction chains (8), or a conv_dim (when given, > 0) other than 2*H*K + HV*V. Whether a
 // backend's kernels run it is the backend's to say (make_backend throws InputError).
 ModelGeometry make_custom_geometry(int32_t layers, int32_t num_k_heads, int32_t num_v_heads,
                                    int32_t head_k_dim, int32_t head_v_dim, int32_t conv_width,
-                                   int32_t conv_dim = 0);
+                                   int32_t conv_dim = 0,
+                                   RecurrenceKind recurrence = RecurrenceKind::kGatedDeltaNet);
 
 // `--layers`: a list such as "0,17,35", "0-3" or "0-3,17" of layers 0..layers-1 (parse_index_list).
 std::vector<int32_t> parse_layer_list(std::string_view text, int32_t layers);

@@ -40,7 +40,8 @@ struct PoolShape {
   // One payload token: x, then the values a replay runs it from (core/numerics/payload_token.h).
   num::PayloadToken payload_token() const {
     const ModelGeometry& g = geometry;
-    return {g.conv_dim(), g.num_k_heads, g.num_v_heads, g.head_k_dim, g.head_v_dim};
+    return {g.conv_dim(), g.num_k_heads, g.num_v_heads,
+            g.head_k_dim, g.head_v_dim,  g.decay_values_per_head()};
   }
   int64_t payload_slot_bytes() const { return int64_t{payload_tokens} * payload_token().bytes(); }
   // All layers.

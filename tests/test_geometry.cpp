@@ -41,6 +41,43 @@ TEST(Geometry, PresetHeadsOfTheTraceRulesMatchThePresetTable) {
   }
 }
 
+// The recurrences the trace rules (and so both readers) accept are the table's, in its order;
+// every preset runs Gated DeltaNet, whose decay is one value per value head.
+TEST(Geometry, RecurrencesOfTheTraceRulesMatchTheRecurrenceTable) {
+  ASSERT_EQ(std::size(trace::kRecurrenceNames), all_recurrences().size());
+  for (size_t i = 0; i < all_recurrences().size(); ++i) {
+    EXPECT_EQ(to_string(all_recurrences()[i]), trace::kRecurrenceNames[i]);
+    EXPECT_EQ(find_recurrence(trace::kRecurrenceNames[i]), all_recurrences()[i]);
+  }
+  EXPECT_EQ(find_recurrence("kda"), std::nullopt);
+  EXPECT_EQ(recurrence_names_text(), "gated-deltanet");
+  for (const PresetInfo& p : presets()) {
+    const ModelGeometry g = make_geometry(p.name);
+    EXPECT_EQ(g.recurrence, RecurrenceKind::kGatedDeltaNet) << p.name;
+    EXPECT_EQ(g.decay_values_per_head(), 1) << p.name;
+  }
+}
+
+// A stored token's values: alpha [HV, A], k_hat [H, K], delta [HV, V], A the decay values per
+// value head (1 for Gated DeltaNet), one after the other.
+TEST(Geometry, PayloadTokenPlacesTheDecayValuesPerValueHead) {
+  PoolShape shape;
+  shape.geometry = make_geometry("qwen3-next-80b-a3b");
+  const num::PayloadToken t = shape.payload_token();
+  EXPECT_EQ(t.A, 1);
+  EXPECT_EQ(t.value_floats(), 32 + 16 * 128 + 32 * 128);
+  std::vector<uint8_t> token(size_t(t.bytes()));
+  const float* values = t.values(token.data());
+  EXPECT_EQ(t.decay(token.data(), 5), values + 5);
+  EXPECT_EQ(t.k_hat(token.data(), 1), values + 32 + 128);
+  EXPECT_EQ(t.delta(token.data(), 2), values + 32 + 16 * 128 + 2 * 128);
+  num::PayloadToken wide = t;
+  wide.A = 128;  // a decay per key channel
+  EXPECT_EQ(wide.decay(token.data(), 5), values + 5 * 128);
+  EXPECT_EQ(wide.k_hat(token.data(), 0), values + 32 * 128);
+  EXPECT_EQ(wide.value_floats(), 32 * 128 + 16 * 128 + 32 * 128);
+}
+
 // Custom geometries are checked field by field; the canonical chains need K % 8 == 0.
 TEST(Geometry, CustomGeometryIsCheckedFieldByField) {
   const ModelGeometry g = make_custom_geometry(3, 2, 6, 32, 24, 3, 272);

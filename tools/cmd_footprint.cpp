@@ -227,6 +227,7 @@ std::string svg_escape(const std::string& s) {
 nlohmann::json footprint_json(const PoolConfig& config, const std::vector<double>& w) {
   nlohmann::json j = {{"preset", config.geometry.preset},
                       {"tp", config.geometry.tp},
+                      {"recurrence", to_string(config.geometry.recurrence)},
                       {"ssm_dtype", to_string(config.ssm_dtype)},
                       {"tokens_per_verify", config.tokens_per_verify},
                       {"tree_nodes", config.tree_nodes},

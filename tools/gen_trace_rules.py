@@ -49,6 +49,12 @@ def cpp(rules):
     for g in rules["custom_geometry"]:
         out.append(f'    {{"{g["field"]}", {g["min"]}, {g["max"]}}},')
     out += ["};"]
+    out += ["", "// The recurrences a custom geometry may name (its optional field 'recurrence'; the",
+            "// first is the default), in core/recurrence.cpp's order; a test checks that it agrees.",
+            "inline constexpr const char* kRecurrenceNames[] = {"]
+    for name in rules["recurrences"]:
+        out.append(f'    "{name}",')
+    out += ["};"]
     out += ["", "// The presets' head counts (H, HV), in core/geometry.cpp's order; a test checks that",
             "// presets() agrees.",
             "struct PresetHeads {", "  const char* name;", "  int32_t num_k_heads, num_v_heads;",
@@ -68,6 +74,11 @@ def python(rules):
             "GEOMETRY_FIELDS = ("]
     for g in rules["custom_geometry"]:
         out.append(f'    ("{g["field"]}", {g["min"]}, {g["max"]}),')
+    out += [")"]
+    out += ["", "# the recurrences a custom geometry may name (optional field 'recurrence'; the first",
+            "# is the default)", "RECURRENCES = ("]
+    for name in rules["recurrences"]:
+        out.append(f'    "{name}",')
     out += [")"]
     out += ["", "# name -> (H, HV), in core/geometry.cpp's order", "PRESET_HEADS = {"]
     for p in rules["presets"]:

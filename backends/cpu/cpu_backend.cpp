@@ -467,7 +467,7 @@ void CpuBackend::norms_and_gates(const SequenceJob& job, int layer, LayerWork& w
     if (job.payload_out_slot != kNoRow) {
       uint8_t* token = payload_out(job, layer, j - w.pending);
       for (int hv = 0; hv < HV; ++hv)
-        token_.alpha(token)[hv] = w.gates[size_t(j) * HV + hv].alpha;
+        *token_.decay(token, hv) = w.gates[size_t(j) * HV + hv].alpha;
       for (int h = 0; h < H; ++h) {
         const float* k_hat = w.qk_hat.data() + (size_t(j) * H + h) * 2 * K + K;
         std::copy(k_hat, k_hat + K, token_.k_hat(token, h));
@@ -553,7 +553,7 @@ void CpuBackend::replay_token(const uint8_t* token, int h, int hv, ColumnGroup* 
   const int K = geo().head_k_dim, groups = geo().head_v_dim / kCpuLanes;
   const float* k_hat = token_.k_hat(token, h);
   const float* delta = token_.delta(token, hv);
-  const float alpha = token_.alpha(token)[hv];
+  const float alpha = *token_.decay(token, hv);
   for (int grp = 0; grp < groups; ++grp) {
     ColumnGroup d;
     copy_short(delta + grp * kCpuLanes, kCpuLanes, d.v);
@@ -772,6 +772,10 @@ std::vector<uint8_t> CpuBackend::do_read_payload(int32_t slot) const {
 }  // namespace
 
 void check_cpu_geometry(const ModelGeometry& g) {
+  switch (g.recurrence) {  // the step of this file
+    case RecurrenceKind::kGatedDeltaNet:
+      break;
+  }
   static_assert(kCpuLanes % 4 == 0, "conv_dim, a multiple of V, fills whole digest blocks");
   if (g.head_k_dim % num::kChains != 0 || g.head_v_dim % kCpuLanes != 0 ||
       g.conv_width > kMaxConvWidth) {

@@ -27,6 +27,10 @@ int64_t cuda_free_bytes() {
 }
 
 void check_cuda_geometry(const ModelGeometry& g) {
+  switch (g.recurrence) {  // the step kernels (step_kernels.cu)
+    case RecurrenceKind::kGatedDeltaNet:
+      break;
+  }
   if (!cuda::step_kernels_support(g.head_k_dim, g.head_v_dim, g.conv_width)) {
     throw InputError("backend 'cuda': unsupported geometry (needs K = V = 16 or 128 and W = 4)");
   }

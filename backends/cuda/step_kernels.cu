@@ -261,7 +261,7 @@ __device__ void prep_norms_and_gates(const PrepBlock<kTree>& b, const PrepShared
     float* dst = b.j.L.step_gates + (b.j.token_index(j) * p.HV + hv) * 2;
     dst[0] = gates.alpha;
     dst[1] = gates.beta;
-    if (to_payload) p.token.alpha(payload_out(j))[hv] = gates.alpha;
+    if (to_payload) *p.token.decay(payload_out(j), hv) = gates.alpha;
   }
   __syncthreads();
   for (int idx = stored * 2 * K + int(threadIdx.x); idx < 2 * K * total; idx += blockDim.x) {
@@ -581,7 +581,7 @@ __device__ void recur_stage(const JobView& jv, int h, int hv, int c0, int n, flo
   for (int idx = threadIdx.x; idx < 2 * n; idx += blockDim.x) {
     const int j = idx >> 1, which = idx & 1, token = step_token<kTree>(jv, c0 + j);
     if (token < stored) {
-      if (!which) tok[j * R::kTokenFloats + R::kGates] = p.token.alpha(jv.stored_token(token))[hv];
+      if (!which) tok[j * R::kTokenFloats + R::kGates] = *p.token.decay(jv.stored_token(token), hv);
       continue;
     }
     tok[j * R::kTokenFloats + R::kGates + which] =

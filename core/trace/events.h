@@ -24,6 +24,7 @@ struct CustomGeometry {
   int32_t layers = 0, num_k_heads = 0, num_v_heads = 0, head_k_dim = 0, head_v_dim = 0;
   int32_t conv_dim = 0;  // 2*H*K + HV*V, recorded as the engine has it and checked
   int32_t conv_width = 0;
+  RecurrenceKind recurrence = RecurrenceKind::kGatedDeltaNet;  // optional field 'recurrence'
 
   bool operator==(const CustomGeometry&) const = default;
 };

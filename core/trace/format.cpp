@@ -319,17 +319,28 @@ Event parse_event(const json& object, const Where& where) {
                   "' (expected extend, verify, decode, retract, resume, finish or check)");
 }
 
-// Each field of kGeometryFields (rules.json), an integer within its bounds; how they relate is
-// make_custom_geometry's to check.
+// Each field of kGeometryFields (rules.json), an integer within its bounds, then the optional
+// recurrence (one of kRecurrenceNames); how they relate is make_custom_geometry's to check.
 CustomGeometry parse_geometry(const json& object, const Where& where) {
   static_assert(std::size(kGeometryFields) == 7, "the allowed fields below are rules.json's");
-  Fields f(object, "geometry", where, {"layers", "H", "HV", "K", "V", "conv_dim", "W"});
+  Fields f(object, "geometry", where,
+           {"layers", "H", "HV", "K", "V", "conv_dim", "W", "recurrence"});
   int32_t v[7];
   for (size_t i = 0; i < std::size(kGeometryFields); ++i) {
     const GeometryField& g = kGeometryFields[i];
     v[i] = int32_t(f.integer(g.name, g.min, g.max));
   }
-  return {v[0], v[1], v[2], v[3], v[4], v[5], v[6]};
+  CustomGeometry g{v[0], v[1], v[2], v[3], v[4], v[5], v[6]};
+  if (f.find("recurrence")) {
+    const std::string name = f.string("recurrence");
+    const std::optional<RecurrenceKind> kind = find_recurrence(name);
+    if (!kind) {
+      fail(where, "unknown recurrence '" + printable(name) +
+                      "' in geometry (known: " + recurrence_names_text() + ")");
+    }
+    g.recurrence = *kind;
+  }
+  return g;
 }
 
 Header parse_header(const json& object, const Where& where) {
@@ -758,7 +769,7 @@ ModelGeometry header_geometry(const Header& h) {
   }
   const CustomGeometry& g = *h.geometry;
   return make_custom_geometry(g.layers, g.num_k_heads, g.num_v_heads, g.head_k_dim, g.head_v_dim,
-                              g.conv_width, g.conv_dim);
+                              g.conv_width, g.conv_dim, g.recurrence);
 }
 
 std::string header_to_json(const Header& h) {
@@ -771,6 +782,8 @@ std::string header_to_json(const Header& h) {
     ordered_json geometry;
     for (size_t i = 0; i < std::size(kGeometryFields); ++i)
       geometry[kGeometryFields[i].name] = values[i];
+    if (g.recurrence != RecurrenceKind::kGatedDeltaNet)  // the default is not written
+      geometry["recurrence"] = std::string(to_string(g.recurrence));
     j["geometry"] = geometry;
   } else {
     j["preset"] = h.preset;

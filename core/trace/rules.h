@@ -33,6 +33,12 @@ inline constexpr GeometryField kGeometryFields[] = {
     {"W", 2, 64},
 };
 
+// The recurrences a custom geometry may name (its optional field 'recurrence'; the
+// first is the default), in core/recurrence.cpp's order; a test checks that it agrees.
+inline constexpr const char* kRecurrenceNames[] = {
+    "gated-deltanet",
+};
+
 // The presets' head counts (H, HV), in core/geometry.cpp's order; a test checks that
 // presets() agrees.
 struct PresetHeads {

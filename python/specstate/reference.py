@@ -17,9 +17,10 @@ def geometry(preset, tp=1, layers=None):
     return g if layers is None else _core.with_layers(g, _layer_text(layers))
 
 
-def custom_geometry(layers, H, HV, K, V, W, conv_dim=None):
-    """A GDN geometry that is not a preset; conv_dim, when given, must be 2*H*K + HV*V."""
-    return _core.custom_geometry(layers, H, HV, K, V, W, conv_dim or 0)
+def custom_geometry(layers, H, HV, K, V, W, conv_dim=None, recurrence="gated-deltanet"):
+    """A geometry that is not a preset; conv_dim, when given, must be 2*H*K + HV*V, and
+    `recurrence` names what its layers run (presets() lists each preset's)."""
+    return _core.custom_geometry(layers, H, HV, K, V, W, conv_dim or 0, recurrence)
 
 
 def _layer_text(layers):

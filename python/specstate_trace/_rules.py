@@ -22,6 +22,12 @@ GEOMETRY_FIELDS = (
     ("W", 2, 64),
 )
 
+# the recurrences a custom geometry may name (optional field 'recurrence'; the first
+# is the default)
+RECURRENCES = (
+    "gated-deltanet",
+)
+
 # name -> (H, HV), in core/geometry.cpp's order
 PRESET_HEADS = {
     "qwen3-next-80b-a3b": (16, 32),

@@ -13,12 +13,12 @@ was.
 from ._fields import Fields, NegativeZero, _is_integer, describe_type, printable
 from ._rules import (FORMAT_VERSION, GEOMETRY_FIELDS, MAX_LENGTH, MAX_ROWS, MAX_TOKENS,
                      MAX_TOKENS_PER_VERIFY, MAX_TP, MAX_TREE_NODES, OLDEST_FORMAT_VERSION,
-                     PRESET_HEADS)
+                     PRESET_HEADS, RECURRENCES)
 
 INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
 HEADER_KEYS = ("specstate_trace", "preset", "geometry", "tp", "ssm_dtype", "draft_tokens",
                "pool_rows", "max_requests", "page_size", "seed", "tree_nodes", "overlap")
-GEOMETRY_KEYS = tuple(name for name, _, _ in GEOMETRY_FIELDS)
+GEOMETRY_KEYS = tuple(name for name, _, _ in GEOMETRY_FIELDS) + ("recurrence",)
 SSM_DTYPE_ALIASES = {"fp32": "f32", "float32": "f32", "bfloat16": "bf16"}  # writer convenience
 
 RUNNING, RETRACTED, FINISHED = "running", "retracted", "finished"
@@ -48,6 +48,13 @@ def parse_header(obj):
             raise ValueError("a header gives 'preset' or 'geometry', not both")
         g = Fields(obj["geometry"], "geometry", GEOMETRY_KEYS)
         geometry = {name: g.integer(name, lo, hi) for name, lo, hi in GEOMETRY_FIELDS}
+        if "recurrence" in obj["geometry"]:
+            recurrence = g.string("recurrence")
+            if recurrence not in RECURRENCES:
+                raise ValueError(f"unknown recurrence '{printable(recurrence)}' in geometry "
+                                 f"(known: {', '.join(RECURRENCES)})")
+            if recurrence != RECURRENCES[0]:  # the default is not written
+                geometry["recurrence"] = recurrence
     else:
         preset = f.string("preset")
     tp = f.integer("tp", 1, MAX_TP)
@@ -112,7 +119,8 @@ def _check_geometry(g, tp):
 def make_header(preset=None, draft_tokens=None, pool_rows=None, max_requests=None, page_size=0,
                 tp=1, ssm_dtype="f32", seed=0, geometry=None, tree_nodes=0, overlap=False):
     """The header object, checked; raises ValueError with the C++ reader's message. `geometry`
-    (a dict of layers, H, HV, K, V, conv_dim, W: one rank's heads) instead of `preset`,
+    (a dict of layers, H, HV, K, V, conv_dim, W: one rank's heads, and optionally the
+    recurrence: "gated-deltanet", the default) instead of `preset`,
     `tree_nodes` > 0 (verifies may run draft trees of that many nodes), or `overlap` (every step
     prepared before the previous step's results reached the host; verify entries may be
     discarded, accepted 0) writes format version 2."""

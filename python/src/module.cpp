@@ -239,6 +239,7 @@ void bind_basics(py::module_& m) {
       py::dict d;
       d["name"] = std::string(p.name);
       d["description"] = std::string(p.description);
+      d["recurrence"] = std::string(to_string(p.recurrence));
       d["gdn_layers"] = p.gdn_layers;
       d["total_layers"] = p.total_layers;
       d["H"] = p.num_k_heads;
@@ -252,6 +253,8 @@ void bind_basics(py::module_& m) {
   py::class_<ModelGeometry>(m, "Geometry")
       .def_readonly("preset", &ModelGeometry::preset)
       .def_readonly("tp", &ModelGeometry::tp)
+      .def_property_readonly(
+          "recurrence", [](const ModelGeometry& g) { return std::string(to_string(g.recurrence)); })
       .def_readonly("layers", &ModelGeometry::layers)
       .def_readonly("H", &ModelGeometry::num_k_heads)
       .def_readonly("HV", &ModelGeometry::num_v_heads)
@@ -271,7 +274,15 @@ void bind_basics(py::module_& m) {
 
   m.def("preset_geometry",
         [](const std::string& preset, int32_t tp) { return make_geometry(preset, tp); });
-  m.def("custom_geometry", &make_custom_geometry);
+  m.def("custom_geometry", [](int32_t layers, int32_t H, int32_t HV, int32_t K, int32_t V,
+                              int32_t W, int32_t conv_dim, const std::string& recurrence) {
+    const std::optional<RecurrenceKind> kind = find_recurrence(recurrence);
+    if (!kind) {
+      throw InputError("custom geometry: unknown recurrence '" + recurrence +
+                       "' (known: " + recurrence_names_text() + ")");
+    }
+    return make_custom_geometry(layers, H, HV, K, V, W, conv_dim, *kind);
+  });
   m.def("with_layers", [](const ModelGeometry& g, const std::string& list) {
     if (!g.layer_ids.empty()) throw InputError("the geometry already holds a subset of layers");
     return with_layers(g, parse_layer_list(list, g.layers));

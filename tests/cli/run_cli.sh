@@ -40,7 +40,7 @@ case "$case_name" in
           "$bin" replay "$trace" --inject decode-read-old-row
         test ! -e t.jsonl ;;
   presets)
-        expect 0 '^qwen3-next-80b-a3b +36/48 +16 +32 +128 +128 +8192 +4 +73\.69 MiB' -- "$bin" presets
+        expect 0 '^qwen3-next-80b-a3b +36/48 +16 +32 +128 +128 +8192 +4 +73\.69 MiB +gated-deltanet +Qwen3-Next' -- "$bin" presets
         expect 0 '^tiny +2/2 +2 +4 +16 +16 +128 +4 +9\.50 KiB' -- "$bin" presets
         "$bin" presets --json > presets.json
         "$python" - presets.json <<'PY'
@@ -52,6 +52,7 @@ q = presets[0]
 assert (q["gdn_layers"], q["H"], q["HV"], q["K"], q["V"], q["conv_dim"], q["W"]) == \
     (36, 16, 32, 128, 128, 8192, 4), q
 assert q["state_bytes_per_request"] == 36 * (32 * 128 * 128 * 4 + 8192 * 3 * 2)
+assert {p["recurrence"] for p in presets} == {"gated-deltanet"}, presets
 PY
         ;;
   single-lane)
@@ -216,6 +217,7 @@ import json
 one, two = json.load(open("one.json")), json.load(open("two.json"))
 assert isinstance(one, list) and len(one) == 1 and len(two) == 2, (one, two)
 assert one[0].keys() == two[0].keys() and one[0]["gdn_layers"] == 2 and two[1]["batch"] == 8
+assert one[0]["recurrence"] == "gated-deltanet", one[0]
 r = json.load(open("divergence.json"))
 d = r["divergence"]
 assert d["fault"] == "decode-reads-old-row" and d["line"] == 10, d

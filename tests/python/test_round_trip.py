@@ -201,6 +201,21 @@ def test_a_bad_custom_geometry_is_refused_as_the_reader_refuses_it(tmp_path):
     with pytest.raises(ValueError, match="not both"):
         TraceWriter(tmp_path / "t.trace", preset="tiny", geometry=TINY_AS_GEOMETRY,
                     draft_tokens=3, pool_rows=8, max_requests=4)
+    with pytest.raises(ValueError, match=r"^.*:1: unknown recurrence 'kda' in geometry "
+                                         r"\(known: gated-deltanet\)$"):
+        TraceWriter(tmp_path / "t.trace", geometry=dict(TINY_AS_GEOMETRY, recurrence="kda"),
+                    draft_tokens=3, pool_rows=8, max_requests=4)
+
+
+def test_a_geometry_naming_the_default_recurrence_writes_as_one_that_does_not(tmp_path):
+    """The optional recurrence of a custom geometry: the default is left out, as the C++
+    writer leaves it out."""
+    path = tmp_path / "t.trace"
+    with TraceWriter(path, geometry=dict(TINY_AS_GEOMETRY, recurrence="gated-deltanet"),
+                     draft_tokens=3, pool_rows=8, max_requests=4) as w:
+        w.extend(5, 20, req_row=0, working_row=1)
+    header = json.loads(path.read_text().split("\n", 1)[0])
+    assert header["geometry"] == TINY_AS_GEOMETRY
 
 
 def test_draft_trees_write_version_2_and_replay_across_strategies(tmp_path, specstate_replay):

@@ -27,7 +27,11 @@ def test_presets_and_geometry():
 
 def test_custom_geometry_is_checked_field_by_field():
     g = specstate.custom_geometry(layers=3, H=2, HV=6, K=32, V=24, W=3, conv_dim=2 * 2 * 32 + 6 * 24)
-    assert (g.preset, g.layers, g.conv_dim) == ("custom", 3, 272)
+    assert (g.preset, g.layers, g.conv_dim, g.recurrence) == ("custom", 3, 272, "gated-deltanet")
+    assert {p["recurrence"] for p in specstate.presets()} == {"gated-deltanet"}
+    with pytest.raises(specstate.InputError,
+                       match="unknown recurrence 'kda' \\(known: gated-deltanet\\)"):
+        specstate.custom_geometry(layers=3, H=2, HV=6, K=32, V=24, W=3, recurrence="kda")
     for kwargs, message in [
             (dict(layers=0), "layers 0 outside 1..1024"),
             (dict(HV=5), "HV 5 is not a multiple of H 2"),

@@ -67,6 +67,17 @@ TEST(TraceRoundTrip, WritesTheLowestVersionThatExpressesTheHeader) {
   EXPECT_EQ(g.preset, "custom");
   EXPECT_EQ(g.ssm_elements_per_layer(), 4 * 32 * 24);
   EXPECT_EQ(g.conv_dim(), 224);
+  EXPECT_EQ(g.recurrence, RecurrenceKind::kGatedDeltaNet);
+
+  // The geometry's optional recurrence, here the default, reads as the same header, and the
+  // writer leaves the default out.
+  const size_t w3 = text.find("\"W\":3}");
+  ASSERT_NE(w3, std::string::npos);
+  std::string named = text;
+  named.insert(w3 + 5, ",\"recurrence\":\"gated-deltanet\"");
+  const Trace named_back = from_text(named);
+  EXPECT_EQ(named_back.header, t.header);
+  EXPECT_EQ(to_text(named_back), text);
 }
 
 // Draft trees: version 2 with tree_nodes, every tree field written and read back exactly.
