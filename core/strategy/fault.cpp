@@ -147,6 +147,12 @@ std::vector<FaultInfo> make_faults() {
        "padding tasks read and write the pool's last row (and last payload slot) instead of no "
        "row",
        all},
+      {Fault::kPrefillInVerifyGraph, "prefill-in-verify-graph",
+       "a prefill of 1 + num_spec tokens dispatched to the spec-decode CUDA graph, its state "
+       "writes skipped (vLLM #53051)",
+       "an extend of exactly T tokens, the shape of a verify, runs in the verify's graph, which "
+       "writes no state for it: the working row and the snapshot rows keep what they held",
+       all},
       {Fault::kDiscardedCountRead,
        "discarded-count-read",
        "a discarded async step leaves accepted = 0, and index -1 is read (vLLM #51508)",

@@ -15,16 +15,16 @@ namespace specstate {
 
 enum class Fault : uint8_t {
   kNone,
-  kNoFlushOnRetract,      // inline: retract saves the working row, not the live draft row
-  kStaleFlushAfterReuse,  // inline: the finish/retract flush runs at the next step, stale
-  kDecodeReadsOldRow,     // inline, window: decode after verify(a >= 2) reads index 0
-  kSnapshotPreAccept,     // all: boundary checked with the pre-accept length (missed)
-  kSnapshotPostAccept,    // all: snapshot of the post-accept state, not the boundary token
-  kRetractNoSave,         // all: retract frees the row unsaved, resume takes the row as is
-  kVerifyAsExtend,        // all: a verify starts from the zero state
-  kPaddingWritesRow,      // all: padding tasks read and write row 0
-  kStaleReplayControl,    // deferred: a reused request row keeps its pending-replay control
-  kConvSsmSplitCommit,    // scatter: SSM committed for a, conv for all T tokens
+  kNoFlushOnRetract,          // inline: retract saves the working row, not the live draft row
+  kStaleFlushAfterReuse,      // inline: the finish/retract flush runs at the next step, stale
+  kDecodeReadsOldRow,         // inline, window: decode after verify(a >= 2) reads index 0
+  kSnapshotPreAccept,         // all: boundary checked with the pre-accept length (missed)
+  kSnapshotPostAccept,        // all: snapshot of the post-accept state, not the boundary token
+  kRetractNoSave,             // all: retract frees the row unsaved, resume takes the row as is
+  kVerifyAsExtend,            // all: a verify starts from the zero state
+  kPaddingWritesRow,          // all: padding tasks read and write row 0
+  kStaleReplayControl,        // deferred: a reused request row keeps its pending-replay control
+  kConvSsmSplitCommit,        // scatter: SSM committed for a, conv for all T tokens
   kRingDonateWithoutHistory,  // ring: a moved slot takes the checkpoint, not the ring
   kStaleRingCursor,           // ring: a reused request row keeps its cursors
   kRingSnapshotUnfolded,      // ring: a snapshot from the checkpoint without the history
@@ -38,13 +38,14 @@ enum class Fault : uint8_t {
   kChunkEndAsBoundary,        // all: an extend's snapshot takes its last token's state
   kPrefillFromStaleRow,       // all: a sequence's first extend starts from its row's old state
   kPaddingWrapsToLastRow,     // all: padding index -1 wraps to the pool's last row and slot
+  kPrefillInVerifyGraph,      // all: an extend of exactly T tokens writes no state
   // Overlap scheduling (core/strategy/host_scheduler.h): wrong decisions of the host side.
-  kDiscardedCountRead,      // inline: a reused row's count left by a discarded step (-1)
-  kCountsReordered,         // all: late counts applied by the next batch's positions
-  kInflightWriteAfterReuse, // all: a finished request's in-flight writes land after reuse
-  kSnapshotBeforeWrite,     // all: a step's snapshots enqueued before its forward pass
-  kAdvancedLength,          // all: results applied to the length the next step advanced
-  kPaddingParkedSlots,      // all: padding dummies take a parked request's slot
+  kDiscardedCountRead,       // inline: a reused row's count left by a discarded step (-1)
+  kCountsReordered,          // all: late counts applied by the next batch's positions
+  kInflightWriteAfterReuse,  // all: a finished request's in-flight writes land after reuse
+  kSnapshotBeforeWrite,      // all: a step's snapshots enqueued before its forward pass
+  kAdvancedLength,           // all: results applied to the length the next step advanced
+  kPaddingParkedSlots,       // all: padding dummies take a parked request's slot
 };
 
 struct FaultInfo {

@@ -173,6 +173,7 @@ std::unique_ptr<HostDecisions> make_host_decisions(Fault fault) {
     case Fault::kShortChunkNoCheckpoint:
     case Fault::kChunkEndAsBoundary:
     case Fault::kPrefillFromStaleRow:
+    case Fault::kPrefillInVerifyGraph:
     case Fault::kPaddingWrapsToLastRow:
       return std::make_unique<HostDecisions>();
   }

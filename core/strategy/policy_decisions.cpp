@@ -230,6 +230,15 @@ class PrefillFromStaleRow : public Faulty<PrefillFromStaleRow> {
   bool prefill_starts_from_zero() const override { return false; }
 };
 
+// FAULT prefill-in-verify-graph (vLLM #53051): a prefill chunk of 1 + num_spec tokens has the
+// shape of a verify and is dispatched to the spec-decode graph, which keeps its states for a
+// commit that a prefill never issues: nothing is written.
+class PrefillInVerifyGraph : public Faulty<PrefillInVerifyGraph> {
+  bool extend_writes_state(int32_t tokens, int32_t tokens_per_verify) const override {
+    return tokens != tokens_per_verify;
+  }
+};
+
 }  // namespace
 
 std::unique_ptr<PolicyDecisions> make_policy_decisions(Fault fault) {
@@ -276,6 +285,8 @@ std::unique_ptr<PolicyDecisions> make_policy_decisions(Fault fault) {
       return std::make_unique<ChunkEndAsBoundary>();
     case Fault::kPrefillFromStaleRow:
       return std::make_unique<PrefillFromStaleRow>();
+    case Fault::kPrefillInVerifyGraph:
+      return std::make_unique<PrefillInVerifyGraph>();
     case Fault::kPaddingWrapsToLastRow:
       return std::make_unique<PaddingWrapsToLastRow>();
     case Fault::kNone:

@@ -63,6 +63,9 @@ class PolicyDecisions {
   // An extend's snapshot of a page boundary `boundary` tokens into it is the state after that
   // token (of its `tokens`).
   virtual int32_t extend_snapshot_after(int32_t boundary, int32_t tokens) const { return boundary; }
+  // An extend writes its state (the working row, its snapshots), whatever its `tokens`; a verify
+  // runs `tokens_per_verify`.
+  virtual bool extend_writes_state(int32_t tokens, int32_t tokens_per_verify) const { return true; }
   // An extend writes the snapshot of every page boundary it crosses, however few its `tokens`.
   virtual bool checkpoints_extend(int32_t tokens, int32_t page_size) const { return true; }
   // After a chain verify that accepted `accepted` tokens, the live state is token accepted-1's

@@ -136,8 +136,9 @@ Plan PoolPolicy::extend(const ExtendOp& op) {
   }
   LiveState& s = *live;
   task.tokens.first_position = s.length;
-  task.writes.push_back({op.tokens, s.working_row});
-  if (decisions_->checkpoints_extend(op.tokens, layout_.config.page_size)) {
+  const bool writes = decisions_->extend_writes_state(op.tokens, layout_.config.tokens_per_verify);
+  if (writes) task.writes.push_back({op.tokens, s.working_row});
+  if (writes && decisions_->checkpoints_extend(op.tokens, layout_.config.page_size)) {
     for (const Snapshot& snap : op.snapshots) {
       const int32_t after =
           decisions_->extend_snapshot_after(int32_t(snap.length - s.length), op.tokens);
