@@ -9,8 +9,7 @@ namespace {
 constexpr RecurrenceInfo recurrence_entry(RecurrenceKind kind) {
   switch (kind) {
     case RecurrenceKind::kGatedDeltaNet:
-      return {kind, "gated-deltanet", "Gated DeltaNet", "Qwen3-Next, Qwen3.5",
-              DecayShape::kPerHead};
+      return {kind, "gated-deltanet", DecayShape::kPerHead};
   }
   return {};
 }

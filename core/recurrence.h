@@ -26,9 +26,7 @@ enum class DecayShape : uint8_t { kPerHead, kPerKeyChannel };
 
 struct RecurrenceInfo {
   RecurrenceKind kind = RecurrenceKind::kGatedDeltaNet;
-  std::string_view name;    // in trace headers, `presets` and reports: "gated-deltanet"
-  std::string_view title;   // "Gated DeltaNet"
-  std::string_view models;  // which presets' layers follow it
+  std::string_view name;  // in trace headers, `presets` and reports: "gated-deltanet"
   DecayShape decay = DecayShape::kPerHead;
 
   // Decay values per value head and token for head dimension K.
