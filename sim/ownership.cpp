@@ -51,6 +51,11 @@ bool OwnershipChecker::may_write(uint64_t request, int32_t row) const {
         if (row == layout_.draft_row(r.req_row, j)) return true;
       }
       return false;
+    case StrategyKind::kPaged:
+      for (int j = 0; j < T; ++j) {
+        if (row == layout_.paged_block(r.req_row, j)) return true;
+      }
+      return false;
     case StrategyKind::kDeferred:
     case StrategyKind::kRing:
       return row == layout_.inspect_row();

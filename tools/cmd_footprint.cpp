@@ -36,6 +36,7 @@ struct FootprintArgs {
   int32_t draft_tokens = 3;
   std::string ssm_dtype = "f32";
   int32_t pool_rows = 0;  // 0: 2 x batch
+  int32_t page_size = 0;  // paged: tokens per page; 0: one page
   bool json = false;
   bool csv = false;
   std::string compare;  // "before,after"
@@ -84,7 +85,9 @@ PoolConfig footprint_config(const FootprintArgs& a, int32_t batch) {
     throw InputError("--pool-rows " + std::to_string(a.pool_rows) + ": fewer than the " + flag +
                      " running requests, each of which holds a working row");
   }
+  if (a.page_size < 0) throw InputError("--page-size must be >= 0 (0: no pages)");
   PoolConfig config;
+  config.page_size = a.page_size;
   config.geometry = make_geometry(a.preset, a.tp);
   config.ssm_dtype = parse_ssm_dtype(a.ssm_dtype);
   config.tokens_per_verify = a.draft_tokens + 1;
@@ -166,6 +169,19 @@ std::string ring_note(const PoolConfig& config, const std::vector<double>& w) {
       1.0 / m.fold_rate, acceptance_text(w, config.tokens_per_verify).c_str());
 }
 
+// The paged strategy's line under a table: how often its running page moves (one state copy).
+std::string paged_note(const PoolConfig& config, const std::vector<double>& w) {
+  if (config.page_size == 0) {
+    return "paged: no --page-size, so one page: its running block never moves (window's bytes).\n";
+  }
+  const StrategyLayout l = make_layout(StrategyKind::kPaged, config);
+  const MeanStepBytes m = mean_verify_step_bytes(l, weights_or_all(w, config.tokens_per_verify));
+  return format(
+      "paged (pages of %d tokens): its running page moves %.3f times per verify (one\n"
+      "  state copy each) in the long run.\n",
+      config.page_size, m.page_moves);
+}
+
 // The display name of a preset ("Qwen3-Next-80B-A3B").
 std::string preset_title(const std::string& preset) {
   for (const PresetInfo& p : presets()) {
@@ -234,6 +250,7 @@ nlohmann::json footprint_json(const PoolConfig& config, const std::vector<double
                       {"batch", config.max_requests},
                       {"pool_rows", config.pool_rows},
                       {"gdn_layers", config.geometry.layers},
+                      {"page_size", config.page_size},
                       {"accept_weights", weights_or_all(w, config.tokens_per_verify)},
                       {"ring",
                        {{"slots", config.ring.slots},
@@ -243,18 +260,20 @@ nlohmann::json footprint_json(const PoolConfig& config, const std::vector<double
     const StrategyLayout l = make_layout(kind, config);
     const MeanStepBytes m = batch_step(l, w);
     const bool ring = kind == StrategyKind::kRing;
-    j["strategies"].push_back({{"strategy", to_string(kind)},
-                               {"pool_bytes", l.pool_bytes},
-                               {"draft_bytes", l.draft_bytes},
-                               {"scratch_bytes", l.scratch_bytes},
-                               {"inspect_bytes", l.inspect_bytes},
-                               {"payload_bytes", l.payload_bytes},
-                               {"total_bytes", l.total_bytes()},
-                               {"state_bytes_per_step", m.state_total()},
-                               {"payload_bytes_per_step", m.payload_total()},
-                               {"folds_per_step", ring ? nlohmann::json(m.fold_rate) : nullptr},
-                               {"history_tokens_per_step",
-                                ring ? nlohmann::json(m.history_tokens) : nullptr}});
+    const bool paged = kind == StrategyKind::kPaged;
+    j["strategies"].push_back(
+        {{"strategy", to_string(kind)},
+         {"pool_bytes", l.pool_bytes},
+         {"draft_bytes", l.draft_bytes},
+         {"scratch_bytes", l.scratch_bytes},
+         {"inspect_bytes", l.inspect_bytes},
+         {"payload_bytes", l.payload_bytes},
+         {"total_bytes", l.total_bytes()},
+         {"state_bytes_per_step", m.state_total()},
+         {"payload_bytes_per_step", m.payload_total()},
+         {"folds_per_step", ring ? nlohmann::json(m.fold_rate) : nullptr},
+         {"history_tokens_per_step", ring ? nlohmann::json(m.history_tokens) : nullptr},
+         {"page_moves_per_step", paged ? nlohmann::json(m.page_moves) : nullptr}});
   }
   return j;
 }
@@ -279,8 +298,9 @@ void print_footprint_table(const PoolConfig& config, const std::vector<double>& 
   }
   std::printf(
       "state/step: SSM + conv bytes one verify step of the whole batch reads and writes\n"
-      "(%s); states/req: the same per request, in units of one full state.\n%s",
-      acceptance_text(w, config.tokens_per_verify).c_str(), ring_note(config, w).c_str());
+      "(%s); states/req: the same per request, in units of one full state.\n%s%s",
+      acceptance_text(w, config.tokens_per_verify).c_str(), ring_note(config, w).c_str(),
+      paged_note(config, w).c_str());
 }
 
 std::string footprint_csv_header() {
@@ -530,6 +550,9 @@ Command add_footprint(CLI::App& parent) {
               "Draft tokens per verify (T = draft tokens + 1, default 3)");
   cmd->add_option("--ssm-dtype", args->ssm_dtype, "SSM pool dtype: f32 (default) or bf16");
   add_integer(cmd, "--pool-rows", args->pool_rows, "Scheduler rows (default 2 x batch)");
+  add_integer(cmd, "--page-size", args->page_size,
+              "Tokens per page of the paged strategy's block table (default 0: one page, no "
+              "moves)");
   auto* json = cmd->add_flag("--json", args->json,
                              "Write JSON instead of the table: a list, one report per batch");
   auto* csv = cmd->add_flag("--csv", args->csv, "Write CSV (bytes) instead of the table");

@@ -37,9 +37,9 @@ std::vector<FaultInfo> make_faults() {
       {Fault::kDecodeReadsOldRow,
        "decode-reads-old-row",
        "step without drafts after verify(a >= 2) reads the old conv column (vLLM #40875)",
-       "a decode step reads index 0 of the last verify (inline: the working row; window: conv "
-       "offset 0) instead of the live index a-1",
-       {K::kInline, K::kWindow}},
+       "a decode step reads index 0 of the last verify (inline: the working row; window, paged: "
+       "conv offset 0) instead of the live index a-1",
+       {K::kInline, K::kWindow, K::kPaged}},
       {Fault::kSnapshotPreAccept, "snapshot-pre-accept",
        "snapshot boundary decided from the pre-accept length (SGLang #37817)",
        "a verify only sees a page boundary reached by its first token; later boundaries are "
@@ -116,7 +116,7 @@ std::vector<FaultInfo> make_faults() {
        "after a verify the live state is taken at index min(a, W-1) - 1, the bound of the conv "
        "window's history, instead of a - 1: a verify that accepts more than W-1 tokens leaves "
        "its request on an earlier token's state",
-       {K::kInline, K::kWindow}},
+       {K::kInline, K::kWindow, K::kPaged}},
       {Fault::kCommitSkipped,
        "commit-skipped",
        "a backend without the post-verify state update skips the commit silently (SGLang "

@@ -11,6 +11,7 @@
 // so that the copies do not each compact.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -31,6 +32,11 @@ struct LiveState {
   // boundaries inside it (bit j: a step ended after history token j).
   int32_t pending_first = 0;
   uint32_t pending_rounds = 0;
+  // Paged: the request's block table around its running page `page` (logical block index):
+  // blocks[i] holds page + i, the running page's block first, then the lookahead pages' (T in
+  // all, each one of the request's working row and its request row's T paged blocks).
+  int64_t page = 0;
+  std::array<int32_t, kMaxVerifyTokens> blocks{};
   bool retracted = false;
   bool discarded = false;  // its last step was discarded (accepted 0): it can only finish
 };

@@ -52,10 +52,11 @@ class StaleFlushAfterReuse : public Faulty<StaleFlushAfterReuse> {
 };
 
 // FAULT decode-reads-old-row (vLLM #40875): the step without drafts ignores the last verify's
-// accepted length and reads its index 0: inline's working row, window's conv column 0.
+// accepted length and reads its index 0: inline's working row, the conv column 0 of window's
+// working row and of paged's running block.
 class DecodeReadsOldRow : public Faulty<DecodeReadsOldRow> {
   StateLoc decode_source(const LiveState& s, StateLoc, VerifyMode mode) const override {
-    return mode == VerifyMode::kWindow ? StateLoc{s.loc.ssm_row, s.working_row, 0}
+    return mode == VerifyMode::kWindow ? StateLoc{s.loc.ssm_row, s.loc.conv_row, 0}
                                        : StateLoc::at(s.working_row);
   }
 };

@@ -77,6 +77,53 @@ void PoolPolicy::consume_pending(LiveState& s) const {
   s.pending_rounds = 0;
 }
 
+int32_t PoolPolicy::running_row(const LiveState& s) const {
+  return layout_.kind == StrategyKind::kPaged ? s.blocks[0] : s.working_row;
+}
+
+int64_t PoolPolicy::running_page(int64_t length, int32_t tokens) const {
+  const int32_t page_size = layout_.config.page_size;
+  return page_size > 0 ? (length + tokens - 1) / page_size : 0;
+}
+
+void PoolPolicy::place_pages(LiveState& s) const {
+  s.blocks.fill(kNoRow);
+  s.blocks[0] = s.working_row;
+  for (int32_t i = 1; i < layout_.config.tokens_per_verify; ++i)
+    s.blocks[size_t(i)] = layout_.paged_block(s.req_row, i - 1);
+}
+
+void PoolPolicy::map_pages(LiveState& s, int64_t page) const {
+  const int32_t T = layout_.config.tokens_per_verify;
+  const int32_t held = s.blocks[0];
+  std::array<int32_t, kMaxVerifyTokens> next;
+  next.fill(kNoRow);
+  std::set<int32_t> taken = {held};
+  for (int32_t i = 0; i < T; ++i) {
+    const int64_t old = page + i - s.page;
+    if (old >= 0 && old < T) taken.insert(next[size_t(i)] = s.blocks[size_t(old)]);
+  }
+  int32_t candidate = -1;  // -1: the working row; j >= 0: the request row's paged block j
+  auto block = [&](int32_t c) { return c < 0 ? s.working_row : layout_.paged_block(s.req_row, c); };
+  for (int32_t i = 0; i < T; ++i) {
+    if (next[size_t(i)] != kNoRow) continue;
+    while (taken.count(block(candidate)) > 0)
+      ++candidate;
+    SPECSTATE_ASSERT(candidate < T, "a request's T+1 blocks hold its held block and T pages");
+    taken.insert(next[size_t(i)] = block(candidate));
+  }
+  s.page = page;
+  s.blocks = next;
+}
+
+void PoolPolicy::move_page(uint64_t request, LiveState& s, int32_t tokens, CopyCall& moves) const {
+  const int64_t page = running_page(s.length, tokens);
+  if (page == s.page) return;
+  map_pages(s, page);
+  moves.add({s.loc, s.blocks[0]}, request);
+  s.loc = StateLoc::at(s.blocks[0]);
+}
+
 void PoolPolicy::make_real(uint64_t request, LiveState& s, Plan& plan) {
   const StateLoc working = StateLoc::at(s.working_row);
   if (s.pending > 0) {
@@ -86,6 +133,7 @@ void PoolPolicy::make_real(uint64_t request, LiveState& s, Plan& plan) {
     decisions_->flush(call_of<CopyCall>(RowCopy{s.loc, s.working_row}, request), plan);
   }
   s.loc = working;
+  if (layout_.kind == StrategyKind::kPaged) place_pages(s);
 }
 
 int32_t PoolPolicy::snapshot_index(const VerifyOp& op, int64_t length) const {
@@ -123,6 +171,10 @@ Plan PoolPolicy::extend(const ExtendOp& op) {
     s.working_row = op.working_row;
     s.length = op.prefix_len;
     if (layout_.kind == StrategyKind::kRing) s.pending_slot = layout_.payload_slot(op.req_row, 0);
+    if (layout_.kind == StrategyKind::kPaged) {
+      s.page = running_page(op.prefix_len, op.tokens);
+      place_pages(s);
+    }
     decisions_->take_request_row(s);
     task.from_zero = op.prefix_len == 0 && decisions_->prefill_starts_from_zero();
     if (op.prefix_len > 0) task.from = StateLoc::at(op.cow_src_row);
@@ -133,11 +185,16 @@ Plan PoolPolicy::extend(const ExtendOp& op) {
     if (live->pending > 0) make_real(op.request, *live, plan);
     task.from_zero = false;
     task.from = live->loc;
+    // Paged: the chunk reads the live state where it is and writes its running page's block.
+    if (layout_.kind == StrategyKind::kPaged) {
+      const int64_t page = running_page(live->length, op.tokens);
+      if (page != live->page) map_pages(*live, page);
+    }
   }
   LiveState& s = *live;
   task.tokens.first_position = s.length;
   const bool writes = decisions_->extend_writes_state(op.tokens, layout_.config.tokens_per_verify);
-  if (writes) task.writes.push_back({op.tokens, s.working_row});
+  if (writes) task.writes.push_back({op.tokens, running_row(s)});
   if (writes && decisions_->checkpoints_extend(op.tokens, layout_.config.page_size)) {
     for (const Snapshot& snap : op.snapshots) {
       const int32_t after =
@@ -147,7 +204,7 @@ Plan PoolPolicy::extend(const ExtendOp& op) {
   }
   plan.push_back(call_of<PrefillCall>(task, op.request));
   s.length += op.tokens;
-  s.loc = StateLoc::at(s.working_row);
+  s.loc = StateLoc::at(running_row(s));
   return plan;
 }
 
@@ -208,6 +265,7 @@ void PoolPolicy::check_step(std::span<const VerifyOp> batch, int32_t tokens, boo
 // depends on the step's own accepted counts: scatter's commit copies, the replay strategy's
 // commit replays.
 struct PoolPolicy::StepPlan {
+  CopyCall moves;   // paged: the live state into a new running page's block
   FillCall resets;  // fault verify-as-extend only
   VerifyCall verify;
   GatherCall gathers;  // trees in payload strategies: the accepted path made contiguous
@@ -243,6 +301,10 @@ PoolPolicy::StepPlans PoolPolicy::step(std::span<const VerifyOp> batch, int32_t 
     t.tokens = {op.request, s.length, op.tree ? op.tree->nodes() : tokens};
     t.from = s.loc;
     if (op.tree) t.parents = decisions_->tree_parents(*op.tree);
+    if (layout_.kind == StrategyKind::kPaged) {
+      move_page(op.request, s, t.tokens.count, p.moves);
+      t.from = s.loc;
+    }
     if (op.accepted == 0) {
       plan_discarded(op, s, t);
     } else if (decode) {
@@ -260,6 +322,7 @@ PoolPolicy::StepPlans PoolPolicy::step(std::span<const VerifyOp> batch, int32_t 
 
   StepPlans out;
   out.before_verify = decisions_->left_for_next_step();
+  if (!p.moves.tasks.empty()) out.before_verify.push_back(std::move(p.moves));
   if (!p.resets.tasks.empty()) out.before_verify.push_back(std::move(p.resets));
   out.verify = std::move(p.verify);
   if (!p.gathers.tasks.empty()) out.after_verify.push_back(std::move(p.gathers));
@@ -291,13 +354,15 @@ void PoolPolicy::plan_discarded(const VerifyOp& op, LiveState& s, VerifyTask& t)
   s.discarded = true;
 }
 
-// A step without drafts updates the live state in place into the working row (deferred and
-// ring replay their pending tokens first, in the same call: the ring folds).
+// A step without drafts updates the live state in place into the working row, paged's into its
+// running page's block (deferred and ring replay their pending tokens first, in the same call:
+// the ring folds).
 void PoolPolicy::plan_decode(const VerifyOp& op, LiveState& s, VerifyTask& t, StepPlan& p) {
-  const StateLoc working = StateLoc::at(s.working_row);
+  const StateLoc working = StateLoc::at(running_row(s));
   if (s.pending > 0) t.pending = pending_replay(s, kNoRow);
-  t.out_rows[0] = s.working_row;
-  if (layout_.kind == StrategyKind::kWindow) t.from.conv_row = s.working_row;
+  t.out_rows[0] = working.ssm_row;
+  if (strategy_info(layout_.kind).decode_mode == VerifyMode::kWindow)
+    t.from.conv_row = working.ssm_row;
   t.from = decisions_->decode_source(s, t.from, strategy_info(layout_.kind).decode_mode);
   if (s.pending > 0) consume_pending(s);
   s.loc = working;
@@ -313,6 +378,7 @@ void PoolPolicy::plan_verify(const VerifyOp& op, LiveState& s, VerifyTask& t, St
       return scatter_verify(op, snap, s, t, p);
     case StrategyKind::kInline:
     case StrategyKind::kWindow:
+    case StrategyKind::kPaged:
       return draft_rows_verify(op, snap, s, t, p);
     case StrategyKind::kReplay:
       return replay_verify(op, snap, s, t, p);
@@ -339,18 +405,22 @@ void PoolPolicy::scatter_verify(const VerifyOp& op, int32_t snap, LiveState& s, 
   s.loc = StateLoc::at(s.working_row);
 }
 
-// Inline and window: token j's state (window: its SSM) into [working, draft rows...]; nothing is
-// committed, the live state stays where token a-1's is (window: with its conv offset a-1).
+// Inline and window: token j's state (window: its SSM) into [working, draft rows...]; paged: into
+// the block of page c+j, c the running page. Nothing is committed: the live state stays where
+// token a-1's is (window and paged: with the conv window at offset a-1 of the first row).
 void PoolPolicy::draft_rows_verify(const VerifyOp& op, int32_t snap, LiveState& s, VerifyTask& t,
                                    StepPlan& p) {
-  const bool window = layout_.kind == StrategyKind::kWindow;
-  SPECSTATE_ASSERT(!(window && op.tree), "the window layout refuses tree pools");
-  t.out_rows[0] = s.working_row;
-  for (int j = 1; j < t.tokens.count; ++j)
-    t.out_rows[j] = layout_.draft_row(s.req_row, j - 1);
-  if (window) t.from.conv_row = s.working_row;
+  const bool window = strategy_info(layout_.kind).verify_mode == VerifyMode::kWindow;
+  SPECSTATE_ASSERT(!(window && op.tree), "the window and paged layouts refuse tree pools");
+  for (int j = 0; j < t.tokens.count; ++j) {
+    t.out_rows[j] = layout_.kind == StrategyKind::kPaged ? s.blocks[size_t(j)]
+                    : j == 0                             ? s.working_row
+                                                         : layout_.draft_row(s.req_row, j - 1);
+  }
+  const int32_t conv_row = t.out_rows[0];
+  if (window) t.from.conv_row = conv_row;
   auto at = [&](int32_t j) {
-    return window ? StateLoc{t.out_rows[j], s.working_row, j} : StateLoc::at(t.out_rows[j]);
+    return window ? StateLoc{t.out_rows[j], conv_row, j} : StateLoc::at(t.out_rows[j]);
   };
   if (snap >= 0) p.snapshot_copies.add({at(accepted_node(op, snap)), op.snapshot->row}, op.request);
   const int32_t live =
@@ -437,6 +507,7 @@ Plan PoolPolicy::resume(uint64_t request, int32_t req_row, int32_t working_row) 
   s.working_row = working_row;
   s.loc = StateLoc::at(working_row);
   if (layout_.kind == StrategyKind::kRing) s.pending_slot = layout_.payload_slot(req_row, 0);
+  if (layout_.kind == StrategyKind::kPaged) place_pages(s);
   if (!decisions_->retract_saves()) return {};
   return {SwapInCall{request, working_row}};
 }

@@ -115,6 +115,20 @@ class PoolPolicy {
   // A verify (T tokens, even when T = 1) or a decode step without drafts (1 token, in place).
   StepPlans step(std::span<const VerifyOp> batch, int32_t padding, int32_t tokens, bool decode);
   void consume_pending(LiveState& s) const;
+  // The row a step writes its state into: the working row, or paged's running block.
+  int32_t running_row(const LiveState& s) const;
+  // Paged: the page (logical block index) of the last token of a step of `tokens` tokens from
+  // `length`, drafts included (vLLM's cdiv(num_tokens, block_size) - 1); 0 without pages.
+  int64_t running_page(int64_t length, int32_t tokens) const;
+  // Paged: a fresh block table at s.page whose running block is the working row.
+  void place_pages(LiveState& s) const;
+  // Paged: s's block table moved to running page `page`. A block of the old table keeps its page;
+  // a new page takes the first of the request's blocks that is neither kept nor the old running
+  // block, which the move still reads.
+  void map_pages(LiveState& s, int64_t page) const;
+  // Paged, before a step of `tokens` tokens: when its running page is not the live state's, the
+  // live state is copied into the new page's block (vLLM's copy before the forward pass).
+  void move_page(uint64_t request, LiveState& s, int32_t tokens, CopyCall& moves) const;
   // Appends the calls that make `request`'s live state real in its working row.
   void make_real(uint64_t request, LiveState& s, Plan& plan);
   // Token index inside a step starting at `length` whose state `op`'s snapshot takes; -1: none.
@@ -132,7 +146,7 @@ class PoolPolicy {
   void plan_verify(const VerifyOp& op, LiveState& s, VerifyTask& t, StepPlan& p);
   void scatter_verify(const VerifyOp& op, int32_t snap, LiveState& s, VerifyTask& t, StepPlan& p);
   void draft_rows_verify(const VerifyOp& op, int32_t snap, LiveState& s, VerifyTask& t,
-                         StepPlan& p);
+                         StepPlan& p);  // inline, window, paged
   void replay_verify(const VerifyOp& op, int32_t snap, LiveState& s, VerifyTask& t, StepPlan& p);
   void deferred_verify(const VerifyOp& op, int32_t snap, LiveState& s, VerifyTask& t, StepPlan& p);
   void ring_verify(const VerifyOp& op, int32_t snap, LiveState& s, VerifyTask& t, StepPlan& p);

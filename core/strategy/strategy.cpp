@@ -110,6 +110,17 @@ constexpr std::optional<StrategyInfo> strategy_entry(StrategyKind kind) {
           .payload_buffers = 1,
           .chart = {"#E69F00", "2 4", "history ring (FlashInfer #4081)"},
       };
+    case StrategyKind::kPaged:
+      return StrategyInfo{
+          .kind = kind,
+          .name = "paged",
+          .verify_mode = kWindow,
+          .decode_mode = kWindow,
+          .no_trees =
+              "its running block's conv buffer holds one linear sequence (the window after "
+              "token j at offset j), which a tree's branches do not share",
+          .chart = {"#000000", "1 3", "page blocks (vLLM align mode)"},
+      };
   }
   return std::nullopt;
 }
@@ -136,6 +147,13 @@ constexpr std::array<StrategyInfo, kStrategyCount> kStrategies = [] {
     table[i] = strategy_entry(StrategyKind(i)).value();
   return table;
 }();
+
+// Bytes of one state as a copy reads or writes it, all layers: the SSM and the W-1 columns of
+// the conv window (not a widened row's other columns).
+int64_t copied_state_bytes(const PoolShape& s) {
+  const int64_t window = int64_t{s.geometry.conv_dim()} * 2 * s.geometry.conv_state_cols();
+  return s.geometry.layers * (s.ssm_row_bytes() + window);
+}
 
 std::string join(const std::vector<std::string_view>& names, std::string_view comma) {
   std::string out;
@@ -258,6 +276,10 @@ StrategyLayout make_layout(StrategyKind kind, const PoolConfig& config) {
       l.draft_rows = checked(config.max_requests, T - 1, 0, l, rows);
       s.conv_cols += T - 1;
       break;
+    case StrategyKind::kPaged:
+      l.draft_rows = checked(config.max_requests, T, 0, l, rows);
+      s.conv_cols += T - 1;
+      break;
     case StrategyKind::kReplay:
       s.payload_tokens = N;
       break;
@@ -311,6 +333,12 @@ int32_t StrategyLayout::draft_row(int32_t req_row, int32_t token) const {
   return config.pool_rows + req_row * (config.verify_tokens() - 1) + token;
 }
 
+int32_t StrategyLayout::paged_block(int32_t req_row, int32_t block) const {
+  SPECSTATE_ASSERT(kind == StrategyKind::kPaged, "page blocks belong to paged");
+  SPECSTATE_ASSERT(block >= 0 && block < config.tokens_per_verify, "a paged block index");
+  return config.pool_rows + req_row * config.tokens_per_verify + block;
+}
+
 int32_t StrategyLayout::payload_slot(int32_t req_row, int32_t buffer) const {
   const int32_t buffers = strategy_info(kind).payload_buffers;
   SPECSTATE_ASSERT(buffer >= 0 && buffer < buffers, "a payload buffer of the strategy");
@@ -332,6 +360,7 @@ int32_t max_pending_tokens(StrategyKind kind, const PoolShape& shape, int32_t T,
     case StrategyKind::kInline:
     case StrategyKind::kWindow:
     case StrategyKind::kReplay:
+    case StrategyKind::kPaged:
       return 0;
   }
   SPECSTATE_ASSERT(false, "unknown StrategyKind");
@@ -345,7 +374,7 @@ StepBytes verify_step_bytes(const StrategyLayout& l, int32_t accepted, int32_t h
   const int64_t ssm = s.ssm_row_bytes() * layers;
   const int64_t col = int64_t{s.geometry.conv_dim()} * 2 * layers;  // one conv column
   const int64_t window = col * s.geometry.conv_state_cols();
-  const int64_t state = ssm + window;
+  const int64_t state = copied_state_bytes(s);
   const num::PayloadToken token = s.payload_token();
   const int64_t token_payload = token.bytes() * layers;
   const int wc = s.geometry.conv_state_cols();
@@ -361,6 +390,7 @@ StepBytes verify_step_bytes(const StrategyLayout& l, int32_t accepted, int32_t h
       b.state_write = N * state;
       break;
     case StrategyKind::kWindow:  // SSM: read 1, write T; conv: read W-1, rewrite W-2+T columns
+    case StrategyKind::kPaged:   // the same inside a page (a move adds a copy: mean_verify_...)
       b.state_read = ssm + window;
       b.state_write = T * ssm + col * (s.geometry.conv_state_cols() - 1 + T);
       break;
@@ -444,8 +474,19 @@ MeanStepBytes mean_verify_step_bytes(const StrategyLayout& l,
     m.payload_write += p * double(b.payload_write);
   };
   if (l.kind != StrategyKind::kRing) {
-    for (int32_t a = 1; a <= T; ++a)
+    double mean_accepted = 0;
+    for (int32_t a = 1; a <= T; ++a) {
       add(verify_step_bytes(l, a), accept_weights[size_t(a - 1)] / sum);
+      mean_accepted += a * accept_weights[size_t(a - 1)] / sum;
+    }
+    // Paged: the running page moves once per page of accepted tokens in the long run, and each
+    // move copies the live state into the new page's block (read one state, write one).
+    if (l.kind == StrategyKind::kPaged && l.config.page_size > 0) {
+      m.page_moves = mean_accepted / l.config.page_size;
+      const double state = double(copied_state_bytes(l.shape));
+      m.state_read += m.page_moves * state;
+      m.state_write += m.page_moves * state;
+    }
     return m;
   }
   // The ring's history length h before a verify is a Markov chain, h' = (h folds ? 0 : h) + a,

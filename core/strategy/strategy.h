@@ -19,6 +19,9 @@
 //   ring      one payload ring of `ring.slots` tokens per request row, holding the history the
 //             working row (the checkpoint) has not absorbed; a verify replays it first and folds
 //             it into the checkpoint only when it is long (FlashInfer #4081); one inspection row.
+//   paged     T blocks per request row beside the working row (vLLM's align mode): a request's
+//             block table maps the running page and the T-1 lookahead pages after it onto these
+//             T+1 rows; every row's conv widened to W-1+T-1 columns, as the window layout's.
 #pragma once
 
 #include <cstdint>
@@ -35,7 +38,7 @@ namespace specstate {
 // A seventh strategy is an enumerator here, its entry in strategy_entry() (strategy.cpp; a kind
 // without one does not compile) and its cases in the switches over StrategyKind that -Werror=switch
 // lists (its layout, step bytes, plans, row ownership).
-enum class StrategyKind : uint8_t { kScatter, kInline, kWindow, kReplay, kDeferred, kRing };
+enum class StrategyKind : uint8_t { kScatter, kInline, kWindow, kReplay, kDeferred, kRing, kPaged };
 
 // How `specstate footprint --svg` draws a strategy.
 struct ChartStyle {
@@ -101,7 +104,7 @@ struct StrategyLayout {
   StrategyKind kind = StrategyKind::kScatter;
   PoolConfig config;
   PoolShape shape;
-  int32_t draft_rows = 0;    // inline draft region / window extra blocks
+  int32_t draft_rows = 0;    // inline draft region / window extra blocks / paged blocks
   int32_t scratch_rows = 0;  // scatter intermediates
   int32_t inspect_rows = 0;  // deferred and ring inspection row
   int64_t pool_bytes = 0;    // scheduler rows (conv at this layout's width)
@@ -116,6 +119,7 @@ struct StrategyLayout {
   // Rows owned by the strategy on behalf of a request (see the file comment).
   int32_t scratch_row(int32_t working_row, int32_t token) const;
   int32_t draft_row(int32_t req_row, int32_t token) const;  // inline / window, token 0..N-2
+  int32_t paged_block(int32_t req_row, int32_t block) const;  // paged, block 0..T-1
   int32_t payload_slot(int32_t req_row, int32_t buffer) const;
   int32_t inspect_row() const;
 };
@@ -148,6 +152,7 @@ struct MeanStepBytes {
   double state_read = 0, state_write = 0, payload_read = 0, payload_write = 0;
   double fold_rate = 0;       // ring: folds per verify step
   double history_tokens = 0;  // ring: history tokens replayed per verify step
+  double page_moves = 0;      // paged: moves of the running page per verify step
   double state_total() const { return state_read + state_write; }
   double payload_total() const { return payload_read + payload_write; }
 };

@@ -32,9 +32,9 @@ check_page() {  # check_page PAGE TIMELINES MARKERS
 }
 "$bin" report "$source/tests/scenarios/ring-stale-accepted.jsonl" --inject ring-stale-accepted \
   -o diverged.html
-check_page diverged.html 6 6
+check_page diverged.html 7 7
 grep -q 'id="heat-map"' diverged.html.dom || fail "diverged.html: no heat map"
 "$bin" generate --preset tiny --requests 16 --steps 400 --seed 7 -o long.jsonl > /dev/null
 "$bin" report long.jsonl --window 120 -o long.html
-check_page long.html 6 0
+check_page long.html 7 0
 echo "browser: the reports render"

@@ -111,7 +111,7 @@ PY
         cmp piped.jsonl file.jsonl
         test ! -e ./-
         expect 0 '^-: valid specstate trace' -- sh -c '"$0" validate - < piped.jsonl' "$bin"
-        expect 0 '^AGREE: 6 lanes bit-identical' -- sh -c '"$0" replay - < piped.jsonl' "$bin"
+        expect 0 '^AGREE: 7 lanes bit-identical' -- sh -c '"$0" replay - < piped.jsonl' "$bin"
         expect 2 '^-:2: field .tokens. in extend event is 0, outside 1\.\.16777216$' -- \
           sh -c 'head -1 "$1" > bad.jsonl; echo "{\"event\": \"extend\", \"request\": 1, \"req_row\": 0, \"working_row\": 0, \"tokens\": 0}" >> bad.jsonl; "$0" validate - < bad.jsonl' "$bin" piped.jsonl
         expect 2 '^--json and -o - both write standard output' -- \
@@ -129,7 +129,7 @@ PY
         expect 2 '^--threads: Value 4097 not in range 1 to 4096' -- "$bin" replay "$trace" --threads 4097
         if [ -z "${SPECSTATE_SANITIZED:-}" ]; then  # ASan's shadow memory needs the address space
           # 20 MB: one thread runs (it needs 16 MB); four threads' stacks (4 MB each) do not fit.
-          expect 0 '^AGREE: 6 lanes' -- sh -c 'ulimit -v 20000; exec "$0" replay "$1" --threads 1' \
+          expect 0 '^AGREE: 7 lanes' -- sh -c 'ulimit -v 20000; exec "$0" replay "$1" --threads 1' \
             "$bin" "$trace"
           expect 2 '^--threads 4096: cannot start [0-9]+ threads: Resource temporarily unavailable$' -- \
             sh -c 'ulimit -v 20000; exec "$0" replay "$1" --threads 4096' "$bin" "$trace"
@@ -244,7 +244,7 @@ assert list(j) == ["trace", "summary", "replay", "tree_trace", "tree_replay", "c
 r = j["replay"]
 assert r["agree"] and r["events"] == j["summary"]["events"]["total"] == r["events_total"], r
 strategies = {l["strategy"] for l in r["lanes"]}
-assert strategies == {"scatter", "inline", "window", "replay", "deferred", "ring"}, strategies
+assert strategies == {"scatter", "inline", "window", "replay", "deferred", "ring", "paged"}, strategies
 f = j["footprint"]
 assert f["preset"] == "qwen3-next-80b-a3b" and f["batch"] == 64, f
 ring = [s for s in f["strategies"] if s["strategy"] == "ring"][0]
@@ -259,7 +259,7 @@ PY
           --seed 3 --tree 2,2,2 -o t.jsonl
         grep -q '"specstate_trace":2,.*"tree_nodes":15}' t.jsonl || { echo "FAIL: header"; exit 1; }
         expect 0 '^AGREE: 5 lanes' -- "$bin" replay t.jsonl
-        expect 0 'the window strategy does not run trees' -- "$bin" replay t.jsonl
+        expect 0 'the window and paged strategies do not run trees' -- "$bin" replay t.jsonl
         expect 2 '^t\.jsonl:1: the window strategy does not run draft trees' -- \
           "$bin" replay t.jsonl --strategy window
         expect 1 'DIVERGENCE at t\.jsonl:[0-9]+: verify' -- \
@@ -282,10 +282,10 @@ PY
         grep -q '"specstate_trace":2,.*"overlap":1}' o.jsonl || { echo "FAIL: header"; exit 1; }
         grep -q '"accepted":0}' o.jsonl || { echo "FAIL: no discarded entry"; exit 1; }
         expect 0 'discarded entries' -- "$bin" validate o.jsonl
-        expect 0 '^AGREE: 12 lanes' -- "$bin" replay o.jsonl
+        expect 0 '^AGREE: 14 lanes' -- "$bin" replay o.jsonl
         expect 0 'cpu/ring@overlap' -- "$bin" replay o.jsonl
-        expect 0 '^AGREE: 6 lanes' -- "$bin" replay o.jsonl --schedule sync
-        expect 0 '^AGREE: 6 lanes' -- "$bin" replay o.jsonl --schedule overlap
+        expect 0 '^AGREE: 7 lanes' -- "$bin" replay o.jsonl --schedule sync
+        expect 0 '^AGREE: 7 lanes' -- "$bin" replay o.jsonl --schedule overlap
         expect 1 'DIVERGENCE at o\.jsonl:[0-9]+: ' -- "$bin" replay o.jsonl --inject advanced-length
         expect 2 '^--inject counts-reordered concerns only .* with overlap scheduling' -- \
           "$bin" replay o.jsonl --schedule sync --inject counts-reordered
@@ -308,7 +308,7 @@ PY
           "$bin" replay t16.jsonl --ring-history 8
         expect 0 '^AGREE: 5 lanes' -- "$bin" replay t16.jsonl --ring-history 8 \
           --strategy scatter,inline,window,replay,deferred
-        expect 0 '^AGREE: 6 lanes' -- "$bin" replay "$source/examples/retract-resume.jsonl" \
+        expect 0 '^AGREE: 7 lanes' -- "$bin" replay "$source/examples/retract-resume.jsonl" \
           --ring-slots 9 --ring-history 6 --ring-fold-at 2
         expect 0 'folds 1\.000 times' -- "$bin" footprint --preset tiny --batch 4 --ring-fold-at 1
         expect 0 'replays 8\.04 history tokens' -- \
@@ -333,7 +333,7 @@ PY
         expect 0 'format version 2' -- "$bin" validate custom.jsonl
         expect 0 'model +custom \(2 layers, H 2, HV 4, K 16, V 16, W 4\), TP 1' -- \
           "$bin" validate custom.jsonl
-        expect 0 '^AGREE: 6 lanes' -- "$bin" replay custom.jsonl
+        expect 0 '^AGREE: 7 lanes' -- "$bin" replay custom.jsonl
         # The same geometry gives the preset's bytes, token by token.
         "$bin" dump tiny.jsonl --request 1001 -o preset-dump > /dev/null
         "$bin" dump custom.jsonl --request 1001 -o custom-dump > /dev/null
@@ -352,13 +352,13 @@ PY
           -o t.jsonl > /dev/null
         # script(1) runs the command on a pseudo-terminal: stderr is the terminal, stdout a file.
         script -qec "'$bin' replay t.jsonl --layers 0-11 --json > report.json" transcript > /dev/null
-        grep -qE '\[#* *\] +[0-9]+%  6 lanes, [0-9]+/71 events' transcript ||
+        grep -qE '\[#* *\] +[0-9]+%  7 lanes, [0-9]+/71 events' transcript ||
           { echo "FAIL: no progress bar on the terminal:"; cat -v transcript; exit 1; }
         "$bin" replay t.jsonl --layers 0 --json > plain.json 2> plain.err
         [ ! -s plain.err ] || { echo "FAIL: stderr is not a terminal but got:"; cat -v plain.err; exit 1; }
         "$python" -c 'import json, sys; a, b = (json.load(open(f)) for f in sys.argv[1:]); \
 names = lambda r: [l["lane"] for l in r["lanes"]]; \
-assert a["agree"] and b["agree"] and len(names(a)) == 6 and names(a) == names(b), (a, b)' \
+assert a["agree"] and b["agree"] and len(names(a)) == 7 and names(a) == names(b), (a, b)' \
           report.json plain.json ;;
   dump-on-divergence)  # replay --dump-on-divergence, then compare of the two lanes' dumps
         scenario="$source/tests/scenarios/ring-stale-accepted.jsonl"
@@ -408,14 +408,14 @@ PY
           "$bin" replay "$scenario" --inject ring-stale-accepted --dump-on-divergence empty ;;
   report)  # specstate report and replay --html: the page, the verdict, refusals before the replay
         scenario="$source/tests/scenarios/ring-stale-accepted.jsonl"
-        expect 0 "^$scenario: DIVERGENCE at line 10, 6 lanes, [0-9]+ events; wrote r\.html$" -- \
+        expect 0 "^$scenario: DIVERGENCE at line 10, 7 lanes, [0-9]+ events; wrote r\.html$" -- \
           "$bin" report "$scenario" --inject ring-stale-accepted -o r.html
-        expect 0 "^$scenario: AGREE, 6 lanes, [0-9]+ events; wrote a\.html$" -- \
+        expect 0 "^$scenario: AGREE, 7 lanes, [0-9]+ events; wrote a\.html$" -- \
           "$bin" report "$scenario" -o a.html
         expect 1 "^DIVERGENCE at $scenario:10: verify" -- \
           "$bin" replay "$scenario" --inject ring-stale-accepted --html h.html
         "$bin" generate --preset tiny --requests 8 --steps 200 --seed 4 -o long.jsonl > /dev/null
-        expect 0 "AGREE, 6 lanes, [0-9]+ events; wrote w\.html$" -- \
+        expect 0 "AGREE, 7 lanes, [0-9]+ events; wrote w\.html$" -- \
           "$bin" report long.jsonl --window 50 -o w.html
         "$python" - r.html a.html h.html w.html <<'PY'
 import re, sys
@@ -423,11 +423,11 @@ r, a, h, w = (open(f).read() for f in sys.argv[1:])
 for page in (r, a, h, w):
     assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
     assert "http://" not in page.replace('http://www.w3.org', '') and "https://" not in page
-    assert page.count('<svg class="timeline"') == 6
-assert r.count('class="divergence-marker') == 6 and 'id="heat-map"' in r
+    assert page.count('<svg class="timeline"') == 7
+assert r.count('class="divergence-marker') == 7 and 'id="heat-map"' in r
 assert all('<section id="footprint">' in page and "GDN recurrent-state memory" in page
            for page in (r, a, h, w))
-assert h.count('class="divergence-marker') == 6
+assert h.count('class="divergence-marker') == 7
 assert 'class="divergence-marker' not in a and "AGREE" in a
 m = re.search(r"The last (\d+) of the (\d+) events", w)
 assert m and m.group(1) == "50" and int(m.group(2)) > 50, m

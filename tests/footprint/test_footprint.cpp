@@ -209,7 +209,7 @@ TEST(FootprintSvg, IsWellFormedWithOneLinePerStrategy) {
   EXPECT_EQ(std::count(x.names.begin(), x.names.end(), "polyline"),
             std::ptrdiff_t(all_strategies().size()));
   for (const char* text : {"Qwen3-Next-80B-A3B", "TP1", "T=4", "batch size", "GiB", "scatter",
-                           "inline", "window", "replay", "deferred", "ring"}) {
+                           "inline", "window", "replay", "deferred", "ring", "paged"}) {
     EXPECT_NE(svg.find(text), std::string::npos) << text;
   }
   EXPECT_EQ(svg.find("nan"), std::string::npos);

@@ -30,7 +30,7 @@ case "$case_name" in
     expect 0 '^  events +[0-9]:' -- "$bin" validate small.jsonl
     expect 1 '^  per-token outputs of request 1$' -- \
       "$bin" replay small.jsonl --inject decode-reads-old-row --strategy scatter,inline
-    expect 0 '^AGREE: 6 lanes bit-identical' -- "$bin" replay small.jsonl ;;
+    expect 0 '^AGREE: 7 lanes bit-identical' -- "$bin" replay small.jsonl ;;
   json)
     "$bin" generate --preset tiny --requests 24 --steps 300 --seed 5 --overlap -o o.jsonl >/dev/null
     "$bin" minimize o.jsonl --inject counts-reordered -o small.jsonl --json > m.json
@@ -51,7 +51,7 @@ PY
     expect 1 'per-token outputs' -- "$bin" replay small.jsonl --inject counts-reordered ;;
   errors)
     echo keep > small.jsonl
-    expect 2 '^t.jsonl:383: the trace does not diverge: its 6 lanes agree to its end' -- \
+    expect 2 '^t.jsonl:383: the trace does not diverge: its 7 lanes agree to its end' -- \
       "$bin" minimize t.jsonl -o small.jsonl
     expect 2 '^\{"error":"t.jsonl:383: the trace does not diverge' -- \
       "$bin" minimize t.jsonl -o small.jsonl --json

@@ -241,7 +241,7 @@ def test_draft_trees_write_version_2_and_replay_across_strategies(tmp_path, spec
     out = specstate_replay(path)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "AGREE: 5 lanes" in out.stdout
-    assert "the window strategy does not run trees" in out.stdout
+    assert "the window and paged strategies do not run trees" in out.stdout
 
 
 def test_overlap_writes_version_2_with_discarded_entries_and_replays(tmp_path, specstate_replay):
@@ -268,7 +268,7 @@ def test_overlap_writes_version_2_with_discarded_entries_and_replays(tmp_path, s
     assert json.loads(lines[4])["batch"][1] == {"request": 5, "accepted": 0}
     out = specstate_replay(path)
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "AGREE: 12 lanes" in out.stdout
+    assert "AGREE: 14 lanes" in out.stdout
 
 
 def test_accepted_zero_needs_an_overlap_writer(tmp_path):

@@ -119,7 +119,7 @@ def test_a_float64_recurrence_on_the_derived_values_follows_the_reference():
 
 def test_every_strategy_gives_the_same_digests_after_every_event():
     refs = [specstate.Reference(RETRACT, strategy=s)
-            for s in ("scatter", "inline", "window", "replay", "deferred", "ring")]
+            for s in ("scatter", "inline", "window", "replay", "deferred", "ring", "paged")]
     while any(r.next_event is not None for r in refs):
         for r in refs:
             r.step()

@@ -65,6 +65,7 @@ PoolConfig tiny_pool(int32_t T, int32_t pool_rows, int32_t max_requests,
 PoolConfig tiny_config(SsmDtype dtype, const ScheduleConfig& sc) {
   PoolConfig c = tiny_pool(sc.T, sc.pool_rows, sc.max_requests, dtype);
   c.tree_nodes = sc.tree_nodes;
+  c.page_size = sc.page_size;  // the paged strategy's pages are the snapshots' pages
   return c;
 }
 
@@ -147,10 +148,8 @@ void run_equivalence(uint64_t seed, SsmDtype dtype, const ScheduleConfig& sc,
   std::vector<Lane> lanes;
   for (Schedule schedule : {Schedule::kSynchronous, Schedule::kOverlap}) {
     if (schedule == Schedule::kOverlap && !overlap) continue;
-    for (StrategyKind k : all_strategies()) {
-      if (k == StrategyKind::kWindow && sc.tree_nodes > 0) continue;  // refuses trees
+    for (StrategyKind k : strategies_running(sc.tree_nodes))
       lanes.emplace_back(k, config, seed, schedule);
-    }
   }
   int step = 0;
   RandomSchedule(seed, sc).run([&](const Op& op) {
@@ -290,6 +289,37 @@ TEST(RingLayout, MeanStepBytesMatchThePolicyOverALongRun) {
   }
 }
 
+// The same for paged: the share of verifies whose plan moves the running page (a copy before the
+// verify) is mean_verify_step_bytes' page_moves, and each move adds one state read and written.
+TEST(PagedLayout, MeanStepBytesMatchThePolicyOverALongRun) {
+  for (const auto& [page, weights] : std::vector<std::pair<int32_t, std::vector<double>>>{
+           {16, geometric_accept_weights(0.7, 4)}, {8, {0, 0, 0, 1}}, {5, {1, 1, 2, 0}}}) {
+    PoolConfig c = tiny_pool(4, 4, 2);
+    c.page_size = page;
+    PoolPolicy p(StrategyKind::kPaged, c);
+    p.extend({1, 0, 0, 5, 0, kNoRow, {}});
+    std::mt19937_64 rng(7);
+    std::discrete_distribution<int32_t> draw(weights.begin(), weights.end());
+    constexpr int kSteps = 40000;
+    double moves = 0;
+    for (int i = 0; i < kSteps; ++i) {
+      const VerifyOp v{1, 1 + draw(rng), std::nullopt, std::nullopt};
+      moves += std::holds_alternative<CopyCall>(p.verify({&v, 1}, 0).front());
+    }
+    const MeanStepBytes m = mean_verify_step_bytes(p.layout(), weights);
+    EXPECT_NEAR(moves / kSteps, m.page_moves, 0.005) << "page " << page;
+    c.page_size = 0;
+    const MeanStepBytes still =
+        mean_verify_step_bytes(make_layout(StrategyKind::kPaged, c), weights);
+    const int64_t state = make_layout(StrategyKind::kPaged, c).shape.geometry.layers *
+                          (c.geometry.ssm_elements_per_layer() * 4 +
+                           int64_t{c.geometry.conv_dim()} * 2 * c.geometry.conv_state_cols());
+    EXPECT_EQ(still.page_moves, 0);
+    EXPECT_NEAR(m.state_read - still.state_read, m.page_moves * double(state), 1e-6 * state);
+    EXPECT_NEAR(m.state_write - still.state_write, m.page_moves * double(state), 1e-6 * state);
+  }
+}
+
 TEST(RingLayout, ParametersOutsideTheirBoundsAreInputErrors) {
   PoolConfig c = tiny_pool(4, 8, 4);
   auto message = [&](RingParams r) {
@@ -348,13 +378,20 @@ std::set<int32_t> allowed_rows(const Lane& lane, const Op& op,
       for (int j = 0; j + 1 < T; ++j)
         rows.insert(l.draft_row(s.req_row, j));
     }
+    if (l.kind == StrategyKind::kPaged) {
+      for (int j = 0; j < T; ++j)
+        rows.insert(l.paged_block(s.req_row, j));
+    }
   };
   std::visit(
       [&](const auto& o) {
         using O = std::decay_t<decltype(o)>;
         if constexpr (std::is_same_v<O, OpExtend>) {
-          rows.insert(before.count(o.op.request) ? before.at(o.op.request).working_row
-                                                 : o.op.working_row);
+          if (before.count(o.op.request)) {
+            strategy_rows(before.at(o.op.request));  // paged: a chunk writes its page's block
+          } else {
+            rows.insert(o.op.working_row);
+          }
           for (const Snapshot& s : o.op.snapshots)
             rows.insert(s.row);
         } else if constexpr (std::is_same_v<O, OpVerify> || std::is_same_v<O, OpDecode>) {
@@ -435,6 +472,9 @@ TEST(StrategyLayouts, ExtraMemoryEqualsTheFormulas) {
     const StrategyLayout window = make_layout(StrategyKind::kWindow, c);
     EXPECT_EQ(window.draft_rows, 64 * (T - 1));
     EXPECT_EQ(window.total_bytes(), (128 + 64 * 3) * (ssm + (3 + T - 1) * conv_col));
+    const StrategyLayout paged = make_layout(StrategyKind::kPaged, c);  // T blocks per request row
+    EXPECT_EQ(paged.draft_rows, 64 * T);
+    EXPECT_EQ(paged.total_bytes(), (128 + 64 * T) * (ssm + (3 + T - 1) * conv_col));
     const StrategyLayout replay = make_layout(StrategyKind::kReplay, c);
     EXPECT_EQ(replay.total_bytes(), 128 * state + 64 * T * token_payload);
     const StrategyLayout deferred = make_layout(StrategyKind::kDeferred, c);
@@ -452,7 +492,7 @@ TEST(StrategyLayouts, ExtraMemoryEqualsTheFormulas) {
 }
 
 TEST(StrategyLayouts, DesignAnchorMemoryAtBatch64) {
-  // Design section 9: 4 layers of Qwen3-Next geometry, batch 64, pool = 2 x batch rows, fp32:
+  // The memory anchor: 4 layers of Qwen3-Next geometry, batch 64, pool = 2 x batch rows, fp32:
   // before (scatter) 5.16 GiB, after (inline) 2.59 GiB.
   PoolConfig c;
   c.geometry = make_geometry("qwen3-next-80b-a3b");
@@ -490,7 +530,7 @@ TEST(StrategyTable, EveryKindHasOneEntryThatTheToolsAgreeWith) {
     EXPECT_EQ(l.shape.payload_slots, l.config.max_requests * info.payload_buffers) << info.name;
   }
   EXPECT_EQ(strategies_running(0), all_strategies());
-  EXPECT_EQ(no_trees_text(), "the window strategy does not run trees");
+  EXPECT_EQ(no_trees_text(), "the window and paged strategies do not run trees");
 }
 
 TEST(StrategyPolicy, RefusesImpossibleAcceptedLengths) {
@@ -522,7 +562,9 @@ TEST(StrategyDocs, WorkedExampleRows) {
       {StrategyKind::kWindow, StateLoc{12, 3, 2}},
       {StrategyKind::kReplay, StateLoc::at(3)},
       {StrategyKind::kDeferred, StateLoc::at(3)},
-      {StrategyKind::kRing, StateLoc::at(3)}};
+      {StrategyKind::kRing, StateLoc::at(3)},
+      {StrategyKind::kPaged, StateLoc{13, 3, 2}},
+  };
   for (StrategyKind kind : all_strategies()) {
     PoolPolicy p(kind, c);
     p.extend({7, 1, 3, 20, 0, kNoRow, {}});
@@ -537,6 +579,10 @@ TEST(StrategyDocs, WorkedExampleRows) {
     if (kind == StrategyKind::kInline || kind == StrategyKind::kWindow) {
       EXPECT_EQ((std::vector<int32_t>(out.begin(), out.begin() + 4)),
                 (std::vector<int32_t>{3, 11, 12, 13}));
+    }
+    if (kind == StrategyKind::kPaged) {  // no pages: the running block stays the working row
+      EXPECT_EQ((std::vector<int32_t>(out.begin(), out.begin() + 4)),
+                (std::vector<int32_t>{3, 12, 13, 14}));
     }
     if (kind == StrategyKind::kReplay) {
       EXPECT_EQ(verify.tasks.front().payload_slot, 1);
@@ -560,6 +606,46 @@ TEST(StrategyDocs, WorkedExampleRows) {
       EXPECT_EQ(p.layout().draft_row(0, 0), 8);
     }
   }
+}
+
+// docs/strategies.md's paged example, pages of 8 tokens: a verify whose last token is in the
+// next page first copies the live state into that page's block; the blocks of the pages both
+// tables hold stay, the new lookahead page takes a free block, never the old running block.
+TEST(StrategyDocs, PagedWorkedExample) {
+  PoolConfig c = tiny_pool(4, 8, 4);
+  c.page_size = 8;
+  PoolPolicy p(StrategyKind::kPaged, c);
+  p.extend({7, 1, 3, 6, 0, kNoRow, {}});  // length 6: page 0, blocks [3, 12, 13, 14]
+  EXPECT_EQ(p.live(7).page, 0);
+  EXPECT_EQ(p.live(7).loc, StateLoc::at(3));
+  const VerifyOp v{7, 3, Snapshot{8, 6}, std::nullopt};  // tokens 6..9, boundary 8 crossed
+  const Plan plan = p.verify({&v, 1}, 0);
+  ASSERT_EQ(plan.size(), 3u);
+  const auto& move = std::get<CopyCall>(plan[0]);
+  ASSERT_EQ(move.tasks.size(), 1u);
+  EXPECT_EQ(move.tasks[0].src, StateLoc::at(3));
+  EXPECT_EQ(move.tasks[0].dst_row, 12);
+  const VerifyTask& t = std::get<VerifyCall>(plan[1]).tasks.front();
+  EXPECT_EQ(t.from, StateLoc::at(12));
+  EXPECT_EQ((std::vector<int32_t>(t.out_rows.begin(), t.out_rows.begin() + 4)),
+            (std::vector<int32_t>{12, 13, 14, 15}));
+  const auto& snapshot = std::get<CopyCall>(plan[2]);  // the state after token 8 (index 1)
+  EXPECT_EQ(snapshot.tasks[0].src, (StateLoc{13, 12, 1}));
+  EXPECT_EQ(snapshot.tasks[0].dst_row, 6);
+  EXPECT_EQ(p.live(7).page, 1);
+  EXPECT_EQ(p.live(7).loc, (StateLoc{14, 12, 2}));
+  // Length 9, a decode: its token 9 is still in page 1, so it runs in place in block 12.
+  const VerifyOp d{7, 1, std::nullopt, std::nullopt};
+  const Plan step = p.decode({&d, 1}, 0);
+  ASSERT_EQ(step.size(), 1u);
+  const VerifyTask& dt = std::get<VerifyCall>(step[0]).tasks.front();
+  EXPECT_EQ(dt.from, (StateLoc{14, 12, 2}));
+  EXPECT_EQ(dt.out_rows[0], 12);
+  // A retract makes the state real in the working row; the resumed table starts there.
+  EXPECT_EQ(std::get<CopyCall>(p.retract(7)[0]).tasks[0].dst_row, 3);
+  p.resume(7, 2, 5);
+  EXPECT_EQ(p.live(7).blocks[0], 5);
+  EXPECT_EQ(p.live(7).blocks[1], c.pool_rows + 2 * 4);
 }
 
 // docs/strategies.md's ring example: histories 3, 7, 11, 15, then a verify that folds 15 tokens
