@@ -140,7 +140,7 @@ def check_engine(trace, make_engine, *, rtol=0.0, atol=0.0, ulp=0, tolerance=Non
       apply(event)     run the event (specstate.Event: kind, fields as on disk, line)
       state(request)   the request's state as (ssm, conv), a mapping or a State: its live state
                        if running, its saved state if retracted (or None: not compared now)
-    The reference's strategy does not matter to the result (all six strategies are
+    The reference's strategy does not matter to the result (all seven strategies are
     bit-identical); it only chooses the code path that computes it.
 
     States agree within rtol, atol and ulp (compare()), or, with `tolerance` (a Tolerance from
