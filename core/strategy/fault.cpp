@@ -153,6 +153,14 @@ std::vector<FaultInfo> make_faults() {
        "an extend of exactly T tokens, the shape of a verify, runs in the verify's graph, which "
        "writes no state for it: the working row and the snapshot rows keep what they held",
        all},
+      {Fault::kBackwardBoundaryCopy,
+       "backward-boundary-copy",
+       "align mode: the post-verify boundary copy's source is the running page's block when the "
+       "accepted tokens end on a page boundary (vLLM #53505)",
+       "a verify whose accepted tokens end exactly on a page boundary that its drafts ran past "
+       "copies the boundary's state from the running page's block, the state after its first "
+       "token, instead of from the boundary token's block",
+       {K::kPaged}},
       {Fault::kDiscardedCountRead,
        "discarded-count-read",
        "a discarded async step leaves accepted = 0, and index -1 is read (vLLM #51508)",

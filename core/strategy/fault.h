@@ -39,6 +39,7 @@ enum class Fault : uint8_t {
   kPrefillFromStaleRow,       // all: a sequence's first extend starts from its row's old state
   kPaddingWrapsToLastRow,     // all: padding index -1 wraps to the pool's last row and slot
   kPrefillInVerifyGraph,      // all: an extend of exactly T tokens writes no state
+  kBackwardBoundaryCopy,      // paged: a boundary the drafts ran past copied from block c
   // Overlap scheduling (core/strategy/host_scheduler.h): wrong decisions of the host side.
   kDiscardedCountRead,       // inline: a reused row's count left by a discarded step (-1)
   kCountsReordered,          // all: late counts applied by the next batch's positions

@@ -175,6 +175,7 @@ std::unique_ptr<HostDecisions> make_host_decisions(Fault fault) {
     case Fault::kPrefillFromStaleRow:
     case Fault::kPrefillInVerifyGraph:
     case Fault::kPaddingWrapsToLastRow:
+    case Fault::kBackwardBoundaryCopy:
       return std::make_unique<HostDecisions>();
   }
   SPECSTATE_ASSERT(false, "unknown Fault");

@@ -240,6 +240,17 @@ class PrefillInVerifyGraph : public Faulty<PrefillInVerifyGraph> {
   }
 };
 
+// FAULT backward-boundary-copy (vLLM #53505): the copy after a verify takes its source block as
+// the running page's (cdiv(num_computed + num_scheduled, block_size) - 1) and its destination as
+// the boundary's page; when the accepted tokens end exactly on a boundary that the drafts ran
+// past (a < T), the destination is below the source and the boundary gets the running block's
+// state, the one after the verify's first token.
+class BackwardBoundaryCopy : public Faulty<BackwardBoundaryCopy> {
+  int32_t boundary_column(int32_t snap, int32_t accepted, int32_t tokens) const override {
+    return snap == accepted - 1 && accepted < tokens ? 0 : snap;
+  }
+};
+
 }  // namespace
 
 std::unique_ptr<PolicyDecisions> make_policy_decisions(Fault fault) {
@@ -290,6 +301,8 @@ std::unique_ptr<PolicyDecisions> make_policy_decisions(Fault fault) {
       return std::make_unique<PrefillInVerifyGraph>();
     case Fault::kPaddingWrapsToLastRow:
       return std::make_unique<PaddingWrapsToLastRow>();
+    case Fault::kBackwardBoundaryCopy:
+      return std::make_unique<BackwardBoundaryCopy>();
     case Fault::kNone:
     case Fault::kDiscardedCountRead:
     case Fault::kCountsReordered:

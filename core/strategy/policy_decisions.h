@@ -68,6 +68,11 @@ class PolicyDecisions {
   virtual bool extend_writes_state(int32_t tokens, int32_t tokens_per_verify) const { return true; }
   // An extend writes the snapshot of every page boundary it crosses, however few its `tokens`.
   virtual bool checkpoints_extend(int32_t tokens, int32_t page_size) const { return true; }
+  // Paged: the boundary crossed at token `snap` of a verify of `tokens` tokens that accepted
+  // `accepted` is copied from that token's column (its page's block, its conv offset).
+  virtual int32_t boundary_column(int32_t snap, int32_t accepted, int32_t tokens) const {
+    return snap;
+  }
   // After a chain verify that accepted `accepted` tokens, the live state is token accepted-1's
   // (inline and window, whose conv window keeps `conv_history` = W-1 inputs).
   virtual int32_t live_token(int32_t accepted, int32_t conv_history) const { return accepted - 1; }

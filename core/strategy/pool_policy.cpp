@@ -422,7 +422,12 @@ void PoolPolicy::draft_rows_verify(const VerifyOp& op, int32_t snap, LiveState& 
   auto at = [&](int32_t j) {
     return window ? StateLoc{t.out_rows[j], conv_row, j} : StateLoc::at(t.out_rows[j]);
   };
-  if (snap >= 0) p.snapshot_copies.add({at(accepted_node(op, snap)), op.snapshot->row}, op.request);
+  if (snap >= 0) {
+    const int32_t column = layout_.kind == StrategyKind::kPaged
+                               ? decisions_->boundary_column(snap, op.accepted, t.tokens.count)
+                               : snap;
+    p.snapshot_copies.add({at(accepted_node(op, column)), op.snapshot->row}, op.request);
+  }
   const int32_t live =
       decisions_->live_token(op.accepted, layout_.config.geometry.conv_state_cols());
   s.loc = at(accepted_node(op, live));  // inline: the next step's current-input row
