@@ -169,6 +169,14 @@ std::vector<FaultInfo> make_faults() {
        "last draft row",
        {K::kInline},
        true},
+      {Fault::kCountZeroFlatIndex,
+       "count-zero-flat-index",
+       "a stale count of 0 read by the GDN kernel as a flat index (vLLM #48475)",
+       "a reused request row's count is reset, but a discarded step's 0 lands after the reset, "
+       "and index -1 is loaded at flat offset entry * T - 1 of the step's index table: the "
+       "previous batch entry's last draft row, another request's state",
+       {K::kInline},
+       true},
       {Fault::kCountsReordered, "counts-reordered",
        "accepted counts copied before the next step reorders the batch (vLLM #53919)",
        "the host applies the in-flight step's counts by the batch positions of the step it "

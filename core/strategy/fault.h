@@ -42,6 +42,7 @@ enum class Fault : uint8_t {
   kBackwardBoundaryCopy,      // paged: a boundary the drafts ran past copied from block c
   // Overlap scheduling (core/strategy/host_scheduler.h): wrong decisions of the host side.
   kDiscardedCountRead,       // inline: a reused row's count left by a discarded step (-1)
+  kCountZeroFlatIndex,       // inline: that count's -1 read flat: the previous entry's row
   kCountsReordered,          // all: late counts applied by the next batch's positions
   kInflightWriteAfterReuse,  // all: a finished request's in-flight writes land after reuse
   kSnapshotBeforeWrite,      // all: a step's snapshots enqueued before its forward pass

@@ -51,7 +51,8 @@ class AdvancedLength : public HostDecisions {
 // resolved on the device too, as rows[count - 1] of its request row, from a count the row's
 // previous occupant left: 0 after its discarded step, and index -1 is the last draft row.
 class DiscardedCountRead : public HostDecisions {
-  void entry_tasks(VerifyCall& verify, const HostView& host) const override {
+  void entry_tasks(VerifyCall& verify, std::span<const VerifyOp> batch,
+                   const HostView& host) const override {
     const StrategyLayout& layout = host.truth.layout();
     VerifyCall expanded = with_no_tasks(verify);
     for (size_t t = 0; t < verify.tasks.size(); ++t) {
@@ -71,6 +72,30 @@ class DiscardedCountRead : public HostDecisions {
       }
     }
     verify = std::move(expanded);
+  }
+};
+
+// FAULT count-zero-flat-index (vLLM #48475, #50021): the count table is reset when a request takes
+// a row (vLLM #48132), but a discarded step's 0 lands after the reset, and the GDN kernel loads
+// the state index at flat offset entry * T + (0 - 1) of the step's [entries, T] index table: the
+// previous entry's last column, another request's draft row. At entry 0 the load falls before
+// the table (the engine's illegal memory access); the model, which cannot fault a device, leaves
+// that entry's read as planned.
+class CountZeroFlatIndex : public HostDecisions {
+  void entry_tasks(VerifyCall& verify, std::span<const VerifyOp> batch,
+                   const HostView& host) const override {
+    for (size_t k = 1; k < batch.size(); ++k) {
+      const LiveState& s = host.truth.live(batch[k].request);
+      const auto pub = host.published.find(s.req_row);
+      if (pub == host.published.end() || pub->second.first == batch[k].request ||
+          pub->second.second != 0)
+        continue;
+      const LiveState& previous = host.truth.live(batch[k - 1].request);
+      for (size_t t = 0; t < verify.tasks.size(); ++t) {
+        if (verify.requests[t] != batch[k].request) continue;
+        verify.tasks[t].from = StateLoc::at(inline_row(host.truth.layout(), previous, -1));
+      }
+    }
   }
 };
 
@@ -140,6 +165,8 @@ std::unique_ptr<HostDecisions> make_host_decisions(Fault fault) {
   switch (fault) {
     case Fault::kDiscardedCountRead:
       return std::make_unique<DiscardedCountRead>();
+    case Fault::kCountZeroFlatIndex:
+      return std::make_unique<CountZeroFlatIndex>();
     case Fault::kCountsReordered:
       return std::make_unique<CountsReordered>();
     case Fault::kInflightWriteAfterReuse:

@@ -38,9 +38,10 @@ class HostDecisions {
   // for it, 0 if none, which the next step's own results add).
   virtual int64_t length_error(int32_t count, int32_t scheduled) const { return 0; }
 
-  // The tasks prepared for a step's entries run as they are (`verify`, before its padding task):
-  // each reads the live state its variant's count left.
-  virtual void entry_tasks(VerifyCall& verify, const HostView& host) const {}
+  // The tasks prepared for a step's entries (`batch`) run as they are (`verify`, before its
+  // padding task): each reads the live state its variant's count left.
+  virtual void entry_tasks(VerifyCall& verify, std::span<const VerifyOp> batch,
+                           const HostView& host) const {}
   // The one task standing for a step's padding rows (`pad`, as the policy planned it) is run as
   // planned.
   virtual void padding_task(VerifyTask& pad, std::span<const VerifyOp> batch, bool decode,

@@ -219,7 +219,7 @@ HostScheduler::Prepared HostScheduler::prepare(std::span<const VerifyOp> batch, 
       out.verify.add(task, r);
     }
   }
-  decisions_->entry_tasks(out.verify, view());
+  decisions_->entry_tasks(out.verify, batch, view());
   for (VerifyTask& pad : padding_tasks.tasks) {
     decisions_->padding_task(pad, batch, decode, out.verify.mode, view());
     out.verify.add(pad, kPaddingRequest);

@@ -305,6 +305,7 @@ std::unique_ptr<PolicyDecisions> make_policy_decisions(Fault fault) {
       return std::make_unique<BackwardBoundaryCopy>();
     case Fault::kNone:
     case Fault::kDiscardedCountRead:
+    case Fault::kCountZeroFlatIndex:
     case Fault::kCountsReordered:
     case Fault::kInflightWriteAfterReuse:
     case Fault::kSnapshotBeforeWrite:
