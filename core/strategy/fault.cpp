@@ -161,6 +161,12 @@ std::vector<FaultInfo> make_faults() {
        "copies the boundary's state from the running page's block, the state after its first "
        "token, instead of from the boundary token's block",
        {K::kPaged}},
+      {Fault::kHitKeepsLookaheadBlock, "hit-keeps-lookahead-block",
+       "with EAGLE, the Mamba group keeps the lookahead block of a prefix hit that the attention "
+       "groups drop (vLLM #45614)",
+       "a prefix hit of L tokens starts from the snapshot of L + page_size that the same writer "
+       "left, so the page between the two boundaries is applied twice",
+       all},
       {Fault::kDiscardedCountRead,
        "discarded-count-read",
        "a discarded async step leaves accepted = 0, and index -1 is read (vLLM #51508)",

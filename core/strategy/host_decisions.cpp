@@ -203,6 +203,7 @@ std::unique_ptr<HostDecisions> make_host_decisions(Fault fault) {
     case Fault::kPrefillInVerifyGraph:
     case Fault::kPaddingWrapsToLastRow:
     case Fault::kBackwardBoundaryCopy:
+    case Fault::kHitKeepsLookaheadBlock:
       return std::make_unique<HostDecisions>();
   }
   SPECSTATE_ASSERT(false, "unknown Fault");

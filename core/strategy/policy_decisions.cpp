@@ -251,6 +251,29 @@ class BackwardBoundaryCopy : public Faulty<BackwardBoundaryCopy> {
   }
 };
 
+// FAULT hit-keeps-lookahead-block (vLLM #45614): with EAGLE the coordinator drops a prefix hit's
+// last block for the attention groups (the drafter recomputes it) but lets the Mamba group keep
+// it: the request is scheduled from the shorter hit with the state of the next boundary, so the
+// page between them is applied twice. The hit of `length` tokens reads the snapshot of
+// length + page_size that the writer of `cow_src_row` left, while the cache still holds it.
+class HitKeepsLookaheadBlock : public Faulty<HitKeepsLookaheadBlock> {
+  int32_t prefix_hit_row(int32_t cow_src_row, int64_t length, int32_t page_size) const override {
+    const auto hit = rows_.find(cow_src_row);
+    if (hit == rows_.end() || hit->second.second != length) return cow_src_row;
+    const std::pair<uint64_t, int64_t> next = {hit->second.first, length + page_size};
+    for (const auto& [row, held] : rows_) {
+      if (held == next) return row;
+    }
+    return cow_src_row;
+  }
+  void snapshot_written(uint64_t request, int64_t length, int32_t row) override {
+    rows_[row] = {request, length};
+  }
+  void take_request_row(LiveState& s) override { rows_.erase(s.working_row); }
+
+  std::map<int32_t, std::pair<uint64_t, int64_t>> rows_;  // track row -> (request, length)
+};
+
 }  // namespace
 
 std::unique_ptr<PolicyDecisions> make_policy_decisions(Fault fault) {
@@ -303,6 +326,8 @@ std::unique_ptr<PolicyDecisions> make_policy_decisions(Fault fault) {
       return std::make_unique<PaddingWrapsToLastRow>();
     case Fault::kBackwardBoundaryCopy:
       return std::make_unique<BackwardBoundaryCopy>();
+    case Fault::kHitKeepsLookaheadBlock:
+      return std::make_unique<HitKeepsLookaheadBlock>();
     case Fault::kNone:
     case Fault::kDiscardedCountRead:
     case Fault::kCountZeroFlatIndex:

@@ -177,7 +177,10 @@ Plan PoolPolicy::extend(const ExtendOp& op) {
     }
     decisions_->take_request_row(s);
     task.from_zero = op.prefix_len == 0 && decisions_->prefill_starts_from_zero();
-    if (op.prefix_len > 0) task.from = StateLoc::at(op.cow_src_row);
+    if (op.prefix_len > 0) {
+      task.from = StateLoc::at(
+          decisions_->prefix_hit_row(op.cow_src_row, op.prefix_len, layout_.config.page_size));
+    }
     if (op.prefix_len == 0 && !task.from_zero) task.from = StateLoc::at(op.working_row);
     live = &table_.set(op.request, s);
   } else {
@@ -203,6 +206,8 @@ Plan PoolPolicy::extend(const ExtendOp& op) {
     }
   }
   plan.push_back(call_of<PrefillCall>(task, op.request));
+  for (const Snapshot& snap : op.snapshots)
+    decisions_->snapshot_written(op.request, snap.length, snap.row);
   s.length += op.tokens;
   s.loc = StateLoc::at(running_row(s));
   return plan;
@@ -312,6 +317,8 @@ PoolPolicy::StepPlans PoolPolicy::step(std::span<const VerifyOp> batch, int32_t 
     } else {
       plan_verify(op, s, t, p);
     }
+    if (op.snapshot && op.accepted > 0)
+      decisions_->snapshot_written(op.request, op.snapshot->length, op.snapshot->row);
     s.length += op.accepted;
     p.verify.add(t, op.request);
   }
