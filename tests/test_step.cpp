@@ -1,4 +1,4 @@
-// The canonical conv and GDN steps against a plain float64 implementation written here.
+// The canonical conv, GDN and KDA steps against a plain float64 implementation written here.
 //
 // Tolerance (written once, with its reason): the float32 step rounds every operation, and each
 // reduction over K = 128 is 8 fma chains of 16 combined by a tree of 7 additions, so the error
@@ -8,8 +8,10 @@
 // printed).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <utility>
 #include <vector>
 
 #include "backends/cpu/packet_lanes.h"
@@ -51,36 +53,78 @@ TEST(Step, ConvChannelMatchesFloat64ToOneBf16Ulp) {
 
 struct HeadInputs {
   std::vector<float> q, k, v;  // [K], [K], [V]: bf16 conv outputs
-  float a, b;
+  float b;
 };
 
-TEST(Step, GdnHeadMatchesFloat64Recurrence) {
-  const int K = 128, V = 128, tokens = 8;
+// Conv outputs look like SiLU of conv sums: the generator's inputs through SiLU, rounded to bf16.
+HeadInputs head_inputs(const num::TokenCoord& coord, int K, int V, uint32_t head) {
+  auto conv_out = [&](uint32_t channel) {
+    return num::round_to_bf16(
+        num::silu_f32(num::bf16_to_float(num::gen_conv_input(coord, channel))));
+  };
+  HeadInputs in;
+  for (int i = 0; i < K; ++i) {
+    in.q.push_back(conv_out(uint32_t(i)));
+    in.k.push_back(conv_out(uint32_t(K + i)));
+  }
+  for (int j = 0; j < V; ++j)
+    in.v.push_back(conv_out(uint32_t(2 * K + j)));
+  in.b = num::bf16_to_float(num::gen_gate_b(coord, head));
+  return in;
+}
+
+// The decay of each of a head's K state rows for one token, in float32 (the canonical gates) and
+// in float64: the same value for every row (Gated DeltaNet) or one per row (Kimi Delta Attention).
+struct Decays {
+  std::vector<float> alpha;
+  std::vector<double> alpha64;
+};
+using DecayOf = Decays (*)(const num::TokenCoord& coord, int K, uint64_t seed);
+
+double gated_decay64(double a, double a_log, double dt_bias) {
+  return std::exp(-std::exp(a_log) * softplus64(a + dt_bias));
+}
+
+constexpr uint32_t kHead = 3;
+
+Decays gdn_decay(const num::TokenCoord& coord, int K, uint64_t seed) {
+  const float a = num::bf16_to_float(num::gen_gate_a(coord, kHead));
+  const float a_log = num::bf16_to_float(num::gen_a_log(seed, 0, kHead));
+  const float dt_bias = num::bf16_to_float(num::gen_dt_bias(seed, 0, kHead));
+  const float alpha = num::gdn_gates(a, 0.0f, a_log, dt_bias).alpha;
+  return {std::vector<float>(size_t(K), alpha),
+          std::vector<double>(size_t(K), gated_decay64(a, a_log, dt_bias))};
+}
+
+// Kimi Linear's gate: a gate input and dt_bias per key channel, A_log per head (the generator's
+// value-head streams, indexed by head * K + channel).
+Decays kda_decay(const num::TokenCoord& coord, int K, uint64_t seed) {
+  const float a_log = num::bf16_to_float(num::gen_a_log(seed, 0, kHead));
+  Decays d;
+  for (int i = 0; i < K; ++i) {
+    const uint32_t channel = kHead * uint32_t(K) + uint32_t(i);
+    const float a = num::bf16_to_float(num::gen_gate_a(coord, channel));
+    const float dt_bias = num::bf16_to_float(num::gen_dt_bias(seed, 0, channel));
+    d.alpha.push_back(num::gated_decay(a, a_log, dt_bias));
+    d.alpha64.push_back(gated_decay64(a, a_log, dt_bias));
+  }
+  return d;
+}
+
+// Worst relative errors (state, output) of the canonical float32 head step against float64 over
+// `tokens` tokens of one head of K = V = 128.
+std::pair<double, double> head_errors_against_float64(DecayOf decay_of, int tokens) {
+  const int K = 128, V = 128;
   const uint64_t seed = 11;
   const float scale = make_geometry("qwen3-next-80b-a3b").query_scale();
   EXPECT_EQ(scale, 0x1.6a09e6p-4f);
-  const float a_log = num::bf16_to_float(num::gen_a_log(seed, 0, 3));
-  const float dt_bias = num::bf16_to_float(num::gen_dt_bias(seed, 0, 3));
-
   std::vector<float> S(K * V, 0.0f);
   std::vector<double> S64(K * V, 0.0);
   double worst_state = 0, worst_out = 0;
   for (int t = 0; t < tokens; ++t) {
     const num::TokenCoord coord{seed, 5, uint64_t(t), 0};
-    HeadInputs in;
-    // Conv outputs look like SiLU of conv sums: reuse the generator, rounded to bf16.
-    for (int i = 0; i < K; ++i) {
-      in.q.push_back(
-          num::round_to_bf16(num::silu_f32(num::bf16_to_float(num::gen_conv_input(coord, i)))));
-      in.k.push_back(
-          num::round_to_bf16(num::silu_f32(num::bf16_to_float(num::gen_conv_input(coord, K + i)))));
-    }
-    for (int j = 0; j < V; ++j) {
-      in.v.push_back(num::round_to_bf16(
-          num::silu_f32(num::bf16_to_float(num::gen_conv_input(coord, 2 * K + j)))));
-    }
-    in.a = num::bf16_to_float(num::gen_gate_a(coord, 3));
-    in.b = num::bf16_to_float(num::gen_gate_b(coord, 3));
+    const HeadInputs in = head_inputs(coord, K, V, kHead);
+    const Decays decay = decay_of(coord, K, seed);
 
     // float32, the canonical sequence.
     const float dq = num::l2_norm_denominator(in.q.data(), K);
@@ -90,9 +134,11 @@ TEST(Step, GdnHeadMatchesFloat64Recurrence) {
       qh[i] = num::normalize_query(in.q[i], dq, scale);
       kh[i] = num::normalize_key(in.k[i], dk);
     }
-    const num::Gates gates = num::gdn_gates(in.a, in.b, a_log, dt_bias);
-    for (int j = 0; j < V; ++j)
-      o[j] = num::gdn_column(S.data() + j, V, K, kh.data(), qh.data(), in.v[j], gates);
+    const float beta = num::sigmoid_f32(in.b);
+    for (int j = 0; j < V; ++j) {
+      o[j] = num::delta_rule_column(S.data() + j, V, K, kh.data(), qh.data(), in.v[j],
+                                    decay.alpha.data(), beta);
+    }
 
     // float64.
     double sq = 0, sk = 0;
@@ -105,16 +151,15 @@ TEST(Step, GdnHeadMatchesFloat64Recurrence) {
       qh64[i] = in.q[i] / std::sqrt(sq + 1e-6) / std::sqrt(double(K));
       kh64[i] = in.k[i] / std::sqrt(sk + 1e-6);
     }
-    const double alpha = std::exp(-std::exp(double(a_log)) * softplus64(double(in.a) + dt_bias));
-    const double beta = 1.0 / (1.0 + std::exp(-double(in.b)));
+    const double beta64 = 1.0 / (1.0 + std::exp(-double(in.b)));
     double max_s = 0, max_o = 0, err_s = 0, err_o = 0;
     for (int j = 0; j < V; ++j) {
       double m = 0;
       for (int i = 0; i < K; ++i) {
-        S64[i * V + j] *= alpha;
+        S64[i * V + j] *= decay.alpha64[size_t(i)];
         m += S64[i * V + j] * kh64[i];
       }
-      const double delta = beta * (in.v[j] - m);
+      const double delta = beta64 * (in.v[j] - m);
       double o64 = 0;
       for (int i = 0; i < K; ++i) {
         S64[i * V + j] += kh64[i] * delta;
@@ -130,11 +175,56 @@ TEST(Step, GdnHeadMatchesFloat64Recurrence) {
     worst_state = std::max(worst_state, err_s / max_s);
     worst_out = std::max(worst_out, err_o / max_o);
   }
+  return {worst_state, worst_out};
+}
+
+TEST(Step, GdnHeadMatchesFloat64Recurrence) {
+  const int tokens = 8;
+  const auto [state, out] = head_errors_against_float64(gdn_decay, tokens);
   std::printf(
       "gdn: worst relative error over %d tokens: state %.3g (%.1f ulp of the max), output %.3g\n",
-      tokens, worst_state, worst_state / 0x1p-24, worst_out);
-  EXPECT_LT(worst_state, kRelBound);
-  EXPECT_LT(worst_out, kRelBound);
+      tokens, state, state / 0x1p-24, out);
+  EXPECT_LT(state, kRelBound);
+  EXPECT_LT(out, kRelBound);
+}
+
+// Kimi Delta Attention's step (docs/numerics.md): the same step with the decay per state row.
+// Its accuracy is no worse than GDN's: the same bound.
+TEST(Step, KdaHeadMatchesFloat64Recurrence) {
+  const int tokens = 8;
+  const auto [state, out] = head_errors_against_float64(kda_decay, tokens);
+  std::printf(
+      "kda: worst relative error over %d tokens: state %.3g (%.1f ulp of the max), output %.3g\n",
+      tokens, state, state / 0x1p-24, out);
+  EXPECT_LT(state, kRelBound);
+  EXPECT_LT(out, kRelBound);
+}
+
+// A decay of one value for every row, as a float or as K equal values, gives the same bits: GDN
+// is KDA with equal decays, and delta_rule_column has one definition for both.
+TEST(Step, EqualRowDecaysAreTheHeadDecayBitForBit) {
+  const int K = 128, V = 8;
+  std::vector<float> a(K * V), b(K * V), kh(K), qh(K);
+  for (int i = 0; i < K; ++i) {
+    const num::TokenCoord coord{17, 1, uint64_t(i), 0};
+    kh[i] = num::bf16_to_float(num::gen_conv_input(coord, 0)) * 0.125f;
+    qh[i] = num::bf16_to_float(num::gen_conv_input(coord, 1)) * 0.125f;
+    for (int j = 0; j < V; ++j)
+      a[i * V + j] = b[i * V + j] = num::bf16_to_float(num::gen_conv_input(coord, 2 + j));
+  }
+  const std::vector<float> rows(K, 0.8125f);
+  for (int j = 0; j < V; ++j) {
+    const float v = num::bf16_to_float(num::gen_gate_b({17, 2, uint64_t(j), 0}, 0));
+    float da = 0, db = 0;
+    const float oa =
+        num::delta_rule_column(a.data() + j, V, K, kh.data(), qh.data(), v, 0.8125f, 0.25f, &da);
+    const float ob = num::delta_rule_column(b.data() + j, V, K, kh.data(), qh.data(), v,
+                                            rows.data(), 0.25f, &db);
+    EXPECT_EQ(num::float_bits(oa), num::float_bits(ob));
+    EXPECT_EQ(num::float_bits(da), num::float_bits(db));
+  }
+  for (int e = 0; e < K * V; ++e)
+    ASSERT_EQ(num::float_bits(a[e]), num::float_bits(b[e])) << e;
 }
 
 // Lane l of gdn_column over a group of 8 lanes is gdn_column over column l alone, bit for bit:

@@ -1,5 +1,6 @@
 // The canonical per-token step of one Gated DeltaNet layer, version 2, as pieces that a backend
-// composes. docs/numerics.md lists the operation sequence; this header is its only definition.
+// composes, and of Kimi Delta Attention, which differs in its decay only (one per key channel).
+// docs/numerics.md lists the operation sequence; this header is its only definition.
 //
 // Every reduction over K (the q/k norm sums, m = S^T k_hat, o = S^T q_hat) is kChains independent
 // partial chains, chain c an ascending fma chain over the contiguous rows
@@ -73,9 +74,25 @@ struct Gates {
   float beta;   // sigmoid(b)
 };
 
-SPECSTATE_HD inline Gates gdn_gates(float a, float b, float a_log, float dt_bias) {
+// The decay alpha = exp(g), g = -exp(A_log) * softplus(a + dt_bias): Gated DeltaNet's one value
+// per value head, and Kimi Delta Attention's one per key channel (a and dt_bias per channel,
+// A_log per head; Kimi Linear's gate, FLA's naive_kda_gate without a lower bound).
+SPECSTATE_HD inline float gated_decay(float a, float a_log, float dt_bias) {
   const float g = -fmul(exp_f32(a_log), softplus_f32(fadd(a, dt_bias)));
-  return {exp_f32(g), sigmoid_f32(b)};
+  return exp_f32(g);
+}
+
+SPECSTATE_HD inline Gates gdn_gates(float a, float b, float a_log, float dt_bias) {
+  return {gated_decay(a, a_log, dt_bias), sigmoid_f32(b)};
+}
+
+// The decay of state row i: one alpha for every row (Gated DeltaNet, S = alpha S) or alpha[i]
+// (Kimi Delta Attention, S = Diag(alpha) S).
+SPECSTATE_HD inline float decay_of_row(float alpha, int) {
+  return alpha;
+}
+SPECSTATE_HD inline float decay_of_row(const float* alpha, int i) {
+  return alpha[i];
 }
 
 // One row of a chain's first pass: s = alpha * s, then the chain's m = fma(s, k, m).
@@ -110,24 +127,26 @@ SPECSTATE_HD inline void replay_row(L& s, float k, float alpha, L delta) {
 }
 
 // The whole step of one token for one group of columns whose state row i is s[i * stride],
-// i = 0..K-1 (row i of every column of the group). Returns o before bf16 rounding, and delta in
-// *delta_out when asked (a verify that keeps the token's values for a later replay).
+// i = 0..K-1 (row i of every column of the group), with decay `alpha` (a float, or one per row:
+// decay_of_row). Returns o before bf16 rounding, and delta in *delta_out when asked (a verify
+// that keeps the token's values for a later replay).
 // Chain c's m (first pass) and o (second pass) start at 0 and take its rows in ascending order.
 // The chains advance together, row r of every chain before row r+1 of any: the order inside a
 // chain is what fixes the bits, and kChains independent fma chains hide each other's latency.
-template <class L>
-SPECSTATE_HD inline L gdn_column(L* s, int stride, int k_dim, const float* k_hat,
-                                 const float* q_hat, L v, Gates gates, L* delta_out = nullptr) {
+template <class L, class Decay>
+SPECSTATE_HD inline L delta_rule_column(L* s, int stride, int k_dim, const float* k_hat,
+                                        const float* q_hat, L v, Decay alpha, float beta,
+                                        L* delta_out = nullptr) {
   const int rows = k_dim / kChains;
   L part[kChains] = {};
   for (int r = 0; r < rows; ++r) {
     SPECSTATE_UNROLL
     for (int c = 0; c < kChains; ++c) {
       const int i = c * rows + r;
-      part[c] = decay_project_row(s[i * stride], k_hat[i], gates.alpha, part[c]);
+      part[c] = decay_project_row(s[i * stride], k_hat[i], decay_of_row(alpha, i), part[c]);
     }
   }
-  const L delta = gdn_delta(v, combine_chains(part), gates.beta);
+  const L delta = gdn_delta(v, combine_chains(part), beta);
   if (delta_out) *delta_out = delta;
   SPECSTATE_UNROLL
   for (int c = 0; c < kChains; ++c)
@@ -142,12 +161,24 @@ SPECSTATE_HD inline L gdn_column(L* s, int stride, int k_dim, const float* k_hat
   return combine_chains(part);
 }
 
-// A token replayed from stored values for one group of columns (rows as in gdn_column).
+// A token replayed from stored values for one group of columns (rows as in delta_rule_column).
+template <class L, class Decay>
+SPECSTATE_HD inline void delta_rule_column_replay(L* s, int stride, int k_dim, const float* k_hat,
+                                                  Decay alpha, L delta) {
+  for (int i = 0; i < k_dim; ++i)
+    replay_row(s[i * stride], k_hat[i], decay_of_row(alpha, i), delta);
+}
+
+// Gated DeltaNet: one decay for the head.
+template <class L>
+SPECSTATE_HD inline L gdn_column(L* s, int stride, int k_dim, const float* k_hat,
+                                 const float* q_hat, L v, Gates gates, L* delta_out = nullptr) {
+  return delta_rule_column(s, stride, k_dim, k_hat, q_hat, v, gates.alpha, gates.beta, delta_out);
+}
 template <class L>
 SPECSTATE_HD inline void gdn_column_replay(L* s, int stride, int k_dim, const float* k_hat,
                                            float alpha, L delta) {
-  for (int i = 0; i < k_dim; ++i)
-    replay_row(s[i * stride], k_hat[i], alpha, delta);
+  delta_rule_column_replay(s, stride, k_dim, k_hat, alpha, delta);
 }
 
 }  // namespace specstate::num
