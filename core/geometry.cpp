@@ -9,6 +9,7 @@ namespace specstate {
 
 const std::vector<PresetInfo>& presets() {
   constexpr RecurrenceKind kGdn = RecurrenceKind::kGatedDeltaNet;
+  constexpr RecurrenceKind kKda = RecurrenceKind::kKimiDeltaAttention;
   static const std::vector<PresetInfo> table = {
       {"qwen3-next-80b-a3b", "Qwen3-Next-80B-A3B", kGdn, 36, 48, 16, 32, false},
       {"qwen3.5-397b-a17b", "Qwen3.5-397B-A17B", kGdn, 45, 60, 16, 64, false},
@@ -17,6 +18,7 @@ const std::vector<PresetInfo>& presets() {
       {"qwen3.5-27b", "Qwen3.5-27B", kGdn, 48, 64, 16, 48, false},
       {"qwen3.5-9b", "Qwen3.5-9B", kGdn, 24, 32, 16, 32, true},
       {"qwen3.5-2b", "Qwen3.5-2B", kGdn, 18, 24, 16, 16, true},
+      {"kimi-linear-48b-a3b", "Kimi-Linear-48B-A3B", kKda, 20, 27, 32, 32, true},
       {"tiny", "test geometry: 2 layers, H=2, HV=4, K=V=16", kGdn, 2, 2, 2, 4, false},
   };
   return table;

@@ -9,7 +9,9 @@ namespace {
 constexpr RecurrenceInfo recurrence_entry(RecurrenceKind kind) {
   switch (kind) {
     case RecurrenceKind::kGatedDeltaNet:
-      return {kind, "gated-deltanet", DecayShape::kPerHead};
+      return {kind, "gated-deltanet", "GDN", DecayShape::kPerHead};
+    case RecurrenceKind::kKimiDeltaAttention:  // Kimi Linear, Kimi-K3 (docs/numerics.md)
+      return {kind, "kimi-delta-attention", "KDA", DecayShape::kPerKeyChannel};
   }
   return {};
 }
@@ -17,7 +19,8 @@ constexpr RecurrenceInfo recurrence_entry(RecurrenceKind kind) {
 }  // namespace
 
 const std::vector<RecurrenceKind>& all_recurrences() {
-  static const std::vector<RecurrenceKind> kinds = {RecurrenceKind::kGatedDeltaNet};
+  static const std::vector<RecurrenceKind> kinds = {RecurrenceKind::kGatedDeltaNet,
+                                                    RecurrenceKind::kKimiDeltaAttention};
   return kinds;
 }
 

@@ -17,7 +17,7 @@
 
 namespace specstate {
 
-enum class RecurrenceKind : uint8_t { kGatedDeltaNet };
+enum class RecurrenceKind : uint8_t { kGatedDeltaNet, kKimiDeltaAttention };
 
 // How many decay values a token has per value head: one scalar that scales the whole [K, V]
 // state (Gated DeltaNet: S = alpha S), or one per key channel that scales row i by alpha_i
@@ -27,6 +27,7 @@ enum class DecayShape : uint8_t { kPerHead, kPerKeyChannel };
 struct RecurrenceInfo {
   RecurrenceKind kind = RecurrenceKind::kGatedDeltaNet;
   std::string_view name;  // in trace headers, `presets` and reports: "gated-deltanet"
+  std::string_view abbreviation;  // in prose: "GDN"
   DecayShape decay = DecayShape::kPerHead;
 
   // Decay values per value head and token for head dimension K.

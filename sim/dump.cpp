@@ -197,6 +197,14 @@ RowBytes narrowed(const RowBytes& s, const PoolShape& shape) {
   return out;
 }
 
+// The shape of a value per value head and decay value after `lead`: [.., HV] for one decay per
+// head (Gated DeltaNet), [.., HV, K] for one per key channel (KDA).
+std::vector<int64_t> per_decay(const ModelGeometry& g, std::vector<int64_t> lead) {
+  lead.push_back(g.num_v_heads);
+  if (g.decay_values_per_head() > 1) lead.push_back(g.decay_values_per_head());
+  return lead;
+}
+
 // The files of a dump and their list for meta.json, written inside the dump's staging
 // directory through its descriptor (io::OutputDirectory: no link inside is followed).
 class DumpFiles {
@@ -206,7 +214,7 @@ class DumpFiles {
     const int64_t C = g.conv_dim(), HV = g.num_v_heads, K = g.head_k_dim, V = g.head_v_dim;
     const std::array<std::vector<int64_t>, kStreamCount> shapes = {
         {{tokens, C},
-         {tokens, HV},
+         per_decay(g, {tokens}),
          {tokens, HV},
          {tokens, C},
          {tokens, HV, V},
@@ -766,7 +774,7 @@ class Dumper {
       files_->write(l, "conv_weight", {g_.conv_dim(), g_.conv_width},
                     floats(params_[l].conv_weight), "host", "depthwise conv taps, bf16 values");
       files_->write(l, "A_log", {HV}, floats(params_[l].a_log), "host", "A_log, bf16 values");
-      files_->write(l, "dt_bias", {HV}, floats(params_[l].dt_bias), "host",
+      files_->write(l, "dt_bias", per_decay(g_, {}), floats(params_[l].dt_bias), "host",
                     "dt_bias, bf16 values");
     }
   }

@@ -127,6 +127,8 @@ std::string index_text(const std::string& name, const std::vector<int64_t>& dims
     return "[" + channel_text(idx[0], g) + "]";
   if ((name == "a" || name == "b" || name == "A_log" || name == "dt_bias") && idx.size() == 1)
     return "[head " + n(0) + "]";
+  if ((name == "a" || name == "dt_bias") && idx.size() == 2)  // a decay per key channel (KDA)
+    return "[head " + n(0) + ", k " + n(1) + "]";
   if (name == "o" && idx.size() == 2) return "[head " + n(0) + ", v " + n(1) + "]";
   if (name.rfind("ssm_state", 0) == 0 && idx.size() == 3)
     return "[head " + n(0) + ", k " + n(1) + ", v " + n(2) + "]";

@@ -42,7 +42,8 @@ TEST(Geometry, PresetHeadsOfTheTraceRulesMatchThePresetTable) {
 }
 
 // The recurrences the trace rules (and so both readers) accept are the table's, in its order;
-// every preset runs Gated DeltaNet, whose decay is one value per value head.
+// a preset's decay values per value head are its recurrence's: one for Gated DeltaNet, K for
+// Kimi Delta Attention (one per key channel).
 TEST(Geometry, RecurrencesOfTheTraceRulesMatchTheRecurrenceTable) {
   ASSERT_EQ(std::size(trace::kRecurrenceNames), all_recurrences().size());
   for (size_t i = 0; i < all_recurrences().size(); ++i) {
@@ -50,11 +51,13 @@ TEST(Geometry, RecurrencesOfTheTraceRulesMatchTheRecurrenceTable) {
     EXPECT_EQ(find_recurrence(trace::kRecurrenceNames[i]), all_recurrences()[i]);
   }
   EXPECT_EQ(find_recurrence("kda"), std::nullopt);
-  EXPECT_EQ(recurrence_names_text(), "gated-deltanet");
+  EXPECT_EQ(recurrence_names_text(), "gated-deltanet, kimi-delta-attention");
   for (const PresetInfo& p : presets()) {
     const ModelGeometry g = make_geometry(p.name);
-    EXPECT_EQ(g.recurrence, RecurrenceKind::kGatedDeltaNet) << p.name;
-    EXPECT_EQ(g.decay_values_per_head(), 1) << p.name;
+    EXPECT_EQ(g.recurrence, p.recurrence) << p.name;
+    const bool kda = p.recurrence == RecurrenceKind::kKimiDeltaAttention;
+    EXPECT_EQ(kda, p.name == "kimi-linear-48b-a3b") << p.name;
+    EXPECT_EQ(g.decay_values_per_head(), kda ? g.head_k_dim : 1) << p.name;
   }
 }
 

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <string>
 
 #include "backends/cpu/cpu_backend.h"
 #include "tests/backend_test_util.h"
@@ -13,9 +14,11 @@ namespace {
 
 // Runs the fixed sequence: two prefills (one with a snapshot), an inline verify, a payload
 // verify, a replay, a deferred verify with a pending replay, a window verify, a copy.
-std::vector<uint64_t> golden_sequence(SsmDtype dtype) {
+std::vector<uint64_t> golden_sequence(SsmDtype dtype, RecurrenceKind recurrence) {
   const int32_t T = 4;
-  auto b = make_cpu_backend(make_shape("tiny", dtype, 16, T, /*wide_conv=*/true), 2026);
+  PoolShape shape = make_shape("tiny", dtype, 16, T, /*wide_conv=*/true);
+  shape.geometry.recurrence = recurrence;
+  auto b = make_cpu_backend(shape, 2026);
   PrefillTask p0 = prefill_task(1, 0, 7, 0);
   p0.writes.push_back({4, 15});
   const PrefillTask ps[] = {p0, prefill_task(2, 0, 3, 1)};
@@ -51,11 +54,12 @@ std::vector<uint64_t> golden_sequence(SsmDtype dtype) {
   return digests;
 }
 
-void check(SsmDtype dtype, const std::vector<uint64_t>& expected) {
-  const std::vector<uint64_t> got = golden_sequence(dtype);
+void check(SsmDtype dtype, const std::vector<uint64_t>& expected,
+           RecurrenceKind recurrence = RecurrenceKind::kGatedDeltaNet) {
+  const std::vector<uint64_t> got = golden_sequence(dtype, recurrence);
   if (got != expected) {
-    std::printf("golden digests for %s changed; if intended, replace the table with:\n",
-                dtype_name(dtype));
+    std::printf("golden digests for %s, %s changed; if intended, replace the table with:\n",
+                dtype_name(dtype), std::string(to_string(recurrence)).c_str());
     for (uint64_t d : got)
       std::printf("      0x%016llxull,\n", (unsigned long long)d);
   }
@@ -78,6 +82,27 @@ TEST(Golden, TinyBf16) {
          0xefd44b1c82f0e942ull, 0x626bb41b9bac4e5eull, 0xecd45d7fd591a8e5ull, 0x16e5a819b7a4eee5ull,
          0x4a882ed1c373a574ull, 0x663070c6359d5e06ull, 0xfe0b4ccd1b94ae6cull, 0xd3cb26d9f504c6e9ull,
          0x0eb11504c8ba12f0ull});
+}
+
+// Kimi Delta Attention on the tiny geometry (a decay per key channel): the same sequence.
+TEST(Golden, TinyKdaF32) {
+  check(SsmDtype::kF32,
+        {0xa366a66e96903146ull, 0x3a18634b05c8f089ull, 0x382e4c502ea9abeeull, 0xd99265bfab59efb1ull,
+         0x7b57c9b9a94dd842ull, 0x3cdd7c183034d31full, 0xfc888d362ea3af13ull, 0x3d4114b577d768eeull,
+         0x32848d115ffbbdbeull, 0x4400b21903e95d40ull, 0xa0703ded70cb1265ull, 0x303cd2cbc464d0e2ull,
+         0xd2dc3232ec17abd9ull, 0x7f879b78425d4003ull, 0xc0d3a63eebb8897aull, 0x4c7b8d20c8c3ff80ull,
+         0xcd258aaf5a58894aull},
+        RecurrenceKind::kKimiDeltaAttention);
+}
+
+TEST(Golden, TinyKdaBf16) {
+  check(SsmDtype::kBF16,
+        {0x9040aa36d3f259c7ull, 0x915102dd92e2becdull, 0x9f0d6292a03eb191ull, 0x1470f53d49c6ec23ull,
+         0x4b19832f8e04288cull, 0x43aafb0c6254911eull, 0x0c58b16ab719892dull, 0xd30e24272c84ac7full,
+         0xfb9f49125b02dd7aull, 0x50ac266208864407ull, 0x684b3ed91d75fed7ull, 0xd1f86c794260d132ull,
+         0x119a471ca05e99c6ull, 0x21433525c0594053ull, 0xfe0b4ccd1b94ae6cull, 0x446e33369a178c18ull,
+         0xbe7338997f6c9486ull},
+        RecurrenceKind::kKimiDeltaAttention);
 }
 
 }  // namespace

@@ -278,12 +278,18 @@ nlohmann::json footprint_json(const PoolConfig& config, const std::vector<double
   return j;
 }
 
+// "GDN", "KDA": what the layers run, in prose.
+std::string layer_kind(const PoolConfig& config) {
+  return std::string(recurrence_info(config.geometry.recurrence).abbreviation);
+}
+
 void print_footprint_table(const PoolConfig& config, const std::vector<double>& w) {
   const int32_t batch = config.max_requests;
-  std::printf("%s TP%d, SSM %s, T=%d, batch %d, pool %d rows, %d GDN layers%s\n",
+  std::printf("%s TP%d, SSM %s, T=%d, batch %d, pool %d rows, %d %s layers%s\n",
               config.geometry.preset.c_str(), config.geometry.tp,
               std::string(to_string(config.ssm_dtype)).c_str(), config.tokens_per_verify, batch,
-              config.pool_rows, config.geometry.layers, tree_text(config).c_str());
+              config.pool_rows, config.geometry.layers, layer_kind(config).c_str(),
+              tree_text(config).c_str());
   std::printf("%-9s %10s %14s %10s %10s   %12s %11s\n", "strategy", "pool", "draft/scratch",
               "payload", "total", "state/step", "states/req");
   for (StrategyKind kind : strategies_running(config.tree_nodes)) {
@@ -330,11 +336,11 @@ std::string footprint_compare(const PoolConfig& config, StrategyKind before, Str
   const StrategyLayout b = make_layout(before, config), a = make_layout(after, config);
   const std::string bn(to_string(before)), an(to_string(after));
   std::string out =
-      format("%s TP%d, SSM %s, T=%d, batch %d, pool %d rows, %d GDN layers%s\n",
+      format("%s TP%d, SSM %s, T=%d, batch %d, pool %d rows, %d %s layers%s\n",
              config.geometry.preset.c_str(), config.geometry.tp,
              std::string(to_string(config.ssm_dtype)).c_str(), config.tokens_per_verify,
              config.max_requests, config.pool_rows, config.geometry.layers,
-             tree_text(config).c_str());
+             layer_kind(config).c_str(), tree_text(config).c_str());
   out += format("%-28s %16s %16s %16s %9s\n", "", ("before: " + bn).c_str(),
                 ("after: " + an).c_str(), "saved", "saved");
   // Relative to nothing is meaningless: "n/a" when `before` has none of it.
@@ -414,9 +420,10 @@ std::string footprint_svg(const PoolConfig& config, int32_t max_batch,
   o += format("<text x=\"%.0f\" y=\"28\" font-size=\"18\" font-weight=\"bold\">%s</text>\n", left,
               svg_escape(title).c_str());
   o += format(
-      "<text x=\"%.0f\" y=\"50\" font-size=\"13\" fill=\"#444444\">GDN recurrent-state memory "
-      "per GPU by strategy: %d GDN layers, scheduler pool = %d x batch rows</text>\n",
-      left, config.geometry.layers, pool_rows_per_request);
+      "<text x=\"%.0f\" y=\"50\" font-size=\"13\" fill=\"#444444\">%s recurrent-state memory "
+      "per GPU by strategy: %d %s layers, scheduler pool = %d x batch rows</text>\n",
+      left, layer_kind(config).c_str(), config.geometry.layers, layer_kind(config).c_str(),
+      pool_rows_per_request);
   // Grid and y ticks.
   for (double v = 0; v <= ymax + 1e-9; v += ystep) {
     o += format("<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#dddddd\"/>\n",

@@ -23,7 +23,7 @@ Command add_presets(CLI::App& parent) {
   return {cmd, [json_output] {
             nlohmann::ordered_json out = nlohmann::ordered_json::array();
             if (!*json_output) {
-              std::printf("%-20s %9s %3s %3s %4s %4s %8s %2s %12s  %-14s  %s\n", "preset", "layers",
+              std::printf("%-20s %9s %3s %3s %4s %4s %8s %2s %12s  %-20s  %s\n", "preset", "layers",
                           "H", "HV", "K", "V", "conv_dim", "W", "state/req", "recurrence", "model");
             }
             for (const PresetInfo& p : presets()) {
@@ -58,7 +58,7 @@ Command add_presets(CLI::App& parent) {
               } else {
                 std::snprintf(size, sizeof size, "%8.2f KiB", mib * 1024);
               }
-              std::printf("%-20s %9s %3d %3d %4d %4d %8d %2d %12s  %-14s  %s%s\n", name.c_str(),
+              std::printf("%-20s %9s %3d %3d %4d %4d %8d %2d %12s  %-20s  %s%s\n", name.c_str(),
                           layers.c_str(), g.num_k_heads, g.num_v_heads, g.head_k_dim, g.head_v_dim,
                           g.conv_dim(), g.conv_width, size, recurrence.c_str(), what.c_str(),
                           p.provisional ? " (provisional geometry)" : "");

@@ -73,11 +73,24 @@ class ZeroedArray {
 struct LayerParams {
   F32Array conv_taps;  // [conv_dim, W]
   F32Array a_log;      // [HV]
-  F32Array dt_bias;    // [HV]
+  F32Array dt_bias;    // [HV, A]: A decay values per value head (core/recurrence.h)
 };
 
-using ColumnGroup = cpu::PacketLanes;  // 8 V columns per gdn_column call, on Eigen packets
+using ColumnGroup = cpu::PacketLanes;  // 8 V columns per step call, on Eigen packets
 constexpr int kCpuLanes = cpu::PacketLanes::kLanes;
+
+// One token of a column group whose K state rows are contiguous, with the head's A decays
+// (`alpha`): one for every row (A = 1, Gated DeltaNet) or one per row (A = K, KDA).
+ColumnGroup column_step(ColumnGroup* s, int K, const float* k_hat, const float* q_hat,
+                        ColumnGroup v, const float* alpha, int A, float beta, ColumnGroup* delta) {
+  if (A == 1) return num::delta_rule_column(s, 1, K, k_hat, q_hat, v, alpha[0], beta, delta);
+  return num::delta_rule_column(s, 1, K, k_hat, q_hat, v, alpha, beta, delta);
+}
+void column_replay(ColumnGroup* s, int K, const float* k_hat, const float* alpha, int A,
+                   ColumnGroup delta) {
+  if (A == 1) return num::delta_rule_column_replay(s, 1, K, k_hat, alpha[0], delta);
+  num::delta_rule_column_replay(s, 1, K, k_hat, alpha, delta);
+}
 constexpr int kMaxConvWidth = 8;
 // New tokens a prefill runs at a time (prefill_part): its working buffers are O(part), whatever
 // the prefill's length (a trace allows 2^24 tokens per extend).
@@ -198,12 +211,13 @@ CpuBackend::CpuBackend(const PoolShape& shape, uint64_t seed) : StateBackend(sha
             num::bf16_to_float(num::gen_conv_weight(seed, g.layer_id(l), c, t));
       }
     }
+    const int A = g.decay_values_per_head();
     p.a_log.resize(g.num_v_heads);
-    p.dt_bias.resize(g.num_v_heads);
-    for (int h = 0; h < g.num_v_heads; ++h) {
+    p.dt_bias.resize(int64_t{g.num_v_heads} * A);
+    for (int h = 0; h < g.num_v_heads; ++h)
       p.a_log[h] = num::bf16_to_float(num::gen_a_log(seed, g.layer_id(l), h));
-      p.dt_bias[h] = num::bf16_to_float(num::gen_dt_bias(seed, g.layer_id(l), h));
-    }
+    for (int e = 0; e < g.num_v_heads * A; ++e)
+      p.dt_bias[e] = num::bf16_to_float(num::gen_dt_bias(seed, g.layer_id(l), e));
     params_.push_back(std::move(p));
     conv_.emplace_back(rows * g.conv_dim() * shape.conv_cols);
     if (ssm_f32()) {
@@ -250,10 +264,11 @@ struct CpuBackend::LayerWork {
   // tree); the window after token j is its taps 1 .. W-1.
   std::vector<bf16_bits> hist;    // [conv_dim, hist_cols] bf16
   std::vector<int32_t> taps;      // [tokens, W]
-  std::vector<bf16_bits> ab;      // [tokens, HV, 2] bf16: gate inputs a, b
+  std::vector<bf16_bits> ab;      // [tokens, HV, A + 1] bf16: gate inputs a (A of them), b
   std::vector<float> conv_out;    // [tokens, conv_dim] fp32 (bf16 values)
   std::vector<float> qk_hat;      // [tokens, H, 2, K] fp32: q_hat | k_hat
-  std::vector<num::Gates> gates;  // [tokens, HV]
+  std::vector<float> alpha;       // [tokens, HV, A]: the decay of each state row (A = 1: all)
+  std::vector<float> beta;        // [tokens, HV]
   std::vector<RecurStep> steps;   // the recurrence's order (sequence_job.h)
   bool restarts = false;
 };
@@ -335,7 +350,8 @@ void CpuBackend::load_window(const SequenceJob& job, int layer, const Carry* car
 void CpuBackend::stage_inputs(const SequenceJob& job, int layer, LayerWork& w) {
   const ModelGeometry& g = geo();
   const int C = g.conv_dim(), HV = g.num_v_heads, wc = g.conv_state_cols();
-  w.ab.resize(size_t(w.total) * HV * 2);
+  const int A = g.decay_values_per_head();
+  w.ab.resize(size_t(w.total) * HV * (A + 1));
   std::vector<bf16_bits> x(static_cast<size_t>(C));
   for (int j = std::max(0, w.stored - wc); j < w.total; ++j) {
     const int jn = j - w.pending;  // index among the new tokens
@@ -350,8 +366,10 @@ void CpuBackend::stage_inputs(const SequenceJob& job, int layer, LayerWork& w) {
       for (int c = 0; c < C; ++c)
         x[size_t(c)] = num::gen_conv_input(coord, c);
       for (int h = 0; h < HV; ++h) {
-        w.ab[(size_t(j) * HV + h) * 2] = num::gen_gate_a(coord, h);
-        w.ab[(size_t(j) * HV + h) * 2 + 1] = num::gen_gate_b(coord, h);
+        bf16_bits* ab = w.ab.data() + (size_t(j) * HV + h) * (A + 1);
+        for (int i = 0; i < A; ++i)
+          ab[i] = num::gen_gate_a(coord, uint32_t(h * A + i));
+        ab[A] = num::gen_gate_b(coord, h);
       }
       if (job.payload_out_slot != kNoRow)
         std::copy(x.begin(), x.end(), num::PayloadToken::x(payload_out(job, layer, jn)));
@@ -442,10 +460,12 @@ void CpuBackend::conv(int layer, LayerWork& w) const {
 void CpuBackend::norms_and_gates(const SequenceJob& job, int layer, LayerWork& w) {
   const ModelGeometry& g = geo();
   const int C = g.conv_dim(), H = g.num_k_heads, HV = g.num_v_heads, K = g.head_k_dim;
+  const int A = g.decay_values_per_head();
   const LayerParams& p = params_[layer];
   const float scale = g.query_scale();
   w.qk_hat.resize(size_t(w.total) * H * 2 * K);
-  w.gates.resize(size_t(w.total) * HV);
+  w.alpha.resize(size_t(w.total) * HV * A);
+  w.beta.resize(size_t(w.total) * HV);
   for (int j = w.stored; j < w.total; ++j) {
     const float* out = w.conv_out.data() + size_t(j) * C;
     for (int h = 0; h < H; ++h) {
@@ -460,14 +480,20 @@ void CpuBackend::norms_and_gates(const SequenceJob& job, int layer, LayerWork& w
       }
     }
     for (int hv = 0; hv < HV; ++hv) {
-      const bf16_bits* ab = w.ab.data() + (size_t(j) * HV + hv) * 2;
-      w.gates[size_t(j) * HV + hv] = num::gdn_gates(
-          num::bf16_to_float(ab[0]), num::bf16_to_float(ab[1]), p.a_log[hv], p.dt_bias[hv]);
+      const bf16_bits* ab = w.ab.data() + (size_t(j) * HV + hv) * (A + 1);
+      float* alpha = w.alpha.data() + (size_t(j) * HV + hv) * A;
+      for (int i = 0; i < A; ++i) {
+        alpha[i] = num::gated_decay(num::bf16_to_float(ab[i]), p.a_log[hv],
+                                    p.dt_bias[int64_t{hv} * A + i]);
+      }
+      w.beta[size_t(j) * HV + hv] = num::sigmoid_f32(num::bf16_to_float(ab[A]));
     }
     if (job.payload_out_slot != kNoRow) {
       uint8_t* token = payload_out(job, layer, j - w.pending);
-      for (int hv = 0; hv < HV; ++hv)
-        *token_.decay(token, hv) = w.gates[size_t(j) * HV + hv].alpha;
+      for (int hv = 0; hv < HV; ++hv) {
+        const float* alpha = w.alpha.data() + (size_t(j) * HV + hv) * A;
+        std::copy(alpha, alpha + A, token_.decay(token, hv));
+      }
       for (int h = 0; h < H; ++h) {
         const float* k_hat = w.qk_hat.data() + (size_t(j) * H + h) * 2 * K + K;
         std::copy(k_hat, k_hat + K, token_.k_hat(token, h));
@@ -487,6 +513,7 @@ void CpuBackend::recur_head(const SequenceJob& job, int layer, int hv, const Lay
   const ModelGeometry& g = geo();
   const int K = g.head_k_dim, V = g.head_v_dim, H = g.num_k_heads, HV = g.num_v_heads;
   const int C = g.conv_dim(), h = hv / g.v_heads_per_k_head(), groups = V / kCpuLanes;
+  const int A = g.decay_values_per_head();
   std::vector<L> s(size_t(groups) * K);  // [V/8][K] fp32
   if (carry && carry->filled) {
     s = std::move(carry->heads[size_t(hv)]);
@@ -506,7 +533,8 @@ void CpuBackend::recur_head(const SequenceJob& job, int layer, int hv, const Lay
     } else {
       const float* qk = w.qk_hat.data() + (size_t(j) * H + h) * 2 * K;
       const float* v = w.conv_out.data() + size_t(j) * C + 2 * g.key_dim() + int64_t{hv} * V;
-      const num::Gates gates = w.gates[size_t(j) * HV + hv];
+      const float* alpha = w.alpha.data() + (size_t(j) * HV + hv) * A;
+      const float beta = w.beta[size_t(j) * HV + hv];
       bf16_bits* out = outputs && !step.silent
                            ? outputs + ((int64_t{jn} * g.layers + layer) * HV + hv) * V
                            : nullptr;
@@ -516,8 +544,8 @@ void CpuBackend::recur_head(const SequenceJob& job, int layer, int hv, const Lay
       for (int grp = 0; grp < groups; ++grp) {
         L vg, delta;
         copy_short(v + grp * kCpuLanes, kCpuLanes, vg.v);
-        const L o = num::gdn_column(s.data() + grp * K, 1, K, qk + K, qk, vg, gates,
-                                    delta_out ? &delta : nullptr);
+        const L o = column_step(s.data() + grp * K, K, qk + K, qk, vg, alpha, A, beta,
+                                delta_out ? &delta : nullptr);
         if (out) {
           for (int l = 0; l < kCpuLanes; ++l)
             out[grp * kCpuLanes + l] = num::bf16_from_float(o.v[l]);
@@ -551,13 +579,14 @@ void CpuBackend::recur_head(const SequenceJob& job, int layer, int hv, const Lay
 // One token of value head hv (key head h) replayed from the values its verify stored.
 void CpuBackend::replay_token(const uint8_t* token, int h, int hv, ColumnGroup* s) const {
   const int K = geo().head_k_dim, groups = geo().head_v_dim / kCpuLanes;
+  const int A = geo().decay_values_per_head();
   const float* k_hat = token_.k_hat(token, h);
   const float* delta = token_.delta(token, hv);
-  const float alpha = *token_.decay(token, hv);
+  const float* alpha = token_.decay(token, hv);
   for (int grp = 0; grp < groups; ++grp) {
     ColumnGroup d;
     copy_short(delta + grp * kCpuLanes, kCpuLanes, d.v);
-    num::gdn_column_replay(s + grp * K, 1, K, k_hat, alpha, d);
+    column_replay(s + grp * K, K, k_hat, alpha, A, d);
   }
 }
 
@@ -772,8 +801,9 @@ std::vector<uint8_t> CpuBackend::do_read_payload(int32_t slot) const {
 }  // namespace
 
 void check_cpu_geometry(const ModelGeometry& g) {
-  switch (g.recurrence) {  // the step of this file
+  switch (g.recurrence) {  // the step of this file runs both (the decay per head or per row)
     case RecurrenceKind::kGatedDeltaNet:
+    case RecurrenceKind::kKimiDeltaAttention:
       break;
   }
   static_assert(kCpuLanes % 4 == 0, "conv_dim, a multiple of V, fills whole digest blocks");

@@ -30,6 +30,10 @@ void check_cuda_geometry(const ModelGeometry& g) {
   switch (g.recurrence) {  // the step kernels (step_kernels.cu)
     case RecurrenceKind::kGatedDeltaNet:
       break;
+    case RecurrenceKind::kKimiDeltaAttention:  // one decay per head staged (kGates) and applied
+      throw InputError(
+          "backend 'cuda': the recurrence kimi-delta-attention is not run by the CUDA kernels yet "
+          "(the CPU backend runs it: --backend cpu)");
   }
   if (!cuda::step_kernels_support(g.head_k_dim, g.head_v_dim, g.conv_width)) {
     throw InputError("backend 'cuda': unsupported geometry (needs K = V = 16 or 128 and W = 4)");

@@ -14,10 +14,10 @@ LayerParameters layer_parameters(const ModelGeometry& g, uint64_t seed, uint32_t
     for (int t = 0; t < W; ++t)
       p.conv_weight[size_t(c) * W + t] = gen_conv_weight(seed, layer_id, c, t);
   }
-  for (int h = 0; h < HV; ++h) {
+  for (int h = 0; h < HV; ++h)
     p.a_log.push_back(gen_a_log(seed, layer_id, h));
-    p.dt_bias.push_back(gen_dt_bias(seed, layer_id, h));
-  }
+  for (int e = 0; e < HV * g.decay_values_per_head(); ++e)
+    p.dt_bias.push_back(gen_dt_bias(seed, layer_id, e));
   return p;
 }
 
@@ -28,10 +28,10 @@ TokenInputs token_inputs(const ModelGeometry& g, uint64_t seed, uint64_t request
   t.x.resize(g.conv_dim());
   for (int c = 0; c < g.conv_dim(); ++c)
     t.x[c] = gen_conv_input(coord, c);
-  for (int h = 0; h < g.num_v_heads; ++h) {
-    t.a.push_back(gen_gate_a(coord, h));
+  for (int e = 0; e < g.num_v_heads * g.decay_values_per_head(); ++e)
+    t.a.push_back(gen_gate_a(coord, e));
+  for (int h = 0; h < g.num_v_heads; ++h)
     t.b.push_back(gen_gate_b(coord, h));
-  }
   return t;
 }
 
@@ -64,11 +64,14 @@ TokenDerived derive_token(const ModelGeometry& g, const LayerParameters& params,
       d.k_hat[size_t(h) * K + i] = normalize_key(k[i], dk);
     }
   }
+  const int A = g.decay_values_per_head();
   for (int h = 0; h < HV; ++h) {
-    const Gates gates = gdn_gates(bf16_to_float(inputs.a[h]), bf16_to_float(inputs.b[h]),
-                                  bf16_to_float(params.a_log[h]), bf16_to_float(params.dt_bias[h]));
-    d.alpha.push_back(gates.alpha);
-    d.beta.push_back(gates.beta);
+    for (int i = 0; i < A; ++i) {
+      const size_t e = size_t(h) * A + i;
+      d.alpha.push_back(gated_decay(bf16_to_float(inputs.a[e]), bf16_to_float(params.a_log[h]),
+                                    bf16_to_float(params.dt_bias[e])));
+    }
+    d.beta.push_back(sigmoid_f32(bf16_to_float(inputs.b[h])));
   }
   return d;
 }

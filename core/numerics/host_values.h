@@ -17,14 +17,14 @@ namespace specstate::num {
 struct LayerParameters {
   std::vector<bf16_bits> conv_weight;  // [conv_dim, W], oldest input's tap first
   std::vector<bf16_bits> a_log;        // [HV]
-  std::vector<bf16_bits> dt_bias;      // [HV]
+  std::vector<bf16_bits> dt_bias;      // [HV, A], A = decay_values_per_head()
 };
 LayerParameters layer_parameters(const ModelGeometry& g, uint64_t seed, uint32_t layer_id);
 
 // Inputs of (request, position) in model layer `layer_id` (bf16 bits).
 struct TokenInputs {
   std::vector<bf16_bits> x;  // [conv_dim] raw conv input, channels [q | k | v]
-  std::vector<bf16_bits> a;  // [HV]
+  std::vector<bf16_bits> a;  // [HV, A]
   std::vector<bf16_bits> b;  // [HV]
 };
 TokenInputs token_inputs(const ModelGeometry& g, uint64_t seed, uint64_t request,
@@ -35,7 +35,7 @@ struct TokenDerived {
   std::vector<float> conv_out;  // [conv_dim] conv + SiLU, rounded to bf16 (stored as float)
   std::vector<float> q_hat;     // [H, K] normalised and scaled by K^-0.5
   std::vector<float> k_hat;     // [H, K] normalised
-  std::vector<float> alpha;     // [HV] exp(g)
+  std::vector<float> alpha;     // [HV, A] exp(g): one per value head, or per key channel
   std::vector<float> beta;      // [HV] sigmoid(b)
 };
 // `window` is the conv state before the token: [conv_dim, W-1] bf16 bits, oldest column first.

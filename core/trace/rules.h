@@ -37,6 +37,7 @@ inline constexpr GeometryField kGeometryFields[] = {
 // first is the default), in core/recurrence.cpp's order; a test checks that it agrees.
 inline constexpr const char* kRecurrenceNames[] = {
     "gated-deltanet",
+    "kimi-delta-attention",
 };
 
 // The presets' head counts (H, HV), in core/geometry.cpp's order; a test checks that
@@ -53,6 +54,7 @@ inline constexpr PresetHeads kPresetHeads[] = {
     {"qwen3.5-27b", 16, 48},
     {"qwen3.5-9b", 16, 32},
     {"qwen3.5-2b", 16, 16},
+    {"kimi-linear-48b-a3b", 32, 32},
     {"tiny", 2, 4},
 };
 

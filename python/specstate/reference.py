@@ -43,8 +43,8 @@ class Inputs:
 
     def tokens(self, request, position, layer, count=None, bits=False):
         """(x, a, b) of positions position .. position+count-1 in model layer `layer`:
-        x [count, conv_dim] (channels q | k | v), a and b [count, HV]; without count, one
-        token: x [conv_dim], a and b [HV]."""
+        x [count, conv_dim] (channels q | k | v), a and b [count, HV] (a [count, HV, K] for
+        kimi-delta-attention); without count, one token: x [conv_dim], a and b [HV]."""
         x, a, b = self._core.tokens(request, position, layer, 1 if count is None else count)
         out = tuple(t if bits else bf16_to_float(t) for t in (x, a, b))
         return tuple(t[0] for t in out) if count is None else out
@@ -60,14 +60,16 @@ class Inputs:
 
     def parameters(self, layer, bits=False):
         """{"conv_weight": [conv_dim, W] (oldest input's tap first), "A_log": [HV],
-        "dt_bias": [HV]} of model layer `layer`."""
+        "dt_bias": [HV] ([HV, K] for kimi-delta-attention: one per key channel)} of model
+        layer `layer`."""
         p = self._core.parameters(layer)
         return p if bits else {k: bf16_to_float(v) for k, v in p.items()}
 
     def derive(self, request, position, layer, window=None):
         """What the step computes from the token before the recurrence, by its own functions:
         {"conv_out": [conv_dim] (after SiLU, rounded to bf16), "q_hat", "k_hat": [H, K],
-        "alpha", "beta": [HV]}, all float32. `window` is the conv state before the token,
+        "alpha", "beta": [HV]}, all float32 (kimi-delta-attention: "alpha" [HV, K], a decay per
+        key channel). `window` is the conv state before the token,
         [conv_dim, W-1] bf16 bits; by default the request's own inputs at the W-1 positions
         before (zeros before position 0), as for a request that started from the zero state."""
         if window is not None:

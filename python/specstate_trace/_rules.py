@@ -26,6 +26,7 @@ GEOMETRY_FIELDS = (
 # is the default)
 RECURRENCES = (
     "gated-deltanet",
+    "kimi-delta-attention",
 )
 
 # name -> (H, HV), in core/geometry.cpp's order
@@ -37,5 +38,6 @@ PRESET_HEADS = {
     "qwen3.5-27b": (16, 48),
     "qwen3.5-9b": (16, 32),
     "qwen3.5-2b": (16, 16),
+    "kimi-linear-48b-a3b": (32, 32),
     "tiny": (2, 4),
 }

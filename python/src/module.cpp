@@ -42,14 +42,24 @@ class Inputs {
   const ModelGeometry& geometry() const { return g_; }
   uint64_t seed() const { return seed_; }
 
-  // x, a and b of positions position .. position+count-1: [count, conv_dim], [count, HV] x 2.
+  // The shape of a value per value head and decay value, after the leading `lead`: [HV] when
+  // the recurrence has one decay per head (Gated DeltaNet), [HV, K] when one per key channel.
+  std::vector<py::ssize_t> per_decay(std::vector<py::ssize_t> lead = {}) const {
+    lead.push_back(g_.num_v_heads);
+    if (g_.decay_values_per_head() > 1) lead.push_back(g_.decay_values_per_head());
+    return lead;
+  }
+
+  // x, a and b of positions position .. position+count-1: [count, conv_dim], a [count, HV] (KDA:
+  // [count, HV, K]), b [count, HV].
   py::tuple tokens(uint64_t request, int64_t position, int32_t layer, int64_t count) const {
     check_layer(layer);
     if (position < 0) throw InputError("position " + std::to_string(position) + " is negative");
     if (count < 1 || count > (int64_t{1} << 24))
       throw InputError("count " + std::to_string(count) + " outside 1..2^24");
     // x [count, conv_dim] and a, b [count, HV] bf16, and the arrays they move into.
-    const int64_t bytes = count * (int64_t{g_.conv_dim()} + 2 * g_.num_v_heads) * 2;
+    const int64_t bytes =
+        count * (int64_t{g_.conv_dim()} + (g_.decay_values_per_head() + 1) * g_.num_v_heads) * 2;
     const MemoryLimit have = backend_memory_limit("cpu");
     if (have.bytes >= 0 && bytes > have.bytes) {
       throw InputError("count " + std::to_string(count) + ": the inputs of " +
@@ -61,7 +71,7 @@ class Inputs {
     }
     std::vector<bf16_bits> x, a, b;
     x.reserve(size_t(count) * g_.conv_dim());
-    a.reserve(size_t(count) * g_.num_v_heads);
+    a.reserve(size_t(count) * g_.num_v_heads * g_.decay_values_per_head());
     b.reserve(size_t(count) * g_.num_v_heads);
     for (int64_t i = 0; i < count; ++i) {
       num::TokenInputs t = num::token_inputs(g_, seed_, request, uint64_t(position + i), layer);
@@ -71,7 +81,7 @@ class Inputs {
     }
     const py::ssize_t n = count;
     return py::make_tuple(adopt(std::move(x), {n, g_.conv_dim()}),
-                          adopt(std::move(a), {n, g_.num_v_heads}),
+                          adopt(std::move(a), per_decay({n})),
                           adopt(std::move(b), {n, g_.num_v_heads}));
   }
 
@@ -81,7 +91,7 @@ class Inputs {
     py::dict d;
     d["conv_weight"] = adopt(std::move(p.conv_weight), {g_.conv_dim(), g_.conv_width});
     d["A_log"] = adopt(std::move(p.a_log), {g_.num_v_heads});
-    d["dt_bias"] = adopt(std::move(p.dt_bias), {g_.num_v_heads});
+    d["dt_bias"] = adopt(std::move(p.dt_bias), per_decay());
     return d;
   }
 
@@ -117,7 +127,7 @@ class Inputs {
     out["conv_out"] = adopt(std::move(d.conv_out), {C});
     out["q_hat"] = adopt(std::move(d.q_hat), {g_.num_k_heads, g_.head_k_dim});
     out["k_hat"] = adopt(std::move(d.k_hat), {g_.num_k_heads, g_.head_k_dim});
-    out["alpha"] = adopt(std::move(d.alpha), {g_.num_v_heads});
+    out["alpha"] = adopt(std::move(d.alpha), per_decay());
     out["beta"] = adopt(std::move(d.beta), {g_.num_v_heads});
     return out;
   }
@@ -151,13 +161,19 @@ class Inputs {
       const num::TokenInputs in =
           num::token_inputs(g_, seed_, request, uint64_t(position + t), layer);
       const num::TokenDerived d = num::derive_token(g_, params, w, in);
+      const int A = g_.decay_values_per_head();
       for (int h = 0; h < HV; ++h) {
         const float* k_hat = d.k_hat.data() + size_t(h / ratio) * K;
         const float* q_hat = d.q_hat.data() + size_t(h / ratio) * K;
-        const num::Gates gates{d.alpha[h], d.beta[h]};
+        const float* alpha = d.alpha.data() + size_t(h) * A;
         for (int j = 0; j < V; ++j) {
           const float v = d.conv_out[size_t(2 * g_.key_dim()) + size_t(h) * V + j];
-          num::gdn_column(s.data() + size_t(h) * K * V + j, V, K, k_hat, q_hat, v, gates);
+          float* column = s.data() + size_t(h) * K * V + j;
+          if (A == 1) {
+            num::delta_rule_column(column, V, K, k_hat, q_hat, v, alpha[0], d.beta[h]);
+          } else {
+            num::delta_rule_column(column, V, K, k_hat, q_hat, v, alpha, d.beta[h]);
+          }
         }
       }
       for (int c = 0; c < C; ++c) {

@@ -47,12 +47,12 @@ case "$case_name" in
 import json, sys
 presets = json.load(open(sys.argv[1]))
 names = [p["name"] for p in presets]
-assert len(presets) == 8 and names[0] == "qwen3-next-80b-a3b" and names[-1] == "tiny", names
+assert len(presets) == 9 and names[0] == "qwen3-next-80b-a3b" and names[-1] == "tiny", names
 q = presets[0]
 assert (q["gdn_layers"], q["H"], q["HV"], q["K"], q["V"], q["conv_dim"], q["W"]) == \
     (36, 16, 32, 128, 128, 8192, 4), q
 assert q["state_bytes_per_request"] == 36 * (32 * 128 * 128 * 4 + 8192 * 3 * 2)
-assert {p["recurrence"] for p in presets} == {"gated-deltanet"}, presets
+assert {p["recurrence"] for p in presets} == {"gated-deltanet", "kimi-delta-attention"}, presets
 PY
         ;;
   single-lane)

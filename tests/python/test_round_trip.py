@@ -202,7 +202,7 @@ def test_a_bad_custom_geometry_is_refused_as_the_reader_refuses_it(tmp_path):
         TraceWriter(tmp_path / "t.trace", preset="tiny", geometry=TINY_AS_GEOMETRY,
                     draft_tokens=3, pool_rows=8, max_requests=4)
     with pytest.raises(ValueError, match=r"^.*:1: unknown recurrence 'kda' in geometry "
-                                         r"\(known: gated-deltanet\)$"):
+                                         r"\(known: gated-deltanet, kimi-delta-attention\)$"):
         TraceWriter(tmp_path / "t.trace", geometry=dict(TINY_AS_GEOMETRY, recurrence="kda"),
                     draft_tokens=3, pool_rows=8, max_requests=4)
 

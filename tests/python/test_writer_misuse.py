@@ -233,7 +233,7 @@ def test_track_row_is_cow_source():
     ("tp", 3, "tensor-parallel degree 3 does not divide the tiny head counts (H=2, HV=4)"),
     ("preset", "gpt-2", "unknown preset 'gpt-2' (known: qwen3-next-80b-a3b, qwen3.5-397b-a17b, "
                         "qwen3.5-122b-a10b, qwen3.5-35b-a3b, qwen3.5-27b, qwen3.5-9b, qwen3.5-2b, "
-                        "tiny)"),
+                        "kimi-linear-48b-a3b, tiny)"),
     ("ssm_dtype", "f16", "field 'ssm_dtype' in header is 'f16', expected f32 or bf16"),
     ("pool_rows", 0, "field 'pool_rows' in header is 0, outside 1..16777216"),
     ("max_requests", 0, "field 'max_requests' in header is 0, outside 1..16777216"),

@@ -28,9 +28,11 @@ def test_presets_and_geometry():
 def test_custom_geometry_is_checked_field_by_field():
     g = specstate.custom_geometry(layers=3, H=2, HV=6, K=32, V=24, W=3, conv_dim=2 * 2 * 32 + 6 * 24)
     assert (g.preset, g.layers, g.conv_dim, g.recurrence) == ("custom", 3, 272, "gated-deltanet")
-    assert {p["recurrence"] for p in specstate.presets()} == {"gated-deltanet"}
-    with pytest.raises(specstate.InputError,
-                       match="unknown recurrence 'kda' \\(known: gated-deltanet\\)"):
+    kinds = {p["name"]: p["recurrence"] for p in specstate.presets()}
+    assert set(kinds.values()) == {"gated-deltanet", "kimi-delta-attention"}
+    assert kinds["kimi-linear-48b-a3b"] == "kimi-delta-attention"
+    with pytest.raises(specstate.InputError, match="unknown recurrence 'kda' \\(known: "
+                       "gated-deltanet, kimi-delta-attention\\)"):
         specstate.custom_geometry(layers=3, H=2, HV=6, K=32, V=24, W=3, recurrence="kda")
     for kwargs, message in [
             (dict(layers=0), "layers 0 outside 1..1024"),
@@ -112,6 +114,34 @@ def test_a_float64_recurrence_on_the_derived_values_follows_the_reference():
             v = d["conv_out"][2 * g.H * g.K:].reshape(g.HV, g.V).astype(np.float64)
             k = np.repeat(d["k_hat"], g.HV // g.H, 0).astype(np.float64)
             S = d["alpha"][:, None, None] * S
+            delta = d["beta"][:, None] * (v - np.einsum("hkv,hk->hv", S, k))
+            S += k[:, :, None] * delta[:, None, :]
+        np.testing.assert_allclose(ref.state(1).ssm[layer], S, atol=1e-6)
+
+
+def test_kda_float64_recurrence_on_the_derived_values_follows_the_reference():
+    """Kimi Delta Attention: alpha is [HV, K], one decay per key channel (S = Diag(alpha) S),
+    and the CPU backend's state after a prefill follows a float64 recurrence on the derived
+    values; the seven strategies agree on it."""
+    g = specstate.custom_geometry(layers=2, H=2, HV=2, K=16, V=16, W=4,
+                                  recurrence="kimi-delta-attention")
+    refs = [specstate.Reference(SCENARIO, strategy=s, geometry=g)
+            for s in ("scatter", "inline", "window", "replay", "deferred", "ring", "paged")]
+    for r in refs:
+        r.step()  # request 1: extend of 8 tokens from the zero state
+    ref, inputs = refs[0], refs[0].inputs
+    assert len({r.digest(1) for r in refs}) == 1
+    params = inputs.parameters(0)
+    assert params["dt_bias"].shape == (2, 16) and params["A_log"].shape == (2,)
+    for layer in (0, 1):
+        S = np.zeros((g.HV, g.K, g.V))
+        for t in range(8):
+            d = inputs.derive(1, t, layer)
+            assert d["alpha"].shape == (2, 16) and d["beta"].shape == (2,)
+            assert len(np.unique(d["alpha"])) > 2  # the channels' decays differ
+            v = d["conv_out"][2 * g.H * g.K:].reshape(g.HV, g.V).astype(np.float64)
+            k = d["k_hat"].astype(np.float64)
+            S = d["alpha"][:, :, None] * S
             delta = d["beta"][:, None] * (v - np.einsum("hkv,hk->hv", S, k))
             S += k[:, :, None] * delta[:, None, :]
         np.testing.assert_allclose(ref.state(1).ssm[layer], S, atol=1e-6)
