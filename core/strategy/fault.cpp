@@ -141,6 +141,12 @@ std::vector<FaultInfo> make_faults() {
        "the first extend of a sequence without a prefix hit starts from what its working row "
        "holds, a previous occupant's state, instead of the zero state",
        all},
+      {Fault::kOneTokenChunkAsDecode, "one-token-chunk-as-decode",
+       "a stateless one-token first chunk treated as a decode reads the previous owner's state "
+       "(vLLM #51483, Kimi Linear)",
+       "the first extend of a sequence without a prefix hit starts from the zero state unless it "
+       "has one token: that one runs as a decode, from what its working row holds",
+       all},
       {Fault::kPaddingWrapsToLastRow, "padding-wraps-to-last-row",
        "a kernel indexes a padding entry's -1 from the end: the pool's last slot (FlashInfer "
        "#5042)",

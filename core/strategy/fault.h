@@ -37,6 +37,7 @@ enum class Fault : uint8_t {
   kShortChunkNoCheckpoint,    // all: an extend shorter than a page writes no snapshot
   kChunkEndAsBoundary,        // all: an extend's snapshot takes its last token's state
   kPrefillFromStaleRow,       // all: a sequence's first extend starts from its row's old state
+  kOneTokenChunkAsDecode,     // all: a one-token first chunk starts from its row's old state
   kPaddingWrapsToLastRow,     // all: padding index -1 wraps to the pool's last row and slot
   kPrefillInVerifyGraph,      // all: an extend of exactly T tokens writes no state
   kBackwardBoundaryCopy,      // paged: a boundary the drafts ran past copied from block c

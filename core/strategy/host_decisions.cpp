@@ -200,6 +200,7 @@ std::unique_ptr<HostDecisions> make_host_decisions(Fault fault) {
     case Fault::kShortChunkNoCheckpoint:
     case Fault::kChunkEndAsBoundary:
     case Fault::kPrefillFromStaleRow:
+    case Fault::kOneTokenChunkAsDecode:
     case Fault::kPrefillInVerifyGraph:
     case Fault::kPaddingWrapsToLastRow:
     case Fault::kBackwardBoundaryCopy:

@@ -228,7 +228,13 @@ class ChunkEndAsBoundary : public Faulty<ChunkEndAsBoundary> {
 // FAULT prefill-from-stale-row (vllm-metal #488): a request prefilled from scratch (preempted
 // for recompute, or new) keeps its slot's contents as the starting state.
 class PrefillFromStaleRow : public Faulty<PrefillFromStaleRow> {
-  bool prefill_starts_from_zero() const override { return false; }
+  bool prefill_starts_from_zero(int32_t tokens) const override { return false; }
+};
+
+// FAULT one-token-chunk-as-decode (vLLM #51483, Kimi Linear): a first chunk of one token, which
+// has no initial state, is routed as a decode, and a decode reads its slot's state.
+class OneTokenChunkAsDecode : public Faulty<OneTokenChunkAsDecode> {
+  bool prefill_starts_from_zero(int32_t tokens) const override { return tokens != 1; }
 };
 
 // FAULT prefill-in-verify-graph (vLLM #53051): a prefill chunk of 1 + num_spec tokens has the
@@ -320,6 +326,8 @@ std::unique_ptr<PolicyDecisions> make_policy_decisions(Fault fault) {
       return std::make_unique<ChunkEndAsBoundary>();
     case Fault::kPrefillFromStaleRow:
       return std::make_unique<PrefillFromStaleRow>();
+    case Fault::kOneTokenChunkAsDecode:
+      return std::make_unique<OneTokenChunkAsDecode>();
     case Fault::kPrefillInVerifyGraph:
       return std::make_unique<PrefillInVerifyGraph>();
     case Fault::kPaddingWrapsToLastRow:

@@ -65,8 +65,9 @@ class PolicyDecisions {
   virtual void snapshot_written(uint64_t request, int64_t length, int32_t row) {}
   // A verify continues the sequence: no row is zeroed before it.
   virtual std::vector<int32_t> zeroed_before_verify(const StateLoc& from) const { return {}; }
-  // The first extend of a sequence without a prefix hit starts from the zero state.
-  virtual bool prefill_starts_from_zero() const { return true; }
+  // The first extend of a sequence without a prefix hit starts from the zero state, whatever its
+  // `tokens`.
+  virtual bool prefill_starts_from_zero(int32_t tokens) const { return true; }
   // An extend's snapshot of a page boundary `boundary` tokens into it is the state after that
   // token (of its `tokens`).
   virtual int32_t extend_snapshot_after(int32_t boundary, int32_t tokens) const { return boundary; }

@@ -176,7 +176,7 @@ Plan PoolPolicy::extend(const ExtendOp& op) {
       place_pages(s);
     }
     decisions_->take_request_row(s);
-    task.from_zero = op.prefix_len == 0 && decisions_->prefill_starts_from_zero();
+    task.from_zero = op.prefix_len == 0 && decisions_->prefill_starts_from_zero(op.tokens);
     if (op.prefix_len > 0) {
       task.from = StateLoc::at(
           decisions_->prefix_hit_row(op.cow_src_row, op.prefix_len, layout_.config.page_size));
