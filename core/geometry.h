@@ -41,6 +41,12 @@ struct ModelGeometry {
   int32_t decay_values_per_head() const {
     return recurrence_info(recurrence).decay_values(head_k_dim);
   }
+  // The shape of a value per value head and decay value (a, dt_bias, alpha): [HV] for one decay
+  // per head, [HV, K] for one per key channel.
+  std::vector<int64_t> decay_shape() const {
+    if (decay_values_per_head() == 1) return {num_v_heads};
+    return {num_v_heads, decay_values_per_head()};
+  }
   // The model's index of held layer l.
   int32_t layer_id(int32_t l) const { return layer_ids.empty() ? l : layer_ids[l]; }
 };

@@ -197,11 +197,10 @@ RowBytes narrowed(const RowBytes& s, const PoolShape& shape) {
   return out;
 }
 
-// The shape of a value per value head and decay value after `lead`: [.., HV] for one decay per
-// head (Gated DeltaNet), [.., HV, K] for one per key channel (KDA).
+// `lead` followed by the geometry's decay_shape ([HV], or [HV, K] for KDA).
 std::vector<int64_t> per_decay(const ModelGeometry& g, std::vector<int64_t> lead) {
-  lead.push_back(g.num_v_heads);
-  if (g.decay_values_per_head() > 1) lead.push_back(g.decay_values_per_head());
+  const std::vector<int64_t> shape = g.decay_shape();
+  lead.insert(lead.end(), shape.begin(), shape.end());
   return lead;
 }
 

@@ -76,21 +76,8 @@ struct LayerParams {
   F32Array dt_bias;    // [HV, A]: A decay values per value head (core/recurrence.h)
 };
 
-using ColumnGroup = cpu::PacketLanes;  // 8 V columns per step call, on Eigen packets
+using ColumnGroup = cpu::PacketLanes;  // 8 V columns per head_column call, on Eigen packets
 constexpr int kCpuLanes = cpu::PacketLanes::kLanes;
-
-// One token of a column group whose K state rows are contiguous, with the head's A decays
-// (`alpha`): one for every row (A = 1, Gated DeltaNet) or one per row (A = K, KDA).
-ColumnGroup column_step(ColumnGroup* s, int K, const float* k_hat, const float* q_hat,
-                        ColumnGroup v, const float* alpha, int A, float beta, ColumnGroup* delta) {
-  if (A == 1) return num::delta_rule_column(s, 1, K, k_hat, q_hat, v, alpha[0], beta, delta);
-  return num::delta_rule_column(s, 1, K, k_hat, q_hat, v, alpha, beta, delta);
-}
-void column_replay(ColumnGroup* s, int K, const float* k_hat, const float* alpha, int A,
-                   ColumnGroup delta) {
-  if (A == 1) return num::delta_rule_column_replay(s, 1, K, k_hat, alpha[0], delta);
-  num::delta_rule_column_replay(s, 1, K, k_hat, alpha, delta);
-}
 constexpr int kMaxConvWidth = 8;
 // New tokens a prefill runs at a time (prefill_part): its working buffers are O(part), whatever
 // the prefill's length (a trace allows 2^24 tokens per extend).
@@ -504,7 +491,7 @@ void CpuBackend::norms_and_gates(const SequenceJob& job, int layer, LayerWork& w
 
 // The recurrence of value head hv over the job's steps (recurrence_steps). The head's state stays
 // in a local fp32 buffer from token to token, column group by column group ([V/8][K] of
-// ColumnGroup: group g is columns 8g..8g+7, its row i one ColumnGroup), so each gdn_column call
+// ColumnGroup: group g is columns 8g..8g+7, its row i one ColumnGroup), so each head_column call
 // walks its K rows contiguously; the pool's [K, V] rows are gathered into this layout once per job
 // and scattered back for each state the job asks for, whole, after its token.
 void CpuBackend::recur_head(const SequenceJob& job, int layer, int hv, const LayerWork& w,
@@ -544,8 +531,8 @@ void CpuBackend::recur_head(const SequenceJob& job, int layer, int hv, const Lay
       for (int grp = 0; grp < groups; ++grp) {
         L vg, delta;
         copy_short(v + grp * kCpuLanes, kCpuLanes, vg.v);
-        const L o = column_step(s.data() + grp * K, K, qk + K, qk, vg, alpha, A, beta,
-                                delta_out ? &delta : nullptr);
+        const L o = num::head_column(s.data() + grp * K, 1, K, qk + K, qk, vg, alpha, A, beta,
+                                     delta_out ? &delta : nullptr);
         if (out) {
           for (int l = 0; l < kCpuLanes; ++l)
             out[grp * kCpuLanes + l] = num::bf16_from_float(o.v[l]);
@@ -586,7 +573,7 @@ void CpuBackend::replay_token(const uint8_t* token, int h, int hv, ColumnGroup* 
   for (int grp = 0; grp < groups; ++grp) {
     ColumnGroup d;
     copy_short(delta + grp * kCpuLanes, kCpuLanes, d.v);
-    column_replay(s + grp * K, K, k_hat, alpha, A, d);
+    num::head_column_replay(s + grp * K, 1, K, k_hat, alpha, A, d);
   }
 }
 

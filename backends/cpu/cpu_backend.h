@@ -1,6 +1,6 @@
 // The CPU reference backend: zero-initialised calloc storage (pages cost memory only once
 // written), Eigen for parameters, and the canonical step of core/numerics/gdn_step.h called
-// directly: gdn_column over groups of 8 V columns (one AVX2 vector, each lane one column).
+// directly: head_column over groups of 8 V columns (one AVX2 vector, each lane one column).
 #pragma once
 
 #include <memory>

@@ -6,9 +6,9 @@
 // the vector instructions, and a fused multiply-add is Eigen's pmadd only where it is one
 // instruction with one rounding (x86 with FMA, AArch64); elsewhere each lane calls num::ffma
 // (std::fma). So a compiler is never left to choose whether to contract, and the lanes give
-// gdn_column's scalar bits whatever the host (tests/test_step.cpp, tests/test_cpu_math.cpp).
+// delta_rule_column's scalar bits whatever the host (tests/test_step.cpp, tests/test_cpu_math.cpp).
 //
-// Beside the arithmetic of gdn_column (fmul, fadd, fsub, ffma, found by argument-dependent
+// Beside the arithmetic of delta_rule_column (fmul, fadd, fsub, ffma, found by argument-dependent
 // lookup), the conv's SiLU and bf16 rounding per lane: num::exp_f32 and num::silu_f32
 // (core/numerics/math.h, the definition) with their branches turned into selects, every lane
 // running the scalar operations in the scalar order.

@@ -5,7 +5,7 @@
 // Every reduction over K (the q/k norm sums, m = S^T k_hat, o = S^T q_hat) is kChains independent
 // partial chains, chain c an ascending fma chain over the contiguous rows
 // [c K/kChains, (c+1) K/kChains), combined by the fixed pairwise tree of combine_chains. The CPU
-// backend runs gdn_column per SIMD group of 8 V columns (all chains in one call); a CUDA thread
+// backend runs head_column per SIMD group of 8 V columns (all chains in one call); a CUDA thread
 // runs one chain of two columns with the row functions below, and the chains' partials are
 // combined by combine_chains itself (backends/cuda/step_kernels.cu: in shared memory for the
 // recurrence, by an xor butterfly, which is the same tree, for the prep kernel's norms).
@@ -175,9 +175,21 @@ SPECSTATE_HD inline L gdn_column(L* s, int stride, int k_dim, const float* k_hat
                                  const float* q_hat, L v, Gates gates, L* delta_out = nullptr) {
   return delta_rule_column(s, stride, k_dim, k_hat, q_hat, v, gates.alpha, gates.beta, delta_out);
 }
+
+// A head's `decays` decay values (ModelGeometry::decay_values_per_head): 1 is one for every row
+// (kept in a register), K one per row.
 template <class L>
-SPECSTATE_HD inline void gdn_column_replay(L* s, int stride, int k_dim, const float* k_hat,
-                                           float alpha, L delta) {
+SPECSTATE_HD inline L head_column(L* s, int stride, int k_dim, const float* k_hat,
+                                  const float* q_hat, L v, const float* alpha, int decays,
+                                  float beta, L* delta_out = nullptr) {
+  if (decays == 1)
+    return delta_rule_column(s, stride, k_dim, k_hat, q_hat, v, alpha[0], beta, delta_out);
+  return delta_rule_column(s, stride, k_dim, k_hat, q_hat, v, alpha, beta, delta_out);
+}
+template <class L>
+SPECSTATE_HD inline void head_column_replay(L* s, int stride, int k_dim, const float* k_hat,
+                                            const float* alpha, int decays, L delta) {
+  if (decays == 1) return delta_rule_column_replay(s, stride, k_dim, k_hat, alpha[0], delta);
   delta_rule_column_replay(s, stride, k_dim, k_hat, alpha, delta);
 }
 

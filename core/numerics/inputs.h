@@ -12,11 +12,11 @@ namespace specstate::num {
 // Independent streams: one per kind of value.
 enum class InputStream : uint32_t {
   kConvInput = 1,   // raw conv input x    [request, position, layer, conv channel]
-  kGateA = 2,       // a (decay input)      [request, position, layer, value head]
+  kGateA = 2,       // a (decay input)      [request, position, layer, value head * A + i]
   kGateB = 3,       // b (beta input)       [request, position, layer, value head]
   kConvWeight = 4,  // conv weight          [layer, conv channel, tap]
   kALog = 5,        // A_log                [layer, value head]
-  kDtBias = 6,      // dt_bias              [layer, value head]
+  kDtBias = 6,      // dt_bias              [layer, value head * A + i]
 };
 
 // SplitMix64's finalizer; its constants are named for the digest's vector form

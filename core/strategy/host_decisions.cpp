@@ -77,8 +77,9 @@ class DiscardedCountRead : public HostDecisions {
 
 // FAULT count-zero-flat-index (vLLM #48475, #50021): the count table is reset when a request takes
 // a row (vLLM #48132), but a discarded step's 0 lands after the reset, and the GDN kernel loads
-// the state index at flat offset entry * T + (0 - 1) of the step's [entries, T] index table: the
-// previous entry's last column, another request's draft row. At entry 0 the load falls before
+// the state index at flat offset entry * T + (0 - 1) of the step's [entries, T] index table (T
+// columns for a verify, 1 for a decode): the previous entry's last column, another request's
+// draft row (its working row for a decode). At entry 0 the load falls before
 // the table (the engine's illegal memory access); the model, which cannot fault a device, leaves
 // that entry's read as planned.
 class CountZeroFlatIndex : public HostDecisions {
@@ -93,7 +94,9 @@ class CountZeroFlatIndex : public HostDecisions {
       const LiveState& previous = host.truth.live(batch[k - 1].request);
       for (size_t t = 0; t < verify.tasks.size(); ++t) {
         if (verify.requests[t] != batch[k].request) continue;
-        verify.tasks[t].from = StateLoc::at(inline_row(host.truth.layout(), previous, -1));
+        // The table has a column per token of the step: T for a verify, 1 for a decode.
+        const int32_t last_column = verify.tasks[t].tokens.count - 1;
+        verify.tasks[t].from = StateLoc::at(inline_row(host.truth.layout(), previous, last_column));
       }
     }
   }

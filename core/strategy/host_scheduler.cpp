@@ -297,6 +297,7 @@ Plan HostScheduler::step(std::span<const VerifyOp> batch, int32_t padding, bool 
     }
     PoolPolicy::StepPlans parts =
         decode ? copy.decode_parts(ops, padding) : copy.verify_parts(ops, padding);
+    copy.note_snapshots(batch);  // planned before the acceptance, written all the same
     append_selected(after_accept, std::move(parts.after_accept), [&](uint64_t r) {
       return counts.size() > 1 ? Guard{req_rows.at(r), w} : Guard{};
     });

@@ -275,7 +275,7 @@ class HitKeepsLookaheadBlock : public Faulty<HitKeepsLookaheadBlock> {
   void snapshot_written(uint64_t request, int64_t length, int32_t row) override {
     rows_[row] = {request, length};
   }
-  void take_request_row(LiveState& s) override { rows_.erase(s.working_row); }
+  void working_row_taken(int32_t row) override { rows_.erase(row); }
 
   std::map<int32_t, std::pair<uint64_t, int64_t>> rows_;  // track row -> (request, length)
 };

@@ -60,9 +60,11 @@ class PolicyDecisions {
   virtual int32_t prefix_hit_row(int32_t cow_src_row, int64_t length, int32_t page_size) const {
     return cow_src_row;
   }
-  // A track write: `row` holds `request`'s state at `length`, a page boundary (what the prefix
-  // cache knows; the correct protocol needs nothing of it).
+  // A track write: `row` holds `request`'s state at `length`, a page boundary; a row becomes a
+  // request's working row (its first extend, a resume) and what it held is gone. What the prefix
+  // cache knows: the correct protocol needs nothing of it.
   virtual void snapshot_written(uint64_t request, int64_t length, int32_t row) {}
+  virtual void working_row_taken(int32_t row) {}
   // A verify continues the sequence: no row is zeroed before it.
   virtual std::vector<int32_t> zeroed_before_verify(const StateLoc& from) const { return {}; }
   // The first extend of a sequence without a prefix hit starts from the zero state, whatever its

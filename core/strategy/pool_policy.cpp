@@ -176,6 +176,7 @@ Plan PoolPolicy::extend(const ExtendOp& op) {
       place_pages(s);
     }
     decisions_->take_request_row(s);
+    decisions_->working_row_taken(op.working_row);
     task.from_zero = op.prefix_len == 0 && decisions_->prefill_starts_from_zero(op.tokens);
     if (op.prefix_len > 0) {
       task.from = StateLoc::at(
@@ -317,11 +318,10 @@ PoolPolicy::StepPlans PoolPolicy::step(std::span<const VerifyOp> batch, int32_t 
     } else {
       plan_verify(op, s, t, p);
     }
-    if (op.snapshot && op.accepted > 0)
-      decisions_->snapshot_written(op.request, op.snapshot->length, op.snapshot->row);
     s.length += op.accepted;
     p.verify.add(t, op.request);
   }
+  note_snapshots(batch);
   p.verify.padding_rows = padding;
   // The one task standing for every padding row.
   if (padding > 0)
@@ -338,6 +338,13 @@ PoolPolicy::StepPlans PoolPolicy::step(std::span<const VerifyOp> batch, int32_t 
   if (!p.commit_copies.tasks.empty()) out.after_accept.push_back(std::move(p.commit_copies));
   if (!p.commits.tasks.empty()) out.after_accept.push_back(std::move(p.commits));
   return out;
+}
+
+void PoolPolicy::note_snapshots(std::span<const VerifyOp> batch) {
+  for (const VerifyOp& op : batch) {
+    if (op.snapshot && op.accepted > 0)
+      decisions_->snapshot_written(op.request, op.snapshot->length, op.snapshot->row);
+  }
 }
 
 Plan PoolPolicy::StepPlans::joined() && {
@@ -518,6 +525,7 @@ Plan PoolPolicy::resume(uint64_t request, int32_t req_row, int32_t working_row) 
   s.req_row = req_row;
   s.working_row = working_row;
   s.loc = StateLoc::at(working_row);
+  decisions_->working_row_taken(working_row);
   if (layout_.kind == StrategyKind::kRing) s.pending_slot = layout_.payload_slot(req_row, 0);
   if (layout_.kind == StrategyKind::kPaged) place_pages(s);
   if (!decisions_->retract_saves()) return {};

@@ -103,6 +103,9 @@ class PoolPolicy {
   // Merges the table's recent changes into its shared base when they are many
   // (LiveTable::kCompactAt); call it before copying the policy many times.
   void compact_table() { table_.compact(LiveTable::kCompactAt); }
+  // The step's track writes reach the prefix cache's view (PolicyDecisions::snapshot_written);
+  // a step does it itself, and overlap scheduling for the variants it plans without snapshots.
+  void note_snapshots(std::span<const VerifyOp> batch);
 
   const LiveState& live(uint64_t request) const;
   bool has(uint64_t request) const { return table_.contains(request); }

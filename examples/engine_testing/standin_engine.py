@@ -183,9 +183,11 @@ class StandinEngine:
             q = q / np.sqrt((q * q).sum(1, keepdims=True) + EPS) / np.sqrt(g.K)
             k = k / np.sqrt((k * k).sum(1, keepdims=True) + EPS)
             q, k, v = np.repeat(q, ratio, 0), np.repeat(k, ratio, 0), v.reshape(g.HV, g.V)
-            alpha = np.exp(-A * np.logaddexp(0, a[j] + p["dt_bias"]))
+            # a decay per value head [HV], or per key channel [HV, K] (kimi-delta-attention)
+            head_a = A.reshape(A.shape + (1,) * (a[j].ndim - 1))
+            alpha = np.exp(-head_a * np.logaddexp(0, a[j] + p["dt_bias"]))
             beta = 1 / (1 + np.exp(-b[j]))
-            S = alpha[:, None, None] * S
+            S = alpha.reshape(g.HV, -1, 1) * S
             delta = beta[:, None] * (v - np.einsum("hkv,hk->hv", S, k))
             S = (S + k[:, :, None] * delta[:, None, :]).astype(np.float32)
             out.append((S.copy(), window.copy()))

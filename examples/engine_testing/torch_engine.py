@@ -52,6 +52,8 @@ class TorchEngine:
         if plant not in PLANTS:
             raise ValueError(f"plant must be one of {PLANTS}, got {plant!r}")
         h, g = setup.header, setup.geometry
+        if g.recurrence != "gated-deltanet":  # its kernels keep one decay per value head
+            raise ValueError(f"this example engine runs gated-deltanet layers, not {g.recurrence}")
         self.g, self.inputs, self.layer_ids = g, setup.inputs, setup.layer_ids
         self.device, self.plant = torch.device(device), plant
         self.T = h["draft_tokens"] + 1

@@ -44,7 +44,8 @@ class Inputs:
     def tokens(self, request, position, layer, count=None, bits=False):
         """(x, a, b) of positions position .. position+count-1 in model layer `layer`:
         x [count, conv_dim] (channels q | k | v), a and b [count, HV] (a [count, HV, K] for
-        kimi-delta-attention); without count, one token: x [conv_dim], a and b [HV]."""
+        kimi-delta-attention); without count, one token: x [conv_dim], a [HV] (or [HV, K]) and
+        b [HV]."""
         x, a, b = self._core.tokens(request, position, layer, 1 if count is None else count)
         out = tuple(t if bits else bf16_to_float(t) for t in (x, a, b))
         return tuple(t[0] for t in out) if count is None else out

@@ -42,11 +42,10 @@ class Inputs {
   const ModelGeometry& geometry() const { return g_; }
   uint64_t seed() const { return seed_; }
 
-  // The shape of a value per value head and decay value, after the leading `lead`: [HV] when
-  // the recurrence has one decay per head (Gated DeltaNet), [HV, K] when one per key channel.
+  // `lead` followed by the geometry's decay_shape ([HV], or [HV, K] for KDA).
   std::vector<py::ssize_t> per_decay(std::vector<py::ssize_t> lead = {}) const {
-    lead.push_back(g_.num_v_heads);
-    if (g_.decay_values_per_head() > 1) lead.push_back(g_.decay_values_per_head());
+    for (int64_t d : g_.decay_shape())
+      lead.push_back(py::ssize_t(d));
     return lead;
   }
 
@@ -57,7 +56,7 @@ class Inputs {
     if (position < 0) throw InputError("position " + std::to_string(position) + " is negative");
     if (count < 1 || count > (int64_t{1} << 24))
       throw InputError("count " + std::to_string(count) + " outside 1..2^24");
-    // x [count, conv_dim] and a, b [count, HV] bf16, and the arrays they move into.
+    // x [count, conv_dim], a [count, HV, A] and b [count, HV] bf16, and the arrays they move into.
     const int64_t bytes =
         count * (int64_t{g_.conv_dim()} + (g_.decay_values_per_head() + 1) * g_.num_v_heads) * 2;
     const MemoryLimit have = backend_memory_limit("cpu");
@@ -168,12 +167,8 @@ class Inputs {
         const float* alpha = d.alpha.data() + size_t(h) * A;
         for (int j = 0; j < V; ++j) {
           const float v = d.conv_out[size_t(2 * g_.key_dim()) + size_t(h) * V + j];
-          float* column = s.data() + size_t(h) * K * V + j;
-          if (A == 1) {
-            num::delta_rule_column(column, V, K, k_hat, q_hat, v, alpha[0], d.beta[h]);
-          } else {
-            num::delta_rule_column(column, V, K, k_hat, q_hat, v, alpha, d.beta[h]);
-          }
+          num::head_column(s.data() + size_t(h) * K * V + j, V, K, k_hat, q_hat, v, alpha, A,
+                           d.beta[h]);
         }
       }
       for (int c = 0; c < C; ++c) {

@@ -1,7 +1,8 @@
 """Runs the NumPy script of docs/interop.md on dumps that `specstate dump` writes, so the doc
 cannot rot: the script must run and report the agreement the doc promises (it exits 1 when
 not), on a prefill token, an accepted and a rejected verify token, the first and last layer,
-for the tiny preset (fp32 and bf16 pools) and a real head size (K = V = 128), and on a dump of
+for the tiny preset (fp32 and bf16 pools), a real head size (K = V = 128) and a Kimi Delta
+Attention preset (a decay per key channel), and on a dump of
 two layers and two tokens (--layers, --tokens). Also checks the CLI's input errors (exit 2,
 nothing written).
 
@@ -38,7 +39,8 @@ def pick_tokens(meta):
 with tempfile.TemporaryDirectory() as tmp:
     check = os.path.join(tmp, "check.py")
     open(check, "w").write(script)
-    cases = [("tiny", 1, "f32"), ("tiny", 1, "bf16"), ("qwen3.5-2b", 8, "f32")]
+    cases = [("tiny", 1, "f32"), ("tiny", 1, "bf16"), ("qwen3.5-2b", 8, "f32"),
+             ("kimi-linear-48b-a3b", 8, "f32")]  # Kimi Delta Attention: a decay per key channel
     for n, (preset, tp, dtype) in enumerate(cases):
         trace = os.path.join(tmp, f"t{n}.jsonl")
         run(specstate, "generate", "--preset", preset, "--tp", str(tp), "--ssm-dtype", dtype,

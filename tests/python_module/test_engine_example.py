@@ -19,8 +19,11 @@ def run(trace, *options):
                           text=True, timeout=300)
 
 
+# one-token-chunk-as-decode.jsonl runs Kimi Delta Attention (a decay per key channel).
 @pytest.mark.parametrize("trace", [STALE, source_path("examples", "retract-resume.jsonl"),
-                                   source_path("examples", "prefix-hit.jsonl")])
+                                   source_path("examples", "prefix-hit.jsonl"),
+                                   source_path("tests", "scenarios",
+                                               "one-token-chunk-as-decode.jsonl")])
 def test_the_clean_engine_agrees_on_the_bundled_traces(trace):
     r = run(trace)
     assert r.returncode == 0, r.stdout + r.stderr
