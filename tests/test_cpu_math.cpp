@@ -1,11 +1,13 @@
 // The CPU backend's packet SiLU and bf16 rounding (backends/cpu/packet_lanes.h) against the scalar
 // definitions (core/numerics/math.h, bf16.h), bit for bit: every float with a fixed odd stride
 // through all bit patterns (SPECSTATE_EXHAUSTIVE=1: every float), and the edges of each branch.
-// Its digest loop (backends/cpu/digest_lanes.h) against digest_block (core/numerics/digest.h).
+// Its digest paths (backends/cpu/digest_lanes.h) against digest_block (core/numerics/digest.h).
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
+#include <utility>
 #include <vector>
 
 #include "backends/cpu/digest_lanes.h"
@@ -18,9 +20,23 @@ namespace specstate::test {
 namespace {
 
 // Every length from 0 to 67 blocks (whole vectors and every tail), at start indices where
-// index * stride wraps mod 2^64, over blocks with every bit pattern likely: the vector loop's sum
-// is the definition's.
+// index * stride wraps mod 2^64, over blocks with every bit pattern likely: each vector path this
+// host runs, and the dispatching digest_blocks, give the definition's sum. A path the host lacks
+// says so (the test fails only on a wrong sum).
 TEST(CpuMath, DigestBlocksEqualDigestBlockSums) {
+  using Path = uint64_t (*)(const uint8_t*, int64_t, uint64_t);
+  std::vector<std::pair<const char*, Path>> paths = {{"digest_blocks", cpu::digest_blocks},
+                                                     {"scalar", cpu::digest_blocks_scalar}};
+#if defined(__AVX2__)
+  paths.emplace_back("avx2", cpu::digest_blocks_avx2);
+#endif
+#if defined(__AVX2__) && defined(__x86_64__)
+  if (cpu::has_avx512_digest()) {
+    paths.emplace_back("avx512", cpu::digest_blocks_avx512);
+  } else {
+    std::printf("this host has no AVX-512 F + DQ: its digest path is not run here\n");
+  }
+#endif
   std::vector<uint64_t> blocks(67);
   uint64_t x = 1;
   for (uint64_t& b : blocks)
@@ -32,8 +48,9 @@ TEST(CpuMath, DigestBlocksEqualDigestBlockSums) {
       uint64_t want = 0;
       for (int64_t i = 0; i < n; ++i)
         want += num::digest_block(first + uint64_t(i), blocks[size_t(i)]);
-      ASSERT_EQ(cpu::digest_blocks(reinterpret_cast<const uint8_t*>(blocks.data()), n, first), want)
-          << n << " blocks from index " << first;
+      for (const auto& [name, path] : paths)
+        ASSERT_EQ(path(reinterpret_cast<const uint8_t*>(blocks.data()), n, first), want)
+            << name << ": " << n << " blocks from index " << first;
     }
   }
 }
