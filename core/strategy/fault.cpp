@@ -173,6 +173,12 @@ std::vector<FaultInfo> make_faults() {
        "a prefix hit of L tokens starts from the snapshot of L + page_size that the same writer "
        "left, so the page between the two boundaries is applied twice",
        all},
+      {Fault::kHitNotRestored, "hit-not-restored",
+       "an external prefix hit advances the computed tokens without restoring the recurrent "
+       "state (LMCache #4247)",
+       "the first extend of a sequence on a prefix hit of L tokens computes the tokens after L "
+       "from what its working row holds, a previous occupant's state, instead of the hit's",
+       all},
       {Fault::kDiscardedCountRead,
        "discarded-count-read",
        "a discarded async step leaves accepted = 0, and index -1 is read (vLLM #51508)",

@@ -42,6 +42,7 @@ enum class Fault : uint8_t {
   kPrefillInVerifyGraph,      // all: an extend of exactly T tokens writes no state
   kBackwardBoundaryCopy,      // paged: a boundary the drafts ran past copied from block c
   kHitKeepsLookaheadBlock,    // all: a prefix hit starts from the next boundary's snapshot
+  kHitNotRestored,            // all: a prefix hit starts from its row's old state
   // Overlap scheduling (core/strategy/host_scheduler.h): wrong decisions of the host side.
   kDiscardedCountRead,       // inline: a reused row's count left by a discarded step (-1)
   kCountZeroFlatIndex,       // inline: that count's -1 read flat: the previous entry's row

@@ -208,6 +208,7 @@ std::unique_ptr<HostDecisions> make_host_decisions(Fault fault) {
     case Fault::kPaddingWrapsToLastRow:
     case Fault::kBackwardBoundaryCopy:
     case Fault::kHitKeepsLookaheadBlock:
+    case Fault::kHitNotRestored:
       return std::make_unique<HostDecisions>();
   }
   SPECSTATE_ASSERT(false, "unknown Fault");

@@ -237,6 +237,13 @@ class OneTokenChunkAsDecode : public Faulty<OneTokenChunkAsDecode> {
   bool prefill_starts_from_zero(int32_t tokens) const override { return tokens != 1; }
 };
 
+// FAULT hit-not-restored (LMCache #4247): an external hit makes the scheduler skip the hit's
+// tokens for every layer, but the connector restores attention KV only: the recurrent layers
+// run the tokens after the hit from whatever their slot holds.
+class HitNotRestored : public Faulty<HitNotRestored> {
+  bool restores_prefix_hit() const override { return false; }
+};
+
 // FAULT prefill-in-verify-graph (vLLM #53051): a prefill chunk of 1 + num_spec tokens has the
 // shape of a verify and is dispatched to the spec-decode graph, which keeps its states for a
 // commit that a prefill never issues: nothing is written.
@@ -336,6 +343,8 @@ std::unique_ptr<PolicyDecisions> make_policy_decisions(Fault fault) {
       return std::make_unique<BackwardBoundaryCopy>();
     case Fault::kHitKeepsLookaheadBlock:
       return std::make_unique<HitKeepsLookaheadBlock>();
+    case Fault::kHitNotRestored:
+      return std::make_unique<HitNotRestored>();
     case Fault::kNone:
     case Fault::kDiscardedCountRead:
     case Fault::kCountZeroFlatIndex:

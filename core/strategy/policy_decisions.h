@@ -60,6 +60,9 @@ class PolicyDecisions {
   virtual int32_t prefix_hit_row(int32_t cow_src_row, int64_t length, int32_t page_size) const {
     return cow_src_row;
   }
+  // A prefix hit's state is restored: the tokens after the hit run from it, not from the row
+  // the request starts in.
+  virtual bool restores_prefix_hit() const { return true; }
   // A track write: `row` holds `request`'s state at `length`, a page boundary; a row becomes a
   // request's working row (its first extend, a resume) and what it held is gone. What the prefix
   // cache knows: the correct protocol needs nothing of it.

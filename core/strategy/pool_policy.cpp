@@ -180,7 +180,9 @@ Plan PoolPolicy::extend(const ExtendOp& op) {
     task.from_zero = op.prefix_len == 0 && decisions_->prefill_starts_from_zero(op.tokens);
     if (op.prefix_len > 0) {
       task.from = StateLoc::at(
-          decisions_->prefix_hit_row(op.cow_src_row, op.prefix_len, layout_.config.page_size));
+          decisions_->restores_prefix_hit()
+              ? decisions_->prefix_hit_row(op.cow_src_row, op.prefix_len, layout_.config.page_size)
+              : op.working_row);
     }
     if (op.prefix_len == 0 && !task.from_zero) task.from = StateLoc::at(op.working_row);
     live = &table_.set(op.request, s);
