@@ -179,6 +179,13 @@ std::vector<FaultInfo> make_faults() {
        "the first extend of a sequence on a prefix hit of L tokens computes the tokens after L "
        "from what its working row holds, a previous occupant's state, instead of the hit's",
        all},
+      {Fault::kHitReappliesLastToken, "hit-reapplies-last-token",
+       "a prompt ending exactly on a cached boundary restores that boundary's state and recomputes "
+       "its last token for the logits: the token is applied twice (vLLM #51102)",
+       "the first extend on a prefix hit of L tokens whose writer also left the state after the "
+       "extend's n tokens starts from that state and runs token L+n-1 again, instead of running "
+       "the n tokens from the hit's state",
+       all},
       {Fault::kDiscardedCountRead,
        "discarded-count-read",
        "a discarded async step leaves accepted = 0, and index -1 is read (vLLM #51508)",

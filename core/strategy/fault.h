@@ -43,6 +43,7 @@ enum class Fault : uint8_t {
   kBackwardBoundaryCopy,      // paged: a boundary the drafts ran past copied from block c
   kHitKeepsLookaheadBlock,    // all: a prefix hit starts from the next boundary's snapshot
   kHitNotRestored,            // all: a prefix hit starts from its row's old state
+  kHitReappliesLastToken,     // all: a hit on the whole prompt's state reruns its last token
   // Overlap scheduling (core/strategy/host_scheduler.h): wrong decisions of the host side.
   kDiscardedCountRead,       // inline: a reused row's count left by a discarded step (-1)
   kCountZeroFlatIndex,       // inline: that count's -1 read flat: the previous entry's row

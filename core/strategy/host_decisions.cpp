@@ -209,6 +209,7 @@ std::unique_ptr<HostDecisions> make_host_decisions(Fault fault) {
     case Fault::kBackwardBoundaryCopy:
     case Fault::kHitKeepsLookaheadBlock:
     case Fault::kHitNotRestored:
+    case Fault::kHitReappliesLastToken:
       return std::make_unique<HostDecisions>();
   }
   SPECSTATE_ASSERT(false, "unknown Fault");

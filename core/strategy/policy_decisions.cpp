@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
 #include <utility>
 
 #include "core/errors.h"
@@ -264,27 +265,55 @@ class BackwardBoundaryCopy : public Faulty<BackwardBoundaryCopy> {
   }
 };
 
-// FAULT hit-keeps-lookahead-block (vLLM #45614): with EAGLE the coordinator drops a prefix hit's
-// last block for the attention groups (the drafter recomputes it) but lets the Mamba group keep
-// it: the request is scheduled from the shorter hit with the state of the next boundary, so the
-// page between them is applied twice. The hit of `length` tokens reads the snapshot of
-// length + page_size that the writer of `cow_src_row` left, while the cache still holds it.
-class HitKeepsLookaheadBlock : public Faulty<HitKeepsLookaheadBlock> {
-  int32_t prefix_hit_row(int32_t cow_src_row, int64_t length, int32_t page_size) const override {
-    const auto hit = rows_.find(cow_src_row);
-    if (hit == rows_.end() || hit->second.second != length) return cow_src_row;
-    const std::pair<uint64_t, int64_t> next = {hit->second.first, length + page_size};
-    for (const auto& [row, held] : rows_) {
-      if (held == next) return row;
+// What the prefix cache knows of the track rows, for the faults that look a snapshot up by its
+// writer and length (the correct protocol reads only the row the trace names): which request
+// left which length in which row, until the row is taken as a working row.
+template <class Self>
+class KnowsSnapshots : public Faulty<Self> {
+ protected:
+  // The row where the writer of `row`'s snapshot of `row_length` tokens left its snapshot of
+  // `length` tokens, while the cache still holds it; none when `row` holds no such snapshot.
+  std::optional<int32_t> sibling_snapshot(int32_t row, int64_t row_length, int64_t length) const {
+    const auto hit = rows_.find(row);
+    if (hit == rows_.end() || hit->second.second != row_length) return std::nullopt;
+    const std::pair<uint64_t, int64_t> wanted = {hit->second.first, length};
+    for (const auto& [r, held] : rows_) {
+      if (held == wanted) return r;
     }
-    return cow_src_row;
+    return std::nullopt;
   }
+
+ private:
   void snapshot_written(uint64_t request, int64_t length, int32_t row) override {
     rows_[row] = {request, length};
   }
   void working_row_taken(int32_t row) override { rows_.erase(row); }
 
   std::map<int32_t, std::pair<uint64_t, int64_t>> rows_;  // track row -> (request, length)
+};
+
+// FAULT hit-keeps-lookahead-block (vLLM #45614): with EAGLE the coordinator drops a prefix hit's
+// last block for the attention groups (the drafter recomputes it) but lets the Mamba group keep
+// it: the request is scheduled from the shorter hit with the state of the next boundary, so the
+// page between them is applied twice. The hit of `length` tokens reads the snapshot of
+// length + page_size that the writer of `cow_src_row` left, while the cache still holds it.
+class HitKeepsLookaheadBlock : public KnowsSnapshots<HitKeepsLookaheadBlock> {
+  int32_t prefix_hit_row(int32_t cow_src_row, int64_t length, int32_t page_size) const override {
+    return sibling_snapshot(cow_src_row, length, length + page_size).value_or(cow_src_row);
+  }
+};
+
+// FAULT hit-reapplies-last-token (vLLM #51102, #51094, #44599; LMCache #5249): a prompt that ends
+// exactly on a cached boundary. The lookup stops one token short, so that the last prompt token
+// is recomputed for its logits, but the connector restores the state of the whole boundary,
+// which already holds that token: it is applied twice. Here: the first extend on a hit of
+// `length` tokens whose hit's writer also left the state after all `tokens` of the extend
+// restores that one and runs the extend's last token again.
+class HitReappliesLastToken : public KnowsSnapshots<HitReappliesLastToken> {
+  std::optional<int32_t> whole_prompt_hit_row(int32_t cow_src_row, int64_t length,
+                                              int32_t tokens) const override {
+    return sibling_snapshot(cow_src_row, length, length + tokens);
+  }
 };
 
 }  // namespace
@@ -345,6 +374,8 @@ std::unique_ptr<PolicyDecisions> make_policy_decisions(Fault fault) {
       return std::make_unique<HitKeepsLookaheadBlock>();
     case Fault::kHitNotRestored:
       return std::make_unique<HitNotRestored>();
+    case Fault::kHitReappliesLastToken:
+      return std::make_unique<HitReappliesLastToken>();
     case Fault::kNone:
     case Fault::kDiscardedCountRead:
     case Fault::kCountZeroFlatIndex:

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "core/draft_tree.h"
@@ -63,6 +64,13 @@ class PolicyDecisions {
   // A prefix hit's state is restored: the tokens after the hit run from it, not from the row
   // the request starts in.
   virtual bool restores_prefix_hit() const { return true; }
+  // The first extend on a prefix hit of `length` tokens runs all its `tokens` from the hit's
+  // state. A decision that restores instead a state of the whole prompt (length + tokens) names
+  // its row, and the extend then runs only its last token again, from that state.
+  virtual std::optional<int32_t> whole_prompt_hit_row(int32_t cow_src_row, int64_t length,
+                                                      int32_t tokens) const {
+    return std::nullopt;
+  }
   // A track write: `row` holds `request`'s state at `length`, a page boundary; a row becomes a
   // request's working row (its first extend, a resume) and what it held is gone. What the prefix
   // cache knows: the correct protocol needs nothing of it.

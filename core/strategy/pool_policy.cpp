@@ -1,6 +1,7 @@
 #include "core/strategy/pool_policy.h"
 
 #include <iterator>
+#include <optional>
 #include <set>
 #include <string>
 #include <utility>
@@ -185,6 +186,16 @@ Plan PoolPolicy::extend(const ExtendOp& op) {
               : op.working_row);
     }
     if (op.prefix_len == 0 && !task.from_zero) task.from = StateLoc::at(op.working_row);
+    // An extend that writes no snapshot may be a whole prompt the cache holds (the decisions
+    // say; the correct ones never): it then runs its last token again from that state.
+    const std::optional<int32_t> whole =
+        op.prefix_len > 0 && op.snapshots.empty()
+            ? decisions_->whole_prompt_hit_row(op.cow_src_row, op.prefix_len, op.tokens)
+            : std::nullopt;
+    if (whole) {
+      task.from = StateLoc::at(*whole);
+      task.tokens.count = 1;
+    }
     live = &table_.set(op.request, s);
   } else {
     live = &running(op.request, "extend");
@@ -198,9 +209,9 @@ Plan PoolPolicy::extend(const ExtendOp& op) {
     }
   }
   LiveState& s = *live;
-  task.tokens.first_position = s.length;
+  task.tokens.first_position = s.length + op.tokens - task.tokens.count;
   const bool writes = decisions_->extend_writes_state(op.tokens, layout_.config.tokens_per_verify);
-  if (writes) task.writes.push_back({op.tokens, running_row(s)});
+  if (writes) task.writes.push_back({task.tokens.count, running_row(s)});
   if (writes && decisions_->checkpoints_extend(op.tokens, layout_.config.page_size)) {
     for (const Snapshot& snap : op.snapshots) {
       const int32_t after =
