@@ -1,5 +1,6 @@
 // CPU backend step throughput, per primitive and per strategy, against a single-thread memcpy
-// timed in the same iterations (docs/performance.md, "CPU step throughput").
+// timed in the same iterations (docs/performance.md, "CPU step throughput"); and the row
+// digest's paths (`cpu_digest/...`, docs/performance.md, "The AVX-512 digest").
 //
 // Geometries: `tiny` (2 layers, in cache: per-call overhead) and one real GDN layer of
 // Qwen3-Next at TP1 (H=16, HV=32, K=V=128, conv_dim 8192, W=4), T=4, `kBatch` requests per call.
@@ -32,6 +33,7 @@
 #include <vector>
 
 #include "backends/cpu/cpu_backend.h"
+#include "backends/cpu/digest_lanes.h"
 #include "core/geometry.h"
 #include "core/strategy/strategy.h"
 
@@ -376,6 +378,44 @@ void bm_step(benchmark::State& state, Step step, std::string geometry, SsmDtype 
   state.counters["memcpy_ratio"] = copy_median / step_median;
 }
 
+// The row digest (backends/cpu/digest_lanes.h), one path at a time, over the state of one
+// Qwen3-Next TP8 request (36 layers of 4 value heads of 128 x 128 fp32: 9,437,184 bytes, the
+// states the 225-event replay of docs/performance.md compares), rotating over 16 of them
+// (151 MB, past the L3) so that each digest reads from memory as the replay's do.
+using DigestPath = uint64_t (*)(const uint8_t*, int64_t, uint64_t);
+
+void bm_digest(benchmark::State& state, DigestPath path) {
+  constexpr int64_t kStateBytes = 36 * 4 * 128 * 128 * 4, kStates = 16;
+  std::vector<uint64_t> buffer(kStateBytes / 8 * kStates);
+  uint64_t x = 1;
+  for (uint64_t& b : buffer)
+    b = x = num::mix64(x);
+  const auto* bytes = reinterpret_cast<const uint8_t*>(buffer.data());
+  int64_t next = 0;
+  uint64_t sum = 0;
+  for (auto _ : state) {
+    sum += path(bytes + next * kStateBytes, kStateBytes / 8, uint64_t(next));
+    next = (next + 1) % kStates;
+  }
+  benchmark::DoNotOptimize(sum);
+  state.SetBytesProcessed(int64_t(state.iterations()) * kStateBytes);
+}
+
+void register_digests() {
+  benchmark::RegisterBenchmark("cpu_digest/scalar", bm_digest, cpu::digest_blocks_scalar)
+      ->Unit(benchmark::kMillisecond);
+#if defined(__AVX2__)
+  benchmark::RegisterBenchmark("cpu_digest/avx2", bm_digest, cpu::digest_blocks_avx2)
+      ->Unit(benchmark::kMillisecond);
+#endif
+#if defined(__AVX2__) && defined(__x86_64__)
+  if (cpu::has_avx512_digest()) {
+    benchmark::RegisterBenchmark("cpu_digest/avx512", bm_digest, cpu::digest_blocks_avx512)
+        ->Unit(benchmark::kMillisecond);
+  }
+#endif
+}
+
 void register_all() {
   const Step steps[] = {Step::kVerifyRows,     Step::kVerifyWindow, Step::kVerifyPayload,
                         Step::kVerifyPending,  Step::kReplay,       Step::kCopyRows,
@@ -392,6 +432,7 @@ void register_all() {
       }
     }
   }
+  register_digests();
 }
 
 }  // namespace
