@@ -242,7 +242,9 @@ class OneTokenChunkAsDecode : public Faulty<OneTokenChunkAsDecode> {
 // tokens for every layer, but the connector restores attention KV only: the recurrent layers
 // run the tokens after the hit from whatever their slot holds.
 class HitNotRestored : public Faulty<HitNotRestored> {
-  bool restores_prefix_hit() const override { return false; }
+  HitStart prefix_hit_start(const PrefixHit& hit, int32_t) const override {
+    return {hit.working_row, hit.tokens};
+  }
 };
 
 // FAULT prefill-in-verify-graph (vLLM #53051): a prefill chunk of 1 + num_spec tokens has the
@@ -298,8 +300,10 @@ class KnowsSnapshots : public Faulty<Self> {
 // page between them is applied twice. The hit of `length` tokens reads the snapshot of
 // length + page_size that the writer of `cow_src_row` left, while the cache still holds it.
 class HitKeepsLookaheadBlock : public KnowsSnapshots<HitKeepsLookaheadBlock> {
-  int32_t prefix_hit_row(int32_t cow_src_row, int64_t length, int32_t page_size) const override {
-    return sibling_snapshot(cow_src_row, length, length + page_size).value_or(cow_src_row);
+  HitStart prefix_hit_start(const PrefixHit& hit, int32_t page_size) const override {
+    return {sibling_snapshot(hit.cow_src_row, hit.length, hit.length + page_size)
+                .value_or(hit.cow_src_row),
+            hit.tokens};
   }
 };
 
@@ -307,12 +311,15 @@ class HitKeepsLookaheadBlock : public KnowsSnapshots<HitKeepsLookaheadBlock> {
 // exactly on a cached boundary. The lookup stops one token short, so that the last prompt token
 // is recomputed for its logits, but the connector restores the state of the whole boundary,
 // which already holds that token: it is applied twice. Here: the first extend on a hit of
-// `length` tokens whose hit's writer also left the state after all `tokens` of the extend
-// restores that one and runs the extend's last token again.
+// `length` tokens that writes no snapshot (the cache holds the whole prompt) and whose hit's
+// writer also left the state after all its tokens restores that one and runs its last token
+// again.
 class HitReappliesLastToken : public KnowsSnapshots<HitReappliesLastToken> {
-  std::optional<int32_t> whole_prompt_hit_row(int32_t cow_src_row, int64_t length,
-                                              int32_t tokens) const override {
-    return sibling_snapshot(cow_src_row, length, length + tokens);
+  HitStart prefix_hit_start(const PrefixHit& hit, int32_t) const override {
+    const std::optional<int32_t> whole =
+        hit.tracks ? std::nullopt
+                   : sibling_snapshot(hit.cow_src_row, hit.length, hit.length + hit.tokens);
+    return whole ? HitStart{*whole, 1} : HitStart{hit.cow_src_row, hit.tokens};
   }
 };
 

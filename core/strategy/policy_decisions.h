@@ -8,7 +8,6 @@
 
 #include <cstdint>
 #include <memory>
-#include <optional>
 #include <vector>
 
 #include "core/draft_tree.h"
@@ -17,6 +16,22 @@
 #include "core/strategy/plan.h"
 
 namespace specstate {
+
+// The first extend of a request on a prefix hit, as the decisions see it.
+struct PrefixHit {
+  int32_t cow_src_row;  // the snapshot row the trace names
+  int32_t working_row;  // the row the request starts in
+  int64_t length;       // the hit's tokens
+  int32_t tokens;       // the extend's new tokens
+  bool tracks;          // the extend writes snapshots
+};
+
+// Where that extend starts: the row its state comes from, and how many of its last tokens it
+// runs from there.
+struct HitStart {
+  int32_t row;
+  int32_t tokens;
+};
 
 class PolicyDecisions {
  public:
@@ -57,19 +72,9 @@ class PolicyDecisions {
   virtual StateLoc decode_source(const LiveState& s, StateLoc live, VerifyMode mode) const {
     return live;
   }
-  // A prefix hit of `length` tokens starts from the row the trace names, `cow_src_row`.
-  virtual int32_t prefix_hit_row(int32_t cow_src_row, int64_t length, int32_t page_size) const {
-    return cow_src_row;
-  }
-  // A prefix hit's state is restored: the tokens after the hit run from it, not from the row
-  // the request starts in.
-  virtual bool restores_prefix_hit() const { return true; }
-  // The first extend on a prefix hit of `length` tokens runs all its `tokens` from the hit's
-  // state. A decision that restores instead a state of the whole prompt (length + tokens) names
-  // its row, and the extend then runs only its last token again, from that state.
-  virtual std::optional<int32_t> whole_prompt_hit_row(int32_t cow_src_row, int64_t length,
-                                                      int32_t tokens) const {
-    return std::nullopt;
+  // The first extend on a prefix hit runs all its tokens from the row the trace names.
+  virtual HitStart prefix_hit_start(const PrefixHit& hit, int32_t page_size) const {
+    return {hit.cow_src_row, hit.tokens};
   }
   // A track write: `row` holds `request`'s state at `length`, a page boundary; a row becomes a
   // request's working row (its first extend, a resume) and what it held is gone. What the prefix

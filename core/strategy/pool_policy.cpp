@@ -1,7 +1,6 @@
 #include "core/strategy/pool_policy.h"
 
 #include <iterator>
-#include <optional>
 #include <set>
 #include <string>
 #include <utility>
@@ -180,22 +179,13 @@ Plan PoolPolicy::extend(const ExtendOp& op) {
     decisions_->working_row_taken(op.working_row);
     task.from_zero = op.prefix_len == 0 && decisions_->prefill_starts_from_zero(op.tokens);
     if (op.prefix_len > 0) {
-      task.from = StateLoc::at(
-          decisions_->restores_prefix_hit()
-              ? decisions_->prefix_hit_row(op.cow_src_row, op.prefix_len, layout_.config.page_size)
-              : op.working_row);
+      const HitStart hit = decisions_->prefix_hit_start(
+          {op.cow_src_row, op.working_row, op.prefix_len, op.tokens, !op.snapshots.empty()},
+          layout_.config.page_size);
+      task.from = StateLoc::at(hit.row);
+      task.tokens.count = hit.tokens;  // the extend's last ones
     }
     if (op.prefix_len == 0 && !task.from_zero) task.from = StateLoc::at(op.working_row);
-    // An extend that writes no snapshot may be a whole prompt the cache holds (the decisions
-    // say; the correct ones never): it then runs its last token again from that state.
-    const std::optional<int32_t> whole =
-        op.prefix_len > 0 && op.snapshots.empty()
-            ? decisions_->whole_prompt_hit_row(op.cow_src_row, op.prefix_len, op.tokens)
-            : std::nullopt;
-    if (whole) {
-      task.from = StateLoc::at(*whole);
-      task.tokens.count = 1;
-    }
     live = &table_.set(op.request, s);
   } else {
     live = &running(op.request, "extend");
