@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "backends/cuda/cuda_check.h"
 #include "backends/cuda/cuda_factory.h"
+#include "backends/cuda/ssm_layout.h"
 #include "backends/sequence_job.h"
 #include "core/errors.h"
 
@@ -76,6 +78,26 @@ void device_free(void* ptr) {
 }
 
 namespace {
+
+// One layer's SSM row (HV heads of K x K) between the canonical row-major order and the device
+// layout (ssm_layout.h), element by element.
+enum class Toward { kDevice, kCanonical };
+void permute_ssm_row(const char* src, char* dst, const ModelGeometry& g, int elem_bytes,
+                     Toward toward) {
+  const int K = g.head_k_dim;
+  const int64_t head = int64_t{K} * K;
+  for (int hv = 0; hv < g.num_v_heads; ++hv) {
+    for (int k = 0; k < K; ++k) {
+      for (int v = 0; v < K; ++v) {
+        const int64_t canonical = hv * head + int64_t{k} * K + v;
+        const int64_t device = hv * head + cuda::ssm_element_offset(k, v, K, elem_bytes);
+        const int64_t from = toward == Toward::kDevice ? canonical : device;
+        const int64_t to = toward == Toward::kDevice ? device : canonical;
+        std::memcpy(dst + to * elem_bytes, src + from * elem_bytes, size_t(elem_bytes));
+      }
+    }
+  }
+}
 
 SeqJob blank_job() {
   SeqJob job;
@@ -425,12 +447,16 @@ void CudaBackend::do_write_state(int32_t row, const RowBytes& state) {
   const ModelGeometry& g = shape().geometry;
   const size_t wc = g.conv_state_cols();
   const int64_t ssm_bytes = shape().ssm_row_bytes();
+  std::vector<char> device_ssm(state.ssm.size());
   for (int l = 0; l < g.layers; ++l) {
     const uint16_t* src = state.conv.data() + size_t(l) * g.conv_dim() * wc;
     CUDA_CHECK(cudaMemcpy2DAsync(conv_row(l, row), pool_.conv_cols * 2, src, wc * 2, wc * 2,
                                  g.conv_dim(), cudaMemcpyHostToDevice, stream_));
-    CUDA_CHECK(cudaMemcpyAsync(ssm_row(l, row), state.ssm.data() + l * ssm_bytes, ssm_bytes,
-                               cudaMemcpyHostToDevice, stream_));
+    char* layer_ssm = device_ssm.data() + l * ssm_bytes;
+    permute_ssm_row(reinterpret_cast<const char*>(state.ssm.data()) + l * ssm_bytes, layer_ssm, g,
+                    ssm_element_bytes(shape().ssm_dtype), Toward::kDevice);
+    CUDA_CHECK(
+        cudaMemcpyAsync(ssm_row(l, row), layer_ssm, ssm_bytes, cudaMemcpyHostToDevice, stream_));
   }
   CUDA_CHECK(cudaStreamSynchronize(stream_));
 }
@@ -465,15 +491,21 @@ RowBytes CudaBackend::do_read(const StateLoc& loc, int32_t first_col, int32_t co
   RowBytes out;
   out.conv.resize(size_t(g.layers) * g.conv_dim() * cols);
   out.ssm.resize(size_t(ssm_bytes) * g.layers);
+  std::vector<char> device_ssm(out.ssm.size());
   for (int l = 0; l < g.layers; ++l) {
     CUDA_CHECK(cudaMemcpy2DAsync(out.conv.data() + size_t(l) * g.conv_dim() * cols,
                                  size_t(cols) * 2, conv_row(l, loc.conv_row) + first_col,
                                  pool_.conv_cols * 2, size_t(cols) * 2, g.conv_dim(),
                                  cudaMemcpyDeviceToHost, stream_));
-    CUDA_CHECK(cudaMemcpyAsync(out.ssm.data() + l * ssm_bytes, ssm_row(l, loc.ssm_row), ssm_bytes,
-                               cudaMemcpyDeviceToHost, stream_));
+    CUDA_CHECK(cudaMemcpyAsync(device_ssm.data() + l * ssm_bytes, ssm_row(l, loc.ssm_row),
+                               ssm_bytes, cudaMemcpyDeviceToHost, stream_));
   }
   CUDA_CHECK(cudaStreamSynchronize(stream_));
+  for (int l = 0; l < g.layers; ++l) {
+    permute_ssm_row(device_ssm.data() + l * ssm_bytes,
+                    reinterpret_cast<char*>(out.ssm.data()) + l * ssm_bytes, g,
+                    ssm_element_bytes(shape().ssm_dtype), Toward::kCanonical);
+  }
   return out;
 }
 

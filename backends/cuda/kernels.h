@@ -75,7 +75,7 @@ inline constexpr int kStepNodeShift = 20;
 // The pool and parameters on the device, all layers.
 struct DevicePool {
   uint16_t* conv = nullptr;            // [layers, rows, conv_dim, conv_cols] bf16
-  void* ssm = nullptr;                 // [layers, rows, HV, K, V] fp32 or bf16
+  void* ssm = nullptr;                 // [layers, rows, HV, K x V] fp32 or bf16 (ssm_layout.h)
   uint8_t* payload = nullptr;          // [layers, slots, payload_tokens] of `token`
   const float* conv_taps = nullptr;    // [layers, conv_dim, W] fp32 (bf16 values)
   const float* a_log = nullptr;        // [layers, HV] fp32 (bf16 values)
@@ -118,7 +118,7 @@ struct SequenceLaunch {
   int32_t max_tokens = 0;       // largest pending + new count of any job
   uint16_t* outputs = nullptr;  // [jobs, output_tokens, layers, HV, V] bf16, or null
   int32_t output_tokens = 0;
-  float* carry_ssm = nullptr;      // [jobs, layers, HV, K, V] fp32, or null (no job carries)
+  float* carry_ssm = nullptr;      // [jobs, layers, HV, K x V] fp32 (ssm_layout.h), or null
   uint16_t* carry_conv = nullptr;  // [jobs, layers, conv_dim, W-1] bf16, or null
   // Per-token vectors the prep kernel hands to the recurrence kernel (step path), for tokens
   // 0 .. step_tokens-1 of every job and layer:

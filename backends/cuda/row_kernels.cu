@@ -5,6 +5,7 @@
 #include "backends/cuda/cuda_check.h"
 #include "backends/cuda/device_buffer.h"
 #include "backends/cuda/kernels.h"
+#include "backends/cuda/ssm_layout.h"
 #include "core/numerics/digest.h"
 #include "core/numerics/inputs.h"
 
@@ -67,10 +68,31 @@ __global__ void __launch_bounds__(kCopyThreads)
   }
 }
 
+// The digest term of SSM block b of one layer's row of `ssm_row`, b in the device order of
+// ssm_block_in_device_order (the sum does not depend on the order, and consecutive threads read
+// consecutive bytes): its 2 fp32 or 4 bf16 elements read through the device layout, indexed by
+// the block's canonical place after `first_index`, the index of the row's canonical block 0.
+__device__ uint64_t ssm_digest_term(const DevicePool& p, int64_t layer, int32_t ssm_row, int64_t b,
+                                    int64_t first_index) {
+  const int E = p.ssm_bf16 ? 2 : 4, K = p.K;
+  const int64_t head_blocks = int64_t{K} * K * E / 8, hv = b / head_blocks;
+  const SsmBlock at = ssm_block_in_device_order(b % head_blocks, K, E);
+  const char* head = static_cast<const char*>(p.ssm) +
+                     ((layer * p.rows + ssm_row) * p.ssm_row_elements() + hv * K * K) * E;
+  uint64_t block;
+  if (E == 4) {
+    block = *reinterpret_cast<const uint64_t*>(head + at.first * E);
+  } else {
+    block = uint64_t{*reinterpret_cast<const uint32_t*>(head + at.first * E)} |
+            uint64_t{*reinterpret_cast<const uint32_t*>(head + at.second * E)} << 32;
+  }
+  return num::digest_block(uint64_t(first_index + hv * head_blocks + at.canonical), block);
+}
+
 // Words: conv [layers, conv_dim, cols] of the conv row, then the SSM row of every layer as
-// little-endian 16-bit halves, four to a block; the sum of digest_block over the blocks wraps
-// mod 2^64. conv_dim is a multiple of 16 (K = V = 16 or 128), so the conv words fill whole
-// blocks, and an SSM block is 8 aligned bytes of one layer's row.
+// little-endian 16-bit halves in the canonical order, four to a block; the sum of digest_block
+// over the blocks wraps mod 2^64. conv_dim is a multiple of 16 (K = V = 16 or 128), so the conv
+// words fill whole blocks, and an SSM block is 8 bytes of one layer's canonical row.
 __global__ void __launch_bounds__(kDigestThreads)
     digest_kernel(const __grid_constant__ DevicePool p, StateLoc loc, int first_col, int cols,
                   unsigned long long* result) {
@@ -78,11 +100,9 @@ __global__ void __launch_bounds__(kDigestThreads)
   const int64_t conv_blocks = int64_t{p.layers} * C * cols / 4;
   const int64_t ssm_blocks = p.ssm_row_elements() * (p.ssm_bf16 ? 2 : 4) / 8;  // per layer
   const int64_t total = conv_blocks + p.layers * ssm_blocks;
-  const uint64_t* ssm64 = static_cast<const uint64_t*>(p.ssm);
   uint64_t sum = 0;
   for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < total;
        i += int64_t{gridDim.x} * blockDim.x) {
-    uint64_t block;
     if (i < conv_blocks) {
       uint16_t w[4];
       for (int u = 0; u < 4; ++u) {
@@ -91,12 +111,12 @@ __global__ void __launch_bounds__(kDigestThreads)
         const int64_t ch = rest / cols, t = rest % cols;
         w[u] = p.conv[((layer * p.rows + loc.conv_row) * C + ch) * p.conv_cols + first_col + t];
       }
-      block = num::digest_pack(w[0], w[1], w[2], w[3]);
+      sum += num::digest_block(uint64_t(i), num::digest_pack(w[0], w[1], w[2], w[3]));
     } else {
       const int64_t k = i - conv_blocks, layer = k / ssm_blocks;
-      block = ssm64[(layer * p.rows + loc.ssm_row) * ssm_blocks + k % ssm_blocks];
+      sum +=
+          ssm_digest_term(p, layer, loc.ssm_row, k % ssm_blocks, conv_blocks + layer * ssm_blocks);
     }
-    sum += num::digest_block(uint64_t(i), block);
   }
   __shared__ uint64_t partial[kDigestThreads];
   partial[threadIdx.x] = sum;

@@ -8,16 +8,16 @@
 //
 // recur_kernel, one block per (value head, layer, job): the canonical step of
 // core/numerics/gdn_step.h with its reductions split the way the canonical sequence splits them.
-// Thread t owns two columns (pair t % (V/2)) and the K/8 state rows of one chain (t / (V/2)), in
-// registers (32 fp32 values for K = 128): a head is 512 threads of at most 64 registers, and a
-// multiprocessor holds two heads (32 warps) while their state streams in. A warp's lanes are
-// consecutive column pairs of one chain, so every state load and store of a warp is a contiguous
-// run of a row (256 bytes fp32, 128 bf16), whole sectors. Each thread runs its chain with the
-// header's row functions; the chains' partials meet in shared memory, where every thread combines
-// them with combine_chains itself (one group barrier per token). A chunk of up to 16 tokens is
-// staged in shared memory by cp.async; the stored tokens (replayed from the values their verify
-// kept) run without a reduction. Outputs and every requested state are written after their
-// token; in launches whose jobs store sparsely, a per-chunk mask says after which tokens.
+// Thread t owns two columns and the K/8 state rows of one chain, in registers (32 fp32 values for
+// K = 128): a head is 512 threads of at most 64 registers, and a multiprocessor holds two heads
+// (32 warps) while their state streams in. A warp holds the 8 chains of 4 column pairs, so the
+// chains' partials combine by an xor butterfly of shuffles, which is combine_chains' tree, with
+// no barrier inside the token loop; the state lives in the device layout of ssm_layout.h, where
+// each of a thread's loads and stores is a 16-byte vector and a warp's are whole lines. A chunk
+// of up to 16 tokens is staged in shared memory by cp.async; the stored tokens (replayed from
+// the values their verify kept) run without a reduction. Outputs and every requested state are
+// written after their token; in launches whose jobs store sparsely, a per-chunk mask says after
+// which tokens.
 #include <algorithm>
 #include <type_traits>
 
@@ -25,6 +25,7 @@
 #include "backends/cuda/cuda_check.h"
 #include "backends/cuda/job_view.cuh"
 #include "backends/cuda/kernels.h"
+#include "backends/cuda/ssm_layout.h"
 #include "core/errors.h"
 #include "core/numerics/gdn_step.h"
 #include "core/numerics/inputs.h"
@@ -308,65 +309,44 @@ struct Recur {
   static constexpr int kPairs = K / 2;                    // column pairs of a head (V = K)
   static constexpr int kThreads = kPairs * num::kChains;  // 512 for K = 128
   static constexpr int kGroup = kRows < 4 ? kRows : 4;    // k_hat/q_hat values per shared load
-  // Per token in shared memory, fp32: q_hat [K], k_hat [K], v [V], alpha, beta, 2 pad.
-  static constexpr int kQ = 0, kK = K, kV = 2 * K, kGates = 3 * K;
-  static constexpr int kTokenFloats = 3 * K + 4;
-  static constexpr int kRedFloats = num::kChains * K;  // one partial per chain and column
-  // Dynamic shared memory: a chunk's tokens, m's two partial buffers, o's partials per token,
-  // the chunk's store mask (one word, padded to 16 bytes).
-  static constexpr int kSharedFloats =
-      kRecurChunk * (kTokenFloats + kRedFloats) + 2 * kRedFloats + 4;
-  // Threads that share columns (all chains of a set of column pairs) synchronise on their own
-  // barrier: two groups of 8 warps for K = 128, the whole block for small K.
-  static constexpr int kGroups = kPairs >= 64 ? kPairs / 32 : 1;
-  static constexpr int kGroupThreads = kThreads / kGroups;
-  static_assert(num::kChains == 8 && K % 16 == 0, "8 chains of at least 2 rows");
+  // A warp's 8 chains read 8 different runs of q_hat and k_hat: 4 floats of padding after each
+  // chain's run put them in different banks (where a run is a whole number of 16-byte loads).
+  static constexpr int kPad = kRows % 4 == 0 ? 4 : 0;
+  static constexpr int kRun = kRows + kPad;            // one chain's rows of q_hat or k_hat
+  static constexpr int kPadded = num::kChains * kRun;  // q_hat or k_hat, padded
+  // Per token in shared memory, fp32: q_hat and k_hat (padded), v [V] (a stored token's delta),
+  // alpha, beta, 2 pad.
+  static constexpr int kQ = 0, kK = kPadded, kV = 2 * kPadded, kGates = 2 * kPadded + K;
+  static constexpr int kTokenFloats = kGates + 4;
+  // Dynamic shared memory: a chunk's tokens, the outputs o and deltas of its computed tokens
+  // (fp32: written to global memory after the chunk, so that their addresses and the bf16
+  // rounding of o stay out of the token loop, which runs at the register cap), the chunk's
+  // store mask (one word, padded to 16 bytes).
+  static constexpr int kSharedFloats = kRecurChunk * (kTokenFloats + 2 * K) + 4;
+  static_assert(num::kChains == 8 && K % 16 == 0 && kPairs % 4 == 0, "8 chains of 4 pairs a warp");
 };
 
-// Thread t owns column pair t % kPairs (columns 2p, 2p+1) and chain t / kPairs: a warp's lanes
-// are consecutive column pairs of one chain, so each of its state loads and stores is one
-// contiguous run of 256 (fp32) or 128 (bf16) bytes of a row.
-struct Lane {
-  int chain, col0;  // chain index; first of the thread's two columns
-  int group;        // column group: the threads it synchronises with
-};
-
+// Float i of a q_hat or k_hat run of K in its padded place.
 template <int K>
-__device__ Lane lane_of_thread() {
+__device__ __forceinline__ int padded(int i) {
   using R = Recur<K>;
-  const int pair = int(threadIdx.x) % R::kPairs;
-  return {int(threadIdx.x) / R::kPairs, 2 * pair, pair / (R::kPairs / R::kGroups)};
+  return i + i / R::kRows * R::kPad;
 }
 
-// Barrier of the thread's column group (named barriers 1..kGroups; 0 is __syncthreads). It
-// orders the group's shared-memory stores before its loads.
-// Immediate barrier ids, so that ptxas reserves only these.
-template <int K>
-__device__ __forceinline__ void sync_group(Lane ln) {
-  static_assert(Recur<K>::kGroups <= 2, "two named barriers");
-  constexpr int kCount = Recur<K>::kGroupThreads;
-  if (ln.group == 0) {
-    asm volatile("bar.sync 1, %0;" ::"n"(kCount) : "memory");
-  } else {
-    asm volatile("bar.sync 2, %0;" ::"n"(kCount) : "memory");
-  }
-}
+// A column's 8 chains are 8 lanes of one warp (recur_lane), so m's and o's partials combine by
+// shuffles, and the warp's state accesses are whole lines of the device layout.
+using Lane = RecurLane;
 
-// The 8 chains' partials of columns col0, col0+1 in `red` ([kChains, K] fp32, shared),
-// combined by combine_chains.
-template <int K>
-__device__ __forceinline__ Pair combine_partials(const float* red, int col0) {
-  Pair x[num::kChains];
+// combine_chains over the 8 lanes of a column pair: an xor butterfly over the chain bits is
+// its tree (gdn_step.h), and every lane ends with the combined value.
+__device__ __forceinline__ Pair combine_lanes(Pair x) {
 #pragma unroll
-  for (int c = 0; c < num::kChains; ++c) {
-    const float2 f = *reinterpret_cast<const float2*>(red + c * K + col0);
-    x[c] = {{f.x, f.y}};
+  for (int bit = 1; bit < num::kChains; bit <<= 1) {
+#pragma unroll
+    for (int i = 0; i < 2; ++i)
+      x.v[i] = num::fadd(x.v[i], __shfl_xor_sync(0xFFFFFFFFu, x.v[i], bit));
   }
-  return num::combine_chains(x);
-}
-
-__device__ __forceinline__ void store_partial(float* red, int K, Lane ln, Pair part) {
-  *reinterpret_cast<float2*>(red + ln.chain * K + ln.col0) = make_float2(part.v[0], part.v[1]);
+  return x;
 }
 
 template <int N>
@@ -381,41 +361,87 @@ __device__ __forceinline__ void load_shared(const float* src, float (&dst)[N]) {
   }
 }
 
-// One state row of the thread's two columns in the pool dtype, widened to fp32 (exact), and
-// back, rounding to the element type.
-__device__ __forceinline__ Pair load_pair(const float* src) {
-  const float2 f = *reinterpret_cast<const float2*>(src);
-  return {{f.x, f.y}};
-}
-__device__ __forceinline__ Pair load_pair(const bf16_bits* src) {
-  const uint32_t w = *reinterpret_cast<const uint32_t*>(src);
-  return {{bf16_lo(w), bf16_hi(w)}};
-}
-__device__ __forceinline__ void store_pair(float* dst, Pair x) {
-  *reinterpret_cast<float2*>(dst) = make_float2(x.v[0], x.v[1]);
-}
-__device__ __forceinline__ uint32_t bf16_pair(Pair x) {
-  return bf16_pair_bits(x.v[0], x.v[1]);
-}
-__device__ __forceinline__ void store_pair(bf16_bits* dst, Pair x) {
-  *reinterpret_cast<uint32_t*>(dst) = bf16_pair(x);
-}
+// The thread's units of one head stored as Elem (ssm_layout.h): unit g holds kUnitRows rows of
+// its two columns, widened to fp32 (exact) on load and rounded to Elem on store.
+template <int K, class Elem>
+struct HeadUnits {
+  static constexpr int kUnitRows = ssm_unit_rows(K, sizeof(Elem));
+  static constexpr int kUnits = Recur<K>::kRows / kUnitRows;
+  static constexpr int kWords = kUnitRows * 2 * int(sizeof(Elem)) / 4;  // 32-bit words a unit
+  static_assert(kWords == 1 || kWords == 2 || kWords == 4, "a unit is one vector access");
+
+  // Unit g of the thread's chain and pair.
+  __device__ static uint32_t* unit(Elem* head, Lane ln, int g) {
+    return reinterpret_cast<uint32_t*>(head +
+                                       ssm_unit_offset(ln.col0, g, ln.chain, K, sizeof(Elem)));
+  }
+  __device__ static void load(const uint32_t* src, uint32_t (&w)[kWords]) {
+    if constexpr (kWords == 4) {
+      const uint4 x = *reinterpret_cast<const uint4*>(src);
+      w[0] = x.x, w[1] = x.y, w[2] = x.z, w[3] = x.w;
+    } else if constexpr (kWords == 2) {
+      const uint2 x = *reinterpret_cast<const uint2*>(src);
+      w[0] = x.x, w[1] = x.y;
+    } else {
+      w[0] = *src;
+    }
+  }
+  __device__ static void store(uint32_t* dst, const uint32_t (&w)[kWords]) {
+    if constexpr (kWords == 4) {
+      *reinterpret_cast<uint4*>(dst) = make_uint4(w[0], w[1], w[2], w[3]);
+    } else if constexpr (kWords == 2) {
+      *reinterpret_cast<uint2*>(dst) = make_uint2(w[0], w[1]);
+    } else {
+      *dst = w[0];
+    }
+  }
+};
 
 // The thread's state rows (chain * kRows ..) of one [K, K] head stored as Elem.
 template <int K, class Elem>
 __device__ __forceinline__ void load_rows(const Elem* head, Lane ln, Pair (&s)[Recur<K>::kRows]) {
-  const Elem* src = head + ln.chain * Recur<K>::kRows * K + ln.col0;
+  using U = HeadUnits<K, Elem>;
 #pragma unroll
-  for (int r = 0; r < Recur<K>::kRows; ++r)
-    s[r] = load_pair(src + r * K);
+  for (int g = 0; g < U::kUnits; ++g) {
+    uint32_t w[U::kWords];
+    U::load(U::unit(const_cast<Elem*>(head), ln, g), w);
+    Pair* rows = s + g * U::kUnitRows;
+    if constexpr (std::is_same_v<Elem, float>) {
+#pragma unroll
+      for (int r = 0; r < U::kUnitRows; ++r)
+        rows[r] = {{num::bits_float(w[2 * r]), num::bits_float(w[2 * r + 1])}};
+    } else {
+#pragma unroll
+      for (int r = 0; r < U::kUnitRows; ++r)
+        rows[r] = {{bf16_lo(w[r]), bf16_hi(w[r])}};
+    }
+  }
+}
+
+__device__ __forceinline__ uint32_t bf16_pair(Pair x) {
+  return bf16_pair_bits(x.v[0], x.v[1]);
 }
 
 template <int K, class Elem>
 __device__ __forceinline__ void store_rows(Elem* head, Lane ln, const Pair (&s)[Recur<K>::kRows]) {
-  Elem* dst = head + ln.chain * Recur<K>::kRows * K + ln.col0;
+  using U = HeadUnits<K, Elem>;
 #pragma unroll
-  for (int r = 0; r < Recur<K>::kRows; ++r)
-    store_pair(dst + r * K, s[r]);
+  for (int g = 0; g < U::kUnits; ++g) {
+    uint32_t w[U::kWords];
+    const Pair* rows = s + g * U::kUnitRows;
+    if constexpr (std::is_same_v<Elem, float>) {
+#pragma unroll
+      for (int r = 0; r < U::kUnitRows; ++r) {
+        w[2 * r] = num::float_bits(rows[r].v[0]);
+        w[2 * r + 1] = num::float_bits(rows[r].v[1]);
+      }
+    } else {
+#pragma unroll
+      for (int r = 0; r < U::kUnitRows; ++r)
+        w[r] = bf16_pair(rows[r]);
+    }
+    U::store(U::unit(head, ln, g), w);
+  }
 }
 
 template <bool kBf16>
@@ -427,17 +453,16 @@ __device__ PoolElem<kBf16>* pool_head(const JobView& jv, int row, int hv) {
 }
 
 // One token of the canonical step for the thread's chain and columns (t: the token's vectors in
-// shared memory). m's partials meet in red_m ([kChains, K] fp32, one of two buffers that
-// alternate by token, so a thread already storing token t+1's partials cannot overwrite what a
-// slower thread of its group still reads for token t: one barrier per token suffices). o's
-// partials go to red_o ([kChains, K], this token's slot), combined after the chunk.
+// shared memory). The chains' partials of m and o combine inside the warp, with no barrier; the
+// lane of chain 0 keeps o and delta in `out` ([2, kRecurChunk, K]: o, then delta) for
+// chunk_outputs. Storing them here, as soon as they are combined, keeps the token loop within the
+// register cap.
 template <int K>
-__device__ __forceinline__ Pair recur_token(const float* t, Lane ln, Pair (&s)[Recur<K>::kRows],
-                                            float* red_m, float* red_o) {
+__device__ __forceinline__ void recur_token(const float* t, Lane ln, Pair (&s)[Recur<K>::kRows],
+                                            float* out) {
   using R = Recur<K>;
-  const int row0 = ln.chain * R::kRows;
-  const float* q = t + R::kQ + row0;
-  const float* k = t + R::kK + row0;
+  const float* q = t + R::kQ + ln.chain * R::kRun;
+  const float* k = t + R::kK + ln.chain * R::kRun;
   const float alpha = t[R::kGates], beta = t[R::kGates + 1];
   Pair m{};
 #pragma unroll
@@ -448,10 +473,8 @@ __device__ __forceinline__ Pair recur_token(const float* t, Lane ln, Pair (&s)[R
     for (int u = 0; u < R::kGroup; ++u)
       m = num::decay_project_row(s[g + u], kg[u], alpha, m);
   }
-  store_partial(red_m, K, ln, m);
-  sync_group<K>(ln);
   const Pair v{{t[R::kV + ln.col0], t[R::kV + ln.col0 + 1]}};
-  const Pair delta = num::gdn_delta(v, combine_partials<K>(red_m, ln.col0), beta);
+  const Pair delta = num::gdn_delta(v, combine_lanes(m), beta);
   Pair o{};
 #pragma unroll
   for (int g = 0; g < R::kRows; g += R::kGroup) {
@@ -462,17 +485,21 @@ __device__ __forceinline__ Pair recur_token(const float* t, Lane ln, Pair (&s)[R
     for (int u = 0; u < R::kGroup; ++u)
       o = num::update_output_row(s[g + u], kg[u], qg[u], delta, o);
   }
-  store_partial(red_o, K, ln, o);
-  return delta;
+  o = combine_lanes(o);
+  if (ln.chain == 0) {
+    *reinterpret_cast<float2*>(out + ln.col0) = make_float2(o.v[0], o.v[1]);
+    *reinterpret_cast<float2*>(out + kRecurChunk * K + ln.col0) =
+        make_float2(delta.v[0], delta.v[1]);
+  }
 }
 
 // One token replayed from its stored values (t: alpha, k_hat and delta staged as a computed
 // token's alpha, k_hat and v): the state operations of recur_token on the values its verify
-// computed, with no reduction and so no barrier.
+// computed, with no reduction.
 template <int K>
 __device__ __forceinline__ void replay_token(const float* t, Lane ln, Pair (&s)[Recur<K>::kRows]) {
   using R = Recur<K>;
-  const float* k = t + R::kK + ln.chain * R::kRows;
+  const float* k = t + R::kK + ln.chain * R::kRun;
   const float alpha = t[R::kGates];
   const Pair delta{{t[R::kV + ln.col0], t[R::kV + ln.col0 + 1]}};
 #pragma unroll
@@ -485,27 +512,37 @@ __device__ __forceinline__ void replay_token(const float* t, Lane ln, Pair (&s)[
   }
 }
 
-// Output o of new token jn for columns col0, col0+1 of head hv.
-__device__ void store_output(const JobView& jv, int hv, int jn, int col0, Pair o) {
+// Output of new token jn for columns col0, col0+1 of head hv, as a bf16 pair.
+__device__ void store_output(const JobView& jv, int hv, int jn, int col0, uint32_t o) {
   if (!jv.L.outputs) return;
   const DevicePool& p = jv.p;
   const int64_t idx =
       (((int64_t{jv.task} * jv.L.output_tokens + jn) * p.layers + jv.layer) * p.HV + hv) * p.V;
-  *reinterpret_cast<uint32_t*>(jv.L.outputs + idx + col0) = bf16_pair(o);
+  *reinterpret_cast<uint32_t*>(jv.L.outputs + idx + col0) = o;
 }
 
-// After a chunk (and a block barrier): the outputs of its computed new tokens from their o
-// partials, one (token, column pair) per thread.
+// After a chunk (and a block barrier): what its computed new tokens leave in global memory,
+// kept by the token loop in `outs` ([2, chunk token, K] fp32: o, then delta), one (token,
+// column pair) per thread: the output, and in payload mode delta beside the token's x, alpha
+// and k_hat (prep's).
 template <int K, bool kTree>
-__device__ void chunk_outputs(const JobView& jv, int hv, int c0, int n, const float* red_o) {
+__device__ void chunk_outputs(const JobView& jv, int hv, int c0, int n, const float* outs) {
   using R = Recur<K>;
-  if (!jv.L.outputs) return;
+  const bool to_payload = jv.job.payload_out_slot != kNoRow;
+  if (!jv.L.outputs && !to_payload) return;
   for (int idx = threadIdx.x; idx < n * R::kPairs; idx += blockDim.x) {
     const int jl = idx / R::kPairs, col0 = 2 * (idx % R::kPairs);
     const uint32_t step = jv.template step<kTree>(c0 + jl);
     const int token = int(step & 0xFFFFu), jn = token - jv.job.pending_count;
-    if (jn >= 0 && token >= jv.stored_tokens() && !(kTree && (step & kStepSilent)))
-      store_output(jv, hv, jn, col0, combine_partials<K>(red_o + jl * R::kRedFloats, col0));
+    if (jn < 0 || token < jv.stored_tokens() || (kTree && (step & kStepSilent))) continue;
+    const float* o = outs + jl * K + col0;
+    store_output(jv, hv, jn, col0, bf16_pair_bits(o[0], o[1]));
+    if (to_payload) {
+      const float* delta = o + kRecurChunk * K;
+      float* dst = jv.p.token.delta(jv.payload_out(jn), hv) + col0;  // 4-byte aligned (any HV)
+      dst[0] = delta[0];
+      dst[1] = delta[1];
+    }
   }
 }
 
@@ -531,14 +568,13 @@ __device__ __forceinline__ void copy_async_wait() {
   asm volatile("cp.async.wait_all;" ::: "memory");
 }
 
-// The fp32 vectors of steps c0 .. c0+n-1 of head (h, hv), kUnit floats per copy: a computed
-// token's q_hat and k_hat from the step scratch ([2K] at kQ), a stored token's k_hat and delta
-// from its payload slot (at kK and kV = kK + K): either way 2K consecutive floats of the
-// token's layout.
+// The fp32 vectors of steps c0 .. c0+n-1 of head (h, hv), kUnit floats per copy (never across
+// a chain's run): a computed token's q_hat and k_hat from the step scratch ([2K], to kQ and kK,
+// padded), a stored token's k_hat and delta from its payload slot (to kK, padded, and kV).
 template <int K, bool kTree, int kUnit>
 __device__ void recur_stage_vectors(const JobView& jv, int h, int hv, int c0, int n, float* tok) {
   using R = Recur<K>;
-  static_assert(R::kK == R::kQ + K && R::kV == R::kK + K, "both runs are 2K floats");
+  static_assert(R::kPad == 0 || R::kRows % kUnit == 0, "a copy stays in one chain's run");
   constexpr int kUnits = 2 * K / kUnit;  // copies per token
   const DevicePool& p = jv.p;
   const int stored = jv.stored_tokens();
@@ -548,11 +584,14 @@ __device__ void recur_stage_vectors(const JobView& jv, int h, int hv, int c0, in
     float* dst = tok + j * R::kTokenFloats;
     if (token < stored) {
       const uint8_t* src = jv.stored_token(token);
-      copy_async<4 * kUnit>(dst + R::kK + i,
-                            i < K ? p.token.k_hat(src, h) + i : p.token.delta(src, hv) + (i - K));
+      if (i < K) {
+        copy_async<4 * kUnit>(dst + R::kK + padded<K>(i), p.token.k_hat(src, h) + i);
+      } else {
+        copy_async<4 * kUnit>(dst + R::kV + (i - K), p.token.delta(src, hv) + (i - K));
+      }
     } else {
-      copy_async<4 * kUnit>(dst + R::kQ + i,
-                            jv.L.step_qk + (jv.token_index(token) * p.H + h) * 2 * K + i);
+      const int at = i < K ? R::kQ + padded<K>(i) : R::kK + padded<K>(i - K);
+      copy_async<4 * kUnit>(dst + at, jv.L.step_qk + (jv.token_index(token) * p.H + h) * 2 * K + i);
     }
   }
 }
@@ -663,18 +702,17 @@ __global__ void __launch_bounds__(Recur<K>::kThreads, K == 128 ? 2 : 8)
   const int task = blockIdx.z, hv = blockIdx.x;
   const SeqJob& job = L.jobs[task];
   const JobView jv{p, L, job, task, int(blockIdx.y)};
-  const Lane ln = lane_of_thread<K>();
+  const Lane ln = recur_lane(int(threadIdx.x));
   if (ln.chain == 0) {
     for (int jn = job_runs(p, job) ? job.new_count : 0; jn < L.output_tokens; ++jn)
-      store_output(jv, hv, jn, ln.col0, Pair{});
+      store_output(jv, hv, jn, ln.col0, 0u);
   }
   if (!job_runs(p, job)) return;
 
   extern __shared__ float4 recur_raw[];
-  float* tok = reinterpret_cast<float*>(recur_raw);    // [kRecurChunk, kTokenFloats] fp32
-  float* red_m = tok + kRecurChunk * R::kTokenFloats;  // [2, kChains, K] fp32
-  float* red_o = red_m + 2 * R::kRedFloats;            // [kRecurChunk, kChains, K] fp32
-  uint32_t& chunk_stores = *reinterpret_cast<uint32_t*>(red_o + kRecurChunk * R::kRedFloats);
+  float* tok = reinterpret_cast<float*>(recur_raw);   // [kRecurChunk, kTokenFloats] fp32
+  float* outs = tok + kRecurChunk * R::kTokenFloats;  // [2, kRecurChunk, K] fp32: o, delta
+  uint32_t& chunk_stores = *reinterpret_cast<uint32_t*>(outs + 2 * kRecurChunk * K);
   const int steps = jv.template steps<kTree>();
 
   Pair s[R::kRows];  // the thread's rows of its two columns, fp32
@@ -692,7 +730,7 @@ __global__ void __launch_bounds__(Recur<K>::kThreads, K == 128 ? 2 : 8)
   // touches what prep writes (conv windows, payload, step scratch).
   const int h = hv / (p.HV / p.H);
   asm volatile("griddepcontrol.wait;" ::: "memory");
-  const int stored = jv.stored_tokens();  // a prefix: the red_m alternation below holds
+  const int stored = jv.stored_tokens();  // a prefix of the sequence
   // A tree's restarts (backends/sequence_job.h) reload the base state, which each thread keeps
   // for its own rows in the job's carry: written and read by the same thread, no barrier.
   float* base = kTree && job.stash_base ? jv.carry_ssm_head(hv) : nullptr;
@@ -721,24 +759,16 @@ __global__ void __launch_bounds__(Recur<K>::kThreads, K == 128 ? 2 : 8)
       if (j < stored) {
         replay_token<K>(tok + jl * R::kTokenFloats, ln, s);
       } else {
-        const Pair delta = recur_token<K>(tok + jl * R::kTokenFloats, ln, s,
-                                          red_m + (jl & 1) * R::kRedFloats, red_o + jl * R::kRedFloats);
+        recur_token<K>(tok + jl * R::kTokenFloats, ln, s, outs + jl * K);
         if (kTree && (step & kStepSilent)) continue;
-        // Payload mode keeps delta beside the token's x, alpha and k_hat (prep's): every chain
-        // combined the same delta, chain 0 stores it.
-        if (job.payload_out_slot != kNoRow && ln.chain == 0) {
-          float* d = p.token.delta(jv.payload_out(j - job.pending_count), hv) + ln.col0;
-          d[0] = delta.v[0];
-          d[1] = delta.v[1];
-        }
       }
       if (!kMask || ((chunk_stores >> jl) & 1u)) store_states<K, kBf16>(jv, hv, j, ln, s);
       if constexpr (kTree) {
         if (base && j == job.pending_count - 1) store_rows<K>(base, ln, s);
       }
     }
-    __syncthreads();
-    chunk_outputs<K, kTree>(jv, hv, c0, n, red_o);
+    __syncthreads();  // the chunk's tokens are read and its outputs kept
+    chunk_outputs<K, kTree>(jv, hv, c0, n, outs);
   }
 }
 

@@ -7,8 +7,9 @@
 // [c K/kChains, (c+1) K/kChains), combined by the fixed pairwise tree of combine_chains. The CPU
 // backend runs head_column per SIMD group of 8 V columns (all chains in one call); a CUDA thread
 // runs one chain of two columns with the row functions below, and the chains' partials are
-// combined by combine_chains itself (backends/cuda/step_kernels.cu: in shared memory for the
-// recurrence, by an xor butterfly, which is the same tree, for the prep kernel's norms).
+// combined by an xor butterfly over the lanes that hold them, which is combine_chains' tree
+// (backends/cuda/step_kernels.cu: the recurrence's 8 chains of a column pair, the prep kernel's
+// norms).
 #pragma once
 
 #include "core/numerics/bf16.h"
