@@ -186,6 +186,21 @@ std::vector<FaultInfo> make_faults() {
        "extend's n tokens starts from that state and runs token L+n-1 again, instead of running "
        "the n tokens from the hit's state",
        all},
+      {Fault::kFinalStateOnly,
+       "final-state-only",
+       "rollback enabled for a model that stores only the final recurrent state: a rejected "
+       "draft restores a snapshot that was never written (llama.cpp #28466, Kimi-K3)",
+       "a verify writes the state after its last token only, not one state per token (the "
+       "rollback planes), and after accepting a < T tokens the live state is taken from token "
+       "a-1's plane, which holds what an earlier step left there",
+       {K::kInline, K::kWindow, K::kPaged}},
+      {Fault::kTracksNeverWritten, "tracks-never-written",
+       "a backend that never writes the track slots the radix cache commits: a prefix hit "
+       "restores a never-written state (SGLang #30862, Kimi Linear)",
+       "no extend and no verify writes the snapshots (track rows) the trace asks for, whatever "
+       "their length, while the prefix cache registers them, so a hit starts from what the "
+       "track row held",
+       all},
       {Fault::kDiscardedCountRead,
        "discarded-count-read",
        "a discarded async step leaves accepted = 0, and index -1 is read (vLLM #51508)",

@@ -210,6 +210,8 @@ std::unique_ptr<HostDecisions> make_host_decisions(Fault fault) {
     case Fault::kHitKeepsLookaheadBlock:
     case Fault::kHitNotRestored:
     case Fault::kHitReappliesLastToken:
+    case Fault::kFinalStateOnly:
+    case Fault::kTracksNeverWritten:
       return std::make_unique<HostDecisions>();
   }
   SPECSTATE_ASSERT(false, "unknown Fault");

@@ -205,6 +205,21 @@ class AcceptedClampedToConv : public Faulty<AcceptedClampedToConv> {
   }
 };
 
+// FAULT final-state-only (llama.cpp #28466, Kimi-K3): rollback is enabled for a model whose graph
+// stores only the final recurrent state (and conv windows), so only the last token's plane is
+// written and a rollback to token a-1 < T-1 restores a plane no step of this verify wrote.
+class FinalStateOnly : public Faulty<FinalStateOnly> {
+  bool verify_keeps_state(int32_t j, int32_t tokens) const override { return j == tokens - 1; }
+};
+
+// FAULT tracks-never-written (SGLang #30862, Kimi Linear): the KDA backend called neither track
+// path (after an extend, after a decode or verify), while the radix cache committed the track
+// slots as snapshots.
+class TracksNeverWritten : public Faulty<TracksNeverWritten> {
+  int32_t snapshot_token(int32_t, int32_t) const override { return -1; }
+  bool checkpoints_extend(int32_t, int32_t) const override { return false; }
+};
+
 // FAULT commit-skipped (SGLang #25883): the backend has no post-verify state update, and the
 // commit is dropped without an error.
 class CommitSkipped : public Faulty<CommitSkipped> {
@@ -383,6 +398,10 @@ std::unique_ptr<PolicyDecisions> make_policy_decisions(Fault fault) {
       return std::make_unique<HitNotRestored>();
     case Fault::kHitReappliesLastToken:
       return std::make_unique<HitReappliesLastToken>();
+    case Fault::kFinalStateOnly:
+      return std::make_unique<FinalStateOnly>();
+    case Fault::kTracksNeverWritten:
+      return std::make_unique<TracksNeverWritten>();
     case Fault::kNone:
     case Fault::kDiscardedCountRead:
     case Fault::kCountZeroFlatIndex:

@@ -99,6 +99,9 @@ class PolicyDecisions {
   virtual int32_t boundary_column(int32_t snap, int32_t accepted, int32_t tokens) const {
     return snap;
   }
+  // A verify that keeps one state per token (inline's draft rows, window's SSM blocks, paged's
+  // blocks: the rollback planes) writes the state after each of its `tokens`, token j among them.
+  virtual bool verify_keeps_state(int32_t j, int32_t tokens) const { return true; }
   // After a chain verify that accepted `accepted` tokens, the live state is token accepted-1's
   // (inline and window, whose conv window keeps `conv_history` = W-1 inputs).
   virtual int32_t live_token(int32_t accepted, int32_t conv_history) const { return accepted - 1; }

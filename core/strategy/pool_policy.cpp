@@ -1,5 +1,6 @@
 #include "core/strategy/pool_policy.h"
 
+#include <array>
 #include <iterator>
 #include <set>
 #include <string>
@@ -429,15 +430,17 @@ void PoolPolicy::draft_rows_verify(const VerifyOp& op, int32_t snap, LiveState& 
                                    StepPlan& p) {
   const bool window = strategy_info(layout_.kind).verify_mode == VerifyMode::kWindow;
   SPECSTATE_ASSERT(!(window && op.tree), "the window and paged layouts refuse tree pools");
+  std::array<int32_t, kMaxTreeNodes> planes{};  // token j's row: its rollback plane
   for (int j = 0; j < t.tokens.count; ++j) {
-    t.out_rows[j] = layout_.kind == StrategyKind::kPaged ? s.blocks[size_t(j)]
-                    : j == 0                             ? s.working_row
-                                                         : layout_.draft_row(s.req_row, j - 1);
+    planes[size_t(j)] = layout_.kind == StrategyKind::kPaged ? s.blocks[size_t(j)]
+                        : j == 0                             ? s.working_row
+                                                             : layout_.draft_row(s.req_row, j - 1);
+    t.out_rows[j] = decisions_->verify_keeps_state(j, t.tokens.count) ? planes[size_t(j)] : kNoRow;
   }
-  const int32_t conv_row = t.out_rows[0];
+  const int32_t conv_row = planes[0];
   if (window) t.from.conv_row = conv_row;
   auto at = [&](int32_t j) {
-    return window ? StateLoc{t.out_rows[j], conv_row, j} : StateLoc::at(t.out_rows[j]);
+    return window ? StateLoc{planes[size_t(j)], conv_row, j} : StateLoc::at(planes[size_t(j)]);
   };
   if (snap >= 0) {
     const int32_t column = layout_.kind == StrategyKind::kPaged
