@@ -3,9 +3,10 @@
 // (cuda_factory.h).
 //
 // Device tensors (one allocation per kind, layer outermost, each layer laid out as the CPU
-// backend's):
+// backend's but for the elements inside an SSM head, which are in ssm_layout.h's order: read
+// and write them through read_state/write_state, which permute, never by copying bytes):
 //   conv    [layers, state_rows, conv_dim, conv_cols]                bf16
-//   ssm     [layers, state_rows, HV, K, V]                           fp32 or bf16
+//   ssm     [layers, state_rows, HV, K x V (ssm_layout.h)]           fp32 or bf16
 //   payload [layers, payload_slots, payload_tokens] tokens  (core/numerics/payload_token.h)
 //   outputs [tasks, tokens, layers, HV, V]                           bf16 (last verify)
 // All work is enqueued on one stream owned by the backend; reads synchronise with it.
@@ -95,12 +96,12 @@ class CudaBackend final : public StateBackend {
                    const std::vector<SeqWrite>& writes, const std::vector<uint32_t>& steps = {});
   int64_t output_elements(int32_t tasks, int32_t tokens) const;
   uint16_t* conv_row(int layer, int32_t row) const;  // [conv_dim, conv_cols] bf16
-  char* ssm_row(int layer, int32_t row) const;       // [HV, K, V] pool dtype
+  char* ssm_row(int layer, int32_t row) const;       // [HV, K x V] pool dtype (ssm_layout.h)
 
   cudaStream_t stream_ = nullptr;
   DevicePool pool_;
   DeviceBuffer<uint16_t> conv_;              // [layers, rows, conv_dim, conv_cols] bf16
-  DeviceBuffer<char> ssm_;                   // [layers, rows, HV, K, V] fp32 or bf16
+  DeviceBuffer<char> ssm_;                   // [layers, rows, HV, K x V] (ssm_layout.h)
   DeviceBuffer<uint8_t> payload_;            // [layers, slots, tokens] tokens (payload_token.h)
   DeviceBuffer<float> conv_taps_;            // [layers, conv_dim, W] fp32
   DeviceBuffer<float> a_log_;                // [layers, HV] fp32
@@ -109,7 +110,7 @@ class CudaBackend final : public StateBackend {
   DeviceBuffer<int32_t> accepted_;           // [request rows]: the accepted counts guards read
   DeviceBuffer<AcceptedCount> accept_jobs_;  // the entries of the last set_accepted
   DeviceBuffer<uint16_t> outputs_;           // [tasks, tokens, layers, HV, V] bf16
-  DeviceBuffer<float> carry_ssm_;            // [jobs, layers, HV, K, V] fp32: long prefills, trees
+  DeviceBuffer<float> carry_ssm_;            // [jobs, layers, HV, K x V] fp32: prefills, trees
   DeviceBuffer<uint16_t> carry_conv_;        // [jobs, layers, conv_dim, W-1] bf16: long prefills
   DeviceBuffer<float> step_qk_;              // [jobs, layers, tokens, H, 2, K] fp32
   DeviceBuffer<uint16_t> step_v_;            // [jobs, layers, tokens, HV, V] bf16

@@ -1,8 +1,8 @@
 // Where element (k, v) of a [K, V] SSM head lives in the CUDA backend's memory. The layout is
 // the backend's own (the CPU backend, dumps, digests and the Python package see the canonical
 // row-major order: CudaBackend permutes on upload and download, digest_kernel reads through it);
-// it is chosen so that every state load and store of the recurrence is a 16-byte vector and a
-// warp's accesses are whole 128-byte lines.
+// it is chosen so that every state load and store of the recurrence is one vector (16 bytes; 8
+// for K = 16 bf16) and a warp's accesses are whole 128-byte lines.
 //
 // The recurrence's thread (chain c, column pair p) holds rows c*K/8 .. (c+1)*K/8 - 1 of columns
 // 2p and 2p+1 (step_kernels.cu), and a warp holds the 8 chains of 4 consecutive pairs, so that
@@ -10,7 +10,8 @@
 // by the 2 columns of one pair, R * 2 elements in (row, column) order, 16 bytes (R = 2 fp32, 4
 // bf16; fewer where a chain has fewer rows): unit (p, g, c), the g-th R rows of chain c of pair
 // p, at ((p * G + g) * 8 + c) * 2R elements, G = K/8/R. A warp's load of its g-th units reads
-// the 8 chains of each of its 4 pairs, 8 consecutive units: 4 runs of 128 bytes.
+// the 8 chains of each of its 4 pairs, 8 consecutive units: for K = 128, 4 runs of 128 bytes
+// (for K = 16, where G = 1, one run of the 4 pairs).
 #pragma once
 
 #include <cstdint>

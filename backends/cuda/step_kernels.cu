@@ -13,11 +13,12 @@
 // (32 warps) while their state streams in. A warp holds the 8 chains of 4 column pairs, so the
 // chains' partials combine by an xor butterfly of shuffles, which is combine_chains' tree, with
 // no barrier inside the token loop; the state lives in the device layout of ssm_layout.h, where
-// each of a thread's loads and stores is a 16-byte vector and a warp's are whole lines. A chunk
-// of up to 16 tokens is staged in shared memory by cp.async; the stored tokens (replayed from
-// the values their verify kept) run without a reduction. Outputs and every requested state are
-// written after their token; in launches whose jobs store sparsely, a per-chunk mask says after
-// which tokens.
+// each of a thread's loads and stores is one vector (16 bytes; 8 for K = 16 bf16) and a warp's
+// are whole lines. A chunk of up to 16 tokens is staged in shared memory by cp.async; the stored
+// tokens (replayed from the values their verify kept) run without a reduction. Every requested
+// state is written after its token (in launches whose jobs store sparsely, a per-chunk mask says
+// after which tokens); the outputs and payload deltas of a chunk's computed tokens after the
+// chunk.
 #include <algorithm>
 #include <type_traits>
 
