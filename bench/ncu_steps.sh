@@ -9,6 +9,7 @@
 set -u
 BIN=${BIN:-.device}
 OUT=${OUT:-/tmp/specstate-out}
+mkdir -p "$OUT"
 export LD_LIBRARY_PATH="$BIN:${LD_LIBRARY_PATH:-}"
 for c in "$@"; do
   IFS=/ read -r step dtype batch <<< "$c"
