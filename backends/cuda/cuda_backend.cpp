@@ -80,7 +80,7 @@ void device_free(void* ptr) {
 namespace {
 
 // One layer's SSM row (HV heads of K x K) between the canonical row-major order and the device
-// layout (ssm_layout.h), element by element.
+// layout (ssm_layout.h), a column pair at a time: a pair is adjacent in both orders.
 enum class Toward { kDevice, kCanonical };
 void permute_ssm_row(const char* src, char* dst, const ModelGeometry& g, int elem_bytes,
                      Toward toward) {
@@ -88,12 +88,12 @@ void permute_ssm_row(const char* src, char* dst, const ModelGeometry& g, int ele
   const int64_t head = int64_t{K} * K;
   for (int hv = 0; hv < g.num_v_heads; ++hv) {
     for (int k = 0; k < K; ++k) {
-      for (int v = 0; v < K; ++v) {
+      for (int v = 0; v < K; v += 2) {
         const int64_t canonical = hv * head + int64_t{k} * K + v;
         const int64_t device = hv * head + cuda::ssm_element_offset(k, v, K, elem_bytes);
         const int64_t from = toward == Toward::kDevice ? canonical : device;
         const int64_t to = toward == Toward::kDevice ? device : canonical;
-        std::memcpy(dst + to * elem_bytes, src + from * elem_bytes, size_t(elem_bytes));
+        std::memcpy(dst + to * elem_bytes, src + from * elem_bytes, size_t(2 * elem_bytes));
       }
     }
   }
