@@ -46,6 +46,11 @@ struct PoolShape {
   int64_t payload_slot_bytes() const { return int64_t{payload_tokens} * payload_token().bytes(); }
   // All layers.
   int64_t state_row_bytes() const { return geometry.layers * (conv_row_bytes() + ssm_row_bytes()); }
+  // One state as a host transfer saves it (retract, offload): W-1 conv columns and the SSM.
+  int64_t saved_state_bytes() const {
+    return geometry.layers *
+           (int64_t{geometry.conv_dim()} * geometry.conv_state_cols() * 2 + ssm_row_bytes());
+  }
   int64_t conv_bytes() const { return int64_t{state_rows} * geometry.layers * conv_row_bytes(); }
   int64_t ssm_bytes() const { return int64_t{state_rows} * geometry.layers * ssm_row_bytes(); }
   int64_t payload_bytes() const {

@@ -207,10 +207,13 @@ class Generator {
     return true;
   }
 
-  // The first extend: a prefix hit copies a snapshot row, else the state starts from zeros.
+  // The first extend: a prefix hit copies a snapshot row (one restored from a host slot
+  // first, half the time a slot is filled), else the state starts from zeros.
   bool start(Request& r) {
     int32_t cow = -1;
-    if (!snapshot_rows_.empty() && rng_.chance(o_.prefix_hit_prob)) {
+    if (!host_lru_.empty() && rng_.chance(o_.prefix_hit_prob) && rng_.chance(0.5)) {
+      cow = restore(host_lru_[size_t(rng_.range(0, int64_t(host_lru_.size()) - 1))]);
+    } else if (!snapshot_rows_.empty() && rng_.chance(o_.prefix_hit_prob)) {
       cow = snapshot_rows_[size_t(rng_.range(0, int64_t(snapshot_rows_.size()) - 1))];
     }
     int32_t row = take_row(cow);
@@ -362,7 +365,7 @@ class Generator {
   // ---- rows ---------------------------------------------------------------------------
 
   // A free row (the most recently freed first), else the least recently used snapshot row
-  // other than `keep`; -1 when neither exists.
+  // other than `keep`, offloaded first when there is a host tier; -1 when neither exists.
   int32_t take_row(int32_t keep) {
     if (!free_rows_.empty()) {
       const int32_t row = free_rows_.back();
@@ -373,9 +376,31 @@ class Generator {
       if (*it == keep) continue;
       const int32_t row = *it;
       snapshot_rows_.erase(it);
+      if (o_.host_slots > 0) offload(row);
       return row;
     }
     return -1;
+  }
+
+  // The snapshot of `row` into the next unused host slot, else the least recently used one.
+  void offload(int32_t row) {
+    int32_t slot = int32_t(host_lru_.size());
+    if (slot == o_.host_slots) {
+      slot = host_lru_.front();
+      host_lru_.erase(host_lru_.begin());
+    }
+    host_lru_.push_back(slot);
+    emit(trace::Offload{row, slot});
+  }
+
+  // Host slot `slot` restored into a row taken as for a working row; the row, or -1 when none
+  // is available.
+  int32_t restore(int32_t slot) {
+    host_lru_.erase(std::find(host_lru_.begin(), host_lru_.end(), slot));
+    host_lru_.push_back(slot);
+    const int32_t row = take_row(-1);
+    if (row >= 0) emit(trace::Restore{slot, row});
+    return row;
   }
 
   int32_t take_req_row() {
@@ -468,6 +493,7 @@ class Generator {
     }
     for (const TrackWrite& t : tracks_of(line.event))
       snapshot_rows_.push_back(t.row);
+    if (const auto* r = std::get_if<trace::Restore>(&line.event)) snapshot_rows_.push_back(r->row);
     sink_(line);
   }
 
@@ -503,6 +529,7 @@ class Generator {
   std::vector<int32_t> free_rows_;      // LIFO: the most recently freed row is reused first
   std::vector<int32_t> free_req_rows_;  // LIFO
   std::vector<int32_t> snapshot_rows_;  // least recently used first
+  std::vector<int32_t> host_lru_;       // filled host slots, least recently used first
   int64_t steps_done_ = 0;
   int64_t last_preempt_ = -(int64_t{1} << 40);
 };
@@ -524,6 +551,7 @@ void check_options(const GeneratorOptions& o) {
   check_range("chunk_size", o.chunk_size, 1, trace::kMaxTokens);
   check_fraction("prefix_hit_prob", o.prefix_hit_prob);
   check_fraction("snapshot_prob", o.snapshot_prob);
+  check_range("host_slots", o.host_slots, 0, trace::kMaxRows);
   check_fraction("accept_prob", o.accept_prob);
   check_fraction("decode_prob", o.decode_prob);
   check_range("preempt_after", o.preempt_after, 1, 1 << 30);
@@ -563,6 +591,7 @@ trace::Header generated_header(const GeneratorOptions& o) {
   h.seed = o.seed;
   if (!o.tree.empty()) h.tree_nodes = tree_of_shape(o.tree, o.tree_nodes).nodes();
   h.overlap = o.overlap;
+  h.host_slots = o.host_slots;
   h.version = h.lowest_version();
   return h;
 }

@@ -50,6 +50,10 @@ struct GeneratorOptions {
   bool edge_chunks = false;
   double prefix_hit_prob = 0.3;  // a new request starts from a snapshot row, when one exists
   double snapshot_prob = 0.5;    // a crossed page boundary is snapshotted into a track row
+  // A host tier of this many slots (format version 2): a snapshot row is offloaded to the
+  // least recently used slot before the row is reused, and a new request's prefix hit is
+  // sometimes served from a slot, restored into a row first. 0 = no host tier.
+  int32_t host_slots = 0;
 
   // Speculative decoding.
   double accept_prob = 0.7;            // each draft token accepted with this probability, until the

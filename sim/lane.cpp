@@ -86,6 +86,10 @@ Plan plan_for(Scheduler& policy, const trace::Event& event) {
           return policy.resume(e.request, e.req_row, e.working_row);
         } else if constexpr (std::is_same_v<E, trace::Finish>) {
           return policy.finish(e.request);
+        } else if constexpr (std::is_same_v<E, trace::Offload>) {
+          return policy.offload(e.row, e.slot);
+        } else if constexpr (std::is_same_v<E, trace::Restore>) {
+          return policy.restore(e.slot, e.row);
         } else {
           return {};
         }

@@ -131,6 +131,17 @@ std::optional<Event> fix(const ScheduleTracker&, trace::Check c) {
   return c;
 }
 
+std::optional<Event> fix(const ScheduleTracker& t, trace::Offload o) {
+  if (t.row(o.row).kind != trace::RowUse::Kind::kCache) return std::nullopt;
+  return o;
+}
+
+std::optional<Event> fix(const ScheduleTracker& t, trace::Restore r) {
+  if (t.slot_length(r.slot) == nullptr) return std::nullopt;
+  if (t.row(r.row).kind == trace::RowUse::Kind::kWorking) return std::nullopt;
+  return r;
+}
+
 // ---- what a trace names -------------------------------------------------------------------
 
 // Calls `row` on every scheduler row `event` names, `req_row` on its request rows and `request`
@@ -156,6 +167,9 @@ void visit_names(E& event, Row&& row, ReqRow&& req_row, Request&& request) {
           request(e.request);
           req_row(e.req_row);
           row(e.working_row);
+        } else if constexpr (std::is_same_v<T, trace::Offload> ||
+                             std::is_same_v<T, trace::Restore>) {
+          row(e.row);
         } else if constexpr (!std::is_same_v<T, trace::Check>) {
           request(e.request);
         }

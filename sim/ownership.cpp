@@ -22,6 +22,8 @@ void OwnershipChecker::begin_event(const trace::Event& event) {
           }
         } else if constexpr (std::is_same_v<E, trace::Resume>) {
           rows_[e.request] = {e.req_row, e.working_row};
+        } else if constexpr (std::is_same_v<E, trace::Restore>) {
+          tracks_[kHostTierRequest].insert(e.row);  // the row the event names, for the host tier
         }
       },
       event);

@@ -58,6 +58,15 @@ void run(const SwapInCall& c, StateBackend& backend, SwapSpace& swap) {
 void run(const DropSavedCall& c, StateBackend& backend, SwapSpace& swap) {
   if (runs(backend, c.guard)) forget(c.request, swap);
 }
+void run(const OffloadCall& c, StateBackend& backend, SwapSpace& swap) {
+  swap.slots[c.slot] = backend.read_state(StateLoc::at(c.row));
+  swap.slot_digests[c.slot] = backend.digest_state(StateLoc::at(c.row));
+}
+void run(const RestoreCall& c, StateBackend& backend, SwapSpace& swap) {
+  const auto it = swap.slots.find(c.slot);
+  SPECSTATE_ASSERT(it != swap.slots.end(), "restore of a host slot no offload filled");
+  backend.write_state(c.row, it->second);
+}
 
 }  // namespace
 

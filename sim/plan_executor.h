@@ -15,6 +15,9 @@ struct SwapSpace {
   std::map<uint64_t, RowBytes> saved;      // request -> state (W-1 conv columns + SSM), all layers
   std::map<uint64_t, int32_t> saved_from;  // request -> the SSM row it was read from (reports)
   std::map<uint64_t, uint64_t> digests;    // request -> digest_state of the saved state
+  // The host tier of the prefix cache (offload, restore): slot -> state, and its digest.
+  std::map<int32_t, RowBytes> slots;
+  std::map<int32_t, uint64_t> slot_digests;
 };
 
 void execute(const Plan& plan, StateBackend& backend, SwapSpace& swap);

@@ -59,6 +59,10 @@ std::string describe(const trace::Event& event) {
           os << "resume request " << e.request << " into row " << e.working_row;
         } else if constexpr (std::is_same_v<E, trace::Finish>) {
           os << "finish request " << e.request;
+        } else if constexpr (std::is_same_v<E, trace::Offload>) {
+          os << "offload row " << e.row << " to host slot " << e.slot;
+        } else if constexpr (std::is_same_v<E, trace::Restore>) {
+          os << "restore host slot " << e.slot << " into row " << e.row;
         } else {
           os << "check";
         }
@@ -67,9 +71,9 @@ std::string describe(const trace::Event& event) {
   return os.str();
 }
 
-// (request, track row) of every snapshot the event writes.
-std::vector<std::pair<uint64_t, int32_t>> snapshot_rows(const trace::Event& event) {
-  std::vector<std::pair<uint64_t, int32_t>> rows;
+// (request, track row) of every snapshot the event writes; a restore's row has no request.
+std::vector<std::pair<std::optional<uint64_t>, int32_t>> snapshot_rows(const trace::Event& event) {
+  std::vector<std::pair<std::optional<uint64_t>, int32_t>> rows;
   if (const auto* e = std::get_if<trace::Extend>(&event)) {
     for (const auto& t : e->track)
       rows.push_back({e->request, t.row});
@@ -81,6 +85,8 @@ std::vector<std::pair<uint64_t, int32_t>> snapshot_rows(const trace::Event& even
     for (const auto& entry : d->batch) {
       if (entry.track) rows.push_back({entry.request, entry.track->row});
     }
+  } else if (const auto* r = std::get_if<trace::Restore>(&event)) {
+    rows.push_back({std::nullopt, r->row});
   }
   return rows;
 }
@@ -243,6 +249,10 @@ class Replayer {
     ++report_.compares;
     timed_compare([&] {
       if (compare_outputs(line.event) || compare_snapshots(line.event)) return;
+      if (const auto* o = std::get_if<trace::Offload>(&line.event)) {
+        compare_slot(o->slot);
+        return;
+      }
       if (at_check) {
         compare_everything();
         return;
@@ -431,6 +441,40 @@ class Replayer {
     return false;
   }
 
+  // A host slot must hold the same state in every lane (and be filled in all or none).
+  bool compare_slot(int32_t slot) {
+    const Lane& ref = *lanes_[0];
+    const auto saved = ref.swap().slot_digests.find(slot);
+    const bool ref_saved = saved != ref.swap().slot_digests.end();
+    for (size_t i = 1; i < lanes_.size(); ++i) {
+      const Lane& lane = *lanes_[i];
+      const auto got = lane.swap().slot_digests.find(slot);
+      const bool lane_saved = got != lane.swap().slot_digests.end();
+      if (ref_saved == lane_saved && (!ref_saved || got->second == saved->second)) continue;
+      Divergence& d =
+          diverge("host slot " + std::to_string(slot), ref.spec().name(), lane.spec().name(),
+                  ref_saved == lane_saved ? "" : "filled in one lane only");
+      if (ref_saved && lane_saved) {
+        set_difference(d, ref.swap().slots.at(slot), lane.swap().slots.at(slot),
+                       ref.layout().shape);
+      }
+      return true;
+    }
+    return false;
+  }
+
+  bool compare_all_slots() {
+    std::vector<int32_t> slots;
+    for (const auto& lane : lanes_)
+      for (const auto& [slot, digest] : lane->swap().slot_digests)
+        slots.push_back(slot);
+    std::sort(slots.begin(), slots.end());
+    slots.erase(std::unique(slots.begin(), slots.end()), slots.end());
+    for (int32_t slot : slots)
+      if (compare_slot(slot)) return true;
+    return false;
+  }
+
   static int32_t saved_row(const Lane& lane, uint64_t request) {
     const auto it = lane.swap().saved_from.find(request);
     return it == lane.swap().saved_from.end() ? -1 : it->second;
@@ -442,7 +486,7 @@ class Replayer {
     std::vector<uint64_t> requests;
     for (const auto& [request, live] : lanes_[0]->policy().table())
       requests.push_back(request);
-    if (compare_requests(requests)) return;
+    if (compare_requests(requests) || compare_all_slots()) return;
     compare_physical_rows(/*every_row=*/true);
   }
 

@@ -47,6 +47,7 @@ struct FootprintArgs {
   std::vector<double> accept_weights;  // T weights; neither: every token accepted
   std::string tree;                    // draft tree shape (top-k per level), or
   int32_t tree_nodes = 0;              // a node budget (cuts --tree); 0 and "": chains
+  int32_t host_slots = 0;              // host-tier slots (offload, restore): host memory
 };
 
 // ", draft trees of 15 nodes (the window strategy does not run trees)" for a tree pool, else "".
@@ -240,22 +241,34 @@ std::string svg_escape(const std::string& s) {
 
 }  // namespace
 
-nlohmann::json footprint_json(const PoolConfig& config, const std::vector<double>& w) {
-  nlohmann::json j = {{"preset", config.geometry.preset},
-                      {"tp", config.geometry.tp},
-                      {"recurrence", to_string(config.geometry.recurrence)},
-                      {"ssm_dtype", to_string(config.ssm_dtype)},
-                      {"tokens_per_verify", config.tokens_per_verify},
-                      {"tree_nodes", config.tree_nodes},
-                      {"batch", config.max_requests},
-                      {"pool_rows", config.pool_rows},
-                      {"gdn_layers", config.geometry.layers},
-                      {"page_size", config.page_size},
-                      {"accept_weights", weights_or_all(w, config.tokens_per_verify)},
-                      {"ring",
-                       {{"slots", config.ring.slots},
-                        {"max_history", config.ring.max_history},
-                        {"fold_at", config.ring.fold_threshold(config.tokens_per_verify)}}}};
+// The host tier's memory: `slots` saved states, the same in every strategy (a cache row holds a
+// whole state at offset 0 in each), on the host, not the device.
+int64_t host_tier_bytes(const PoolConfig& config, int32_t slots) {
+  PoolShape shape;
+  shape.geometry = config.geometry;
+  shape.ssm_dtype = config.ssm_dtype;
+  return int64_t{slots} * shape.saved_state_bytes();
+}
+
+nlohmann::json footprint_json(const PoolConfig& config, const std::vector<double>& w,
+                              int32_t host_slots) {
+  nlohmann::json j = {
+      {"preset", config.geometry.preset},
+      {"tp", config.geometry.tp},
+      {"recurrence", to_string(config.geometry.recurrence)},
+      {"ssm_dtype", to_string(config.ssm_dtype)},
+      {"tokens_per_verify", config.tokens_per_verify},
+      {"tree_nodes", config.tree_nodes},
+      {"batch", config.max_requests},
+      {"pool_rows", config.pool_rows},
+      {"gdn_layers", config.geometry.layers},
+      {"page_size", config.page_size},
+      {"accept_weights", weights_or_all(w, config.tokens_per_verify)},
+      {"host_tier", {{"slots", host_slots}, {"bytes", host_tier_bytes(config, host_slots)}}},
+      {"ring",
+       {{"slots", config.ring.slots},
+        {"max_history", config.ring.max_history},
+        {"fold_at", config.ring.fold_threshold(config.tokens_per_verify)}}}};
   for (StrategyKind kind : strategies_running(config.tree_nodes)) {
     const StrategyLayout l = make_layout(kind, config);
     const MeanStepBytes m = batch_step(l, w);
@@ -283,7 +296,8 @@ std::string layer_kind(const PoolConfig& config) {
   return std::string(recurrence_info(config.geometry.recurrence).abbreviation);
 }
 
-void print_footprint_table(const PoolConfig& config, const std::vector<double>& w) {
+void print_footprint_table(const PoolConfig& config, const std::vector<double>& w,
+                           int32_t host_slots) {
   const int32_t batch = config.max_requests;
   std::printf("%s TP%d, SSM %s, T=%d, batch %d, pool %d rows, %d %s layers%s\n",
               config.geometry.preset.c_str(), config.geometry.tp,
@@ -307,6 +321,11 @@ void print_footprint_table(const PoolConfig& config, const std::vector<double>& 
       "(%s); states/req: the same per request, in units of one full state.\n%s%s",
       acceptance_text(w, config.tokens_per_verify).c_str(), ring_note(config, w).c_str(),
       paged_note(config, w).c_str());
+  if (host_slots > 0) {
+    std::printf(
+        "host tier: %d slots of one saved state, %s of host memory (every strategy alike)\n",
+        host_slots, byte_text(double(host_tier_bytes(config, host_slots))).c_str());
+  }
 }
 
 std::string footprint_csv_header() {
@@ -525,13 +544,13 @@ int run_footprint(const FootprintArgs& a) {
     if (a.csv) {
       std::printf("%s", footprint_csv_rows(config, w).c_str());
     } else if (a.json) {
-      all.push_back(footprint_json(config, w));
+      all.push_back(footprint_json(config, w, a.host_slots));
     } else if (!a.compare.empty()) {
       const std::vector<StrategyKind> pair = compare_pair(a.compare);
       std::printf("%s%s", i ? "\n" : "", footprint_compare(config, pair[0], pair[1], w).c_str());
     } else {
       if (i) std::printf("\n");
-      print_footprint_table(config, w);
+      print_footprint_table(config, w, a.host_slots);
     }
   }
   if (a.json) std::printf("%s\n", all.dump(2).c_str());  // one report per batch, always a list
@@ -557,6 +576,9 @@ Command add_footprint(CLI::App& parent) {
               "Draft tokens per verify (T = draft tokens + 1, default 3)");
   cmd->add_option("--ssm-dtype", args->ssm_dtype, "SSM pool dtype: f32 (default) or bf16");
   add_integer(cmd, "--pool-rows", args->pool_rows, "Scheduler rows (default 2 x batch)");
+  add_integer(cmd, "--host-slots", args->host_slots,
+              "Slots of a host tier that snapshots are offloaded to (host memory, reported "
+              "beside the device pools; default 0)");
   add_integer(cmd, "--page-size", args->page_size,
               "Tokens per page of the paged strategy's block table (default 0: one page, no "
               "moves)");

@@ -137,6 +137,10 @@ Command add_generate(CLI::App& parent) {
       ->capture_default_str();
   add_integer(cmd, "--chunk-size", g.chunk_size, "Prefill tokens per request per step")
       ->capture_default_str();
+  add_integer(cmd, "--host-slots", g.host_slots,
+              "A host tier of this many slots (format version 2): snapshot rows are offloaded "
+              "before reuse and prefix hits are sometimes restored from a slot; 0 = none")
+      ->capture_default_str();
   cmd->add_flag("--edge-chunks", g.edge_chunks,
                 "Prefill chunks end one token before a page boundary, on it or one after it (at "
                 "most --chunk-size tokens): chunked prefills at the page edges");

@@ -18,13 +18,15 @@ namespace specstate::cli {
 // state bytes depend on them beyond a: its history grows with them, and how often it folds.
 
 // Prints memory per strategy and the state bytes one verify step moves, for `config` with
-// `config.max_requests` running requests.
-void print_footprint_table(const PoolConfig& config, const std::vector<double>& accept_weights = {});
+// `config.max_requests` running requests, and the host memory of `host_slots` host-tier slots.
+void print_footprint_table(const PoolConfig& config, const std::vector<double>& accept_weights = {},
+                           int32_t host_slots = 0);
 
-// The report of `footprint --json` for one batch: the configuration, and per strategy its bytes
-// by category, the step bytes, and for the ring its folds and history per step.
+// The report of `footprint --json` for one batch: the configuration, the host tier, and per
+// strategy its bytes by category, the step bytes, and for the ring its folds and history per step.
 nlohmann::json footprint_json(const PoolConfig& config,
-                              const std::vector<double>& accept_weights = {});
+                              const std::vector<double>& accept_weights = {},
+                              int32_t host_slots = 0);
 
 // CSV header line, then one line per strategy of `config` (bytes, all GDN layers, one rank).
 std::string footprint_csv_header();

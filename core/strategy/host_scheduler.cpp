@@ -47,6 +47,9 @@ bool select_call(PlanCall& call, F&& select) {
                           return g.has_value();
                         },
                         [](AcceptCall&) { return true; },
+                        // A host-tier transfer: no request's count changes it.
+                        [](OffloadCall&) { return true; },
+                        [](RestoreCall&) { return true; },
                     },
                     call);
 }

@@ -54,6 +54,10 @@ class HostScheduler {
   Plan retract(uint64_t request);
   Plan resume(uint64_t request, int32_t req_row, int32_t working_row);
   Plan finish(uint64_t request);
+  // Host-tier transfers of cache rows: the same for every count of an in-flight step (they wait
+  // for the device, and no table entry names a cache row), so planned once.
+  Plan offload(int32_t row, int32_t slot) const { return truth_.offload(row, slot); }
+  Plan restore(int32_t slot, int32_t row) const { return truth_.restore(slot, row); }
 
   // The live-state table with every result applied (the device's truth), for reading states.
   const PoolPolicy& policy() const { return truth_; }

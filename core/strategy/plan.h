@@ -13,6 +13,8 @@
 namespace specstate {
 
 inline constexpr uint64_t kPaddingRequest = ~uint64_t{0};
+// What offload and restore transfers act for: the host tier of the prefix cache, no request.
+inline constexpr uint64_t kHostTierRequest = ~uint64_t{0} - 1;
 
 // A call of tasks (core/primitives.h) keeps one request per task; add() appends both. Every call
 // of tasks has this shape, so that code over plans treats them alike (for_each_access,
@@ -83,6 +85,19 @@ struct DropSavedCall {
   Guard guard;
 };
 
+// Save the state of cache row `row` (at offset 0: a snapshot, in every strategy's layout) into
+// host slot `slot`, replacing what the slot held (an offload event).
+struct OffloadCall {
+  int32_t row = kNoRow;
+  int32_t slot = -1;
+};
+
+// Write host slot `slot`'s state into `row` at offset 0 (a restore event); the slot keeps it.
+struct RestoreCall {
+  int32_t slot = -1;
+  int32_t row = kNoRow;
+};
+
 // The accepted counts of the step just run, written into the device's per-request-row table
 // (StateBackend::set_accepted), as an engine's sampler leaves them: only overlap scheduling
 // emits it, between a step's verify and its post-accept calls.
@@ -90,8 +105,9 @@ struct AcceptCall {
   std::vector<AcceptedCount> counts;
 };
 
-using PlanCall = std::variant<PrefillCall, VerifyCall, ReplayCall, GatherCall, CopyCall,
-                              SwapOutCall, SwapInCall, FillCall, DropSavedCall, AcceptCall>;
+using PlanCall =
+    std::variant<PrefillCall, VerifyCall, ReplayCall, GatherCall, CopyCall, SwapOutCall, SwapInCall,
+                 FillCall, DropSavedCall, AcceptCall, OffloadCall, RestoreCall>;
 using Plan = std::vector<PlanCall>;
 
 // The two shapes of call: tasks with one request each, or one request's host transfer.

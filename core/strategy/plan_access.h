@@ -52,6 +52,12 @@ void for_each_access(const PlanCall& call, F&& f) {
           [&](const SwapInCall& c) { transfer(PlanAccess::kWrite, c.row, c.request, "swap-in"); },
           [](const DropSavedCall&) {},  // host memory only
           [](const AcceptCall&) {},     // the table of counts, not rows
+          [&](const OffloadCall& c) {
+            transfer(PlanAccess::kRead, c.row, kHostTierRequest, "offload");
+          },
+          [&](const RestoreCall& c) {
+            transfer(PlanAccess::kWrite, c.row, kHostTierRequest, "restore");
+          },
       },
       call);
 }

@@ -538,6 +538,14 @@ Plan PoolPolicy::resume(uint64_t request, int32_t req_row, int32_t working_row) 
   return {SwapInCall{request, working_row}};
 }
 
+Plan PoolPolicy::offload(int32_t row, int32_t slot) const {
+  return {OffloadCall{row, slot}};
+}
+
+Plan PoolPolicy::restore(int32_t slot, int32_t row) const {
+  return {RestoreCall{slot, row}};
+}
+
 Plan PoolPolicy::finish(uint64_t request) {
   table_.compact(2 * LiveTable::kCompactAt);
   LiveState* found = table_.find_mutable(request);

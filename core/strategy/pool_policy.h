@@ -86,6 +86,11 @@ class PoolPolicy {
   Plan resume(uint64_t request, int32_t req_row, int32_t working_row);
   // Frees a running request's rows; drops a retracted one's saved state (DropSavedCall).
   Plan finish(uint64_t request);
+  // The host tier of the prefix cache: a cache row holds a whole state at offset 0 in every
+  // strategy (its snapshots are written so), so an offload saves that row and a restore writes
+  // it back, with no entry of the table involved.
+  Plan offload(int32_t row, int32_t slot) const;
+  Plan restore(int32_t slot, int32_t row) const;
 
   // Where to read a running request's live state, and the plan that makes it readable without
   // changing the table (deferred with pending tokens: replay them into the inspection row).

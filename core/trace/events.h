@@ -45,12 +45,15 @@ struct Header {
   // results (accepted lengths) were applied on the host (overlap scheduling); verify entries may
   // be discarded (accepted 0).
   bool overlap = false;
+  // Version 2: slots of a host (or external) tier that offload events save snapshots into and
+  // restore events load them from (SGLang HiCache, vLLM's offload connector, LMCache).
+  int32_t host_slots = 0;
 
   int32_t tokens_per_verify() const { return draft_tokens + 1; }
-  // The oldest format version that expresses this header: 2 with a custom geometry, draft trees
-  // or overlap, else 1.
+  // The oldest format version that expresses this header: 2 with a custom geometry, draft trees,
+  // overlap or host slots, else 1.
   int lowest_version() const {
-    return geometry || tree_nodes > 0 || overlap ? 2 : kOldestFormatVersion;
+    return geometry || tree_nodes > 0 || overlap || host_slots > 0 ? 2 : kOldestFormatVersion;
   }
   // "qwen3-next-80b-a3b", or "custom" for a geometry.
   const std::string& model_name() const;
@@ -149,7 +152,28 @@ struct Check {
   bool operator==(const Check&) const = default;
 };
 
-using Event = std::variant<Extend, Verify, Decode, Retract, Resume, Finish, Check>;
+// Version 2: the snapshot that cache row `row` holds is saved into host slot `slot` (any
+// earlier content of the slot is replaced). The row keeps its snapshot until a later event
+// reuses it.
+struct Offload {
+  int32_t row = -1;
+  int32_t slot = -1;
+
+  bool operator==(const Offload&) const = default;
+};
+
+// Version 2: host slot `slot` is loaded into `row`, which then holds that snapshot, of exactly
+// the length it was saved at; a prefix hit on it recomputes the tokens after it. `row` is any
+// row that is not a running request's working row (a snapshot it held is replaced).
+struct Restore {
+  int32_t slot = -1;
+  int32_t row = -1;
+
+  bool operator==(const Restore&) const = default;
+};
+
+using Event =
+    std::variant<Extend, Verify, Decode, Retract, Resume, Finish, Check, Offload, Restore>;
 
 struct Line {
   long line = 0;  // 1-based line in the trace file

@@ -315,8 +315,17 @@ Event parse_event(const json& object, const Where& where) {
     Fields f(object, "check event", where, {"event"});
     return Check{};
   }
+  if (name == "offload") {
+    Fields f(object, "offload event", where, {"event", "row", "slot"});
+    return Offload{row_field(f, "row"), row_field(f, "slot")};
+  }
+  if (name == "restore") {
+    Fields f(object, "restore event", where, {"event", "slot", "row"});
+    return Restore{row_field(f, "slot"), row_field(f, "row")};
+  }
   fail(where, "unknown event '" + printable(name) +
-                  "' (expected extend, verify, decode, retract, resume, finish or check)");
+                  "' (expected extend, verify, decode, retract, resume, finish, check, offload or "
+                  "restore)");
 }
 
 // Each field of kGeometryFields (rules.json), an integer within its bounds, then the optional
@@ -362,8 +371,8 @@ Header parse_header(const json& object, const Where& where) {
                     " to " + std::to_string(kFormatVersion) + ")");
   }
   Fields f(object, "header", where,
-           {"specstate_trace", "preset", "geometry", "tp", "ssm_dtype", "draft_tokens",
-            "pool_rows", "max_requests", "page_size", "seed", "tree_nodes", "overlap"});
+           {"specstate_trace", "preset", "geometry", "tp", "ssm_dtype", "draft_tokens", "pool_rows",
+            "max_requests", "page_size", "seed", "tree_nodes", "overlap", "host_slots"});
   Header h;
   h.version = int(version.get<uint64_t>());
   if (const json* geometry = f.find("geometry")) {
@@ -405,6 +414,13 @@ Header parse_header(const json& object, const Where& where) {
            "a header gives 'overlap' or 'tree_nodes', not both (overlap scheduling of draft "
            "trees is not modelled)");
     }
+  }
+  if (f.find("host_slots")) {
+    if (h.version < 2) {
+      fail(where, "field 'host_slots' in header needs format version 2 (this header says " +
+                      std::to_string(h.version) + ")");
+    }
+    h.host_slots = int32_t(f.integer("host_slots", 1, kMaxRows));
   }
   try {
     // A preset name with bytes no preset has, or longer than any, is checked in its printable,
@@ -672,6 +688,22 @@ ordered_json to_json(const Check&) {
   return j;
 }
 
+ordered_json to_json(const Offload& o) {
+  ordered_json j;
+  j["event"] = "offload";
+  j["row"] = o.row;
+  j["slot"] = o.slot;
+  return j;
+}
+
+ordered_json to_json(const Restore& r) {
+  ordered_json j;
+  j["event"] = "restore";
+  j["slot"] = r.slot;
+  j["row"] = r.row;
+  return j;
+}
+
 }  // namespace
 
 void check_header(const Header& h) {
@@ -690,6 +722,7 @@ void check_header(const Header& h) {
   check("max_requests", h.max_requests, 1, kMaxRows);
   check("page_size", h.page_size, 0, kMaxRows);
   check("tree_nodes", h.tree_nodes, 0, kMaxTreeNodesPerVerify);
+  check("host_slots", h.host_slots, 0, kMaxRows);
 }
 
 Trace read_trace(std::istream& in, const std::string& name) {
@@ -797,6 +830,7 @@ std::string header_to_json(const Header& h) {
   j["seed"] = h.seed;
   if (h.tree_nodes > 0) j["tree_nodes"] = h.tree_nodes;
   if (h.overlap) j["overlap"] = 1;
+  if (h.host_slots > 0) j["host_slots"] = h.host_slots;
   return j.dump();
 }
 
@@ -805,8 +839,9 @@ std::string event_to_json(const Event& event) {
 }
 
 std::string_view event_name(const Event& event) {
-  static constexpr std::string_view kNames[] = {"extend", "verify", "decode", "retract",
-                                                "resume", "finish", "check"};
+  static constexpr std::string_view kNames[] = {"extend", "verify", "decode",  "retract", "resume",
+                                                "finish", "check",  "offload", "restore"};
+  static_assert(std::size(kNames) == std::variant_size_v<Event>, "a name per event");
   return kNames[event.index()];
 }
 

@@ -86,6 +86,10 @@ void ScheduleTracker::apply(const Line& line) {
           apply_resume(e, at);
         } else if constexpr (std::is_same_v<E, Finish>) {
           apply_finish(e, at);
+        } else if constexpr (std::is_same_v<E, Offload>) {
+          apply_offload(e, at);
+        } else if constexpr (std::is_same_v<E, Restore>) {
+          apply_restore(e, at);
         }  // Check changes nothing.
       },
       line.event);
@@ -349,6 +353,50 @@ void ScheduleTracker::release_rows(RequestInfo& info) {
   req_rows_.erase(info.req_row);
   info.req_row = -1;
   info.working_row = -1;
+}
+
+void ScheduleTracker::check_slot_range(const char* event, int32_t slot, const Context& at) const {
+  if (header_.host_slots == 0) {
+    at.fail(std::string(event) + " event, but the header has no host_slots (no host tier)");
+  }
+  if (slot < 0 || slot >= header_.host_slots) {
+    at.fail("slot " + std::to_string(slot) + " out of range 0.." +
+            std::to_string(header_.host_slots - 1) + " (host_slots " +
+            std::to_string(header_.host_slots) + ")");
+  }
+}
+
+void ScheduleTracker::apply_offload(const Offload& o, const Context& at) {
+  check_slot_range("offload", o.slot, at);
+  check_row_range("offload row", o.row, at);
+  const RowUse use = row(o.row);
+  if (use.kind != RowUse::Kind::kCache) {
+    at.fail("offload row " + std::to_string(o.row) + " holds no snapshot" +
+            (use.kind == RowUse::Kind::kWorking
+                 ? " (it is the working row of live " + req(use.request) + ")"
+                 : std::string(" (it is free)")));
+  }
+  slots_[o.slot] = use.cached_length;
+}
+
+void ScheduleTracker::apply_restore(const Restore& r, const Context& at) {
+  check_slot_range("restore", r.slot, at);
+  check_row_range("restore row", r.row, at);
+  const auto slot = slots_.find(r.slot);
+  if (slot == slots_.end()) {
+    at.fail("slot " + std::to_string(r.slot) + " holds nothing (no offload has filled it)");
+  }
+  const RowUse use = row(r.row);
+  if (use.kind == RowUse::Kind::kWorking) {
+    at.fail("restore row " + std::to_string(r.row) + " is the working row of live " +
+            req(use.request));
+  }
+  store_snapshot(TrackWrite{slot->second, r.row});
+}
+
+const int64_t* ScheduleTracker::slot_length(int32_t slot) const {
+  const auto it = slots_.find(slot);
+  return it == slots_.end() ? nullptr : &it->second;
 }
 
 void ScheduleTracker::store_snapshot(const TrackWrite& t) {

@@ -1,7 +1,7 @@
 // The scheduler-side bookkeeping a trace implies: which request owns which row, each request's
-// length and status, and which rows hold prefix-cache snapshots of which length. The
-// validator runs it over a trace; the simulator and the generator use the same class so that
-// all three agree on what a trace means.
+// length and status, which rows hold prefix-cache snapshots of which length, and which host
+// slots hold offloaded ones. The validator runs it over a trace; the simulator and the generator
+// use the same class so that all three agree on what a trace means.
 #pragma once
 
 #include <cstdint>
@@ -55,6 +55,9 @@ class ScheduleTracker {
   // The running request using `req_row`, or nullptr.
   const uint64_t* req_row_owner(int32_t req_row) const;
   int32_t rows_in_use() const { return int32_t(rows_.size()); }
+  // The length of the snapshot host slot `slot` holds, or nullptr for an empty slot.
+  const int64_t* slot_length(int32_t slot) const;
+  const std::unordered_map<int32_t, int64_t>& filled_slots() const { return slots_; }
   int32_t running_requests() const { return int32_t(req_rows_.size()); }
 
  private:
@@ -73,6 +76,9 @@ class ScheduleTracker {
   void apply_retract(const Retract& r, const Context& at);
   void apply_resume(const Resume& r, const Context& at);
   void apply_finish(const Finish& f, const Context& at);
+  void apply_offload(const Offload& o, const Context& at);
+  void apply_restore(const Restore& r, const Context& at);
+  void check_slot_range(const char* event, int32_t slot, const Context& at) const;
 
   const RequestInfo& running(uint64_t id, const Context& at) const;
   void check_new_rows(int32_t req_row, int32_t working_row, const Context& at) const;
@@ -88,6 +94,7 @@ class ScheduleTracker {
   std::unordered_map<uint64_t, RequestInfo> requests_;
   std::unordered_map<int32_t, RowUse> rows_;        // scheduler row -> use (absent = free)
   std::unordered_map<int32_t, uint64_t> req_rows_;  // request row -> running request
+  std::unordered_map<int32_t, int64_t> slots_;      // host slot -> its snapshot's length
 };
 
 std::string_view to_string(RequestStatus status);

@@ -48,6 +48,8 @@ struct Counter {
   void operator()(const Resume&) { ++s.resumes; }
   void operator()(const Finish&) { ++s.finishes; }
   void operator()(const Check&) { ++s.checks; }
+  void operator()(const Offload&) { ++s.offloads; }
+  void operator()(const Restore&) { ++s.restores; }
 
   void step(int64_t batch, int32_t padding) {
     s.padding_rows += padding;
@@ -116,10 +118,14 @@ std::string format_summary(const TraceSummary& s) {
                     std::to_string(h.seed));
   line("pool",
        n(h.pool_rows) + " rows, " + n(h.max_requests) + " request rows, page " +
-           (h.page_size > 0 ? n(h.page_size) + " tokens" : std::string("0 (no snapshots)")));
-  line("events", n(s.events) + ": " + n(s.extends) + " extend, " + n(s.verifies) + " verify, " +
-                     n(s.decodes) + " decode, " + n(s.retracts) + " retract, " + n(s.resumes) +
-                     " resume, " + n(s.finishes) + " finish, " + n(s.checks) + " check");
+           (h.page_size > 0 ? n(h.page_size) + " tokens" : std::string("0 (no snapshots)")) +
+           (h.host_slots > 0 ? ", " + n(h.host_slots) + " host slots" : std::string()));
+  line("events",
+       n(s.events) + ": " + n(s.extends) + " extend, " + n(s.verifies) + " verify, " +
+           n(s.decodes) + " decode, " + n(s.retracts) + " retract, " + n(s.resumes) + " resume, " +
+           n(s.finishes) + " finish, " + n(s.checks) + " check" +
+           (h.host_slots > 0 ? ", " + n(s.offloads) + " offload, " + n(s.restores) + " restore"
+                             : std::string()));
   line("requests", n(s.requests) + " (" + n(s.finishes) + " finished, " + n(s.running_at_end) +
                        " running and " + n(s.retracted_at_end) + " retracted at the end)");
   line("steps", n(s.steps()) + " (" + n(s.verifies) + " verify + " + n(s.decodes) +

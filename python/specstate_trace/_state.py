@@ -17,7 +17,8 @@ from ._rules import (FORMAT_VERSION, GEOMETRY_FIELDS, MAX_LENGTH, MAX_ROWS, MAX_
 
 INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
 HEADER_KEYS = ("specstate_trace", "preset", "geometry", "tp", "ssm_dtype", "draft_tokens",
-               "pool_rows", "max_requests", "page_size", "seed", "tree_nodes", "overlap")
+               "pool_rows", "max_requests", "page_size", "seed", "tree_nodes", "overlap",
+               "host_slots")
 GEOMETRY_KEYS = tuple(name for name, _, _ in GEOMETRY_FIELDS) + ("recurrence",)
 SSM_DTYPE_ALIASES = {"fp32": "f32", "float32": "f32", "bfloat16": "bf16"}  # writer convenience
 
@@ -84,8 +85,13 @@ def parse_header(obj):
                 raise ValueError("a header gives 'overlap' or 'tree_nodes', not both (overlap "
                                  "scheduling of draft trees is not modelled)")
             header["overlap"] = 1
+    if "host_slots" in obj:
+        if version < 2:
+            raise ValueError(f"field 'host_slots' in header needs format version 2 (this header "
+                             f"says {int(version)})")
+        header["host_slots"] = f.integer("host_slots", 1, MAX_ROWS)
     # The lowest version that expresses the header (core/trace/events.h lowest_version).
-    if geometry or "tree_nodes" in header or "overlap" in header:
+    if geometry or "tree_nodes" in header or "overlap" in header or "host_slots" in header:
         header = {"specstate_trace": 2, **{k: v for k, v in header.items() if k != "specstate_trace"}}
     if geometry:
         _check_geometry(geometry, tp)
@@ -117,19 +123,23 @@ def _check_geometry(g, tp):
 
 
 def make_header(preset=None, draft_tokens=None, pool_rows=None, max_requests=None, page_size=0,
-                tp=1, ssm_dtype="f32", seed=0, geometry=None, tree_nodes=0, overlap=False):
+                tp=1, ssm_dtype="f32", seed=0, geometry=None, tree_nodes=0, overlap=False,
+                host_slots=0):
     """The header object, checked; raises ValueError with the C++ reader's message. `geometry`
     (a dict of layers, H, HV, K, V, conv_dim, W: one rank's heads, and optionally the
     recurrence: "gated-deltanet", the default) instead of `preset`,
     `tree_nodes` > 0 (verifies may run draft trees of that many nodes), or `overlap` (every step
     prepared before the previous step's results reached the host; verify entries may be
-    discarded, accepted 0) writes format version 2."""
+    discarded, accepted 0), or `host_slots` > 0 (a host tier that offload events save cache
+    rows into and restore events load them from) writes format version 2."""
     dtype = SSM_DTYPE_ALIASES.get(ssm_dtype, ssm_dtype) if isinstance(ssm_dtype, str) else ssm_dtype
     model = {key: value for key, value in (("preset", preset), ("geometry", geometry))
              if value is not None}
     trees = {} if tree_nodes in (0, None) else {"tree_nodes": tree_nodes}
     if overlap:
         trees["overlap"] = 1
+    if host_slots not in (0, None):
+        trees["host_slots"] = host_slots
     v2 = geometry is not None or bool(trees)
     return parse_header({"specstate_trace": 2 if v2 else 1, **model, "tp": tp,
                          "ssm_dtype": dtype, "draft_tokens": draft_tokens,
@@ -214,8 +224,16 @@ def parse_event(obj):
     if kind == "check":
         Fields(obj, "check event", ("event",))
         return {"event": "check"}
+    if kind == "offload":
+        f = Fields(obj, "offload event", ("event", "row", "slot"))
+        return {"event": "offload", "row": f.integer("row", 0, INT32_MAX),
+                "slot": f.integer("slot", 0, INT32_MAX)}
+    if kind == "restore":
+        f = Fields(obj, "restore event", ("event", "slot", "row"))
+        slot = f.integer("slot", 0, INT32_MAX)
+        return {"event": "restore", "slot": slot, "row": f.integer("row", 0, INT32_MAX)}
     raise ValueError(f"unknown event '{printable(kind)}' (expected extend, verify, decode, "
-                     f"retract, resume, finish or check)")
+                     f"retract, resume, finish, check, offload or restore)")
 
 
 def _depth(parents, node):
@@ -281,6 +299,8 @@ class TraceState:
         self._row_owner = {}      # working row -> running request id
         self._req_row_owner = {}  # request row -> running request id
         self._cache = {}          # row -> tokens of the prefix snapshot it holds
+        self.host_slots = header.get("host_slots", 0)
+        self._slots = {}          # host slot -> tokens of the snapshot it holds
 
     def prepare(self, obj, line):
         """(event, commit): the event object `obj` on line `line` checked completely, in its
@@ -329,6 +349,10 @@ class TraceState:
     def cache_rows(self):
         """{row: length} of the rows that hold a prefix snapshot."""
         return dict(self._cache)
+
+    def host_slot_lengths(self):
+        """{slot: length} of the host slots an offload has filled."""
+        return dict(self._slots)
 
     # ---- checks ----------------------------------------------------------------------------
     def _known(self, request):
@@ -547,6 +571,43 @@ class TraceState:
 
     def _check(self, e, line):
         return e, lambda: None
+
+    def _slot_range(self, event, slot):
+        if self.host_slots == 0:
+            raise ValueError(f"{event} event, but the header has no host_slots (no host tier)")
+        if not 0 <= slot < self.host_slots:
+            raise ValueError(f"slot {slot} out of range 0..{self.host_slots - 1} "
+                             f"(host_slots {self.host_slots})")
+
+    def _offload(self, e, line):
+        row, slot = e["row"], e["slot"]
+        self._slot_range("offload", slot)
+        self._row_range("offload row", row)
+        held = self._cache.get(row)
+        if held is None:
+            owner = self._row_owner.get(row)
+            where = (f" (it is the working row of live request {owner})"
+                     if owner is not None else " (it is free)")
+            raise ValueError(f"offload row {row} holds no snapshot{where}")
+
+        def commit():
+            self._slots[slot] = held
+        return e, commit
+
+    def _restore(self, e, line):
+        slot, row = e["slot"], e["row"]
+        self._slot_range("restore", slot)
+        self._row_range("restore row", row)
+        held = self._slots.get(slot)
+        if held is None:
+            raise ValueError(f"slot {slot} holds nothing (no offload has filled it)")
+        owner = self._row_owner.get(row)
+        if owner is not None:
+            raise ValueError(f"restore row {row} is the working row of live request {owner}")
+
+        def commit():
+            self._cache[row] = held
+        return e, commit
 
     # ---- bookkeeping -----------------------------------------------------------------------
     def _take_rows(self, request, req_row, working_row):

@@ -84,7 +84,8 @@ class TraceWriter:
     """
 
     def __init__(self, file, *, preset=None, draft_tokens, pool_rows, max_requests, page_size=0,
-                 tp=1, ssm_dtype="f32", seed=0, geometry=None, tree_nodes=0, overlap=False):
+                 tp=1, ssm_dtype="f32", seed=0, geometry=None, tree_nodes=0, overlap=False,
+                 host_slots=0):
         label = os.fspath(file) if isinstance(file, (str, os.PathLike)) else getattr(file, "name",
                                                                                        "<stream>")
         self._label = os.fsdecode(label) if isinstance(label, (str, bytes)) else "<stream>"
@@ -92,7 +93,8 @@ class TraceWriter:
             self.header = make_header(preset=preset, draft_tokens=draft_tokens,
                                       pool_rows=pool_rows, max_requests=max_requests,
                                       page_size=page_size, tp=tp, ssm_dtype=ssm_dtype, seed=seed,
-                                      geometry=geometry, tree_nodes=tree_nodes, overlap=overlap)
+                                      geometry=geometry, tree_nodes=tree_nodes, overlap=overlap,
+                                      host_slots=host_slots)
         except ValueError as e:
             raise TraceError(self._label, 1, str(e)) from None
         self.state = TraceState(self.header)
@@ -191,6 +193,18 @@ class TraceWriter:
         """Ask the replay to compare all lanes here."""
         self._ensure_open()
         self._record({"event": "check"})
+
+    def offload(self, row, slot):
+        """The snapshot cache row `row` holds is saved into host slot `slot` (a writer made with
+        host_slots > 0; format version 2)."""
+        self._ensure_open()
+        self._record({"event": "offload", "row": row, "slot": slot})
+
+    def restore(self, slot, row):
+        """Host slot `slot` is loaded into `row` (not a running request's working row), which
+        then holds its snapshot; a prefix hit on it recomputes the tokens after it."""
+        self._ensure_open()
+        self._record({"event": "restore", "slot": slot, "row": row})
 
     def comment(self, text):
         """A `# text` line (ignored by readers), e.g. the engine's step number.

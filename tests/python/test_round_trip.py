@@ -271,6 +271,38 @@ def test_overlap_writes_version_2_with_discarded_entries_and_replays(tmp_path, s
     assert "AGREE: 14 lanes" in out.stdout
 
 
+def test_host_tier_writes_version_2_and_replays(tmp_path, specstate_replay):
+    """A writer made with host_slots writes format version 2 with offload and restore events,
+    refuses what the C++ reader refuses, and the trace replays through every strategy: a prefix
+    hit on a restored row recomputes the tokens after the saved boundary."""
+    path = tmp_path / "host.trace"
+    with TraceWriter(path, preset="tiny", draft_tokens=3, pool_rows=8, max_requests=4,
+                     page_size=16, seed=3, host_slots=2) as w:
+        w.extend(5, 20, req_row=0, working_row=1, track=[(16, 4)])
+        w.verify([(5, 3)])
+        with pytest.raises(ValueError, match=r":4: offload row 1 holds no snapshot \(it is the "
+                                              r"working row of live request 5\)"):
+            w.offload(1, 0)
+        w.offload(4, 1)
+        with pytest.raises(ValueError, match=r":5: slot 0 holds nothing"):
+            w.restore(0, 6)
+        w.restore(1, 6)
+        w.finish(5)
+        w.extend(7, 9, req_row=0, working_row=2, prefix_len=16, cow_src_row=6)
+        w.verify([(7, 4)])
+        w.finish(7)
+    lines = path.read_text().splitlines()
+    assert json.loads(lines[0])["specstate_trace"] == 2
+    assert json.loads(lines[0])["host_slots"] == 2
+    assert json.loads(lines[3]) == {"event": "offload", "row": 4, "slot": 1}
+    assert json.loads(lines[4]) == {"event": "restore", "slot": 1, "row": 6}
+    header, events = read_trace(path)
+    assert [e["event"] for _, e in events][2:4] == ["offload", "restore"]
+    out = specstate_replay(path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "AGREE: 7 lanes" in out.stdout
+
+
 def test_accepted_zero_needs_an_overlap_writer(tmp_path):
     with TraceWriter(tmp_path / "t.trace", preset="tiny", draft_tokens=3, pool_rows=8,
                      max_requests=4) as w:

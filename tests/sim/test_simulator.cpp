@@ -214,6 +214,92 @@ TEST(Simulator, FlippedBitIsReportedAtTheRightEventRowAndElement) {
   EXPECT_NE(d.message().find("line " + std::to_string(target->line)), std::string::npos);
 }
 
+GeneratorOptions host_tier_options(uint64_t seed) {
+  GeneratorOptions g;
+  g.seed = seed;
+  g.requests = 40;
+  g.steps = 300;
+  g.pool_rows = 10;  // few rows: snapshots are evicted (offloaded) and hits restored
+  g.max_requests = 6;
+  g.host_slots = 3;
+  g.prefix_hit_prob = 0.6;
+  return g;
+}
+
+// Host-tier traces (offload before a snapshot row is reused, prefix hits restored from a slot):
+// every strategy agrees at every event, synchronously and with overlap, in both dtypes, and the
+// host slots are compared at each offload.
+TEST(Simulator, HostTierTracesAgreeAcrossStrategiesAndSchedules) {
+  for (uint64_t seed = 1; seed <= 6; ++seed) {
+    GeneratorOptions g = host_tier_options(seed);
+    g.ssm_dtype = seed % 2 ? SsmDtype::kF32 : SsmDtype::kBF16;
+    g.overlap = seed % 3 == 0;
+    const trace::Trace t = generate_trace(g);
+    size_t offloads = 0, hits_on_restored = 0;
+    std::set<int32_t> restored;
+    for (const trace::Line& line : t.events) {
+      offloads += std::holds_alternative<trace::Offload>(line.event);
+      if (const auto* r = std::get_if<trace::Restore>(&line.event)) restored.insert(r->row);
+      if (const auto* e = std::get_if<trace::Extend>(&line.event))
+        hits_on_restored += e->cow_src_row >= 0 && restored.count(e->cow_src_row);
+    }
+    EXPECT_GT(offloads, 0u) << "seed " << seed;
+    EXPECT_GT(hits_on_restored, 0u) << "seed " << seed;
+    SimOptions o;
+    for (Schedule schedule : {Schedule::kSynchronous, Schedule::kOverlap}) {
+      if (schedule == Schedule::kOverlap && !g.overlap) continue;
+      for (StrategyKind k : all_strategies())
+        o.lanes.push_back({"cpu", k, Fault::kNone, schedule});
+    }
+    const ReplayReport r = replay(t, o);
+    ASSERT_TRUE(r.agree) << "seed " << seed << "\n" << r.divergence->message();
+    EXPECT_EQ(r.events, t.events.size());
+  }
+}
+
+// A bit flipped in a cache row of one lane before it is offloaded is reported at the offload
+// (the host slots differ); flipped in a restored row, at the restore.
+TEST(Simulator, ACorruptedHostTransferIsReportedWhereItHappens) {
+  const trace::Trace t = generate_trace(host_tier_options(2));
+  for (bool at_restore : {false, true}) {
+    // The first offload (or restore) and the event before it.
+    const trace::Line* target = nullptr;
+    const trace::Line* before = nullptr;
+    for (size_t i = 1; i < t.events.size() && target == nullptr; ++i) {
+      const trace::Event& e = t.events[i].event;
+      if (at_restore ? std::holds_alternative<trace::Restore>(e)
+                     : std::holds_alternative<trace::Offload>(e)) {
+        target = &t.events[i];
+        before = &t.events[i - 1];
+      }
+    }
+    ASSERT_NE(target, nullptr);
+    const int32_t row = at_restore ? std::get<trace::Restore>(target->event).row
+                                   : std::get<trace::Offload>(target->event).row;
+    SimOptions o;
+    o.lanes = {{"cpu", StrategyKind::kInline}, {"cpu", StrategyKind::kRing}};
+    o.after_event = [&](size_t lane, const trace::Line& line, StateBackend& backend) {
+      if (lane != 1 || &line != (at_restore ? target : before)) return;
+      RowBytes state = backend.read_state(StateLoc::at(row));
+      state.ssm[4 * 7 + 2] ^= 0x01;  // layer 0, head 0, element 7
+      backend.write_state(row, state);
+    };
+    const ReplayReport r = replay(t, o);
+    ASSERT_FALSE(r.agree) << "at_restore " << at_restore;
+    const Divergence& d = *r.divergence;
+    EXPECT_EQ(d.line, target->line) << d.message();
+    if (at_restore) {
+      EXPECT_EQ(d.what, "snapshot row") << d.message();
+      EXPECT_EQ(d.row_b, row);
+    } else {
+      const int32_t slot = std::get<trace::Offload>(target->event).slot;
+      EXPECT_EQ(d.what, "host slot " + std::to_string(slot)) << d.message();
+    }
+    ASSERT_FALSE(d.elements.empty());
+    EXPECT_EQ(d.elements.front().tensor, "ssm");
+  }
+}
+
 // A faulty lane whose plan the backend refuses (padding tasks racing on row 0) is reported as
 // a divergence of that lane even with the ownership checker off, never as a crash.
 TEST(Simulator, BackendRefusalOfAFaultyLaneIsADivergence) {

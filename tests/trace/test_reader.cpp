@@ -32,7 +32,7 @@ TEST(TraceReader, CommentsAndBlankLinesKeepLineNumbers) {
   EXPECT_EQ(
       first_error("# c\n\n" + kHeader + "\n  # indented comment\n\t\n{\"event\": \"nope\"}\n"),
       "t.jsonl:6: unknown event 'nope' (expected extend, verify, decode, retract, resume, "
-      "finish or check)");
+      "finish, check, offload or restore)");
 }
 
 TEST(TraceReader, BadVersion) {
@@ -86,7 +86,7 @@ TEST(TraceReader, HeaderFields) {
           "\n"),
       "t.jsonl:1: unknown field 'colour' in header (expected specstate_trace, preset, geometry, "
       "tp, ssm_dtype, draft_tokens, pool_rows, max_requests, page_size, seed, tree_nodes, "
-            "overlap)");
+      "overlap, host_slots)");
 }
 
 TEST(TraceReader, SecondHeader) {
@@ -203,6 +203,33 @@ TEST(TraceReader, ReadsEveryEventKind) {
   EXPECT_EQ(std::get<Resume>(t.events[5].event).working_row, 6);
   EXPECT_EQ(t.events[7].line, 10);
   EXPECT_NO_THROW(validate_trace(t));
+}
+
+// Version 2's host tier: the header's host_slots, offload and restore events, and the writer
+// giving back what it read.
+TEST(TraceReader, ReadsAndWritesTheHostTier) {
+  const std::string header =
+      R"({"specstate_trace": 2, "preset": "tiny", "tp": 1, "ssm_dtype": "f32", "draft_tokens": 3, "pool_rows": 8, "max_requests": 4, "page_size": 16, "seed": 1, "host_slots": 3})";
+  std::istringstream in(lines(
+      {header,
+       R"({"event": "extend", "request": 5, "req_row": 0, "working_row": 2, "tokens": 20, "track": [{"length": 16, "row": 4}]})",
+       R"({"event": "offload", "row": 4, "slot": 2})",
+       R"({"event": "restore", "slot": 2, "row": 7})",
+       R"({"event": "extend", "request": 6, "req_row": 1, "working_row": 3, "tokens": 5, "prefix_len": 16, "cow_src_row": 7})"}));
+  const Trace t = read_trace(in, "t.jsonl");
+  EXPECT_EQ(t.header.host_slots, 3);
+  EXPECT_EQ(t.header.lowest_version(), 2);
+  EXPECT_EQ(std::get<Offload>(t.events[1].event), (Offload{4, 2}));
+  EXPECT_EQ(std::get<Restore>(t.events[2].event), (Restore{2, 7}));
+  EXPECT_NO_THROW(validate_trace(t));
+  std::ostringstream out;
+  write_trace(out, t);
+  std::istringstream again(out.str());
+  Trace back = read_trace(again, "t.jsonl");
+  back.header_line = t.header_line;
+  for (size_t i = 0; i < back.events.size(); ++i)
+    back.events[i].line = t.events[i].line;
+  EXPECT_EQ(back, t);
 }
 
 TEST(TraceReader, MissingFile) {
