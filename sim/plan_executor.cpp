@@ -1,5 +1,6 @@
 #include "sim/plan_executor.h"
 
+#include <algorithm>
 #include <variant>
 
 #include "core/errors.h"
@@ -65,7 +66,21 @@ void run(const OffloadCall& c, StateBackend& backend, SwapSpace& swap) {
 void run(const RestoreCall& c, StateBackend& backend, SwapSpace& swap) {
   const auto it = swap.slots.find(c.slot);
   SPECSTATE_ASSERT(it != swap.slots.end(), "restore of a host slot no offload filled");
-  backend.write_state(c.row, it->second);
+  if (c.layers < 0) {
+    backend.write_state(c.row, it->second);
+    return;
+  }
+  // Part of the layers: the row as it is, those layers replaced by the slot's.
+  const size_t layers = size_t(backend.shape().geometry.layers);
+  SPECSTATE_ASSERT(c.first_layer >= 0 && size_t(c.first_layer + c.layers) <= layers,
+                   "a partial restore names the row's layers");
+  RowBytes state = backend.read_state(StateLoc::at(c.row));
+  const size_t conv = state.conv.size() / layers, ssm = state.ssm.size() / layers;
+  const size_t first = size_t(c.first_layer), count = size_t(c.layers);
+  std::copy_n(it->second.conv.begin() + first * conv, count * conv,
+              state.conv.begin() + first * conv);
+  std::copy_n(it->second.ssm.begin() + first * ssm, count * ssm, state.ssm.begin() + first * ssm);
+  backend.write_state(c.row, state);
 }
 
 }  // namespace

@@ -201,6 +201,13 @@ std::vector<FaultInfo> make_faults() {
        "their length, while the prefix cache registers them, so a hit starts from what the "
        "track row held",
        all},
+      {Fault::kRestoreReadEarly, "restore-read-early",
+       "the reader of a host-tier restore runs before the host-to-device transfer finishes: "
+       "completion and reader count layers differently (SGLang #38866, HiCache with PP > 1)",
+       "a restore's transfer has landed for the first half of the layers when the next event "
+       "runs, the rest lands after it: that event, and a comparison at the restore's end, see "
+       "the upper layers of the row as they were before the restore",
+       all},
       {Fault::kDiscardedCountRead,
        "discarded-count-read",
        "a discarded async step leaves accepted = 0, and index -1 is read (vLLM #51508)",

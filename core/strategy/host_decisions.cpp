@@ -212,6 +212,7 @@ std::unique_ptr<HostDecisions> make_host_decisions(Fault fault) {
     case Fault::kHitReappliesLastToken:
     case Fault::kFinalStateOnly:
     case Fault::kTracksNeverWritten:
+    case Fault::kRestoreReadEarly:
       return std::make_unique<HostDecisions>();
   }
   SPECSTATE_ASSERT(false, "unknown Fault");

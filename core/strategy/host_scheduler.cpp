@@ -122,8 +122,26 @@ Plan HostScheduler::everywhere(uint64_t request, bool finishes, Op&& op) {
   return plan;
 }
 
+Plan HostScheduler::landed(Plan plan) {
+  for (PlanCall& call : landing_)
+    plan.push_back(std::move(call));
+  landing_.clear();
+  return plan;
+}
+
+Plan HostScheduler::offload(int32_t row, int32_t slot) {
+  return landed(truth_.offload(row, slot));
+}
+
+Plan HostScheduler::restore(int32_t slot, int32_t row) {
+  PoolPolicy::RestorePlans parts = truth_.restore_parts(slot, row);
+  Plan plan = landed(std::move(parts.before_next));
+  landing_ = std::move(parts.after_next);
+  return plan;
+}
+
 Plan HostScheduler::extend(const ExtendOp& op) {
-  return everywhere(op.request, false, [&](PoolPolicy& p, bool variant) {
+  return landed(everywhere(op.request, false, [&](PoolPolicy& p, bool variant) {
     if (!variant || !p.has(op.request)) return p.extend(op);
     // A running request's snapshots lie inside this extend only for the length its variant
     // gives it.
@@ -133,28 +151,30 @@ Plan HostScheduler::extend(const ExtendOp& op) {
       return s.length - start < 1 || s.length - start > op.tokens;
     });
     return p.extend(here);
-  });
+  }));
 }
 
 Plan HostScheduler::retract(uint64_t request) {
-  return everywhere(request, false, [&](PoolPolicy& p, bool) { return p.retract(request); });
+  return landed(
+      everywhere(request, false, [&](PoolPolicy& p, bool) { return p.retract(request); }));
 }
 
 Plan HostScheduler::resume(uint64_t request, int32_t req_row, int32_t working_row) {
-  return everywhere(request, false,
-                    [&](PoolPolicy& p, bool) { return p.resume(request, req_row, working_row); });
+  return landed(everywhere(request, false, [&](PoolPolicy& p, bool) {
+    return p.resume(request, req_row, working_row);
+  }));
 }
 
 Plan HostScheduler::finish(uint64_t request) {
-  return everywhere(request, true, [&](PoolPolicy& p, bool) { return p.finish(request); });
+  return landed(everywhere(request, true, [&](PoolPolicy& p, bool) { return p.finish(request); }));
 }
 
 Plan HostScheduler::verify(std::span<const VerifyOp> batch, int32_t padding) {
-  return step(batch, padding, /*decode=*/false);
+  return landed(step(batch, padding, /*decode=*/false));
 }
 
 Plan HostScheduler::decode(std::span<const VerifyOp> batch, int32_t padding) {
-  return step(batch, padding, /*decode=*/true);
+  return landed(step(batch, padding, /*decode=*/true));
 }
 
 PoolPolicy HostScheduler::resolved(std::span<const VerifyOp> next_batch, bool next_decode) const {

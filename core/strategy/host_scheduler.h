@@ -55,9 +55,10 @@ class HostScheduler {
   Plan resume(uint64_t request, int32_t req_row, int32_t working_row);
   Plan finish(uint64_t request);
   // Host-tier transfers of cache rows: the same for every count of an in-flight step (they wait
-  // for the device, and no table entry names a cache row), so planned once.
-  Plan offload(int32_t row, int32_t slot) const { return truth_.offload(row, slot); }
-  Plan restore(int32_t slot, int32_t row) const { return truth_.restore(slot, row); }
+  // for the device, and no table entry names a cache row), so planned once. What of a restore
+  // lands only after the next event (a fault's split transfer) ends that event's plan.
+  Plan offload(int32_t row, int32_t slot);
+  Plan restore(int32_t slot, int32_t row);
 
   // The live-state table with every result applied (the device's truth), for reading states.
   const PoolPolicy& policy() const { return truth_; }
@@ -80,6 +81,8 @@ class HostScheduler {
   };
 
   bool overlap() const { return schedule_ == Schedule::kOverlap; }
+  // `plan`, then what a restore left to land after this event.
+  Plan landed(Plan plan);
   Plan step(std::span<const VerifyOp> batch, int32_t padding, bool decode);
   Prepared prepare(std::span<const VerifyOp> batch, int32_t padding, bool decode);
   std::vector<int32_t> running_tasks(std::span<const VerifyOp> batch,
@@ -107,6 +110,7 @@ class HostScheduler {
   // The device's table of counts as the last set_accepted left it: req_row -> (request, count).
   std::map<int32_t, std::pair<uint64_t, int32_t>> published_;
   std::unique_ptr<HostDecisions> decisions_;  // the correct ones, or those with fault_'s
+  Plan landing_;  // the part of the last restore that lands after the event that follows it
 };
 
 }  // namespace specstate

@@ -92,10 +92,14 @@ struct OffloadCall {
   int32_t slot = -1;
 };
 
-// Write host slot `slot`'s state into `row` at offset 0 (a restore event); the slot keeps it.
+// Write host slot `slot`'s state into `row` at offset 0 (a restore event), layers
+// first_layer .. first_layer + layers - 1 (layers -1: all of them, as a restore does unless a
+// fault splits its transfer); the slot keeps it.
 struct RestoreCall {
   int32_t slot = -1;
   int32_t row = kNoRow;
+  int32_t first_layer = 0;
+  int32_t layers = -1;
 };
 
 // The accepted counts of the step just run, written into the device's per-request-row table

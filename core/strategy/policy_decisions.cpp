@@ -114,6 +114,13 @@ class PaddingWrapsToLastRow : public Faulty<PaddingWrapsToLastRow> {
   }
 };
 
+// FAULT restore-read-early (SGLang #38866): the transfer engine signals a layer's completion by
+// its global index, the reader of a pipeline stage waits on its local one, so the reader of a
+// restored row goes ahead when the first layers have landed: here half of them.
+class RestoreReadEarly : public Faulty<RestoreReadEarly> {
+  int32_t restored_before_next_event(int32_t layers) const override { return layers / 2; }
+};
+
 // FAULT stale-replay-control (TRT-LLM #14509), stale-ring-cursor: the request row's replay
 // control (deferred: pending count and payload slot; ring: the cursors cache_base and hist_len)
 // is not reset when a new request takes the row: it keeps its last occupant's.
@@ -396,6 +403,8 @@ std::unique_ptr<PolicyDecisions> make_policy_decisions(Fault fault) {
       return std::make_unique<HitKeepsLookaheadBlock>();
     case Fault::kHitNotRestored:
       return std::make_unique<HitNotRestored>();
+    case Fault::kRestoreReadEarly:
+      return std::make_unique<RestoreReadEarly>();
     case Fault::kHitReappliesLastToken:
       return std::make_unique<HitReappliesLastToken>();
     case Fault::kFinalStateOnly:

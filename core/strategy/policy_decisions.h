@@ -111,6 +111,10 @@ class PolicyDecisions {
   virtual StateLoc scatter_commit(StateLoc commit, const VerifyTask& verify) const {
     return commit;
   }
+  // Layers of a restore's transfer that have landed when the next event runs (of `layers`);
+  // the rest land after that event.
+  virtual int32_t restored_before_next_event(int32_t layers) const { return layers; }
+
   // The one task standing for a step's padding rows (index -1 everywhere) reads and writes
   // nothing of the pool of shape `pool`.
   virtual VerifyTask padding_task(int32_t tokens, VerifyMode mode, const PoolShape& pool) const {

@@ -542,8 +542,21 @@ Plan PoolPolicy::offload(int32_t row, int32_t slot) const {
   return {OffloadCall{row, slot}};
 }
 
+PoolPolicy::RestorePlans PoolPolicy::restore_parts(int32_t slot, int32_t row) const {
+  const int32_t layers = layout_.shape.geometry.layers;
+  const int32_t landed = decisions_->restored_before_next_event(layers);
+  if (landed == layers) return {{RestoreCall{slot, row}}, {}};
+  RestorePlans parts;
+  if (landed > 0) parts.before_next.push_back(RestoreCall{slot, row, 0, landed});
+  parts.after_next.push_back(RestoreCall{slot, row, landed, layers - landed});
+  return parts;
+}
+
 Plan PoolPolicy::restore(int32_t slot, int32_t row) const {
-  return {RestoreCall{slot, row}};
+  RestorePlans parts = restore_parts(slot, row);
+  for (PlanCall& call : parts.after_next)
+    parts.before_next.push_back(std::move(call));
+  return std::move(parts.before_next);
 }
 
 Plan PoolPolicy::finish(uint64_t request) {

@@ -90,6 +90,13 @@ class PoolPolicy {
   // strategy (its snapshots are written so), so an offload saves that row and a restore writes
   // it back, with no entry of the table involved.
   Plan offload(int32_t row, int32_t slot) const;
+  // A restore's transfer: what has landed when the next event runs, and what lands after it
+  // (empty unless a fault splits the transfer). restore() is both, in order.
+  struct RestorePlans {
+    Plan before_next;
+    Plan after_next;
+  };
+  RestorePlans restore_parts(int32_t slot, int32_t row) const;
   Plan restore(int32_t slot, int32_t row) const;
 
   // Where to read a running request's live state, and the plan that makes it readable without
