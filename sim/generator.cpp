@@ -365,8 +365,9 @@ class Generator {
   // ---- rows ---------------------------------------------------------------------------
 
   // A free row (the most recently freed first), else the least recently used snapshot row
-  // other than `keep`, offloaded first when there is a host tier; -1 when neither exists.
-  int32_t take_row(int32_t keep) {
+  // other than `keep`, offloaded first when there is a host tier (into a slot other than
+  // `keep_slot`); -1 when neither exists.
+  int32_t take_row(int32_t keep, int32_t keep_slot = -1) {
     if (!free_rows_.empty()) {
       const int32_t row = free_rows_.back();
       free_rows_.pop_back();
@@ -376,18 +377,22 @@ class Generator {
       if (*it == keep) continue;
       const int32_t row = *it;
       snapshot_rows_.erase(it);
-      if (o_.host_slots > 0) offload(row);
+      if (o_.host_slots > 0) offload(row, keep_slot);
       return row;
     }
     return -1;
   }
 
-  // The snapshot of `row` into the next unused host slot, else the least recently used one.
-  void offload(int32_t row) {
-    int32_t slot = int32_t(host_lru_.size());
+  // The snapshot of `row` into the next unused host slot, else the least recently used one
+  // other than `keep_slot` (the one being restored); with none, the snapshot is dropped.
+  void offload(int32_t row, int32_t keep_slot) {
+    int32_t slot = int32_t(host_lru_.size());  // slots fill in order: 0 .. size-1 are used
     if (slot == o_.host_slots) {
-      slot = host_lru_.front();
-      host_lru_.erase(host_lru_.begin());
+      const auto it = std::find_if(host_lru_.begin(), host_lru_.end(),
+                                   [&](int32_t s) { return s != keep_slot; });
+      if (it == host_lru_.end()) return;
+      slot = *it;
+      host_lru_.erase(it);
     }
     host_lru_.push_back(slot);
     emit(trace::Offload{row, slot});
@@ -396,10 +401,11 @@ class Generator {
   // Host slot `slot` restored into a row taken as for a working row; the row, or -1 when none
   // is available.
   int32_t restore(int32_t slot) {
+    const int32_t row = take_row(-1, slot);
+    if (row < 0) return -1;
     host_lru_.erase(std::find(host_lru_.begin(), host_lru_.end(), slot));
     host_lru_.push_back(slot);
-    const int32_t row = take_row(-1);
-    if (row >= 0) emit(trace::Restore{slot, row});
+    emit(trace::Restore{slot, row});
     return row;
   }
 

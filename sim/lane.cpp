@@ -91,7 +91,8 @@ Plan plan_for(Scheduler& policy, const trace::Event& event) {
         } else if constexpr (std::is_same_v<E, trace::Restore>) {
           return policy.restore(e.slot, e.row);
         } else {
-          return {};
+          static_assert(std::is_same_v<E, trace::Check>, "every event kind is planned");
+          return policy.check();
         }
       },
       event);

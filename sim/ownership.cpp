@@ -9,6 +9,8 @@ namespace specstate::sim {
 
 void OwnershipChecker::begin_event(const trace::Event& event) {
   tracks_.clear();
+  // A restore's transfer writes its row in the restore event and may land in the next one.
+  if (last_restore_row_ >= 0) tracks_[kHostTierRequest].insert(last_restore_row_);
   std::visit(
       [&](const auto& e) {
         using E = std::decay_t<decltype(e)>;
@@ -30,6 +32,8 @@ void OwnershipChecker::begin_event(const trace::Event& event) {
 }
 
 void OwnershipChecker::end_event(const trace::Event& event) {
+  const auto* restore = std::get_if<trace::Restore>(&event);
+  last_restore_row_ = restore ? restore->row : -1;
   if (const auto* r = std::get_if<trace::Retract>(&event)) rows_.erase(r->request);
   if (const auto* f = std::get_if<trace::Finish>(&event)) rows_.erase(f->request);
 }

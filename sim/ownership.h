@@ -31,7 +31,8 @@ class OwnershipChecker {
     int32_t working_row = -1;
   };
   // Whether the protocol gives `row` to `request` in this event: its working row, the
-  // strategy's rows of its request row, the track rows the event names for it. Costs O(T),
+  // strategy's rows of its request row, the track rows the event names for it; to the host tier
+  // (kHostTierRequest) the row of a restore in this event or the one before. Costs O(T),
   // whatever the number of track rows.
   bool may_write(uint64_t request, int32_t row) const;
   std::optional<std::string> check_write(uint64_t request, int32_t row, const char* what) const;
@@ -43,6 +44,7 @@ class OwnershipChecker {
   const StrategyLayout& layout_;
   std::map<uint64_t, Rows> rows_;                           // running requests
   std::map<uint64_t, std::unordered_set<int32_t>> tracks_;  // track rows the event names
+  int32_t last_restore_row_ = -1;  // the previous event's restore row (its transfer may land now)
 };
 
 }  // namespace specstate::sim

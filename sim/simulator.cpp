@@ -249,10 +249,8 @@ class Replayer {
     ++report_.compares;
     timed_compare([&] {
       if (compare_outputs(line.event) || compare_snapshots(line.event)) return;
-      if (const auto* o = std::get_if<trace::Offload>(&line.event)) {
-        compare_slot(o->slot);
+      if (const auto* o = std::get_if<trace::Offload>(&line.event); o && compare_slot(o->slot))
         return;
-      }
       if (at_check) {
         compare_everything();
         return;

@@ -518,6 +518,12 @@ std::vector<StrategyKind> compare_pair(const std::string& text) {
 }
 
 int run_footprint(const FootprintArgs& a) {
+  if (a.host_slots < 0) throw InputError("--host-slots must be >= 0 (0: no host tier)");
+  if (a.host_slots > 0 && (a.csv || !a.compare.empty() || !a.svg.empty())) {
+    throw InputError(
+        "--host-slots: the host tier is reported in the table and in --json, not "
+        "with --csv, --compare or --svg (its memory is the same for every strategy)");
+  }
   if (!a.svg.empty()) {
     if (a.pool_rows > 0) throw InputError("--svg charts pool = 2 x batch rows; drop --pool-rows");
     io::write_file_atomically(a.svg, footprint_svg(footprint_config(a, 1), a.max_batch, 2),

@@ -129,11 +129,16 @@ Plan HostScheduler::landed(Plan plan) {
   return plan;
 }
 
+// Every table (the truth and the in-flight step's variants) learns what the host tier holds.
 Plan HostScheduler::offload(int32_t row, int32_t slot) {
+  for (PoolPolicy& v : variants_)
+    v.offload(row, slot);
   return landed(truth_.offload(row, slot));
 }
 
 Plan HostScheduler::restore(int32_t slot, int32_t row) {
+  for (PoolPolicy& v : variants_)
+    v.restore_parts(slot, row);
   PoolPolicy::RestorePlans parts = truth_.restore_parts(slot, row);
   Plan plan = landed(std::move(parts.before_next));
   landing_ = std::move(parts.after_next);

@@ -312,8 +312,25 @@ class KnowsSnapshots : public Faulty<Self> {
     rows_[row] = {request, length};
   }
   void working_row_taken(int32_t row) override { rows_.erase(row); }
+  // A restored row holds the snapshot its slot was offloaded from, with that writer.
+  void snapshot_offloaded(int32_t row, int32_t slot) override {
+    copy_entry(rows_, row, slots_, slot);
+  }
+  void snapshot_restored(int32_t slot, int32_t row) override {
+    copy_entry(slots_, slot, rows_, row);
+  }
+  using Writers = std::map<int32_t, std::pair<uint64_t, int64_t>>;  // (request, length) by index
+  static void copy_entry(const Writers& from, int32_t src, Writers& to, int32_t dst) {
+    const auto it = from.find(src);
+    if (it == from.end()) {
+      to.erase(dst);
+    } else {
+      to[dst] = it->second;
+    }
+  }
 
-  std::map<int32_t, std::pair<uint64_t, int64_t>> rows_;  // track row -> (request, length)
+  Writers rows_;   // track row -> the request that wrote its snapshot, and the length
+  Writers slots_;  // host slot -> the same, for the snapshot offloaded into it
 };
 
 // FAULT hit-keeps-lookahead-block (vLLM #45614): with EAGLE the coordinator drops a prefix hit's

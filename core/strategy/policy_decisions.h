@@ -81,6 +81,9 @@ class PolicyDecisions {
   // cache knows: the correct protocol needs nothing of it.
   virtual void snapshot_written(uint64_t request, int64_t length, int32_t row) {}
   virtual void working_row_taken(int32_t row) {}
+  // The host tier: `row`'s snapshot saved into `slot`, and `slot`'s loaded into `row`.
+  virtual void snapshot_offloaded(int32_t row, int32_t slot) {}
+  virtual void snapshot_restored(int32_t slot, int32_t row) {}
   // A verify continues the sequence: no row is zeroed before it.
   virtual std::vector<int32_t> zeroed_before_verify(const StateLoc& from) const { return {}; }
   // The first extend of a sequence without a prefix hit starts from the zero state, whatever its

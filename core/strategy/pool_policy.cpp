@@ -538,11 +538,13 @@ Plan PoolPolicy::resume(uint64_t request, int32_t req_row, int32_t working_row) 
   return {SwapInCall{request, working_row}};
 }
 
-Plan PoolPolicy::offload(int32_t row, int32_t slot) const {
+Plan PoolPolicy::offload(int32_t row, int32_t slot) {
+  decisions_->snapshot_offloaded(row, slot);
   return {OffloadCall{row, slot}};
 }
 
-PoolPolicy::RestorePlans PoolPolicy::restore_parts(int32_t slot, int32_t row) const {
+PoolPolicy::RestorePlans PoolPolicy::restore_parts(int32_t slot, int32_t row) {
+  decisions_->snapshot_restored(slot, row);
   const int32_t layers = layout_.shape.geometry.layers;
   const int32_t landed = decisions_->restored_before_next_event(layers);
   if (landed == layers) return {{RestoreCall{slot, row}}, {}};
@@ -552,7 +554,7 @@ PoolPolicy::RestorePlans PoolPolicy::restore_parts(int32_t slot, int32_t row) co
   return parts;
 }
 
-Plan PoolPolicy::restore(int32_t slot, int32_t row) const {
+Plan PoolPolicy::restore(int32_t slot, int32_t row) {
   RestorePlans parts = restore_parts(slot, row);
   for (PlanCall& call : parts.after_next)
     parts.before_next.push_back(std::move(call));

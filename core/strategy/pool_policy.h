@@ -89,15 +89,16 @@ class PoolPolicy {
   // The host tier of the prefix cache: a cache row holds a whole state at offset 0 in every
   // strategy (its snapshots are written so), so an offload saves that row and a restore writes
   // it back, with no entry of the table involved.
-  Plan offload(int32_t row, int32_t slot) const;
+  Plan offload(int32_t row, int32_t slot);
+  Plan check() const { return {}; }
   // A restore's transfer: what has landed when the next event runs, and what lands after it
   // (empty unless a fault splits the transfer). restore() is both, in order.
   struct RestorePlans {
     Plan before_next;
     Plan after_next;
   };
-  RestorePlans restore_parts(int32_t slot, int32_t row) const;
-  Plan restore(int32_t slot, int32_t row) const;
+  RestorePlans restore_parts(int32_t slot, int32_t row);
+  Plan restore(int32_t slot, int32_t row);
 
   // Where to read a running request's live state, and the plan that makes it readable without
   // changing the table (deferred with pending tokens: replay them into the inspection row).

@@ -130,8 +130,8 @@ def digest(geometry, ssm, conv):
 @dataclass(frozen=True)
 class Event:
     """One trace event: its index among the events, its line in the trace file, its kind
-    ("extend", "verify", "decode", "retract", "resume", "finish", "check") and its fields as
-    on disk (docs/trace-format.md)."""
+    ("extend", "verify", "decode", "retract", "resume", "finish", "check", "offload",
+    "restore") and its fields as on disk (docs/trace-format.md)."""
     index: int
     line: int
     kind: str
@@ -147,6 +147,8 @@ class Event:
         if "request" in f:
             extra = f" +{f['tokens']} tokens" if self.kind == "extend" else ""
             return f"{self.kind} [request {f['request']}{extra}]"
+        if self.kind in ("offload", "restore"):
+            return f"{self.kind} [row {f['row']}, slot {f['slot']}]"
         return self.kind
 
 

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <map>
 #include <set>
+#include <sstream>
 
 #include "core/trace/format.h"
 #include "core/trace/validate.h"
@@ -297,6 +298,37 @@ TEST(Simulator, ACorruptedHostTransferIsReportedWhereItHappens) {
     }
     ASSERT_FALSE(d.elements.empty());
     EXPECT_EQ(d.elements.front().tensor, "ssm");
+  }
+}
+
+// A restore whose upper layers land after the next event (restore-read-early) writes its row in
+// that next event as the host tier, which the ownership check allows; when the restore brings
+// back what the row already held, nothing diverges. A check event in between also lands it.
+TEST(Simulator, ALateRestoreLandingIsTheHostTiersWrite) {
+  for (bool with_check : {false, true}) {
+    std::istringstream in(
+        std::string(
+            R"({"specstate_trace": 2, "preset": "tiny", "tp": 1, "ssm_dtype": "f32", "draft_tokens": 3, "pool_rows": 4, "max_requests": 2, "page_size": 16, "seed": 9, "host_slots": 1})"
+            "\n"
+            R"({"event": "extend", "request": 1, "req_row": 0, "working_row": 0, "tokens": 20, "track": [{"length": 16, "row": 2}]})"
+            "\n"
+            R"({"event": "offload", "row": 2, "slot": 0})"
+            "\n"
+            R"({"event": "restore", "slot": 0, "row": 2})"
+            "\n") +
+        (with_check ? R"({"event": "check"})"
+                      "\n"
+                    : "") +
+        R"({"event": "extend", "request": 2, "req_row": 1, "working_row": 1, "tokens": 5, "prefix_len": 16, "cow_src_row": 2})"
+        "\n");
+    const trace::Trace t = trace::read_trace(in, "late.jsonl");
+    SimOptions o;
+    for (Fault f : {Fault::kNone, Fault::kRestoreReadEarly})
+      for (StrategyKind k : all_strategies())
+        o.lanes.push_back({"cpu", k, f});
+    const ReplayReport r = replay(t, o);
+    ASSERT_TRUE(r.agree) << "check " << with_check << "\n" << r.divergence->message();
+    EXPECT_EQ(r.events, t.events.size());
   }
 }
 

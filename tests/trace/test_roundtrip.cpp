@@ -113,6 +113,25 @@ TEST(TraceRoundTrip, OverlapTracesWriteVersion2AndRoundTripExactly) {
   EXPECT_GT(validate_trace(back).discarded, 0);
 }
 
+// Host-tier traces: version 2 with host_slots, offload and restore events written and read back
+// exactly, and the trace validates.
+TEST(TraceRoundTrip, HostTierTracesWriteVersion2AndRoundTripExactly) {
+  sim::GeneratorOptions o = options_for_seed(6);
+  o.host_slots = 2;
+  o.pool_rows = 10;
+  o.prefix_hit_prob = 0.6;
+  const Trace t = sim::generate_trace(o);
+  const std::string text = to_text(t);
+  EXPECT_EQ(text.rfind("{\"specstate_trace\":2,\"preset\":", 0), 0u) << text.substr(0, 80);
+  EXPECT_NE(text.find("\"host_slots\":2}"), std::string::npos);
+  const Trace back = from_text(text, t.file);
+  EXPECT_EQ(back.header, t.header);
+  EXPECT_EQ(back.events, t.events);
+  const TraceSummary s = validate_trace(back);
+  EXPECT_GT(s.offloads, 0);
+  EXPECT_GT(s.restores, 0);
+}
+
 TEST(TraceRoundTrip, GeneratedTracesValidateAndRoundTripExactly) {
   for (uint64_t seed = 1; seed <= 60; ++seed) {
     SCOPED_TRACE(::testing::Message() << "seed " << seed);
