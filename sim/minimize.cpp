@@ -457,12 +457,16 @@ struct Renumbering {
   }
 };
 
-// Rows and request rows renumbered densely (and request ids from 1 with `ids`), the header's
-// pool_rows and max_requests cut to the rows used.
+// Rows, request rows and host slots renumbered densely (and request ids from 1 with `ids`), the
+// header's pool_rows, max_requests and host_slots cut to those used.
 Trace compacted(const Trace& t, bool renumber, bool ids) {
   Trace out = t;
-  Renumbering rows, req_rows, requests{1, {}};
-  int32_t max_row = 0, max_req_row = 0;
+  Renumbering rows, req_rows, requests{1, {}}, slots;
+  int32_t max_row = 0, max_req_row = 0, max_slot = -1;
+  auto slot = [&](int32_t& s) {
+    if (renumber) slots(s);
+    max_slot = std::max(max_slot, s);
+  };
   for (Line& line : out.events) {
     visit_names(
         line.event,
@@ -477,9 +481,12 @@ Trace compacted(const Trace& t, bool renumber, bool ids) {
         [&](uint64_t& id) {
           if (ids) requests(id);
         });
+    if (auto* o = std::get_if<trace::Offload>(&line.event)) slot(o->slot);
+    if (auto* r = std::get_if<trace::Restore>(&line.event)) slot(r->slot);
   }
   out.header.pool_rows = max_row + 1;
   out.header.max_requests = max_req_row + 1;
+  out.header.host_slots = max_slot + 1;  // 0: no host-tier event is left
   return out;
 }
 

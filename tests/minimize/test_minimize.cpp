@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <ostream>
+#include <set>
 #include <sstream>
 #include <string>
 
@@ -77,6 +78,10 @@ std::vector<Case> cases() {
   no_retracts.pool_rows = 48;  // rows enough for all: a finished request's row is reused
   GeneratorOptions overlap = generated(5, 24, 300);
   overlap.overlap = true;
+  GeneratorOptions host_tier = generated(5, 24, 300);
+  host_tier.host_slots = 3;
+  host_tier.pool_rows = 10;
+  host_tier.prefix_hit_prob = 0.6;
   return {
       // A continuous-batching run of about 2,000 events: 64 requests, retracts, prefix hits.
       {"no-flush-on-retract", "swapped-out state", generated(1, 64, 1970)},
@@ -84,6 +89,7 @@ std::vector<Case> cases() {
       {"stale-flush-after-reuse", "ownership", no_retracts},
       {"snapshot-post-accept", "snapshot row", generated(5, 24, 300)},
       {"counts-reordered", "per-token outputs", overlap},
+      {"restore-read-early", "snapshot row", host_tier},
   };
 }
 
@@ -112,6 +118,13 @@ TEST_P(MinimizeFault, ComesDownToAScenarioThatStillDiverges) {
   EXPECT_FALSE(replay_through(small, replay_lanes(small.header, Fault::kNone)).has_value());
 
   EXPECT_LE(small.events.size(), scenario_events(c.fault)) << text.str();
+  std::set<int32_t> slots;  // the host slots left: numbered densely, the header cut to them
+  for (const trace::Line& line : small.events) {
+    if (const auto* o = std::get_if<trace::Offload>(&line.event)) slots.insert(o->slot);
+    if (const auto* r = std::get_if<trace::Restore>(&line.event)) slots.insert(r->slot);
+  }
+  EXPECT_EQ(small.header.host_slots, int32_t(slots.size())) << text.str();
+  if (!slots.empty()) EXPECT_EQ(*slots.rbegin(), int32_t(slots.size()) - 1) << text.str();
   EXPECT_LT(small.events.size(), input.events.size());
   std::printf("%s: %zu -> %zu events, %zu replays, %.2f s\n", c.fault, input.events.size(),
               small.events.size(), r.replays, r.seconds);
