@@ -207,14 +207,8 @@ void ScheduleTracker::apply_extend(const Extend& e, const Context& at) {
     }
     if (e.cow_src_row >= 0) {
       check_row_range("cow_src_row", e.cow_src_row, at);
-      const RowUse src = row(e.cow_src_row);
+      const RowUse src = snapshot_row("cow_src_row", e.cow_src_row, at);
       const std::string what = "cow_src_row " + std::to_string(e.cow_src_row);
-      if (src.kind != RowUse::Kind::kCache) {
-        at.fail(what + " holds no snapshot" +
-                (src.kind == RowUse::Kind::kWorking
-                     ? " (it is the working row of live " + req(src.request) + ")"
-                     : std::string(" (it is free)")));
-      }
       if (src.cached_length != e.prefix_len) {
         at.fail(what + " holds a snapshot of " + std::to_string(src.cached_length) +
                 " tokens, not prefix_len " + std::to_string(e.prefix_len));
@@ -366,16 +360,21 @@ void ScheduleTracker::check_slot_range(const char* event, int32_t slot, const Co
   }
 }
 
-void ScheduleTracker::apply_offload(const Offload& o, const Context& at) {
-  check_slot_range("offload", o.slot, at);
-  check_row_range("offload row", o.row, at);
-  const RowUse use = row(o.row);
+RowUse ScheduleTracker::snapshot_row(const char* field, int32_t r, const Context& at) const {
+  const RowUse use = row(r);
   if (use.kind != RowUse::Kind::kCache) {
-    at.fail("offload row " + std::to_string(o.row) + " holds no snapshot" +
+    at.fail(std::string(field) + " " + std::to_string(r) + " holds no snapshot" +
             (use.kind == RowUse::Kind::kWorking
                  ? " (it is the working row of live " + req(use.request) + ")"
                  : std::string(" (it is free)")));
   }
+  return use;
+}
+
+void ScheduleTracker::apply_offload(const Offload& o, const Context& at) {
+  check_slot_range("offload", o.slot, at);
+  check_row_range("offload row", o.row, at);
+  const RowUse use = snapshot_row("offload row", o.row, at);
   slots_[o.slot] = use.cached_length;
 }
 

@@ -442,12 +442,7 @@ class TraceState:
                 raise ValueError(f"cow_src_row {cow} without prefix_len")
             if cow >= 0:
                 self._row_range("cow_src_row", cow)
-                held = self._cache.get(cow)
-                if held is None:
-                    owner = self._row_owner.get(cow)
-                    where = (f" (it is the working row of live request {owner})"
-                             if owner is not None else " (it is free)")
-                    raise ValueError(f"cow_src_row {cow} holds no snapshot{where}")
+                held = self._snapshot_length("cow_src_row", cow)
                 if held != e["prefix_len"]:
                     raise ValueError(f"cow_src_row {cow} holds a snapshot of {held} tokens, not "
                                      f"prefix_len {e['prefix_len']}")
@@ -572,6 +567,16 @@ class TraceState:
     def _check(self, e, line):
         return e, lambda: None
 
+    def _snapshot_length(self, field, row):
+        """The length of the snapshot `row` holds; ValueError when it holds none."""
+        held = self._cache.get(row)
+        if held is None:
+            owner = self._row_owner.get(row)
+            where = (f" (it is the working row of live request {owner})"
+                     if owner is not None else " (it is free)")
+            raise ValueError(f"{field} {row} holds no snapshot{where}")
+        return held
+
     def _slot_range(self, event, slot):
         if self.host_slots == 0:
             raise ValueError(f"{event} event, but the header has no host_slots (no host tier)")
@@ -583,12 +588,7 @@ class TraceState:
         row, slot = e["row"], e["slot"]
         self._slot_range("offload", slot)
         self._row_range("offload row", row)
-        held = self._cache.get(row)
-        if held is None:
-            owner = self._row_owner.get(row)
-            where = (f" (it is the working row of live request {owner})"
-                     if owner is not None else " (it is free)")
-            raise ValueError(f"offload row {row} holds no snapshot{where}")
+        held = self._snapshot_length("offload row", row)
 
         def commit():
             self._slots[slot] = held
