@@ -306,7 +306,7 @@ class DumpFiles {
 // the synchronous ones bit for bit (core/strategy/host_scheduler.h), and `replay
 // --dump-on-divergence` dumps no overlap lane.
 LaneSpec synchronous(LaneSpec spec) {
-  spec.schedule = Schedule::kSynchronous;
+  spec.schedule = Schedule::synchronous();
   return spec;
 }
 

@@ -51,6 +51,7 @@ struct Request {
   bool started = false;       // its first extend is written
   bool extended_now = false;  // extended in the current iteration
   bool finishing = false;     // overlap: done, but already in the next prepared step
+  int64_t last_step = -(int64_t{1} << 40);  // the index of its last forward step
 };
 
 // The options are the flags of `specstate generate`; a value out of range names its flag
@@ -271,6 +272,27 @@ class Generator {
     }
   }
 
+  // Depth d > 1: the requests that none of the d - 1 steps before this one holds, if any;
+  // otherwise the host waits for those steps, and the requests that finished in them finish.
+  void take_out_of_pipeline(std::vector<size_t>& batch, std::vector<size_t>& discarded) {
+    auto out = [&](const std::vector<size_t>& from) {
+      std::vector<size_t> kept;
+      for (size_t index : from) {
+        if (steps_done_ - requests_[index].last_step >= o_.overlap) kept.push_back(index);
+      }
+      return kept;
+    };
+    std::vector<size_t> free = out(batch), free_done = out(discarded);
+    if (!free.empty() || !free_done.empty()) {
+      batch = std::move(free);
+      discarded = std::move(free_done);
+      return;
+    }
+    for (size_t index : discarded)
+      finish(index);
+    discarded.clear();
+  }
+
   void forward_step() {
     std::vector<size_t> batch, discarded;
     for (size_t index : running_) {
@@ -281,6 +303,7 @@ class Generator {
         batch.push_back(index);
       }
     }
+    if (o_.overlap > 1) take_out_of_pipeline(batch, discarded);
     if (batch.empty() && discarded.empty()) return;
     const bool decode = rng_.chance(o_.decode_prob);
     // Decode entries are never discarded: a finishing request leaves before a decode step.
@@ -290,7 +313,7 @@ class Generator {
       discarded.clear();
       if (batch.empty()) return;
     }
-    if (o_.overlap) shuffle(batch);
+    if (o_.overlap > 0) shuffle(batch);
     trace::Verify verify;
     trace::Decode dec;
     std::vector<int32_t> accepted;
@@ -324,6 +347,10 @@ class Generator {
       verify.padding = padding;
       emit(verify);
     }
+    for (size_t index : batch)
+      requests_[index].last_step = steps_done_;
+    for (size_t index : discarded)
+      requests_[index].last_step = steps_done_;
     ++steps_done_;
     if (o_.check_every > 0 && steps_done_ % o_.check_every == 0) emit(trace::Check{});
     for (size_t index : discarded)
@@ -333,7 +360,7 @@ class Generator {
       r.output_done += accepted[i];
       if (r.output_done < r.output_target) continue;
       // With overlap the next step is prepared before the host sees this one's results.
-      if (o_.overlap) {
+      if (o_.overlap > 0) {
         r.finishing = true;
       } else {
         finish(batch[i]);
@@ -565,7 +592,8 @@ void check_options(const GeneratorOptions& o) {
   for (int32_t bucket : o.graph_buckets)
     check_range("graph_buckets", bucket, 1, trace::kMaxRows);
   if (!o.accept_weights.empty()) check_accept_weights(o.accept_weights, o.draft_tokens + 1);
-  if (o.overlap && !o.tree.empty())
+  check_range("overlap", o.overlap, 0, trace::kMaxOverlapDepth);
+  if (o.overlap > 0 && !o.tree.empty())
     throw InputError("--overlap with --tree: overlap scheduling of draft trees is not modelled");
   if (o.tree.empty() && o.tree_nodes != 0)
     throw InputError("tree_nodes " + std::to_string(o.tree_nodes) + " without a tree shape");

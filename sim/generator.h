@@ -67,11 +67,14 @@ struct GeneratorOptions {
   std::vector<int32_t> tree;
   int32_t tree_nodes = 0;
 
-  // Overlap scheduling (format version 2, header overlap 1): every step is prepared before the
-  // previous step's results reach the host, so a request that reaches its output target in a
-  // verify is in the next verify too, as a discarded entry (accepted 0), and finishes after it;
-  // each step's batch comes in a shuffled order (batches are condensed and reordered).
-  bool overlap = false;
+  // Overlap scheduling of this depth (format version 2, header overlap; 0: synchronous): up to
+  // `overlap` steps in flight, each prepared before the results of those before it reach the
+  // host, so a request that reaches its output target in a verify is in its next verify too, as a
+  // discarded entry (accepted 0), and finishes after it; each step's batch comes in a shuffled
+  // order (batches are condensed and reordered). With depth d > 1 (pipeline parallelism) a step
+  // takes the requests that none of the d - 1 steps before it holds; when every ready request is
+  // in flight, the host waits for them (and finishes those that are done) first.
+  int32_t overlap = 0;
 
   // Scheduling.
   int32_t preempt_after = 32;  // steps a waiting request waits for a row before it retracts

@@ -23,7 +23,10 @@ std::string LaneSpec::name() const {
   std::string name = backend;
   name += '/';
   name += to_string(strategy);
-  if (schedule == Schedule::kOverlap) name += "@overlap";
+  if (schedule.is_overlap()) {
+    name += '@';
+    name += to_string(schedule);
+  }
   if (fault != Fault::kNone) {
     name += '+';
     name += fault_info(fault).name;

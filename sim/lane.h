@@ -27,7 +27,7 @@ struct LaneSpec {
   StrategyKind strategy = StrategyKind::kInline;
   Fault fault = Fault::kNone;  // injected into this lane's policy (core/strategy/fault.h)
   Schedule schedule =
-      Schedule::kSynchronous;  // how its host plans (core/strategy/host_scheduler.h)
+      Schedule::synchronous();  // how its host plans (core/strategy/host_scheduler.h)
   // "cpu/inline", "cpu/inline+no-flush-on-retract", "cpu/inline@overlap"
   std::string name() const;
 };

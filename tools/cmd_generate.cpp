@@ -122,10 +122,12 @@ Command add_generate(CLI::App& parent) {
               "Cut the --tree shape after this many nodes, breadth first (a dynamic tree's "
               "budget); 0 = the whole shape")
       ->capture_default_str();
-  cmd->add_flag("--overlap", g.overlap,
+  cmd->add_flag("--overlap{1}", g.overlap,
                 "Overlap scheduling (format version 2): every step is prepared before the "
                 "previous one's results reach the host, so a request that finishes is in the next "
-                "verify as a discarded entry (accepted 0), and batches come reordered");
+                "verify as a discarded entry (accepted 0), and batches come reordered; "
+                "--overlap=D keeps D steps in flight (pipeline parallelism, D up to 4): a step "
+                "takes the requests that none of the D-1 steps before it holds");
   add_integer(cmd, "--pool-rows", g.pool_rows,
               "Scheduler rows (working + snapshot); fewer than --max-requests makes rows "
               "run out, which retracts requests")

@@ -258,7 +258,7 @@ Command add_minimize(CLI::App& parent) {
   cmd->add_option("--strategy", args->lanes.strategies,
                   "As for replay: a comma list of strategies, or all (default)");
   cmd->add_option("--schedule", args->lanes.schedule,
-                  "As for replay: sync, overlap, both, or trace (default)");
+                  "As for replay: sync, overlap, overlap=D, both, or trace (default)");
   std::string faults;
   for (const FaultInfo& f : all_faults())
     faults += (faults.empty() ? "" : ", ") + std::string(f.name);

@@ -118,7 +118,7 @@ LaneDump dump_lane(const trace::Trace& trace, const sim::Divergence& d, const si
   std::string folder = lane.name();
   std::replace(folder.begin(), folder.end(), '/', '-');
   LaneDump out{lane.name(), (std::filesystem::path(args.dump_dir) / folder).string(), {}, {}};
-  if (lane.schedule == Schedule::kOverlap) {
+  if (lane.schedule.is_overlap()) {
     out.error = "not dumped: dump follows a lane's synchronous schedule only";
     return out;
   }
@@ -240,9 +240,12 @@ int run_replay(const ReplayArgs& args, const ThreadPool& pool) {
                 full.geometry.layers, pool.describe().c_str());
     if (args.lanes.strategies == "all" && h.tree_nodes > 0)
       std::printf("  draft trees of up to %d nodes: %s\n", h.tree_nodes, no_trees_text().c_str());
-    if (options.lanes.back().schedule == Schedule::kOverlap)
-      std::printf("  overlap scheduling: each step prepared before the previous one's accepted "
-                  "counts reach the host (lanes @overlap)\n");
+    if (const Schedule s = options.lanes.back().schedule; s.is_overlap()) {
+      std::printf(
+          "  overlap scheduling: each step's accepted counts reach the host once it "
+          "prepared the next %d, or when a step needs them (lanes @%s)\n",
+          s.depth, to_string(s).c_str());
+    }
     if (!args.lanes.inject.empty()) print_injection(options.lanes);
   }
   std::optional<sim::ReportRecorder> recorder;
@@ -316,8 +319,10 @@ void add_run_options(CLI::App* cmd, ReplayArgs& args) {
                   strategy_names_text() + ", a comma list, or all (default all)");
   cmd->add_option("--schedule", args.lanes.schedule,
                   "How each lane's host schedules: sync, overlap (every step prepared before the "
-                  "previous step's accepted counts reach the host, docs/strategies.md), both, or "
-                  "trace (default: both for a trace whose header says overlap, else sync)");
+                  "previous step's accepted counts reach the host, docs/strategies.md), "
+                  "overlap=D (up to D steps in flight, as pipeline parallelism keeps; D up to 4), "
+                  "both (sync and overlap), or trace (default: both for a trace whose header says "
+                  "overlap, at its depth, else sync)");
   cmd->add_option("--compare", args.compare,
                   "every-event (default) or checks: when to compare states");
   cmd->add_flag("--no-ownership", args.no_ownership, "Do not check which rows each task writes");

@@ -22,6 +22,7 @@ CPP_NAMES = [("format_version", "kFormatVersion", "int"),
              ("max_tokens_per_verify", "kMaxTokensPerVerify", "int32_t"),
              ("max_tree_nodes", "kMaxTreeNodesPerVerify", "int32_t"),
              ("max_tp", "kMaxTp", "int32_t"),
+             ("max_overlap_depth", "kMaxOverlapDepth", "int32_t"),
              ("max_line_bytes", "kMaxLineBytes", "int64_t"),
              ("max_echoed", "kMaxEchoed", "size_t")]
 COMMENTS = {"format_version": "the newest version, read and written",
@@ -32,6 +33,7 @@ COMMENTS = {"format_version": "the newest version, read and written",
             "max_tokens_per_verify": "T = draft_tokens + 1",
             "max_tree_nodes": "nodes of one draft tree (header tree_nodes, version 2)",
             "max_tp": "tensor-parallel degree",
+            "max_overlap_depth": "steps in flight of an overlap trace (header overlap, version 2)",
             "max_line_bytes": "bytes of one line without its newline",
             "max_echoed": "characters of a value quoted in a message"}
 

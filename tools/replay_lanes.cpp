@@ -30,16 +30,28 @@ std::vector<StrategyKind> selected_strategies(const LaneFlags& flags, const trac
   return parse_strategies(flags.strategies);
 }
 
-// "trace" is both for an overlap trace (its overlap lanes must agree with synchronous ones) and
-// synchronous otherwise.
+// "overlap=D" for any trace (its host waits where a step needs counts still in flight); "overlap"
+// and "both" take the trace's depth (1 for a synchronous trace); "trace" is both for an overlap
+// trace (its overlap lanes must agree with synchronous ones) and synchronous otherwise.
 std::vector<Schedule> selected_schedules(const LaneFlags& flags, const trace::Header& h) {
   const std::string& s = flags.schedule;
-  if (s == "sync") return {Schedule::kSynchronous};
-  if (s == "overlap") return {Schedule::kOverlap};
-  if (s == "both" || (s == "trace" && h.overlap))
-    return {Schedule::kSynchronous, Schedule::kOverlap};
-  if (s == "trace") return {Schedule::kSynchronous};
-  throw InputError("--schedule must be trace, sync, overlap or both, got '" + s + "'");
+  const Schedule traces = Schedule::overlap(std::max(1, h.overlap));
+  if (s == "sync") return {Schedule::synchronous()};
+  if (s == "overlap") return {traces};
+  if (s == "both" || (s == "trace" && h.overlap > 0)) return {Schedule::synchronous(), traces};
+  if (s == "trace") return {Schedule::synchronous()};
+  if (s.starts_with("overlap=")) {
+    const std::string digits = s.substr(8);
+    const int32_t depth = digits.size() == 1 && digits[0] >= '1' && digits[0] <= '9'
+                              ? digits[0] - '0'
+                              : Schedule::kMaxDepth + 1;
+    if (depth > Schedule::kMaxDepth) {
+      throw InputError("--schedule " + s + ": the overlap depth must be 1.." +
+                       std::to_string(Schedule::kMaxDepth));
+    }
+    return {Schedule::overlap(depth)};
+  }
+  throw InputError("--schedule must be trace, sync, overlap, overlap=D or both, got '" + s + "'");
 }
 
 std::string fault_scope(Fault fault) {
@@ -65,8 +77,7 @@ std::vector<sim::LaneSpec> make_replay_lanes(const LaneFlags& flags, const trace
   for (const std::string& backend : split(flags.backends)) {
     for (Schedule schedule : selected_schedules(flags, header)) {
       for (StrategyKind s : selected_strategies(flags, header)) {
-        const bool concerns =
-            fault_concerns(fault, s) && (!overlap_fault || schedule == Schedule::kOverlap);
+        const bool concerns = fault_concerns(fault, s) && (!overlap_fault || schedule.is_overlap());
         injected = injected || concerns;
         lanes.push_back({backend, s, concerns ? fault : Fault::kNone, schedule});
       }
@@ -80,7 +91,7 @@ std::vector<sim::LaneSpec> make_replay_lanes(const LaneFlags& flags, const trace
   if (lanes.front().fault != Fault::kNone) {
     sim::LaneSpec clean = lanes.front();
     clean.fault = Fault::kNone;
-    clean.schedule = Schedule::kSynchronous;
+    clean.schedule = Schedule::synchronous();
     lanes.insert(lanes.begin(), clean);
   }
   return lanes;

@@ -63,12 +63,22 @@ void append_selected(Plan& out, Plan part, F&& select) {
 
 }  // namespace
 
+std::string to_string(Schedule schedule) {
+  if (!schedule.is_overlap()) return "sync";
+  if (schedule.depth == 1) return "overlap";
+  return "overlap=" + std::to_string(schedule.depth);
+}
+
 HostScheduler::HostScheduler(StrategyKind kind, const PoolConfig& config, Schedule schedule,
                              Fault fault)
     : schedule_(schedule),
       fault_(fault != Fault::kNone && fault_info(fault).overlap ? fault : Fault::kNone),
       truth_(kind, config, fault_ == Fault::kNone ? fault : Fault::kNone),
       decisions_(make_host_decisions(fault_)) {
+  if (schedule.depth < 0 || schedule.depth > Schedule::kMaxDepth) {
+    throw InputError("overlap depth " + std::to_string(schedule.depth) + " outside 1.." +
+                     std::to_string(Schedule::kMaxDepth));
+  }
   if (fault_ != Fault::kNone) {
     if (!fault_concerns(fault_, kind)) {
       throw InputError("fault '" + std::string(fault_info(fault_).name) +
@@ -89,8 +99,11 @@ HostScheduler::HostScheduler(StrategyKind kind, const PoolConfig& config, Schedu
 
 std::optional<Guard> HostScheduler::variant_guard(uint64_t request, size_t i) const {
   if (counts_.size() > 1) {
-    if (auto it = in_flight_->req_rows.find(request); it != in_flight_->req_rows.end())
-      return Guard{it->second, counts_[i]};
+    for (const InFlight& step : in_flight_) {
+      if (step.decode) continue;  // its one count is every variant's
+      if (auto it = step.req_rows.find(request); it != step.req_rows.end())
+        return Guard{it->second, counts_[i]};
+    }
   }
   if (i == 0) return Guard{};
   return std::nullopt;
@@ -182,22 +195,41 @@ Plan HostScheduler::decode(std::span<const VerifyOp> batch, int32_t padding) {
   return landed(step(batch, padding, /*decode=*/true));
 }
 
-PoolPolicy HostScheduler::resolved(std::span<const VerifyOp> next_batch, bool next_decode) const {
-  PoolPolicy base = variants_.front();
-  if (!in_flight_ || counts_.size() == 1) return base;
-  const int32_t T = layout().config.tokens_per_verify;
-  const std::vector<VerifyOp>& ops = in_flight_->ops;
-  for (size_t k = 0; k < ops.size(); ++k) {
-    const int32_t count = decisions_->applied_count(ops, k, next_batch);
-    const bool next = std::any_of(next_batch.begin(), next_batch.end(),
-                                  [&](const VerifyOp& o) { return o.request == ops[k].request; });
-    const int32_t scheduled = !next ? 0 : next_decode ? 1 : T;
-    const auto it = std::find(counts_.begin(), counts_.end(), count);
-    SPECSTATE_ASSERT(it != counts_.end(), "an in-flight count is one of its variants");
-    base.adopt(ops[k].request, variants_[size_t(it - counts_.begin())],
-               decisions_->length_error(count, scheduled));
+void HostScheduler::resolve_oldest(std::span<const VerifyOp> next_batch, bool next_decode) {
+  const InFlight oldest = std::move(in_flight_.front());
+  in_flight_.pop_front();
+  std::vector<PoolPolicy> tables = variants_;
+  const bool verify_left = std::any_of(in_flight_.begin(), in_flight_.end(),
+                                       [](const InFlight& step) { return !step.decode; });
+  if (!verify_left) tables.erase(tables.begin() + 1, tables.end());  // one count: one table
+  if (!oldest.decode && counts_.size() > 1) {
+    const int32_t T = layout().config.tokens_per_verify;
+    const std::vector<VerifyOp>& ops = oldest.ops;
+    for (size_t k = 0; k < ops.size(); ++k) {
+      const int32_t count = decisions_->applied_count(ops, k, next_batch);
+      const bool next = std::any_of(next_batch.begin(), next_batch.end(),
+                                    [&](const VerifyOp& o) { return o.request == ops[k].request; });
+      const int32_t scheduled = !next ? 0 : next_decode ? 1 : T;
+      const auto it = std::find(counts_.begin(), counts_.end(), count);
+      SPECSTATE_ASSERT(it != counts_.end(), "an in-flight count is one of its variants");
+      const PoolPolicy& source = variants_[size_t(it - counts_.begin())];
+      for (PoolPolicy& table : tables)
+        table.adopt(ops[k].request, source, decisions_->length_error(count, scheduled));
+    }
   }
-  return base;
+  variants_ = std::move(tables);
+  if (variants_.size() == 1) counts_ = {1};
+}
+
+bool HostScheduler::must_wait(std::span<const VerifyOp> batch) const {
+  // The oldest step is resolved once this one is prepared if the pipeline is full.
+  const size_t first = in_flight_.size() == size_t(schedule_.depth) ? 1 : 0;
+  for (size_t s = first; s < in_flight_.size(); ++s) {
+    for (const VerifyOp& op : batch) {
+      if (in_flight_[s].req_rows.count(op.request) > 0) return true;
+    }
+  }
+  return false;
 }
 
 // The parts of a step before its own acceptance, planned on every variant of the in-flight
@@ -256,8 +288,7 @@ HostScheduler::Prepared HostScheduler::prepare(std::span<const VerifyOp> batch, 
 }
 
 HostView HostScheduler::view() const {
-  return {truth_, published_,
-          in_flight_ ? std::span<const VerifyOp>(in_flight_->ops) : std::span<const VerifyOp>()};
+  return {truth_, published_, in_flight_ops_};
 }
 
 // For each entry, the task of it the device runs: its guard passes the count the device holds.
@@ -289,35 +320,44 @@ Plan HostScheduler::step(std::span<const VerifyOp> batch, int32_t padding, bool 
       batch_tasks_.push_back(int32_t(k));
     return truth_plan;
   }
+  // 0. A request of an in-flight step that stays in flight after this step is prepared: the host
+  //    waits for the steps up to that one, so that each request has at most one unknown count.
+  while (must_wait(batch))
+    resolve_oldest(batch, decode);
   // 1. Everything before the step's own acceptance, on every variant.
   Prepared prepared = prepare(batch, padding, decode);
   batch_tasks_ = running_tasks(batch, prepared.verify);
 
-  // 2. The host applies the in-flight step's counts now that this step is prepared.
-  PoolPolicy base = resolved(batch, decode);
-  base.compact_table();  // before its copies, which then share one base
+  // 2. The host applies the oldest in-flight step's counts now that this step is prepared, once
+  //    `depth` steps are in flight.
+  if (in_flight_.size() == size_t(schedule_.depth)) resolve_oldest(batch, decode);
+  std::vector<PoolPolicy> bases = std::move(variants_);
+  for (PoolPolicy& base : bases)
+    base.compact_table();  // before its copies, which then share one base
   std::map<uint64_t, int32_t> req_rows;
   AcceptCall accept;
   for (const VerifyOp& op : batch) {
-    const int32_t req_row = base.live(op.request).req_row;
+    const int32_t req_row = bases.front().live(op.request).req_row;
     req_rows[op.request] = req_row;
     accept.counts.push_back({req_row, op.accepted});
   }
 
   // 3. What depends on this step's own counts, once per count, guarded on the count the step
   //    publishes; the same runs give the host's table for each count. These calls read only the
-  //    rows and slots this step wrote (commits), never the in-flight step's results, so they are
-  //    planned on the resolved table.
+  //    rows and slots this step wrote (commits), never an in-flight step's results, so they are
+  //    planned on the resolved tables: variant w of the steps left in flight takes count w here.
+  const int32_t T = layout().config.tokens_per_verify;
   std::vector<int32_t> counts = {1};  // a decode accepts its one token
-  if (!decode) {
+  if (!decode || bases.size() > 1) {
     counts.clear();
-    for (int32_t w = 0; w <= layout().config.tokens_per_verify; ++w)
+    for (int32_t w = 0; w <= T; ++w)
       counts.push_back(w);
   }
   Plan after_accept;
   std::vector<PoolPolicy> next;
-  for (int32_t w : counts) {
-    PoolPolicy copy = base;
+  for (size_t i = 0; i < counts.size(); ++i) {
+    const int32_t w = decode ? 1 : counts[i];
+    PoolPolicy copy = bases[bases.size() > 1 ? i : 0];
     std::vector<VerifyOp> ops(batch.begin(), batch.end());
     for (VerifyOp& op : ops) {
       op.accepted = w;
@@ -326,9 +366,11 @@ Plan HostScheduler::step(std::span<const VerifyOp> batch, int32_t padding, bool 
     PoolPolicy::StepPlans parts =
         decode ? copy.decode_parts(ops, padding) : copy.verify_parts(ops, padding);
     copy.note_snapshots(batch);  // planned before the acceptance, written all the same
-    append_selected(after_accept, std::move(parts.after_accept), [&](uint64_t r) {
-      return counts.size() > 1 ? Guard{req_rows.at(r), w} : Guard{};
-    });
+    if (!decode || i == 0) {     // a decode's calls are the same in every variant
+      append_selected(after_accept, std::move(parts.after_accept), [&](uint64_t r) {
+        return decode ? Guard{} : Guard{req_rows.at(r), w};
+      });
+    }
     next.push_back(std::move(copy));
   }
 
@@ -345,7 +387,10 @@ Plan HostScheduler::step(std::span<const VerifyOp> batch, int32_t padding, bool 
 
   for (const VerifyOp& op : batch)
     published_[req_rows.at(op.request)] = {op.request, op.accepted};
-  in_flight_ = InFlight{{batch.begin(), batch.end()}, decode, std::move(req_rows)};
+  in_flight_.push_back(InFlight{{batch.begin(), batch.end()}, decode, std::move(req_rows)});
+  in_flight_ops_.clear();
+  for (const InFlight& step : in_flight_)
+    in_flight_ops_.insert(in_flight_ops_.end(), step.ops.begin(), step.ops.end());
   counts_ = std::move(counts);
   variants_ = std::move(next);
   return plan;

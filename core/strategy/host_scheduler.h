@@ -1,5 +1,6 @@
 // HostScheduler: the host side of an engine, driving one PoolPolicy synchronously or with overlap
-// scheduling (vLLM async scheduling, SGLang's overlap scheduler, TRT-LLM's overlap mode).
+// scheduling (vLLM async scheduling, SGLang's overlap scheduler, TRT-LLM's overlap mode), of one
+// step or of d steps in flight (pipeline parallelism with d stages).
 //
 // Synchronously, every operation is planned from the live-state table with every earlier result
 // applied: the PoolPolicy as it is.
@@ -16,16 +17,25 @@
 // to the synchronous replay of the same schedule; docs/strategies.md says what each strategy
 // resolves on the device.
 //
+// With depth d the host applies a step's counts only after it prepared the d steps after it, or
+// earlier when it must wait: a step that names a request of an in-flight step that would stay in
+// flight after it first waits for the steps up to that one (vLLM's batch queue blocks on its
+// oldest batch when it cannot schedule). So a request has at most one unknown count, and the
+// variants stay one per count: variant i is the table if every request of the steps in flight
+// accepted i.
+//
 // Six faults (core/strategy/fault.h, FaultInfo::overlap) are wrong decisions of this host side:
 // every decision they change is asked of HostDecisions (core/strategy/host_decisions.h), whose
 // faulty subclasses are marked "FAULT name".
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "core/strategy/fault.h"
@@ -34,11 +44,22 @@
 
 namespace specstate {
 
-enum class Schedule : uint8_t { kSynchronous, kOverlap };
+// How a host plans: synchronously (depth 0), or with overlap scheduling of `depth` steps in flight.
+struct Schedule {
+  static constexpr int32_t kMaxDepth = 4;  // the trace format's bound on header `overlap`
+  int32_t depth = 0;
+  static constexpr Schedule synchronous() { return {0}; }
+  static constexpr Schedule overlap(int32_t steps_in_flight = 1) { return {steps_in_flight}; }
+  constexpr bool is_overlap() const { return depth > 0; }
+  bool operator==(const Schedule&) const = default;
+};
+// "sync", "overlap" (depth 1) or "overlap=d": the name of lanes and of `--schedule`.
+std::string to_string(Schedule schedule);
 
 class HostScheduler {
  public:
-  // InputError for a fault that does not concern `kind`, or an overlap fault without overlap.
+  // InputError for a fault that does not concern `kind`, an overlap fault without overlap, or a
+  // depth outside 0..Schedule::kMaxDepth.
   HostScheduler(StrategyKind kind, const PoolConfig& config, Schedule schedule,
                 Fault fault = Fault::kNone);
 
@@ -47,7 +68,7 @@ class HostScheduler {
   const StrategyLayout& layout() const { return truth_.layout(); }
 
   // The operations of PoolPolicy. The ops carry the trace's accepted counts: the device's, which
-  // the host learns one step late with overlap (the plan never depends on them before then).
+  // the host learns up to d steps late with overlap (the plan never depends on them before then).
   Plan extend(const ExtendOp& op);
   Plan verify(std::span<const VerifyOp> batch, int32_t padding);
   Plan decode(std::span<const VerifyOp> batch, int32_t padding);
@@ -82,7 +103,7 @@ class HostScheduler {
     Plan after_verify;
   };
 
-  bool overlap() const { return schedule_ == Schedule::kOverlap; }
+  bool overlap() const { return schedule_.is_overlap(); }
   // `plan`, then what a restore left to land after this event.
   Plan landed(Plan plan);
   Plan step(std::span<const VerifyOp> batch, int32_t padding, bool decode);
@@ -94,18 +115,24 @@ class HostScheduler {
   // bad trace as a synchronous replay does) and on every variant; `op(policy, variant)`.
   template <class Op>
   Plan everywhere(uint64_t request, bool finishes, Op&& op);
-  // The table with the in-flight step's counts applied, as the host learns them.
-  PoolPolicy resolved(std::span<const VerifyOp> next_batch, bool next_decode) const;
+  // The host applies the oldest in-flight step's counts to every variant, as it learns them
+  // while `next_batch` is prepared; one variant is left when no verify is in flight.
+  void resolve_oldest(std::span<const VerifyOp> next_batch, bool next_decode);
+  // Whether `batch` names a request of an in-flight step that stays in flight once it is prepared
+  // (any but the oldest when `depth` steps are in flight).
+  bool must_wait(std::span<const VerifyOp> batch) const;
   // How `request`'s tasks planned on variant i are kept: guarded on the variant's count (a
-  // request of the in-flight step), unguarded (any other request, from variant 0), or dropped.
+  // request of an in-flight verify), unguarded (any other request, from variant 0), or dropped.
   std::optional<Guard> variant_guard(uint64_t request, size_t i) const;
 
   Schedule schedule_;
   Fault fault_;  // an overlap fault; the policies hold the others
   PoolPolicy truth_;
-  // Overlap only: the in-flight step, the counts each of its requests may have, and the table
-  // for each: variants_[i] is the host's table if every request of the step accepted counts_[i].
-  std::optional<InFlight> in_flight_;
+  // Overlap only: the steps in flight (oldest first, at most the depth), the counts each of their
+  // requests may have, and the table for each: variants_[i] is the host's table if every request
+  // of the in-flight steps accepted counts_[i] (0 .. T while a verify is in flight, else 1).
+  std::deque<InFlight> in_flight_;
+  std::vector<VerifyOp> in_flight_ops_;  // every in-flight step's, for HostView
   std::vector<int32_t> counts_;
   std::vector<PoolPolicy> variants_;
   std::vector<int32_t> batch_tasks_;

@@ -41,10 +41,10 @@ struct Header {
   int32_t page_size = 0;     // prefix-cache page, tokens; 0 = no snapshots
   uint64_t seed = 0;         // deterministic inputs and parameters
   int32_t tree_nodes = 0;    // version 2: nodes of the largest draft tree; 0 = chains only
-  // Version 2: every forward step (verify, decode) was prepared before the previous step's
-  // results (accepted lengths) were applied on the host (overlap scheduling); verify entries may
-  // be discarded (accepted 0).
-  bool overlap = false;
+  // Version 2, overlap scheduling of depth `overlap` (0: synchronous): up to `overlap` forward
+  // steps (verify, decode) in flight, each prepared before the results (accepted lengths) of
+  // those before it were applied on the host; verify entries may be discarded (accepted 0).
+  int32_t overlap = 0;
   // Version 2: slots of a host (or external) tier that offload events save snapshots into and
   // restore events load them from (SGLang HiCache, vLLM's offload connector, LMCache).
   int32_t host_slots = 0;
@@ -53,7 +53,7 @@ struct Header {
   // The oldest format version that expresses this header: 2 with a custom geometry, draft trees,
   // overlap or host slots, else 1.
   int lowest_version() const {
-    return geometry || tree_nodes > 0 || overlap || host_slots > 0 ? 2 : kOldestFormatVersion;
+    return geometry || tree_nodes > 0 || overlap > 0 || host_slots > 0 ? 2 : kOldestFormatVersion;
   }
   // "qwen3-next-80b-a3b", or "custom" for a geometry.
   const std::string& model_name() const;

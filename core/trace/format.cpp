@@ -408,8 +408,8 @@ Header parse_header(const json& object, const Where& where) {
       fail(where, "field 'overlap' in header needs format version 2 (this header says " +
                       std::to_string(h.version) + ")");
     }
-    h.overlap = f.integer("overlap", 0, 1) == 1;
-    if (h.overlap && h.tree_nodes > 0) {
+    h.overlap = int32_t(f.integer("overlap", 0, kMaxOverlapDepth));
+    if (h.overlap > 0 && h.tree_nodes > 0) {
       fail(where,
            "a header gives 'overlap' or 'tree_nodes', not both (overlap scheduling of draft "
            "trees is not modelled)");
@@ -829,7 +829,7 @@ std::string header_to_json(const Header& h) {
   j["page_size"] = h.page_size;
   j["seed"] = h.seed;
   if (h.tree_nodes > 0) j["tree_nodes"] = h.tree_nodes;
-  if (h.overlap) j["overlap"] = 1;
+  if (h.overlap > 0) j["overlap"] = h.overlap;
   if (h.host_slots > 0) j["host_slots"] = h.host_slots;
   return j.dump();
 }

@@ -15,6 +15,7 @@ inline constexpr int64_t kMaxLength = 281474976710656;  // tokens of one request
 inline constexpr int32_t kMaxTokensPerVerify = 16;  // T = draft_tokens + 1
 inline constexpr int32_t kMaxTreeNodesPerVerify = 64;  // nodes of one draft tree (header tree_nodes, version 2)
 inline constexpr int32_t kMaxTp = 1024;  // tensor-parallel degree
+inline constexpr int32_t kMaxOverlapDepth = 4;  // steps in flight of an overlap trace (header overlap, version 2)
 inline constexpr int64_t kMaxLineBytes = 16777216;  // bytes of one line without its newline
 inline constexpr size_t kMaxEchoed = 64;  // characters of a value quoted in a message
 

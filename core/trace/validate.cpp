@@ -149,10 +149,12 @@ std::string format_summary(const TraceSummary& s) {
                  percent(count, entries) + ")";
   }
   line("accepted", histogram);
-  if (h.overlap) {
+  if (h.overlap > 0) {
     line("overlap",
-         "steps prepared before the previous one's results; " + n(s.discarded) +
-             " discarded entries");
+         (h.overlap == 1 ? std::string("steps prepared before the previous one's results; ")
+                         : "depth " + n(h.overlap) + ": steps prepared before the results of the " +
+                               n(h.overlap) + " before them; ") +
+             n(s.discarded) + " discarded entries");
   }
   line("rows", "peak " + n(s.peak_rows_in_use) + " of " + n(h.pool_rows) +
                    " in use (working + snapshot), peak " + n(s.peak_running) + " running requests");

@@ -8,6 +8,7 @@ MAX_LENGTH = 281474976710656  # tokens of one request
 MAX_TOKENS_PER_VERIFY = 16  # T = draft_tokens + 1
 MAX_TREE_NODES = 64  # nodes of one draft tree (header tree_nodes, version 2)
 MAX_TP = 1024  # tensor-parallel degree
+MAX_OVERLAP_DEPTH = 4  # steps in flight of an overlap trace (header overlap, version 2)
 MAX_LINE_BYTES = 16777216  # bytes of one line without its newline
 MAX_ECHOED = 64  # characters of a value quoted in a message
 

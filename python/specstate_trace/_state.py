@@ -12,8 +12,8 @@ was.
 
 from ._fields import Fields, NegativeZero, _is_integer, describe_type, printable
 from ._rules import (FORMAT_VERSION, GEOMETRY_FIELDS, MAX_LENGTH, MAX_ROWS, MAX_TOKENS,
-                     MAX_TOKENS_PER_VERIFY, MAX_TP, MAX_TREE_NODES, OLDEST_FORMAT_VERSION,
-                     PRESET_HEADS, RECURRENCES)
+                     MAX_OVERLAP_DEPTH, MAX_TOKENS_PER_VERIFY, MAX_TP, MAX_TREE_NODES,
+                     OLDEST_FORMAT_VERSION, PRESET_HEADS, RECURRENCES)
 
 INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
 HEADER_KEYS = ("specstate_trace", "preset", "geometry", "tp", "ssm_dtype", "draft_tokens",
@@ -80,11 +80,12 @@ def parse_header(obj):
         if version < 2:
             raise ValueError(f"field 'overlap' in header needs format version 2 (this header "
                              f"says {int(version)})")
-        if f.integer("overlap", 0, 1) == 1:
+        depth = f.integer("overlap", 0, MAX_OVERLAP_DEPTH)
+        if depth > 0:
             if "tree_nodes" in header:
                 raise ValueError("a header gives 'overlap' or 'tree_nodes', not both (overlap "
                                  "scheduling of draft trees is not modelled)")
-            header["overlap"] = 1
+            header["overlap"] = depth
     if "host_slots" in obj:
         if version < 2:
             raise ValueError(f"field 'host_slots' in header needs format version 2 (this header "
@@ -128,16 +129,17 @@ def make_header(preset=None, draft_tokens=None, pool_rows=None, max_requests=Non
     """The header object, checked; raises ValueError with the C++ reader's message. `geometry`
     (a dict of layers, H, HV, K, V, conv_dim, W: one rank's heads, and optionally the
     recurrence: "gated-deltanet", the default) instead of `preset`,
-    `tree_nodes` > 0 (verifies may run draft trees of that many nodes), or `overlap` (every step
-    prepared before the previous step's results reached the host; verify entries may be
-    discarded, accepted 0), or `host_slots` > 0 (a host tier that offload events save cache
-    rows into and restore events load them from) writes format version 2."""
+    `tree_nodes` > 0 (verifies may run draft trees of that many nodes), or `overlap` (True or a
+    depth d of 1..4: up to d steps in flight, each prepared before the results of those before
+    it reached the host; verify entries may be discarded, accepted 0), or `host_slots` > 0 (a
+    host tier that offload events save cache rows into and restore events load them from)
+    writes format version 2."""
     dtype = SSM_DTYPE_ALIASES.get(ssm_dtype, ssm_dtype) if isinstance(ssm_dtype, str) else ssm_dtype
     model = {key: value for key, value in (("preset", preset), ("geometry", geometry))
              if value is not None}
     trees = {} if tree_nodes in (0, None) else {"tree_nodes": tree_nodes}
     if overlap:
-        trees["overlap"] = 1
+        trees["overlap"] = int(overlap)
     if host_slots not in (0, None):
         trees["host_slots"] = host_slots
     v2 = geometry is not None or bool(trees)

@@ -289,8 +289,19 @@ PY
         expect 1 'DIVERGENCE at o\.jsonl:[0-9]+: ' -- "$bin" replay o.jsonl --inject advanced-length
         expect 2 '^--inject counts-reordered concerns only .* with overlap scheduling' -- \
           "$bin" replay o.jsonl --schedule sync --inject counts-reordered
-        expect 2 "^--schedule must be trace, sync, overlap or both, got 'async'" -- \
+        expect 2 "^--schedule must be trace, sync, overlap, overlap=D or both, got 'async'" -- \
           "$bin" replay o.jsonl --schedule async
+        expect 2 '^--schedule overlap=5: the overlap depth must be 1..4' -- \
+          "$bin" replay o.jsonl --schedule overlap=5
+        expect 0 '^AGREE: 7 lanes' -- "$bin" replay o.jsonl --schedule overlap=3
+        expect 0 '^wrote o3\.jsonl' -- "$bin" generate --preset tiny --requests 24 --steps 150 \
+          --seed 1 --overlap=3 -o o3.jsonl
+        grep -q '"overlap":3}' o3.jsonl || { echo "FAIL: depth 3 header"; exit 1; }
+        expect 0 'depth 3: steps prepared before the results of the 3 before them' -- \
+          "$bin" validate o3.jsonl
+        expect 0 'cpu/ring@overlap=3' -- "$bin" replay o3.jsonl
+        expect 0 '^AGREE: 14 lanes' -- "$bin" replay o3.jsonl
+        expect 1 'DIVERGENCE at o3\.jsonl:[0-9]+: ' -- "$bin" replay o3.jsonl --inject advanced-length
         request=$(grep -m1 -o '"request":[0-9]*,"accepted":0' o.jsonl | grep -o '[0-9]*' | head -1)
         expect 0 "^dumped request $request of o\.jsonl" -- "$bin" dump o.jsonl --request "$request" -o d
         expect 0 '^wrote t\.jsonl' -- "$bin" generate --preset tiny --requests 4 --steps 20 \

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from schedules import write_random_schedule
-from specstate_trace import TraceWriter, read_trace
+from specstate_trace import TraceError, TraceWriter, read_trace
 
 SEEDS = range(40)
 HEADER_KEYS = ["specstate_trace", "preset", "tp", "ssm_dtype", "draft_tokens", "pool_rows",
@@ -269,6 +269,28 @@ def test_overlap_writes_version_2_with_discarded_entries_and_replays(tmp_path, s
     out = specstate_replay(path)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "AGREE: 14 lanes" in out.stdout
+
+
+def test_overlap_depth_is_written_and_replays_at_that_depth(tmp_path, specstate_replay):
+    """overlap=3 (pipeline parallelism: three steps in flight) writes header overlap 3, and the
+    C++ replay runs its overlap lanes at that depth; a depth outside 0..4 is the reader's error."""
+    path = tmp_path / "pipeline.trace"
+    with TraceWriter(path, preset="tiny", draft_tokens=3, pool_rows=8, max_requests=4,
+                     seed=7, overlap=3) as w:
+        for r in range(3):
+            w.extend(r, 12, req_row=r, working_row=r)
+        for step in range(6):  # three microbatches in turn, then request 2 twice in a row
+            w.verify([(step % 3, 1 + step % 4)])
+        w.verify([(2, 4)])  # the host waits for its step
+        for r in range(3):
+            w.finish(r)
+    assert json.loads(path.read_text().splitlines()[0])["overlap"] == 3
+    out = specstate_replay(path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "AGREE: 14 lanes" in out.stdout and "cpu/ring@overlap=3" in out.stdout
+    with pytest.raises(TraceError, match=r"field 'overlap' in header is 5, outside 0\.\.4"):
+        TraceWriter(tmp_path / "deep.trace", preset="tiny", draft_tokens=3, pool_rows=8,
+                    max_requests=4, overlap=5)
 
 
 def test_host_tier_writes_version_2_and_replays(tmp_path, specstate_replay):

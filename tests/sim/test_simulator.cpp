@@ -78,15 +78,17 @@ TEST(Simulator, EdgeChunkTracesAgreeAcrossStrategies) {
   }
 }
 
-// Overlap traces: requests finish one step late through discarded entries and batches come
-// reordered; every strategy's overlap lane equals every synchronous lane at every event.
+// Overlap traces of 1 to 4 steps in flight: requests finish late through discarded entries and
+// batches come reordered; every strategy's overlap lane (at the trace's depth, and at depth 1)
+// equals every synchronous lane at every event.
 TEST(Simulator, GeneratedOverlapTracesAgreeAcrossSchedulesAndStrategies) {
+  size_t discarded_deep = 0;
   for (uint64_t seed = 1; seed <= 8; ++seed) {
     GeneratorOptions g;
     g.seed = seed;
     g.requests = 24;
     g.steps = 150;
-    g.overlap = true;
+    g.overlap = 1 + int32_t((seed - 1) % 4);
     g.ssm_dtype = seed % 2 ? SsmDtype::kF32 : SsmDtype::kBF16;
     g.draft_tokens = 1 + int32_t(seed % 4);
     const trace::Trace t = generate_trace(g);
@@ -97,9 +99,14 @@ TEST(Simulator, GeneratedOverlapTracesAgreeAcrossSchedulesAndStrategies) {
           discarded += e.accepted == 0;
       }
     }
-    EXPECT_GT(discarded, 0u) << "seed " << seed;
+    if (g.overlap == 1) {
+      EXPECT_GT(discarded, 0u) << "seed " << seed;
+    }
+    if (g.overlap > 1) discarded_deep += discarded;
     SimOptions o;
-    for (Schedule schedule : {Schedule::kSynchronous, Schedule::kOverlap}) {
+    for (Schedule schedule :
+         {Schedule::synchronous(), Schedule::overlap(g.overlap), Schedule::overlap()}) {
+      if (schedule == Schedule::overlap() && g.overlap == 1) continue;
       for (StrategyKind k : all_strategies())
         o.lanes.push_back({"cpu", k, Fault::kNone, schedule});
     }
@@ -107,6 +114,7 @@ TEST(Simulator, GeneratedOverlapTracesAgreeAcrossSchedulesAndStrategies) {
     ASSERT_TRUE(r.agree) << "seed " << seed << "\n" << r.divergence->message();
     EXPECT_EQ(r.events, t.events.size());
   }
+  EXPECT_GT(discarded_deep, 0u);
 }
 
 // Draft-tree traces (static shapes, some cut to a node budget) through every strategy that runs
@@ -247,8 +255,8 @@ TEST(Simulator, HostTierTracesAgreeAcrossStrategiesAndSchedules) {
     EXPECT_GT(offloads, 0u) << "seed " << seed;
     EXPECT_GT(hits_on_restored, 0u) << "seed " << seed;
     SimOptions o;
-    for (Schedule schedule : {Schedule::kSynchronous, Schedule::kOverlap}) {
-      if (schedule == Schedule::kOverlap && !g.overlap) continue;
+    for (Schedule schedule : {Schedule::synchronous(), Schedule::overlap()}) {
+      if (schedule == Schedule::overlap() && !g.overlap) continue;
       for (StrategyKind k : all_strategies())
         o.lanes.push_back({"cpu", k, Fault::kNone, schedule});
     }

@@ -53,7 +53,7 @@ TEST_F(SimulatorCuda, OverlapTracesAgreeAcrossBackendsSchedulesAndStrategies) {
     g.draft_tokens = 1 + int32_t(seed % 4);
     SimOptions o;
     for (const char* backend : {"cpu", "cuda"}) {
-      for (Schedule schedule : {Schedule::kSynchronous, Schedule::kOverlap}) {
+      for (Schedule schedule : {Schedule::synchronous(), Schedule::overlap()}) {
         for (StrategyKind k : all_strategies())
           o.lanes.push_back({backend, k, Fault::kNone, schedule});
       }

@@ -26,7 +26,7 @@ struct Lane {
   sim::SwapSpace swap;
 
   Lane(StrategyKind kind, const PoolConfig& config, uint64_t seed,
-       Schedule schedule = Schedule::kSynchronous)
+       Schedule schedule = Schedule::synchronous())
       : host(kind, config, schedule), backend(make_cpu_backend(host.layout().shape, seed)) {
     for (int32_t r = 0; r < host.layout().shape.state_rows; ++r)
       backend->fill_row(r, kPoison);
@@ -35,7 +35,7 @@ struct Lane {
   void run(const Plan& plan) { sim::execute(plan, *backend, swap); }
   std::string name() const {
     return std::string(to_string(policy().kind())) +
-           (host.schedule() == Schedule::kOverlap ? "@overlap" : "");
+           (host.schedule().is_overlap() ? "@" + to_string(host.schedule()) : "");
   }
   // The last step's outputs of its entries that were not discarded, in batch order.
   std::vector<num::bf16_bits> step_outputs(std::span<const VerifyOp> batch) const {
@@ -142,13 +142,15 @@ std::string compare(std::vector<Lane>& lanes, const Op& op,
   return "";
 }
 
-void run_equivalence(uint64_t seed, SsmDtype dtype, const ScheduleConfig& sc, bool overlap = false,
+// Lanes of every strategy synchronously, and with overlap of `overlap_depth` steps when > 0.
+void run_equivalence(uint64_t seed, SsmDtype dtype, const ScheduleConfig& sc,
+                     int32_t overlap_depth = 0,
                      RecurrenceKind recurrence = RecurrenceKind::kGatedDeltaNet) {
   PoolConfig config = tiny_config(dtype, sc);
   config.geometry.recurrence = recurrence;
   std::vector<Lane> lanes;
-  for (Schedule schedule : {Schedule::kSynchronous, Schedule::kOverlap}) {
-    if (schedule == Schedule::kOverlap && !overlap) continue;
+  for (Schedule schedule : {Schedule::synchronous(), Schedule::overlap(overlap_depth)}) {
+    if (schedule.is_overlap() == (overlap_depth == 0)) continue;
     for (StrategyKind k : strategies_running(sc.tree_nodes))
       lanes.emplace_back(k, config, seed, schedule);
   }
@@ -187,16 +189,16 @@ TEST_P(StrategyEquivalence, RandomTreeSchedulesAgreeBitForBit) {
   }
 }
 
-// Overlap scheduling: every step prepared before the previous step's counts reach the host, its
-// reads resolved on the device by guarded variants; discarded entries among them. Every
-// strategy's overlap lane equals every synchronous lane: outputs, live states, snapshots,
-// swapped-out states.
+// Overlap scheduling: every step prepared before the previous steps' counts reach the host (1 to
+// 4 steps in flight), its reads resolved on the device by guarded variants; discarded entries
+// among them. Every strategy's overlap lane equals every synchronous lane: outputs, live states,
+// snapshots, swapped-out states.
 TEST_P(StrategyEquivalence, OverlapSchedulesAgreeWithSynchronousOnesBitForBit) {
   for (uint64_t seed = 1; seed <= 100; ++seed) {
     ScheduleConfig sc;
     sc.T = 2 + int32_t(seed % 4);
     sc.discards = true;
-    run_equivalence(seed, GetParam(), sc, /*overlap=*/true);
+    run_equivalence(seed, GetParam(), sc, /*overlap_depth=*/1 + int32_t(seed / 4 % 4));
     if (HasFatalFailure()) return;
   }
 }
@@ -210,7 +212,7 @@ TEST_P(StrategyEquivalence, KdaSchedulesAgreeBitForBit) {
     sc.T = 2 + int32_t(seed % 4);
     if (seed % 4 == 1) sc.tree_nodes = 12;
     sc.discards = seed % 4 == 2;
-    run_equivalence(seed, GetParam(), sc, /*overlap=*/sc.discards,
+    run_equivalence(seed, GetParam(), sc, /*overlap_depth=*/sc.discards ? 1 : 0,
                     RecurrenceKind::kKimiDeltaAttention);
     if (HasFatalFailure()) return;
   }
@@ -795,7 +797,7 @@ TEST(HostScheduler, OverlapStepPlanningDoesNotGrowWithLiveRequests) {
     c.tokens_per_verify = 16;
     c.pool_rows = live;
     c.max_requests = live;
-    HostScheduler host(StrategyKind::kInline, c, Schedule::kOverlap);
+    HostScheduler host(StrategyKind::kInline, c, Schedule::overlap());
     for (int r = 0; r < live; ++r)
       host.extend({uint64_t(r + 1), r, r, 4, 0, kNoRow, {}});
     constexpr int kSteps = 512;  // several compactions of the table (LiveTable::kCompactAt)
@@ -809,6 +811,52 @@ TEST(HostScheduler, OverlapStepPlanningDoesNotGrowWithLiveRequests) {
   const double small = per_step(1'000), large = per_step(16'000);
   EXPECT_LT(large, 1.5 * small) << "allocations a step: " << small << " with 1,000 live "
                                 << "requests, " << large << " with 16,000";
+}
+
+// Depth 3 (pipeline parallelism): requests 1, 2, 3 verify in three steps, all in flight. A fourth
+// step of request 1 (in the oldest, which this step resolves) runs guarded on its count, one task
+// per count it may have accepted (1 .. T; 0 would have discarded it); a fourth step of request 2
+// (in a step that would stay in flight) makes the host wait for it first, so its task is planned
+// once, unguarded. Depth 1 guards request 3 after step 3.
+TEST(HostScheduler, DeepPipelinesGuardTheOldestStepAndWaitForTheOthers) {
+  PoolConfig c;
+  c.geometry = make_geometry("tiny");
+  c.tokens_per_verify = 4;
+  c.pool_rows = 4;
+  c.max_requests = 4;
+  auto fourth_step = [&](int32_t depth, uint64_t request) {
+    HostScheduler host(StrategyKind::kScatter, c, Schedule::overlap(depth));
+    for (int r = 0; r < 3; ++r)
+      host.extend({uint64_t(r + 1), r, r, 4, 0, kNoRow, {}});
+    for (uint64_t r = 1; r <= 3; ++r) {
+      const VerifyOp op{r, 2, {}, {}};
+      host.verify(std::span(&op, 1), 0);
+    }
+    const VerifyOp op{request, 3, {}, {}};
+    const Plan plan = host.verify(std::span(&op, 1), 0);
+    std::vector<Guard> guards;
+    for (const PlanCall& call : plan) {
+      if (const auto* v = std::get_if<VerifyCall>(&call)) {
+        for (const VerifyTask& t : v->tasks)
+          guards.push_back(t.guard);
+      }
+    }
+    return guards;
+  };
+  const int32_t T = c.tokens_per_verify;
+  for (auto [depth, request, guarded] :
+       {std::tuple{3, 1, true}, {3, 2, false}, {3, 3, false}, {1, 3, true}, {1, 1, false}}) {
+    const std::vector<Guard> guards = fourth_step(depth, uint64_t(request));
+    SCOPED_TRACE("depth " + std::to_string(depth) + ", request " + std::to_string(request));
+    if (guarded) {
+      ASSERT_EQ(guards.size(), size_t(T));
+      for (int32_t w = 1; w <= T; ++w)
+        EXPECT_EQ(guards[size_t(w - 1)], (Guard{request - 1, w}));
+    } else {
+      ASSERT_EQ(guards.size(), 1u);
+      EXPECT_TRUE(guards[0].is_none());
+    }
+  }
 }
 
 }  // namespace
