@@ -240,10 +240,14 @@ int run_replay(const ReplayArgs& args, const ThreadPool& pool) {
                 full.geometry.layers, pool.describe().c_str());
     if (args.lanes.strategies == "all" && h.tree_nodes > 0)
       std::printf("  draft trees of up to %d nodes: %s\n", h.tree_nodes, no_trees_text().c_str());
-    if (const Schedule s = options.lanes.back().schedule; s.is_overlap()) {
+    if (const Schedule s = options.lanes.back().schedule; s.depth == 1) {
       std::printf(
-          "  overlap scheduling: each step's accepted counts reach the host once it "
-          "prepared the next %d, or when a step needs them (lanes @%s)\n",
+          "  overlap scheduling: each step prepared before the previous one's accepted "
+          "counts reach the host (lanes @overlap)\n");
+    } else if (s.is_overlap()) {
+      std::printf(
+          "  overlap scheduling: up to %d steps in flight, each prepared before the "
+          "accepted counts of those before it reach the host (lanes @%s)\n",
           s.depth, to_string(s).c_str());
     }
     if (!args.lanes.inject.empty()) print_injection(options.lanes);

@@ -251,6 +251,15 @@ std::vector<FaultInfo> make_faults() {
        "a step's padding task reads and writes the working row of a request that is in the "
        "in-flight step but not in this one, whose slot looks free",
        all, true},
+      {Fault::kStaleCommitMapping,
+       "stale-commit-mapping",
+       "with pipeline parallelism and speculative decoding the post-verify copy's batch-row "
+       "mapping is pp_size steps old: states copied into other requests' blocks (vLLM #55951)",
+       "a step's commits (scatter's copy of token a-1's state, the replay strategy's commit "
+       "replay) write entry k's state into the working row that entry k of the batch d steps "
+       "before had (d: the steps in flight)",
+       {K::kScatter, K::kReplay},
+       true},
   };
 }
 

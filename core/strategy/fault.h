@@ -55,6 +55,7 @@ enum class Fault : uint8_t {
   kSnapshotBeforeWrite,      // all: a step's snapshots enqueued before its forward pass
   kAdvancedLength,           // all: results applied to the length the next step advanced
   kPaddingParkedSlots,       // all: padding dummies take a parked request's slot
+  kStaleCommitMapping,       // scatter, replay: commits by the rows of the batch d steps back
 };
 
 struct FaultInfo {

@@ -164,6 +164,29 @@ class SnapshotBeforeWrite : public HostDecisions {
 
 }  // namespace
 
+// FAULT stale-commit-mapping (vLLM #55951): with pipeline parallelism of d stages the post-verify
+// copy takes its batch-row -> state mapping from the step d steps before (the last step of its
+// pipeline slot), so entry k's accepted state is committed into the working row entry k had
+// then: another request's, while its own keeps the state from before the step.
+class StaleCommitMapping : public HostDecisions {
+  void commit_rows(Plan& after_accept, std::span<const VerifyOp> batch,
+                   const HostView& host) const override {
+    auto retarget = [&](auto& call) {
+      for (size_t t = 0; t < call.tasks.size(); ++t) {
+        const auto it = std::find_if(batch.begin(), batch.end(), [&](const VerifyOp& op) {
+          return op.request == call.requests[t];
+        });
+        const size_t k = size_t(it - batch.begin());
+        if (k < host.lagged_rows.size()) call.tasks[t].dst_row = host.lagged_rows[k];
+      }
+    };
+    for (PlanCall& call : after_accept) {
+      if (auto* copies = std::get_if<CopyCall>(&call)) retarget(*copies);
+      if (auto* replays = std::get_if<ReplayCall>(&call)) retarget(*replays);
+    }
+  }
+};
+
 std::unique_ptr<HostDecisions> make_host_decisions(Fault fault) {
   switch (fault) {
     case Fault::kDiscardedCountRead:
@@ -178,6 +201,8 @@ std::unique_ptr<HostDecisions> make_host_decisions(Fault fault) {
       return std::make_unique<SnapshotBeforeWrite>();
     case Fault::kAdvancedLength:
       return std::make_unique<AdvancedLength>();
+    case Fault::kStaleCommitMapping:
+      return std::make_unique<StaleCommitMapping>();
     case Fault::kPaddingParkedSlots:
       return std::make_unique<PaddingParkedSlots>();
     case Fault::kNone:

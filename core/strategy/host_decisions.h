@@ -21,7 +21,10 @@ struct HostView {
   const PoolPolicy& truth;  // the live-state table with every result applied
   // The device's table of counts as the last set_accepted left it: req_row -> (request, count).
   const std::map<int32_t, std::pair<uint64_t, int32_t>>& published;
-  std::span<const VerifyOp> in_flight;  // the step still running, with the device's counts
+  std::span<const VerifyOp> in_flight;  // the steps still running, with the device's counts
+  // The working rows, by batch position, of the step `depth` steps before the one being planned
+  // (the last one of its pipeline slot); empty before there was one.
+  std::span<const int32_t> lagged_rows;
 };
 
 class HostDecisions {
@@ -53,6 +56,10 @@ class HostDecisions {
   virtual Plan writes_landing_now() { return {}; }
   // A step's snapshots are enqueued after the verify that writes what they copy.
   virtual bool snapshots_before_verify() const { return false; }
+  // A step's commits (`after_accept`, the calls after its own acceptance) write each entry's
+  // state into that entry's own working row, as planned.
+  virtual void commit_rows(Plan& after_accept, std::span<const VerifyOp> batch,
+                           const HostView& host) const {}
 };
 
 // The correct decisions, or those with `fault`'s wrong one (a fault of overlap scheduling; any

@@ -288,7 +288,9 @@ HostScheduler::Prepared HostScheduler::prepare(std::span<const VerifyOp> batch, 
 }
 
 HostView HostScheduler::view() const {
-  return {truth_, published_, in_flight_ops_};
+  const bool lagged = overlap() && batch_rows_.size() == size_t(schedule_.depth);
+  return {truth_, published_, in_flight_ops_,
+          lagged ? std::span<const int32_t>(batch_rows_.front()) : std::span<const int32_t>()};
 }
 
 // For each entry, the task of it the device runs: its guard passes the count the device holds.
@@ -373,6 +375,7 @@ Plan HostScheduler::step(std::span<const VerifyOp> batch, int32_t padding, bool 
     }
     next.push_back(std::move(copy));
   }
+  decisions_->commit_rows(after_accept, batch, view());
 
   Plan plan = decisions_->writes_landing_now();
   decisions_->hold_writes(batch, prepared.verify);
@@ -387,6 +390,10 @@ Plan HostScheduler::step(std::span<const VerifyOp> batch, int32_t padding, bool 
 
   for (const VerifyOp& op : batch)
     published_[req_rows.at(op.request)] = {op.request, op.accepted};
+  std::vector<int32_t>& rows = batch_rows_.emplace_back();
+  for (const VerifyOp& op : batch)
+    rows.push_back(truth_.live(op.request).working_row);
+  if (batch_rows_.size() > size_t(schedule_.depth)) batch_rows_.pop_front();
   in_flight_.push_back(InFlight{{batch.begin(), batch.end()}, decode, std::move(req_rows)});
   in_flight_ops_.clear();
   for (const InFlight& step : in_flight_)

@@ -133,6 +133,8 @@ class HostScheduler {
   // of the in-flight steps accepted counts_[i] (0 .. T while a verify is in flight, else 1).
   std::deque<InFlight> in_flight_;
   std::vector<VerifyOp> in_flight_ops_;  // every in-flight step's, for HostView
+  // The working rows by batch position of the last `depth` steps, oldest first (HostView).
+  std::deque<std::vector<int32_t>> batch_rows_;
   std::vector<int32_t> counts_;
   std::vector<PoolPolicy> variants_;
   std::vector<int32_t> batch_tasks_;

@@ -436,6 +436,7 @@ std::unique_ptr<PolicyDecisions> make_policy_decisions(Fault fault) {
     case Fault::kSnapshotBeforeWrite:
     case Fault::kAdvancedLength:
     case Fault::kPaddingParkedSlots:
+    case Fault::kStaleCommitMapping:
       return std::make_unique<PolicyDecisions>();
   }
   SPECSTATE_ASSERT(false, "unknown Fault");

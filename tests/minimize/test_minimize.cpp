@@ -26,7 +26,7 @@ namespace {
 std::vector<LaneSpec> replay_lanes(const trace::Header& h, Fault fault) {
   const bool overlap_fault = fault != Fault::kNone && fault_info(fault).overlap;
   std::vector<Schedule> schedules = {Schedule::synchronous()};
-  if (h.overlap) schedules.push_back(Schedule::overlap());
+  if (h.overlap > 0) schedules.push_back(Schedule::overlap(h.overlap));
   std::vector<LaneSpec> lanes;
   for (Schedule s : schedules) {
     for (StrategyKind k : all_strategies()) {
@@ -77,7 +77,9 @@ std::vector<Case> cases() {
   GeneratorOptions no_retracts = generated(5, 24, 300);
   no_retracts.pool_rows = 48;  // rows enough for all: a finished request's row is reused
   GeneratorOptions overlap = generated(5, 24, 300);
-  overlap.overlap = true;
+  overlap.overlap = 1;
+  GeneratorOptions pipeline = generated(5, 24, 300);
+  pipeline.overlap = 2;
   GeneratorOptions host_tier = generated(5, 24, 300);
   host_tier.host_slots = 3;
   host_tier.pool_rows = 10;
@@ -89,6 +91,7 @@ std::vector<Case> cases() {
       {"stale-flush-after-reuse", "ownership", no_retracts},
       {"snapshot-post-accept", "snapshot row", generated(5, 24, 300)},
       {"counts-reordered", "per-token outputs", overlap},
+      {"stale-commit-mapping", "ownership", pipeline},
       {"restore-read-early", "snapshot row", host_tier},
   };
 }
