@@ -230,9 +230,22 @@ int rows_per_request(Kind k) {
   }
 }
 
-PoolShape bench_shape(SsmDtype dtype, int32_t rows, int32_t slots, int32_t payload_tokens = kT) {
+// The layers timed: Qwen3-Next's Gated DeltaNet, or Kimi Linear's Kimi Delta Attention (the
+// same HV = 32 heads of K = V = 128, H = 32 key heads, conv_dim 12288).
+ModelGeometry bench_geometry(RecurrenceKind rec) {
+  return make_geometry(
+      rec == RecurrenceKind::kKimiDeltaAttention ? "kimi-linear-48b-a3b" : "qwen3-next-80b-a3b", 1);
+}
+
+// "ring", or "kda.ring" for the KDA layers.
+std::string step_name(RecurrenceKind rec, Kind k) {
+  return (rec == RecurrenceKind::kKimiDeltaAttention ? "kda." : "") + std::string(kind_name(k));
+}
+
+PoolShape bench_shape(RecurrenceKind rec, SsmDtype dtype, int32_t rows, int32_t slots,
+                      int32_t payload_tokens = kT) {
   PoolShape s;
-  s.geometry = make_geometry("qwen3-next-80b-a3b", 1);
+  s.geometry = bench_geometry(rec);
   s.geometry.layers = kLayers;
   s.ssm_dtype = dtype;
   s.state_rows = rows;
@@ -326,14 +339,15 @@ std::string device_name() {
 // prepared launches of one step.
 class StepCase {
  public:
-  StepCase(Kind kind, SsmDtype dtype, int32_t batch) : kind_(kind), batch_(batch) {
-    const PoolShape one = bench_shape(dtype, 1, 0);
+  StepCase(Kind kind, RecurrenceKind rec, SsmDtype dtype, int32_t batch)
+      : kind_(kind), batch_(batch) {
+    const PoolShape one = bench_shape(rec, dtype, 1, 0);
     const int64_t set_bytes = int64_t{batch} * rows_per_request(kind) * kLayers * state_bytes(one);
     sets_ = int32_t(std::max<int64_t>(2, (kRotationBytes + set_bytes - 1) / set_bytes));
     const int32_t rows = batch * rows_per_request(kind) * sets_;
     const bool ring = ring_history(kind) > 0;
     backend_ = std::make_unique<CudaBackend>(
-        bench_shape(dtype, rows, 2 * batch * sets_, ring ? kRingSlots : kT), 7);
+        bench_shape(rec, dtype, rows, 2 * batch * sets_, ring ? kRingSlots : kT), 7);
     fill_states();
     for (int32_t s = 0; s < sets_; ++s)
       prepare_set(s);
@@ -498,8 +512,9 @@ class StepCase {
 struct Summary {
   double seconds = 0, bytes = 0, fma_ops = 0;
 };
-// By (kind, dtype, batch): printed in Kind order, fp32 before bf16, batch ascending.
-using SummaryKey = std::tuple<Kind, SsmDtype, int32_t>;
+// By (recurrence, kind, dtype, batch): GDN's first, in Kind order, fp32 before bf16, batch
+// ascending.
+using SummaryKey = std::tuple<RecurrenceKind, Kind, SsmDtype, int32_t>;
 std::map<SummaryKey, Summary>& summaries() {
   static std::map<SummaryKey, Summary> s;
   return s;
@@ -507,9 +522,9 @@ std::map<SummaryKey, Summary>& summaries() {
 
 const char* dtype_name(SsmDtype dtype) { return dtype == SsmDtype::kF32 ? "fp32" : "bf16"; }
 
-void BM_Step(benchmark::State& state, Kind kind, SsmDtype dtype) {
+void BM_Step(benchmark::State& state, Kind kind, RecurrenceKind rec, SsmDtype dtype) {
   const int32_t batch = int32_t(state.range(0));
-  StepCase step(kind, dtype, batch);
+  StepCase step(kind, rec, dtype, batch);
   EventTimer timer;
   for (int i = 0; i < 3; ++i)
     step.launch(i % step.sets());  // warm-up
@@ -535,7 +550,7 @@ void BM_Step(benchmark::State& state, Kind kind, SsmDtype dtype) {
                                                    benchmark::Counter::kIs1024);
   state.counters["roof_us"] = benchmark::Counter(roof.seconds() * 1e6);
   state.counters["pct_of_roof"] = benchmark::Counter(100.0 * roof.seconds() / t);
-  summaries()[{kind, dtype, batch}] = {t, bytes, step.step_fma_ops()};
+  summaries()[{rec, kind, dtype, batch}] = {t, bytes, step.step_fma_ops()};
 }
 
 void BM_Copy(benchmark::State& state) {
@@ -631,8 +646,9 @@ void print_summary(const Anchors& anchors, double copy_bw, const Fp32Peak& peak,
   std::printf("  %s\n", "goal");
   std::vector<std::string> anchor_errors;
   for (const auto& [key, s] : summaries()) {
-    const auto& [kind_enum, dtype_enum, batch] = key;
-    const char* kind = kind_name(kind_enum);
+    const auto& [rec, kind_enum, dtype_enum, batch] = key;
+    const std::string name = step_name(rec, kind_enum);
+    const char* kind = name.c_str();  // KDA steps have neither anchors nor goals
     const char* dtype = dtype_name(dtype_enum);
     const double pct_copy = 100.0 * s.bytes / s.seconds / copy_bw;
     const Roof roof = step_roof(s.bytes, copy_bw, s.fma_ops, peak);
@@ -672,13 +688,29 @@ void print_summary(const Anchors& anchors, double copy_bw, const Fp32Peak& peak,
 
 void register_all() {
   benchmark::RegisterBenchmark("copy_d2d_1GiB", BM_Copy)->UseManualTime()->Iterations(20);
-  for (Kind kind : {Kind::kInline, Kind::kScatter, Kind::kScatterVerify, Kind::kCommitCopy,
-                    Kind::kReplay, Kind::kPayloadVerify, Kind::kReplayOnly, Kind::kDeferred,
-                    Kind::kRing, Kind::kRingFold, Kind::kInlineTree}) {
+  using R = RecurrenceKind;
+  const std::vector<std::pair<R, Kind>> steps = {
+      {R::kGatedDeltaNet, Kind::kInline},
+      {R::kGatedDeltaNet, Kind::kScatter},
+      {R::kGatedDeltaNet, Kind::kScatterVerify},
+      {R::kGatedDeltaNet, Kind::kCommitCopy},
+      {R::kGatedDeltaNet, Kind::kReplay},
+      {R::kGatedDeltaNet, Kind::kPayloadVerify},
+      {R::kGatedDeltaNet, Kind::kReplayOnly},
+      {R::kGatedDeltaNet, Kind::kDeferred},
+      {R::kGatedDeltaNet, Kind::kRing},
+      {R::kGatedDeltaNet, Kind::kRingFold},
+      {R::kGatedDeltaNet, Kind::kInlineTree},
+      // KDA beside GDN: the strategies' main steps on Kimi Linear's layers.
+      {R::kKimiDeltaAttention, Kind::kInline},
+      {R::kKimiDeltaAttention, Kind::kReplay},
+      {R::kKimiDeltaAttention, Kind::kDeferred},
+      {R::kKimiDeltaAttention, Kind::kRing},
+      {R::kKimiDeltaAttention, Kind::kRingFold}};
+  for (const auto& [rec, kind] : steps) {
     for (SsmDtype dtype : {SsmDtype::kF32, SsmDtype::kBF16}) {
-      const std::string name =
-          std::string(kind_name(kind)) + "/" + (dtype == SsmDtype::kF32 ? "fp32" : "bf16");
-      benchmark::RegisterBenchmark(name.c_str(), BM_Step, kind, dtype)
+      const std::string name = step_name(rec, kind) + "/" + dtype_name(dtype);
+      benchmark::RegisterBenchmark(name.c_str(), BM_Step, kind, rec, dtype)
           ->ArgName("batch")
           ->Args({1})
           ->Args({8})

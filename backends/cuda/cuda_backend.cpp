@@ -29,13 +29,10 @@ int64_t cuda_free_bytes() {
 }
 
 void check_cuda_geometry(const ModelGeometry& g) {
-  switch (g.recurrence) {  // the step kernels (step_kernels.cu)
+  switch (g.recurrence) {  // the step kernels (step_kernels.cu) run both
     case RecurrenceKind::kGatedDeltaNet:
+    case RecurrenceKind::kKimiDeltaAttention:
       break;
-    case RecurrenceKind::kKimiDeltaAttention:  // one decay per head staged (kGates) and applied
-      throw InputError(
-          "backend 'cuda': the recurrence kimi-delta-attention is not run by the CUDA kernels yet "
-          "(the CPU backend runs it: --backend cpu)");
   }
   if (!cuda::step_kernels_support(g.head_k_dim, g.head_v_dim, g.conv_width)) {
     throw InputError("backend 'cuda': unsupported geometry (needs K = V = 16 or 128 and W = 4)");
@@ -44,7 +41,8 @@ void check_cuda_geometry(const ModelGeometry& g) {
 
 void check_cuda_step_tokens(const ModelGeometry& g, int32_t tokens) {
   if (cuda_device_count() == 0) return;  // no device: no lane runs here to refuse
-  const size_t need = cuda::step_shared_bytes(g.head_k_dim, g.v_heads_per_k_head(), tokens);
+  const size_t need = cuda::step_shared_bytes(g.head_k_dim, g.v_heads_per_k_head(), tokens,
+                                              g.decay_values_per_head());
   const size_t have = cuda::step_shared_limit();
   if (need > have) {
     throw InputError("backend 'cuda': a step of " + std::to_string(tokens) +
@@ -130,6 +128,7 @@ CudaBackend::CudaBackend(const PoolShape& shape, uint64_t seed) : StateBackend(s
   pool_.K = g.head_k_dim;
   pool_.V = g.head_v_dim;
   pool_.W = g.conv_width;
+  pool_.A = g.decay_values_per_head();
   pool_.ssm_bf16 = shape.ssm_dtype == SsmDtype::kBF16;
   pool_.q_scale = g.query_scale();
   pool_.seed = seed;
@@ -139,7 +138,7 @@ CudaBackend::CudaBackend(const PoolShape& shape, uint64_t seed) : StateBackend(s
   payload_.resize_discard(shape.payload_bytes());
   conv_taps_.resize_discard(size_t(g.layers) * g.conv_dim() * g.conv_width);
   a_log_.resize_discard(size_t(g.layers) * g.num_v_heads);
-  dt_bias_.resize_discard(size_t(g.layers) * g.num_v_heads);
+  dt_bias_.resize_discard(size_t(g.layers) * g.num_v_heads * pool_.A);
   layer_ids_.resize_discard(size_t(g.layers));
   accepted_.resize_discard(std::max<size_t>(size_t(shape.request_rows), 1));
   digest_.resize_discard(1);
@@ -286,7 +285,7 @@ void CudaBackend::upload(PreparedSequence& out, const std::vector<SeqJob>& jobs,
   const size_t tokens = size_t(out.job_count) * g.layers * std::max(launch_tokens, 1);
   step_qk_.resize_discard(tokens * g.num_k_heads * 2 * g.head_k_dim);
   step_v_.resize_discard(tokens * g.value_dim());
-  step_gates_.resize_discard(tokens * g.num_v_heads * 2);
+  step_gates_.resize_discard(tokens * g.num_v_heads * (g.decay_values_per_head() + 1));
 }
 
 void CudaBackend::prepare(std::span<const SequenceJob> jobs, int32_t output_tokens,

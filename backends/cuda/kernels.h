@@ -79,11 +79,12 @@ struct DevicePool {
   uint8_t* payload = nullptr;          // [layers, slots, payload_tokens] of `token`
   const float* conv_taps = nullptr;    // [layers, conv_dim, W] fp32 (bf16 values)
   const float* a_log = nullptr;        // [layers, HV] fp32 (bf16 values)
-  const float* dt_bias = nullptr;      // [layers, HV] fp32 (bf16 values)
+  const float* dt_bias = nullptr;      // [layers, HV, A] fp32 (bf16 values)
   const int32_t* layer_ids = nullptr;  // [layers]: the model's index of each layer held
   const int32_t* accepted = nullptr;   // [request rows]: accepted counts that guards read
   int32_t layers = 0, rows = 0, conv_cols = 0, slots = 0, payload_tokens = 0;
   int32_t H = 0, HV = 0, K = 0, V = 0, W = 0;
+  int32_t A = 1;  // decay values per value head: 1 (Gated DeltaNet) or K (Kimi Delta Attention)
   bool ssm_bf16 = false;
   float q_scale = 0.0f;
   uint64_t seed = 0;
@@ -124,7 +125,7 @@ struct SequenceLaunch {
   // 0 .. step_tokens-1 of every job and layer:
   float* step_qk = nullptr;     // [jobs, layers, step_tokens, H, 2, K] fp32: q_hat | k_hat
   uint16_t* step_v = nullptr;   // [jobs, layers, step_tokens, HV, V] bf16: conv output v
-  float* step_gates = nullptr;  // [jobs, layers, step_tokens, HV, 2] fp32: alpha, beta
+  float* step_gates = nullptr;  // [jobs, layers, step_tokens, HV, A + 1] fp32: A decays, beta
   int32_t step_tokens = 0;
 };
 
@@ -141,7 +142,7 @@ void launch_step(const DevicePool& pool, const SequenceLaunch& launch, cudaStrea
 bool step_kernels_support(int32_t K, int32_t V, int32_t W);
 // Dynamic shared memory of a launch whose longest job runs `tokens` tokens (the prep kernel's,
 // which grows with them), and the most one block may take on the current device.
-size_t step_shared_bytes(int32_t K, int32_t ratio, int32_t tokens);
+size_t step_shared_bytes(int32_t K, int32_t ratio, int32_t tokens, int32_t decays);
 size_t step_shared_limit();
 
 struct CopyJob {

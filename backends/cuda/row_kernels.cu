@@ -160,18 +160,22 @@ __global__ void generate_params_kernel(const __grid_constant__ DevicePool p, flo
   const int C = p.conv_dim();
   const int64_t taps = int64_t{p.layers} * C * p.W;
   const int64_t heads = int64_t{p.layers} * p.HV;
-  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < taps + heads;
+  const int64_t biases = heads * p.A;  // [layers, HV, A]: entry hv * A + i of a layer
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < taps + heads + biases;
        i += int64_t{gridDim.x} * blockDim.x) {
     if (i < taps) {
       const int l = int(i / (int64_t{C} * p.W));
       const uint32_t layer = uint32_t(p.layer_ids[l]);
       const uint32_t ch = uint32_t(i / p.W % C), tap = uint32_t(i % p.W);
       conv_taps[i] = num::bf16_to_float(num::gen_conv_weight(p.seed, layer, ch, tap));
-    } else {
+    } else if (i < taps + heads) {
       const int64_t k = i - taps;
       const uint32_t layer = uint32_t(p.layer_ids[k / p.HV]), head = uint32_t(k % p.HV);
       a_log[k] = num::bf16_to_float(num::gen_a_log(p.seed, layer, head));
-      dt_bias[k] = num::bf16_to_float(num::gen_dt_bias(p.seed, layer, head));
+    } else {
+      const int64_t k = i - taps - heads, per_layer = int64_t{p.HV} * p.A;
+      const uint32_t layer = uint32_t(p.layer_ids[k / per_layer]), e = uint32_t(k % per_layer);
+      dt_bias[k] = num::bf16_to_float(num::gen_dt_bias(p.seed, layer, e));
     }
   }
 }
@@ -217,7 +221,7 @@ void launch_digest(const DevicePool& p, const StateLoc& loc, int32_t first_col, 
 
 void launch_generate_params(const DevicePool& p, float* conv_taps, float* a_log, float* dt_bias,
                             cudaStream_t stream) {
-  const int64_t n = int64_t{p.layers} * (int64_t{p.conv_dim()} * p.W + p.HV);
+  const int64_t n = int64_t{p.layers} * (int64_t{p.conv_dim()} * p.W + p.HV * (1 + p.A));
   const int blocks = int(std::clamp<int64_t>((n + 255) / 256, 1, 1024));
   generate_params_kernel<<<blocks, 256, 0, stream>>>(p, conv_taps, a_log, dt_bias);
   CUDA_CHECK_LAUNCH();

@@ -15,7 +15,9 @@
 // no barrier inside the token loop; the state lives in the device layout of ssm_layout.h, where
 // each of a thread's loads and stores is one vector (16 bytes; 8 for K = 16 bf16) and a warp's
 // are whole lines. A chunk of up to 16 tokens is staged in shared memory by cp.async; the stored
-// tokens (replayed from the values their verify kept) run without a reduction. Every requested
+// tokens (replayed from the values their verify kept) run without a reduction. Kimi Delta
+// Attention (recur_kernel's kKda) stages a decay per state row beside k_hat and applies it where
+// Gated DeltaNet applies the head's one: the same operations per element. Every requested
 // state is written after its token (in launches whose jobs store sparsely, a per-chunk mask says
 // after which tokens); the outputs and payload deltas of a chunk's computed tokens after the
 // chunk.
@@ -49,10 +51,11 @@ struct PrepLayout {
   int hist_cols;  // W-1 + tokens
   int tokens;     // pending + new of the longest job
   int ratio;      // value heads per key head
+  int gate_inputs;  // per value head and token: A decay inputs a, then b
   __host__ __device__ size_t bytes(int K) const {
     return (size_t(tokens) * 2 * K + 2 * size_t(tokens)) * sizeof(float) +
            size_t(tokens) * sizeof(uint64_t) +
-           (size_t(nch) * hist_cols + 2 * size_t(tokens) * ratio) * sizeof(bf16_bits);
+           (size_t(nch) * hist_cols + size_t(tokens) * ratio * gate_inputs) * sizeof(bf16_bits);
   }
 };
 
@@ -61,7 +64,7 @@ struct PrepShared {
   float* denom;        // [tokens, 2] fp32
   uint64_t* x_prefix;  // [tokens]: conv-input hash state before the channel (generated tokens)
   bf16_bits* hist;     // [nch, hist_cols] bf16: source window, then every token's input
-  bf16_bits* ab;       // [tokens, ratio, 2] bf16: gate inputs a, b
+  bf16_bits* ab;       // [tokens, ratio, A + 1] bf16: gate inputs a (A of them), b
 };
 
 template <bool kTree>
@@ -118,8 +121,8 @@ __device__ bf16_bits conv_input_from_prefix(uint64_t prefix, uint32_t channel) {
 }
 
 // Every token's conv input -> hist columns W-1.. (a stored token's only where a window or tap
-// reads it: the last W-1 of them), the computed tokens' gate inputs -> ab (index j * ratio + r);
-// payload mode keeps the new tokens' x.
+// reads it: the last W-1 of them), the computed tokens' gate inputs -> ab (A decay inputs and b
+// of value head r of token j at (j * ratio + r) * (A + 1)); payload mode keeps the new tokens' x.
 template <bool kTree>
 __device__ void prep_stage(const PrepBlock<kTree>& b, const PrepShared& sh, int total) {
   const SeqJob& job = b.j.job;
@@ -144,10 +147,13 @@ __device__ void prep_stage(const PrepBlock<kTree>& b, const PrepShared& sh, int 
       if (out) *reinterpret_cast<uint32_t*>(out + ch) = x2;
     }
   }
-  for (int idx = stored * b.ratio + int(threadIdx.x); idx < b.ratio * total; idx += blockDim.x) {
-    const int r = idx % b.ratio, j = idx / b.ratio, hv = b.h * b.ratio + r;
-    sh.ab[2 * idx] = num::gen_gate_a(b.j.template coord<kTree>(j), hv);
-    sh.ab[2 * idx + 1] = num::gen_gate_b(b.j.template coord<kTree>(j), hv);
+  const int A = b.j.p.A, per_token = b.ratio * (A + 1);
+  for (int idx = stored * per_token + int(threadIdx.x); idx < per_token * total;
+       idx += blockDim.x) {
+    const int j = idx / per_token, r = idx % per_token / (A + 1), i = idx % (A + 1);
+    const int hv = b.h * b.ratio + r;
+    sh.ab[idx] = i < A ? num::gen_gate_a(b.j.template coord<kTree>(j), uint32_t(hv * A + i))
+                       : num::gen_gate_b(b.j.template coord<kTree>(j), hv);
   }
 }
 
@@ -254,16 +260,16 @@ __device__ void prep_norms_and_gates(const PrepBlock<kTree>& b, const PrepShared
   const bool to_payload = b.j.job.payload_out_slot != kNoRow;
   auto payload_out = [&](int j) { return b.j.payload_out(j - b.j.job.pending_count); };
   prep_norms<K, kTree>(b, sh, total);
-  for (int g = stored * b.ratio + int(threadIdx.x); g < b.ratio * total; g += blockDim.x) {
-    const int r = g % b.ratio, j = g / b.ratio, hv = b.h * b.ratio + r;
-    const int pi = b.j.layer * p.HV + hv;
-    const num::Gates gates =
-        num::gdn_gates(num::bf16_to_float(sh.ab[2 * g]), num::bf16_to_float(sh.ab[2 * g + 1]),
-                       p.a_log[pi], p.dt_bias[pi]);
-    float* dst = b.j.L.step_gates + (b.j.token_index(j) * p.HV + hv) * 2;
-    dst[0] = gates.alpha;
-    dst[1] = gates.beta;
-    if (to_payload) *p.token.decay(payload_out(j), hv) = gates.alpha;
+  // Per value head and token, A decays then beta (gdn_gates' two functions; A = K for KDA).
+  const int A = p.A, per_token = b.ratio * (A + 1);
+  for (int g = stored * per_token + int(threadIdx.x); g < per_token * total; g += blockDim.x) {
+    const int j = g / per_token, r = g % per_token / (A + 1), i = g % (A + 1);
+    const int hv = b.h * b.ratio + r, pi = b.j.layer * p.HV + hv;
+    const float x = num::bf16_to_float(sh.ab[g]);
+    const float gate =
+        i < A ? num::gated_decay(x, p.a_log[pi], p.dt_bias[int64_t{pi} * A + i]) : num::sigmoid_f32(x);
+    b.j.L.step_gates[(b.j.token_index(j) * p.HV + hv) * (A + 1) + i] = gate;
+    if (to_payload && i < A) p.token.decay(payload_out(j), hv)[i] = gate;
   }
   __syncthreads();
   for (int idx = stored * 2 * K + int(threadIdx.x); idx < 2 * K * total; idx += blockDim.x) {
@@ -304,7 +310,8 @@ __global__ void __launch_bounds__(kPrepThreads)
 
 using Pair = num::Lanes<2>;  // the two V columns of a thread
 
-template <int K>
+// kKda: Kimi Delta Attention, a decay per state row (staged like k_hat), else one per head.
+template <int K, bool kKda = false>
 struct Recur {
   static constexpr int kRows = K / num::kChains;          // state rows of a thread (one chain)
   static constexpr int kPairs = K / 2;                    // column pairs of a head (V = K)
@@ -316,9 +323,10 @@ struct Recur {
   static constexpr int kRun = kRows + kPad;            // one chain's rows of q_hat or k_hat
   static constexpr int kPadded = num::kChains * kRun;  // q_hat or k_hat, padded
   // Per token in shared memory, fp32: q_hat and k_hat (padded), v [V] (a stored token's delta),
-  // alpha, beta, 2 pad.
+  // alpha (GDN's one), beta, 2 pad, and with kKda the row decays (padded as k_hat).
   static constexpr int kQ = 0, kK = kPadded, kV = 2 * kPadded, kGates = 2 * kPadded + K;
-  static constexpr int kTokenFloats = kGates + 4;
+  static constexpr int kAlpha = kGates + 4;
+  static constexpr int kTokenFloats = kAlpha + (kKda ? kPadded : 0);
   // Dynamic shared memory: a chunk's tokens, the outputs o and deltas of its computed tokens
   // (fp32: written to global memory after the chunk, so that their addresses and the bf16
   // rounding of o stay out of the token loop, which runs at the register cap), the chunk's
@@ -458,21 +466,37 @@ __device__ PoolElem<kBf16>* pool_head(const JobView& jv, int row, int hv) {
 // lane of chain 0 keeps o and delta in `out` ([2, kRecurChunk, K]: o, then delta) for
 // chunk_outputs. Storing them here, as soon as they are combined, keeps the token loop within the
 // register cap.
-template <int K>
+// The decays of rows g .. g + kGroup - 1 of the thread's chain: GDN's one for every row
+// (`head`, read once per token), or KDA's per row (staged at kAlpha, padded as k_hat).
+template <int K, bool kKda>
+__device__ __forceinline__ void row_decays(const float* t, Lane ln, int g, float head,
+                                           float (&a)[Recur<K>::kGroup]) {
+  using R = Recur<K, kKda>;
+  if constexpr (kKda) {
+    load_shared(t + R::kAlpha + ln.chain * R::kRun + g, a);
+  } else {
+#pragma unroll
+    for (int u = 0; u < R::kGroup; ++u)
+      a[u] = head;
+  }
+}
+
+template <int K, bool kKda>
 __device__ __forceinline__ void recur_token(const float* t, Lane ln, Pair (&s)[Recur<K>::kRows],
                                             float* out) {
-  using R = Recur<K>;
+  using R = Recur<K, kKda>;
   const float* q = t + R::kQ + ln.chain * R::kRun;
   const float* k = t + R::kK + ln.chain * R::kRun;
-  const float alpha = t[R::kGates], beta = t[R::kGates + 1];
+  const float head_alpha = kKda ? 0.0f : t[R::kGates], beta = t[R::kGates + 1];
   Pair m{};
 #pragma unroll
   for (int g = 0; g < R::kRows; g += R::kGroup) {
-    float kg[R::kGroup];
+    float kg[R::kGroup], ag[R::kGroup];
     load_shared(k + g, kg);
+    row_decays<K, kKda>(t, ln, g, head_alpha, ag);
 #pragma unroll
     for (int u = 0; u < R::kGroup; ++u)
-      m = num::decay_project_row(s[g + u], kg[u], alpha, m);
+      m = num::decay_project_row(s[g + u], kg[u], ag[u], m);
   }
   const Pair v{{t[R::kV + ln.col0], t[R::kV + ln.col0 + 1]}};
   const Pair delta = num::gdn_delta(v, combine_lanes(m), beta);
@@ -497,19 +521,20 @@ __device__ __forceinline__ void recur_token(const float* t, Lane ln, Pair (&s)[R
 // One token replayed from its stored values (t: alpha, k_hat and delta staged as a computed
 // token's alpha, k_hat and v): the state operations of recur_token on the values its verify
 // computed, with no reduction.
-template <int K>
+template <int K, bool kKda>
 __device__ __forceinline__ void replay_token(const float* t, Lane ln, Pair (&s)[Recur<K>::kRows]) {
-  using R = Recur<K>;
+  using R = Recur<K, kKda>;
   const float* k = t + R::kK + ln.chain * R::kRun;
-  const float alpha = t[R::kGates];
+  const float head_alpha = kKda ? 0.0f : t[R::kGates];
   const Pair delta{{t[R::kV + ln.col0], t[R::kV + ln.col0 + 1]}};
 #pragma unroll
   for (int g = 0; g < R::kRows; g += R::kGroup) {
-    float kg[R::kGroup];
+    float kg[R::kGroup], ag[R::kGroup];
     load_shared(k + g, kg);
+    row_decays<K, kKda>(t, ln, g, head_alpha, ag);
 #pragma unroll
     for (int u = 0; u < R::kGroup; ++u)
-      num::replay_row(s[g + u], kg[u], alpha, delta);
+      num::replay_row(s[g + u], kg[u], ag[u], delta);
   }
 }
 
@@ -572,9 +597,9 @@ __device__ __forceinline__ void copy_async_wait() {
 // The fp32 vectors of steps c0 .. c0+n-1 of head (h, hv), kUnit floats per copy (never across
 // a chain's run): a computed token's q_hat and k_hat from the step scratch ([2K], to kQ and kK,
 // padded), a stored token's k_hat and delta from its payload slot (to kK, padded, and kV).
-template <int K, bool kTree, int kUnit>
+template <int K, bool kKda, bool kTree, int kUnit>
 __device__ void recur_stage_vectors(const JobView& jv, int h, int hv, int c0, int n, float* tok) {
-  using R = Recur<K>;
+  using R = Recur<K, kKda>;
   static_assert(R::kPad == 0 || R::kRows % kUnit == 0, "a copy stays in one chain's run");
   constexpr int kUnits = 2 * K / kUnit;  // copies per token
   const DevicePool& p = jv.p;
@@ -597,19 +622,20 @@ __device__ void recur_stage_vectors(const JobView& jv, int h, int hv, int c0, in
   }
 }
 
-// The tokens of steps c0 .. c0+n-1 of head (h, hv) -> shared, in Recur<K>'s token layout: a
-// computed token's from the step scratch, a stored token's alpha, k_hat and delta from its
+// The tokens of steps c0 .. c0+n-1 of head (h, hv) -> shared, in Recur<K, kKda>'s token layout:
+// a computed token's from the step scratch, a stored token's alpha, k_hat and delta from its
 // payload slot (into the alpha, k_hat and v places; its q_hat and beta are not needed). The
 // fp32 vectors go by cp.async, 16 bytes a copy where the payload's layout keeps them aligned
 // (HV a multiple of 4, payload_token.h); the caller waits (copy_async_wait) before the barrier.
-template <int K, bool kTree>
+// With kKda the K decays of a token go to kAlpha (padded as k_hat), by plain loads.
+template <int K, bool kKda, bool kTree>
 __device__ void recur_stage(const JobView& jv, int h, int hv, int c0, int n, float* tok) {
-  using R = Recur<K>;
+  using R = Recur<K, kKda>;
   const DevicePool& p = jv.p;
   if (p.HV % 4 == 0) {
-    recur_stage_vectors<K, kTree, 4>(jv, h, hv, c0, n, tok);
+    recur_stage_vectors<K, kKda, kTree, 4>(jv, h, hv, c0, n, tok);
   } else {
-    recur_stage_vectors<K, kTree, 1>(jv, h, hv, c0, n, tok);
+    recur_stage_vectors<K, kKda, kTree, 1>(jv, h, hv, c0, n, tok);
   }
   const int stored = jv.stored_tokens();
   for (int idx = threadIdx.x; idx < n * K; idx += blockDim.x) {
@@ -618,14 +644,17 @@ __device__ void recur_stage(const JobView& jv, int h, int hv, int c0, int n, flo
       tok[j * R::kTokenFloats + R::kV + c] =
           num::bf16_to_float(jv.L.step_v[(jv.token_index(token) * p.HV + hv) * K + c]);
   }
-  for (int idx = threadIdx.x; idx < 2 * n; idx += blockDim.x) {
-    const int j = idx >> 1, which = idx & 1, token = step_token<kTree>(jv, c0 + j);
+  // The gates: A decays (GDN's one at kGates, KDA's K at kAlpha), and a computed token's beta.
+  const int A = kKda ? K : 1;
+  for (int idx = threadIdx.x; idx < (A + 1) * n; idx += blockDim.x) {
+    const int j = idx / (A + 1), i = idx % (A + 1), token = step_token<kTree>(jv, c0 + j);
+    const int at = i == A ? R::kGates + 1 : kKda ? R::kAlpha + padded<K>(i) : R::kGates;
+    float* dst = tok + j * R::kTokenFloats + at;
     if (token < stored) {
-      if (!which) tok[j * R::kTokenFloats + R::kGates] = *p.token.decay(jv.stored_token(token), hv);
+      if (i < A) *dst = p.token.decay(jv.stored_token(token), hv)[i];
       continue;
     }
-    tok[j * R::kTokenFloats + R::kGates + which] =
-        jv.L.step_gates[(jv.token_index(token) * p.HV + hv) * 2 + which];
+    *dst = jv.L.step_gates[(jv.token_index(token) * p.HV + hv) * (A + 1) + i];
   }
 }
 
@@ -696,10 +725,11 @@ __device__ void chunk_store_mask(const JobView& jv, int c0, int n, uint32_t& mas
 }
 
 // kMask: the launch's jobs store sparsely (kernels.h); the chunk's store mask skips the search.
-template <int K, bool kBf16, bool kTree, bool kMask>
-__global__ void __launch_bounds__(Recur<K>::kThreads, K == 128 ? 2 : 8)
+// kKda: a decay per state row (Kimi Delta Attention).
+template <int K, bool kKda, bool kBf16, bool kTree, bool kMask>
+__global__ void __launch_bounds__(Recur<K, kKda>::kThreads, K == 128 ? 2 : 8)
     recur_kernel(const __grid_constant__ DevicePool p, const __grid_constant__ SequenceLaunch L) {
-  using R = Recur<K>;
+  using R = Recur<K, kKda>;
   const int task = blockIdx.z, hv = blockIdx.x;
   const SeqJob& job = L.jobs[task];
   const JobView jv{p, L, job, task, int(blockIdx.y)};
@@ -726,9 +756,10 @@ __global__ void __launch_bounds__(Recur<K>::kThreads, K == 128 ? 2 : 8)
   } else {
     load_rows<K>(pool_head<K, kBf16>(jv, job.from_ssm_row, hv), ln, s);
   }
-  // Launched dependent on the prep grid (programmatic dependent launch): the state loads above
-  // overlap the end of prep; its writes are visible after this wait. Nothing before the wait
-  // touches what prep writes (conv windows, payload, step scratch).
+  // Launched dependent on the prep grid (programmatic dependent launch, chains only): the state
+  // loads above overlap the end of prep; its writes are visible after this wait (which returns at
+  // once for a tree launch, queued after prep). Nothing before the wait touches what prep writes
+  // (conv windows, payload, step scratch).
   const int h = hv / (p.HV / p.H);
   asm volatile("griddepcontrol.wait;" ::: "memory");
   const int stored = jv.stored_tokens();  // a prefix of the sequence
@@ -738,7 +769,7 @@ __global__ void __launch_bounds__(Recur<K>::kThreads, K == 128 ? 2 : 8)
   if (kTree && base && job.pending_count == 0) store_rows<K>(base, ln, s);
   for (int c0 = 0; c0 < steps; c0 += kRecurChunk) {
     const int n = min(kRecurChunk, steps - c0);
-    recur_stage<K, kTree>(jv, h, hv, c0, n, tok);
+    recur_stage<K, kKda, kTree>(jv, h, hv, c0, n, tok);
     if constexpr (kMask) chunk_store_mask<kBf16, kTree>(jv, c0, n, chunk_stores);
     copy_async_wait();
     __syncthreads();
@@ -758,9 +789,9 @@ __global__ void __launch_bounds__(Recur<K>::kThreads, K == 128 ? 2 : 8)
         }
       }
       if (j < stored) {
-        replay_token<K>(tok + jl * R::kTokenFloats, ln, s);
+        replay_token<K, kKda>(tok + jl * R::kTokenFloats, ln, s);
       } else {
-        recur_token<K>(tok + jl * R::kTokenFloats, ln, s, outs + jl * K);
+        recur_token<K, kKda>(tok + jl * R::kTokenFloats, ln, s, outs + jl * K);
         if (kTree && (step & kStepSilent)) continue;
       }
       if (!kMask || ((chunk_stores >> jl) & 1u)) store_states<K, kBf16>(jv, hv, j, ln, s);
@@ -798,33 +829,44 @@ void allow_shared_memory() {
   (void)once;
 }
 
-template <int K, bool kBf16, bool kTree, bool kMask>
+template <int K, bool kKda, bool kBf16, bool kTree, bool kMask>
 void launch_recur(const DevicePool& p, const SequenceLaunch& L, cudaStream_t stream) {
+  // A tree's prep (every node's conv, norms and gates: 565 us at batch 64 on an H100) is long
+  // enough that recurrence blocks resident early, waiting for it, slow it down more than their
+  // state loads gain: launched after prep, the tree step took 4129 us (bf16) and 4467 us (fp32)
+  // against 4469 and 4511 us launched dependent; chains gain 12 to 17 us from the overlap.
   cudaLaunchAttribute dependent;
   dependent.id = cudaLaunchAttributeProgrammaticStreamSerialization;
   dependent.val.programmaticStreamSerializationAllowed = 1;
   cudaLaunchConfig_t config = {};
   config.gridDim = dim3(p.HV, p.layers, L.job_count);
-  config.blockDim = dim3(Recur<K>::kThreads);
-  const size_t smem = Recur<K>::kSharedFloats * sizeof(float);
-  allow_shared_memory<recur_kernel<K, kBf16, kTree, kMask>>();
+  config.blockDim = dim3(Recur<K, kKda>::kThreads);
+  const size_t smem = Recur<K, kKda>::kSharedFloats * sizeof(float);
+  allow_shared_memory<recur_kernel<K, kKda, kBf16, kTree, kMask>>();
   config.dynamicSmemBytes = smem;
   config.stream = stream;
   config.attrs = &dependent;
-  config.numAttrs = 1;
-  CUDA_CHECK(cudaLaunchKernelEx(&config, recur_kernel<K, kBf16, kTree, kMask>, p, L));
+  config.numAttrs = kTree ? 0 : 1;
+  CUDA_CHECK(cudaLaunchKernelEx(&config, recur_kernel<K, kKda, kBf16, kTree, kMask>, p, L));
   CUDA_CHECK_LAUNCH();
 }
 
+// The recurrence kernel of the pool's dtype and recurrence (one decay per head, or per row).
 template <int K, bool kTree, bool kMask>
 void launch_recur_dtype(const DevicePool& p, const SequenceLaunch& L, cudaStream_t stream) {
-  if (p.ssm_bf16) return launch_recur<K, true, kTree, kMask>(p, L, stream);
-  launch_recur<K, false, kTree, kMask>(p, L, stream);
+  if (p.A > 1) {
+    SPECSTATE_ASSERT(p.A == K, "a decay per state row");
+    if (p.ssm_bf16) return launch_recur<K, true, true, kTree, kMask>(p, L, stream);
+    return launch_recur<K, true, false, kTree, kMask>(p, L, stream);
+  }
+  if (p.ssm_bf16) return launch_recur<K, false, true, kTree, kMask>(p, L, stream);
+  launch_recur<K, false, false, kTree, kMask>(p, L, stream);
 }
 
-PrepLayout prep_layout(int K, int ratio, int tokens) {
+PrepLayout prep_layout(int K, int ratio, int tokens, int decays) {
   PrepLayout lay;
   lay.ratio = ratio;
+  lay.gate_inputs = decays + 1;
   lay.nch = 2 * K + ratio * K;
   lay.tokens = std::max(1, tokens);
   lay.hist_cols = kWc + lay.tokens;
@@ -833,7 +875,7 @@ PrepLayout prep_layout(int K, int ratio, int tokens) {
 
 template <int K, bool kTree>
 void launch_step_k(const DevicePool& p, const SequenceLaunch& L, cudaStream_t stream) {
-  const PrepLayout lay = prep_layout(K, p.HV / p.H, L.max_tokens);
+  const PrepLayout lay = prep_layout(K, p.HV / p.H, L.max_tokens, p.A);
   const size_t smem = lay.bytes(K);
   SPECSTATE_ASSERT(smem <= size_t(opt_in_shared_memory()),
                    "the prep kernel's shared memory fits a block (a tree's nodes and history)");
@@ -852,8 +894,8 @@ bool step_kernels_support(int32_t K, int32_t V, int32_t W) {
   return (K == 16 || K == 128) && V == K && W == kConvWidth;
 }
 
-size_t step_shared_bytes(int32_t K, int32_t ratio, int32_t tokens) {
-  return prep_layout(K, ratio, tokens).bytes(K);
+size_t step_shared_bytes(int32_t K, int32_t ratio, int32_t tokens, int32_t decays) {
+  return prep_layout(K, ratio, tokens, decays).bytes(K);
 }
 
 size_t step_shared_limit() {

@@ -128,11 +128,12 @@ PY
         "$python" -c 'import json, sys; t = json.load(open(sys.argv[1]))["threads"]; assert 4 <= t < 4096 and t % 4 == 0, t' capped.json
         expect 2 '^--threads: Value 4097 not in range 1 to 4096' -- "$bin" replay "$trace" --threads 4097
         if [ -z "${SPECSTATE_SANITIZED:-}" ]; then  # ASan's shadow memory needs the address space
-          # 20 MB: one thread runs (it needs 16 MB); four threads' stacks (4 MB each) do not fit.
-          expect 0 '^AGREE: 7 lanes' -- sh -c 'ulimit -v 20000; exec "$0" replay "$1" --threads 1' \
+          # 30 MB: one thread runs (it needs about 21 MB, the CUDA kernels' code mapped in); eight
+          # threads' stacks (4 MB each) do not fit.
+          expect 0 '^AGREE: 7 lanes' -- sh -c 'ulimit -v 30000; exec "$0" replay "$1" --threads 1' \
             "$bin" "$trace"
           expect 2 '^--threads 4096: cannot start [0-9]+ threads: Resource temporarily unavailable$' -- \
-            sh -c 'ulimit -v 20000; exec "$0" replay "$1" --threads 4096' "$bin" "$trace"
+            sh -c 'ulimit -v 30000; exec "$0" replay "$1" --threads 4096' "$bin" "$trace"
         fi ;;
   generate-memory)  # events stream to the output: 10x the steps, the same peak memory
         ASAN_OPTIONS="quarantine_size_mb=0:${ASAN_OPTIONS:-}" "$python" - "$bin" <<'PY'

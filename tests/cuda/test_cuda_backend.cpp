@@ -29,17 +29,18 @@ struct Case {
   SsmDtype dtype;
   int32_t batch;
   int32_t T;
+  bool kda = false;  // Kimi Delta Attention (a decay per state row); real: Kimi Linear's layer
 };
 
 void PrintTo(const Case& c, std::ostream* os) {
-  *os << (c.real ? "real" : "tiny") << " " << dtype_name(c.dtype) << " batch " << c.batch << " T "
-      << c.T;
+  *os << (c.real ? "real" : "tiny") << (c.kda ? " kda " : " ") << dtype_name(c.dtype) << " batch "
+      << c.batch << " T " << c.T;
 }
 
 std::string case_name(const ::testing::TestParamInfo<Case>& info) {
   const Case& c = info.param;
-  return std::string(c.real ? "real" : "tiny") + "_" + dtype_name(c.dtype) + "_b" +
-         std::to_string(c.batch) + "_t" + std::to_string(c.T);
+  return std::string(c.real ? "real" : "tiny") + (c.kda ? "_kda_" : "_") + dtype_name(c.dtype) +
+         "_b" + std::to_string(c.batch) + "_t" + std::to_string(c.T);
 }
 
 // Per request r: a working row, T-1 draft rows and T scratch rows, scattered over the pool by a
@@ -82,6 +83,12 @@ std::vector<Task> with_padding(const std::vector<Task>& tasks) {
 PoolShape case_shape(const Case& c, int32_t rows, bool wide_conv, int32_t payload_tokens = 0) {
   PoolShape s = c.real ? real_layer_shape(c.dtype, rows, c.T, wide_conv)
                        : make_shape("tiny", c.dtype, rows, c.T, wide_conv);
+  if (c.kda && c.real) {  // one KDA layer of Kimi Linear (H = HV = 32, K = V = 128)
+    s = make_shape("kimi-linear-48b-a3b", c.dtype, rows, c.T, wide_conv);
+    s.geometry.layers = 1;
+  } else if (c.kda) {
+    s.geometry.recurrence = RecurrenceKind::kKimiDeltaAttention;
+  }
   s.payload_slots = 2 * c.batch;
   if (payload_tokens > 0) s.payload_tokens = payload_tokens;
   return s;
@@ -473,6 +480,8 @@ std::vector<Case> all_cases() {
       for (int32_t b : {1, 7, 64})
         cases.push_back({real, d, b, 4});
       if (!real) cases.push_back({real, d, 7, 16});  // 16 pending + 16 new: two chunks
+      cases.push_back({real, d, 7, 4, /*kda=*/true});
+      if (!real) cases.push_back({real, d, 7, 16, /*kda=*/true});
     }
   }
   return cases;
