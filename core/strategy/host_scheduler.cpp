@@ -198,10 +198,11 @@ Plan HostScheduler::decode(std::span<const VerifyOp> batch, int32_t padding) {
 void HostScheduler::resolve_oldest(std::span<const VerifyOp> next_batch, bool next_decode) {
   const InFlight oldest = std::move(in_flight_.front());
   in_flight_.pop_front();
-  std::vector<PoolPolicy> tables = variants_;
   const bool verify_left = std::any_of(in_flight_.begin(), in_flight_.end(),
                                        [](const InFlight& step) { return !step.decode; });
-  if (!verify_left) tables.erase(tables.begin() + 1, tables.end());  // one count: one table
+  // With no verify left in flight one count remains, so one table.
+  std::vector<PoolPolicy> tables =
+      verify_left ? variants_ : std::vector<PoolPolicy>{variants_.front()};
   if (!oldest.decode && counts_.size() > 1) {
     const int32_t T = layout().config.tokens_per_verify;
     const std::vector<VerifyOp>& ops = oldest.ops;
