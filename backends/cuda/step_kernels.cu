@@ -833,8 +833,9 @@ template <int K, bool kKda, bool kBf16, bool kTree, bool kMask>
 void launch_recur(const DevicePool& p, const SequenceLaunch& L, cudaStream_t stream) {
   // A tree's prep (every node's conv, norms and gates: 565 us at batch 64 on an H100) is long
   // enough that recurrence blocks resident early, waiting for it, slow it down more than their
-  // state loads gain: launched after prep, the tree step took 4129 us (bf16) and 4467 us (fp32)
-  // against 4469 and 4511 us launched dependent; chains gain 12 to 17 us from the overlap.
+  // state loads gain: with every launch serialised (CUDA_LAUNCH_BLOCKING) the tree step took
+  // 4129 us (bf16) and 4467 us (fp32) against 4469 and 4511 us launched dependent; chains gain
+  // 12 to 17 us from the overlap (docs/performance.md).
   cudaLaunchAttribute dependent;
   dependent.id = cudaLaunchAttributeProgrammaticStreamSerialization;
   dependent.val.programmaticStreamSerializationAllowed = 1;

@@ -177,7 +177,8 @@ class StaleCommitMapping : public HostDecisions {
           return op.request == call.requests[t];
         });
         const size_t k = size_t(it - batch.begin());
-        if (k < host.lagged_rows.size()) call.tasks[t].dst_row = host.lagged_rows[k];
+        if (it != batch.end() && k < host.lagged_rows.size())
+          call.tasks[t].dst_row = host.lagged_rows[k];
       }
     };
     for (PlanCall& call : after_accept) {

@@ -76,7 +76,7 @@ HostScheduler::HostScheduler(StrategyKind kind, const PoolConfig& config, Schedu
       truth_(kind, config, fault_ == Fault::kNone ? fault : Fault::kNone),
       decisions_(make_host_decisions(fault_)) {
   if (schedule.depth < 0 || schedule.depth > Schedule::kMaxDepth) {
-    throw InputError("overlap depth " + std::to_string(schedule.depth) + " outside 1.." +
+    throw InputError("overlap depth " + std::to_string(schedule.depth) + " outside 0.." +
                      std::to_string(Schedule::kMaxDepth));
   }
   if (fault_ != Fault::kNone) {
@@ -220,6 +220,13 @@ void HostScheduler::resolve_oldest(std::span<const VerifyOp> next_batch, bool ne
   }
   variants_ = std::move(tables);
   if (variants_.size() == 1) counts_ = {1};
+  refresh_in_flight_ops();
+}
+
+void HostScheduler::refresh_in_flight_ops() {
+  in_flight_ops_.clear();
+  for (const InFlight& step : in_flight_)
+    in_flight_ops_.insert(in_flight_ops_.end(), step.ops.begin(), step.ops.end());
 }
 
 bool HostScheduler::must_wait(std::span<const VerifyOp> batch) const {
@@ -228,6 +235,12 @@ bool HostScheduler::must_wait(std::span<const VerifyOp> batch) const {
   for (size_t s = first; s < in_flight_.size(); ++s) {
     for (const VerifyOp& op : batch) {
       if (in_flight_[s].req_rows.count(op.request) > 0) return true;
+      // A request row that an in-flight request's guards still read (its request was retracted
+      // or finished, and the row given to this one): this step's count would overwrite it.
+      const int32_t req_row = truth_.live(op.request).req_row;
+      for (const auto& [other, row] : in_flight_[s].req_rows) {
+        if (row == req_row && other != op.request) return true;
+      }
     }
   }
   return false;
@@ -326,7 +339,7 @@ Plan HostScheduler::step(std::span<const VerifyOp> batch, int32_t padding, bool 
   // 0. A request of an in-flight step that stays in flight after this step is prepared: the host
   //    waits for the steps up to that one, so that each request has at most one unknown count.
   while (must_wait(batch))
-    resolve_oldest(batch, decode);
+    resolve_oldest({}, decode);  // learnt while waiting, before this step is prepared
   // 1. Everything before the step's own acceptance, on every variant.
   Prepared prepared = prepare(batch, padding, decode);
   batch_tasks_ = running_tasks(batch, prepared.verify);
@@ -396,9 +409,7 @@ Plan HostScheduler::step(std::span<const VerifyOp> batch, int32_t padding, bool 
     rows.push_back(truth_.live(op.request).working_row);
   if (batch_rows_.size() > size_t(schedule_.depth)) batch_rows_.pop_front();
   in_flight_.push_back(InFlight{{batch.begin(), batch.end()}, decode, std::move(req_rows)});
-  in_flight_ops_.clear();
-  for (const InFlight& step : in_flight_)
-    in_flight_ops_.insert(in_flight_ops_.end(), step.ops.begin(), step.ops.end());
+  refresh_in_flight_ops();
   counts_ = std::move(counts);
   variants_ = std::move(next);
   return plan;

@@ -19,12 +19,14 @@
 //
 // With depth d the host applies a step's counts only after it prepared the d steps after it, or
 // earlier when it must wait: a step that names a request of an in-flight step that would stay in
-// flight after it first waits for the steps up to that one (vLLM's batch queue blocks on its
-// oldest batch when it cannot schedule). So a request has at most one unknown count, and the
+// flight after it, or that request's request row (given to it after a retract or finish), first
+// waits for the steps up to that one (vLLM's batch queue blocks on its oldest batch when it
+// cannot schedule). So a request has at most one unknown count, and the
 // variants stay one per count: variant i is the table if every request of the steps in flight
 // accepted i.
 //
-// Six faults (core/strategy/fault.h, FaultInfo::overlap) are wrong decisions of this host side:
+// The faults of overlap scheduling (core/strategy/fault.h, FaultInfo::overlap) are wrong
+// decisions of this host side:
 // every decision they change is asked of HostDecisions (core/strategy/host_decisions.h), whose
 // faulty subclasses are marked "FAULT name".
 #pragma once
@@ -119,8 +121,9 @@ class HostScheduler {
   // while `next_batch` is prepared; one variant is left when no verify is in flight.
   void resolve_oldest(std::span<const VerifyOp> next_batch, bool next_decode);
   // Whether `batch` names a request of an in-flight step that stays in flight once it is prepared
-  // (any but the oldest when `depth` steps are in flight).
+  // (any but the oldest when `depth` steps are in flight), or the request row of one.
   bool must_wait(std::span<const VerifyOp> batch) const;
+  void refresh_in_flight_ops();  // in_flight_ops_ from in_flight_
   // How `request`'s tasks planned on variant i are kept: guarded on the variant's count (a
   // request of an in-flight verify), unguarded (any other request, from variant 0), or dropped.
   std::optional<Guard> variant_guard(uint64_t request, size_t i) const;

@@ -859,5 +859,40 @@ TEST(HostScheduler, DeepPipelinesGuardTheOldestStepAndWaitForTheOthers) {
   }
 }
 
+// Depth 2: request 1 verifies, is retracted, and request 2 takes its request row and verifies
+// while request 1's step is still in flight. That step's count would overwrite the row's count
+// that request 1's guards read, so the host waits for request 1's step first: request 1's resume
+// is then planned once, unguarded (without the wait it read request 2's count as its own).
+TEST(HostScheduler, ADeepPipelineWaitsBeforeAReusedRequestRowIsOverwritten) {
+  PoolConfig c;
+  c.geometry = make_geometry("tiny");
+  c.tokens_per_verify = 4;
+  c.pool_rows = 4;
+  c.max_requests = 2;
+  HostScheduler host(StrategyKind::kInline, c, Schedule::overlap(2));
+  host.extend({1, 0, 0, 4, 0, kNoRow, {}});
+  const VerifyOp first{1, 2, {}, {}};
+  host.verify(std::span(&first, 1), 0);
+  host.retract(1);
+  host.extend({2, 0, 1, 4, 0, kNoRow, {}});
+  const VerifyOp second{2, 3, {}, {}};
+  host.verify(std::span(&second, 1), 0);
+  size_t calls = 0;
+  for (const PlanCall& call : host.resume(1, 1, 2)) {
+    std::visit(Overloaded{[&](const TasksCall auto& tasks) {
+                            for (const auto& t : tasks.tasks) {
+                              if constexpr (requires { t.guard; }) {
+                                EXPECT_TRUE(t.guard.is_none());
+                              }
+                            }
+                          },
+                          [&](const RequestCall auto& one) { EXPECT_TRUE(one.guard.is_none()); },
+                          [](const auto&) {}},
+               call);
+    ++calls;
+  }
+  EXPECT_GT(calls, 0u);
+}
+
 }  // namespace
 }  // namespace specstate::test
