@@ -813,17 +813,23 @@ TEST(HostScheduler, OverlapStepPlanningDoesNotGrowWithLiveRequests) {
                                 << "requests, " << large << " with 16,000";
 }
 
+// The tiny geometry, T = 4, 4 pool rows and `requests` request rows.
+PoolConfig tiny_pipeline_config(int32_t requests) {
+  PoolConfig c;
+  c.geometry = make_geometry("tiny");
+  c.tokens_per_verify = 4;
+  c.pool_rows = 4;
+  c.max_requests = requests;
+  return c;
+}
+
 // Depth 3 (pipeline parallelism): requests 1, 2, 3 verify in three steps, all in flight. A fourth
 // step of request 1 (in the oldest, which this step resolves) runs guarded on its count, one task
 // per count it may have accepted (1 .. T; 0 would have discarded it); a fourth step of request 2
 // (in a step that would stay in flight) makes the host wait for it first, so its task is planned
 // once, unguarded. Depth 1 guards request 3 after step 3.
 TEST(HostScheduler, DeepPipelinesGuardTheOldestStepAndWaitForTheOthers) {
-  PoolConfig c;
-  c.geometry = make_geometry("tiny");
-  c.tokens_per_verify = 4;
-  c.pool_rows = 4;
-  c.max_requests = 4;
+  const PoolConfig c = tiny_pipeline_config(4);
   auto fourth_step = [&](int32_t depth, uint64_t request) {
     HostScheduler host(StrategyKind::kScatter, c, Schedule::overlap(depth));
     for (int r = 0; r < 3; ++r)
@@ -864,11 +870,7 @@ TEST(HostScheduler, DeepPipelinesGuardTheOldestStepAndWaitForTheOthers) {
 // that request 1's guards read, so the host waits for request 1's step first: request 1's resume
 // is then planned once, unguarded (without the wait it read request 2's count as its own).
 TEST(HostScheduler, ADeepPipelineWaitsBeforeAReusedRequestRowIsOverwritten) {
-  PoolConfig c;
-  c.geometry = make_geometry("tiny");
-  c.tokens_per_verify = 4;
-  c.pool_rows = 4;
-  c.max_requests = 2;
+  const PoolConfig c = tiny_pipeline_config(2);
   HostScheduler host(StrategyKind::kInline, c, Schedule::overlap(2));
   host.extend({1, 0, 0, 4, 0, kNoRow, {}});
   const VerifyOp first{1, 2, {}, {}};
