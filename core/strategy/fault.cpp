@@ -167,6 +167,13 @@ std::vector<FaultInfo> make_faults() {
        "copies the boundary's state from the running page's block, the state after its first "
        "token, instead of from the boundary token's block",
        {K::kPaged}},
+      {Fault::kHitColumnByAttentionBlock, "hit-column-by-attention-block",
+       "align mode: a request resumed over a cached prefix seeds its running-state column with "
+       "the attention block size, not the state's (vLLM #55507, #53142)",
+       "the first extend on a prefix hit of L tokens reads its state from block-table column "
+       "(L - 1) / 16 (vLLM's default attention block size) instead of (L - 1) / page_size: "
+       "another page's block, or the null block's zeros, instead of the hit's snapshot",
+       {K::kPaged}},
       {Fault::kHitKeepsLookaheadBlock, "hit-keeps-lookahead-block",
        "with EAGLE, the Mamba group keeps the lookahead block of a prefix hit that the attention "
        "groups drop (vLLM #45614)",

@@ -289,6 +289,18 @@ class BackwardBoundaryCopy : public Faulty<BackwardBoundaryCopy> {
   }
 };
 
+// FAULT hit-column-by-attention-block (vLLM #55507, fixing #53142): a request added over a
+// cached prefix seeds its running-state column as (num_computed_tokens - 1) // block_size with
+// the scheduler's block size, which sizes the attention groups' blocks, where the state group's
+// blocks are pages of another size; the align pre-copy then reads whatever block the table holds
+// at that column. The attention block size here is vLLM's default, 16 tokens.
+class HitColumnByAttentionBlock : public Faulty<HitColumnByAttentionBlock> {
+  static constexpr int64_t kAttentionBlockSize = 16;
+  int64_t hit_state_column(int64_t length, int32_t) const override {
+    return (length - 1) / kAttentionBlockSize;
+  }
+};
+
 // What the prefix cache knows of the track rows, for the faults that look a snapshot up by its
 // writer and length (the correct protocol reads only the row the trace names): which request
 // left which length in which row, until the row is taken as a working row.
@@ -418,6 +430,8 @@ std::unique_ptr<PolicyDecisions> make_policy_decisions(Fault fault) {
       return std::make_unique<BackwardBoundaryCopy>();
     case Fault::kHitKeepsLookaheadBlock:
       return std::make_unique<HitKeepsLookaheadBlock>();
+    case Fault::kHitColumnByAttentionBlock:
+      return std::make_unique<HitColumnByAttentionBlock>();
     case Fault::kHitNotRestored:
       return std::make_unique<HitNotRestored>();
     case Fault::kRestoreReadEarly:

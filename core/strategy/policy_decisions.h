@@ -76,6 +76,11 @@ class PolicyDecisions {
   virtual HitStart prefix_hit_start(const PrefixHit& hit, int32_t page_size) const {
     return {hit.cow_src_row, hit.tokens};
   }
+  // Paged: the block-table column a prefix hit of `length` tokens seeds as its running state's
+  // is the page of the hit's last token in pages of the state's `page_size`, the hit's block.
+  virtual int64_t hit_state_column(int64_t length, int32_t page_size) const {
+    return (length - 1) / page_size;
+  }
   // A track write: `row` holds `request`'s state at `length`, a page boundary; a row becomes a
   // request's working row (its first extend, a resume) and what it held is gone. What the prefix
   // cache knows: the correct protocol needs nothing of it.

@@ -117,6 +117,20 @@ void PoolPolicy::map_pages(LiveState& s, int64_t page) const {
   s.blocks = next;
 }
 
+void PoolPolicy::read_hit_through_table(const LiveState& s, int64_t length,
+                                        PrefillTask& task) const {
+  const int32_t page_size = layout_.config.page_size;
+  if (page_size <= 0) return;  // one page: the hit's block is the only column below the running one
+  const int64_t column = decisions_->hit_state_column(length, page_size);
+  if (column == (length - 1) / page_size) return;
+  const int64_t i = column - s.page;
+  if (i >= 0 && i < layout_.config.tokens_per_verify) {
+    task.from = StateLoc::at(s.blocks[size_t(i)]);
+  } else {
+    task.from_zero = true;
+  }
+}
+
 void PoolPolicy::move_page(uint64_t request, LiveState& s, int32_t tokens, CopyCall& moves) const {
   const int64_t page = running_page(s.length, tokens);
   if (page == s.page) return;
@@ -185,6 +199,7 @@ Plan PoolPolicy::extend(const ExtendOp& op) {
           layout_.config.page_size);
       task.from = StateLoc::at(hit.row);
       task.tokens.count = hit.tokens;  // the extend's last ones
+      if (layout_.kind == StrategyKind::kPaged) read_hit_through_table(s, op.prefix_len, task);
     }
     if (op.prefix_len == 0 && !task.from_zero) task.from = StateLoc::at(op.working_row);
     live = &table_.set(op.request, s);

@@ -142,6 +142,11 @@ class PoolPolicy {
   // a new page takes the first of the request's blocks that is neither kept nor the old running
   // block, which the move still reads.
   void map_pages(LiveState& s, int64_t page) const;
+  // Paged: where the first extend of `s` on a prefix hit of `length` tokens reads its state, as
+  // the block table holds it at the column the hit seeds (PolicyDecisions::hit_state_column):
+  // the hit's page holds the hit's row (`task.from` as set), the running page and its lookahead
+  // their blocks, any other column vLLM's null block, which holds zeros.
+  void read_hit_through_table(const LiveState& s, int64_t length, PrefillTask& task) const;
   // Paged, before a step of `tokens` tokens: when its running page is not the live state's, the
   // live state is copied into the new page's block (vLLM's copy before the forward pass).
   void move_page(uint64_t request, LiveState& s, int32_t tokens, CopyCall& moves) const;
