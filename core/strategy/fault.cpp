@@ -167,7 +167,8 @@ std::vector<FaultInfo> make_faults() {
        "copies the boundary's state from the running page's block, the state after its first "
        "token, instead of from the boundary token's block",
        {K::kPaged}},
-      {Fault::kHitColumnByAttentionBlock, "hit-column-by-attention-block",
+      {Fault::kHitColumnByAttnBlock,
+       "hit-column-by-attention-block",
        "align mode: a request resumed over a cached prefix seeds its running-state column with "
        "the attention block size, not the state's (vLLM #55507, #53142)",
        "the first extend on a prefix hit of L tokens reads its state from block-table column "

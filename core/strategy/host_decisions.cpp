@@ -234,7 +234,7 @@ std::unique_ptr<HostDecisions> make_host_decisions(Fault fault) {
     case Fault::kPaddingWrapsToLastRow:
     case Fault::kBackwardBoundaryCopy:
     case Fault::kHitKeepsLookaheadBlock:
-    case Fault::kHitColumnByAttentionBlock:
+    case Fault::kHitColumnByAttnBlock:
     case Fault::kHitNotRestored:
     case Fault::kHitReappliesLastToken:
     case Fault::kFinalStateOnly:

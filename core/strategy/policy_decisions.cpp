@@ -430,7 +430,7 @@ std::unique_ptr<PolicyDecisions> make_policy_decisions(Fault fault) {
       return std::make_unique<BackwardBoundaryCopy>();
     case Fault::kHitKeepsLookaheadBlock:
       return std::make_unique<HitKeepsLookaheadBlock>();
-    case Fault::kHitColumnByAttentionBlock:
+    case Fault::kHitColumnByAttnBlock:
       return std::make_unique<HitColumnByAttentionBlock>();
     case Fault::kHitNotRestored:
       return std::make_unique<HitNotRestored>();

@@ -161,7 +161,6 @@ int32_t PoolPolicy::accepted_node(const VerifyOp& op, int32_t k) const {
   return decisions_->accepted_node(op.tree ? &*op.tree : nullptr, k, op.accepted);
 }
 
-
 Plan PoolPolicy::extend(const ExtendOp& op) {
   Plan plan;
   PrefillTask task;
@@ -272,7 +271,8 @@ void PoolPolicy::check_step(std::span<const VerifyOp> batch, int32_t tokens, boo
                        std::to_string(op.accepted) + " outside 1.." + std::to_string(tokens));
     }
     if (op.tree) {
-      if (decode) throw InputError("decode: " + req_name(op.request) + ": a decode step has no tree");
+      if (decode)
+        throw InputError("decode: " + req_name(op.request) + ": a decode step has no tree");
       const int32_t capacity = layout_.config.tree_nodes;
       if (capacity == 0) {
         throw InputError("verify: " + req_name(op.request) +
@@ -433,7 +433,7 @@ void PoolPolicy::scatter_verify(const VerifyOp& op, int32_t snap, LiveState& s, 
   if (decisions_->commits_verify()) p.commit_copies.add({commit, s.working_row}, op.request);
   if (snap >= 0) {
     p.snapshot_copies.add({StateLoc::at(t.out_rows[accepted_node(op, snap)]), op.snapshot->row},
-                 op.request);
+                          op.request);
   }
   s.loc = StateLoc::at(s.working_row);
 }
