@@ -175,6 +175,14 @@ std::vector<FaultInfo> make_faults() {
        "(L - 1) / 16 (vLLM's default attention block size) instead of (L - 1) / page_size: "
        "another page's block, or the null block's zeros, instead of the hit's snapshot",
        {K::kPaged}},
+      {Fault::kChunkEndNoNextPage,
+       "chunk-end-no-next-page",
+       "align mode: the allocator drops the scheduler's lookahead, so a chunk ending exactly on a "
+       "page boundary has no block at the column it writes (vLLM #57605)",
+       "with drafts (T > 1), an extend whose tokens end exactly on a page boundary writes its "
+       "state into the block its table holds where the allocator put none, block 0, a row the "
+       "protocol does not give it, and the next step reads it from there",
+       {K::kPaged}},
       {Fault::kHitKeepsLookaheadBlock, "hit-keeps-lookahead-block",
        "with EAGLE, the Mamba group keeps the lookahead block of a prefix hit that the attention "
        "groups drop (vLLM #45614)",

@@ -235,6 +235,7 @@ std::unique_ptr<HostDecisions> make_host_decisions(Fault fault) {
     case Fault::kBackwardBoundaryCopy:
     case Fault::kHitKeepsLookaheadBlock:
     case Fault::kHitColumnByAttnBlock:
+    case Fault::kChunkEndNoNextPage:
     case Fault::kHitNotRestored:
     case Fault::kHitReappliesLastToken:
     case Fault::kFinalStateOnly:

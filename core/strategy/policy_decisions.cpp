@@ -301,6 +301,18 @@ class HitColumnByAttentionBlock : public Faulty<HitColumnByAttentionBlock> {
   }
 };
 
+// FAULT chunk-end-no-next-page (vLLM #57605): in align mode the allocator resets the tokens it
+// allocates for to the main model's, dropping the lookahead the scheduler asked for. A chunk that
+// ends exactly on a page boundary, with lookahead past it, then writes its state at a block-table
+// column the allocator did not fill: the null block, or a recycled block a stale entry still
+// names. The next step chains from there.
+class ChunkEndNoNextPage : public Faulty<ChunkEndNoNextPage> {
+  bool chunk_end_has_block(int64_t end, int32_t page_size,
+                           int32_t tokens_per_verify) const override {
+    return tokens_per_verify == 1 || page_size <= 0 || end % page_size != 0;
+  }
+};
+
 // What the prefix cache knows of the track rows, for the faults that look a snapshot up by its
 // writer and length (the correct protocol reads only the row the trace names): which request
 // left which length in which row, until the row is taken as a working row.
@@ -432,6 +444,8 @@ std::unique_ptr<PolicyDecisions> make_policy_decisions(Fault fault) {
       return std::make_unique<HitKeepsLookaheadBlock>();
     case Fault::kHitColumnByAttnBlock:
       return std::make_unique<HitColumnByAttentionBlock>();
+    case Fault::kChunkEndNoNextPage:
+      return std::make_unique<ChunkEndNoNextPage>();
     case Fault::kHitNotRestored:
       return std::make_unique<HitNotRestored>();
     case Fault::kRestoreReadEarly:

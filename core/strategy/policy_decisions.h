@@ -76,6 +76,12 @@ class PolicyDecisions {
   virtual HitStart prefix_hit_start(const PrefixHit& hit, int32_t page_size) const {
     return {hit.cow_src_row, hit.tokens};
   }
+  // Paged: an extend ending at `end` tokens writes its state into its running page's block,
+  // whatever `end`: the allocator materialised the page with the scheduler's lookahead.
+  virtual bool chunk_end_has_block(int64_t end, int32_t page_size,
+                                   int32_t tokens_per_verify) const {
+    return true;
+  }
   // Paged: the block-table column a prefix hit of `length` tokens seeds as its running state's
   // is the page of the hit's last token in pages of the state's `page_size`, the hit's block.
   virtual int64_t hit_state_column(int64_t length, int32_t page_size) const {

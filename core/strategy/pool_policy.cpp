@@ -214,6 +214,11 @@ Plan PoolPolicy::extend(const ExtendOp& op) {
     }
   }
   LiveState& s = *live;
+  if (layout_.kind == StrategyKind::kPaged &&
+      !decisions_->chunk_end_has_block(s.length + op.tokens, layout_.config.page_size,
+                                       layout_.config.tokens_per_verify)) {
+    s.blocks[0] = kUnallocatedBlock;
+  }
   task.tokens.first_position = s.length + op.tokens - task.tokens.count;
   const bool writes = decisions_->extend_writes_state(op.tokens, layout_.config.tokens_per_verify);
   if (writes) task.writes.push_back({task.tokens.count, running_row(s)});

@@ -136,6 +136,10 @@ class PoolPolicy {
   // Paged: the page (logical block index) of the last token of a step of `tokens` tokens from
   // `length`, drafts included (vLLM's cdiv(num_tokens, block_size) - 1); 0 without pages.
   int64_t running_page(int64_t length, int32_t tokens) const;
+  // Paged: what a block-table entry that the allocator did not fill holds: block id 0 (vLLM's
+  // null block, or a recycled id where the entry was not cleared), here pool row 0, which the
+  // protocol may give any request.
+  static constexpr int32_t kUnallocatedBlock = 0;
   // Paged: a fresh block table at s.page whose running block is the working row.
   void place_pages(LiveState& s) const;
   // Paged: s's block table moved to running page `page`. A block of the old table keeps its page;
