@@ -169,19 +169,20 @@ std::vector<FaultInfo> make_faults() {
        {K::kPaged}},
       {Fault::kHitColumnByAttnBlock,
        "hit-column-by-attention-block",
-       "align mode: a request resumed over a cached prefix seeds its running-state column with "
-       "the attention block size, not the state's (vLLM #55507, #53142)",
+       "align mode: a request added over a cached prefix seeds its running-state column with "
+       "the scheduler's block size, not the state's page (vLLM #55507, #53142)",
        "the first extend on a prefix hit of L tokens reads its state from block-table column "
-       "(L - 1) / 16 (vLLM's default attention block size) instead of (L - 1) / page_size: "
-       "another page's block, or the null block's zeros, instead of the hit's snapshot",
+       "(L - 1) / 16 (vLLM's default block size; the page if smaller) instead of "
+       "(L - 1) / page_size: another page's block, or block 0 (pool row 0), instead of the hit's "
+       "snapshot",
        {K::kPaged}},
       {Fault::kChunkEndNoNextPage,
        "chunk-end-no-next-page",
        "align mode: the allocator drops the scheduler's lookahead, so a chunk ending exactly on a "
        "page boundary has no block at the column it writes (vLLM #57605)",
        "with drafts (T > 1), an extend whose tokens end exactly on a page boundary writes its "
-       "state into the block its table holds where the allocator put none, block 0, a row the "
-       "protocol does not give it, and the next step reads it from there",
+       "state into a stale block-table entry, a recycled block (pool row 0, which the protocol "
+       "may have given another request), and the next step reads it from there",
        {K::kPaged}},
       {Fault::kHitKeepsLookaheadBlock, "hit-keeps-lookahead-block",
        "with EAGLE, the Mamba group keeps the lookahead block of a prefix hit that the attention "

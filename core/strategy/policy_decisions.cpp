@@ -291,21 +291,21 @@ class BackwardBoundaryCopy : public Faulty<BackwardBoundaryCopy> {
 
 // FAULT hit-column-by-attention-block (vLLM #55507, fixing #53142): a request added over a
 // cached prefix seeds its running-state column as (num_computed_tokens - 1) // block_size with
-// the scheduler's block size, which sizes the attention groups' blocks, where the state group's
-// blocks are pages of another size; the align pre-copy then reads whatever block the table holds
-// at that column. The attention block size here is vLLM's default, 16 tokens.
-class HitColumnByAttentionBlock : public Faulty<HitColumnByAttentionBlock> {
+// the scheduler's block size (cache_config.block_size, at most the state group's page), not the
+// state group's page; the align pre-copy then reads whatever block the table holds at that
+// column. The scheduler's block size here is vLLM's default, 16 tokens, or the page if smaller.
+class HitColumnByAttnBlock : public Faulty<HitColumnByAttnBlock> {
   static constexpr int64_t kAttentionBlockSize = 16;
-  int64_t hit_state_column(int64_t length, int32_t) const override {
-    return (length - 1) / kAttentionBlockSize;
+  int64_t hit_state_column(int64_t length, int32_t page_size) const override {
+    return page_of_last_token(length, int32_t(std::min<int64_t>(kAttentionBlockSize, page_size)));
   }
 };
 
 // FAULT chunk-end-no-next-page (vLLM #57605): in align mode the allocator resets the tokens it
-// allocates for to the main model's, dropping the lookahead the scheduler asked for. A chunk that
-// ends exactly on a page boundary, with lookahead past it, then writes its state at a block-table
-// column the allocator did not fill: the null block, or a recycled block a stale entry still
-// names. The next step chains from there.
+// allocates for to the main model's, dropping the lookahead the scheduler asked for. The worker's
+// state column for a chunk that ends exactly on a page boundary, with lookahead past it, is the
+// next page's, which the allocator did not materialise: its entry still names a recycled block,
+// and the chunk's state goes there (PoolPolicy::kUnallocatedBlock). The next step chains from it.
 class ChunkEndNoNextPage : public Faulty<ChunkEndNoNextPage> {
   bool chunk_end_has_block(int64_t end, int32_t page_size,
                            int32_t tokens_per_verify) const override {
@@ -443,7 +443,7 @@ std::unique_ptr<PolicyDecisions> make_policy_decisions(Fault fault) {
     case Fault::kHitKeepsLookaheadBlock:
       return std::make_unique<HitKeepsLookaheadBlock>();
     case Fault::kHitColumnByAttnBlock:
-      return std::make_unique<HitColumnByAttentionBlock>();
+      return std::make_unique<HitColumnByAttnBlock>();
     case Fault::kChunkEndNoNextPage:
       return std::make_unique<ChunkEndNoNextPage>();
     case Fault::kHitNotRestored:

@@ -17,6 +17,12 @@
 
 namespace specstate {
 
+// The page (logical block index) of the last of `length` tokens in pages of `page_size` tokens:
+// vLLM's cdiv(length, block_size) - 1.
+inline int64_t page_of_last_token(int64_t length, int32_t page_size) {
+  return (length - 1) / page_size;
+}
+
 // The first extend of a request on a prefix hit, as the decisions see it.
 struct PrefixHit {
   int32_t cow_src_row;  // the snapshot row the trace names
@@ -76,16 +82,10 @@ class PolicyDecisions {
   virtual HitStart prefix_hit_start(const PrefixHit& hit, int32_t page_size) const {
     return {hit.cow_src_row, hit.tokens};
   }
-  // Paged: an extend ending at `end` tokens writes its state into its running page's block,
-  // whatever `end`: the allocator materialised the page with the scheduler's lookahead.
-  virtual bool chunk_end_has_block(int64_t end, int32_t page_size,
-                                   int32_t tokens_per_verify) const {
-    return true;
-  }
   // Paged: the block-table column a prefix hit of `length` tokens seeds as its running state's
   // is the page of the hit's last token in pages of the state's `page_size`, the hit's block.
   virtual int64_t hit_state_column(int64_t length, int32_t page_size) const {
-    return (length - 1) / page_size;
+    return page_of_last_token(length, page_size);
   }
   // A track write: `row` holds `request`'s state at `length`, a page boundary; a row becomes a
   // request's working row (its first extend, a resume) and what it held is gone. What the prefix
@@ -106,6 +106,13 @@ class PolicyDecisions {
   // An extend writes its state (the working row, its snapshots), whatever its `tokens`; a verify
   // runs `tokens_per_verify`.
   virtual bool extend_writes_state(int32_t tokens, int32_t tokens_per_verify) const { return true; }
+  // Paged: an extend ending at `end` tokens writes its state into a block the allocator gave its
+  // running page, whatever `end`: the allocator materialised the pages with the scheduler's
+  // lookahead.
+  virtual bool chunk_end_has_block(int64_t end, int32_t page_size,
+                                   int32_t tokens_per_verify) const {
+    return true;
+  }
   // An extend writes the snapshot of every page boundary it crosses, however few its `tokens`.
   virtual bool checkpoints_extend(int32_t tokens, int32_t page_size) const { return true; }
   // Paged: the boundary crossed at token `snap` of a verify of `tokens` tokens that accepted

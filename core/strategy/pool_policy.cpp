@@ -84,7 +84,7 @@ int32_t PoolPolicy::running_row(const LiveState& s) const {
 
 int64_t PoolPolicy::running_page(int64_t length, int32_t tokens) const {
   const int32_t page_size = layout_.config.page_size;
-  return page_size > 0 ? (length + tokens - 1) / page_size : 0;
+  return page_size > 0 ? page_of_last_token(length + tokens, page_size) : 0;
 }
 
 void PoolPolicy::place_pages(LiveState& s) const {
@@ -122,13 +122,10 @@ void PoolPolicy::read_hit_through_table(const LiveState& s, int64_t length,
   const int32_t page_size = layout_.config.page_size;
   if (page_size <= 0) return;  // one page: the hit's block is the only column below the running one
   const int64_t column = decisions_->hit_state_column(length, page_size);
-  if (column == (length - 1) / page_size) return;
+  if (column == page_of_last_token(length, page_size)) return;
   const int64_t i = column - s.page;
-  if (i >= 0 && i < layout_.config.tokens_per_verify) {
-    task.from = StateLoc::at(s.blocks[size_t(i)]);
-  } else {
-    task.from_zero = true;
-  }
+  const bool in_window = i >= 0 && i < layout_.config.tokens_per_verify;
+  task.from = StateLoc::at(in_window ? s.blocks[size_t(i)] : kUnallocatedBlock);
 }
 
 void PoolPolicy::move_page(uint64_t request, LiveState& s, int32_t tokens, CopyCall& moves) const {

@@ -136,9 +136,9 @@ class PoolPolicy {
   // Paged: the page (logical block index) of the last token of a step of `tokens` tokens from
   // `length`, drafts included (vLLM's cdiv(num_tokens, block_size) - 1); 0 without pages.
   int64_t running_page(int64_t length, int32_t tokens) const;
-  // Paged: what a block-table entry that the allocator did not fill holds: block id 0 (vLLM's
-  // null block, or a recycled id where the entry was not cleared), here pool row 0, which the
-  // protocol may give any request.
+  // Paged: what a block-table entry that the allocator did not fill for this request holds: block
+  // id 0 (vLLM's null block, shared and written by padding) or a recycled id the entry was not
+  // cleared of; here pool row 0, which the protocol may give any request.
   static constexpr int32_t kUnallocatedBlock = 0;
   // Paged: a fresh block table at s.page whose running block is the working row.
   void place_pages(LiveState& s) const;
@@ -149,7 +149,7 @@ class PoolPolicy {
   // Paged: where the first extend of `s` on a prefix hit of `length` tokens reads its state, as
   // the block table holds it at the column the hit seeds (PolicyDecisions::hit_state_column):
   // the hit's page holds the hit's row (`task.from` as set), the running page and its lookahead
-  // their blocks, any other column vLLM's null block, which holds zeros.
+  // their blocks, any other column kUnallocatedBlock.
   void read_hit_through_table(const LiveState& s, int64_t length, PrefillTask& task) const;
   // Paged, before a step of `tokens` tokens: when its running page is not the live state's, the
   // live state is copied into the new page's block (vLLM's copy before the forward pass).
