@@ -3,6 +3,8 @@
 // and all strategies must agree on live states and outputs. Skips without a CUDA device.
 #include <gtest/gtest.h>
 
+#include <vector>
+
 #include "backends/registry.h"
 #include "core/geometry.h"
 #include "sim/generator.h"
@@ -18,13 +20,27 @@ class SimulatorCuda : public ::testing::Test {
   }
 };
 
-SimOptions cpu_and_cuda_lanes() {
+// A CPU and a CUDA lane of each of `strategies`, compared after every event.
+SimOptions cpu_and_cuda_lanes(const std::vector<StrategyKind>& strategies = all_strategies()) {
   SimOptions o;
   for (const char* backend : {"cpu", "cuda"}) {
-    for (StrategyKind k : all_strategies())
+    for (StrategyKind k : strategies)
       o.lanes.push_back({backend, k});
   }
   return o;
+}
+
+// A short trace of a real preset at TP 8 (K = V = 128 per rank, rows small enough for a quick
+// replay): 8 requests, prompts of at most 48 tokens.
+GeneratorOptions real_preset_at_tp8(const char* preset, uint64_t seed, int32_t steps) {
+  GeneratorOptions g;
+  g.preset = preset;
+  g.tp = 8;
+  g.seed = seed;
+  g.requests = 8;
+  g.steps = steps;
+  g.prompt_max = 48;
+  return g;
 }
 
 TEST_F(SimulatorCuda, GeneratedTracesAgreeAcrossBackendsAndStrategies) {
@@ -87,21 +103,12 @@ TEST_F(SimulatorCuda, GeneratedTreeTracesAgreeAcrossBackendsAndStrategies) {
 
 // A real layer geometry with trees: K = V = 128, 4+8+16 = 29 nodes, restarts at every branch.
 TEST_F(SimulatorCuda, RealGeometryTreeTraceAgrees) {
-  GeneratorOptions g;
-  g.preset = "qwen3-next-80b-a3b";
-  g.tp = 8;
-  g.seed = 43;
-  g.requests = 8;
-  g.steps = 30;
-  g.prompt_max = 48;
+  GeneratorOptions g = real_preset_at_tp8("qwen3-next-80b-a3b", 43, 30);
   g.tree = {4, 2, 2};
   g.ssm_dtype = SsmDtype::kBF16;
   g.check_every = 3;
-  SimOptions o;
-  for (const char* backend : {"cpu", "cuda"}) {
-    for (StrategyKind k : {StrategyKind::kScatter, StrategyKind::kDeferred, StrategyKind::kRing})
-      o.lanes.push_back({backend, k});
-  }
+  SimOptions o =
+      cpu_and_cuda_lanes({StrategyKind::kScatter, StrategyKind::kDeferred, StrategyKind::kRing});
   o.compare_at = CompareAt::kChecks;
   o.ring.slots = 48;  // the history and 29 nodes
   const ReplayReport r = replay(generate_trace(g), o);
@@ -114,9 +121,9 @@ trace::Trace tiny_kda_trace(GeneratorOptions g) {
   trace::Trace t = generate_trace(g);
   const ModelGeometry tiny = make_geometry("tiny", 1);
   t.header.preset.clear();
-  t.header.geometry = trace::CustomGeometry{tiny.layers,     tiny.num_k_heads, tiny.num_v_heads,
-                                            tiny.head_k_dim, tiny.head_v_dim,  tiny.conv_dim(),
-                                            tiny.conv_width, RecurrenceKind::kKimiDeltaAttention};
+  t.header.geometry = trace::CustomGeometry{
+      tiny.layers,     tiny.num_k_heads, tiny.num_v_heads, tiny.head_k_dim,
+      tiny.head_v_dim, tiny.conv_dim(),  tiny.conv_width,  RecurrenceKind::kKimiDeltaAttention};
   t.header.version = t.header.lowest_version();
   return t;
 }
@@ -149,20 +156,11 @@ TEST_F(SimulatorCuda, KdaTracesAgreeAcrossBackendsSchedulesAndStrategies) {
 
 // Kimi Linear's KDA layers at TP 8 (H = HV = 4, K = V = 128 per rank): the kernels' K = 128 path.
 TEST_F(SimulatorCuda, KimiLinearTraceAgrees) {
-  GeneratorOptions g;
-  g.preset = "kimi-linear-48b-a3b";
-  g.tp = 8;
-  g.seed = 44;
-  g.requests = 8;
-  g.steps = 30;
-  g.prompt_max = 48;
+  GeneratorOptions g = real_preset_at_tp8("kimi-linear-48b-a3b", 44, 30);
   g.ssm_dtype = SsmDtype::kBF16;
   g.check_every = 3;
-  SimOptions o;
-  for (const char* backend : {"cpu", "cuda"}) {
-    for (StrategyKind k : {StrategyKind::kInline, StrategyKind::kDeferred, StrategyKind::kRing})
-      o.lanes.push_back({backend, k});
-  }
+  SimOptions o =
+      cpu_and_cuda_lanes({StrategyKind::kInline, StrategyKind::kDeferred, StrategyKind::kRing});
   o.compare_at = CompareAt::kChecks;
   const ReplayReport r = replay(generate_trace(g), o);
   ASSERT_TRUE(r.agree) << r.divergence->message();
@@ -170,13 +168,7 @@ TEST_F(SimulatorCuda, KimiLinearTraceAgrees) {
 
 // A real layer geometry (K = V = 128) at TP 8 keeps rows small enough for a quick replay.
 TEST_F(SimulatorCuda, RealGeometryTraceAgrees) {
-  GeneratorOptions g;
-  g.preset = "qwen3-next-80b-a3b";
-  g.tp = 8;
-  g.seed = 42;
-  g.requests = 8;
-  g.steps = 40;
-  g.prompt_max = 48;
+  const GeneratorOptions g = real_preset_at_tp8("qwen3-next-80b-a3b", 42, 40);
   SimOptions o = cpu_and_cuda_lanes();
   o.compare_at = CompareAt::kChecks;
   const ReplayReport r = replay(generate_trace(g), o);
