@@ -28,7 +28,7 @@ float ModelGeometry::query_scale() const {
   return static_cast<float>(1.0 / std::sqrt(static_cast<double>(head_k_dim)));
 }
 
-ModelGeometry make_geometry(std::string_view preset, int32_t tp) {
+ModelGeometry make_geometry(std::string_view preset, int32_t tp, int32_t rank) {
   for (const PresetInfo& p : presets()) {
     if (p.name != preset) continue;
     if (tp < 1) throw InputError("tensor-parallel degree must be >= 1, got " + std::to_string(tp));
@@ -37,10 +37,15 @@ ModelGeometry make_geometry(std::string_view preset, int32_t tp) {
                        std::string(p.name) + " head counts (H=" + std::to_string(p.num_k_heads) +
                        ", HV=" + std::to_string(p.num_v_heads) + ")");
     }
+    if (rank < 0 || rank >= tp) {
+      throw InputError("rank " + std::to_string(rank) + " outside 0.." + std::to_string(tp - 1) +
+                       " (tensor-parallel degree " + std::to_string(tp) + ")");
+    }
     const bool tiny = p.name == "tiny";
     ModelGeometry g;
     g.preset = std::string(p.name);
     g.tp = tp;
+    g.rank = rank;
     g.recurrence = p.recurrence;
     g.layers = p.gdn_layers;
     g.num_k_heads = p.num_k_heads / tp;
@@ -76,8 +81,8 @@ ModelGeometry make_custom_geometry(int32_t layers, int32_t num_k_heads, int32_t 
                      " is not a multiple of H " + std::to_string(num_k_heads));
   }
   if (head_k_dim % num::kChains != 0) {
-    throw InputError("custom geometry: K " + std::to_string(head_k_dim) +
-                     " is not a multiple of " + std::to_string(num::kChains) +
+    throw InputError("custom geometry: K " + std::to_string(head_k_dim) + " is not a multiple of " +
+                     std::to_string(num::kChains) +
                      " (the reductions over K run as that many chains, docs/numerics.md)");
   }
   ModelGeometry g;

@@ -8,13 +8,15 @@
 #include <vector>
 
 #include "core/index_list.h"
+#include "core/numerics/inputs.h"
 #include "core/recurrence.h"
 
 namespace specstate {
 
 struct ModelGeometry {
-  std::string preset;       // e.g. "qwen3-next-80b-a3b"
-  int32_t tp = 1;           // tensor-parallel degree the head counts below are divided by
+  std::string preset;  // e.g. "qwen3-next-80b-a3b"
+  int32_t tp = 1;      // tensor-parallel degree the head counts below are divided by
+  int32_t rank = 0;    // which of the tp ranks: its heads are the model's rank*H .. (RankIndex)
   RecurrenceKind recurrence = RecurrenceKind::kGatedDeltaNet;  // what the layers below run
   int32_t layers = 0;       // recurrent layers (full-attention layers hold no recurrent state)
   int32_t num_k_heads = 0;  // H: query/key heads on this rank
@@ -49,6 +51,11 @@ struct ModelGeometry {
   }
   // The model's index of held layer l.
   int32_t layer_id(int32_t l) const { return layer_ids.empty() ? l : layer_ids[l]; }
+  // The model's index of this rank's conv channels and value heads.
+  num::RankIndex rank_index() const {
+    return {uint32_t(tp), uint32_t(rank), uint32_t(key_dim()), uint32_t(value_dim()),
+            uint32_t(num_v_heads)};
+  }
 };
 
 struct PresetInfo {
@@ -56,14 +63,14 @@ struct PresetInfo {
   std::string_view description;
   RecurrenceKind recurrence;
   int32_t gdn_layers, total_layers, num_k_heads, num_v_heads;  // gdn_layers: the recurrent ones
-  bool provisional;  // geometry from third-party tables
+  bool provisional;                                            // geometry from third-party tables
 };
 
 const std::vector<PresetInfo>& presets();
 
-// The geometry of `preset` on one rank of a TP-way split. Throws InputError for an unknown
-// preset or a TP degree that does not divide the head counts.
-ModelGeometry make_geometry(std::string_view preset, int32_t tp = 1);
+// The geometry of `preset` on rank `rank` of a TP-way split. Throws InputError for an unknown
+// preset, a TP degree that does not divide the head counts, or a rank outside 0..tp-1.
+ModelGeometry make_geometry(std::string_view preset, int32_t tp = 1, int32_t rank = 0);
 
 // A geometry that is not a preset (preset "custom", tp 1), of `recurrence`: `layers` layers, H key
 // heads and HV value heads per rank, head dims K and V, conv width W. Throws InputError naming

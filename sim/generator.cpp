@@ -48,9 +48,9 @@ struct Request {
   int64_t admitted_at = 0;
   int32_t req_row = -1;
   int32_t working_row = -1;
-  bool started = false;       // its first extend is written
-  bool extended_now = false;  // extended in the current iteration
-  bool finishing = false;     // overlap: done, but already in the next prepared step
+  bool started = false;                     // its first extend is written
+  bool extended_now = false;                // extended in the current iteration
+  bool finishing = false;                   // overlap: done, but already in the next prepared step
   int64_t last_step = -(int64_t{1} << 40);  // the index of its last forward step
 };
 
@@ -336,7 +336,8 @@ class Generator {
     }
     for (size_t index : discarded) {  // at random places: the batch was prepared with them
       const auto at = verify.batch.begin() + rng_.range(0, int64_t(verify.batch.size()));
-      verify.batch.insert(at, trace::VerifyEntry{requests_[index].id, 0, std::nullopt, std::nullopt});
+      verify.batch.insert(at,
+                          trace::VerifyEntry{requests_[index].id, 0, std::nullopt, std::nullopt});
     }
     const int32_t entries = int32_t(batch.size() + discarded.size());
     const int32_t padding = padded(entries) - entries;
@@ -570,7 +571,7 @@ class Generator {
 }  // namespace
 
 void check_options(const GeneratorOptions& o) {
-  make_geometry(o.preset, o.tp);
+  make_geometry(o.preset, o.tp, o.rank);
   check_range("draft_tokens", o.draft_tokens, 0, trace::kMaxTokensPerVerify - 1);
   check_range("pool_rows", o.pool_rows, 1, trace::kMaxRows);
   check_range("max_requests", o.max_requests, 1, trace::kMaxRows);
@@ -617,6 +618,7 @@ trace::Header generated_header(const GeneratorOptions& o) {
   trace::Header h;
   h.preset = o.preset;
   h.tp = o.tp;
+  h.rank = o.rank;
   h.ssm_dtype = o.ssm_dtype;
   h.draft_tokens = o.draft_tokens;
   h.pool_rows = o.pool_rows;

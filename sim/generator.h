@@ -29,6 +29,7 @@ struct GeneratorOptions {
   // Header.
   std::string preset = "tiny";
   int32_t tp = 1;
+  int32_t rank = 0;  // which rank of the tp the trace records (its heads' inputs)
   SsmDtype ssm_dtype = SsmDtype::kF32;
   int32_t draft_tokens = 3;  // T = draft_tokens + 1
   // Fewer pool rows than request rows, so rows run out and requests get retracted.
@@ -42,9 +43,9 @@ struct GeneratorOptions {
   int32_t steps = 2000;    // forward steps (verify + decode); fewer if all finish early
   int32_t prompt_min = 8;  // prompt tokens after any prefix hit, uniform in [min, max]
   int32_t prompt_max = 160;
-  int32_t output_min = 0;        // generated tokens, uniform in [min, max]; 0 and 0 = chosen
-  int32_t output_max = 0;        // from steps and rows so that the run stays busy
-  int32_t chunk_size = 64;       // prefill tokens per request per step
+  int32_t output_min = 0;   // generated tokens, uniform in [min, max]; 0 and 0 = chosen
+  int32_t output_max = 0;   // from steps and rows so that the run stays busy
+  int32_t chunk_size = 64;  // prefill tokens per request per step
   // Chunks that end one token before a page boundary, on it or one token after it (at most
   // chunk_size tokens): chunked prefills at the page edges, where snapshots are taken.
   bool edge_chunks = false;

@@ -89,6 +89,9 @@ Command add_generate(CLI::App& parent) {
   add_preset_option(cmd, g.preset, "Model preset (tiny, qwen3-next-80b-a3b, ...)")->required();
   add_integer(cmd, "--tp", g.tp, "Tensor-parallel degree (must divide the head counts)")
       ->capture_default_str();
+  add_integer(cmd, "--rank", g.rank,
+              "Which rank of the TP split the trace records (0..tp-1): its heads' inputs")
+      ->capture_default_str();
   add_integer(cmd, "--requests", g.requests, "Requests arriving over the first half of the run")
       ->required();
   add_integer(cmd, "--steps", g.steps,
@@ -96,7 +99,8 @@ Command add_generate(CLI::App& parent) {
       ->required();
   add_integer(cmd, "--seed", g.seed, "Seed of the schedule; also the trace's input seed")
       ->required();
-  cmd->add_flag("--json", options->json, "Report as one JSON object (an error as {\"error\": ...})");
+  cmd->add_flag("--json", options->json,
+                "Report as one JSON object (an error as {\"error\": ...})");
   cmd->add_option("-o,--output", options->output,
                   "Trace file to write, - for standard output (a regular file is replaced "
                   "atomically; a device or FIFO is written in place; links are followed)")

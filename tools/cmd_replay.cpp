@@ -232,10 +232,12 @@ int run_replay(const ReplayArgs& args, const ThreadPool& pool) {
 
   const trace::Header& h = trace.header;
   if (!args.json && !args.report_only) {
-    std::printf("replaying %s: %s TP%d, SSM %s, T=%d, %d pool rows, %d request rows, %zu events\n",
-                args.file.c_str(), h.model_name().c_str(), h.tp,
-                std::string(to_string(h.ssm_dtype)).c_str(), h.tokens_per_verify(), h.pool_rows,
-                h.max_requests, trace.events.size());
+    const std::string rank = h.tp > 1 ? " rank " + std::to_string(h.rank) : "";
+    std::printf(
+        "replaying %s: %s TP%d%s, SSM %s, T=%d, %d pool rows, %d request rows, %zu events\n",
+        args.file.c_str(), h.model_name().c_str(), h.tp, rank.c_str(),
+        std::string(to_string(h.ssm_dtype)).c_str(), h.tokens_per_verify(), h.pool_rows,
+        h.max_requests, trace.events.size());
     std::printf("  layers %s of %d, %s\n", args.layers.empty() ? "all" : args.layers.c_str(),
                 full.geometry.layers, pool.describe().c_str());
     if (args.lanes.strategies == "all" && h.tree_nodes > 0)

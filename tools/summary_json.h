@@ -11,6 +11,7 @@ inline nlohmann::ordered_json summary_json(const trace::TraceSummary& s) {
   const trace::Header& h = s.header;
   return {{"header",
            {{"version", h.version}, {"preset", h.model_name()}, {"tp", h.tp},
+            {"rank", h.rank},
             {"ssm_dtype", std::string(to_string(h.ssm_dtype))}, {"draft_tokens", h.draft_tokens},
             {"T", h.tokens_per_verify()}, {"pool_rows", h.pool_rows},
             {"max_requests", h.max_requests}, {"page_size", h.page_size}, {"seed", h.seed},

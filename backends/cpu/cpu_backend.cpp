@@ -147,7 +147,8 @@ class CpuBackend final : public StateBackend {
   // Token j of a span of `slot` that starts at ring position `first` (payload_token.h's layout).
   uint8_t* payload_at(int layer, int32_t slot, int32_t first, int32_t j) {
     const int32_t token = (first + j) % shape().payload_tokens;
-    return payload_[layer].data() + (int64_t{slot} * shape().payload_tokens + token) * token_.bytes();
+    return payload_[layer].data() +
+           (int64_t{slot} * shape().payload_tokens + token) * token_.bytes();
   }
   const uint8_t* payload_at(int layer, int32_t slot, int32_t first, int32_t j) const {
     return const_cast<CpuBackend*>(this)->payload_at(layer, slot, first, j);
@@ -189,22 +190,25 @@ CpuBackend::CpuBackend(const PoolShape& shape, uint64_t seed) : StateBackend(sha
   const ModelGeometry& g = geo();
   check_cpu_geometry(g);
   const int64_t rows = shape.state_rows;
+  const num::RankIndex model = g.rank_index();
   for (int l = 0; l < g.layers; ++l) {
     LayerParams p;
     p.conv_taps.resize(int64_t{g.conv_dim()} * g.conv_width);
     for (int c = 0; c < g.conv_dim(); ++c) {
       for (int t = 0; t < g.conv_width; ++t) {
         p.conv_taps[int64_t{c} * g.conv_width + t] =
-            num::bf16_to_float(num::gen_conv_weight(seed, g.layer_id(l), c, t));
+            num::bf16_to_float(num::gen_conv_weight(seed, g.layer_id(l), model.conv_channel(c), t));
       }
     }
     const int A = g.decay_values_per_head();
     p.a_log.resize(g.num_v_heads);
     p.dt_bias.resize(int64_t{g.num_v_heads} * A);
     for (int h = 0; h < g.num_v_heads; ++h)
-      p.a_log[h] = num::bf16_to_float(num::gen_a_log(seed, g.layer_id(l), h));
-    for (int e = 0; e < g.num_v_heads * A; ++e)
-      p.dt_bias[e] = num::bf16_to_float(num::gen_dt_bias(seed, g.layer_id(l), e));
+      p.a_log[h] = num::bf16_to_float(num::gen_a_log(seed, g.layer_id(l), model.value_head(h)));
+    for (int e = 0; e < g.num_v_heads * A; ++e) {
+      p.dt_bias[e] =
+          num::bf16_to_float(num::gen_dt_bias(seed, g.layer_id(l), model.head_entry(e, A)));
+    }
     params_.push_back(std::move(p));
     conv_.emplace_back(rows * g.conv_dim() * shape.conv_cols);
     if (ssm_f32()) {
@@ -249,14 +253,14 @@ struct CpuBackend::LayerWork {
   // Per channel: the W-1 source window columns, then every token's raw input. Tap t of sequence
   // token j's conv reads column taps[j*W + t] (j + t along a chain, core/draft_tree.h in a
   // tree); the window after token j is its taps 1 .. W-1.
-  std::vector<bf16_bits> hist;    // [conv_dim, hist_cols] bf16
-  std::vector<int32_t> taps;      // [tokens, W]
-  std::vector<bf16_bits> ab;      // [tokens, HV, A + 1] bf16: gate inputs a (A of them), b
-  std::vector<float> conv_out;    // [tokens, conv_dim] fp32 (bf16 values)
-  std::vector<float> qk_hat;      // [tokens, H, 2, K] fp32: q_hat | k_hat
-  std::vector<float> alpha;       // [tokens, HV, A]: the decay of each state row (A = 1: all)
-  std::vector<float> beta;        // [tokens, HV]
-  std::vector<RecurStep> steps;   // the recurrence's order (sequence_job.h)
+  std::vector<bf16_bits> hist;   // [conv_dim, hist_cols] bf16
+  std::vector<int32_t> taps;     // [tokens, W]
+  std::vector<bf16_bits> ab;     // [tokens, HV, A + 1] bf16: gate inputs a (A of them), b
+  std::vector<float> conv_out;   // [tokens, conv_dim] fp32 (bf16 values)
+  std::vector<float> qk_hat;     // [tokens, H, 2, K] fp32: q_hat | k_hat
+  std::vector<float> alpha;      // [tokens, HV, A]: the decay of each state row (A = 1: all)
+  std::vector<float> beta;       // [tokens, HV]
+  std::vector<RecurStep> steps;  // the recurrence's order (sequence_job.h)
   bool restarts = false;
 };
 
@@ -264,8 +268,8 @@ struct CpuBackend::LayerWork {
 // the recurrence holds it (a prefill never rounds between its tokens).
 struct CpuBackend::Carry {
   bool filled = false;
-  std::vector<bf16_bits> window;                          // [conv_dim, W-1] bf16
-  std::vector<std::vector<ColumnGroup>> heads;            // [HV][V/8][K] fp32
+  std::vector<bf16_bits> window;                // [conv_dim, W-1] bf16
+  std::vector<std::vector<ColumnGroup>> heads;  // [HV][V/8][K] fp32
 };
 
 void CpuBackend::run_layer(const SequenceJob& job, int layer, bf16_bits* outputs) {
@@ -338,6 +342,7 @@ void CpuBackend::stage_inputs(const SequenceJob& job, int layer, LayerWork& w) {
   const ModelGeometry& g = geo();
   const int C = g.conv_dim(), HV = g.num_v_heads, wc = g.conv_state_cols();
   const int A = g.decay_values_per_head();
+  const num::RankIndex model = g.rank_index();
   w.ab.resize(size_t(w.total) * HV * (A + 1));
   std::vector<bf16_bits> x(static_cast<size_t>(C));
   for (int j = std::max(0, w.stored - wc); j < w.total; ++j) {
@@ -347,16 +352,17 @@ void CpuBackend::stage_inputs(const SequenceJob& job, int layer, LayerWork& w) {
       std::copy(src, src + C, x.begin());
     } else {
       const TokenSpan& span = *job.generated;
-      const num::TokenCoord coord{seed(), span.request_id,
-                                  tree::node_position(job.parents_or_null(), span.first_position, jn),
-                                  uint32_t(g.layer_id(layer))};
+      const num::TokenCoord coord{
+          seed(), span.request_id,
+          tree::node_position(job.parents_or_null(), span.first_position, jn),
+          uint32_t(g.layer_id(layer))};
       for (int c = 0; c < C; ++c)
-        x[size_t(c)] = num::gen_conv_input(coord, c);
+        x[size_t(c)] = num::gen_conv_input(coord, model.conv_channel(c));
       for (int h = 0; h < HV; ++h) {
         bf16_bits* ab = w.ab.data() + (size_t(j) * HV + h) * (A + 1);
         for (int i = 0; i < A; ++i)
-          ab[i] = num::gen_gate_a(coord, uint32_t(h * A + i));
-        ab[A] = num::gen_gate_b(coord, h);
+          ab[i] = num::gen_gate_a(coord, model.head_entry(uint32_t(h * A + i), A));
+        ab[A] = num::gen_gate_b(coord, model.value_head(h));
       }
       if (job.payload_out_slot != kNoRow)
         std::copy(x.begin(), x.end(), num::PayloadToken::x(payload_out(job, layer, jn)));

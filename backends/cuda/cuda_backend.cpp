@@ -47,9 +47,11 @@ void check_cuda_step_tokens(const ModelGeometry& g, int32_t tokens) {
   if (need > have) {
     throw InputError("backend 'cuda': a step of " + std::to_string(tokens) +
                      " tokens (a verify's tokens or tree nodes after the longest pending "
-                     "replay) needs " + std::to_string(need) +
+                     "replay) needs " +
+                     std::to_string(need) +
                      " bytes of shared memory per block for this geometry, more than the " +
-                     std::to_string(have) + " this device allows (fewer tree nodes, or a "
+                     std::to_string(have) +
+                     " this device allows (fewer tree nodes, or a "
                      "shorter ring history)");
   }
 }
@@ -132,6 +134,7 @@ CudaBackend::CudaBackend(const PoolShape& shape, uint64_t seed) : StateBackend(s
   pool_.ssm_bf16 = shape.ssm_dtype == SsmDtype::kBF16;
   pool_.q_scale = g.query_scale();
   pool_.seed = seed;
+  pool_.model = g.rank_index();
 
   conv_.resize_discard(shape.conv_bytes() / 2);
   ssm_.resize_discard(shape.ssm_bytes());
@@ -258,7 +261,8 @@ void CudaBackend::upload(PreparedSequence& out, const std::vector<SeqJob>& jobs,
   out.job_count = int32_t(jobs.size());
   const int32_t max_tokens = max_tokens_of(jobs);
   const bool tree = std::any_of(jobs.begin(), jobs.end(), [](const SeqJob& j) { return j.tree; });
-  const bool stash = std::any_of(jobs.begin(), jobs.end(), [](const SeqJob& j) { return j.stash_base; });
+  const bool stash =
+      std::any_of(jobs.begin(), jobs.end(), [](const SeqJob& j) { return j.stash_base; });
   // A launch with a tree runs whole (verify jobs are short but for their nodes).
   const int32_t launch_tokens = tree ? max_tokens : std::min(max_tokens, kStepMaxTokens);
   SPECSTATE_ASSERT(launch_tokens <= kStepMaxTreeTokens, "a tree verify fits one step launch");
@@ -329,16 +333,15 @@ void CudaBackend::prepare(std::span<const SequenceJob> jobs, int32_t output_toke
     if (!j.parents.empty() && j.active) {
       job.tree = 1;
       std::copy(j.parents.begin(), j.parents.end(), job.parents);
-      const std::vector<RecurStep> order =
-          recurrence_steps(j, shape().ssm_dtype == SsmDtype::kF32);
+      const std::vector<RecurStep> order = recurrence_steps(j, shape().ssm_dtype == SsmDtype::kF32);
       job.stash_base = has_restart(order) ? 1 : 0;
       job.first_step = int32_t(steps.size());
       job.step_count = int32_t(order.size());
       for (const RecurStep& s : order)
-        steps.push_back(uint32_t(uint16_t(s.token)) | (s.restart ? kStepRestart : 0u) |
-                        (s.silent ? kStepSilent : 0u) |
-                        (s.from_node >= 0 ? kStepFromRow | uint32_t(s.from_node) << kStepNodeShift
-                                          : 0u));
+        steps.push_back(
+            uint32_t(uint16_t(s.token)) | (s.restart ? kStepRestart : 0u) |
+            (s.silent ? kStepSilent : 0u) |
+            (s.from_node >= 0 ? kStepFromRow | uint32_t(s.from_node) << kStepNodeShift : 0u));
     }
     table.push_back(job);
   }

@@ -14,6 +14,7 @@
 
 #include "core/guard.h"
 #include "core/numerics/hd.h"
+#include "core/numerics/inputs.h"
 #include "core/numerics/payload_token.h"
 #include "core/primitives.h"
 
@@ -26,7 +27,7 @@ struct SeqWrite {
 };
 
 struct SeqJob {
-  int32_t active = 0;     // 0: padding: only zero outputs are written
+  int32_t active = 0;  // 0: padding: only zero outputs are written
   // The task's guard (core/primitives.h): the job runs only when the pool's accepted count of
   // request row guard_row is guard_count (guard_row -1: always), read on the device.
   int32_t guard_row = kNoRow;
@@ -47,7 +48,7 @@ struct SeqJob {
   // Bit j: the state after sequence token j is rounded to the pool dtype (a step boundary,
   // primitives.h). Sequence tokens are at most kStepMaxTokens = 32 for jobs that read payload.
   uint32_t round_after = 0;
-  int32_t first_write = 0;              // writes[first_write .. first_write + write_count)
+  int32_t first_write = 0;  // writes[first_write .. first_write + write_count)
   int32_t write_count = 0;
   int32_t payload_out_slot = kNoRow;  // payload mode: new tokens' inputs -> this slot,
   int32_t payload_out_first = 0;      // from this ring position
@@ -88,6 +89,7 @@ struct DevicePool {
   bool ssm_bf16 = false;
   float q_scale = 0.0f;
   uint64_t seed = 0;
+  num::RankIndex model;     // the model's index of this rank's conv channels and value heads
   num::PayloadToken token;  // one payload token's layout
 
   SPECSTATE_HD int32_t conv_dim() const { return 2 * H * K + HV * V; }

@@ -139,7 +139,8 @@ __global__ void __launch_bounds__(kCopyThreads)
     int token = g.first + j;
     if (token >= p.payload_tokens) token -= p.payload_tokens;
     return reinterpret_cast<uint32_t*>(
-        p.payload + ((int64_t{layer} * p.slots + g.slot) * p.payload_tokens + token) * p.token.bytes());
+        p.payload +
+        ((int64_t{layer} * p.slots + g.slot) * p.payload_tokens + token) * p.token.bytes());
   };
   for (int j = 0; j < g.count; ++j) {
     if (g.from[j] == j) continue;
@@ -167,15 +168,17 @@ __global__ void generate_params_kernel(const __grid_constant__ DevicePool p, flo
       const int l = int(i / (int64_t{C} * p.W));
       const uint32_t layer = uint32_t(p.layer_ids[l]);
       const uint32_t ch = uint32_t(i / p.W % C), tap = uint32_t(i % p.W);
-      conv_taps[i] = num::bf16_to_float(num::gen_conv_weight(p.seed, layer, ch, tap));
+      conv_taps[i] =
+          num::bf16_to_float(num::gen_conv_weight(p.seed, layer, p.model.conv_channel(ch), tap));
     } else if (i < taps + heads) {
       const int64_t k = i - taps;
       const uint32_t layer = uint32_t(p.layer_ids[k / p.HV]), head = uint32_t(k % p.HV);
-      a_log[k] = num::bf16_to_float(num::gen_a_log(p.seed, layer, head));
+      a_log[k] = num::bf16_to_float(num::gen_a_log(p.seed, layer, p.model.value_head(head)));
     } else {
       const int64_t k = i - taps - heads, per_layer = int64_t{p.HV} * p.A;
       const uint32_t layer = uint32_t(p.layer_ids[k / per_layer]), e = uint32_t(k % per_layer);
-      dt_bias[k] = num::bf16_to_float(num::gen_dt_bias(p.seed, layer, e));
+      dt_bias[k] =
+          num::bf16_to_float(num::gen_dt_bias(p.seed, layer, p.model.head_entry(e, uint32_t(p.A))));
     }
   }
 }

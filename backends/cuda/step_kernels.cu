@@ -47,10 +47,10 @@ static_assert(kRecurChunk <= 32, "a chunk's store mask is one ballot: a lane per
 // ---- prep
 
 struct PrepLayout {
-  int nch;        // 2K + ratio * K channels
-  int hist_cols;  // W-1 + tokens
-  int tokens;     // pending + new of the longest job
-  int ratio;      // value heads per key head
+  int nch;          // 2K + ratio * K channels
+  int hist_cols;    // W-1 + tokens
+  int tokens;       // pending + new of the longest job
+  int ratio;        // value heads per key head
   int gate_inputs;  // per value head and token: A decay inputs a, then b
   __host__ __device__ size_t bytes(int K) const {
     return (size_t(tokens) * 2 * K + 2 * size_t(tokens)) * sizeof(float) +
@@ -139,9 +139,11 @@ __device__ void prep_stage(const PrepBlock<kTree>& b, const PrepShared& sh, int 
     // K even), so that x moves to and from the payload in 32-bit words.
     for (int c = 2 * int(threadIdx.x); c < b.nch; c += 2 * int(blockDim.x)) {
       const int ch = b.channel(c);
+      const uint32_t model_ch = b.j.p.model.conv_channel(uint32_t(ch));  // so is ch + 1's
       const uint32_t x2 = src ? *reinterpret_cast<const uint32_t*>(src + ch)
-                              : conv_input_from_prefix(sh.x_prefix[j], ch) |
-                                    uint32_t{conv_input_from_prefix(sh.x_prefix[j], ch + 1)} << 16;
+                              : conv_input_from_prefix(sh.x_prefix[j], model_ch) |
+                                    uint32_t{conv_input_from_prefix(sh.x_prefix[j], model_ch + 1)}
+                                        << 16;
       sh.hist[c * b.hist_cols + kWc + j] = bf16_bits(x2 & 0xFFFFu);
       sh.hist[(c + 1) * b.hist_cols + kWc + j] = bf16_bits(x2 >> 16);
       if (out) *reinterpret_cast<uint32_t*>(out + ch) = x2;
@@ -151,9 +153,11 @@ __device__ void prep_stage(const PrepBlock<kTree>& b, const PrepShared& sh, int 
   for (int idx = stored * per_token + int(threadIdx.x); idx < per_token * total;
        idx += blockDim.x) {
     const int j = idx / per_token, r = idx % per_token / (A + 1), i = idx % (A + 1);
-    const int hv = b.h * b.ratio + r;
-    sh.ab[idx] = i < A ? num::gen_gate_a(b.j.template coord<kTree>(j), uint32_t(hv * A + i))
-                       : num::gen_gate_b(b.j.template coord<kTree>(j), hv);
+    const uint32_t hv = uint32_t(b.h * b.ratio + r);
+    const num::RankIndex& model = b.j.p.model;
+    sh.ab[idx] = i < A ? num::gen_gate_a(b.j.template coord<kTree>(j),
+                                         model.head_entry(hv * A + i, uint32_t(A)))
+                       : num::gen_gate_b(b.j.template coord<kTree>(j), model.value_head(hv));
   }
 }
 
@@ -231,9 +235,9 @@ __device__ void prep_conv(const PrepBlock<kTree>& b, const PrepShared& sh, int t
   }
 }
 
-// The q and k norm denominators of every computed token, 8 threads per norm: thread c of a group of 8
-// consecutive lanes sums chain c, and an xor butterfly over the lane's low 3 bits adds the
-// chains in combine_chains' tree (chain bit k is lane bit k), as l2_norm_denominator does.
+// The q and k norm denominators of every computed token, 8 threads per norm: thread c of a group of
+// 8 consecutive lanes sums chain c, and an xor butterfly over the lane's low 3 bits adds the chains
+// in combine_chains' tree (chain bit k is lane bit k), as l2_norm_denominator does.
 template <int K, bool kTree>
 __device__ void prep_norms(const PrepBlock<kTree>& b, const PrepShared& sh, int total) {
   constexpr int kLen = K / num::kChains;
@@ -266,8 +270,8 @@ __device__ void prep_norms_and_gates(const PrepBlock<kTree>& b, const PrepShared
     const int j = g / per_token, r = g % per_token / (A + 1), i = g % (A + 1);
     const int hv = b.h * b.ratio + r, pi = b.j.layer * p.HV + hv;
     const float x = num::bf16_to_float(sh.ab[g]);
-    const float gate =
-        i < A ? num::gated_decay(x, p.a_log[pi], p.dt_bias[int64_t{pi} * A + i]) : num::sigmoid_f32(x);
+    const float gate = i < A ? num::gated_decay(x, p.a_log[pi], p.dt_bias[int64_t{pi} * A + i])
+                             : num::sigmoid_f32(x);
     b.j.L.step_gates[(b.j.token_index(j) * p.HV + hv) * (A + 1) + i] = gate;
     if (to_payload && i < A) p.token.decay(payload_out(j), hv)[i] = gate;
   }
@@ -881,7 +885,8 @@ void launch_step_k(const DevicePool& p, const SequenceLaunch& L, cudaStream_t st
   SPECSTATE_ASSERT(smem <= size_t(opt_in_shared_memory()),
                    "the prep kernel's shared memory fits a block (a tree's nodes and history)");
   allow_shared_memory<prep_kernel<K, kTree>>();
-  prep_kernel<K, kTree><<<dim3(p.H, p.layers, L.job_count), kPrepThreads, smem, stream>>>(p, L, lay);
+  prep_kernel<K, kTree>
+      <<<dim3(p.H, p.layers, L.job_count), kPrepThreads, smem, stream>>>(p, L, lay);
   CUDA_CHECK_LAUNCH();
   if constexpr (!kTree) {  // trees store after every node: their launches run without the mask
     if (L.sparse_stores) return launch_recur_dtype<K, false, true>(p, L, stream);
@@ -909,9 +914,11 @@ void launch_step(const DevicePool& p, const SequenceLaunch& L, cudaStream_t stre
   if (L.job_count == 0) return;
   switch (p.K) {
     case 128:
-      return L.tree ? launch_step_k<128, true>(p, L, stream) : launch_step_k<128, false>(p, L, stream);
+      return L.tree ? launch_step_k<128, true>(p, L, stream)
+                    : launch_step_k<128, false>(p, L, stream);
     case 16:
-      return L.tree ? launch_step_k<16, true>(p, L, stream) : launch_step_k<16, false>(p, L, stream);
+      return L.tree ? launch_step_k<16, true>(p, L, stream)
+                    : launch_step_k<16, false>(p, L, stream);
   }
   SPECSTATE_ASSERT(false, "the backend refuses geometries the step kernels are not built for");
 }

@@ -9,29 +9,33 @@ namespace specstate::num {
 LayerParameters layer_parameters(const ModelGeometry& g, uint64_t seed, uint32_t layer_id) {
   LayerParameters p;
   const int C = g.conv_dim(), W = g.conv_width, HV = g.num_v_heads;
+  const int A = g.decay_values_per_head();
+  const RankIndex model = g.rank_index();
   p.conv_weight.resize(size_t(C) * W);
   for (int c = 0; c < C; ++c) {
     for (int t = 0; t < W; ++t)
-      p.conv_weight[size_t(c) * W + t] = gen_conv_weight(seed, layer_id, c, t);
+      p.conv_weight[size_t(c) * W + t] = gen_conv_weight(seed, layer_id, model.conv_channel(c), t);
   }
   for (int h = 0; h < HV; ++h)
-    p.a_log.push_back(gen_a_log(seed, layer_id, h));
-  for (int e = 0; e < HV * g.decay_values_per_head(); ++e)
-    p.dt_bias.push_back(gen_dt_bias(seed, layer_id, e));
+    p.a_log.push_back(gen_a_log(seed, layer_id, model.value_head(h)));
+  for (int e = 0; e < HV * A; ++e)
+    p.dt_bias.push_back(gen_dt_bias(seed, layer_id, model.head_entry(e, A)));
   return p;
 }
 
-TokenInputs token_inputs(const ModelGeometry& g, uint64_t seed, uint64_t request,
-                         uint64_t position, uint32_t layer_id) {
+TokenInputs token_inputs(const ModelGeometry& g, uint64_t seed, uint64_t request, uint64_t position,
+                         uint32_t layer_id) {
   const TokenCoord coord{seed, request, position, layer_id};
+  const int A = g.decay_values_per_head();
+  const RankIndex model = g.rank_index();
   TokenInputs t;
   t.x.resize(g.conv_dim());
   for (int c = 0; c < g.conv_dim(); ++c)
-    t.x[c] = gen_conv_input(coord, c);
-  for (int e = 0; e < g.num_v_heads * g.decay_values_per_head(); ++e)
-    t.a.push_back(gen_gate_a(coord, e));
+    t.x[c] = gen_conv_input(coord, model.conv_channel(c));
+  for (int e = 0; e < g.num_v_heads * A; ++e)
+    t.a.push_back(gen_gate_a(coord, model.head_entry(e, A)));
   for (int h = 0; h < g.num_v_heads; ++h)
-    t.b.push_back(gen_gate_b(coord, h));
+    t.b.push_back(gen_gate_b(coord, model.value_head(h)));
   return t;
 }
 

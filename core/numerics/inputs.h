@@ -58,6 +58,32 @@ struct TokenCoord {
   uint32_t layer;
 };
 
+// Where a rank's conv channels and value heads sit in the whole model. Rank r of a TP-way split
+// holds key heads r*H .. r*H+H-1 and value heads r*HV .. r*HV+HV-1 (H, HV per rank), and its conv
+// channels are its slice of each group of [q | k | v]. Inputs and parameters are generated from the
+// model's index, so a rank computes exactly its slice of the unsplit model's state, and a state
+// resliced between TP degrees (prefill/decode handoff) is what the other degree computes. TP 1
+// (and rank 0's q channels and value heads at any TP) index as before ranks existed.
+struct RankIndex {
+  uint32_t tp = 1, rank = 0;
+  uint32_t key_dim = 0, value_dim = 0;  // H*K and HV*V of one rank
+  uint32_t v_heads = 0;                 // HV of one rank
+
+  // The model's conv channel of this rank's conv channel c (its [q | k | v] order).
+  SPECSTATE_HD uint32_t conv_channel(uint32_t c) const {
+    if (c < key_dim) return rank * key_dim + c;
+    if (c < 2 * key_dim) return (tp + rank) * key_dim + (c - key_dim);
+    return 2 * tp * key_dim + rank * value_dim + (c - 2 * key_dim);
+  }
+  // The model's value head of this rank's value head hv.
+  SPECSTATE_HD uint32_t value_head(uint32_t hv) const { return rank * v_heads + hv; }
+  // The model's entry of a per-head value with `per_head` entries per value head (a's decay
+  // inputs and dt_bias: hv * per_head + i).
+  SPECSTATE_HD uint32_t head_entry(uint32_t e, uint32_t per_head) const {
+    return rank * v_heads * per_head + e;
+  }
+};
+
 // The position coordinate of a draft-tree node at token position `position` in branch `branch`
 // (node index - depth, core/primitives.h): siblings share a position and differ in branch.
 // Branch 0 is the chain's own coordinate; trace positions stay below 2^49 (rules.json

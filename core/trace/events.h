@@ -34,6 +34,7 @@ struct Header {
   std::string preset;                  // e.g. "qwen3-next-80b-a3b"; empty with a geometry
   std::optional<CustomGeometry> geometry;
   int32_t tp = 1;
+  int32_t rank = 0;  // version 2: which of the tp ranks the trace records (0 .. tp-1)
   SsmDtype ssm_dtype = SsmDtype::kF32;
   int32_t draft_tokens = 3;  // T - 1 (T = tokens per verify, bonus included)
   int32_t pool_rows = 0;     // scheduler-owned rows
@@ -50,10 +51,12 @@ struct Header {
   int32_t host_slots = 0;
 
   int32_t tokens_per_verify() const { return draft_tokens + 1; }
-  // The oldest format version that expresses this header: 2 with a custom geometry, draft trees,
-  // overlap or host slots, else 1.
+  // The oldest format version that expresses this header: 2 with a custom geometry, a rank other
+  // than 0, draft trees, overlap or host slots, else 1.
   int lowest_version() const {
-    return geometry || tree_nodes > 0 || overlap > 0 || host_slots > 0 ? 2 : kOldestFormatVersion;
+    return geometry || rank > 0 || tree_nodes > 0 || overlap > 0 || host_slots > 0
+               ? 2
+               : kOldestFormatVersion;
   }
   // "qwen3-next-80b-a3b", or "custom" for a geometry.
   const std::string& model_name() const;
@@ -88,8 +91,9 @@ struct Extend {
 // included). In an overlap trace accepted 0 is a discarded entry: the step ran for the request,
 // prepared before the host knew it had finished, and its results were thrown away; it carries no
 // track, and the next event naming the request is its finish. `track` names the row that gets
-// the snapshot of a page boundary crossed inside the accepted tokens. With a `tree` (version 2) the verify ran the tree's nodes instead of T
-// tokens, and the accepted tokens are its path (accepted = the path's length).
+// the snapshot of a page boundary crossed inside the accepted tokens. With a `tree` (version 2) the
+// verify ran the tree's nodes instead of T tokens, and the accepted tokens are its path (accepted =
+// the path's length).
 struct VerifyEntry {
   uint64_t request = 0;
   int32_t accepted = 0;

@@ -367,12 +367,13 @@ Header parse_header(const json& object, const Where& where) {
   if (!version.is_number_unsigned() || version.get<uint64_t>() < uint64_t(kOldestFormatVersion) ||
       version.get<uint64_t>() > uint64_t(kFormatVersion)) {
     fail(where, "unsupported trace format version " + printable(version.dump()) +
-                    " (this build reads versions " + std::to_string(kOldestFormatVersion) +
-                    " to " + std::to_string(kFormatVersion) + ")");
+                    " (this build reads versions " + std::to_string(kOldestFormatVersion) + " to " +
+                    std::to_string(kFormatVersion) + ")");
   }
-  Fields f(object, "header", where,
-           {"specstate_trace", "preset", "geometry", "tp", "ssm_dtype", "draft_tokens", "pool_rows",
-            "max_requests", "page_size", "seed", "tree_nodes", "overlap", "host_slots"});
+  Fields f(
+      object, "header", where,
+      {"specstate_trace", "preset", "geometry", "tp", "rank", "ssm_dtype", "draft_tokens",
+       "pool_rows", "max_requests", "page_size", "seed", "tree_nodes", "overlap", "host_slots"});
   Header h;
   h.version = int(version.get<uint64_t>());
   if (const json* geometry = f.find("geometry")) {
@@ -386,6 +387,13 @@ Header parse_header(const json& object, const Where& where) {
     h.preset = f.string("preset");
   }
   h.tp = int32_t(f.integer("tp", 1, kMaxTp));
+  if (f.find("rank")) {
+    if (h.version < 2) {
+      fail(where, "field 'rank' in header needs format version 2 (this header says " +
+                      std::to_string(h.version) + ")");
+    }
+    h.rank = int32_t(f.integer("rank", 0, kMaxTp - 1));
+  }
   const std::string dtype = f.string("ssm_dtype");
   if (dtype != "f32" && dtype != "bf16") {
     fail(where, "field 'ssm_dtype' in header is '" + printable(dtype) + "', expected f32 or bf16");
@@ -723,6 +731,10 @@ void check_header(const Header& h) {
   check("page_size", h.page_size, 0, kMaxRows);
   check("tree_nodes", h.tree_nodes, 0, kMaxTreeNodesPerVerify);
   check("host_slots", h.host_slots, 0, kMaxRows);
+  if (h.rank < 0 || h.rank >= h.tp) {  // make_geometry's words, for a custom geometry too
+    throw InputError("rank " + std::to_string(h.rank) + " outside 0.." + std::to_string(h.tp - 1) +
+                     " (tensor-parallel degree " + std::to_string(h.tp) + ")");
+  }
 }
 
 Trace read_trace(std::istream& in, const std::string& name) {
@@ -795,7 +807,7 @@ const std::string& Header::model_name() const {
 }
 
 ModelGeometry header_geometry(const Header& h) {
-  if (!h.geometry) return make_geometry(h.preset, h.tp);
+  if (!h.geometry) return make_geometry(h.preset, h.tp, h.rank);
   if (h.tp != 1) {
     throw InputError("tp " + std::to_string(h.tp) +
                      " with a custom geometry: the geometry gives one rank's heads, so tp is 1");
@@ -822,6 +834,7 @@ std::string header_to_json(const Header& h) {
     j["preset"] = h.preset;
   }
   j["tp"] = h.tp;
+  if (h.rank > 0) j["rank"] = h.rank;
   j["ssm_dtype"] = std::string(to_string(h.ssm_dtype));
   j["draft_tokens"] = h.draft_tokens;
   j["pool_rows"] = h.pool_rows;

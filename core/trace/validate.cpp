@@ -111,9 +111,11 @@ std::string format_summary(const TraceSummary& s) {
   std::string model = h.model_name();
   if (const auto& g = h.geometry) {
     model += " (" + n(g->layers) + " layers, H " + n(g->num_k_heads) + ", HV " + n(g->num_v_heads) +
-             ", K " + n(g->head_k_dim) + ", V " + n(g->head_v_dim) + ", W " + n(g->conv_width) + ")";
+             ", K " + n(g->head_k_dim) + ", V " + n(g->head_v_dim) + ", W " + n(g->conv_width) +
+             ")";
   }
-  line("model", model + ", TP " + n(h.tp) + ", SSM " + std::string(to_string(h.ssm_dtype)) +
+  const std::string rank = h.tp > 1 ? " rank " + n(h.rank) : "";
+  line("model", model + ", TP " + n(h.tp) + rank + ", SSM " + std::string(to_string(h.ssm_dtype)) +
                     ", T = " + n(T) + " (" + n(h.draft_tokens) + " draft tokens), seed " +
                     std::to_string(h.seed));
   line("pool",

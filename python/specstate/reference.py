@@ -10,10 +10,11 @@ from . import _core
 from ._tensors import bf16_to_float, float_to_bf16
 
 
-def geometry(preset, tp=1, layers=None):
-    """The GDN geometry of a preset on one rank of a TP-way split (`specstate.presets()` lists
-    them); `layers` ("0,17,35", "0-3" or a list of indices) keeps only those model layers."""
-    g = _core.preset_geometry(preset, tp)
+def geometry(preset, tp=1, layers=None, rank=0):
+    """The GDN geometry of a preset on rank `rank` of a TP-way split (`specstate.presets()` lists
+    them); `layers` ("0,17,35", "0-3" or a list of indices) keeps only those model layers. A
+    rank's inputs and parameters are its slice of the whole model's (docs/numerics.md)."""
+    g = _core.preset_geometry(preset, tp, rank)
     return g if layers is None else _core.with_layers(g, _layer_text(layers))
 
 

@@ -16,9 +16,9 @@ from ._rules import (FORMAT_VERSION, GEOMETRY_FIELDS, MAX_LENGTH, MAX_ROWS, MAX_
                      OLDEST_FORMAT_VERSION, PRESET_HEADS, RECURRENCES)
 
 INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
-HEADER_KEYS = ("specstate_trace", "preset", "geometry", "tp", "ssm_dtype", "draft_tokens",
-               "pool_rows", "max_requests", "page_size", "seed", "tree_nodes", "overlap",
-               "host_slots")
+HEADER_KEYS = ("specstate_trace", "preset", "geometry", "tp", "rank", "ssm_dtype",
+               "draft_tokens", "pool_rows", "max_requests", "page_size", "seed", "tree_nodes",
+               "overlap", "host_slots")
 GEOMETRY_KEYS = tuple(name for name, _, _ in GEOMETRY_FIELDS) + ("recurrence",)
 SSM_DTYPE_ALIASES = {"fp32": "f32", "float32": "f32", "bfloat16": "bf16"}  # writer convenience
 
@@ -59,12 +59,19 @@ def parse_header(obj):
     else:
         preset = f.string("preset")
     tp = f.integer("tp", 1, MAX_TP)
+    rank = {}
+    if "rank" in obj:
+        if version < 2:
+            raise ValueError(f"field 'rank' in header needs format version 2 (this header "
+                             f"says {int(version)})")
+        rank = f.integer("rank", 0, MAX_TP - 1)
+        rank = {"rank": rank} if rank > 0 else {}
     dtype = f.string("ssm_dtype")
     if dtype not in ("f32", "bf16"):
         raise ValueError(f"field 'ssm_dtype' in header is '{printable(dtype)}', "
                          f"expected f32 or bf16")
     model = {"geometry": geometry} if geometry else {"preset": preset}
-    header = {"specstate_trace": OLDEST_FORMAT_VERSION, **model, "tp": tp,
+    header = {"specstate_trace": OLDEST_FORMAT_VERSION, **model, "tp": tp, **rank,
               "ssm_dtype": dtype,
               "draft_tokens": f.integer("draft_tokens", 0, MAX_TOKENS_PER_VERIFY - 1),
               "pool_rows": f.integer("pool_rows", 1, MAX_ROWS),
@@ -92,8 +99,11 @@ def parse_header(obj):
                              f"says {int(version)})")
         header["host_slots"] = f.integer("host_slots", 1, MAX_ROWS)
     # The lowest version that expresses the header (core/trace/events.h lowest_version).
-    if geometry or "tree_nodes" in header or "overlap" in header or "host_slots" in header:
+    if geometry or any(key in header for key in ("rank", "tree_nodes", "overlap", "host_slots")):
         header = {"specstate_trace": 2, **{k: v for k, v in header.items() if k != "specstate_trace"}}
+    if header.get("rank", 0) >= tp:  # core/trace/format.cpp check_header
+        raise ValueError(f"rank {header['rank']} outside 0..{tp - 1} (tensor-parallel degree "
+                         f"{tp})")
     if geometry:
         _check_geometry(geometry, tp)
         return header
@@ -125,15 +135,15 @@ def _check_geometry(g, tp):
 
 def make_header(preset=None, draft_tokens=None, pool_rows=None, max_requests=None, page_size=0,
                 tp=1, ssm_dtype="f32", seed=0, geometry=None, tree_nodes=0, overlap=False,
-                host_slots=0):
+                host_slots=0, rank=0):
     """The header object, checked; raises ValueError with the C++ reader's message. `geometry`
     (a dict of layers, H, HV, K, V, conv_dim, W: one rank's heads, and optionally the
     recurrence: "gated-deltanet", the default) instead of `preset`,
     `tree_nodes` > 0 (verifies may run draft trees of that many nodes), or `overlap` (True or a
     depth d of 1..4: up to d steps in flight, each prepared before the results of those before
     it reached the host; verify entries may be discarded, accepted 0), or `host_slots` > 0 (a
-    host tier that offload events save cache rows into and restore events load them from)
-    writes format version 2."""
+    host tier that offload events save cache rows into and restore events load them from), or
+    `rank` > 0 (which of the tp ranks the trace records) writes format version 2."""
     dtype = SSM_DTYPE_ALIASES.get(ssm_dtype, ssm_dtype) if isinstance(ssm_dtype, str) else ssm_dtype
     model = {key: value for key, value in (("preset", preset), ("geometry", geometry))
              if value is not None}
@@ -142,8 +152,9 @@ def make_header(preset=None, draft_tokens=None, pool_rows=None, max_requests=Non
         trees["overlap"] = int(overlap)
     if host_slots not in (0, None):
         trees["host_slots"] = host_slots
-    v2 = geometry is not None or bool(trees)
-    return parse_header({"specstate_trace": 2 if v2 else 1, **model, "tp": tp,
+    ranks = {} if rank in (0, None) else {"rank": rank}
+    v2 = geometry is not None or bool(trees) or bool(ranks)
+    return parse_header({"specstate_trace": 2 if v2 else 1, **model, "tp": tp, **ranks,
                          "ssm_dtype": dtype, "draft_tokens": draft_tokens,
                          "pool_rows": pool_rows, "max_requests": max_requests,
                          "page_size": page_size, "seed": seed, **trees})

@@ -85,7 +85,7 @@ class TraceWriter:
 
     def __init__(self, file, *, preset=None, draft_tokens, pool_rows, max_requests, page_size=0,
                  tp=1, ssm_dtype="f32", seed=0, geometry=None, tree_nodes=0, overlap=False,
-                 host_slots=0):
+                 host_slots=0, rank=0):
         label = os.fspath(file) if isinstance(file, (str, os.PathLike)) else getattr(file, "name",
                                                                                        "<stream>")
         self._label = os.fsdecode(label) if isinstance(label, (str, bytes)) else "<stream>"
@@ -94,7 +94,7 @@ class TraceWriter:
                                       pool_rows=pool_rows, max_requests=max_requests,
                                       page_size=page_size, tp=tp, ssm_dtype=ssm_dtype, seed=seed,
                                       geometry=geometry, tree_nodes=tree_nodes, overlap=overlap,
-                                      host_slots=host_slots)
+                                      host_slots=host_slots, rank=rank)
         except ValueError as e:
             raise TraceError(self._label, 1, str(e)) from None
         self.state = TraceState(self.header)

@@ -264,6 +264,7 @@ void bind_basics(py::module_& m) {
   py::class_<ModelGeometry>(m, "Geometry")
       .def_readonly("preset", &ModelGeometry::preset)
       .def_readonly("tp", &ModelGeometry::tp)
+      .def_readonly("rank", &ModelGeometry::rank)
       .def_property_readonly(
           "recurrence", [](const ModelGeometry& g) { return std::string(to_string(g.recurrence)); })
       .def_readonly("layers", &ModelGeometry::layers)
@@ -275,7 +276,8 @@ void bind_basics(py::module_& m) {
       .def_property_readonly("conv_dim", &ModelGeometry::conv_dim)
       .def_property_readonly("layer_ids", &model_layer_ids)
       .def("__repr__", [](const ModelGeometry& g) {
-        return "Geometry(" + g.preset + (g.tp > 1 ? " TP" + std::to_string(g.tp) : "") +
+        return "Geometry(" + g.preset +
+               (g.tp > 1 ? " TP" + std::to_string(g.tp) + " rank " + std::to_string(g.rank) : "") +
                ": layers=" + std::to_string(g.layers) + ", H=" + std::to_string(g.num_k_heads) +
                ", HV=" + std::to_string(g.num_v_heads) + ", K=" + std::to_string(g.head_k_dim) +
                ", V=" + std::to_string(g.head_v_dim) +
@@ -283,8 +285,9 @@ void bind_basics(py::module_& m) {
                ", W=" + std::to_string(g.conv_width) + ")";
       });
 
-  m.def("preset_geometry",
-        [](const std::string& preset, int32_t tp) { return make_geometry(preset, tp); });
+  m.def("preset_geometry", [](const std::string& preset, int32_t tp, int32_t rank) {
+    return make_geometry(preset, tp, rank);
+  });
   m.def("custom_geometry", [](int32_t layers, int32_t H, int32_t HV, int32_t K, int32_t V,
                               int32_t W, int32_t conv_dim, const std::string& recurrence) {
     const std::optional<RecurrenceKind> kind = find_recurrence(recurrence);

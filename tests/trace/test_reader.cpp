@@ -51,7 +51,8 @@ TEST(TraceReader, HeaderFields) {
       first_error(R"({"specstate_trace": 1, "preset": "huge", "tp": 1, "ssm_dtype": "f32", )" +
                   rest + "\n"),
       "t.jsonl:1: unknown preset 'huge' (known: qwen3-next-80b-a3b, qwen3.5-397b-a17b, "
-      "qwen3.5-122b-a10b, qwen3.5-35b-a3b, qwen3.5-27b, qwen3.5-9b, qwen3.5-2b, kimi-linear-48b-a3b, tiny)");
+      "qwen3.5-122b-a10b, qwen3.5-35b-a3b, qwen3.5-27b, qwen3.5-9b, qwen3.5-2b, "
+      "kimi-linear-48b-a3b, tiny)");
   EXPECT_EQ(
       first_error(R"({"specstate_trace": 1, "preset": "tiny", "tp": 3, "ssm_dtype": "f32", )" +
                   rest + "\n"),
@@ -85,7 +86,7 @@ TEST(TraceReader, HeaderFields) {
           R"({"specstate_trace": 1, "preset": "tiny", "tp": 1, "ssm_dtype": "f32", "draft_tokens": 3, "pool_rows": 8, "max_requests": 4, "page_size": 16, "seed": 1, "colour": "red"})"
           "\n"),
       "t.jsonl:1: unknown field 'colour' in header (expected specstate_trace, preset, geometry, "
-      "tp, ssm_dtype, draft_tokens, pool_rows, max_requests, page_size, seed, tree_nodes, "
+      "tp, rank, ssm_dtype, draft_tokens, pool_rows, max_requests, page_size, seed, tree_nodes, "
       "overlap, host_slots)");
 }
 
@@ -365,7 +366,8 @@ TEST(TraceReader, MessagesAreNotCutAtAnEmbeddedNul) {
           R"("draft_tokens": 3, "pool_rows": 8, "max_requests": 4, "page_size": 16, "seed": 1})"
           "\n"),
       "t.jsonl:1: unknown preset 'tiny?x' (known: qwen3-next-80b-a3b, qwen3.5-397b-a17b, "
-      "qwen3.5-122b-a10b, qwen3.5-35b-a3b, qwen3.5-27b, qwen3.5-9b, qwen3.5-2b, kimi-linear-48b-a3b, tiny)");
+      "qwen3.5-122b-a10b, qwen3.5-35b-a3b, qwen3.5-27b, qwen3.5-9b, qwen3.5-2b, "
+      "kimi-linear-48b-a3b, tiny)");
   EXPECT_EQ(event_error({R"({"event": "check", "a\u0000b": 1})"}),
             "t.jsonl:2: unknown field 'a?b' in check event (expected event)");
 }

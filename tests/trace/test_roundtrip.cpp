@@ -57,7 +57,8 @@ TEST(TraceRoundTrip, WritesTheLowestVersionThatExpressesTheHeader) {
   t.header.geometry = CustomGeometry{3, 2, 4, 32, 24, 224, 3};
   text = to_text(t);
   EXPECT_EQ(text.rfind("{\"specstate_trace\":2,\"geometry\":{\"layers\":3,\"H\":2,\"HV\":4,"
-                       "\"K\":32,\"V\":24,\"conv_dim\":224,\"W\":3},\"tp\":1,", 0),
+                       "\"K\":32,\"V\":24,\"conv_dim\":224,\"W\":3},\"tp\":1,",
+                       0),
             0u)
       << text.substr(0, 160);
   const Trace back = from_text(text);
@@ -167,7 +168,8 @@ TEST(TraceRoundTrip, WriterIsExactForEveryField) {
                  9,
                  {{(int64_t{1} << 40) + 64, 11}, {(int64_t{1} << 40) + 128, 12}}}},
       {3, Extend{big, -1, -1, 1, 0, -1, {}}},
-      {4, Verify{{{big, 16, TrackWrite{640, 5}, std::nullopt}, {0, 1, std::nullopt, std::nullopt}}, 123}},
+      {4, Verify{{{big, 16, TrackWrite{640, 5}, std::nullopt}, {0, 1, std::nullopt, std::nullopt}},
+                 123}},
       {5, Decode{{{big, std::nullopt}, {3, TrackWrite{64, 0}}}, 0}},
       {6, Retract{big}},
       {7, Resume{big, 0, 1}},
@@ -181,6 +183,24 @@ TEST(TraceRoundTrip, WriterIsExactForEveryField) {
   EXPECT_EQ(
       text.substr(0, text.find('\n')),
       R"({"specstate_trace":1,"preset":"qwen3-next-80b-a3b","tp":4,"ssm_dtype":"bf16","draft_tokens":15,"pool_rows":16777216,"max_requests":3,"page_size":64,"seed":18446744073709551615})");
+}
+
+// A rank other than 0 needs format version 2; rank 0 is not written, so a TP 1 trace stays v1.
+TEST(TraceRoundTrip, RankWritesVersion2) {
+  Trace t;
+  t.file = "t.jsonl";
+  t.header.preset = "qwen3-next-80b-a3b";
+  t.header.tp = 4;
+  t.header.version = 2;
+  t.header.rank = 3;
+  t.header.pool_rows = 4;
+  t.header.max_requests = 2;
+  const std::string text = to_text(t);
+  EXPECT_EQ(
+      text.substr(0, text.find('\n')),
+      R"({"specstate_trace":2,"preset":"qwen3-next-80b-a3b","tp":4,"rank":3,"ssm_dtype":"f32","draft_tokens":3,"pool_rows":4,"max_requests":2,"page_size":0,"seed":0})");
+  EXPECT_EQ(from_text(text), t);
+  EXPECT_EQ(header_geometry(from_text(text).header).rank, 3);
 }
 
 TEST(TraceGenerator, ReproducibleFromTheSeed) {
