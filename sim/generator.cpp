@@ -49,6 +49,7 @@ struct Request {
   int32_t req_row = -1;
   int32_t working_row = -1;
   bool started = false;                     // its first extend is written
+  bool handed_over = false;                 // arrives from the prefill instance (prefill_tp)
   bool extended_now = false;                // extended in the current iteration
   bool finishing = false;                   // overlap: done, but already in the next prepared step
   int64_t last_step = -(int64_t{1} << 40);  // the index of its last forward step
@@ -152,6 +153,7 @@ class Generator {
       r.arrival = i == 0 ? 0 : arrivals[size_t(i)];
       r.prompt_left = rng_.range(o_.prompt_min, o_.prompt_max);
       r.output_target = rng_.range(std::max<int64_t>(out_min, 1), std::max<int64_t>(out_max, 1));
+      r.handed_over = o_.prefill_tp > 0 && r.prompt_left >= 2 && rng_.chance(0.5);
       requests_.push_back(r);
     }
   }
@@ -208,9 +210,11 @@ class Generator {
     return true;
   }
 
-  // The first extend: a prefix hit copies a snapshot row (one restored from a host slot
-  // first, half the time a slot is filled), else the state starts from zeros.
+  // The first extend: a request handed over by the prefill instance hits the row its state
+  // arrives in; else a prefix hit copies a snapshot row (one restored from a host slot first,
+  // half the time a slot is filled), else the state starts from zeros.
   bool start(Request& r) {
+    if (r.handed_over) return start_handed_over(r);
     int32_t cow = -1;
     if (!host_lru_.empty() && rng_.chance(o_.prefix_hit_prob) && rng_.chance(0.5)) {
       cow = restore(host_lru_[size_t(rng_.range(0, int64_t(host_lru_.size()) - 1))]);
@@ -236,6 +240,35 @@ class Generator {
     e.track = extend_tracks(e.prefix_len, e.prefix_len + e.tokens, cow);
     emit(e);
     r.prompt_left -= e.tokens;
+    r.started = true;
+    r.extended_now = true;
+    return true;
+  }
+
+  // A request the prefill instance hands over with all but its last prompt token prefilled: the
+  // state arrives into a row of its own, the first extend hits it and runs the last token, and
+  // the row is free again (no later request hits the handed-over prefix).
+  bool start_handed_over(Request& r) {
+    const int32_t row = take_row(-1);
+    if (row < 0) return false;
+    const int32_t working = take_row(-1);
+    if (working < 0) {
+      free_rows_.push_back(row);
+      return false;
+    }
+    const int64_t handed = r.prompt_left - 1;
+    emit(trace::Handoff{r.id, handed, row});
+    trace::Extend e;
+    e.request = r.id;
+    e.req_row = r.req_row = take_req_row();
+    e.working_row = r.working_row = working;
+    e.prefix_len = handed;
+    e.cow_src_row = row;
+    e.tokens = 1;
+    e.track = extend_tracks(handed, handed + 1, row);
+    emit(e);
+    free_rows_.push_back(row);
+    r.prompt_left = 0;
     r.started = true;
     r.extended_now = true;
     return true;
@@ -586,6 +619,13 @@ void check_options(const GeneratorOptions& o) {
   check_fraction("prefix_hit_prob", o.prefix_hit_prob);
   check_fraction("snapshot_prob", o.snapshot_prob);
   check_range("host_slots", o.host_slots, 0, trace::kMaxRows);
+  if (o.prefill_tp != 0) {
+    try {
+      make_geometry(o.preset, o.prefill_tp);
+    } catch (const InputError& e) {
+      throw InputError(std::string("prefill_tp: ") + e.what());
+    }
+  }
   check_fraction("accept_prob", o.accept_prob);
   check_fraction("decode_prob", o.decode_prob);
   check_range("preempt_after", o.preempt_after, 1, 1 << 30);
@@ -619,6 +659,7 @@ trace::Header generated_header(const GeneratorOptions& o) {
   h.preset = o.preset;
   h.tp = o.tp;
   h.rank = o.rank;
+  h.prefill_tp = o.prefill_tp;
   h.ssm_dtype = o.ssm_dtype;
   h.draft_tokens = o.draft_tokens;
   h.pool_rows = o.pool_rows;

@@ -55,6 +55,12 @@ struct GeneratorOptions {
   // least recently used slot before the row is reused, and a new request's prefix hit is
   // sometimes served from a slot, restored into a row first. 0 = no host tier.
   int32_t host_slots = 0;
+  // Prefill/decode disaggregation (format version 2, header prefill_tp): this instance decodes,
+  // and about half the requests arrive from a prefill instance of this TP degree by a handoff
+  // event with all but their last prompt token prefilled; their first extend hits the
+  // handed-over row and runs that token. The row is not shared with later requests. 0 = no
+  // prefill instance.
+  int32_t prefill_tp = 0;
 
   // Speculative decoding.
   double accept_prob = 0.7;            // each draft token accepted with this probability, until the

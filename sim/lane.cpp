@@ -93,6 +93,8 @@ Plan plan_for(Scheduler& policy, const trace::Event& event) {
           return policy.offload(e.row, e.slot);
         } else if constexpr (std::is_same_v<E, trace::Restore>) {
           return policy.restore(e.slot, e.row);
+        } else if constexpr (std::is_same_v<E, trace::Handoff>) {
+          return policy.handoff(e.request, e.length, e.row);
         } else {
           static_assert(std::is_same_v<E, trace::Check>, "every event kind is planned");
           return policy.check();

@@ -56,6 +56,8 @@ class Lane {
   StateBackend& backend() { return *backend_; }
   const StateBackend& backend() const { return *backend_; }
   const SwapSpace& swap() const { return swap_; }
+  // Handoffs received from `sender` (the lanes of one replay share it: one prefill per handoff).
+  void share_sender(std::shared_ptr<HandoffSender> sender) { swap_.sender = std::move(sender); }
   double seconds() const { return seconds_; }  // wall time spent running plans
 
   // The host's plan for `event` (throws InputError, without a location, when the policy refuses

@@ -142,6 +142,12 @@ std::optional<Event> fix(const ScheduleTracker& t, trace::Restore r) {
   return r;
 }
 
+std::optional<Event> fix(const ScheduleTracker& t, trace::Handoff h) {
+  if (t.request(h.request) != nullptr) return std::nullopt;
+  if (t.row(h.row).kind == trace::RowUse::Kind::kWorking) return std::nullopt;
+  return h;
+}
+
 // ---- what a trace names -------------------------------------------------------------------
 
 // Calls `row` on every scheduler row `event` names, `req_row` on its request rows and `request`
@@ -169,6 +175,9 @@ void visit_names(E& event, Row&& row, ReqRow&& req_row, Request&& request) {
           row(e.working_row);
         } else if constexpr (std::is_same_v<T, trace::Offload> ||
                              std::is_same_v<T, trace::Restore>) {
+          row(e.row);
+        } else if constexpr (std::is_same_v<T, trace::Handoff>) {
+          request(e.request);
           row(e.row);
         } else if constexpr (!std::is_same_v<T, trace::Check>) {
           request(e.request);
@@ -508,6 +517,7 @@ Trace on_tiny_preset(const Trace& t) {
   out.header.preset = "tiny";
   out.header.geometry.reset();
   out.header.tp = 1;
+  out.header.rank = 0;
   return out;
 }
 

@@ -24,8 +24,9 @@ void OwnershipChecker::begin_event(const trace::Event& event) {
           }
         } else if constexpr (std::is_same_v<E, trace::Resume>) {
           rows_[e.request] = {e.req_row, e.working_row};
-        } else if constexpr (std::is_same_v<E, trace::Restore>) {
-          tracks_[kHostTierRequest].insert(e.row);  // the row the event names, for the host tier
+        } else if constexpr (std::is_same_v<E, trace::Restore> ||
+                             std::is_same_v<E, trace::Handoff>) {
+          tracks_[kHostTierRequest].insert(e.row);  // the cache row a transfer from afar writes
         }
       },
       event);

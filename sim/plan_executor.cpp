@@ -83,6 +83,11 @@ void run(const RestoreCall& c, StateBackend& backend, SwapSpace& swap) {
   backend.write_state(c.row, state);
 }
 
+void run(const HandoffCall& c, StateBackend& backend, SwapSpace& swap) {
+  if (!swap.sender) swap.sender = std::make_shared<HandoffSender>();
+  backend.write_state(c.row, swap.sender->receive(backend.shape(), backend.seed(), c));
+}
+
 }  // namespace
 
 void execute(const Plan& plan, StateBackend& backend, SwapSpace& swap) {

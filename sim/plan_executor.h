@@ -5,9 +5,11 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 
 #include "backends/state_backend.h"
 #include "core/strategy/plan.h"
+#include "sim/handoff.h"
 
 namespace specstate::sim {
 
@@ -18,6 +20,8 @@ struct SwapSpace {
   // The host tier of the prefix cache (offload, restore): slot -> state, and its digest.
   std::map<int32_t, RowBytes> slots;
   std::map<int32_t, uint64_t> slot_digests;
+  // The prefill instance of handoffs (made at the first one; lanes of a replay share one).
+  std::shared_ptr<HandoffSender> sender;
 };
 
 void execute(const Plan& plan, StateBackend& backend, SwapSpace& swap);

@@ -15,8 +15,8 @@
 
 #include "backends/registry.h"
 #include "core/errors.h"
-#include "core/strategy/plan_access.h"
 #include "core/strategy/host_scheduler.h"
+#include "core/strategy/plan_access.h"
 #include "core/strategy/pool_policy.h"
 #include "core/trace/format.h"
 #include "sim/storage.h"
@@ -63,6 +63,9 @@ std::string describe(const trace::Event& event) {
           os << "offload row " << e.row << " to host slot " << e.slot;
         } else if constexpr (std::is_same_v<E, trace::Restore>) {
           os << "restore host slot " << e.slot << " into row " << e.row;
+        } else if constexpr (std::is_same_v<E, trace::Handoff>) {
+          os << "handoff of request " << e.request << " (" << e.length
+             << " tokens from the prefill instance) into row " << e.row;
         } else {
           os << "check";
         }
@@ -87,6 +90,8 @@ std::vector<std::pair<std::optional<uint64_t>, int32_t>> snapshot_rows(const tra
     }
   } else if (const auto* r = std::get_if<trace::Restore>(&event)) {
     rows.push_back({std::nullopt, r->row});
+  } else if (const auto* h = std::get_if<trace::Handoff>(&event)) {
+    rows.push_back({h->request, h->row});
   }
   return rows;
 }
@@ -149,9 +154,12 @@ class Replayer {
       });
     }
     SPECSTATE_ASSERT(stored_.size() == options.lanes.size(), "one storage per lane");
-    for (size_t i = 0; i < options.lanes.size(); ++i)
+    const auto sender = std::make_shared<HandoffSender>();  // one prefill per handoff, all lanes
+    for (size_t i = 0; i < options.lanes.size(); ++i) {
       lanes_.push_back(
           std::make_unique<Lane>(options.lanes[i], config, stored_[i], trace.header.seed));
+      lanes_.back()->share_sender(sender);
+    }
     written_.resize(lanes_.size());
     progress_.events_total = trace.events.size();
     for (const trace::Line& line : trace.events) {
@@ -387,7 +395,7 @@ class Replayer {
     requests.erase(std::unique(requests.begin(), requests.end()), requests.end());
     std::vector<uint64_t> running;
     for (uint64_t r : requests) {
-      if (!lanes_[0]->policy().has(r)) continue;  // finished
+      if (!lanes_[0]->policy().has(r)) continue;            // finished
       if (lanes_[0]->policy().live(r).discarded) continue;  // finishes next; nothing to keep
       if (lanes_[0]->policy().live(r).retracted) {
         if (compare_swapped_out(r)) return true;
@@ -583,6 +591,7 @@ PoolConfig pool_config(const trace::Header& header, const std::vector<int32_t>& 
   c.ring = ring;
   c.tree_nodes = header.tree_nodes;
   c.page_size = header.page_size;
+  c.prefill_tp = header.prefill_tp;
   return c;
 }
 

@@ -147,6 +147,11 @@ Command add_generate(CLI::App& parent) {
               "A host tier of this many slots (format version 2): snapshot rows are offloaded "
               "before reuse and prefix hits are sometimes restored from a slot; 0 = none")
       ->capture_default_str();
+  add_integer(cmd, "--prefill-tp", g.prefill_tp,
+              "A prefill instance of this TP degree (format version 2): about half the "
+              "requests arrive from it by a handoff with all but their last prompt token "
+              "prefilled, resliced to this rank; 0 = none")
+      ->capture_default_str();
   cmd->add_flag("--edge-chunks", g.edge_chunks,
                 "Prefill chunks end one token before a page boundary, on it or one after it (at "
                 "most --chunk-size tokens): chunked prefills at the page edges");

@@ -225,6 +225,13 @@ std::vector<FaultInfo> make_faults() {
        "runs, the rest lands after it: that event, and a comparison at the restore's end, see "
        "the upper layers of the row as they were before the restore",
        all},
+      {Fault::kHandoffConvOneBlock, "handoff-conv-one-block",
+       "a prefill/decode handoff between TP degrees slices the conv state's q | k | v channels "
+       "as one contiguous 1/tp block per rank (SGLang #30997)",
+       "the receiving rank's conv window is gathered as the rank's contiguous block of the "
+       "concatenated [q | k | v] channels of the whole model, not its heads' slice of each "
+       "group: only rank 0's q channels are right (the SSM is sliced by value heads, right)",
+       all},
       {Fault::kDiscardedCountRead,
        "discarded-count-read",
        "a discarded async step leaves accepted = 0, and index -1 is read (vLLM #51508)",

@@ -49,6 +49,7 @@ enum class Fault : uint8_t {
   kRestoreReadEarly,          // all: the next event runs before a restore's upper layers land
   kHitColumnByAttnBlock,      // paged: a hit's state column counted in attention blocks
   kChunkEndNoNextPage,        // paged: a chunk ending on a boundary writes an unallocated block
+  kHandoffConvOneBlock,       // all: a PD handoff cuts conv q | k | v as one block per rank
   // Overlap scheduling (core/strategy/host_scheduler.h): wrong decisions of the host side.
   kDiscardedCountRead,       // inline: a reused row's count left by a discarded step (-1)
   kCountZeroFlatIndex,       // inline: that count's -1 read flat: the previous entry's row

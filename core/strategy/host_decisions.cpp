@@ -241,6 +241,7 @@ std::unique_ptr<HostDecisions> make_host_decisions(Fault fault) {
     case Fault::kFinalStateOnly:
     case Fault::kTracksNeverWritten:
     case Fault::kRestoreReadEarly:
+    case Fault::kHandoffConvOneBlock:
       return std::make_unique<HostDecisions>();
   }
   SPECSTATE_ASSERT(false, "unknown Fault");

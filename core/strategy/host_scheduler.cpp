@@ -50,6 +50,7 @@ bool select_call(PlanCall& call, F&& select) {
                         // A host-tier transfer: no request's count changes it.
                         [](OffloadCall&) { return true; },
                         [](RestoreCall&) { return true; },
+                        [](HandoffCall&) { return true; },
                     },
                     call);
 }
@@ -147,6 +148,12 @@ Plan HostScheduler::offload(int32_t row, int32_t slot) {
   for (PoolPolicy& v : variants_)
     v.offload(row, slot);
   return landed(truth_.offload(row, slot));
+}
+
+Plan HostScheduler::handoff(uint64_t request, int64_t length, int32_t row) {
+  for (PoolPolicy& v : variants_)
+    v.handoff(request, length, row);
+  return landed(truth_.handoff(request, length, row));
 }
 
 Plan HostScheduler::restore(int32_t slot, int32_t row) {

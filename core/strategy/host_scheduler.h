@@ -82,6 +82,7 @@ class HostScheduler {
   // lands only after the next event (a fault's split transfer) ends that event's plan.
   Plan offload(int32_t row, int32_t slot);
   Plan restore(int32_t slot, int32_t row);
+  Plan handoff(uint64_t request, int64_t length, int32_t row);
   // A check event: nothing of its own, but what a restore left lands after it.
   Plan check() { return landed({}); }
 

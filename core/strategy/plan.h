@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/primitives.h"
+#include "core/reslice.h"
 
 namespace specstate {
 
@@ -102,6 +103,18 @@ struct RestoreCall {
   int32_t layers = -1;
 };
 
+// Write into `row` at offset 0 the state after request `request`'s first `length` tokens, as the
+// prefill instance of a prefill/decode handoff computed it at tensor-parallel degree `from_tp`
+// and this rank receives it, its conv window cut as `conv` says (core/reslice.h; kContiguous only
+// under a fault). The executor plays the sending instance (sim/handoff.h).
+struct HandoffCall {
+  uint64_t request = 0;
+  int64_t length = 0;
+  int32_t from_tp = 1;
+  int32_t row = kNoRow;
+  ConvSlicing conv = ConvSlicing::kByHeads;
+};
+
 // The accepted counts of the step just run, written into the device's per-request-row table
 // (StateBackend::set_accepted), as an engine's sampler leaves them: only overlap scheduling
 // emits it, between a step's verify and its post-accept calls.
@@ -111,7 +124,7 @@ struct AcceptCall {
 
 using PlanCall =
     std::variant<PrefillCall, VerifyCall, ReplayCall, GatherCall, CopyCall, SwapOutCall, SwapInCall,
-                 FillCall, DropSavedCall, AcceptCall, OffloadCall, RestoreCall>;
+                 FillCall, DropSavedCall, AcceptCall, OffloadCall, RestoreCall, HandoffCall>;
 using Plan = std::vector<PlanCall>;
 
 // The two shapes of call: tasks with one request each, or one request's host transfer.

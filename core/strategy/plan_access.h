@@ -58,6 +58,9 @@ void for_each_access(const PlanCall& call, F&& f) {
           [&](const RestoreCall& c) {
             transfer(PlanAccess::kWrite, c.row, kHostTierRequest, "restore");
           },
+          [&](const HandoffCall& c) {  // the receiving transfer writes a cache row, as a restore
+            transfer(PlanAccess::kWrite, c.row, kHostTierRequest, "handoff");
+          },
       },
       call);
 }

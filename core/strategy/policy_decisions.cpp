@@ -121,6 +121,13 @@ class RestoreReadEarly : public Faulty<RestoreReadEarly> {
   int32_t restored_before_next_event(int32_t layers) const override { return layers / 2; }
 };
 
+// FAULT handoff-conv-one-block (SGLang #30997): the decode instance of a prefill/decode handoff
+// with another TP degree takes its rank's conv channels as one contiguous 1/tp block of the
+// concatenated [q | k | v] state, where each group is split by heads.
+class HandoffConvOneBlock : public Faulty<HandoffConvOneBlock> {
+  ConvSlicing handoff_conv() const override { return ConvSlicing::kContiguous; }
+};
+
 // FAULT stale-replay-control (TRT-LLM #14509), stale-ring-cursor: the request row's replay
 // control (deferred: pending count and payload slot; ring: the cursors cache_base and hist_len)
 // is not reset when a new request takes the row: it keeps its last occupant's.
@@ -450,6 +457,8 @@ std::unique_ptr<PolicyDecisions> make_policy_decisions(Fault fault) {
       return std::make_unique<HitNotRestored>();
     case Fault::kRestoreReadEarly:
       return std::make_unique<RestoreReadEarly>();
+    case Fault::kHandoffConvOneBlock:
+      return std::make_unique<HandoffConvOneBlock>();
     case Fault::kHitReappliesLastToken:
       return std::make_unique<HitReappliesLastToken>();
     case Fault::kFinalStateOnly:

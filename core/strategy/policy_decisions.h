@@ -132,6 +132,8 @@ class PolicyDecisions {
   virtual StateLoc scatter_commit(StateLoc commit, const VerifyTask& verify) const {
     return commit;
   }
+  // A prefill/decode handoff cuts the sender's conv windows by heads, group by group.
+  virtual ConvSlicing handoff_conv() const { return ConvSlicing::kByHeads; }
   // Layers of a restore's transfer that have landed when the next event runs (of `layers`);
   // the rest land after that event.
   virtual int32_t restored_before_next_event(int32_t layers) const { return layers; }

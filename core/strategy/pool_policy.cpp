@@ -578,6 +578,12 @@ Plan PoolPolicy::restore(int32_t slot, int32_t row) {
   return std::move(parts.before_next);
 }
 
+Plan PoolPolicy::handoff(uint64_t request, int64_t length, int32_t row) {
+  SPECSTATE_ASSERT(layout_.config.prefill_tp > 0, "a handoff has a prefill instance");
+  decisions_->snapshot_written(request, length, row);
+  return {HandoffCall{request, length, layout_.config.prefill_tp, row, decisions_->handoff_conv()}};
+}
+
 Plan PoolPolicy::finish(uint64_t request) {
   table_.compact(2 * LiveTable::kCompactAt);
   LiveState* found = table_.find_mutable(request);

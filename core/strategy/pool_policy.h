@@ -99,6 +99,9 @@ class PoolPolicy {
   };
   RestorePlans restore_parts(int32_t slot, int32_t row);
   Plan restore(int32_t slot, int32_t row);
+  // A prefill/decode handoff: `row` receives `request`'s state after `length` tokens from the
+  // prefill instance (at TP config.prefill_tp), a snapshot like any cache row's.
+  Plan handoff(uint64_t request, int64_t length, int32_t row);
 
   // Where to read a running request's live state, and the plan that makes it readable without
   // changing the table (deferred with pending tokens: replay them into the inspection row).

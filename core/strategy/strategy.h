@@ -93,9 +93,12 @@ struct PoolConfig {
   RingParams ring;
   int32_t tree_nodes = 0;  // nodes of the largest draft tree a verify may run; 0: chains only
   int32_t page_size = 0;   // tokens per prefix-cache page (the trace's); 0: no snapshots
+  int32_t prefill_tp = 0;  // TP of the prefill instance handoffs come from (the trace's); 0: none
 
   // Tokens one verify writes at most: T, or a tree's nodes.
-  int32_t verify_tokens() const { return tree_nodes > tokens_per_verify ? tree_nodes : tokens_per_verify; }
+  int32_t verify_tokens() const {
+    return tree_nodes > tokens_per_verify ? tree_nodes : tokens_per_verify;
+  }
 };
 
 // Rows and bytes a strategy allocates, all layers. `shape` is exactly what the backend
@@ -118,7 +121,7 @@ struct StrategyLayout {
 
   // Rows owned by the strategy on behalf of a request (see the file comment).
   int32_t scratch_row(int32_t working_row, int32_t token) const;
-  int32_t draft_row(int32_t req_row, int32_t token) const;  // inline / window, token 0..N-2
+  int32_t draft_row(int32_t req_row, int32_t token) const;    // inline / window, token 0..N-2
   int32_t paged_block(int32_t req_row, int32_t block) const;  // paged, block 0..T-1
   int32_t payload_slot(int32_t req_row, int32_t buffer) const;
   int32_t inspect_row() const;

@@ -49,12 +49,15 @@ struct Header {
   // Version 2: slots of a host (or external) tier that offload events save snapshots into and
   // restore events load them from (SGLang HiCache, vLLM's offload connector, LMCache).
   int32_t host_slots = 0;
+  // Version 2: the tensor-parallel degree of the prefill instance that handoff events bring
+  // requests from (prefill/decode disaggregation); 0: none.
+  int32_t prefill_tp = 0;
 
   int32_t tokens_per_verify() const { return draft_tokens + 1; }
   // The oldest format version that expresses this header: 2 with a custom geometry, a rank other
-  // than 0, draft trees, overlap or host slots, else 1.
+  // than 0, draft trees, overlap, host slots or a prefill instance, else 1.
   int lowest_version() const {
-    return geometry || rank > 0 || tree_nodes > 0 || overlap > 0 || host_slots > 0
+    return geometry || rank > 0 || tree_nodes > 0 || overlap > 0 || host_slots > 0 || prefill_tp > 0
                ? 2
                : kOldestFormatVersion;
   }
@@ -176,8 +179,23 @@ struct Restore {
   bool operator==(const Restore&) const = default;
 };
 
+// Version 2, prefill/decode disaggregation (a header with prefill_tp): request `request`'s first
+// `length` tokens were prefilled by the prefill instance, the same model at tensor-parallel
+// degree prefill_tp; the state after them arrives resliced to this rank (SSM by value heads, conv
+// by the q | k | v groups) into `row`, which then holds that snapshot, as a restored row does. The
+// request starts on this instance with a prefix hit on `row` (prefix_len `length`) that computes
+// the tokens after it. `request` has not run here before; `row` is any row that is not a running
+// request's working row (a snapshot it held is replaced).
+struct Handoff {
+  uint64_t request = 0;
+  int64_t length = 0;
+  int32_t row = -1;
+
+  bool operator==(const Handoff&) const = default;
+};
+
 using Event =
-    std::variant<Extend, Verify, Decode, Retract, Resume, Finish, Check, Offload, Restore>;
+    std::variant<Extend, Verify, Decode, Retract, Resume, Finish, Check, Offload, Restore, Handoff>;
 
 struct Line {
   long line = 0;  // 1-based line in the trace file

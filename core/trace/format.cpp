@@ -323,9 +323,17 @@ Event parse_event(const json& object, const Where& where) {
     Fields f(object, "restore event", where, {"event", "slot", "row"});
     return Restore{row_field(f, "slot"), row_field(f, "row")};
   }
+  if (name == "handoff") {
+    Fields f(object, "handoff event", where, {"event", "request", "length", "row"});
+    Handoff h;
+    h.request = f.unsigned_integer("request");
+    h.length = f.integer("length", 1, kMaxLength);
+    h.row = row_field(f, "row");
+    return h;
+  }
   fail(where, "unknown event '" + printable(name) +
-                  "' (expected extend, verify, decode, retract, resume, finish, check, offload or "
-                  "restore)");
+                  "' (expected extend, verify, decode, retract, resume, finish, check, offload, "
+                  "restore or handoff)");
 }
 
 // Each field of kGeometryFields (rules.json), an integer within its bounds, then the optional
@@ -370,10 +378,10 @@ Header parse_header(const json& object, const Where& where) {
                     " (this build reads versions " + std::to_string(kOldestFormatVersion) + " to " +
                     std::to_string(kFormatVersion) + ")");
   }
-  Fields f(
-      object, "header", where,
-      {"specstate_trace", "preset", "geometry", "tp", "rank", "ssm_dtype", "draft_tokens",
-       "pool_rows", "max_requests", "page_size", "seed", "tree_nodes", "overlap", "host_slots"});
+  Fields f(object, "header", where,
+           {"specstate_trace", "preset", "geometry", "tp", "rank", "ssm_dtype", "draft_tokens",
+            "pool_rows", "max_requests", "page_size", "seed", "tree_nodes", "overlap", "host_slots",
+            "prefill_tp"});
   Header h;
   h.version = int(version.get<uint64_t>());
   if (const json* geometry = f.find("geometry")) {
@@ -429,6 +437,13 @@ Header parse_header(const json& object, const Where& where) {
                       std::to_string(h.version) + ")");
     }
     h.host_slots = int32_t(f.integer("host_slots", 1, kMaxRows));
+  }
+  if (f.find("prefill_tp")) {
+    if (h.version < 2) {
+      fail(where, "field 'prefill_tp' in header needs format version 2 (this header says " +
+                      std::to_string(h.version) + ")");
+    }
+    h.prefill_tp = int32_t(f.integer("prefill_tp", 1, kMaxTp));
   }
   try {
     // A preset name with bytes no preset has, or longer than any, is checked in its printable,
@@ -712,6 +727,15 @@ ordered_json to_json(const Restore& r) {
   return j;
 }
 
+ordered_json to_json(const Handoff& h) {
+  ordered_json j;
+  j["event"] = "handoff";
+  j["request"] = h.request;
+  j["length"] = h.length;
+  j["row"] = h.row;
+  return j;
+}
+
 }  // namespace
 
 void check_header(const Header& h) {
@@ -734,6 +758,20 @@ void check_header(const Header& h) {
   if (h.rank < 0 || h.rank >= h.tp) {  // make_geometry's words, for a custom geometry too
     throw InputError("rank " + std::to_string(h.rank) + " outside 0.." + std::to_string(h.tp - 1) +
                      " (tensor-parallel degree " + std::to_string(h.tp) + ")");
+  }
+  if (h.prefill_tp > 0) {  // the prefill instance holds the same model
+    if (h.geometry && h.prefill_tp != 1) {
+      throw InputError("prefill_tp " + std::to_string(h.prefill_tp) +
+                       " with a custom geometry: the geometry gives one rank's heads, so the "
+                       "prefill instance's TP is 1");
+    }
+    if (!h.geometry) {
+      try {
+        make_geometry(h.preset, h.prefill_tp);
+      } catch (const InputError& e) {
+        throw InputError(std::string("prefill_tp: ") + e.what());
+      }
+    }
   }
 }
 
@@ -844,6 +882,7 @@ std::string header_to_json(const Header& h) {
   if (h.tree_nodes > 0) j["tree_nodes"] = h.tree_nodes;
   if (h.overlap > 0) j["overlap"] = h.overlap;
   if (h.host_slots > 0) j["host_slots"] = h.host_slots;
+  if (h.prefill_tp > 0) j["prefill_tp"] = h.prefill_tp;
   return j.dump();
 }
 
@@ -852,8 +891,9 @@ std::string event_to_json(const Event& event) {
 }
 
 std::string_view event_name(const Event& event) {
-  static constexpr std::string_view kNames[] = {"extend", "verify", "decode",  "retract", "resume",
-                                                "finish", "check",  "offload", "restore"};
+  static constexpr std::string_view kNames[] = {"extend",  "verify", "decode", "retract",
+                                                "resume",  "finish", "check",  "offload",
+                                                "restore", "handoff"};
   static_assert(std::size(kNames) == std::variant_size_v<Event>, "a name per event");
   return kNames[event.index()];
 }

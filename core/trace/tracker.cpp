@@ -90,6 +90,8 @@ void ScheduleTracker::apply(const Line& line) {
           apply_offload(e, at);
         } else if constexpr (std::is_same_v<E, Restore>) {
           apply_restore(e, at);
+        } else if constexpr (std::is_same_v<E, Handoff>) {
+          apply_handoff(e, at);
         }  // Check changes nothing.
       },
       line.event);
@@ -391,6 +393,23 @@ void ScheduleTracker::apply_restore(const Restore& r, const Context& at) {
             req(use.request));
   }
   store_snapshot(TrackWrite{slot->second, r.row});
+}
+
+void ScheduleTracker::apply_handoff(const Handoff& h, const Context& at) {
+  if (header_.prefill_tp == 0) {
+    at.fail("handoff event, but the header has no prefill_tp (no prefill instance)");
+  }
+  check_row_range("handoff row", h.row, at);
+  if (const RequestInfo* info = request(h.request)) {
+    at.fail("handoff of " + req(h.request) + ", which started here at line " +
+            std::to_string(info->first_line));
+  }
+  const RowUse use = row(h.row);
+  if (use.kind == RowUse::Kind::kWorking) {
+    at.fail("handoff row " + std::to_string(h.row) + " is the working row of live " +
+            req(use.request));
+  }
+  store_snapshot(TrackWrite{h.length, h.row});
 }
 
 const int64_t* ScheduleTracker::slot_length(int32_t slot) const {

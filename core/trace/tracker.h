@@ -78,6 +78,7 @@ class ScheduleTracker {
   void apply_finish(const Finish& f, const Context& at);
   void apply_offload(const Offload& o, const Context& at);
   void apply_restore(const Restore& r, const Context& at);
+  void apply_handoff(const Handoff& h, const Context& at);
   void check_slot_range(const char* event, int32_t slot, const Context& at) const;
 
   const RequestInfo& running(uint64_t id, const Context& at) const;

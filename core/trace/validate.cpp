@@ -50,6 +50,7 @@ struct Counter {
   void operator()(const Check&) { ++s.checks; }
   void operator()(const Offload&) { ++s.offloads; }
   void operator()(const Restore&) { ++s.restores; }
+  void operator()(const Handoff&) { ++s.handoffs; }
 
   void step(int64_t batch, int32_t padding) {
     s.padding_rows += padding;
@@ -114,7 +115,8 @@ std::string format_summary(const TraceSummary& s) {
              ", K " + n(g->head_k_dim) + ", V " + n(g->head_v_dim) + ", W " + n(g->conv_width) +
              ")";
   }
-  const std::string rank = h.tp > 1 ? " rank " + n(h.rank) : "";
+  const std::string rank = (h.tp > 1 ? " rank " + n(h.rank) : "") +
+                           (h.prefill_tp > 0 ? ", prefill instance TP " + n(h.prefill_tp) : "");
   line("model", model + ", TP " + n(h.tp) + rank + ", SSM " + std::string(to_string(h.ssm_dtype)) +
                     ", T = " + n(T) + " (" + n(h.draft_tokens) + " draft tokens), seed " +
                     std::to_string(h.seed));
@@ -127,7 +129,8 @@ std::string format_summary(const TraceSummary& s) {
            n(s.decodes) + " decode, " + n(s.retracts) + " retract, " + n(s.resumes) + " resume, " +
            n(s.finishes) + " finish, " + n(s.checks) + " check" +
            (h.host_slots > 0 ? ", " + n(s.offloads) + " offload, " + n(s.restores) + " restore"
-                             : std::string()));
+                             : std::string()) +
+           (s.handoffs > 0 ? ", " + n(s.handoffs) + " handoff" : std::string()));
   line("requests", n(s.requests) + " (" + n(s.finishes) + " finished, " + n(s.running_at_end) +
                        " running and " + n(s.retracted_at_end) + " retracted at the end)");
   line("steps", n(s.steps()) + " (" + n(s.verifies) + " verify + " + n(s.decodes) +

@@ -14,7 +14,7 @@ struct TraceSummary {
   Header header;
   int64_t events = 0;
   int64_t extends = 0, verifies = 0, decodes = 0, retracts = 0, resumes = 0, finishes = 0,
-          checks = 0, offloads = 0, restores = 0;
+          checks = 0, offloads = 0, restores = 0, handoffs = 0;
   int64_t requests = 0;  // distinct requests
   int64_t running_at_end = 0, retracted_at_end = 0;
   int64_t prefill_tokens = 0;       // extend tokens

@@ -132,7 +132,7 @@ def digest(geometry, ssm, conv):
 class Event:
     """One trace event: its index among the events, its line in the trace file, its kind
     ("extend", "verify", "decode", "retract", "resume", "finish", "check", "offload",
-    "restore") and its fields as on disk (docs/trace-format.md)."""
+    "restore", "handoff") and its fields as on disk (docs/trace-format.md)."""
     index: int
     line: int
     kind: str
@@ -145,6 +145,8 @@ class Event:
             parts = [f"request {e['request']}" + (f" a={e['accepted']}" if "accepted" in e else "")
                      for e in f.get("batch", [])]
             return f"{self.kind} [{', '.join(parts)}]"
+        if self.kind == "handoff":
+            return f"handoff [request {f['request']}, {f['length']} tokens, row {f['row']}]"
         if "request" in f:
             extra = f" +{f['tokens']} tokens" if self.kind == "extend" else ""
             return f"{self.kind} [request {f['request']}{extra}]"

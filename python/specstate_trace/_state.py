@@ -18,7 +18,7 @@ from ._rules import (FORMAT_VERSION, GEOMETRY_FIELDS, MAX_LENGTH, MAX_ROWS, MAX_
 INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
 HEADER_KEYS = ("specstate_trace", "preset", "geometry", "tp", "rank", "ssm_dtype",
                "draft_tokens", "pool_rows", "max_requests", "page_size", "seed", "tree_nodes",
-               "overlap", "host_slots")
+               "overlap", "host_slots", "prefill_tp")
 GEOMETRY_KEYS = tuple(name for name, _, _ in GEOMETRY_FIELDS) + ("recurrence",)
 SSM_DTYPE_ALIASES = {"fp32": "f32", "float32": "f32", "bfloat16": "bf16"}  # writer convenience
 
@@ -98,22 +98,36 @@ def parse_header(obj):
             raise ValueError(f"field 'host_slots' in header needs format version 2 (this header "
                              f"says {int(version)})")
         header["host_slots"] = f.integer("host_slots", 1, MAX_ROWS)
+    if "prefill_tp" in obj:
+        if version < 2:
+            raise ValueError(f"field 'prefill_tp' in header needs format version 2 (this header "
+                             f"says {int(version)})")
+        header["prefill_tp"] = f.integer("prefill_tp", 1, MAX_TP)
     # The lowest version that expresses the header (core/trace/events.h lowest_version).
-    if geometry or any(key in header for key in ("rank", "tree_nodes", "overlap", "host_slots")):
+    if geometry or any(key in header for key in ("rank", "tree_nodes", "overlap", "host_slots",
+                                                 "prefill_tp")):
         header = {"specstate_trace": 2, **{k: v for k, v in header.items() if k != "specstate_trace"}}
-    if header.get("rank", 0) >= tp:  # core/trace/format.cpp check_header
-        raise ValueError(f"rank {header['rank']} outside 0..{tp - 1} (tensor-parallel degree "
-                         f"{tp})")
+    # core/trace/format.cpp check_header: the geometry, the rank, the prefill instance.
     if geometry:
         _check_geometry(geometry, tp)
-        return header
-    name = printable(preset)  # make_geometry sees the printable, cut form
-    if name not in PRESET_HEADS:
-        raise ValueError(f"unknown preset '{name}' (known: {', '.join(PRESET_HEADS)})")
-    h, hv = PRESET_HEADS[name]
-    if h % tp or hv % tp:
-        raise ValueError(f"tensor-parallel degree {tp} does not divide the {name} head counts "
-                         f"(H={h}, HV={hv})")
+    else:
+        name = printable(preset)  # make_geometry sees the printable, cut form
+        if name not in PRESET_HEADS:
+            raise ValueError(f"unknown preset '{name}' (known: {', '.join(PRESET_HEADS)})")
+        h, hv = PRESET_HEADS[name]
+        if h % tp or hv % tp:
+            raise ValueError(f"tensor-parallel degree {tp} does not divide the {name} head counts "
+                             f"(H={h}, HV={hv})")
+    if header.get("rank", 0) >= tp:
+        raise ValueError(f"rank {header['rank']} outside 0..{tp - 1} (tensor-parallel degree "
+                         f"{tp})")
+    prefill = header.get("prefill_tp", 0)
+    if prefill and geometry and prefill != 1:
+        raise ValueError(f"prefill_tp {prefill} with a custom geometry: the geometry gives one "
+                         f"rank's heads, so the prefill instance's TP is 1")
+    if prefill and not geometry and (h % prefill or hv % prefill):
+        raise ValueError(f"prefill_tp: tensor-parallel degree {prefill} does not divide the {name} "
+                         f"head counts (H={h}, HV={hv})")
     return header
 
 
@@ -135,7 +149,7 @@ def _check_geometry(g, tp):
 
 def make_header(preset=None, draft_tokens=None, pool_rows=None, max_requests=None, page_size=0,
                 tp=1, ssm_dtype="f32", seed=0, geometry=None, tree_nodes=0, overlap=False,
-                host_slots=0, rank=0):
+                host_slots=0, rank=0, prefill_tp=0):
     """The header object, checked; raises ValueError with the C++ reader's message. `geometry`
     (a dict of layers, H, HV, K, V, conv_dim, W: one rank's heads, and optionally the
     recurrence: "gated-deltanet", the default) instead of `preset`,
@@ -143,7 +157,8 @@ def make_header(preset=None, draft_tokens=None, pool_rows=None, max_requests=Non
     depth d of 1..4: up to d steps in flight, each prepared before the results of those before
     it reached the host; verify entries may be discarded, accepted 0), or `host_slots` > 0 (a
     host tier that offload events save cache rows into and restore events load them from), or
-    `rank` > 0 (which of the tp ranks the trace records) writes format version 2."""
+    `rank` > 0 (which of the tp ranks the trace records), or `prefill_tp` > 0 (the TP degree of
+    the prefill instance that handoff events bring requests from) writes format version 2."""
     dtype = SSM_DTYPE_ALIASES.get(ssm_dtype, ssm_dtype) if isinstance(ssm_dtype, str) else ssm_dtype
     model = {key: value for key, value in (("preset", preset), ("geometry", geometry))
              if value is not None}
@@ -152,6 +167,8 @@ def make_header(preset=None, draft_tokens=None, pool_rows=None, max_requests=Non
         trees["overlap"] = int(overlap)
     if host_slots not in (0, None):
         trees["host_slots"] = host_slots
+    if prefill_tp not in (0, None):
+        trees["prefill_tp"] = prefill_tp
     ranks = {} if rank in (0, None) else {"rank": rank}
     v2 = geometry is not None or bool(trees) or bool(ranks)
     return parse_header({"specstate_trace": 2 if v2 else 1, **model, "tp": tp, **ranks,
@@ -245,8 +262,12 @@ def parse_event(obj):
         f = Fields(obj, "restore event", ("event", "slot", "row"))
         slot = f.integer("slot", 0, INT32_MAX)
         return {"event": "restore", "slot": slot, "row": f.integer("row", 0, INT32_MAX)}
+    if kind == "handoff":
+        f = Fields(obj, "handoff event", ("event", "request", "length", "row"))
+        return {"event": "handoff", "request": f.unsigned("request"),
+                "length": f.integer("length", 1, MAX_LENGTH), "row": f.integer("row", 0, INT32_MAX)}
     raise ValueError(f"unknown event '{printable(kind)}' (expected extend, verify, decode, "
-                     f"retract, resume, finish, check, offload or restore)")
+                     f"retract, resume, finish, check, offload, restore or handoff)")
 
 
 def _depth(parents, node):
@@ -313,6 +334,7 @@ class TraceState:
         self._req_row_owner = {}  # request row -> running request id
         self._cache = {}          # row -> tokens of the prefix snapshot it holds
         self.host_slots = header.get("host_slots", 0)
+        self.prefill_tp = header.get("prefill_tp", 0)
         self._slots = {}          # host slot -> tokens of the snapshot it holds
 
     def prepare(self, obj, line):
@@ -620,6 +642,23 @@ class TraceState:
 
         def commit():
             self._cache[row] = held
+        return e, commit
+
+    def _handoff(self, e, line):
+        request, length, row = e["request"], e["length"], e["row"]
+        if not self.prefill_tp:
+            raise ValueError("handoff event, but the header has no prefill_tp (no prefill instance)")
+        self._row_range("handoff row", row)
+        known = self._requests.get(request)
+        if known is not None:
+            raise ValueError(f"handoff of request {request}, which started here at line "
+                             f"{known.first_line}")
+        owner = self._row_owner.get(row)
+        if owner is not None:
+            raise ValueError(f"handoff row {row} is the working row of live request {owner}")
+
+        def commit():
+            self._cache[row] = length
         return e, commit
 
     # ---- bookkeeping -----------------------------------------------------------------------

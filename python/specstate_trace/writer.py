@@ -85,7 +85,7 @@ class TraceWriter:
 
     def __init__(self, file, *, preset=None, draft_tokens, pool_rows, max_requests, page_size=0,
                  tp=1, ssm_dtype="f32", seed=0, geometry=None, tree_nodes=0, overlap=False,
-                 host_slots=0, rank=0):
+                 host_slots=0, rank=0, prefill_tp=0):
         label = os.fspath(file) if isinstance(file, (str, os.PathLike)) else getattr(file, "name",
                                                                                        "<stream>")
         self._label = os.fsdecode(label) if isinstance(label, (str, bytes)) else "<stream>"
@@ -94,7 +94,7 @@ class TraceWriter:
                                       pool_rows=pool_rows, max_requests=max_requests,
                                       page_size=page_size, tp=tp, ssm_dtype=ssm_dtype, seed=seed,
                                       geometry=geometry, tree_nodes=tree_nodes, overlap=overlap,
-                                      host_slots=host_slots, rank=rank)
+                                      host_slots=host_slots, rank=rank, prefill_tp=prefill_tp)
         except ValueError as e:
             raise TraceError(self._label, 1, str(e)) from None
         self.state = TraceState(self.header)
@@ -205,6 +205,14 @@ class TraceWriter:
         then holds its snapshot; a prefix hit on it recomputes the tokens after it."""
         self._ensure_open()
         self._record({"event": "restore", "slot": slot, "row": row})
+
+    def handoff(self, request, length, row):
+        """Request `request` arrives from the prefill instance (a writer made with prefill_tp;
+        format version 2) with the state after its first `length` tokens, resliced to this rank,
+        in `row` (not a running request's working row); its first extend is a prefix hit on it
+        of `length` tokens."""
+        self._ensure_open()
+        self._record({"event": "handoff", "request": request, "length": length, "row": row})
 
     def comment(self, text):
         """A `# text` line (ignored by readers), e.g. the engine's step number.

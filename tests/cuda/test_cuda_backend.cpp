@@ -318,8 +318,8 @@ TEST_P(CudaDifferential, RingHistoryReplayFoldAndWrap) {
   std::vector<ReplayTask> replays;
   for (int r = 0; r < c().batch; ++r) {
     const uint32_t boundary = 1u << (h1(r) - 1);
-    replays.push_back({StateLoc::at(layout.working(r)), r, h1(r) + h2(r),
-                       layout.scratch(r, T - 1), first(r), boundary});
+    replays.push_back({StateLoc::at(layout.working(r)), r, h1(r) + h2(r), layout.scratch(r, T - 1),
+                       first(r), boundary});
     VerifyTask t = verify_at(r, at(r, h1(r) + h2(r)));
     t.pending = {r, h1(r) + h2(r), layout.working(r), first(r), boundary};
     fold_v.push_back(t);
@@ -394,7 +394,8 @@ DraftTree request_tree(int r, int32_t T) {
   std::vector<int> depth{0};
   for (int i = 1; i < 2 * T - 1; ++i) {
     int p = int(rng() % uint32_t(i));
-    while (depth[size_t(p)] >= T - 1) p = int(rng() % uint32_t(i));
+    while (depth[size_t(p)] >= T - 1)
+      p = int(rng() % uint32_t(i));
     t.parents.push_back(int8_t(p));
     depth.push_back(depth[size_t(p)] + 1);
   }
@@ -548,6 +549,34 @@ TEST(CudaLongPrefill, TwoToTheSixteenPlusThreeTokensAgreeWithTheCpu) {
   }
 }
 
+// A rank other than 0 generates its inputs and parameters from the model's channels and heads
+// (num::RankIndex): a prefill, an inline verify and a payload verify agree with the CPU byte for
+// byte on a rank of tiny, of one Qwen3-Next layer and of one Kimi Linear (KDA) layer.
+TEST(CudaRanks, EveryRankAgreesWithTheCpu) {
+  if (!cuda_available()) GTEST_SKIP() << "no CUDA device";
+  struct RankCase {
+    const char* preset;
+    int32_t tp, rank;
+  };
+  for (const RankCase& rc : {RankCase{"tiny", 2, 1}, RankCase{"qwen3-next-80b-a3b", 4, 2},
+                             RankCase{"kimi-linear-48b-a3b", 4, 3}}) {
+    for (SsmDtype dtype : {SsmDtype::kF32, SsmDtype::kBF16}) {
+      PoolShape shape = make_shape(rc.preset, dtype, 8, 4);
+      shape.geometry = with_layers(make_geometry(rc.preset, rc.tp, rc.rank), {1});
+      BackendPair p(shape, kSeed);
+      p.prefill({prefill_task(3, 0, 21, 0), prefill_task(4, 0, 5, 1)});
+      p.verify(VerifyMode::kStateRows, {verify_task(3, 21, 4, StateLoc::at(0), {2, 3, 4, 5})});
+      VerifyTask payload = verify_task(4, 5, 4, StateLoc::at(1));
+      payload.payload_slot = 0;
+      p.verify(VerifyMode::kPayload, {payload});
+      ASSERT_TRUE(p.all_rows_equal())
+          << rc.preset << " TP " << rc.tp << " rank " << rc.rank << " " << dtype_name(dtype);
+      EXPECT_EQ(first_difference(p.ref().read_outputs(), p.cand().read_outputs(), shape), "");
+      EXPECT_EQ(p.ref().read_payload(0), p.cand().read_payload(0));
+    }
+  }
+}
+
 // The recurrence kernel stores bf16 pairs through the conversion instruction: the same bits as
 // the integer formula for every float, NaNs included.
 TEST(CudaBf16, PairConversionMatchesTheFormulaOnEveryFloat) {
@@ -560,9 +589,9 @@ TEST(CudaBf16, PairConversionMatchesTheFormulaOnEveryFloat) {
 TEST(CudaBackendRegistry, RefusesGeometriesTheKernelsDoNotRun) {
   EXPECT_NO_THROW(backend_entry("cuda").check_geometry(make_geometry("qwen3-next-80b-a3b", 8)));
   EXPECT_NO_THROW(backend_entry("cuda").check_geometry(make_custom_geometry(3, 2, 4, 16, 16, 4)));
-  for (const ModelGeometry& g : {make_custom_geometry(3, 2, 4, 32, 24, 3),
-                                 make_custom_geometry(3, 2, 4, 128, 128, 3),
-                                 make_custom_geometry(3, 2, 4, 128, 64, 4)}) {
+  for (const ModelGeometry& g :
+       {make_custom_geometry(3, 2, 4, 32, 24, 3), make_custom_geometry(3, 2, 4, 128, 128, 3),
+        make_custom_geometry(3, 2, 4, 128, 64, 4)}) {
     EXPECT_NO_THROW(backend_entry("cpu").check_geometry(g));
     try {
       backend_entry("cuda").check_geometry(g);

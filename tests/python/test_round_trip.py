@@ -325,6 +325,38 @@ def test_host_tier_writes_version_2_and_replays(tmp_path, specstate_replay):
     assert "AGREE: 7 lanes" in out.stdout
 
 
+def test_handoff_writes_version_2_and_replays(tmp_path, specstate_replay):
+    """A writer made with prefill_tp (and a rank) writes format version 2 with handoff events,
+    refuses what the C++ reader refuses, and the trace replays through every strategy: the
+    handed-over row, resliced from the prefill instance, is the same in every lane."""
+    path = tmp_path / "handoff.trace"
+    with TraceWriter(path, preset="tiny", tp=2, rank=1, draft_tokens=3, pool_rows=8,
+                     max_requests=4, page_size=16, seed=3, prefill_tp=1) as w:
+        w.handoff(5, 30, 3)
+        w.extend(5, 3, req_row=0, working_row=1, prefix_len=30, cow_src_row=3, track=[(32, 4)])
+        with pytest.raises(ValueError, match=r":4: handoff of request 5, which started here at "
+                                              r"line 3"):
+            w.handoff(5, 12, 6)
+        with pytest.raises(ValueError, match=r":4: handoff row 1 is the working row of live "
+                                              r"request 5"):
+            w.handoff(6, 12, 1)
+        w.verify([(5, 3)])
+        w.finish(5)
+    lines = path.read_text().splitlines()
+    assert json.loads(lines[0])["specstate_trace"] == 2
+    assert json.loads(lines[0])["rank"] == 1 and json.loads(lines[0])["prefill_tp"] == 1
+    assert json.loads(lines[1]) == {"event": "handoff", "request": 5, "length": 30, "row": 3}
+    header, events = read_trace(path)
+    assert events[0][1]["event"] == "handoff"
+    out = specstate_replay(path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "AGREE: 7 lanes" in out.stdout
+    with pytest.raises(TraceError, match=r"handoff event, but the header has no prefill_tp"):
+        with TraceWriter(tmp_path / "no.trace", preset="tiny", draft_tokens=3, pool_rows=8,
+                         max_requests=4) as w:
+            w.handoff(5, 30, 3)
+
+
 def test_accepted_zero_needs_an_overlap_writer(tmp_path):
     with TraceWriter(tmp_path / "t.trace", preset="tiny", draft_tokens=3, pool_rows=8,
                      max_requests=4) as w:

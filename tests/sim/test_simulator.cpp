@@ -223,6 +223,124 @@ TEST(Simulator, FlippedBitIsReportedAtTheRightEventRowAndElement) {
   EXPECT_NE(d.message().find("line " + std::to_string(target->line)), std::string::npos);
 }
 
+// ---- prefill/decode handoff ----------------------------------------------------------------
+
+// A decode rank of tiny (TP 2, rank 1) whose new requests come half of the time from a prefill
+// instance at TP 1, or the whole model (TP 1) receiving from a prefill instance at TP 2.
+GeneratorOptions handoff_options(uint64_t seed) {
+  GeneratorOptions g;
+  g.seed = seed;
+  g.requests = 48;
+  g.steps = 160;
+  g.tp = seed % 2 ? 2 : 1;
+  g.rank = g.tp - 1;
+  g.prefill_tp = 3 - g.tp;
+  g.ssm_dtype = seed % 3 ? SsmDtype::kF32 : SsmDtype::kBF16;
+  g.host_slots = seed % 4 == 0 ? 2 : 0;
+  return g;
+}
+
+// The same schedule on one instance: each handed-over request prefills its whole prompt itself,
+// in two chunks that end where the prefill instance stopped (its handoff becomes a first extend
+// of those tokens from zero, its hit an extend that continues). The chunk boundary matters in
+// bf16: a state handed over, like a chunk's, is stored in the pool dtype there.
+trace::Trace on_one_instance(const trace::Trace& t) {
+  trace::Trace one = t;
+  one.events.clear();
+  std::map<uint64_t, int64_t> handed;  // request -> tokens the prefill instance ran
+  for (const trace::Line& line : t.events) {
+    if (const auto* h = std::get_if<trace::Handoff>(&line.event)) {
+      handed[h->request] = h->length;
+      continue;
+    }
+    trace::Line copy = line;
+    if (auto* e = std::get_if<trace::Extend>(&copy.event); e && handed.count(e->request)) {
+      EXPECT_EQ(e->prefix_len, handed[e->request]) << "line " << line.line;
+      trace::Extend first = *e;
+      first.tokens = int32_t(e->prefix_len);
+      first.prefix_len = 0;
+      first.cow_src_row = -1;
+      first.track.clear();
+      one.events.push_back({line.line, first});
+      e->req_row = e->working_row = -1;  // a continuing extend names no rows
+      e->prefix_len = 0;
+      e->cow_src_row = -1;
+      handed.erase(e->request);
+    }
+    one.events.push_back(copy);
+  }
+  return one;
+}
+
+// What a replay produced, lane by lane: every verify and decode's outputs in order, and the live
+// state of the requests running at the end.
+struct Produced {
+  std::vector<std::vector<num::bf16_bits>> outputs;
+  std::vector<std::pair<uint64_t, uint64_t>> final_digests;
+};
+Produced replay_producing(const trace::Trace& t, StrategyKind kind) {
+  Produced p;
+  SimOptions o;
+  o.lanes.push_back({"cpu", kind});
+  o.after_event = [&](size_t, const trace::Line& line, StateBackend& backend) {
+    if (std::holds_alternative<trace::Verify>(line.event) ||
+        std::holds_alternative<trace::Decode>(line.event))
+      p.outputs.push_back(backend.read_outputs().values);
+  };
+  const ReplayReport r = replay(t, o);
+  EXPECT_TRUE(r.agree) << r.divergence->message();
+  p.final_digests = r.final_digests;
+  return p;
+}
+
+// Every strategy replays handoff traces bit-identically at every event, and the decode rank
+// computes what one instance running the whole schedule computes: the same outputs at every step
+// and the same final states (the handed-over state is the receiving rank's own, core/reslice.h).
+TEST(Simulator, HandoffTracesAgreeAcrossStrategiesAndWithOneInstance) {
+  for (uint64_t seed = 1; seed <= 4; ++seed) {
+    const GeneratorOptions g = handoff_options(seed);
+    trace::Trace t = generate_trace(g);
+    while (std::holds_alternative<trace::Finish>(t.events.back().event))  // some run at the end
+      t.events.pop_back();
+    EXPECT_EQ(t.header.version, 2);
+    const size_t handoffs = size_t(std::count_if(t.events.begin(), t.events.end(), [](auto& l) {
+      return std::holds_alternative<trace::Handoff>(l.event);
+    }));
+    EXPECT_GE(handoffs, 3u) << "seed " << seed;
+    const ReplayReport all = replay(t, all_strategies_on_cpu());
+    ASSERT_TRUE(all.agree) << "seed " << seed << "\n" << all.divergence->message();
+    const trace::Trace one = on_one_instance(t);
+    EXPECT_NO_THROW(trace::validate_trace(one));
+    for (StrategyKind kind : {StrategyKind::kInline, StrategyKind::kRing}) {
+      const Produced decoded = replay_producing(t, kind), alone = replay_producing(one, kind);
+      ASSERT_EQ(decoded.outputs.size(), alone.outputs.size());
+      for (size_t i = 0; i < decoded.outputs.size(); ++i)
+        ASSERT_EQ(decoded.outputs[i], alone.outputs[i]) << "seed " << seed << ", step " << i;
+      EXPECT_FALSE(decoded.final_digests.empty()) << "seed " << seed;
+      EXPECT_EQ(decoded.final_digests, alone.final_digests) << "seed " << seed;
+    }
+  }
+}
+
+// SGLang #30997's cut diverges at the first handoff into a rank other than the whole model.
+TEST(Simulator, HandoffConvCutAsOneBlockDivergesAtTheHandoff) {
+  const trace::Trace t = generate_trace(handoff_options(1));
+  long first = 0;
+  for (const trace::Line& line : t.events) {
+    if (std::holds_alternative<trace::Handoff>(line.event)) {
+      first = line.line;
+      break;
+    }
+  }
+  SimOptions o;
+  o.lanes = {{"cpu", StrategyKind::kInline},
+             {"cpu", StrategyKind::kInline, Fault::kHandoffConvOneBlock}};
+  const ReplayReport r = replay(t, o);
+  ASSERT_FALSE(r.agree);
+  EXPECT_EQ(r.divergence->line, first);
+  EXPECT_EQ(r.divergence->what, "snapshot row");
+}
+
 GeneratorOptions host_tier_options(uint64_t seed) {
   GeneratorOptions g;
   g.seed = seed;

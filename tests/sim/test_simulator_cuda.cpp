@@ -175,5 +175,32 @@ TEST_F(SimulatorCuda, RealGeometryTraceAgrees) {
   ASSERT_TRUE(r.agree) << r.divergence->message();
 }
 
+// A decode rank other than 0 (its inputs and parameters the model's slice) receiving requests
+// from a prefill instance at another TP degree: tiny's rank 1 of 2 from TP 1 in both dtypes, and
+// Qwen3-Next's rank 5 of 8 from TP 2 (layers 0 and 17); the handed-over rows and every state
+// after them agree across backends and strategies.
+TEST_F(SimulatorCuda, HandoffTracesOnARankAgree) {
+  for (SsmDtype dtype : {SsmDtype::kF32, SsmDtype::kBF16}) {
+    GeneratorOptions g;
+    g.tp = 2;
+    g.rank = 1;
+    g.prefill_tp = 1;
+    g.seed = 45;
+    g.requests = 24;
+    g.steps = 150;
+    g.ssm_dtype = dtype;
+    const ReplayReport r = replay(generate_trace(g), cpu_and_cuda_lanes());
+    ASSERT_TRUE(r.agree) << r.divergence->message();
+  }
+  GeneratorOptions g = real_preset_at_tp8("qwen3-next-80b-a3b", 46, 30);
+  g.rank = 5;
+  g.prefill_tp = 2;
+  SimOptions o =
+      cpu_and_cuda_lanes({StrategyKind::kInline, StrategyKind::kReplay, StrategyKind::kRing});
+  o.layers = {0, 17};
+  const ReplayReport r = replay(generate_trace(g), o);
+  ASSERT_TRUE(r.agree) << r.divergence->message();
+}
+
 }  // namespace
 }  // namespace specstate::sim

@@ -32,7 +32,7 @@ TEST(TraceReader, CommentsAndBlankLinesKeepLineNumbers) {
   EXPECT_EQ(
       first_error("# c\n\n" + kHeader + "\n  # indented comment\n\t\n{\"event\": \"nope\"}\n"),
       "t.jsonl:6: unknown event 'nope' (expected extend, verify, decode, retract, resume, "
-      "finish, check, offload or restore)");
+      "finish, check, offload, restore or handoff)");
 }
 
 TEST(TraceReader, BadVersion) {
@@ -87,7 +87,7 @@ TEST(TraceReader, HeaderFields) {
           "\n"),
       "t.jsonl:1: unknown field 'colour' in header (expected specstate_trace, preset, geometry, "
       "tp, rank, ssm_dtype, draft_tokens, pool_rows, max_requests, page_size, seed, tree_nodes, "
-      "overlap, host_slots)");
+      "overlap, host_slots, prefill_tp)");
 }
 
 TEST(TraceReader, SecondHeader) {
