@@ -45,6 +45,12 @@ const std::vector<RowBytes>& HandoffSender::sent(const PoolShape& to, uint64_t s
   return sent_.emplace(key, std::move(states)).first->second;
 }
 
+std::vector<RowBytes> HandoffSender::sent_states(const PoolShape& to, uint64_t seed,
+                                                 const HandoffCall& call) {
+  const std::lock_guard<std::mutex> lock(mutex_);
+  return sent(to, seed, call);
+}
+
 RowBytes HandoffSender::receive(const PoolShape& to, uint64_t seed, const HandoffCall& call) {
   const std::lock_guard<std::mutex> lock(mutex_);
   const std::vector<RowBytes>& states = sent(to, seed, call);

@@ -23,9 +23,11 @@ class HandoffSender {
   // The state the rank of `to` (its geometry and SSM dtype) receives for `call`, with inputs and
   // parameters from `seed`.
   RowBytes receive(const PoolShape& to, uint64_t seed, const HandoffCall& call);
+  // Every sending rank's state after the request's first tokens (W-1 conv columns): what the
+  // prefill instance sends, before the receiver reslices it.
+  std::vector<RowBytes> sent_states(const PoolShape& to, uint64_t seed, const HandoffCall& call);
 
  private:
-  // Every sending rank's state after the request's first tokens (W-1 conv columns).
   const std::vector<RowBytes>& sent(const PoolShape& to, uint64_t seed, const HandoffCall& call);
 
   using Key = std::tuple<uint64_t, SsmDtype, std::string, std::vector<int32_t>, uint64_t, int64_t,

@@ -21,10 +21,12 @@ from ._tensors import as_array, bf16_to_float, float_to_bf16
 from .compare import Comparison, Mismatch, compare
 from .forensics import Candidate, Forensics
 from .harness import EngineCheck, EngineError, Setup, check_engine
-from .reference import (Event, Inputs, Reference, State, custom_geometry, digest, geometry)
+from .reference import (Event, Inputs, Reference, State, custom_geometry, digest, geometry,
+                        reslice, sent_states)
 from .tolerance import Tolerance, calibrate
 
 __all__ = ["Candidate", "Comparison", "EngineCheck", "EngineError", "Event", "Forensics",
            "InputError", "Inputs", "Mismatch", "Reference", "Setup", "State", "Tolerance",
            "as_array", "backends", "bf16_to_float", "calibrate", "check_engine", "compare",
-           "cuda_compiled", "custom_geometry", "digest", "float_to_bf16", "geometry", "presets"]
+           "cuda_compiled", "custom_geometry", "digest", "float_to_bf16", "geometry", "presets",
+           "reslice", "sent_states"]

@@ -121,6 +121,27 @@ class State:
         return _core.digest_state(self.geometry, self.ssm, self.conv)
 
 
+def sent_states(geometry, ssm_dtype, seed, request, length, prefill_tp):
+    """The prefill instance's side of a prefill/decode handoff (a `handoff` event of a trace with
+    `prefill_tp`): the state after `request`'s first `length` tokens on each of its `prefill_tp`
+    ranks, as the reference computes it from the seed's inputs, for the model and layers of
+    `geometry` (the receiving rank's). A list of State, rank by rank, each of its rank's
+    geometry. An adapter gives them to its engine's reslicing (its PD connector) and compares
+    what lands with `reslice`."""
+    sent = _core.sent_states(geometry, ssm_dtype, seed, request, length, prefill_tp)
+    return [State(ssm, conv, g, tuple(g.layer_ids)) for ssm, conv, g in sent]
+
+
+def reslice(states, geometry):
+    """The state the rank of `geometry` receives from `states` (a State of every rank of the
+    sending instance, in rank order, as `sent_states` gives them): the SSM gathered by value
+    heads, the conv window by the heads' channels of each group q | k | v (docs/numerics.md)."""
+    ssm, conv = _core.reslice(geometry, states[0].geometry,
+                              [(np.ascontiguousarray(s.ssm), np.ascontiguousarray(s.conv))
+                               for s in states])
+    return State(ssm, conv, geometry, tuple(geometry.layer_ids))
+
+
 def digest(geometry, ssm, conv):
     """The reference's digest of a state given as arrays: ssm float32 (f32 pool) or uint16 bf16
     bits (bf16 pool), conv uint16 bf16 bits. Equal digests mean equal bytes, so an engine that

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <string>
+#include <tuple>
 
 #include "backends/registry.h"
 #include "backends/state_backend.h"
@@ -15,6 +16,7 @@
 #include "core/numerics/host_values.h"
 #include "python/src/arrays.h"
 #include "python/src/bindings.h"
+#include "python/src/states.h"
 
 namespace specstate::py_binding {
 namespace {
@@ -197,38 +199,15 @@ class Inputs {
   uint64_t seed_;
 };
 
-// digest_of over a state given as arrays: ssm [layers, HV, K, V] float32 (f32 pool) or uint16
-// (bf16 bits, bf16 pool), conv [layers, conv_dim, W-1] uint16 (bf16 bits).
+// digest_of over a state given as arrays (states.h).
 uint64_t digest_state(
     const ModelGeometry& g, const py::array& ssm,
     const py::array_t<uint16_t, py::array::c_style | py::array::forcecast>& conv) {
   PoolShape shape;
   shape.geometry = g;
-  // array_t's check goes through NumPy's C API (PyArray_EquivTypes), which is stable across
-  // NumPy versions; pybind11 < 2.12 reads dtype sizes from a struct NumPy 2 changed.
-  if (py::array_t<float>::check_(ssm)) {
-    shape.ssm_dtype = SsmDtype::kF32;
-  } else if (py::array_t<uint16_t>::check_(ssm)) {
-    shape.ssm_dtype = SsmDtype::kBF16;
-  } else {
-    throw InputError("ssm must be float32 (an f32 pool) or uint16 bf16 bits (a bf16 pool)");
-  }
-  shape.conv_cols = g.conv_state_cols();
-  const std::vector<py::ssize_t> ssm_shape = {g.layers, g.num_v_heads, g.head_k_dim, g.head_v_dim};
-  const std::vector<py::ssize_t> conv_shape = {g.layers, g.conv_dim(), g.conv_state_cols()};
-  if (!std::equal(ssm_shape.begin(), ssm_shape.end(), ssm.shape(), ssm.shape() + ssm.ndim()) ||
-      ssm.ndim() != 4) {
-    throw InputError("ssm must have shape [layers, HV, K, V] of the geometry");
-  }
-  if (conv.ndim() != 3 ||
-      !std::equal(conv_shape.begin(), conv_shape.end(), conv.shape(), conv.shape() + 3)) {
-    throw InputError("conv must have shape [layers, conv_dim, W-1] of the geometry");
-  }
-  const py::array contiguous = py::array::ensure(ssm, py::array::c_style);
   RowBytes bytes;
-  bytes.conv.assign(conv.data(), conv.data() + conv.size());
-  const auto* first = static_cast<const uint8_t*>(contiguous.data());
-  bytes.ssm.assign(first, first + contiguous.size() * ssm_element_bytes(shape.ssm_dtype));
+  std::tie(bytes, shape.ssm_dtype) = state_bytes(g, ssm, conv);
+  shape.conv_cols = g.conv_state_cols();
   return digest_of(bytes, shape, shape.conv_cols);
 }
 
@@ -322,4 +301,5 @@ PYBIND11_MODULE(_core, m) {
   m.doc() = "specstate's C++ core; use the package `specstate`, which wraps it.";
   specstate::py_binding::bind_basics(m);
   specstate::py_binding::bind_reference(m);
+  specstate::py_binding::bind_handoff(m);
 }

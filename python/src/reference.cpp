@@ -22,6 +22,7 @@
 #include "core/trace/validate.h"
 #include "python/src/arrays.h"
 #include "python/src/bindings.h"
+#include "python/src/states.h"
 #include "sim/lane.h"
 #include "sim/simulator.h"
 #include "sim/storage.h"
@@ -181,17 +182,6 @@ class Reference {
   std::vector<uint64_t> last_verify_requests_;
 };
 
-// A state as arrays: ssm [layers, HV, K, V] in the pool dtype (float32, or uint16 bf16 bits),
-// conv [layers, conv_dim, W-1] bf16 bits. The bytes move into the arrays, uncopied.
-py::tuple state_arrays(RowBytes&& bytes, const PoolShape& shape) {
-  const ModelGeometry& g = shape.geometry;
-  const bool f32 = shape.ssm_dtype == SsmDtype::kF32;
-  return py::make_tuple(
-      adopt(std::move(bytes.ssm), f32 ? py::dtype("<f4") : py::dtype("<u2"), f32 ? 4 : 2,
-            {g.layers, g.num_v_heads, g.head_k_dim, g.head_v_dim}),
-      adopt(std::move(bytes.conv), {g.layers, g.conv_dim(), g.conv_state_cols()}));
-}
-
 }  // namespace
 
 void bind_reference(py::module_& m) {
@@ -226,7 +216,7 @@ void bind_reference(py::module_& m) {
                py::gil_scoped_release unlocked;
                bytes = r.state(request);
              }
-             return state_arrays(std::move(bytes), r.shape());
+             return state_arrays(std::move(bytes), r.shape().geometry, r.shape().ssm_dtype);
            })
       .def("digest", &R::digest, release())
       // o: [tasks, tokens, layers, HV, V] bf16 bits, and the request of each task (None for the
