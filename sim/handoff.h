@@ -2,13 +2,15 @@
 // tensor-parallel degree, played by the CPU reference. Each of its ranks prefills the request's
 // first tokens from zero (the state after them is a function of the tokens alone, however the
 // instance chunked them), and the receiving rank's state is gathered from theirs
-// (core/reslice.h). Shared by the lanes of a replay: each (request, length, TP degree) is computed
-// once, under a lock, and every lane receives the same sent states.
+// (core/reslice.h). Shared by the lanes of a replay: the lanes of a handoff event ask for the same
+// states, which are computed once, under a lock, and kept until another handoff's are asked for
+// (a whole model's state per handoff would otherwise pile up over a trace).
 #pragma once
 
 #include <cstdint>
-#include <map>
 #include <mutex>
+#include <optional>
+#include <string>
 #include <tuple>
 #include <vector>
 
@@ -33,7 +35,8 @@ class HandoffSender {
   using Key = std::tuple<uint64_t, SsmDtype, std::string, std::vector<int32_t>, uint64_t, int64_t,
                          int32_t>;  // seed, dtype, preset, layers, request, length, from_tp
   std::mutex mutex_;
-  std::map<Key, std::vector<RowBytes>> sent_;
+  std::optional<Key> key_;        // the last handoff asked for
+  std::vector<RowBytes> states_;  // its sent states
 };
 
 // The geometry of rank `rank` of the sender at TP `from_tp` of the model `to` is a rank of (its
