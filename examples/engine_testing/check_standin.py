@@ -1,6 +1,7 @@
 """Runs the stand-in engine against the reference on a trace (docs/engine-testing.md).
 
     python3 examples/engine_testing/check_standin.py TRACE [--plant-stale-flush]
+                                                           [--plant-conv-one-block]
 
 Prints AGREE or the first divergence (FILE:LINE, the event, the request, the layer, head and
 element, both values) and exits 0 or 1, as `specstate replay` does.
@@ -29,11 +30,13 @@ def main():
     parser.add_argument("trace")
     parser.add_argument("--plant-stale-flush", action="store_true",
                         help="plant the stale draft->working flush (tokenspeed #159 review)")
+    parser.add_argument("--plant-conv-one-block", action="store_true",
+                        help="plant the handoff's conv cut as one block of q | k | v (SGLang #30997)")
     parser.add_argument("--strategy", default="inline", help="the reference's strategy")
     args = parser.parse_args()
     header = specstate.Reference(args.trace).header
     result = specstate.check_engine(
-        args.trace, lambda setup: StandinEngine(setup, args.plant_stale_flush),
+        args.trace, lambda setup: StandinEngine(setup, args.plant_stale_flush, args.plant_conv_one_block),
         strategy=args.strategy, **TOLERANCE[header["ssm_dtype"]])
     print(result)
     return 0 if result else 1

@@ -8,9 +8,14 @@ The pool is inline, in the style of tokenspeed #159: every request has a working
 draft rows; a verify reads the request's *current input index* and writes the state after
 token j to *output state index* j, [working, draft 0 .. draft T-2]; the accepted length a makes
 output index a-1 the next input index, with no copy. Retract and finish flush the live draft
-row into the working row first. `plant_stale_flush` plants a known bug (the reviewer comment on
-tokenspeed #159): that flush is left for the next step, which runs it with the rows it was
-computed for, after the row was freed and handed to another request.
+row into the working row first. Offload and restore move a cache row's state to and from a
+host tier (a dict of slots); a handoff lands a request's state from a prefill instance, as the
+engine's PD connector puts it together (pd_connector.py).
+
+Two known bugs can be planted: `plant_stale_flush` (the reviewer comment on tokenspeed #159):
+the flush is left for the next step, which runs it with the rows it was computed for, after the
+row was freed and handed to another request; `plant_conv_one_block` (SGLang #30997): the PD
+connector cuts the conv window as one block of [q | k | v].
 
 The kernels are float32 NumPy, written from the Gated DeltaNet equations without regard to
 specstate's operation order, so the engine agrees with the reference only within a tolerance.
@@ -18,7 +23,8 @@ specstate's operation order, so the engine agrees with the reference only within
 
 import numpy as np
 
-from specstate import bf16_to_float, float_to_bf16
+import pd_connector
+from specstate import bf16_to_float, float_to_bf16, sent_states
 
 EPS = 1e-6
 
@@ -29,13 +35,15 @@ def _bf16(values):
 
 
 class StandinEngine:
-    def __init__(self, setup, plant_stale_flush=False):
+    def __init__(self, setup, plant_stale_flush=False, plant_conv_one_block=False):
         h = setup.header
         g = setup.geometry
         self.g, self.inputs, self.layer_ids = g, setup.inputs, setup.layer_ids
+        self.header, self.ssm_dtype = h, setup.ssm_dtype
         self.T = h["draft_tokens"] + 1
         self.bf16_pool = setup.ssm_dtype == "bf16"
         self.plant_stale_flush = plant_stale_flush
+        self.plant_conv_one_block = plant_conv_one_block
         self.pool_rows = h["pool_rows"]
         rows = h["pool_rows"] + (h["max_requests"] + 1) * (self.T - 1)
         L = len(self.layer_ids)
@@ -44,6 +52,7 @@ class StandinEngine:
         self.requests = {}       # id -> {"req_row", "working_row", "input_index", "length"}
         self.swapped = {}        # id -> (ssm, conv, length) of a retracted request
         self.pending_flushes = []  # planted bug only: (src, dst) flushes owed by finish/retract
+        self.host = {}           # slot -> (ssm, conv) saved by an offload
         self.params = [setup.inputs.parameters(l) for l in self.layer_ids]
 
     # --- bookkeeping ---------------------------------------------------------------------
@@ -135,6 +144,18 @@ class StandinEngine:
 
     def on_check(self):
         pass
+
+    def on_offload(self, row, slot):
+        self.host[slot] = (self.ssm[row].copy(), self.conv[row].copy())
+
+    def on_restore(self, slot, row):
+        self.ssm[row], self.conv[row] = self.host[slot]
+
+    def on_handoff(self, request, length, row):
+        sent = sent_states(self.g, self.ssm_dtype, self.header["seed"], request, length,
+                           self.header["prefill_tp"])
+        self.ssm[row], self.conv[row] = pd_connector.receive(self.g, sent,
+                                                             self.plant_conv_one_block)
 
     def run_pending_flushes(self):
         for src, dst in self.pending_flushes:

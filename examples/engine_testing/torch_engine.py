@@ -13,7 +13,9 @@ kernels), so it drifts from the reference as those kernels do:
 The pool is inline, as the NumPy stand-in's (standin_engine.py): each request has a working row
 and T-1 draft rows; a verify writes the state after token j to output index j, [working,
 draft 0 .. draft T-2], and the accepted length a makes output index a-1 the next input index;
-retract and finish flush the live draft row into the working row first.
+retract and finish flush the live draft row into the working row first. Offload and restore
+move a cache row to and from host slots (CPU tensors); a handoff lands the prefill instance's
+state as the NumPy stand-in's PD connector puts it together (pd_connector.py).
 
 `plant` plants a known bug:
 - "stale-flush": the flush owed by finish or retract is left for the next step (the reviewer
@@ -30,6 +32,9 @@ DLPack.
 import math
 
 import torch
+
+import pd_connector
+from specstate import sent_states
 
 PLANTS = (None, "stale-flush", "off-by-one")
 EPS = 1e-6
@@ -52,6 +57,7 @@ class TorchEngine:
         if plant not in PLANTS:
             raise ValueError(f"plant must be one of {PLANTS}, got {plant!r}")
         h, g = setup.header, setup.geometry
+        self.header, self.ssm_dtype = h, setup.ssm_dtype
         if g.recurrence != "gated-deltanet":  # its kernels keep one decay per value head
             raise ValueError(f"this example engine runs gated-deltanet layers, not {g.recurrence}")
         self.g, self.inputs, self.layer_ids = g, setup.inputs, setup.layer_ids
@@ -68,6 +74,7 @@ class TorchEngine:
         self.requests = {}         # id -> {"req_row", "working_row", "input_index", "length"}
         self.swapped = {}          # id -> (ssm, conv, length): a retracted request, on the device
         self.pending_flushes = []  # "stale-flush" only: (src, dst) owed by finish/retract
+        self.host = {}             # slot -> (ssm, conv) saved by an offload, in host memory
         self.params = [self._parameters(l) for l in self.layer_ids]
 
     def _parameters(self, layer):
@@ -167,6 +174,21 @@ class TorchEngine:
 
     def on_check(self):
         pass
+
+    def on_offload(self, row, slot):
+        # a copy even where the pool is on the cpu device (.cpu() would alias the row)
+        self.host[slot] = (self.ssm[row].to("cpu", copy=True), self.conv[row].to("cpu", copy=True))
+
+    def on_restore(self, slot, row):
+        ssm, conv = self.host[slot]
+        self.ssm[row], self.conv[row] = ssm.to(self.device), conv.to(self.device)
+
+    def on_handoff(self, request, length, row):
+        sent = sent_states(self.g, self.ssm_dtype, self.header["seed"], request, length,
+                           self.header["prefill_tp"])
+        ssm, conv = pd_connector.receive(self.g, sent)
+        self.ssm[row] = torch.from_numpy(ssm).to(self.ssm.dtype).to(self.device)
+        self.conv[row] = torch.from_numpy(conv).to(torch.bfloat16).to(self.device)
 
     # --- what the harness reads ----------------------------------------------------------
 

@@ -32,3 +32,19 @@ def generated(specstate_bin, tmp_path_factory):
         return str(path)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def disaggregated(generated):
+    """disaggregated(dtype): a TP 2 decode rank's trace, fed by a TP 1 prefill instance, with a
+    host tier: handoffs, offloads, restores and retracts."""
+
+    def make(dtype):
+        trace = generated(f"pd-host-{dtype}", "--tp", "2", "--rank", "1", "--prefill-tp", "1",
+                          "--host-slots", "4", "--requests", "24", "--steps", "300", "--seed",
+                          "5", "--pool-rows", "10", "--ssm-dtype", dtype)
+        text = open(trace).read()
+        assert all(f'"{kind}"' in text for kind in ("handoff", "offload", "restore", "retract"))
+        return trace
+
+    return make

@@ -1,7 +1,9 @@
 """docs/engine-testing.md's worked example: the NumPy stand-in engine follows the reference on
-the scenario traces, the examples and generated traces, and its planted stale flush is
-reported at the trace line and request where it first shows."""
+the scenario traces, the examples and generated traces (with retracts; with handoffs and a host
+tier), and its planted bugs (the stale flush, the handoff's conv cut as one block) are reported
+at the trace line and request where they first show."""
 
+import json
 import os
 import subprocess
 import sys
@@ -75,3 +77,27 @@ def test_the_planted_bug_is_reported_at_the_first_event_it_changes_a_state(gener
     head, detail = r.stdout.splitlines()[:2]
     assert head.startswith(f"DIVERGENCE at {trace}:{first[0]}: ")
     assert detail.startswith(f"  request {first[1]} (")
+
+
+@pytest.mark.parametrize("dtype", ["f32", "bf16"])
+def test_the_clean_engine_agrees_on_handoffs_and_a_host_tier(disaggregated, dtype):
+    r = run(disaggregated(dtype))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.startswith("AGREE: ")
+
+
+def test_the_conv_cut_as_one_block_is_reported_where_the_handed_over_request_first_runs(
+        disaggregated):
+    trace = disaggregated("f32")
+    lines = open(trace).read().splitlines()
+    first = next(i for i, l in enumerate(lines) if '"handoff"' in l)
+    request = json.loads(lines[first])["request"]
+    # the request's first extend, the first event after which the harness reads its state
+    extend = next(i for i in range(first + 1, len(lines))
+                  if json.loads(lines[i]).get("request") == request)
+    r = run(trace, "--plant-conv-one-block")
+    assert r.returncode == 1, r.stdout + r.stderr
+    head, detail = r.stdout.splitlines()[:2]
+    assert head.startswith(f"DIVERGENCE at {trace}:{extend + 1}: extend [request {request} ")
+    assert detail.startswith(f"  request {request} (running): ")
+    assert "first: conv layer 0 [channel " in detail

@@ -46,6 +46,13 @@ def test_the_clean_engine_agrees_on_the_bundled_traces(trace):
     assert r.stdout.splitlines()[1].startswith(f"AGREE: the engine followed {trace}")
 
 
+@pytest.mark.parametrize("dtype", ["f32", "bf16"])
+def test_the_clean_engine_agrees_on_handoffs_and_a_host_tier(disaggregated, dtype):
+    r = run(disaggregated(dtype))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.splitlines()[1].startswith("AGREE: ")
+
+
 def test_the_clean_engine_agrees_at_the_calibrated_tolerance_and_not_at_atol_5e3(retracts):
     r = run(retracts)
     assert r.returncode == 0, r.stdout + r.stderr
