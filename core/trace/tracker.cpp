@@ -124,6 +124,14 @@ void ScheduleTracker::check_row_range(const char* field, int32_t row, const Cont
   }
 }
 
+void ScheduleTracker::check_not_working(const char* field, int32_t row, const Context& at) const {
+  const RowUse use = this->row(row);
+  if (use.kind == RowUse::Kind::kWorking) {
+    at.fail(std::string(field) + " " + std::to_string(row) + " is the working row of live " +
+            req(use.request));
+  }
+}
+
 void ScheduleTracker::check_new_rows(int32_t req_row, int32_t working_row,
                                      const Context& at) const {
   if (req_row < 0 || req_row >= header_.max_requests) {
@@ -135,11 +143,7 @@ void ScheduleTracker::check_new_rows(int32_t req_row, int32_t working_row,
     at.fail("req_row " + std::to_string(req_row) + " is in use by " + req(*owner));
   }
   check_row_range("working_row", working_row, at);
-  const RowUse use = row(working_row);
-  if (use.kind == RowUse::Kind::kWorking) {
-    at.fail("working_row " + std::to_string(working_row) + " is the working row of live " +
-            req(use.request));
-  }
+  check_not_working("working_row", working_row, at);
 }
 
 // A snapshot of the state after `t.length` tokens, for a request going from `old_len` to
@@ -161,10 +165,7 @@ void ScheduleTracker::check_track(const TrackWrite& t, int64_t old_len, int64_t 
             std::to_string(old_len) + " to " + std::to_string(new_len) + " tokens)");
   }
   if (t.row == own_row) at.fail(what + " is the request's own working row");
-  const RowUse use = row(t.row);
-  if (use.kind == RowUse::Kind::kWorking) {
-    at.fail(what + " is the working row of live " + req(use.request));
-  }
+  check_not_working("track row", t.row, at);
   if (!written.insert(t.row).second) at.fail(what + " is written twice in this event");
 }
 
@@ -387,11 +388,7 @@ void ScheduleTracker::apply_restore(const Restore& r, const Context& at) {
   if (slot == slots_.end()) {
     at.fail("slot " + std::to_string(r.slot) + " holds nothing (no offload has filled it)");
   }
-  const RowUse use = row(r.row);
-  if (use.kind == RowUse::Kind::kWorking) {
-    at.fail("restore row " + std::to_string(r.row) + " is the working row of live " +
-            req(use.request));
-  }
+  check_not_working("restore row", r.row, at);
   store_snapshot(TrackWrite{slot->second, r.row});
 }
 
@@ -404,11 +401,7 @@ void ScheduleTracker::apply_handoff(const Handoff& h, const Context& at) {
     at.fail("handoff of " + req(h.request) + ", which started here at line " +
             std::to_string(info->first_line));
   }
-  const RowUse use = row(h.row);
-  if (use.kind == RowUse::Kind::kWorking) {
-    at.fail("handoff row " + std::to_string(h.row) + " is the working row of live " +
-            req(use.request));
-  }
+  check_not_working("handoff row", h.row, at);
   store_snapshot(TrackWrite{h.length, h.row});
 }
 

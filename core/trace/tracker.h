@@ -84,6 +84,8 @@ class ScheduleTracker {
   const RequestInfo& running(uint64_t id, const Context& at) const;
   void check_new_rows(int32_t req_row, int32_t working_row, const Context& at) const;
   void check_row_range(const char* field, int32_t row, const Context& at) const;
+  // `row` (named `field` in the message) is no running request's working row.
+  void check_not_working(const char* field, int32_t row, const Context& at) const;
   // `row`'s use, which must be a snapshot ("FIELD ROW holds no snapshot (it is free)" otherwise).
   RowUse snapshot_row(const char* field, int32_t row, const Context& at) const;
   void check_track(const TrackWrite& t, int64_t old_len, int64_t new_len, int32_t own_row,

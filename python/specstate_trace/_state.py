@@ -422,10 +422,13 @@ class TraceState:
         if owner is not None:
             raise ValueError(f"req_row {req_row} is in use by request {owner}")
         self._row_range("working_row", working_row)
-        owner = self._row_owner.get(working_row)
+        self._not_working("working_row", working_row)
+
+    def _not_working(self, field, row):
+        """`row` (named `field` in the message) is no running request's working row."""
+        owner = self._row_owner.get(row)
         if owner is not None:
-            raise ValueError(f"working_row {working_row} is the working row of live request "
-                             f"{owner}")
+            raise ValueError(f"{field} {row} is the working row of live request {owner}")
 
     def _track_write(self, t, old, new, own_row, written):
         """A snapshot of the state after t["length"] tokens of a request going from `old` to
@@ -443,9 +446,7 @@ class TraceState:
                              f"event (the request goes from {old} to {new} tokens)")
         if row == own_row:
             raise ValueError(f"{what} is the request's own working row")
-        owner = self._row_owner.get(row)
-        if owner is not None:
-            raise ValueError(f"{what} is the working row of live request {owner}")
+        self._not_working("track row", row)
         if row in written:
             raise ValueError(f"{what} is written twice in this event")
         written.add(row)
@@ -636,9 +637,7 @@ class TraceState:
         held = self._slots.get(slot)
         if held is None:
             raise ValueError(f"slot {slot} holds nothing (no offload has filled it)")
-        owner = self._row_owner.get(row)
-        if owner is not None:
-            raise ValueError(f"restore row {row} is the working row of live request {owner}")
+        self._not_working("restore row", row)
 
         def commit():
             self._cache[row] = held
@@ -653,9 +652,7 @@ class TraceState:
         if known is not None:
             raise ValueError(f"handoff of request {request}, which started here at line "
                              f"{known.first_line}")
-        owner = self._row_owner.get(row)
-        if owner is not None:
-            raise ValueError(f"handoff row {row} is the working row of live request {owner}")
+        self._not_working("handoff row", row)
 
         def commit():
             self._cache[row] = length
