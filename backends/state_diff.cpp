@@ -50,7 +50,8 @@ std::string ElementDiff::text() const {
 std::vector<ElementDiff> diff_states(const RowBytes& a, const RowBytes& b, const PoolShape& shape,
                                      size_t max) {
   std::vector<ElementDiff> out;
-  if (a.conv.size() != b.conv.size()) return {size_difference("conv", a.conv.size(), b.conv.size())};
+  if (a.conv.size() != b.conv.size())
+    return {size_difference("conv", a.conv.size(), b.conv.size())};
   if (a.ssm.size() != b.ssm.size()) return {size_difference("ssm", a.ssm.size(), b.ssm.size())};
   const ModelGeometry& g = shape.geometry;
   const size_t per_layer_conv = a.conv.size() / g.layers;
@@ -60,7 +61,7 @@ std::vector<ElementDiff> diff_states(const RowBytes& a, const RowBytes& b, const
     const size_t in_layer = i % per_layer_conv;
     out.push_back({"conv",
                    g.layer_id(int32_t(i / per_layer_conv)),
-                   "[channel " + std::to_string(in_layer / cols) + ", col " +
+                   "[" + conv_channel_text(g, int64_t(in_layer / cols)) + ", col " +
                        std::to_string(in_layer % cols) + "]",
                    {a.conv[i], 2},
                    {b.conv[i], 2},
@@ -78,7 +79,7 @@ std::vector<ElementDiff> diff_states(const RowBytes& a, const RowBytes& b, const
     const int64_t in_layer = e % per_layer;
     out.push_back({"ssm",
                    g.layer_id(int32_t(e / per_layer)),
-                   "[head " + std::to_string(in_layer / kv) + ", k " +
+                   "[" + value_head_text(g, in_layer / kv) + ", k " +
                        std::to_string(in_layer % kv / g.head_v_dim) + ", v " +
                        std::to_string(in_layer % g.head_v_dim) + "]",
                    {va, es},
@@ -130,7 +131,8 @@ std::vector<ElementDiff> diff_outputs(const VerifyOutputs& a, const VerifyOutput
   const int64_t per_token = g.layers * per_layer;
   for (size_t e = 0; e < a.values.size() && out.size() < max; ++e) {
     if (a.values[e] == b.values[e]) continue;
-    const int64_t i = int64_t(e), task = i / (per_token * a.tokens), token = i / per_token % a.tokens;
+    const int64_t i = int64_t(e), task = i / (per_token * a.tokens),
+                  token = i / per_token % a.tokens;
     const int64_t in_token = i % per_token;
     out.push_back({"outputs",
                    g.layer_id(int32_t(in_token / per_layer)),

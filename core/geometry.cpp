@@ -117,4 +117,42 @@ ModelGeometry with_layers(ModelGeometry g, std::vector<int32_t> ids) {
   return g;
 }
 
+namespace {
+
+// "k head 0, i 6" (model_head < 0) or "k head 0 = model head 2, i 6".
+std::string conv_part(int64_t c, int64_t key_heads, int64_t k_dim, int64_t v_dim,
+                      int64_t first_key_head, int64_t first_value_head, bool with_model) {
+  const int64_t key_dim = key_heads * k_dim;
+  const char* group = c < key_dim ? "q" : c < 2 * key_dim ? "k" : "v";
+  const int64_t in_group = c < 2 * key_dim ? c % key_dim : c - 2 * key_dim;
+  const int64_t dim = c < 2 * key_dim ? k_dim : v_dim;
+  const int64_t head = in_group / dim;
+  std::string text = std::string(group) + " head " + std::to_string(head);
+  if (with_model) {
+    const int64_t first = c < 2 * key_dim ? first_key_head : first_value_head;
+    text += " = model head " + std::to_string(first + head);
+  }
+  return text + ", i " + std::to_string(in_group % dim);
+}
+
+}  // namespace
+
+std::string conv_channel_text(int64_t c, int64_t key_heads, int64_t k_dim, int64_t v_dim) {
+  return "channel " + std::to_string(c) + " (" +
+         conv_part(c, key_heads, k_dim, v_dim, 0, 0, false) + ")";
+}
+
+std::string conv_channel_text(const ModelGeometry& g, int64_t c) {
+  return "channel " + std::to_string(c) + " (" +
+         conv_part(c, g.num_k_heads, g.head_k_dim, g.head_v_dim, int64_t{g.rank} * g.num_k_heads,
+                   int64_t{g.rank} * g.num_v_heads, g.tp > 1) +
+         ")";
+}
+
+std::string value_head_text(const ModelGeometry& g, int64_t hv) {
+  std::string text = "head " + std::to_string(hv);
+  if (g.tp > 1) text += " = model head " + std::to_string(int64_t{g.rank} * g.num_v_heads + hv);
+  return text;
+}
+
 }  // namespace specstate

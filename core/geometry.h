@@ -88,4 +88,15 @@ std::vector<int32_t> parse_layer_list(std::string_view text, int32_t layers);
 // `g` holding only the model layers `ids` (from parse_layer_list; empty: all of g's layers).
 ModelGeometry with_layers(ModelGeometry g, std::vector<int32_t> ids);
 
+// Channel `c` of a conv window [q | k | v] with `key_heads` key heads of `k_dim` channels each
+// (in q and in k) and value heads of `v_dim`, named for reports: "channel 70 (k head 0, i 6)".
+std::string conv_channel_text(int64_t c, int64_t key_heads, int64_t k_dim, int64_t v_dim);
+
+// The same for a rank of `g`; at TP > 1 with the model's head, which is what a reslice moves:
+// "channel 70 (k head 0 = model head 2, i 6)".
+std::string conv_channel_text(const ModelGeometry& g, int64_t c);
+
+// Value head `hv` of a rank of `g`, named for reports: "head 1", at TP > 1 "head 1 = model head 5".
+std::string value_head_text(const ModelGeometry& g, int64_t hv);
+
 }  // namespace specstate

@@ -10,6 +10,7 @@
 #include <span>
 
 #include "core/errors.h"
+#include "core/geometry.h"
 #include "core/io/input_file.h"
 #include "sim/dump_meta.h"
 #include "sim/npy.h"
@@ -95,17 +96,7 @@ std::string describe_dims(const std::vector<int64_t>& shape) {
 
 // Channel `c` of [q | k | v]; the geometry is checked (K, V >= 1) by parse_dump_meta.
 std::string channel_text(int64_t c, const DumpGeometry& g) {
-  const int64_t hk = g.H * g.K;
-  std::string part;
-  if (c < hk) {
-    part = "q head " + std::to_string(c / g.K) + ", i " + std::to_string(c % g.K);
-  } else if (c < 2 * hk) {
-    part = "k head " + std::to_string((c - hk) / g.K) + ", i " + std::to_string((c - hk) % g.K);
-  } else {
-    part = "v head " + std::to_string((c - 2 * hk) / g.V) + ", i " +
-           std::to_string((c - 2 * hk) % g.V);
-  }
-  return "channel " + std::to_string(c) + " (" + part + ")";
+  return conv_channel_text(c, g.H, g.K, g.V);
 }
 
 // Flat offset `i` of an array of `dims` as its multi-index, C order.

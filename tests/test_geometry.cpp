@@ -87,9 +87,9 @@ TEST(Geometry, CustomGeometryIsCheckedFieldByField) {
   EXPECT_EQ(g.preset, "custom");
   EXPECT_EQ(g.conv_dim(), 2 * 2 * 32 + 6 * 24);
   EXPECT_THROW(make_custom_geometry(0, 2, 6, 32, 24, 3), InputError);
-  EXPECT_THROW(make_custom_geometry(3, 4, 6, 32, 24, 3), InputError);   // HV % H
-  EXPECT_THROW(make_custom_geometry(3, 2, 6, 12, 24, 3), InputError);   // K % 8
-  EXPECT_THROW(make_custom_geometry(3, 2, 6, 32, 24, 1), InputError);   // W
+  EXPECT_THROW(make_custom_geometry(3, 4, 6, 32, 24, 3), InputError);       // HV % H
+  EXPECT_THROW(make_custom_geometry(3, 2, 6, 12, 24, 3), InputError);       // K % 8
+  EXPECT_THROW(make_custom_geometry(3, 2, 6, 32, 24, 1), InputError);       // W
   EXPECT_THROW(make_custom_geometry(3, 2, 6, 32, 24, 3, 100), InputError);  // conv_dim
 }
 
@@ -114,6 +114,39 @@ TEST(Geometry, RefusesBadInput) {
   } catch (const InputError& e) {
     EXPECT_NE(std::string(e.what()).find("unknown preset 'qwen4'"), std::string::npos);
     EXPECT_NE(std::string(e.what()).find("tiny"), std::string::npos);
+  }
+}
+
+TEST(Geometry, ChannelsAndHeadsAreNamedByGroupAndHead) {
+  const ModelGeometry tiny = make_geometry("tiny");  // H = 2, HV = 4, K = V = 16
+  EXPECT_EQ(conv_channel_text(tiny, 0), "channel 0 (q head 0, i 0)");
+  EXPECT_EQ(conv_channel_text(tiny, 31), "channel 31 (q head 1, i 15)");
+  EXPECT_EQ(conv_channel_text(tiny, 38), "channel 38 (k head 0, i 6)");
+  EXPECT_EQ(conv_channel_text(tiny, 95), "channel 95 (v head 1, i 15)");
+  EXPECT_EQ(conv_channel_text(tiny, 127), "channel 127 (v head 3, i 15)");
+  EXPECT_EQ(conv_channel_text(95, 2, 16, 16), conv_channel_text(tiny, 95));
+  EXPECT_EQ(value_head_text(tiny, 3), "head 3");
+  EXPECT_EQ(value_head_text(make_geometry("tiny", 2, 1), 1), "head 1 = model head 3");
+}
+
+// A rank's channel names the model's head and index that the rank index maps it to: the same
+// group, head and index as the model's own name of that channel.
+TEST(Geometry, ARanksChannelNamesTheModelsHeadOfItsChannel) {
+  const ModelGeometry model = make_geometry("qwen3-next-80b-a3b");
+  for (const int32_t rank : {0, 3}) {
+    const ModelGeometry g = make_geometry("qwen3-next-80b-a3b", 4, rank);
+    const num::RankIndex index = g.rank_index();
+    for (int64_t c = 0; c < g.conv_dim(); c += 37) {
+      const std::string own = conv_channel_text(model, index.conv_channel(uint32_t(c)));
+      const size_t head = own.find(" head "), comma = own.find(", i ");
+      const std::string group = own.substr(own.find('(') + 1, 1);
+      const std::string model_head = own.substr(head + 6, comma - head - 6);
+      const std::string got = conv_channel_text(g, c);
+      EXPECT_EQ(got.substr(got.find('(') + 1, 1), group) << got << " vs " << own;
+      EXPECT_NE(got.find(" = model head " + model_head + ", i "), std::string::npos)
+          << got << " vs " << own;
+      EXPECT_EQ(got.substr(got.find(", i ")), own.substr(comma)) << got << " vs " << own;
+    }
   }
 }
 
