@@ -6,6 +6,7 @@ from typing import Optional
 
 import numpy as np
 
+from . import _core
 from ._tensors import as_array, bf16_to_float, float_to_bf16
 
 
@@ -145,14 +146,7 @@ def _ulps(engine, reference):
 def _describe_conv(channel, col, geometry):
     if geometry is None:
         return f"channel {channel}, col {col}"
-    hk = geometry.H * geometry.K
-    if channel < hk:
-        part = f"q head {channel // geometry.K}, i {channel % geometry.K}"
-    elif channel < 2 * hk:
-        part = f"k head {(channel - hk) // geometry.K}, i {(channel - hk) % geometry.K}"
-    else:
-        part = f"v head {(channel - 2 * hk) // geometry.V}, i {(channel - 2 * hk) % geometry.V}"
-    return f"channel {channel} ({part}), col {col}"
+    return f"{_core.conv_channel_text(geometry, channel)}, col {col}"
 
 
 def compare(engine, reference, *, rtol=0.0, atol=0.0, ulp=0):
@@ -217,7 +211,8 @@ def compare_within(engine, reference, within, tolerance):
         layer = int(index[0]) if layer_ids is None else int(layer_ids[index[0]])
         rest = tuple(int(i) for i in index[1:])
         if name == "ssm":
-            where = f"head {rest[0]}, k {rest[1]}, v {rest[2]}"
+            head = f"head {rest[0]}" if geometry is None else _core.value_head_text(geometry, rest[0])
+            where = f"{head}, k {rest[1]}, v {rest[2]}"
         else:
             where = _describe_conv(rest[0], rest[1], geometry)
         return Mismatch(name, layer, rest, where, float(ev.flat[flat_index]),

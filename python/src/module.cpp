@@ -291,6 +291,10 @@ void bind_basics(py::module_& m) {
       .def("advance", &Inputs::advance);
 
   m.def("digest_state", &digest_state);
+  // A conv channel and a value head named as the C++ reports name them (core/geometry.h).
+  m.def("conv_channel_text",
+        [](const ModelGeometry& g, int64_t c) { return conv_channel_text(g, c); });
+  m.def("value_head_text", &value_head_text);
   m.def("backends", &available_backends);
   m.def("cuda_compiled", &cuda_compiled);
 }
