@@ -119,7 +119,7 @@ ModelGeometry with_layers(ModelGeometry g, std::vector<int32_t> ids) {
 
 namespace {
 
-// "k head 0, i 6" (model_head < 0) or "k head 0 = model head 2, i 6".
+// "k head 0, i 6", or with_model "k head 0 = model head 2, i 6".
 std::string conv_part(int64_t c, int64_t key_heads, int64_t k_dim, int64_t v_dim,
                       int64_t first_key_head, int64_t first_value_head, bool with_model) {
   const int64_t key_dim = key_heads * k_dim;

@@ -31,12 +31,14 @@ def main():
     parser.add_argument("--plant-stale-flush", action="store_true",
                         help="plant the stale draft->working flush (tokenspeed #159 review)")
     parser.add_argument("--plant-conv-one-block", action="store_true",
-                        help="plant the handoff's conv cut as one block of q | k | v (SGLang #30997)")
+                        help="plant the handoff's conv cut as one block of q | k | v "
+                             "(SGLang #30997)")
     parser.add_argument("--strategy", default="inline", help="the reference's strategy")
     args = parser.parse_args()
     header = specstate.Reference(args.trace).header
+    plants = (args.plant_stale_flush, args.plant_conv_one_block)
     result = specstate.check_engine(
-        args.trace, lambda setup: StandinEngine(setup, args.plant_stale_flush, args.plant_conv_one_block),
+        args.trace, lambda setup: StandinEngine(setup, *plants),
         strategy=args.strategy, **TOLERANCE[header["ssm_dtype"]])
     print(result)
     return 0 if result else 1

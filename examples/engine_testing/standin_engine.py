@@ -182,7 +182,6 @@ class StandinEngine:
     def run(self, request, position, count, row):
         """The states after each of `count` tokens from position `position`, starting from the
         state in `row`: a list of (ssm [L, HV, K, V], conv [L, conv_dim, W-1])."""
-        g = self.g
         ssm, conv = self.ssm[row].copy(), self.conv[row].copy()
         per_layer = [self.layer(i, request, position, count, ssm[i], conv[i])
                      for i in range(len(self.layer_ids))]

@@ -211,7 +211,8 @@ def compare_within(engine, reference, within, tolerance):
         layer = int(index[0]) if layer_ids is None else int(layer_ids[index[0]])
         rest = tuple(int(i) for i in index[1:])
         if name == "ssm":
-            head = f"head {rest[0]}" if geometry is None else _core.value_head_text(geometry, rest[0])
+            head = (f"head {rest[0]}" if geometry is None
+                    else _core.value_head_text(geometry, rest[0]))
             where = f"{head}, k {rest[1]}, v {rest[2]}"
         else:
             where = _describe_conv(rest[0], rest[1], geometry)
