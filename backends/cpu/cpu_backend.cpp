@@ -356,8 +356,9 @@ void CpuBackend::stage_inputs(const SequenceJob& job, int layer, LayerWork& w) {
           seed(), span.request_id,
           tree::node_position(job.parents_or_null(), span.first_position, jn),
           uint32_t(g.layer_id(layer))};
+      const uint64_t prefix = num::conv_input_prefix(coord);
       for (int c = 0; c < C; ++c)
-        x[size_t(c)] = num::gen_conv_input(coord, model.conv_channel(c));
+        x[size_t(c)] = num::conv_input_at(prefix, model.conv_channel(c));
       for (int h = 0; h < HV; ++h) {
         bf16_bits* ab = w.ab.data() + (size_t(j) * HV + h) * (A + 1);
         for (int i = 0; i < A; ++i)
@@ -751,25 +752,19 @@ RowBytes CpuBackend::do_read(const StateLoc& loc, int32_t first_col, int32_t col
 // SSM bytes fill whole blocks (conv_dim is a multiple of 8: the constructor checks K and V).
 uint64_t CpuBackend::digest_layer(const StateLoc& loc, int32_t first_col, int32_t cols,
                                   int layer) const {
+  static_assert(std::endian::native == std::endian::little, "blocks are little-endian words");
   const ModelGeometry& g = geo();
   const int64_t conv_words = int64_t{g.conv_dim()} * cols;  // per layer, a multiple of 4
-  uint64_t sum = 0;
-  uint64_t block = uint64_t(layer) * conv_words / 4;
-  uint16_t w[4];
-  int filled = 0;
+  // The window's words, channel by channel, gathered from the row's conv_cols columns.
+  std::vector<bf16_bits> window(static_cast<size_t>(conv_words));
   for (int ch = 0; ch < g.conv_dim(); ++ch) {
-    const bf16_bits* src = conv_[layer].data() + conv_index(loc.conv_row, ch, first_col);
-    for (int t = 0; t < cols; ++t) {
-      w[filled++] = src[t];
-      if (filled == 4) {
-        sum += num::digest_block(block++, num::digest_pack(w[0], w[1], w[2], w[3]));
-        filled = 0;
-      }
-    }
+    copy_short(conv_[layer].data() + conv_index(loc.conv_row, ch, first_col), cols,
+               window.data() + int64_t{ch} * cols);
   }
+  const uint64_t sum = cpu::digest_blocks(reinterpret_cast<const uint8_t*>(window.data()),
+                                          conv_words / 4, uint64_t(layer) * conv_words / 4);
   const int64_t blocks = shape().ssm_row_bytes() / 8;
-  block = uint64_t(g.layers) * conv_words / 4 + uint64_t(layer) * blocks;
-  static_assert(std::endian::native == std::endian::little, "blocks are little-endian words");
+  const uint64_t block = uint64_t(g.layers) * conv_words / 4 + uint64_t(layer) * blocks;
   return sum + cpu::digest_blocks(ssm_bytes_at(layer, loc.ssm_row), blocks, block);
 }
 

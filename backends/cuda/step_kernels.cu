@@ -106,20 +106,6 @@ __device__ void prep_load_window(const PrepBlock<kTree>& b, const PrepShared& sh
   }
 }
 
-// gen_conv_input(coord, channel) is input_hash(seed, kConvInput, request, position, layer,
-// channel) scaled into [-2, 2): four of its five mix64 rounds do not depend on the channel. They
-// are computed once per token here and the last round per channel in prep_stage; the values are
-// those of gen_conv_input (the differential tests compare every input the CPU generates).
-__device__ uint64_t conv_input_prefix(const num::TokenCoord& t) {
-  uint64_t h = num::mix64(t.seed ^ (uint64_t(num::InputStream::kConvInput) << 56));
-  h = num::mix64(h ^ t.request);
-  h = num::mix64(h ^ t.position);
-  return num::mix64(h ^ t.layer);
-}
-__device__ bf16_bits conv_input_from_prefix(uint64_t prefix, uint32_t channel) {
-  return num::uniform_bf16(num::mix64(prefix ^ channel), -2.0f, 4.0f);
-}
-
 // Every token's conv input -> hist columns W-1.. (a stored token's only where a window or tap
 // reads it: the last W-1 of them), the computed tokens' gate inputs -> ab (A decay inputs and b
 // of value head r of token j at (j * ratio + r) * (A + 1)); payload mode keeps the new tokens' x.
@@ -129,7 +115,7 @@ __device__ void prep_stage(const PrepBlock<kTree>& b, const PrepShared& sh, int 
   const int pending = job.pending_count, stored = b.j.stored_tokens();
   const bool to_payload = job.payload_out_slot != kNoRow;
   for (int j = stored + int(threadIdx.x); j < total; j += blockDim.x)
-    sh.x_prefix[j] = conv_input_prefix(b.j.template coord<kTree>(j));
+    sh.x_prefix[j] = num::conv_input_prefix(b.j.template coord<kTree>(j));
   __syncthreads();
   for (int j = max(0, stored - kWc); j < total; ++j) {  // nested loops: no run-time division
     const bf16_bits* src = j < stored ? num::PayloadToken::x(b.j.stored_token(j)) : nullptr;
@@ -141,8 +127,8 @@ __device__ void prep_stage(const PrepBlock<kTree>& b, const PrepShared& sh, int 
       const int ch = b.channel(c);
       const uint32_t model_ch = b.j.p.model.conv_channel(uint32_t(ch));  // so is ch + 1's
       const uint32_t x2 = src ? *reinterpret_cast<const uint32_t*>(src + ch)
-                              : conv_input_from_prefix(sh.x_prefix[j], model_ch) |
-                                    uint32_t{conv_input_from_prefix(sh.x_prefix[j], model_ch + 1)}
+                              : num::conv_input_at(sh.x_prefix[j], model_ch) |
+                                    uint32_t{num::conv_input_at(sh.x_prefix[j], model_ch + 1)}
                                         << 16;
       sh.hist[c * b.hist_cols + kWc + j] = bf16_bits(x2 & 0xFFFFu);
       sh.hist[(c + 1) * b.hist_cols + kWc + j] = bf16_bits(x2 >> 16);

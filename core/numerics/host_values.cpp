@@ -30,8 +30,9 @@ TokenInputs token_inputs(const ModelGeometry& g, uint64_t seed, uint64_t request
   const RankIndex model = g.rank_index();
   TokenInputs t;
   t.x.resize(g.conv_dim());
+  const uint64_t prefix = conv_input_prefix(coord);
   for (int c = 0; c < g.conv_dim(); ++c)
-    t.x[c] = gen_conv_input(coord, model.conv_channel(c));
+    t.x[c] = conv_input_at(prefix, model.conv_channel(c));
   for (int e = 0; e < g.num_v_heads * A; ++e)
     t.a.push_back(gen_gate_a(coord, model.head_entry(e, A)));
   for (int h = 0; h < g.num_v_heads; ++h)

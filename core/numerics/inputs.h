@@ -32,13 +32,22 @@ SPECSTATE_HD inline uint64_t mix64(uint64_t z) {
   return z ^ (z >> 31);
 }
 
-SPECSTATE_HD inline uint64_t input_hash(uint64_t seed, InputStream stream, uint64_t c0, uint64_t c1,
-                                        uint64_t c2, uint64_t c3) {
+// The hash chains mix64 over the stream and the coordinates, one round each. Values that differ
+// only in the last coordinate (a token's conv inputs: one per channel) share the first four
+// rounds: input_hash_prefix once, then input_hash_last per value.
+SPECSTATE_HD inline uint64_t input_hash_prefix(uint64_t seed, InputStream stream, uint64_t c0,
+                                               uint64_t c1, uint64_t c2) {
   uint64_t h = mix64(seed ^ (static_cast<uint64_t>(stream) << 56));
   h = mix64(h ^ c0);
   h = mix64(h ^ c1);
-  h = mix64(h ^ c2);
-  return mix64(h ^ c3);
+  return mix64(h ^ c2);
+}
+SPECSTATE_HD inline uint64_t input_hash_last(uint64_t prefix, uint64_t c3) {
+  return mix64(prefix ^ c3);
+}
+SPECSTATE_HD inline uint64_t input_hash(uint64_t seed, InputStream stream, uint64_t c0, uint64_t c1,
+                                        uint64_t c2, uint64_t c3) {
+  return input_hash_last(input_hash_prefix(seed, stream, c0, c1, c2), c3);
 }
 
 // Uniform in [lo, lo + width) from the top 24 bits of h; width must be a power of two so the
@@ -93,10 +102,16 @@ SPECSTATE_HD inline uint64_t tree_coordinate(uint64_t position, uint32_t branch)
   return position + (uint64_t{branch} << kBranchShift);
 }
 
+// A token's conv input of `channel` (a channel of the whole model): gen_conv_input, or, for
+// every channel of one token, conv_input_prefix once and conv_input_at per channel.
+SPECSTATE_HD inline uint64_t conv_input_prefix(const TokenCoord& t) {
+  return input_hash_prefix(t.seed, InputStream::kConvInput, t.request, t.position, t.layer);
+}
+SPECSTATE_HD inline bf16_bits conv_input_at(uint64_t prefix, uint32_t channel) {
+  return uniform_bf16(input_hash_last(prefix, channel), -2.0f, 4.0f);
+}
 SPECSTATE_HD inline bf16_bits gen_conv_input(const TokenCoord& t, uint32_t channel) {
-  return uniform_bf16(
-      input_hash(t.seed, InputStream::kConvInput, t.request, t.position, t.layer, channel), -2.0f,
-      4.0f);
+  return conv_input_at(conv_input_prefix(t), channel);
 }
 SPECSTATE_HD inline bf16_bits gen_gate_a(const TokenCoord& t, uint32_t head) {
   return uniform_bf16(input_hash(t.seed, InputStream::kGateA, t.request, t.position, t.layer, head),
