@@ -268,6 +268,51 @@ TEST(Step, PacketLaneGroupsEqualSingleColumns) {
   expect_lanes_equal_single_columns<cpu::PacketLanes>();
 }
 
+// head_column_replay takes a run of stored tokens row by row (each row through every token before
+// the next row); the definition is one token at a time, each a pass of replay_row over the rows.
+// The same bits for every run length, with one decay per head (GDN) and one per row (KDA).
+TEST(Step, StoredTokensReplayedTogetherEqualOneAtATime) {
+  using L = cpu::PacketLanes;
+  constexpr int K = 128, R = num::kReplayRun;
+  for (const int decays : {1, K}) {
+    std::vector<std::vector<float>> k_hat(R, std::vector<float>(K)), alpha(R);
+    std::vector<L> delta(R);
+    for (int t = 0; t < R; ++t) {
+      for (int i = 0; i < K; ++i)
+        k_hat[t][i] = num::bf16_to_float(num::gen_conv_input({29, 1, uint64_t(t), 0}, i)) * 0.125f;
+      for (int i = 0; i < decays; ++i)
+        alpha[t].push_back(0.5f + 0.03125f * float((t * 7 + i) % 16));
+      for (int l = 0; l < L::kLanes; ++l)
+        delta[t].v[l] = num::bf16_to_float(num::gen_gate_a({29, 2, uint64_t(t), 0}, l));
+    }
+    std::vector<const float*> k_ptr, a_ptr;
+    for (int t = 0; t < R; ++t) {
+      k_ptr.push_back(k_hat[t].data());
+      a_ptr.push_back(alpha[t].data());
+    }
+    for (int n = 1; n <= R; ++n) {
+      std::vector<L> together(K), one_at_a_time(K);
+      for (int i = 0; i < K; ++i) {
+        for (int l = 0; l < L::kLanes; ++l)
+          together[i].v[l] = one_at_a_time[i].v[l] =
+              num::bf16_to_float(num::gen_conv_input({29, 3, uint64_t(i), 0}, l));
+      }
+      num::head_column_replay(together.data(), 1, K, k_ptr.data(), a_ptr.data(), decays,
+                              delta.data(), n);
+      for (int t = 0; t < n; ++t) {
+        for (int i = 0; i < K; ++i)
+          num::replay_row(one_at_a_time[i], k_hat[t][i], alpha[t][decays == 1 ? 0 : i], delta[t]);
+      }
+      for (int i = 0; i < K; ++i) {
+        for (int l = 0; l < L::kLanes; ++l) {
+          ASSERT_EQ(num::float_bits(together[i].v[l]), num::float_bits(one_at_a_time[i].v[l]))
+              << "decays " << decays << ", " << n << " tokens, row " << i << ", lane " << l;
+        }
+      }
+    }
+  }
+}
+
 // combine_chains is the balanced tree over adjacent chains, not any other association.
 TEST(Step, ChainsCombineByTheDocumentedTree) {
   const float x[num::kChains] = {1.0f, 0x1p-24f, 0x1p-24f, 0x1p-24f, -1.0f, 0x1p-24f, 0.0f, 0.0f};

@@ -2,11 +2,13 @@
 
 #include <Eigen/Core>
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <cstdlib>
 #include <cstring>
 #include <new>
 #include <optional>
+#include <span>
 #include <utility>
 
 #include <sys/mman.h>
@@ -135,7 +137,7 @@ class CpuBackend final : public StateBackend {
   void norms_and_gates(const SequenceJob& job, int layer, LayerWork& w);
   void recur_head(const SequenceJob& job, int layer, int hv, const LayerWork& w, bf16_bits* outputs,
                   Carry* carry);
-  void replay_token(const uint8_t* token, int h, int hv, ColumnGroup* s) const;
+  void replay_tokens(std::span<const uint8_t* const> tokens, int h, int hv, ColumnGroup* s) const;
   void load_head(int layer, int32_t row, int hv, ColumnGroup* s) const;
   void store_head(int layer, int32_t row, int hv, const ColumnGroup* s);
 
@@ -514,17 +516,31 @@ void CpuBackend::recur_head(const SequenceJob& job, int layer, int hv, const Lay
   } else if (!job.from_zero) {
     load_head(layer, job.from.ssm_row, hv, s.data());
   }
-  auto store = [&](int32_t row) { store_head(layer, row, hv, s.data()); };
+  // Stored tokens are queued and replayed together when s is next used (a computed token, a
+  // rounding, a store, a restart, the end): one pass over the head for the run, not one per token.
+  std::vector<const uint8_t*> queued;
+  queued.reserve(num::kReplayRun);
+  auto settle = [&] {
+    if (!queued.empty()) replay_tokens(queued, h, hv, s.data());
+    queued.clear();
+  };
+  auto store = [&](int32_t row) {
+    settle();
+    store_head(layer, row, hv, s.data());
+  };
   std::vector<L> base;  // a tree's restarts: the state after the pending tokens
   if (w.restarts && w.pending == 0) base = s;
   size_t next = 0;  // job.writes ascend, and so do a chain's tokens
   for (const RecurStep& step : w.steps) {
+    if (step.restart || step.from_node >= 0) settle();
     if (step.restart) s = base;
     if (step.from_node >= 0) load_head(layer, write_row(job, step.from_node), hv, s.data());
     const int j = step.token, jn = j - w.pending;
     if (j < w.stored) {
-      replay_token(stored_token(job, layer, j), h, hv, s.data());
+      if (int(queued.size()) == num::kReplayRun) settle();
+      queued.push_back(stored_token(job, layer, j));
     } else {
+      settle();
       const float* qk = w.qk_hat.data() + (size_t(j) * H + h) * 2 * K;
       const float* v = w.conv_out.data() + size_t(j) * C + 2 * g.key_dim() + int64_t{hv} * V;
       const float* alpha = w.alpha.data() + (size_t(j) * HV + hv) * A;
@@ -550,13 +566,17 @@ void CpuBackend::recur_head(const SequenceJob& job, int layer, int hv, const Lay
     if (step.silent) continue;
     // At a step boundary, continue from the value exactly as stored in the pool dtype.
     if (!ssm_f32() && job.rounds_after(j)) {
+      settle();
       for (L& group : s)
         for (float& e : group.v)
           e = num::round_to_bf16(e);
     }
     if (jn < 0) {
       if (jn == -1 && job.pending.commit_row != kNoRow) store(job.pending.commit_row);
-      if (jn == -1 && w.restarts) base = s;
+      if (jn == -1 && w.restarts) {
+        settle();
+        base = s;
+      }
       continue;
     }
     if (!job.parents.empty()) {  // a tree runs its nodes depth first
@@ -567,20 +587,28 @@ void CpuBackend::recur_head(const SequenceJob& job, int layer, int hv, const Lay
       store(job.writes[next].row);
     if (job.window && job.ssm_only_rows[jn] != kNoRow) store(job.ssm_only_rows[jn]);
   }
+  settle();
   if (carry) carry->heads[size_t(hv)] = std::move(s);
 }
 
-// One token of value head hv (key head h) replayed from the values its verify stored.
-void CpuBackend::replay_token(const uint8_t* token, int h, int hv, ColumnGroup* s) const {
+// Stored tokens of value head hv (key head h), in order, replayed from the values their verify
+// stored (at most num::kReplayRun).
+void CpuBackend::replay_tokens(std::span<const uint8_t* const> tokens, int h, int hv,
+                               ColumnGroup* s) const {
   const int K = geo().head_k_dim, groups = geo().head_v_dim / kCpuLanes;
-  const int A = geo().decay_values_per_head();
-  const float* k_hat = token_.k_hat(token, h);
-  const float* delta = token_.delta(token, hv);
-  const float* alpha = token_.decay(token, hv);
+  const int A = geo().decay_values_per_head(), n = int(tokens.size());
+  SPECSTATE_ASSERT(n <= num::kReplayRun, "a run of stored tokens fits head_column_replay");
+  std::array<const float*, num::kReplayRun> k_hat, alpha, delta;
+  for (int t = 0; t < n; ++t) {
+    k_hat[size_t(t)] = token_.k_hat(tokens[size_t(t)], h);
+    alpha[size_t(t)] = token_.decay(tokens[size_t(t)], hv);
+    delta[size_t(t)] = token_.delta(tokens[size_t(t)], hv);
+  }
+  std::array<ColumnGroup, num::kReplayRun> d;
   for (int grp = 0; grp < groups; ++grp) {
-    ColumnGroup d;
-    copy_short(delta + grp * kCpuLanes, kCpuLanes, d.v);
-    num::head_column_replay(s + grp * K, 1, K, k_hat, alpha, A, d);
+    for (int t = 0; t < n; ++t)
+      copy_short(delta[size_t(t)] + grp * kCpuLanes, kCpuLanes, d[size_t(t)].v);
+    num::head_column_replay(s + grp * K, 1, K, k_hat.data(), alpha.data(), A, d.data(), n);
   }
 }
 

@@ -20,6 +20,7 @@ namespace specstate::num {
 
 inline constexpr float kNormEps = 0x1.0c6f7ap-20f;  // 1e-6
 inline constexpr int kChains = 8;                   // partial chains per reduction over K
+inline constexpr int kReplayRun = 16;               // stored tokens head_column_replay takes
 
 // Depthwise causal conv of one channel: taps[t] * in[t] summed for t = 0..W-1 ascending with
 // fma, in[] oldest first (in[W-1] is the new token), then SiLU, then rounded to bf16.
@@ -162,12 +163,30 @@ SPECSTATE_HD inline L delta_rule_column(L* s, int stride, int k_dim, const float
   return combine_chains(part);
 }
 
-// A token replayed from stored values for one group of columns (rows as in delta_rule_column).
+// `tokens` stored tokens replayed in order for one group of columns (rows as in
+// delta_rule_column): token t's k_hat, decay and delta are k_hat[t], alpha[t] (a float, or one
+// per row: decay_of_row) and delta[t]. Row by row, each row taken through every token before the
+// next row: per element the operations and their order are those of one token at a time, so
+// the bits are too, while the rows are read and written once instead of once per token. A row's
+// chain over the tokens is serial, so kChains rows advance together to hide its latency.
 template <class L, class Decay>
-SPECSTATE_HD inline void delta_rule_column_replay(L* s, int stride, int k_dim, const float* k_hat,
-                                                  Decay alpha, L delta) {
-  for (int i = 0; i < k_dim; ++i)
-    replay_row(s[i * stride], k_hat[i], decay_of_row(alpha, i), delta);
+SPECSTATE_HD inline void delta_rule_column_replay(L* s, int stride, int k_dim,
+                                                  const float* const* k_hat, const Decay* alpha,
+                                                  const L* delta, int tokens) {
+  for (int i0 = 0; i0 < k_dim; i0 += kChains) {  // k_dim is a multiple of kChains
+    L x[kChains];
+    SPECSTATE_UNROLL
+    for (int r = 0; r < kChains; ++r)
+      x[r] = s[(i0 + r) * stride];
+    for (int t = 0; t < tokens; ++t) {
+      SPECSTATE_UNROLL
+      for (int r = 0; r < kChains; ++r)
+        replay_row(x[r], k_hat[t][i0 + r], decay_of_row(alpha[t], i0 + r), delta[t]);
+    }
+    SPECSTATE_UNROLL
+    for (int r = 0; r < kChains; ++r)
+      s[(i0 + r) * stride] = x[r];
+  }
 }
 
 // Gated DeltaNet: one decay for the head.
@@ -187,11 +206,17 @@ SPECSTATE_HD inline L head_column(L* s, int stride, int k_dim, const float* k_ha
     return delta_rule_column(s, stride, k_dim, k_hat, q_hat, v, alpha[0], beta, delta_out);
   return delta_rule_column(s, stride, k_dim, k_hat, q_hat, v, alpha, beta, delta_out);
 }
+// Stored tokens for one group of columns, token t's `decays` decay values at alpha[t] (1: one
+// for every row). At most kReplayRun of them.
 template <class L>
-SPECSTATE_HD inline void head_column_replay(L* s, int stride, int k_dim, const float* k_hat,
-                                            const float* alpha, int decays, L delta) {
-  if (decays == 1) return delta_rule_column_replay(s, stride, k_dim, k_hat, alpha[0], delta);
-  delta_rule_column_replay(s, stride, k_dim, k_hat, alpha, delta);
+SPECSTATE_HD inline void head_column_replay(L* s, int stride, int k_dim, const float* const* k_hat,
+                                            const float* const* alpha, int decays, const L* delta,
+                                            int tokens) {
+  if (decays != 1) return delta_rule_column_replay(s, stride, k_dim, k_hat, alpha, delta, tokens);
+  float head_alpha[kReplayRun];
+  for (int t = 0; t < tokens; ++t)
+    head_alpha[t] = alpha[t][0];
+  delta_rule_column_replay(s, stride, k_dim, k_hat, head_alpha, delta, tokens);
 }
 
 }  // namespace specstate::num
