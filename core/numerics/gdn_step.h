@@ -168,24 +168,28 @@ SPECSTATE_HD inline L delta_rule_column(L* s, int stride, int k_dim, const float
 // per row: decay_of_row) and delta[t]. Row by row, each row taken through every token before the
 // next row: per element the operations and their order are those of one token at a time, so
 // the bits are too, while the rows are read and written once instead of once per token. A row's
-// chain over the tokens is serial, so kChains rows advance together to hide its latency.
+// chain over the tokens is serial, so one row of each of the kChains chains (rows as in
+// delta_rule_column, K / kChains apart) advances at a time to hide its latency.
 template <class L, class Decay>
 SPECSTATE_HD inline void delta_rule_column_replay(L* s, int stride, int k_dim,
                                                   const float* const* k_hat, const Decay* alpha,
                                                   const L* delta, int tokens) {
-  for (int i0 = 0; i0 < k_dim; i0 += kChains) {  // k_dim is a multiple of kChains
+  const int rows = k_dim / kChains;
+  for (int r = 0; r < rows; ++r) {
     L x[kChains];
     SPECSTATE_UNROLL
-    for (int r = 0; r < kChains; ++r)
-      x[r] = s[(i0 + r) * stride];
+    for (int c = 0; c < kChains; ++c)
+      x[c] = s[(c * rows + r) * stride];
     for (int t = 0; t < tokens; ++t) {
       SPECSTATE_UNROLL
-      for (int r = 0; r < kChains; ++r)
-        replay_row(x[r], k_hat[t][i0 + r], decay_of_row(alpha[t], i0 + r), delta[t]);
+      for (int c = 0; c < kChains; ++c) {
+        const int i = c * rows + r;
+        replay_row(x[c], k_hat[t][i], decay_of_row(alpha[t], i), delta[t]);
+      }
     }
     SPECSTATE_UNROLL
-    for (int r = 0; r < kChains; ++r)
-      s[(i0 + r) * stride] = x[r];
+    for (int c = 0; c < kChains; ++c)
+      s[(c * rows + r) * stride] = x[c];
   }
 }
 
