@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include <tbb/task_arena.h>
+
 #include "backends/registry.h"
 #include "core/errors.h"
 #include "core/reslice.h"
@@ -49,17 +51,24 @@ const std::vector<RowBytes>& HandoffSender::sent(const PoolShape& to, uint64_t s
   return states_;
 }
 
+// The lanes of a replay call these from TBB tasks, and the lock is held across the sender's
+// prefill, whose CPU backend runs parallel loops. Waiting for its own loop's tasks, a thread may be
+// handed any task of the arena, among them another lane's, which asks for the lock this thread
+// already holds: a self-deadlock (1 run in 5 of the CUDA handoff test on a 16-core machine).
+// Isolated, the waiting thread runs only the work it spawned under the lock.
 std::vector<RowBytes> HandoffSender::sent_states(const PoolShape& to, uint64_t seed,
                                                  const HandoffCall& call) {
   const std::lock_guard<std::mutex> lock(mutex_);
-  return sent(to, seed, call);
+  return tbb::this_task_arena::isolate([&] { return sent(to, seed, call); });
 }
 
 RowBytes HandoffSender::receive(const PoolShape& to, uint64_t seed, const HandoffCall& call) {
   const std::lock_guard<std::mutex> lock(mutex_);
-  const std::vector<RowBytes>& states = sent(to, seed, call);
-  return reslice_state(to.geometry, sender_geometry(to.geometry, call.from_tp, 0), states,
-                       to.ssm_dtype, call.conv);
+  return tbb::this_task_arena::isolate([&] {
+    const std::vector<RowBytes>& states = sent(to, seed, call);
+    return reslice_state(to.geometry, sender_geometry(to.geometry, call.from_tp, 0), states,
+                         to.ssm_dtype, call.conv);
+  });
 }
 
 }  // namespace specstate::sim
