@@ -81,6 +81,11 @@ struct LayerParams {
 using ColumnGroup = cpu::PacketLanes;  // 8 V columns per head_column call, on Eigen packets
 constexpr int kCpuLanes = cpu::PacketLanes::kLanes;
 constexpr int kMaxConvWidth = 8;
+// recur_head's copy of a head is V/8 column groups of K rows, each group followed by this many
+// unused ColumnGroups (64 bytes): unpadded, K = 128 puts the groups 4 KiB apart, so the 16 groups
+// of one pool row fall on one L1 set and its 8 ways, and gathering or scattering a row evicts
+// what the previous row brought in (load_head ran at a third of memcpy's speed).
+constexpr int kGroupPad = 2;
 // New tokens a prefill runs at a time (prefill_part): its working buffers are O(part), whatever
 // the prefill's length (a trace allows 2^24 tokens per extend).
 constexpr int32_t kPartTokens = 512;
@@ -141,6 +146,8 @@ class CpuBackend final : public StateBackend {
   void load_head(int layer, int32_t row, int hv, ColumnGroup* s) const;
   void store_head(int layer, int32_t row, int hv, const ColumnGroup* s);
 
+  // ColumnGroups from one column group of recur_head's head copy to the next (kGroupPad).
+  int group_stride() const { return geo().head_k_dim + kGroupPad; }
   // Row-major element offsets.
   int64_t conv_index(int32_t row, int32_t channel, int32_t col) const {
     return (int64_t{row} * geo().conv_dim() + channel) * shape().conv_cols + col;
@@ -271,7 +278,7 @@ struct CpuBackend::LayerWork {
 struct CpuBackend::Carry {
   bool filled = false;
   std::vector<bf16_bits> window;                // [conv_dim, W-1] bf16
-  std::vector<std::vector<ColumnGroup>> heads;  // [HV][V/8][K] fp32
+  std::vector<std::vector<ColumnGroup>> heads;  // [HV][V/8][K + kGroupPad] fp32
 };
 
 void CpuBackend::run_layer(const SequenceJob& job, int layer, bf16_bits* outputs) {
@@ -499,7 +506,7 @@ void CpuBackend::norms_and_gates(const SequenceJob& job, int layer, LayerWork& w
 }
 
 // The recurrence of value head hv over the job's steps (recurrence_steps). The head's state stays
-// in a local fp32 buffer from token to token, column group by column group ([V/8][K] of
+// in a local fp32 buffer from token to token, column group by column group ([V/8][K + kGroupPad] of
 // ColumnGroup: group g is columns 8g..8g+7, its row i one ColumnGroup), so each head_column call
 // walks its K rows contiguously; the pool's [K, V] rows are gathered into this layout once per job
 // and scattered back for each state the job asks for, whole, after its token.
@@ -510,11 +517,18 @@ void CpuBackend::recur_head(const SequenceJob& job, int layer, int hv, const Lay
   const int K = g.head_k_dim, V = g.head_v_dim, H = g.num_k_heads, HV = g.num_v_heads;
   const int C = g.conv_dim(), h = hv / g.v_heads_per_k_head(), groups = V / kCpuLanes;
   const int A = g.decay_values_per_head();
-  std::vector<L> s(size_t(groups) * K);  // [V/8][K] fp32
+  const int gs = group_stride();
+  // This thread's head copy, [V/8][K + kGroupPad] fp32, kept from call to call: recur_head runs
+  // no parallel work, so no other call on this thread can use it meanwhile, and a head no longer
+  // costs a zeroed allocation that load_head then overwrites.
+  thread_local std::vector<L> s;
+  s.resize(size_t(groups) * gs);
   if (carry && carry->filled) {
-    s = std::move(carry->heads[size_t(hv)]);
+    s.swap(carry->heads[size_t(hv)]);
   } else if (!job.from_zero) {
     load_head(layer, job.from.ssm_row, hv, s.data());
+  } else {
+    std::fill(s.begin(), s.end(), L{});
   }
   // Stored tokens are queued and replayed together when s is next used (a computed token, a
   // rounding, a store, a restart, the end): one pass over the head for the run, not one per token.
@@ -554,7 +568,7 @@ void CpuBackend::recur_head(const SequenceJob& job, int layer, int hv, const Lay
       for (int grp = 0; grp < groups; ++grp) {
         L vg, delta;
         copy_short(v + grp * kCpuLanes, kCpuLanes, vg.v);
-        const L o = num::head_column(s.data() + grp * K, 1, K, qk + K, qk, vg, alpha, A, beta,
+        const L o = num::head_column(s.data() + grp * gs, 1, K, qk + K, qk, vg, alpha, A, beta,
                                      delta_out ? &delta : nullptr);
         if (out) {
           for (int l = 0; l < kCpuLanes; ++l)
@@ -588,7 +602,7 @@ void CpuBackend::recur_head(const SequenceJob& job, int layer, int hv, const Lay
     if (job.window && job.ssm_only_rows[jn] != kNoRow) store(job.ssm_only_rows[jn]);
   }
   settle();
-  if (carry) carry->heads[size_t(hv)] = std::move(s);
+  if (carry) s.swap(carry->heads[size_t(hv)]);
 }
 
 // Stored tokens of value head hv (key head h), in order, replayed from the values their verify
@@ -608,31 +622,38 @@ void CpuBackend::replay_tokens(std::span<const uint8_t* const> tokens, int h, in
   for (int grp = 0; grp < groups; ++grp) {
     for (int t = 0; t < n; ++t)
       copy_short(delta[size_t(t)] + grp * kCpuLanes, kCpuLanes, d[size_t(t)].v);
-    num::head_column_replay(s + grp * K, 1, K, k_hat.data(), alpha.data(), A, d.data(), n);
+    num::head_column_replay(s + grp * group_stride(), 1, K, k_hat.data(), alpha.data(), A, d.data(),
+                            n);
   }
 }
 
-// Head hv of `row`, widened to fp32, into s ([V/8][K] of ColumnGroup), and back in the pool dtype
-// (bf16: round to nearest even). Each moves 8 contiguous columns at a time, both ways.
+// Head hv of `row`, widened to fp32, into s ([V/8][K + kGroupPad] of ColumnGroup), and back in the
+// pool dtype (bf16: round to nearest even). Each moves 8 contiguous columns at a time, both ways.
 void CpuBackend::load_head(int layer, int32_t row, int hv, ColumnGroup* s) const {
   const int K = geo().head_k_dim, V = geo().head_v_dim, groups = V / kCpuLanes;
+  const int gs = group_stride();
   const int64_t head = ssm_index(row) + int64_t{hv} * K * V;
   if (ssm_f32()) {
     const float* src = ssm_f32_[layer].data() + head;
-    for (int i = 0; i < K; ++i)
+    for (int i = 0; i < K; ++i) {
+      if (i + 8 < K)
+        for (int c = 0; c < V; c += 16)
+          __builtin_prefetch(src + int64_t{i + 8} * V + c);
       for (int grp = 0; grp < groups; ++grp)
-        std::memcpy(s[grp * K + i].v, src + int64_t{i} * V + grp * kCpuLanes, sizeof(s->v));
+        std::memcpy(s[grp * gs + i].v, src + int64_t{i} * V + grp * kCpuLanes, sizeof(s->v));
+    }
   } else {
     const bf16_bits* src = ssm_bf16_[layer].data() + head;
     for (int i = 0; i < K; ++i)
       for (int grp = 0; grp < groups; ++grp)
         for (int l = 0; l < kCpuLanes; ++l)
-          s[grp * K + i].v[l] = num::bf16_to_float(src[int64_t{i} * V + grp * kCpuLanes + l]);
+          s[grp * gs + i].v[l] = num::bf16_to_float(src[int64_t{i} * V + grp * kCpuLanes + l]);
   }
 }
 
 void CpuBackend::store_head(int layer, int32_t row, int hv, const ColumnGroup* s) {
   const int K = geo().head_k_dim, V = geo().head_v_dim, groups = V / kCpuLanes;
+  const int gs = group_stride();
   const int64_t head = ssm_index(row) + int64_t{hv} * K * V;
   if (ssm_f32()) {
     float* dst = ssm_f32_[layer].data() + head;
@@ -641,19 +662,20 @@ void CpuBackend::store_head(int layer, int32_t row, int hv, const ColumnGroup* s
     // cache saves reading every line before it is overwritten (1.6x the store bandwidth here).
     for (int i = 0; i < K; ++i)
       for (int grp = 0; grp < groups; ++grp)
-        _mm256_stream_ps(dst + int64_t{i} * V + grp * kCpuLanes, _mm256_loadu_ps(s[grp * K + i].v));
+        _mm256_stream_ps(dst + int64_t{i} * V + grp * kCpuLanes,
+                         _mm256_loadu_ps(s[grp * gs + i].v));
     _mm_sfence();  // ordered before whatever this thread does next (TBB hands results on)
 #else
     for (int i = 0; i < K; ++i)
       for (int grp = 0; grp < groups; ++grp)
-        std::memcpy(dst + int64_t{i} * V + grp * kCpuLanes, s[grp * K + i].v, sizeof(s->v));
+        std::memcpy(dst + int64_t{i} * V + grp * kCpuLanes, s[grp * gs + i].v, sizeof(s->v));
 #endif
   } else {
     bf16_bits* dst = ssm_bf16_[layer].data() + head;
     for (int i = 0; i < K; ++i)
       for (int grp = 0; grp < groups; ++grp)
         for (int l = 0; l < kCpuLanes; ++l)
-          dst[int64_t{i} * V + grp * kCpuLanes + l] = num::bf16_from_float(s[grp * K + i].v[l]);
+          dst[int64_t{i} * V + grp * kCpuLanes + l] = num::bf16_from_float(s[grp * gs + i].v[l]);
   }
 }
 
