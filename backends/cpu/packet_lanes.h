@@ -182,10 +182,9 @@ inline packet::F silu_packet(packet::F x) {
   namespace ei = Eigen::internal;
   const F negative = ei::pcmp_lt(x, ei::pzero(x));
   const F e = exp_packet(select(negative, x, ei::pnegate(x)));
-  const F one_plus_e = ei::padd(splat_packet(1.0f), e);
-  const F neg = ei::pdiv(ei::pmul(x, e), one_plus_e);
-  const F pos = ei::pdiv(x, one_plus_e);
-  return select(negative, neg, pos);
+  // Both branches divide by 1 + e: one division of the numerator each lane's branch takes.
+  const F numerator = select(negative, ei::pmul(x, e), x);
+  return ei::pdiv(numerator, ei::padd(splat_packet(1.0f), e));
 }
 
 // num::round_to_bf16 per lane: round to nearest even, a NaN to the canonical NaN.
