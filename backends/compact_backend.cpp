@@ -63,6 +63,9 @@ class CompactBackend final : public StateBackend {
     inner_->verify(mode, inner_tasks(tasks, mode));
   }
   void do_replay(std::span<const ReplayTask> tasks) override { inner_->replay(inner_tasks(tasks)); }
+  uint64_t do_digest_replayed(const ReplayTask& task) override {
+    return inner_->digest_replayed(inner_tasks(std::span<const ReplayTask>(&task, 1))[0]);
+  }
   void do_copy_rows(std::span<const RowCopy> copies) override {
     inner_->copy_rows(inner_tasks(copies));
   }

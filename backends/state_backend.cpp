@@ -156,7 +156,8 @@ void StateBackend::check_slot(int32_t slot, int32_t first_token, int32_t tokens,
              std::to_string(shape_.payload_slots - 1));
   }
   if (tokens < 1 || tokens > std::min(shape_.payload_tokens, max_tokens)) {
-    bad_call(std::string(what) + ": " + std::to_string(tokens) + " payload tokens, a span holds 1.." +
+    bad_call(std::string(what) + ": " + std::to_string(tokens) +
+             " payload tokens, a span holds 1.." +
              std::to_string(std::min(shape_.payload_tokens, max_tokens)));
   }
   if (first_token < 0 || first_token >= shape_.payload_tokens) {
@@ -239,13 +240,17 @@ void StateBackend::replay(std::span<const ReplayTask> tasks) {
   CallAccess access("replay");
   for (const ReplayTask& t : tasks) {
     if (t.from.is_none()) continue;
-    check_loc(t.from, "replay source");
-    check_slot(t.payload_slot, t.first_token, t.count, t.round_after, "replay payload");
-    check_row(t.dst_row, "replay destination");
-    check_guard(t.guard, "replay");
+    check_replay(t);
     access.task(t.guard, t);
   }
   do_replay(tasks);
+}
+
+void StateBackend::check_replay(const ReplayTask& t) const {
+  check_loc(t.from, "replay source");
+  check_slot(t.payload_slot, t.first_token, t.count, t.round_after, "replay payload");
+  check_row(t.dst_row, "replay destination");
+  check_guard(t.guard, "replay");
 }
 
 void StateBackend::copy_rows(std::span<const RowCopy> copies) {
@@ -266,7 +271,8 @@ void StateBackend::gather_payload(std::span<const PayloadGather> gathers) {
     const int32_t n = int32_t(g.from.size());
     check_slot(g.slot, g.first_token, n, 0, "payload gather", kMaxTreeNodes);
     for (int32_t j = 0; j < n; ++j) {
-      if (g.from[j] < j || g.from[j] >= shape_.payload_tokens || (j > 0 && g.from[j] <= g.from[j - 1]))
+      if (g.from[j] < j || g.from[j] >= shape_.payload_tokens ||
+          (j > 0 && g.from[j] <= g.from[j - 1]))
         bad_call("payload gather: from[" + std::to_string(j) + "] = " + std::to_string(g.from[j]) +
                  " (from must increase, with from[j] >= j, inside the slot)");
     }
@@ -335,6 +341,17 @@ uint64_t StateBackend::digest_row(int32_t row) const {
 uint64_t StateBackend::digest_state(const StateLoc& loc) const {
   check_loc(loc, "digest_state");
   return do_digest(loc, loc.conv_offset, shape_.geometry.conv_state_cols());
+}
+
+uint64_t StateBackend::digest_replayed(const ReplayTask& task) {
+  if (task.from.is_none()) bad_call("digest_replayed: a padding task replays nothing");
+  check_replay(task);
+  return do_digest_replayed(task);
+}
+
+uint64_t StateBackend::replay_then_digest(const ReplayTask& task) {
+  do_replay({&task, 1});
+  return do_digest(StateLoc::at(task.dst_row), 0, shape_.geometry.conv_state_cols());
 }
 
 VerifyOutputs StateBackend::read_outputs() const {

@@ -88,6 +88,11 @@ class StateBackend {
   // Digests of the same bytes as read_row / read_state, computed where the data lives.
   uint64_t digest_row(int32_t row) const;
   uint64_t digest_state(const StateLoc& loc) const;
+  // digest_state(StateLoc::at(task.dst_row)) as it would be after replay({task}), where a backend
+  // may compute it without writing the destination: afterwards that row holds either the replayed
+  // state or what it held before. What the simulator compares a pending state by (the CPU
+  // backend digests the replayed heads in cache instead of storing 9 MB and reading it back).
+  uint64_t digest_replayed(const ReplayTask& task);
   // Per-token outputs o of the last verify.
   VerifyOutputs read_outputs() const;
   // One payload slot's bytes: [payload_tokens, layers] of tokens laid out as
@@ -99,6 +104,8 @@ class StateBackend {
  protected:
   // Raises std::invalid_argument naming the call and the offending field.
   void check_row(int32_t row, const char* what) const;
+  // digest_replayed by its definition: the replay, then the digest of its destination.
+  uint64_t replay_then_digest(const ReplayTask& task);
 
  private:
   virtual void do_prefill(std::span<const PrefillTask> tasks) = 0;
@@ -112,10 +119,12 @@ class StateBackend {
   virtual int32_t do_accepted(int32_t req_row) const = 0;
   virtual RowBytes do_read(const StateLoc& loc, int32_t first_col, int32_t cols) const = 0;
   virtual uint64_t do_digest(const StateLoc& loc, int32_t first_col, int32_t cols) const = 0;
+  virtual uint64_t do_digest_replayed(const ReplayTask& task) { return replay_then_digest(task); }
   virtual VerifyOutputs do_read_outputs() const = 0;
   virtual std::vector<uint8_t> do_read_payload(int32_t slot) const = 0;
 
   void check_loc(const StateLoc& loc, const char* what) const;
+  void check_replay(const ReplayTask& task) const;
   void check_guard(const Guard& guard, const char* what) const;
   // A span of `tokens` tokens (at most max_tokens) of a payload slot.
   void check_slot(int32_t slot, int32_t first_token, int32_t tokens, uint32_t round_after,

@@ -62,6 +62,20 @@ StateLoc Lane::readable(uint64_t request) {
   return r.loc;
 }
 
+uint64_t Lane::digest_live(uint64_t request) {
+  const PoolPolicy::Readable r = policy().readable(request);
+  const auto* replay = r.plan.size() == 1 ? std::get_if<ReplayCall>(&r.plan[0]) : nullptr;
+  if (replay == nullptr || replay->tasks.size() != 1 ||
+      r.loc != StateLoc::at(replay->tasks[0].dst_row)) {
+    run(r.plan);
+    return backend_->digest_state(r.loc);
+  }
+  const auto start = std::chrono::steady_clock::now();
+  const uint64_t digest = backend_->digest_replayed(replay->tasks[0]);
+  seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return digest;
+}
+
 template <class Scheduler>
 Plan plan_for(Scheduler& policy, const trace::Event& event) {
   return std::visit(

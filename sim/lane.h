@@ -72,6 +72,9 @@ class Lane {
   // Where `request`'s live state can be read, after running the plan that makes it readable
   // (deferred: its pending tokens replayed into the inspection row; the table is unchanged).
   StateLoc readable(uint64_t request);
+  // digest_state(readable(request)); a pending replay is digested without being written
+  // (StateBackend::digest_replayed), so the inspection row may keep what it held.
+  uint64_t digest_live(uint64_t request);
 
  private:
   LaneSpec spec_;

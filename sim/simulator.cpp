@@ -407,12 +407,12 @@ class Replayer {
     std::vector<std::vector<uint64_t>> d(lanes_.size());
     tbb::parallel_for(size_t{0}, lanes_.size(), [&](size_t i) {
       for (uint64_t r : running)
-        d[i].push_back(lanes_[i]->backend().digest_state(lanes_[i]->readable(r)));
+        d[i].push_back(lanes_[i]->digest_live(r));
     });
     for (size_t k = 0; k < running.size(); ++k) {
       for (size_t i = 1; i < lanes_.size(); ++i) {
         if (d[i][k] == d[0][k]) continue;
-        // Materialise both states again (an inspection row holds the last one digested).
+        // Materialise both states (digest_live need not have written an inspection row).
         const StateLoc ref = lanes_[0]->readable(running[k]);
         const StateLoc loc = lanes_[i]->readable(running[k]);
         state_divergence("live state", i, ref, loc, running[k]);
@@ -536,7 +536,7 @@ class Replayer {
     Lane& ref = *lanes_[0];
     for (const auto& [request, live] : ref.policy().table()) {
       if (live.retracted || live.discarded) continue;
-      report_.final_digests.push_back({request, ref.backend().digest_state(ref.readable(request))});
+      report_.final_digests.push_back({request, ref.digest_live(request)});
     }
   }
 

@@ -197,6 +197,46 @@ TEST_P(CpuBackendProperties, ReplayOfATokensEqualsVerifyOutputAMinusOne) {
   }
 }
 
+// digest_replayed is the digest a replay leaves at its destination, for every count, with and
+// without step boundaries, GDN and KDA, and the CPU backend computes it without writing the
+// destination (its heads are digested in cache). A guarded task runs only when its count is the
+// table's, as a replay does.
+TEST_P(CpuBackendProperties, DigestReplayedIsTheDigestOfTheReplayedRow) {
+  for (RecurrenceKind kind :
+       {RecurrenceKind::kGatedDeltaNet, RecurrenceKind::kKimiDeltaAttention}) {
+    SCOPED_TRACE(kind == RecurrenceKind::kGatedDeltaNet ? "GDN" : "KDA");
+    PoolShape shape = make_shape("tiny", GetParam(), 16, kT);
+    shape.geometry.recurrence = kind;
+    shape.request_rows = 1;
+    auto b = make_cpu_backend(shape, kSeed);
+    start(*b, 0);
+    VerifyTask v = verify_task(7, 5, kT, StateLoc::at(0));
+    v.payload_slot = 2;
+    b->verify(VerifyMode::kPayload, {&v, 1});
+    b->fill_row(12, kPoison);
+    const RowBytes poisoned = b->read_row(12);
+    for (int a = 1; a <= kT; ++a) {
+      for (uint32_t round_after : {0u, 0b101u & ((1u << a) - 1)}) {
+        const ReplayTask written{StateLoc::at(0), 2, a, 11, 0, round_after};
+        b->replay({&written, 1});
+        ReplayTask digested = written;
+        digested.dst_row = 12;
+        EXPECT_EQ(b->digest_replayed(digested), b->digest_state(StateLoc::at(11)))
+            << "a = " << a << ", round_after = " << round_after;
+        EXPECT_EQ(b->read_row(12), poisoned) << "a = " << a;
+      }
+    }
+    ReplayTask guarded{StateLoc::at(0), 2, 3, 12};
+    guarded.guard = {0, 3};
+    EXPECT_EQ(b->digest_replayed(guarded), b->digest_state(StateLoc::at(12)));  // count 0: skipped
+    const AcceptedCount three{0, 3};
+    b->set_accepted({&three, 1});
+    const ReplayTask written{StateLoc::at(0), 2, 3, 11};
+    b->replay({&written, 1});
+    EXPECT_EQ(b->digest_replayed(guarded), b->digest_state(StateLoc::at(11)));
+  }
+}
+
 TEST_P(CpuBackendProperties, WindowModeKeepsEveryTokensStateAtItsOffset) {
   auto inline_b = make(16);
   auto window_b = make(16, /*wide_conv=*/true);

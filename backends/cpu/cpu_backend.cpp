@@ -3,6 +3,7 @@
 #include <Eigen/Core>
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <bit>
 #include <cstdlib>
 #include <cstring>
@@ -118,6 +119,7 @@ class CpuBackend final : public StateBackend {
   bool runs(const Guard& g) const { return guard_passes(accepted_.data(), g.req_row, g.count); }
   RowBytes do_read(const StateLoc& loc, int32_t first_col, int32_t cols) const override;
   uint64_t do_digest(const StateLoc& loc, int32_t first_col, int32_t cols) const override;
+  uint64_t do_digest_replayed(const ReplayTask& task) override;
   VerifyOutputs do_read_outputs() const override { return outputs_; }
   std::vector<uint8_t> do_read_payload(int32_t slot) const override;
 
@@ -140,6 +142,15 @@ class CpuBackend final : public StateBackend {
     cpu::parallel_for(0, geo().layers, [&](int l) { f(l); });
   }
   uint64_t digest_layer(const StateLoc& loc, int32_t first_col, int32_t cols, int layer) const;
+  // Where a layer's terms start in the digest's block order (digest_of): every layer's conv words
+  // (`cols` columns a channel, 4 words a block), then every layer's SSM bytes (8 a block).
+  uint64_t conv_first_block(int layer, int32_t cols) const {
+    return uint64_t(layer) * uint64_t(geo().conv_dim()) * uint64_t(cols) / 4;
+  }
+  uint64_t ssm_first_block(int layer, int32_t cols) const {
+    return conv_first_block(geo().layers, cols) +
+           uint64_t(layer) * uint64_t(shape().ssm_row_bytes()) / 8;
+  }
   void load_window(const SequenceJob& job, int layer, const Carry* carry, LayerWork& w) const;
   void stage_inputs(const SequenceJob& job, int layer, LayerWork& w);
   void store_windows(const SequenceJob& job, int layer, const LayerWork& w);
@@ -150,6 +161,21 @@ class CpuBackend final : public StateBackend {
   void replay_tokens(std::span<const uint8_t* const> tokens, int h, int hv, ColumnGroup* s) const;
   void load_head(int layer, int32_t row, int hv, ColumnGroup* s) const;
   void store_head(int layer, int32_t row, int hv, const ColumnGroup* s);
+  // s in the pool's [K, V] layout and dtype at dst (bf16: round to nearest even); `stream`:
+  // around the cache.
+  void write_head(float* dst, const ColumnGroup* s, bool stream) const;
+  void write_head(bf16_bits* dst, const ColumnGroup* s) const;
+
+  // While digest_replayed runs: its destination row, whose heads and window are digested where
+  // store_head and store_windows would write them, and left as they were. The terms add up in
+  // `sum` (the digest is a sum mod 2^64, in any order); `heads` and `windows` count them.
+  struct DigestSink {
+    int32_t row = kNoRow;
+    std::atomic<uint64_t> sum{0};
+    std::atomic<int64_t> heads{0}, windows{0};
+  };
+  bool sinks(int32_t row) const { return sink_ != nullptr && row == sink_->row; }
+  void sink_head(int layer, int hv, const ColumnGroup* s) const;
 
   // ColumnGroups from one column group of recur_head's head copy to the next (kGroupPad).
   int group_stride() const { return geo().head_k_dim + kGroupPad; }
@@ -198,6 +224,7 @@ class CpuBackend final : public StateBackend {
   std::vector<ZeroedArray<uint8_t>> payload_;     // per layer [slots, tokens] of token_ bytes
   num::PayloadToken token_ = shape().payload_token();
   VerifyOutputs outputs_;
+  DigestSink* sink_ = nullptr;
 };
 
 CpuBackend::CpuBackend(const PoolShape& shape, uint64_t seed) : StateBackend(shape, seed) {
@@ -394,12 +421,20 @@ void CpuBackend::store_windows(const SequenceJob& job, int layer, const LayerWor
   const int C = geo().conv_dim(), wc = geo().conv_state_cols();
   auto store = [&](int32_t row, int j) {  // the window after sequence token j: its taps 1..W-1
     const int32_t* taps = w.taps.data() + size_t(j) * geo().conv_width + 1;
-    for (int c = 0; c < C; ++c) {
-      const bf16_bits* src = w.hist.data() + int64_t{c} * w.hist_cols;
-      bf16_bits* dst = conv_[layer].data() + conv_index(row, c, 0);
-      for (int t = 0; t < wc; ++t)
-        dst[t] = src[taps[t]];
-    }
+    auto gather = [&](bf16_bits* dst, int64_t stride) {  // channel c at dst + c * stride
+      for (int c = 0; c < C; ++c) {
+        const bf16_bits* src = w.hist.data() + int64_t{c} * w.hist_cols;
+        for (int t = 0; t < wc; ++t)
+          dst[c * stride + t] = src[taps[t]];
+      }
+    };
+    if (!sinks(row)) return gather(conv_[layer].data() + conv_index(row, 0, 0), shape().conv_cols);
+    thread_local std::vector<bf16_bits> window;  // [conv_dim, W-1]: digest_layer's words
+    window.resize(size_t(C) * wc);
+    gather(window.data(), wc);
+    sink_->sum += cpu::digest_blocks(reinterpret_cast<const uint8_t*>(window.data()),
+                                     int64_t{C} * wc / 4, conv_first_block(layer, wc));
+    ++sink_->windows;
   };
   size_t next = 0;  // job.writes ascend: one pass over them, however many there are
   for (int j = 0; j < w.total; ++j) {
@@ -657,31 +692,59 @@ void CpuBackend::load_head(int layer, int32_t row, int hv, ColumnGroup* s) const
 }
 
 void CpuBackend::store_head(int layer, int32_t row, int hv, const ColumnGroup* s) {
-  const int K = geo().head_k_dim, V = geo().head_v_dim, groups = V / kCpuLanes;
-  const int gs = group_stride();
-  const int64_t head = ssm_index(row) + int64_t{hv} * K * V;
+  if (sinks(row)) return sink_head(layer, hv, s);
+  const int64_t head = ssm_index(row) + int64_t{hv} * geo().head_k_dim * geo().head_v_dim;
   if (ssm_f32()) {
-    float* dst = ssm_f32_[layer].data() + head;
-#if defined(__AVX2__)
     // Streaming stores: a stored state is next read in a later call, so writing it around the
     // cache saves reading every line before it is overwritten (1.6x the store bandwidth here).
+    write_head(ssm_f32_[layer].data() + head, s, /*stream=*/true);
+  } else {
+    write_head(ssm_bf16_[layer].data() + head, s);
+  }
+}
+
+void CpuBackend::write_head(float* dst, const ColumnGroup* s, bool stream) const {
+  const int K = geo().head_k_dim, V = geo().head_v_dim, groups = V / kCpuLanes;
+  const int gs = group_stride();
+#if defined(__AVX2__)
+  if (stream) {
     for (int i = 0; i < K; ++i)
       for (int grp = 0; grp < groups; ++grp)
         _mm256_stream_ps(dst + int64_t{i} * V + grp * kCpuLanes,
                          _mm256_loadu_ps(s[grp * gs + i].v));
     _mm_sfence();  // ordered before whatever this thread does next (TBB hands results on)
-#else
-    for (int i = 0; i < K; ++i)
-      for (int grp = 0; grp < groups; ++grp)
-        std::memcpy(dst + int64_t{i} * V + grp * kCpuLanes, s[grp * gs + i].v, sizeof(s->v));
-#endif
-  } else {
-    bf16_bits* dst = ssm_bf16_[layer].data() + head;
-    for (int i = 0; i < K; ++i)
-      for (int grp = 0; grp < groups; ++grp)
-        for (int l = 0; l < kCpuLanes; ++l)
-          dst[int64_t{i} * V + grp * kCpuLanes + l] = num::bf16_from_float(s[grp * gs + i].v[l]);
+    return;
   }
+#endif
+  (void)stream;
+  for (int i = 0; i < K; ++i)
+    for (int grp = 0; grp < groups; ++grp)
+      std::memcpy(dst + int64_t{i} * V + grp * kCpuLanes, s[grp * gs + i].v, sizeof(s->v));
+}
+
+void CpuBackend::write_head(bf16_bits* dst, const ColumnGroup* s) const {
+  const int K = geo().head_k_dim, V = geo().head_v_dim, groups = V / kCpuLanes;
+  const int gs = group_stride();
+  for (int i = 0; i < K; ++i)
+    for (int grp = 0; grp < groups; ++grp)
+      for (int l = 0; l < kCpuLanes; ++l)
+        dst[int64_t{i} * V + grp * kCpuLanes + l] = num::bf16_from_float(s[grp * gs + i].v[l]);
+}
+
+// Head hv as store_head would write it, digested from a buffer in cache at its blocks' indices.
+void CpuBackend::sink_head(int layer, int hv, const ColumnGroup* s) const {
+  const int32_t wc = geo().conv_state_cols();
+  const int64_t blocks = shape().ssm_row_bytes() / geo().num_v_heads / 8;  // of one head
+  thread_local std::vector<uint64_t> head;
+  head.resize(size_t(blocks));
+  if (ssm_f32()) {
+    write_head(reinterpret_cast<float*>(head.data()), s, /*stream=*/false);
+  } else {
+    write_head(reinterpret_cast<bf16_bits*>(head.data()), s);
+  }
+  sink_->sum += cpu::digest_blocks(reinterpret_cast<const uint8_t*>(head.data()), blocks,
+                                   ssm_first_block(layer, wc) + uint64_t(hv) * uint64_t(blocks));
+  ++sink_->heads;
 }
 
 void CpuBackend::do_prefill(std::span<const PrefillTask> tasks) {
@@ -702,6 +765,23 @@ void CpuBackend::do_verify(VerifyMode mode, std::span<const VerifyTask> tasks) {
 
 void CpuBackend::do_replay(std::span<const ReplayTask> tasks) {
   run(sequence_jobs(tasks));
+}
+
+// A replay whose destination is digested, not written (DigestSink). A guarded task may not run
+// and leave the destination as it was, so it takes the default path.
+uint64_t CpuBackend::do_digest_replayed(const ReplayTask& task) {
+  if (!task.guard.is_none()) return replay_then_digest(task);
+  DigestSink sink;
+  sink.row = task.dst_row;
+  struct Attach {
+    DigestSink*& at;
+    ~Attach() { at = nullptr; }
+  } attach{sink_ = &sink};
+  run(sequence_jobs(std::span<const ReplayTask>(&task, 1)));
+  const ModelGeometry& g = geo();
+  SPECSTATE_ASSERT(sink.heads == int64_t{g.layers} * g.num_v_heads && sink.windows == g.layers,
+                   "a replay writes each head and window of its destination once");
+  return sink.sum;
 }
 
 void CpuBackend::do_copy_rows(std::span<const RowCopy> all) {
@@ -817,10 +897,9 @@ uint64_t CpuBackend::digest_layer(const StateLoc& loc, int32_t first_col, int32_
                window.data() + int64_t{ch} * cols);
   }
   const uint64_t sum = cpu::digest_blocks(reinterpret_cast<const uint8_t*>(window.data()),
-                                          conv_words / 4, uint64_t(layer) * conv_words / 4);
-  const int64_t blocks = shape().ssm_row_bytes() / 8;
-  const uint64_t block = uint64_t(g.layers) * conv_words / 4 + uint64_t(layer) * blocks;
-  return sum + cpu::digest_blocks(ssm_bytes_at(layer, loc.ssm_row), blocks, block);
+                                          conv_words / 4, conv_first_block(layer, cols));
+  return sum + cpu::digest_blocks(ssm_bytes_at(layer, loc.ssm_row), shape().ssm_row_bytes() / 8,
+                                  ssm_first_block(layer, cols));
 }
 
 uint64_t CpuBackend::do_digest(const StateLoc& loc, int32_t first_col, int32_t cols) const {
