@@ -110,7 +110,7 @@ class Reference {
   uint64_t digest(uint64_t request) {
     std::lock_guard<std::mutex> lock(mutex_);
     if (live(request).retracted) return lane_->swap().digests.at(request);
-    return lane_->backend().digest_state(lane_->readable(request));
+    return lane_->digest_live(request);
   }
 
   // o of the last verify or decode, and the request of each of its tasks.
