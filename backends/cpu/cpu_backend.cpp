@@ -291,10 +291,11 @@ void CpuBackend::run(std::span<const SequenceJob> jobs, bf16_bits* outputs) {
 struct CpuBackend::LayerWork {
   int pending = 0, total = 0, hist_cols = 0;
   int stored = 0;  // leading tokens replayed from stored values: no conv, norms, gates
-  // Per channel: the W-1 source window columns, then every token's raw input. Tap t of sequence
-  // token j's conv reads column taps[j*W + t] (j + t along a chain, core/draft_tree.h in a
-  // tree); the window after token j is its taps 1 .. W-1.
-  std::vector<bf16_bits> hist;   // [conv_dim, hist_cols] bf16
+  // Column by column, every channel: the W-1 source window columns, then every token's raw
+  // input (a token's inputs are one contiguous column, as they are generated and stored). Tap t
+  // of sequence token j's conv reads column taps[j*W + t] (j + t along a chain,
+  // core/draft_tree.h in a tree); the window after token j is its taps 1 .. W-1.
+  std::vector<bf16_bits> hist;   // [hist_cols, conv_dim] bf16
   std::vector<int32_t> taps;     // [tokens, W]
   std::vector<bf16_bits> ab;     // [tokens, HV, A + 1] bf16: gate inputs a (A of them), b
   std::vector<float> conv_out;   // [tokens, conv_dim] fp32 (bf16 values)
@@ -309,7 +310,7 @@ struct CpuBackend::LayerWork {
 // the recurrence holds it (a prefill never rounds between its tokens).
 struct CpuBackend::Carry {
   bool filled = false;
-  std::vector<bf16_bits> window;                // [conv_dim, W-1] bf16
+  std::vector<bf16_bits> window;                // [W-1, conv_dim] bf16: hist's last columns
   std::vector<std::vector<ColumnGroup>> heads;  // [HV][V/8][K + kGroupPad] fp32
 };
 
@@ -350,13 +351,8 @@ void CpuBackend::run_part(const SequenceJob& job, int layer, bf16_bits* outputs,
   norms_and_gates(job, layer, w);
   cpu::parallel_for(0, g.num_v_heads,
                     [&](int hv) { recur_head(job, layer, hv, w, outputs, carry); });
-  if (carry) {  // a prefill's window after its last token: the last W-1 history columns
-    const int C = g.conv_dim(), wc = g.conv_state_cols();
-    carry->window.resize(size_t(C) * wc);
-    for (int c = 0; c < C; ++c)
-      copy_short(w.hist.data() + int64_t{c} * w.hist_cols + w.total, wc,
-                 carry->window.data() + int64_t{c} * wc);
-  }
+  if (carry)  // a prefill's window after its last token: the last W-1 history columns
+    carry->window.assign(w.hist.begin() + int64_t{w.total} * g.conv_dim(), w.hist.end());
 }
 
 void CpuBackend::load_window(const SequenceJob& job, int layer, const Carry* carry,
@@ -364,17 +360,15 @@ void CpuBackend::load_window(const SequenceJob& job, int layer, const Carry* car
   const int C = geo().conv_dim(), wc = geo().conv_state_cols();
   w.hist.assign(int64_t{C} * w.hist_cols, 0);
   if (carry && carry->filled) {
-    for (int c = 0; c < C; ++c)
-      copy_short(carry->window.data() + int64_t{c} * wc, wc,
-                 w.hist.data() + int64_t{c} * w.hist_cols);
+    std::copy(carry->window.begin(), carry->window.end(), w.hist.begin());
     return;
   }
   if (job.from_zero) return;
-  for (int c = 0; c < C; ++c) {
-    const bf16_bits* src =
-        conv_[layer].data() + conv_index(job.from.conv_row, c, job.from.conv_offset);
-    copy_short(src, wc, w.hist.data() + int64_t{c} * w.hist_cols);
-  }
+  const bf16_bits* src =
+      conv_[layer].data() + conv_index(job.from.conv_row, 0, job.from.conv_offset);
+  for (int c = 0; c < C; ++c)
+    for (int t = 0; t < wc; ++t)
+      w.hist[int64_t{t} * C + c] = src[int64_t{c} * shape().conv_cols + t];
 }
 
 // Every token's conv input -> hist (a stored token's only where a window or tap reads it: the
@@ -385,12 +379,12 @@ void CpuBackend::stage_inputs(const SequenceJob& job, int layer, LayerWork& w) {
   const int A = g.decay_values_per_head();
   const num::RankIndex model = g.rank_index();
   w.ab.resize(size_t(w.total) * HV * (A + 1));
-  std::vector<bf16_bits> x(static_cast<size_t>(C));
   for (int j = std::max(0, w.stored - wc); j < w.total; ++j) {
     const int jn = j - w.pending;  // index among the new tokens
+    bf16_bits* x = w.hist.data() + int64_t{wc + j} * C;
     if (j < w.stored) {
       const bf16_bits* src = num::PayloadToken::x(stored_token(job, layer, j));
-      std::copy(src, src + C, x.begin());
+      std::copy(src, src + C, x);
     } else {
       const TokenSpan& span = *job.generated;
       const num::TokenCoord coord{
@@ -399,7 +393,7 @@ void CpuBackend::stage_inputs(const SequenceJob& job, int layer, LayerWork& w) {
           uint32_t(g.layer_id(layer))};
       const uint64_t prefix = num::conv_input_prefix(coord);
       for (int c = 0; c < C; ++c)
-        x[size_t(c)] = num::conv_input_at(prefix, model.conv_channel(c));
+        x[c] = num::conv_input_at(prefix, model.conv_channel(c));
       for (int h = 0; h < HV; ++h) {
         bf16_bits* ab = w.ab.data() + (size_t(j) * HV + h) * (A + 1);
         for (int i = 0; i < A; ++i)
@@ -407,10 +401,8 @@ void CpuBackend::stage_inputs(const SequenceJob& job, int layer, LayerWork& w) {
         ab[A] = num::gen_gate_b(coord, model.value_head(h));
       }
       if (job.payload_out_slot != kNoRow)
-        std::copy(x.begin(), x.end(), num::PayloadToken::x(payload_out(job, layer, jn)));
+        std::copy(x, x + C, num::PayloadToken::x(payload_out(job, layer, jn)));
     }
-    for (int c = 0; c < C; ++c)
-      w.hist[int64_t{c} * w.hist_cols + wc + j] = x[size_t(c)];
   }
 }
 
@@ -422,10 +414,10 @@ void CpuBackend::store_windows(const SequenceJob& job, int layer, const LayerWor
   auto store = [&](int32_t row, int j) {  // the window after sequence token j: its taps 1..W-1
     const int32_t* taps = w.taps.data() + size_t(j) * geo().conv_width + 1;
     auto gather = [&](bf16_bits* dst, int64_t stride) {  // channel c at dst + c * stride
-      for (int c = 0; c < C; ++c) {
-        const bf16_bits* src = w.hist.data() + int64_t{c} * w.hist_cols;
-        for (int t = 0; t < wc; ++t)
-          dst[c * stride + t] = src[taps[t]];
+      for (int t = 0; t < wc; ++t) {
+        const bf16_bits* src = w.hist.data() + int64_t{taps[t]} * C;
+        for (int c = 0; c < C; ++c)
+          dst[c * stride + t] = src[c];
       }
     };
     if (!sinks(row)) return gather(conv_[layer].data() + conv_index(row, 0, 0), shape().conv_cols);
@@ -445,9 +437,11 @@ void CpuBackend::store_windows(const SequenceJob& job, int layer, const LayerWor
   if (job.window) {
     SPECSTATE_ASSERT(job.parents.empty(), "window mode runs chains only");
     const int first = w.pending + 1, cols = wc - 1 + job.count;
-    for (int c = 0; c < C; ++c) {
-      const bf16_bits* src = w.hist.data() + int64_t{c} * w.hist_cols + first;
-      copy_short(src, cols, conv_[layer].data() + conv_index(job.from.conv_row, c, 0));
+    bf16_bits* dst = conv_[layer].data() + conv_index(job.from.conv_row, 0, 0);
+    for (int t = 0; t < cols; ++t) {
+      const bf16_bits* src = w.hist.data() + int64_t{first + t} * C;
+      for (int c = 0; c < C; ++c)
+        dst[int64_t{c} * shape().conv_cols + t] = src[c];
     }
   }
 }
@@ -463,13 +457,11 @@ void CpuBackend::conv(int layer, LayerWork& w) const {
   namespace ei = Eigen::internal;
   using cpu::packet::F;
   constexpr int P = cpu::packet::kSize;  // conv_dim is a multiple of 8 (check_cpu_geometry)
-  std::vector<float> window(size_t(w.hist_cols) * P);  // [hist_cols][P]: P channels' history
+  thread_local std::vector<float> hist;  // w.hist in fp32 (exact): a packet of a column is a load
+  hist.resize(w.hist.size());
+  std::transform(w.hist.begin(), w.hist.end(), hist.begin(),
+                 [](bf16_bits b) { return num::bf16_to_float(b); });
   for (int c = 0; c < C; c += P) {
-    for (int l = 0; l < P; ++l) {
-      const bf16_bits* hc = w.hist.data() + int64_t{c + l} * w.hist_cols;
-      for (int col = 0; col < w.hist_cols; ++col)
-        window[size_t(col) * P + l] = num::bf16_to_float(hc[col]);
-    }
     F tap[kMaxConvWidth];
     for (int t = 0; t < W; ++t) {
       float v[P];
@@ -481,17 +473,16 @@ void CpuBackend::conv(int layer, LayerWork& w) const {
       F acc = ei::pzero(tap[0]);
       const int32_t* cols = w.taps.data() + size_t(j) * W;
       for (int t = 0; t < W; ++t)
-        acc = cpu::detail::fma_packet(tap[t], ei::ploadu<F>(&window[size_t(cols[t]) * P]), acc);
+        acc = cpu::detail::fma_packet(tap[t], ei::ploadu<F>(&hist[int64_t{cols[t]} * C + c]), acc);
       ei::pstoreu(&w.conv_out[size_t(j) * C + c], cpu::round_to_bf16_packet(cpu::silu_packet(acc)));
     }
   }
 #else
   std::vector<float> in(W);
   for (int c = 0; c < C; ++c) {
-    const bf16_bits* hc = w.hist.data() + int64_t{c} * w.hist_cols;
     for (int j = w.stored; j < w.total; ++j) {
       for (int t = 0; t < W; ++t)
-        in[t] = num::bf16_to_float(hc[w.taps[size_t(j) * W + t]]);
+        in[t] = num::bf16_to_float(w.hist[int64_t{w.taps[size_t(j) * W + t]} * C + c]);
       w.conv_out[size_t(j) * C + c] = num::conv_channel(in.data(), taps + int64_t{c} * W, W);
     }
   }
