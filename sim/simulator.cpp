@@ -177,6 +177,7 @@ class Replayer {
       report_progress(line);
     }
     if (!report_.divergence) {
+      ++report_.compares;
       timed_compare([&] { compare_everything(); });
       if (!report_.divergence) final_digests();
     }

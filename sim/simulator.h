@@ -93,7 +93,7 @@ struct ReplayReport {
   bool agree = true;
   std::optional<Divergence> divergence;
   size_t events = 0;           // events replayed
-  size_t compares = 0;         // comparison points
+  size_t compares = 0;         // comparison points (the end of the trace is one)
   size_t full_compares = 0;    // of which compared every request and row (checks, the end)
   double seconds = 0;          // wall time of the whole replay
   double compare_seconds = 0;  // of which comparing

@@ -43,6 +43,12 @@ TEST(Simulator, GeneratedTracesAgreeAcrossStrategies) {
     const ReplayReport r = replay(t, o);
     ASSERT_TRUE(r.agree) << "seed " << seed << "\n" << r.divergence->message();
     EXPECT_EQ(r.events, t.events.size());
+    // Every check and the end compare everything; every event is a comparison point when asked.
+    const size_t checks = size_t(std::count_if(t.events.begin(), t.events.end(), [](const auto& l) {
+      return std::holds_alternative<trace::Check>(l.event);
+    }));
+    EXPECT_EQ(r.full_compares, checks + 1);
+    EXPECT_EQ(r.compares, (o.compare_at == CompareAt::kChecks ? checks : r.events) + 1);
   }
 }
 
