@@ -41,8 +41,7 @@ void check_cuda_geometry(const ModelGeometry& g) {
 
 void check_cuda_step_tokens(const ModelGeometry& g, int32_t tokens) {
   if (cuda_device_count() == 0) return;  // no device: no lane runs here to refuse
-  const size_t need = cuda::step_shared_bytes(g.head_k_dim, g.v_heads_per_k_head(), tokens,
-                                              g.decay_values_per_head());
+  const size_t need = cuda::step_shared_bytes(g.head_k_dim, g.v_heads_per_k_head(), tokens);
   const size_t have = cuda::step_shared_limit();
   if (need > have) {
     throw InputError("backend 'cuda': a step of " + std::to_string(tokens) +

@@ -144,7 +144,7 @@ void launch_step(const DevicePool& pool, const SequenceLaunch& launch, cudaStrea
 bool step_kernels_support(int32_t K, int32_t V, int32_t W);
 // Dynamic shared memory of a launch whose longest job runs `tokens` tokens (the prep kernel's,
 // which grows with them), and the most one block may take on the current device.
-size_t step_shared_bytes(int32_t K, int32_t ratio, int32_t tokens, int32_t decays);
+size_t step_shared_bytes(int32_t K, int32_t ratio, int32_t tokens);
 size_t step_shared_limit();
 
 struct CopyJob {

@@ -41,21 +41,27 @@ using num::bf16_bits;
 constexpr int kConvWidth = 4;
 constexpr int kWc = kConvWidth - 1;
 constexpr int kPrepThreads = 256;
+// Prep is issue-bound: six blocks a multiprocessor (40 registers, no spills) keep its schedulers
+// fed. Left to itself ptxas takes 64 registers, four blocks, and the step gets 5-10 % slower.
+constexpr int kPrepBlocksPerSm = 6;
 constexpr int kRecurChunk = 16;  // tokens staged in shared memory at a time
 static_assert(kRecurChunk <= 32, "a chunk's store mask is one ballot: a lane per token");
 
 // ---- prep
 
+// The channel phase runs one thread per pair of adjacent local channels (2q, 2q+1): adjacent conv
+// channels too (each group is K wide, K even), so that x moves in 32-bit words, and the thread
+// that stages a pair's inputs is the one that reads them back (windows, conv) without a barrier.
 struct PrepLayout {
-  int nch;          // 2K + ratio * K channels
-  int hist_cols;    // W-1 + tokens
-  int tokens;       // pending + new of the longest job
-  int ratio;        // value heads per key head
-  int gate_inputs;  // per value head and token: A decay inputs a, then b
+  int nch;        // 2K + ratio * K channels
+  int hist_cols;  // W-1 + tokens
+  int tokens;     // pending + new of the longest job
+  int ratio;      // value heads per key head
+  __host__ __device__ int pairs() const { return nch / 2; }
   __host__ __device__ size_t bytes(int K) const {
     return (size_t(tokens) * 2 * K + 2 * size_t(tokens)) * sizeof(float) +
-           size_t(tokens) * sizeof(uint64_t) +
-           (size_t(nch) * hist_cols + size_t(tokens) * ratio * gate_inputs) * sizeof(bf16_bits);
+           size_t(tokens) * 3 * sizeof(uint64_t) +
+           size_t(hist_cols) * pairs() * sizeof(uint32_t);
   }
 };
 
@@ -63,14 +69,15 @@ struct PrepShared {
   float* qk;           // [tokens, 2K] fp32: conv outputs of q, k
   float* denom;        // [tokens, 2] fp32
   uint64_t* x_prefix;  // [tokens]: conv-input hash state before the channel (generated tokens)
-  bf16_bits* hist;     // [nch, hist_cols] bf16: source window, then every token's input
-  bf16_bits* ab;       // [tokens, ratio, A + 1] bf16: gate inputs a (A of them), b
+  const uint8_t** in;  // [tokens]: a stored token's payload, else null
+  uint8_t** out;       // [tokens]: where a new token's payload goes (payload mode), else null
+  uint32_t* hist;      // [hist_cols, pairs]: a channel pair's bf16 inputs, source window first
 };
 
 template <bool kTree>
 struct PrepBlock {
   JobView j;
-  int h, ratio, K, nch, hist_cols;
+  int h, ratio, K, nch, pairs;
 
   // Conv channel of local channel c: [q of key head h | k of h | v of the value heads of h].
   __device__ int channel(int c) const {
@@ -86,91 +93,80 @@ __device__ PrepShared carve_prep(const PrepLayout& lay, int K) {
   s.qk = reinterpret_cast<float*>(prep_raw);
   s.denom = s.qk + size_t(lay.tokens) * 2 * K;
   s.x_prefix = reinterpret_cast<uint64_t*>(s.denom + 2 * lay.tokens);  // 8-byte aligned: even
-  s.hist = reinterpret_cast<bf16_bits*>(s.x_prefix + lay.tokens);
-  s.ab = s.hist + size_t(lay.nch) * lay.hist_cols;
+  static_assert(sizeof(void*) == sizeof(uint64_t), "the token table's pointers take 8 bytes");
+  s.in = reinterpret_cast<const uint8_t**>(s.x_prefix + lay.tokens);
+  s.out = reinterpret_cast<uint8_t**>(s.x_prefix + 2 * lay.tokens);
+  s.hist = reinterpret_cast<uint32_t*>(s.x_prefix + 3 * lay.tokens);
   return s;
 }
 
-// The source window (the carry, a pool row, or zeros) -> hist columns 0..W-2.
-template <bool kTree>
-__device__ void prep_load_window(const PrepBlock<kTree>& b, const PrepShared& sh) {
-  const SeqJob& job = b.j.job;
-  for (int c = threadIdx.x; c < b.nch; c += blockDim.x) {
-    const int ch = b.channel(c);
-    const bf16_bits* src = job.from_carry ? b.j.carry_conv_at(ch)
-                           : job.from_zero
-                               ? nullptr
-                               : b.j.conv_at(job.from_conv_row, ch, job.from_conv_offset);
-    for (int t = 0; t < kWc; ++t)
-      sh.hist[c * b.hist_cols + t] = src ? src[t] : bf16_bits{0};
-  }
+__device__ __forceinline__ uint32_t pack_pair(bf16_bits lo, bf16_bits hi) {
+  return uint32_t{lo} | uint32_t{hi} << 16;
 }
 
-// Every token's conv input -> hist columns W-1.. (a stored token's only where a window or tap
-// reads it: the last W-1 of them), the computed tokens' gate inputs -> ab (A decay inputs and b
-// of value head r of token j at (j * ratio + r) * (A + 1)); payload mode keeps the new tokens' x.
+// What every thread asks of sequence token j, once per block: its payload in and out, and the
+// hash prefix of its generated conv inputs.
 template <bool kTree>
-__device__ void prep_stage(const PrepBlock<kTree>& b, const PrepShared& sh, int total) {
+__device__ void prep_tokens(const PrepBlock<kTree>& b, const PrepShared& sh, int total) {
   const SeqJob& job = b.j.job;
-  const int pending = job.pending_count, stored = b.j.stored_tokens();
+  const int stored = b.j.stored_tokens();
   const bool to_payload = job.payload_out_slot != kNoRow;
-  for (int j = stored + int(threadIdx.x); j < total; j += blockDim.x)
-    sh.x_prefix[j] = num::conv_input_prefix(b.j.template coord<kTree>(j));
-  __syncthreads();
-  for (int j = max(0, stored - kWc); j < total; ++j) {  // nested loops: no run-time division
-    const bf16_bits* src = j < stored ? num::PayloadToken::x(b.j.stored_token(j)) : nullptr;
-    bf16_bits* out =
-        to_payload && j >= stored ? num::PayloadToken::x(b.j.payload_out(j - pending)) : nullptr;
-    // Two adjacent local channels per thread, adjacent conv channels too (each group is K wide,
-    // K even), so that x moves to and from the payload in 32-bit words.
-    for (int c = 2 * int(threadIdx.x); c < b.nch; c += 2 * int(blockDim.x)) {
-      const int ch = b.channel(c);
-      const uint32_t model_ch = b.j.p.model.conv_channel(uint32_t(ch));  // so is ch + 1's
-      const uint32_t x2 = src ? *reinterpret_cast<const uint32_t*>(src + ch)
-                              : num::conv_input_at(sh.x_prefix[j], model_ch) |
-                                    uint32_t{num::conv_input_at(sh.x_prefix[j], model_ch + 1)}
-                                        << 16;
-      sh.hist[c * b.hist_cols + kWc + j] = bf16_bits(x2 & 0xFFFFu);
-      sh.hist[(c + 1) * b.hist_cols + kWc + j] = bf16_bits(x2 >> 16);
-      if (out) *reinterpret_cast<uint32_t*>(out + ch) = x2;
-    }
-  }
-  const int A = b.j.p.A, per_token = b.ratio * (A + 1);
-  for (int idx = stored * per_token + int(threadIdx.x); idx < per_token * total;
-       idx += blockDim.x) {
-    const int j = idx / per_token, r = idx % per_token / (A + 1), i = idx % (A + 1);
-    const uint32_t hv = uint32_t(b.h * b.ratio + r);
-    const num::RankIndex& model = b.j.p.model;
-    sh.ab[idx] = i < A ? num::gen_gate_a(b.j.template coord<kTree>(j),
-                                         model.head_entry(hv * A + i, uint32_t(A)))
-                       : num::gen_gate_b(b.j.template coord<kTree>(j), model.value_head(hv));
+  for (int j = int(threadIdx.x); j < total; j += blockDim.x) {
+    sh.in[j] = j < stored ? b.j.stored_token(j) : nullptr;
+    sh.out[j] = to_payload && j >= stored ? b.j.payload_out(j - job.pending_count) : nullptr;
+    sh.x_prefix[j] = j >= stored ? num::conv_input_prefix(b.j.template coord<kTree>(j)) : 0;
   }
 }
 
-// The window after sequence token j (its conv taps 1 .. W-1: hist columns j+1 .. j+W-1 along a
-// chain) -> dst(channel)[0..W-2].
-template <bool kTree, class Dst>
-__device__ void prep_store_window(const PrepBlock<kTree>& b, const PrepShared& sh, int j, Dst dst) {
+// The source window of pair q (the carry, a pool row, or zeros where src is null) -> hist
+// columns 0..W-2. Channel ch + 1's window is `stride` values after ch's.
+__device__ void prep_load_window(const bf16_bits* src, int stride, const PrepShared& sh, int pairs,
+                                 int q) {
+  for (int t = 0; t < kWc; ++t)
+    sh.hist[t * pairs + q] = src ? pack_pair(src[t], src[stride + t]) : 0u;
+}
+
+// Pair q's window after sequence token j (its conv taps 1 .. W-1: hist columns along a chain)
+// -> dst[0..W-2] and dst[stride..stride+W-2].
+template <bool kTree>
+__device__ void prep_store_window(const PrepBlock<kTree>& b, const PrepShared& sh, int q, int j,
+                                  bf16_bits* dst, int stride) {
   int cols[kConvWidth];
   b.j.template tap_columns<kConvWidth, kTree>(j, cols);
-  for (int c = threadIdx.x; c < b.nch; c += blockDim.x) {
-    bf16_bits* out = dst(b.channel(c));
-    for (int t = 0; t < kWc; ++t)
-      out[t] = sh.hist[c * b.hist_cols + cols[1 + t]];
+  for (int t = 0; t < kWc; ++t) {
+    const uint32_t w = sh.hist[cols[1 + t] * b.pairs + q];
+    dst[t] = bf16_bits(w & 0xFFFFu);
+    dst[stride + t] = bf16_bits(w >> 16);
   }
 }
 
-// Conv windows of every full-state write, token by token (a later token's write wins). In window
-// mode the source conv row is rewritten last, as [window[1..W-2], x_0 .. x_{n-1}], so writes of
-// that row are skipped before. A job that carries leaves its last window in the carry.
+// Pair q's conv inputs of every token -> hist columns W-1.. (a stored token's only where a window
+// or tap reads it: the last W-1 of them); payload mode keeps the new tokens' x.
 template <bool kTree>
-__device__ void prep_windows(const PrepBlock<kTree>& b, const PrepShared& sh, int total) {
+__device__ void prep_stage(const PrepBlock<kTree>& b, const PrepShared& sh, int total, int q,
+                           int ch) {
+  const uint32_t model_ch = b.j.p.model.conv_channel(uint32_t(ch));  // so is ch + 1's
+  for (int j = max(0, b.j.stored_tokens() - kWc); j < total; ++j) {
+    const uint8_t* in = sh.in[j];
+    const uint32_t x2 = in ? *reinterpret_cast<const uint32_t*>(num::PayloadToken::x(in) + ch)
+                           : pack_pair(num::conv_input_at(sh.x_prefix[j], model_ch),
+                                       num::conv_input_at(sh.x_prefix[j], model_ch + 1));
+    sh.hist[(kWc + j) * b.pairs + q] = x2;
+    if (uint8_t* out = sh.out[j]) *reinterpret_cast<uint32_t*>(num::PayloadToken::x(out) + ch) = x2;
+  }
+}
+
+// Pair q's conv windows of every full-state write, token by token (a later token's write wins).
+// In window mode the source conv row is rewritten last, as [window[1..W-2], x_0 .. x_{n-1}], so
+// writes of that row are skipped before. A job that carries leaves its last window in the carry.
+template <bool kTree>
+__device__ void prep_windows(const PrepBlock<kTree>& b, const PrepShared& sh, int total, int q,
+                             int ch) {
   const SeqJob& job = b.j.job;
-  const int pending = job.pending_count;
-  auto to_row = [&](int row) { return [&b, row](int ch) { return b.j.conv_at(row, ch, 0); }; };
+  const int pending = job.pending_count, conv_cols = b.j.p.conv_cols;
   auto store_row = [&](int row, int j) {
     if (row == kNoRow || (job.rewrite_wide_conv && row == job.from_conv_row)) return;
-    prep_store_window(b, sh, j, to_row(row));
+    prep_store_window(b, sh, q, j, b.j.conv_at(row, ch, 0), conv_cols);
   };
   for (int j = 0; j < total; ++j) {
     if (j == pending - 1) store_row(job.pending_commit_row, j);
@@ -179,45 +175,93 @@ __device__ void prep_windows(const PrepBlock<kTree>& b, const PrepShared& sh, in
       if (pending + wr.after_tokens - 1 == j) store_row(wr.row, j);
     }
   }
-  if (job.to_carry) {
-    prep_store_window(b, sh, total - 1, [&b](int ch) { return b.j.carry_conv_at(ch); });
-  }
+  if (job.to_carry) prep_store_window(b, sh, q, total - 1, b.j.carry_conv_at(ch), kWc);
   if (job.rewrite_wide_conv) {
     const int skip = pending + 1, cols = kWc - 1 + job.new_count;
-    for (int c = threadIdx.x; c < b.nch; c += blockDim.x) {
-      bf16_bits* dst = b.j.conv_at(job.from_conv_row, b.channel(c), 0);
-      for (int t = 0; t < cols; ++t)
-        dst[t] = sh.hist[c * b.hist_cols + skip + t];
+    bf16_bits* dst = b.j.conv_at(job.from_conv_row, ch, 0);
+    for (int t = 0; t < cols; ++t) {
+      const uint32_t w = sh.hist[(skip + t) * b.pairs + q];
+      dst[t] = bf16_bits(w & 0xFFFFu);
+      dst[conv_cols + t] = bf16_bits(w >> 16);
     }
   }
 }
 
+// Pair q's conv outputs of every computed token: q and k to shared memory, v (a bf16 value
+// already, stored exactly) to the step scratch.
 template <int K, bool kTree>
-__device__ void prep_conv(const PrepBlock<kTree>& b, const PrepShared& sh, int total) {
+__device__ void prep_conv(const PrepBlock<kTree>& b, const PrepShared& sh, int total, int q,
+                          int ch) {
   const DevicePool& p = b.j.p;
-  for (int c = threadIdx.x; c < b.nch; c += blockDim.x) {  // taps once per channel
-    const int ch = b.channel(c);
-    float taps[kConvWidth];
-    const float* taps_src = p.conv_taps + (int64_t{b.j.layer} * p.conv_dim() + ch) * kConvWidth;
+  const int c = 2 * q;
+  float taps[2][kConvWidth];  // taps once per channel
+  const float* taps_src = p.conv_taps + (int64_t{b.j.layer} * p.conv_dim() + ch) * kConvWidth;
 #pragma unroll
-    for (int t = 0; t < kConvWidth; ++t)
-      taps[t] = taps_src[t];
-    for (int j = b.j.stored_tokens(); j < total; ++j) {
-      int cols[kConvWidth];
-      b.j.template tap_columns<kConvWidth, kTree>(j, cols);
-      float in[kConvWidth];
+  for (int t = 0; t < 2 * kConvWidth; ++t)
+    taps[t / kConvWidth][t % kConvWidth] = taps_src[t];
+  for (int j = b.j.stored_tokens(); j < total; ++j) {
+    int cols[kConvWidth];
+    b.j.template tap_columns<kConvWidth, kTree>(j, cols);
+    float in[2][kConvWidth];
 #pragma unroll
-      for (int t = 0; t < kConvWidth; ++t)
-        in[t] = num::bf16_to_float(sh.hist[c * b.hist_cols + cols[t]]);
-      const float out = num::conv_channel(in, taps, kConvWidth);
-      if (c < 2 * K) {
-        sh.qk[j * 2 * K + c] = out;
-      } else {  // v: a bf16 value already, stored exactly
-        const int64_t v_index =
-            b.j.token_index(j) * p.HV * K + int64_t{b.h} * b.ratio * K + (c - 2 * K);
-        b.j.L.step_v[v_index] = num::bf16_from_float(out);
-      }
+    for (int t = 0; t < kConvWidth; ++t) {
+      const uint32_t w = sh.hist[cols[t] * b.pairs + q];
+      in[0][t] = num::bf16_to_float(bf16_bits(w & 0xFFFFu));
+      in[1][t] = num::bf16_to_float(bf16_bits(w >> 16));
     }
+    const float lo = num::conv_channel(in[0], taps[0], kConvWidth);
+    const float hi = num::conv_channel(in[1], taps[1], kConvWidth);
+    if (c < 2 * K) {
+      *reinterpret_cast<float2*>(sh.qk + j * 2 * K + c) = make_float2(lo, hi);
+    } else {
+      const int64_t v_index =
+          b.j.token_index(j) * p.HV * K + int64_t{b.h} * b.ratio * K + (c - 2 * K);
+      *reinterpret_cast<uint32_t*>(b.j.L.step_v + v_index) =
+          pack_pair(num::bf16_from_float(lo), num::bf16_from_float(hi));
+    }
+  }
+}
+
+// Everything of one channel pair, by the thread that owns it: no barrier between the steps.
+template <int K, bool kTree>
+__device__ void prep_channels(const PrepBlock<kTree>& b, const PrepShared& sh, int total) {
+  const SeqJob& job = b.j.job;
+  for (int q = int(threadIdx.x); q < b.pairs; q += blockDim.x) {
+    const int ch = b.channel(2 * q);
+    if (job.from_carry) {
+      prep_load_window(b.j.carry_conv_at(ch), kWc, sh, b.pairs, q);
+    } else {
+      const bf16_bits* row =
+          job.from_zero ? nullptr : b.j.conv_at(job.from_conv_row, ch, job.from_conv_offset);
+      prep_load_window(row, b.j.p.conv_cols, sh, b.pairs, q);
+    }
+    prep_stage(b, sh, total, q, ch);
+    prep_windows(b, sh, total, q, ch);
+    prep_conv<K, kTree>(b, sh, total, q, ch);
+  }
+}
+
+// Per value head and computed token: A decays then beta (gdn_gates' two functions; A = K for
+// KDA), from inputs generated here.
+template <bool kTree>
+__device__ void prep_gates(const PrepBlock<kTree>& b, const PrepShared& sh, int total) {
+  const DevicePool& p = b.j.p;
+  const int A = p.A, per_token = b.ratio * (A + 1);
+  for (int g = b.j.stored_tokens() * per_token + int(threadIdx.x); g < per_token * total;
+       g += blockDim.x) {
+    const int j = g / per_token, r = g % per_token / (A + 1), i = g % (A + 1);
+    const uint32_t hv = uint32_t(b.h * b.ratio + r);
+    const int pi = b.j.layer * p.HV + int(hv);
+    const num::TokenCoord coord = b.j.template coord<kTree>(j);
+    float gate;
+    if (i < A) {
+      const float a = num::bf16_to_float(num::gen_gate_a(coord, p.model.head_entry(hv * A + i, A)));
+      gate = num::gated_decay(a, p.a_log[pi], p.dt_bias[int64_t{pi} * A + i]);
+      if (uint8_t* out = sh.out[j]) p.token.decay(out, int(hv))[i] = gate;
+    } else {
+      gate = num::sigmoid_f32(num::bf16_to_float(num::gen_gate_b(coord, p.model.value_head(hv))));
+    }
+    b.j.L.step_gates[(b.j.token_index(j) * p.HV + hv) * (A + 1) + i] = gate;
   }
 }
 
@@ -226,6 +270,7 @@ __device__ void prep_conv(const PrepBlock<kTree>& b, const PrepShared& sh, int t
 // in combine_chains' tree (chain bit k is lane bit k), as l2_norm_denominator does.
 template <int K, bool kTree>
 __device__ void prep_norms(const PrepBlock<kTree>& b, const PrepShared& sh, int total) {
+  static_assert(kPrepThreads % 32 == 0 && num::kChains == 8, "norm groups fill warps");
   constexpr int kLen = K / num::kChains;
   const int count = 2 * total * num::kChains;
   // Every lane of a warp shuffles; groups of 8 lanes stay aligned (the start is a multiple of 16).
@@ -242,38 +287,23 @@ __device__ void prep_norms(const PrepBlock<kTree>& b, const PrepShared& sh, int 
   }
 }
 
+// q_hat and k_hat of every computed token -> the step scratch (k_hat to the payload too).
 template <int K, bool kTree>
-__device__ void prep_norms_and_gates(const PrepBlock<kTree>& b, const PrepShared& sh, int total) {
-  static_assert(kPrepThreads % 32 == 0 && num::kChains == 8, "norm groups fill warps");
+__device__ void prep_normalize(const PrepBlock<kTree>& b, const PrepShared& sh, int total) {
   const DevicePool& p = b.j.p;
-  const int stored = b.j.stored_tokens();
-  const bool to_payload = b.j.job.payload_out_slot != kNoRow;
-  auto payload_out = [&](int j) { return b.j.payload_out(j - b.j.job.pending_count); };
-  prep_norms<K, kTree>(b, sh, total);
-  // Per value head and token, A decays then beta (gdn_gates' two functions; A = K for KDA).
-  const int A = p.A, per_token = b.ratio * (A + 1);
-  for (int g = stored * per_token + int(threadIdx.x); g < per_token * total; g += blockDim.x) {
-    const int j = g / per_token, r = g % per_token / (A + 1), i = g % (A + 1);
-    const int hv = b.h * b.ratio + r, pi = b.j.layer * p.HV + hv;
-    const float x = num::bf16_to_float(sh.ab[g]);
-    const float gate = i < A ? num::gated_decay(x, p.a_log[pi], p.dt_bias[int64_t{pi} * A + i])
-                             : num::sigmoid_f32(x);
-    b.j.L.step_gates[(b.j.token_index(j) * p.HV + hv) * (A + 1) + i] = gate;
-    if (to_payload && i < A) p.token.decay(payload_out(j), hv)[i] = gate;
-  }
-  __syncthreads();
-  for (int idx = stored * 2 * K + int(threadIdx.x); idx < 2 * K * total; idx += blockDim.x) {
+  for (int idx = b.j.stored_tokens() * 2 * K + int(threadIdx.x); idx < 2 * K * total;
+       idx += blockDim.x) {
     const int j = idx / (2 * K), c = idx % (2 * K);
     const float x = sh.qk[idx];
     const float y = c < K ? num::normalize_query(x, sh.denom[2 * j], p.q_scale)
                           : num::normalize_key(x, sh.denom[2 * j + 1]);
     b.j.L.step_qk[(b.j.token_index(j) * p.H + b.h) * 2 * K + c] = y;
-    if (to_payload && c >= K) p.token.k_hat(payload_out(j), b.h)[c - K] = y;
+    if (uint8_t* out = sh.out[j]; out && c >= K) p.token.k_hat(out, b.h)[c - K] = y;
   }
 }
 
 template <int K, bool kTree>
-__global__ void __launch_bounds__(kPrepThreads)
+__global__ void __launch_bounds__(kPrepThreads, kPrepBlocksPerSm)
     prep_kernel(const __grid_constant__ DevicePool p, const __grid_constant__ SequenceLaunch L,
                 const __grid_constant__ PrepLayout lay) {
   // Let the recurrence grid start loading states as soon as every prep block runs (it waits
@@ -283,17 +313,17 @@ __global__ void __launch_bounds__(kPrepThreads)
   const SeqJob& job = L.jobs[task];
   if (!job_runs(p, job)) return;
   const PrepBlock<kTree> b{
-      {p, L, job, task, int(blockIdx.y)}, int(blockIdx.x), lay.ratio, K, lay.nch, lay.hist_cols};
+      {p, L, job, task, int(blockIdx.y)}, int(blockIdx.x), lay.ratio, K, lay.nch, lay.pairs()};
   const PrepShared sh = carve_prep(lay, K);
   const int total = b.j.total_tokens();
-  prep_load_window(b, sh);
+  prep_tokens(b, sh, total);
   __syncthreads();
-  prep_stage(b, sh, total);
+  prep_channels<K, kTree>(b, sh, total);
+  prep_gates(b, sh, total);
   __syncthreads();
-  prep_windows(b, sh, total);
-  prep_conv<K, kTree>(b, sh, total);
+  prep_norms<K, kTree>(b, sh, total);
   __syncthreads();
-  prep_norms_and_gates<K, kTree>(b, sh, total);
+  prep_normalize<K, kTree>(b, sh, total);
 }
 
 // ---- recurrence
@@ -854,10 +884,9 @@ void launch_recur_dtype(const DevicePool& p, const SequenceLaunch& L, cudaStream
   launch_recur<K, false, false, kTree, kMask>(p, L, stream);
 }
 
-PrepLayout prep_layout(int K, int ratio, int tokens, int decays) {
+PrepLayout prep_layout(int K, int ratio, int tokens) {
   PrepLayout lay;
   lay.ratio = ratio;
-  lay.gate_inputs = decays + 1;
   lay.nch = 2 * K + ratio * K;
   lay.tokens = std::max(1, tokens);
   lay.hist_cols = kWc + lay.tokens;
@@ -866,7 +895,7 @@ PrepLayout prep_layout(int K, int ratio, int tokens, int decays) {
 
 template <int K, bool kTree>
 void launch_step_k(const DevicePool& p, const SequenceLaunch& L, cudaStream_t stream) {
-  const PrepLayout lay = prep_layout(K, p.HV / p.H, L.max_tokens, p.A);
+  const PrepLayout lay = prep_layout(K, p.HV / p.H, L.max_tokens);
   const size_t smem = lay.bytes(K);
   SPECSTATE_ASSERT(smem <= size_t(opt_in_shared_memory()),
                    "the prep kernel's shared memory fits a block (a tree's nodes and history)");
@@ -886,8 +915,8 @@ bool step_kernels_support(int32_t K, int32_t V, int32_t W) {
   return (K == 16 || K == 128) && V == K && W == kConvWidth;
 }
 
-size_t step_shared_bytes(int32_t K, int32_t ratio, int32_t tokens, int32_t decays) {
-  return prep_layout(K, ratio, tokens, decays).bytes(K);
+size_t step_shared_bytes(int32_t K, int32_t ratio, int32_t tokens) {
+  return prep_layout(K, ratio, tokens).bytes(K);
 }
 
 size_t step_shared_limit() {

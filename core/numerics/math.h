@@ -89,23 +89,21 @@ SPECSTATE_HD inline float log1p_f32(float y) {
 }
 
 // 1 / (1 + exp(-x)) for x >= 0; exp(x) / (1 + exp(x)) for x < 0, so that exp never overflows
-// where the result is tiny (down to subnormal results near x = -100).
+// where the result is tiny (down to subnormal results near x = -100). Both cases are one exp
+// (of -|x|, NaN passing through) and one division, the operands picked by selects, not branches:
+// a GPU warp whose inputs have both signs would otherwise run both.
 SPECSTATE_HD inline float sigmoid_f32(float x) {
-  if (x < 0.0f) {
-    const float e = exp_f32(x);
-    return fdiv(e, fadd(1.0f, e));
-  }
-  return fdiv(1.0f, fadd(1.0f, exp_f32(-x)));
+  const bool negative = x < 0.0f;
+  const float e = exp_f32(negative ? x : -x);
+  return fdiv(negative ? e : 1.0f, fadd(1.0f, e));
 }
 
 // x * sigmoid(x): x / (1 + exp(-x)) for x >= 0 (one division); x exp(x) / (1 + exp(x)) for
-// x < 0, for the same reason as sigmoid.
+// x < 0, for the same reason as sigmoid, and with selects as sigmoid has.
 SPECSTATE_HD inline float silu_f32(float x) {
-  if (x < 0.0f) {
-    const float e = exp_f32(x);
-    return fdiv(fmul(x, e), fadd(1.0f, e));
-  }
-  return fdiv(x, fadd(1.0f, exp_f32(-x)));
+  const bool negative = x < 0.0f;
+  const float e = exp_f32(negative ? x : -x);
+  return fdiv(negative ? fmul(x, e) : x, fadd(1.0f, e));
 }
 
 // log(1 + exp(x)), or x itself above the threshold 20 (torch.nn.functional.softplus).
