@@ -59,9 +59,10 @@ std::vector<ElementDiff> diff_states(const RowBytes& a, const RowBytes& b, const
   for (size_t i = 0; i < a.conv.size() && out.size() < max; ++i) {
     if (a.conv[i] == b.conv[i]) continue;
     const size_t in_layer = i % per_layer_conv;
+    // The text starts as a std::string: g++ 12 reports a false -Wrestrict on "[" + string&&.
     out.push_back({"conv",
                    g.layer_id(int32_t(i / per_layer_conv)),
-                   "[" + conv_channel_text(g, int64_t(in_layer / cols)) + ", col " +
+                   std::string("[") + conv_channel_text(g, int64_t(in_layer / cols)) + ", col " +
                        std::to_string(in_layer % cols) + "]",
                    {a.conv[i], 2},
                    {b.conv[i], 2},
@@ -79,7 +80,7 @@ std::vector<ElementDiff> diff_states(const RowBytes& a, const RowBytes& b, const
     const int64_t in_layer = e % per_layer;
     out.push_back({"ssm",
                    g.layer_id(int32_t(e / per_layer)),
-                   "[" + value_head_text(g, in_layer / kv) + ", k " +
+                   std::string("[") + value_head_text(g, in_layer / kv) + ", k " +
                        std::to_string(in_layer % kv / g.head_v_dim) + ", v " +
                        std::to_string(in_layer % g.head_v_dim) + "]",
                    {va, es},
