@@ -2,9 +2,10 @@
 //
 // prep_kernel, one block per (key head h, layer, job): owns the conv channels of q and k of h and
 // of v of the HV/H value heads that use h, so it reads every source window it writes and no
-// other block touches them. It stages the token inputs (generated or from a payload slot), writes
-// payload and conv windows, computes the conv outputs, q_hat, k_hat and the gates, and stores the
-// per-token vectors in the step scratch.
+// other block touches them. A thread owns a pair of adjacent channels from its source window to
+// its conv outputs: it stages the pair's token inputs (generated or from a payload slot), writes
+// payload and conv windows, and computes the conv outputs; then the block computes q_hat, k_hat
+// and the gates and stores the per-token vectors in the step scratch.
 //
 // recur_kernel, one block per (value head, layer, job): the canonical step of
 // core/numerics/gdn_step.h with its reductions split the way the canonical sequence splits them.
