@@ -43,7 +43,8 @@ constexpr int kConvWidth = 4;
 constexpr int kWc = kConvWidth - 1;
 constexpr int kPrepThreads = 256;
 // Prep is issue-bound: six blocks a multiprocessor (40 registers, no spills) keep its schedulers
-// fed. Left to itself ptxas takes 64 registers, four blocks, and the step gets 5-10 % slower.
+// fed. Left to itself ptxas takes 64 registers (four blocks), and the batch-64 steps on an H100
+// were 7-13 % slower than at six; at eight (32 registers) the ring was 6 % slower.
 constexpr int kPrepBlocksPerSm = 6;
 constexpr int kRecurChunk = 16;  // tokens staged in shared memory at a time
 static_assert(kRecurChunk <= 32, "a chunk's store mask is one ballot: a lane per token");
@@ -61,8 +62,7 @@ struct PrepLayout {
   __host__ __device__ int pairs() const { return nch / 2; }
   __host__ __device__ size_t bytes(int K) const {
     return (size_t(tokens) * 2 * K + 2 * size_t(tokens)) * sizeof(float) +
-           size_t(tokens) * 3 * sizeof(uint64_t) +
-           size_t(hist_cols) * pairs() * sizeof(uint32_t);
+           size_t(tokens) * 3 * sizeof(uint64_t) + size_t(hist_cols) * pairs() * sizeof(uint32_t);
   }
 };
 
