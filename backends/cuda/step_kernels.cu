@@ -78,7 +78,7 @@ struct PrepShared {
 template <bool kTree>
 struct PrepBlock {
   JobView j;
-  int h, ratio, K, nch, pairs;
+  int h, ratio, K, pairs;  // pairs: channel pairs of the block (PrepLayout::pairs)
 
   // Conv channel of local channel c: [q of key head h | k of h | v of the value heads of h].
   __device__ int channel(int c) const {
@@ -314,7 +314,7 @@ __global__ void __launch_bounds__(kPrepThreads, kPrepBlocksPerSm)
   const SeqJob& job = L.jobs[task];
   if (!job_runs(p, job)) return;
   const PrepBlock<kTree> b{
-      {p, L, job, task, int(blockIdx.y)}, int(blockIdx.x), lay.ratio, K, lay.nch, lay.pairs()};
+      {p, L, job, task, int(blockIdx.y)}, int(blockIdx.x), lay.ratio, K, lay.pairs()};
   const PrepShared sh = carve_prep(lay, K);
   const int total = b.j.total_tokens();
   prep_tokens(b, sh, total);
