@@ -754,7 +754,7 @@ __global__ void __launch_bounds__(Recur<K, kKda>::kThreads, K == 128 ? 2 : 8)
   const int task = blockIdx.z, hv = blockIdx.x;
   const SeqJob& job = L.jobs[task];
   const JobView jv{p, L, job, task, int(blockIdx.y)};
-  const Lane ln = recur_lane(int(threadIdx.x));
+  const Lane ln = recur_lane(threadIdx.x);
   if (ln.chain == 0) {
     for (int jn = job_runs(p, job) ? job.new_count : 0; jn < L.output_tokens; ++jn)
       store_output(jv, hv, jn, ln.col0, 0u);
