@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstring>
 #include <numeric>
+#include <optional>
 #include <random>
 
 #include "backends/cuda/cuda_backend.h"
@@ -582,6 +583,72 @@ TEST(CudaRanks, EveryRankAgreesWithTheCpu) {
 TEST(CudaBf16, PairConversionMatchesTheFormulaOnEveryFloat) {
   if (!cuda_available()) GTEST_SKIP() << "no CUDA device";
   EXPECT_EQ(cuda::count_bf16_pair_mismatches(), 0u);
+}
+
+// A NaN in a bf16 state is stored as the CPU stores it, the canonical 0x7FC0, whatever its bits:
+// the recurrence converts bf16 pairs by the conversion instruction, whose NaN is another, and a
+// pair holding a NaN by the integer formula. Requests with and without NaNs share each launch: a
+// payload verify, a deferred verify that rounds and commits its pending tokens, a verify that
+// stores after every token. (The payloads' fp32 values are not compared: an fp32 NaN keeps the
+// bits each processor gives it, a quieted operand on x86 and 0x7FFFFFFF on the GPU.)
+TEST(CudaBf16, NanStatesAreStoredAsTheCpuStoresThem) {
+  if (!cuda_available()) GTEST_SKIP() << "no CUDA device";
+  const int32_t batch = 4, T = 4, rows_per_request = T + 1;
+  for (const char* preset : {"tiny", "qwen3-next-80b-a3b"}) {
+    PoolShape shape =
+        make_shape(preset, SsmDtype::kBF16, batch * rows_per_request, T, false, 2 * batch);
+    shape.geometry.layers = 1;
+    BackendPair p(shape, kSeed);
+    std::mt19937 rng(3);
+    std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+    const int64_t elements = shape.ssm_row_bytes() / 2;
+    // Request 0 has no NaN; 1 the canonical one; 2 two others (negative, signalling); 3 one in
+    // every 97 elements.
+    auto nan_at = [&](int r, int64_t e) -> std::optional<num::bf16_bits> {
+      if (r == 1 && e == elements / 3) return 0x7FC0;
+      if (r == 2 && e == 5) return 0xFFFF;
+      if (r == 2 && e == elements - 7) return 0x7F81;
+      if (r == 3 && e % 97 == 11) return 0xFFC1;
+      return std::nullopt;
+    };
+    std::vector<VerifyTask> first, deferred, rows;
+    for (int r = 0; r < batch; ++r) {
+      const int32_t base = r * rows_per_request;
+      RowBytes state;
+      state.conv.resize(size_t(shape.geometry.conv_dim()) * shape.geometry.conv_state_cols());
+      for (auto& w : state.conv)
+        w = num::bf16_from_float(2.0f * uniform(rng));
+      state.ssm.resize(size_t(shape.ssm_row_bytes()));
+      for (int64_t e = 0; e < elements; ++e) {
+        const num::bf16_bits b = nan_at(r, e).value_or(num::bf16_from_float(uniform(rng)));
+        std::memcpy(state.ssm.data() + 2 * e, &b, 2);
+      }
+      p.write_state(base, state);
+      VerifyTask t = verify_task(r, 0, T, StateLoc::at(base));
+      t.payload_slot = r;
+      first.push_back(t);
+      VerifyTask d = verify_task(r, 2, T, StateLoc::at(base));
+      d.payload_slot = batch + r;
+      d.pending = {r, 2, base, 0, 0b1u};  // rounded after token 0 and after the last
+      deferred.push_back(d);
+      std::vector<int32_t> out(static_cast<size_t>(T));
+      std::iota(out.begin(), out.end(), base + 1);
+      rows.push_back(verify_task(r, 2 + T, T, StateLoc::at(base), out));
+    }
+    p.verify(VerifyMode::kPayload, first);
+    ASSERT_TRUE(p.outputs_equal()) << preset << ": payload verify";
+    p.verify(VerifyMode::kPayload, deferred);
+    ASSERT_TRUE(p.outputs_equal()) << preset << ": deferred verify";
+    p.verify(VerifyMode::kStateRows, rows);
+    ASSERT_TRUE(p.outputs_equal()) << preset << ": state-row verify";
+    ASSERT_TRUE(p.all_rows_equal()) << preset;
+    // The NaNs reached the stored rows (a column with a NaN is NaN after a token).
+    const RowBytes after = p.ref().read_row(3 * rows_per_request + T);
+    bool canonical = false;
+    for (size_t e = 0; e + 1 < after.ssm.size(); e += 2)
+      canonical = canonical || (after.ssm[e] == 0xC0 && after.ssm[e + 1] == 0x7F);
+    EXPECT_TRUE(canonical) << preset;
+  }
 }
 
 // Needs no device: the kernels' limits are known on the host, and a geometry outside them is an
