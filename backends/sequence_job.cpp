@@ -17,8 +17,9 @@ std::vector<SequenceJob> sequence_jobs(std::span<const PrefillTask> tasks) {
     job.generated = t.tokens;
     job.count = t.tokens.count;
     job.writes = t.writes;
-    std::stable_sort(job.writes.begin(), job.writes.end(),
-                     [](const StateWrite& a, const StateWrite& b) { return a.after_tokens < b.after_tokens; });
+    std::stable_sort(
+        job.writes.begin(), job.writes.end(),
+        [](const StateWrite& a, const StateWrite& b) { return a.after_tokens < b.after_tokens; });
   }
   return jobs;
 }

@@ -1,6 +1,6 @@
-// Target-verify step bandwidth of the CUDA backend on the shapes the tokenspeed anchors are timed at:
-// 4 GDN layers of Qwen3-Next (HV=32, H=16, K=V=128, conv_dim 8192, W=4), T=4 tokens per request,
-// batch 1/8/64/128, fp32 and bf16 SSM pools.
+// Target-verify step bandwidth of the CUDA backend on the shapes the tokenspeed anchors are timed
+// at: 4 GDN layers of Qwen3-Next (HV=32, H=16, K=V=128, conv_dim 8192, W=4), T=4 tokens per
+// request, batch 1/8/64/128, fp32 and bf16 SSM pools.
 //
 // What is timed: only the kernels a primitive enqueues (CudaBackend::launch of job tables
 // uploaded beforehand by prepare_*), i.e. exactly the bit-exact kernels that verify / replay /
@@ -40,10 +40,10 @@
 //   inline.tree                                      15        0        one update per node (depth
 //                                                                      first, the 7 nodes that are
 //                                                                      not a first child read their
-//                                                                      parent's row on an fp32 pool;
-//                                                                      on bf16 they restart from the
-//                                                                      base and run 17 ancestor
-//                                                                      updates again)
+//                                                                      parent's row on an fp32
+//                                                                      pool; on bf16 they restart
+//                                                                      from the base and run 17
+//                                                                      ancestor updates again)
 //
 // Roof of a step = max(memory time, FP32 work time):
 //   memory time = bytes counted above / copy bandwidth of this run;
@@ -381,8 +381,9 @@ class StepCase {
   int64_t step_bytes() const {
     const PoolShape& s = backend_->shape();
     const num::PayloadToken token = s.payload_token();
-    const int64_t payload = (writes_payload(kind_) ? kT * token.bytes() : 0) +
-                            token.replay_read_bytes(tokens_replayed(kind_), s.geometry.conv_state_cols());
+    const int64_t payload =
+        (writes_payload(kind_) ? kT * token.bytes() : 0) +
+        token.replay_read_bytes(tokens_replayed(kind_), s.geometry.conv_state_cols());
     return int64_t{batch_} * kLayers * (states_moved(kind_) * state_bytes(s) + payload);
   }
   double step_fma_ops() const {
@@ -520,7 +521,9 @@ std::map<SummaryKey, Summary>& summaries() {
   return s;
 }
 
-const char* dtype_name(SsmDtype dtype) { return dtype == SsmDtype::kF32 ? "fp32" : "bf16"; }
+const char* dtype_name(SsmDtype dtype) {
+  return dtype == SsmDtype::kF32 ? "fp32" : "bf16";
+}
 
 void BM_Step(benchmark::State& state, Kind kind, RecurrenceKind rec, SsmDtype dtype) {
   const int32_t batch = int32_t(state.range(0));
@@ -592,7 +595,8 @@ Anchors load_anchors(const std::string& path) {
   }
   AnchorRun run = parse_anchor_stream(in);
   if (run.cases.empty()) {
-    a.note = "anchors: " + path + " holds no anchor case (did anchor_bench.py fail?); no anchor columns";
+    a.note =
+        "anchors: " + path + " holds no anchor case (did anchor_bench.py fail?); no anchor columns";
     for (const auto& p : run.problems)
       a.note += "\n  " + p;
     return a;
@@ -601,14 +605,16 @@ Anchors load_anchors(const std::string& path) {
   return a;
 }
 
-// The row's goal (docs/performance.md, "Goals") and whether this run meets it ("met" / "UNMET"), or "" when the row
-// has none. A goal against an anchor also gives the time it allows: max_ratio x anchor time.
+// The row's goal (docs/performance.md, "Goals") and whether this run meets it ("met" / "UNMET"), or
+// "" when the row has none. A goal against an anchor also gives the time it allows: max_ratio x
+// anchor time.
 std::string goal_text(const char* kind, int32_t batch, double pct_copy, const AnchorRef* ref,
                       double step_us, double anchor_us) {
   char buf[80];
   const double pct_goal = pct_copy_goal(kind, batch);
   if (pct_goal > 0) {
-    std::snprintf(buf, sizeof buf, ">=%.0f%%copy %s", pct_goal, pct_copy >= pct_goal ? "met" : "UNMET");
+    std::snprintf(buf, sizeof buf, ">=%.0f%%copy %s", pct_goal,
+                  pct_copy >= pct_goal ? "met" : "UNMET");
     return buf;
   }
   if (ref != nullptr && ref->max_ratio > 0 && batch == ref->goal_batch && anchor_us > 0) {
@@ -624,17 +630,19 @@ std::string goal_text(const char* kind, int32_t batch, double pct_copy, const An
 void print_summary(const Anchors& anchors, double copy_bw, const Fp32Peak& peak,
                    const std::string& gpu) {
   std::printf("\ncopy ceiling: %.0f GB/s (read + write), %s\n", copy_bw / 1e9, gpu.c_str());
-  std::printf("FP32 peak: %d SMs x %d lanes x %.0f MHz = %.1f T fma-class ops/s; roof = max(bytes / "
-              "copy ceiling, (%d x computed + %d x replayed tokens) x state elements / peak)\n",
-              peak.sms, peak.lanes_per_sm, peak.clock_hz / 1e6, peak.ops_per_second() / 1e12,
-              kOpsComputed, kOpsReplayed);
+  std::printf(
+      "FP32 peak: %d SMs x %d lanes x %.0f MHz = %.1f T fma-class ops/s; roof = max(bytes / "
+      "copy ceiling, (%d x computed + %d x replayed tokens) x state elements / peak)\n",
+      peak.sms, peak.lanes_per_sm, peak.clock_hz / 1e6, peak.ops_per_second() / 1e12, kOpsComputed,
+      kOpsReplayed);
   const AnchorRun* run = anchors.run ? &*anchors.run : nullptr;
   if (run == nullptr) {
     std::printf("%s\n", anchors.note.c_str());
   } else {
-    std::printf("anchors: %s (%s; copy ceiling of the anchor process %.0f GB/s before, %.0f GB/s "
-                "after); x_anchor = time / anchor time; anchor %%copy against the anchor's ceiling\n",
-                anchors.path.c_str(), run->gpu.c_str(), run->copy_GBps, run->copy_GBps_end);
+    std::printf(
+        "anchors: %s (%s; copy ceiling of the anchor process %.0f GB/s before, %.0f GB/s "
+        "after); x_anchor = time / anchor time; anchor %%copy against the anchor's ceiling\n",
+        anchors.path.c_str(), run->gpu.c_str(), run->copy_GBps, run->copy_GBps_end);
     if (!run->gpu.empty() && run->gpu != gpu)
       std::printf("WARNING: anchors ran on \"%s\", bench_step on \"%s\"\n", run->gpu.c_str(),
                   gpu.c_str());
@@ -656,7 +664,8 @@ void print_summary(const Anchors& anchors, double copy_bw, const Fp32Peak& peak,
     std::snprintf(own, sizeof own, "%-15s %-5s %5d %9.1f %6.0f %6.1f%% %9.1f %5s %5.1f%%", kind,
                   dtype, batch, s.seconds * 1e6, s.bytes / s.seconds / 1e9, pct_copy,
                   roof.seconds() * 1e6, roof.bound(), 100.0 * roof.seconds() / s.seconds);
-    const std::vector<AnchorRef> refs = run != nullptr ? anchors_of(kind) : std::vector<AnchorRef>{};
+    const std::vector<AnchorRef> refs =
+        run != nullptr ? anchors_of(kind) : std::vector<AnchorRef>{};
     if (refs.empty()) {
       std::printf("%s", own);
       if (run != nullptr) std::printf("  %-12s %9s %7s %8s", "-", "-", "-", "-");
@@ -676,7 +685,8 @@ void print_summary(const Anchors& anchors, double copy_bw, const Fp32Peak& peak,
         anchor_us = c->us;
         std::printf("%9.1f %6.1f%% %8.2f", c->us, c->pct_copy, s.seconds * 1e6 / c->us);
       }
-      std::printf("  %s\n", goal_text(kind, batch, pct_copy, &ref, s.seconds * 1e6, anchor_us).c_str());
+      std::printf("  %s\n",
+                  goal_text(kind, batch, pct_copy, &ref, s.seconds * 1e6, anchor_us).c_str());
     }
   }
   for (const auto& e : anchor_errors)

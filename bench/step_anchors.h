@@ -30,9 +30,9 @@ struct AnchorCase {
 
 // Everything one run of anchor_bench.py printed.
 struct AnchorRun {
-  std::string gpu;               // torch.cuda.get_device_name()
-  double copy_GBps = 0;          // copy ceiling measured before the cases
-  double copy_GBps_end = 0;      // and after them
+  std::string gpu;                          // torch.cuda.get_device_name()
+  double copy_GBps = 0;                     // copy ceiling measured before the cases
+  double copy_GBps_end = 0;                 // and after them
   std::map<std::string, AnchorCase> cases;  // by anchor_key
   std::vector<std::string> problems;        // lines that were not understood
 

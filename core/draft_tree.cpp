@@ -41,7 +41,8 @@ std::vector<int32_t> parse_tree_shape(const std::string& text, const char* optio
   while (start <= text.size()) {
     const size_t comma = std::min(text.find(',', start), text.size());
     const std::string part = text.substr(start, comma - start);
-    if (part.empty() || part.size() > 2 || part.find_first_not_of("0123456789") != std::string::npos)
+    if (part.empty() || part.size() > 2 ||
+        part.find_first_not_of("0123456789") != std::string::npos)
       throw bad("'" + part + "' is not a count of 1..64");
     const int32_t k = std::stoi(part);
     if (k < 1 || k > kMaxTreeNodes) throw bad("'" + part + "' is not a count of 1..64");
@@ -70,7 +71,8 @@ std::string tree_error(const DraftTree& tree, int32_t accepted, int32_t max_node
     return "a tree of " + num(n) + " nodes; this trace's trees have 1.." + num(max_nodes) +
            " (header tree_nodes)";
   }
-  if (tree.parents[0] != -1) return "node 0 is the root: its parent is -1, not " + num(tree.parents[0]);
+  if (tree.parents[0] != -1)
+    return "node 0 is the root: its parent is -1, not " + num(tree.parents[0]);
   for (int32_t i = 1; i < n; ++i) {
     const int p = tree.parents[size_t(i)];
     if (p < 0 || p >= i) {
@@ -84,15 +86,18 @@ std::string tree_error(const DraftTree& tree, int32_t accepted, int32_t max_node
   }
   const int32_t a = int32_t(tree.path.size());
   if (a < 1 || a > T) return "an accepted path of " + num(a) + " nodes, outside 1.." + num(T);
-  if (tree.path[0] != 0) return "the accepted path starts at the root, node 0, not " + num(tree.path[0]);
+  if (tree.path[0] != 0)
+    return "the accepted path starts at the root, node 0, not " + num(tree.path[0]);
   for (int32_t k = 1; k < a; ++k) {
     const int node = tree.path[size_t(k)];
     if (node < 0 || node >= n || tree.parents[size_t(node)] != tree.path[size_t(k - 1)]) {
       return "path[" + num(k) + "] = " + num(node) + " is not a child of node " +
-             num(tree.path[size_t(k - 1)]) + ": the accepted path runs from the root along the parents";
+             num(tree.path[size_t(k - 1)]) +
+             ": the accepted path runs from the root along the parents";
     }
   }
-  if (accepted != a) return "accepted length " + num(accepted) + " but the path has " + num(a) + " nodes";
+  if (accepted != a)
+    return "accepted length " + num(accepted) + " but the path has " + num(a) + " nodes";
   return {};
 }
 

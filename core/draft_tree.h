@@ -33,7 +33,8 @@ SPECSTATE_HD inline int predecessor(const int8_t* parents, int pending, int j) {
 // The position coordinate of new token `node`'s generated inputs in a verify whose first token
 // is at `first_position`: its depth's position in branch node - depth (core/numerics/inputs.h);
 // along a chain (parents null) the token's own position.
-SPECSTATE_HD inline uint64_t node_position(const int8_t* parents, int64_t first_position, int node) {
+SPECSTATE_HD inline uint64_t node_position(const int8_t* parents, int64_t first_position,
+                                           int node) {
   if (parents == nullptr) return uint64_t(first_position + node);
   const int d = depth(parents, node);
   return num::tree_coordinate(uint64_t(first_position + d), uint32_t(node - d));

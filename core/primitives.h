@@ -121,7 +121,7 @@ struct VerifyTask {
   TokenSpan tokens;  // the T verified tokens or N tree nodes (1 for a decode step without drafts)
   StateLoc from;     // from.ssm_row == -1: padding task, nothing read or written, outputs zero
   std::array<int32_t, kMaxTreeNodes> out_rows = filled_rows();  // per token (node)
-  int32_t payload_slot = kNoRow;  // kPayload only
+  int32_t payload_slot = kNoRow;                                // kPayload only
   int32_t payload_first_token = 0;
   PendingReplay pending;
   std::vector<int8_t> parents;  // empty: a chain; else one per node (kStateRows and kPayload)

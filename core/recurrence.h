@@ -26,7 +26,7 @@ enum class DecayShape : uint8_t { kPerHead, kPerKeyChannel };
 
 struct RecurrenceInfo {
   RecurrenceKind kind = RecurrenceKind::kGatedDeltaNet;
-  std::string_view name;  // in trace headers, `presets` and reports: "gated-deltanet"
+  std::string_view name;          // in trace headers, `presets` and reports: "gated-deltanet"
   std::string_view abbreviation;  // in prose: "GDN"
   DecayShape decay = DecayShape::kPerHead;
 

@@ -736,8 +736,7 @@ class Dumper {
       const num::TokenInputs in = num::token_inputs(g_, trace_.header.seed, request_,
                                                     uint64_t(position), uint32_t(g_.layer_id(l)));
       const auto first = before.conv.begin() + l * window;
-      const num::TokenDerived d =
-          num::derive_token(g_, params_[l], {first, first + window}, in);
+      const num::TokenDerived d = num::derive_token(g_, params_[l], {first, first + window}, in);
       files_->append(l, kX, floats(in.x));
       files_->append(l, kA, floats(in.a));
       files_->append(l, kB, floats(in.b));
@@ -821,7 +820,7 @@ class Dumper {
     meta["version"] = 2;
     meta["trace"] = fs::path(trace_.file).filename().string();
     meta["request"] = request_;
-    meta["model"] = {{"preset", h.model_name()},       {"tp", h.tp},          {"layers", g_.layers},
+    meta["model"] = {{"preset", h.model_name()}, {"tp", h.tp},          {"layers", g_.layers},
                      {"layer_ids", layer_ids()}, {"H", g_.num_k_heads}, {"HV", g_.num_v_heads},
                      {"K", g_.head_k_dim},       {"V", g_.head_v_dim},  {"conv_dim", g_.conv_dim()},
                      {"W", g_.conv_width}};
@@ -876,7 +875,7 @@ class Dumper {
   ModelGeometry g_;
   std::unique_ptr<StateBackend> rec_;         // the recorder: fp32, 1 + kRecordRows rows
   std::vector<num::LayerParameters> params_;  // per layer
-  std::vector<int64_t> selected_;         // the request's tokens written, ascending
+  std::vector<int64_t> selected_;             // the request's tokens written, ascending
   std::function<void(const Progress&)> progress_;
   long until_line_;  // 0: the whole trace
   bool follow_;      // DumpOptions::follow_lane
@@ -936,9 +935,10 @@ void refuse_trees(const trace::Trace& trace, uint64_t request, long until_line) 
     for (const trace::VerifyEntry& e : v->batch) {
       if (e.request == request && e.tree) {
         throw InputError(trace.file, line.line,
-                         request_name(request) + " verifies a draft tree; dump records chains "
-                         "of tokens only (replay compares tree traces across strategies and "
-                         "backends)");
+                         request_name(request) +
+                             " verifies a draft tree; dump records chains "
+                             "of tokens only (replay compares tree traces across strategies and "
+                             "backends)");
       }
     }
   }

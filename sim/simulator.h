@@ -29,8 +29,8 @@
 #include <vector>
 
 #include "backends/compact_backend.h"
-#include "backends/state_diff.h"
 #include "backends/state_backend.h"
+#include "backends/state_diff.h"
 #include "core/strategy/fault.h"
 #include "core/strategy/host_scheduler.h"
 #include "core/strategy/plan.h"

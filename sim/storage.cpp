@@ -4,8 +4,8 @@
 #include <unordered_set>
 
 #include "core/errors.h"
-#include "core/strategy/plan_access.h"
 #include "core/strategy/host_scheduler.h"
+#include "core/strategy/plan_access.h"
 
 namespace specstate::sim {
 

@@ -72,8 +72,8 @@ inline std::string first_difference(const RowBytes& a, const RowBytes& b, const 
 // Empty when equal; else the first differing output as [task, token, layer, head, column].
 inline std::string first_difference(const VerifyOutputs& a, const VerifyOutputs& b,
                                     const PoolShape& shape) {
-  if (a.tasks != b.tasks) return "output tasks differ: " + std::to_string(a.tasks) + " vs " +
-                                 std::to_string(b.tasks);
+  if (a.tasks != b.tasks)
+    return "output tasks differ: " + std::to_string(a.tasks) + " vs " + std::to_string(b.tasks);
   const std::vector<ElementDiff> d = diff_outputs(a, b, shape.geometry, 1);
   return d.empty() ? std::string() : d[0].text();
 }

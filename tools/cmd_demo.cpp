@@ -77,7 +77,8 @@ void print_replay(const sim::ReplayReport& report, const std::string& file) {
 // demo.jsonl -> demo-tree.jsonl beside it.
 std::string tree_trace_path(const std::string& path) {
   const std::string ext = ".jsonl";
-  const bool has_ext = path.size() >= ext.size() && path.compare(path.size() - ext.size(), ext.size(), ext) == 0;
+  const bool has_ext =
+      path.size() >= ext.size() && path.compare(path.size() - ext.size(), ext.size(), ext) == 0;
   return (has_ext ? path.substr(0, path.size() - ext.size()) : path) + "-tree.jsonl";
 }
 

@@ -1,7 +1,7 @@
 // specstate dump: one request's inputs, outputs and states as NumPy files (docs/interop.md).
 #include <cstdio>
-#include <nlohmann/json.hpp>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "backends/registry.h"
@@ -54,7 +54,7 @@ int run_dump(const DumpArgs& args) {
   const PoolShape stored =
       stored_shape(make_layout(options.lane.strategy, config).shape, *options.storage);
   check_lanes_can_run(trace, {options.lane}, {stored},
-                    sim::recorder_bytes(trace.header, options.lane, options.layers));
+                      sim::recorder_bytes(trace.header, options.lane, options.layers));
   if (auto bar = progress_bar()) {
     const uint64_t request = args.request;
     options.progress = [bar, request](const sim::Progress& p) {
@@ -66,8 +66,10 @@ int run_dump(const DumpArgs& args) {
 
   const sim::DumpReport report = sim::dump_request(trace, options);
   if (args.json) {
-    nlohmann::ordered_json out = {{"trace", args.file},      {"request", args.request},
-                                  {"lane", options.lane.name()}, {"agree", report.agree}};
+    nlohmann::ordered_json out = {{"trace", args.file},
+                                  {"request", args.request},
+                                  {"lane", options.lane.name()},
+                                  {"agree", report.agree}};
     if (!report.agree) out["mismatch"] = report.mismatch;
     out["out"] = args.out;
     out["tokens"] = report.tokens;
@@ -109,8 +111,7 @@ Command add_dump(CLI::App& parent) {
   cmd->add_option("FILE", args->file, "Trace file (JSON Lines, docs/trace-format.md), - for stdin")
       ->required();
   add_integer(cmd, "--request", args->request, "The request id to dump")->required();
-  cmd->add_option("-o,--output,--out", args->out,
-                  "Output directory (must not exist, or be empty)")
+  cmd->add_option("-o,--output,--out", args->out, "Output directory (must not exist, or be empty)")
       ->required();
   cmd->add_option("--strategy", args->strategy,
                   "The lane's strategy: " + strategy_names_text() + " (default inline)");

@@ -96,9 +96,9 @@ PoolConfig footprint_config(const FootprintArgs& a, int32_t batch) {
   if (a.tree_nodes < 0 || a.tree_nodes > kMaxTreeNodes)
     throw InputError("--tree-nodes " + std::to_string(a.tree_nodes) + ": must be in 0..64");
   config.tree_nodes =
-      a.tree.empty() ? a.tree_nodes
-                     : tree_of_shape(parse_tree_shape(a.tree, "--tree", a.tree_nodes), a.tree_nodes)
-                           .nodes();
+      a.tree.empty()
+          ? a.tree_nodes
+          : tree_of_shape(parse_tree_shape(a.tree, "--tree", a.tree_nodes), a.tree_nodes).nodes();
   if (!a.tree.empty() && int32_t(parse_tree_shape(a.tree, "--tree").size()) > a.draft_tokens) {
     throw InputError("--tree " + a.tree + ": deeper than the " + std::to_string(a.draft_tokens) +
                      " draft tokens (--draft-tokens)");
@@ -344,8 +344,8 @@ std::string footprint_csv_rows(const PoolConfig& config, const std::vector<doubl
                   config.max_requests, config.pool_rows, config.geometry.layers,
                   std::string(to_string(kind)).c_str(), (long long)l.pool_bytes,
                   (long long)l.draft_bytes, (long long)l.scratch_bytes, (long long)l.inspect_bytes,
-                  (long long)l.payload_bytes, (long long)l.total_bytes(),
-                  step_state_bytes(l, w), step_payload_bytes(l, w));
+                  (long long)l.payload_bytes, (long long)l.total_bytes(), step_state_bytes(l, w),
+                  step_payload_bytes(l, w));
   }
   return out;
 }

@@ -26,8 +26,8 @@ nlohmann::json element_json(const ElementDiff& e) {
 }  // namespace
 
 nlohmann::json replay_json(const trace::Trace& trace, const sim::ReplayReport& r,
-                       const std::vector<sim::LaneSpec>& specs, const std::vector<int32_t>& layers,
-                       int threads) {
+                           const std::vector<sim::LaneSpec>& specs,
+                           const std::vector<int32_t>& layers, int threads) {
   nlohmann::json j;
   j["file"] = trace.file;
   j["threads"] = threads;

@@ -79,7 +79,8 @@ void add_ring_options(CLI::App* cmd, RingParams& ring) {
   const RingParams d;
   add_integer(cmd, "--ring-slots", ring.slots,
               "ring strategy: token positions of a request row's ring (default " +
-                  std::to_string(d.slots) + "; at least history + T, or + the tree nodes of a tree trace, at most " +
+                  std::to_string(d.slots) +
+                  "; at least history + T, or + the tree nodes of a tree trace, at most " +
                   std::to_string(kMaxPayloadTokens) + ")");
   add_integer(cmd, "--ring-history", ring.max_history,
               "ring strategy: history tokens the ring holds at most between steps (default " +

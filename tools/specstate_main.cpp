@@ -5,10 +5,10 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <algorithm>
 #include <exception>
 #include <string>
 #include <vector>
@@ -98,9 +98,8 @@ int run(int argc, char** argv) {
     std::fprintf(stderr, "%s\n", e.what());
     // Under --json the report on stdout is a JSON error object, so that a script reading it
     // gets one either way.
-    if (std::find_if(argv + 1, argv + argc, [](const char* a) {
-          return std::strcmp(a, "--json") == 0;
-        }) != argv + argc) {
+    if (std::find_if(argv + 1, argv + argc,
+                     [](const char* a) { return std::strcmp(a, "--json") == 0; }) != argv + argc) {
       nlohmann::ordered_json error = {{"error", e.what()}, {"message", e.message()}};
       if (e.line() > 0) {
         error["file"] = e.file();

@@ -40,8 +40,8 @@ namespace detail {
 inline __m256i mul64_by(__m256i a, uint64_t c) {
   const __m256i c_lo = _mm256_set1_epi64x(int64_t(c & 0xffffffffu));
   const __m256i c_hi = _mm256_set1_epi64x(int64_t(c >> 32));
-  const __m256i cross = _mm256_add_epi64(_mm256_mul_epu32(_mm256_srli_epi64(a, 32), c_lo),
-                                         _mm256_mul_epu32(a, c_hi));
+  const __m256i cross =
+      _mm256_add_epi64(_mm256_mul_epu32(_mm256_srli_epi64(a, 32), c_lo), _mm256_mul_epu32(a, c_hi));
   return _mm256_add_epi64(_mm256_mul_epu32(a, c_lo), _mm256_slli_epi64(cross, 32));
 }
 inline __m256i xorshift(__m256i z, int s) {

@@ -26,8 +26,8 @@ struct JobView {
   __device__ uint8_t* payload_at(int slot, int first, int j) const {
     int token = first + j;
     if (token >= p.payload_tokens) token -= p.payload_tokens;
-    return p.payload + ((int64_t{layer} * p.slots + slot) * p.payload_tokens + token) *
-                           p.token.bytes();
+    return p.payload +
+           ((int64_t{layer} * p.slots + slot) * p.payload_tokens + token) * p.token.bytes();
   }
   // Where new token jn's payload goes in payload mode.
   __device__ uint8_t* payload_out(int jn) const {
@@ -68,8 +68,8 @@ struct JobView {
     cols[W - 1] = (W - 1) + j;
 #pragma unroll
     for (int t = W - 1; t > 0; --t)
-      cols[t - 1] = kTree ? tree::previous_column(parents, job.pending_count, W - 1, cols[t])
-                          : cols[t] - 1;
+      cols[t - 1] =
+          kTree ? tree::previous_column(parents, job.pending_count, W - 1, cols[t]) : cols[t] - 1;
   }
   // Entry e of the recurrence's order: packed as kernels.h says (a chain: token e).
   template <bool kTree>
@@ -84,7 +84,9 @@ struct JobView {
   __device__ int64_t token_index(int j) const {
     return (int64_t{task} * p.layers + layer) * L.step_tokens + j;
   }
-  __device__ int total_tokens() const { return job.pending_count + job.new_count; }
+  __device__ int total_tokens() const {
+    return job.pending_count + job.new_count;
+  }
 };
 
 }  // namespace specstate::cuda

@@ -88,7 +88,7 @@ class OutputDirectory {
   std::string target_, temp_, label_;
   int dir_ = -1;        // the temporary directory, held open from creation
   mode_t mode_ = 0700;  // the target's mode, given at commit()
-  int slot_ = -1;  // remove_on_signal registration
+  int slot_ = -1;       // remove_on_signal registration
   bool committed_ = false;
 };
 

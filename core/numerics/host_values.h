@@ -27,8 +27,8 @@ struct TokenInputs {
   std::vector<bf16_bits> a;  // [HV, A]
   std::vector<bf16_bits> b;  // [HV]
 };
-TokenInputs token_inputs(const ModelGeometry& g, uint64_t seed, uint64_t request,
-                         uint64_t position, uint32_t layer_id);
+TokenInputs token_inputs(const ModelGeometry& g, uint64_t seed, uint64_t request, uint64_t position,
+                         uint32_t layer_id);
 
 // What the step derives from a token's inputs before the recurrence.
 struct TokenDerived {

@@ -301,9 +301,9 @@ StrategyLayout make_layout(StrategyKind kind, const PoolConfig& config) {
   // A row is < 2^45 bytes even for the largest custom geometry (1024 layers of 4096 x 1024 x 1024
   // fp32 states and 2^24 conv channels), but a row count up to 2^31 times that overflows int64:
   // the products below are formed only once the total fits.
-  const long double total = (long double)(s.state_rows) * s.state_row_bytes() +
-                            (long double)(s.payload_slots) * s.geometry.layers *
-                                s.payload_slot_bytes();
+  const long double total =
+      (long double)(s.state_rows) * s.state_row_bytes() +
+      (long double)(s.payload_slots) * s.geometry.layers * s.payload_slot_bytes();
   if (total >= 0x1p62L) {
     char size[32];
     std::snprintf(size, sizeof size, "%.3Lg", total);
@@ -510,7 +510,8 @@ MeanStepBytes mean_verify_step_bytes(const StrategyLayout& l,
     for (int32_t r = c + 1; r < n; ++r)
       if (std::fabs(A[size_t(r)][size_t(c)]) > std::fabs(A[size_t(pivot)][size_t(c)])) pivot = r;
     std::swap(A[size_t(c)], A[size_t(pivot)]);
-    SPECSTATE_ASSERT(A[size_t(c)][size_t(c)] != 0, "the ring's history chain has one recurrent class");
+    SPECSTATE_ASSERT(A[size_t(c)][size_t(c)] != 0,
+                     "the ring's history chain has one recurrent class");
     for (int32_t r = 0; r < n; ++r) {
       if (r == c) continue;
       const double f = A[size_t(r)][size_t(c)] / A[size_t(c)][size_t(c)];

@@ -18,8 +18,9 @@ namespace specstate::trace {
 
 // Absurd sizes are refused up front so that a hostile file cannot make a reader or a
 // simulator allocate without bound; the bounds are core/trace/rules.h, generated from
-// core/trace/rules.json as the Python recorder's are (specstate_trace/_rules.py). A line of kMaxLineBytes is some 500 times a verify of a
-// 1024-request batch with a track write per entry, so only a hostile or broken file reaches it.
+// core/trace/rules.json as the Python recorder's are (specstate_trace/_rules.py). A line of
+// kMaxLineBytes is some 500 times a verify of a 1024-request batch with a track write per entry, so
+// only a hostile or broken file reaches it.
 
 // Checks the header fields (version, preset and TP through make_geometry, sizes). Throws
 // InputError without a location; callers add it.

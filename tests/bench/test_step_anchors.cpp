@@ -11,11 +11,14 @@ namespace {
 // As anchor_bench.py prints them (json.dumps), with a stray library line and a failed case.
 constexpr const char* kFile =
     "{\"copy_GBps\": 4181.0, \"gpu\": \"NVIDIA H200\"}\n"
-    "{\"variant\": \"before\", \"ssm\": \"float32\", \"batch\": 64, \"us\": 1200.5, \"pct_copy\": 76.0}\n"
+    "{\"variant\": \"before\", \"ssm\": \"float32\", \"batch\": 64, \"us\": 1200.5, \"pct_copy\": "
+    "76.0}\n"
     "some warning a library printed to stdout\n"
     "\n"
-    "{\"variant\": \"after\", \"ssm\": \"bfloat16\", \"batch\": 8, \"us\": 98.9, \"pct_copy\": 42.5}\n"
-    "{\"variant\": \"head_replay\", \"ssm\": \"float32\", \"batch\": 128, \"error\": \"RuntimeError('x')\"}\n"
+    "{\"variant\": \"after\", \"ssm\": \"bfloat16\", \"batch\": 8, \"us\": 98.9, \"pct_copy\": "
+    "42.5}\n"
+    "{\"variant\": \"head_replay\", \"ssm\": \"float32\", \"batch\": 128, \"error\": "
+    "\"RuntimeError('x')\"}\n"
     "{\"variant\": \"after\", \"ssm\": \"float16\", \"batch\": 8, \"us\": 1.0, \"pct_copy\": 1.0}\n"
     "{\"variant\": \"after\", \"ssm\": \"float32\", \"batch\": 8}\n"
     "{not json\n"

@@ -111,9 +111,8 @@ class BackendPair {
       const auto a = ref_->read_payload(s), b = cand_->read_payload(s);
       for (size_t i = 0; i < a.size(); ++i) {
         if (a[i] != b[i]) {
-          return ::testing::AssertionFailure()
-                 << "payload slot " << s << " byte " << i << ": " << int(a[i]) << " vs "
-                 << int(b[i]);
+          return ::testing::AssertionFailure() << "payload slot " << s << " byte " << i << ": "
+                                               << int(a[i]) << " vs " << int(b[i]);
         }
       }
     }

@@ -2,9 +2,10 @@
 // "Fuzzing"): every trace the validator accepts must be accepted by the policy of every
 // strategy, event by event, and every plan must pass the row-ownership checker. A refusal or a
 // violation on a valid trace means the validator and the policy disagree on what a trace
-// means. When the pool and the trace are small (kMaxExecutedBytes, kMaxExecutedTokens), the plans also run on the CPU
-// backend, so that memory a plan should not cost (padding rows materialised, saved states of
-// finished requests kept) shows as a finding or as libFuzzer's -rss_limit_mb / -malloc_limit_mb.
+// means. When the pool and the trace are small (kMaxExecutedBytes, kMaxExecutedTokens), the plans
+// also run on the CPU backend, so that memory a plan should not cost (padding rows materialised,
+// saved states of finished requests kept) shows as a finding or as libFuzzer's -rss_limit_mb /
+// -malloc_limit_mb.
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -14,12 +15,12 @@
 #include <string>
 
 #include "backends/cpu/cpu_backend.h"
-#include "sim/plan_executor.h"
 #include "core/errors.h"
 #include "core/strategy/pool_policy.h"
 #include "core/trace/format.h"
 #include "core/trace/validate.h"
 #include "sim/ownership.h"
+#include "sim/plan_executor.h"
 #include "sim/simulator.h"
 
 namespace {

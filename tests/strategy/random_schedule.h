@@ -212,7 +212,8 @@ class RandomSchedule {
         continue;
       }
       int32_t p = pick(i);
-      while (depth[size_t(p)] >= cfg_.T - 1) p = pick(i);  // the root is always shallow enough
+      while (depth[size_t(p)] >= cfg_.T - 1)
+        p = pick(i);  // the root is always shallow enough
       t.parents.push_back(int8_t(p));
       depth.push_back(depth[size_t(p)] + 1);
     }

@@ -231,8 +231,8 @@ TEST(RingEquivalence, EveryParameterSetAgreesWithScatterAndFoldsAndWraps) {
     RingParams ring;
     int32_t T;
   };
-  const std::vector<Case> cases = {{{32, 16, 0}, 4}, {{8, 4, 0}, 4},  {{9, 5, 1}, 4},
-                                   {{11, 7, 3}, 3},  {{5, 3, 0}, 2},  {{32, 16, 0}, 16}};
+  const std::vector<Case> cases = {{{32, 16, 0}, 4}, {{8, 4, 0}, 4}, {{9, 5, 1}, 4},
+                                   {{11, 7, 3}, 3},  {{5, 3, 0}, 2}, {{32, 16, 0}, 16}};
   for (const Case& k : cases) {
     int folds = 0, replays = 0, wraps = 0;
     for (SsmDtype dtype : {SsmDtype::kF32, SsmDtype::kBF16}) {
@@ -575,12 +575,9 @@ TEST(StrategyPolicy, RefusesImpossibleAcceptedLengths) {
 TEST(StrategyDocs, WorkedExampleRows) {
   const PoolConfig c = tiny_pool(4, 8, 4);
   const std::map<StrategyKind, StateLoc> live_after_verify = {
-      {StrategyKind::kScatter, StateLoc::at(3)},
-      {StrategyKind::kInline, StateLoc::at(12)},
-      {StrategyKind::kWindow, StateLoc{12, 3, 2}},
-      {StrategyKind::kReplay, StateLoc::at(3)},
-      {StrategyKind::kDeferred, StateLoc::at(3)},
-      {StrategyKind::kRing, StateLoc::at(3)},
+      {StrategyKind::kScatter, StateLoc::at(3)},   {StrategyKind::kInline, StateLoc::at(12)},
+      {StrategyKind::kWindow, StateLoc{12, 3, 2}}, {StrategyKind::kReplay, StateLoc::at(3)},
+      {StrategyKind::kDeferred, StateLoc::at(3)},  {StrategyKind::kRing, StateLoc::at(3)},
       {StrategyKind::kPaged, StateLoc{13, 3, 2}},
   };
   for (StrategyKind kind : all_strategies()) {
@@ -718,11 +715,13 @@ TEST(StrategyPolicy, RefusedBatchChangesNothing) {
     PoolPolicy p(kind, c);
     p.extend({1, 0, 0, 5, 0, kNoRow, {}});
     p.extend({2, 1, 1, 5, 0, kNoRow, {}});
-    const VerifyOp batch[] = {{1, 2, std::nullopt, std::nullopt}, {2, 9, std::nullopt, std::nullopt}};
+    const VerifyOp batch[] = {{1, 2, std::nullopt, std::nullopt},
+                              {2, 9, std::nullopt, std::nullopt}};
     EXPECT_THROW(p.verify(batch, 0), InputError);
     EXPECT_EQ(p.live(1).length, 5) << to_string(kind);
     EXPECT_EQ(p.live(1).loc, StateLoc::at(0)) << to_string(kind);
-    const VerifyOp twice[] = {{1, 1, std::nullopt, std::nullopt}, {1, 1, std::nullopt, std::nullopt}};
+    const VerifyOp twice[] = {{1, 1, std::nullopt, std::nullopt},
+                              {1, 1, std::nullopt, std::nullopt}};
     EXPECT_THROW(p.verify(twice, 0), InputError);
     EXPECT_THROW(p.extend({1, 0, 0, 3, 0, kNoRow, {{20, 2}}}), InputError);  // snapshot outside
     EXPECT_EQ(p.live(1).length, 5) << to_string(kind);

@@ -283,7 +283,8 @@ TEST(TraceValidator, RejectedEventLeavesTheTrackerUnchanged) {
   Extend start{5, 0, 2, 24, 0, -1, {{16, 3}}};
   tracker.apply({2, start});
   Verify bad;
-  bad.batch = {{5, 2, std::nullopt, std::nullopt}, {6, 1, std::nullopt, std::nullopt}};  // request 6 does not exist
+  bad.batch = {{5, 2, std::nullopt, std::nullopt},
+               {6, 1, std::nullopt, std::nullopt}};  // request 6 does not exist
   EXPECT_THROW(tracker.apply({3, bad}), InputError);
   EXPECT_EQ(tracker.request(5)->length, 24);
   EXPECT_EQ(tracker.row(3).kind, RowUse::Kind::kCache);
