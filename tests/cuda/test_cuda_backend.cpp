@@ -495,6 +495,30 @@ INSTANTIATE_TEST_SUITE_P(Cases, CudaDifferential, ::testing::ValuesIn(all_cases(
 // 32 value heads x 128 columns = 1,048,576 columns of one real layer start from random states
 // (uniform in [-1, 1), not states a prefill reaches) and run a verify of 4 tokens; every state
 // written and every output is compared byte for byte. Both pool dtypes.
+// A one-layer state of uniform random values drawn from rng: conv inputs in [-2, 2), SSM elements
+// in [-1, 1) in the pool's dtype. In a bf16 pool, bf16_at(e) replaces element e where it gives
+// bits (a value is drawn for every element either way).
+template <class Bf16At>
+RowBytes random_state(const PoolShape& shape, std::mt19937& rng, Bf16At&& bf16_at) {
+  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
+  const bool f32 = shape.ssm_dtype == SsmDtype::kF32;
+  RowBytes state;
+  state.conv.resize(size_t(shape.geometry.conv_dim()) * shape.geometry.conv_state_cols());
+  for (auto& w : state.conv)
+    w = num::bf16_from_float(2.0f * uniform(rng));
+  state.ssm.resize(size_t(shape.ssm_row_bytes()));
+  for (int64_t e = 0; e < shape.geometry.ssm_elements_per_layer(); ++e) {
+    const float x = uniform(rng);
+    if (f32) {
+      std::memcpy(state.ssm.data() + 4 * e, &x, 4);
+    } else {
+      const num::bf16_bits b = bf16_at(e).value_or(num::bf16_from_float(x));
+      std::memcpy(state.ssm.data() + 2 * e, &b, 2);
+    }
+  }
+  return state;
+}
+
 class ChainCombine : public ::testing::TestWithParam<SsmDtype> {};
 
 TEST_P(ChainCombine, MillionRandomColumnsAgree) {
@@ -503,26 +527,10 @@ TEST_P(ChainCombine, MillionRandomColumnsAgree) {
   const PoolShape shape = real_layer_shape(GetParam(), batch * T, T);
   BackendPair p(shape, kSeed);
   std::mt19937 rng(GetParam() == SsmDtype::kF32 ? 1 : 2);
-  std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
-  const bool f32 = GetParam() == SsmDtype::kF32;
-  const int64_t elements = shape.geometry.ssm_elements_per_layer();
   std::vector<VerifyTask> tasks;
   for (int32_t r = 0; r < batch; ++r) {
-    RowBytes state;
-    state.conv.resize(size_t(shape.geometry.conv_dim()) * shape.geometry.conv_state_cols());
-    for (auto& w : state.conv)
-      w = num::bf16_from_float(2.0f * uniform(rng));
-    state.ssm.resize(size_t(shape.ssm_row_bytes()));
-    for (int64_t e = 0; e < elements; ++e) {
-      const float x = uniform(rng);
-      if (f32) {
-        std::memcpy(state.ssm.data() + 4 * e, &x, 4);
-      } else {
-        const num::bf16_bits b = num::bf16_from_float(x);
-        std::memcpy(state.ssm.data() + 2 * e, &b, 2);
-      }
-    }
-    p.write_state(r * T, state);
+    p.write_state(
+        r * T, random_state(shape, rng, [](int64_t) { return std::optional<num::bf16_bits>{}; }));
     tasks.push_back(
         verify_task(r, 0, T, StateLoc::at(r * T), {r * T, r * T + 1, r * T + 2, r * T + 3}));
   }
@@ -600,7 +608,6 @@ TEST(CudaBf16, NanStatesAreStoredAsTheCpuStoresThem) {
     shape.geometry.layers = 1;
     BackendPair p(shape, kSeed);
     std::mt19937 rng(3);
-    std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
     const int64_t elements = shape.ssm_row_bytes() / 2;
     // Request 0 has no NaN; 1 the canonical one; 2 two others (negative, signalling); 3 one in
     // every 97 elements.
@@ -614,16 +621,7 @@ TEST(CudaBf16, NanStatesAreStoredAsTheCpuStoresThem) {
     std::vector<VerifyTask> first, deferred, rows;
     for (int r = 0; r < batch; ++r) {
       const int32_t base = r * rows_per_request;
-      RowBytes state;
-      state.conv.resize(size_t(shape.geometry.conv_dim()) * shape.geometry.conv_state_cols());
-      for (auto& w : state.conv)
-        w = num::bf16_from_float(2.0f * uniform(rng));
-      state.ssm.resize(size_t(shape.ssm_row_bytes()));
-      for (int64_t e = 0; e < elements; ++e) {
-        const num::bf16_bits b = nan_at(r, e).value_or(num::bf16_from_float(uniform(rng)));
-        std::memcpy(state.ssm.data() + 2 * e, &b, 2);
-      }
-      p.write_state(base, state);
+      p.write_state(base, random_state(shape, rng, [&](int64_t e) { return nan_at(r, e); }));
       VerifyTask t = verify_task(r, 0, T, StateLoc::at(base));
       t.payload_slot = r;
       first.push_back(t);
