@@ -39,8 +39,9 @@ COMMENTS = {"format_version": "the newest version, read and written",
 
 
 def cpp(rules):
-    out = [f"// The trace format's bounds, {NOTICE}.", "// Every bound is inclusive.",
-           "#pragma once", "", "#include <cstddef>", "#include <cstdint>", "",
+    # One entry a line and each bound's comment beside it: clang-format would re-wrap both.
+    out = ["// clang-format off", f"// The trace format's bounds, {NOTICE}.",
+           "// Every bound is inclusive.", "#pragma once", "", "#include <cstddef>", "#include <cstdint>", "",
            "namespace specstate::trace {", ""]
     for key, name, ctype in CPP_NAMES:
         comment = f"  // {COMMENTS[key]}" if key in COMMENTS else ""
@@ -63,7 +64,7 @@ def cpp(rules):
             "};", "inline constexpr PresetHeads kPresetHeads[] = {"]
     for p in rules["presets"]:
         out.append(f'    {{"{p["name"]}", {p["H"]}, {p["HV"]}}},')
-    out += ["};", "", "}  // namespace specstate::trace", ""]
+    out += ["};", "", "}  // namespace specstate::trace", "// clang-format on", ""]
     return "\n".join(out)
 
 

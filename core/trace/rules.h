@@ -1,3 +1,4 @@
+// clang-format off
 // The trace format's bounds, generated from core/trace/rules.json by tools/gen_trace_rules.py; do not edit.
 // Every bound is inclusive.
 #pragma once
@@ -60,3 +61,4 @@ inline constexpr PresetHeads kPresetHeads[] = {
 };
 
 }  // namespace specstate::trace
+// clang-format on
