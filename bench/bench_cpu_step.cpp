@@ -1,6 +1,6 @@
 // CPU backend step throughput, per primitive and per strategy, against a single-thread memcpy
 // timed in the same iterations (docs/performance.md, "CPU step throughput"); and the row
-// digest's paths (`cpu_digest/...`, docs/performance.md, "The AVX-512 digest").
+// digest's paths (`cpu_digest/...`, docs/performance-history.md, "The AVX-512 digest").
 //
 // Geometries: `tiny` (2 layers, in cache: per-call overhead) and one real GDN layer of
 // Qwen3-Next at TP1 (H=16, HV=32, K=V=128, conv_dim 8192, W=4), T=4, `kBatch` requests per call.

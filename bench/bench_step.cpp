@@ -605,9 +605,9 @@ Anchors load_anchors(const std::string& path) {
   return a;
 }
 
-// The row's goal (docs/performance.md, "Goals") and whether this run meets it ("met" / "UNMET"), or
-// "" when the row has none. A goal against an anchor also gives the time it allows: max_ratio x
-// anchor time.
+// The row's goal (docs/performance.md, "Where the goals stand") and whether this run meets it
+// ("met" / "UNMET"), or "" when the row has none. A goal against an anchor also gives the time
+// it allows: max_ratio x anchor time.
 std::string goal_text(const char* kind, int32_t batch, double pct_copy, const AnchorRef* ref,
                       double step_us, double anchor_us) {
   char buf[80];

@@ -2,8 +2,8 @@
 // per vector operation. Every lane computes exactly digest_block and the sum mod 2^64 is
 // order-free, so the lanes' partial sums give the scalar loop's value on any host: the choice of
 // path changes the speed, never the digest. tests/test_cpu_math.cpp checks every path this host
-// runs against digest_block. The digest is bound by mix64's two 64-bit multiplies, not by
-// memory (docs/performance.md, "the vector digest"), so the paths differ in how they multiply:
+// runs against digest_block. The digest is bound by mix64's two 64-bit multiplies, not by memory
+// (docs/performance-history.md, "the vector digest"), so the paths differ in how they multiply:
 //   - AVX-512 (F + DQ, chosen at run time where the CPU and OS have it; the build targets
 //     x86-64-v3): eight blocks per operation, one vpmullq per multiply;
 //   - AVX2 (the build's target): four blocks per operation, each 64-bit product built from three
