@@ -448,26 +448,48 @@ class Dumper {
     return std::nullopt;
   }
 
-  bool check_verify(const VerifyCall& call, const Expected& want) {
+  // The request's task in a verify call.
+  size_t task_of(const VerifyCall& call) const {
     size_t task = 0;
     while (task < call.requests.size() && call.requests[task] != request_)
       ++task;
     SPECSTATE_ASSERT(task < call.requests.size(), "the verify call holds the request's task");
-    const VerifyTask& t = call.tasks[task];
+    return task;
+  }
+
+  // The outputs o the lane's verify gave `task`, [tokens of the call, layers, HV, V].
+  std::vector<bf16_bits> lane_outputs(size_t task) const {
     const VerifyOutputs got = lane_.backend().read_outputs();
-    const int64_t per_token = int64_t{g_.layers} * g_.num_v_heads * g_.head_v_dim;
-    const auto first = got.values.begin() + int64_t(task) * got.tokens * per_token;
-    if (!std::equal(want.outputs.begin(), want.outputs.end(), first)) {
+    const int64_t n = got.tokens * output_values_per_token();
+    const auto first = got.values.begin() + int64_t(task) * n;
+    return {first, first + n};
+  }
+
+  // The recorder's outputs of the request's tokens against the first of the lane's: the lane's
+  // task holds the call's longest token count, the request's tokens first.
+  static bool same_outputs(const std::vector<bf16_bits>& want, const std::vector<bf16_bits>& got) {
+    return want.size() <= got.size() && std::equal(want.begin(), want.end(), got.begin());
+  }
+
+  // Where the lane's verify left the state after token j of task t (a row, or in window mode
+  // the window of that row's SSM beside the source conv row).
+  static StateLoc verify_state_loc(const VerifyCall& call, const VerifyTask& t, int j) {
+    return call.mode == VerifyMode::kWindow ? StateLoc{t.out_rows[j], t.from.conv_row, j}
+                                            : StateLoc::at(t.out_rows[j]);
+  }
+
+  bool check_verify(const VerifyCall& call, const Expected& want) {
+    const size_t task = task_of(call);
+    const VerifyTask& t = call.tasks[task];
+    const std::vector<bf16_bits> got = lane_outputs(task);
+    if (!same_outputs(want.outputs, got)) {
       mismatch("per-token outputs o of the lane's verify differ from the recorder's");
       return false;
     }
     if (call.mode == VerifyMode::kPayload) return true;
     for (int j = 0; j < t.tokens.count; ++j) {
       if (t.out_rows[j] == kNoRow) continue;
-      const StateLoc loc = call.mode == VerifyMode::kWindow
-                               ? StateLoc{t.out_rows[j], t.from.conv_row, j}
-                               : StateLoc::at(t.out_rows[j]);
-      if (!same_state(lane_.backend().read_state(loc), want.states[j],
+      if (!same_state(lane_.backend().read_state(verify_state_loc(call, t, j)), want.states[j],
                       "state after verify token " + std::to_string(j) + " (row " +
                           std::to_string(t.out_rows[j]) + ")"))
         return false;
@@ -541,27 +563,20 @@ class Dumper {
 
   // The lane's outputs o and the per-token rows its verify wrote replace the recorder's.
   void follow_verify(const VerifyCall& call, const Expected& want) {
-    size_t task = 0;
-    while (task < call.requests.size() && call.requests[task] != request_)
-      ++task;
-    SPECSTATE_ASSERT(task < call.requests.size(), "the verify call holds the request's task");
+    const size_t task = task_of(call);
     const VerifyTask& t = call.tasks[task];
-    const VerifyOutputs got = lane_.backend().read_outputs();
+    const std::vector<bf16_bits> got = lane_outputs(task);
     const int64_t per_token = output_values_per_token();
-    const auto first = got.values.begin() + int64_t(task) * got.tokens * per_token;
-    if (!std::equal(want.outputs.begin(), want.outputs.end(), first))
+    if (!same_outputs(want.outputs, got))
       note("per-token outputs o of the lane's verify differ from the recorder's");
     for (int j = 0; j < t.tokens.count; ++j) {
       if (PendingToken* p = pending(event_first_token_ + j))
-        p->o.assign(first + j * per_token, first + (j + 1) * per_token);
+        p->o.assign(got.begin() + j * per_token, got.begin() + (j + 1) * per_token);
     }
     if (call.mode == VerifyMode::kPayload) return;
     for (int j = 0; j < t.tokens.count; ++j) {
       if (t.out_rows[j] == kNoRow) continue;
-      const StateLoc loc = call.mode == VerifyMode::kWindow
-                               ? StateLoc{t.out_rows[j], t.from.conv_row, j}
-                               : StateLoc::at(t.out_rows[j]);
-      RowBytes state = lane_.backend().read_state(loc);
+      RowBytes state = lane_.backend().read_state(verify_state_loc(call, t, j));
       if (state != want.states[j]) {
         note("state after verify token " + std::to_string(j) + " (row " +
              std::to_string(t.out_rows[j]) + ") of the lane differs from the recorder's (" +
