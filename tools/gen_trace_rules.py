@@ -41,8 +41,8 @@ COMMENTS = {"format_version": "the newest version, read and written",
 def cpp(rules):
     # One entry a line and each bound's comment beside it: clang-format would re-wrap both.
     out = ["// clang-format off", f"// The trace format's bounds, {NOTICE}.",
-           "// Every bound is inclusive.", "#pragma once", "", "#include <cstddef>", "#include <cstdint>", "",
-           "namespace specstate::trace {", ""]
+           "// Every bound is inclusive.", "#pragma once", "", "#include <cstddef>",
+           "#include <cstdint>", "", "namespace specstate::trace {", ""]
     for key, name, ctype in CPP_NAMES:
         comment = f"  // {COMMENTS[key]}" if key in COMMENTS else ""
         out.append(f"inline constexpr {ctype} {name} = {rules[key]};{comment}")
