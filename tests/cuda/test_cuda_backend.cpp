@@ -491,10 +491,6 @@ std::vector<Case> all_cases() {
 
 INSTANTIATE_TEST_SUITE_P(Cases, CudaDifferential, ::testing::ValuesIn(all_cases()), case_name);
 
-// Host and device combine the partial chains of the canonical step identically: 256 requests x
-// 32 value heads x 128 columns = 1,048,576 columns of one real layer start from random states
-// (uniform in [-1, 1), not states a prefill reaches) and run a verify of 4 tokens; every state
-// written and every output is compared byte for byte. Both pool dtypes.
 // A one-layer state of uniform random values drawn from rng: conv inputs in [-2, 2), SSM elements
 // in [-1, 1) in the pool's dtype. In a bf16 pool, bf16_at(e) replaces element e where it gives
 // bits (a value is drawn for every element either way).
@@ -519,6 +515,10 @@ RowBytes random_state(const PoolShape& shape, std::mt19937& rng, Bf16At&& bf16_a
   return state;
 }
 
+// Host and device combine the partial chains of the canonical step identically: 256 requests x
+// 32 value heads x 128 columns = 1,048,576 columns of one real layer start from random states
+// (uniform in [-1, 1), not states a prefill reaches) and run a verify of 4 tokens; every state
+// written and every output is compared byte for byte. Both pool dtypes.
 class ChainCombine : public ::testing::TestWithParam<SsmDtype> {};
 
 TEST_P(ChainCombine, MillionRandomColumnsAgree) {
